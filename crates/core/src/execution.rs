@@ -1,0 +1,953 @@
+//! The execution state machine.
+//!
+//! Two pure functions drive an execution:
+//! - [`Execution::decide`] turns an [`Input`] (a participant answered, a timer
+//!   fired, a user cancelled …) into the events that record the decision;
+//! - [`Execution::apply`] folds one event into the state and returns the
+//!   [`Effect`]s it calls for (invoke a participant, arm a timer …).
+//!
+//! The runtime makes the events durable, then applies them and performs the
+//! effects. Recovery applies the stored history and asks [`Execution::outstanding`]
+//! what was in flight. Nothing here reads a clock or a random source: both
+//! arrive in [`Ctx`] and end up recorded in events.
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::definition::{Participant, Plan, Role};
+use crate::event::{ErrorInfo, Event, EventKind, Millis, Status, TaskKind};
+use crate::path::render;
+use crate::retry::{RUNTIME, TIMEOUT};
+use crate::Error;
+
+/// What the outside world supplies to a decision: the time and one random number.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx {
+    pub now: Millis,
+    /// Uniform in [0, 1); used for retry jitter and recorded through `fire_at`.
+    pub random: f64,
+}
+
+/// Something that happened outside the state machine and needs a decision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Start {
+        execution_id: String,
+        definition: String,
+        version: u32,
+        input: Value,
+    },
+    TaskSucceeded {
+        step: String,
+        task: TaskKind,
+        attempt: u32,
+        output: Value,
+    },
+    TaskFailed {
+        step: String,
+        task: TaskKind,
+        attempt: u32,
+        error: ErrorInfo,
+    },
+    TimerFired {
+        step: String,
+        task: TaskKind,
+        attempt: u32,
+    },
+    Cancel {
+        reason: String,
+    },
+    Redrive,
+}
+
+/// What applying an event asks the runtime to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Call the participant of `step`'s `task`; give up at `deadline`.
+    Invoke {
+        step: String,
+        task: TaskKind,
+        attempt: u32,
+        deadline: Millis,
+    },
+    /// Deliver [`Input::TimerFired`] at `fire_at`.
+    StartTimer {
+        step: String,
+        task: TaskKind,
+        attempt: u32,
+        fire_at: Millis,
+    },
+    /// The execution reached a terminal status.
+    Finished { status: Status },
+}
+
+/// Everything an invoker needs for one participant call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Request {
+    pub execution_id: String,
+    pub step: String,
+    pub task: TaskKind,
+    pub attempt: u32,
+    pub participant: Participant,
+    pub input: Value,
+    /// Stable per execution, step and task kind: not per attempt, not per process.
+    pub idempotency_key: String,
+    pub deadline: Millis,
+}
+
+/// Progress of one task (an action or a compensation).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum TaskState {
+    Idle,
+    Running {
+        attempt: u32,
+        deadline: Millis,
+    },
+    WaitingRetry {
+        attempt: u32,
+        fire_at: Millis,
+    },
+    Succeeded {
+        attempt: u32,
+    },
+    Failed {
+        attempt: u32,
+        error: ErrorInfo,
+    },
+    /// A pending retry dropped because the execution turned back.
+    Abandoned,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskProgress {
+    pub state: TaskState,
+    /// Number of the last attempt made (0 = never tried).
+    pub attempts: u32,
+    /// Attempts made before the last redrive; the retry budget counts from here.
+    pub budget_base: u32,
+}
+
+impl TaskProgress {
+    fn new() -> Self {
+        TaskProgress {
+            state: TaskState::Idle,
+            attempts: 0,
+            budget_base: 0,
+        }
+    }
+    fn is_running(&self, attempt: u32) -> bool {
+        matches!(self.state, TaskState::Running { attempt: a, .. } if a == attempt)
+    }
+    fn busy(&self) -> bool {
+        matches!(
+            self.state,
+            TaskState::Running { .. } | TaskState::WaitingRetry { .. }
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepProgress {
+    pub action: TaskProgress,
+    pub compensation: TaskProgress,
+    pub output: Option<Value>,
+    /// An attempt timed out: the effect may have happened, so it is compensated.
+    pub ambiguous: bool,
+    pub on_stack: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Phase {
+    Forward,
+    RollingBack,
+    Finished,
+}
+
+/// The in-memory state of one execution: the fold of its history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Execution {
+    pub id: String,
+    pub definition: String,
+    pub version: u32,
+    pub input: Value,
+    pub status: Status,
+    pub started_at: Millis,
+    pub updated_at: Millis,
+    pub steps: Vec<StepProgress>,
+    /// Steps to undo, in the order they completed; compensated from the top.
+    pub stack: Vec<usize>,
+    pub error: Option<ErrorInfo>,
+    pub output: Option<Value>,
+    /// Number of events applied: the version used for optimistic appends.
+    pub events: u64,
+    phase: Phase,
+    started: bool,
+    cancelled: bool,
+    rollback_error: Option<ErrorInfo>,
+}
+
+fn illegal(event: &EventKind, state: impl Into<String>) -> Error {
+    Error::IllegalTransition {
+        event: format!("{} {}", event.name(), event.step().unwrap_or(""))
+            .trim()
+            .to_string(),
+        state: state.into(),
+    }
+}
+
+impl Execution {
+    /// An execution before its first event.
+    pub fn empty(plan: &Plan) -> Self {
+        Execution {
+            id: String::new(),
+            definition: plan.name.clone(),
+            version: 0,
+            input: Value::Null,
+            status: Status::Running,
+            started_at: 0,
+            updated_at: 0,
+            steps: plan
+                .steps
+                .iter()
+                .map(|_| StepProgress {
+                    action: TaskProgress::new(),
+                    compensation: TaskProgress::new(),
+                    output: None,
+                    ambiguous: false,
+                    on_stack: false,
+                })
+                .collect(),
+            stack: Vec::new(),
+            error: None,
+            output: None,
+            events: 0,
+            phase: Phase::Forward,
+            started: false,
+            cancelled: false,
+            rollback_error: None,
+        }
+    }
+
+    /// Rebuilds an execution from its history (recovery).
+    pub fn replay<'a>(
+        plan: &Plan,
+        history: impl IntoIterator<Item = &'a Event>,
+    ) -> Result<Self, Error> {
+        let mut ex = Execution::empty(plan);
+        for e in history {
+            ex.apply(plan, e)?;
+        }
+        Ok(ex)
+    }
+
+    fn index(&self, plan: &Plan, event: &EventKind, step: &str) -> Result<usize, Error> {
+        plan.step_index(step)
+            .ok_or_else(|| illegal(event, format!("definition has no step `{step}`")))
+    }
+
+    fn task_mut(&mut self, i: usize, task: TaskKind) -> &mut TaskProgress {
+        match task {
+            TaskKind::Action => &mut self.steps[i].action,
+            TaskKind::Compensation => &mut self.steps[i].compensation,
+        }
+    }
+
+    pub fn task(&self, i: usize, task: TaskKind) -> &TaskProgress {
+        match task {
+            TaskKind::Action => &self.steps[i].action,
+            TaskKind::Compensation => &self.steps[i].compensation,
+        }
+    }
+
+    fn push_ambiguous(&mut self, i: usize) {
+        if self.steps[i].ambiguous && !self.steps[i].on_stack {
+            self.steps[i].on_stack = true;
+            self.stack.push(i);
+        }
+    }
+
+    /// Turns back: drops pending retries, and puts steps whose outcome is
+    /// unknown on the stack (the failing step last, so it is undone first).
+    fn begin_rollback(&mut self, failing: Option<usize>) {
+        self.phase = Phase::RollingBack;
+        self.status = Status::Compensating;
+        for i in 0..self.steps.len() {
+            if matches!(self.steps[i].action.state, TaskState::WaitingRetry { .. }) {
+                self.steps[i].action.state = TaskState::Abandoned;
+            }
+            if Some(i) != failing && !self.steps[i].action.busy() {
+                self.push_ambiguous(i);
+            }
+        }
+        if let Some(f) = failing {
+            self.push_ambiguous(f);
+        }
+    }
+
+    /// Folds one event into the state. An event the state does not allow is an
+    /// [`Error::IllegalTransition`]; the state is then left unchanged.
+    pub fn apply(&mut self, plan: &Plan, event: &Event) -> Result<Vec<Effect>, Error> {
+        let mut next = self.clone();
+        let effects = next.apply_in_place(plan, event)?;
+        *self = next;
+        Ok(effects)
+    }
+
+    fn apply_in_place(&mut self, plan: &Plan, event: &Event) -> Result<Vec<Effect>, Error> {
+        let kind = &event.kind;
+        if !self.started && !matches!(kind, EventKind::ExecutionStarted { .. }) {
+            return Err(illegal(kind, "not started"));
+        }
+        if self.phase == Phase::Finished && !matches!(kind, EventKind::ExecutionRedriven {}) {
+            return Err(illegal(
+                kind,
+                format!("finished ({})", self.status.as_str()),
+            ));
+        }
+        let mut effects = Vec::new();
+        match kind {
+            EventKind::ExecutionStarted {
+                execution_id,
+                definition,
+                version,
+                input,
+            } => {
+                if self.started {
+                    return Err(illegal(kind, "already started"));
+                }
+                self.started = true;
+                self.id = execution_id.clone();
+                self.definition = definition.clone();
+                self.version = *version;
+                self.input = input.clone();
+                self.started_at = event.at;
+            }
+            EventKind::StepScheduled {
+                step,
+                attempt,
+                deadline,
+            }
+            | EventKind::CompensationScheduled {
+                step,
+                attempt,
+                deadline,
+            } => {
+                let task = if matches!(kind, EventKind::StepScheduled { .. }) {
+                    TaskKind::Action
+                } else {
+                    TaskKind::Compensation
+                };
+                let i = self.index(plan, kind, step)?;
+                if task == TaskKind::Action && self.phase != Phase::Forward {
+                    return Err(illegal(kind, "rolling back"));
+                }
+                if task == TaskKind::Compensation
+                    && (self.phase != Phase::RollingBack || plan.steps[i].compensation.is_none())
+                {
+                    return Err(illegal(kind, "not rolling back, or no compensation"));
+                }
+                let t = self.task_mut(i, task);
+                let ok = *attempt == t.attempts + 1
+                    && match t.state {
+                        TaskState::Idle => true,
+                        TaskState::WaitingRetry { attempt: a, .. } => a == *attempt,
+                        _ => false,
+                    };
+                if !ok {
+                    return Err(illegal(
+                        kind,
+                        format!("{:?} after {} attempts", t.state, t.attempts),
+                    ));
+                }
+                t.attempts = *attempt;
+                t.state = TaskState::Running {
+                    attempt: *attempt,
+                    deadline: *deadline,
+                };
+                effects.push(Effect::Invoke {
+                    step: step.clone(),
+                    task,
+                    attempt: *attempt,
+                    deadline: *deadline,
+                });
+            }
+            EventKind::StepSucceeded {
+                step,
+                attempt,
+                output,
+            }
+            | EventKind::CompensationSucceeded {
+                step,
+                attempt,
+                output,
+            } => {
+                let task = if matches!(kind, EventKind::StepSucceeded { .. }) {
+                    TaskKind::Action
+                } else {
+                    TaskKind::Compensation
+                };
+                let i = self.index(plan, kind, step)?;
+                let t = self.task_mut(i, task);
+                if !t.is_running(*attempt) {
+                    return Err(illegal(kind, format!("{:?}", t.state)));
+                }
+                t.state = TaskState::Succeeded { attempt: *attempt };
+                if task == TaskKind::Action {
+                    self.steps[i].output = Some(output.clone());
+                    if !self.steps[i].on_stack {
+                        self.steps[i].on_stack = true;
+                        self.stack.push(i);
+                    }
+                }
+            }
+            EventKind::StepFailed {
+                step,
+                attempt,
+                error,
+            }
+            | EventKind::CompensationFailed {
+                step,
+                attempt,
+                error,
+            } => {
+                let task = if matches!(kind, EventKind::StepFailed { .. }) {
+                    TaskKind::Action
+                } else {
+                    TaskKind::Compensation
+                };
+                let i = self.index(plan, kind, step)?;
+                let t = self.task_mut(i, task);
+                if !t.is_running(*attempt) {
+                    return Err(illegal(kind, format!("{:?}", t.state)));
+                }
+                t.state = TaskState::Failed {
+                    attempt: *attempt,
+                    error: error.clone(),
+                };
+                if task == TaskKind::Action {
+                    if error.error == TIMEOUT {
+                        self.steps[i].ambiguous = true;
+                    }
+                    if self.phase == Phase::RollingBack {
+                        self.push_ambiguous(i);
+                    }
+                }
+            }
+            EventKind::RetryScheduled {
+                step,
+                task,
+                attempt,
+                fire_at,
+            } => {
+                let i = self.index(plan, kind, step)?;
+                let rolling_back = self.phase == Phase::RollingBack;
+                let t = self.task_mut(i, *task);
+                let ok = matches!(t.state, TaskState::Failed { attempt: a, .. } if a + 1 == *attempt)
+                    && !(rolling_back && *task == TaskKind::Action);
+                if !ok {
+                    return Err(illegal(kind, format!("{:?}", t.state)));
+                }
+                t.state = TaskState::WaitingRetry {
+                    attempt: *attempt,
+                    fire_at: *fire_at,
+                };
+                effects.push(Effect::StartTimer {
+                    step: step.clone(),
+                    task: *task,
+                    attempt: *attempt,
+                    fire_at: *fire_at,
+                });
+            }
+            EventKind::RollbackStarted { step, error } => {
+                let i = self.index(plan, kind, step)?;
+                if self.phase != Phase::Forward {
+                    return Err(illegal(kind, "not moving forward"));
+                }
+                self.rollback_error = Some(error.clone());
+                self.begin_rollback(Some(i));
+            }
+            EventKind::CancelRequested { reason } => {
+                if self.phase != Phase::Forward {
+                    return Err(illegal(kind, "not moving forward"));
+                }
+                self.cancelled = true;
+                self.rollback_error = Some(ErrorInfo::new("Sagaflow.Cancelled", reason.clone()));
+                self.begin_rollback(None);
+            }
+            EventKind::ExecutionRedriven {} => {
+                if self.status != Status::Failed {
+                    return Err(illegal(kind, format!("status {}", self.status.as_str())));
+                }
+                for s in &mut self.steps {
+                    for t in [&mut s.action, &mut s.compensation] {
+                        if matches!(t.state, TaskState::Failed { .. }) {
+                            t.state = TaskState::Idle;
+                            t.budget_base = t.attempts;
+                        }
+                    }
+                }
+                self.error = None;
+                if self.rollback_error.is_some() {
+                    self.phase = Phase::RollingBack;
+                    self.status = Status::Compensating;
+                } else {
+                    self.phase = Phase::Forward;
+                    self.status = Status::Running;
+                }
+            }
+            EventKind::ExecutionFinished {
+                status,
+                error,
+                output,
+            } => {
+                if !status.is_terminal() {
+                    return Err(illegal(kind, "a finish needs a terminal status"));
+                }
+                self.phase = Phase::Finished;
+                self.status = *status;
+                self.error = error.clone();
+                self.output = output.clone();
+                effects.push(Effect::Finished { status: *status });
+            }
+        }
+        self.events += 1;
+        self.updated_at = event.at;
+        Ok(effects)
+    }
+
+    /// Decides what `input` means for this execution and returns the events
+    /// that record the decision (possibly none, for a stale or duplicate input).
+    /// The state itself is not changed: apply the returned events once they are durable.
+    pub fn decide(&self, plan: &Plan, input: Input, ctx: Ctx) -> Result<Vec<Event>, Error> {
+        let mut d = Decider {
+            ex: self.clone(),
+            plan,
+            ctx,
+            out: Vec::new(),
+        };
+        d.input(input)?;
+        Ok(d.out)
+    }
+
+    /// Effects still in flight, for a runtime that just rebuilt this state from history.
+    pub fn outstanding(&self, plan: &Plan) -> Vec<Effect> {
+        let mut out = Vec::new();
+        if self.phase == Phase::Finished {
+            return out;
+        }
+        for (i, s) in self.steps.iter().enumerate() {
+            for (task, t) in [
+                (TaskKind::Action, &s.action),
+                (TaskKind::Compensation, &s.compensation),
+            ] {
+                let step = plan.steps[i].name.clone();
+                match t.state {
+                    TaskState::Running { attempt, deadline } => out.push(Effect::Invoke {
+                        step,
+                        task,
+                        attempt,
+                        deadline,
+                    }),
+                    TaskState::WaitingRetry { attempt, fire_at } => out.push(Effect::StartTimer {
+                        step,
+                        task,
+                        attempt,
+                        fire_at,
+                    }),
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    /// The document input templates are rendered against.
+    pub fn template_context(&self, plan: &Plan) -> Value {
+        let mut steps = Map::new();
+        for (i, s) in self.steps.iter().enumerate() {
+            if let Some(out) = &s.output {
+                steps.insert(plan.steps[i].name.clone(), json!({ "output": out }));
+            }
+        }
+        json!({
+            "input": self.input,
+            "steps": steps,
+            "execution": { "id": self.id, "definition": self.definition, "version": self.version },
+        })
+    }
+
+    /// Builds the participant call for a running task. An input template that
+    /// references something missing is a `States.Runtime` error for that task.
+    pub fn request(&self, plan: &Plan, step: &str, task: TaskKind) -> Result<Request, ErrorInfo> {
+        let i = plan
+            .step_index(step)
+            .ok_or_else(|| ErrorInfo::new(RUNTIME, format!("no step `{step}`")))?;
+        let (attempt, deadline) = match self.task(i, task).state {
+            TaskState::Running { attempt, deadline } => (attempt, deadline),
+            ref other => {
+                return Err(ErrorInfo::new(
+                    RUNTIME,
+                    format!("task is not running: {other:?}"),
+                ))
+            }
+        };
+        let def = &plan.steps[i];
+        let ctx = self.template_context(plan);
+        let render_err = |e: String| ErrorInfo::new(RUNTIME, format!("input of `{step}`: {e}"));
+        let action_input = match &def.action.input {
+            Some(t) => render(t, &ctx).map_err(render_err)?,
+            None => self.input.clone(),
+        };
+        let (participant, input) = match task {
+            TaskKind::Action => (def.action.participant.clone(), action_input),
+            TaskKind::Compensation => {
+                let c = def.compensation.as_ref().ok_or_else(|| {
+                    ErrorInfo::new(RUNTIME, format!("`{step}` has no compensation"))
+                })?;
+                let input = match &c.input {
+                    Some(t) => render(t, &ctx).map_err(render_err)?,
+                    None => action_input,
+                };
+                (c.participant.clone(), input)
+            }
+        };
+        Ok(Request {
+            execution_id: self.id.clone(),
+            step: step.to_string(),
+            task,
+            attempt,
+            participant,
+            input,
+            idempotency_key: format!("{}:{}:{}", self.id, step, task.as_str()),
+            deadline,
+        })
+    }
+
+    /// Whether the pivot (or any later step) has been attempted: cancelling is no longer possible.
+    fn past_pivot(&self, plan: &Plan) -> bool {
+        plan.steps
+            .iter()
+            .zip(&self.steps)
+            .any(|(d, s)| d.role != Role::Compensatable && s.action.attempts > 0)
+    }
+}
+
+/// Builds a decision: emits events and applies each to a scratch copy of the
+/// state, so later parts of the same decision see the earlier ones.
+struct Decider<'a> {
+    ex: Execution,
+    plan: &'a Plan,
+    ctx: Ctx,
+    out: Vec<Event>,
+}
+
+impl Decider<'_> {
+    fn emit(&mut self, kind: EventKind) -> Result<(), Error> {
+        let e = Event {
+            at: self.ctx.now,
+            kind,
+        };
+        self.ex.apply(self.plan, &e)?;
+        self.out.push(e);
+        Ok(())
+    }
+
+    fn input(&mut self, input: Input) -> Result<(), Error> {
+        match input {
+            Input::Start {
+                execution_id,
+                definition,
+                version,
+                input,
+            } => {
+                if self.ex.started {
+                    return Err(Error::NotAllowed {
+                        code: "already_started",
+                        message: "execution already started".into(),
+                    });
+                }
+                self.emit(EventKind::ExecutionStarted {
+                    execution_id,
+                    definition,
+                    version,
+                    input,
+                })?;
+            }
+            Input::TaskSucceeded {
+                step,
+                task,
+                attempt,
+                output,
+            } => {
+                let Some(i) = self.plan.step_index(&step) else {
+                    return Ok(());
+                };
+                if self.ex.phase == Phase::Finished || !self.ex.task(i, task).is_running(attempt) {
+                    return Ok(()); // stale: a late or duplicate answer
+                }
+                self.emit(match task {
+                    TaskKind::Action => EventKind::StepSucceeded {
+                        step,
+                        attempt,
+                        output,
+                    },
+                    TaskKind::Compensation => EventKind::CompensationSucceeded {
+                        step,
+                        attempt,
+                        output,
+                    },
+                })?;
+            }
+            Input::TaskFailed {
+                step,
+                task,
+                attempt,
+                error,
+            } => {
+                let Some(i) = self.plan.step_index(&step) else {
+                    return Ok(());
+                };
+                if self.ex.phase == Phase::Finished || !self.ex.task(i, task).is_running(attempt) {
+                    return Ok(());
+                }
+                self.failed(i, step, task, attempt, error)?;
+            }
+            Input::TimerFired {
+                step,
+                task,
+                attempt,
+            } => {
+                let Some(i) = self.plan.step_index(&step) else {
+                    return Ok(());
+                };
+                let due = matches!(self.ex.task(i, task).state, TaskState::WaitingRetry { attempt: a, .. } if a == attempt);
+                if self.ex.phase == Phase::Finished || !due {
+                    return Ok(());
+                }
+                self.schedule(i, task)?;
+            }
+            Input::Cancel { reason } => {
+                match self.ex.phase {
+                    Phase::Finished => {
+                        return Err(Error::NotAllowed {
+                            code: "execution_finished",
+                            message: format!(
+                                "execution `{}` already finished ({})",
+                                self.ex.id,
+                                self.ex.status.as_str()
+                            ),
+                        })
+                    }
+                    Phase::RollingBack => return Ok(()), // already undoing: cancelling again changes nothing
+                    Phase::Forward => {}
+                }
+                if self.ex.past_pivot(self.plan) {
+                    return Err(Error::NotAllowed {
+                        code: "past_pivot",
+                        message: format!(
+                            "execution `{}` has passed its pivot and can only move forward",
+                            self.ex.id
+                        ),
+                    });
+                }
+                self.emit(EventKind::CancelRequested { reason })?;
+            }
+            Input::Redrive => {
+                if self.ex.status != Status::Failed {
+                    return Err(Error::NotAllowed {
+                        code: "not_redrivable",
+                        message: format!(
+                            "only a failed execution can be redriven; `{}` is {}",
+                            self.ex.id,
+                            self.ex.status.as_str()
+                        ),
+                    });
+                }
+                self.emit(EventKind::ExecutionRedriven {})?;
+            }
+        }
+        self.advance()
+    }
+
+    fn schedule(&mut self, i: usize, task: TaskKind) -> Result<(), Error> {
+        let def = &self.plan.steps[i];
+        let timeout = match task {
+            TaskKind::Action => def.action.timeout_ms,
+            TaskKind::Compensation => def
+                .compensation
+                .as_ref()
+                .map(|c| c.timeout_ms)
+                .unwrap_or_default(),
+        };
+        let step = def.name.clone();
+        let attempt = self.ex.task(i, task).attempts + 1;
+        let deadline = self.ctx.now + timeout;
+        self.emit(match task {
+            TaskKind::Action => EventKind::StepScheduled {
+                step,
+                attempt,
+                deadline,
+            },
+            TaskKind::Compensation => EventKind::CompensationScheduled {
+                step,
+                attempt,
+                deadline,
+            },
+        })
+    }
+
+    fn failed(
+        &mut self,
+        i: usize,
+        step: String,
+        task: TaskKind,
+        attempt: u32,
+        error: ErrorInfo,
+    ) -> Result<(), Error> {
+        let def = &self.plan.steps[i];
+        let policy = match task {
+            TaskKind::Action => def.action.retry.clone(),
+            TaskKind::Compensation => def
+                .compensation
+                .as_ref()
+                .map(|c| c.retry.clone())
+                .unwrap_or_else(crate::RetryPolicy::until_success_default),
+        };
+        self.emit(match task {
+            TaskKind::Action => EventKind::StepFailed {
+                step: step.clone(),
+                attempt,
+                error: error.clone(),
+            },
+            TaskKind::Compensation => EventKind::CompensationFailed {
+                step: step.clone(),
+                attempt,
+                error: error.clone(),
+            },
+        })?;
+        if task == TaskKind::Action && self.ex.phase != Phase::Forward {
+            return Ok(()); // a branch that was still running when the saga turned back
+        }
+        let t = self.ex.task(i, task);
+        let used = t.attempts - t.budget_base;
+        if policy.retries(&error.error) && policy.has_attempts_left(used) {
+            let fire_at = self.ctx.now + policy.delay_ms(used, self.ctx.random);
+            return self.emit(EventKind::RetryScheduled {
+                step,
+                task,
+                attempt: attempt + 1,
+                fire_at,
+            });
+        }
+        match (task, def.role) {
+            (TaskKind::Compensation, _) => {
+                let cause = format!(
+                    "compensation of `{step}` gave up after {used} attempt(s): {}",
+                    error.cause
+                );
+                self.finish(
+                    Status::Failed,
+                    Some(ErrorInfo::new(error.error, cause)),
+                    None,
+                )
+            }
+            // Forward recovery exhausted: needs attention once the stage is quiet (see advance).
+            (TaskKind::Action, Role::Retriable) => Ok(()),
+            (TaskKind::Action, _) => self.emit(EventKind::RollbackStarted { step, error }),
+        }
+    }
+
+    fn finish(
+        &mut self,
+        status: Status,
+        error: Option<ErrorInfo>,
+        output: Option<Value>,
+    ) -> Result<(), Error> {
+        self.emit(EventKind::ExecutionFinished {
+            status,
+            error,
+            output,
+        })
+    }
+
+    /// Moves the execution on as far as the current state allows.
+    fn advance(&mut self) -> Result<(), Error> {
+        match self.ex.phase {
+            Phase::Finished => Ok(()),
+            Phase::Forward => {
+                let current = self.plan.stages.iter().position(|st| {
+                    st.steps.iter().any(|&i| {
+                        !matches!(self.ex.steps[i].action.state, TaskState::Succeeded { .. })
+                    })
+                });
+                let Some(stage) = current else {
+                    let mut out = Map::new();
+                    for (i, s) in self.ex.steps.iter().enumerate() {
+                        out.insert(
+                            self.plan.steps[i].name.clone(),
+                            s.output.clone().unwrap_or(Value::Null),
+                        );
+                    }
+                    return self.finish(Status::Succeeded, None, Some(Value::Object(out)));
+                };
+                let members = self.plan.stages[stage].steps.clone();
+                let exhausted =
+                    members
+                        .iter()
+                        .find_map(|&i| match &self.ex.steps[i].action.state {
+                            TaskState::Failed { error, .. } => Some((i, error.clone())),
+                            _ => None,
+                        });
+                if let Some((i, error)) = exhausted {
+                    if members.iter().all(|&m| !self.ex.steps[m].action.busy()) {
+                        let t = &self.ex.steps[i].action;
+                        let cause = format!(
+                            "retriable step `{}` gave up after {} attempt(s): {}",
+                            self.plan.steps[i].name,
+                            t.attempts - t.budget_base,
+                            error.cause
+                        );
+                        return self.finish(
+                            Status::Failed,
+                            Some(ErrorInfo::new(error.error, cause)),
+                            None,
+                        );
+                    }
+                    return Ok(());
+                }
+                for i in members {
+                    if self.ex.steps[i].action.state == TaskState::Idle {
+                        self.schedule(i, TaskKind::Action)?;
+                    }
+                }
+                Ok(())
+            }
+            Phase::RollingBack => {
+                let busy = self.ex.steps.iter().any(|s| {
+                    matches!(s.action.state, TaskState::Running { .. }) || s.compensation.busy()
+                });
+                if busy {
+                    return Ok(());
+                }
+                let next = self.ex.stack.iter().rev().copied().find(|&i| {
+                    self.plan.steps[i].compensation.is_some()
+                        && self.ex.steps[i].compensation.state == TaskState::Idle
+                });
+                match next {
+                    Some(i) => self.schedule(i, TaskKind::Compensation),
+                    None => {
+                        let status = if self.ex.cancelled {
+                            Status::Cancelled
+                        } else {
+                            Status::Compensated
+                        };
+                        let error = self.ex.rollback_error.clone();
+                        self.finish(status, error, None)
+                    }
+                }
+            }
+        }
+    }
+}

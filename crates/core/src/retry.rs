@@ -1,0 +1,110 @@
+//! Retry policies: how many attempts, how long to wait between them, and which
+//! error names are worth retrying.
+
+use serde::{Deserialize, Serialize};
+
+/// Matches every error name in `retry_on`, as in the Amazon States Language.
+pub const ALL_ERRORS: &str = "States.ALL";
+/// Error name of a transient participant failure (5xx, connection refused, …).
+pub const TASK_FAILED: &str = "States.TaskFailed";
+/// Error name of an attempt that ran out of time. Its effect may have happened.
+pub const TIMEOUT: &str = "States.Timeout";
+/// Error name of a failure inside the engine itself (e.g. input mapping), never retried.
+pub const RUNTIME: &str = "States.Runtime";
+
+/// A retry policy. `max_attempts: None` means unbounded (used for compensations
+/// and for retriable steps after the pivot).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    pub max_attempts: Option<u32>,
+    pub initial_delay_ms: u64,
+    pub multiplier: f64,
+    pub max_delay_ms: u64,
+    /// Fraction of each delay (0.0–1.0) that is randomised away.
+    pub jitter: f64,
+    /// Error names that are retried; `States.ALL` matches all but `States.Runtime`.
+    pub retry_on: Vec<String>,
+}
+
+impl RetryPolicy {
+    /// Default for steps before (and including) the pivot: a few attempts on
+    /// transient errors; a business error (4xx) fails the step at once.
+    pub fn forward_default() -> Self {
+        RetryPolicy {
+            max_attempts: Some(3),
+            initial_delay_ms: 100,
+            multiplier: 2.0,
+            max_delay_ms: 5_000,
+            jitter: 0.2,
+            retry_on: vec![TASK_FAILED.into(), TIMEOUT.into()],
+        }
+    }
+
+    /// Default for compensations and retriable steps: retry every error,
+    /// without bound, with a capped delay.
+    pub fn until_success_default() -> Self {
+        RetryPolicy {
+            max_attempts: None,
+            initial_delay_ms: 100,
+            multiplier: 2.0,
+            max_delay_ms: 5_000,
+            jitter: 0.2,
+            retry_on: vec![ALL_ERRORS.into()],
+        }
+    }
+
+    /// Whether an error with this name is retried by the policy.
+    pub fn retries(&self, error: &str) -> bool {
+        if error == RUNTIME {
+            return false;
+        }
+        self.retry_on.iter().any(|e| e == ALL_ERRORS || e == error)
+    }
+
+    /// Whether another attempt is allowed after `attempts_used` attempts.
+    pub fn has_attempts_left(&self, attempts_used: u32) -> bool {
+        self.max_attempts.is_none_or(|max| attempts_used < max)
+    }
+
+    /// Delay before attempt number `attempts_used + 1`; `random` in [0, 1)
+    /// is supplied by the caller and recorded, so the core stays deterministic.
+    pub fn delay_ms(&self, attempts_used: u32, random: f64) -> u64 {
+        let exp = attempts_used.saturating_sub(1).min(64) as i32;
+        let base = (self.initial_delay_ms as f64) * self.multiplier.powi(exp);
+        let capped = base.min(self.max_delay_ms as f64);
+        let r = random.clamp(0.0, 1.0);
+        (capped - capped * self.jitter * r).max(0.0) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_by_the_multiplier_and_stop_at_the_cap() {
+        let p = RetryPolicy {
+            jitter: 0.0,
+            ..RetryPolicy::forward_default()
+        };
+        assert_eq!(p.delay_ms(1, 0.5), 100);
+        assert_eq!(p.delay_ms(2, 0.5), 200);
+        assert_eq!(p.delay_ms(3, 0.5), 400);
+        assert_eq!(p.delay_ms(30, 0.5), 5_000);
+    }
+
+    #[test]
+    fn jitter_only_ever_shortens_a_delay_by_its_fraction() {
+        let p = RetryPolicy::forward_default();
+        assert_eq!(p.delay_ms(1, 0.0), 100);
+        assert_eq!(p.delay_ms(1, 0.999_999), 80);
+    }
+
+    #[test]
+    fn states_all_matches_everything_but_runtime_errors() {
+        let p = RetryPolicy::until_success_default();
+        assert!(p.retries("HotelFull"));
+        assert!(!p.retries(RUNTIME));
+        assert!(!RetryPolicy::forward_default().retries("HotelFull"));
+    }
+}

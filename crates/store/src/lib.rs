@@ -1,0 +1,175 @@
+//! Sagaflow's storage API, split by role, and its backends.
+//!
+//! - [`Executor`]: what the runtime needs — register definitions, create
+//!   executions, append events with an optimistic version check, claim due
+//!   timers, list unfinished executions for recovery.
+//! - [`Query`]: what the API and the CLI need — get, list with filters and a
+//!   cursor, history.
+//!
+//! Backends: [`sqlite::SqliteStore`] (the embedded default, group-committed
+//! appends) and [`memory::MemoryStore`] (tests). Both pass the same
+//! [`conformance`] suite.
+
+use async_trait::async_trait;
+use sagaflow_core::event::Millis;
+use sagaflow_core::{ErrorInfo, Event, Status, TaskKind};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub mod conformance;
+pub mod memory;
+pub mod sqlite;
+
+/// Storage errors. `Conflict` and `NotFound` are expected outcomes callers act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{what} `{id}` not found")]
+    NotFound { what: &'static str, id: String },
+    /// The execution's history moved on since the caller read it.
+    #[error("execution `{id}` is at version {actual}, not {expected}")]
+    Conflict {
+        id: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("invalid cursor `{0}`")]
+    BadCursor(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// One registered version of a definition. Versions are immutable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DefinitionRecord {
+    pub name: String,
+    pub version: u32,
+    /// `saga` (the native format) or `asl`.
+    pub format: String,
+    pub source: String,
+    pub digest: String,
+    pub created_at: Millis,
+}
+
+/// The summary row of an execution, kept in step with its history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionRecord {
+    pub id: String,
+    pub definition: String,
+    pub version: u32,
+    pub status: Status,
+    pub input: Value,
+    pub output: Option<Value>,
+    pub error: Option<ErrorInfo>,
+    pub started_at: Millis,
+    pub updated_at: Millis,
+    /// Number of events in the history: the version for optimistic appends.
+    pub events: u64,
+}
+
+/// Outcome of an idempotent create.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    New(ExecutionRecord),
+    /// An execution with this id already existed; nothing was written.
+    Existing(ExecutionRecord),
+}
+
+/// Events to append to one execution, and the summary they lead to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Append {
+    pub execution_id: String,
+    /// The number of events the caller has seen; the append fails otherwise.
+    pub expected_version: u64,
+    pub events: Vec<Event>,
+    pub status: Status,
+    pub output: Option<Value>,
+    pub error: Option<ErrorInfo>,
+    pub updated_at: Millis,
+    /// Durable timers armed by these events.
+    pub timers: Vec<Timer>,
+}
+
+/// A durable timer: deliver `TimerFired` to the execution at `fire_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timer {
+    pub execution_id: String,
+    pub step: String,
+    pub task: TaskKind,
+    pub attempt: u32,
+    pub fire_at: Millis,
+}
+
+/// One entry of a history: its 1-based position and the event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub seq: u64,
+    pub event: Event,
+}
+
+/// Filters and paging of [`Query::list_executions`]. Newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListFilter {
+    pub status: Option<Status>,
+    pub definition: Option<String>,
+    pub limit: usize,
+    /// Opaque, from [`Page::next_cursor`].
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub items: Vec<ExecutionRecord>,
+    pub next_cursor: Option<String>,
+}
+
+/// The runtime's role.
+#[async_trait]
+pub trait Executor: Send + Sync {
+    /// Registers `source` under `name`. If the latest version has the same
+    /// digest it is returned with `false`; otherwise a new version is created.
+    async fn put_definition(
+        &self,
+        name: &str,
+        format: &str,
+        source: &str,
+        digest: &str,
+        now: Millis,
+    ) -> Result<(DefinitionRecord, bool)>;
+    /// A definition version; `None` = the latest.
+    async fn get_definition(&self, name: &str, version: Option<u32>) -> Result<DefinitionRecord>;
+    /// Creates an execution with its first events, or returns the existing one
+    /// with the same id (the caller decides whether that is a conflict).
+    async fn create_execution(
+        &self,
+        record: ExecutionRecord,
+        events: Vec<Event>,
+    ) -> Result<Created>;
+    /// Appends events atomically (group-committed with other appends where
+    /// the backend can). Returns the new version.
+    async fn append(&self, append: Append) -> Result<u64>;
+    /// Removes and returns timers due at `now` (at most `limit`).
+    async fn claim_due_timers(&self, now: Millis, limit: usize) -> Result<Vec<Timer>>;
+    /// Executions that are running or compensating (recovery).
+    async fn unfinished(&self) -> Result<Vec<ExecutionRecord>>;
+    /// The full history of one execution.
+    async fn load_history(&self, id: &str) -> Result<Vec<Event>>;
+}
+
+/// The API's role.
+#[async_trait]
+pub trait Query: Send + Sync {
+    async fn get_execution(&self, id: &str) -> Result<ExecutionRecord>;
+    async fn list_executions(&self, filter: &ListFilter) -> Result<Page>;
+    /// History entries with `seq > after`.
+    async fn history(&self, id: &str, after: u64) -> Result<Vec<HistoryEntry>>;
+    /// The latest version of every definition.
+    async fn list_definitions(&self) -> Result<Vec<DefinitionRecord>>;
+}
+
+/// A backend that plays both roles.
+pub trait Store: Executor + Query {}
+impl<T: Executor + Query> Store for T {}

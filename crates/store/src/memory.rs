@@ -1,0 +1,231 @@
+//! An in-memory store for tests and benchmarks. Same semantics as SQLite,
+//! nothing survives the process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use sagaflow_core::event::Millis;
+use sagaflow_core::Event;
+
+use crate::{
+    Append, Created, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry, ListFilter,
+    Page, Query, Result, Timer,
+};
+
+#[derive(Default)]
+struct Inner {
+    definitions: BTreeMap<String, Vec<DefinitionRecord>>,
+    executions: HashMap<String, (u64, ExecutionRecord, Vec<Event>)>,
+    next_seq: u64,
+    timers: Vec<Timer>,
+}
+
+/// See the module docs.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave half-applied state
+        // (every method mutates at its end), so a poisoned lock is usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn not_found(id: &str) -> Error {
+    Error::NotFound {
+        what: "execution",
+        id: id.to_string(),
+    }
+}
+
+#[async_trait]
+impl Executor for MemoryStore {
+    async fn put_definition(
+        &self,
+        name: &str,
+        format: &str,
+        source: &str,
+        digest: &str,
+        now: Millis,
+    ) -> Result<(DefinitionRecord, bool)> {
+        let mut g = self.lock();
+        let versions = g.definitions.entry(name.to_string()).or_default();
+        if let Some(last) = versions.last() {
+            if last.digest == digest {
+                return Ok((last.clone(), false));
+            }
+        }
+        let rec = DefinitionRecord {
+            name: name.to_string(),
+            version: versions.len() as u32 + 1,
+            format: format.to_string(),
+            source: source.to_string(),
+            digest: digest.to_string(),
+            created_at: now,
+        };
+        versions.push(rec.clone());
+        Ok((rec, true))
+    }
+
+    async fn get_definition(&self, name: &str, version: Option<u32>) -> Result<DefinitionRecord> {
+        let g = self.lock();
+        let versions = g.definitions.get(name);
+        let found = match version {
+            None => versions.and_then(|v| v.last()),
+            Some(n) => versions.and_then(|v| v.iter().find(|d| d.version == n)),
+        };
+        found.cloned().ok_or_else(|| Error::NotFound {
+            what: "definition",
+            id: match version {
+                Some(n) => format!("{name}@{n}"),
+                None => name.to_string(),
+            },
+        })
+    }
+
+    async fn create_execution(
+        &self,
+        record: ExecutionRecord,
+        events: Vec<Event>,
+    ) -> Result<Created> {
+        let mut g = self.lock();
+        if let Some((_, existing, _)) = g.executions.get(&record.id) {
+            return Ok(Created::Existing(existing.clone()));
+        }
+        g.next_seq += 1;
+        let seq = g.next_seq;
+        let mut record = record;
+        record.events = events.len() as u64;
+        g.executions
+            .insert(record.id.clone(), (seq, record.clone(), events));
+        Ok(Created::New(record))
+    }
+
+    async fn append(&self, a: Append) -> Result<u64> {
+        let mut g = self.lock();
+        let (_, rec, events) = g
+            .executions
+            .get_mut(&a.execution_id)
+            .ok_or_else(|| not_found(&a.execution_id))?;
+        if rec.events != a.expected_version {
+            return Err(Error::Conflict {
+                id: a.execution_id,
+                expected: a.expected_version,
+                actual: rec.events,
+            });
+        }
+        events.extend(a.events.iter().cloned());
+        rec.events = events.len() as u64;
+        rec.status = a.status;
+        rec.output = a.output;
+        rec.error = a.error;
+        rec.updated_at = a.updated_at;
+        let v = rec.events;
+        g.timers.extend(a.timers);
+        Ok(v)
+    }
+
+    async fn claim_due_timers(&self, now: Millis, limit: usize) -> Result<Vec<Timer>> {
+        let mut g = self.lock();
+        g.timers.sort_by_key(|t| t.fire_at);
+        let n = g
+            .timers
+            .iter()
+            .take(limit)
+            .take_while(|t| t.fire_at <= now)
+            .count();
+        Ok(g.timers.drain(..n).collect())
+    }
+
+    async fn unfinished(&self) -> Result<Vec<ExecutionRecord>> {
+        let g = self.lock();
+        let mut v: Vec<_> = g
+            .executions
+            .values()
+            .filter(|(_, r, _)| !r.status.is_terminal())
+            .map(|(s, r, _)| (*s, r.clone()))
+            .collect();
+        v.sort_by_key(|(s, _)| *s);
+        Ok(v.into_iter().map(|(_, r)| r).collect())
+    }
+
+    async fn load_history(&self, id: &str) -> Result<Vec<Event>> {
+        let g = self.lock();
+        g.executions
+            .get(id)
+            .map(|(_, _, e)| e.clone())
+            .ok_or_else(|| not_found(id))
+    }
+}
+
+#[async_trait]
+impl Query for MemoryStore {
+    async fn get_execution(&self, id: &str) -> Result<ExecutionRecord> {
+        let g = self.lock();
+        g.executions
+            .get(id)
+            .map(|(_, r, _)| r.clone())
+            .ok_or_else(|| not_found(id))
+    }
+
+    async fn list_executions(&self, f: &ListFilter) -> Result<Page> {
+        let before = match &f.cursor {
+            None => u64::MAX,
+            Some(c) => c.parse::<u64>().map_err(|_| Error::BadCursor(c.clone()))?,
+        };
+        let g = self.lock();
+        let mut rows: Vec<_> = g
+            .executions
+            .values()
+            .filter(|(s, r, _)| {
+                *s < before
+                    && f.status.is_none_or(|st| r.status == st)
+                    && f.definition.as_ref().is_none_or(|d| &r.definition == d)
+            })
+            .map(|(s, r, _)| (*s, r.clone()))
+            .collect();
+        rows.sort_by(|a, b| b.0.cmp(&a.0));
+        let limit = f.limit.max(1);
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next_cursor = if more {
+            rows.last().map(|(s, _)| s.to_string())
+        } else {
+            None
+        };
+        Ok(Page {
+            items: rows.into_iter().map(|(_, r)| r).collect(),
+            next_cursor,
+        })
+    }
+
+    async fn history(&self, id: &str, after: u64) -> Result<Vec<HistoryEntry>> {
+        let g = self.lock();
+        let (_, _, events) = g.executions.get(id).ok_or_else(|| not_found(id))?;
+        Ok(events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| HistoryEntry {
+                seq: i as u64 + 1,
+                event: e.clone(),
+            })
+            .filter(|h| h.seq > after)
+            .collect())
+    }
+
+    async fn list_definitions(&self) -> Result<Vec<DefinitionRecord>> {
+        let g = self.lock();
+        Ok(g.definitions
+            .values()
+            .filter_map(|v| v.last().cloned())
+            .collect())
+    }
+}
