@@ -1,1 +1,433 @@
-//! placeholder
+//! Sagaflow's runtime: runs saga executions durably on a [`Store`].
+//!
+//! Each active execution is owned by one actor task ([`actor`]) that holds its
+//! state in memory, turns inputs into events with the pure core, makes them
+//! durable (group-committed by the store), and only then performs the effects:
+//! participant calls ([`invoke`]) and timers. On start, [`Engine::start`]
+//! rebuilds every unfinished execution from its history and resumes what was
+//! in flight, with the same idempotency keys.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sagaflow_core::event::Millis;
+use sagaflow_core::{Execution, Input, Plan, Status};
+use sagaflow_store::{Created, DefinitionRecord, ExecutionRecord, Store};
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+pub mod actor;
+pub mod invoke;
+
+pub use invoke::{handler_fn, Handler};
+
+/// Runtime errors, each with a stable code for API users.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("definition `{0}` not found")]
+    DefinitionNotFound(String),
+    #[error("execution `{0}` not found")]
+    ExecutionNotFound(String),
+    #[error(transparent)]
+    Invalid(sagaflow_core::Error),
+    #[error("execution `{id}` already exists with a different {what}")]
+    ExecutionConflict { id: String, what: &'static str },
+    #[error("{0}")]
+    NotAllowed(sagaflow_core::Error),
+    #[error("invalid execution id `{0}`: use 1–128 letters, digits, `-`, `_`, `.` or `:`")]
+    InvalidId(String),
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+    #[error("storage: {0}")]
+    Store(#[from] sagaflow_store::Error),
+}
+
+impl Error {
+    /// Stable code shown to users.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::DefinitionNotFound(_) => "definition_not_found",
+            Error::ExecutionNotFound(_) => "execution_not_found",
+            Error::Invalid(e) => e.code(),
+            Error::ExecutionConflict { .. } => "execution_conflict",
+            Error::NotAllowed(e) => e.code(),
+            Error::InvalidId(_) => "invalid_execution_id",
+            Error::ShuttingDown => "shutting_down",
+            Error::Store(sagaflow_store::Error::NotFound { .. }) => "not_found",
+            Error::Store(sagaflow_store::Error::BadCursor(_)) => "invalid_cursor",
+            Error::Store(_) => "storage_error",
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Runtime settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Values for `${VAR}` placeholders in participant URLs.
+    pub variables: HashMap<String, String>,
+    /// Maximum participant calls in flight at once.
+    pub concurrency: usize,
+    /// How often the durable timer table is polled (a backstop for in-memory timers).
+    pub timer_poll: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            variables: HashMap::new(),
+            concurrency: 256,
+            timer_poll: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Result of registering a definition.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    pub record: DefinitionRecord,
+    /// `false` when the source equals the latest version (nothing new was stored).
+    pub created: bool,
+    pub plan: Arc<Plan>,
+}
+
+/// A finished execution, broadcast to waiters and hooks.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub record: ExecutionRecord,
+}
+
+pub(crate) fn now_ms() -> Millis {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as Millis).unwrap_or(0)
+}
+
+pub(crate) struct Shared {
+    pub store: Arc<dyn Store>,
+    pub config: Config,
+    pub handlers: HashMap<String, Arc<dyn Handler>>,
+    pub http: reqwest::Client,
+    pub plans: Mutex<HashMap<(String, u32), Arc<Plan>>>,
+    pub actors: Mutex<HashMap<String, mpsc::UnboundedSender<actor::Msg>>>,
+    pub finished: broadcast::Sender<Finished>,
+    pub shutting_down: AtomicBool,
+    /// Participant calls whose result has not been recorded yet.
+    pub in_flight: AtomicUsize,
+    pub permits: Arc<tokio::sync::Semaphore>,
+}
+
+/// The engine: cheap to clone, one per process.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// Builds an [`Engine`]; register in-process handlers before starting.
+pub struct Builder {
+    store: Arc<dyn Store>,
+    config: Config,
+    handlers: HashMap<String, Arc<dyn Handler>>,
+}
+
+impl Builder {
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    pub fn handler(mut self, name: &str, handler: impl Handler + 'static) -> Self {
+        self.handlers.insert(name.to_string(), Arc::new(handler));
+        self
+    }
+
+    pub fn build(self) -> Engine {
+        let (finished, _) = broadcast::channel(1024);
+        let concurrency = self.config.concurrency.max(1);
+        Engine {
+            shared: Arc::new(Shared {
+                store: self.store,
+                config: self.config,
+                handlers: self.handlers,
+                http: reqwest::Client::builder()
+                    .pool_max_idle_per_host(64)
+                    .build()
+                    .unwrap_or_else(|_| reqwest::Client::new()),
+                plans: Mutex::new(HashMap::new()),
+                actors: Mutex::new(HashMap::new()),
+                finished,
+                shutting_down: AtomicBool::new(false),
+                in_flight: AtomicUsize::new(0),
+                permits: Arc::new(tokio::sync::Semaphore::new(concurrency)),
+            }),
+        }
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+}
+
+impl Engine {
+    pub fn builder(store: Arc<dyn Store>) -> Builder {
+        Builder { store, config: Config::default(), handlers: HashMap::new() }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
+    }
+
+    /// Resumes every unfinished execution from its history and starts the
+    /// timer poller. Call once, before serving.
+    pub async fn start(&self) -> Result<usize> {
+        let unfinished = self.shared.store.unfinished().await?;
+        let n = unfinished.len();
+        for rec in unfinished {
+            if let Err(e) = self.resident(&rec.id).await {
+                tracing::error!(execution = %rec.id, error = %e, "could not resume execution");
+            }
+        }
+        if n > 0 {
+            tracing::info!(executions = n, "resumed unfinished executions");
+        }
+        let me = self.clone();
+        tokio::spawn(async move { me.poll_timers().await });
+        Ok(n)
+    }
+
+    async fn poll_timers(self) {
+        loop {
+            tokio::time::sleep(self.shared.config.timer_poll).await;
+            if self.shared.shutting_down.load(Ordering::SeqCst) {
+                return;
+            }
+            match self.shared.store.claim_due_timers(now_ms(), 1000).await {
+                Ok(timers) => {
+                    for t in timers {
+                        let input = Input::TimerFired { step: t.step, task: t.task, attempt: t.attempt };
+                        if let Ok(tx) = self.resident(&t.execution_id).await {
+                            let _ = tx.send(actor::Msg::Input { input, from_invocation: false });
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "claiming due timers failed"),
+            }
+        }
+    }
+
+    /// Validates and registers a definition (a new version if it changed).
+    pub async fn deploy(&self, name_hint: Option<&str>, source: &str) -> Result<Deployed> {
+        let plan = sagaflow_core::compile(source, name_hint).map_err(Error::Invalid)?;
+        let missing: Vec<_> = plan
+            .variables
+            .iter()
+            .filter(|v| !self.shared.config.variables.contains_key(*v))
+            .map(|v| sagaflow_core::Violation {
+                code: "unknown_variable".into(),
+                location: "steps".into(),
+                message: format!("`${{{v}}}` is not set in the server's configuration (variables)"),
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::Invalid(sagaflow_core::Error::InvalidDefinition(missing)));
+        }
+        let (record, created) = self
+            .shared
+            .store
+            .put_definition(&plan.name, "saga", source, &plan.digest, now_ms())
+            .await?;
+        let plan = Arc::new(plan);
+        self.lock_plans().insert((record.name.clone(), record.version), plan.clone());
+        Ok(Deployed { record, created, plan })
+    }
+
+    fn lock_plans(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u32), Arc<Plan>>> {
+        self.shared.plans.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The compiled plan of a definition version (`None` = latest).
+    pub async fn plan(&self, name: &str, version: Option<u32>) -> Result<(u32, Arc<Plan>)> {
+        if let Some(v) = version {
+            if let Some(p) = self.lock_plans().get(&(name.to_string(), v)) {
+                return Ok((v, p.clone()));
+            }
+        }
+        let rec = match self.shared.store.get_definition(name, version).await {
+            Ok(r) => r,
+            Err(sagaflow_store::Error::NotFound { .. }) => return Err(Error::DefinitionNotFound(name.to_string())),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(p) = self.lock_plans().get(&(name.to_string(), rec.version)) {
+            return Ok((rec.version, p.clone()));
+        }
+        let plan = Arc::new(sagaflow_core::compile(&rec.source, Some(name)).map_err(Error::Invalid)?);
+        self.lock_plans().insert((name.to_string(), rec.version), plan.clone());
+        Ok((rec.version, plan))
+    }
+
+    /// Starts an execution of the latest version of `definition`. With an
+    /// `id` that already exists: the same input returns the existing execution
+    /// (`false`), a different one is [`Error::ExecutionConflict`].
+    pub async fn start_execution(&self, definition: &str, input: Value, id: Option<String>) -> Result<(ExecutionRecord, bool)> {
+        if self.shared.shutting_down.load(Ordering::SeqCst) {
+            return Err(Error::ShuttingDown);
+        }
+        let id = match id {
+            Some(id) if !valid_id(&id) => return Err(Error::InvalidId(id)),
+            Some(id) => id,
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        if let Ok(existing) = self.shared.store.get_execution(&id).await {
+            return self.same_start(existing, definition, &input);
+        }
+        let (version, plan) = self.plan(definition, None).await?;
+        let empty = Execution::empty(&plan);
+        let ctx = actor::ctx();
+        let events = empty
+            .decide(&plan, Input::Start { execution_id: id.clone(), definition: plan.name.clone(), version, input: input.clone() }, ctx)
+            .map_err(Error::NotAllowed)?;
+        let mut state = empty;
+        let mut effects = Vec::new();
+        for e in &events {
+            effects.extend(state.apply(&plan, e).map_err(Error::NotAllowed)?);
+        }
+        let record = actor::record_of(&state);
+        match self.shared.store.create_execution(record.clone(), events).await? {
+            Created::Existing(existing) => self.same_start(existing, definition, &input),
+            Created::New(record) => {
+                metrics::counter!("sagaflow_executions_started_total", "definition" => plan.name.clone()).increment(1);
+                actor::spawn(self.clone(), plan, state, effects);
+                Ok((record, true))
+            }
+        }
+    }
+
+    fn same_start(&self, existing: ExecutionRecord, definition: &str, input: &Value) -> Result<(ExecutionRecord, bool)> {
+        if existing.definition != definition {
+            return Err(Error::ExecutionConflict { id: existing.id, what: "definition" });
+        }
+        if &existing.input != input {
+            return Err(Error::ExecutionConflict { id: existing.id, what: "input" });
+        }
+        Ok((existing, false))
+    }
+
+    /// The actor of an execution, loading it from history if it is not in memory.
+    pub(crate) async fn resident(&self, id: &str) -> Result<mpsc::UnboundedSender<actor::Msg>> {
+        if let Some(tx) = self.lock_actors().get(id) {
+            return Ok(tx.clone());
+        }
+        let rec = match self.shared.store.get_execution(id).await {
+            Ok(r) => r,
+            Err(sagaflow_store::Error::NotFound { .. }) => return Err(Error::ExecutionNotFound(id.to_string())),
+            Err(e) => return Err(e.into()),
+        };
+        let (_, plan) = self.plan(&rec.definition, Some(rec.version)).await?;
+        let history = self.shared.store.load_history(id).await?;
+        let state = Execution::replay(&plan, &history).map_err(Error::NotAllowed)?;
+        let effects = state.outstanding(&plan);
+        if let Some(tx) = self.lock_actors().get(id) {
+            return Ok(tx.clone()); // someone loaded it meanwhile
+        }
+        Ok(actor::spawn(self.clone(), plan, state, effects))
+    }
+
+    pub(crate) fn lock_actors(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<actor::Msg>>> {
+        self.shared.actors.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn command(&self, id: &str, input: Input) -> Result<ExecutionRecord> {
+        // An actor may be exiting just as we send; then load it afresh.
+        for _ in 0..5 {
+            let tx = self.resident(id).await?;
+            let (reply, rx) = oneshot::channel();
+            if tx.send(actor::Msg::Command { input: input.clone(), reply }).is_err() {
+                continue;
+            }
+            match rx.await {
+                Ok(r) => return r,
+                Err(_) => continue,
+            }
+        }
+        Err(Error::ShuttingDown)
+    }
+
+    /// Cancels a running execution: what was done is compensated; ends `cancelled`.
+    pub async fn cancel(&self, id: &str, reason: &str) -> Result<ExecutionRecord> {
+        self.command(id, Input::Cancel { reason: reason.to_string() }).await
+    }
+
+    /// Resumes a `failed` execution from where it stopped.
+    pub async fn redrive(&self, id: &str) -> Result<ExecutionRecord> {
+        self.command(id, Input::Redrive).await
+    }
+
+    /// Waits until the execution is terminal or `timeout` passes; returns its record either way.
+    pub async fn wait(&self, id: &str, timeout: Duration) -> Result<ExecutionRecord> {
+        let mut rx = self.shared.finished.subscribe();
+        let rec = self.get(id).await?;
+        if rec.status.is_terminal() || timeout.is_zero() {
+            return Ok(rec);
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Ok(f)) if f.record.id == id => return Ok(f.record),
+                Ok(Ok(_)) => {}
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
+                    let rec = self.get(id).await?;
+                    if rec.status.is_terminal() {
+                        return Ok(rec);
+                    }
+                }
+                Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => return self.get(id).await,
+            }
+        }
+    }
+
+    /// Subscribes to executions reaching a terminal status.
+    pub fn subscribe(&self) -> broadcast::Receiver<Finished> {
+        self.shared.finished.subscribe()
+    }
+
+    pub async fn get(&self, id: &str) -> Result<ExecutionRecord> {
+        match self.shared.store.get_execution(id).await {
+            Ok(r) => Ok(r),
+            Err(sagaflow_store::Error::NotFound { .. }) => Err(Error::ExecutionNotFound(id.to_string())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Executions resident in memory (running, compensating, or being handled).
+    pub fn active(&self) -> usize {
+        self.lock_actors().len()
+    }
+
+    /// Participant calls in flight.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Graceful shutdown: stop starting participant calls and timers, and wait
+    /// (up to `grace`) until every call in flight has had its result recorded.
+    /// What was not started stays durable in history and resumes on restart.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.shared.shutting_down.store(true, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+/// Statuses reported as finished by the engine (for metrics labels).
+pub fn status_label(s: Status) -> &'static str {
+    s.as_str()
+}

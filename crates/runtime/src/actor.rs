@@ -1,0 +1,242 @@
+//! Execution actors: one tokio task per active execution.
+//!
+//! The actor is the only writer of its execution. For every input it asks the
+//! core for a decision, appends the resulting events (the store group-commits
+//! appends of many actors into one transaction), and only after the append is
+//! durable applies them and performs the effects. A crash at any point
+//! therefore loses nothing that was acknowledged and repeats nothing that the
+//! participants have not already deduplicated by idempotency key.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sagaflow_core::{Ctx, Effect, Event, EventKind, Execution, Input, Plan, TaskKind};
+use sagaflow_store::{Append, ExecutionRecord, Timer};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{invoke, now_ms, Engine, Error, Finished, Result};
+
+/// A message to an actor.
+pub enum Msg {
+    Input { input: Input, from_invocation: bool },
+    Command { input: Input, reply: oneshot::Sender<Result<ExecutionRecord>> },
+}
+
+/// The clock and randomness of one decision; recorded through the events.
+pub(crate) fn ctx() -> Ctx {
+    Ctx { now: now_ms(), random: rand::random::<f64>() }
+}
+
+/// The summary row the store keeps for an execution in this state.
+pub(crate) fn record_of(s: &Execution) -> ExecutionRecord {
+    ExecutionRecord {
+        id: s.id.clone(),
+        definition: s.definition.clone(),
+        version: s.version,
+        status: s.status,
+        input: s.input.clone(),
+        output: s.output.clone(),
+        error: s.error.clone(),
+        started_at: s.started_at,
+        updated_at: s.updated_at,
+        events: s.events,
+    }
+}
+
+/// Registers and starts the actor of `state` (or returns the one already
+/// registered), then performs `effects` — those of the events that created it,
+/// or the outstanding ones after a replay.
+pub(crate) fn spawn(engine: Engine, plan: Arc<Plan>, state: Execution, effects: Vec<Effect>) -> mpsc::UnboundedSender<Msg> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    {
+        let mut actors = engine.lock_actors();
+        if let Some(existing) = actors.get(&state.id) {
+            return existing.clone();
+        }
+        actors.insert(state.id.clone(), tx.clone());
+    }
+    let actor = Actor { engine, plan, state, tx: tx.clone() };
+    tokio::spawn(actor.run(rx, effects));
+    tx
+}
+
+struct Actor {
+    engine: Engine,
+    plan: Arc<Plan>,
+    state: Execution,
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>, effects: Vec<Effect>) {
+        self.perform(effects);
+        loop {
+            // A terminal actor only lives to answer the command it was loaded for.
+            let idle = if self.state.status.is_terminal() { Duration::from_secs(10) } else { Duration::from_secs(u64::MAX / 4) };
+            let msg = match tokio::time::timeout(idle, rx.recv()).await {
+                Ok(Some(m)) => m,
+                Ok(None) | Err(_) => break,
+            };
+            self.handle(msg).await;
+            if self.state.status.is_terminal() {
+                break;
+            }
+        }
+        // Deregister; anything still queued is stale, and command senders retry
+        // against a fresh actor when their reply is dropped.
+        let mut actors = self.engine.lock_actors();
+        if actors.get(&self.state.id).is_some_and(|t| t.same_channel(&self.tx)) {
+            actors.remove(&self.state.id);
+        }
+    }
+
+    async fn handle(&mut self, msg: Msg) {
+        let (input, reply, from_invocation) = match msg {
+            Msg::Input { input, from_invocation } => (input, None, from_invocation),
+            Msg::Command { input, reply } => (input, Some(reply), false),
+        };
+        let result = self.decide_and_record(input).await;
+        if from_invocation {
+            self.engine.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+        match (result, reply) {
+            (Ok(effects), reply) => {
+                if let Some(r) = reply {
+                    let _ = r.send(Ok(record_of(&self.state)));
+                }
+                self.perform(effects);
+            }
+            (Err(e), Some(r)) => {
+                let _ = r.send(Err(e));
+            }
+            (Err(e), None) => tracing::error!(execution = %self.state.id, error = %e, "input could not be recorded"),
+        }
+    }
+
+    async fn decide_and_record(&mut self, input: Input) -> Result<Vec<Effect>> {
+        let events = self.state.decide(&self.plan, input, ctx()).map_err(Error::NotAllowed)?;
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut next = self.state.clone();
+        let mut effects = Vec::new();
+        for e in &events {
+            effects.extend(next.apply(&self.plan, e).map_err(Error::NotAllowed)?);
+        }
+        let timers = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::StartTimer { step, task, attempt, fire_at } => Some(Timer {
+                    execution_id: self.state.id.clone(),
+                    step: step.clone(),
+                    task: *task,
+                    attempt: *attempt,
+                    fire_at: *fire_at,
+                }),
+                _ => None,
+            })
+            .collect();
+        let append = Append {
+            execution_id: self.state.id.clone(),
+            expected_version: self.state.events,
+            events: events.clone(),
+            status: next.status,
+            output: next.output.clone(),
+            error: next.error.clone(),
+            updated_at: next.updated_at,
+            timers,
+        };
+        // Nothing happens until the decision is durable. A transient storage
+        // failure is retried; the input is never dropped silently.
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self.engine.shared.store.append(append.clone()).await {
+                Ok(_) => break,
+                Err(e @ sagaflow_store::Error::Conflict { .. }) => return Err(e.into()),
+                Err(e) if self.engine.is_shutting_down() => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(execution = %self.state.id, error = %e, "append failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        self.state = next;
+        count(&events);
+        Ok(effects)
+    }
+
+    fn perform(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Invoke { step, task, .. } => {
+                    if self.engine.is_shutting_down() {
+                        continue; // durable as scheduled: resumed with the same key on restart
+                    }
+                    let shared = self.engine.shared.clone();
+                    shared.in_flight.fetch_add(1, Ordering::SeqCst);
+                    let tx = self.tx.clone();
+                    match self.state.request(&self.plan, &step, task) {
+                        Err(error) => {
+                            let attempt = self.state.task(self.plan.step_index(&step).unwrap_or(0), task).attempts;
+                            let _ = tx.send(Msg::Input { input: Input::TaskFailed { step, task, attempt, error }, from_invocation: true });
+                        }
+                        Ok(req) => {
+                            tokio::spawn(async move {
+                                let permit = shared.permits.clone().acquire_owned().await;
+                                let started = Instant::now();
+                                let (step, task, attempt) = (req.step.clone(), req.task, req.attempt);
+                                let result = invoke::call(&shared, req).await;
+                                drop(permit);
+                                let outcome = if result.is_ok() { "ok" } else { "error" };
+                                metrics::histogram!("sagaflow_step_duration_seconds", "task" => task.as_str(), "outcome" => outcome)
+                                    .record(started.elapsed().as_secs_f64());
+                                let input = match result {
+                                    Ok(output) => Input::TaskSucceeded { step, task, attempt, output },
+                                    Err(error) => Input::TaskFailed { step, task, attempt, error },
+                                };
+                                if tx.send(Msg::Input { input, from_invocation: true }).is_err() {
+                                    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+                                }
+                            });
+                        }
+                    }
+                }
+                Effect::StartTimer { step, task, attempt, fire_at } => {
+                    if self.engine.is_shutting_down() {
+                        continue; // the timer row is durable; it fires after restart
+                    }
+                    let tx = self.tx.clone();
+                    tokio::spawn(async move {
+                        let wait = fire_at.saturating_sub(now_ms());
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                        let _ = tx.send(Msg::Input { input: Input::TimerFired { step, task, attempt }, from_invocation: false });
+                    });
+                }
+                Effect::Finished { status } => {
+                    metrics::counter!("sagaflow_executions_finished_total", "status" => status.as_str()).increment(1);
+                    let _ = self.engine.shared.finished.send(Finished { record: record_of(&self.state) });
+                }
+            }
+        }
+    }
+}
+
+fn count(events: &[Event]) {
+    for e in events {
+        match &e.kind {
+            EventKind::RetryScheduled { task, .. } => {
+                metrics::counter!("sagaflow_retries_total", "task" => task.as_str()).increment(1);
+            }
+            EventKind::CompensationScheduled { .. } => {
+                metrics::counter!("sagaflow_compensations_total").increment(1);
+            }
+            EventKind::StepScheduled { .. } => {
+                metrics::counter!("sagaflow_steps_scheduled_total").increment(1);
+            }
+            _ => {}
+        }
+    }
+    let _ = TaskKind::Action;
+}

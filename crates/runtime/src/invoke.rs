@@ -1,0 +1,137 @@
+//! Participant invokers: HTTP (the protocol of DESIGN.md) and in-process handlers.
+//!
+//! HTTP protocol: `POST` the step input as JSON with `Idempotency-Key` (stable
+//! per execution, step and task kind), `Sagaflow-Execution-Id` and
+//! `Sagaflow-Attempt`. A 2xx body is the output; a 4xx `{error, cause}` is a
+//! business error with that name; 5xx and connection failures are
+//! `States.TaskFailed`; running out of time is `States.Timeout`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sagaflow_core::retry::{RUNTIME, TASK_FAILED, TIMEOUT};
+use sagaflow_core::{ErrorInfo, Participant, Request};
+use serde_json::Value;
+
+use crate::{now_ms, Shared};
+
+/// An in-process participant.
+#[async_trait]
+pub trait Handler: Send + Sync {
+    async fn call(&self, request: Request) -> Result<Value, ErrorInfo>;
+}
+
+struct FnHandler<F>(F);
+
+#[async_trait]
+impl<F, Fut> Handler for FnHandler<F>
+where
+    F: Fn(Request) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<Value, ErrorInfo>> + Send,
+{
+    async fn call(&self, request: Request) -> Result<Value, ErrorInfo> {
+        (self.0)(request).await
+    }
+}
+
+/// Wraps an async closure as a [`Handler`].
+pub fn handler_fn<F, Fut>(f: F) -> impl Handler
+where
+    F: Fn(Request) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<Value, ErrorInfo>> + Send,
+{
+    FnHandler(f)
+}
+
+/// Performs one participant call, bounded by the request's deadline.
+pub(crate) async fn call(shared: &Shared, req: Request) -> Result<Value, ErrorInfo> {
+    let remaining = req.deadline.saturating_sub(now_ms());
+    if remaining == 0 {
+        return Err(ErrorInfo::new(TIMEOUT, format!("deadline of `{}` passed before the call could be made", req.step)));
+    }
+    let timeout = Duration::from_millis(remaining);
+    let step = req.step.clone();
+    let fut = async {
+        match &req.participant {
+            Participant::Handler { name } => match shared.handlers.get(name) {
+                Some(h) => h.call(req.clone()).await,
+                None => Err(ErrorInfo::new(RUNTIME, format!("no in-process handler named `{name}` is registered"))),
+            },
+            Participant::Http { url, headers } => http(shared, &req, url, headers).await,
+        }
+    };
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(ErrorInfo::new(TIMEOUT, format!("`{step}` did not answer within {} ms", timeout.as_millis()))),
+    }
+}
+
+/// Replaces `${VAR}` placeholders with configured values.
+pub fn substitute(url: &str, vars: &std::collections::HashMap<String, String>) -> Result<String, ErrorInfo> {
+    let mut out = String::new();
+    let mut rest = url;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').ok_or_else(|| ErrorInfo::new(RUNTIME, format!("unterminated `${{` in `{url}`")))?;
+        let var = &rest[start + 2..start + end];
+        let value = vars.get(var).ok_or_else(|| ErrorInfo::new(RUNTIME, format!("variable `{var}` is not configured")))?;
+        out.push_str(value.trim_end_matches('/'));
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+async fn http(shared: &Shared, req: &Request, url: &str, headers: &std::collections::BTreeMap<String, String>) -> Result<Value, ErrorInfo> {
+    let url = substitute(url, &shared.config.variables)?;
+    let mut rb = shared
+        .http
+        .post(&url)
+        .header("Idempotency-Key", &req.idempotency_key)
+        .header("Sagaflow-Execution-Id", &req.execution_id)
+        .header("Sagaflow-Attempt", req.attempt.to_string())
+        .header("Sagaflow-Step", &req.step)
+        .header("Sagaflow-Task", req.task.as_str())
+        .json(&req.input);
+    for (k, v) in headers {
+        rb = rb.header(k, v);
+    }
+    let resp = rb
+        .send()
+        .await
+        .map_err(|e| ErrorInfo::new(TASK_FAILED, format!("POST {url}: {}", describe(&e))))?;
+    let status = resp.status();
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| ErrorInfo::new(TASK_FAILED, format!("POST {url}: reading the response: {}", describe(&e))))?;
+    let body: Option<Value> = if bytes.is_empty() { None } else { serde_json::from_slice(&bytes).ok() };
+    let text = || String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned();
+    if status.is_success() {
+        return Ok(body.unwrap_or_else(|| if bytes.is_empty() { Value::Null } else { Value::String(text()) }));
+    }
+    if status.is_client_error() {
+        if let Some(name) = body.as_ref().and_then(|b| b.get("error")).and_then(|e| e.as_str()) {
+            let cause = body
+                .as_ref()
+                .and_then(|b| b.get("cause"))
+                .map(|c| c.as_str().map(String::from).unwrap_or_else(|| c.to_string()))
+                .unwrap_or_default();
+            return Err(ErrorInfo::new(name, cause));
+        }
+        return Err(ErrorInfo::new(format!("Http{}", status.as_u16()), format!("POST {url} answered {status}: {}", text())));
+    }
+    Err(ErrorInfo::new(TASK_FAILED, format!("POST {url} answered {status}: {}", text())))
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
