@@ -1,1 +1,354 @@
-//! placeholder
+//! Sagaflow's HTTP API (axum): the native JSON API of DESIGN.md, plus
+//! `/healthz`, `/metrics` (Prometheus), `/openapi.json`, optional bearer-token
+//! authentication, and the on-failure webhook.
+//!
+//! Handlers are thin: they parse and check input, call the [`Engine`], and
+//! render records. Every error leaves as `{"error": {"code", "message",
+//! "details"}}` with a stable code ([`error`]).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query as QueryParams, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sagaflow_core::event::Millis;
+use sagaflow_core::Status;
+use sagaflow_runtime::Engine;
+use sagaflow_store::{DefinitionRecord, ExecutionRecord, ListFilter};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub mod error;
+pub mod hook;
+pub mod openapi;
+
+pub use error::ApiError;
+
+/// Server settings that concern the API layer.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Accepted bearer tokens; empty = no authentication.
+    pub auth_tokens: HashSet<String>,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// Longest `?wait=` honoured, in seconds.
+    pub max_wait_secs: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { auth_tokens: HashSet::new(), body_limit: 1024 * 1024, max_wait_secs: 300 }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    engine: Engine,
+    config: Arc<ApiConfig>,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+/// The process-wide Prometheus recorder (a recorder can be installed once).
+pub fn prometheus() -> metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full("sagaflow_step_duration_seconds".into()),
+                    &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+                )
+                .unwrap_or_else(|_| metrics_exporter_prometheus::PrometheusBuilder::new());
+            match builder.install_recorder() {
+                Ok(h) => h,
+                // Someone else installed a global recorder: keep a private one so /metrics still answers.
+                Err(_) => metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
+            }
+        })
+        .clone()
+}
+
+/// Builds the router.
+pub fn router(engine: Engine, config: ApiConfig) -> Router {
+    let state = AppState { engine, config: Arc::new(config.clone()), metrics: prometheus() };
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi_json))
+        .route("/v1/definitions", get(list_definitions))
+        .route("/v1/definitions/{name}", get(get_definition).put(put_definition))
+        .route("/v1/executions", get(list_executions).post(start_execution))
+        .route("/v1/executions/{id}", get(get_execution))
+        .route("/v1/executions/{id}/history", get(history))
+        .route("/v1/executions/{id}/cancel", post(cancel))
+        .route("/v1/executions/{id}/redrive", post(redrive))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then drains the engine gracefully.
+pub async fn serve(
+    engine: Engine,
+    config: ApiConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(engine.clone(), config);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    engine.shutdown(Duration::from_secs(10)).await;
+    Ok(())
+}
+
+async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    if st.config.auth_tokens.is_empty() || req.uri().path() == "/healthz" {
+        return next.run(req).await;
+    }
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(t) if st.config.auth_tokens.contains(t) => next.run(req).await,
+        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "the bearer token is not accepted").into_response(),
+        None => ApiError::new(StatusCode::UNAUTHORIZED, "missing_token", "this server requires `Authorization: Bearer <token>`").into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route; see /openapi.json")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not accept that method; see /openapi.json")
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn metrics_text(State(st): State<AppState>) -> impl IntoResponse {
+    metrics::gauge!("sagaflow_active_executions").set(st.engine.active() as f64);
+    metrics::gauge!("sagaflow_queue_depth").set(st.engine.in_flight() as f64);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render())
+}
+
+async fn openapi_json() -> Json<Value> {
+    Json(openapi::document())
+}
+
+/// RFC 3339 rendering of a stored timestamp.
+pub fn rfc3339(ms: Millis) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn definition_json(d: &DefinitionRecord, with_source: bool) -> Value {
+    let mut v = json!({
+        "name": d.name,
+        "version": d.version,
+        "format": d.format,
+        "digest": d.digest,
+        "created_at": rfc3339(d.created_at),
+    });
+    if with_source {
+        v["source"] = json!(d.source);
+    }
+    v
+}
+
+/// The JSON form of an execution, shared by every route that returns one.
+pub fn execution_json(r: &ExecutionRecord) -> Value {
+    json!({
+        "id": r.id,
+        "definition": r.definition,
+        "version": r.version,
+        "status": r.status,
+        "input": r.input,
+        "output": r.output,
+        "error": r.error,
+        "started_at": rfc3339(r.started_at),
+        "updated_at": rfc3339(r.updated_at),
+        "events": r.events,
+    })
+}
+
+async fn put_definition(State(st): State<AppState>, Path(name): Path<String>, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Response, ApiError> {
+    let body = body.map_err(ApiError::from_body)?;
+    let source = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("invalid_utf8", "the definition must be UTF-8 text (YAML or JSON)"))?;
+    let d = st.engine.deploy(Some(&name), source).await?;
+    let code = if d.created { StatusCode::CREATED } else { StatusCode::OK };
+    let mut v = definition_json(&d.record, false);
+    v["created"] = json!(d.created);
+    v["variables"] = json!(d.plan.variables);
+    Ok((code, Json(v)).into_response())
+}
+
+async fn list_definitions(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let defs = st.engine.store().list_definitions().await.map_err(sagaflow_runtime::Error::from)?;
+    Ok(Json(json!({ "items": defs.iter().map(|d| definition_json(d, false)).collect::<Vec<_>>() })))
+}
+
+#[derive(Deserialize)]
+struct VersionParam {
+    version: Option<u32>,
+}
+
+async fn get_definition(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    q: Result<QueryParams<VersionParam>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let QueryParams(q) = q.map_err(ApiError::from_query)?;
+    match st.engine.store().get_definition(&name, q.version).await {
+        Ok(d) => Ok(Json(definition_json(&d, true))),
+        Err(sagaflow_store::Error::NotFound { id, .. }) => Err(sagaflow_runtime::Error::DefinitionNotFound(id).into()),
+        Err(e) => Err(sagaflow_runtime::Error::from(e).into()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    definition: String,
+    #[serde(default)]
+    input: Value,
+    execution_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WaitParam {
+    wait: Option<f64>,
+}
+
+fn wait_of(q: &WaitParam, max: u64) -> Result<Duration, ApiError> {
+    match q.wait {
+        None => Ok(Duration::ZERO),
+        Some(w) if w.is_finite() && w >= 0.0 => Ok(Duration::from_secs_f64(w.min(max as f64))),
+        Some(_) => Err(ApiError::bad_request("invalid_parameter", "`wait` must be a non-negative number of seconds")),
+    }
+}
+
+async fn start_execution(
+    State(st): State<AppState>,
+    q: Result<QueryParams<WaitParam>, axum::extract::rejection::QueryRejection>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let QueryParams(q) = q.map_err(ApiError::from_query)?;
+    let wait = wait_of(&q, st.config.max_wait_secs)?;
+    let body = body.map_err(ApiError::from_body)?;
+    let req: StartBody = error::parse_json(&body)?;
+    let (mut rec, created) = st.engine.start_execution(&req.definition, req.input, req.execution_id).await?;
+    if !wait.is_zero() {
+        rec = st.engine.wait(&rec.id, wait).await?;
+    }
+    let code = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = format!("/v1/executions/{}", rec.id).parse() {
+        headers.insert(header::LOCATION, v);
+    }
+    Ok((code, headers, Json(execution_json(&rec))).into_response())
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    status: Option<String>,
+    definition: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+async fn list_executions(
+    State(st): State<AppState>,
+    q: Result<QueryParams<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let QueryParams(q) = q.map_err(ApiError::from_query)?;
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+            let all: Vec<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::bad_request("invalid_parameter", format!("unknown status `{s}`; expected one of {}", all.join(", ")))
+        })?),
+    };
+    let limit = q.limit.unwrap_or(50);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::bad_request("invalid_parameter", "`limit` must be between 1 and 1000"));
+    }
+    let filter = ListFilter { status, definition: q.definition.filter(|d| !d.is_empty()), limit, cursor: q.cursor.filter(|c| !c.is_empty()) };
+    let page = st.engine.store().list_executions(&filter).await.map_err(sagaflow_runtime::Error::from)?;
+    Ok(Json(json!({
+        "items": page.items.iter().map(execution_json).collect::<Vec<_>>(),
+        "next_cursor": page.next_cursor,
+    })))
+}
+
+async fn get_execution(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    q: Result<QueryParams<WaitParam>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let QueryParams(q) = q.map_err(ApiError::from_query)?;
+    let wait = wait_of(&q, st.config.max_wait_secs)?;
+    let rec = st.engine.wait(&id, wait).await?;
+    Ok(Json(execution_json(&rec)))
+}
+
+#[derive(Deserialize)]
+struct HistoryParams {
+    after: Option<u64>,
+}
+
+async fn history(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    q: Result<QueryParams<HistoryParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let QueryParams(q) = q.map_err(ApiError::from_query)?;
+    let rec = st.engine.get(&id).await?;
+    let entries = st.engine.store().history(&id, q.after.unwrap_or(0)).await.map_err(sagaflow_runtime::Error::from)?;
+    let events: Vec<Value> = entries
+        .into_iter()
+        .map(|h| {
+            let mut v = serde_json::to_value(&h.event).unwrap_or(Value::Null);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("seq".into(), json!(h.seq));
+                o.insert("at".into(), json!(rfc3339(h.event.at)));
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "execution": execution_json(&rec), "events": events })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CancelBody {
+    reason: Option<String>,
+}
+
+async fn cancel(State(st): State<AppState>, Path(id): Path<String>, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Json<Value>, ApiError> {
+    let body = body.map_err(ApiError::from_body)?;
+    let req: CancelBody = if body.iter().all(|b| b.is_ascii_whitespace()) { CancelBody::default() } else { error::parse_json(&body)? };
+    let rec = st.engine.cancel(&id, req.reason.as_deref().unwrap_or("cancelled through the API")).await?;
+    Ok(Json(execution_json(&rec)))
+}
+
+async fn redrive(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let rec = st.engine.redrive(&id).await?;
+    Ok(Json(execution_json(&rec)))
+}

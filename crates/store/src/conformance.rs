@@ -1,1 +1,689 @@
-//! Conformance suite run against every backend (to be written).
+//! The behaviour every backend must share, as a reusable test suite.
+//!
+//! Each case is a `pub async fn` taking a fresh, empty store and panicking
+//! when the store misbehaves. [`conformance_tests!`](crate::conformance_tests)
+//! turns every case into a `#[tokio::test]` for one backend, so a backend's
+//! test file is one line per backend and a new case reaches all of them:
+//!
+//! ```
+//! mod memory {
+//!     sagaflow_store::conformance_tests!((sagaflow_store::memory::MemoryStore::new(), ()));
+//! }
+//! ```
+//!
+//! The macro argument evaluates to a `(store, guard)` pair; the guard (a
+//! temporary directory, say) lives until the store is dropped.
+
+use sagaflow_core::event::Millis;
+use sagaflow_core::{ErrorInfo, Event, EventKind, Status, TaskKind};
+use serde_json::{json, Value};
+
+use crate::{Append, Created, Error, ExecutionRecord, ListFilter, Store, Timer};
+
+/// Expands to one `#[tokio::test]` per conformance case, each running
+/// against a store made by `$make` (an expression giving `(store, guard)`).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@cases $make;
+            same_digest_keeps_the_definition_version,
+            a_changed_digest_adds_a_version_and_keeps_the_old_one,
+            listed_definitions_are_the_latest_version_of_each,
+            an_unknown_definition_is_not_found,
+            a_new_execution_reads_back_as_created,
+            creating_an_execution_again_returns_the_existing_one_untouched,
+            an_append_at_the_current_version_extends_the_history,
+            a_stale_append_is_a_conflict_and_changes_nothing,
+            of_two_racing_appends_exactly_one_wins,
+            an_append_updates_status_output_and_error,
+            history_after_a_seq_returns_only_later_events,
+            every_kind_of_event_round_trips,
+            listing_filters_by_status_and_definition,
+            paging_returns_each_execution_once_newest_first,
+            a_malformed_cursor_is_rejected,
+            a_timer_not_yet_due_is_not_claimed,
+            a_due_timer_is_claimed_once_then_gone,
+            timers_are_claimed_earliest_first_up_to_the_limit,
+            unfinished_lists_only_running_and_compensating_executions,
+            unknown_executions_are_not_found,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                // One binding, so the store (field 0) drops before its guard.
+                let fixture = $make;
+                $crate::conformance::$case(&fixture.0).await;
+            }
+        )*
+    };
+}
+
+// ---------------------------------------------------------------------------
+// Builders
+
+const T0: Millis = 1_700_000_000_000;
+
+fn started(id: &str, definition: &str, input: Value) -> Event {
+    Event {
+        at: T0,
+        kind: EventKind::ExecutionStarted {
+            execution_id: id.to_string(),
+            definition: definition.to_string(),
+            version: 1,
+            input,
+        },
+    }
+}
+
+fn step_succeeded(step: &str, at: Millis) -> Event {
+    Event {
+        at,
+        kind: EventKind::StepSucceeded {
+            step: step.to_string(),
+            attempt: 1,
+            output: json!({ "step": step }),
+        },
+    }
+}
+
+fn record(id: &str, definition: &str, input: Value) -> ExecutionRecord {
+    ExecutionRecord {
+        id: id.to_string(),
+        definition: definition.to_string(),
+        version: 1,
+        status: Status::Running,
+        input,
+        output: None,
+        error: None,
+        started_at: T0,
+        updated_at: T0,
+        events: 0,
+    }
+}
+
+/// Creates a running execution with its `ExecutionStarted` event (version 1).
+async fn start(store: &dyn Store, id: &str, definition: &str) -> ExecutionRecord {
+    let input = json!({ "id": id });
+    match store
+        .create_execution(
+            record(id, definition, input.clone()),
+            vec![started(id, definition, input)],
+        )
+        .await
+    {
+        Ok(Created::New(rec)) => rec,
+        other => panic!("creating `{id}` gave {other:?}"),
+    }
+}
+
+fn append(id: &str, expected_version: u64, events: Vec<Event>, status: Status) -> Append {
+    Append {
+        execution_id: id.to_string(),
+        expected_version,
+        events,
+        status,
+        output: None,
+        error: None,
+        updated_at: T0 + 1_000,
+        timers: Vec::new(),
+    }
+}
+
+fn timer(id: &str, step: &str, fire_at: Millis) -> Timer {
+    Timer {
+        execution_id: id.to_string(),
+        step: step.to_string(),
+        task: TaskKind::Action,
+        attempt: 2,
+        fire_at,
+    }
+}
+
+/// Arms `timers` on a fresh execution `id`.
+async fn arm(store: &dyn Store, id: &str, timers: Vec<Timer>) {
+    start(store, id, "order").await;
+    let mut a = append(id, 1, vec![], Status::Running);
+    a.timers = timers;
+    store.append(a).await.expect("arming timers");
+}
+
+fn ids(records: &[ExecutionRecord]) -> Vec<&str> {
+    records.iter().map(|r| r.id.as_str()).collect()
+}
+
+fn assert_not_found<T: std::fmt::Debug>(result: crate::Result<T>, what: &str) {
+    match result {
+        Err(Error::NotFound { what: w, .. }) if w == what => {}
+        other => panic!("expected {what} not found, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Definitions
+
+pub async fn same_digest_keeps_the_definition_version(store: &dyn Store) {
+    let (first, new) = store
+        .put_definition("order", "saga", "source v1", "d1", T0)
+        .await
+        .expect("first put");
+    assert!(new);
+    assert_eq!(first.version, 1);
+
+    // A re-registration of the same content is a no-op, whatever the rest says.
+    let (again, new) = store
+        .put_definition("order", "saga", "reformatted v1", "d1", T0 + 5)
+        .await
+        .expect("second put");
+    assert!(!new);
+    assert_eq!(again, first);
+    assert_eq!(
+        store.get_definition("order", None).await.expect("get"),
+        first
+    );
+}
+
+pub async fn a_changed_digest_adds_a_version_and_keeps_the_old_one(store: &dyn Store) {
+    let (v1, _) = store
+        .put_definition("order", "saga", "source v1", "d1", T0)
+        .await
+        .expect("put v1");
+    let (v2, new) = store
+        .put_definition("order", "asl", "source v2", "d2", T0 + 1)
+        .await
+        .expect("put v2");
+    assert!(new);
+    assert_eq!(v2.version, 2);
+    assert_eq!(
+        (
+            v2.format.as_str(),
+            v2.source.as_str(),
+            v2.digest.as_str(),
+            v2.created_at
+        ),
+        ("asl", "source v2", "d2", T0 + 1)
+    );
+    assert_eq!(
+        store.get_definition("order", Some(1)).await.expect("v1"),
+        v1
+    );
+    assert_eq!(
+        store.get_definition("order", Some(2)).await.expect("v2"),
+        v2
+    );
+    assert_eq!(
+        store.get_definition("order", None).await.expect("latest"),
+        v2
+    );
+
+    // Only the latest digest counts: going back to old content is a new version.
+    let (v3, new) = store
+        .put_definition("order", "saga", "source v1", "d1", T0 + 2)
+        .await
+        .expect("put v3");
+    assert!(new);
+    assert_eq!(v3.version, 3);
+}
+
+pub async fn listed_definitions_are_the_latest_version_of_each(store: &dyn Store) {
+    assert!(store.list_definitions().await.expect("list").is_empty());
+    for (name, digest) in [("refund", "r1"), ("order", "o1"), ("order", "o2")] {
+        store
+            .put_definition(name, "saga", "src", digest, T0)
+            .await
+            .expect("put");
+    }
+    let listed: Vec<_> = store
+        .list_definitions()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|d| (d.name, d.version, d.digest))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("order".to_string(), 2, "o2".to_string()),
+            ("refund".to_string(), 1, "r1".to_string())
+        ]
+    );
+}
+
+pub async fn an_unknown_definition_is_not_found(store: &dyn Store) {
+    assert_not_found(store.get_definition("nope", None).await, "definition");
+    store
+        .put_definition("order", "saga", "src", "d1", T0)
+        .await
+        .expect("put");
+    assert_not_found(store.get_definition("order", Some(2)).await, "definition");
+}
+
+// ---------------------------------------------------------------------------
+// Creating and appending
+
+pub async fn a_new_execution_reads_back_as_created(store: &dyn Store) {
+    let mut rec = record("e1", "order", json!({ "items": [1, 2], "note": "ünïcode" }));
+    // The store counts the events itself.
+    rec.events = 99;
+    let events = vec![
+        started("e1", "order", rec.input.clone()),
+        step_succeeded("reserve", T0 + 1),
+    ];
+    let created = match store.create_execution(rec.clone(), events.clone()).await {
+        Ok(Created::New(r)) => r,
+        other => panic!("expected a new execution, got {other:?}"),
+    };
+    assert_eq!(created, ExecutionRecord { events: 2, ..rec });
+    assert_eq!(store.get_execution("e1").await.expect("get"), created);
+    assert_eq!(store.load_history("e1").await.expect("history"), events);
+}
+
+pub async fn creating_an_execution_again_returns_the_existing_one_untouched(store: &dyn Store) {
+    let first = start(store, "e1", "order").await;
+    let other_input = json!({ "different": true });
+    let again = store
+        .create_execution(
+            record("e1", "refund", other_input.clone()),
+            vec![
+                started("e1", "refund", other_input),
+                step_succeeded("x", T0),
+            ],
+        )
+        .await
+        .expect("second create");
+    assert_eq!(again, Created::Existing(first.clone()));
+    assert_eq!(store.get_execution("e1").await.expect("get"), first);
+    assert_eq!(store.load_history("e1").await.expect("history").len(), 1);
+}
+
+pub async fn an_append_at_the_current_version_extends_the_history(store: &dyn Store) {
+    start(store, "e1", "order").await;
+    let a = append(
+        "e1",
+        1,
+        vec![step_succeeded("a", T0 + 1), step_succeeded("b", T0 + 2)],
+        Status::Running,
+    );
+    assert_eq!(store.append(a).await.expect("append"), 3);
+    let a = append("e1", 3, vec![step_succeeded("c", T0 + 3)], Status::Running);
+    assert_eq!(store.append(a).await.expect("append"), 4);
+
+    let history = store.load_history("e1").await.expect("history");
+    assert_eq!(history.len(), 4);
+    assert_eq!(history[3], step_succeeded("c", T0 + 3));
+    assert_eq!(store.get_execution("e1").await.expect("get").events, 4);
+}
+
+pub async fn a_stale_append_is_a_conflict_and_changes_nothing(store: &dyn Store) {
+    start(store, "e1", "order").await;
+    let a = append("e1", 1, vec![step_succeeded("a", T0 + 1)], Status::Running);
+    store.append(a).await.expect("first append");
+    let before = store.get_execution("e1").await.expect("get");
+    let history = store.load_history("e1").await.expect("history");
+
+    for stale in [1, 5] {
+        let mut a = append(
+            "e1",
+            stale,
+            vec![step_succeeded("b", T0 + 2)],
+            Status::Failed,
+        );
+        a.error = Some(ErrorInfo::new("Boom", "stale"));
+        a.timers = vec![timer("e1", "b", T0)];
+        match store.append(a).await {
+            Err(Error::Conflict {
+                id,
+                expected,
+                actual: 2,
+            }) if id == "e1" && expected == stale => {}
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+    }
+    assert_eq!(store.get_execution("e1").await.expect("get"), before);
+    assert_eq!(store.load_history("e1").await.expect("history"), history);
+    assert!(store
+        .claim_due_timers(T0 + 1_000_000, 10)
+        .await
+        .expect("claim")
+        .is_empty());
+}
+
+pub async fn of_two_racing_appends_exactly_one_wins(store: &dyn Store) {
+    start(store, "e1", "order").await;
+    let left = append(
+        "e1",
+        1,
+        vec![step_succeeded("left", T0 + 1)],
+        Status::Running,
+    );
+    let right = append(
+        "e1",
+        1,
+        vec![step_succeeded("right", T0 + 1)],
+        Status::Running,
+    );
+    let (l, r) = tokio::join!(store.append(left), store.append(right));
+    let winner = match (l, r) {
+        (Ok(2), Err(Error::Conflict { actual: 2, .. })) => "left",
+        (Err(Error::Conflict { actual: 2, .. }), Ok(2)) => "right",
+        other => panic!("expected one success and one conflict, got {other:?}"),
+    };
+    let history = store.load_history("e1").await.expect("history");
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1], step_succeeded(winner, T0 + 1));
+}
+
+pub async fn an_append_updates_status_output_and_error(store: &dyn Store) {
+    start(store, "e1", "order").await;
+    let mut a = append("e1", 1, vec![step_succeeded("a", T0 + 1)], Status::Failed);
+    a.error = Some(ErrorInfo::new("PaymentDeclined", "card expired"));
+    a.updated_at = T0 + 10;
+    store.append(a).await.expect("append failed");
+    let rec = store.get_execution("e1").await.expect("get");
+    assert_eq!(rec.status, Status::Failed);
+    assert_eq!(
+        rec.error,
+        Some(ErrorInfo::new("PaymentDeclined", "card expired"))
+    );
+    assert_eq!(rec.output, None);
+    assert_eq!(rec.updated_at, T0 + 10);
+    assert_eq!(rec.started_at, T0);
+
+    // The summary is replaced, not merged: the error goes away.
+    let mut a = append(
+        "e1",
+        2,
+        vec![step_succeeded("b", T0 + 2)],
+        Status::Succeeded,
+    );
+    a.output = Some(json!({ "total": 42, "lines": [null, "x"] }));
+    a.updated_at = T0 + 20;
+    store.append(a).await.expect("append succeeded");
+    let rec = store.get_execution("e1").await.expect("get");
+    assert_eq!(rec.status, Status::Succeeded);
+    assert_eq!(rec.error, None);
+    assert_eq!(
+        rec.output,
+        Some(json!({ "total": 42, "lines": [null, "x"] }))
+    );
+    assert_eq!((rec.updated_at, rec.events), (T0 + 20, 3));
+}
+
+pub async fn history_after_a_seq_returns_only_later_events(store: &dyn Store) {
+    start(store, "e1", "order").await;
+    let events: Vec<_> = (1..=4)
+        .map(|i| step_succeeded(&format!("s{i}"), T0 + i))
+        .collect();
+    store
+        .append(append("e1", 1, events.clone(), Status::Running))
+        .await
+        .expect("append");
+
+    let all = store.history("e1", 0).await.expect("history");
+    assert_eq!(
+        all.iter().map(|h| h.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    let later = store.history("e1", 3).await.expect("history after 3");
+    assert_eq!(later.iter().map(|h| h.seq).collect::<Vec<_>>(), [4, 5]);
+    assert_eq!(later[0].event, events[2]);
+    assert!(store.history("e1", 5).await.expect("history").is_empty());
+    assert!(store.history("e1", 50).await.expect("history").is_empty());
+}
+
+pub async fn every_kind_of_event_round_trips(store: &dyn Store) {
+    let err = || ErrorInfo::new("Timeout", "no answer in 5s");
+    let step = || "charge".to_string();
+    let kinds = vec![
+        EventKind::StepScheduled {
+            step: step(),
+            attempt: 1,
+            deadline: T0 + 5_000,
+        },
+        EventKind::StepSucceeded {
+            step: step(),
+            attempt: 1,
+            output: Value::Null,
+        },
+        EventKind::StepFailed {
+            step: step(),
+            attempt: 2,
+            error: err(),
+        },
+        EventKind::RetryScheduled {
+            step: step(),
+            task: TaskKind::Compensation,
+            attempt: 3,
+            fire_at: T0 + 7_500,
+        },
+        EventKind::RollbackStarted {
+            step: step(),
+            error: err(),
+        },
+        EventKind::CancelRequested {
+            reason: "user \"asked\"\n".to_string(),
+        },
+        EventKind::CompensationScheduled {
+            step: step(),
+            attempt: 1,
+            deadline: T0 + 9,
+        },
+        EventKind::CompensationSucceeded {
+            step: step(),
+            attempt: 1,
+            output: json!({ "refund": 12.5, "ids": ["a", "b"] }),
+        },
+        EventKind::CompensationFailed {
+            step: step(),
+            attempt: 1,
+            error: err(),
+        },
+        EventKind::ExecutionRedriven {},
+        EventKind::ExecutionFinished {
+            status: Status::Compensated,
+            error: Some(err()),
+            output: Some(json!([1, { "deep": { "er": true } }])),
+        },
+    ];
+    let events: Vec<_> = kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, kind)| Event {
+            at: T0 + i as Millis,
+            kind,
+        })
+        .collect();
+    let first = started(
+        "e1",
+        "order",
+        json!({ "nested": { "list": [1, "two", null] } }),
+    );
+    store
+        .create_execution(record("e1", "order", json!({})), vec![first.clone()])
+        .await
+        .expect("create");
+    store
+        .append(append("e1", 1, events.clone(), Status::Compensated))
+        .await
+        .expect("append");
+
+    let mut expected = vec![first];
+    expected.extend(events);
+    assert_eq!(store.load_history("e1").await.expect("history"), expected);
+}
+
+// ---------------------------------------------------------------------------
+// Listing
+
+pub async fn listing_filters_by_status_and_definition(store: &dyn Store) {
+    start(store, "a1", "alpha").await;
+    start(store, "a2", "alpha").await;
+    start(store, "b1", "beta").await;
+    store
+        .append(append("a2", 1, vec![], Status::Succeeded))
+        .await
+        .expect("finish a2");
+    let list = |status, definition: Option<&str>| ListFilter {
+        status,
+        definition: definition.map(str::to_string),
+        limit: 10,
+        cursor: None,
+    };
+
+    let page = store.list_executions(&list(None, None)).await.expect("all");
+    assert_eq!(ids(&page.items), ["b1", "a2", "a1"]);
+    assert_eq!(page.next_cursor, None);
+
+    let running = list(Some(Status::Running), None);
+    let page = store.list_executions(&running).await.expect("running");
+    assert_eq!(ids(&page.items), ["b1", "a1"]);
+
+    let alpha = list(None, Some("alpha"));
+    let page = store.list_executions(&alpha).await.expect("alpha");
+    assert_eq!(ids(&page.items), ["a2", "a1"]);
+
+    let both = list(Some(Status::Succeeded), Some("alpha"));
+    let page = store.list_executions(&both).await.expect("both");
+    assert_eq!(ids(&page.items), ["a2"]);
+    assert_eq!(page.items[0].status, Status::Succeeded);
+
+    let none = list(Some(Status::Failed), Some("beta"));
+    assert!(store
+        .list_executions(&none)
+        .await
+        .expect("none")
+        .items
+        .is_empty());
+}
+
+pub async fn paging_returns_each_execution_once_newest_first(store: &dyn Store) {
+    let created: Vec<String> = (0..25).map(|i| format!("exec-{i:02}")).collect();
+    for id in &created {
+        start(store, id, "order").await;
+    }
+    let mut filter = ListFilter {
+        limit: 10,
+        ..ListFilter::default()
+    };
+    let mut seen = Vec::new();
+    let mut page_sizes = Vec::new();
+    loop {
+        let page = store.list_executions(&filter).await.expect("page");
+        page_sizes.push(page.items.len());
+        seen.extend(page.items.into_iter().map(|r| r.id));
+        match page.next_cursor {
+            Some(cursor) => filter.cursor = Some(cursor),
+            None => break,
+        }
+        assert!(page_sizes.len() <= 3, "paging does not end");
+    }
+    assert_eq!(page_sizes, [10, 10, 5]);
+    let newest_first: Vec<String> = created.into_iter().rev().collect();
+    assert_eq!(seen, newest_first);
+}
+
+pub async fn a_malformed_cursor_is_rejected(store: &dyn Store) {
+    start(store, "e1", "order").await;
+    for cursor in ["not-a-cursor", "-1", ""] {
+        let filter = ListFilter {
+            limit: 10,
+            cursor: Some(cursor.to_string()),
+            ..ListFilter::default()
+        };
+        match store.list_executions(&filter).await {
+            Err(Error::BadCursor(c)) if c == cursor => {}
+            other => panic!("cursor `{cursor}` gave {other:?}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Timers
+
+pub async fn a_timer_not_yet_due_is_not_claimed(store: &dyn Store) {
+    arm(store, "e1", vec![timer("e1", "pay", T0 + 100)]).await;
+    let claimed = store.claim_due_timers(T0 + 99, 10).await.expect("claim");
+    assert!(claimed.is_empty(), "claimed early: {claimed:?}");
+    // Still there once due.
+    let claimed = store.claim_due_timers(T0 + 100, 10).await.expect("claim");
+    assert_eq!(claimed, [timer("e1", "pay", T0 + 100)]);
+}
+
+pub async fn a_due_timer_is_claimed_once_then_gone(store: &dyn Store) {
+    let mut t = timer("e1", "refund", T0 + 100);
+    t.task = TaskKind::Compensation;
+    arm(store, "e1", vec![t.clone()]).await;
+    assert_eq!(
+        store.claim_due_timers(T0 + 500, 10).await.expect("claim"),
+        [t]
+    );
+    assert!(store
+        .claim_due_timers(T0 + 500, 10)
+        .await
+        .expect("claim again")
+        .is_empty());
+}
+
+pub async fn timers_are_claimed_earliest_first_up_to_the_limit(store: &dyn Store) {
+    arm(
+        store,
+        "e1",
+        vec![
+            timer("e1", "late", T0 + 300),
+            timer("e1", "first", T0 + 100),
+            timer("e1", "second", T0 + 100),
+        ],
+    )
+    .await;
+    arm(store, "e2", vec![timer("e2", "middle", T0 + 200)]).await;
+
+    let steps = |timers: Vec<Timer>| timers.into_iter().map(|t| t.step).collect::<Vec<_>>();
+    let now = T0 + 250;
+    let claimed = store.claim_due_timers(now, 2).await.expect("claim 2");
+    assert_eq!(steps(claimed), ["first", "second"]);
+    let claimed = store.claim_due_timers(now, 10).await.expect("claim rest");
+    assert_eq!(steps(claimed), ["middle"]);
+    let claimed = store
+        .claim_due_timers(T0 + 300, 10)
+        .await
+        .expect("claim late");
+    assert_eq!(steps(claimed), ["late"]);
+}
+
+// ---------------------------------------------------------------------------
+// Recovery and lookups
+
+pub async fn unfinished_lists_only_running_and_compensating_executions(store: &dyn Store) {
+    for (id, status) in [
+        ("running", Status::Running),
+        ("compensating", Status::Compensating),
+        ("succeeded", Status::Succeeded),
+        ("compensated", Status::Compensated),
+        ("failed", Status::Failed),
+        ("cancelled", Status::Cancelled),
+        ("timed-out", Status::TimedOut),
+        ("running-too", Status::Running),
+    ] {
+        start(store, id, "order").await;
+        store
+            .append(append(id, 1, vec![], status))
+            .await
+            .expect("set status");
+    }
+    let unfinished = store.unfinished().await.expect("unfinished");
+    assert_eq!(ids(&unfinished), ["running", "compensating", "running-too"]);
+}
+
+pub async fn unknown_executions_are_not_found(store: &dyn Store) {
+    start(store, "known", "order").await;
+    assert_not_found(store.get_execution("nope").await, "execution");
+    assert_not_found(store.history("nope", 0).await, "execution");
+    assert_not_found(store.load_history("nope").await, "execution");
+    assert_not_found(
+        store
+            .append(append("nope", 0, vec![], Status::Running))
+            .await,
+        "execution",
+    );
+}

@@ -192,7 +192,7 @@ impl Query for MemoryStore {
             })
             .map(|(s, r, _)| (*s, r.clone()))
             .collect();
-        rows.sort_by(|a, b| b.0.cmp(&a.0));
+        rows.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
         let limit = f.limit.max(1);
         let more = rows.len() > limit;
         rows.truncate(limit);

@@ -1,0 +1,80 @@
+//! API errors: `{"error": {"code", "message", "details"}}` with the right
+//! status code. Codes are stable; messages are for people.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    pub details: Value,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        ApiError { status, code: code.into(), message: message.into(), details: Value::Null }
+    }
+
+    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub(crate) fn from_body(e: axum::extract::rejection::BytesRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is larger than the server's limit")
+        } else {
+            ApiError::new(e.status(), "bad_body", e.body_text())
+        }
+    }
+
+    pub(crate) fn from_query(e: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::bad_request("invalid_parameter", e.body_text())
+    }
+}
+
+/// Parses a JSON body, naming the line and column of a syntax error and the
+/// field of a type error.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let code = if e.is_syntax() || e.is_eof() { "malformed_json" } else { "invalid_request" };
+        let mut err = ApiError::bad_request(code, format!("request body: {e}"));
+        err.details = json!({ "line": e.line(), "column": e.column() });
+        err
+    })
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message, "details": self.details } });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<sagaflow_runtime::Error> for ApiError {
+    fn from(e: sagaflow_runtime::Error) -> Self {
+        use sagaflow_runtime::Error as E;
+        let status = match &e {
+            E::DefinitionNotFound(_) | E::ExecutionNotFound(_) => StatusCode::NOT_FOUND,
+            E::Invalid(_) | E::InvalidId(_) => StatusCode::BAD_REQUEST,
+            E::ExecutionConflict { .. } | E::NotAllowed(_) => StatusCode::CONFLICT,
+            E::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            E::Store(sagaflow_store::Error::NotFound { .. }) => StatusCode::NOT_FOUND,
+            E::Store(sagaflow_store::Error::BadCursor(_)) => StatusCode::BAD_REQUEST,
+            E::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %e, "request failed");
+        }
+        let details = match &e {
+            E::Invalid(sagaflow_core::Error::InvalidDefinition(v)) => json!({ "violations": v }),
+            _ => Value::Null,
+        };
+        ApiError { status, code: e.code().to_string(), message: e.to_string(), details }
+    }
+}

@@ -1,0 +1,120 @@
+//! The OpenAPI 3.1 document served at `/openapi.json`, describing every route.
+//!
+//! Written out by hand: the API is small, and this keeps the document exact
+//! (status codes, error codes) without a macro layer over every handler.
+
+use serde_json::{json, Value};
+
+fn err(desc: &str) -> Value {
+    json!({ "description": desc, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
+}
+
+fn ok(desc: &str, schema: &str) -> Value {
+    json!({ "description": desc, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
+}
+
+fn path_param(name: &str, desc: &str) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "description": desc, "schema": { "type": "string" } })
+}
+
+fn wait_param() -> Value {
+    json!({ "name": "wait", "in": "query", "required": false, "description": "Seconds to wait for the execution to finish before answering (capped by the server).", "schema": { "type": "number", "minimum": 0 } })
+}
+
+/// The document.
+pub fn document() -> Value {
+    let unauthorized = err("Missing or wrong bearer token (`missing_token`, `invalid_token`), when authentication is on.");
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Sagaflow API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Durable saga orchestration: register saga definitions, start executions, watch their history, cancel and redrive them. Errors are `{\"error\": {\"code\", \"message\", \"details\"}}`."
+        },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
+                        "code": { "type": "string", "description": "Stable machine-readable code, e.g. invalid_definition, execution_not_found, execution_conflict, malformed_json, payload_too_large." },
+                        "message": { "type": "string" },
+                        "details": { "description": "For invalid_definition: {violations: [{code, location, message}]}." }
+                    } } }
+                },
+                "Definition": {
+                    "type": "object",
+                    "properties": {
+                        "name": { "type": "string" }, "version": { "type": "integer" }, "format": { "type": "string" },
+                        "digest": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" },
+                        "created": { "type": "boolean", "description": "PUT only: false if the source equals the latest version." },
+                        "source": { "type": "string", "description": "GET of one definition only." }
+                    }
+                },
+                "Execution": {
+                    "type": "object",
+                    "properties": {
+                        "id": { "type": "string" }, "definition": { "type": "string" }, "version": { "type": "integer" },
+                        "status": { "type": "string", "enum": ["running", "compensating", "succeeded", "compensated", "failed", "cancelled", "timed_out"] },
+                        "input": {}, "output": {},
+                        "error": { "type": ["object", "null"], "properties": { "error": { "type": "string" }, "cause": { "type": "string" } } },
+                        "started_at": { "type": "string", "format": "date-time" }, "updated_at": { "type": "string", "format": "date-time" },
+                        "events": { "type": "integer", "description": "Number of history events." }
+                    }
+                },
+                "ExecutionPage": { "type": "object", "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/Execution" } }, "next_cursor": { "type": ["string", "null"] } } },
+                "DefinitionList": { "type": "object", "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/Definition" } } } },
+                "History": { "type": "object", "properties": {
+                    "execution": { "$ref": "#/components/schemas/Execution" },
+                    "events": { "type": "array", "items": { "type": "object", "required": ["seq", "at", "type"], "properties": {
+                        "seq": { "type": "integer" }, "at": { "type": "string", "format": "date-time" },
+                        "type": { "type": "string", "enum": ["execution_started", "step_scheduled", "step_succeeded", "step_failed", "retry_scheduled", "rollback_started", "cancel_requested", "compensation_scheduled", "compensation_succeeded", "compensation_failed", "execution_redriven", "execution_finished"] }
+                    } } }
+                } },
+                "StartExecution": { "type": "object", "required": ["definition"], "additionalProperties": false, "properties": {
+                    "definition": { "type": "string" }, "input": {}, "execution_id": { "type": "string", "description": "Makes the start idempotent: the same id and input return the existing execution; a different input is a 409." }
+                } }
+            }
+        },
+        "security": [ { "bearer": [] } ],
+        "paths": {
+            "/healthz": { "get": { "summary": "Liveness; never needs a token.", "security": [], "responses": { "200": { "description": "ok" } } } },
+            "/metrics": { "get": { "summary": "Prometheus metrics.", "responses": { "200": { "description": "text/plain exposition format" }, "401": unauthorized } } },
+            "/openapi.json": { "get": { "summary": "This document.", "responses": { "200": { "description": "OpenAPI 3.1" }, "401": unauthorized } } },
+            "/v1/definitions": { "get": { "summary": "Latest version of every definition.", "responses": { "200": ok("definitions", "DefinitionList"), "401": unauthorized } } },
+            "/v1/definitions/{name}": {
+                "parameters": [ path_param("name", "Definition name.") ],
+                "get": { "summary": "One definition with its source.", "parameters": [ { "name": "version", "in": "query", "schema": { "type": "integer" } } ],
+                    "responses": { "200": ok("the definition", "Definition"), "404": err("definition_not_found"), "401": unauthorized } },
+                "put": { "summary": "Register a saga definition (YAML or JSON body). A changed source creates a new version.",
+                    "requestBody": { "required": true, "content": { "application/yaml": { "schema": { "type": "string" } }, "application/json": { "schema": { "type": "object" } } } },
+                    "responses": { "201": ok("new version created", "Definition"), "200": ok("unchanged: the latest version", "Definition"),
+                        "400": err("invalid_definition (details.violations lists every problem with its location and code), invalid_utf8"),
+                        "413": err("payload_too_large"), "401": unauthorized } }
+            },
+            "/v1/executions": {
+                "get": { "summary": "List executions, newest first.", "parameters": [
+                        { "name": "status", "in": "query", "schema": { "type": "string" } },
+                        { "name": "definition", "in": "query", "schema": { "type": "string" } },
+                        { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 50 } },
+                        { "name": "cursor", "in": "query", "schema": { "type": "string" } } ],
+                    "responses": { "200": ok("a page", "ExecutionPage"), "400": err("invalid_parameter, invalid_cursor"), "401": unauthorized } },
+                "post": { "summary": "Start an execution of the latest version of a definition.", "parameters": [ wait_param() ],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/StartExecution" } } } },
+                    "responses": { "201": ok("started", "Execution"), "200": ok("already existed with the same input", "Execution"),
+                        "400": err("malformed_json, invalid_request, invalid_execution_id"), "404": err("definition_not_found"),
+                        "409": err("execution_conflict: the id exists with a different input"), "413": err("payload_too_large"), "401": unauthorized } }
+            },
+            "/v1/executions/{id}": { "get": { "summary": "One execution.", "parameters": [ path_param("id", "Execution id."), wait_param() ],
+                "responses": { "200": ok("the execution", "Execution"), "404": err("execution_not_found"), "401": unauthorized } } },
+            "/v1/executions/{id}/history": { "get": { "summary": "The execution's history events.", "parameters": [ path_param("id", "Execution id."), { "name": "after", "in": "query", "schema": { "type": "integer" }, "description": "Only events with seq greater than this." } ],
+                "responses": { "200": ok("history", "History"), "404": err("execution_not_found"), "401": unauthorized } } },
+            "/v1/executions/{id}/cancel": { "post": { "summary": "Cancel: compensate what was done; ends `cancelled`.", "parameters": [ path_param("id", "Execution id.") ],
+                "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "reason": { "type": "string" } } } } } },
+                "responses": { "200": ok("the execution, now compensating", "Execution"), "404": err("execution_not_found"), "409": err("execution_finished, past_pivot"), "401": unauthorized } } },
+            "/v1/executions/{id}/redrive": { "post": { "summary": "Resume a `failed` execution from where it stopped.", "parameters": [ path_param("id", "Execution id.") ],
+                "responses": { "200": ok("the execution, running again", "Execution"), "404": err("execution_not_found"), "409": err("not_redrivable"), "401": unauthorized } } }
+        }
+    })
+}

@@ -1,0 +1,20 @@
+//! Runs the shared conformance suite against every backend.
+
+use sagaflow_store::memory::MemoryStore;
+use sagaflow_store::sqlite::SqliteStore;
+use tempfile::TempDir;
+
+/// A fresh SQLite store in its own directory, removed after the store.
+fn sqlite_store() -> (SqliteStore, TempDir) {
+    let dir = tempfile::tempdir().expect("creating a temporary directory");
+    let store = SqliteStore::open(dir.path().join("sagaflow.db")).expect("opening the store");
+    (store, dir)
+}
+
+mod memory {
+    sagaflow_store::conformance_tests!((super::MemoryStore::new(), ()));
+}
+
+mod sqlite {
+    sagaflow_store::conformance_tests!(super::sqlite_store());
+}
