@@ -328,6 +328,11 @@ async fn history(
             if let Some(o) = v.as_object_mut() {
                 o.insert("seq".into(), json!(h.seq));
                 o.insert("at".into(), json!(rfc3339(h.event.at)));
+                for k in ["fire_at", "deadline"] {
+                    if let Some(ms) = o.get(k).and_then(Value::as_u64) {
+                        o.insert(k.into(), json!(rfc3339(ms)));
+                    }
+                }
             }
             v
         })

@@ -1,0 +1,219 @@
+//! `sagaflow server`: configuration (TOML file, environment, flags — flags
+//! win over the environment, which wins over the file) and the server process.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use sagaflow_api::hook::HookConfig;
+use sagaflow_api::ApiConfig;
+use sagaflow_runtime::{Config, Engine};
+use sagaflow_store::sqlite::SqliteStore;
+use serde::Deserialize;
+
+#[derive(Args, Clone, Default)]
+pub struct ServerArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "SAGAFLOW_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "SAGAFLOW_LISTEN")]
+    pub listen: Option<String>,
+    /// Directory of the embedded SQLite database [default: .sagaflow].
+    #[arg(long, env = "SAGAFLOW_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL instead of a data directory: `sqlite:PATH`.
+    #[arg(long, env = "SAGAFLOW_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Maximum participant calls in flight [default: 256].
+    #[arg(long, env = "SAGAFLOW_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+    /// Require this bearer token on every route but /healthz.
+    #[arg(long, env = "SAGAFLOW_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// File with one accepted bearer token per line.
+    #[arg(long, env = "SAGAFLOW_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+    /// Webhook called when an execution ends `failed` or `compensated`.
+    #[arg(long, env = "SAGAFLOW_HOOK_URL")]
+    pub hook_url: Option<String>,
+    /// Largest request body in bytes [default: 1048576].
+    #[arg(long, env = "SAGAFLOW_BODY_LIMIT")]
+    pub body_limit: Option<usize>,
+    /// A `${NAME}` value for participant URLs, as NAME=VALUE (repeatable).
+    /// Environment variables `SAGAFLOW_VAR_NAME` are read too.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+}
+
+/// The TOML file's shape; every key is optional.
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    concurrency: Option<usize>,
+    auth_tokens: Option<Vec<String>>,
+    tokens_file: Option<PathBuf>,
+    body_limit: Option<usize>,
+    #[serde(default)]
+    variables: HashMap<String, String>,
+    hook: Option<FileHook>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileHook {
+    url: String,
+    token: Option<String>,
+}
+
+/// Fully resolved settings.
+pub struct Settings {
+    pub listen: String,
+    pub database: PathBuf,
+    pub engine: Config,
+    pub api: ApiConfig,
+    pub hook: Option<HookConfig>,
+}
+
+pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
+    let file: FileConfig = match &args.config {
+        None => FileConfig::default(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading configuration file {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("configuration file {}", p.display()))?
+        }
+    };
+    let listen = args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+    let database = match args.database_url.or(file.database_url) {
+        Some(url) => sqlite_path(&url)?,
+        None => args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(".sagaflow")).join("sagaflow.db"),
+    };
+    let mut variables = file.variables;
+    for (k, v) in std::env::vars() {
+        if let Some(name) = k.strip_prefix("SAGAFLOW_VAR_") {
+            variables.insert(name.to_string(), v);
+        }
+    }
+    for kv in &args.vars {
+        let (k, v) = kv.split_once('=').with_context(|| format!("--var `{kv}` must look like NAME=VALUE"))?;
+        variables.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    let mut tokens: HashSet<String> = file.auth_tokens.unwrap_or_default().into_iter().collect();
+    if let Some(t) = args.auth_token {
+        tokens.insert(t);
+    }
+    if let Some(p) = args.tokens_file.or(file.tokens_file) {
+        let text = std::fs::read_to_string(&p).with_context(|| format!("reading tokens file {}", p.display()))?;
+        tokens.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from));
+    }
+    let concurrency = args.concurrency.or(file.concurrency).unwrap_or(256);
+    if concurrency == 0 {
+        bail!("concurrency must be at least 1");
+    }
+    let hook = match (args.hook_url, file.hook) {
+        (Some(url), _) => Some(HookConfig::new(url)),
+        (None, Some(h)) => Some(HookConfig { token: h.token, ..HookConfig::new(h.url) }),
+        (None, None) => None,
+    };
+    Ok(Settings {
+        listen,
+        database,
+        engine: Config { variables, concurrency, ..Config::default() },
+        api: ApiConfig { auth_tokens: tokens, body_limit: args.body_limit.or(file.body_limit).unwrap_or(1024 * 1024), ..ApiConfig::default() },
+        hook,
+    })
+}
+
+fn sqlite_path(url: &str) -> anyhow::Result<PathBuf> {
+    if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        if rest.is_empty() {
+            bail!("database URL `{url}` has no path");
+        }
+        return Ok(PathBuf::from(rest));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        bail!("PostgreSQL is not supported by this build yet; use `sqlite:PATH` or --data-dir");
+    }
+    bail!("unsupported database URL `{url}`; expected `sqlite:PATH`")
+}
+
+/// A server running in this process (used by `server` and by the demo).
+pub struct Running {
+    pub addr: std::net::SocketAddr,
+    pub stop: tokio::sync::oneshot::Sender<()>,
+    pub done: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub async fn start(settings: Settings) -> anyhow::Result<Running> {
+    if let Some(dir) = settings.database.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
+    }
+    let store = SqliteStore::open(&settings.database).with_context(|| format!("opening database {}", settings.database.display()))?;
+    let engine = Engine::builder(Arc::new(store)).config(settings.engine).build();
+    let resumed = engine.start().await.context("resuming unfinished executions")?;
+    if resumed > 0 {
+        tracing::info!(resumed, "resumed unfinished executions");
+    }
+    if let Some(h) = settings.hook {
+        sagaflow_api::hook::spawn(&engine, h);
+    }
+    let listener = tokio::net::TcpListener::bind(&settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let done = tokio::spawn(sagaflow_api::serve(engine.clone(), settings.api, listener, async move {
+        let _ = stopped.await;
+    }));
+    Ok(Running { addr, stop, done })
+}
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let settings = resolve(args)?;
+    let db = settings.database.clone();
+    let auth = !settings.api.auth_tokens.is_empty();
+    let running = start(settings).await?;
+    // The one line on stdout: parents (tests, scripts) read the address from it.
+    println!("listening on http://{}", running.addr);
+    let shown = display(&db);
+    tracing::info!(database = %shown, auth, "sagaflow server ready");
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new work is claimed; in-flight results are recorded");
+    let _ = running.stop.send(());
+    match tokio::time::timeout(Duration::from_secs(30), running.done).await {
+        Ok(Ok(Ok(()))) => Ok(ExitCode::SUCCESS),
+        Ok(Ok(Err(e))) => Err(e.into()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => bail!("graceful shutdown took longer than 30s"),
+    }
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

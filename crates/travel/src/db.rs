@@ -1,0 +1,285 @@
+//! The services' own SQLite database (never the orchestrator's).
+//!
+//! One file holds:
+//! - `bookings`: the single table of the reference application, one row per
+//!   hotel, flight, car or payment of a trip (`pk` = trip id, `sk` =
+//!   `HOTEL#id | FLIGHT#id | CAR#id | PAYMENT#id`);
+//! - `idempotency`: the first response given for each `Idempotency-Key`,
+//!   written in the same transaction as the effect it describes;
+//! - `tombstones`: cancellations that found nothing to cancel, so that a
+//!   reservation arriving after its own cancellation is refused (anti-hanging);
+//! - `confirm_failures`: how many confirmation failures were injected per trip
+//!   and kind, so "fail N times, then succeed" survives a restart.
+//!
+//! The connection is opened in WAL mode and used behind a `Mutex` from blocking
+//! threads only; every function here is synchronous.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::Context;
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS bookings (
+    pk TEXT NOT NULL,                  -- trip_id
+    sk TEXT NOT NULL,                  -- HOTEL#id | FLIGHT#id | CAR#id | PAYMENT#id
+    transaction_status TEXT NOT NULL   -- pending | confirmed
+        CHECK (transaction_status IN ('pending', 'confirmed')),
+    details TEXT NOT NULL DEFAULT '{}' -- JSON
+        CHECK (json_valid(details)),
+    PRIMARY KEY (pk, sk)
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY,
+    status INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tombstones (
+    pk TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    PRIMARY KEY (pk, kind)
+);
+CREATE TABLE IF NOT EXISTS confirm_failures (
+    pk TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (pk, kind)
+);
+";
+
+/// One row of the `bookings` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// The trip id.
+    pub pk: String,
+    /// `HOTEL#id`, `FLIGHT#id`, `CAR#id` or `PAYMENT#id`.
+    pub sk: String,
+    /// `pending` or `confirmed`.
+    pub transaction_status: String,
+    /// What was booked (hotel name and dates, flight legs, amount, ...).
+    pub details: Value,
+}
+
+/// A booking as the business rules see it.
+pub(crate) struct Booking {
+    pub status: String,
+    pub details: Value,
+}
+
+/// The database of a running service: one connection, used by one blocking
+/// thread at a time.
+pub(crate) struct Db {
+    conn: Mutex<Connection>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database file and its tables.
+    pub fn open(path: &Path) -> anyhow::Result<Db> {
+        let conn = Connection::open(path)
+            .with_context(|| format!("opening travel database {}", path.display()))?;
+        configure(&conn)?;
+        conn.execute_batch(SCHEMA)
+            .with_context(|| format!("creating tables in {}", path.display()))?;
+        Ok(Db {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a half-applied change
+        // behind (the transaction rolls back on drop), so a poisoned lock is
+        // still safe to use.
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` in one immediate transaction, committed if `f` returns `Ok`.
+    pub fn in_transaction<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// The rows of one trip, or of every trip.
+    pub fn rows(&self, trip_id: Option<&str>) -> rusqlite::Result<Vec<Row>> {
+        read_rows(&self.lock(), trip_id)
+    }
+}
+
+fn configure(conn: &Connection) -> anyhow::Result<()> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    // WAL with synchronous=NORMAL: a committed transaction survives the
+    // process being killed (it is in the WAL, in the OS), which is the failure
+    // the crash tests inject.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+/// Reads the `bookings` rows of a database file, ordered by trip then sort key.
+pub(crate) fn read_rows_from(path: &Path, trip_id: Option<&str>) -> anyhow::Result<Vec<Row>> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening travel database {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    read_rows(&conn, trip_id).with_context(|| format!("reading bookings of {}", path.display()))
+}
+
+fn read_rows(conn: &Connection, trip_id: Option<&str>) -> rusqlite::Result<Vec<Row>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT pk, sk, transaction_status, details FROM bookings
+         WHERE ?1 IS NULL OR pk = ?1 ORDER BY pk, sk",
+    )?;
+    let rows = stmt.query_map(params![trip_id], |row| {
+        let details: String = row.get(3)?;
+        Ok(Row {
+            pk: row.get(0)?,
+            sk: row.get(1)?,
+            transaction_status: row.get(2)?,
+            details: serde_json::from_str(&details).unwrap_or(Value::String(details)),
+        })
+    })?;
+    rows.collect()
+}
+
+/// The response first given for an idempotency key, if any.
+pub(crate) fn remembered(
+    tx: &Transaction<'_>,
+    key: &str,
+) -> rusqlite::Result<Option<(u16, String)>> {
+    tx.query_row(
+        "SELECT status, body FROM idempotency WHERE key = ?1",
+        params![key],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )
+    .optional()
+}
+
+/// Stores the response given for an idempotency key.
+pub(crate) fn remember(
+    tx: &Transaction<'_>,
+    key: &str,
+    status: u16,
+    body: &str,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO idempotency (key, status, body) VALUES (?1, ?2, ?3)",
+        params![key, status, body],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn booking(
+    tx: &Transaction<'_>,
+    pk: &str,
+    sk: &str,
+) -> rusqlite::Result<Option<Booking>> {
+    tx.query_row(
+        "SELECT transaction_status, details FROM bookings WHERE pk = ?1 AND sk = ?2",
+        params![pk, sk],
+        |row| {
+            let details: String = row.get(1)?;
+            Ok(Booking {
+                status: row.get(0)?,
+                details: serde_json::from_str(&details).unwrap_or(Value::Null),
+            })
+        },
+    )
+    .optional()
+}
+
+pub(crate) fn insert_booking(
+    tx: &Transaction<'_>,
+    pk: &str,
+    sk: &str,
+    status: &str,
+    details: &Value,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO bookings (pk, sk, transaction_status, details) VALUES (?1, ?2, ?3, ?4)",
+        params![pk, sk, status, details.to_string()],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn set_status(
+    tx: &Transaction<'_>,
+    pk: &str,
+    sk: &str,
+    status: &str,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE bookings SET transaction_status = ?3 WHERE pk = ?1 AND sk = ?2",
+        params![pk, sk, status],
+    )?;
+    Ok(())
+}
+
+/// Deletes a booking; tells whether there was one.
+pub(crate) fn delete_booking(tx: &Transaction<'_>, pk: &str, sk: &str) -> rusqlite::Result<bool> {
+    let deleted = tx.execute(
+        "DELETE FROM bookings WHERE pk = ?1 AND sk = ?2",
+        params![pk, sk],
+    )?;
+    Ok(deleted > 0)
+}
+
+pub(crate) fn has_tombstone(tx: &Transaction<'_>, pk: &str, kind: &str) -> rusqlite::Result<bool> {
+    tx.query_row(
+        "SELECT 1 FROM tombstones WHERE pk = ?1 AND kind = ?2",
+        params![pk, kind],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|found| found.is_some())
+}
+
+pub(crate) fn add_tombstone(tx: &Transaction<'_>, pk: &str, kind: &str) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO tombstones (pk, kind) VALUES (?1, ?2)",
+        params![pk, kind],
+    )?;
+    Ok(())
+}
+
+/// How many confirmation failures were already injected for this trip and kind.
+pub(crate) fn confirm_failures(
+    tx: &Transaction<'_>,
+    pk: &str,
+    kind: &str,
+) -> rusqlite::Result<u32> {
+    tx.query_row(
+        "SELECT count FROM confirm_failures WHERE pk = ?1 AND kind = ?2",
+        params![pk, kind],
+        |row| row.get(0),
+    )
+    .optional()
+    .map(|count| count.unwrap_or(0))
+}
+
+/// Counts one more injected confirmation failure; returns the new count.
+pub(crate) fn add_confirm_failure(
+    tx: &Transaction<'_>,
+    pk: &str,
+    kind: &str,
+) -> rusqlite::Result<u32> {
+    tx.query_row(
+        "INSERT INTO confirm_failures (pk, kind, count) VALUES (?1, ?2, 1)
+         ON CONFLICT (pk, kind) DO UPDATE SET count = count + 1
+         RETURNING count",
+        params![pk, kind],
+        |row| row.get(0),
+    )
+}

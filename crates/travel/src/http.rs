@@ -1,0 +1,286 @@
+//! The HTTP face of the participants (axum).
+//!
+//! `POST /{hotel,flight,car}/{reserve,confirm,cancel}`, `POST /payment/charge`,
+//! `POST /payment/refund` take the trip input as JSON; `GET /trips`,
+//! `GET /trips/{trip_id}`, `GET /stats` and `GET /healthz` are for people,
+//! tests and the demo. Errors are always `{"error": "...", "cause": "..."}`:
+//! 4xx for business failures and bad input, 5xx for transient ones.
+//!
+//! Database work runs on blocking threads (`spawn_blocking`); the connection
+//! lock is never held across an `.await`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::db::Db;
+use crate::service::{self, Action, Op, Trip, OPS};
+
+/// The header carrying the caller's idempotency key.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub(crate) struct App {
+    pub db: Arc<Db>,
+    pub stats: Arc<Stats>,
+    pub cancel_failure_rate: f64,
+    pub confirm_failures: u32,
+}
+
+/// Counters served by `GET /stats` (since the process started).
+#[derive(Default)]
+pub(crate) struct Stats {
+    counts: Mutex<Counts>,
+}
+
+#[derive(Clone, Default, Serialize)]
+struct Counts {
+    /// Calls per route, including the failed and the replayed ones.
+    calls: BTreeMap<&'static str, u64>,
+    /// Injected failures per route (run_type and random cancel failures).
+    injected_failures: BTreeMap<&'static str, u64>,
+    /// Calls answered from the idempotency store, per route.
+    replays: BTreeMap<&'static str, u64>,
+}
+
+impl Stats {
+    fn bump(
+        &self,
+        pick: impl FnOnce(&mut Counts) -> &mut BTreeMap<&'static str, u64>,
+        route: &'static str,
+    ) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        *pick(&mut counts).entry(route).or_default() += 1;
+    }
+
+    fn snapshot(&self) -> Counts {
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// The router of all the routes, over `app`.
+pub(crate) fn router(app: App) -> Router {
+    let mut router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/stats", get(stats))
+        .route("/trips", get(all_trips))
+        .route("/trips/{trip_id}", get(one_trip));
+    for op in OPS {
+        router = router.route(
+            &format!("/{}", op.route()),
+            post(
+                move |State(app): State<App>,
+                      headers: HeaderMap,
+                      body: Result<Bytes, BytesRejection>| {
+                    call(app, op, headers, body)
+                },
+            ),
+        );
+    }
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(app)
+}
+
+/// An error response: `{"error": name, "cause": cause}` with a status.
+struct ApiError {
+    status: StatusCode,
+    error: &'static str,
+    cause: String,
+    /// An injected failure (counted in the stats).
+    injected: bool,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, error: &'static str, cause: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            error,
+            cause: cause.into(),
+            injected: false,
+        }
+    }
+
+    fn internal(cause: impl std::fmt::Display) -> ApiError {
+        tracing::error!(%cause, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            cause.to_string(),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({ "error": self.error, "cause": self.cause })),
+        )
+            .into_response()
+    }
+}
+
+async fn call(
+    app: App,
+    op: Op,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let route = op.route();
+    app.stats.bump(|c| &mut c.calls, route);
+    match respond(&app, op, &headers, body).await {
+        Ok(outcome) => {
+            if outcome.replayed {
+                app.stats.bump(|c| &mut c.replays, route);
+            }
+            if outcome.injected {
+                app.stats.bump(|c| &mut c.injected_failures, route);
+            }
+            tracing::debug!(
+                route,
+                status = outcome.status,
+                replayed = outcome.replayed,
+                injected = outcome.injected,
+                execution_id = header_str(&headers, "sagaflow-execution-id"),
+                attempt = header_str(&headers, "sagaflow-attempt"),
+                "call"
+            );
+            let status =
+                StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (
+                status,
+                [(header::CONTENT_TYPE, "application/json")],
+                outcome.body,
+            )
+                .into_response()
+        }
+        Err(error) => {
+            if error.injected {
+                app.stats.bump(|c| &mut c.injected_failures, route);
+            }
+            tracing::debug!(
+                route,
+                status = error.status.as_u16(),
+                error = error.error,
+                "call failed"
+            );
+            error.into_response()
+        }
+    }
+}
+
+async fn respond(
+    app: &App,
+    op: Op,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<service::Outcome, ApiError> {
+    if op.action == Action::Cancel
+        && app.cancel_failure_rate > 0.0
+        && rand::random::<f64>() < app.cancel_failure_rate
+    {
+        // Transient, before anything else: nothing done, nothing remembered.
+        return Err(ApiError {
+            injected: true,
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "random failure",
+            )
+        });
+    }
+    let body = body.map_err(|rejection| {
+        let error = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            "PayloadTooLarge"
+        } else {
+            "BadRequest"
+        };
+        ApiError::new(rejection.status(), error, rejection.body_text())
+    })?;
+    let trip = Trip::parse(&body)
+        .map_err(|cause| ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", cause))?;
+    let key = match headers.get(IDEMPOTENCY_KEY) {
+        None => None,
+        Some(value) => {
+            let value = value.to_str().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "the Idempotency-Key header is not visible ASCII",
+                )
+            })?;
+            // Scoped to the route: the same key on another route is another call.
+            (!value.is_empty()).then(|| format!("{} {value}", op.route()))
+        }
+    };
+    let db = Arc::clone(&app.db);
+    let confirm_failures = app.confirm_failures;
+    tokio::task::spawn_blocking(move || {
+        service::execute(&db, key.as_deref(), op, &trip, confirm_failures)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn stats(State(app): State<App>) -> Json<serde_json::Value> {
+    Json(json!(app.stats.snapshot()))
+}
+
+async fn all_trips(State(app): State<App>) -> Result<Response, ApiError> {
+    read_rows(app, None).await
+}
+
+async fn one_trip(
+    State(app): State<App>,
+    Path(trip_id): Path<String>,
+) -> Result<Response, ApiError> {
+    read_rows(app, Some(trip_id)).await
+}
+
+async fn read_rows(app: App, trip_id: Option<String>) -> Result<Response, ApiError> {
+    let rows = tokio::task::spawn_blocking(move || app.db.rows(trip_id.as_deref()))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(Json(rows).into_response())
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
