@@ -23,13 +23,25 @@ impl Api {
     }
 
     pub fn at(base: &str, token: Option<String>) -> Self {
-        Api { base: base.trim_end_matches('/').to_string(), token, http: reqwest::Client::new() }
+        Api {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            http: reqwest::Client::new(),
+        }
     }
 
     /// Sends a request; a non-2xx answer becomes an error carrying the API's code and message.
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Body>) -> anyhow::Result<Value> {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Body>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}{}", self.base, path);
-        let mut rb = self.http.request(method.clone(), &url).timeout(Duration::from_secs(330));
+        let mut rb = self
+            .http
+            .request(method.clone(), &url)
+            .timeout(Duration::from_secs(330));
         if let Some(t) = &self.token {
             rb = rb.bearer_auth(t);
         }
@@ -38,7 +50,12 @@ impl Api {
             Some(Body::Json(v)) => rb.json(&v),
             Some(Body::Text(t)) => rb.header("content-type", "application/yaml").body(t),
         };
-        let resp = rb.send().await.map_err(|e| anyhow!("cannot reach the server at {}: {e} (is `sagaflow server` running? see --server)", self.base))?;
+        let resp = rb.send().await.map_err(|e| {
+            anyhow!(
+                "cannot reach the server at {}: {e} (is `sagaflow server` running? see --server)",
+                self.base
+            )
+        })?;
         let status = resp.status();
         let text = resp.text().await.context("reading the server's answer")?;
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
@@ -47,11 +64,19 @@ impl Api {
         }
         let err = &value["error"];
         let code = err["code"].as_str().unwrap_or("http_error");
-        let message = err["message"].as_str().map(String::from).unwrap_or_else(|| value.to_string());
+        let message = err["message"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| value.to_string());
         let mut msg = format!("{code} ({}): {message}", status.as_u16());
         if let Some(vs) = err["details"]["violations"].as_array() {
             for v in vs {
-                msg.push_str(&format!("\n  {}: {} — {}", v["location"].as_str().unwrap_or(""), v["code"].as_str().unwrap_or(""), v["message"].as_str().unwrap_or("")));
+                msg.push_str(&format!(
+                    "\n  {}: {} — {}",
+                    v["location"].as_str().unwrap_or(""),
+                    v["code"].as_str().unwrap_or(""),
+                    v["message"].as_str().unwrap_or("")
+                ));
             }
         }
         Err(anyhow!(msg))
@@ -64,7 +89,10 @@ pub enum Body {
 }
 
 fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+    );
 }
 
 /// Prints rows as aligned columns.
@@ -76,7 +104,11 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
         }
     }
     let line = |cells: Vec<String>| {
-        let parts: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{:<w$}", c, w = widths[i])).collect();
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{:<w$}", c, w = widths[i]))
+            .collect();
         println!("{}", parts.join("  ").trim_end());
     };
     line(headers.iter().map(|h| h.to_uppercase()).collect());
@@ -94,14 +126,35 @@ fn s(v: &Value) -> String {
 }
 
 pub fn validate(file: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
-    let source = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let source =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     match sagaflow_core::compile(&source, None) {
         Ok(plan) => {
             if json_out {
-                print_json(&json!({ "valid": true, "name": plan.name, "steps": plan.steps.len(), "variables": plan.variables }));
+                print_json(
+                    &json!({ "valid": true, "name": plan.name, "steps": plan.steps.len(), "variables": plan.variables }),
+                );
             } else {
-                let roles: Vec<String> = plan.steps.iter().map(|s| format!("{} ({})", s.name, serde_json::to_value(s.role).map(|v| s_of(&v)).unwrap_or_default())).collect();
-                println!("{}: valid saga `{}` with {} steps: {}", file.display(), plan.name, plan.steps.len(), roles.join(", "));
+                let roles: Vec<String> = plan
+                    .steps
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "{} ({})",
+                            s.name,
+                            serde_json::to_value(s.role)
+                                .map(|v| s_of(&v))
+                                .unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                println!(
+                    "{}: valid saga `{}` with {} steps: {}",
+                    file.display(),
+                    plan.name,
+                    plan.steps.len(),
+                    roles.join(", ")
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -124,22 +177,40 @@ fn s_of(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_string()
 }
 
-pub async fn deploy(remote: &Remote, file: &Path, name: Option<String>) -> anyhow::Result<ExitCode> {
-    let source = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+pub async fn deploy(
+    remote: &Remote,
+    file: &Path,
+    name: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let source =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let name = match name {
         Some(n) => n,
         None => {
             let doc = sagaflow_core::definition::parse_document(&source)?;
-            doc["name"].as_str().map(String::from).ok_or_else(|| anyhow!("{} has no `name`; pass --name", file.display()))?
+            doc["name"]
+                .as_str()
+                .map(String::from)
+                .ok_or_else(|| anyhow!("{} has no `name`; pass --name", file.display()))?
         }
     };
-    let v = Api::new(remote).call(reqwest::Method::PUT, &format!("/v1/definitions/{name}"), Some(Body::Text(source))).await?;
+    let v = Api::new(remote)
+        .call(
+            reqwest::Method::PUT,
+            &format!("/v1/definitions/{name}"),
+            Some(Body::Text(source)),
+        )
+        .await?;
     if remote.json {
         print_json(&v);
     } else if v["created"].as_bool() == Some(true) {
         eprintln!("deployed `{}` version {}", s(&v["name"]), s(&v["version"]));
     } else {
-        eprintln!("`{}` is unchanged (version {})", s(&v["name"]), s(&v["version"]));
+        eprintln!(
+            "`{}` is unchanged (version {})",
+            s(&v["name"]),
+            s(&v["version"])
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -147,15 +218,31 @@ pub async fn deploy(remote: &Remote, file: &Path, name: Option<String>) -> anyho
 /// `--input` is JSON text, or the path of a file holding JSON.
 pub fn read_input(input: &str) -> anyhow::Result<Value> {
     let trimmed = input.trim_start();
-    let text = if trimmed.starts_with('{') || trimmed.starts_with('[') || trimmed.starts_with('"') || trimmed == "null" {
+    let text = if trimmed.starts_with('{')
+        || trimmed.starts_with('[')
+        || trimmed.starts_with('"')
+        || trimmed == "null"
+    {
         input.to_string()
     } else {
-        std::fs::read_to_string(input).with_context(|| format!("--input `{input}` is neither JSON nor a readable file"))?
+        std::fs::read_to_string(input)
+            .with_context(|| format!("--input `{input}` is neither JSON nor a readable file"))?
     };
-    serde_json::from_str(&text).with_context(|| format!("--input is not valid JSON: {}", text.chars().take(80).collect::<String>()))
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "--input is not valid JSON: {}",
+            text.chars().take(80).collect::<String>()
+        )
+    })
 }
 
-pub async fn start(remote: &Remote, definition: &str, input: &str, id: Option<String>, wait: Option<f64>) -> anyhow::Result<ExitCode> {
+pub async fn start(
+    remote: &Remote,
+    definition: &str,
+    input: &str,
+    id: Option<String>,
+    wait: Option<f64>,
+) -> anyhow::Result<ExitCode> {
     let input = read_input(input)?;
     let mut body = json!({ "definition": definition, "input": input });
     if let Some(id) = id {
@@ -165,7 +252,9 @@ pub async fn start(remote: &Remote, definition: &str, input: &str, id: Option<St
         Some(w) => format!("/v1/executions?wait={w}"),
         None => "/v1/executions".into(),
     };
-    let v = Api::new(remote).call(reqwest::Method::POST, &path, Some(Body::Json(body))).await?;
+    let v = Api::new(remote)
+        .call(reqwest::Method::POST, &path, Some(Body::Json(body)))
+        .await?;
     print_execution(remote, &v);
     Ok(ExitCode::SUCCESS)
 }
@@ -179,19 +268,35 @@ fn print_execution(remote: &Remote, v: &Value) {
         &["field", "value"],
         &[
             vec!["id".into(), s(&v["id"])],
-            vec!["definition".into(), format!("{} (version {})", s(&v["definition"]), s(&v["version"]))],
+            vec![
+                "definition".into(),
+                format!("{} (version {})", s(&v["definition"]), s(&v["version"])),
+            ],
             vec!["status".into(), s(&v["status"])],
             vec!["started".into(), s(&v["started_at"])],
             vec!["updated".into(), s(&v["updated_at"])],
             vec!["events".into(), s(&v["events"])],
-            vec!["error".into(), if v["error"].is_null() { "-".into() } else { format!("{}: {}", s(&v["error"]["error"]), s(&v["error"]["cause"])) }],
+            vec![
+                "error".into(),
+                if v["error"].is_null() {
+                    "-".into()
+                } else {
+                    format!("{}: {}", s(&v["error"]["error"]), s(&v["error"]["cause"]))
+                },
+            ],
             vec!["input".into(), v["input"].to_string()],
             vec!["output".into(), s(&v["output"])],
         ],
     );
 }
 
-pub async fn list(remote: &Remote, status: Option<String>, definition: Option<String>, limit: usize, cursor: Option<String>) -> anyhow::Result<ExitCode> {
+pub async fn list(
+    remote: &Remote,
+    status: Option<String>,
+    definition: Option<String>,
+    limit: usize,
+    cursor: Option<String>,
+) -> anyhow::Result<ExitCode> {
     let mut q = vec![format!("limit={limit}")];
     if let Some(st) = status {
         q.push(format!("status={}", enc(&st)));
@@ -202,14 +307,31 @@ pub async fn list(remote: &Remote, status: Option<String>, definition: Option<St
     if let Some(c) = cursor {
         q.push(format!("cursor={}", enc(&c)));
     }
-    let v = Api::new(remote).call(reqwest::Method::GET, &format!("/v1/executions?{}", q.join("&")), None).await?;
+    let v = Api::new(remote)
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/executions?{}", q.join("&")),
+            None,
+        )
+        .await?;
     if remote.json {
         print_json(&v);
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = v["items"]
         .as_array()
-        .map(|a| a.iter().map(|e| vec![s(&e["id"]), format!("{}@{}", s(&e["definition"]), s(&e["version"])), s(&e["status"]), s(&e["started_at"])]).collect())
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    vec![
+                        s(&e["id"]),
+                        format!("{}@{}", s(&e["definition"]), s(&e["version"])),
+                        s(&e["status"]),
+                        s(&e["started_at"]),
+                    ]
+                })
+                .collect()
+        })
         .unwrap_or_default();
     table(&["id", "definition", "status", "started"], &rows);
     if let Some(c) = v["next_cursor"].as_str() {
@@ -220,12 +342,24 @@ pub async fn list(remote: &Remote, status: Option<String>, definition: Option<St
 
 fn enc(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
 pub async fn show(remote: &Remote, id: &str) -> anyhow::Result<ExitCode> {
-    let v = Api::new(remote).call(reqwest::Method::GET, &format!("/v1/executions/{}", enc(id)), None).await?;
+    let v = Api::new(remote)
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/executions/{}", enc(id)),
+            None,
+        )
+        .await?;
     print_execution(remote, &v);
     Ok(ExitCode::SUCCESS)
 }
@@ -238,13 +372,28 @@ pub fn describe_event(e: &Value) -> String {
         "execution_started" => format!("started {} v{}", s(&e["definition"]), s(&e["version"])),
         "step_scheduled" => format!("→ {step} (attempt {attempt})"),
         "step_succeeded" => format!("✓ {step} succeeded"),
-        "step_failed" => format!("✗ {step} failed: {}: {}", s(&e["error"]["error"]), s(&e["error"]["cause"])),
-        "retry_scheduled" => format!("↻ {} of {step}: attempt {attempt} at {}", s(&e["task"]), s(&e["fire_at"])),
-        "rollback_started" => format!("⟲ rolling back because {step} failed ({})", s(&e["error"]["error"])),
+        "step_failed" => format!(
+            "✗ {step} failed: {}: {}",
+            s(&e["error"]["error"]),
+            s(&e["error"]["cause"])
+        ),
+        "retry_scheduled" => format!(
+            "↻ {} of {step}: attempt {attempt} at {}",
+            s(&e["task"]),
+            s(&e["fire_at"])
+        ),
+        "rollback_started" => format!(
+            "⟲ rolling back because {step} failed ({})",
+            s(&e["error"]["error"])
+        ),
         "cancel_requested" => format!("⟲ cancel requested: {}", s(&e["reason"])),
         "compensation_scheduled" => format!("← compensating {step} (attempt {attempt})"),
         "compensation_succeeded" => format!("✓ {step} compensated"),
-        "compensation_failed" => format!("✗ compensation of {step} failed: {}: {}", s(&e["error"]["error"]), s(&e["error"]["cause"])),
+        "compensation_failed" => format!(
+            "✗ compensation of {step} failed: {}: {}",
+            s(&e["error"]["error"]),
+            s(&e["error"]["cause"])
+        ),
         "execution_redriven" => "↺ redriven".to_string(),
         "execution_finished" => format!("finished: {}", s(&e["status"])),
         other => other.to_string(),
@@ -255,13 +404,22 @@ pub async fn history(remote: &Remote, id: &str, follow: bool) -> anyhow::Result<
     let api = Api::new(remote);
     let mut after = 0u64;
     loop {
-        let v = api.call(reqwest::Method::GET, &format!("/v1/executions/{}/history?after={after}", enc(id)), None).await?;
+        let v = api
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/executions/{}/history?after={after}", enc(id)),
+                None,
+            )
+            .await?;
         let events = v["events"].as_array().cloned().unwrap_or_default();
         if remote.json && !follow {
             print_json(&v);
             return Ok(ExitCode::SUCCESS);
         }
-        let rows: Vec<Vec<String>> = events.iter().map(|e| vec![s(&e["seq"]), s(&e["at"]), describe_event(e)]).collect();
+        let rows: Vec<Vec<String>> = events
+            .iter()
+            .map(|e| vec![s(&e["seq"]), s(&e["at"]), describe_event(e)])
+            .collect();
         for e in &events {
             after = after.max(e["seq"].as_u64().unwrap_or(after));
         }
@@ -274,7 +432,10 @@ pub async fn history(remote: &Remote, id: &str, follow: bool) -> anyhow::Result<
                 println!("{:>4}  {}  {}", r[0], r[1], r[2]);
             }
         }
-        let terminal = !matches!(v["execution"]["status"].as_str(), Some("running") | Some("compensating"));
+        let terminal = !matches!(
+            v["execution"]["status"].as_str(),
+            Some("running") | Some("compensating")
+        );
         if !follow || terminal {
             return Ok(ExitCode::SUCCESS);
         }
@@ -283,15 +444,28 @@ pub async fn history(remote: &Remote, id: &str, follow: bool) -> anyhow::Result<
 }
 
 pub async fn cancel(remote: &Remote, id: &str, reason: Option<String>) -> anyhow::Result<ExitCode> {
-    let body = reason.map(|r| json!({ "reason": r })).unwrap_or_else(|| json!({}));
-    let v = Api::new(remote).call(reqwest::Method::POST, &format!("/v1/executions/{}/cancel", enc(id)), Some(Body::Json(body))).await?;
+    let body = reason
+        .map(|r| json!({ "reason": r }))
+        .unwrap_or_else(|| json!({}));
+    let v = Api::new(remote)
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/executions/{}/cancel", enc(id)),
+            Some(Body::Json(body)),
+        )
+        .await?;
     print_execution(remote, &v);
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn redrive(remote: &Remote, id: &str) -> anyhow::Result<ExitCode> {
-    let v = Api::new(remote).call(reqwest::Method::POST, &format!("/v1/executions/{}/redrive", enc(id)), None).await?;
+    let v = Api::new(remote)
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/executions/{}/redrive", enc(id)),
+            None,
+        )
+        .await?;
     print_execution(remote, &v);
     Ok(ExitCode::SUCCESS)
 }
-

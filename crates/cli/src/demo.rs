@@ -43,25 +43,77 @@ struct Scenario {
 }
 
 const SCENARIOS: &[Scenario] = &[
-    Scenario { run_type: "success", what: "everything works", status: "succeeded", compensated: &[], rows_confirmed: true },
-    Scenario { run_type: "failHotelReservation", what: "the hotel is full", status: "compensated", compensated: &[], rows_confirmed: false },
-    Scenario { run_type: "failFlightsReservation", what: "no seat on the flight", status: "compensated", compensated: &["reserve_hotel"], rows_confirmed: false },
-    Scenario { run_type: "failCarReservation", what: "no car available", status: "compensated", compensated: &["reserve_flight", "reserve_hotel"], rows_confirmed: false },
-    Scenario { run_type: "failPayment", what: "the payment is declined (the pivot fails)", status: "compensated", compensated: &["reserve_car", "reserve_flight", "reserve_hotel"], rows_confirmed: false },
-    Scenario { run_type: "failHotelConfirmation", what: "hotel confirmation fails twice after payment: retried forward", status: "succeeded", compensated: &[], rows_confirmed: true },
-    Scenario { run_type: "failFlightsConfirmation", what: "flight confirmation fails twice after payment: retried forward", status: "succeeded", compensated: &[], rows_confirmed: true },
+    Scenario {
+        run_type: "success",
+        what: "everything works",
+        status: "succeeded",
+        compensated: &[],
+        rows_confirmed: true,
+    },
+    Scenario {
+        run_type: "failHotelReservation",
+        what: "the hotel is full",
+        status: "compensated",
+        compensated: &[],
+        rows_confirmed: false,
+    },
+    Scenario {
+        run_type: "failFlightsReservation",
+        what: "no seat on the flight",
+        status: "compensated",
+        compensated: &["reserve_hotel"],
+        rows_confirmed: false,
+    },
+    Scenario {
+        run_type: "failCarReservation",
+        what: "no car available",
+        status: "compensated",
+        compensated: &["reserve_flight", "reserve_hotel"],
+        rows_confirmed: false,
+    },
+    Scenario {
+        run_type: "failPayment",
+        what: "the payment is declined (the pivot fails)",
+        status: "compensated",
+        compensated: &["reserve_car", "reserve_flight", "reserve_hotel"],
+        rows_confirmed: false,
+    },
+    Scenario {
+        run_type: "failHotelConfirmation",
+        what: "hotel confirmation fails twice after payment: retried forward",
+        status: "succeeded",
+        compensated: &[],
+        rows_confirmed: true,
+    },
+    Scenario {
+        run_type: "failFlightsConfirmation",
+        what: "flight confirmation fails twice after payment: retried forward",
+        status: "succeeded",
+        compensated: &[],
+        rows_confirmed: true,
+    },
 ];
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let tmp = tempfile::tempdir().context("creating a temporary directory")?;
-    let dir = args.data_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let travel_db = dir.join("travel.db");
 
     let mut travel_cfg = travel_services::Config::new(&travel_db);
     travel_cfg.cancel_failure_rate = args.cancel_failure_rate;
-    let travel = travel_services::start(travel_cfg, "127.0.0.1:0".parse()?).await.context("starting the travel services")?;
-    eprintln!("travel services on {} (database {}, cancel failure rate {})", travel.base_url(), travel_db.display(), args.cancel_failure_rate);
+    let travel = travel_services::start(travel_cfg, "127.0.0.1:0".parse()?)
+        .await
+        .context("starting the travel services")?;
+    eprintln!(
+        "travel services on {} (database {}, cancel failure rate {})",
+        travel.base_url(),
+        travel_db.display(),
+        args.cancel_failure_rate
+    );
 
     let settings = server::resolve(server::ServerArgs {
         listen: Some("127.0.0.1:0".into()),
@@ -69,17 +121,32 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         vars: vec![format!("TRAVEL_URL={}", travel.base_url())],
         ..Default::default()
     })?;
-    let running = server::start(settings).await.context("starting the sagaflow server")?;
+    let running = server::start(settings)
+        .await
+        .context("starting the sagaflow server")?;
     let base = format!("http://{}", running.addr);
-    eprintln!("sagaflow server on {base} (database {})", dir.join("sagaflow.db").display());
+    eprintln!(
+        "sagaflow server on {base} (database {})",
+        dir.join("sagaflow.db").display()
+    );
     let api = Api::at(&base, None);
 
-    let d = api.call(reqwest::Method::PUT, "/v1/definitions/trip-booking", Some(Body::Text(TRAVEL_SAGA.to_string()))).await?;
+    let d = api
+        .call(
+            reqwest::Method::PUT,
+            "/v1/definitions/trip-booking",
+            Some(Body::Text(TRAVEL_SAGA.to_string())),
+        )
+        .await?;
     println!("Deployed the travel saga `trip-booking` version {}: reserve hotel → flight → car → take payment (pivot) → confirm all three in parallel.\n", d["version"]);
 
-    let base_input: Value = serde_json::from_str(include_str!("../../../examples/trip-success.json"))?;
+    let base_input: Value =
+        serde_json::from_str(include_str!("../../../examples/trip-success.json"))?;
     // Trip ids are unique per run: the travel services remember cancelled trips.
-    let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() % 100_000_000).unwrap_or(0);
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() % 100_000_000)
+        .unwrap_or(0);
     let mut failures = 0;
     let mut ran = 0;
     for (n, sc) in SCENARIOS.iter().enumerate() {
@@ -93,8 +160,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         input["run_type"] = json!(sc.run_type);
         println!("━━ Scenario {}: {} — {} ━━", n + 1, sc.run_type, sc.what);
         let body = json!({ "definition": "trip-booking", "input": input, "execution_id": trip_id });
-        let ex = api.call(reqwest::Method::POST, "/v1/executions?wait=60", Some(Body::Json(body))).await?;
-        let h = api.call(reqwest::Method::GET, &format!("/v1/executions/{trip_id}/history"), None).await?;
+        let ex = api
+            .call(
+                reqwest::Method::POST,
+                "/v1/executions?wait=60",
+                Some(Body::Json(body)),
+            )
+            .await?;
+        let h = api
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/executions/{trip_id}/history"),
+                None,
+            )
+            .await?;
         let events = h["events"].as_array().cloned().unwrap_or_default();
         for e in &events {
             if e["type"] == "execution_started" {
@@ -102,9 +181,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             }
             println!("   {}", describe_event(e));
         }
-        let compensated: Vec<String> = events.iter().filter(|e| e["type"] == "compensation_succeeded").filter_map(|e| e["step"].as_str().map(String::from)).collect();
-        let comp_retries = events.iter().filter(|e| e["type"] == "compensation_failed").count();
-        let fwd_retries = events.iter().filter(|e| e["type"] == "retry_scheduled" && e["task"] == "action").count();
+        let compensated: Vec<String> = events
+            .iter()
+            .filter(|e| e["type"] == "compensation_succeeded")
+            .filter_map(|e| e["step"].as_str().map(String::from))
+            .collect();
+        let comp_retries = events
+            .iter()
+            .filter(|e| e["type"] == "compensation_failed")
+            .count();
+        let fwd_retries = events
+            .iter()
+            .filter(|e| e["type"] == "retry_scheduled" && e["task"] == "action")
+            .count();
         let rows = travel_services::trip_rows(&travel_db, &trip_id)?;
         let status = ex["status"].as_str().unwrap_or("?").to_string();
         println!("   status: {status}   compensations: {}   compensation retries: {comp_retries}   forward retries: {fwd_retries}", if compensated.is_empty() { "none".into() } else { compensated.join(" → ") });
@@ -121,10 +210,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             problems.push(format!("expected status {}, got {status}", sc.status));
         }
         if compensated != sc.compensated {
-            problems.push(format!("expected compensations {:?}, got {:?}", sc.compensated, compensated));
+            problems.push(format!(
+                "expected compensations {:?}, got {:?}",
+                sc.compensated, compensated
+            ));
         }
         if sc.rows_confirmed {
-            let kinds: Vec<&str> = rows.iter().map(|r| r.sk.split('#').next().unwrap_or("")).collect();
+            let kinds: Vec<&str> = rows
+                .iter()
+                .map(|r| r.sk.split('#').next().unwrap_or(""))
+                .collect();
             for k in ["HOTEL", "FLIGHT", "CAR", "PAYMENT"] {
                 if kinds.iter().filter(|x| **x == k).count() != 1 {
                     problems.push(format!("expected exactly one {k} row"));
@@ -134,7 +229,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 problems.push("a row is not confirmed".into());
             }
         } else if !rows.is_empty() {
-            problems.push(format!("expected no rows after the rollback, found {}", rows.len()));
+            problems.push(format!(
+                "expected no rows after the rollback, found {}",
+                rows.len()
+            ));
         }
         if problems.is_empty() {
             println!("   ✔ as expected\n");

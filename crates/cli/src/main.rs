@@ -9,12 +9,17 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod bench;
 mod client;
 mod demo;
 mod server;
 
 #[derive(Parser)]
-#[command(name = "sagaflow", version, about = "Durable saga orchestrator: run steps, undo them in reverse when one fails, survive crashes.")]
+#[command(
+    name = "sagaflow",
+    version,
+    about = "Durable saga orchestrator: run steps, undo them in reverse when one fails, survive crashes."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -24,7 +29,12 @@ struct Cli {
 #[derive(Args, Clone)]
 pub struct Remote {
     /// Base URL of the Sagaflow server.
-    #[arg(long, env = "SAGAFLOW_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "SAGAFLOW_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     pub server: String,
     /// Bearer token, when the server requires one.
     #[arg(long, env = "SAGAFLOW_TOKEN", global = true, hide_env_values = true)]
@@ -111,12 +121,16 @@ enum Command {
     },
     /// Start the travel services and a server on free ports, run every scenario, and explain each.
     Demo(demo::DemoArgs),
+    /// Measure the engine's hot path on an embedded SQLite database.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = !matches!(cli.command, Command::Server(_));
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| if quiet { "warn".into() } else { "info".into() });
+    let filter =
+        std::env::var("RUST_LOG")
+            .unwrap_or_else(|_| if quiet { "warn".into() } else { "info".into() });
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
@@ -133,13 +147,26 @@ fn main() -> ExitCode {
             Command::Server(args) => server::run(args).await,
             Command::Validate { file, json } => client::validate(&file, json),
             Command::Deploy { file, name, remote } => client::deploy(&remote, &file, name).await,
-            Command::Start { definition, input, id, wait, remote } => client::start(&remote, &definition, &input, id, wait).await,
-            Command::List { status, definition, limit, cursor, remote } => client::list(&remote, status, definition, limit, cursor).await,
+            Command::Start {
+                definition,
+                input,
+                id,
+                wait,
+                remote,
+            } => client::start(&remote, &definition, &input, id, wait).await,
+            Command::List {
+                status,
+                definition,
+                limit,
+                cursor,
+                remote,
+            } => client::list(&remote, status, definition, limit, cursor).await,
             Command::Show { id, remote } => client::show(&remote, &id).await,
             Command::History { id, follow, remote } => client::history(&remote, &id, follow).await,
             Command::Cancel { id, reason, remote } => client::cancel(&remote, &id, reason).await,
             Command::Redrive { id, remote } => client::redrive(&remote, &id).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     match result {

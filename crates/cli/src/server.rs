@@ -86,14 +86,22 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
     let file: FileConfig = match &args.config {
         None => FileConfig::default(),
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading configuration file {}", p.display()))?;
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading configuration file {}", p.display()))?;
             toml::from_str(&text).with_context(|| format!("configuration file {}", p.display()))?
         }
     };
-    let listen = args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
     let database = match args.database_url.or(file.database_url) {
         Some(url) => sqlite_path(&url)?,
-        None => args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(".sagaflow")).join("sagaflow.db"),
+        None => args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(".sagaflow"))
+            .join("sagaflow.db"),
     };
     let mut variables = file.variables;
     for (k, v) in std::env::vars() {
@@ -102,7 +110,9 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
         }
     }
     for kv in &args.vars {
-        let (k, v) = kv.split_once('=').with_context(|| format!("--var `{kv}` must look like NAME=VALUE"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--var `{kv}` must look like NAME=VALUE"))?;
         variables.insert(k.trim().to_string(), v.trim().to_string());
     }
     let mut tokens: HashSet<String> = file.auth_tokens.unwrap_or_default().into_iter().collect();
@@ -110,8 +120,14 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
         tokens.insert(t);
     }
     if let Some(p) = args.tokens_file.or(file.tokens_file) {
-        let text = std::fs::read_to_string(&p).with_context(|| format!("reading tokens file {}", p.display()))?;
-        tokens.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from));
+        let text = std::fs::read_to_string(&p)
+            .with_context(|| format!("reading tokens file {}", p.display()))?;
+        tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from),
+        );
     }
     let concurrency = args.concurrency.or(file.concurrency).unwrap_or(256);
     if concurrency == 0 {
@@ -119,20 +135,34 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
     }
     let hook = match (args.hook_url, file.hook) {
         (Some(url), _) => Some(HookConfig::new(url)),
-        (None, Some(h)) => Some(HookConfig { token: h.token, ..HookConfig::new(h.url) }),
+        (None, Some(h)) => Some(HookConfig {
+            token: h.token,
+            ..HookConfig::new(h.url)
+        }),
         (None, None) => None,
     };
     Ok(Settings {
         listen,
         database,
-        engine: Config { variables, concurrency, ..Config::default() },
-        api: ApiConfig { auth_tokens: tokens, body_limit: args.body_limit.or(file.body_limit).unwrap_or(1024 * 1024), ..ApiConfig::default() },
+        engine: Config {
+            variables,
+            concurrency,
+            ..Config::default()
+        },
+        api: ApiConfig {
+            auth_tokens: tokens,
+            body_limit: args.body_limit.or(file.body_limit).unwrap_or(1024 * 1024),
+            ..ApiConfig::default()
+        },
         hook,
     })
 }
 
 fn sqlite_path(url: &str) -> anyhow::Result<PathBuf> {
-    if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+    if let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
         if rest.is_empty() {
             bail!("database URL `{url}` has no path");
         }
@@ -152,24 +182,42 @@ pub struct Running {
 }
 
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
-    if let Some(dir) = settings.database.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
+    if let Some(dir) = settings
+        .database
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating data directory {}", dir.display()))?;
     }
-    let store = SqliteStore::open(&settings.database).with_context(|| format!("opening database {}", settings.database.display()))?;
-    let engine = Engine::builder(Arc::new(store)).config(settings.engine).build();
-    let resumed = engine.start().await.context("resuming unfinished executions")?;
+    let store = SqliteStore::open(&settings.database)
+        .with_context(|| format!("opening database {}", settings.database.display()))?;
+    let engine = Engine::builder(Arc::new(store))
+        .config(settings.engine)
+        .build();
+    let resumed = engine
+        .start()
+        .await
+        .context("resuming unfinished executions")?;
     if resumed > 0 {
         tracing::info!(resumed, "resumed unfinished executions");
     }
     if let Some(h) = settings.hook {
         sagaflow_api::hook::spawn(&engine, h);
     }
-    let listener = tokio::net::TcpListener::bind(&settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let done = tokio::spawn(sagaflow_api::serve(engine.clone(), settings.api, listener, async move {
-        let _ = stopped.await;
-    }));
+    let done = tokio::spawn(sagaflow_api::serve(
+        engine.clone(),
+        settings.api,
+        listener,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Ok(Running { addr, stop, done })
 }
 

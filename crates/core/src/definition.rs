@@ -297,6 +297,8 @@ impl Compiler {
 
         let mut raw: Vec<RawStep> = Vec::new();
         let mut stages: Vec<Stage> = Vec::new();
+        // Names of parallel groups with the location of each name.
+        let mut groups: Vec<(String, String)> = Vec::new();
         match m.get("steps") {
             None => self.err("missing_field", "steps", "`steps` is required"),
             Some(Value::Array(items)) if items.is_empty() => {
@@ -327,6 +329,9 @@ impl Compiler {
                                 join(&gloc, "name"),
                                 format!("`{gname}` may only use letters, digits, `_` and `-`"),
                             );
+                        }
+                        if !gname.is_empty() {
+                            groups.push((gname.clone(), join(&gloc, "name")));
                         }
                         let mut members = Vec::new();
                         match g.get("branches") {
@@ -379,7 +384,7 @@ impl Compiler {
             ),
         }
 
-        self.check_names(&raw, &stages);
+        self.check_names(&raw, &groups);
         self.check_roles(&raw);
         self.check_references(&raw);
 
@@ -514,7 +519,13 @@ impl Compiler {
                 }
             }
         };
-        let participant = participant?;
+        // A task whose participant is invalid has already been reported; keep
+        // the step (with a placeholder that never leaves the compiler) so its
+        // name, role and references are still checked, and later steps that
+        // refer to it are not reported as naming an unknown step.
+        let participant = participant.unwrap_or_else(|| Participant::Handler {
+            name: String::new(),
+        });
         let action_inputs = input.clone();
         let compensation_inputs = compensation.as_ref().and_then(|c| c.input.clone());
         Some(RawStep {
@@ -690,8 +701,11 @@ impl Compiler {
         if let Some(d) = self.duration(m, "initial_delay", loc) {
             policy.initial_delay_ms = d;
         }
-        if let Some(d) = self.duration(m, "max_delay", loc) {
-            policy.max_delay_ms = d;
+        match self.duration(m, "max_delay", loc) {
+            Some(d) => policy.max_delay_ms = d,
+            // Only a valid explicit `max_delay` can be too short: the default
+            // cap grows to a longer `initial_delay` (an invalid one is reported).
+            None => policy.max_delay_ms = policy.max_delay_ms.max(policy.initial_delay_ms),
         }
         if let Some(v) = m.get("multiplier") {
             match v.as_f64() {
@@ -741,7 +755,7 @@ impl Compiler {
         policy
     }
 
-    fn check_names(&mut self, raw: &[RawStep], stages: &[Stage]) {
+    fn check_names(&mut self, raw: &[RawStep], groups: &[(String, String)]) {
         let mut seen: HashMap<&str, &str> = HashMap::new();
         for r in raw {
             if r.step.name.is_empty() {
@@ -755,12 +769,19 @@ impl Compiler {
                 );
             }
         }
-        for s in stages.iter().filter(|s| s.parallel && !s.name.is_empty()) {
-            if seen.contains_key(s.name.as_str()) {
+        let mut seen_groups: HashMap<&str, &str> = HashMap::new();
+        for (name, loc) in groups {
+            if let Some(step_loc) = seen.get(name.as_str()) {
                 self.err(
                     "duplicate_name",
-                    "steps",
-                    format!("parallel group `{}` reuses a step name", s.name),
+                    loc.clone(),
+                    format!("parallel group `{name}` reuses the name of the step at {step_loc}"),
+                );
+            } else if let Some(first) = seen_groups.insert(name, loc) {
+                self.err(
+                    "duplicate_name",
+                    loc.clone(),
+                    format!("parallel group `{name}` is already named at {first}"),
                 );
             }
         }

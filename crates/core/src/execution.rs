@@ -348,6 +348,19 @@ impl Execution {
                 {
                     return Err(illegal(kind, "not rolling back, or no compensation"));
                 }
+                if task == TaskKind::Compensation && !self.steps[i].on_stack {
+                    return Err(illegal(kind, "the step never ran, nothing to compensate"));
+                }
+                let earlier_done = || {
+                    plan.stages[..plan.steps[i].stage].iter().all(|st| {
+                        st.steps.iter().all(|&j| {
+                            matches!(self.steps[j].action.state, TaskState::Succeeded { .. })
+                        })
+                    })
+                };
+                if task == TaskKind::Action && !earlier_done() {
+                    return Err(illegal(kind, "an earlier stage has not succeeded"));
+                }
                 let t = self.task_mut(i, task);
                 let ok = *attempt == t.attempts + 1
                     && match t.state {
@@ -855,6 +868,20 @@ impl Decider<'_> {
             }
             // Forward recovery exhausted: needs attention once the stage is quiet (see advance).
             (TaskKind::Action, Role::Retriable) => Ok(()),
+            // A pivot that timed out may have taken effect, and a pivot cannot be
+            // undone: rolling back could leave e.g. a charge without a booking.
+            // Stop and ask a human; a redrive retries the pivot with the same key.
+            (TaskKind::Action, Role::Pivot) if error.error == TIMEOUT => {
+                let cause = format!(
+                    "pivot `{step}` timed out and may have taken effect; redrive to retry it: {}",
+                    error.cause
+                );
+                self.finish(
+                    Status::Failed,
+                    Some(ErrorInfo::new(error.error, cause)),
+                    None,
+                )
+            }
             (TaskKind::Action, _) => self.emit(EventKind::RollbackStarted { step, error }),
         }
     }
