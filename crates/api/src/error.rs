@@ -18,7 +18,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        ApiError { status, code: code.into(), message: message.into(), details: Value::Null }
+        ApiError {
+            status,
+            code: code.into(),
+            message: message.into(),
+            details: Value::Null,
+        }
     }
 
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
@@ -27,10 +32,24 @@ impl ApiError {
 
     pub(crate) fn from_body(e: axum::extract::rejection::BytesRejection) -> Self {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is larger than the server's limit")
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is larger than the server's limit",
+            )
         } else {
             ApiError::new(e.status(), "bad_body", e.body_text())
         }
+    }
+
+    pub(crate) fn from_path(e: axum::extract::rejection::PathRejection) -> Self {
+        let status = e.status();
+        let code = if status.is_client_error() {
+            "invalid_parameter"
+        } else {
+            "internal_error"
+        };
+        ApiError::new(status, code, e.body_text())
     }
 
     pub(crate) fn from_query(e: axum::extract::rejection::QueryRejection) -> Self {
@@ -42,7 +61,11 @@ impl ApiError {
 /// field of a type error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
-        let code = if e.is_syntax() || e.is_eof() { "malformed_json" } else { "invalid_request" };
+        let code = if e.is_syntax() || e.is_eof() {
+            "malformed_json"
+        } else {
+            "invalid_request"
+        };
         let mut err = ApiError::bad_request(code, format!("request body: {e}"));
         err.details = json!({ "line": e.line(), "column": e.column() });
         err
@@ -62,7 +85,10 @@ impl From<sagaflow_runtime::Error> for ApiError {
         let status = match &e {
             E::DefinitionNotFound(_) | E::ExecutionNotFound(_) => StatusCode::NOT_FOUND,
             E::Invalid(_) | E::InvalidId(_) => StatusCode::BAD_REQUEST,
-            E::ExecutionConflict { .. } | E::NotAllowed(_) => StatusCode::CONFLICT,
+            E::ExecutionConflict { .. } | E::NotAllowed(_) | E::CallbackNotWaiting(_) => {
+                StatusCode::CONFLICT
+            }
+            E::InvalidTaskToken(_) => StatusCode::NOT_FOUND,
             E::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             E::Store(sagaflow_store::Error::NotFound { .. }) => StatusCode::NOT_FOUND,
             E::Store(sagaflow_store::Error::BadCursor(_)) => StatusCode::BAD_REQUEST,
@@ -75,6 +101,11 @@ impl From<sagaflow_runtime::Error> for ApiError {
             E::Invalid(sagaflow_core::Error::InvalidDefinition(v)) => json!({ "violations": v }),
             _ => Value::Null,
         };
-        ApiError { status, code: e.code().to_string(), message: e.to_string(), details }
+        ApiError {
+            status,
+            code: e.code().to_string(),
+            message: e.to_string(),
+            details,
+        }
     }
 }

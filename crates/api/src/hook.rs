@@ -26,7 +26,13 @@ pub struct HookConfig {
 
 impl HookConfig {
     pub fn new(url: impl Into<String>) -> Self {
-        HookConfig { url: url.into(), token: None, max_attempts: 12, initial_delay: Duration::from_millis(200), max_delay: Duration::from_secs(60) }
+        HookConfig {
+            url: url.into(),
+            token: None,
+            max_attempts: 12,
+            initial_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(60),
+        }
     }
 }
 
@@ -39,7 +45,10 @@ pub fn spawn(engine: &Engine, config: HookConfig) -> tokio::task::JoinHandle<()>
             let finished = match rx.recv().await {
                 Ok(f) => f,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::error!(missed = n, "on-failure hook fell behind; some notifications were dropped");
+                    tracing::error!(
+                        missed = n,
+                        "on-failure hook fell behind; some notifications were dropped"
+                    );
                     continue;
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
@@ -59,7 +68,10 @@ pub fn spawn(engine: &Engine, config: HookConfig) -> tokio::task::JoinHandle<()>
 async fn deliver(client: reqwest::Client, config: HookConfig, body: serde_json::Value) {
     let mut delay = config.initial_delay;
     for attempt in 1..=config.max_attempts {
-        let mut req = client.post(&config.url).timeout(Duration::from_secs(10)).json(&body);
+        let mut req = client
+            .post(&config.url)
+            .timeout(Duration::from_secs(10))
+            .json(&body);
         if let Some(t) = &config.token {
             req = req.bearer_auth(t);
         }
@@ -68,11 +80,17 @@ async fn deliver(client: reqwest::Client, config: HookConfig, body: serde_json::
                 metrics::counter!("sagaflow_hook_deliveries_total", "outcome" => "ok").increment(1);
                 return;
             }
-            Ok(r) => tracing::warn!(attempt, status = %r.status(), url = %config.url, "on-failure hook refused"),
-            Err(e) => tracing::warn!(attempt, error = %e, url = %config.url, "on-failure hook unreachable"),
+            Ok(r) => {
+                tracing::warn!(attempt, status = %r.status(), url = %config.url, "on-failure hook refused")
+            }
+            Err(e) => {
+                tracing::warn!(attempt, error = %e, url = %config.url, "on-failure hook unreachable")
+            }
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(config.max_delay);
+        if attempt < config.max_attempts {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(config.max_delay);
+        }
     }
     metrics::counter!("sagaflow_hook_deliveries_total", "outcome" => "gave_up").increment(1);
     tracing::error!(url = %config.url, execution = %body["execution"]["id"], "on-failure hook gave up");

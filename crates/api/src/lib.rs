@@ -12,8 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query as QueryParams, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{
+    DefaultBodyLimit, FromRequestParts, Path, Query as QueryParams, Request, State,
+};
+use axum::http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -44,7 +46,11 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { auth_tokens: HashSet::new(), body_limit: 1024 * 1024, max_wait_secs: 300 }
+        ApiConfig {
+            auth_tokens: HashSet::new(),
+            body_limit: 1024 * 1024,
+            max_wait_secs: 300,
+        }
     }
 }
 
@@ -53,23 +59,34 @@ struct AppState {
     engine: Engine,
     config: Arc<ApiConfig>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Turns `true` when the server starts shutting down, so that requests
+    /// waiting on an execution (`?wait=`) answer at once instead of holding
+    /// the graceful shutdown up for as long as `max_wait_secs`.
+    stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// The process-wide Prometheus recorder (a recorder can be installed once).
 pub fn prometheus() -> metrics_exporter_prometheus::PrometheusHandle {
-    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
     HANDLE
         .get_or_init(|| {
             let builder = metrics_exporter_prometheus::PrometheusBuilder::new()
                 .set_buckets_for_metric(
-                    metrics_exporter_prometheus::Matcher::Full("sagaflow_step_duration_seconds".into()),
-                    &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+                    metrics_exporter_prometheus::Matcher::Full(
+                        "sagaflow_step_duration_seconds".into(),
+                    ),
+                    &[
+                        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                    ],
                 )
                 .unwrap_or_else(|_| metrics_exporter_prometheus::PrometheusBuilder::new());
             match builder.install_recorder() {
                 Ok(h) => h,
                 // Someone else installed a global recorder: keep a private one so /metrics still answers.
-                Err(_) => metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
+                Err(_) => metrics_exporter_prometheus::PrometheusBuilder::new()
+                    .build_recorder()
+                    .handle(),
             }
         })
         .clone()
@@ -77,18 +94,39 @@ pub fn prometheus() -> metrics_exporter_prometheus::PrometheusHandle {
 
 /// Builds the router.
 pub fn router(engine: Engine, config: ApiConfig) -> Router {
-    let state = AppState { engine, config: Arc::new(config.clone()), metrics: prometheus() };
+    build_router(
+        engine,
+        config,
+        Arc::new(tokio::sync::watch::Sender::new(false)),
+    )
+}
+
+fn build_router(
+    engine: Engine,
+    config: ApiConfig,
+    stopping: Arc<tokio::sync::watch::Sender<bool>>,
+) -> Router {
+    let state = AppState {
+        engine,
+        config: Arc::new(config.clone()),
+        metrics: prometheus(),
+        stopping,
+    };
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi_json))
         .route("/v1/definitions", get(list_definitions))
-        .route("/v1/definitions/{name}", get(get_definition).put(put_definition))
+        .route(
+            "/v1/definitions/{name}",
+            get(get_definition).put(put_definition),
+        )
         .route("/v1/executions", get(list_executions).post(start_execution))
         .route("/v1/executions/{id}", get(get_execution))
         .route("/v1/executions/{id}/history", get(history))
         .route("/v1/executions/{id}/cancel", post(cancel))
         .route("/v1/executions/{id}/redrive", post(redrive))
+        .route("/v1/callbacks/{token}/{outcome}", post(callback))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
@@ -103,10 +141,18 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(engine.clone(), config);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let stopping = Arc::new(tokio::sync::watch::Sender::new(false));
+    let app = build_router(engine.clone(), config, stopping.clone());
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        // Release the requests waiting on an execution; the graceful shutdown waits for them.
+        stopping.send_replace(true);
+    })
+    .await?;
     engine.shutdown(Duration::from_secs(10)).await;
     Ok(())
 }
@@ -115,25 +161,72 @@ async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> R
     if st.config.auth_tokens.is_empty() || req.uri().path() == "/healthz" {
         return next.run(req).await;
     }
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        Some(t) if st.config.auth_tokens.contains(t) => next.run(req).await,
-        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "the bearer token is not accepted").into_response(),
-        None => ApiError::new(StatusCode::UNAUTHORIZED, "missing_token", "this server requires `Authorization: Bearer <token>`").into_response(),
+    let error = match bearer_token(req.headers()) {
+        Some(Ok(t)) if st.config.auth_tokens.contains(t) => return next.run(req).await,
+        Some(Ok(_)) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "the bearer token is not accepted",
+        ),
+        Some(Err(())) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "the `Authorization` header must be `Bearer <token>`",
+        ),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_token",
+            "this server requires `Authorization: Bearer <token>`",
+        ),
+    };
+    let mut resp = error.into_response();
+    resp.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    resp
+}
+
+/// The token of an `Authorization: Bearer <token>` header: `None` without the
+/// header, `Err` when it is not a bearer credential. The scheme is
+/// case-insensitive (RFC 9110, section 11.1).
+fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, ()>> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let parsed = value.to_str().ok().and_then(|v| {
+        let (scheme, token) = v.trim().split_once(' ')?;
+        let token = token.trim();
+        (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    });
+    Some(parsed.ok_or(()))
+}
+
+/// A path parameter whose rejection (e.g. a segment that is not UTF-8 once
+/// percent-decoded) is a JSON error like every other.
+struct PathParam(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(p)) => Ok(PathParam(p)),
+            Err(e) => Err(ApiError::from_path(e)),
+        }
     }
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route; see /openapi.json")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "route_not_found",
+        "no such route; see /openapi.json",
+    )
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not accept that method; see /openapi.json")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept that method; see /openapi.json",
+    )
 }
 
 async fn healthz() -> Json<Value> {
@@ -143,7 +236,10 @@ async fn healthz() -> Json<Value> {
 async fn metrics_text(State(st): State<AppState>) -> impl IntoResponse {
     metrics::gauge!("sagaflow_active_executions").set(st.engine.active() as f64);
     metrics::gauge!("sagaflow_queue_depth").set(st.engine.in_flight() as f64);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
 }
 
 async fn openapi_json() -> Json<Value> {
@@ -154,7 +250,10 @@ async fn openapi_json() -> Json<Value> {
 pub fn rfc3339(ms: Millis) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| ms.to_string())
 }
 
@@ -188,11 +287,24 @@ pub fn execution_json(r: &ExecutionRecord) -> Value {
     })
 }
 
-async fn put_definition(State(st): State<AppState>, Path(name): Path<String>, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Response, ApiError> {
+async fn put_definition(
+    State(st): State<AppState>,
+    PathParam(name): PathParam,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
     let body = body.map_err(ApiError::from_body)?;
-    let source = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("invalid_utf8", "the definition must be UTF-8 text (YAML or JSON)"))?;
+    let source = std::str::from_utf8(&body).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_utf8",
+            "the definition must be UTF-8 text (YAML or JSON)",
+        )
+    })?;
     let d = st.engine.deploy(Some(&name), source).await?;
-    let code = if d.created { StatusCode::CREATED } else { StatusCode::OK };
+    let code = if d.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     let mut v = definition_json(&d.record, false);
     v["created"] = json!(d.created);
     v["variables"] = json!(d.plan.variables);
@@ -200,8 +312,15 @@ async fn put_definition(State(st): State<AppState>, Path(name): Path<String>, bo
 }
 
 async fn list_definitions(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let defs = st.engine.store().list_definitions().await.map_err(sagaflow_runtime::Error::from)?;
-    Ok(Json(json!({ "items": defs.iter().map(|d| definition_json(d, false)).collect::<Vec<_>>() })))
+    let defs = st
+        .engine
+        .store()
+        .list_definitions()
+        .await
+        .map_err(sagaflow_runtime::Error::from)?;
+    Ok(Json(
+        json!({ "items": defs.iter().map(|d| definition_json(d, false)).collect::<Vec<_>>() }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -211,13 +330,15 @@ struct VersionParam {
 
 async fn get_definition(
     State(st): State<AppState>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam,
     q: Result<QueryParams<VersionParam>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let QueryParams(q) = q.map_err(ApiError::from_query)?;
     match st.engine.store().get_definition(&name, q.version).await {
         Ok(d) => Ok(Json(definition_json(&d, true))),
-        Err(sagaflow_store::Error::NotFound { id, .. }) => Err(sagaflow_runtime::Error::DefinitionNotFound(id).into()),
+        Err(sagaflow_store::Error::NotFound { id, .. }) => {
+            Err(sagaflow_runtime::Error::DefinitionNotFound(id).into())
+        }
         Err(e) => Err(sagaflow_runtime::Error::from(e).into()),
     }
 }
@@ -240,7 +361,25 @@ fn wait_of(q: &WaitParam, max: u64) -> Result<Duration, ApiError> {
     match q.wait {
         None => Ok(Duration::ZERO),
         Some(w) if w.is_finite() && w >= 0.0 => Ok(Duration::from_secs_f64(w.min(max as f64))),
-        Some(_) => Err(ApiError::bad_request("invalid_parameter", "`wait` must be a non-negative number of seconds")),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_parameter",
+            "`wait` must be a non-negative number of seconds",
+        )),
+    }
+}
+
+/// [`Engine::wait`], cut short (with the execution's current state) when the
+/// server starts shutting down.
+async fn wait_for(st: &AppState, id: &str, wait: Duration) -> Result<ExecutionRecord, ApiError> {
+    let mut stopping = st.stopping.subscribe();
+    let stopped = async move {
+        if stopping.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        rec = st.engine.wait(id, wait) => Ok(rec?),
+        () = stopped => Ok(st.engine.get(id).await?),
     }
 }
 
@@ -253,11 +392,18 @@ async fn start_execution(
     let wait = wait_of(&q, st.config.max_wait_secs)?;
     let body = body.map_err(ApiError::from_body)?;
     let req: StartBody = error::parse_json(&body)?;
-    let (mut rec, created) = st.engine.start_execution(&req.definition, req.input, req.execution_id).await?;
+    let (mut rec, created) = st
+        .engine
+        .start_execution(&req.definition, req.input, req.execution_id)
+        .await?;
     if !wait.is_zero() {
-        rec = st.engine.wait(&rec.id, wait).await?;
+        rec = wait_for(&st, &rec.id, wait).await?;
     }
-    let code = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     let mut headers = HeaderMap::new();
     if let Ok(v) = format!("/v1/executions/{}", rec.id).parse() {
         headers.insert(header::LOCATION, v);
@@ -282,15 +428,31 @@ async fn list_executions(
         None | Some("") => None,
         Some(s) => Some(Status::parse(s).ok_or_else(|| {
             let all: Vec<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
-            ApiError::bad_request("invalid_parameter", format!("unknown status `{s}`; expected one of {}", all.join(", ")))
+            ApiError::bad_request(
+                "invalid_parameter",
+                format!("unknown status `{s}`; expected one of {}", all.join(", ")),
+            )
         })?),
     };
     let limit = q.limit.unwrap_or(50);
     if limit == 0 || limit > 1000 {
-        return Err(ApiError::bad_request("invalid_parameter", "`limit` must be between 1 and 1000"));
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            "`limit` must be between 1 and 1000",
+        ));
     }
-    let filter = ListFilter { status, definition: q.definition.filter(|d| !d.is_empty()), limit, cursor: q.cursor.filter(|c| !c.is_empty()) };
-    let page = st.engine.store().list_executions(&filter).await.map_err(sagaflow_runtime::Error::from)?;
+    let filter = ListFilter {
+        status,
+        definition: q.definition.filter(|d| !d.is_empty()),
+        limit,
+        cursor: q.cursor.filter(|c| !c.is_empty()),
+    };
+    let page = st
+        .engine
+        .store()
+        .list_executions(&filter)
+        .await
+        .map_err(sagaflow_runtime::Error::from)?;
     Ok(Json(json!({
         "items": page.items.iter().map(execution_json).collect::<Vec<_>>(),
         "next_cursor": page.next_cursor,
@@ -299,12 +461,12 @@ async fn list_executions(
 
 async fn get_execution(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     q: Result<QueryParams<WaitParam>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let QueryParams(q) = q.map_err(ApiError::from_query)?;
     let wait = wait_of(&q, st.config.max_wait_secs)?;
-    let rec = st.engine.wait(&id, wait).await?;
+    let rec = wait_for(&st, &id, wait).await?;
     Ok(Json(execution_json(&rec)))
 }
 
@@ -315,12 +477,17 @@ struct HistoryParams {
 
 async fn history(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     q: Result<QueryParams<HistoryParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let QueryParams(q) = q.map_err(ApiError::from_query)?;
     let rec = st.engine.get(&id).await?;
-    let entries = st.engine.store().history(&id, q.after.unwrap_or(0)).await.map_err(sagaflow_runtime::Error::from)?;
+    let entries = st
+        .engine
+        .store()
+        .history(&id, q.after.unwrap_or(0))
+        .await
+        .map_err(sagaflow_runtime::Error::from)?;
     let events: Vec<Value> = entries
         .into_iter()
         .map(|h| {
@@ -337,7 +504,9 @@ async fn history(
             v
         })
         .collect();
-    Ok(Json(json!({ "execution": execution_json(&rec), "events": events })))
+    Ok(Json(
+        json!({ "execution": execution_json(&rec), "events": events }),
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -346,14 +515,78 @@ struct CancelBody {
     reason: Option<String>,
 }
 
-async fn cancel(State(st): State<AppState>, Path(id): Path<String>, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Json<Value>, ApiError> {
+async fn cancel(
+    State(st): State<AppState>,
+    PathParam(id): PathParam,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
     let body = body.map_err(ApiError::from_body)?;
-    let req: CancelBody = if body.iter().all(|b| b.is_ascii_whitespace()) { CancelBody::default() } else { error::parse_json(&body)? };
-    let rec = st.engine.cancel(&id, req.reason.as_deref().unwrap_or("cancelled through the API")).await?;
+    let req: CancelBody = if body.iter().all(|b| b.is_ascii_whitespace()) {
+        CancelBody::default()
+    } else {
+        error::parse_json(&body)?
+    };
+    let rec = st
+        .engine
+        .cancel(
+            &id,
+            req.reason.as_deref().unwrap_or("cancelled through the API"),
+        )
+        .await?;
     Ok(Json(execution_json(&rec)))
 }
 
-async fn redrive(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn redrive(
+    State(st): State<AppState>,
+    PathParam(id): PathParam,
+) -> Result<Json<Value>, ApiError> {
     let rec = st.engine.redrive(&id).await?;
+    Ok(Json(execution_json(&rec)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FailureBody {
+    error: Option<String>,
+    cause: Option<String>,
+}
+
+/// `POST /v1/callbacks/{token}/success|failure|heartbeat`.
+async fn callback(
+    State(st): State<AppState>,
+    Path((token, outcome)): Path<(String, String)>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.map_err(ApiError::from_body)?;
+    let empty = body.iter().all(|b| b.is_ascii_whitespace());
+    let outcome = match outcome.as_str() {
+        "success" => Some(Ok(if empty {
+            Value::Null
+        } else {
+            error::parse_json::<Value>(&body)?
+        })),
+        "failure" => {
+            let f: FailureBody = if empty {
+                FailureBody::default()
+            } else {
+                error::parse_json(&body)?
+            };
+            Some(Err(sagaflow_core::ErrorInfo::new(
+                f.error
+                    .filter(|e| !e.is_empty())
+                    .unwrap_or_else(|| "Sagaflow.CallbackFailed".into()),
+                f.cause.unwrap_or_default(),
+            )))
+        }
+        "heartbeat" => None,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "route_not_found",
+                format!("unknown callback outcome `{other}`; use success, failure or heartbeat"),
+            ))
+        }
+    };
+    let rec = st.engine.callback(&token, outcome).await?;
     Ok(Json(execution_json(&rec)))
 }

@@ -113,6 +113,10 @@ pub fn document() -> Value {
             "/v1/executions/{id}/cancel": { "post": { "summary": "Cancel: compensate what was done; ends `cancelled`.", "parameters": [ path_param("id", "Execution id.") ],
                 "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "reason": { "type": "string" } } } } } },
                 "responses": { "200": ok("the execution, now compensating", "Execution"), "404": err("execution_not_found"), "409": err("execution_finished, past_pivot"), "401": unauthorized } } },
+            "/v1/callbacks/{token}/{outcome}": { "post": { "summary": "Complete a callback task (a step with `callback: true`; its participant received the token in the `Sagaflow-Task-Token` header). `success`: the JSON body is the step's output; `failure`: `{error, cause}`; `heartbeat`: checks the task is still waiting.",
+                "parameters": [ path_param("token", "The task token."), { "name": "outcome", "in": "path", "required": true, "schema": { "type": "string", "enum": ["success", "failure", "heartbeat"] } } ],
+                "requestBody": { "required": false, "content": { "application/json": { "schema": {} } } },
+                "responses": { "200": ok("the execution", "Execution"), "404": err("invalid_task_token, route_not_found"), "409": err("callback_not_waiting"), "400": err("malformed_json"), "401": unauthorized } } },
             "/v1/executions/{id}/redrive": { "post": { "summary": "Resume a `failed` execution from where it stopped.", "parameters": [ path_param("id", "Execution id.") ],
                 "responses": { "200": ok("the execution, running again", "Execution"), "404": err("execution_not_found"), "409": err("not_redrivable"), "401": unauthorized } } }
         }

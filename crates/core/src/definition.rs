@@ -66,6 +66,9 @@ pub struct Task {
     /// Template rendered against `{input, steps, execution}`; `None` = the
     /// execution input (for an action) or the action's input (for a compensation).
     pub input: Option<Value>,
+    /// The participant's answer only acknowledges the work; the task completes
+    /// when its task token is sent to `/v1/callbacks/{token}/…` (or times out).
+    pub callback: bool,
 }
 
 /// A compiled step.
@@ -428,6 +431,7 @@ impl Compiler {
                 "input",
                 "pivot",
                 "retriable",
+                "callback",
             ],
         );
         let name = self.string(m, "name", loc, true).unwrap_or_default();
@@ -440,6 +444,7 @@ impl Compiler {
         }
         let pivot = self.flag(m, "pivot", loc);
         let retriable = self.flag(m, "retriable", loc);
+        let callback = self.flag(m, "callback", loc);
         if pivot && in_parallel {
             self.err(
                 "pivot_in_parallel",
@@ -498,7 +503,7 @@ impl Compiler {
                         self.check_fields(
                             cm,
                             &comp_loc,
-                            &["http", "handler", "retry", "timeout", "input"],
+                            &["http", "handler", "retry", "timeout", "input", "callback"],
                         );
                         let p = self.participant(c, &comp_loc);
                         let r = self.retry(
@@ -509,11 +514,13 @@ impl Compiler {
                         let t = self
                             .duration(cm, "timeout", &comp_loc)
                             .unwrap_or(DEFAULT_TIMEOUT_MS);
+                        let cb = self.flag(cm, "callback", &comp_loc);
                         p.map(|participant| Task {
                             participant,
                             retry: r,
                             timeout_ms: t,
                             input: cm.get("input").cloned(),
+                            callback: cb,
                         })
                     }
                 }
@@ -538,6 +545,7 @@ impl Compiler {
                     retry,
                     timeout_ms,
                     input,
+                    callback,
                 },
                 compensation,
             },

@@ -93,6 +93,46 @@ pub struct Request {
     /// Stable per execution, step and task kind: not per attempt, not per process.
     pub idempotency_key: String,
     pub deadline: Millis,
+    /// For a callback task: the token that completes it (see [`task_token`]).
+    pub task_token: Option<String>,
+}
+
+/// The token of a callback task attempt. Derived, not stored: hex of
+/// `{execution}\n{step}\n{task}\n{attempt}`, so it is URL-safe and the same
+/// after a restart.
+pub fn task_token(execution_id: &str, step: &str, task: TaskKind, attempt: u32) -> String {
+    format!("{execution_id}\n{step}\n{}\n{attempt}", task.as_str())
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Reads a token made by [`task_token`]: `(execution, step, task, attempt)`.
+pub fn parse_task_token(token: &str) -> Option<(String, String, TaskKind, u32)> {
+    if token.len() % 2 != 0 || token.len() > 2048 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok())
+        .collect();
+    let text = String::from_utf8(bytes?).ok()?;
+    let mut parts = text.split('\n');
+    let (ex, step, task, attempt) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let task = match task {
+        "action" => TaskKind::Action,
+        "compensation" => TaskKind::Compensation,
+        _ => return None,
+    };
+    Some((
+        ex.to_string(),
+        step.to_string(),
+        task,
+        attempt.parse().ok()?,
+    ))
 }
 
 /// Progress of one task (an action or a compensation).
@@ -609,21 +649,21 @@ impl Execution {
         let def = &plan.steps[i];
         let ctx = self.template_context(plan);
         let render_err = |e: String| ErrorInfo::new(RUNTIME, format!("input of `{step}`: {e}"));
-        let action_input = match &def.action.input {
-            Some(t) => render(t, &ctx).map_err(render_err)?,
-            None => self.input.clone(),
+        let action_input = || match &def.action.input {
+            Some(t) => render(t, &ctx).map_err(render_err),
+            None => Ok(self.input.clone()),
         };
-        let (participant, input) = match task {
-            TaskKind::Action => (def.action.participant.clone(), action_input),
+        let (spec, input) = match task {
+            TaskKind::Action => (&def.action, action_input()?),
             TaskKind::Compensation => {
                 let c = def.compensation.as_ref().ok_or_else(|| {
                     ErrorInfo::new(RUNTIME, format!("`{step}` has no compensation"))
                 })?;
                 let input = match &c.input {
                     Some(t) => render(t, &ctx).map_err(render_err)?,
-                    None => action_input,
+                    None => action_input()?,
                 };
-                (c.participant.clone(), input)
+                (c, input)
             }
         };
         Ok(Request {
@@ -631,10 +671,13 @@ impl Execution {
             step: step.to_string(),
             task,
             attempt,
-            participant,
+            participant: spec.participant.clone(),
             input,
             idempotency_key: format!("{}:{}:{}", self.id, step, task.as_str()),
             deadline,
+            task_token: spec
+                .callback
+                .then(|| task_token(&self.id, step, task, attempt)),
         })
     }
 

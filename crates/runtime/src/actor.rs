@@ -19,13 +19,31 @@ use crate::{invoke, now_ms, Engine, Error, Finished, Result};
 
 /// A message to an actor.
 pub enum Msg {
-    Input { input: Input, from_invocation: bool },
-    Command { input: Input, reply: oneshot::Sender<Result<ExecutionRecord>> },
+    Input {
+        input: Input,
+        from_invocation: bool,
+    },
+    Command {
+        input: Input,
+        reply: oneshot::Sender<Result<ExecutionRecord>>,
+    },
+    /// A task token came back: accepted only if that attempt is waiting for it.
+    /// `input: None` is a heartbeat.
+    Callback {
+        step: String,
+        task: sagaflow_core::TaskKind,
+        attempt: u32,
+        input: Option<Input>,
+        reply: oneshot::Sender<Result<ExecutionRecord>>,
+    },
 }
 
 /// The clock and randomness of one decision; recorded through the events.
 pub(crate) fn ctx() -> Ctx {
-    Ctx { now: now_ms(), random: rand::random::<f64>() }
+    Ctx {
+        now: now_ms(),
+        random: rand::random::<f64>(),
+    }
 }
 
 /// The summary row the store keeps for an execution in this state.
@@ -47,7 +65,12 @@ pub(crate) fn record_of(s: &Execution) -> ExecutionRecord {
 /// Registers and starts the actor of `state` (or returns the one already
 /// registered), then performs `effects` — those of the events that created it,
 /// or the outstanding ones after a replay.
-pub(crate) fn spawn(engine: Engine, plan: Arc<Plan>, state: Execution, effects: Vec<Effect>) -> mpsc::UnboundedSender<Msg> {
+pub(crate) fn spawn(
+    engine: Engine,
+    plan: Arc<Plan>,
+    state: Execution,
+    effects: Vec<Effect>,
+) -> mpsc::UnboundedSender<Msg> {
     let (tx, rx) = mpsc::unbounded_channel();
     {
         let mut actors = engine.lock_actors();
@@ -56,7 +79,12 @@ pub(crate) fn spawn(engine: Engine, plan: Arc<Plan>, state: Execution, effects: 
         }
         actors.insert(state.id.clone(), tx.clone());
     }
-    let actor = Actor { engine, plan, state, tx: tx.clone() };
+    let actor = Actor {
+        engine,
+        plan,
+        state,
+        tx: tx.clone(),
+    };
     tokio::spawn(actor.run(rx, effects));
     tx
 }
@@ -73,7 +101,11 @@ impl Actor {
         self.perform(effects);
         loop {
             // A terminal actor only lives to answer the command it was loaded for.
-            let idle = if self.state.status.is_terminal() { Duration::from_secs(10) } else { Duration::from_secs(u64::MAX / 4) };
+            let idle = if self.state.status.is_terminal() {
+                Duration::from_secs(10)
+            } else {
+                Duration::from_secs(u64::MAX / 4)
+            };
             let msg = match tokio::time::timeout(idle, rx.recv()).await {
                 Ok(Some(m)) => m,
                 Ok(None) | Err(_) => break,
@@ -86,15 +118,40 @@ impl Actor {
         // Deregister; anything still queued is stale, and command senders retry
         // against a fresh actor when their reply is dropped.
         let mut actors = self.engine.lock_actors();
-        if actors.get(&self.state.id).is_some_and(|t| t.same_channel(&self.tx)) {
+        if actors
+            .get(&self.state.id)
+            .is_some_and(|t| t.same_channel(&self.tx))
+        {
             actors.remove(&self.state.id);
         }
     }
 
     async fn handle(&mut self, msg: Msg) {
         let (input, reply, from_invocation) = match msg {
-            Msg::Input { input, from_invocation } => (input, None, from_invocation),
+            Msg::Input {
+                input,
+                from_invocation,
+            } => (input, None, from_invocation),
             Msg::Command { input, reply } => (input, Some(reply), false),
+            Msg::Callback {
+                step,
+                task,
+                attempt,
+                input,
+                reply,
+            } => {
+                if let Err(e) = self.waiting_for_callback(&step, task, attempt) {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+                match input {
+                    Some(input) => (input, Some(reply), false),
+                    None => {
+                        let _ = reply.send(Ok(record_of(&self.state)));
+                        return;
+                    }
+                }
+            }
         };
         let result = self.decide_and_record(input).await;
         if from_invocation {
@@ -110,12 +167,44 @@ impl Actor {
             (Err(e), Some(r)) => {
                 let _ = r.send(Err(e));
             }
-            (Err(e), None) => tracing::error!(execution = %self.state.id, error = %e, "input could not be recorded"),
+            (Err(e), None) => {
+                tracing::error!(execution = %self.state.id, error = %e, "input could not be recorded")
+            }
+        }
+    }
+
+    fn waiting_for_callback(
+        &self,
+        step: &str,
+        task: sagaflow_core::TaskKind,
+        attempt: u32,
+    ) -> Result<()> {
+        let not_waiting =
+            || Error::CallbackNotWaiting(format!("{step} ({}) attempt {attempt}", task.as_str()));
+        let i = self.plan.step_index(step).ok_or_else(not_waiting)?;
+        let def = &self.plan.steps[i];
+        let is_callback = match task {
+            sagaflow_core::TaskKind::Action => def.action.callback,
+            sagaflow_core::TaskKind::Compensation => {
+                def.compensation.as_ref().is_some_and(|c| c.callback)
+            }
+        };
+        let running = matches!(
+            self.state.task(i, task).state,
+            sagaflow_core::execution::TaskState::Running { attempt: a, .. } if a == attempt
+        );
+        if is_callback && running && !self.state.status.is_terminal() {
+            Ok(())
+        } else {
+            Err(not_waiting())
         }
     }
 
     async fn decide_and_record(&mut self, input: Input) -> Result<Vec<Effect>> {
-        let events = self.state.decide(&self.plan, input, ctx()).map_err(Error::NotAllowed)?;
+        let events = self
+            .state
+            .decide(&self.plan, input, ctx())
+            .map_err(Error::NotAllowed)?;
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -127,7 +216,12 @@ impl Actor {
         let timers = effects
             .iter()
             .filter_map(|e| match e {
-                Effect::StartTimer { step, task, attempt, fire_at } => Some(Timer {
+                Effect::StartTimer {
+                    step,
+                    task,
+                    attempt,
+                    fire_at,
+                } => Some(Timer {
                     execution_id: self.state.id.clone(),
                     step: step.clone(),
                     task: *task,
@@ -179,31 +273,87 @@ impl Actor {
                     let tx = self.tx.clone();
                     match self.state.request(&self.plan, &step, task) {
                         Err(error) => {
-                            let attempt = self.state.task(self.plan.step_index(&step).unwrap_or(0), task).attempts;
-                            let _ = tx.send(Msg::Input { input: Input::TaskFailed { step, task, attempt, error }, from_invocation: true });
+                            let attempt = self
+                                .state
+                                .task(self.plan.step_index(&step).unwrap_or(0), task)
+                                .attempts;
+                            let _ = tx.send(Msg::Input {
+                                input: Input::TaskFailed {
+                                    step,
+                                    task,
+                                    attempt,
+                                    error,
+                                },
+                                from_invocation: true,
+                            });
                         }
                         Ok(req) => {
                             tokio::spawn(async move {
                                 let permit = shared.permits.clone().acquire_owned().await;
                                 let started = Instant::now();
-                                let (step, task, attempt) = (req.step.clone(), req.task, req.attempt);
+                                let (step, task, attempt) =
+                                    (req.step.clone(), req.task, req.attempt);
+                                let (callback, deadline) = (req.task_token.is_some(), req.deadline);
                                 let result = invoke::call(&shared, req).await;
                                 drop(permit);
                                 let outcome = if result.is_ok() { "ok" } else { "error" };
                                 metrics::histogram!("sagaflow_step_duration_seconds", "task" => task.as_str(), "outcome" => outcome)
                                     .record(started.elapsed().as_secs_f64());
+                                if callback && result.is_ok() {
+                                    // Accepted: the task now waits for its token to come
+                                    // back through the API. Only the deadline is ours to keep.
+                                    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+                                    let wait = deadline.saturating_sub(now_ms());
+                                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                                    let error = sagaflow_core::ErrorInfo::new(
+                                        sagaflow_core::retry::TIMEOUT,
+                                        format!("no callback for `{step}` before its deadline"),
+                                    );
+                                    let input = Input::TaskFailed {
+                                        step,
+                                        task,
+                                        attempt,
+                                        error,
+                                    };
+                                    let _ = tx.send(Msg::Input {
+                                        input,
+                                        from_invocation: false,
+                                    });
+                                    return;
+                                }
                                 let input = match result {
-                                    Ok(output) => Input::TaskSucceeded { step, task, attempt, output },
-                                    Err(error) => Input::TaskFailed { step, task, attempt, error },
+                                    Ok(output) => Input::TaskSucceeded {
+                                        step,
+                                        task,
+                                        attempt,
+                                        output,
+                                    },
+                                    Err(error) => Input::TaskFailed {
+                                        step,
+                                        task,
+                                        attempt,
+                                        error,
+                                    },
                                 };
-                                if tx.send(Msg::Input { input, from_invocation: true }).is_err() {
+                                if tx
+                                    .send(Msg::Input {
+                                        input,
+                                        from_invocation: true,
+                                    })
+                                    .is_err()
+                                {
                                     shared.in_flight.fetch_sub(1, Ordering::SeqCst);
                                 }
                             });
                         }
                     }
                 }
-                Effect::StartTimer { step, task, attempt, fire_at } => {
+                Effect::StartTimer {
+                    step,
+                    task,
+                    attempt,
+                    fire_at,
+                } => {
                     if self.engine.is_shutting_down() {
                         continue; // the timer row is durable; it fires after restart
                     }
@@ -211,12 +361,21 @@ impl Actor {
                     tokio::spawn(async move {
                         let wait = fire_at.saturating_sub(now_ms());
                         tokio::time::sleep(Duration::from_millis(wait)).await;
-                        let _ = tx.send(Msg::Input { input: Input::TimerFired { step, task, attempt }, from_invocation: false });
+                        let _ = tx.send(Msg::Input {
+                            input: Input::TimerFired {
+                                step,
+                                task,
+                                attempt,
+                            },
+                            from_invocation: false,
+                        });
                     });
                 }
                 Effect::Finished { status } => {
                     metrics::counter!("sagaflow_executions_finished_total", "status" => status.as_str()).increment(1);
-                    let _ = self.engine.shared.finished.send(Finished { record: record_of(&self.state) });
+                    let _ = self.engine.shared.finished.send(Finished {
+                        record: record_of(&self.state),
+                    });
                 }
             }
         }

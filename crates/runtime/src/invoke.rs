@@ -48,7 +48,13 @@ where
 pub(crate) async fn call(shared: &Shared, req: Request) -> Result<Value, ErrorInfo> {
     let remaining = req.deadline.saturating_sub(now_ms());
     if remaining == 0 {
-        return Err(ErrorInfo::new(TIMEOUT, format!("deadline of `{}` passed before the call could be made", req.step)));
+        return Err(ErrorInfo::new(
+            TIMEOUT,
+            format!(
+                "deadline of `{}` passed before the call could be made",
+                req.step
+            ),
+        ));
     }
     let timeout = Duration::from_millis(remaining);
     let step = req.step.clone();
@@ -56,26 +62,39 @@ pub(crate) async fn call(shared: &Shared, req: Request) -> Result<Value, ErrorIn
         match &req.participant {
             Participant::Handler { name } => match shared.handlers.get(name) {
                 Some(h) => h.call(req.clone()).await,
-                None => Err(ErrorInfo::new(RUNTIME, format!("no in-process handler named `{name}` is registered"))),
+                None => Err(ErrorInfo::new(
+                    RUNTIME,
+                    format!("no in-process handler named `{name}` is registered"),
+                )),
             },
             Participant::Http { url, headers } => http(shared, &req, url, headers).await,
         }
     };
     match tokio::time::timeout(timeout, fut).await {
         Ok(r) => r,
-        Err(_) => Err(ErrorInfo::new(TIMEOUT, format!("`{step}` did not answer within {} ms", timeout.as_millis()))),
+        Err(_) => Err(ErrorInfo::new(
+            TIMEOUT,
+            format!("`{step}` did not answer within {} ms", timeout.as_millis()),
+        )),
     }
 }
 
 /// Replaces `${VAR}` placeholders with configured values.
-pub fn substitute(url: &str, vars: &std::collections::HashMap<String, String>) -> Result<String, ErrorInfo> {
+pub fn substitute(
+    url: &str,
+    vars: &std::collections::HashMap<String, String>,
+) -> Result<String, ErrorInfo> {
     let mut out = String::new();
     let mut rest = url;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
-        let end = rest[start..].find('}').ok_or_else(|| ErrorInfo::new(RUNTIME, format!("unterminated `${{` in `{url}`")))?;
+        let end = rest[start..]
+            .find('}')
+            .ok_or_else(|| ErrorInfo::new(RUNTIME, format!("unterminated `${{` in `{url}`")))?;
         let var = &rest[start + 2..start + end];
-        let value = vars.get(var).ok_or_else(|| ErrorInfo::new(RUNTIME, format!("variable `{var}` is not configured")))?;
+        let value = vars.get(var).ok_or_else(|| {
+            ErrorInfo::new(RUNTIME, format!("variable `{var}` is not configured"))
+        })?;
         out.push_str(value.trim_end_matches('/'));
         rest = &rest[start + end + 1..];
     }
@@ -83,7 +102,12 @@ pub fn substitute(url: &str, vars: &std::collections::HashMap<String, String>) -
     Ok(out)
 }
 
-async fn http(shared: &Shared, req: &Request, url: &str, headers: &std::collections::BTreeMap<String, String>) -> Result<Value, ErrorInfo> {
+async fn http(
+    shared: &Shared,
+    req: &Request,
+    url: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Result<Value, ErrorInfo> {
     let url = substitute(url, &shared.config.variables)?;
     let mut rb = shared
         .http
@@ -94,6 +118,9 @@ async fn http(shared: &Shared, req: &Request, url: &str, headers: &std::collecti
         .header("Sagaflow-Step", &req.step)
         .header("Sagaflow-Task", req.task.as_str())
         .json(&req.input);
+    if let Some(token) = &req.task_token {
+        rb = rb.header("Sagaflow-Task-Token", token);
+    }
     for (k, v) in headers {
         rb = rb.header(k, v);
     }
@@ -102,27 +129,53 @@ async fn http(shared: &Shared, req: &Request, url: &str, headers: &std::collecti
         .await
         .map_err(|e| ErrorInfo::new(TASK_FAILED, format!("POST {url}: {}", describe(&e))))?;
     let status = resp.status();
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| ErrorInfo::new(TASK_FAILED, format!("POST {url}: reading the response: {}", describe(&e))))?;
-    let body: Option<Value> = if bytes.is_empty() { None } else { serde_json::from_slice(&bytes).ok() };
+    let bytes = resp.bytes().await.map_err(|e| {
+        ErrorInfo::new(
+            TASK_FAILED,
+            format!("POST {url}: reading the response: {}", describe(&e)),
+        )
+    })?;
+    let body: Option<Value> = if bytes.is_empty() {
+        None
+    } else {
+        serde_json::from_slice(&bytes).ok()
+    };
     let text = || String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned();
     if status.is_success() {
-        return Ok(body.unwrap_or_else(|| if bytes.is_empty() { Value::Null } else { Value::String(text()) }));
+        return Ok(body.unwrap_or_else(|| {
+            if bytes.is_empty() {
+                Value::Null
+            } else {
+                Value::String(text())
+            }
+        }));
     }
     if status.is_client_error() {
-        if let Some(name) = body.as_ref().and_then(|b| b.get("error")).and_then(|e| e.as_str()) {
+        if let Some(name) = body
+            .as_ref()
+            .and_then(|b| b.get("error"))
+            .and_then(|e| e.as_str())
+        {
             let cause = body
                 .as_ref()
                 .and_then(|b| b.get("cause"))
-                .map(|c| c.as_str().map(String::from).unwrap_or_else(|| c.to_string()))
+                .map(|c| {
+                    c.as_str()
+                        .map(String::from)
+                        .unwrap_or_else(|| c.to_string())
+                })
                 .unwrap_or_default();
             return Err(ErrorInfo::new(name, cause));
         }
-        return Err(ErrorInfo::new(format!("Http{}", status.as_u16()), format!("POST {url} answered {status}: {}", text())));
+        return Err(ErrorInfo::new(
+            format!("Http{}", status.as_u16()),
+            format!("POST {url} answered {status}: {}", text()),
+        ));
     }
-    Err(ErrorInfo::new(TASK_FAILED, format!("POST {url} answered {status}: {}", text())))
+    Err(ErrorInfo::new(
+        TASK_FAILED,
+        format!("POST {url} answered {status}: {}", text()),
+    ))
 }
 
 fn describe(e: &reqwest::Error) -> String {

@@ -38,6 +38,10 @@ pub enum Error {
     NotAllowed(sagaflow_core::Error),
     #[error("invalid execution id `{0}`: use 1–128 letters, digits, `-`, `_`, `.` or `:`")]
     InvalidId(String),
+    #[error("`{0}` is not a task token of this server")]
+    InvalidTaskToken(String),
+    #[error("no task is waiting for this token: {0} (already completed, timed out, or not a callback task)")]
+    CallbackNotWaiting(String),
     #[error("the engine is shutting down")]
     ShuttingDown,
     #[error("storage: {0}")]
@@ -54,6 +58,8 @@ impl Error {
             Error::ExecutionConflict { .. } => "execution_conflict",
             Error::NotAllowed(e) => e.code(),
             Error::InvalidId(_) => "invalid_execution_id",
+            Error::InvalidTaskToken(_) => "invalid_task_token",
+            Error::CallbackNotWaiting(_) => "callback_not_waiting",
             Error::ShuttingDown => "shutting_down",
             Error::Store(sagaflow_store::Error::NotFound { .. }) => "not_found",
             Error::Store(sagaflow_store::Error::BadCursor(_)) => "invalid_cursor",
@@ -101,7 +107,10 @@ pub struct Finished {
 }
 
 pub(crate) fn now_ms() -> Millis {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as Millis).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
 }
 
 pub(crate) struct Shared {
@@ -168,12 +177,18 @@ impl Builder {
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
 }
 
 impl Engine {
     pub fn builder(store: Arc<dyn Store>) -> Builder {
-        Builder { store, config: Config::default(), handlers: HashMap::new() }
+        Builder {
+            store,
+            config: Config::default(),
+            handlers: HashMap::new(),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -207,9 +222,16 @@ impl Engine {
             match self.shared.store.claim_due_timers(now_ms(), 1000).await {
                 Ok(timers) => {
                     for t in timers {
-                        let input = Input::TimerFired { step: t.step, task: t.task, attempt: t.attempt };
+                        let input = Input::TimerFired {
+                            step: t.step,
+                            task: t.task,
+                            attempt: t.attempt,
+                        };
                         if let Ok(tx) = self.resident(&t.execution_id).await {
-                            let _ = tx.send(actor::Msg::Input { input, from_invocation: false });
+                            let _ = tx.send(actor::Msg::Input {
+                                input,
+                                from_invocation: false,
+                            });
                         }
                     }
                 }
@@ -232,7 +254,9 @@ impl Engine {
             })
             .collect();
         if !missing.is_empty() {
-            return Err(Error::Invalid(sagaflow_core::Error::InvalidDefinition(missing)));
+            return Err(Error::Invalid(sagaflow_core::Error::InvalidDefinition(
+                missing,
+            )));
         }
         let (record, created) = self
             .shared
@@ -240,8 +264,13 @@ impl Engine {
             .put_definition(&plan.name, "saga", source, &plan.digest, now_ms())
             .await?;
         let plan = Arc::new(plan);
-        self.lock_plans().insert((record.name.clone(), record.version), plan.clone());
-        Ok(Deployed { record, created, plan })
+        self.lock_plans()
+            .insert((record.name.clone(), record.version), plan.clone());
+        Ok(Deployed {
+            record,
+            created,
+            plan,
+        })
     }
 
     fn lock_plans(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u32), Arc<Plan>>> {
@@ -257,21 +286,30 @@ impl Engine {
         }
         let rec = match self.shared.store.get_definition(name, version).await {
             Ok(r) => r,
-            Err(sagaflow_store::Error::NotFound { .. }) => return Err(Error::DefinitionNotFound(name.to_string())),
+            Err(sagaflow_store::Error::NotFound { .. }) => {
+                return Err(Error::DefinitionNotFound(name.to_string()))
+            }
             Err(e) => return Err(e.into()),
         };
         if let Some(p) = self.lock_plans().get(&(name.to_string(), rec.version)) {
             return Ok((rec.version, p.clone()));
         }
-        let plan = Arc::new(sagaflow_core::compile(&rec.source, Some(name)).map_err(Error::Invalid)?);
-        self.lock_plans().insert((name.to_string(), rec.version), plan.clone());
+        let plan =
+            Arc::new(sagaflow_core::compile(&rec.source, Some(name)).map_err(Error::Invalid)?);
+        self.lock_plans()
+            .insert((name.to_string(), rec.version), plan.clone());
         Ok((rec.version, plan))
     }
 
     /// Starts an execution of the latest version of `definition`. With an
     /// `id` that already exists: the same input returns the existing execution
     /// (`false`), a different one is [`Error::ExecutionConflict`].
-    pub async fn start_execution(&self, definition: &str, input: Value, id: Option<String>) -> Result<(ExecutionRecord, bool)> {
+    pub async fn start_execution(
+        &self,
+        definition: &str,
+        input: Value,
+        id: Option<String>,
+    ) -> Result<(ExecutionRecord, bool)> {
         if self.shared.shutting_down.load(Ordering::SeqCst) {
             return Err(Error::ShuttingDown);
         }
@@ -287,7 +325,16 @@ impl Engine {
         let empty = Execution::empty(&plan);
         let ctx = actor::ctx();
         let events = empty
-            .decide(&plan, Input::Start { execution_id: id.clone(), definition: plan.name.clone(), version, input: input.clone() }, ctx)
+            .decide(
+                &plan,
+                Input::Start {
+                    execution_id: id.clone(),
+                    definition: plan.name.clone(),
+                    version,
+                    input: input.clone(),
+                },
+                ctx,
+            )
             .map_err(Error::NotAllowed)?;
         let mut state = empty;
         let mut effects = Vec::new();
@@ -295,7 +342,12 @@ impl Engine {
             effects.extend(state.apply(&plan, e).map_err(Error::NotAllowed)?);
         }
         let record = actor::record_of(&state);
-        match self.shared.store.create_execution(record.clone(), events).await? {
+        match self
+            .shared
+            .store
+            .create_execution(record.clone(), events)
+            .await?
+        {
             Created::Existing(existing) => self.same_start(existing, definition, &input),
             Created::New(record) => {
                 metrics::counter!("sagaflow_executions_started_total", "definition" => plan.name.clone()).increment(1);
@@ -305,12 +357,23 @@ impl Engine {
         }
     }
 
-    fn same_start(&self, existing: ExecutionRecord, definition: &str, input: &Value) -> Result<(ExecutionRecord, bool)> {
+    fn same_start(
+        &self,
+        existing: ExecutionRecord,
+        definition: &str,
+        input: &Value,
+    ) -> Result<(ExecutionRecord, bool)> {
         if existing.definition != definition {
-            return Err(Error::ExecutionConflict { id: existing.id, what: "definition" });
+            return Err(Error::ExecutionConflict {
+                id: existing.id,
+                what: "definition",
+            });
         }
         if &existing.input != input {
-            return Err(Error::ExecutionConflict { id: existing.id, what: "input" });
+            return Err(Error::ExecutionConflict {
+                id: existing.id,
+                what: "input",
+            });
         }
         Ok((existing, false))
     }
@@ -322,7 +385,9 @@ impl Engine {
         }
         let rec = match self.shared.store.get_execution(id).await {
             Ok(r) => r,
-            Err(sagaflow_store::Error::NotFound { .. }) => return Err(Error::ExecutionNotFound(id.to_string())),
+            Err(sagaflow_store::Error::NotFound { .. }) => {
+                return Err(Error::ExecutionNotFound(id.to_string()))
+            }
             Err(e) => return Err(e.into()),
         };
         let (_, plan) = self.plan(&rec.definition, Some(rec.version)).await?;
@@ -335,7 +400,9 @@ impl Engine {
         Ok(actor::spawn(self.clone(), plan, state, effects))
     }
 
-    pub(crate) fn lock_actors(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<actor::Msg>>> {
+    pub(crate) fn lock_actors(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<actor::Msg>>> {
         self.shared.actors.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -344,7 +411,13 @@ impl Engine {
         for _ in 0..5 {
             let tx = self.resident(id).await?;
             let (reply, rx) = oneshot::channel();
-            if tx.send(actor::Msg::Command { input: input.clone(), reply }).is_err() {
+            if tx
+                .send(actor::Msg::Command {
+                    input: input.clone(),
+                    reply,
+                })
+                .is_err()
+            {
                 continue;
             }
             match rx.await {
@@ -355,9 +428,65 @@ impl Engine {
         Err(Error::ShuttingDown)
     }
 
+    /// Completes a callback task with its token: `Ok(output)` succeeds the
+    /// task, `Err(error)` fails it (subject to its retry policy), `None`
+    /// (heartbeat) only checks that the task is still waiting.
+    pub async fn callback(
+        &self,
+        token: &str,
+        outcome: Option<std::result::Result<Value, sagaflow_core::ErrorInfo>>,
+    ) -> Result<ExecutionRecord> {
+        let (id, step, task, attempt) = sagaflow_core::parse_task_token(token)
+            .ok_or_else(|| Error::InvalidTaskToken(token.chars().take(80).collect()))?;
+        let input = outcome.map(|o| match o {
+            Ok(output) => Input::TaskSucceeded {
+                step: step.clone(),
+                task,
+                attempt,
+                output,
+            },
+            Err(error) => Input::TaskFailed {
+                step: step.clone(),
+                task,
+                attempt,
+                error,
+            },
+        });
+        for _ in 0..5 {
+            let tx = match self.resident(&id).await {
+                Ok(tx) => tx,
+                Err(Error::ExecutionNotFound(_)) => {
+                    return Err(Error::InvalidTaskToken(token.chars().take(80).collect()))
+                }
+                Err(e) => return Err(e),
+            };
+            let (reply, rx) = oneshot::channel();
+            let msg = actor::Msg::Callback {
+                step: step.clone(),
+                task,
+                attempt,
+                input: input.clone(),
+                reply,
+            };
+            if tx.send(msg).is_err() {
+                continue;
+            }
+            if let Ok(r) = rx.await {
+                return r;
+            }
+        }
+        Err(Error::ShuttingDown)
+    }
+
     /// Cancels a running execution: what was done is compensated; ends `cancelled`.
     pub async fn cancel(&self, id: &str, reason: &str) -> Result<ExecutionRecord> {
-        self.command(id, Input::Cancel { reason: reason.to_string() }).await
+        self.command(
+            id,
+            Input::Cancel {
+                reason: reason.to_string(),
+            },
+        )
+        .await
     }
 
     /// Resumes a `failed` execution from where it stopped.
@@ -396,7 +525,9 @@ impl Engine {
     pub async fn get(&self, id: &str) -> Result<ExecutionRecord> {
         match self.shared.store.get_execution(id).await {
             Ok(r) => Ok(r),
-            Err(sagaflow_store::Error::NotFound { .. }) => Err(Error::ExecutionNotFound(id.to_string())),
+            Err(sagaflow_store::Error::NotFound { .. }) => {
+                Err(Error::ExecutionNotFound(id.to_string()))
+            }
             Err(e) => Err(e.into()),
         }
     }

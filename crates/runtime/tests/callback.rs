@@ -1,0 +1,228 @@
+//! Callback tasks: a step with `callback: true` is acknowledged by its
+//! participant and completes only when its task token comes back.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sagaflow_core::{ErrorInfo, Status};
+use sagaflow_runtime::{handler_fn, Config, Engine, Error};
+use sagaflow_store::memory::MemoryStore;
+use sagaflow_store::Query;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+const APPROVAL: &str = r#"
+name: approval
+steps:
+  - name: reserve
+    action: { handler: ok }
+    compensation: { handler: undo }
+  - name: approve
+    callback: true
+    timeout: 30s
+    action: { handler: ask }
+    compensation: { handler: undo }
+  - name: book
+    action: { handler: ok }
+    input: { decision: "$.steps.approve.output.decision" }
+"#;
+
+struct World {
+    engine: Engine,
+    store: Arc<MemoryStore>,
+    tokens: mpsc::UnboundedReceiver<String>,
+    undone: Arc<Mutex<Vec<String>>>,
+    booked_with: Arc<Mutex<Vec<Value>>>,
+}
+
+async fn world(definition: &str) -> World {
+    let store = Arc::new(MemoryStore::new());
+    let (tx, tokens) = mpsc::unbounded_channel();
+    let undone = Arc::new(Mutex::new(Vec::new()));
+    let booked_with = Arc::new(Mutex::new(Vec::new()));
+    let (u, b) = (undone.clone(), booked_with.clone());
+    let engine = Engine::builder(store.clone())
+        .config(Config {
+            timer_poll: Duration::from_millis(50),
+            ..Config::default()
+        })
+        .handler(
+            "ok",
+            handler_fn(move |req| {
+                let b = b.clone();
+                async move {
+                    if req.step == "book" {
+                        b.lock().unwrap().push(req.input.clone());
+                    }
+                    Ok(json!({ "ok": req.step }))
+                }
+            }),
+        )
+        .handler(
+            "ask",
+            handler_fn(move |req| {
+                let tx = tx.clone();
+                async move {
+                    let token = req.task_token.clone().ok_or_else(|| {
+                        ErrorInfo::new("NoToken", "a callback task must carry a token")
+                    })?;
+                    let _ = tx.send(token);
+                    Ok(Value::Null)
+                }
+            }),
+        )
+        .handler(
+            "undo",
+            handler_fn(move |req| {
+                let u = u.clone();
+                async move {
+                    u.lock().unwrap().push(req.step.clone());
+                    Ok(Value::Null)
+                }
+            }),
+        )
+        .build();
+    engine.start().await.unwrap();
+    engine.deploy(None, definition).await.unwrap();
+    World {
+        engine,
+        store,
+        tokens,
+        undone,
+        booked_with,
+    }
+}
+
+async fn token(w: &mut World) -> String {
+    tokio::time::timeout(Duration::from_secs(10), w.tokens.recv())
+        .await
+        .expect("the participant was asked")
+        .expect("token")
+}
+
+#[tokio::test]
+async fn a_callback_step_waits_for_its_token_and_its_output_flows_on() {
+    let mut w = world(APPROVAL).await;
+    let (rec, _) = w
+        .engine
+        .start_execution("approval", json!({}), Some("ex-1".into()))
+        .await
+        .unwrap();
+    let token = token(&mut w).await;
+    let parked = w.engine.get(&rec.id).await.unwrap();
+    assert_eq!(
+        parked.status,
+        Status::Running,
+        "the execution waits for the callback"
+    );
+    w.engine
+        .callback(&token, Some(Ok(json!({ "decision": "yes" }))))
+        .await
+        .unwrap();
+    let done = w
+        .engine
+        .wait(&rec.id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(done.status, Status::Succeeded);
+    assert_eq!(
+        *w.booked_with.lock().unwrap(),
+        vec![json!({ "decision": "yes" })]
+    );
+}
+
+#[tokio::test]
+async fn a_failure_sent_through_the_token_rolls_the_saga_back() {
+    let mut w = world(APPROVAL).await;
+    let (rec, _) = w
+        .engine
+        .start_execution("approval", json!({}), None)
+        .await
+        .unwrap();
+    let token = token(&mut w).await;
+    w.engine
+        .callback(
+            &token,
+            Some(Err(ErrorInfo::new("Rejected", "the manager said no"))),
+        )
+        .await
+        .unwrap();
+    let done = w
+        .engine
+        .wait(&rec.id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(done.status, Status::Compensated);
+    assert_eq!(done.error.unwrap().error, "Rejected");
+    assert_eq!(*w.undone.lock().unwrap(), vec!["reserve".to_string()]);
+}
+
+#[tokio::test]
+async fn a_callback_that_never_comes_times_out_and_the_step_is_compensated_too() {
+    let mut w = world(&APPROVAL.replace(
+        "timeout: 30s",
+        "timeout: 100ms\n    retry: { max_attempts: 1 }",
+    ))
+    .await;
+    let (rec, _) = w
+        .engine
+        .start_execution("approval", json!({}), None)
+        .await
+        .unwrap();
+    let _ = token(&mut w).await;
+    let done = w
+        .engine
+        .wait(&rec.id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(done.status, Status::Compensated);
+    assert_eq!(done.error.unwrap().error, "States.Timeout");
+    // The approval may have been acted on: it is undone before the reservation.
+    assert_eq!(
+        *w.undone.lock().unwrap(),
+        vec!["approve".to_string(), "reserve".to_string()]
+    );
+}
+
+#[tokio::test]
+async fn a_token_is_accepted_once_and_a_forged_one_is_refused() {
+    let mut w = world(APPROVAL).await;
+    let (rec, _) = w
+        .engine
+        .start_execution("approval", json!({}), None)
+        .await
+        .unwrap();
+    let token = token(&mut w).await;
+    w.engine
+        .callback(&token, None)
+        .await
+        .expect("a heartbeat while waiting is accepted");
+    w.engine
+        .callback(&token, Some(Ok(json!({ "decision": "yes" }))))
+        .await
+        .unwrap();
+    w.engine
+        .wait(&rec.id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let again = w
+        .engine
+        .callback(&token, Some(Ok(json!({}))))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), "callback_not_waiting");
+    let forged = w
+        .engine
+        .callback("not-a-token", Some(Ok(json!({}))))
+        .await
+        .unwrap_err();
+    assert!(matches!(forged, Error::InvalidTaskToken(_)), "{forged:?}");
+    let history = w.store.history(&rec.id, 0).await.unwrap();
+    let successes = history
+        .iter()
+        .filter(|h| {
+            h.event.kind.name() == "step_succeeded" && h.event.kind.step() == Some("approve")
+        })
+        .count();
+    assert_eq!(successes, 1, "the second callback changed nothing");
+}
