@@ -109,7 +109,7 @@ pub fn task_token(execution_id: &str, step: &str, task: TaskKind, attempt: u32) 
 
 /// Reads a token made by [`task_token`]: `(execution, step, task, attempt)`.
 pub fn parse_task_token(token: &str) -> Option<(String, String, TaskKind, u32)> {
-    if token.len() % 2 != 0 || token.len() > 2048 {
+    if !token.len().is_multiple_of(2) || token.len() > 2048 {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..token.len())

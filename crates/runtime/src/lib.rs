@@ -227,7 +227,11 @@ impl Engine {
                             task: t.task,
                             attempt: t.attempt,
                         };
-                        if let Ok(tx) = self.resident(&t.execution_id).await {
+                        // Every unfinished execution is resident (loaded by `start`,
+                        // kept until it finishes), so a timer of one that is not
+                        // belongs to a finished execution and is stale.
+                        let tx = self.lock_actors().get(&t.execution_id).cloned();
+                        if let Some(tx) = tx {
                             let _ = tx.send(actor::Msg::Input {
                                 input,
                                 from_invocation: false,
