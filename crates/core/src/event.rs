@@ -181,6 +181,20 @@ impl EventKind {
         }
     }
 
+    /// Whether a scheduled/succeeded/failed event is about an action or a compensation.
+    pub fn task(&self) -> Option<TaskKind> {
+        match self {
+            EventKind::StepScheduled { .. }
+            | EventKind::StepSucceeded { .. }
+            | EventKind::StepFailed { .. } => Some(TaskKind::Action),
+            EventKind::CompensationScheduled { .. }
+            | EventKind::CompensationSucceeded { .. }
+            | EventKind::CompensationFailed { .. } => Some(TaskKind::Compensation),
+            EventKind::RetryScheduled { task, .. } => Some(*task),
+            _ => None,
+        }
+    }
+
     /// The step an event is about, if any.
     pub fn step(&self) -> Option<&str> {
         match self {

@@ -287,6 +287,25 @@ impl Execution {
             .ok_or_else(|| illegal(event, format!("definition has no step `{step}`")))
     }
 
+    /// The step and task kind of a success/failure event, checked to be running that attempt.
+    fn running(
+        &self,
+        plan: &Plan,
+        kind: &EventKind,
+        step: &str,
+        attempt: u32,
+    ) -> Result<(usize, TaskKind), Error> {
+        let i = self.index(plan, kind, step)?;
+        let task = kind
+            .task()
+            .ok_or_else(|| illegal(kind, "not a task event"))?;
+        let t = self.task(i, task);
+        if !t.is_running(attempt) {
+            return Err(illegal(kind, format!("{:?}", t.state)));
+        }
+        Ok((i, task))
+    }
+
     fn task_mut(&mut self, i: usize, task: TaskKind) -> &mut TaskProgress {
         match task {
             TaskKind::Action => &mut self.steps[i].action,
@@ -436,16 +455,8 @@ impl Execution {
                 attempt,
                 output,
             } => {
-                let task = if matches!(kind, EventKind::StepSucceeded { .. }) {
-                    TaskKind::Action
-                } else {
-                    TaskKind::Compensation
-                };
-                let i = self.index(plan, kind, step)?;
+                let (i, task) = self.running(plan, kind, step, *attempt)?;
                 let t = self.task_mut(i, task);
-                if !t.is_running(*attempt) {
-                    return Err(illegal(kind, format!("{:?}", t.state)));
-                }
                 t.state = TaskState::Succeeded { attempt: *attempt };
                 if task == TaskKind::Action {
                     self.steps[i].output = Some(output.clone());
@@ -465,16 +476,8 @@ impl Execution {
                 attempt,
                 error,
             } => {
-                let task = if matches!(kind, EventKind::StepFailed { .. }) {
-                    TaskKind::Action
-                } else {
-                    TaskKind::Compensation
-                };
-                let i = self.index(plan, kind, step)?;
+                let (i, task) = self.running(plan, kind, step, *attempt)?;
                 let t = self.task_mut(i, task);
-                if !t.is_running(*attempt) {
-                    return Err(illegal(kind, format!("{:?}", t.state)));
-                }
                 t.state = TaskState::Failed {
                     attempt: *attempt,
                     error: error.clone(),

@@ -31,7 +31,7 @@ pub enum Msg {
     /// `input: None` is a heartbeat.
     Callback {
         step: String,
-        task: sagaflow_core::TaskKind,
+        task: TaskKind,
         attempt: u32,
         input: Option<Input>,
         reply: oneshot::Sender<Result<ExecutionRecord>>,
@@ -173,21 +173,14 @@ impl Actor {
         }
     }
 
-    fn waiting_for_callback(
-        &self,
-        step: &str,
-        task: sagaflow_core::TaskKind,
-        attempt: u32,
-    ) -> Result<()> {
+    fn waiting_for_callback(&self, step: &str, task: TaskKind, attempt: u32) -> Result<()> {
         let not_waiting =
             || Error::CallbackNotWaiting(format!("{step} ({}) attempt {attempt}", task.as_str()));
         let i = self.plan.step_index(step).ok_or_else(not_waiting)?;
         let def = &self.plan.steps[i];
         let is_callback = match task {
-            sagaflow_core::TaskKind::Action => def.action.callback,
-            sagaflow_core::TaskKind::Compensation => {
-                def.compensation.as_ref().is_some_and(|c| c.callback)
-            }
+            TaskKind::Action => def.action.callback,
+            TaskKind::Compensation => def.compensation.as_ref().is_some_and(|c| c.callback),
         };
         let running = matches!(
             self.state.task(i, task).state,
@@ -397,5 +390,4 @@ fn count(events: &[Event]) {
             _ => {}
         }
     }
-    let _ = TaskKind::Action;
 }
