@@ -198,15 +198,15 @@ fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, ()>> {
     Some(parsed.ok_or(()))
 }
 
-/// A path parameter whose rejection (e.g. a segment that is not UTF-8 once
+/// Path parameters whose rejection (e.g. a segment that is not UTF-8 once
 /// percent-decoded) is a JSON error like every other.
-struct PathParam(String);
+struct PathParam<T = String>(T);
 
-impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for PathParam<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        match Path::<String>::from_request_parts(parts, state).await {
+        match Path::<T>::from_request_parts(parts, state).await {
             Ok(Path(p)) => Ok(PathParam(p)),
             Err(e) => Err(ApiError::from_path(e)),
         }
@@ -554,7 +554,7 @@ struct FailureBody {
 /// `POST /v1/callbacks/{token}/success|failure|heartbeat`.
 async fn callback(
     State(st): State<AppState>,
-    Path((token, outcome)): Path<(String, String)>,
+    PathParam((token, outcome)): PathParam<(String, String)>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = body.map_err(ApiError::from_body)?;

@@ -69,7 +69,7 @@ pub fn document() -> Value {
                     "execution": { "$ref": "#/components/schemas/Execution" },
                     "events": { "type": "array", "items": { "type": "object", "required": ["seq", "at", "type"], "properties": {
                         "seq": { "type": "integer" }, "at": { "type": "string", "format": "date-time" },
-                        "type": { "type": "string", "enum": ["execution_started", "step_scheduled", "step_succeeded", "step_failed", "retry_scheduled", "rollback_started", "cancel_requested", "compensation_scheduled", "compensation_succeeded", "compensation_failed", "execution_redriven", "execution_finished"] }
+                        "type": { "type": "string", "enum": ["execution_started", "step_scheduled", "step_succeeded", "step_failed", "retry_scheduled", "rollback_started", "cancel_requested", "compensation_scheduled", "compensation_succeeded", "compensation_failed", "execution_timed_out", "execution_redriven", "execution_finished"] }
                     } } }
                 } },
                 "StartExecution": { "type": "object", "required": ["definition"], "additionalProperties": false, "properties": {
@@ -86,11 +86,11 @@ pub fn document() -> Value {
             "/v1/definitions/{name}": {
                 "parameters": [ path_param("name", "Definition name.") ],
                 "get": { "summary": "One definition with its source.", "parameters": [ { "name": "version", "in": "query", "schema": { "type": "integer" } } ],
-                    "responses": { "200": ok("the definition", "Definition"), "404": err("definition_not_found"), "401": unauthorized } },
+                    "responses": { "200": ok("the definition", "Definition"), "400": err("invalid_parameter: `version` is not a whole number, or the name is not UTF-8"), "404": err("definition_not_found"), "401": unauthorized } },
                 "put": { "summary": "Register a saga definition (YAML or JSON body). A changed source creates a new version.",
                     "requestBody": { "required": true, "content": { "application/yaml": { "schema": { "type": "string" } }, "application/json": { "schema": { "type": "object" } } } },
                     "responses": { "201": ok("new version created", "Definition"), "200": ok("unchanged: the latest version", "Definition"),
-                        "400": err("invalid_definition (details.violations lists every problem with its location and code), invalid_utf8"),
+                        "400": err("invalid_definition (details.violations lists every problem with its location and code), invalid_utf8, invalid_parameter"),
                         "413": err("payload_too_large"), "401": unauthorized } }
             },
             "/v1/executions": {
@@ -103,22 +103,22 @@ pub fn document() -> Value {
                 "post": { "summary": "Start an execution of the latest version of a definition.", "parameters": [ wait_param() ],
                     "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/StartExecution" } } } },
                     "responses": { "201": ok("started", "Execution"), "200": ok("already existed with the same input", "Execution"),
-                        "400": err("malformed_json, invalid_request, invalid_execution_id"), "404": err("definition_not_found"),
-                        "409": err("execution_conflict: the id exists with a different input"), "413": err("payload_too_large"), "401": unauthorized } }
+                        "400": err("malformed_json, invalid_request, invalid_execution_id, invalid_parameter (`wait`)"), "404": err("definition_not_found"),
+                        "409": err("execution_conflict: the id exists with a different input"), "413": err("payload_too_large"), "503": err("shutting_down"), "401": unauthorized } }
             },
             "/v1/executions/{id}": { "get": { "summary": "One execution.", "parameters": [ path_param("id", "Execution id."), wait_param() ],
-                "responses": { "200": ok("the execution", "Execution"), "404": err("execution_not_found"), "401": unauthorized } } },
+                "responses": { "200": ok("the execution", "Execution"), "400": err("invalid_parameter (`wait`, or an id that is not UTF-8)"), "404": err("execution_not_found"), "401": unauthorized } } },
             "/v1/executions/{id}/history": { "get": { "summary": "The execution's history events.", "parameters": [ path_param("id", "Execution id."), { "name": "after", "in": "query", "schema": { "type": "integer" }, "description": "Only events with seq greater than this." } ],
-                "responses": { "200": ok("history", "History"), "404": err("execution_not_found"), "401": unauthorized } } },
+                "responses": { "200": ok("history", "History"), "400": err("invalid_parameter (`after`, or an id that is not UTF-8)"), "404": err("execution_not_found"), "401": unauthorized } } },
             "/v1/executions/{id}/cancel": { "post": { "summary": "Cancel: compensate what was done; ends `cancelled`.", "parameters": [ path_param("id", "Execution id.") ],
                 "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "reason": { "type": "string" } } } } } },
-                "responses": { "200": ok("the execution, now compensating", "Execution"), "404": err("execution_not_found"), "409": err("execution_finished, past_pivot"), "401": unauthorized } } },
+                "responses": { "200": ok("the execution, now compensating", "Execution"), "400": err("malformed_json, invalid_request, invalid_parameter"), "404": err("execution_not_found"), "409": err("execution_finished, past_pivot"), "413": err("payload_too_large"), "401": unauthorized } } },
             "/v1/callbacks/{token}/{outcome}": { "post": { "summary": "Complete a callback task (a step with `callback: true`; its participant received the token in the `Sagaflow-Task-Token` header). `success`: the JSON body is the step's output; `failure`: `{error, cause}`; `heartbeat`: checks the task is still waiting.",
                 "parameters": [ path_param("token", "The task token."), { "name": "outcome", "in": "path", "required": true, "schema": { "type": "string", "enum": ["success", "failure", "heartbeat"] } } ],
                 "requestBody": { "required": false, "content": { "application/json": { "schema": {} } } },
-                "responses": { "200": ok("the execution", "Execution"), "404": err("invalid_task_token, route_not_found"), "409": err("callback_not_waiting"), "400": err("malformed_json"), "401": unauthorized } } },
+                "responses": { "200": ok("the execution", "Execution"), "404": err("invalid_task_token, route_not_found"), "409": err("callback_not_waiting"), "400": err("malformed_json, invalid_request, invalid_parameter"), "413": err("payload_too_large"), "401": unauthorized } } },
             "/v1/executions/{id}/redrive": { "post": { "summary": "Resume a `failed` execution from where it stopped.", "parameters": [ path_param("id", "Execution id.") ],
-                "responses": { "200": ok("the execution, running again", "Execution"), "404": err("execution_not_found"), "409": err("not_redrivable"), "401": unauthorized } } }
+                "responses": { "200": ok("the execution, running again", "Execution"), "400": err("invalid_parameter (an id that is not UTF-8)"), "404": err("execution_not_found"), "409": err("not_redrivable"), "401": unauthorized } } }
         }
     })
 }

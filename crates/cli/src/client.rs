@@ -197,7 +197,7 @@ pub async fn deploy(
     let v = Api::new(remote)
         .call(
             reqwest::Method::PUT,
-            &format!("/v1/definitions/{name}"),
+            &format!("/v1/definitions/{}", enc(&name)),
             Some(Body::Text(source)),
         )
         .await?;
@@ -215,25 +215,23 @@ pub async fn deploy(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--input` is JSON text, or the path of a file holding JSON.
+/// `--input` is a JSON value (`{...}`, `[...]`, a string, number, `true`,
+/// `false` or `null`), or the path of a file holding one.
 pub fn read_input(input: &str) -> anyhow::Result<Value> {
+    let as_json = serde_json::from_str::<Value>(input);
     let trimmed = input.trim_start();
-    let text = if trimmed.starts_with('{')
-        || trimmed.starts_with('[')
-        || trimmed.starts_with('"')
-        || trimmed == "null"
-    {
-        input.to_string()
-    } else {
-        std::fs::read_to_string(input)
-            .with_context(|| format!("--input `{input}` is neither JSON nor a readable file"))?
-    };
-    serde_json::from_str(&text).with_context(|| {
-        format!(
-            "--input is not valid JSON: {}",
-            text.chars().take(80).collect::<String>()
-        )
-    })
+    if as_json.is_ok() || trimmed.starts_with(['{', '[', '"']) {
+        return as_json.with_context(|| {
+            format!(
+                "--input is not valid JSON: {}",
+                input.chars().take(80).collect::<String>()
+            )
+        });
+    }
+    let text = std::fs::read_to_string(input)
+        .with_context(|| format!("--input `{input}` is neither JSON nor a readable file"))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("--input file {input} does not hold valid JSON"))
 }
 
 pub async fn start(
@@ -394,6 +392,7 @@ pub fn describe_event(e: &Value) -> String {
             s(&e["error"]["error"]),
             s(&e["error"]["cause"])
         ),
+        "execution_timed_out" => "⟲ the execution ran out of time: rolling back".to_string(),
         "execution_redriven" => "↺ redriven".to_string(),
         "execution_finished" => format!("finished: {}", s(&e["status"])),
         other => other.to_string(),

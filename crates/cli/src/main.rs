@@ -57,7 +57,8 @@ enum Command {
     /// Register a saga definition file with the server (a changed file becomes a new version).
     Deploy {
         file: PathBuf,
-        /// Register under this name instead of the document's `name`.
+        /// The name to register under, for a document that has no `name` of its own
+        /// (an ASL state machine); a document's own `name` must match it.
         #[arg(long)]
         name: Option<String>,
         #[command(flatten)]

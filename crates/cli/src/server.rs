@@ -95,13 +95,19 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
         .listen
         .or(file.listen)
         .unwrap_or_else(|| "127.0.0.1:8080".into());
-    let database = match args.database_url.or(file.database_url) {
-        Some(url) => sqlite_path(&url)?,
-        None => args
-            .data_dir
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from(".sagaflow"))
-            .join("sagaflow.db"),
+    // The database comes from the most specific source that names one: a
+    // flag or variable (--database-url, then --data-dir) before the file
+    // (database_url, then data_dir), so a flag always wins over the file.
+    let database = match (args.database_url, args.data_dir) {
+        (Some(url), _) => sqlite_path(&url)?,
+        (None, Some(dir)) => dir.join("sagaflow.db"),
+        (None, None) => match file.database_url {
+            Some(url) => sqlite_path(&url)?,
+            None => file
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from(".sagaflow"))
+                .join("sagaflow.db"),
+        },
     };
     let mut variables = file.variables;
     for (k, v) in std::env::vars() {
@@ -190,6 +196,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating data directory {}", dir.display()))?;
     }
+    // Bind first: a taken port stops the server before it resumes any work.
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
     let store = SqliteStore::open(&settings.database)
         .with_context(|| format!("opening database {}", settings.database.display()))?;
     let engine = Engine::builder(Arc::new(store))
@@ -205,9 +215,6 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     if let Some(h) = settings.hook {
         sagaflow_api::hook::spawn(&engine, h);
     }
-    let listener = tokio::net::TcpListener::bind(&settings.listen)
-        .await
-        .with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let done = tokio::spawn(sagaflow_api::serve(

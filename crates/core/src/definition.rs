@@ -95,6 +95,9 @@ pub struct Stage {
 pub struct Plan {
     pub name: String,
     pub description: Option<String>,
+    /// The whole execution's time limit: past it, a saga that has not reached
+    /// its pivot is rolled back and ends `timed_out`.
+    pub timeout_ms: Option<u64>,
     pub steps: Vec<Step>,
     pub stages: Vec<Stage>,
     /// `${VAR}` names used in URLs; the runtime must know them all.
@@ -271,7 +274,7 @@ impl Compiler {
 
     fn document(&mut self, doc: &Value, name_hint: Option<&str>) -> Option<Plan> {
         let m = self.object(doc, "$")?;
-        self.check_fields(m, "", &["name", "description", "steps"]);
+        self.check_fields(m, "", &["name", "description", "timeout", "steps"]);
         let doc_name = self.string(m, "name", "", false);
         let name = match (doc_name, name_hint) {
             (Some(d), Some(h)) if d != h => {
@@ -297,6 +300,7 @@ impl Compiler {
             );
         }
         let description = self.string(m, "description", "", false);
+        let timeout_ms = self.duration(m, "timeout", "");
 
         let mut raw: Vec<RawStep> = Vec::new();
         let mut stages: Vec<Stage> = Vec::new();
@@ -403,6 +407,7 @@ impl Compiler {
         Some(Plan {
             name,
             description,
+            timeout_ms,
             steps: raw.into_iter().map(|r| r.step).collect(),
             stages,
             variables: std::mem::take(&mut self.variables),

@@ -153,6 +153,9 @@ pub enum EventKind {
         attempt: u32,
         error: ErrorInfo,
     },
+    /// The execution outlived its definition's `timeout` before its pivot;
+    /// completed steps will be compensated.
+    ExecutionTimedOut {},
     /// A user resumed a `failed` execution; exhausted tasks get a fresh budget.
     ExecutionRedriven {},
     ExecutionFinished {
@@ -176,6 +179,7 @@ impl EventKind {
             EventKind::CompensationScheduled { .. } => "compensation_scheduled",
             EventKind::CompensationSucceeded { .. } => "compensation_succeeded",
             EventKind::CompensationFailed { .. } => "compensation_failed",
+            EventKind::ExecutionTimedOut {} => "execution_timed_out",
             EventKind::ExecutionRedriven {} => "execution_redriven",
             EventKind::ExecutionFinished { .. } => "execution_finished",
         }

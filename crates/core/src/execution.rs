@@ -58,6 +58,8 @@ pub enum Input {
         reason: String,
     },
     Redrive,
+    /// The execution's deadline (start + the definition's `timeout`) passed.
+    DeadlinePassed,
 }
 
 /// What applying an event asks the runtime to do.
@@ -77,6 +79,8 @@ pub enum Effect {
         attempt: u32,
         fire_at: Millis,
     },
+    /// Deliver [`Input::DeadlinePassed`] at `at`.
+    Deadline { at: Millis },
     /// The execution reached a terminal status.
     Finished { status: Status },
 }
@@ -225,6 +229,7 @@ pub struct Execution {
     phase: Phase,
     started: bool,
     cancelled: bool,
+    timed_out: bool,
     rollback_error: Option<ErrorInfo>,
 }
 
@@ -266,6 +271,7 @@ impl Execution {
             phase: Phase::Forward,
             started: false,
             cancelled: false,
+            timed_out: false,
             rollback_error: None,
         }
     }
@@ -382,6 +388,9 @@ impl Execution {
                 self.version = *version;
                 self.input = input.clone();
                 self.started_at = event.at;
+                if let Some(t) = plan.timeout_ms {
+                    effects.push(Effect::Deadline { at: event.at + t });
+                }
             }
             EventKind::StepScheduled {
                 step,
@@ -532,6 +541,18 @@ impl Execution {
                 self.rollback_error = Some(ErrorInfo::new("Sagaflow.Cancelled", reason.clone()));
                 self.begin_rollback(None);
             }
+            EventKind::ExecutionTimedOut {} => {
+                if self.phase != Phase::Forward {
+                    return Err(illegal(kind, "not moving forward"));
+                }
+                self.timed_out = true;
+                let limit = plan.timeout_ms.unwrap_or_default();
+                self.rollback_error = Some(ErrorInfo::new(
+                    TIMEOUT,
+                    format!("the execution did not finish within its timeout of {limit} ms"),
+                ));
+                self.begin_rollback(None);
+            }
             EventKind::ExecutionRedriven {} => {
                 if self.status != Status::Failed {
                     return Err(illegal(kind, format!("status {}", self.status.as_str())));
@@ -592,6 +613,11 @@ impl Execution {
         let mut out = Vec::new();
         if self.phase == Phase::Finished {
             return out;
+        }
+        if let (Some(t), Phase::Forward) = (plan.timeout_ms, self.phase) {
+            out.push(Effect::Deadline {
+                at: self.started_at + t,
+            });
         }
         for (i, s) in self.steps.iter().enumerate() {
             for (task, t) in [
@@ -813,6 +839,12 @@ impl Decider<'_> {
                 }
                 self.emit(EventKind::CancelRequested { reason })?;
             }
+            Input::DeadlinePassed => {
+                // Past the pivot there is no way back: forward recovery goes on.
+                if self.ex.phase == Phase::Forward && !self.ex.past_pivot(self.plan) {
+                    self.emit(EventKind::ExecutionTimedOut {})?;
+                }
+            }
             Input::Redrive => {
                 if self.ex.status != Status::Failed {
                     return Err(Error::NotAllowed {
@@ -1013,6 +1045,8 @@ impl Decider<'_> {
                     None => {
                         let status = if self.ex.cancelled {
                             Status::Cancelled
+                        } else if self.ex.timed_out {
+                            Status::TimedOut
                         } else {
                             Status::Compensated
                         };

@@ -455,7 +455,8 @@ impl<'p> Sim<'p> {
                     task,
                     attempt,
                 },
-                Effect::Finished { .. } => unreachable!("never queued"),
+                // Generated sagas have no execution timeout, and finishes are not queued.
+                Effect::Deadline { .. } | Effect::Finished { .. } => unreachable!("never queued"),
             };
             self.decide_and_apply(input)?;
             if self.crash_percent > 0 && self.rng.chance(self.crash_percent) {

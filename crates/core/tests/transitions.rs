@@ -217,6 +217,7 @@ fn brief(events: &[EventKind]) -> Vec<String> {
                 attempt,
                 error,
             } => format!("compensation {step}#{attempt} failed with {}", error.error),
+            EventKind::ExecutionTimedOut {} => "timed out".to_string(),
             EventKind::ExecutionRedriven {} => "redriven".to_string(),
             EventKind::ExecutionFinished { status, .. } => format!("finished {}", status.as_str()),
         })
@@ -1389,4 +1390,76 @@ fn a_branch_that_timed_out_and_waits_for_a_retry_at_the_turn_is_compensated() {
     s.undone("car", 1);
     s.undone("hotel", 1);
     assert_eq!(s.compensations_in_history(), ["car", "hotel"]);
+}
+
+// ---------------------------------------------------------------- execution timeout
+
+const TIMED: &str = r#"
+name: timed
+timeout: 10s
+steps:
+  - name: hotel
+    action: { handler: hotel }
+    compensation: { handler: cancel_hotel }
+  - name: flight
+    action: { handler: flight }
+    compensation: { handler: cancel_flight }
+  - name: pay
+    pivot: true
+    action: { handler: pay }
+  - name: confirm
+    action: { handler: confirm }
+"#;
+
+#[test]
+fn an_execution_that_outlives_its_timeout_before_the_pivot_rolls_back_and_ends_timed_out() {
+    let mut s = Saga::new(TIMED);
+    let (_, effects) = s.on_with_effects(Input::Start {
+        execution_id: "ex-1".into(),
+        definition: "timed".into(),
+        version: 1,
+        input: json!({}),
+    });
+    assert!(effects.contains(&Effect::Deadline { at: 1_000 + 10_000 }));
+    s.ok("hotel", 1);
+    // The flight is still running: its outcome decides whether it is undone.
+    assert_eq!(s.on(Input::DeadlinePassed), ["timed out"]);
+    assert_eq!(s.ex.status, Status::Compensating);
+    assert_eq!(
+        s.ok("flight", 1),
+        ["flight#1 succeeded", "compensate flight#1"]
+    );
+    assert_eq!(
+        s.undone("flight", 1),
+        ["flight compensated by #1", "compensate hotel#1"]
+    );
+    assert_eq!(
+        s.undone("hotel", 1),
+        ["hotel compensated by #1", "finished timed_out"]
+    );
+    assert_eq!(s.ex.error.as_ref().unwrap().error, TIMEOUT);
+}
+
+#[test]
+fn a_deadline_after_the_pivot_changes_nothing_because_there_is_no_way_back() {
+    let mut s = Saga::new(TIMED);
+    s.start(json!({}));
+    s.ok("hotel", 1);
+    s.ok("flight", 1);
+    s.ok("pay", 1);
+    assert_eq!(s.on(Input::DeadlinePassed), NOTHING);
+    assert_eq!(
+        s.ok("confirm", 1),
+        ["confirm#1 succeeded", "finished succeeded"]
+    );
+}
+
+#[test]
+fn a_recovered_execution_rearms_its_deadline() {
+    let mut s = Saga::new(TIMED);
+    s.start(json!({}));
+    let replayed = Execution::replay(&s.plan, &s.history).unwrap();
+    assert!(replayed
+        .outstanding(&s.plan)
+        .contains(&Effect::Deadline { at: 11_000 }));
 }

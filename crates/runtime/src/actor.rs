@@ -364,6 +364,20 @@ impl Actor {
                         });
                     });
                 }
+                Effect::Deadline { at } => {
+                    if self.engine.is_shutting_down() {
+                        continue; // re-armed from the plan on restart
+                    }
+                    let tx = self.tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms())))
+                            .await;
+                        let _ = tx.send(Msg::Input {
+                            input: Input::DeadlinePassed,
+                            from_invocation: false,
+                        });
+                    });
+                }
                 Effect::Finished { status } => {
                     metrics::counter!("sagaflow_executions_finished_total", "status" => status.as_str()).increment(1);
                     let _ = self.engine.shared.finished.send(Finished {

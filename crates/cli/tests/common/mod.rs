@@ -1,0 +1,570 @@
+//! Shared helpers of the process-level tests: start `sagaflow server` and
+//! `travel-services` as real child processes, talk to them over HTTP, run the
+//! `sagaflow` client commands, and read the travel database.
+//!
+//! Every child is killed (SIGKILL) and reaped when its [`Proc`] is dropped, so
+//! a failing test leaves no process behind. Children's stderr goes to a log
+//! file whose tail is shown when something goes wrong.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// The saga of the travel reference application.
+pub const TRAVEL_SAGA: &str = include_str!("../../../../examples/travel-saga.yaml");
+
+/// Every run type of the travel saga with the status it must end in.
+pub const RUN_TYPES: &[(&str, &str)] = &[
+    ("success", "succeeded"),
+    ("failHotelReservation", "compensated"),
+    ("failFlightsReservation", "compensated"),
+    ("failCarReservation", "compensated"),
+    ("failPayment", "compensated"),
+    ("failHotelConfirmation", "succeeded"),
+    ("failFlightsConfirmation", "succeeded"),
+];
+
+/// The status an execution of the travel saga with this run type must end in.
+pub fn expected_status(run_type: &str) -> &'static str {
+    RUN_TYPES
+        .iter()
+        .find(|(r, _)| *r == run_type)
+        .map(|(_, s)| *s)
+        .unwrap_or_else(|| panic!("unknown run type {run_type}"))
+}
+
+/// The workspace root (where `examples/` is).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the workspace root exists")
+}
+
+/// The path of a file in `examples/`.
+pub fn example(name: &str) -> PathBuf {
+    workspace().join("examples").join(name)
+}
+
+/// The sagaflow binary under test.
+pub fn sagaflow_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_sagaflow"))
+}
+
+/// The `travel-services` binary, next to the sagaflow binary; built with
+/// `cargo build -p travel-services` first when it is missing or older than
+/// its sources.
+pub fn travel_bin() -> PathBuf {
+    static BUILT: Mutex<bool> = Mutex::new(false);
+    let bin =
+        sagaflow_bin().with_file_name(format!("travel-services{}", std::env::consts::EXE_SUFFIX));
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if !*built && needs_build(&bin) {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(workspace()).args([
+            "build",
+            "-p",
+            "travel-services",
+            "--bin",
+            "travel-services",
+        ]);
+        // Build into the same target directory and profile as this test.
+        let profile_dir = bin.parent().expect("the binary is in a directory");
+        if let Some(target_dir) = profile_dir.parent() {
+            cmd.arg("--target-dir").arg(target_dir);
+        }
+        if profile_dir.file_name() == Some("release".as_ref()) {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(
+            status.success(),
+            "`cargo build -p travel-services` failed: {status}"
+        );
+    }
+    *built = true;
+    assert!(
+        bin.exists(),
+        "the travel-services binary is at {}",
+        bin.display()
+    );
+    bin
+}
+
+fn needs_build(bin: &Path) -> bool {
+    let Ok(built_at) = bin.metadata().and_then(|m| m.modified()) else {
+        return true;
+    };
+    let travel = workspace().join("crates/travel");
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    let mut stack = vec![travel.join("src"), travel.join("Cargo.toml")];
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(rd.flatten().map(|e| e.path()));
+            }
+        } else if let Ok(m) = p.metadata().and_then(|m| m.modified()) {
+            newest = newest.max(m);
+        }
+    }
+    newest > built_at
+}
+
+/// A command with no `SAGAFLOW_*` variable inherited from the environment
+/// of whoever runs the tests, so every setting is the one the test gives.
+pub fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SAGAFLOW_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// A `sagaflow` command (not yet run).
+pub fn sagaflow() -> Command {
+    clean_command(sagaflow_bin())
+}
+
+static LOG_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A child process that printed `listening on http://ADDR` and answers /healthz.
+pub struct Proc {
+    name: String,
+    child: Child,
+    /// `http://ADDR`, without a trailing slash.
+    pub url: String,
+    log: PathBuf,
+    // Kept open so the child never writes to a closed pipe.
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Proc {
+    /// Spawns `cmd`, reads the address from its first stdout line, and waits
+    /// until it answers `GET /healthz`. Its stderr goes to a log file in `logs`.
+    pub fn spawn(name: &str, mut cmd: Command, logs: &Path) -> Proc {
+        let n = LOG_COUNTER.fetch_add(1, Ordering::Relaxed);
+        std::fs::create_dir_all(logs).expect("the log directory can be created");
+        let log = logs.join(format!("{name}-{n}.log"));
+        let log_file = std::fs::File::create(&log).expect("the log file can be created");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file);
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{name} starts: {e}"));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        // Read the first line on a thread, so a child that hangs cannot hang the test.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let n = reader.read_line(&mut line);
+            let _ = tx.send((n.map(|_| line), reader));
+        });
+        let first = rx.recv_timeout(Duration::from_secs(60));
+        let (line, reader) = match first {
+            Ok((Ok(line), reader)) if !line.is_empty() => (line, reader),
+            other => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                panic!(
+                    "{name} did not print its address (got {:?}, exit status {status:?}); its log:\n{}",
+                    other.as_ref().map(|(l, _)| l.as_ref().ok()).ok(),
+                    tail(&log)
+                );
+            }
+        };
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                panic!("{name}'s first line is `listening on http://ADDR`, not {line:?}")
+            })
+            .trim_end_matches('/')
+            .to_string();
+        let mut p = Proc {
+            name: name.to_string(),
+            child,
+            url,
+            log,
+            _stdout: reader,
+        };
+        p.wait_healthy();
+        p
+    }
+
+    fn wait_healthy(&mut self) {
+        let api = Api::new(&self.url);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if api.healthy() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "{} exited ({status}) before answering /healthz; its log:\n{}",
+                    self.name,
+                    tail(&self.log)
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} answers /healthz within 30s; its log:\n{}",
+                self.name,
+                tail(&self.log)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The last lines of the process's stderr.
+    pub fn log_tail(&self) -> String {
+        tail(&self.log)
+    }
+
+    /// Kills the process with SIGKILL, as a crash would, and reaps it.
+    pub fn sigkill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits (at most 60s) for the process to exit.
+    pub fn sigterm(mut self) -> ExitStatus {
+        signal(self.child.id(), libc::SIGTERM);
+        wait_child(&mut self.child, Duration::from_secs(60)).unwrap_or_else(|| {
+            panic!(
+                "{} exits within 60s of SIGTERM; its log:\n{}",
+                self.name,
+                tail(&self.log)
+            )
+        })
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends a signal to a process.
+pub fn signal(pid: u32, sig: libc::c_int) {
+    let pid = libc::pid_t::try_from(pid).expect("a pid fits in pid_t");
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {sig}) succeeds: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+fn wait_child(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait works") {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// Runs a command to completion (killing it after `limit` as a safety net)
+/// and returns what it printed.
+pub fn run(mut cmd: Command, limit: Duration) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let shown = format!("{cmd:?}");
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("{shown} starts: {e}"));
+    let mut out = child.stdout.take().expect("stdout is piped");
+    let mut err = child.stderr.take().expect("stderr is piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err.read_to_end(&mut buf);
+        buf
+    });
+    let status = match wait_child(&mut child, limit) {
+        Some(s) => s,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{shown} finishes within {limit:?}");
+        }
+    };
+    Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (free when this returns).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The travel services, with their own database file.
+pub struct Travel {
+    pub proc: Proc,
+    pub db: PathBuf,
+}
+
+impl Travel {
+    /// Starts `travel-services` on a free port with a database in `dir`.
+    pub fn start(dir: &Path, cancel_failure_rate: f64, confirm_failures: u32) -> Travel {
+        let db = dir.join("travel.db");
+        let mut cmd = clean_command(travel_bin());
+        cmd.arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--db")
+            .arg(&db)
+            .arg("--cancel-failure-rate")
+            .arg(cancel_failure_rate.to_string())
+            .arg("--confirm-failures")
+            .arg(confirm_failures.to_string());
+        Travel {
+            proc: Proc::spawn("travel-services", cmd, &dir.join("logs")),
+            db,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.proc.url
+    }
+
+    /// The booking rows of one trip.
+    pub fn rows(&self, trip_id: &str) -> Vec<travel_services::Row> {
+        travel_services::trip_rows(&self.db, trip_id).expect("the travel database is readable")
+    }
+
+    /// Every booking row, by trip.
+    pub fn all_rows(&self) -> BTreeMap<String, Vec<travel_services::Row>> {
+        let mut by_trip: BTreeMap<String, Vec<travel_services::Row>> = BTreeMap::new();
+        for r in travel_services::rows(&self.db).expect("the travel database is readable") {
+            by_trip.entry(r.pk.clone()).or_default().push(r);
+        }
+        by_trip
+    }
+}
+
+/// What is wrong with a trip's rows, given how its execution ended: a
+/// succeeded trip holds exactly one confirmed HOTEL, FLIGHT, CAR and PAYMENT
+/// row; a rolled-back trip holds none.
+pub fn trip_problems(status: &str, rows: &[travel_services::Row]) -> Vec<String> {
+    let mut problems = Vec::new();
+    if status == "succeeded" {
+        for kind in ["HOTEL", "FLIGHT", "CAR", "PAYMENT"] {
+            let n = rows
+                .iter()
+                .filter(|r| r.sk.split('#').next() == Some(kind))
+                .count();
+            if n != 1 {
+                problems.push(format!("{n} {kind} rows instead of one"));
+            }
+        }
+        if rows.len() != 4 {
+            problems.push(format!("{} rows instead of 4", rows.len()));
+        }
+        for r in rows.iter().filter(|r| r.transaction_status != "confirmed") {
+            problems.push(format!(
+                "{} is {}, not confirmed",
+                r.sk, r.transaction_status
+            ));
+        }
+    } else if !rows.is_empty() {
+        let left: Vec<String> = rows
+            .iter()
+            .map(|r| format!("{} ({})", r.sk, r.transaction_status))
+            .collect();
+        problems.push(format!("rows left after the rollback: {}", left.join(", ")));
+    }
+    problems
+}
+
+/// `sagaflow server` on a free port, with its database in `data_dir`.
+pub fn start_server(data_dir: &Path, travel_url: &str, extra: &[&str]) -> Proc {
+    let mut cmd = sagaflow();
+    cmd.arg("server")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--var")
+        .arg(format!("TRAVEL_URL={travel_url}"))
+        .args(extra);
+    Proc::spawn("sagaflow-server", cmd, &data_dir.join("logs"))
+}
+
+/// A tiny blocking client of the native API (reqwest driven by its own
+/// single-threaded runtime), with a timeout that outlasts every `?wait=` the
+/// tests use.
+pub struct Api {
+    pub base: String,
+    http: reqwest::Client,
+    rt: tokio::runtime::Runtime,
+}
+
+/// An API answer: the status code and the JSON body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Api {
+    pub fn new(base: &str) -> Api {
+        Api {
+            base: base.trim_end_matches('/').to_string(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .expect("an HTTP client"),
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime"),
+        }
+    }
+
+    /// Sends a request; `Err` only when the server cannot be reached.
+    pub fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Answer, reqwest::Error> {
+        let mut rb = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        self.send(rb)
+    }
+
+    fn send(&self, rb: reqwest::RequestBuilder) -> Result<Answer, reqwest::Error> {
+        self.rt.block_on(async {
+            let resp = rb.send().await?;
+            let status = resp.status().as_u16();
+            let text = resp.text().await?;
+            Ok(Answer {
+                status,
+                body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            })
+        })
+    }
+
+    /// Whether `GET /healthz` answers 200.
+    pub fn healthy(&self) -> bool {
+        self.send(
+            self.http
+                .get(format!("{}/healthz", self.base))
+                .timeout(Duration::from_secs(5)),
+        )
+        .map(|a| a.status == 200)
+        .unwrap_or(false)
+    }
+
+    /// Sends a request that must succeed (2xx); returns the body.
+    pub fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let shown = format!("{method} {path}");
+        let a = self
+            .try_call(method, path, body)
+            .unwrap_or_else(|e| panic!("{shown} reaches the server: {e}"));
+        assert!(
+            (200..300).contains(&a.status),
+            "{shown} succeeds, but answered {}: {}",
+            a.status,
+            a.body
+        );
+        a.body
+    }
+
+    /// Registers the travel saga as `trip-booking`.
+    pub fn deploy_travel_saga(&self) -> Value {
+        let rb = self
+            .http
+            .put(format!("{}/v1/definitions/trip-booking", self.base))
+            .header("content-type", "application/yaml")
+            .body(TRAVEL_SAGA);
+        let a = self
+            .send(rb)
+            .expect("PUT /v1/definitions/trip-booking reaches the server");
+        assert!(
+            (200..300).contains(&a.status),
+            "deploying the travel saga succeeds: {} {}",
+            a.status,
+            a.body
+        );
+        a.body
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        self.call(reqwest::Method::GET, path, None)
+    }
+
+    /// Starts an execution of the travel saga for `trip_id` (also its execution id).
+    pub fn start_trip(&self, trip_id: &str, run_type: &str, wait_secs: Option<u64>) -> Value {
+        let path = match wait_secs {
+            Some(w) => format!("/v1/executions?wait={w}"),
+            None => "/v1/executions".to_string(),
+        };
+        self.call(
+            reqwest::Method::POST,
+            &path,
+            Some(start_body(trip_id, run_type)),
+        )
+    }
+}
+
+/// The start request of a travel saga execution for `trip_id`.
+pub fn start_body(trip_id: &str, run_type: &str) -> Value {
+    json!({ "definition": "trip-booking", "input": trip_input(trip_id, run_type), "execution_id": trip_id })
+}
+
+/// The example trip with another trip id and run type.
+pub fn trip_input(trip_id: &str, run_type: &str) -> Value {
+    let mut input: Value =
+        serde_json::from_str(include_str!("../../../../examples/trip-success.json"))
+            .expect("the example trip is JSON");
+    input["trip_id"] = json!(trip_id);
+    input["run_type"] = json!(run_type);
+    input
+}
+
+/// Whether an execution status is final.
+pub fn is_terminal(status: &str) -> bool {
+    !matches!(status, "running" | "compensating")
+}
