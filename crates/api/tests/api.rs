@@ -5,7 +5,8 @@
 //! called with reqwest. Participants are a small axum server in the test,
 //! reached through `${SVC}`, whose routes succeed (`/anything`), refuse with a
 //! business error (`/reject`), fail until the test makes them healthy
-//! (`/flaky`), hold the call until the test opens a gate (`/slow`), or play a
+//! (`/flaky`), hold the call until the test opens a gate (`/slow`), hand
+//! their task token back to the test (`/park`, for callback steps), or play a
 //! webhook receiver that refuses its first delivery (`/hook`).
 //!
 //! Every error answer is checked for its HTTP status, its `error.code` and the
@@ -214,7 +215,7 @@ struct Api {
     _dir: tempfile::TempDir,
 }
 
-/// An answer: status, `Location` header and JSON body.
+/// An answer: status, headers and JSON body.
 #[derive(Debug)]
 struct Reply {
     status: StatusCode,

@@ -335,12 +335,22 @@ impl Execution {
 
     /// Turns back: drops pending retries, and puts steps whose outcome is
     /// unknown on the stack (the failing step last, so it is undone first).
-    fn begin_rollback(&mut self, failing: Option<usize>) {
+    ///
+    /// A callback task that is still waiting is not waited for (its answer
+    /// may be hours away): it is abandoned as ambiguous and compensated, and
+    /// a late token is refused.
+    fn begin_rollback(&mut self, plan: &Plan, failing: Option<usize>) {
         self.phase = Phase::RollingBack;
         self.status = Status::Compensating;
         for i in 0..self.steps.len() {
             if matches!(self.steps[i].action.state, TaskState::WaitingRetry { .. }) {
                 self.steps[i].action.state = TaskState::Abandoned;
+            }
+            if plan.steps[i].action.callback
+                && matches!(self.steps[i].action.state, TaskState::Running { .. })
+            {
+                self.steps[i].action.state = TaskState::Abandoned;
+                self.steps[i].ambiguous = true;
             }
             if Some(i) != failing && !self.steps[i].action.busy() {
                 self.push_ambiguous(i);
@@ -531,7 +541,7 @@ impl Execution {
                     return Err(illegal(kind, "not moving forward"));
                 }
                 self.rollback_error = Some(error.clone());
-                self.begin_rollback(Some(i));
+                self.begin_rollback(plan, Some(i));
             }
             EventKind::CancelRequested { reason } => {
                 if self.phase != Phase::Forward {
@@ -539,7 +549,7 @@ impl Execution {
                 }
                 self.cancelled = true;
                 self.rollback_error = Some(ErrorInfo::new("Sagaflow.Cancelled", reason.clone()));
-                self.begin_rollback(None);
+                self.begin_rollback(plan, None);
             }
             EventKind::ExecutionTimedOut {} => {
                 if self.phase != Phase::Forward {
@@ -551,7 +561,7 @@ impl Execution {
                     TIMEOUT,
                     format!("the execution did not finish within its timeout of {limit} ms"),
                 ));
-                self.begin_rollback(None);
+                self.begin_rollback(plan, None);
             }
             EventKind::ExecutionRedriven {} => {
                 if self.status != Status::Failed {
