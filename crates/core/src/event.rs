@@ -111,11 +111,14 @@ pub enum EventKind {
         version: u32,
         input: Value,
     },
-    /// A step's action was invoked (attempt numbers start at 1).
+    /// A step's action was invoked (attempt numbers start at 1). `nonce`:
+    /// the secret part of a callback task's token, drawn once and recorded.
     StepScheduled {
         step: String,
         attempt: u32,
         deadline: Millis,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
     },
     StepSucceeded {
         step: String,
@@ -142,6 +145,8 @@ pub enum EventKind {
         step: String,
         attempt: u32,
         deadline: Millis,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
     },
     CompensationSucceeded {
         step: String,

@@ -26,6 +26,8 @@ pub struct Ctx {
     pub now: Millis,
     /// Uniform in [0, 1); used for retry jitter and recorded through `fire_at`.
     pub random: f64,
+    /// Random bits for callback token nonces, recorded in the scheduling event.
+    pub entropy: u64,
 }
 
 /// Something that happened outside the state machine and needs a decision.
@@ -101,24 +103,43 @@ pub struct Request {
     pub task_token: Option<String>,
 }
 
-/// The token of a callback task attempt. Derived, not stored: hex of
-/// `{execution}\n{step}\n{task}\n{attempt}`, so it is URL-safe and the same
-/// after a restart.
-pub fn task_token(execution_id: &str, step: &str, task: TaskKind, attempt: u32) -> String {
-    format!("{execution_id}\n{step}\n{}\n{attempt}", task.as_str())
+/// The token of a callback task attempt: the hex of
+/// `{execution}\n{step}\n{task}\n{attempt}` (which routes it, URL-safe)
+/// and, after a dot, the nonce recorded when the attempt was scheduled (which
+/// makes it unguessable). The same token is handed out after a restart.
+pub fn task_token(
+    execution_id: &str,
+    step: &str,
+    task: TaskKind,
+    attempt: u32,
+    nonce: &str,
+) -> String {
+    let route: String = format!("{execution_id}\n{step}\n{}\n{attempt}", task.as_str())
         .bytes()
         .map(|b| format!("{b:02x}"))
-        .collect()
+        .collect();
+    format!("{route}.{nonce}")
 }
 
-/// Reads a token made by [`task_token`]: `(execution, step, task, attempt)`.
-pub fn parse_task_token(token: &str) -> Option<(String, String, TaskKind, u32)> {
-    if !token.len().is_multiple_of(2) || token.len() > 2048 {
+/// A token made by [`task_token`], taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskToken {
+    pub execution_id: String,
+    pub step: String,
+    pub task: TaskKind,
+    pub attempt: u32,
+    pub nonce: String,
+}
+
+/// Reads a token made by [`task_token`]; `None` if it is not one.
+pub fn parse_task_token(token: &str) -> Option<TaskToken> {
+    let (route, nonce) = token.split_once('.')?;
+    if !route.len().is_multiple_of(2) || route.len() > 2048 || nonce.is_empty() {
         return None;
     }
-    let bytes: Option<Vec<u8>> = (0..token.len())
+    let bytes: Option<Vec<u8>> = (0..route.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok())
+        .map(|i| u8::from_str_radix(route.get(i..i + 2)?, 16).ok())
         .collect();
     let text = String::from_utf8(bytes?).ok()?;
     let mut parts = text.split('\n');
@@ -131,12 +152,13 @@ pub fn parse_task_token(token: &str) -> Option<(String, String, TaskKind, u32)> 
         "compensation" => TaskKind::Compensation,
         _ => return None,
     };
-    Some((
-        ex.to_string(),
-        step.to_string(),
+    Some(TaskToken {
+        execution_id: ex.to_string(),
+        step: step.to_string(),
         task,
-        attempt.parse().ok()?,
-    ))
+        attempt: attempt.parse().ok()?,
+        nonce: nonce.to_string(),
+    })
 }
 
 /// Progress of one task (an action or a compensation).
@@ -170,6 +192,8 @@ pub struct TaskProgress {
     pub attempts: u32,
     /// Attempts made before the last redrive; the retry budget counts from here.
     pub budget_base: u32,
+    /// The recorded nonce of the running callback attempt, if any.
+    pub nonce: Option<String>,
 }
 
 impl TaskProgress {
@@ -178,6 +202,7 @@ impl TaskProgress {
             state: TaskState::Idle,
             attempts: 0,
             budget_base: 0,
+            nonce: None,
         }
     }
     fn is_running(&self, attempt: u32) -> bool {
@@ -406,11 +431,13 @@ impl Execution {
                 step,
                 attempt,
                 deadline,
+                nonce,
             }
             | EventKind::CompensationScheduled {
                 step,
                 attempt,
                 deadline,
+                nonce,
             } => {
                 let task = if matches!(kind, EventKind::StepScheduled { .. }) {
                     TaskKind::Action
@@ -453,6 +480,7 @@ impl Execution {
                     ));
                 }
                 t.attempts = *attempt;
+                t.nonce = nonce.clone();
                 t.state = TaskState::Running {
                     attempt: *attempt,
                     deadline: *deadline,
@@ -714,9 +742,10 @@ impl Execution {
             input,
             idempotency_key: format!("{}:{}:{}", self.id, step, task.as_str()),
             deadline,
-            task_token: spec
-                .callback
-                .then(|| task_token(&self.id, step, task, attempt)),
+            task_token: match (&self.task(i, task).nonce, spec.callback) {
+                (Some(nonce), true) => Some(task_token(&self.id, step, task, attempt, nonce)),
+                _ => None,
+            },
         })
     }
 
@@ -874,27 +903,33 @@ impl Decider<'_> {
 
     fn schedule(&mut self, i: usize, task: TaskKind) -> Result<(), Error> {
         let def = &self.plan.steps[i];
-        let timeout = match task {
-            TaskKind::Action => def.action.timeout_ms,
-            TaskKind::Compensation => def
-                .compensation
-                .as_ref()
-                .map(|c| c.timeout_ms)
-                .unwrap_or_default(),
+        let spec = match task {
+            TaskKind::Action => Some(&def.action),
+            TaskKind::Compensation => def.compensation.as_ref(),
         };
+        let timeout = spec.map(|t| t.timeout_ms).unwrap_or_default();
         let step = def.name.clone();
         let attempt = self.ex.task(i, task).attempts + 1;
         let deadline = self.ctx.now + timeout;
+        // Distinct per task and attempt even when one decision schedules several.
+        let nonce = spec.filter(|t| t.callback).map(|_| {
+            let salt = ((i as u64) << 33)
+                ^ ((attempt as u64) << 1)
+                ^ (task == TaskKind::Compensation) as u64;
+            format!("{:016x}", splitmix64(self.ctx.entropy ^ salt))
+        });
         self.emit(match task {
             TaskKind::Action => EventKind::StepScheduled {
                 step,
                 attempt,
                 deadline,
+                nonce,
             },
             TaskKind::Compensation => EventKind::CompensationScheduled {
                 step,
                 attempt,
                 deadline,
+                nonce,
             },
         })
     }
@@ -1067,4 +1102,12 @@ impl Decider<'_> {
             }
         }
     }
+}
+
+/// A bijective mixer: turns the runtime's entropy into well-spread nonce bits.
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }

@@ -15,7 +15,9 @@ pub mod retry;
 
 pub use definition::{compile, Participant, Plan, Role, Stage, Step, Task, Violation};
 pub use event::{ErrorInfo, Event, EventKind, Status, TaskKind};
-pub use execution::{parse_task_token, task_token, Ctx, Effect, Execution, Input, Request};
+pub use execution::{
+    parse_task_token, task_token, Ctx, Effect, Execution, Input, Request, TaskToken,
+};
 pub use retry::RetryPolicy;
 
 /// Errors of the core: an invalid definition, or an input/event the execution's

@@ -303,6 +303,7 @@ impl<'p> Sim<'p> {
         let ctx = Ctx {
             now: self.now,
             random: self.rng.unit(),
+            entropy: self.rng.below(1 << 30) as u64,
         };
         let seed = self.seed;
         let events = self

@@ -63,6 +63,7 @@ impl Saga {
         Ctx {
             now: self.now,
             random: self.random,
+            entropy: 7,
         }
     }
 
@@ -243,7 +244,8 @@ fn start_records_the_input_and_schedules_the_first_stage() {
         EventKind::StepScheduled {
             step: "hotel".into(),
             attempt: 1,
-            deadline: 1_000 + 5_000
+            deadline: 1_000 + 5_000,
+            nonce: None,
         }
     );
     assert_eq!(
@@ -406,7 +408,8 @@ fn the_retry_timer_reschedules_the_step_as_attempt_two_and_the_delay_grows() {
         EventKind::StepScheduled {
             step: "hotel".into(),
             attempt: 2,
-            deadline: 1_100 + 5_000
+            deadline: 1_100 + 5_000,
+            nonce: None,
         }
     );
     let (events, _) = s.on_with_effects(Input::TaskFailed {
@@ -950,6 +953,7 @@ fn applying_any_event_before_the_start_is_illegal() {
         step: "hotel".into(),
         attempt: 1,
         deadline: 0,
+        nonce: None,
     });
     s.assert_state_unchanged_by(EventKind::ExecutionFinished {
         status: Status::Succeeded,
@@ -969,6 +973,7 @@ fn applying_any_event_after_the_execution_finished_is_illegal() {
             step: "hotel".into(),
             attempt: 2,
             deadline: 0,
+            nonce: None,
         },
         EventKind::CancelRequested { reason: "x".into() },
         EventKind::RollbackStarted {
@@ -995,12 +1000,14 @@ fn applying_events_out_of_order_is_illegal() {
         step: "flight".into(),
         attempt: 1,
         deadline: 0,
+        nonce: None,
     });
     // The same attempt twice, or skipping an attempt.
     s.assert_state_unchanged_by(EventKind::StepScheduled {
         step: "hotel".into(),
         attempt: 1,
         deadline: 0,
+        nonce: None,
     });
     // A retry of a task that did not fail.
     s.assert_state_unchanged_by(EventKind::RetryScheduled {
@@ -1014,6 +1021,7 @@ fn applying_events_out_of_order_is_illegal() {
         step: "hotel".into(),
         attempt: 1,
         deadline: 0,
+        nonce: None,
     });
     // A finish with a status that is not terminal.
     s.assert_state_unchanged_by(EventKind::ExecutionFinished {
@@ -1033,11 +1041,13 @@ fn applying_a_compensation_of_a_step_that_never_ran_is_illegal() {
         step: "car".into(),
         attempt: 1,
         deadline: 0,
+        nonce: None,
     });
     s.assert_state_unchanged_by(EventKind::StepScheduled {
         step: "car".into(),
         attempt: 2,
         deadline: 0,
+        nonce: None,
     });
 }
 

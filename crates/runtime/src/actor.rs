@@ -30,9 +30,7 @@ pub enum Msg {
     /// A task token came back: accepted only if that attempt is waiting for it.
     /// `input: None` is a heartbeat.
     Callback {
-        step: String,
-        task: TaskKind,
-        attempt: u32,
+        token: sagaflow_core::TaskToken,
         input: Option<Input>,
         reply: oneshot::Sender<Result<ExecutionRecord>>,
     },
@@ -43,6 +41,7 @@ pub(crate) fn ctx() -> Ctx {
     Ctx {
         now: now_ms(),
         random: rand::random::<f64>(),
+        entropy: rand::random::<u64>(),
     }
 }
 
@@ -134,13 +133,11 @@ impl Actor {
             } => (input, None, from_invocation),
             Msg::Command { input, reply } => (input, Some(reply), false),
             Msg::Callback {
-                step,
-                task,
-                attempt,
+                token,
                 input,
                 reply,
             } => {
-                if let Err(e) = self.waiting_for_callback(&step, task, attempt) {
+                if let Err(e) = self.waiting_for_callback(&token) {
                     let _ = reply.send(Err(e));
                     return;
                 }
@@ -173,7 +170,10 @@ impl Actor {
         }
     }
 
-    fn waiting_for_callback(&self, step: &str, task: TaskKind, attempt: u32) -> Result<()> {
+    /// Checks a token against the recorded attempt: the nonce must be the one
+    /// drawn when the attempt was scheduled, and the attempt must still wait.
+    fn waiting_for_callback(&self, token: &sagaflow_core::TaskToken) -> Result<()> {
+        let (step, task, attempt) = (&token.step, token.task, token.attempt);
         let not_waiting =
             || Error::CallbackNotWaiting(format!("{step} ({}) attempt {attempt}", task.as_str()));
         let i = self.plan.step_index(step).ok_or_else(not_waiting)?;
@@ -182,11 +182,20 @@ impl Actor {
             TaskKind::Action => def.action.callback,
             TaskKind::Compensation => def.compensation.as_ref().is_some_and(|c| c.callback),
         };
+        let t = self.state.task(i, task);
+        if !is_callback || t.attempts != attempt {
+            return Err(not_waiting());
+        }
+        if t.nonce.as_deref() != Some(token.nonce.as_str()) {
+            return Err(Error::InvalidTaskToken(format!(
+                "{step} attempt {attempt}: wrong nonce"
+            )));
+        }
         let running = matches!(
-            self.state.task(i, task).state,
+            t.state,
             sagaflow_core::execution::TaskState::Running { attempt: a, .. } if a == attempt
         );
-        if is_callback && running && !self.state.status.is_terminal() {
+        if running && !self.state.status.is_terminal() {
             Ok(())
         } else {
             Err(not_waiting())

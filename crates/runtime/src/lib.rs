@@ -440,8 +440,14 @@ impl Engine {
         token: &str,
         outcome: Option<std::result::Result<Value, sagaflow_core::ErrorInfo>>,
     ) -> Result<ExecutionRecord> {
-        let (id, step, task, attempt) = sagaflow_core::parse_task_token(token)
+        let parsed = sagaflow_core::parse_task_token(token)
             .ok_or_else(|| Error::InvalidTaskToken(token.chars().take(80).collect()))?;
+        let (id, step, task, attempt) = (
+            parsed.execution_id.clone(),
+            parsed.step.clone(),
+            parsed.task,
+            parsed.attempt,
+        );
         let input = outcome.map(|o| match o {
             Ok(output) => Input::TaskSucceeded {
                 step: step.clone(),
@@ -466,9 +472,7 @@ impl Engine {
             };
             let (reply, rx) = oneshot::channel();
             let msg = actor::Msg::Callback {
-                step: step.clone(),
-                task,
-                attempt,
+                token: parsed.clone(),
                 input: input.clone(),
                 reply,
             };

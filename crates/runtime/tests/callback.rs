@@ -226,3 +226,39 @@ async fn a_token_is_accepted_once_and_a_forged_one_is_refused() {
         .count();
     assert_eq!(successes, 1, "the second callback changed nothing");
 }
+
+#[tokio::test]
+async fn a_token_rebuilt_from_the_execution_id_and_step_without_its_nonce_is_refused() {
+    let mut w = world(APPROVAL).await;
+    let (rec, _) = w
+        .engine
+        .start_execution("approval", json!({}), None)
+        .await
+        .unwrap();
+    let real = token(&mut w).await;
+    let parsed = sagaflow_core::parse_task_token(&real).expect("a real token parses");
+    let forged = sagaflow_core::task_token(
+        &rec.id,
+        "approve",
+        parsed.task,
+        parsed.attempt,
+        "0000000000000000",
+    );
+    assert_ne!(forged, real);
+    let err = w
+        .engine
+        .callback(&forged, Some(Ok(json!({}))))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_task_token");
+    w.engine
+        .callback(&real, Some(Ok(json!({ "decision": "yes" }))))
+        .await
+        .unwrap();
+    let done = w
+        .engine
+        .wait(&rec.id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(done.status, Status::Succeeded);
+}

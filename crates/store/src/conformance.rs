@@ -440,6 +440,7 @@ pub async fn every_kind_of_event_round_trips(store: &dyn Store) {
             step: step(),
             attempt: 1,
             deadline: T0 + 5_000,
+            nonce: None,
         },
         EventKind::StepSucceeded {
             step: step(),
@@ -468,6 +469,7 @@ pub async fn every_kind_of_event_round_trips(store: &dyn Store) {
             step: step(),
             attempt: 1,
             deadline: T0 + 9,
+            nonce: Some("00ff00ff00ff00ff".into()),
         },
         EventKind::CompensationSucceeded {
             step: step(),
