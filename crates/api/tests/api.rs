@@ -620,7 +620,7 @@ steps:
         v[0]["message"].as_str().unwrap().contains("NOWHERE_URL"),
         "{details}"
     );
-    assert!(v[0]["location"].is_string(), "{details}");
+    assert_eq!(v[0]["location"], "steps[0].action.http.url", "{details}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -200,6 +200,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
+    // Install the metrics recorder before recovery, so resumed executions count.
+    sagaflow_api::prometheus();
     let store = SqliteStore::open(&settings.database)
         .with_context(|| format!("opening database {}", settings.database.display()))?;
     let engine = Engine::builder(Arc::new(store))

@@ -102,6 +102,8 @@ pub struct Plan {
     pub stages: Vec<Stage>,
     /// `${VAR}` names used in URLs; the runtime must know them all.
     pub variables: BTreeSet<String>,
+    /// Where each `${VAR}` is used: `(name, location)`, for precise errors.
+    pub variable_uses: Vec<(String, String)>,
     /// SHA-256 of the canonical JSON form; a changed digest is a new version.
     pub digest: String,
 }
@@ -161,6 +163,7 @@ fn valid_name(name: &str) -> bool {
 struct Compiler {
     violations: Vec<Violation>,
     variables: BTreeSet<String>,
+    variable_uses: Vec<(String, String)>,
 }
 
 struct RawStep {
@@ -411,6 +414,7 @@ impl Compiler {
             steps: raw.into_iter().map(|r| r.step).collect(),
             stages,
             variables: std::mem::take(&mut self.variables),
+            variable_uses: std::mem::take(&mut self.variable_uses),
             digest,
         })
     }
@@ -662,6 +666,7 @@ impl Compiler {
                         );
                     } else {
                         self.variables.insert(var.to_string());
+                        self.variable_uses.push((var.to_string(), loc.to_string()));
                     }
                     resolved.push_str("http://placeholder");
                     rest = &rest[start + end + 1..];

@@ -248,13 +248,13 @@ impl Engine {
     pub async fn deploy(&self, name_hint: Option<&str>, source: &str) -> Result<Deployed> {
         let plan = sagaflow_core::compile(source, name_hint).map_err(Error::Invalid)?;
         let missing: Vec<_> = plan
-            .variables
+            .variable_uses
             .iter()
-            .filter(|v| !self.shared.config.variables.contains_key(*v))
-            .map(|v| sagaflow_core::Violation {
+            .filter(|(v, _)| !self.shared.config.variables.contains_key(v))
+            .map(|(v, location)| sagaflow_core::Violation {
                 code: "unknown_variable".into(),
-                location: "steps".into(),
-                message: format!("`${{{v}}}` is not set in the server's configuration (variables)"),
+                location: location.clone(),
+                message: format!("`${{{v}}}` is not set in the server's configuration (--var {v}=…, SAGAFLOW_VAR_{v}, or [variables])"),
             })
             .collect();
         if !missing.is_empty() {
