@@ -375,11 +375,15 @@ pub fn describe_event(e: &Value) -> String {
             s(&e["error"]["error"]),
             s(&e["error"]["cause"])
         ),
-        "retry_scheduled" => format!(
-            "↻ {} of {step}: attempt {attempt} at {}",
-            s(&e["task"]),
-            s(&e["fire_at"])
-        ),
+        "retry_scheduled" => {
+            // The time of day is enough to read a backoff; the date is in `at`.
+            let fire_at = s(&e["fire_at"]);
+            let time = fire_at
+                .split_once('T')
+                .map(|(_, t)| t.to_string())
+                .unwrap_or(fire_at);
+            format!("↻ {} of {step}: attempt {attempt} at {time}", s(&e["task"]))
+        }
         "rollback_started" => format!(
             "⟲ rolling back because {step} failed ({})",
             s(&e["error"]["error"])
