@@ -1,17 +1,47 @@
 //! The on-failure hook: a webhook called when an execution ends `failed`
 //! (needs attention) or `compensated`, so no failure goes unnoticed.
 //!
-//! Deliveries run in their own tasks and retry with backoff; they never
-//! block an execution. They are at-least-once while the process lives
-//! (a delivery pending when the process dies is not resumed).
+//! Delivery is fed from the store's **notification outbox**, not from memory:
+//! the append that finishes an execution with a status in the engine's
+//! [`Config::notify_on`](sagaflow_runtime::Config::notify_on) also records a
+//! notification, in the same transaction. A delivery loop polls the pending
+//! notifications (every [`POLL_INTERVAL`], and at once when the engine
+//! announces a failed or compensated execution), POSTs each one with
+//! retries and backoff in its own task — never blocking an execution — and
+//! acknowledges (deletes) it after a 2xx answer. A notification pending when
+//! the process dies is delivered after the restart: delivery is
+//! **at-least-once** (a crash between the receiver's 2xx and the
+//! acknowledgement repeats it), so receivers should deduplicate by execution
+//! id and event.
+//!
+//! A notification whose delivery gives up after `max_attempts` is
+//! acknowledged too, so a receiver that is down for good does not keep the
+//! loop busy: it is counted as
+//! `sagaflow_hook_deliveries_total{outcome="gave_up"}` and logged as an error
+//! naming the execution.
+//!
+//! The body is `{"event": "execution.<status>", "execution": {…}}`, where the
+//! status is the one the notification was recorded with and the execution is
+//! its record when the delivery is made.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sagaflow_core::Status;
 use sagaflow_runtime::Engine;
+use sagaflow_store::{Notification, Store};
 use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::execution_json;
+
+/// How often the outbox is polled when nothing wakes the loop earlier.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The most notifications being delivered at once; the rest wait in the
+/// outbox for a free slot.
+const MAX_IN_FLIGHT: usize = 256;
 
 /// Hook settings.
 #[derive(Debug, Clone)]
@@ -36,50 +66,154 @@ impl HookConfig {
     }
 }
 
-/// Subscribes to finished executions and delivers the interesting ones.
+/// Notification ids being delivered, so the poll does not pick them up twice.
+type InProgress = Arc<Mutex<HashSet<u64>>>;
+
+fn lock(set: &InProgress) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+    set.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Starts the delivery loop over the engine store's outbox. The engine
+/// records notifications only for the statuses in its `Config::notify_on`
+/// (the server sets `[Failed, Compensated]` when a hook is configured).
+/// The loop ends when the engine is dropped.
 pub fn spawn(engine: &Engine, config: HookConfig) -> tokio::task::JoinHandle<()> {
-    let mut rx = engine.subscribe();
+    let mut finished = engine.subscribe();
+    let store = engine.store().clone();
     let client = reqwest::Client::new();
+    let in_progress: InProgress = Arc::default();
     tokio::spawn(async move {
         loop {
-            let finished = match rx.recv().await {
-                Ok(f) => f,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::error!(
-                        missed = n,
-                        "on-failure hook fell behind; some notifications were dropped"
-                    );
-                    continue;
+            poll(&store, &client, &config, &in_progress).await;
+            // Sleep until the next poll, or until an execution ends in a way
+            // that may have recorded a notification (it is durable by then:
+            // the engine announces a finish only after its append).
+            let wake = tokio::time::sleep(POLL_INTERVAL);
+            tokio::pin!(wake);
+            loop {
+                tokio::select! {
+                    _ = &mut wake => break,
+                    received = finished.recv() => match received {
+                        Ok(f) if matches!(f.record.status, Status::Failed | Status::Compensated) => break,
+                        Ok(_) => {}
+                        // Missed announcements: the poll finds their notifications.
+                        Err(RecvError::Lagged(_)) => break,
+                        // The engine is gone.
+                        Err(RecvError::Closed) => return,
+                    },
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            };
-            let event = match finished.record.status {
-                Status::Failed => "execution.failed",
-                Status::Compensated => "execution.compensated",
-                _ => continue,
-            };
-            let body = json!({ "event": event, "execution": execution_json(&finished.record) });
-            let (client, config) = (client.clone(), config.clone());
-            tokio::spawn(async move { deliver(client, config, body).await });
+            }
         }
     })
 }
 
-async fn deliver(client: reqwest::Client, config: HookConfig, body: serde_json::Value) {
+/// Starts a delivery for every pending notification not already being
+/// delivered, up to [`MAX_IN_FLIGHT`] at once.
+async fn poll(
+    store: &Arc<dyn Store>,
+    client: &reqwest::Client,
+    config: &HookConfig,
+    in_progress: &InProgress,
+) {
+    if lock(in_progress).len() >= MAX_IN_FLIGHT {
+        return;
+    }
+    // Ids only grow and deliveries are started oldest first, so the ones in
+    // progress are among the first MAX_IN_FLIGHT pending: that many rows
+    // always include every notification that can be started now.
+    let pending = match store.pending_notifications(MAX_IN_FLIGHT).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the hook's outbox failed; retrying");
+            return;
+        }
+    };
+    for n in pending {
+        {
+            let mut set = lock(in_progress);
+            if set.len() >= MAX_IN_FLIGHT || !set.insert(n.id) {
+                continue;
+            }
+        }
+        let (store, client, config, in_progress) = (
+            store.clone(),
+            client.clone(),
+            config.clone(),
+            in_progress.clone(),
+        );
+        tokio::spawn(async move {
+            let id = n.id;
+            handle(&store, &client, &config, n).await;
+            // Only after the acknowledgement (or a failure that leaves the
+            // notification pending), so the poll never starts it twice.
+            lock(&in_progress).remove(&id);
+        });
+    }
+}
+
+/// Delivers one notification and acknowledges it once it is done with.
+async fn handle(
+    store: &Arc<dyn Store>,
+    client: &reqwest::Client,
+    config: &HookConfig,
+    n: Notification,
+) {
+    let record = match store.get_execution(&n.execution_id).await {
+        Ok(r) => r,
+        Err(e @ sagaflow_store::Error::NotFound { .. }) => {
+            tracing::error!(notification = n.id, execution = %n.execution_id, error = %e,
+                "on-failure hook: the execution of a notification is gone; dropping it");
+            ack(store, &n).await;
+            return;
+        }
+        Err(e) => {
+            // Left pending: the next poll tries again.
+            tracing::warn!(notification = n.id, execution = %n.execution_id, error = %e,
+                "on-failure hook: reading the execution failed; will retry");
+            return;
+        }
+    };
+    let body = json!({
+        "event": format!("execution.{}", n.status.as_str()),
+        "execution": execution_json(&record),
+    });
+    if deliver(client, config, &body).await {
+        metrics::counter!("sagaflow_hook_deliveries_total", "outcome" => "ok").increment(1);
+    } else {
+        metrics::counter!("sagaflow_hook_deliveries_total", "outcome" => "gave_up").increment(1);
+        tracing::error!(
+            url = %config.url,
+            execution = %n.execution_id,
+            status = n.status.as_str(),
+            attempts = config.max_attempts,
+            "on-failure hook gave up; the notification is dropped"
+        );
+    }
+    ack(store, &n).await;
+}
+
+/// Removes a notification from the outbox. If that fails it stays pending
+/// and is delivered again (at-least-once).
+async fn ack(store: &Arc<dyn Store>, n: &Notification) {
+    if let Err(e) = store.ack_notification(n.id).await {
+        tracing::warn!(notification = n.id, execution = %n.execution_id, error = %e,
+            "on-failure hook: acknowledging a notification failed; it will be delivered again");
+    }
+}
+
+/// POSTs `body` until a 2xx answer (`true`) or `max_attempts` (`false`).
+async fn deliver(client: &reqwest::Client, config: &HookConfig, body: &serde_json::Value) -> bool {
     let mut delay = config.initial_delay;
     for attempt in 1..=config.max_attempts {
         let mut req = client
             .post(&config.url)
             .timeout(Duration::from_secs(10))
-            .json(&body);
+            .json(body);
         if let Some(t) = &config.token {
             req = req.bearer_auth(t);
         }
         match req.send().await {
-            Ok(r) if r.status().is_success() => {
-                metrics::counter!("sagaflow_hook_deliveries_total", "outcome" => "ok").increment(1);
-                return;
-            }
+            Ok(r) if r.status().is_success() => return true,
             Ok(r) => {
                 tracing::warn!(attempt, status = %r.status(), url = %config.url, "on-failure hook refused")
             }
@@ -92,6 +226,5 @@ async fn deliver(client: reqwest::Client, config: HookConfig, body: serde_json::
             delay = (delay * 2).min(config.max_delay);
         }
     }
-    metrics::counter!("sagaflow_hook_deliveries_total", "outcome" => "gave_up").increment(1);
-    tracing::error!(url = %config.url, execution = %body["execution"]["id"], "on-failure hook gave up");
+    false
 }

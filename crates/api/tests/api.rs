@@ -28,6 +28,7 @@ use axum::{Json, Router};
 use reqwest::{Method, StatusCode};
 use sagaflow_api::hook::HookConfig;
 use sagaflow_api::ApiConfig;
+use sagaflow_core::Status;
 use sagaflow_runtime::{Config, Engine};
 use sagaflow_store::sqlite::SqliteStore;
 use serde_json::{json, Value};
@@ -242,6 +243,12 @@ impl Api {
     }
 
     async fn with_config(config: ApiConfig) -> Api {
+        Api::with_engine(config, Vec::new()).await
+    }
+
+    /// With the engine recording outbox notifications for `notify_on` (the
+    /// on-failure hook delivers from the outbox).
+    async fn with_engine(config: ApiConfig, notify_on: Vec<Status>) -> Api {
         let (hook_accepted, hooks) = mpsc::unbounded_channel();
         let (parked_tx, parked) = mpsc::unbounded_channel();
         let svc = Arc::new(Svc {
@@ -265,6 +272,7 @@ impl Api {
         let engine = Engine::builder(Arc::new(store))
             .config(Config {
                 variables,
+                notify_on,
                 ..Config::default()
             })
             .build();
@@ -2007,7 +2015,11 @@ async fn shutting_down_answers_a_request_still_waiting_on_an_execution_with_its_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_on_failure_hook_retries_until_a_compensated_execution_is_delivered_and_ignores_successes(
 ) {
-    let api = Api::start().await;
+    let api = Api::with_engine(
+        ApiConfig::default(),
+        vec![Status::Failed, Status::Compensated],
+    )
+    .await;
     let hook = HookConfig {
         url: format!("{}/hook", api.svc_url),
         token: Some("hook-token".into()),

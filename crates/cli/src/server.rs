@@ -11,6 +11,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use sagaflow_api::hook::HookConfig;
 use sagaflow_api::ApiConfig;
+use sagaflow_core::Status;
 use sagaflow_runtime::{Config, Engine};
 use sagaflow_store::sqlite::SqliteStore;
 use serde::Deserialize;
@@ -204,8 +205,18 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     sagaflow_api::prometheus();
     let store = SqliteStore::open(&settings.database)
         .with_context(|| format!("opening database {}", settings.database.display()))?;
+    let mut engine_config = settings.engine;
+    if settings.hook.is_some() {
+        // The hook delivers from the store's outbox: finishing appends must
+        // record a notification, from the first one on (recovery included).
+        for status in [Status::Failed, Status::Compensated] {
+            if !engine_config.notify_on.contains(&status) {
+                engine_config.notify_on.push(status);
+            }
+        }
+    }
     let engine = Engine::builder(Arc::new(store))
-        .config(settings.engine)
+        .config(engine_config)
         .build();
     let resumed = engine
         .start()

@@ -242,6 +242,7 @@ impl Actor {
             error: next.error.clone(),
             updated_at: next.updated_at,
             timers,
+            notify: self.notifies(&events),
         };
         // Nothing happens until the decision is durable. A transient storage
         // failure is retried; the input is never dropped silently.
@@ -261,6 +262,15 @@ impl Actor {
         self.state = next;
         count(&events);
         Ok(effects)
+    }
+
+    /// Whether these events finish the execution with a status the engine
+    /// is configured to notify about (recorded in the outbox with them).
+    fn notifies(&self, events: &[Event]) -> bool {
+        let notify_on = &self.engine.shared.config.notify_on;
+        events.iter().any(|e| {
+            matches!(&e.kind, EventKind::ExecutionFinished { status, .. } if notify_on.contains(status))
+        })
     }
 
     fn perform(&mut self, effects: Vec<Effect>) {

@@ -79,6 +79,12 @@ pub struct Config {
     pub concurrency: usize,
     /// How often the durable timer table is polled (a backstop for in-memory timers).
     pub timer_poll: Duration,
+    /// Finishing statuses that record a notification in the store's outbox,
+    /// in the same append as the `execution_finished` event (see
+    /// [`sagaflow_store::Append::notify`]). Empty (the default): none is
+    /// recorded. Set it only when something drains the outbox, such as the
+    /// API's on-failure hook.
+    pub notify_on: Vec<Status>,
 }
 
 impl Default for Config {
@@ -87,6 +93,7 @@ impl Default for Config {
             variables: HashMap::new(),
             concurrency: 256,
             timer_poll: Duration::from_secs(1),
+            notify_on: Vec::new(),
         }
     }
 }

@@ -36,7 +36,7 @@ use sagaflow_runtime::{handler_fn, Config, Engine};
 use sagaflow_store::memory::MemoryStore;
 use sagaflow_store::{
     Append, Created, DefinitionRecord, Error as StoreError, ExecutionRecord, Executor,
-    HistoryEntry, ListFilter, Page, Query, Result as StoreResult, Timer,
+    HistoryEntry, ListFilter, Notification, Page, Query, Result as StoreResult, Timer,
 };
 use serde_json::{json, Value};
 use tokio::runtime::Runtime;
@@ -379,6 +379,15 @@ impl Executor for CrashingStore {
 
     async fn load_history(&self, id: &str) -> StoreResult<Vec<Event>> {
         self.inner.load_history(id).await
+    }
+
+    async fn pending_notifications(&self, limit: usize) -> StoreResult<Vec<Notification>> {
+        self.inner.pending_notifications(limit).await
+    }
+
+    async fn ack_notification(&self, id: u64) -> StoreResult<()> {
+        self.alive()?;
+        self.inner.ack_notification(id).await
     }
 }
 

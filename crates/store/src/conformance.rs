@@ -18,7 +18,7 @@ use sagaflow_core::event::Millis;
 use sagaflow_core::{ErrorInfo, Event, EventKind, Status, TaskKind};
 use serde_json::{json, Value};
 
-use crate::{Append, Created, Error, ExecutionRecord, ListFilter, Store, Timer};
+use crate::{Append, Created, Error, ExecutionRecord, ListFilter, Notification, Store, Timer};
 
 /// Expands to one `#[tokio::test]` per conformance case, each running
 /// against a store made by `$make` (an expression giving `(store, guard)`).
@@ -46,6 +46,11 @@ macro_rules! conformance_tests {
             timers_are_claimed_earliest_first_up_to_the_limit,
             unfinished_lists_only_running_and_compensating_executions,
             unknown_executions_are_not_found,
+            a_notifying_append_records_exactly_one_notification_with_it,
+            a_conflicting_notifying_append_records_no_notification,
+            an_append_without_notify_records_no_notification,
+            acking_removes_a_notification_and_is_idempotent,
+            notifications_are_pending_oldest_first_up_to_the_limit,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -128,7 +133,31 @@ fn append(id: &str, expected_version: u64, events: Vec<Event>, status: Status) -
         error: None,
         updated_at: T0 + 1_000,
         timers: Vec::new(),
+        notify: false,
     }
+}
+
+fn finished(status: Status, at: Millis) -> Event {
+    Event {
+        at,
+        kind: EventKind::ExecutionFinished {
+            status,
+            error: Some(ErrorInfo::new("Rejected", "no")),
+            output: None,
+        },
+    }
+}
+
+/// An append that finishes `id` with `status` and asks for a notification.
+fn notifying(id: &str, expected_version: u64, status: Status) -> Append {
+    let mut a = append(
+        id,
+        expected_version,
+        vec![finished(status, T0 + 1_000)],
+        status,
+    );
+    a.notify = true;
+    a
 }
 
 fn timer(id: &str, step: &str, fire_at: Millis) -> Timer {
@@ -687,5 +716,162 @@ pub async fn unknown_executions_are_not_found(store: &dyn Store) {
             .append(append("nope", 0, vec![], Status::Running))
             .await,
         "execution",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The notification outbox
+
+pub async fn a_notifying_append_records_exactly_one_notification_with_it(store: &dyn Store) {
+    start(store, "e1", "order").await;
+    assert!(store
+        .pending_notifications(10)
+        .await
+        .expect("pending")
+        .is_empty());
+    assert_eq!(
+        store
+            .append(notifying("e1", 1, Status::Compensated))
+            .await
+            .expect("append"),
+        2
+    );
+
+    let pending = store.pending_notifications(10).await.expect("pending");
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let n = &pending[0];
+    assert_eq!(
+        (n.execution_id.as_str(), n.status, n.created_at),
+        ("e1", Status::Compensated, T0 + 1_000)
+    );
+    // Stored together with the events and the summary it announces.
+    let rec = store.get_execution("e1").await.expect("get");
+    assert_eq!((rec.status, rec.events), (Status::Compensated, 2));
+    assert_eq!(
+        store.load_history("e1").await.expect("history")[1],
+        finished(Status::Compensated, T0 + 1_000)
+    );
+    // Reading does not consume: it stays pending until acknowledged.
+    assert_eq!(
+        store.pending_notifications(10).await.expect("pending"),
+        pending
+    );
+}
+
+pub async fn a_conflicting_notifying_append_records_no_notification(store: &dyn Store) {
+    start(store, "e1", "order").await;
+    store
+        .append(append(
+            "e1",
+            1,
+            vec![step_succeeded("a", T0 + 1)],
+            Status::Running,
+        ))
+        .await
+        .expect("first append");
+    match store.append(notifying("e1", 1, Status::Failed)).await {
+        Err(Error::Conflict { actual: 2, .. }) => {}
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(store
+        .append(notifying("nope", 0, Status::Failed))
+        .await
+        .is_err());
+    assert!(store
+        .pending_notifications(10)
+        .await
+        .expect("pending")
+        .is_empty());
+    assert_eq!(
+        store.get_execution("e1").await.expect("get").status,
+        Status::Running
+    );
+}
+
+pub async fn an_append_without_notify_records_no_notification(store: &dyn Store) {
+    start(store, "e1", "order").await;
+    let mut a = notifying("e1", 1, Status::Failed);
+    a.notify = false;
+    store.append(a).await.expect("append");
+    assert_eq!(
+        store.get_execution("e1").await.expect("get").status,
+        Status::Failed
+    );
+    assert!(store
+        .pending_notifications(10)
+        .await
+        .expect("pending")
+        .is_empty());
+}
+
+pub async fn acking_removes_a_notification_and_is_idempotent(store: &dyn Store) {
+    start(store, "e1", "order").await;
+    start(store, "e2", "order").await;
+    store
+        .append(notifying("e1", 1, Status::Failed))
+        .await
+        .expect("append e1");
+    store
+        .append(notifying("e2", 1, Status::Compensated))
+        .await
+        .expect("append e2");
+    let pending = store.pending_notifications(10).await.expect("pending");
+    assert_eq!(pending.len(), 2, "{pending:?}");
+    let (first, second) = (pending[0].clone(), pending[1].clone());
+
+    store.ack_notification(first.id).await.expect("ack");
+    assert_eq!(
+        store.pending_notifications(10).await.expect("pending"),
+        std::slice::from_ref(&second)
+    );
+    // Twice, and an id that never existed: no error, nothing else removed.
+    store.ack_notification(first.id).await.expect("ack again");
+    store
+        .ack_notification(second.id + 1_000)
+        .await
+        .expect("ack unknown");
+    store.ack_notification(u64::MAX).await.expect("ack huge");
+    assert_eq!(
+        store.pending_notifications(10).await.expect("pending"),
+        std::slice::from_ref(&second)
+    );
+    store.ack_notification(second.id).await.expect("ack second");
+    assert!(store
+        .pending_notifications(10)
+        .await
+        .expect("pending")
+        .is_empty());
+
+    // A new notification gets a new id, never an acknowledged one.
+    store
+        .append(notifying("e1", 2, Status::Failed))
+        .await
+        .expect("append again");
+    let pending = store.pending_notifications(10).await.expect("pending");
+    assert_eq!(pending.len(), 1);
+    assert!(pending[0].id > second.id, "{pending:?} reuses an id");
+}
+
+pub async fn notifications_are_pending_oldest_first_up_to_the_limit(store: &dyn Store) {
+    let ids = ["n1", "n2", "n3", "n4"];
+    for id in ids {
+        start(store, id, "order").await;
+        store
+            .append(notifying(id, 1, Status::Failed))
+            .await
+            .expect("append");
+    }
+    let executions = |pending: Vec<Notification>| {
+        pending
+            .into_iter()
+            .map(|n| n.execution_id)
+            .collect::<Vec<_>>()
+    };
+    let all = store.pending_notifications(10).await.expect("pending");
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id), "{all:?}");
+    assert_eq!(executions(all), ids);
+    assert_eq!(
+        executions(store.pending_notifications(2).await.expect("pending 2")),
+        ["n1", "n2"]
     );
 }

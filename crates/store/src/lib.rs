@@ -2,7 +2,8 @@
 //!
 //! - [`Executor`]: what the runtime needs — register definitions, create
 //!   executions, append events with an optimistic version check, claim due
-//!   timers, list unfinished executions for recovery.
+//!   timers, list unfinished executions for recovery, and drain the
+//!   notification outbox (see [`Append::notify`]).
 //! - [`Query`]: what the API and the CLI need — get, list with filters and a
 //!   cursor, history.
 //!
@@ -91,6 +92,25 @@ pub struct Append {
     pub updated_at: Millis,
     /// Durable timers armed by these events.
     pub timers: Vec<Timer>,
+    /// Records a [`Notification`] (with this append's `status` and
+    /// `updated_at`) in the outbox, in the same transaction as the events:
+    /// either both are stored or neither is (a conflict stores neither).
+    pub notify: bool,
+}
+
+/// A pending entry of the notification outbox: an execution reached a status
+/// someone must hear about (the on-failure hook). It stays pending until
+/// [`Executor::ack_notification`] removes it, so delivery survives crashes
+/// (at-least-once).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    /// Increasing in insertion order; never reused.
+    pub id: u64,
+    pub execution_id: String,
+    /// The status the execution reached with the notifying append.
+    pub status: Status,
+    /// The notifying append's `updated_at`.
+    pub created_at: Millis,
 }
 
 /// A durable timer: deliver `TimerFired` to the execution at `fire_at`.
@@ -157,6 +177,11 @@ pub trait Executor: Send + Sync {
     async fn unfinished(&self) -> Result<Vec<ExecutionRecord>>;
     /// The full history of one execution.
     async fn load_history(&self, id: &str) -> Result<Vec<Event>>;
+    /// Notifications not yet acknowledged, oldest first (at most `limit`).
+    async fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>>;
+    /// Removes a notification from the outbox. Idempotent: an unknown or
+    /// already acknowledged id is not an error.
+    async fn ack_notification(&self, id: u64) -> Result<()>;
 }
 
 /// The API's role.

@@ -10,7 +10,7 @@ use sagaflow_core::Event;
 
 use crate::{
     Append, Created, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry, ListFilter,
-    Page, Query, Result, Timer,
+    Notification, Page, Query, Result, Timer,
 };
 
 #[derive(Default)]
@@ -19,6 +19,9 @@ struct Inner {
     executions: HashMap<String, (u64, ExecutionRecord, Vec<Event>)>,
     next_seq: u64,
     timers: Vec<Timer>,
+    /// The outbox, by id (so oldest first).
+    outbox: BTreeMap<u64, Notification>,
+    next_notification: u64,
 }
 
 /// See the module docs.
@@ -130,6 +133,19 @@ impl Executor for MemoryStore {
         rec.updated_at = a.updated_at;
         let v = rec.events;
         g.timers.extend(a.timers);
+        if a.notify {
+            g.next_notification += 1;
+            let id = g.next_notification;
+            g.outbox.insert(
+                id,
+                Notification {
+                    id,
+                    execution_id: a.execution_id,
+                    status: a.status,
+                    created_at: a.updated_at,
+                },
+            );
+        }
         Ok(v)
     }
 
@@ -163,6 +179,16 @@ impl Executor for MemoryStore {
             .get(id)
             .map(|(_, _, e)| e.clone())
             .ok_or_else(|| not_found(id))
+    }
+
+    async fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>> {
+        let g = self.lock();
+        Ok(g.outbox.values().take(limit).cloned().collect())
+    }
+
+    async fn ack_notification(&self, id: u64) -> Result<()> {
+        self.lock().outbox.remove(&id);
+        Ok(())
     }
 }
 

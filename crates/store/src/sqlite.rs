@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     Append, Created, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry, ListFilter,
-    Page, Query, Result, Timer,
+    Notification, Page, Query, Result, Timer,
 };
 
 /// The most requests one commit covers. Bounds the latency a request at the
@@ -54,9 +54,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Ordered schema migrations: `(version, sql)`. Append new ones; never edit
 /// an applied one, existing databases would not see the change.
-pub const MIGRATIONS: &[(u32, &str)] = &[(
-    1,
-    "CREATE TABLE definitions (
+pub const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE definitions (
         name       TEXT    NOT NULL,
         version    INTEGER NOT NULL,
         format     TEXT    NOT NULL,
@@ -97,7 +98,21 @@ pub const MIGRATIONS: &[(u32, &str)] = &[(
         fire_at      INTEGER NOT NULL
     );
     CREATE INDEX timers_by_fire_at ON timers (fire_at);",
-)];
+    ),
+    (
+        2,
+        // The notification outbox: a row is inserted by the append that
+        // finishes an execution (same transaction) and deleted once the
+        // hook has delivered it. AUTOINCREMENT: ids are never reused, so an
+        // acknowledged id cannot come back as another notification.
+        "CREATE TABLE outbox (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        execution_id TEXT    NOT NULL REFERENCES executions (id),
+        status       TEXT    NOT NULL,
+        created_at   INTEGER NOT NULL
+    );",
+    ),
+];
 
 /// The schema version this binary writes: the last migration's.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -746,6 +761,13 @@ fn append(conn: &Connection, a: Append) -> Result<u64> {
                 .map_err(backend("arming a timer"))?;
         }
     }
+    if a.notify {
+        conn.prepare_cached(
+            "INSERT INTO outbox (execution_id, status, created_at) VALUES (?1, ?2, ?3)",
+        )
+        .and_then(|mut s| s.execute(params![a.execution_id, a.status.as_str(), a.updated_at]))
+        .map_err(backend("recording a notification"))?;
+    }
     Ok(version)
 }
 
@@ -794,6 +816,37 @@ fn claim_due_timers(conn: &Connection, now: Millis, limit: usize) -> Result<Vec<
         });
     }
     Ok(timers)
+}
+
+fn pending_notifications(conn: &Connection, limit: usize) -> Result<Vec<Notification>> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT id, execution_id, status, created_at FROM outbox ORDER BY id LIMIT ?1",
+        )
+        .and_then(|mut s| {
+            s.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok((
+                    r.get::<_, u64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Millis>(3)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(backend("reading the outbox"))?;
+    rows.into_iter()
+        .map(|(id, execution_id, status, created_at)| {
+            Ok(Notification {
+                id,
+                status: Status::parse(&status).ok_or_else(|| {
+                    Error::Corrupt(format!("notification {id} status: `{status}`"))
+                })?,
+                execution_id,
+                created_at,
+            })
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -887,6 +940,24 @@ impl Executor for SqliteStore {
         let id = id.to_string();
         let entries = self.read(move |c| read_history(c, &id, 0)).await?;
         Ok(entries.into_iter().map(|h| h.event).collect())
+    }
+
+    async fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>> {
+        self.read(move |c| pending_notifications(c, limit)).await
+    }
+
+    async fn ack_notification(&self, id: u64) -> Result<()> {
+        // An id beyond SQLite's integer range cannot be in the table.
+        let Ok(id) = i64::try_from(id) else {
+            return Ok(());
+        };
+        self.write(move |c| {
+            c.prepare_cached("DELETE FROM outbox WHERE id = ?1")
+                .and_then(|mut s| s.execute([id]))
+                .map(|_| ())
+                .map_err(backend("acknowledging a notification"))
+        })
+        .await
     }
 }
 

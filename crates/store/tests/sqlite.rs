@@ -78,6 +78,7 @@ fn append(id: &str, expected_version: u64, step: &str) -> Append {
         error: None,
         updated_at: T0 + 1,
         timers: Vec::new(),
+        notify: false,
     }
 }
 
@@ -164,6 +165,129 @@ async fn reopening_applies_no_migration_twice() {
         drop(open(&path));
         assert_eq!(applied_migrations(&path), first);
     }
+}
+
+#[tokio::test]
+async fn a_database_with_only_the_first_migration_is_upgraded_on_open_and_keeps_its_data() {
+    let (_dir, path) = temp_db();
+    // A database as the first release left it: migration 1 only, with an
+    // execution, its history and a timer written through that schema.
+    {
+        let conn = Connection::open(&path).expect("creating the old database");
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (
+                version    INTEGER PRIMARY KEY,
+                applied_at INTEGER NOT NULL
+            )",
+        )
+        .expect("creating schema_migrations");
+        let (version, sql) = MIGRATIONS[0];
+        assert_eq!(version, 1);
+        conn.execute_batch(sql).expect("applying migration 1");
+        conn.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (1, 7)",
+            [],
+        )
+        .expect("recording migration 1");
+        conn.execute(
+            "INSERT INTO executions (id, definition, version, status, input, output, error,
+                                     started_at, updated_at, events)
+             VALUES ('old', 'order', 1, 'running', '{\"id\":\"old\"}', NULL, NULL, ?1, ?1, 1)",
+            [T0],
+        )
+        .expect("inserting an execution");
+        let body = serde_json::to_string(&started("old")).expect("encoding an event");
+        conn.execute(
+            "INSERT INTO events (execution_id, seq, at, type, body)
+             VALUES ('old', 1, ?1, 'execution_started', ?2)",
+            rusqlite::params![T0, body],
+        )
+        .expect("inserting an event");
+        conn.execute(
+            "INSERT INTO timers (execution_id, step, task, attempt, fire_at)
+             VALUES ('old', 'pay', 'action', 2, ?1)",
+            [T0 + 5],
+        )
+        .expect("inserting a timer");
+    }
+
+    let store = open(&path);
+    let migrations = applied_migrations(&path);
+    assert_eq!(
+        migrations.iter().map(|m| m.0).collect::<Vec<_>>(),
+        (1..=SCHEMA_VERSION).collect::<Vec<_>>()
+    );
+    assert_eq!(migrations[0], (1, 7), "migration 1 is not applied again");
+
+    assert_eq!(
+        store.get_execution("old").await.expect("get"),
+        ExecutionRecord {
+            events: 1,
+            ..record("old")
+        }
+    );
+    assert_eq!(
+        store.load_history("old").await.expect("history"),
+        [started("old")]
+    );
+    assert_eq!(
+        store.claim_due_timers(T0 + 5, 10).await.expect("claim"),
+        [Timer {
+            execution_id: "old".to_string(),
+            step: "pay".to_string(),
+            task: TaskKind::Action,
+            attempt: 2,
+            fire_at: T0 + 5,
+        }]
+    );
+
+    // The outbox of migration 2 works on the upgraded database.
+    assert!(store
+        .pending_notifications(10)
+        .await
+        .expect("pending")
+        .is_empty());
+    let mut a = append("old", 1, "reserve");
+    a.status = Status::Failed;
+    a.notify = true;
+    assert_eq!(store.append(a).await.expect("append"), 2);
+    let pending = store.pending_notifications(10).await.expect("pending");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (pending[0].execution_id.as_str(), pending[0].status),
+        ("old", Status::Failed)
+    );
+    store.ack_notification(pending[0].id).await.expect("ack");
+    assert!(store
+        .pending_notifications(10)
+        .await
+        .expect("pending")
+        .is_empty());
+
+    // And it stays upgraded: reopening applies nothing.
+    drop(store);
+    drop(open(&path));
+    assert_eq!(applied_migrations(&path), migrations);
+}
+
+#[tokio::test]
+async fn notifications_survive_reopening_the_database() {
+    let (_dir, path) = temp_db();
+    let pending = {
+        let store = open(&path);
+        create(&store, "e1").await;
+        let mut a = append("e1", 1, "reserve");
+        a.status = Status::Compensated;
+        a.notify = true;
+        store.append(a).await.expect("append");
+        store.pending_notifications(10).await.expect("pending")
+    };
+    assert_eq!(pending.len(), 1);
+    let store = open(&path);
+    assert_eq!(
+        store.pending_notifications(10).await.expect("pending"),
+        pending
+    );
 }
 
 #[tokio::test]
