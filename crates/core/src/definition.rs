@@ -69,6 +69,9 @@ pub struct Task {
     /// The participant's answer only acknowledges the work; the task completes
     /// when its task token is sent to `/v1/callbacks/{token}/…` (or times out).
     pub callback: bool,
+    /// For a callback task: fail with `States.Timeout` if no heartbeat (or
+    /// answer) arrives within this long, well before the overall `timeout`.
+    pub heartbeat_ms: Option<u64>,
 }
 
 /// A compiled step.
@@ -441,6 +444,7 @@ impl Compiler {
                 "pivot",
                 "retriable",
                 "callback",
+                "heartbeat",
             ],
         );
         let name = self.string(m, "name", loc, true).unwrap_or_default();
@@ -454,6 +458,7 @@ impl Compiler {
         let pivot = self.flag(m, "pivot", loc);
         let retriable = self.flag(m, "retriable", loc);
         let callback = self.flag(m, "callback", loc);
+        let heartbeat_ms = self.heartbeat(m, loc, callback);
         if pivot && in_parallel {
             self.err(
                 "pivot_in_parallel",
@@ -512,7 +517,15 @@ impl Compiler {
                         self.check_fields(
                             cm,
                             &comp_loc,
-                            &["http", "handler", "retry", "timeout", "input", "callback"],
+                            &[
+                                "http",
+                                "handler",
+                                "retry",
+                                "timeout",
+                                "input",
+                                "callback",
+                                "heartbeat",
+                            ],
                         );
                         let p = self.participant(c, &comp_loc);
                         let r = self.retry(
@@ -524,12 +537,14 @@ impl Compiler {
                             .duration(cm, "timeout", &comp_loc)
                             .unwrap_or(DEFAULT_TIMEOUT_MS);
                         let cb = self.flag(cm, "callback", &comp_loc);
+                        let hb = self.heartbeat(cm, &comp_loc, cb);
                         p.map(|participant| Task {
                             participant,
                             retry: r,
                             timeout_ms: t,
                             input: cm.get("input").cloned(),
                             callback: cb,
+                            heartbeat_ms: hb,
                         })
                     }
                 }
@@ -555,6 +570,7 @@ impl Compiler {
                     timeout_ms,
                     input,
                     callback,
+                    heartbeat_ms,
                 },
                 compensation,
             },
@@ -563,6 +579,19 @@ impl Compiler {
             action_inputs,
             compensation_inputs,
         })
+    }
+
+    /// `heartbeat` only means something for a task that waits for a callback.
+    fn heartbeat(&mut self, m: &Map<String, Value>, loc: &str, callback: bool) -> Option<u64> {
+        let hb = self.duration(m, "heartbeat", loc)?;
+        if !callback {
+            self.err(
+                "heartbeat_without_callback",
+                join(loc, "heartbeat"),
+                "`heartbeat` needs `callback: true`: only a task waiting for its token sends heartbeats",
+            );
+        }
+        Some(hb)
     }
 
     fn flag(&mut self, m: &Map<String, Value>, key: &str, loc: &str) -> bool {

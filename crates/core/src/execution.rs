@@ -101,6 +101,8 @@ pub struct Request {
     pub deadline: Millis,
     /// For a callback task: the token that completes it (see [`task_token`]).
     pub task_token: Option<String>,
+    /// For a callback task: the longest silence allowed between heartbeats.
+    pub heartbeat_ms: Option<u64>,
 }
 
 /// The token of a callback task attempt: the hex of
@@ -746,6 +748,7 @@ impl Execution {
                 (Some(nonce), true) => Some(task_token(&self.id, step, task, attempt, nonce)),
                 _ => None,
             },
+            heartbeat_ms: spec.heartbeat_ms.filter(|_| spec.callback),
         })
     }
 

@@ -1100,3 +1100,26 @@ steps:
     assert_eq!(plan.steps[1].role, Role::Retriable);
     assert_eq!(plan.steps[1].action.retry.max_attempts, None);
 }
+
+#[test]
+fn a_heartbeat_on_a_task_that_does_not_wait_for_a_callback_is_rejected() {
+    let err = sagaflow_core::compile(
+        r#"
+name: s
+steps:
+  - name: a
+    heartbeat: 10s
+    action: { handler: a }
+"#,
+        None,
+    )
+    .unwrap_err();
+    let sagaflow_core::Error::InvalidDefinition(v) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(
+        (v[0].code.as_str(), v[0].location.as_str()),
+        ("heartbeat_without_callback", "steps[0].heartbeat")
+    );
+}

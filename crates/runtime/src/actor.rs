@@ -305,21 +305,23 @@ impl Actor {
                                 let started = Instant::now();
                                 let (step, task, attempt) =
                                     (req.step.clone(), req.task, req.attempt);
-                                let (callback, deadline) = (req.task_token.is_some(), req.deadline);
+                                let (token, deadline, heartbeat) =
+                                    (req.task_token.clone(), req.deadline, req.heartbeat_ms);
                                 let result = invoke::call(&shared, req).await;
                                 drop(permit);
                                 let outcome = if result.is_ok() { "ok" } else { "error" };
                                 metrics::histogram!("sagaflow_step_duration_seconds", "task" => task.as_str(), "outcome" => outcome)
                                     .record(started.elapsed().as_secs_f64());
-                                if callback && result.is_ok() {
+                                if let (Some(token), true) = (token, result.is_ok()) {
                                     // Accepted: the task now waits for its token to come
-                                    // back through the API. Only the deadline is ours to keep.
+                                    // back through the API. Only the deadline (and the
+                                    // heartbeat interval) are ours to keep.
                                     shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-                                    let wait = deadline.saturating_sub(now_ms());
-                                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                                    let silence = park(&shared, &token, deadline, heartbeat).await;
+                                    let Some(cause) = silence else { return };
                                     let error = sagaflow_core::ErrorInfo::new(
                                         sagaflow_core::retry::TIMEOUT,
-                                        format!("no callback for `{step}` before its deadline"),
+                                        format!("`{step}`: {cause}"),
                                     );
                                     let input = Input::TaskFailed {
                                         step,
@@ -423,4 +425,37 @@ fn count(events: &[Event]) {
             _ => {}
         }
     }
+}
+
+/// Waits while a callback task is parked. Returns why it gave up (deadline
+/// or heartbeat silence), or `None` once the task was answered.
+async fn park(
+    shared: &crate::Shared,
+    token: &str,
+    deadline: u64,
+    heartbeat: Option<u64>,
+) -> Option<String> {
+    shared.lock_beats().insert(token.to_string(), now_ms());
+    let outcome = loop {
+        let now = now_ms();
+        if now >= deadline {
+            break Some("no callback before the deadline".to_string());
+        }
+        let last = match shared.lock_beats().get(token) {
+            Some(t) => *t,
+            None => break None, // answered through the API
+        };
+        let mut wake = deadline;
+        if let Some(h) = heartbeat {
+            if now >= last + h {
+                break Some(format!("no heartbeat for {h} ms"));
+            }
+            wake = wake.min(last + h);
+        }
+        // Poll at least every second so an answered task stops waiting soon.
+        let nap = wake.saturating_sub(now).clamp(1, 1000);
+        tokio::time::sleep(Duration::from_millis(nap)).await;
+    };
+    shared.lock_beats().remove(token);
+    outcome
 }

@@ -132,6 +132,14 @@ pub(crate) struct Shared {
     /// Participant calls whose result has not been recorded yet.
     pub in_flight: AtomicUsize,
     pub permits: Arc<tokio::sync::Semaphore>,
+    /// Parked callback tasks by token: when they last showed a sign of life.
+    pub beats: Mutex<HashMap<String, Millis>>,
+}
+
+impl Shared {
+    pub(crate) fn lock_beats(&self) -> std::sync::MutexGuard<'_, HashMap<String, Millis>> {
+        self.beats.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// The engine: cheap to clone, one per process.
@@ -176,6 +184,7 @@ impl Builder {
                 shutting_down: AtomicBool::new(false),
                 in_flight: AtomicUsize::new(0),
                 permits: Arc::new(tokio::sync::Semaphore::new(concurrency)),
+                beats: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -487,6 +496,14 @@ impl Engine {
                 continue;
             }
             if let Ok(r) = rx.await {
+                if r.is_ok() {
+                    let mut beats = self.shared.lock_beats();
+                    if input.is_some() {
+                        beats.remove(token); // answered: the parked waiter stops
+                    } else if let Some(last) = beats.get_mut(token) {
+                        *last = now_ms(); // a heartbeat
+                    }
+                }
                 return r;
             }
         }

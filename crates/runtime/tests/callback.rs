@@ -262,3 +262,74 @@ async fn a_token_rebuilt_from_the_execution_id_and_step_without_its_nonce_is_ref
         .unwrap();
     assert_eq!(done.status, Status::Succeeded);
 }
+
+const HEARTBEATS: &str = r#"
+name: approval
+steps:
+  - name: reserve
+    action: { handler: ok }
+    compensation: { handler: undo }
+  - name: approve
+    callback: true
+    timeout: 1h
+    heartbeat: 1s
+    retry: { max_attempts: 1 }
+    action: { handler: ask }
+    compensation: { handler: undo }
+  - name: book
+    action: { handler: ok }
+    input: { decision: "$.steps.approve.output.decision" }
+"#;
+
+#[tokio::test]
+async fn heartbeats_keep_a_long_callback_alive_past_its_heartbeat_interval() {
+    let mut w = world(HEARTBEATS).await;
+    let (rec, _) = w
+        .engine
+        .start_execution("approval", json!({}), None)
+        .await
+        .unwrap();
+    let token = token(&mut w).await;
+    // Three heartbeat intervals pass with a heartbeat every 100ms.
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        w.engine
+            .callback(&token, None)
+            .await
+            .expect("still waiting");
+    }
+    w.engine
+        .callback(&token, Some(Ok(json!({ "decision": "yes" }))))
+        .await
+        .unwrap();
+    let done = w
+        .engine
+        .wait(&rec.id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(done.status, Status::Succeeded);
+}
+
+#[tokio::test]
+async fn a_silent_callback_fails_at_its_heartbeat_long_before_its_timeout() {
+    let mut w = world(HEARTBEATS).await;
+    let (rec, _) = w
+        .engine
+        .start_execution("approval", json!({}), None)
+        .await
+        .unwrap();
+    let _ = token(&mut w).await;
+    let done = w
+        .engine
+        .wait(&rec.id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.status, Status::Compensated);
+    let error = done.error.unwrap();
+    assert_eq!(error.error, "States.Timeout");
+    assert!(error.cause.contains("no heartbeat"), "{}", error.cause);
+    assert_eq!(
+        *w.undone.lock().unwrap(),
+        vec!["approve".to_string(), "reserve".to_string()]
+    );
+}
