@@ -401,9 +401,9 @@ impl Actor {
                 }
                 Effect::Finished { status } => {
                     metrics::counter!("sagaflow_executions_finished_total", "status" => status.as_str()).increment(1);
-                    let _ = self.engine.shared.finished.send(Finished {
-                        record: record_of(&self.state),
-                    });
+                    let record = record_of(&self.state);
+                    self.engine.shared.notify_waiters(&record);
+                    let _ = self.engine.shared.finished.send(Finished { record });
                 }
             }
         }

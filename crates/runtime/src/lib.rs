@@ -134,9 +134,46 @@ pub(crate) struct Shared {
     pub permits: Arc<tokio::sync::Semaphore>,
     /// Parked callback tasks by token: when they last showed a sign of life.
     pub beats: Mutex<HashMap<String, Millis>>,
+    /// Callers of [`Engine::wait`], by execution id.
+    pub waiters: Mutex<Waiters>,
+    pub next_waiter: std::sync::atomic::AtomicU64,
+}
+
+/// Callers of [`Engine::wait`] by execution id: a ticket and where to send the outcome.
+pub(crate) type Waiters = HashMap<String, Vec<(u64, oneshot::Sender<ExecutionRecord>)>>;
+
+/// Removes a waiter that gave up (timeout, or its request was dropped).
+struct WaiterGuard<'a> {
+    shared: &'a Shared,
+    id: &'a str,
+    ticket: u64,
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        let mut waiters = self.shared.lock_waiters();
+        if let Some(list) = waiters.get_mut(self.id) {
+            list.retain(|(t, _)| *t != self.ticket);
+            if list.is_empty() {
+                waiters.remove(self.id);
+            }
+        }
+    }
 }
 
 impl Shared {
+    pub(crate) fn lock_waiters(&self) -> std::sync::MutexGuard<'_, Waiters> {
+        self.waiters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells everyone waiting on this execution how it ended.
+    pub(crate) fn notify_waiters(&self, record: &ExecutionRecord) {
+        let waiting = self.lock_waiters().remove(&record.id).unwrap_or_default();
+        for (_, tx) in waiting {
+            let _ = tx.send(record.clone());
+        }
+    }
+
     pub(crate) fn lock_beats(&self) -> std::sync::MutexGuard<'_, HashMap<String, Millis>> {
         self.beats.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -185,6 +222,8 @@ impl Builder {
                 in_flight: AtomicUsize::new(0),
                 permits: Arc::new(tokio::sync::Semaphore::new(concurrency)),
                 beats: Mutex::new(HashMap::new()),
+                waiters: Mutex::new(HashMap::new()),
+                next_waiter: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -528,24 +567,29 @@ impl Engine {
 
     /// Waits until the execution is terminal or `timeout` passes; returns its record either way.
     pub async fn wait(&self, id: &str, timeout: Duration) -> Result<ExecutionRecord> {
-        let mut rx = self.shared.finished.subscribe();
+        // Register before reading, so a finish in between is not missed. Each
+        // waiter hears only about its own execution: thousands of waiters cost
+        // nothing per finish of the others.
+        let (tx, rx) = oneshot::channel();
+        let ticket = self.shared.next_waiter.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .lock_waiters()
+            .entry(id.to_string())
+            .or_default()
+            .push((ticket, tx));
+        let _registered = WaiterGuard {
+            shared: &self.shared,
+            id,
+            ticket,
+        };
         let rec = self.get(id).await?;
         if rec.status.is_terminal() || timeout.is_zero() {
             return Ok(rec);
         }
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Ok(f)) if f.record.id == id => return Ok(f.record),
-                Ok(Ok(_)) => {}
-                Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
-                    let rec = self.get(id).await?;
-                    if rec.status.is_terminal() {
-                        return Ok(rec);
-                    }
-                }
-                Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => return self.get(id).await,
-            }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(rec)) => Ok(rec),
+            // Timed out (or the engine went away): the current state.
+            _ => self.get(id).await,
         }
     }
 

@@ -333,3 +333,37 @@ async fn a_silent_callback_fails_at_its_heartbeat_long_before_its_timeout() {
         vec!["approve".to_string(), "reserve".to_string()]
     );
 }
+
+#[tokio::test]
+async fn every_waiter_hears_the_outcome_and_a_waiter_that_gives_up_gets_the_current_state() {
+    let mut w = world(APPROVAL).await;
+    let (rec, _) = w
+        .engine
+        .start_execution("approval", json!({}), None)
+        .await
+        .unwrap();
+    let token = token(&mut w).await;
+    let impatient = w
+        .engine
+        .wait(&rec.id, Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert_eq!(
+        impatient.status,
+        Status::Running,
+        "the approval has not come yet"
+    );
+    let waiters: Vec<_> = (0..50)
+        .map(|_| {
+            let (engine, id) = (w.engine.clone(), rec.id.clone());
+            tokio::spawn(async move { engine.wait(&id, Duration::from_secs(30)).await })
+        })
+        .collect();
+    w.engine
+        .callback(&token, Some(Ok(json!({ "decision": "yes" }))))
+        .await
+        .unwrap();
+    for waiter in waiters {
+        assert_eq!(waiter.await.unwrap().unwrap().status, Status::Succeeded);
+    }
+}
