@@ -390,14 +390,11 @@ impl Execution {
 
     /// Folds one event into the state. An event the state does not allow is an
     /// [`Error::IllegalTransition`]; the state is then left unchanged.
+    ///
+    /// No copy is made to get that guarantee: every arm checks everything it
+    /// needs before it changes anything (keep it so; the transition tests
+    /// check the state is unchanged after each kind of illegal event).
     pub fn apply(&mut self, plan: &Plan, event: &Event) -> Result<Vec<Effect>, Error> {
-        let mut next = self.clone();
-        let effects = next.apply_in_place(plan, event)?;
-        *self = next;
-        Ok(effects)
-    }
-
-    fn apply_in_place(&mut self, plan: &Plan, event: &Event) -> Result<Vec<Effect>, Error> {
         let kind = &event.kind;
         if !self.started && !matches!(kind, EventKind::ExecutionStarted { .. }) {
             return Err(illegal(kind, "not started"));
