@@ -50,7 +50,19 @@ fn runtime() -> Runtime {
 /// An engine on the database at `path` that records notifications for
 /// `failed` and `compensated`, as the server does when a hook is configured.
 fn engine(path: &Path) -> Engine {
-    let store = SqliteStore::open(path).expect("opening the store");
+    // A runtime shut down in the background drops its tasks (and with them
+    // the previous node's store and its lock) a moment later, as a dying
+    // process would: wait for the lock like a restarted server would.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let store = loop {
+        match SqliteStore::open(path) {
+            Ok(store) => break store,
+            Err(e) if e.to_string().contains("in use") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("opening the store: {e}"),
+        }
+    };
     Engine::builder(Arc::new(store))
         .config(Config {
             notify_on: vec![Status::Failed, Status::Compensated],

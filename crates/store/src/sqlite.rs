@@ -124,6 +124,34 @@ pub struct SqliteStore {
     writer: Option<JoinHandle<()>>,
     readers: Arc<ReadPool>,
     stats: Arc<Stats>,
+    /// Held for the store's life: one process owns an embedded database.
+    _lock: std::fs::File,
+}
+
+/// Takes the advisory lock `PATH.lock`. Two servers on one database would
+/// each resume and drive the same executions; the second is refused instead.
+/// The OS releases the lock when the process dies, even by SIGKILL.
+fn lock_exclusively(path: &Path) -> Result<std::fs::File> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::Backend(format!("opening lock file {}: {e}", lock_path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Backend(format!(
+            "{} is in use by another Sagaflow process (lock {}); an embedded database has one owner",
+            path.display(),
+            lock_path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(Error::Backend(format!("locking {}: {e}", lock_path.display())))
+        }
+    }
 }
 
 #[derive(Default)]
@@ -188,6 +216,7 @@ impl SqliteStore {
                 Error::Backend(format!("creating directory {}: {e}", dir.display()))
             })?;
         }
+        let lock = lock_exclusively(&path)?;
         let mut conn = Connection::open(&path)
             .map_err(|e| Error::Backend(format!("opening {}: {e}", path.display())))?;
         configure_writer(&conn)?;
@@ -215,6 +244,7 @@ impl SqliteStore {
             writer: Some(writer),
             readers,
             stats,
+            _lock: lock,
         })
     }
 

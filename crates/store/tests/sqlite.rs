@@ -430,5 +430,18 @@ async fn dropping_the_store_leaves_a_single_checkpointed_file() {
         .map(|e| e.expect("an entry").file_name())
         .collect();
     files.sort();
-    assert_eq!(files, ["sagaflow.db"]);
+    assert_eq!(files, ["sagaflow.db", "sagaflow.db.lock"]);
+}
+
+#[tokio::test]
+async fn a_second_store_on_the_same_database_is_refused_until_the_first_is_gone() {
+    let (_dir, path) = temp_db();
+    let first = open(&path);
+    let err = match SqliteStore::open(&path) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("two stores opened one database"),
+    };
+    assert!(err.contains("in use by another Sagaflow process"), "{err}");
+    drop(first);
+    SqliteStore::open(&path).expect("the lock is released with the first store");
 }
