@@ -16,6 +16,10 @@ use serde_json::Value;
 
 use crate::{now_ms, Shared};
 
+/// Error name of a participant answer larger than `Config::max_output_bytes`.
+/// Not retried by default: the same call would answer the same way.
+pub const OUTPUT_TOO_LARGE: &str = "Sagaflow.OutputTooLarge";
+
 /// An in-process participant.
 #[async_trait]
 pub trait Handler: Send + Sync {
@@ -129,12 +133,37 @@ async fn http(
         .await
         .map_err(|e| ErrorInfo::new(TASK_FAILED, format!("POST {url}: {}", describe(&e))))?;
     let status = resp.status();
-    let bytes = resp.bytes().await.map_err(|e| {
+    // Outputs are stored in the history: a runaway answer must not exhaust
+    // memory or the database, so it is cut off and reported.
+    let limit = shared.config.max_output_bytes;
+    let too_large = || {
         ErrorInfo::new(
-            TASK_FAILED,
-            format!("POST {url}: reading the response: {}", describe(&e)),
+            OUTPUT_TOO_LARGE,
+            format!("POST {url}: the answer is larger than {limit} bytes"),
         )
-    })?;
+    };
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut resp = resp;
+    let mut bytes = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if bytes.len() + chunk.len() > limit {
+                    return Err(too_large());
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return Err(ErrorInfo::new(
+                    TASK_FAILED,
+                    format!("POST {url}: reading the response: {}", describe(&e)),
+                ))
+            }
+        }
+    }
     let body: Option<Value> = if bytes.is_empty() {
         None
     } else {

@@ -79,6 +79,8 @@ pub struct Config {
     pub concurrency: usize,
     /// How often the durable timer table is polled (a backstop for in-memory timers).
     pub timer_poll: Duration,
+    /// Largest participant answer accepted (it becomes part of the history).
+    pub max_output_bytes: usize,
     /// Finishing statuses that record a notification in the store's outbox,
     /// in the same append as the `execution_finished` event (see
     /// [`sagaflow_store::Append::notify`]). Empty (the default): none is
@@ -93,6 +95,7 @@ impl Default for Config {
             variables: HashMap::new(),
             concurrency: 256,
             timer_poll: Duration::from_secs(1),
+            max_output_bytes: 4 * 1024 * 1024,
             notify_on: Vec::new(),
         }
     }
