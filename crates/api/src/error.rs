@@ -92,7 +92,9 @@ impl From<sagaflow_runtime::Error> for ApiError {
             E::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             E::Store(sagaflow_store::Error::NotFound { .. }) => StatusCode::NOT_FOUND,
             E::Store(sagaflow_store::Error::BadCursor(_)) => StatusCode::BAD_REQUEST,
-            E::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            E::Store(sagaflow_store::Error::Corrupt(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            // A disk that is full or read-only, a database that is down: retry later.
+            E::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %e, "request failed");

@@ -229,8 +229,22 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+async fn healthz(State(st): State<AppState>) -> Response {
+    match st.engine.health() {
+        Ok(()) => Json(json!({ "status": "ok" })).into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "unhealthy",
+                "error": {
+                    "code": "storage_unavailable",
+                    "message": format!("storage writes are failing: {reason}"),
+                    "details": null,
+                },
+            })),
+        )
+            .into_response(),
+    }
 }
 
 async fn metrics_text(State(st): State<AppState>) -> impl IntoResponse {

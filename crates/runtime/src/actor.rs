@@ -248,12 +248,14 @@ impl Actor {
         // failure is retried; the input is never dropped silently.
         let mut delay = Duration::from_millis(50);
         loop {
-            match self.engine.shared.store.append(append.clone()).await {
+            let result = self.engine.shared.store.append(append.clone()).await;
+            self.engine.shared.observe_storage(&result);
+            match result {
                 Ok(_) => break,
                 Err(e @ sagaflow_store::Error::Conflict { .. }) => return Err(e.into()),
                 Err(e) if self.engine.is_shutting_down() => return Err(e.into()),
                 Err(e) => {
-                    tracing::warn!(execution = %self.state.id, error = %e, "append failed; retrying");
+                    tracing::warn!(execution = %self.state.id, error = %e, "append failed; retrying until storage recovers");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }

@@ -63,7 +63,8 @@ impl Error {
             Error::ShuttingDown => "shutting_down",
             Error::Store(sagaflow_store::Error::NotFound { .. }) => "not_found",
             Error::Store(sagaflow_store::Error::BadCursor(_)) => "invalid_cursor",
-            Error::Store(_) => "storage_error",
+            Error::Store(sagaflow_store::Error::Corrupt(_)) => "storage_corrupt",
+            Error::Store(_) => "storage_unavailable",
         }
     }
 }
@@ -135,6 +136,8 @@ pub(crate) struct Shared {
     /// Participant calls whose result has not been recorded yet.
     pub in_flight: AtomicUsize,
     pub permits: Arc<tokio::sync::Semaphore>,
+    /// The last storage failure, while writes are failing.
+    pub storage_fault: Mutex<Option<String>>,
     /// Parked callback tasks by token: when they last showed a sign of life.
     pub beats: Mutex<HashMap<String, Millis>>,
     /// Callers of [`Engine::wait`], by execution id.
@@ -165,6 +168,29 @@ impl Drop for WaiterGuard<'_> {
 }
 
 impl Shared {
+    /// Tracks whether storage writes work: a backend failure marks the engine
+    /// unhealthy (`/healthz`, 503s) until a later write succeeds.
+    pub(crate) fn observe_storage<T>(
+        &self,
+        result: &std::result::Result<T, sagaflow_store::Error>,
+    ) {
+        let mut fault = self.storage_fault.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Err(sagaflow_store::Error::Backend(msg)) => {
+                if fault.is_none() {
+                    tracing::error!(error = %msg, "storage is failing; writes are retried, new work is refused");
+                }
+                *fault = Some(msg.clone());
+            }
+            Ok(_) => {
+                if fault.take().is_some() {
+                    tracing::info!("storage recovered");
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
     pub(crate) fn lock_waiters(&self) -> std::sync::MutexGuard<'_, Waiters> {
         self.waiters.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -225,6 +251,7 @@ impl Builder {
                 in_flight: AtomicUsize::new(0),
                 permits: Arc::new(tokio::sync::Semaphore::new(concurrency)),
                 beats: Mutex::new(HashMap::new()),
+                storage_fault: Mutex::new(None),
                 waiters: Mutex::new(HashMap::new()),
                 next_waiter: std::sync::atomic::AtomicU64::new(0),
             }),
@@ -297,7 +324,9 @@ impl Engine {
                         }
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "claiming due timers failed"),
+                Err(e) => {
+                    self.shared.observe_storage::<()>(&Err(e));
+                }
             }
         }
     }
@@ -320,11 +349,13 @@ impl Engine {
                 missing,
             )));
         }
-        let (record, created) = self
+        let record = self
             .shared
             .store
             .put_definition(&plan.name, "saga", source, &plan.digest, now_ms())
-            .await?;
+            .await;
+        self.shared.observe_storage(&record);
+        let (record, created) = record?;
         let plan = Arc::new(plan);
         self.lock_plans()
             .insert((record.name.clone(), record.version), plan.clone());
@@ -404,12 +435,13 @@ impl Engine {
             effects.extend(state.apply(&plan, e).map_err(Error::NotAllowed)?);
         }
         let record = actor::record_of(&state);
-        match self
+        let created = self
             .shared
             .store
             .create_execution(record.clone(), events)
-            .await?
-        {
+            .await;
+        self.shared.observe_storage(&created);
+        match created? {
             Created::Existing(existing) => self.same_start(existing, definition, &input),
             Created::New(record) => {
                 metrics::counter!("sagaflow_executions_started_total", "definition" => plan.name.clone()).increment(1);
@@ -629,6 +661,20 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + grace;
         while self.in_flight() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `Err(reason)` while storage writes are failing (disk full, read-only
+    /// file, database down). Work in flight keeps retrying its writes.
+    pub fn health(&self) -> std::result::Result<(), String> {
+        match &*self
+            .shared
+            .storage_fault
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+        {
+            Some(msg) => Err(msg.clone()),
+            None => Ok(()),
         }
     }
 

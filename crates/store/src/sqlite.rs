@@ -37,6 +37,15 @@ use crate::{
     Notification, Page, Query, Result, Timer,
 };
 
+/// A storage fault to simulate with [`SqliteStore::inject_fault`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The file can no longer be written.
+    ReadOnly,
+    /// The disk is full: the file cannot grow.
+    Full,
+}
+
 /// The most requests one commit covers. Bounds the latency a request at the
 /// end of a batch pays for the ones before it.
 pub const MAX_BATCH: usize = 512;
@@ -167,6 +176,40 @@ trait Request: Send {
     fn run(&mut self, conn: &Connection) -> bool;
     /// Replies to the caller once the batch's fate is known.
     fn answer(self: Box<Self>, committed: std::result::Result<(), &str>);
+    /// Connection settings (fault injection) run on their own, outside any
+    /// transaction: some cannot be changed, or undone, inside one.
+    fn outside_transaction(&self) -> bool {
+        false
+    }
+}
+
+/// A connection-level change, run alone outside a transaction.
+struct Control<F> {
+    op: Option<F>,
+    reply: Option<oneshot::Sender<Result<()>>>,
+}
+
+impl<F> Request for Control<F>
+where
+    F: FnOnce(&Connection) -> Result<()> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let result = match self.op.take() {
+            Some(op) => op(conn),
+            None => Err(Error::Backend("a control request ran twice".into())),
+        };
+        let ok = result.is_ok();
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(result);
+        }
+        ok
+    }
+
+    fn answer(self: Box<Self>, _: std::result::Result<(), &str>) {}
+
+    fn outside_transaction(&self) -> bool {
+        true
+    }
 }
 
 type Work = Box<dyn Request>;
@@ -268,6 +311,47 @@ impl SqliteStore {
             op: Some(op),
             result: None,
             reply,
+        });
+        let stopped = || Error::Backend("the store's writer thread has stopped".into());
+        let requests = self.requests.as_ref().ok_or_else(stopped)?;
+        requests.send(work).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Makes the database misbehave the way a broken disk does, through
+    /// SQLite's own error paths, for fault drills and tests: `ReadOnly` makes
+    /// every write fail with "attempt to write a readonly database", `Full`
+    /// with "database or disk is full" once the file would grow. `None`
+    /// restores normal service. Reads keep working throughout.
+    pub async fn inject_fault(&self, fault: Option<Fault>) -> Result<()> {
+        self.control(move |c| {
+            let (query_only, max_pages) = match fault {
+                None => (0, i64::from(u32::MAX)),
+                Some(Fault::ReadOnly) => (1, i64::from(u32::MAX)),
+                Some(Fault::Full) => {
+                    let used: i64 = c
+                        .query_row("PRAGMA page_count", [], |r| r.get(0))
+                        .map_err(|e| Error::Backend(format!("reading page_count: {e}")))?;
+                    (0, used)
+                }
+            };
+            c.execute_batch(&format!(
+                "PRAGMA query_only = {query_only}; PRAGMA max_page_count = {max_pages};"
+            ))
+            .map_err(|e| Error::Backend(format!("injecting a fault: {e}")))
+        })
+        .await
+    }
+
+    /// Runs `op` on the write connection, alone and outside a transaction.
+    async fn control(
+        &self,
+        op: impl FnOnce(&Connection) -> Result<()> + Send + 'static,
+    ) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        let work: Work = Box::new(Control {
+            op: Some(op),
+            reply: Some(reply),
         });
         let stopped = || Error::Backend("the store's writer thread has stopped".into());
         let requests = self.requests.as_ref().ok_or_else(stopped)?;
@@ -393,6 +477,18 @@ fn run_writer(mut conn: Connection, mut requests: mpsc::Receiver<Work>, stats: &
                 Ok(work) => batch.push(work),
                 Err(_) => break,
             }
+        }
+        // Control requests run on their own first; they are not part of the commit.
+        batch.retain_mut(|work| {
+            if work.outside_transaction() {
+                work.run(&conn);
+                false
+            } else {
+                true
+            }
+        });
+        if batch.is_empty() {
+            continue;
         }
         let committed = run_batch(&mut conn, &mut batch);
         if let Err(e) = &committed {
