@@ -635,14 +635,32 @@ impl Execution {
     /// that record the decision (possibly none, for a stale or duplicate input).
     /// The state itself is not changed: apply the returned events once they are durable.
     pub fn decide(&self, plan: &Plan, input: Input, ctx: Ctx) -> Result<Vec<Event>, Error> {
+        Ok(self.decide_and_preview(plan, input, ctx)?.events)
+    }
+
+    /// [`Execution::decide`], also returning the state and the effects that
+    /// applying the events will give — computed anyway while deciding, so a
+    /// runtime need not apply them a second time. Commit the preview only
+    /// once the events are durable.
+    pub fn decide_and_preview(
+        &self,
+        plan: &Plan,
+        input: Input,
+        ctx: Ctx,
+    ) -> Result<Decision, Error> {
         let mut d = Decider {
             ex: self.clone(),
             plan,
             ctx,
             out: Vec::new(),
+            effects: Vec::new(),
         };
         d.input(input)?;
-        Ok(d.out)
+        Ok(Decision {
+            events: d.out,
+            state: d.ex,
+            effects: d.effects,
+        })
     }
 
     /// Effects still in flight, for a runtime that just rebuilt this state from history.
@@ -760,11 +778,23 @@ impl Execution {
 
 /// Builds a decision: emits events and applies each to a scratch copy of the
 /// state, so later parts of the same decision see the earlier ones.
+/// The outcome of [`Execution::decide_and_preview`].
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// The events to make durable.
+    pub events: Vec<Event>,
+    /// The state once they are applied.
+    pub state: Execution,
+    /// The effects applying them calls for.
+    pub effects: Vec<Effect>,
+}
+
 struct Decider<'a> {
     ex: Execution,
     plan: &'a Plan,
     ctx: Ctx,
     out: Vec<Event>,
+    effects: Vec<Effect>,
 }
 
 impl Decider<'_> {
@@ -773,7 +803,8 @@ impl Decider<'_> {
             at: self.ctx.now,
             kind,
         };
-        self.ex.apply(self.plan, &e)?;
+        let effects = self.ex.apply(self.plan, &e)?;
+        self.effects.extend(effects);
         self.out.push(e);
         Ok(())
     }

@@ -16,7 +16,7 @@ pub mod retry;
 pub use definition::{compile, Participant, Plan, Role, Stage, Step, Task, Violation};
 pub use event::{ErrorInfo, Event, EventKind, Status, TaskKind};
 pub use execution::{
-    parse_task_token, task_token, Ctx, Effect, Execution, Input, Request, TaskToken,
+    parse_task_token, task_token, Ctx, Decision, Effect, Execution, Input, Request, TaskToken,
 };
 pub use retry::RetryPolicy;
 

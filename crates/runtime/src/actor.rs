@@ -203,17 +203,16 @@ impl Actor {
     }
 
     async fn decide_and_record(&mut self, input: Input) -> Result<Vec<Effect>> {
-        let events = self
+        let sagaflow_core::Decision {
+            events,
+            state: next,
+            effects,
+        } = self
             .state
-            .decide(&self.plan, input, ctx())
+            .decide_and_preview(&self.plan, input, ctx())
             .map_err(Error::NotAllowed)?;
         if events.is_empty() {
             return Ok(Vec::new());
-        }
-        let mut next = self.state.clone();
-        let mut effects = Vec::new();
-        for e in &events {
-            effects.extend(next.apply(&self.plan, e).map_err(Error::NotAllowed)?);
         }
         let timers = effects
             .iter()

@@ -260,8 +260,16 @@ impl SqliteStore {
             })?;
         }
         let lock = lock_exclusively(&path)?;
-        let mut conn = Connection::open(&path)
-            .map_err(|e| Error::Backend(format!("opening {}: {e}", path.display())))?;
+        // Only the writer thread ever uses this connection: SQLite's own
+        // per-connection mutex would be pure overhead on every statement.
+        let mut conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(|e| Error::Backend(format!("opening {}: {e}", path.display())))?;
         configure_writer(&conn)?;
         migrate(&mut conn)?;
 
