@@ -69,7 +69,7 @@ pub fn document() -> Value {
                     "execution": { "$ref": "#/components/schemas/Execution" },
                     "events": { "type": "array", "items": { "type": "object", "required": ["seq", "at", "type"], "properties": {
                         "seq": { "type": "integer" }, "at": { "type": "string", "format": "date-time" },
-                        "type": { "type": "string", "enum": ["execution_started", "step_scheduled", "step_succeeded", "step_failed", "retry_scheduled", "rollback_started", "cancel_requested", "compensation_scheduled", "compensation_succeeded", "compensation_failed", "execution_timed_out", "execution_redriven", "execution_finished"] }
+                        "type": { "type": "string", "enum": ["execution_started", "step_scheduled", "step_succeeded", "step_failed", "task_parked", "retry_scheduled", "rollback_started", "cancel_requested", "compensation_scheduled", "compensation_succeeded", "compensation_failed", "execution_timed_out", "execution_redriven", "execution_finished"] }
                     } } }
                 } },
                 "StartExecution": { "type": "object", "required": ["definition"], "additionalProperties": false, "properties": {

@@ -384,6 +384,7 @@ pub fn describe_event(e: &Value) -> String {
                 .unwrap_or(fire_at);
             format!("↻ {} of {step}: attempt {attempt} at {time}", s(&e["task"]))
         }
+        "task_parked" => format!("⏸ {step} waits for its callback"),
         "rollback_started" => format!(
             "⟲ rolling back because {step} failed ({})",
             s(&e["error"]["error"])

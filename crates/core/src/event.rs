@@ -130,6 +130,13 @@ pub enum EventKind {
         attempt: u32,
         error: ErrorInfo,
     },
+    /// A callback task's participant acknowledged the work: the attempt now
+    /// waits for its token (durably — the execution need not stay in memory).
+    TaskParked {
+        step: String,
+        task: TaskKind,
+        attempt: u32,
+    },
     /// Another attempt of an action or compensation is due at `fire_at`.
     RetryScheduled {
         step: String,
@@ -178,6 +185,7 @@ impl EventKind {
             EventKind::StepScheduled { .. } => "step_scheduled",
             EventKind::StepSucceeded { .. } => "step_succeeded",
             EventKind::StepFailed { .. } => "step_failed",
+            EventKind::TaskParked { .. } => "task_parked",
             EventKind::RetryScheduled { .. } => "retry_scheduled",
             EventKind::RollbackStarted { .. } => "rollback_started",
             EventKind::CancelRequested { .. } => "cancel_requested",
@@ -199,7 +207,9 @@ impl EventKind {
             EventKind::CompensationScheduled { .. }
             | EventKind::CompensationSucceeded { .. }
             | EventKind::CompensationFailed { .. } => Some(TaskKind::Compensation),
-            EventKind::RetryScheduled { task, .. } => Some(*task),
+            EventKind::RetryScheduled { task, .. } | EventKind::TaskParked { task, .. } => {
+                Some(*task)
+            }
             _ => None,
         }
     }
@@ -211,6 +221,7 @@ impl EventKind {
             | EventKind::StepSucceeded { step, .. }
             | EventKind::StepFailed { step, .. }
             | EventKind::RetryScheduled { step, .. }
+            | EventKind::TaskParked { step, .. }
             | EventKind::RollbackStarted { step, .. }
             | EventKind::CompensationScheduled { step, .. }
             | EventKind::CompensationSucceeded { step, .. }

@@ -51,7 +51,14 @@ pub enum Input {
         attempt: u32,
         error: ErrorInfo,
     },
+    /// A retry is due, or (for a running attempt) its deadline has come.
     TimerFired {
+        step: String,
+        task: TaskKind,
+        attempt: u32,
+    },
+    /// A callback task's participant acknowledged the attempt.
+    TaskParked {
         step: String,
         task: TaskKind,
         attempt: u32,
@@ -196,6 +203,8 @@ pub struct TaskProgress {
     pub budget_base: u32,
     /// The recorded nonce of the running callback attempt, if any.
     pub nonce: Option<String>,
+    /// The running attempt was acknowledged and waits for its callback.
+    pub parked: bool,
 }
 
 impl TaskProgress {
@@ -205,6 +214,7 @@ impl TaskProgress {
             attempts: 0,
             budget_base: 0,
             nonce: None,
+            parked: false,
         }
     }
     fn is_running(&self, attempt: u32) -> bool {
@@ -480,6 +490,7 @@ impl Execution {
                 }
                 t.attempts = *attempt;
                 t.nonce = nonce.clone();
+                t.parked = false;
                 t.state = TaskState::Running {
                     attempt: *attempt,
                     deadline: *deadline,
@@ -536,6 +547,42 @@ impl Execution {
                         self.push_ambiguous(i);
                     }
                 }
+            }
+            EventKind::TaskParked {
+                step,
+                task,
+                attempt,
+            } => {
+                let i = self.index(plan, kind, step)?;
+                let callback = match task {
+                    TaskKind::Action => plan.steps[i].action.callback,
+                    TaskKind::Compensation => plan.steps[i]
+                        .compensation
+                        .as_ref()
+                        .is_some_and(|c| c.callback),
+                };
+                let t = self.task_mut(i, *task);
+                let deadline = match t.state {
+                    TaskState::Running {
+                        attempt: a,
+                        deadline,
+                    } if a == *attempt && callback && !t.parked => deadline,
+                    _ => {
+                        return Err(illegal(
+                            kind,
+                            format!("{:?} (callback: {callback})", t.state),
+                        ))
+                    }
+                };
+                t.parked = true;
+                // The deadline becomes a durable timer: a parked execution may
+                // leave memory and is woken by the timer or its callback.
+                effects.push(Effect::StartTimer {
+                    step: step.clone(),
+                    task: *task,
+                    attempt: *attempt,
+                    fire_at: deadline,
+                });
             }
             EventKind::RetryScheduled {
                 step,
@@ -681,6 +728,14 @@ impl Execution {
             ] {
                 let step = plan.steps[i].name.clone();
                 match t.state {
+                    TaskState::Running { attempt, deadline } if t.parked => {
+                        out.push(Effect::StartTimer {
+                            step,
+                            task,
+                            attempt,
+                            fire_at: deadline,
+                        })
+                    }
                     TaskState::Running { attempt, deadline } => out.push(Effect::Invoke {
                         step,
                         task,
@@ -698,6 +753,43 @@ impl Execution {
             }
         }
         out
+    }
+
+    /// Whether the execution only waits for callbacks (and their durable
+    /// deadline timers): it can leave memory and be reloaded from history when
+    /// a callback or a timer arrives. A task with a heartbeat, or an execution
+    /// with a `timeout` still ahead, is watched in memory and stays resident.
+    pub fn is_parked(&self, plan: &Plan) -> bool {
+        if self.phase == Phase::Finished || !self.started {
+            return false;
+        }
+        // The execution's own deadline is watched in memory.
+        if plan.timeout_ms.is_some() && self.phase == Phase::Forward {
+            return false;
+        }
+        let mut waiting = false;
+        for (i, s) in self.steps.iter().enumerate() {
+            for (task, t) in [
+                (TaskKind::Action, &s.action),
+                (TaskKind::Compensation, &s.compensation),
+            ] {
+                match t.state {
+                    TaskState::Running { .. } => {
+                        let spec = match task {
+                            TaskKind::Action => Some(&plan.steps[i].action),
+                            TaskKind::Compensation => plan.steps[i].compensation.as_ref(),
+                        };
+                        if !t.parked || spec.is_none_or(|s| s.heartbeat_ms.is_some()) {
+                            return false;
+                        }
+                        waiting = true;
+                    }
+                    TaskState::WaitingRetry { .. } => return false,
+                    _ => {}
+                }
+            }
+        }
+        waiting
     }
 
     /// The document input templates are rendered against.
@@ -877,11 +969,44 @@ impl Decider<'_> {
                 let Some(i) = self.plan.step_index(&step) else {
                     return Ok(());
                 };
-                let due = matches!(self.ex.task(i, task).state, TaskState::WaitingRetry { attempt: a, .. } if a == attempt);
-                if self.ex.phase == Phase::Finished || !due {
+                if self.ex.phase == Phase::Finished {
                     return Ok(());
                 }
-                self.schedule(i, task)?;
+                match self.ex.task(i, task).state {
+                    TaskState::WaitingRetry { attempt: a, .. } if a == attempt => {
+                        self.schedule(i, task)?
+                    }
+                    // The deadline of a running (parked) attempt has come.
+                    TaskState::Running {
+                        attempt: a,
+                        deadline,
+                    } if a == attempt && self.ctx.now >= deadline => {
+                        let error = ErrorInfo::new(
+                            TIMEOUT,
+                            format!("`{step}` got no answer before its deadline"),
+                        );
+                        self.failed(i, step, task, attempt, error)?;
+                    }
+                    _ => return Ok(()),
+                }
+            }
+            Input::TaskParked {
+                step,
+                task,
+                attempt,
+            } => {
+                let Some(i) = self.plan.step_index(&step) else {
+                    return Ok(());
+                };
+                let t = self.ex.task(i, task);
+                if self.ex.phase == Phase::Finished || !t.is_running(attempt) || t.parked {
+                    return Ok(());
+                }
+                self.emit(EventKind::TaskParked {
+                    step,
+                    task,
+                    attempt,
+                })?;
             }
             Input::Cancel { reason } => {
                 match self.ex.phase {

@@ -218,6 +218,7 @@ fn brief(events: &[EventKind]) -> Vec<String> {
                 attempt,
                 error,
             } => format!("compensation {step}#{attempt} failed with {}", error.error),
+            EventKind::TaskParked { step, attempt, .. } => format!("{step}#{attempt} parked"),
             EventKind::ExecutionTimedOut {} => "timed out".to_string(),
             EventKind::ExecutionRedriven {} => "redriven".to_string(),
             EventKind::ExecutionFinished { status, .. } => format!("finished {}", status.as_str()),
@@ -1472,4 +1473,79 @@ fn a_recovered_execution_rearms_its_deadline() {
     assert!(replayed
         .outstanding(&s.plan)
         .contains(&Effect::Deadline { at: 11_000 }));
+}
+
+// ---------------------------------------------------------------- parked callbacks
+
+const PARKED: &str = r#"
+name: approval
+steps:
+  - name: reserve
+    action: { handler: ok }
+    compensation: { handler: undo }
+  - name: approve
+    callback: true
+    timeout: 1h
+    retry: { max_attempts: 1 }
+    action: { handler: ask }
+    compensation: { handler: undo }
+"#;
+
+#[test]
+fn an_acknowledged_callback_parks_with_a_durable_deadline_and_can_leave_memory() {
+    let mut s = Saga::new(PARKED);
+    s.start(json!({}));
+    s.ok("reserve", 1);
+    assert!(!s.ex.is_parked(&s.plan), "the call is not acknowledged yet");
+    let (events, effects) = s.on_with_effects(Input::TaskParked {
+        step: "approve".into(),
+        task: Action,
+        attempt: 1,
+    });
+    assert_eq!(brief(&events), ["approve#1 parked"]);
+    let deadline = s.now + 3_600_000;
+    assert!(effects.contains(&Effect::StartTimer {
+        step: "approve".into(),
+        task: Action,
+        attempt: 1,
+        fire_at: deadline,
+    }));
+    assert!(s.ex.is_parked(&s.plan));
+    // Reloaded from history, it is not called again: it only re-arms its deadline.
+    let replayed = Execution::replay(&s.plan, &s.history).unwrap();
+    assert_eq!(
+        replayed.outstanding(&s.plan),
+        [Effect::StartTimer {
+            step: "approve".into(),
+            task: Action,
+            attempt: 1,
+            fire_at: deadline,
+        }]
+    );
+}
+
+#[test]
+fn the_deadline_timer_of_a_parked_callback_times_it_out_and_an_early_one_is_ignored() {
+    let mut s = Saga::new(PARKED);
+    s.start(json!({}));
+    s.ok("reserve", 1);
+    s.on(Input::TaskParked {
+        step: "approve".into(),
+        task: Action,
+        attempt: 1,
+    });
+    assert_eq!(
+        s.timer("approve", Action, 1),
+        NOTHING,
+        "before the deadline"
+    );
+    s.now += 3_600_000;
+    assert_eq!(
+        s.timer("approve", Action, 1),
+        [
+            "approve#1 failed with States.Timeout",
+            "roll back after approve",
+            "compensate approve#1"
+        ]
+    );
 }

@@ -113,6 +113,11 @@ impl Actor {
             if self.state.status.is_terminal() {
                 break;
             }
+            // Only waiting for callbacks: leave memory. A callback or a timer
+            // reloads the execution from its history.
+            if rx.is_empty() && self.state.is_parked(&self.plan) {
+                break;
+            }
         }
         // Deregister; anything still queued is stale, and command senders retry
         // against a fresh actor when their reply is dropped.
@@ -314,12 +319,32 @@ impl Actor {
                                 metrics::histogram!("sagaflow_step_duration_seconds", "task" => task.as_str(), "outcome" => outcome)
                                     .record(started.elapsed().as_secs_f64());
                                 if let (Some(token), true) = (token, result.is_ok()) {
-                                    // Accepted: the task now waits for its token to come
-                                    // back through the API. Only the deadline (and the
-                                    // heartbeat interval) are ours to keep.
-                                    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-                                    let silence = park(&shared, &token, deadline, heartbeat).await;
-                                    let Some(cause) = silence else { return };
+                                    // Accepted: the attempt now waits for its token. That
+                                    // is recorded; its deadline becomes a durable timer.
+                                    let parked = Input::TaskParked {
+                                        step: step.clone(),
+                                        task,
+                                        attempt,
+                                    };
+                                    if tx
+                                        .send(Msg::Input {
+                                            input: parked,
+                                            from_invocation: true,
+                                        })
+                                        .is_err()
+                                    {
+                                        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+                                    }
+                                    // Heartbeats are watched in memory (such an execution
+                                    // stays resident).
+                                    if heartbeat.is_none() {
+                                        return;
+                                    }
+                                    let Some(cause) =
+                                        park(&shared, &token, deadline, heartbeat).await
+                                    else {
+                                        return;
+                                    };
                                     let error = sagaflow_core::ErrorInfo::new(
                                         sagaflow_core::retry::TIMEOUT,
                                         format!("`{step}`: {cause}"),
@@ -371,6 +396,12 @@ impl Actor {
                 } => {
                     if self.engine.is_shutting_down() {
                         continue; // the timer row is durable; it fires after restart
+                    }
+                    // A far-off timer is left to the durable row and the poller,
+                    // so waiting executions cost no task (and may leave memory).
+                    let horizon = self.engine.shared.config.memory_timer_horizon.as_millis() as u64;
+                    if fire_at.saturating_sub(now_ms()) > horizon {
+                        continue;
                     }
                     let tx = self.tx.clone();
                     tokio::spawn(async move {

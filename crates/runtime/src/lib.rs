@@ -80,6 +80,10 @@ pub struct Config {
     pub concurrency: usize,
     /// How often the durable timer table is polled (a backstop for in-memory timers).
     pub timer_poll: Duration,
+    /// Timers due within this are also armed in memory, for precision; later
+    /// ones only live in the store's timer table (polled every `timer_poll`),
+    /// so a waiting execution costs no task and may leave memory.
+    pub memory_timer_horizon: Duration,
     /// Largest participant answer accepted (it becomes part of the history).
     pub max_output_bytes: usize,
     /// Finishing statuses that record a notification in the store's outbox,
@@ -97,6 +101,7 @@ impl Default for Config {
             concurrency: 256,
             timer_poll: Duration::from_secs(1),
             max_output_bytes: 4 * 1024 * 1024,
+            memory_timer_horizon: Duration::from_secs(30),
             notify_on: Vec::new(),
         }
     }
@@ -285,11 +290,21 @@ impl Engine {
     pub async fn start(&self) -> Result<usize> {
         let unfinished = self.shared.store.unfinished().await?;
         let n = unfinished.len();
+        // Histories are read in parallel (the store's read pool), a bounded
+        // number at a time; each execution resumes as soon as it is loaded.
+        let loading = Arc::new(tokio::sync::Semaphore::new(32));
+        let mut resuming = tokio::task::JoinSet::new();
         for rec in unfinished {
-            if let Err(e) = self.resident(&rec.id).await {
-                tracing::error!(execution = %rec.id, error = %e, "could not resume execution");
-            }
+            let (me, loading) = (self.clone(), loading.clone());
+            resuming.spawn(async move {
+                let _permit = loading.acquire_owned().await;
+                let id = rec.id.clone();
+                if let Err(e) = me.resume(rec).await {
+                    tracing::error!(execution = %id, error = %e, "could not resume execution");
+                }
+            });
         }
+        while resuming.join_next().await.is_some() {}
         if n > 0 {
             tracing::info!(executions = n, "resumed unfinished executions");
         }
@@ -312,10 +327,18 @@ impl Engine {
                             task: t.task,
                             attempt: t.attempt,
                         };
-                        // Every unfinished execution is resident (loaded by `start`,
-                        // kept until it finishes), so a timer of one that is not
-                        // belongs to a finished execution and is stale.
                         let tx = self.lock_actors().get(&t.execution_id).cloned();
+                        // Not in memory: a parked execution (reload it), or a
+                        // finished one (the timer is stale).
+                        let tx = match tx {
+                            Some(tx) => Some(tx),
+                            None => match self.shared.store.get_execution(&t.execution_id).await {
+                                Ok(rec) if !rec.status.is_terminal() => {
+                                    self.resident(&t.execution_id).await.ok()
+                                }
+                                _ => None,
+                            },
+                        };
                         if let Some(tx) = tx {
                             let _ = tx.send(actor::Msg::Input {
                                 input,
@@ -484,14 +507,33 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         };
-        let (_, plan) = self.plan(&rec.definition, Some(rec.version)).await?;
-        let history = self.shared.store.load_history(id).await?;
-        let state = Execution::replay(&plan, &history).map_err(Error::NotAllowed)?;
+        let (plan, state) = self.load(&rec).await?;
         let effects = state.outstanding(&plan);
         if let Some(tx) = self.lock_actors().get(id) {
             return Ok(tx.clone()); // someone loaded it meanwhile
         }
         Ok(actor::spawn(self.clone(), plan, state, effects))
+    }
+
+    /// Rebuilds an execution's state from its history.
+    async fn load(&self, rec: &ExecutionRecord) -> Result<(Arc<Plan>, Execution)> {
+        let (_, plan) = self.plan(&rec.definition, Some(rec.version)).await?;
+        let history = self.shared.store.load_history(&rec.id).await?;
+        let state = Execution::replay(&plan, &history).map_err(Error::NotAllowed)?;
+        Ok((plan, state))
+    }
+
+    /// Recovery of one execution: back into memory with what was in flight,
+    /// unless it only waits for callbacks (then its timers and callbacks
+    /// bring it back when needed).
+    async fn resume(&self, rec: ExecutionRecord) -> Result<()> {
+        let (plan, state) = self.load(&rec).await?;
+        if state.is_parked(&plan) {
+            return Ok(());
+        }
+        let effects = state.outstanding(&plan);
+        actor::spawn(self.clone(), plan, state, effects);
+        Ok(())
     }
 
     pub(crate) fn lock_actors(
