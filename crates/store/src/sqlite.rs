@@ -176,6 +176,12 @@ trait Request: Send {
     fn run(&mut self, conn: &Connection) -> bool;
     /// Replies to the caller once the batch's fate is known.
     fn answer(self: Box<Self>, committed: std::result::Result<(), &str>);
+    /// Whether it failed in a way that may have left some of its writes
+    /// behind (a backend error). Expected refusals (a version conflict, an
+    /// unknown id) are found before anything is written.
+    fn failed_midway(&self) -> bool {
+        false
+    }
     /// Connection settings (fault injection) run on their own, outside any
     /// transaction: some cannot be changed, or undone, inside one.
     fn outside_transaction(&self) -> bool {
@@ -234,6 +240,13 @@ where
         let ok = result.is_ok();
         self.result = Some(result);
         ok
+    }
+
+    fn failed_midway(&self) -> bool {
+        matches!(
+            self.result,
+            Some(Err(Error::Backend(_) | Error::Corrupt(_)))
+        )
     }
 
     fn answer(self: Box<Self>, committed: std::result::Result<(), &str>) {
@@ -515,21 +528,24 @@ fn run_writer(mut conn: Connection, mut requests: mpsc::Receiver<Work>, stats: &
 
 /// Runs a batch in one transaction, one savepoint per request, and commits
 /// it. Each request keeps its own result for [`Request::answer`].
+///
+/// No savepoint per request: every expected refusal (a version conflict, an
+/// unknown id) is decided before its request writes anything, so it leaves
+/// nothing to undo. A request that fails midway (a backend error: disk full,
+/// read-only file) rolls the whole batch back; every caller hears so and
+/// retries. That keeps the common path at the statements that do the work.
 fn run_batch(conn: &mut Connection, batch: &mut [Work]) -> std::result::Result<(), String> {
-    let mut tx = conn
+    let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| format!("{e}"))?;
-    for work in batch {
-        let savepoint = tx.savepoint().map_err(|e| format!("{e}"))?;
-        if work.run(&savepoint) {
-            savepoint.commit()
-        } else {
-            // Rolls back to the savepoint and releases it.
-            savepoint.finish()
+    for work in batch.iter_mut() {
+        if !work.run(&tx) && work.failed_midway() {
+            // Dropping `tx` rolls the whole batch back.
+            return Err(
+                "a write in the same commit failed; nothing of this commit was kept".into(),
+            );
         }
-        .map_err(|e| format!("{e}"))?;
     }
-    // Dropping `tx` on an early return above rolls the whole batch back.
     tx.commit().map_err(|e| format!("{e}"))
 }
 
@@ -841,41 +857,48 @@ fn insert_events(conn: &Connection, id: &str, version: u64, events: &[Event]) ->
 }
 
 fn append(conn: &Connection, a: Append) -> Result<u64> {
-    let actual: u64 = conn
-        .prepare_cached("SELECT events FROM executions WHERE id = ?1")
-        .and_then(|mut s| s.query_row([&a.execution_id], |r| r.get(0)).optional())
-        .map_err(backend("reading an execution's version"))?
-        .ok_or_else(|| not_found(&a.execution_id))?;
-    if actual != a.expected_version {
-        return Err(Error::Conflict {
-            id: a.execution_id,
-            expected: a.expected_version,
-            actual,
-        });
-    }
-    insert_events(conn, &a.execution_id, actual, &a.events)?;
-    let version = actual + a.events.len() as u64;
+    // Everything that can be refused is checked before the first write; the
+    // version check is the UPDATE's own condition (one statement, not two).
     let output = a
         .output
         .as_ref()
         .map(|v| to_json("output", v))
         .transpose()?;
     let error = a.error.as_ref().map(|v| to_json("error", v)).transpose()?;
-    conn.prepare_cached(
-        "UPDATE executions SET events = ?2, status = ?3, output = ?4, error = ?5, updated_at = ?6
-         WHERE id = ?1",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            a.execution_id,
-            version,
-            a.status.as_str(),
-            output,
-            error,
-            a.updated_at
-        ])
-    })
-    .map_err(backend("updating an execution"))?;
+    let actual = a.expected_version;
+    let version = actual + a.events.len() as u64;
+    let updated = conn
+        .prepare_cached(
+            "UPDATE executions SET events = ?2, status = ?3, output = ?4, error = ?5, updated_at = ?6
+             WHERE id = ?1 AND events = ?7",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                a.execution_id,
+                version,
+                a.status.as_str(),
+                output,
+                error,
+                a.updated_at,
+                actual
+            ])
+        })
+        .map_err(backend("updating an execution"))?;
+    if updated == 0 {
+        let found: Option<u64> = conn
+            .prepare_cached("SELECT events FROM executions WHERE id = ?1")
+            .and_then(|mut s| s.query_row([&a.execution_id], |r| r.get(0)).optional())
+            .map_err(backend("reading an execution's version"))?;
+        return Err(match found {
+            None => not_found(&a.execution_id),
+            Some(actual) => Error::Conflict {
+                id: a.execution_id,
+                expected: a.expected_version,
+                actual,
+            },
+        });
+    }
+    insert_events(conn, &a.execution_id, actual, &a.events)?;
     if !a.timers.is_empty() {
         let mut insert = conn
             .prepare_cached(
