@@ -432,7 +432,7 @@ impl Engine {
         let id = match id {
             Some(id) if !valid_id(&id) => return Err(Error::InvalidId(id)),
             Some(id) => id,
-            None => uuid::Uuid::new_v4().to_string(),
+            None => uuid::Uuid::now_v7().to_string(),
         };
         if let Ok(existing) = self.shared.store.get_execution(&id).await {
             return self.same_start(existing, definition, &input);
