@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use crate::definition::{Participant, Plan, Role};
 use crate::event::{ErrorInfo, Event, EventKind, Millis, Status, TaskKind};
 use crate::path::render;
-use crate::retry::{RUNTIME, TIMEOUT};
+use crate::retry::{is_ambiguous, RUNTIME, TIMEOUT};
 use crate::Error;
 
 /// What the outside world supplies to a decision: the time and one random number.
@@ -540,7 +540,7 @@ impl Execution {
                     error: error.clone(),
                 };
                 if task == TaskKind::Action {
-                    if error.error == TIMEOUT {
+                    if is_ambiguous(&error.error) {
                         self.steps[i].ambiguous = true;
                     }
                     if self.phase == Phase::RollingBack {
@@ -1150,7 +1150,7 @@ impl Decider<'_> {
             // A pivot that timed out may have taken effect, and a pivot cannot be
             // undone: rolling back could leave e.g. a charge without a booking.
             // Stop and ask a human; a redrive retries the pivot with the same key.
-            (TaskKind::Action, Role::Pivot) if error.error == TIMEOUT => {
+            (TaskKind::Action, Role::Pivot) if is_ambiguous(&error.error) => {
                 let cause = format!(
                     "pivot `{step}` timed out and may have taken effect; redrive to retry it: {}",
                     error.cause

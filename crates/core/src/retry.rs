@@ -9,6 +9,17 @@ pub const ALL_ERRORS: &str = "States.ALL";
 pub const TASK_FAILED: &str = "States.TaskFailed";
 /// Error name of an attempt that ran out of time. Its effect may have happened.
 pub const TIMEOUT: &str = "States.Timeout";
+/// Error name of a call whose request may have been delivered but whose
+/// answer never came back (the connection dropped). Like a timeout, its
+/// effect may have happened.
+pub const RESPONSE_LOST: &str = "Sagaflow.ResponseLost";
+
+/// Whether an error leaves the task's outcome unknown: its effect may have
+/// happened, so a step that ends this way is compensated on rollback.
+pub fn is_ambiguous(error: &str) -> bool {
+    error == TIMEOUT || error == RESPONSE_LOST
+}
+
 /// Error name of a failure inside the engine itself (e.g. input mapping), never retried.
 pub const RUNTIME: &str = "States.Runtime";
 
@@ -36,7 +47,7 @@ impl RetryPolicy {
             multiplier: 2.0,
             max_delay_ms: 5_000,
             jitter: 0.2,
-            retry_on: vec![TASK_FAILED.into(), TIMEOUT.into()],
+            retry_on: vec![TASK_FAILED.into(), TIMEOUT.into(), RESPONSE_LOST.into()],
         }
     }
 

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sagaflow_core::retry::{RUNTIME, TASK_FAILED, TIMEOUT};
+use sagaflow_core::retry::{RESPONSE_LOST, RUNTIME, TASK_FAILED, TIMEOUT};
 use sagaflow_core::{ErrorInfo, Participant, Request};
 use serde_json::Value;
 
@@ -128,10 +128,17 @@ async fn http(
     for (k, v) in headers {
         rb = rb.header(k, v);
     }
-    let resp = rb
-        .send()
-        .await
-        .map_err(|e| ErrorInfo::new(TASK_FAILED, format!("POST {url}: {}", describe(&e))))?;
+    let resp = rb.send().await.map_err(|e| {
+        // Refused or unreachable: nothing was delivered, a plain failure.
+        // Otherwise the request may have arrived and done its work before
+        // the connection dropped: the outcome is unknown.
+        let name = if e.is_connect() {
+            TASK_FAILED
+        } else {
+            RESPONSE_LOST
+        };
+        ErrorInfo::new(name, format!("POST {url}: {}", describe(&e)))
+    })?;
     let status = resp.status();
     // Outputs are stored in the history: a runaway answer must not exhaust
     // memory or the database, so it is cut off and reported.
@@ -158,7 +165,7 @@ async fn http(
             Ok(None) => break,
             Err(e) => {
                 return Err(ErrorInfo::new(
-                    TASK_FAILED,
+                    RESPONSE_LOST,
                     format!("POST {url}: reading the response: {}", describe(&e)),
                 ))
             }
