@@ -9,6 +9,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench;
 mod client;
 mod demo;
@@ -122,7 +125,7 @@ enum Command {
     },
     /// Start the travel services and a server on free ports, run every scenario, and explain each.
     Demo(demo::DemoArgs),
-    /// Measure the engine's hot path on an embedded SQLite database.
+    /// Measure throughput, latency, overhead, memory and crash recovery (workloads: see README).
     Bench(bench::BenchArgs),
 }
 

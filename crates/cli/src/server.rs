@@ -2,7 +2,7 @@
 //! win over the environment, which wins over the file) and the server process.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +13,9 @@ use sagaflow_api::hook::HookConfig;
 use sagaflow_api::ApiConfig;
 use sagaflow_core::Status;
 use sagaflow_runtime::{Config, Engine};
+use sagaflow_store::postgres::{redact_url, PostgresStore};
 use sagaflow_store::sqlite::SqliteStore;
+use sagaflow_store::Store;
 use serde::Deserialize;
 
 #[derive(Args, Clone, Default)]
@@ -27,7 +29,8 @@ pub struct ServerArgs {
     /// Directory of the embedded SQLite database [default: .sagaflow].
     #[arg(long, env = "SAGAFLOW_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Database URL instead of a data directory: `sqlite:PATH`.
+    /// Database URL instead of a data directory: `sqlite:PATH`, or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` for PostgreSQL.
     #[arg(long, env = "SAGAFLOW_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Maximum participant calls in flight [default: 256].
@@ -74,10 +77,29 @@ struct FileHook {
     token: Option<String>,
 }
 
+/// Where the executions live.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Database {
+    /// The embedded SQLite database file (the default).
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
+
+impl Database {
+    /// For logs and messages: a PostgreSQL URL without its password.
+    pub fn display(&self) -> String {
+        match self {
+            Database::Sqlite(path) => path.display().to_string(),
+            Database::Postgres(url) => redact_url(url),
+        }
+    }
+}
+
 /// Fully resolved settings.
 pub struct Settings {
     pub listen: String,
-    pub database: PathBuf,
+    pub database: Database,
     pub engine: Config,
     pub api: ApiConfig,
     pub hook: Option<HookConfig>,
@@ -100,14 +122,15 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
     // flag or variable (--database-url, then --data-dir) before the file
     // (database_url, then data_dir), so a flag always wins over the file.
     let database = match (args.database_url, args.data_dir) {
-        (Some(url), _) => sqlite_path(&url)?,
-        (None, Some(dir)) => dir.join("sagaflow.db"),
+        (Some(url), _) => database_from_url(&url)?,
+        (None, Some(dir)) => Database::Sqlite(dir.join("sagaflow.db")),
         (None, None) => match file.database_url {
-            Some(url) => sqlite_path(&url)?,
-            None => file
-                .data_dir
-                .unwrap_or_else(|| PathBuf::from(".sagaflow"))
-                .join("sagaflow.db"),
+            Some(url) => database_from_url(&url)?,
+            None => Database::Sqlite(
+                file.data_dir
+                    .unwrap_or_else(|| PathBuf::from(".sagaflow"))
+                    .join("sagaflow.db"),
+            ),
         },
     };
     let mut variables = file.variables;
@@ -165,7 +188,7 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
     })
 }
 
-fn sqlite_path(url: &str) -> anyhow::Result<PathBuf> {
+fn database_from_url(url: &str) -> anyhow::Result<Database> {
     if let Some(rest) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
@@ -173,12 +196,44 @@ fn sqlite_path(url: &str) -> anyhow::Result<PathBuf> {
         if rest.is_empty() {
             bail!("database URL `{url}` has no path");
         }
-        return Ok(PathBuf::from(rest));
+        return Ok(Database::Sqlite(PathBuf::from(rest)));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!("PostgreSQL is not supported by this build yet; use `sqlite:PATH` or --data-dir");
+        return Ok(Database::Postgres(url.to_string()));
     }
-    bail!("unsupported database URL `{url}`; expected `sqlite:PATH`")
+    bail!(
+        "unsupported database URL `{}`; expected `sqlite:PATH` or `postgres://…`",
+        redact_url(url)
+    )
+}
+
+/// Opens the store `database` names: the SQLite file (its directory created),
+/// or the PostgreSQL database, migrated and locked for this server alone —
+/// there are no per-execution leases yet, so a second server on the same
+/// schema is refused rather than let both resume the same executions.
+async fn open_store(database: &Database) -> anyhow::Result<Arc<dyn Store>> {
+    match database {
+        Database::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating data directory {}", dir.display()))?;
+            }
+            let store = SqliteStore::open(path)
+                .with_context(|| format!("opening database {}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+        Database::Postgres(url) => {
+            let shown = redact_url(url);
+            let store = PostgresStore::connect(url)
+                .await
+                .with_context(|| format!("opening PostgreSQL database {shown}"))?;
+            store
+                .lock_exclusively()
+                .await
+                .with_context(|| format!("opening PostgreSQL database {shown}"))?;
+            Ok(Arc::new(store))
+        }
+    }
 }
 
 /// A server running in this process (used by `server` and by the demo).
@@ -189,22 +244,13 @@ pub struct Running {
 }
 
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
-    if let Some(dir) = settings
-        .database
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating data directory {}", dir.display()))?;
-    }
     // Bind first: a taken port stops the server before it resumes any work.
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     // Install the metrics recorder before recovery, so resumed executions count.
     sagaflow_api::prometheus();
-    let store = SqliteStore::open(&settings.database)
-        .with_context(|| format!("opening database {}", settings.database.display()))?;
+    let store = open_store(&settings.database).await?;
     let mut engine_config = settings.engine;
     if settings.hook.is_some() {
         // The hook delivers from the store's outbox: finishing appends must
@@ -215,9 +261,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             }
         }
     }
-    let engine = Engine::builder(Arc::new(store))
-        .config(engine_config)
-        .build();
+    let engine = Engine::builder(store).config(engine_config).build();
     let resumed = engine
         .start()
         .await
@@ -248,7 +292,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let running = start(settings).await?;
     // The one line on stdout: parents (tests, scripts) read the address from it.
     println!("listening on http://{}", running.addr);
-    let shown = display(&db);
+    let shown = db.display();
     tracing::info!(database = %shown, auth, "sagaflow server ready");
     shutdown_signal().await;
     tracing::info!("shutting down: no new work is claimed; in-flight results are recorded");
@@ -259,10 +303,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         Ok(Err(e)) => Err(e.into()),
         Err(_) => bail!("graceful shutdown took longer than 30s"),
     }
-}
-
-fn display(p: &Path) -> String {
-    p.display().to_string()
 }
 
 async fn shutdown_signal() {
@@ -283,5 +323,61 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_choose_the_backend() {
+        assert_eq!(
+            database_from_url("sqlite:data/s.db").unwrap(),
+            Database::Sqlite(PathBuf::from("data/s.db"))
+        );
+        assert_eq!(
+            database_from_url("sqlite:///abs/s.db").unwrap(),
+            Database::Sqlite(PathBuf::from("/abs/s.db"))
+        );
+        for url in [
+            "postgres://sagaflow@db:5432/sagaflow",
+            "postgresql://u:p@127.0.0.1/x?options=-c%20search_path%3Dsaga",
+        ] {
+            assert_eq!(
+                database_from_url(url).unwrap(),
+                Database::Postgres(url.to_string())
+            );
+        }
+        assert!(database_from_url("sqlite:").is_err());
+        let err = database_from_url("mysql://u:hunter2@h/db")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unsupported") && !err.contains("hunter2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_postgres_url_is_shown_without_its_password() {
+        let db = Database::Postgres("postgres://app:hunter2@db/sagaflow".into());
+        assert_eq!(db.display(), "postgres://app:***@db/sagaflow");
+    }
+
+    #[test]
+    fn a_database_url_flag_selects_postgres_and_sqlite_stays_the_default() {
+        let url = "postgres://postgres@127.0.0.1:5432/test".to_string();
+        let settings = resolve(ServerArgs {
+            database_url: Some(url.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(settings.database, Database::Postgres(url));
+        let settings = resolve(ServerArgs::default()).unwrap();
+        assert_eq!(
+            settings.database,
+            Database::Sqlite(PathBuf::from(".sagaflow").join("sagaflow.db"))
+        );
     }
 }

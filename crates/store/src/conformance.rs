@@ -12,7 +12,11 @@
 //! ```
 //!
 //! The macro argument evaluates to a `(store, guard)` pair; the guard (a
-//! temporary directory, say) lives until the store is dropped.
+//! temporary directory, say) lives until the store is dropped. It may use
+//! `.await`. For a backend that needs an outside service, the form
+//! `conformance_tests!(optional: EXPR)` takes an `Option<(store, guard)>`
+//! and a case whose fixture is `None` returns at once (the fixture says why
+//! it skipped): see `tests/postgres.rs`.
 
 use sagaflow_core::event::Millis;
 use sagaflow_core::{ErrorInfo, Event, EventKind, Status, TaskKind};
@@ -24,8 +28,14 @@ use crate::{Append, Created, Error, ExecutionRecord, ListFilter, Notification, S
 /// against a store made by `$make` (an expression giving `(store, guard)`).
 #[macro_export]
 macro_rules! conformance_tests {
+    (optional: $make:expr) => {
+        $crate::conformance_tests!(@list [optional] $make);
+    };
     ($make:expr) => {
-        $crate::conformance_tests!(@cases $make;
+        $crate::conformance_tests!(@list [always] $make);
+    };
+    (@list [$mode:ident] $make:expr) => {
+        $crate::conformance_tests!(@cases [$mode] $make;
             same_digest_keeps_the_definition_version,
             a_changed_digest_adds_a_version_and_keeps_the_old_one,
             listed_definitions_are_the_latest_version_of_each,
@@ -53,12 +63,23 @@ macro_rules! conformance_tests {
             notifications_are_pending_oldest_first_up_to_the_limit,
         );
     };
-    (@cases $make:expr; $($case:ident),* $(,)?) => {
+    (@cases [always] $make:expr; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test]
             async fn $case() {
                 // One binding, so the store (field 0) drops before its guard.
                 let fixture = $make;
+                $crate::conformance::$case(&fixture.0).await;
+            }
+        )*
+    };
+    (@cases [optional] $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let Some(fixture) = $make else {
+                    return;
+                };
                 $crate::conformance::$case(&fixture.0).await;
             }
         )*

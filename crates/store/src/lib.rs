@@ -8,8 +8,8 @@
 //!   cursor, history.
 //!
 //! Backends: [`sqlite::SqliteStore`] (the embedded default, group-committed
-//! appends) and [`memory::MemoryStore`] (tests). Both pass the same
-//! [`conformance`] suite.
+//! appends), [`postgres::PostgresStore`] (a PostgreSQL database) and
+//! [`memory::MemoryStore`] (tests). All pass the same [`conformance`] suite.
 
 use async_trait::async_trait;
 use sagaflow_core::event::Millis;
@@ -19,6 +19,7 @@ use serde_json::Value;
 
 pub mod conformance;
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 
 /// Storage errors. `Conflict` and `NotFound` are expected outcomes callers act on.

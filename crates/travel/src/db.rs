@@ -6,6 +6,10 @@
 //!   `HOTEL#id | FLIGHT#id | CAR#id | PAYMENT#id`);
 //! - `idempotency`: the first response given for each `Idempotency-Key`,
 //!   written in the same transaction as the effect it describes;
+//! - `effects`: how many times a call was executed (its rule applied and its
+//!   outcome committed) per route and `Idempotency-Key`, written in the same
+//!   transaction as the effect: more than 1 would mean a repeated call was
+//!   executed again instead of being answered from `idempotency`;
 //! - `tombstones`: cancellations that found nothing to cancel, so that a
 //!   reservation arriving after its own cancellation is refused (anti-hanging);
 //! - `confirm_failures`: how many confirmation failures were injected per trip
@@ -38,6 +42,12 @@ CREATE TABLE IF NOT EXISTS idempotency (
     status INTEGER NOT NULL,
     body TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS effects (
+    route TEXT NOT NULL,               -- e.g. hotel/reserve
+    key TEXT NOT NULL,                 -- the caller's Idempotency-Key
+    count INTEGER NOT NULL,
+    PRIMARY KEY (route, key)
+);
 CREATE TABLE IF NOT EXISTS tombstones (
     pk TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -62,6 +72,19 @@ pub struct Row {
     pub transaction_status: String,
     /// What was booked (hotel name and dates, flight legs, amount, ...).
     pub details: Value,
+}
+
+/// One row of the `effects` table: how many times calls with this
+/// `Idempotency-Key` on this route were executed rather than answered from
+/// the idempotency store (at most 1 for a participant that deduplicates).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Effect {
+    /// The route, e.g. `hotel/reserve` or `payment/refund`.
+    pub route: String,
+    /// The caller's `Idempotency-Key`.
+    pub key: String,
+    /// How many times a call with this key was executed on this route.
+    pub count: u64,
 }
 
 /// A booking as the business rules see it.
@@ -114,6 +137,11 @@ impl Db {
     pub fn rows(&self, trip_id: Option<&str>) -> rusqlite::Result<Vec<Row>> {
         read_rows(&self.lock(), trip_id)
     }
+
+    /// Every row of the `effects` table.
+    pub fn effects(&self) -> rusqlite::Result<Vec<Effect>> {
+        read_effects(&self.lock())
+    }
 }
 
 fn configure(conn: &Connection) -> anyhow::Result<()> {
@@ -135,6 +163,30 @@ pub(crate) fn read_rows_from(path: &Path, trip_id: Option<&str>) -> anyhow::Resu
     .with_context(|| format!("opening travel database {}", path.display()))?;
     conn.busy_timeout(Duration::from_secs(5))?;
     read_rows(&conn, trip_id).with_context(|| format!("reading bookings of {}", path.display()))
+}
+
+/// Reads the `effects` rows of a database file, ordered by route then key.
+pub(crate) fn read_effects_from(path: &Path) -> anyhow::Result<Vec<Effect>> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening travel database {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    read_effects(&conn).with_context(|| format!("reading effects of {}", path.display()))
+}
+
+fn read_effects(conn: &Connection) -> rusqlite::Result<Vec<Effect>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT route, key, count FROM effects ORDER BY route, key")?;
+    let effects = stmt.query_map([], |row| {
+        Ok(Effect {
+            route: row.get(0)?,
+            key: row.get(1)?,
+            count: row.get(2)?,
+        })
+    })?;
+    effects.collect()
 }
 
 fn read_rows(conn: &Connection, trip_id: Option<&str>) -> rusqlite::Result<Vec<Row>> {
@@ -177,6 +229,16 @@ pub(crate) fn remember(
     tx.execute(
         "INSERT INTO idempotency (key, status, body) VALUES (?1, ?2, ?3)",
         params![key, status, body],
+    )?;
+    Ok(())
+}
+
+/// Counts one execution of a call with `key` on `route`.
+pub(crate) fn record_effect(tx: &Transaction<'_>, route: &str, key: &str) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO effects (route, key, count) VALUES (?1, ?2, 1)
+         ON CONFLICT (route, key) DO UPDATE SET count = count + 1",
+        params![route, key],
     )?;
     Ok(())
 }

@@ -2,8 +2,8 @@
 //!
 //! `POST /{hotel,flight,car}/{reserve,confirm,cancel}`, `POST /payment/charge`,
 //! `POST /payment/refund` take the trip input as JSON; `GET /trips`,
-//! `GET /trips/{trip_id}`, `GET /stats` and `GET /healthz` are for people,
-//! tests and the demo. Errors are always `{"error": "...", "cause": "..."}`:
+//! `GET /trips/{trip_id}`, `GET /effects`, `GET /stats` and `GET /healthz` are
+//! for people, tests and the demo. Errors are always `{"error": "...", "cause": "..."}`:
 //! 4xx for business failures and bad input, 5xx for transient ones.
 //!
 //! Database work runs on blocking threads (`spawn_blocking`); the connection
@@ -76,6 +76,7 @@ pub(crate) fn router(app: App) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/stats", get(stats))
+        .route("/effects", get(effects))
         .route("/trips", get(all_trips))
         .route("/trips/{trip_id}", get(one_trip));
     for op in OPS {
@@ -224,8 +225,7 @@ async fn respond(
                     "the Idempotency-Key header is not visible ASCII",
                 )
             })?;
-            // Scoped to the route: the same key on another route is another call.
-            (!value.is_empty()).then(|| format!("{} {value}", op.route()))
+            (!value.is_empty()).then(|| value.to_owned())
         }
     };
     let db = Arc::clone(&app.db);
@@ -248,6 +248,16 @@ async fn healthz() -> Json<serde_json::Value> {
 
 async fn stats(State(app): State<App>) -> Json<serde_json::Value> {
     Json(json!(app.stats.snapshot()))
+}
+
+/// How many times each (route, `Idempotency-Key`) was executed: at most once
+/// each, unless a repeated call was executed again.
+async fn effects(State(app): State<App>) -> Result<Response, ApiError> {
+    let effects = tokio::task::spawn_blocking(move || app.db.effects())
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(Json(effects).into_response())
 }
 
 async fn all_trips(State(app): State<App>) -> Result<Response, ApiError> {

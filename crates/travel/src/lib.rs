@@ -10,12 +10,14 @@
 //!
 //! Start it in-process with [`start`] (tests, `sagaflow demo`) or [`serve`]
 //! (your own listener and shutdown signal), or run the `travel-services`
-//! binary. Read what it booked with [`rows`] and [`trip_rows`].
+//! binary. Read what it booked with [`rows`] and [`trip_rows`], and how many
+//! times each call was executed per `Idempotency-Key` with [`effects`].
 //!
 //! Routes (all `POST` with the trip input as the JSON body):
 //! `/hotel/{reserve,confirm,cancel}`, `/flight/{reserve,confirm,cancel}`,
 //! `/car/{reserve,confirm,cancel}`, `/payment/charge`, `/payment/refund`;
-//! and `GET /trips`, `GET /trips/{trip_id}`, `GET /stats`, `GET /healthz`.
+//! and `GET /trips`, `GET /trips/{trip_id}`, `GET /effects`, `GET /stats`,
+//! `GET /healthz`.
 
 mod db;
 mod http;
@@ -31,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use db::Row;
+pub use db::{Effect, Row};
 
 /// How the services behave.
 #[derive(Clone, Debug, PartialEq)]
@@ -179,4 +181,12 @@ pub fn rows(db_path: impl AsRef<Path>) -> anyhow::Result<Vec<Row>> {
 /// The booking rows of one trip, ordered by sort key.
 pub fn trip_rows(db_path: impl AsRef<Path>, trip_id: &str) -> anyhow::Result<Vec<Row>> {
     db::read_rows_from(db_path.as_ref(), Some(trip_id))
+}
+
+/// How many times each call was executed, per route and `Idempotency-Key`
+/// (the `effects` table), ordered by route then key. A participant that
+/// deduplicates executes each key at most once per route; a repeated call is
+/// answered from its idempotency store and not counted.
+pub fn effects(db_path: impl AsRef<Path>) -> anyhow::Result<Vec<Effect>> {
+    db::read_effects_from(db_path.as_ref())
 }

@@ -4,8 +4,8 @@
 //! 1. returns the stored response if the idempotency key was seen before;
 //! 2. otherwise applies the rule (reserve, confirm, cancel) and, unless the
 //!    outcome is an injected (transient) failure, stores the response under the
-//!    key in the same transaction, so a crash can never separate an effect from
-//!    the record that it happened.
+//!    key and counts the execution in `effects`, in the same transaction, so a
+//!    crash can never separate an effect from the record that it happened.
 //!
 //! Rules:
 //! - reserve inserts a `pending` row whose id is derived from the trip id, so a
@@ -276,8 +276,10 @@ impl Reply {
 
 /// Executes one call, with idempotency, in one transaction.
 ///
-/// `key` is the idempotency key already scoped to the route (or `None` for a
-/// call without the header, which is executed every time).
+/// `key` is the caller's `Idempotency-Key` (or `None` for a call without the
+/// header, which is executed every time). It is scoped to the route: the same
+/// key on another route is another call. An executed call is counted in
+/// `effects` under its route and key, in the same transaction.
 pub(crate) fn execute(
     db: &Db,
     key: Option<&str>,
@@ -285,9 +287,11 @@ pub(crate) fn execute(
     trip: &Trip,
     confirm_failures: u32,
 ) -> rusqlite::Result<Outcome> {
+    let route = op.route();
+    let scoped = key.map(|key| format!("{route} {key}"));
     db.in_transaction(|tx| {
-        if let Some(key) = key {
-            if let Some((status, body)) = db::remembered(tx, key)? {
+        if let Some(scoped) = &scoped {
+            if let Some((status, body)) = db::remembered(tx, scoped)? {
                 return Ok(Outcome {
                     status,
                     body,
@@ -298,8 +302,9 @@ pub(crate) fn execute(
         }
         let reply = apply(tx, op, trip, confirm_failures)?;
         let body = reply.body.to_string();
-        if let (Some(key), true) = (key, reply.remember) {
-            db::remember(tx, key, reply.status, &body)?;
+        if let (Some(key), Some(scoped), true) = (key, &scoped, reply.remember) {
+            db::remember(tx, scoped, reply.status, &body)?;
+            db::record_effect(tx, route, key)?;
         }
         Ok(Outcome {
             status: reply.status,

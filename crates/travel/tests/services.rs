@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use serde_json::{json, Value};
-use travel_services::{Config, Row, RunningServices};
+use travel_services::{Config, Effect, Row, RunningServices};
 
 /// A running instance of the services on a temporary database.
 struct Travel {
@@ -213,6 +213,32 @@ async fn a_repeated_idempotency_key_returns_the_first_response_without_executing
     assert!(travel.rows_of("t1").is_empty());
     let (_, stats) = travel.get("stats").await;
     assert_eq!(stats["replays"]["flight/reserve"], 1);
+}
+
+#[tokio::test]
+async fn each_key_is_executed_once_per_route_and_its_replays_and_injected_failures_are_not_effects()
+{
+    let travel = Travel::start_with(|c| c.cancel_failure_rate = 1.0).await;
+    travel.post("hotel/reserve", Some("k"), &trip("t1")).await;
+    travel.post("hotel/reserve", Some("k"), &trip("t1")).await;
+    travel.post("flight/reserve", Some("k"), &trip("t1")).await;
+    travel.post("hotel/reserve", None, &trip("t1")).await;
+    let (status, _) = travel.post("hotel/cancel", Some("c"), &trip("t1")).await;
+    assert_eq!(status, 503, "the cancel failed before doing anything");
+
+    let effect = |route: &str, key: &str| Effect {
+        route: route.into(),
+        key: key.into(),
+        count: 1,
+    };
+    let expected = vec![effect("flight/reserve", "k"), effect("hotel/reserve", "k")];
+    assert_eq!(
+        travel_services::effects(travel.dir.path().join("travel.db")).unwrap(),
+        expected
+    );
+    let (status, served) = travel.get("effects").await;
+    assert_eq!(status, 200);
+    assert_eq!(served, json!(expected));
 }
 
 #[tokio::test]

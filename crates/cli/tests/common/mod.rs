@@ -338,33 +338,81 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// The travel services, with their own database file.
+/// The travel services, with their own database file. They keep their
+/// address across [`Travel::restart`], so a server configured with
+/// [`Travel::url`] reaches them again once they are back.
 pub struct Travel {
-    pub proc: Proc,
+    /// `None` between [`Travel::sigkill`] and [`Travel::restart`].
+    proc: Option<Proc>,
+    url: String,
     pub db: PathBuf,
+    logs: PathBuf,
+    cancel_failure_rate: f64,
+    confirm_failures: u32,
 }
 
 impl Travel {
     /// Starts `travel-services` on a free port with a database in `dir`.
     pub fn start(dir: &Path, cancel_failure_rate: f64, confirm_failures: u32) -> Travel {
-        let db = dir.join("travel.db");
+        let mut travel = Travel {
+            proc: None,
+            url: String::new(),
+            db: dir.join("travel.db"),
+            logs: dir.join("logs"),
+            cancel_failure_rate,
+            confirm_failures,
+        };
+        let proc = travel.spawn("127.0.0.1:0");
+        travel.url = proc.url.clone();
+        travel.proc = Some(proc);
+        travel
+    }
+
+    fn spawn(&self, listen: &str) -> Proc {
         let mut cmd = clean_command(travel_bin());
         cmd.arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .arg("--db")
-            .arg(&db)
+            .arg(&self.db)
             .arg("--cancel-failure-rate")
-            .arg(cancel_failure_rate.to_string())
+            .arg(self.cancel_failure_rate.to_string())
             .arg("--confirm-failures")
-            .arg(confirm_failures.to_string());
-        Travel {
-            proc: Proc::spawn("travel-services", cmd, &dir.join("logs")),
-            db,
+            .arg(self.confirm_failures.to_string());
+        Proc::spawn("travel-services", cmd, &self.logs)
+    }
+
+    /// `http://ADDR`: the same before and after a restart.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Kills the services with SIGKILL, as a crash would: until
+    /// [`Travel::restart`], connections to their address are refused.
+    pub fn sigkill(&mut self) {
+        if let Some(proc) = self.proc.take() {
+            proc.sigkill();
         }
     }
 
-    pub fn url(&self) -> &str {
-        &self.proc.url
+    /// Starts the services again on the same address and database.
+    pub fn restart(&mut self) {
+        self.sigkill();
+        let addr = self
+            .url
+            .strip_prefix("http://")
+            .expect("the url is http://ADDR")
+            .to_string();
+        let proc = self.spawn(&addr);
+        assert_eq!(
+            proc.url, self.url,
+            "the services came back on their address"
+        );
+        self.proc = Some(proc);
+    }
+
+    /// The last lines of the running services' stderr.
+    pub fn log_tail(&self) -> String {
+        self.proc.as_ref().map(Proc::log_tail).unwrap_or_default()
     }
 
     /// The booking rows of one trip.
@@ -379,6 +427,11 @@ impl Travel {
             by_trip.entry(r.pk.clone()).or_default().push(r);
         }
         by_trip
+    }
+
+    /// How many times each call was executed, per route and `Idempotency-Key`.
+    pub fn effects(&self) -> Vec<travel_services::Effect> {
+        travel_services::effects(&self.db).expect("the travel database is readable")
     }
 }
 
@@ -514,17 +567,22 @@ impl Api {
 
     /// Registers the travel saga as `trip-booking`.
     pub fn deploy_travel_saga(&self) -> Value {
+        self.deploy("trip-booking", TRAVEL_SAGA)
+    }
+
+    /// Registers a YAML definition under `name`.
+    pub fn deploy(&self, name: &str, yaml: &str) -> Value {
         let rb = self
             .http
-            .put(format!("{}/v1/definitions/trip-booking", self.base))
+            .put(format!("{}/v1/definitions/{name}", self.base))
             .header("content-type", "application/yaml")
-            .body(TRAVEL_SAGA);
+            .body(yaml.to_string());
         let a = self
             .send(rb)
-            .expect("PUT /v1/definitions/trip-booking reaches the server");
+            .unwrap_or_else(|e| panic!("PUT /v1/definitions/{name} reaches the server: {e}"));
         assert!(
             (200..300).contains(&a.status),
-            "deploying the travel saga succeeds: {} {}",
+            "deploying {name} succeeds: {} {}",
             a.status,
             a.body
         );

@@ -1,0 +1,350 @@
+//! The benchmark's report: printed as aligned lines, or as one JSON document
+//! with `--json`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::sys::{mib, Cpu, Machine};
+use super::Workload;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub workload: Workload,
+    /// What the workload ran, in words.
+    pub saga: String,
+    pub machine: Machine,
+    pub settings: Settings,
+    /// Sagas measured (finished, or for `recovery`: recovered).
+    pub sagas: u64,
+    pub wall_s: f64,
+    pub sagas_per_s: f64,
+    /// `step_scheduled` + `compensation_scheduled` events of those sagas
+    /// (for `recovery`: those written after the restart).
+    pub steps: u64,
+    pub steps_per_s: f64,
+    /// History events of those sagas.
+    pub events: u64,
+    /// Final statuses.
+    pub outcomes: BTreeMap<String, u64>,
+    /// Per saga: start to terminal (`parked`: callback to terminal;
+    /// `recovery`: restart to terminal).
+    pub latency_ms: Option<Percentiles>,
+    /// Per saga: (wall time − time inside the participant handlers) / steps.
+    pub overhead_per_step_us: Option<Overhead>,
+    pub cpu: CpuReport,
+    /// The process's largest resident memory (`VmHWM`).
+    pub peak_rss_mib: f64,
+    pub group_commit: GroupCommit,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parked: Option<Parked>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<Recovery>,
+    /// Anything that did not end as the workload expects (the exit code is 1 then).
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Settings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sagas: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    pub concurrency: usize,
+    pub database: String,
+    pub durability: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback_rate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Overhead {
+    pub p50: f64,
+    pub p99: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CpuReport {
+    pub user_s: f64,
+    pub system_s: f64,
+    /// CPU time / wall time: how many cores were busy on average.
+    pub cores_busy: f64,
+    pub per_saga_us: f64,
+    /// Of the CPU time, the store's writer thread's (it runs every commit).
+    pub store_writer_s: f64,
+    /// Bytes the process wrote (`wchar`: mostly the database's WAL), per saga.
+    pub written_per_saga_kib: f64,
+}
+
+impl CpuReport {
+    pub fn of(cpu: Cpu, wall: Duration, sagas: u64) -> CpuReport {
+        let total = cpu.total().as_secs_f64();
+        CpuReport {
+            user_s: cpu.user.as_secs_f64(),
+            system_s: cpu.system.as_secs_f64(),
+            cores_busy: total / wall.as_secs_f64().max(1e-9),
+            per_saga_us: total * 1e6 / sagas.max(1) as f64,
+            store_writer_s: cpu.store_writer.as_secs_f64(),
+            written_per_saga_kib: cpu.written as f64 / 1024.0 / sagas.max(1) as f64,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Default, Clone, Copy)]
+pub struct GroupCommit {
+    pub commits: u64,
+    pub writes: u64,
+    pub writes_per_commit: f64,
+}
+
+impl GroupCommit {
+    pub fn of((commits, writes): (u64, u64)) -> GroupCommit {
+        GroupCommit {
+            commits,
+            writes,
+            writes_per_commit: writes as f64 / commits.max(1) as f64,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Parked {
+    pub parked: u64,
+    /// From the first start until every callback task was parked.
+    pub park_s: f64,
+    pub parked_per_s: f64,
+    pub rss_before_mib: f64,
+    pub rss_parked_mib: f64,
+    /// (RSS with every execution parked − RSS before) / parked executions.
+    pub rss_per_parked_bytes: f64,
+    /// From the first callback until every execution finished.
+    pub complete_s: f64,
+    pub completed_per_s: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Recovery {
+    pub started: u64,
+    /// The first engine's per-call delay, so executions are mid-flight at the crash.
+    pub step_delay_ms: u64,
+    /// Participant calls in flight when the first runtime was shut down.
+    pub in_flight_at_crash: usize,
+    /// Unfinished executions the restarted engine resumed.
+    pub resumed: usize,
+    /// From the crash until the database could be opened again (its lock released).
+    pub reopen_ms: f64,
+    /// `Engine::start`: loading and replaying every unfinished execution.
+    pub engine_start_ms: f64,
+    /// From the restart until every execution was terminal.
+    pub recovered_s: f64,
+    pub recovered_per_s: f64,
+    /// The first (crashed) engine's store.
+    pub group_commit_before_crash: GroupCommit,
+}
+
+/// Nearest-rank percentiles of `samples` (sorted here), in the unit `scale` gives.
+pub fn percentiles(samples: &mut [Duration], scale: f64) -> Option<Percentiles> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_unstable();
+    let at = |p: f64| pick(samples, p).as_secs_f64() * scale;
+    Some(Percentiles {
+        p50: at(0.50),
+        p90: at(0.90),
+        p99: at(0.99),
+        max: at(1.0),
+    })
+}
+
+/// Nearest-rank percentile of a sorted, non-empty slice.
+pub fn pick<T: Copy>(sorted: &[T], p: f64) -> T {
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{:.2} s", v / 1000.0)
+    } else if v >= 10.0 {
+        format!("{v:.1} ms")
+    } else {
+        format!("{v:.2} ms")
+    }
+}
+
+fn us(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{:.2} ms", v / 1000.0)
+    } else {
+        format!("{v:.0} µs")
+    }
+}
+
+impl Report {
+    pub fn print(&self) {
+        let line = |k: &str, v: String| println!("{k:<22}{v}");
+        line("workload", format!("{} — {}", self.workload, self.saga));
+        let mut run = match (self.settings.sagas, self.settings.duration_s) {
+            (_, Some(d)) => format!("{d} s"),
+            (Some(n), None) => format!("{n} sagas"),
+            _ => String::new(),
+        };
+        run.push_str(&format!(", concurrency {}", self.settings.concurrency));
+        if let Some(r) = self.settings.rollback_rate {
+            run.push_str(&format!(
+                ", rollback rate {r} (seed {})",
+                self.settings.seed.unwrap_or(0)
+            ));
+        }
+        line("run", run);
+        line(
+            "database",
+            format!("{} ({})", self.settings.database, self.settings.durability),
+        );
+        line(
+            "machine",
+            format!("{} × {}", self.machine.cpus, self.machine.cpu_model),
+        );
+        if let Some(p) = &self.parked {
+            line(
+                "parked",
+                format!(
+                    "{} executions in {:.2} s ({:.0}/s)",
+                    p.parked, p.park_s, p.parked_per_s
+                ),
+            );
+            line(
+                "RSS while parked",
+                format!(
+                    "{:.1} MiB → {:.1} MiB: {:.1} KiB per parked execution",
+                    p.rss_before_mib,
+                    p.rss_parked_mib,
+                    p.rss_per_parked_bytes / 1024.0
+                ),
+            );
+            line(
+                "completed",
+                format!(
+                    "{} executions in {:.2} s ({:.0}/s) after their callbacks",
+                    self.sagas, p.complete_s, p.completed_per_s
+                ),
+            );
+        }
+        if let Some(r) = &self.recovery {
+            line(
+                "crashed",
+                format!(
+                    "{} executions started ({} ms per call), {} calls in flight at the crash",
+                    r.started, r.step_delay_ms, r.in_flight_at_crash
+                ),
+            );
+            line(
+                "reopened",
+                format!("after {:.1} ms (the lock file was released)", r.reopen_ms),
+            );
+            line(
+                "engine start",
+                format!(
+                    "{} unfinished executions resumed in {:.1} ms",
+                    r.resumed, r.engine_start_ms
+                ),
+            );
+            line(
+                "recovered",
+                format!(
+                    "every execution terminal {:.2} s after the restart ({:.0}/s)",
+                    r.recovered_s, r.recovered_per_s
+                ),
+            );
+        }
+        line("wall time", format!("{:.2} s", self.wall_s));
+        line("sagas/s", format!("{:.0}", self.sagas_per_s));
+        line(
+            "steps/s",
+            format!(
+                "{:.0} ({} steps scheduled, {} events)",
+                self.steps_per_s, self.steps, self.events
+            ),
+        );
+        line(
+            "outcomes",
+            self.outcomes
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        if let Some(l) = &self.latency_ms {
+            line(
+                "latency",
+                format!(
+                    "p50 {}  p90 {}  p99 {}  max {}",
+                    ms(l.p50),
+                    ms(l.p90),
+                    ms(l.p99),
+                    ms(l.max)
+                ),
+            );
+        }
+        if let Some(o) = &self.overhead_per_step_us {
+            line(
+                "overhead per step",
+                format!(
+                    "p50 {}  p99 {}  (saga wall time − handler time, per step)",
+                    us(o.p50),
+                    us(o.p99)
+                ),
+            );
+        }
+        line(
+            "cpu",
+            format!(
+                "user {:.2} s  system {:.2} s  ({:.2} cores busy, {} per saga; store writer thread {:.2} s)",
+                self.cpu.user_s,
+                self.cpu.system_s,
+                self.cpu.cores_busy,
+                us(self.cpu.per_saga_us),
+                self.cpu.store_writer_s
+            ),
+        );
+        line(
+            "written",
+            format!(
+                "{:.1} KiB per saga (write syscalls: mostly the database's WAL)",
+                self.cpu.written_per_saga_kib
+            ),
+        );
+        line("peak RSS", format!("{:.1} MiB", self.peak_rss_mib));
+        let gc = |g: &GroupCommit| {
+            format!(
+                "{} commits (fsyncs) for {} writes ({:.1} writes per commit)",
+                g.commits, g.writes, g.writes_per_commit
+            )
+        };
+        if let Some(r) = &self.recovery {
+            line("group commit (crash)", gc(&r.group_commit_before_crash));
+            line("group commit (after)", gc(&self.group_commit));
+        } else {
+            line("group commit", gc(&self.group_commit));
+        }
+        for p in &self.problems {
+            line("PROBLEM", p.clone());
+        }
+    }
+}
+
+pub fn peak_rss_mib() -> f64 {
+    mib(super::sys::peak_rss())
+}

@@ -1,0 +1,1279 @@
+//! The PostgreSQL backend: the same [`Executor`] and [`Query`] semantics as
+//! [`SqliteStore`](crate::sqlite::SqliteStore), pinned down by the shared
+//! [`conformance`](crate::conformance) suite and a differential test against
+//! SQLite (`crates/store/tests/postgres.rs`).
+//!
+//! **Client.** `tokio-postgres` with a `deadpool-postgres` pool, rather than
+//! `sqlx`: it is a much smaller dependency tree (no macros, no compile-time
+//! query checking that would need a database at build time, no TLS stack we
+//! do not use), it binds Rust `Vec`s as PostgreSQL arrays (so a whole batch of
+//! events goes in as one `UNNEST` insert), it takes libpq's `options` startup
+//! parameter (how [`PostgresStore::connect_in_schema`] pins `search_path` on
+//! every pooled connection), and the pool keeps a prepared-statement cache per
+//! connection.
+//!
+//! **Writes are single statements.** An append is one statement — the
+//! optimistic version check is the `WHERE events = $expected` of an `UPDATE`,
+//! and data-modifying CTEs insert the events (with their `seq`), the durable
+//! timers and the outbox row only if that `UPDATE` matched — so it is one
+//! round trip and one implicit transaction: everything or nothing, and a
+//! conflict stores nothing. Under `READ COMMITTED` a concurrent append to the
+//! same execution makes the `UPDATE` wait for it and re-check the version on
+//! the committed row, so of two racing appends (from one store or from two
+//! nodes) exactly one wins each version. Creating an execution is likewise
+//! one `INSERT … ON CONFLICT (id) DO NOTHING` with its events.
+//!
+//! **No group commit here.** SQLite has one writer, so batching many appends
+//! into one transaction is what makes it fast. PostgreSQL commits from many
+//! connections in parallel and already shares WAL flushes between concurrent
+//! commits, so appends simply run concurrently over the pool (one commit
+//! each); [`Options::max_connections`] bounds the parallelism.
+//!
+//! **Timers** are claimed with `DELETE … WHERE id = ANY(ARRAY(SELECT id …
+//! ORDER BY fire_at, id LIMIT n FOR UPDATE SKIP LOCKED)) RETURNING …`: safe
+//! with several nodes polling, each due timer goes to exactly one of them.
+//! The `id` (an identity column, unlike SQLite's implicit `rowid`) keeps
+//! equal `fire_at`s in insertion order, as SQLite does.
+//!
+//! **Ordering under concurrency.** `executions.seq` (listing order and the
+//! cursor) and `outbox.id` come from sequences, which hand out numbers at
+//! insert time, not commit time: with concurrent writers a row can become
+//! visible after a row with a larger number. A page read at that moment
+//! misses it (the same as if it had been created after the read); nothing is
+//! ever listed twice. Numbers are never reused.
+//!
+//! **Schema.** Versioned by [`MIGRATIONS`] in a `schema_migrations` table,
+//! applied at connect under a transaction-scoped advisory lock so that nodes
+//! starting together do not race; a database with a newer schema is refused.
+//! Tables live in the first schema of `search_path`: pass
+//! `options=-c search_path=NAME` in the URL, or use
+//! [`PostgresStore::connect_in_schema`], which also creates the schema.
+//!
+//! **One owner.** Several stores may share a schema (that is what the fencing
+//! test does), but the runtime has no leases yet: two servers would both
+//! resume the same executions. [`PostgresStore::lock_exclusively`] is the
+//! PostgreSQL counterpart of SQLite's lock file, a session advisory lock the
+//! server takes so that a second server on the same schema is refused.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use sagaflow_core::event::Millis;
+use sagaflow_core::{ErrorInfo, Event, Status, TaskKind};
+use serde_json::Value;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use crate::{
+    Append, Created, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry, ListFilter,
+    Notification, Page, Query, Result, Timer,
+};
+
+/// Ordered schema migrations: `(version, sql)`. Append new ones; never edit
+/// an applied one. Numbered independently of SQLite's.
+///
+/// Every integer is a `BIGINT` (SQLite integers are 64-bit, and versions and
+/// attempts are `u32`, which `INTEGER` cannot hold). JSON is kept as `TEXT`,
+/// byte for byte what was written, as in SQLite: `jsonb` would reorder keys
+/// and drop duplicates, and the store never queries inside it.
+pub const MIGRATIONS: &[(u32, &str)] = &[(
+    1,
+    "CREATE TABLE definitions (
+        name       TEXT   NOT NULL,
+        version    BIGINT NOT NULL,
+        format     TEXT   NOT NULL,
+        source     TEXT   NOT NULL,
+        digest     TEXT   NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE executions (
+        -- Creation order: drives newest-first listing and the cursor.
+        seq        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id         TEXT   NOT NULL UNIQUE,
+        definition TEXT   NOT NULL,
+        version    BIGINT NOT NULL,
+        status     TEXT   NOT NULL,
+        input      TEXT   NOT NULL,
+        output     TEXT,
+        error      TEXT,
+        started_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        events     BIGINT NOT NULL
+    );
+    CREATE INDEX executions_by_status ON executions (status, seq);
+    CREATE INDEX executions_by_definition ON executions (definition, seq);
+    CREATE TABLE events (
+        execution_id TEXT   NOT NULL REFERENCES executions (id),
+        seq          BIGINT NOT NULL,
+        at           BIGINT NOT NULL,
+        type         TEXT   NOT NULL,
+        body         TEXT   NOT NULL,
+        PRIMARY KEY (execution_id, seq)
+    );
+    CREATE TABLE timers (
+        -- Insertion order, the tie-break between equal fire_at (SQLite's rowid).
+        id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        execution_id TEXT   NOT NULL REFERENCES executions (id),
+        step         TEXT   NOT NULL,
+        task         TEXT   NOT NULL,
+        attempt      BIGINT NOT NULL,
+        fire_at      BIGINT NOT NULL
+    );
+    CREATE INDEX timers_by_fire_at ON timers (fire_at, id);
+    -- The notification outbox (see Append::notify). Identity ids are never
+    -- reused, so an acknowledged id cannot come back.
+    CREATE TABLE outbox (
+        id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        execution_id TEXT   NOT NULL REFERENCES executions (id),
+        status       TEXT   NOT NULL,
+        created_at   BIGINT NOT NULL
+    );",
+)];
+
+/// The schema version this binary writes: the last migration's.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+/// First key of Sagaflow's two-key advisory locks (`"SAGA"`); the second is
+/// a hash of the schema name, so schemas do not contend with each other.
+const LOCK_CLASS_MIGRATE: i32 = 0x5341_4741;
+/// The first key of the owner lock ([`PostgresStore::lock_exclusively`]).
+const LOCK_CLASS_OWNER: i32 = 0x5341_4742;
+
+/// How often a write that lost a race it could not have lost for good
+/// (a definition version taken by another node, say) is tried again.
+const MAX_RETRIES: usize = 64;
+
+/// Connection settings beyond the URL.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Create this schema if missing and use it (`search_path`) on every
+    /// connection. Lowercase letters, digits and `_`, not starting with a
+    /// digit. `None`: the URL's `search_path` (by default `public`).
+    pub schema: Option<String>,
+    /// The most connections the pool opens (the parallelism of appends).
+    pub max_connections: usize,
+    /// How long to wait for a free connection or a new one.
+    pub timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            schema: None,
+            max_connections: 16,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// See the module docs.
+pub struct PostgresStore {
+    pool: Pool,
+    /// The settings every pooled connection uses (search_path included).
+    config: tokio_postgres::Config,
+    schema: String,
+    /// The connection holding the owner lock, once [`Self::lock_exclusively`]
+    /// took it; dropping it releases the lock.
+    owner: Mutex<Option<tokio_postgres::Client>>,
+    closed: Arc<AtomicBool>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        // The owner lock's connection ends now; that is not an error to log.
+        self.closed.store(true, Ordering::Relaxed);
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (a `postgres://` URL or a libpq
+    /// `key=value` string, no TLS) and applies missing migrations. Tables go
+    /// in the first existing schema of the connection's `search_path`; a URL
+    /// can choose it with `options=-c%20search_path%3DNAME`.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, Options::default()).await
+    }
+
+    /// Like [`Self::connect`], in `schema`, created if missing. Every pooled
+    /// connection has `search_path` set to it, so stores in different schemas
+    /// of one database (tests, tenants) never see each other's data.
+    pub async fn connect_in_schema(url: &str, schema: &str) -> Result<Self> {
+        Self::connect_with(
+            url,
+            Options {
+                schema: Some(schema.to_string()),
+                ..Options::default()
+            },
+        )
+        .await
+    }
+
+    pub async fn connect_with(url: &str, options: Options) -> Result<Self> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            Error::Backend(format!("invalid PostgreSQL URL `{}`: {e}", redact_url(url)))
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(options.timeout);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("sagaflow");
+        }
+        if let Some(schema) = &options.schema {
+            check_schema_name(schema)?;
+            create_schema(&config, schema).await?;
+            // Later `-c` settings win, so this overrides one in the URL.
+            let pinned = match config.get_options() {
+                Some(o) if !o.trim().is_empty() => format!("{o} -c search_path={schema}"),
+                _ => format!("-c search_path={schema}"),
+            };
+            config.options(pinned);
+        }
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.max_connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(options.timeout))
+            .create_timeout(Some(options.timeout))
+            .build()
+            .map_err(|e| Error::Backend(format!("creating the PostgreSQL pool: {e}")))?;
+        let schema = {
+            let mut client = get(&pool).await?;
+            let schema = current_schema(&client).await?;
+            migrate(&mut client).await?;
+            schema
+        };
+        Ok(PostgresStore {
+            pool,
+            config,
+            schema,
+            owner: Mutex::new(None),
+            closed: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// The schema holding this store's tables.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// Makes this store the only one allowed to lock this schema, for the
+    /// store's lifetime, the way SQLite's lock file makes one process the
+    /// owner of a database file: the runtime has no per-execution leases yet,
+    /// so two servers on one schema would both resume the same executions.
+    /// A second store's call fails with a message saying so.
+    ///
+    /// The lock is a session advisory lock on a dedicated connection. It is
+    /// released when the store is dropped or the process dies (the server
+    /// ends the session). If that connection is lost while the store lives
+    /// (the database restarted), the loss is logged as an error: from then on
+    /// nothing stops a second server.
+    pub async fn lock_exclusively(&self) -> Result<()> {
+        if self
+            .owner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+        {
+            return Ok(());
+        }
+        let (client, connection) = self
+            .config
+            .connect(NoTls)
+            .await
+            .map_err(pg("connecting for the owner lock"))?;
+        let closed = self.closed.clone();
+        let schema = self.schema.clone();
+        tokio::spawn(async move {
+            let result = connection.await;
+            if !closed.load(Ordering::Relaxed) {
+                tracing::error!(
+                    schema,
+                    error = ?result.err().map(|e| describe(&e)),
+                    "lost the connection holding the PostgreSQL owner lock: \
+                     another Sagaflow server could now open this schema"
+                );
+            }
+        });
+        let locked: bool = client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                &[&LOCK_CLASS_OWNER, &self.schema],
+            )
+            .await
+            .map_err(pg("taking the owner lock"))?
+            .get(0);
+        if !locked {
+            return Err(Error::Backend(format!(
+                "schema `{}` is in use by another Sagaflow server (it holds the owner lock); \
+                 several servers on one PostgreSQL schema are not supported yet",
+                self.schema
+            )));
+        }
+        *self.owner.lock().unwrap_or_else(|p| p.into_inner()) = Some(client);
+        Ok(())
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        get(&self.pool).await
+    }
+}
+
+/// `url` with its password replaced by `***`, for messages and logs: the
+/// `user:password@` of a URL and any `password=` parameter (URL query or
+/// libpq `key=value` string).
+pub fn redact_url(url: &str) -> String {
+    let url = match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+            let (authority, tail) = rest.split_at(authority_end);
+            match authority
+                .rsplit_once('@')
+                .and_then(|(userinfo, host)| Some((userinfo.split_once(':')?.0, host)))
+            {
+                Some((user, host)) => format!("{scheme}://{user}:***@{host}{tail}"),
+                None => url.to_string(),
+            }
+        }
+        None => url.to_string(),
+    };
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url.as_str();
+    while let Some(at) = rest.find("password=") {
+        let start = at + "password=".len();
+        let preceded_ok = at == 0 || rest[..at].ends_with(['?', '&', ' ']);
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        if preceded_ok {
+            let end = rest.find(['&', ' ']).unwrap_or(rest.len());
+            out.push_str("***");
+            rest = &rest[end..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Setup
+
+fn now_millis() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
+fn check_schema_name(schema: &str) -> Result<()> {
+    let mut chars = schema.chars();
+    let ok = schema.len() <= 63
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Backend(format!(
+            "invalid schema name `{schema}`: use at most 63 lowercase letters, digits and `_`, \
+             not starting with a digit"
+        )))
+    }
+}
+
+async fn get(pool: &Pool) -> Result<deadpool_postgres::Object> {
+    pool.get()
+        .await
+        .map_err(|e| Error::Backend(format!("getting a PostgreSQL connection: {e}")))
+}
+
+/// Creates `schema` if it is missing, on a connection of its own (the pool's
+/// connections start in it, so it must exist first).
+async fn create_schema(config: &tokio_postgres::Config, schema: &str) -> Result<()> {
+    let (mut client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(pg("connecting to PostgreSQL"))?;
+    let connection = tokio::spawn(connection);
+    let result = async {
+        let tx = client
+            .transaction()
+            .await
+            .map_err(pg("starting to create the schema"))?;
+        // Two nodes creating it at once would race in the catalog.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&LOCK_CLASS_MIGRATE, &schema],
+        )
+        .await
+        .map_err(pg("taking the migration lock"))?;
+        tx.batch_execute(&format!(
+            "SET LOCAL client_min_messages = warning; CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+        ))
+        .await
+        .map_err(|e| Error::Backend(format!("creating schema `{schema}`: {}", describe(&e))))?;
+        tx.commit().await.map_err(pg("committing the new schema"))
+    }
+    .await;
+    drop(client);
+    let _ = connection.await;
+    result
+}
+
+async fn current_schema(client: &tokio_postgres::Client) -> Result<String> {
+    let row = client
+        .query_one(
+            "SELECT current_schema(), current_setting('search_path')",
+            &[],
+        )
+        .await
+        .map_err(pg("reading the current schema"))?;
+    let schema: Option<String> = row.get(0);
+    schema.ok_or_else(|| {
+        let path: String = row.get(1);
+        Error::Backend(format!(
+            "no schema of the search_path `{path}` exists; create it, or connect with a schema"
+        ))
+    })
+}
+
+/// Applies the migrations the schema lacks, in one transaction, under an
+/// advisory lock: a node starting at the same time waits, then finds them
+/// applied.
+async fn migrate(client: &mut deadpool_postgres::Object) -> Result<()> {
+    let tx = client
+        .transaction()
+        .await
+        .map_err(pg("starting the migration"))?;
+    match apply_migrations(&tx).await {
+        Ok(()) => tx.commit().await.map_err(pg("committing the migration")),
+        Err(e) => {
+            // Explicitly, not on drop: the pool may close this connection
+            // before a rollback queued by a drop is sent, leaving the
+            // session holding its locks until the socket closes.
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+async fn apply_migrations(tx: &tokio_postgres::Transaction<'_>) -> Result<()> {
+    // No "already exists, skipping" notices in the server's log.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
+        .await
+        .map_err(pg("configuring the migration"))?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
+        &[&LOCK_CLASS_MIGRATE],
+    )
+    .await
+    .map_err(pg("taking the migration lock"))?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    BIGINT PRIMARY KEY,
+            applied_at BIGINT NOT NULL
+        )",
+    )
+    .await
+    .map_err(pg("creating schema_migrations"))?;
+    let current: i64 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
+            &[],
+        )
+        .await
+        .map_err(pg("reading the schema version"))?
+        .get(0);
+    if current > i64::from(SCHEMA_VERSION) {
+        return Err(Error::Backend(format!(
+            "the database has schema version {current}, newer than the {SCHEMA_VERSION} \
+             this Sagaflow supports; upgrade Sagaflow to open it"
+        )));
+    }
+    let now = to_i64("the current time", now_millis())?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| i64::from(*v) > current) {
+        tx.batch_execute(sql).await.map_err(|e| {
+            Error::Backend(format!("applying migration {version}: {}", describe(&e)))
+        })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+            &[&i64::from(*version), &now],
+        )
+        .await
+        .map_err(|e| Error::Backend(format!("recording migration {version}: {}", describe(&e))))?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Encoding
+
+/// The server's message for a database error ("db error" alone says nothing).
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => db.to_string(),
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+fn pg(context: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
+    move |e| Error::Backend(format!("{context}: {}", describe(&e)))
+}
+
+fn to_i64(what: &str, v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|_| Error::Backend(format!("{what} {v} is out of range")))
+}
+
+fn to_u64(what: &str, v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(|_| Error::Corrupt(format!("{what}: {v}")))
+}
+
+fn to_u32(what: &str, v: i64) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::Corrupt(format!("{what}: {v}")))
+}
+
+fn to_json<T: serde::Serialize>(what: &str, value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Backend(format!("encoding {what}: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
+}
+
+fn parse_task(s: &str) -> Result<TaskKind> {
+    [TaskKind::Action, TaskKind::Compensation]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+        .ok_or_else(|| Error::Corrupt(format!("unknown timer task kind `{s}`")))
+}
+
+fn not_found(id: &str) -> Error {
+    Error::NotFound {
+        what: "execution",
+        id: id.to_string(),
+    }
+}
+
+/// A limit as SQL wants it (`usize` beyond `i64` means "all").
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+const DEFINITION_COLUMNS: &str = "name, version, format, source, digest, created_at";
+
+fn definition_from_row(r: &Row) -> Result<DefinitionRecord> {
+    let name: String = r.get(0);
+    Ok(DefinitionRecord {
+        version: to_u32(&format!("definition `{name}` version"), r.get(1))?,
+        format: r.get(2),
+        source: r.get(3),
+        digest: r.get(4),
+        created_at: to_u64(&format!("definition `{name}` created_at"), r.get(5))?,
+        name,
+    })
+}
+
+const EXECUTION_COLUMNS: &str =
+    "seq, id, definition, version, status, input, output, error, started_at, updated_at, events";
+
+/// An `executions` row as stored, decoded and checked.
+fn execution_from_row(r: &Row) -> Result<(i64, ExecutionRecord)> {
+    let id: String = r.get(1);
+    let ctx = |field: &str| format!("execution `{id}` {field}");
+    let status: String = r.get(4);
+    let input: String = r.get(5);
+    let output: Option<String> = r.get(6);
+    let error: Option<String> = r.get(7);
+    let record = ExecutionRecord {
+        definition: r.get(2),
+        version: to_u32(&ctx("version"), r.get(3))?,
+        status: Status::parse(&status)
+            .ok_or_else(|| Error::Corrupt(format!("{}: `{status}`", ctx("status"))))?,
+        input: from_json::<Value>(&ctx("input"), &input)?,
+        output: output
+            .map(|s| from_json::<Value>(&ctx("output"), &s))
+            .transpose()?,
+        error: error
+            .map(|s| from_json::<ErrorInfo>(&ctx("error"), &s))
+            .transpose()?,
+        started_at: to_u64(&ctx("started_at"), r.get(8))?,
+        updated_at: to_u64(&ctx("updated_at"), r.get(9))?,
+        events: to_u64(&ctx("events"), r.get(10))?,
+        id,
+    };
+    Ok((r.get(0), record))
+}
+
+/// Events as the four arrays the `UNNEST` inserts take, numbered from
+/// `version + 1`.
+struct EventColumns {
+    seq: Vec<i64>,
+    at: Vec<i64>,
+    kind: Vec<&'static str>,
+    body: Vec<String>,
+}
+
+fn event_columns(version: u64, events: &[Event]) -> Result<EventColumns> {
+    let mut cols = EventColumns {
+        seq: Vec::with_capacity(events.len()),
+        at: Vec::with_capacity(events.len()),
+        kind: Vec::with_capacity(events.len()),
+        body: Vec::with_capacity(events.len()),
+    };
+    for (seq, event) in (version + 1..).zip(events) {
+        cols.seq.push(to_i64("an event seq", seq)?);
+        cols.at.push(to_i64("an event time", event.at)?);
+        cols.kind.push(event.kind.name());
+        cols.body.push(to_json("an event", event)?);
+    }
+    Ok(cols)
+}
+
+// ---------------------------------------------------------------------------
+// Statements
+
+/// Inserts the execution and its events if the id is new; `count` is 1 then.
+/// `WHERE NOT EXISTS` spares a `seq` for an id that is already there (the
+/// identity default is drawn before `ON CONFLICT` looks), so sequential
+/// creates number executions without gaps, as SQLite does; `ON CONFLICT`
+/// covers a concurrent insert of the same id.
+const CREATE_SQL: &str = "
+WITH ins AS (
+    INSERT INTO executions (id, definition, version, status, input, output, error,
+                            started_at, updated_at, events)
+    SELECT $1::TEXT, $2::TEXT, $3::BIGINT, $4::TEXT, $5::TEXT, $6::TEXT, $7::TEXT,
+           $8::BIGINT, $9::BIGINT, $10::BIGINT
+    WHERE NOT EXISTS (SELECT 1 FROM executions WHERE id = $1)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+), ev AS (
+    INSERT INTO events (execution_id, seq, at, type, body)
+    SELECT ins.id, e.seq, e.at, e.type, e.body
+    FROM ins, UNNEST($11::BIGINT[], $12::BIGINT[], $13::TEXT[], $14::TEXT[]) AS e(seq, at, type, body)
+)
+SELECT count(*) FROM ins";
+
+/// The append: the version check and every write, in one statement. The
+/// inserts select from `upd`, so they happen only if the check passed.
+const APPEND_SQL: &str = "
+WITH upd AS (
+    UPDATE executions
+    SET events = $3, status = $4, output = $5, error = $6, updated_at = $7
+    WHERE id = $1 AND events = $2
+    RETURNING id
+), ev AS (
+    INSERT INTO events (execution_id, seq, at, type, body)
+    SELECT upd.id, e.seq, e.at, e.type, e.body
+    FROM upd, UNNEST($8::BIGINT[], $9::BIGINT[], $10::TEXT[], $11::TEXT[]) AS e(seq, at, type, body)
+), tm AS (
+    INSERT INTO timers (execution_id, step, task, attempt, fire_at)
+    SELECT t.execution_id, t.step, t.task, t.attempt, t.fire_at
+    FROM upd, UNNEST($12::TEXT[], $13::TEXT[], $14::TEXT[], $15::BIGINT[], $16::BIGINT[])
+         WITH ORDINALITY AS t(execution_id, step, task, attempt, fire_at, n)
+    ORDER BY t.n
+), ob AS (
+    INSERT INTO outbox (execution_id, status, created_at)
+    SELECT upd.id, $4, $7 FROM upd WHERE $17
+)
+SELECT count(*) FROM upd";
+
+/// Removes and returns due timers; rows another node is claiming right now
+/// are skipped, not waited for.
+const CLAIM_SQL: &str = "
+DELETE FROM timers WHERE id = ANY(ARRAY(
+    SELECT id FROM timers WHERE fire_at <= $1
+    ORDER BY fire_at, id LIMIT $2
+    FOR UPDATE SKIP LOCKED
+))
+RETURNING id, execution_id, step, task, attempt, fire_at";
+
+// ---------------------------------------------------------------------------
+// The traits
+
+#[async_trait]
+impl Executor for PostgresStore {
+    async fn put_definition(
+        &self,
+        name: &str,
+        format: &str,
+        source: &str,
+        digest: &str,
+        now: Millis,
+    ) -> Result<(DefinitionRecord, bool)> {
+        let client = self.client().await?;
+        let created_at = to_i64("a definition time", now)?;
+        let latest = client
+            .prepare_cached(&format!(
+                "SELECT {DEFINITION_COLUMNS} FROM definitions WHERE name = $1
+                 ORDER BY version DESC LIMIT 1"
+            ))
+            .await
+            .map_err(pg("preparing to read a definition"))?;
+        let insert = client
+            .prepare_cached(&format!(
+                "INSERT INTO definitions ({DEFINITION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (name, version) DO NOTHING"
+            ))
+            .await
+            .map_err(pg("preparing to insert a definition"))?;
+        // Optimistic: read the latest, insert the next version; if another
+        // node took that number first, read again (its content may be ours).
+        for _ in 0..MAX_RETRIES {
+            let latest = match client
+                .query_opt(&latest, &[&name])
+                .await
+                .map_err(pg("reading a definition"))?
+            {
+                Some(row) => Some(definition_from_row(&row)?),
+                None => None,
+            };
+            if let Some(latest) = &latest {
+                if latest.digest == digest {
+                    return Ok((latest.clone(), false));
+                }
+            }
+            let version = match latest {
+                None => 1,
+                Some(d) => d.version.checked_add(1).ok_or_else(|| {
+                    Error::Backend(format!(
+                        "definition `{name}` has run out of version numbers"
+                    ))
+                })?,
+            };
+            let inserted = client
+                .execute(
+                    &insert,
+                    &[
+                        &name,
+                        &i64::from(version),
+                        &format,
+                        &source,
+                        &digest,
+                        &created_at,
+                    ],
+                )
+                .await
+                .map_err(pg("inserting a definition"))?;
+            if inserted == 1 {
+                let rec = DefinitionRecord {
+                    name: name.to_string(),
+                    version,
+                    format: format.to_string(),
+                    source: source.to_string(),
+                    digest: digest.to_string(),
+                    created_at: now,
+                };
+                return Ok((rec, true));
+            }
+        }
+        Err(Error::Backend(format!(
+            "definition `{name}`: gave up after {MAX_RETRIES} concurrent registrations"
+        )))
+    }
+
+    async fn get_definition(&self, name: &str, version: Option<u32>) -> Result<DefinitionRecord> {
+        let client = self.client().await?;
+        let row = match version {
+            None => {
+                let stmt = client
+                    .prepare_cached(&format!(
+                        "SELECT {DEFINITION_COLUMNS} FROM definitions WHERE name = $1
+                         ORDER BY version DESC LIMIT 1"
+                    ))
+                    .await
+                    .map_err(pg("preparing to read a definition"))?;
+                client.query_opt(&stmt, &[&name]).await
+            }
+            Some(v) => {
+                let stmt = client
+                    .prepare_cached(&format!(
+                        "SELECT {DEFINITION_COLUMNS} FROM definitions
+                         WHERE name = $1 AND version = $2"
+                    ))
+                    .await
+                    .map_err(pg("preparing to read a definition"))?;
+                client.query_opt(&stmt, &[&name, &i64::from(v)]).await
+            }
+        }
+        .map_err(pg("reading a definition"))?;
+        match row {
+            Some(row) => definition_from_row(&row),
+            None => Err(Error::NotFound {
+                what: "definition",
+                id: match version {
+                    Some(v) => format!("{name}@{v}"),
+                    None => name.to_string(),
+                },
+            }),
+        }
+    }
+
+    async fn create_execution(
+        &self,
+        mut record: ExecutionRecord,
+        events: Vec<Event>,
+    ) -> Result<Created> {
+        record.events = events.len() as u64;
+        let input = to_json("input", &record.input)?;
+        let output = record
+            .output
+            .as_ref()
+            .map(|v| to_json("output", v))
+            .transpose()?;
+        let error = record
+            .error
+            .as_ref()
+            .map(|v| to_json("error", v))
+            .transpose()?;
+        let cols = event_columns(0, &events)?;
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(CREATE_SQL)
+            .await
+            .map_err(pg("preparing to insert an execution"))?;
+        let inserted: i64 = client
+            .query_one(
+                &stmt,
+                &[
+                    &record.id,
+                    &record.definition,
+                    &i64::from(record.version),
+                    &record.status.as_str(),
+                    &input,
+                    &output,
+                    &error,
+                    &to_i64("started_at", record.started_at)?,
+                    &to_i64("updated_at", record.updated_at)?,
+                    &to_i64("an event count", record.events)?,
+                    &cols.seq,
+                    &cols.at,
+                    &cols.kind,
+                    &cols.body,
+                ],
+            )
+            .await
+            .map_err(pg("inserting an execution"))?
+            .get(0);
+        if inserted == 1 {
+            return Ok(Created::New(record));
+        }
+        // The id was taken (committed: ON CONFLICT waits for the other
+        // insert to finish), so this statement's fresh snapshot sees it.
+        match get_execution(&client, &record.id).await {
+            Ok(existing) => Ok(Created::Existing(existing)),
+            Err(Error::NotFound { .. }) => Err(Error::Backend(format!(
+                "execution `{}` conflicted on insert but cannot be read",
+                record.id
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn append(&self, a: Append) -> Result<u64> {
+        let client = self.client().await?;
+        let Ok(expected) = i64::try_from(a.expected_version) else {
+            // No stored version is this large: a conflict (or not found).
+            return Err(conflict_or_not_found(&client, &a).await);
+        };
+        let version = a
+            .expected_version
+            .checked_add(a.events.len() as u64)
+            .ok_or_else(|| Error::Backend("the execution's version overflows".into()))?;
+        let cols = event_columns(a.expected_version, &a.events)?;
+        let output = a
+            .output
+            .as_ref()
+            .map(|v| to_json("output", v))
+            .transpose()?;
+        let error = a.error.as_ref().map(|v| to_json("error", v)).transpose()?;
+        let mut timer_execution = Vec::with_capacity(a.timers.len());
+        let mut timer_step = Vec::with_capacity(a.timers.len());
+        let mut timer_task = Vec::with_capacity(a.timers.len());
+        let mut timer_attempt = Vec::with_capacity(a.timers.len());
+        let mut timer_fire_at = Vec::with_capacity(a.timers.len());
+        for t in &a.timers {
+            timer_execution.push(t.execution_id.as_str());
+            timer_step.push(t.step.as_str());
+            timer_task.push(t.task.as_str());
+            timer_attempt.push(i64::from(t.attempt));
+            timer_fire_at.push(to_i64("a timer's fire_at", t.fire_at)?);
+        }
+        let stmt = client
+            .prepare_cached(APPEND_SQL)
+            .await
+            .map_err(pg("preparing an append"))?;
+        let new_version = to_i64("the new version", version)?;
+        let updated_at = to_i64("updated_at", a.updated_at)?;
+        let params: [&(dyn ToSql + Sync); 17] = [
+            &a.execution_id,
+            &expected,
+            &new_version,
+            &a.status.as_str(),
+            &output,
+            &error,
+            &updated_at,
+            &cols.seq,
+            &cols.at,
+            &cols.kind,
+            &cols.body,
+            &timer_execution,
+            &timer_step,
+            &timer_task,
+            &timer_attempt,
+            &timer_fire_at,
+            &a.notify,
+        ];
+        // The UPDATE saw a version other than `expected`. If the version read
+        // right after equals `expected` after all (the caller was ahead and
+        // another append caught up in between), the append is simply late,
+        // not stale: run it again rather than report "expected N, actual N".
+        for _ in 0..3 {
+            let updated: i64 = client
+                .query_one(&stmt, &params)
+                .await
+                .map_err(pg("appending"))?
+                .get(0);
+            if updated == 1 {
+                return Ok(version);
+            }
+            match read_version(&client, &a.execution_id).await? {
+                None => return Err(not_found(&a.execution_id)),
+                Some(actual) if actual == a.expected_version => continue,
+                Some(actual) => {
+                    return Err(Error::Conflict {
+                        id: a.execution_id,
+                        expected: a.expected_version,
+                        actual,
+                    })
+                }
+            }
+        }
+        Err(conflict_or_not_found(&client, &a).await)
+    }
+
+    async fn claim_due_timers(&self, now: Millis, limit: usize) -> Result<Vec<Timer>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(CLAIM_SQL)
+            .await
+            .map_err(pg("preparing to claim timers"))?;
+        let now = now.min(i64::MAX as u64) as i64;
+        let rows = client
+            .query(&stmt, &[&now, &sql_limit(limit)])
+            .await
+            .map_err(pg("claiming due timers"))?;
+        let mut claimed = rows
+            .iter()
+            .map(|r| {
+                let (id, fire_at): (i64, i64) = (r.get(0), r.get(5));
+                let task: String = r.get(3);
+                Ok((
+                    (fire_at, id),
+                    Timer {
+                        execution_id: r.get(1),
+                        step: r.get(2),
+                        task: parse_task(&task)?,
+                        attempt: to_u32(&format!("timer {id} attempt"), r.get(4))?,
+                        fire_at: to_u64(&format!("timer {id} fire_at"), fire_at)?,
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // RETURNING has no order of its own.
+        claimed.sort_by_key(|(key, _)| *key);
+        Ok(claimed.into_iter().map(|(_, t)| t).collect())
+    }
+
+    async fn unfinished(&self) -> Result<Vec<ExecutionRecord>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {EXECUTION_COLUMNS} FROM executions
+                 WHERE status IN ('{}', '{}') ORDER BY seq",
+                Status::Running.as_str(),
+                Status::Compensating.as_str()
+            ))
+            .await
+            .map_err(pg("preparing to list unfinished executions"))?;
+        client
+            .query(&stmt, &[])
+            .await
+            .map_err(pg("listing unfinished executions"))?
+            .iter()
+            .map(|r| execution_from_row(r).map(|(_, rec)| rec))
+            .collect()
+    }
+
+    async fn load_history(&self, id: &str) -> Result<Vec<Event>> {
+        let client = self.client().await?;
+        let entries = read_history(&client, id, 0).await?;
+        Ok(entries.into_iter().map(|h| h.event).collect())
+    }
+
+    async fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT id, execution_id, status, created_at FROM outbox ORDER BY id LIMIT $1",
+            )
+            .await
+            .map_err(pg("preparing to read the outbox"))?;
+        client
+            .query(&stmt, &[&sql_limit(limit)])
+            .await
+            .map_err(pg("reading the outbox"))?
+            .iter()
+            .map(|r| {
+                let id: i64 = r.get(0);
+                let status: String = r.get(2);
+                Ok(Notification {
+                    id: to_u64("a notification id", id)?,
+                    execution_id: r.get(1),
+                    status: Status::parse(&status).ok_or_else(|| {
+                        Error::Corrupt(format!("notification {id} status: `{status}`"))
+                    })?,
+                    created_at: to_u64(&format!("notification {id} created_at"), r.get(3))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn ack_notification(&self, id: u64) -> Result<()> {
+        // An id beyond BIGINT cannot be in the table.
+        let Ok(id) = i64::try_from(id) else {
+            return Ok(());
+        };
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("DELETE FROM outbox WHERE id = $1")
+            .await
+            .map_err(pg("preparing to acknowledge a notification"))?;
+        client
+            .execute(&stmt, &[&id])
+            .await
+            .map(|_| ())
+            .map_err(pg("acknowledging a notification"))
+    }
+}
+
+#[async_trait]
+impl Query for PostgresStore {
+    async fn get_execution(&self, id: &str) -> Result<ExecutionRecord> {
+        let client = self.client().await?;
+        get_execution(&client, id).await
+    }
+
+    async fn list_executions(&self, f: &ListFilter) -> Result<Page> {
+        // The cursor is the `seq` of the last item returned: the next page
+        // starts below it, so inserts since do not shift the pages.
+        let before = match &f.cursor {
+            None => i64::MAX,
+            Some(c) => c
+                .parse::<u64>()
+                .map_err(|_| Error::BadCursor(c.clone()))?
+                .min(i64::MAX as u64) as i64,
+        };
+        let limit = f.limit.max(1);
+        let status = f.status.map(|s| s.as_str());
+        // Only the filters in use go into the SQL, so the planner can use
+        // the (status, seq) or (definition, seq) index.
+        let mut sql = format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE seq < $1");
+        let mut args: Vec<&(dyn ToSql + Sync)> = vec![&before];
+        if let Some(status) = &status {
+            args.push(status);
+            sql.push_str(&format!(" AND status = ${}", args.len()));
+        }
+        if let Some(definition) = &f.definition {
+            args.push(definition);
+            sql.push_str(&format!(" AND definition = ${}", args.len()));
+        }
+        let fetch = sql_limit(limit.saturating_add(1));
+        args.push(&fetch);
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", args.len()));
+
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&sql)
+            .await
+            .map_err(pg("preparing to list executions"))?;
+        let mut rows = client
+            .query(&stmt, &args)
+            .await
+            .map_err(pg("listing executions"))?
+            .iter()
+            .map(execution_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next_cursor = if more {
+            rows.last().map(|(seq, _)| seq.to_string())
+        } else {
+            None
+        };
+        Ok(Page {
+            items: rows.into_iter().map(|(_, rec)| rec).collect(),
+            next_cursor,
+        })
+    }
+
+    async fn history(&self, id: &str, after: u64) -> Result<Vec<HistoryEntry>> {
+        let client = self.client().await?;
+        read_history(&client, id, after).await
+    }
+
+    async fn list_definitions(&self) -> Result<Vec<DefinitionRecord>> {
+        let client = self.client().await?;
+        // COLLATE "C": byte order, as SQLite's default (and a BTreeMap) sorts,
+        // whatever the database's collation.
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {DEFINITION_COLUMNS} FROM definitions AS d
+                 WHERE version = (SELECT MAX(version) FROM definitions WHERE name = d.name)
+                 ORDER BY name COLLATE \"C\""
+            ))
+            .await
+            .map_err(pg("preparing to list definitions"))?;
+        client
+            .query(&stmt, &[])
+            .await
+            .map_err(pg("listing definitions"))?
+            .iter()
+            .map(definition_from_row)
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reads shared by several methods
+
+async fn get_execution(client: &deadpool_postgres::Object, id: &str) -> Result<ExecutionRecord> {
+    let stmt = client
+        .prepare_cached(&format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = $1"
+        ))
+        .await
+        .map_err(pg("preparing to read an execution"))?;
+    let row = client
+        .query_opt(&stmt, &[&id])
+        .await
+        .map_err(pg("reading an execution"))?
+        .ok_or_else(|| not_found(id))?;
+    execution_from_row(&row).map(|(_, rec)| rec)
+}
+
+async fn read_version(client: &deadpool_postgres::Object, id: &str) -> Result<Option<u64>> {
+    let stmt = client
+        .prepare_cached("SELECT events FROM executions WHERE id = $1")
+        .await
+        .map_err(pg("preparing to read a version"))?;
+    client
+        .query_opt(&stmt, &[&id])
+        .await
+        .map_err(pg("reading an execution's version"))?
+        .map(|r| to_u64(&format!("execution `{id}` events"), r.get(0)))
+        .transpose()
+}
+
+/// The error of an append that did not apply: the execution's current
+/// version as a conflict, or not found.
+async fn conflict_or_not_found(client: &deadpool_postgres::Object, a: &Append) -> Error {
+    match read_version(client, &a.execution_id).await {
+        Ok(Some(actual)) => Error::Conflict {
+            id: a.execution_id.clone(),
+            expected: a.expected_version,
+            actual,
+        },
+        Ok(None) => not_found(&a.execution_id),
+        Err(e) => e,
+    }
+}
+
+/// History entries of `id` with `seq > after`, oldest first. One statement,
+/// so the existence check and the events come from one snapshot.
+async fn read_history(
+    client: &deadpool_postgres::Object,
+    id: &str,
+    after: u64,
+) -> Result<Vec<HistoryEntry>> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT e.seq, e.body FROM executions AS x
+             LEFT JOIN events AS e ON e.execution_id = x.id AND e.seq > $2
+             WHERE x.id = $1 ORDER BY e.seq",
+        )
+        .await
+        .map_err(pg("preparing to read a history"))?;
+    let after = after.min(i64::MAX as u64) as i64;
+    let rows = client
+        .query(&stmt, &[&id, &after])
+        .await
+        .map_err(pg("reading a history"))?;
+    if rows.is_empty() {
+        return Err(not_found(id));
+    }
+    rows.iter()
+        .filter_map(|r| {
+            let seq: Option<i64> = r.get(0);
+            let body: Option<String> = r.get(1);
+            seq.zip(body)
+        })
+        .map(|(seq, body)| {
+            Ok(HistoryEntry {
+                seq: to_u64(&format!("execution `{id}` event seq"), seq)?,
+                event: from_json(&format!("event {seq} of execution `{id}`"), &body)?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact_url("postgres://app:s3cr%40t@db.example:5432/sagaflow?sslmode=disable"),
+            "postgres://app:***@db.example:5432/sagaflow?sslmode=disable"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1:5432/test"),
+            "postgres://postgres@127.0.0.1:5432/test"
+        );
+        assert_eq!(
+            redact_url("postgresql://h/db?user=a@b"),
+            "postgresql://h/db?user=a@b"
+        );
+        assert_eq!(redact_url("host=/tmp dbname=x"), "host=/tmp dbname=x");
+        assert_eq!(
+            redact_url("postgres://h/db?user=a&password=p%20w&dbname=x"),
+            "postgres://h/db?user=a&password=***&dbname=x"
+        );
+        assert_eq!(
+            redact_url("host=h password=secret user=u"),
+            "host=h password=*** user=u"
+        );
+        assert_eq!(redact_url("password=secret"), "password=***");
+    }
+
+    #[test]
+    fn schema_names_are_plain_lowercase_identifiers() {
+        for ok in ["sagaflow", "_t", "t_1_abc", &"a".repeat(63)] {
+            assert!(check_schema_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1a", "Upper", "a-b", "a b", "a\"b", &"a".repeat(64)] {
+            assert!(check_schema_name(bad).is_err(), "{bad}");
+        }
+    }
+}
