@@ -91,9 +91,9 @@ impl Progress {
             let secs = phase.started.elapsed().as_secs_f64();
             let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
             let of = match (phase.total, phase.until) {
-                (Some(total), _) => format!("{done}/{total}"),
+                (Some(total), _) => format!("{done}/{total} sagas"),
                 (None, Some(until)) => format!(
-                    "{done} ({:.0} s left)",
+                    "{done} sagas, {:.0} s left",
                     until
                         .saturating_duration_since(Instant::now())
                         .as_secs_f64()
@@ -102,9 +102,9 @@ impl Progress {
                 (None, None) if done == 0 => {
                     return self.write(&format!("{}… {secs:.1} s", phase.name))
                 }
-                (None, None) => done.to_string(),
+                (None, None) => format!("{done} sagas"),
             };
-            format!("{}: {of} sagas, {rate:.0}/s, {secs:.1} s", phase.name)
+            format!("{}: {of}, {rate:.0}/s, {secs:.1} s", phase.name)
         };
         self.write(&line);
     }

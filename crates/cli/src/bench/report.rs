@@ -81,8 +81,9 @@ pub struct CpuReport {
     /// CPU time / wall time: how many cores were busy on average.
     pub cores_busy: f64,
     pub per_saga_us: f64,
-    /// Of the CPU time, the store's writer thread's (it runs every commit).
-    pub store_writer_s: f64,
+    /// Of the CPU time, the SQLite store's own threads' (its writer, which
+    /// runs every commit, and its WAL checkpointer where it has one).
+    pub store_threads_s: f64,
     /// Bytes the process wrote (`wchar`: mostly the database's WAL), per saga.
     pub written_per_saga_kib: f64,
 }
@@ -95,7 +96,7 @@ impl CpuReport {
             system_s: cpu.system.as_secs_f64(),
             cores_busy: total / wall.as_secs_f64().max(1e-9),
             per_saga_us: total * 1e6 / sagas.max(1) as f64,
-            store_writer_s: cpu.store_writer.as_secs_f64(),
+            store_threads_s: cpu.store_threads.as_secs_f64(),
             written_per_saga_kib: cpu.written as f64 / 1024.0 / sagas.max(1) as f64,
         }
     }
@@ -311,12 +312,12 @@ impl Report {
         line(
             "cpu",
             format!(
-                "user {:.2} s  system {:.2} s  ({:.2} cores busy, {} per saga; store writer thread {:.2} s)",
+                "user {:.2} s  system {:.2} s  ({:.2} cores busy, {} per saga; store threads {:.2} s)",
                 self.cpu.user_s,
                 self.cpu.system_s,
                 self.cpu.cores_busy,
                 us(self.cpu.per_saga_us),
-                self.cpu.store_writer_s
+                self.cpu.store_threads_s
             ),
         );
         line(

@@ -10,8 +10,8 @@ use serde::Serialize;
 pub struct Cpu {
     pub user: Duration,
     pub system: Duration,
-    /// Of which the store's writer thread (group commits).
-    pub store_writer: Duration,
+    /// Of which the SQLite store's own threads (`sagaflow-store-*`).
+    pub store_threads: Duration,
     /// Bytes written (see [`written`]).
     pub written: u64,
 }
@@ -28,7 +28,7 @@ impl Cpu {
         Cpu {
             user: timeval(ru.ru_utime),
             system: timeval(ru.ru_stime),
-            store_writer: thread_cpu(STORE_WRITER),
+            store_threads: thread_cpu(STORE_THREADS),
             written: written(),
         }
     }
@@ -38,7 +38,7 @@ impl Cpu {
         Cpu {
             user: self.user.saturating_sub(earlier.user),
             system: self.system.saturating_sub(earlier.system),
-            store_writer: self.store_writer.saturating_sub(earlier.store_writer),
+            store_threads: self.store_threads.saturating_sub(earlier.store_threads),
             written: self.written.saturating_sub(earlier.written),
         }
     }
@@ -88,8 +88,9 @@ pub fn thread_cpu(prefix: &str) -> Duration {
     Duration::from_secs_f64(total as f64 / ticks)
 }
 
-/// The name (as Linux shows it) of the SQLite store's writer thread.
-pub const STORE_WRITER: &str = "sagaflow-store-";
+/// The SQLite store's threads (writer, checkpointer) as Linux names them:
+/// thread names are cut to 15 bytes.
+pub const STORE_THREADS: &str = "sagaflow-store-";
 
 /// A `kB` line of `/proc/self/status` (`VmRSS`, `VmHWM`), in bytes.
 fn status_bytes(key: &str) -> Option<u64> {
