@@ -17,7 +17,7 @@
 //! The schema is versioned by [`MIGRATIONS`], recorded in `schema_migrations`.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -128,9 +128,6 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 /// See the module docs.
 pub struct SqliteStore {
-    /// Cleared on drop: stops the checkpoint thread.
-    checkpointing: Arc<AtomicBool>,
-    checkpointer: Option<JoinHandle<()>>,
     /// `None` only while dropping: closing it stops the writer.
     requests: Option<mpsc::Sender<Work>>,
     writer: Option<JoinHandle<()>>,
@@ -306,17 +303,7 @@ impl SqliteStore {
                 move || run_writer(conn, rx, &stats)
             })
             .map_err(|e| Error::Backend(format!("starting the writer thread: {e}")))?;
-        let checkpointing = Arc::new(AtomicBool::new(true));
-        let checkpointer = std::thread::Builder::new()
-            .name("sagaflow-store-checkpoint".into())
-            .spawn({
-                let (path, running) = (readers.path.clone(), checkpointing.clone());
-                move || run_checkpointer(&path, &running)
-            })
-            .map_err(|e| Error::Backend(format!("starting the checkpoint thread: {e}")))?;
         Ok(SqliteStore {
-            checkpointing,
-            checkpointer: Some(checkpointer),
             requests: Some(tx),
             writer: Some(writer),
             readers,
@@ -421,11 +408,6 @@ impl Drop for SqliteStore {
             .clear();
         // Closing the channel lets the writer finish what is queued and exit;
         // joining it means the database is closed once the store is gone.
-        self.checkpointing.store(false, Ordering::Relaxed);
-        if let Some(c) = self.checkpointer.take() {
-            c.thread().unpark();
-            let _ = c.join();
-        }
         self.requests = None;
         if let Some(writer) = self.writer.take() {
             if writer.join().is_err() {
@@ -465,37 +447,7 @@ fn configure_writer(conn: &Connection) -> Result<()> {
     // Keep the hot pages of a busy database in memory (negative = KiB).
     conn.pragma_update(None, "cache_size", -65_536)
         .map_err(backend("setting cache_size"))?;
-    // Checkpoints run on their own thread ([`run_checkpointer`]), not
-    // inside the writer's commits where they would stall every appender.
-    conn.pragma_update(None, "wal_autocheckpoint", 0)
-        .map_err(backend("setting wal_autocheckpoint"))?;
     Ok(())
-}
-
-/// Copies the WAL back into the database file in the background, so the
-/// WAL stays short without the writer paying for it. PASSIVE never blocks the
-/// writer or readers; a checkpoint that cannot finish now finishes later.
-fn run_checkpointer(path: &Path, running: &AtomicBool) {
-    let conn = match Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    ) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "the checkpoint thread cannot open the database; the WAL will grow");
-            return;
-        }
-    };
-    let _ = conn.busy_timeout(Duration::from_millis(50));
-    while running.load(Ordering::Relaxed) {
-        std::thread::park_timeout(Duration::from_millis(100));
-        if !running.load(Ordering::Relaxed) {
-            break;
-        }
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::debug!(error = %e, "checkpoint deferred");
-        }
-    }
 }
 
 /// Applies the migrations the database lacks, all in one transaction.
