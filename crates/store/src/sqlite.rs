@@ -444,9 +444,6 @@ fn configure_writer(conn: &Connection) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(backend("setting busy_timeout"))?;
     conn.set_prepared_statement_cache_capacity(32);
-    // Keep the hot pages of a busy database in memory (negative = KiB).
-    conn.pragma_update(None, "cache_size", -65_536)
-        .map_err(backend("setting cache_size"))?;
     Ok(())
 }
 
