@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub mod conformance;
+mod encode;
 pub mod memory;
 pub mod postgres;
 pub mod sqlite;

@@ -62,11 +62,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use sagaflow_core::event::Millis;
-use sagaflow_core::{ErrorInfo, Event, Status, TaskKind};
+use sagaflow_core::{ErrorInfo, Event, Status};
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+use crate::encode::{from_json, not_found, parse_task, to_json};
 use crate::{
     Append, Created, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry, ListFilter,
     Notification, Page, Query, Result, Timer,
@@ -541,28 +542,6 @@ fn to_u64(what: &str, v: i64) -> Result<u64> {
 
 fn to_u32(what: &str, v: i64) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::Corrupt(format!("{what}: {v}")))
-}
-
-fn to_json<T: serde::Serialize>(what: &str, value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| Error::Backend(format!("encoding {what}: {e}")))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
-}
-
-fn parse_task(s: &str) -> Result<TaskKind> {
-    [TaskKind::Action, TaskKind::Compensation]
-        .into_iter()
-        .find(|t| t.as_str() == s)
-        .ok_or_else(|| Error::Corrupt(format!("unknown timer task kind `{s}`")))
-}
-
-fn not_found(id: &str) -> Error {
-    Error::NotFound {
-        what: "execution",
-        id: id.to_string(),
-    }
 }
 
 /// A limit as SQL wants it (`usize` beyond `i64` means "all").

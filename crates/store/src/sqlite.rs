@@ -28,10 +28,11 @@ use rusqlite::{
     params, params_from_iter, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior,
 };
 use sagaflow_core::event::Millis;
-use sagaflow_core::{ErrorInfo, Event, Status, TaskKind};
+use sagaflow_core::{ErrorInfo, Event, Status};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::encode::{from_json, not_found, parse_task, to_json};
 use crate::{
     Append, Created, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry, ListFilter,
     Notification, Page, Query, Result, Timer,
@@ -592,28 +593,6 @@ impl ReadPool {
 
 fn backend(context: &'static str) -> impl Fn(rusqlite::Error) -> Error {
     move |e| Error::Backend(format!("{context}: {e}"))
-}
-
-fn to_json<T: serde::Serialize>(what: &str, value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| Error::Backend(format!("encoding {what}: {e}")))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
-}
-
-fn parse_task(s: &str) -> Result<TaskKind> {
-    [TaskKind::Action, TaskKind::Compensation]
-        .into_iter()
-        .find(|t| t.as_str() == s)
-        .ok_or_else(|| Error::Corrupt(format!("unknown timer task kind `{s}`")))
-}
-
-fn not_found(id: &str) -> Error {
-    Error::NotFound {
-        what: "execution",
-        id: id.to_string(),
-    }
 }
 
 const DEFINITION_COLUMNS: &str = "name, version, format, source, digest, created_at";
