@@ -89,9 +89,11 @@ macro_rules! conformance_tests {
 // ---------------------------------------------------------------------------
 // Builders
 
-const T0: Millis = 1_700_000_000_000;
+/// The time the builders stamp events and records with.
+pub const T0: Millis = 1_700_000_000_000;
 
-fn started(id: &str, definition: &str, input: Value) -> Event {
+/// An `execution_started` event at [`T0`].
+pub fn started(id: &str, definition: &str, input: Value) -> Event {
     Event {
         at: T0,
         kind: EventKind::ExecutionStarted {
@@ -103,7 +105,8 @@ fn started(id: &str, definition: &str, input: Value) -> Event {
     }
 }
 
-fn step_succeeded(step: &str, at: Millis) -> Event {
+/// A first attempt's `step_succeeded` event.
+pub fn step_succeeded(step: &str, at: Millis) -> Event {
     Event {
         at,
         kind: EventKind::StepSucceeded {
@@ -114,7 +117,8 @@ fn step_succeeded(step: &str, at: Millis) -> Event {
     }
 }
 
-fn record(id: &str, definition: &str, input: Value) -> ExecutionRecord {
+/// A running execution's record, as created at [`T0`].
+pub fn record(id: &str, definition: &str, input: Value) -> ExecutionRecord {
     ExecutionRecord {
         id: id.to_string(),
         definition: definition.to_string(),

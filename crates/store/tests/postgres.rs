@@ -9,6 +9,7 @@
 //! data. Schemas left behind by a killed run are dropped by a later run once
 //! they are an hour old.
 
+use sagaflow_store::conformance::{record, started, step_succeeded, T0};
 use std::collections::HashSet;
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -28,7 +29,6 @@ use sagaflow_store::{
 use serde_json::{json, Value};
 use tokio_postgres::NoTls;
 
-const T0: Millis = 1_700_000_000_000;
 const SCHEMA_PREFIX: &str = "sagaflow_test_";
 
 // ---------------------------------------------------------------------------
@@ -171,44 +171,6 @@ mod conformance {
 
 // ---------------------------------------------------------------------------
 // Builders
-
-fn started(id: &str, definition: &str, input: Value) -> Event {
-    Event {
-        at: T0,
-        kind: EventKind::ExecutionStarted {
-            execution_id: id.to_string(),
-            definition: definition.to_string(),
-            version: 1,
-            input,
-        },
-    }
-}
-
-fn step_succeeded(step: &str, at: Millis) -> Event {
-    Event {
-        at,
-        kind: EventKind::StepSucceeded {
-            step: step.to_string(),
-            attempt: 1,
-            output: json!({ "step": step }),
-        },
-    }
-}
-
-fn record(id: &str, definition: &str, input: Value) -> ExecutionRecord {
-    ExecutionRecord {
-        id: id.to_string(),
-        definition: definition.to_string(),
-        version: 1,
-        status: Status::Running,
-        input,
-        output: None,
-        error: None,
-        started_at: T0,
-        updated_at: T0,
-        events: 0,
-    }
-}
 
 async fn create(store: &dyn Store, id: &str) {
     let input = json!({ "id": id });
