@@ -81,8 +81,8 @@ pub struct CpuReport {
     /// CPU time / wall time: how many cores were busy on average.
     pub cores_busy: f64,
     pub per_saga_us: f64,
-    /// Of the CPU time, the SQLite store's own threads' (its writer, which
-    /// runs every commit, and its WAL checkpointer where it has one).
+    /// Of the CPU time, the SQLite store's own thread's (its writer, which
+    /// runs every commit and the WAL checkpoints).
     pub store_threads_s: f64,
     /// Bytes the process wrote (`wchar`: mostly the database's WAL), per saga.
     pub written_per_saga_kib: f64,

@@ -88,7 +88,7 @@ pub fn thread_cpu(prefix: &str) -> Duration {
     Duration::from_secs_f64(total as f64 / ticks)
 }
 
-/// The SQLite store's threads (writer, checkpointer) as Linux names them:
+/// The SQLite store's writer thread as Linux names it:
 /// thread names are cut to 15 bytes.
 pub const STORE_THREADS: &str = "sagaflow-store-";
 
