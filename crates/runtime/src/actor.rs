@@ -100,15 +100,15 @@ impl Actor {
         self.perform(effects);
         loop {
             // A terminal actor only lives to answer the command it was loaded for.
-            let idle = if self.state.status.is_terminal() {
-                Duration::from_secs(10)
+            let msg = if self.state.status.is_terminal() {
+                tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                    .await
+                    .ok()
+                    .flatten()
             } else {
-                Duration::from_secs(u64::MAX / 4)
+                rx.recv().await
             };
-            let msg = match tokio::time::timeout(idle, rx.recv()).await {
-                Ok(Some(m)) => m,
-                Ok(None) | Err(_) => break,
-            };
+            let Some(msg) = msg else { break };
             self.handle(msg).await;
             if self.state.status.is_terminal() {
                 break;

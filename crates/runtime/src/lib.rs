@@ -141,6 +141,8 @@ pub(crate) struct Shared {
     /// Participant calls whose result has not been recorded yet.
     pub in_flight: AtomicUsize,
     pub permits: Arc<tokio::sync::Semaphore>,
+    /// The latest version of each definition this process has seen.
+    pub latest: Mutex<HashMap<String, u32>>,
     /// The last storage failure, while writes are failing.
     pub storage_fault: Mutex<Option<String>>,
     /// Parked callback tasks by token: when they last showed a sign of life.
@@ -257,6 +259,7 @@ impl Builder {
                 permits: Arc::new(tokio::sync::Semaphore::new(concurrency)),
                 beats: Mutex::new(HashMap::new()),
                 storage_fault: Mutex::new(None),
+                latest: Mutex::new(HashMap::new()),
                 waiters: Mutex::new(HashMap::new()),
                 next_waiter: std::sync::atomic::AtomicU64::new(0),
             }),
@@ -382,6 +385,7 @@ impl Engine {
         let plan = Arc::new(plan);
         self.lock_plans()
             .insert((record.name.clone(), record.version), plan.clone());
+        self.note_latest(&record.name, record.version);
         Ok(Deployed {
             record,
             created,
@@ -395,6 +399,9 @@ impl Engine {
 
     /// The compiled plan of a definition version (`None` = latest).
     pub async fn plan(&self, name: &str, version: Option<u32>) -> Result<(u32, Arc<Plan>)> {
+        // The latest version is known without a read once this process has
+        // seen it: the store's owner lock makes it the only one deploying.
+        let version = version.or_else(|| self.lock_latest().get(name).copied());
         if let Some(v) = version {
             if let Some(p) = self.lock_plans().get(&(name.to_string(), v)) {
                 return Ok((v, p.clone()));
@@ -414,7 +421,20 @@ impl Engine {
             Arc::new(sagaflow_core::compile(&rec.source, Some(name)).map_err(Error::Invalid)?);
         self.lock_plans()
             .insert((name.to_string(), rec.version), plan.clone());
+        if version.is_none() {
+            self.note_latest(name, rec.version);
+        }
         Ok((rec.version, plan))
+    }
+
+    fn lock_latest(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        self.shared.latest.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn note_latest(&self, name: &str, version: u32) {
+        let mut latest = self.lock_latest();
+        let v = latest.entry(name.to_string()).or_insert(version);
+        *v = (*v).max(version);
     }
 
     /// Starts an execution of the latest version of `definition`. With an
