@@ -109,9 +109,22 @@ pub struct Plan {
     pub variable_uses: Vec<(String, String)>,
     /// SHA-256 of the canonical JSON form; a changed digest is a new version.
     pub digest: String,
+    /// For an Amazon States Language definition: the machine to interpret
+    /// (`steps` and `stages` are then empty).
+    #[serde(skip)]
+    pub asl: Option<std::sync::Arc<crate::asl::Machine>>,
 }
 
 impl Plan {
+    /// The stored format name: `asl` or `saga`.
+    pub fn format(&self) -> &'static str {
+        if self.asl.is_some() {
+            "asl"
+        } else {
+            "saga"
+        }
+    }
+
     /// Index of the step with this name.
     pub fn step_index(&self, name: &str) -> Option<usize> {
         self.steps.iter().position(|s| s.name == name)
@@ -154,7 +167,7 @@ pub fn compile_document(doc: &Value, name_hint: Option<&str>) -> Result<Plan, Er
 }
 
 /// Validity of step and group names: they appear in URLs, keys and paths.
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 80
         && name
@@ -419,6 +432,7 @@ impl Compiler {
             variables: std::mem::take(&mut self.variables),
             variable_uses: std::mem::take(&mut self.variable_uses),
             digest,
+            asl: None,
         })
     }
 

@@ -165,6 +165,9 @@ pub enum EventKind {
         attempt: u32,
         error: ErrorInfo,
     },
+    /// A timer of an ASL state came due: a Wait state's time passed, or a
+    /// Parallel/Map state's retry is due.
+    TimerFired { step: String, attempt: u32 },
     /// The execution outlived its definition's `timeout` before its pivot;
     /// completed steps will be compensated.
     ExecutionTimedOut {},
@@ -192,6 +195,7 @@ impl EventKind {
             EventKind::CompensationScheduled { .. } => "compensation_scheduled",
             EventKind::CompensationSucceeded { .. } => "compensation_succeeded",
             EventKind::CompensationFailed { .. } => "compensation_failed",
+            EventKind::TimerFired { .. } => "timer_fired",
             EventKind::ExecutionTimedOut {} => "execution_timed_out",
             EventKind::ExecutionRedriven {} => "execution_redriven",
             EventKind::ExecutionFinished { .. } => "execution_finished",
@@ -225,7 +229,8 @@ impl EventKind {
             | EventKind::RollbackStarted { step, .. }
             | EventKind::CompensationScheduled { step, .. }
             | EventKind::CompensationSucceeded { step, .. }
-            | EventKind::CompensationFailed { step, .. } => Some(step),
+            | EventKind::CompensationFailed { step, .. }
+            | EventKind::TimerFired { step, .. } => Some(step),
             _ => None,
         }
     }

@@ -14,6 +14,8 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use crate::asl::run::{Run, TimerMeaning, Todo};
+use crate::asl::Machine;
 use crate::definition::{Participant, Plan, Role};
 use crate::event::{ErrorInfo, Event, EventKind, Millis, Status, TaskKind};
 use crate::path::render;
@@ -138,6 +140,15 @@ pub struct TaskToken {
     pub task: TaskKind,
     pub attempt: u32,
     pub nonce: String,
+}
+
+/// Why a callback token cannot complete its task now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackRefused {
+    /// The task is not waiting for this attempt's callback (any more).
+    NotWaiting,
+    /// The token's nonce is not the one recorded for the attempt.
+    WrongNonce,
 }
 
 /// Reads a token made by [`task_token`]; `None` if it is not one.
@@ -268,6 +279,8 @@ pub struct Execution {
     cancelled: bool,
     timed_out: bool,
     rollback_error: Option<ErrorInfo>,
+    /// The ASL interpreter's state, for an execution of an ASL definition.
+    pub asl: Option<Box<Run>>,
 }
 
 fn illegal(event: &EventKind, state: impl Into<String>) -> Error {
@@ -310,6 +323,7 @@ impl Execution {
             cancelled: false,
             timed_out: false,
             rollback_error: None,
+            asl: plan.asl.as_ref().map(|_| Box::default()),
         }
     }
 
@@ -414,6 +428,9 @@ impl Execution {
                 kind,
                 format!("finished ({})", self.status.as_str()),
             ));
+        }
+        if let Some(m) = plan.asl.as_deref() {
+            return self.apply_asl(m, event);
         }
         let mut effects = Vec::new();
         match kind {
@@ -658,6 +675,9 @@ impl Execution {
                     self.status = Status::Running;
                 }
             }
+            EventKind::TimerFired { .. } => {
+                return Err(illegal(kind, "not an event of a saga execution"))
+            }
             EventKind::ExecutionFinished {
                 status,
                 error,
@@ -672,6 +692,76 @@ impl Execution {
                 self.output = output.clone();
                 effects.push(Effect::Finished { status: *status });
             }
+        }
+        self.events += 1;
+        self.updated_at = event.at;
+        Ok(effects)
+    }
+
+    /// [`Execution::apply`] for an ASL execution: the interpreter folds the
+    /// event in; the fields shared with sagas (status, output …) follow it.
+    fn apply_asl(&mut self, m: &Machine, event: &Event) -> Result<Vec<Effect>, Error> {
+        let kind = &event.kind;
+        match kind {
+            EventKind::ExecutionStarted { .. } if self.started => {
+                return Err(illegal(kind, "already started"))
+            }
+            EventKind::ExecutionRedriven {} if self.status != Status::Failed => {
+                return Err(illegal(kind, format!("status {}", self.status.as_str())))
+            }
+            EventKind::ExecutionFinished { status, .. } if !status.is_terminal() => {
+                return Err(illegal(kind, "a finish needs a terminal status"))
+            }
+            EventKind::CancelRequested { .. } | EventKind::ExecutionTimedOut {}
+                if self.cancelled || self.timed_out =>
+            {
+                return Err(illegal(kind, "already stopping"))
+            }
+            _ => {}
+        }
+        let Some(run) = self.asl.as_mut() else {
+            return Err(illegal(kind, "not an ASL execution"));
+        };
+        let mut effects = Vec::new();
+        run.apply(m, event, &mut effects)?;
+        match kind {
+            EventKind::ExecutionStarted {
+                execution_id,
+                definition,
+                version,
+                input,
+            } => {
+                self.started = true;
+                self.id = execution_id.clone();
+                self.definition = definition.clone();
+                self.version = *version;
+                self.input = input.clone();
+                self.started_at = event.at;
+            }
+            EventKind::CancelRequested { reason } => {
+                self.cancelled = true;
+                self.rollback_error = Some(ErrorInfo::new("Sagaflow.Cancelled", reason.clone()));
+            }
+            EventKind::ExecutionTimedOut {} => {
+                self.timed_out = true;
+            }
+            EventKind::ExecutionRedriven {} => {
+                self.phase = Phase::Forward;
+                self.status = Status::Running;
+                self.error = None;
+            }
+            EventKind::ExecutionFinished {
+                status,
+                error,
+                output,
+            } => {
+                self.phase = Phase::Finished;
+                self.status = *status;
+                self.error = error.clone();
+                self.output = output.clone();
+                effects.push(Effect::Finished { status: *status });
+            }
+            _ => {}
         }
         self.events += 1;
         self.updated_at = event.at;
@@ -702,7 +792,10 @@ impl Execution {
             out: Vec::new(),
             effects: Vec::new(),
         };
-        d.input(input)?;
+        match plan.asl.as_deref() {
+            Some(m) => d.asl_input(m, input)?,
+            None => d.input(input)?,
+        }
         Ok(Decision {
             events: d.out,
             state: d.ex,
@@ -712,6 +805,9 @@ impl Execution {
 
     /// Effects still in flight, for a runtime that just rebuilt this state from history.
     pub fn outstanding(&self, plan: &Plan) -> Vec<Effect> {
+        if let (Some(m), Some(run)) = (plan.asl.as_deref(), self.asl.as_deref()) {
+            return run.outstanding(m, self.phase == Phase::Finished);
+        }
         let mut out = Vec::new();
         if self.phase == Phase::Finished {
             return out;
@@ -763,6 +859,9 @@ impl Execution {
         if self.phase == Phase::Finished || !self.started {
             return false;
         }
+        if let (Some(m), Some(run)) = (plan.asl.as_deref(), self.asl.as_deref()) {
+            return run.is_parked(m);
+        }
         // The execution's own deadline is watched in memory.
         if plan.timeout_ms.is_some() && self.phase == Phase::Forward {
             return false;
@@ -810,6 +909,9 @@ impl Execution {
     /// Builds the participant call for a running task. An input template that
     /// references something missing is a `States.Runtime` error for that task.
     pub fn request(&self, plan: &Plan, step: &str, task: TaskKind) -> Result<Request, ErrorInfo> {
+        if let (Some(m), Some(run)) = (plan.asl.as_deref(), self.asl.as_deref()) {
+            return run.request(m, step);
+        }
         let i = plan
             .step_index(step)
             .ok_or_else(|| ErrorInfo::new(RUNTIME, format!("no step `{step}`")))?;
@@ -857,6 +959,61 @@ impl Execution {
             },
             heartbeat_ms: spec.heartbeat_ms.filter(|_| spec.callback),
         })
+    }
+
+    /// Checks that a callback token may complete its task now: the task
+    /// takes callbacks, runs that attempt, and the nonce is the recorded one.
+    pub fn check_callback(&self, plan: &Plan, token: &TaskToken) -> Result<(), CallbackRefused> {
+        if self.status.is_terminal() {
+            return Err(CallbackRefused::NotWaiting);
+        }
+        let (attempts, nonce, running, callback) = match self.asl.as_deref() {
+            Some(run) => {
+                let Some((attempt, nonce, running)) =
+                    crate::asl::run::callback_slot(run, &token.step)
+                else {
+                    return Err(CallbackRefused::NotWaiting);
+                };
+                (attempt, nonce.map(str::to_string), running, nonce.is_some())
+            }
+            None => {
+                let i = plan
+                    .step_index(&token.step)
+                    .ok_or(CallbackRefused::NotWaiting)?;
+                let def = &plan.steps[i];
+                let callback = match token.task {
+                    TaskKind::Action => def.action.callback,
+                    TaskKind::Compensation => def.compensation.as_ref().is_some_and(|c| c.callback),
+                };
+                let t = self.task(i, token.task);
+                (
+                    t.attempts,
+                    t.nonce.clone(),
+                    t.is_running(token.attempt),
+                    callback,
+                )
+            }
+        };
+        if !callback || attempts != token.attempt {
+            return Err(CallbackRefused::NotWaiting);
+        }
+        if nonce.as_deref() != Some(token.nonce.as_str()) {
+            return Err(CallbackRefused::WrongNonce);
+        }
+        if running {
+            Ok(())
+        } else {
+            Err(CallbackRefused::NotWaiting)
+        }
+    }
+
+    /// The number of the last attempt of a task (0 = never tried).
+    pub fn attempts(&self, plan: &Plan, step: &str, task: TaskKind) -> u32 {
+        if let Some(run) = self.asl.as_deref() {
+            return crate::asl::run::callback_slot(run, step).map_or(0, |(a, _, _)| a);
+        }
+        plan.step_index(step)
+            .map_or(0, |i| self.task(i, task).attempts)
     }
 
     /// Whether the pivot (or any later step) has been attempted: cancelling is no longer possible.
@@ -1055,6 +1212,234 @@ impl Decider<'_> {
             }
         }
         self.advance()
+    }
+
+    /// The decider of an ASL execution: records the input, then whatever
+    /// the interpreter asks to be recorded (attempts to schedule, retry due
+    /// times with their jitter, the end).
+    fn asl_input(&mut self, m: &Machine, input: Input) -> Result<(), Error> {
+        let finished = self.ex.phase == Phase::Finished;
+        match input {
+            Input::Start { .. } => return self.input(input),
+            Input::TaskSucceeded {
+                step,
+                attempt,
+                output,
+                ..
+            } => {
+                if finished
+                    || !self
+                        .ex
+                        .asl
+                        .as_deref()
+                        .is_some_and(|r| r.is_running(&step, attempt))
+                {
+                    return Ok(()); // stale: a late or duplicate answer
+                }
+                self.emit(EventKind::StepSucceeded {
+                    step,
+                    attempt,
+                    output,
+                })?;
+            }
+            Input::TaskFailed {
+                step,
+                attempt,
+                error,
+                ..
+            } => {
+                if finished
+                    || !self
+                        .ex
+                        .asl
+                        .as_deref()
+                        .is_some_and(|r| r.is_running(&step, attempt))
+                {
+                    return Ok(());
+                }
+                self.emit(EventKind::StepFailed {
+                    step,
+                    attempt,
+                    error,
+                })?;
+            }
+            Input::TaskParked { step, attempt, .. } => {
+                let ok = self.ex.asl.as_deref().is_some_and(|r| {
+                    r.is_running(&step, attempt) && !r.is_parked_task(&step, attempt)
+                });
+                if finished || !ok {
+                    return Ok(());
+                }
+                self.emit(EventKind::TaskParked {
+                    step,
+                    task: TaskKind::Action,
+                    attempt,
+                })?;
+            }
+            Input::TimerFired { step, attempt, .. } => {
+                if finished {
+                    return Ok(());
+                }
+                let meaning = self.ex.asl.as_deref().map_or(TimerMeaning::Stale, |r| {
+                    r.timer(m, &step, attempt, self.ctx.now)
+                });
+                match meaning {
+                    TimerMeaning::Fire => self.emit(EventKind::TimerFired { step, attempt })?,
+                    // The due retry is scheduled by the drain below.
+                    TimerMeaning::Reschedule => self.asl_schedule(m, &step, attempt)?,
+                    TimerMeaning::Deadline => {
+                        let error = ErrorInfo::new(
+                            TIMEOUT,
+                            format!("`{step}` got no answer before its deadline"),
+                        );
+                        self.emit(EventKind::StepFailed {
+                            step,
+                            attempt,
+                            error,
+                        })?;
+                    }
+                    TimerMeaning::Stale => return Ok(()),
+                }
+            }
+            Input::Cancel { reason } => {
+                if finished {
+                    return Err(Error::NotAllowed {
+                        code: "execution_finished",
+                        message: format!(
+                            "execution `{}` already finished ({})",
+                            self.ex.id,
+                            self.ex.status.as_str()
+                        ),
+                    });
+                }
+                if self.ex.cancelled || self.ex.timed_out {
+                    return Ok(());
+                }
+                self.emit(EventKind::CancelRequested {
+                    reason: reason.clone(),
+                })?;
+                self.finish(
+                    Status::Cancelled,
+                    Some(ErrorInfo::new("Sagaflow.Cancelled", reason)),
+                    None,
+                )?;
+            }
+            Input::DeadlinePassed => {
+                if finished || self.ex.cancelled || self.ex.timed_out {
+                    return Ok(());
+                }
+                let limit = m.timeout_seconds.unwrap_or_default();
+                self.emit(EventKind::ExecutionTimedOut {})?;
+                self.finish(
+                    Status::TimedOut,
+                    Some(ErrorInfo::new(
+                        TIMEOUT,
+                        format!(
+                            "the execution did not finish within its TimeoutSeconds of {limit}"
+                        ),
+                    )),
+                    None,
+                )?;
+            }
+            Input::Redrive => {
+                if self.ex.status != Status::Failed
+                    || !self.ex.asl.as_deref().is_some_and(Run::can_redrive)
+                {
+                    return Err(Error::NotAllowed {
+                        code: "not_redrivable",
+                        message: format!(
+                            "only an execution that failed in a state other than Fail can be redriven; `{}` is {}",
+                            self.ex.id,
+                            self.ex.status.as_str()
+                        ),
+                    });
+                }
+                self.emit(EventKind::ExecutionRedriven {})?;
+            }
+        }
+        self.asl_drain(m)
+    }
+
+    fn asl_schedule(&mut self, m: &Machine, step: &str, attempt: u32) -> Result<(), Error> {
+        let Some((timeout_ms, callback)) = self
+            .ex
+            .asl
+            .as_deref()
+            .and_then(|r| r.schedule_spec(m, step))
+        else {
+            return Ok(());
+        };
+        self.asl_record(
+            m,
+            Todo::Schedule {
+                step: step.to_string(),
+                attempt,
+                timeout_ms,
+                callback,
+            },
+        )
+    }
+
+    fn asl_drain(&mut self, m: &Machine) -> Result<(), Error> {
+        // Each todo is consumed by the event that records it; the bound only
+        // guards against a bug turning into an endless loop.
+        for _ in 0..1_000_000 {
+            let Some(todo) = self.ex.asl.as_deref().and_then(|r| r.next_todo(m)) else {
+                return Ok(());
+            };
+            self.asl_record(m, todo)?;
+        }
+        Err(Error::IllegalTransition {
+            event: "decision".into(),
+            state: "the ASL interpreter keeps asking for the same event".into(),
+        })
+    }
+
+    fn asl_record(&mut self, _m: &Machine, todo: Todo) -> Result<(), Error> {
+        match todo {
+            Todo::Schedule {
+                step,
+                attempt,
+                timeout_ms,
+                callback,
+            } => {
+                let nonce = callback.then(|| {
+                    let salt = step.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                    }) ^ u64::from(attempt);
+                    format!("{:016x}", splitmix64(self.ctx.entropy ^ salt))
+                });
+                self.emit(EventKind::StepScheduled {
+                    step,
+                    attempt,
+                    deadline: self.ctx.now.saturating_add(timeout_ms),
+                    nonce,
+                })
+            }
+            Todo::Retry {
+                step,
+                attempt,
+                delay_ms,
+                jitter,
+            } => {
+                let delay = if jitter {
+                    (delay_ms as f64 * self.ctx.random) as u64
+                } else {
+                    delay_ms
+                };
+                self.emit(EventKind::RetryScheduled {
+                    step,
+                    task: TaskKind::Action,
+                    attempt,
+                    fire_at: self.ctx.now.saturating_add(delay),
+                })
+            }
+            Todo::Finish {
+                status,
+                output,
+                error,
+            } => self.finish(status, error, output),
+        }
     }
 
     fn schedule(&mut self, i: usize, task: TaskKind) -> Result<(), Error> {

@@ -7,6 +7,7 @@
 //! timer) as plain data. Recovery replays the same events through the same
 //! [`Execution::apply`], so live runs and replays cannot diverge.
 
+pub mod asl;
 pub mod definition;
 pub mod event;
 pub mod execution;
@@ -16,9 +17,27 @@ pub mod retry;
 pub use definition::{compile, Participant, Plan, Role, Stage, Step, Task, Violation};
 pub use event::{ErrorInfo, Event, EventKind, Status, TaskKind};
 pub use execution::{
-    parse_task_token, task_token, Ctx, Decision, Effect, Execution, Input, Request, TaskToken,
+    parse_task_token, task_token, CallbackRefused, Ctx, Decision, Effect, Execution, Input,
+    Request, TaskToken,
 };
 pub use retry::RetryPolicy;
+
+/// Compiles a definition of either format: an Amazon States Language
+/// document (JSON with `StartAt` and `States`) runs on the ASL interpreter,
+/// anything else is a saga definition (YAML or JSON). `resources` binds ASL
+/// Task resources to participants.
+pub fn compile_definition(
+    source: &str,
+    name_hint: Option<&str>,
+    resources: &asl::ResourceMap,
+) -> Result<Plan, Error> {
+    let doc = definition::parse_document(source)?;
+    if asl::is_asl(&doc) {
+        asl::compile_plan(&doc, name_hint, resources)
+    } else {
+        definition::compile_document(&doc, name_hint)
+    }
+}
 
 /// Errors of the core: an invalid definition, or an input/event the execution's
 /// current state does not allow. Never a panic.

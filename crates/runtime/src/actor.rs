@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sagaflow_core::{Ctx, Effect, Event, EventKind, Execution, Input, Plan, TaskKind};
+use sagaflow_core::{Ctx, Effect, Event, EventKind, Execution, Input, Plan};
 use sagaflow_store::{Append, ExecutionRecord, Timer};
 use tokio::sync::{mpsc, oneshot};
 
@@ -179,31 +179,14 @@ impl Actor {
     /// drawn when the attempt was scheduled, and the attempt must still wait.
     fn waiting_for_callback(&self, token: &sagaflow_core::TaskToken) -> Result<()> {
         let (step, task, attempt) = (&token.step, token.task, token.attempt);
-        let not_waiting =
-            || Error::CallbackNotWaiting(format!("{step} ({}) attempt {attempt}", task.as_str()));
-        let i = self.plan.step_index(step).ok_or_else(not_waiting)?;
-        let def = &self.plan.steps[i];
-        let is_callback = match task {
-            TaskKind::Action => def.action.callback,
-            TaskKind::Compensation => def.compensation.as_ref().is_some_and(|c| c.callback),
-        };
-        let t = self.state.task(i, task);
-        if !is_callback || t.attempts != attempt {
-            return Err(not_waiting());
-        }
-        if t.nonce.as_deref() != Some(token.nonce.as_str()) {
-            return Err(Error::InvalidTaskToken(format!(
-                "{step} attempt {attempt}: wrong nonce"
-            )));
-        }
-        let running = matches!(
-            t.state,
-            sagaflow_core::execution::TaskState::Running { attempt: a, .. } if a == attempt
-        );
-        if running && !self.state.status.is_terminal() {
-            Ok(())
-        } else {
-            Err(not_waiting())
+        match self.state.check_callback(&self.plan, token) {
+            Ok(()) => Ok(()),
+            Err(sagaflow_core::CallbackRefused::WrongNonce) => Err(Error::InvalidTaskToken(
+                format!("{step} attempt {attempt}: wrong nonce"),
+            )),
+            Err(sagaflow_core::CallbackRefused::NotWaiting) => Err(Error::CallbackNotWaiting(
+                format!("{step} ({}) attempt {attempt}", task.as_str()),
+            )),
         }
     }
 
@@ -287,14 +270,13 @@ impl Actor {
                         continue; // durable as scheduled: resumed with the same key on restart
                     }
                     let shared = self.engine.shared.clone();
+                    // ASL names a stopped heartbeat apart from a deadline.
+                    let is_asl = self.plan.asl.is_some();
                     shared.in_flight.fetch_add(1, Ordering::SeqCst);
                     let tx = self.tx.clone();
                     match self.state.request(&self.plan, &step, task) {
                         Err(error) => {
-                            let attempt = self
-                                .state
-                                .task(self.plan.step_index(&step).unwrap_or(0), task)
-                                .attempts;
+                            let attempt = self.state.attempts(&self.plan, &step, task);
                             let _ = tx.send(Msg::Input {
                                 input: Input::TaskFailed {
                                     step,
@@ -345,8 +327,13 @@ impl Actor {
                                     else {
                                         return;
                                     };
+                                    let name = if is_asl && cause.starts_with("no heartbeat") {
+                                        sagaflow_core::asl::run::HEARTBEAT_TIMEOUT
+                                    } else {
+                                        sagaflow_core::retry::TIMEOUT
+                                    };
                                     let error = sagaflow_core::ErrorInfo::new(
-                                        sagaflow_core::retry::TIMEOUT,
+                                        name,
                                         format!("`{step}`: {cause}"),
                                     );
                                     let input = Input::TaskFailed {

@@ -92,6 +92,8 @@ pub struct Config {
     /// recorded. Set it only when something drains the outbox, such as the
     /// API's on-failure hook.
     pub notify_on: Vec<Status>,
+    /// Binds the `Resource` ARNs of ASL Task states to participants.
+    pub resources: sagaflow_core::asl::ResourceMap,
 }
 
 impl Default for Config {
@@ -103,6 +105,7 @@ impl Default for Config {
             max_output_bytes: 4 * 1024 * 1024,
             memory_timer_horizon: Duration::from_secs(30),
             notify_on: Vec::new(),
+            resources: Default::default(),
         }
     }
 }
@@ -359,7 +362,9 @@ impl Engine {
 
     /// Validates and registers a definition (a new version if it changed).
     pub async fn deploy(&self, name_hint: Option<&str>, source: &str) -> Result<Deployed> {
-        let plan = sagaflow_core::compile(source, name_hint).map_err(Error::Invalid)?;
+        let plan =
+            sagaflow_core::compile_definition(source, name_hint, &self.shared.config.resources)
+                .map_err(Error::Invalid)?;
         let missing: Vec<_> = plan
             .variable_uses
             .iter()
@@ -378,7 +383,7 @@ impl Engine {
         let record = self
             .shared
             .store
-            .put_definition(&plan.name, "saga", source, &plan.digest, now_ms())
+            .put_definition(&plan.name, plan.format(), source, &plan.digest, now_ms())
             .await;
         self.shared.observe_storage(&record);
         let (record, created) = record?;
@@ -417,8 +422,14 @@ impl Engine {
         if let Some(p) = self.lock_plans().get(&(name.to_string(), rec.version)) {
             return Ok((rec.version, p.clone()));
         }
-        let plan =
-            Arc::new(sagaflow_core::compile(&rec.source, Some(name)).map_err(Error::Invalid)?);
+        let plan = Arc::new(
+            sagaflow_core::compile_definition(
+                &rec.source,
+                Some(name),
+                &self.shared.config.resources,
+            )
+            .map_err(Error::Invalid)?,
+        );
         self.lock_plans()
             .insert((name.to_string(), rec.version), plan.clone());
         if version.is_none() {

@@ -40,6 +40,9 @@ macro_rules! conformance_tests {
             a_changed_digest_adds_a_version_and_keeps_the_old_one,
             listed_definitions_are_the_latest_version_of_each,
             an_unknown_definition_is_not_found,
+            a_deleted_definition_has_no_latest_and_is_not_listed_but_its_versions_stay_readable,
+            deleting_is_idempotent_and_deleting_an_unknown_definition_deletes_nothing,
+            registering_a_deleted_name_again_creates_the_next_version_even_with_the_same_digest,
             a_new_execution_reads_back_as_created,
             creating_an_execution_again_returns_the_existing_one_untouched,
             an_append_at_the_current_version_extends_the_history,
@@ -311,6 +314,104 @@ pub async fn an_unknown_definition_is_not_found(store: &dyn Store) {
         .await
         .expect("put");
     assert_not_found(store.get_definition("order", Some(2)).await, "definition");
+}
+
+pub async fn a_deleted_definition_has_no_latest_and_is_not_listed_but_its_versions_stay_readable(
+    store: &dyn Store,
+) {
+    for (name, digest) in [("order", "o1"), ("order", "o2"), ("refund", "r1")] {
+        store
+            .put_definition(name, "asl", "src", digest, T0)
+            .await
+            .expect("put");
+    }
+    let execution = start(store, "e1", "order").await;
+
+    assert!(store.delete_definition("order").await.expect("delete"));
+
+    assert_not_found(store.get_definition("order", None).await, "definition");
+    let listed: Vec<_> = store
+        .list_definitions()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    assert_eq!(listed, ["refund"]);
+    for version in [1, 2] {
+        let d = store
+            .get_definition("order", Some(version))
+            .await
+            .expect("a deleted definition's version stays readable");
+        assert_eq!((d.version, d.format.as_str()), (version, "asl"));
+    }
+    assert_eq!(
+        store.get_execution("e1").await.expect("get"),
+        execution,
+        "its executions are untouched"
+    );
+    assert_eq!(store.load_history("e1").await.expect("history").len(), 1);
+    assert_eq!(
+        store
+            .get_definition("refund", None)
+            .await
+            .expect("others stay")
+            .digest,
+        "r1"
+    );
+}
+
+pub async fn deleting_is_idempotent_and_deleting_an_unknown_definition_deletes_nothing(
+    store: &dyn Store,
+) {
+    assert!(!store.delete_definition("nope").await.expect("delete"));
+    store
+        .put_definition("order", "saga", "src", "d1", T0)
+        .await
+        .expect("put");
+    assert!(store.delete_definition("order").await.expect("delete"));
+    assert!(!store
+        .delete_definition("order")
+        .await
+        .expect("delete again"));
+    assert!(store.list_definitions().await.expect("list").is_empty());
+}
+
+pub async fn registering_a_deleted_name_again_creates_the_next_version_even_with_the_same_digest(
+    store: &dyn Store,
+) {
+    store
+        .put_definition("order", "asl", "src", "d1", T0)
+        .await
+        .expect("put");
+    store.delete_definition("order").await.expect("delete");
+
+    let (again, new) = store
+        .put_definition("order", "asl", "src", "d1", T0 + 1)
+        .await
+        .expect("put again");
+    assert!(new, "a deleted definition is not returned as unchanged");
+    assert_eq!((again.version, again.created_at), (2, T0 + 1));
+    assert_eq!(
+        store.get_definition("order", None).await.expect("latest"),
+        again
+    );
+    let listed: Vec<_> = store
+        .list_definitions()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|d| (d.name, d.version))
+        .collect();
+    assert_eq!(listed, [("order".to_string(), 2)]);
+
+    // The same content again is now the live latest version: unchanged.
+    let (same, new) = store
+        .put_definition("order", "asl", "src", "d1", T0 + 2)
+        .await
+        .expect("put a third time");
+    assert!(!new);
+    assert_eq!(same, again);
 }
 
 // ---------------------------------------------------------------------------

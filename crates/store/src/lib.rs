@@ -161,8 +161,17 @@ pub trait Executor: Send + Sync {
         digest: &str,
         now: Millis,
     ) -> Result<(DefinitionRecord, bool)>;
-    /// A definition version; `None` = the latest.
+    /// A definition version; `None` = the latest (`NotFound` once the
+    /// definition was deleted; numbered versions stay readable).
     async fn get_definition(&self, name: &str, version: Option<u32>) -> Result<DefinitionRecord>;
+    /// Deletes a definition (Step Functions' DeleteStateMachine): its name no
+    /// longer has a latest version (`get_definition(name, None)` is
+    /// `NotFound`) and it is not listed, while every version stays readable
+    /// by number, so the executions that use one still run and their
+    /// histories still render. Registering the name again creates the next
+    /// version, even with the deleted one's digest. Idempotent: `false` when
+    /// there was no live definition of that name.
+    async fn delete_definition(&self, name: &str) -> Result<bool>;
     /// Creates an execution with its first events, or returns the existing one
     /// with the same id (the caller decides whether that is a conflict).
     async fn create_execution(
@@ -193,7 +202,7 @@ pub trait Query: Send + Sync {
     async fn list_executions(&self, filter: &ListFilter) -> Result<Page>;
     /// History entries with `seq > after`.
     async fn history(&self, id: &str, after: u64) -> Result<Vec<HistoryEntry>>;
-    /// The latest version of every definition.
+    /// The latest version of every definition that is not deleted.
     async fn list_definitions(&self) -> Result<Vec<DefinitionRecord>>;
 }
 

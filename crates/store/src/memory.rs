@@ -1,7 +1,7 @@
 //! An in-memory store for tests and benchmarks. Same semantics as SQLite,
 //! nothing survives the process.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -16,6 +16,9 @@ use crate::{
 #[derive(Default)]
 struct Inner {
     definitions: BTreeMap<String, Vec<DefinitionRecord>>,
+    /// Deleted definitions: every version they had is deleted (a new
+    /// registration takes the name out again).
+    deleted: HashSet<String>,
     executions: HashMap<String, (u64, ExecutionRecord, Vec<Event>)>,
     next_seq: u64,
     timers: Vec<Timer>,
@@ -59,10 +62,12 @@ impl Executor for MemoryStore {
         digest: &str,
         now: Millis,
     ) -> Result<(DefinitionRecord, bool)> {
-        let mut g = self.lock();
+        let mut guard = self.lock();
+        let g = &mut *guard;
+        let live = !g.deleted.contains(name);
         let versions = g.definitions.entry(name.to_string()).or_default();
         if let Some(last) = versions.last() {
-            if last.digest == digest {
+            if live && last.digest == digest {
                 return Ok((last.clone(), false));
             }
         }
@@ -75,6 +80,7 @@ impl Executor for MemoryStore {
             created_at: now,
         };
         versions.push(rec.clone());
+        g.deleted.remove(name);
         Ok((rec, true))
     }
 
@@ -82,6 +88,7 @@ impl Executor for MemoryStore {
         let g = self.lock();
         let versions = g.definitions.get(name);
         let found = match version {
+            None if g.deleted.contains(name) => None,
             None => versions.and_then(|v| v.last()),
             Some(n) => versions.and_then(|v| v.iter().find(|d| d.version == n)),
         };
@@ -92,6 +99,14 @@ impl Executor for MemoryStore {
                 None => name.to_string(),
             },
         })
+    }
+
+    async fn delete_definition(&self, name: &str) -> Result<bool> {
+        let mut g = self.lock();
+        if !g.definitions.contains_key(name) {
+            return Ok(false);
+        }
+        Ok(g.deleted.insert(name.to_string()))
     }
 
     async fn create_execution(
@@ -250,8 +265,9 @@ impl Query for MemoryStore {
     async fn list_definitions(&self) -> Result<Vec<DefinitionRecord>> {
         let g = self.lock();
         Ok(g.definitions
-            .values()
-            .filter_map(|v| v.last().cloned())
+            .iter()
+            .filter(|(name, _)| !g.deleted.contains(*name))
+            .filter_map(|(_, v)| v.last().cloned())
             .collect())
     }
 }

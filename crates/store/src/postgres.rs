@@ -80,9 +80,10 @@ use crate::{
 /// attempts are `u32`, which `INTEGER` cannot hold). JSON is kept as `TEXT`,
 /// byte for byte what was written, as in SQLite: `jsonb` would reorder keys
 /// and drop duplicates, and the store never queries inside it.
-pub const MIGRATIONS: &[(u32, &str)] = &[(
-    1,
-    "CREATE TABLE definitions (
+pub const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE definitions (
         name       TEXT   NOT NULL,
         version    BIGINT NOT NULL,
         format     TEXT   NOT NULL,
@@ -133,7 +134,14 @@ pub const MIGRATIONS: &[(u32, &str)] = &[(
         status       TEXT   NOT NULL,
         created_at   BIGINT NOT NULL
     );",
-)];
+    ),
+    (
+        2,
+        // DeleteStateMachine: a deleted definition's versions stay (running
+        // executions and histories need them) but the name has no latest.
+        "ALTER TABLE definitions ADD COLUMN deleted BOOLEAN NOT NULL DEFAULT FALSE;",
+    ),
+];
 
 /// The schema version this binary writes: the last migration's.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -692,9 +700,10 @@ impl Executor for PostgresStore {
     ) -> Result<(DefinitionRecord, bool)> {
         let client = self.client().await?;
         let created_at = to_i64("a definition time", now)?;
+        // The latest version, deleted or not: a deleted name's numbers go on.
         let latest = client
             .prepare_cached(&format!(
-                "SELECT {DEFINITION_COLUMNS} FROM definitions WHERE name = $1
+                "SELECT {DEFINITION_COLUMNS}, deleted FROM definitions WHERE name = $1
                  ORDER BY version DESC LIMIT 1"
             ))
             .await
@@ -714,15 +723,15 @@ impl Executor for PostgresStore {
                 .await
                 .map_err(pg("reading a definition"))?
             {
-                Some(row) => Some(definition_from_row(&row)?),
+                Some(row) => Some((definition_from_row(&row)?, row.get::<_, bool>(6))),
                 None => None,
             };
-            if let Some(latest) = &latest {
+            if let Some((latest, false)) = &latest {
                 if latest.digest == digest {
                     return Ok((latest.clone(), false));
                 }
             }
-            let version = match latest {
+            let version = match latest.map(|(d, _)| d) {
                 None => 1,
                 Some(d) => d.version.checked_add(1).ok_or_else(|| {
                     Error::Backend(format!(
@@ -767,7 +776,8 @@ impl Executor for PostgresStore {
             None => {
                 let stmt = client
                     .prepare_cached(&format!(
-                        "SELECT {DEFINITION_COLUMNS} FROM definitions WHERE name = $1
+                        "SELECT {DEFINITION_COLUMNS} FROM definitions
+                         WHERE name = $1 AND NOT deleted
                          ORDER BY version DESC LIMIT 1"
                     ))
                     .await
@@ -796,6 +806,19 @@ impl Executor for PostgresStore {
                 },
             }),
         }
+    }
+
+    async fn delete_definition(&self, name: &str) -> Result<bool> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("UPDATE definitions SET deleted = TRUE WHERE name = $1 AND NOT deleted")
+            .await
+            .map_err(pg("preparing to delete a definition"))?;
+        let changed = client
+            .execute(&stmt, &[&name])
+            .await
+            .map_err(pg("deleting a definition"))?;
+        Ok(changed > 0)
     }
 
     async fn create_execution(
@@ -1118,7 +1141,8 @@ impl Query for PostgresStore {
         let stmt = client
             .prepare_cached(&format!(
                 "SELECT {DEFINITION_COLUMNS} FROM definitions AS d
-                 WHERE version = (SELECT MAX(version) FROM definitions WHERE name = d.name)
+                 WHERE NOT deleted
+                   AND version = (SELECT MAX(version) FROM definitions WHERE name = d.name)
                  ORDER BY name COLLATE \"C\""
             ))
             .await

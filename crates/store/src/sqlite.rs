@@ -122,6 +122,12 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
         created_at   INTEGER NOT NULL
     );",
     ),
+    (
+        3,
+        // DeleteStateMachine: a deleted definition's versions stay (running
+        // executions and histories need them) but the name has no latest.
+        "ALTER TABLE definitions ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;",
+    ),
 ];
 
 /// The schema version this binary writes: the last migration's.
@@ -728,13 +734,25 @@ fn put_definition(
     digest: &str,
     now: Millis,
 ) -> Result<(DefinitionRecord, bool)> {
-    let latest = latest_definition(conn, name)?;
-    if let Some(latest) = &latest {
+    // The latest version, deleted or not: a deleted name's numbers go on.
+    let latest = conn
+        .prepare_cached(&format!(
+            "SELECT {DEFINITION_COLUMNS}, deleted FROM definitions WHERE name = ?1
+             ORDER BY version DESC LIMIT 1"
+        ))
+        .and_then(|mut s| {
+            s.query_row([name], |r| {
+                Ok((definition_from_row(r)?, r.get::<_, bool>(6)?))
+            })
+            .optional()
+        })
+        .map_err(backend("reading a definition"))?;
+    if let Some((latest, false)) = &latest {
         if latest.digest == digest {
             return Ok((latest.clone(), false));
         }
     }
-    let version = match latest {
+    let version = match latest.map(|(d, _)| d) {
         None => 1,
         Some(d) => d.version.checked_add(1).ok_or_else(|| {
             Error::Backend(format!(
@@ -767,9 +785,11 @@ fn put_definition(
     Ok((rec, true))
 }
 
+/// The latest version of a definition that is not deleted (deleting marks
+/// every version, so this is the highest version or nothing).
 fn latest_definition(conn: &Connection, name: &str) -> Result<Option<DefinitionRecord>> {
     conn.prepare_cached(&format!(
-        "SELECT {DEFINITION_COLUMNS} FROM definitions WHERE name = ?1
+        "SELECT {DEFINITION_COLUMNS} FROM definitions WHERE name = ?1 AND deleted = 0
          ORDER BY version DESC LIMIT 1"
     ))
     .and_then(|mut s| s.query_row([name], definition_from_row).optional())
@@ -1035,6 +1055,17 @@ impl Executor for SqliteStore {
         .await
     }
 
+    async fn delete_definition(&self, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        self.write(move |c| {
+            c.prepare_cached("UPDATE definitions SET deleted = 1 WHERE name = ?1 AND deleted = 0")
+                .and_then(|mut s| s.execute([name]))
+                .map(|changed| changed > 0)
+                .map_err(backend("deleting a definition"))
+        })
+        .await
+    }
+
     async fn create_execution(
         &self,
         record: ExecutionRecord,
@@ -1168,7 +1199,8 @@ impl Query for SqliteStore {
         self.read(|c| {
             c.prepare_cached(&format!(
                 "SELECT {DEFINITION_COLUMNS} FROM definitions AS d
-                 WHERE version = (SELECT MAX(version) FROM definitions WHERE name = d.name)
+                 WHERE deleted = 0
+                   AND version = (SELECT MAX(version) FROM definitions WHERE name = d.name)
                  ORDER BY name"
             ))
             .and_then(|mut s| {

@@ -1,7 +1,8 @@
 //! The HTTP face of the participants (axum).
 //!
 //! `POST /{hotel,flight,car}/{reserve,confirm,cancel}`, `POST /payment/charge`,
-//! `POST /payment/refund` take the trip input as JSON; `GET /trips`,
+//! `POST /payment/refund` take the trip input as JSON, and so does
+//! `POST /lambda/{function}` (the samples' functions, see [`crate::lambda`]); `GET /trips`,
 //! `GET /trips/{trip_id}`, `GET /effects`, `GET /stats` and `GET /healthz` are
 //! for people, tests and the demo. Errors are always `{"error": "...", "cause": "..."}`:
 //! 4xx for business failures and bad input, 5xx for transient ones.
@@ -23,6 +24,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::db::Db;
+use crate::lambda::Lambdas;
 use crate::service::{self, Action, Op, Trip, OPS};
 
 /// The header carrying the caller's idempotency key.
@@ -35,6 +37,8 @@ pub(crate) struct App {
     pub stats: Arc<Stats>,
     pub cancel_failure_rate: f64,
     pub confirm_failures: u32,
+    /// The samples' Lambda functions under `/lambda/{function}`.
+    pub lambdas: Arc<Lambdas>,
 }
 
 /// Counters served by `GET /stats` (since the process started).
@@ -44,17 +48,17 @@ pub(crate) struct Stats {
 }
 
 #[derive(Clone, Default, Serialize)]
-struct Counts {
+pub(crate) struct Counts {
     /// Calls per route, including the failed and the replayed ones.
-    calls: BTreeMap<&'static str, u64>,
+    pub calls: BTreeMap<&'static str, u64>,
     /// Injected failures per route (run_type and random cancel failures).
-    injected_failures: BTreeMap<&'static str, u64>,
+    pub injected_failures: BTreeMap<&'static str, u64>,
     /// Calls answered from the idempotency store, per route.
-    replays: BTreeMap<&'static str, u64>,
+    pub replays: BTreeMap<&'static str, u64>,
 }
 
 impl Stats {
-    fn bump(
+    pub(crate) fn bump(
         &self,
         pick: impl FnOnce(&mut Counts) -> &mut BTreeMap<&'static str, u64>,
         route: &'static str,
@@ -78,7 +82,9 @@ pub(crate) fn router(app: App) -> Router {
         .route("/stats", get(stats))
         .route("/effects", get(effects))
         .route("/trips", get(all_trips))
-        .route("/trips/{trip_id}", get(one_trip));
+        .route("/trips/{trip_id}", get(one_trip))
+        .route("/lambda", get(crate::lambda::list))
+        .route("/lambda/{function}", post(crate::lambda::call));
     for op in OPS {
         router = router.route(
             &format!("/{}", op.route()),
@@ -98,16 +104,16 @@ pub(crate) fn router(app: App) -> Router {
 }
 
 /// An error response: `{"error": name, "cause": cause}` with a status.
-struct ApiError {
-    status: StatusCode,
-    error: &'static str,
-    cause: String,
+pub(crate) struct ApiError {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub cause: String,
     /// An injected failure (counted in the stats).
-    injected: bool,
+    pub injected: bool,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, error: &'static str, cause: impl Into<String>) -> ApiError {
+    pub fn new(status: StatusCode, error: &'static str, cause: impl Into<String>) -> ApiError {
         ApiError {
             status,
             error,
@@ -116,7 +122,7 @@ impl ApiError {
         }
     }
 
-    fn internal(cause: impl std::fmt::Display) -> ApiError {
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
         tracing::error!(%cause, "internal error");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -144,21 +150,32 @@ async fn call(
 ) -> Response {
     let route = op.route();
     app.stats.bump(|c| &mut c.calls, route);
-    match respond(&app, op, &headers, body).await {
+    let answer = respond(&app, op, &headers, body).await;
+    answer_call(&app.stats, route, &headers, answer)
+}
+
+/// The HTTP response of a call to `route`, counted in the stats.
+pub(crate) fn answer_call(
+    stats: &Stats,
+    route: &'static str,
+    headers: &HeaderMap,
+    answer: Result<service::Outcome, ApiError>,
+) -> Response {
+    match answer {
         Ok(outcome) => {
             if outcome.replayed {
-                app.stats.bump(|c| &mut c.replays, route);
+                stats.bump(|c| &mut c.replays, route);
             }
             if outcome.injected {
-                app.stats.bump(|c| &mut c.injected_failures, route);
+                stats.bump(|c| &mut c.injected_failures, route);
             }
             tracing::debug!(
                 route,
                 status = outcome.status,
                 replayed = outcome.replayed,
                 injected = outcome.injected,
-                execution_id = header_str(&headers, "sagaflow-execution-id"),
-                attempt = header_str(&headers, "sagaflow-attempt"),
+                execution_id = header_str(headers, "sagaflow-execution-id"),
+                attempt = header_str(headers, "sagaflow-attempt"),
                 "call"
             );
             let status =
@@ -172,12 +189,14 @@ async fn call(
         }
         Err(error) => {
             if error.injected {
-                app.stats.bump(|c| &mut c.injected_failures, route);
+                stats.bump(|c| &mut c.injected_failures, route);
             }
             tracing::debug!(
                 route,
                 status = error.status.as_u16(),
                 error = error.error,
+                execution_id = header_str(headers, "sagaflow-execution-id"),
+                attempt = header_str(headers, "sagaflow-attempt"),
                 "call failed"
             );
             error.into_response()
@@ -205,6 +224,23 @@ async fn respond(
             )
         });
     }
+    let (trip, key) = read_call(headers, body)?;
+    let db = Arc::clone(&app.db);
+    let confirm_failures = app.confirm_failures;
+    tokio::task::spawn_blocking(move || {
+        service::execute(&db, key.as_deref(), op, &trip, confirm_failures)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)
+}
+
+/// The trip input and the `Idempotency-Key` (if any, and not empty) of a
+/// call; a 400 (or 413) when either is unusable.
+pub(crate) fn read_call(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Trip, Option<String>), ApiError> {
     let body = body.map_err(|rejection| {
         let error = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             "PayloadTooLarge"
@@ -228,17 +264,10 @@ async fn respond(
             (!value.is_empty()).then(|| value.to_owned())
         }
     };
-    let db = Arc::clone(&app.db);
-    let confirm_failures = app.confirm_failures;
-    tokio::task::spawn_blocking(move || {
-        service::execute(&db, key.as_deref(), op, &trip, confirm_failures)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)
+    Ok((trip, key))
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 

@@ -16,11 +16,16 @@
 //! Routes (all `POST` with the trip input as the JSON body):
 //! `/hotel/{reserve,confirm,cancel}`, `/flight/{reserve,confirm,cancel}`,
 //! `/car/{reserve,confirm,cancel}`, `/payment/charge`, `/payment/refund`;
+//! `/lambda/{function}`: the Lambda functions of the public Step Functions
+//! saga samples (humank/lambda-saga-pattern, cdk-patterns
+//! the-saga-stepfunction) over the same participants, so the samples' state
+//! machines run unchanged with a resource map (`GET /lambda` lists them);
 //! and `GET /trips`, `GET /trips/{trip_id}`, `GET /effects`, `GET /stats`,
 //! `GET /healthz`.
 
 mod db;
 mod http;
+mod lambda;
 mod service;
 
 use std::future::Future;
@@ -46,16 +51,28 @@ pub struct Config {
     /// How many times a confirmation fails (503) per trip under
     /// `failHotelConfirmation` / `failFlightsConfirmation` before it succeeds.
     pub confirm_failures: u32,
+    /// The seed of the random failures of the samples' compensating
+    /// functions under `/lambda/`: each decision is a hash of it, the
+    /// function, the `Idempotency-Key` and the `Sagaflow-Attempt` header, so
+    /// a run is reproduced by giving the same seed.
+    pub lambda_failure_seed: u64,
+    /// Probability in `[0, 1]` that a compensating function under `/lambda/`
+    /// fails; `None` keeps each sample's own (60% for humank's cancel
+    /// functions, 40% for cdk-patterns' compensators).
+    pub lambda_cancel_failure_rate: Option<f64>,
 }
 
 impl Config {
     /// The defaults of the binary (no random cancel failures, 2 confirmation
-    /// failures) on the given database file.
+    /// failures, the samples' own failure rates under `/lambda/`) on the given
+    /// database file, with the failure seed 0.
     pub fn new(db_path: impl Into<PathBuf>) -> Config {
         Config {
             db_path: db_path.into(),
             cancel_failure_rate: 0.0,
             confirm_failures: 2,
+            lambda_failure_seed: 0,
+            lambda_cancel_failure_rate: None,
         }
     }
 
@@ -66,6 +83,11 @@ impl Config {
                 "the cancel failure rate must be between 0 and 1, not {}",
                 self.cancel_failure_rate
             );
+        }
+        if let Some(rate) = self.lambda_cancel_failure_rate {
+            if !(0.0..=1.0).contains(&rate) {
+                bail!("the lambda cancel failure rate must be between 0 and 1, not {rate}");
+            }
         }
         Ok(())
     }
@@ -81,6 +103,10 @@ pub fn router(config: &Config) -> anyhow::Result<axum::Router> {
         stats: Arc::default(),
         cancel_failure_rate: config.cancel_failure_rate,
         confirm_failures: config.confirm_failures,
+        lambdas: Arc::new(lambda::Lambdas::new(
+            config.lambda_failure_seed,
+            config.lambda_cancel_failure_rate,
+        )),
     }))
 }
 

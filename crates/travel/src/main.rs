@@ -31,6 +31,16 @@ struct Args {
     /// failHotelConfirmation / failFlightsConfirmation before succeeding.
     #[arg(long, default_value_t = 2)]
     confirm_failures: u32,
+    /// Seed of the random failures of the samples' compensating functions
+    /// under /lambda/ (drawn at random and logged when not given): the same
+    /// seed fails the same calls again.
+    #[arg(long)]
+    lambda_failure_seed: Option<u64>,
+    /// Probability (0 to 1) that a compensating function under /lambda/
+    /// fails; by default each sample's own (0.6 for humank's cancel
+    /// functions, 0.4 for cdk-patterns' compensators).
+    #[arg(long)]
+    lambda_cancel_failure_rate: Option<f64>,
 }
 
 #[tokio::main]
@@ -56,6 +66,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         db_path: args.db,
         cancel_failure_rate: args.cancel_failure_rate,
         confirm_failures: args.confirm_failures,
+        lambda_failure_seed: args.lambda_failure_seed.unwrap_or_else(rand::random),
+        lambda_cancel_failure_rate: args.lambda_cancel_failure_rate,
     };
     let app = travel_services::router(&config)?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -67,7 +79,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         writeln!(stdout, "listening on http://{addr}")?;
         stdout.flush()?;
     }
-    tracing::info!(%addr, db = %config.db_path.display(), "travel services started");
+    tracing::info!(
+        %addr,
+        db = %config.db_path.display(),
+        lambda_failure_seed = config.lambda_failure_seed,
+        "travel services started"
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -50,7 +50,7 @@ impl Kind {
         }
     }
 
-    fn noun(self) -> &'static str {
+    pub fn noun(self) -> &'static str {
         match self {
             Kind::Hotel => "hotel",
             Kind::Flight => "flight",
@@ -61,7 +61,7 @@ impl Kind {
 
     /// The `run_type` that fails the reservation (the charge, for payment) and
     /// the error it produces.
-    fn reservation_failure(self) -> (&'static str, &'static str) {
+    pub fn reservation_failure(self) -> (&'static str, &'static str) {
         match self {
             Kind::Hotel => ("failHotelReservation", "HotelReservationFailed"),
             Kind::Flight => ("failFlightsReservation", "FlightReservationFailed"),
@@ -71,7 +71,7 @@ impl Kind {
     }
 
     /// The `run_type` that fails the confirmation a few times, and its error.
-    fn confirmation_failure(self) -> Option<(&'static str, &'static str)> {
+    pub fn confirmation_failure(self) -> Option<(&'static str, &'static str)> {
         match self {
             Kind::Hotel => Some(("failHotelConfirmation", "HotelConfirmationFailed")),
             Kind::Flight => Some(("failFlightsConfirmation", "FlightConfirmationFailed")),
@@ -91,7 +91,7 @@ impl Kind {
     }
 
     /// The name of the id field in responses.
-    fn id_field(self) -> &'static str {
+    pub fn id_field(self) -> &'static str {
         match self {
             Kind::Payment => "payment_id",
             _ => "booking_id",
@@ -196,8 +196,14 @@ impl Trip {
         })
     }
 
-    fn runs(&self, run_type: &str) -> bool {
+    /// Whether the input's `run_type` (or `runType`) is `run_type`.
+    pub fn runs(&self, run_type: &str) -> bool {
         self.run_type.as_deref() == Some(run_type)
+    }
+
+    /// Whether the input has `field: true` (e.g. `breakAtRental`).
+    pub fn flag(&self, field: &str) -> bool {
+        self.input.get(field) == Some(&Value::Bool(true))
     }
 
     fn details(&self, kind: Kind) -> Value {
@@ -220,7 +226,7 @@ impl Trip {
 
 /// The booking id of a participant for a trip: derived from the trip id, so
 /// every retry of a reservation names the same row.
-fn booking_id(trip: &Trip) -> &str {
+pub(crate) fn booking_id(trip: &Trip) -> &str {
     &trip.trip_id
 }
 
@@ -242,15 +248,15 @@ pub(crate) struct Outcome {
 }
 
 /// A response before it is stored.
-struct Reply {
-    status: u16,
-    body: Value,
+pub(crate) struct Reply {
+    pub status: u16,
+    pub body: Value,
     /// Store under the idempotency key (false for transient, injected failures).
-    remember: bool,
+    pub remember: bool,
 }
 
 impl Reply {
-    fn ok(body: Value) -> Reply {
+    pub fn ok(body: Value) -> Reply {
         Reply {
             status: 200,
             body,
@@ -258,7 +264,7 @@ impl Reply {
         }
     }
 
-    fn error(status: u16, error: &str, cause: String) -> Reply {
+    pub fn error(status: u16, error: &str, cause: String) -> Reply {
         Reply {
             status,
             body: json!({ "error": error, "cause": cause }),
@@ -266,7 +272,7 @@ impl Reply {
         }
     }
 
-    fn injected(status: u16, error: &str, cause: String) -> Reply {
+    pub fn injected(status: u16, error: &str, cause: String) -> Reply {
         Reply {
             remember: false,
             ..Reply::error(status, error, cause)
@@ -287,7 +293,21 @@ pub(crate) fn execute(
     trip: &Trip,
     confirm_failures: u32,
 ) -> rusqlite::Result<Outcome> {
-    let route = op.route();
+    execute_rule(db, op.route(), key, |tx| {
+        apply(tx, op, trip, confirm_failures)
+    })
+}
+
+/// Executes `rule` as the call of `route`, with idempotency, in one
+/// transaction: a key already answered on this route gets its stored
+/// response; otherwise the rule runs and its reply (unless injected) is
+/// stored under the key and counted in `effects`, in the same transaction.
+pub(crate) fn execute_rule(
+    db: &Db,
+    route: &str,
+    key: Option<&str>,
+    rule: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<Reply>,
+) -> rusqlite::Result<Outcome> {
     let scoped = key.map(|key| format!("{route} {key}"));
     db.in_transaction(|tx| {
         if let Some(scoped) = &scoped {
@@ -300,7 +320,7 @@ pub(crate) fn execute(
                 });
             }
         }
-        let reply = apply(tx, op, trip, confirm_failures)?;
+        let reply = rule(tx)?;
         let body = reply.body.to_string();
         if let (Some(key), Some(scoped), true) = (key, &scoped, reply.remember) {
             db::remember(tx, scoped, reply.status, &body)?;
@@ -315,7 +335,8 @@ pub(crate) fn execute(
     })
 }
 
-fn apply(
+/// Applies the rule of `op` (reserve, confirm or cancel) to `trip`.
+pub(crate) fn apply(
     tx: &Transaction<'_>,
     op: Op,
     trip: &Trip,

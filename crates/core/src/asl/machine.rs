@@ -1,0 +1,299 @@
+//! The compiled form of an Amazon States Language definition: a graph of
+//! states per scope (the top level, each Parallel branch, each Map
+//! processor), with names resolved to indices and every field validated.
+//!
+//! [`crate::asl::parse`] builds it; [`crate::asl::run`] interprets it. Fields
+//! that only some state types allow (ResultPath on a Choice, say) are refused
+//! by the parser and simply left at their defaults here, so the interpreter
+//! can treat every state alike.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::definition::Participant;
+
+/// A whole state machine.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Machine {
+    pub comment: Option<String>,
+    pub graph: Graph,
+    /// The machine's `TimeoutSeconds`: past it the execution ends `timed_out`.
+    pub timeout_seconds: Option<u64>,
+    /// How Task resources reach participants; kept for `lambda:invoke`,
+    /// whose function is only known once its Parameters are rendered.
+    pub resources: ResourceMap,
+}
+
+/// One scope of states: the machine itself, a Parallel branch or a Map's
+/// item processor. State names are unique within a graph.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Graph {
+    /// Index into `states` of `StartAt`.
+    pub start_at: usize,
+    pub states: Vec<State>,
+}
+
+impl Graph {
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.states.iter().position(|s| s.name == name)
+    }
+}
+
+/// A path field that may also be `null` (`InputPath: null` gives `{}`,
+/// `ResultPath: null` discards the result, `OutputPath: null` gives `{}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathField {
+    /// A JSONPath (`$` when the field is absent).
+    Path(String),
+    /// The field was JSON `null`.
+    Null,
+}
+
+impl Default for PathField {
+    fn default() -> Self {
+        PathField::Path("$".into())
+    }
+}
+
+/// A number of seconds given literally or by a path into the state input.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Seconds {
+    Fixed(u64),
+    Path(String),
+}
+
+/// One state with the fields shared by all types (defaults where a type
+/// does not allow a field), then what its type adds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct State {
+    pub name: String,
+    pub comment: Option<String>,
+    pub input_path: PathField,
+    /// `Parameters` (Task, Pass, Parallel; Map's legacy spelling of `ItemSelector`
+    /// lives in [`Map::item_selector`]). Keys ending in `.$` are paths or
+    /// intrinsic function calls.
+    pub parameters: Option<Value>,
+    pub result_selector: Option<Value>,
+    pub result_path: PathField,
+    pub output_path: PathField,
+    /// Index in the same graph of `Next`; `None` for `End: true` and for
+    /// Choice, Succeed and Fail.
+    pub next: Option<usize>,
+    pub retry: Vec<Retrier>,
+    pub catch: Vec<Catcher>,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Kind {
+    Task(Box<Task>),
+    Pass {
+        /// `Result`: the state's result instead of its (effective) input.
+        result: Option<Value>,
+    },
+    Choice {
+        choices: Vec<Branch>,
+        /// Index of `Default`; without one, no match is `States.NoChoiceMatched`.
+        default: Option<usize>,
+    },
+    Wait(Wait),
+    Succeed,
+    Fail(Fail),
+    Parallel {
+        branches: Vec<Graph>,
+    },
+    Map(Box<Map>),
+}
+
+impl Kind {
+    /// The ASL `Type` name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Kind::Task(_) => "Task",
+            Kind::Pass { .. } => "Pass",
+            Kind::Choice { .. } => "Choice",
+            Kind::Wait(_) => "Wait",
+            Kind::Succeed => "Succeed",
+            Kind::Fail(_) => "Fail",
+            Kind::Parallel { .. } => "Parallel",
+            Kind::Map(_) => "Map",
+        }
+    }
+}
+
+/// How a Task's resource is called.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Integration {
+    /// A Lambda function ARN (or any other mapped resource): the effective
+    /// input is the request body, the answer is the result.
+    Function { participant: Participant },
+    /// `arn:aws:states:::lambda:invoke`: `FunctionName` and `Payload` come
+    /// from the rendered Parameters; the result is
+    /// `{"ExecutedVersion", "Payload", "StatusCode"}` as AWS returns it.
+    LambdaInvoke,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Task {
+    pub resource: String,
+    pub integration: Integration,
+    /// `.waitForTaskToken`: the call only hands out `$$.Task.Token`; the
+    /// task completes through SendTaskSuccess / SendTaskFailure.
+    pub wait_for_token: bool,
+    /// `TimeoutSeconds` / `TimeoutSecondsPath`; AWS's default is 99999999.
+    pub timeout: Option<Seconds>,
+    /// `HeartbeatSeconds` / `HeartbeatSecondsPath`.
+    pub heartbeat: Option<Seconds>,
+}
+
+/// One `Choices` entry: a rule and where it leads.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Branch {
+    pub rule: Rule,
+    pub next: usize,
+}
+
+/// A Choice rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    And(Vec<Rule>),
+    Or(Vec<Rule>),
+    Not(Box<Rule>),
+    /// `Variable` compared by `op` with `operand`.
+    Compare {
+        variable: String,
+        op: Comparison,
+        operand: Operand,
+    },
+}
+
+/// The comparison operators, without their `Path` suffix (that is
+/// [`Operand::Path`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Comparison {
+    StringEquals,
+    StringLessThan,
+    StringGreaterThan,
+    StringLessThanEquals,
+    StringGreaterThanEquals,
+    StringMatches,
+    NumericEquals,
+    NumericLessThan,
+    NumericGreaterThan,
+    NumericLessThanEquals,
+    NumericGreaterThanEquals,
+    BooleanEquals,
+    TimestampEquals,
+    TimestampLessThan,
+    TimestampGreaterThan,
+    TimestampLessThanEquals,
+    TimestampGreaterThanEquals,
+    IsNull,
+    IsPresent,
+    IsNumeric,
+    IsString,
+    IsBoolean,
+    IsTimestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operand {
+    /// A literal (a string, number or boolean; `true`/`false` for the `Is*` tests).
+    Value(Value),
+    /// The `…Path` variant: a path into the state input (or `$$`).
+    Path(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Wait {
+    Seconds(u64),
+    /// RFC 3339, e.g. `2016-03-14T01:59:00Z`.
+    Timestamp(String),
+    SecondsPath(String),
+    TimestampPath(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fail {
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub error_path: Option<String>,
+    pub cause_path: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Map {
+    /// `ItemsPath` (default `$`): must select an array.
+    pub items_path: String,
+    /// `ItemSelector` (or legacy `Parameters`): each item's input, rendered
+    /// with `$$.Map.Item.Index` and `$$.Map.Item.Value` in the context.
+    pub item_selector: Option<Value>,
+    /// `ItemProcessor` (or legacy `Iterator`).
+    pub processor: Graph,
+    /// 0 = no limit.
+    pub max_concurrency: u32,
+    pub tolerated_failure_count: Option<u64>,
+    pub tolerated_failure_percentage: Option<f64>,
+}
+
+/// One `Retry` entry. Defaults as in AWS: 1 s, 3 attempts, rate 2.0.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Retrier {
+    pub error_equals: Vec<String>,
+    pub interval_seconds: u64,
+    pub max_attempts: u32,
+    pub backoff_rate: f64,
+    pub max_delay_seconds: Option<u64>,
+    /// `JitterStrategy: FULL`: each delay is drawn uniformly in [0, delay).
+    pub jitter_full: bool,
+}
+
+/// One `Catch` entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Catcher {
+    pub error_equals: Vec<String>,
+    /// Where the error output `{"Error", "Cause"}` goes in the state input.
+    pub result_path: PathField,
+    pub next: usize,
+}
+
+/// Whether an error name matches an `ErrorEquals` list: `States.ALL` matches
+/// every error but `States.Runtime`; `States.TaskFailed` matches every error
+/// of a task but `States.Timeout` (and `States.Runtime`).
+pub fn error_matches(error_equals: &[String], error: &str) -> bool {
+    error_equals.iter().any(|e| {
+        e == error
+            || (e == "States.ALL" && error != "States.Runtime")
+            || (e == "States.TaskFailed"
+                && error != "States.Timeout"
+                && error != "States.HeartbeatTimeout"
+                && error != "States.Runtime"
+                && !error.starts_with("States.Branch")
+                && error != "States.ExceedToleratedFailureThreshold")
+    })
+}
+
+/// Binds Task resources (Lambda ARNs and the like) to participants.
+///
+/// Rules are tried in order. A pattern is the ARN with `*` matching any run
+/// of characters except `:` and `{name}` capturing one; the target is a URL
+/// (or `handler:NAME` for an in-process handler) in which `{name}` is
+/// replaced by the capture. A bare function name (as `lambda:invoke` allows)
+/// is matched as `arn:aws:lambda:*:*:function:NAME`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, serde::Deserialize)]
+pub struct ResourceMap {
+    pub rules: Vec<ResourceRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ResourceRule {
+    pub pattern: String,
+    pub target: String,
+}

@@ -1,0 +1,1716 @@
+//! The ASL interpreter: the ASL half of [`crate::Execution`].
+//!
+//! Same contract as the saga interpreter: `apply` folds one recorded event
+//! into the state and returns effects as data; the decider turns inputs into
+//! events. Everything in between (Pass, Choice, data flow, entering the next
+//! state, fanning out a Parallel or Map) is a deterministic function of the
+//! events, so it is recomputed on replay rather than recorded.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::event::{ErrorInfo, Millis};
+
+/// Region and account shown in the ARNs of the Step Functions API.
+pub const REGION: &str = "us-east-1";
+pub const ACCOUNT: &str = "123456789012";
+
+/// `arn:aws:states:us-east-1:123456789012:stateMachine:NAME`.
+pub fn state_machine_arn(name: &str) -> String {
+    format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}")
+}
+
+/// `arn:aws:states:us-east-1:123456789012:execution:MACHINE:ID`.
+pub fn execution_arn(machine: &str, id: &str) -> String {
+    format!("arn:aws:states:{REGION}:{ACCOUNT}:execution:{machine}:{id}")
+}
+
+/// One entry of the Step-Functions-shaped view of a history, rendered by
+/// replaying the stored events with tracing on (see [`trace`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Trace {
+    pub at: Millis,
+    pub kind: TraceKind,
+}
+
+/// What the Step Functions history would show. `name` is the state name;
+/// `Type`-specific event names are built from `type_name` (`TaskStateEntered`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type")]
+pub enum TraceKind {
+    ExecutionStarted {
+        input: Value,
+    },
+    ExecutionSucceeded {
+        output: Value,
+    },
+    ExecutionFailed {
+        error: ErrorInfo,
+    },
+    ExecutionAborted {
+        reason: String,
+    },
+    ExecutionTimedOut {
+        error: ErrorInfo,
+    },
+    ExecutionRedriven {},
+    StateEntered {
+        name: String,
+        type_name: &'static str,
+        input: Value,
+    },
+    StateExited {
+        name: String,
+        type_name: &'static str,
+        output: Value,
+    },
+    /// A Task attempt was scheduled; `parameters` is the rendered request body.
+    TaskScheduled {
+        name: String,
+        resource: String,
+        parameters: Value,
+    },
+    TaskStarted {
+        name: String,
+        resource: String,
+    },
+    /// A `.waitForTaskToken` task's participant took the token.
+    TaskSubmitted {
+        name: String,
+        resource: String,
+    },
+    TaskSucceeded {
+        name: String,
+        resource: String,
+        output: Value,
+    },
+    TaskFailed {
+        name: String,
+        resource: String,
+        error: ErrorInfo,
+    },
+    TaskTimedOut {
+        name: String,
+        resource: String,
+        error: ErrorInfo,
+    },
+    WaitStateAborted {
+        name: String,
+    },
+    ParallelStateStarted {
+        name: String,
+    },
+    ParallelStateSucceeded {
+        name: String,
+    },
+    ParallelStateFailed {
+        name: String,
+        error: ErrorInfo,
+    },
+    ParallelStateAborted {
+        name: String,
+    },
+    MapStateStarted {
+        name: String,
+        length: usize,
+    },
+    MapIterationStarted {
+        name: String,
+        index: usize,
+    },
+    MapIterationSucceeded {
+        name: String,
+        index: usize,
+    },
+    MapIterationFailed {
+        name: String,
+        index: usize,
+    },
+    MapIterationAborted {
+        name: String,
+        index: usize,
+    },
+    MapStateSucceeded {
+        name: String,
+    },
+    MapStateFailed {
+        name: String,
+        error: ErrorInfo,
+    },
+    MapStateAborted {
+        name: String,
+    },
+}
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use crate::asl::machine::{error_matches, Graph, Integration, Kind, Machine, Seconds, State, Wait};
+use crate::asl::{choice, data};
+use crate::definition::{Participant, Plan};
+use crate::event::{Event, EventKind, Status, TaskKind};
+use crate::execution::{task_token, Effect, Request};
+use crate::retry::{RUNTIME, TIMEOUT};
+use crate::Error;
+
+/// Attempt timeout of a Task without `TimeoutSeconds` that calls a
+/// participant and waits for its answer (Lambda's own upper limit).
+pub const DEFAULT_TASK_TIMEOUT_S: u64 = 900;
+/// AWS's default `TimeoutSeconds` of a `.waitForTaskToken` task.
+pub const DEFAULT_TOKEN_TIMEOUT_S: u64 = 99_999_999;
+
+/// Error of a Choice state none of whose rules matched (and no `Default`).
+pub const NO_CHOICE_MATCHED: &str = "States.NoChoiceMatched";
+/// Error of a Map state whose failed iterations exceeded the tolerance.
+pub const EXCEED_TOLERATED: &str = "States.ExceedToleratedFailureThreshold";
+/// Error of a `.waitForTaskToken` task whose heartbeat stopped.
+pub const HEARTBEAT_TIMEOUT: &str = "States.HeartbeatTimeout";
+
+/// The interpreter's state: the threads of control (the machine's own, one
+/// per Parallel branch and Map iteration) and the states they are inside of.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct Run {
+    threads: Vec<Thread>,
+    /// The states that wait for something (a task, a timer, branches),
+    /// keyed by their instance key — the `step` of their events.
+    slots: BTreeMap<String, Slot>,
+    /// What the decider must still record, oldest first. Consumed by the
+    /// events that record it, so a replay ends with it empty.
+    pending: Vec<Pending>,
+    /// The root thread's failure that a redrive may retry: (state index, raw input).
+    redrivable: Option<(usize, Value)>,
+    head: Head,
+    #[serde(skip)]
+    trace: Option<Vec<Trace>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+struct Head {
+    id: String,
+    name: String,
+    input: Value,
+    started_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Thread {
+    /// Where its graph sits: (state index, branch index) pairs from the top.
+    scope: Vec<(usize, usize)>,
+    /// Prefix of its slot keys (`Par[1]/` for the second branch of `Par`).
+    prefix: String,
+    /// The Parallel/Map slot it belongs to and its index there.
+    parent: Option<(String, usize)>,
+    /// How often each state was entered: later entries get distinct keys.
+    visits: BTreeMap<usize, u32>,
+    live: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+enum Phase {
+    /// A Task attempt to be scheduled.
+    Ready,
+    Running {
+        deadline: Millis,
+        nonce: Option<String>,
+        parked: bool,
+    },
+    /// A retry decided; its due time (with jitter) is still to be recorded.
+    RetryDue {
+        delay_ms: u64,
+        jitter: bool,
+    },
+    RetryWaiting {
+        fire_at: Millis,
+    },
+    /// A Wait state.
+    Waiting {
+        fire_at: Millis,
+    },
+    /// A Parallel or Map running its branches.
+    Fanout,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Slot {
+    thread: usize,
+    state: usize,
+    /// The state's input as it arrived.
+    raw: Value,
+    /// After InputPath (and, for Parallel, Parameters).
+    effective: Value,
+    entered_at: Millis,
+    attempt: u32,
+    /// Retries used per retrier.
+    retries: Vec<u32>,
+    phase: Phase,
+    fan: Option<Fan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Fan {
+    /// Each branch or item's input.
+    inputs: Vec<Value>,
+    /// Thread of each started branch or item.
+    threads: Vec<Option<usize>>,
+    results: Vec<Option<Value>>,
+    running: usize,
+    failures: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+enum Pending {
+    Schedule(String),
+    Retry(String),
+    Finish {
+        status: Status,
+        output: Option<Value>,
+        error: Option<ErrorInfo>,
+    },
+}
+
+/// What the decider must record next (see [`Run::next_pending`]).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Todo {
+    Schedule {
+        step: String,
+        attempt: u32,
+        timeout_ms: u64,
+        callback: bool,
+    },
+    Retry {
+        step: String,
+        attempt: u32,
+        delay_ms: u64,
+        jitter: bool,
+    },
+    Finish {
+        status: Status,
+        output: Option<Value>,
+        error: Option<ErrorInfo>,
+    },
+}
+
+fn illegal(event: &EventKind, why: impl Into<String>) -> Error {
+    Error::IllegalTransition {
+        event: format!("{} {}", event.name(), event.step().unwrap_or(""))
+            .trim()
+            .to_string(),
+        state: why.into(),
+    }
+}
+
+fn graph<'m>(m: &'m Machine, scope: &[(usize, usize)]) -> &'m Graph {
+    let mut g = &m.graph;
+    for &(s, b) in scope {
+        g = match &g.states[s].kind {
+            Kind::Parallel { branches } => &branches[b],
+            Kind::Map(map) => &map.processor,
+            // Scopes are only ever built from Parallel and Map states.
+            _ => return g,
+        };
+    }
+    g
+}
+
+fn runtime(cause: impl Into<String>) -> ErrorInfo {
+    ErrorInfo::new(RUNTIME, cause)
+}
+
+/// RFC 3339 text of a time in milliseconds (UTC, millisecond precision).
+pub fn iso8601(ms: Millis) -> String {
+    let secs = (ms / 1000) as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+/// Milliseconds since the epoch of an RFC 3339 timestamp.
+pub fn parse_timestamp(text: &str) -> Option<Millis> {
+    let t =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// A deterministic stream of random numbers for intrinsic functions
+/// (`States.UUID`, `States.MathRandom`): seeded from what it is used for, so
+/// a replay and every retry of a request see the same values.
+fn seeded(seed: &str) -> impl FnMut() -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in seed.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    move || {
+        h = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = h;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+fn seconds(s: &Seconds, input: &Value, ctx: &Value, field: &str) -> Result<u64, ErrorInfo> {
+    match s {
+        Seconds::Fixed(n) => Ok(*n),
+        Seconds::Path(p) => {
+            let v = data::select(p, input, ctx)?;
+            v.as_u64().ok_or_else(|| {
+                runtime(format!(
+                    "{field} path `{p}` must select a non-negative integer, not {v}"
+                ))
+            })
+        }
+    }
+}
+
+impl Run {
+    fn record(&mut self, at: Millis, kind: TraceKind) {
+        if let Some(t) = &mut self.trace {
+            t.push(Trace { at, kind });
+        }
+    }
+
+    fn tracing(&self) -> bool {
+        self.trace.is_some()
+    }
+
+    /// Whether the execution waits on anything at all.
+    pub fn is_idle(&self) -> bool {
+        self.slots.is_empty() && self.pending.is_empty()
+    }
+
+    /// The context object (`$$`) of a state.
+    fn context(
+        &self,
+        state: &str,
+        entered_at: Millis,
+        retry_count: u32,
+        token: Option<&str>,
+    ) -> Value {
+        let mut ctx = json!({
+            "Execution": {
+                "Id": execution_arn(&self.head.name, &self.head.id),
+                "Name": self.head.id,
+                "Input": self.head.input,
+                "StartTime": iso8601(self.head.started_at),
+                "RoleArn": format!("arn:aws:iam::{ACCOUNT}:role/sagaflow"),
+                "RedriveCount": 0,
+            },
+            "StateMachine": {
+                "Id": state_machine_arn(&self.head.name),
+                "Name": self.head.name,
+            },
+            "State": {
+                "Name": state,
+                "EnteredTime": iso8601(entered_at),
+                "RetryCount": retry_count,
+            },
+        });
+        if let Some(token) = token {
+            ctx["Task"] = json!({ "Token": token });
+        }
+        ctx
+    }
+
+    fn key(&mut self, t: usize, name: &str, s: usize) -> String {
+        let th = &mut self.threads[t];
+        let n = th.visits.entry(s).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            format!("{}{name}", th.prefix)
+        } else {
+            format!("{}{name}#{n}", th.prefix)
+        }
+    }
+
+    fn state<'m>(&self, m: &'m Machine, t: usize, s: usize) -> &'m State {
+        &graph(m, &self.threads[t].scope).states[s]
+    }
+
+    /// Runs thread `t` from state `s` with `input` until it has to wait
+    /// (a Task, a Wait, branches) or ends.
+    fn enter(
+        &mut self,
+        m: &Machine,
+        at: Millis,
+        fx: &mut Vec<Effect>,
+        t: usize,
+        mut s: usize,
+        mut input: Value,
+    ) {
+        loop {
+            let st = self.state(m, t, s);
+            let key = self.key(t, &st.name, s);
+            if self.tracing() {
+                self.record(
+                    at,
+                    TraceKind::StateEntered {
+                        name: st.name.clone(),
+                        type_name: st.kind.type_name(),
+                        input: input.clone(),
+                    },
+                );
+            }
+            let ctx = self.context(&st.name, at, 0, None);
+            let flow = match &st.kind {
+                Kind::Pass { result } => (|| {
+                    let eff = data::filter(&st.input_path, &input, &ctx)?;
+                    let r = match (result, &st.parameters) {
+                        (Some(r), _) => r.clone(),
+                        (None, Some(p)) => data::render(p, &eff, &ctx, &mut seeded(&key))?,
+                        (None, None) => eff,
+                    };
+                    let placed = data::place(&st.result_path, input.clone(), r)?;
+                    Ok(Some(data::filter(&st.output_path, &placed, &ctx)?))
+                })(),
+                Kind::Choice { choices, default } => (|| {
+                    let eff = data::filter(&st.input_path, &input, &ctx)?;
+                    let mut next = None;
+                    for b in choices {
+                        if choice::evaluate(&b.rule, &eff, &ctx)? {
+                            next = Some(b.next);
+                            break;
+                        }
+                    }
+                    let next = next.or(*default).ok_or_else(|| {
+                        ErrorInfo::new(
+                            NO_CHOICE_MATCHED,
+                            format!("no Choice rule of `{}` matched", st.name),
+                        )
+                    })?;
+                    Ok((next, data::filter(&st.output_path, &eff, &ctx)?))
+                })()
+                .map(|(next, out)| {
+                    self.exited(at, st, &out);
+                    s = next;
+                    input = out;
+                    None
+                }),
+                Kind::Succeed => (|| {
+                    let eff = data::filter(&st.input_path, &input, &ctx)?;
+                    Ok(Some(data::filter(&st.output_path, &eff, &ctx)?))
+                })(),
+                Kind::Fail(f) => {
+                    let pick = |fixed: &Option<String>, path: &Option<String>| -> Option<String> {
+                        match (fixed, path) {
+                            (Some(v), _) => Some(v.clone()),
+                            (None, Some(p)) => {
+                                data::select(p, &input, &ctx).ok().map(|v| match v {
+                                    Value::String(s) => s,
+                                    other => other.to_string(),
+                                })
+                            }
+                            (None, None) => None,
+                        }
+                    };
+                    let error = ErrorInfo::new(
+                        pick(&f.error, &f.error_path).unwrap_or_else(|| "States.Fail".into()),
+                        pick(&f.cause, &f.cause_path).unwrap_or_default(),
+                    );
+                    // A Fail state ends its thread; its Catch-less failure
+                    // is not redrivable by retrying it.
+                    if t == 0 {
+                        self.redrivable = None;
+                    }
+                    return self.thread_done(m, at, fx, t, Err(error));
+                }
+                Kind::Wait(w) => {
+                    let fire_at = (|| {
+                        let eff = data::filter(&st.input_path, &input, &ctx)?;
+                        let fire_at = match w {
+                            Wait::Seconds(n) => at + n * 1000,
+                            Wait::SecondsPath(p) => {
+                                at + seconds(&Seconds::Path(p.clone()), &eff, &ctx, "SecondsPath")?
+                                    * 1000
+                            }
+                            Wait::Timestamp(ts) => parse_timestamp(ts)
+                                .ok_or_else(|| runtime(format!("bad Timestamp `{ts}`")))?,
+                            Wait::TimestampPath(p) => {
+                                let v = data::select(p, &eff, &ctx)?;
+                                v.as_str().and_then(parse_timestamp).ok_or_else(|| {
+                                    runtime(format!(
+                                        "TimestampPath `{p}` must select an RFC 3339 timestamp, not {v}"
+                                    ))
+                                })?
+                            }
+                        };
+                        Ok((eff, fire_at))
+                    })();
+                    match fire_at {
+                        Ok((eff, fire_at)) => {
+                            self.slots.insert(
+                                key.clone(),
+                                Slot {
+                                    thread: t,
+                                    state: s,
+                                    raw: input,
+                                    effective: eff,
+                                    entered_at: at,
+                                    attempt: 1,
+                                    retries: Vec::new(),
+                                    phase: Phase::Waiting { fire_at },
+                                    fan: None,
+                                },
+                            );
+                            fx.push(Effect::StartTimer {
+                                step: key,
+                                task: TaskKind::Action,
+                                attempt: 1,
+                                fire_at,
+                            });
+                            return;
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                Kind::Task(_) => match data::filter(&st.input_path, &input, &ctx) {
+                    Ok(eff) => {
+                        self.slots.insert(
+                            key.clone(),
+                            Slot {
+                                thread: t,
+                                state: s,
+                                raw: input,
+                                effective: eff,
+                                entered_at: at,
+                                attempt: 1,
+                                retries: vec![0; st.retry.len()],
+                                phase: Phase::Ready,
+                                fan: None,
+                            },
+                        );
+                        self.pending.push(Pending::Schedule(key));
+                        return;
+                    }
+                    Err(e) => Err(e),
+                },
+                Kind::Parallel { .. } | Kind::Map(_) => {
+                    match self.fan_inputs(m, st, &input, &ctx, &key) {
+                        Ok((eff, inputs)) => {
+                            self.slots.insert(
+                                key.clone(),
+                                Slot {
+                                    thread: t,
+                                    state: s,
+                                    raw: input,
+                                    effective: eff,
+                                    entered_at: at,
+                                    attempt: 1,
+                                    retries: vec![0; st.retry.len()],
+                                    phase: Phase::Fanout,
+                                    fan: None,
+                                },
+                            );
+                            self.start_fan(m, at, fx, &key, inputs);
+                            return;
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            match flow {
+                // Choice: continue with the chosen state.
+                Ok(None) => continue,
+                Ok(Some(out)) => {
+                    self.exited(at, st, &out);
+                    match st.next {
+                        Some(n) if !matches!(st.kind, Kind::Succeed) => {
+                            s = n;
+                            input = out;
+                        }
+                        _ => return self.thread_done(m, at, fx, t, Ok(out)),
+                    }
+                }
+                Err(error) => {
+                    // A state that failed before it could wait: only its
+                    // Catch can help (nothing ran, so there is nothing to retry).
+                    match self.catch(m, t, s, &input, &error) {
+                        Some((next, out)) => {
+                            s = next;
+                            input = out;
+                        }
+                        None => {
+                            if t == 0 {
+                                self.redrivable = Some((s, input));
+                            }
+                            return self.thread_done(m, at, fx, t, Err(error));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn exited(&mut self, at: Millis, st: &State, out: &Value) {
+        if self.tracing() {
+            self.record(
+                at,
+                TraceKind::StateExited {
+                    name: st.name.clone(),
+                    type_name: st.kind.type_name(),
+                    output: out.clone(),
+                },
+            );
+        }
+    }
+
+    /// The first Catch of state `s` matching `error`: its Next and the state input
+    /// with the error placed at its ResultPath.
+    fn catch(
+        &self,
+        m: &Machine,
+        t: usize,
+        s: usize,
+        raw: &Value,
+        error: &ErrorInfo,
+    ) -> Option<(usize, Value)> {
+        let st = self.state(m, t, s);
+        let c = st
+            .catch
+            .iter()
+            .find(|c| error_matches(&c.error_equals, &error.error))?;
+        let out = json!({ "Error": error.error, "Cause": error.cause });
+        match data::place(&c.result_path, raw.clone(), out) {
+            Ok(v) => Some((c.next, v)),
+            Err(_) => None,
+        }
+    }
+
+    /// The effective input of a Parallel or Map and each branch's or item's input.
+    fn fan_inputs(
+        &self,
+        m: &Machine,
+        st: &State,
+        input: &Value,
+        ctx: &Value,
+        key: &str,
+    ) -> Result<(Value, Vec<Value>), ErrorInfo> {
+        let _ = m;
+        let eff = data::filter(&st.input_path, input, ctx)?;
+        match &st.kind {
+            Kind::Parallel { branches } => {
+                let eff = match &st.parameters {
+                    Some(p) => data::render(p, &eff, ctx, &mut seeded(key))?,
+                    None => eff,
+                };
+                Ok((eff.clone(), vec![eff; branches.len()]))
+            }
+            Kind::Map(map) => {
+                let items = data::select(&map.items_path, &eff, ctx)?;
+                let Value::Array(items) = items else {
+                    return Err(runtime(format!(
+                        "ItemsPath `{}` of `{}` must select an array",
+                        map.items_path, st.name
+                    )));
+                };
+                let mut inputs = Vec::with_capacity(items.len());
+                for (i, item) in items.into_iter().enumerate() {
+                    match &map.item_selector {
+                        Some(sel) => {
+                            let mut c = ctx.clone();
+                            c["Map"] = json!({ "Item": { "Index": i, "Value": item } });
+                            inputs.push(data::render(
+                                sel,
+                                &eff,
+                                &c,
+                                &mut seeded(&format!("{key}[{i}]")),
+                            )?);
+                        }
+                        None => inputs.push(item),
+                    }
+                }
+                Ok((eff, inputs))
+            }
+            _ => Err(runtime("not a Parallel or Map state")),
+        }
+    }
+
+    fn start_fan(
+        &mut self,
+        m: &Machine,
+        at: Millis,
+        fx: &mut Vec<Effect>,
+        key: &str,
+        inputs: Vec<Value>,
+    ) {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        let n = inputs.len();
+        slot.phase = Phase::Fanout;
+        slot.fan = Some(Fan {
+            inputs,
+            threads: vec![None; n],
+            results: vec![None; n],
+            running: 0,
+            failures: 0,
+        });
+        let (t, s) = (slot.thread, slot.state);
+        let st = self.state(m, t, s);
+        if self.tracing() {
+            let name = st.name.clone();
+            let kind = match st.kind {
+                Kind::Map(_) => TraceKind::MapStateStarted { name, length: n },
+                _ => TraceKind::ParallelStateStarted { name },
+            };
+            self.record(at, kind);
+        }
+        self.fill_fan(m, at, fx, key);
+    }
+
+    /// Starts branches or items up to the concurrency limit, then finishes
+    /// the state if all are done.
+    fn fill_fan(&mut self, m: &Machine, at: Millis, fx: &mut Vec<Effect>, key: &str) {
+        loop {
+            let Some(slot) = self.slots.get(key) else {
+                return;
+            };
+            let (t, s, attempt) = (slot.thread, slot.state, slot.attempt);
+            let Some(fan) = &slot.fan else { return };
+            let st = self.state(m, t, s);
+            let limit = match &st.kind {
+                Kind::Map(map) if map.max_concurrency > 0 => map.max_concurrency as usize,
+                _ => usize::MAX,
+            };
+            let next = fan.threads.iter().position(Option::is_none);
+            match next {
+                Some(i) if fan.running < limit => {
+                    let input = fan.inputs[i].clone();
+                    let scope_b = if matches!(st.kind, Kind::Map(_)) {
+                        0
+                    } else {
+                        i
+                    };
+                    let mut scope = self.threads[t].scope.clone();
+                    scope.push((s, scope_b));
+                    let prefix = if attempt == 1 {
+                        format!("{key}[{i}]/")
+                    } else {
+                        format!("{key}@{attempt}[{i}]/")
+                    };
+                    let child = self.threads.len();
+                    self.threads.push(Thread {
+                        scope,
+                        prefix,
+                        parent: Some((key.to_string(), i)),
+                        visits: BTreeMap::new(),
+                        live: true,
+                    });
+                    if let Some(fan) = self.slots.get_mut(key).and_then(|s| s.fan.as_mut()) {
+                        fan.threads[i] = Some(child);
+                        fan.running += 1;
+                    }
+                    if self.tracing() && matches!(st.kind, Kind::Map(_)) {
+                        self.record(
+                            at,
+                            TraceKind::MapIterationStarted {
+                                name: st.name.clone(),
+                                index: i,
+                            },
+                        );
+                    }
+                    let start = graph(m, &self.threads[child].scope).start_at;
+                    self.enter(m, at, fx, child, start, input);
+                }
+                Some(_) => return,
+                None => {
+                    if fan.running > 0 || fan.results.iter().any(Option::is_none) {
+                        return;
+                    }
+                    let results: Vec<Value> = fan
+                        .results
+                        .iter()
+                        .map(|r| r.clone().unwrap_or(Value::Null))
+                        .collect();
+                    if self.tracing() {
+                        let name = st.name.clone();
+                        let kind = match st.kind {
+                            Kind::Map(_) => TraceKind::MapStateSucceeded { name },
+                            _ => TraceKind::ParallelStateSucceeded { name },
+                        };
+                        self.record(at, kind);
+                    }
+                    return self.complete(m, at, fx, key, Value::Array(results));
+                }
+            }
+        }
+    }
+
+    /// A thread reached its end (`Ok(output)`) or failed.
+    fn thread_done(
+        &mut self,
+        m: &Machine,
+        at: Millis,
+        fx: &mut Vec<Effect>,
+        t: usize,
+        result: Result<Value, ErrorInfo>,
+    ) {
+        self.threads[t].live = false;
+        let Some((key, i)) = self.threads[t].parent.clone() else {
+            let (status, output, error) = match result {
+                Ok(out) => (Status::Succeeded, Some(out), None),
+                Err(e) => (Status::Failed, None, Some(e)),
+            };
+            self.pending.push(Pending::Finish {
+                status,
+                output,
+                error,
+            });
+            return;
+        };
+        let Some(slot) = self.slots.get(&key) else {
+            return;
+        };
+        let st = self.state(m, slot.thread, slot.state);
+        let name = st.name.clone();
+        let is_map = matches!(st.kind, Kind::Map(_));
+        let tolerance = match &st.kind {
+            Kind::Map(map) => Some((
+                map.tolerated_failure_count,
+                map.tolerated_failure_percentage,
+            )),
+            _ => None,
+        };
+        let Some(fan) = self.slots.get_mut(&key).and_then(|s| s.fan.as_mut()) else {
+            return;
+        };
+        fan.running = fan.running.saturating_sub(1);
+        match result {
+            Ok(out) => {
+                fan.results[i] = Some(out);
+                if is_map && self.tracing() {
+                    self.record(at, TraceKind::MapIterationSucceeded { name, index: i });
+                }
+                self.fill_fan(m, at, fx, &key);
+            }
+            Err(error) => {
+                fan.failures += 1;
+                let total = fan.results.len();
+                let tolerated = match tolerance {
+                    Some((count, pct)) if count.is_some() || pct.is_some() => {
+                        let by_count = count.is_some_and(|c| fan.failures as u64 <= c);
+                        let by_pct =
+                            pct.is_some_and(|p| (fan.failures as f64) * 100.0 <= p * total as f64);
+                        by_count || by_pct
+                    }
+                    _ => false,
+                };
+                if tolerated {
+                    fan.results[i] = Some(json!({ "Error": error.error, "Cause": error.cause }));
+                }
+                if is_map && self.tracing() {
+                    self.record(
+                        at,
+                        TraceKind::MapIterationFailed {
+                            name: name.clone(),
+                            index: i,
+                        },
+                    );
+                }
+                if tolerated {
+                    self.fill_fan(m, at, fx, &key);
+                } else {
+                    let error = if tolerance.is_some_and(|(c, p)| c.is_some() || p.is_some()) {
+                        ErrorInfo::new(
+                            EXCEED_TOLERATED,
+                            format!(
+                                "`{name}`: too many iterations failed; the last: {}: {}",
+                                error.error, error.cause
+                            ),
+                        )
+                    } else {
+                        error
+                    };
+                    if self.tracing() {
+                        let kind = if is_map {
+                            TraceKind::MapStateFailed {
+                                name,
+                                error: error.clone(),
+                            }
+                        } else {
+                            TraceKind::ParallelStateFailed {
+                                name,
+                                error: error.clone(),
+                            }
+                        };
+                        self.record(at, kind);
+                    }
+                    self.abort_children(at, &key);
+                    self.failed(m, at, fx, &key, error);
+                }
+            }
+        }
+    }
+
+    /// Stops every branch of a fan-out slot (and their own fan-outs):
+    /// their tasks' late answers will find no slot and be ignored.
+    fn abort_children(&mut self, at: Millis, key: &str) {
+        let children: Vec<usize> = match self.slots.get(key).and_then(|s| s.fan.as_ref()) {
+            Some(f) => f.threads.iter().flatten().copied().collect(),
+            None => return,
+        };
+        for c in children {
+            self.abort_thread(at, c);
+        }
+    }
+
+    fn abort_thread(&mut self, at: Millis, t: usize) {
+        if !self.threads[t].live {
+            return;
+        }
+        self.threads[t].live = false;
+        let keys: Vec<String> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.thread == t)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            self.abort_children(at, &k);
+            self.slots.remove(&k);
+            self.pending
+                .retain(|p| !matches!(p, Pending::Schedule(x) | Pending::Retry(x) if *x == k));
+        }
+    }
+
+    /// A state that waited finished with `result`: ResultSelector,
+    /// ResultPath, OutputPath, then on to Next (or the thread's end).
+    fn complete(
+        &mut self,
+        m: &Machine,
+        at: Millis,
+        fx: &mut Vec<Effect>,
+        key: &str,
+        result: Value,
+    ) {
+        let Some(slot) = self.slots.remove(key) else {
+            return;
+        };
+        let st = self.state(m, slot.thread, slot.state);
+        let ctx = self.context(&st.name, slot.entered_at, slot.attempt - 1, None);
+        let out = (|| {
+            let selected = match &st.result_selector {
+                Some(sel) => data::render(sel, &result, &ctx, &mut seeded(key))?,
+                None => result,
+            };
+            let placed = match st.kind {
+                // A Wait has no ResultPath: its output is its effective input.
+                Kind::Wait(_) => selected,
+                _ => data::place(&st.result_path, slot.raw.clone(), selected)?,
+            };
+            data::filter(&st.output_path, &placed, &ctx)
+        })();
+        match out {
+            Ok(out) => {
+                self.exited(at, st, &out);
+                match st.next {
+                    Some(n) => self.enter(m, at, fx, slot.thread, n, out),
+                    None => self.thread_done(m, at, fx, slot.thread, Ok(out)),
+                }
+            }
+            Err(e) => {
+                // Put it back so `failed` sees the state (its Catch may handle it).
+                self.slots.insert(key.to_string(), slot);
+                self.failed(m, at, fx, key, e);
+            }
+        }
+    }
+
+    /// The state of `key` failed with `error`: Retry, else Catch, else the thread fails.
+    fn failed(
+        &mut self,
+        m: &Machine,
+        at: Millis,
+        fx: &mut Vec<Effect>,
+        key: &str,
+        error: ErrorInfo,
+    ) {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        let (t, s) = (slot.thread, slot.state);
+        let st = graph(m, &self.threads[t].scope).states.get(s);
+        let Some(st) = st else { return };
+        if let Some(r) = st
+            .retry
+            .iter()
+            .position(|r| error_matches(&r.error_equals, &error.error))
+        {
+            let rt = &st.retry[r];
+            let used = slot.retries.get(r).copied().unwrap_or(0);
+            if used < rt.max_attempts {
+                let mut delay =
+                    rt.interval_seconds as f64 * 1000.0 * rt.backoff_rate.powi(used as i32);
+                if let Some(max) = rt.max_delay_seconds {
+                    delay = delay.min(max as f64 * 1000.0);
+                }
+                if let Some(u) = slot.retries.get_mut(r) {
+                    *u += 1;
+                }
+                slot.attempt += 1;
+                slot.phase = Phase::RetryDue {
+                    delay_ms: delay.min(1e15) as u64,
+                    jitter: rt.jitter_full,
+                };
+                self.pending.push(Pending::Retry(key.to_string()));
+                return;
+            }
+        }
+        let Some(slot) = self.slots.remove(key) else {
+            return;
+        };
+        match self.catch(m, t, s, &slot.raw, &error) {
+            Some((next, out)) => {
+                if self.tracing() {
+                    let st = self.state(m, t, s);
+                    self.exited(at, st, &out);
+                }
+                self.enter(m, at, fx, t, next, out)
+            }
+            None => {
+                if t == 0 {
+                    self.redrivable = Some((s, slot.raw));
+                }
+                self.thread_done(m, at, fx, t, Err(error))
+            }
+        }
+    }
+}
+
+/// What a task's callback token names: used to check a SendTask* request.
+pub(crate) fn callback_slot<'r>(run: &'r Run, step: &str) -> Option<(u32, Option<&'r str>, bool)> {
+    let slot = run.slots.get(step)?;
+    match &slot.phase {
+        Phase::Running { nonce, .. } => Some((slot.attempt, nonce.as_deref(), true)),
+        _ => Some((slot.attempt, None, false)),
+    }
+}
+
+impl Run {
+    /// Folds one event in. Checks come first: an illegal event changes nothing.
+    pub(crate) fn apply(
+        &mut self,
+        m: &Machine,
+        event: &Event,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), Error> {
+        let at = event.at;
+        let kind = &event.kind;
+        match kind {
+            EventKind::ExecutionStarted {
+                execution_id,
+                definition,
+                input,
+                ..
+            } => {
+                if !self.threads.is_empty() {
+                    return Err(illegal(kind, "already started"));
+                }
+                self.head = Head {
+                    id: execution_id.clone(),
+                    name: definition.clone(),
+                    input: input.clone(),
+                    started_at: at,
+                };
+                self.record(
+                    at,
+                    TraceKind::ExecutionStarted {
+                        input: input.clone(),
+                    },
+                );
+                if let Some(t) = m.timeout_seconds {
+                    fx.push(Effect::Deadline { at: at + t * 1000 });
+                }
+                self.threads.push(Thread {
+                    scope: Vec::new(),
+                    prefix: String::new(),
+                    parent: None,
+                    visits: BTreeMap::new(),
+                    live: true,
+                });
+                self.enter(m, at, fx, 0, m.graph.start_at, input.clone());
+            }
+            EventKind::StepScheduled {
+                step,
+                attempt,
+                deadline,
+                nonce,
+            } => {
+                let slot = self
+                    .slots
+                    .get_mut(step)
+                    .ok_or_else(|| illegal(kind, "no such state waiting"))?;
+                let ok = slot.attempt == *attempt
+                    && matches!(slot.phase, Phase::Ready | Phase::RetryWaiting { .. });
+                if !ok || slot.fan.is_some() {
+                    return Err(illegal(
+                        kind,
+                        format!("{:?} attempt {}", slot.phase, slot.attempt),
+                    ));
+                }
+                slot.phase = Phase::Running {
+                    deadline: *deadline,
+                    nonce: nonce.clone(),
+                    parked: false,
+                };
+                self.pending
+                    .retain(|p| !matches!(p, Pending::Schedule(k) if k == step));
+                fx.push(Effect::Invoke {
+                    step: step.clone(),
+                    task: TaskKind::Action,
+                    attempt: *attempt,
+                    deadline: *deadline,
+                });
+                if self.tracing() {
+                    let (resource, name) = self.resource_of(m, step);
+                    let parameters = self
+                        .request(m, step)
+                        .map(|r| r.input)
+                        .unwrap_or(Value::Null);
+                    self.record(
+                        at,
+                        TraceKind::TaskScheduled {
+                            name: name.clone(),
+                            resource: resource.clone(),
+                            parameters,
+                        },
+                    );
+                    self.record(at, TraceKind::TaskStarted { name, resource });
+                }
+            }
+            EventKind::TaskParked { step, attempt, .. } => {
+                let slot = self
+                    .slots
+                    .get_mut(step)
+                    .ok_or_else(|| illegal(kind, "no such state waiting"))?;
+                match &mut slot.phase {
+                    Phase::Running {
+                        parked, deadline, ..
+                    } if slot.attempt == *attempt && !*parked => {
+                        *parked = true;
+                        fx.push(Effect::StartTimer {
+                            step: step.clone(),
+                            task: TaskKind::Action,
+                            attempt: *attempt,
+                            fire_at: *deadline,
+                        });
+                    }
+                    other => return Err(illegal(kind, format!("{other:?}"))),
+                }
+                if self.tracing() {
+                    let (resource, name) = self.resource_of(m, step);
+                    self.record(at, TraceKind::TaskSubmitted { name, resource });
+                }
+            }
+            EventKind::StepSucceeded {
+                step,
+                attempt,
+                output,
+            } => {
+                let slot = self
+                    .slots
+                    .get(step)
+                    .ok_or_else(|| illegal(kind, "no such state waiting"))?;
+                if slot.attempt != *attempt || !matches!(slot.phase, Phase::Running { .. }) {
+                    return Err(illegal(
+                        kind,
+                        format!("{:?} attempt {}", slot.phase, slot.attempt),
+                    ));
+                }
+                let st = self.state(m, slot.thread, slot.state);
+                let result = match &st.kind {
+                    Kind::Task(task)
+                        if matches!(task.integration, Integration::LambdaInvoke)
+                            && !task.wait_for_token =>
+                    {
+                        json!({
+                            "ExecutedVersion": "$LATEST",
+                            "Payload": output,
+                            "StatusCode": 200,
+                            "SdkHttpMetadata": { "HttpStatusCode": 200 },
+                        })
+                    }
+                    _ => output.clone(),
+                };
+                if self.tracing() {
+                    let (resource, name) = self.resource_of(m, step);
+                    self.record(
+                        at,
+                        TraceKind::TaskSucceeded {
+                            name,
+                            resource,
+                            output: output.clone(),
+                        },
+                    );
+                }
+                self.complete(m, at, fx, step, result);
+            }
+            EventKind::StepFailed {
+                step,
+                attempt,
+                error,
+            } => {
+                let slot = self
+                    .slots
+                    .get(step)
+                    .ok_or_else(|| illegal(kind, "no such state waiting"))?;
+                if slot.attempt != *attempt || !matches!(slot.phase, Phase::Running { .. }) {
+                    return Err(illegal(
+                        kind,
+                        format!("{:?} attempt {}", slot.phase, slot.attempt),
+                    ));
+                }
+                if self.tracing() {
+                    let (resource, name) = self.resource_of(m, step);
+                    let kind = if error.error == TIMEOUT || error.error == HEARTBEAT_TIMEOUT {
+                        TraceKind::TaskTimedOut {
+                            name,
+                            resource,
+                            error: error.clone(),
+                        }
+                    } else {
+                        TraceKind::TaskFailed {
+                            name,
+                            resource,
+                            error: error.clone(),
+                        }
+                    };
+                    self.record(at, kind);
+                }
+                self.failed(m, at, fx, step, error.clone());
+            }
+            EventKind::RetryScheduled {
+                step,
+                attempt,
+                fire_at,
+                ..
+            } => {
+                let slot = self
+                    .slots
+                    .get_mut(step)
+                    .ok_or_else(|| illegal(kind, "no such state waiting"))?;
+                if slot.attempt != *attempt || !matches!(slot.phase, Phase::RetryDue { .. }) {
+                    return Err(illegal(
+                        kind,
+                        format!("{:?} attempt {}", slot.phase, slot.attempt),
+                    ));
+                }
+                slot.phase = Phase::RetryWaiting { fire_at: *fire_at };
+                self.pending
+                    .retain(|p| !matches!(p, Pending::Retry(k) if k == step));
+                fx.push(Effect::StartTimer {
+                    step: step.clone(),
+                    task: TaskKind::Action,
+                    attempt: *attempt,
+                    fire_at: *fire_at,
+                });
+            }
+            EventKind::TimerFired { step, attempt } => {
+                let slot = self
+                    .slots
+                    .get(step)
+                    .ok_or_else(|| illegal(kind, "no such state waiting"))?;
+                if slot.attempt != *attempt {
+                    return Err(illegal(kind, format!("attempt {}", slot.attempt)));
+                }
+                match slot.phase {
+                    Phase::Waiting { .. } => {
+                        let eff = slot.effective.clone();
+                        self.complete(m, at, fx, step, eff);
+                    }
+                    Phase::RetryWaiting { .. } if slot.fan.is_some() || self.is_fan(m, step) => {
+                        let st = self.state(m, slot.thread, slot.state);
+                        let ctx = self.context(&st.name, at, slot.attempt - 1, None);
+                        let raw = slot.raw.clone();
+                        match self.fan_inputs(m, st, &raw, &ctx, step) {
+                            Ok((_, inputs)) => self.start_fan(m, at, fx, step, inputs),
+                            Err(e) => self.failed(m, at, fx, step, e),
+                        }
+                    }
+                    ref other => return Err(illegal(kind, format!("{other:?}"))),
+                }
+            }
+            EventKind::CancelRequested { reason } => {
+                self.abort_all(at);
+                let _ = reason;
+            }
+            EventKind::ExecutionTimedOut {} => self.abort_all(at),
+            EventKind::ExecutionRedriven {} => {
+                let Some((s, raw)) = self.redrivable.take() else {
+                    return Err(illegal(kind, "nothing to redrive"));
+                };
+                self.record(at, TraceKind::ExecutionRedriven {});
+                self.pending.clear();
+                self.threads[0].live = true;
+                self.enter(m, at, fx, 0, s, raw);
+            }
+            EventKind::ExecutionFinished {
+                status,
+                error,
+                output,
+            } => {
+                self.pending
+                    .retain(|p| !matches!(p, Pending::Finish { .. }));
+                self.abort_all(at);
+                let kind = match status {
+                    Status::Succeeded => TraceKind::ExecutionSucceeded {
+                        output: output.clone().unwrap_or(Value::Null),
+                    },
+                    Status::Cancelled => TraceKind::ExecutionAborted {
+                        reason: error.as_ref().map(|e| e.cause.clone()).unwrap_or_default(),
+                    },
+                    Status::TimedOut => TraceKind::ExecutionTimedOut {
+                        error: error.clone().unwrap_or_else(|| ErrorInfo::new(TIMEOUT, "")),
+                    },
+                    _ => TraceKind::ExecutionFailed {
+                        error: error
+                            .clone()
+                            .unwrap_or_else(|| ErrorInfo::new("States.Fail", "")),
+                    },
+                };
+                self.record(at, kind);
+            }
+            EventKind::RollbackStarted { .. }
+            | EventKind::CompensationScheduled { .. }
+            | EventKind::CompensationSucceeded { .. }
+            | EventKind::CompensationFailed { .. } => {
+                return Err(illegal(kind, "not an event of an ASL execution"))
+            }
+        }
+        Ok(())
+    }
+
+    fn is_fan(&self, m: &Machine, step: &str) -> bool {
+        self.slots.get(step).is_some_and(|s| {
+            matches!(
+                self.state(m, s.thread, s.state).kind,
+                Kind::Parallel { .. } | Kind::Map(_)
+            )
+        })
+    }
+
+    fn abort_all(&mut self, at: Millis) {
+        let live: Vec<usize> = (0..self.threads.len())
+            .filter(|&t| self.threads[t].live)
+            .collect();
+        for t in live.into_iter().rev() {
+            self.abort_thread(at, t);
+        }
+        self.slots.clear();
+        self.pending.retain(|p| matches!(p, Pending::Finish { .. }));
+    }
+
+    /// The Task resource and state name of a slot, for the history view.
+    fn resource_of(&self, m: &Machine, step: &str) -> (String, String) {
+        match self.slots.get(step) {
+            Some(slot) => {
+                let st = self.state(m, slot.thread, slot.state);
+                let resource = match &st.kind {
+                    Kind::Task(t) => t.resource.clone(),
+                    _ => String::new(),
+                };
+                (resource, st.name.clone())
+            }
+            None => (String::new(), step.to_string()),
+        }
+    }
+
+    /// What the decider must record next.
+    pub(crate) fn next_todo(&self, m: &Machine) -> Option<Todo> {
+        self.pending.iter().find_map(|p| self.todo_of(m, p))
+    }
+
+    fn todo_of(&self, m: &Machine, p: &Pending) -> Option<Todo> {
+        Some(match p {
+            Pending::Schedule(key) => {
+                let slot = self.slots.get(key)?;
+                let (timeout_ms, callback) = self.schedule_spec(m, key)?;
+                Todo::Schedule {
+                    step: key.clone(),
+                    attempt: slot.attempt,
+                    timeout_ms,
+                    callback,
+                }
+            }
+            Pending::Retry(key) => {
+                let slot = self.slots.get(key)?;
+                let Phase::RetryDue { delay_ms, jitter } = slot.phase else {
+                    return None;
+                };
+                Todo::Retry {
+                    step: key.clone(),
+                    attempt: slot.attempt,
+                    delay_ms,
+                    jitter,
+                }
+            }
+            Pending::Finish {
+                status,
+                output,
+                error,
+            } => Todo::Finish {
+                status: *status,
+                output: output.clone(),
+                error: error.clone(),
+            },
+        })
+    }
+
+    /// The attempt timeout of a Task slot and whether it takes a callback.
+    pub(crate) fn schedule_spec(&self, m: &Machine, key: &str) -> Option<(u64, bool)> {
+        let slot = self.slots.get(key)?;
+        let st = self.state(m, slot.thread, slot.state);
+        let Kind::Task(task) = &st.kind else {
+            return None;
+        };
+        let ctx = self.context(&st.name, slot.entered_at, slot.attempt - 1, None);
+        let default = if task.wait_for_token {
+            DEFAULT_TOKEN_TIMEOUT_S
+        } else {
+            DEFAULT_TASK_TIMEOUT_S
+        };
+        // A bad TimeoutSecondsPath falls back to the default rather than
+        // failing the schedule; the request itself reports path errors.
+        let timeout = task
+            .timeout
+            .as_ref()
+            .and_then(|t| seconds(t, &slot.effective, &ctx, "TimeoutSecondsPath").ok())
+            .unwrap_or(default);
+        Some((timeout.saturating_mul(1000), task.wait_for_token))
+    }
+
+    /// Whether `step` runs attempt `attempt` (an answer for it is not stale).
+    pub(crate) fn is_running(&self, step: &str, attempt: u32) -> bool {
+        self.slots
+            .get(step)
+            .is_some_and(|s| s.attempt == attempt && matches!(s.phase, Phase::Running { .. }))
+    }
+
+    /// Whether `step` is parked on a callback.
+    pub(crate) fn is_parked_task(&self, step: &str, attempt: u32) -> bool {
+        self.slots.get(step).is_some_and(|s| {
+            s.attempt == attempt && matches!(s.phase, Phase::Running { parked: true, .. })
+        })
+    }
+
+    /// What a timer for `step` means now.
+    pub(crate) fn timer(&self, m: &Machine, step: &str, attempt: u32, now: Millis) -> TimerMeaning {
+        let Some(slot) = self.slots.get(step) else {
+            return TimerMeaning::Stale;
+        };
+        if slot.attempt != attempt {
+            return TimerMeaning::Stale;
+        }
+        match slot.phase {
+            Phase::Waiting { .. } => TimerMeaning::Fire,
+            Phase::RetryWaiting { .. } if self.is_fan(m, step) => TimerMeaning::Fire,
+            Phase::RetryWaiting { .. } => TimerMeaning::Reschedule,
+            Phase::Running { deadline, .. } if now >= deadline => TimerMeaning::Deadline,
+            _ => TimerMeaning::Stale,
+        }
+    }
+
+    /// Effects in flight after a replay.
+    pub(crate) fn outstanding(&self, m: &Machine, finished: bool) -> Vec<Effect> {
+        let mut out = Vec::new();
+        if finished {
+            return out;
+        }
+        if let Some(t) = m.timeout_seconds {
+            out.push(Effect::Deadline {
+                at: self.head.started_at + t * 1000,
+            });
+        }
+        for (key, slot) in &self.slots {
+            let step = key.clone();
+            let attempt = slot.attempt;
+            match &slot.phase {
+                Phase::Running {
+                    deadline,
+                    parked: true,
+                    ..
+                } => out.push(Effect::StartTimer {
+                    step,
+                    task: TaskKind::Action,
+                    attempt,
+                    fire_at: *deadline,
+                }),
+                Phase::Running { deadline, .. } => out.push(Effect::Invoke {
+                    step,
+                    task: TaskKind::Action,
+                    attempt,
+                    deadline: *deadline,
+                }),
+                Phase::RetryWaiting { fire_at } | Phase::Waiting { fire_at } => {
+                    out.push(Effect::StartTimer {
+                        step,
+                        task: TaskKind::Action,
+                        attempt,
+                        fire_at: *fire_at,
+                    })
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Whether the execution only waits for callbacks without heartbeats.
+    pub(crate) fn is_parked(&self, m: &Machine) -> bool {
+        if m.timeout_seconds.is_some() || !self.pending.is_empty() {
+            return false;
+        }
+        let mut waiting = false;
+        for slot in self.slots.values() {
+            match &slot.phase {
+                Phase::Fanout => {}
+                Phase::Running { parked: true, .. } => {
+                    let st = self.state(m, slot.thread, slot.state);
+                    if matches!(&st.kind, Kind::Task(t) if t.heartbeat.is_some()) {
+                        return false;
+                    }
+                    waiting = true;
+                }
+                _ => return false,
+            }
+        }
+        waiting
+    }
+
+    /// The participant call for the running attempt of `step`.
+    pub(crate) fn request(&self, m: &Machine, step: &str) -> Result<Request, ErrorInfo> {
+        let slot = self
+            .slots
+            .get(step)
+            .ok_or_else(|| runtime(format!("no state `{step}` is waiting")))?;
+        let Phase::Running {
+            deadline, nonce, ..
+        } = &slot.phase
+        else {
+            return Err(runtime(format!("`{step}` is not running")));
+        };
+        let st = self.state(m, slot.thread, slot.state);
+        let Kind::Task(task) = &st.kind else {
+            return Err(runtime(format!("`{step}` is not a Task")));
+        };
+        let token = match (task.wait_for_token, nonce) {
+            (true, Some(n)) => Some(task_token(
+                &self.head.id,
+                step,
+                TaskKind::Action,
+                slot.attempt,
+                n,
+            )),
+            _ => None,
+        };
+        let ctx = self.context(
+            &st.name,
+            slot.entered_at,
+            slot.attempt - 1,
+            token.as_deref(),
+        );
+        let body = match &st.parameters {
+            Some(p) => data::render(
+                p,
+                &slot.effective,
+                &ctx,
+                &mut seeded(&format!("{step}#{}", slot.attempt)),
+            )?,
+            None => slot.effective.clone(),
+        };
+        let (participant, input) = match &task.integration {
+            Integration::Function { participant } => (participant.clone(), body),
+            Integration::LambdaInvoke => {
+                let name = body
+                    .get("FunctionName")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        runtime(format!("`{}`: Parameters need a FunctionName", st.name))
+                    })?;
+                let participant: Participant = m.resources.resolve(name).ok_or_else(|| {
+                    ErrorInfo::new(
+                        "Lambda.ResourceNotFoundException",
+                        format!("no resource map entry matches the function `{name}`"),
+                    )
+                })?;
+                let payload = body.get("Payload").cloned().unwrap_or(json!({}));
+                (participant, payload)
+            }
+        };
+        let heartbeat_ms = match &task.heartbeat {
+            Some(h) => Some(seconds(h, &slot.effective, &ctx, "HeartbeatSecondsPath")? * 1000),
+            None => None,
+        };
+        Ok(Request {
+            execution_id: self.head.id.clone(),
+            step: step.to_string(),
+            task: TaskKind::Action,
+            attempt: slot.attempt,
+            participant,
+            input,
+            idempotency_key: format!("{}:{}:action", self.head.id, step),
+            deadline: *deadline,
+            task_token: token,
+            heartbeat_ms: heartbeat_ms.filter(|_| task.wait_for_token),
+        })
+    }
+
+    pub(crate) fn start_tracing(&mut self) {
+        self.trace = Some(Vec::new());
+    }
+
+    pub(crate) fn take_trace(&mut self) -> Vec<Trace> {
+        self.trace.take().unwrap_or_default()
+    }
+
+    /// Whether a redrive would have something to retry.
+    pub(crate) fn can_redrive(&self) -> bool {
+        self.redrivable.is_some()
+    }
+}
+
+/// What a due timer means for a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimerMeaning {
+    /// A Wait ended, or a Parallel/Map retry is due: record `timer_fired`.
+    Fire,
+    /// A Task retry is due: schedule the next attempt.
+    Reschedule,
+    /// A running attempt's deadline passed.
+    Deadline,
+    Stale,
+}
+
+/// Renders the Step-Functions-shaped history of an ASL execution from its
+/// stored events, by replaying them with tracing on.
+pub fn trace(plan: &Plan, events: &[Event]) -> Result<Vec<Trace>, Error> {
+    let mut ex = crate::Execution::empty(plan);
+    if let Some(run) = ex.asl.as_mut() {
+        run.start_tracing();
+    } else {
+        return Err(Error::NotAllowed {
+            code: "not_asl",
+            message: format!("`{}` is not an ASL state machine", plan.name),
+        });
+    }
+    for e in events {
+        ex.apply(plan, e)?;
+    }
+    Ok(ex.asl.as_mut().map(|r| r.take_trace()).unwrap_or_default())
+}
