@@ -207,6 +207,7 @@ fn brief(events: &[EventKind]) -> Vec<String> {
             } => format!("retry {step} {}#{attempt}", task.as_str()),
             EventKind::RollbackStarted { step, .. } => format!("roll back after {step}"),
             EventKind::CancelRequested { .. } => "cancel requested".to_string(),
+            EventKind::TimerFired { step, attempt } => format!("timer {step}#{attempt} fired"),
             EventKind::CompensationScheduled { step, attempt, .. } => {
                 format!("compensate {step}#{attempt}")
             }

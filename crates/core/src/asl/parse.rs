@@ -1,10 +1,79 @@
 //! ASL JSON → [`Machine`], with validation that reports every problem.
+//!
+//! The document is walked by hand rather than deserialized with serde, for
+//! the same reason as the native format (see [`crate::definition`]): a
+//! derived deserializer stops at the first type error, while AWS's
+//! `InvalidDefinition` — and ours — lists *every* problem, each with a stable
+//! code and a JSON-pointer-like location such as
+//! `/States/BookHotel/Catch/0/Next` (`/` is the document itself; `~` and `/`
+//! in state names are escaped as `~0` and `~1`, as in RFC 6901).
+//!
+//! Codes:
+//! - `wrong_type`: a field has the wrong JSON type (an integer is expected and
+//!   `1.5` is given counts too);
+//! - `missing_field`, `unknown_field` (a field the state type does not allow),
+//!   `conflicting_fields` (two fields that exclude each other, such as `Next`
+//!   and `End`), `unsupported` (valid ASL that Sagaflow does not run: JSONata,
+//!   variables, distributed Map, …);
+//! - `invalid_value`: a value of the right type outside what is allowed;
+//! - `unknown_state` (a `StartAt`/`Next`/`Default` naming no state of its
+//!   scope), `unreachable_state`, `no_terminal_state`, `duplicate_state`;
+//! - `invalid_path`, `invalid_reference_path`, `invalid_template`,
+//!   `invalid_intrinsic`;
+//! - `unknown_resource` (no rule of the [`ResourceMap`] binds a Task's
+//!   resource), `missing_task_token` (a `.waitForTaskToken` task that never
+//!   hands out `$$.Task.Token`).
 
-use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
 
-use crate::asl::machine::{Machine, ResourceMap};
-use crate::definition::Participant;
+use serde_json::{Map as Object, Value};
+
+use crate::asl::machine::{
+    Branch, Catcher, Comparison, Fail, Graph, Integration, Kind, Machine, Map, Operand, PathField,
+    ResourceMap, Retrier, Rule, Seconds, State, Task, Wait,
+};
+use crate::asl::{data, intrinsic};
+use crate::definition::{Participant, Violation};
 use crate::Error;
+
+/// The optimized Lambda integration: the function comes from `FunctionName`.
+pub const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
+/// Suffix of a resource whose call only hands out a task token.
+pub const WAIT_FOR_TASK_TOKEN: &str = ".waitForTaskToken";
+/// AWS's upper bound for the integer fields counted in seconds or attempts.
+pub const MAX_SECONDS: u64 = 99_999_999;
+/// Region and account a bare Lambda function name is completed with, so
+/// that it can be matched against the resource map's ARN patterns.
+const BARE_FUNCTION_PREFIX: &str = "arn:aws:lambda:us-east-1:000000000000:function:";
+/// Nesting deeper than this (rules in rules, branches in branches, templates)
+/// is refused instead of recursing further: parsed JSON is already bounded
+/// by serde_json, but a `Value` built in code is not.
+const MAX_DEPTH: usize = 100;
+
+/// The error names AWS reserves (`States.` prefix); any other `States.*`
+/// name in `ErrorEquals` is a typo that would never match.
+const RESERVED_ERRORS: &[&str] = &[
+    "States.ALL",
+    "States.DataLimitExceeded",
+    "States.ExceedToleratedFailureThreshold",
+    "States.HeartbeatTimeout",
+    "States.IntrinsicFailure",
+    "States.ItemReaderFailed",
+    "States.NoChoiceMatched",
+    "States.ParameterPathFailure",
+    "States.Permissions",
+    "States.QueryEvaluationError",
+    "States.ResultPathMatchFailure",
+    "States.ResultWriterFailed",
+    "States.Runtime",
+    "States.TaskFailed",
+    "States.BranchFailed",
+    "States.Timeout",
+];
+
+const STATE_TYPES: &[&str] = &[
+    "Task", "Pass", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map",
+];
 
 /// Whether a parsed document is an ASL definition (has `StartAt` and `States`).
 pub fn is_asl(doc: &Value) -> bool {
@@ -13,16 +82,1951 @@ pub fn is_asl(doc: &Value) -> bool {
 
 /// Validates and compiles an ASL document. Every problem is reported as a
 /// [`crate::Violation`] whose location is a path like
-/// `/States/BookHotel/Catch[0]/Next`.
+/// `/States/BookHotel/Catch/0/Next`.
 pub fn compile(doc: &Value, resources: &ResourceMap) -> Result<Machine, Error> {
-    let _ = (doc, resources);
-    todo!("H2")
+    let mut everywhere = HashMap::new();
+    collect_names(doc, "", &mut everywhere, 0);
+    let mut c = Compiler {
+        resources,
+        violations: Vec::new(),
+        everywhere,
+    };
+    let machine = c.machine(doc);
+    match machine {
+        Some(m) if c.violations.is_empty() => Ok(m),
+        _ => {
+            if c.violations.is_empty() {
+                // Every path that gives up records why; this only guards
+                // against a gap in that rule turning into an `Ok`-less `Err(vec![])`.
+                c.err("invalid_value", "", "the definition could not be compiled");
+            }
+            Err(Error::InvalidDefinition(c.violations))
+        }
+    }
 }
 
 impl ResourceMap {
     /// The participant a resource ARN (or bare Lambda function name) is bound to.
+    ///
+    /// Rules are tried in order; the first that matches wins. A Lambda ARN
+    /// with a version or alias (`…:function:NAME:prod`) is tried as is and
+    /// then without the qualifier, so `…:function:{name}` binds it to NAME.
     pub fn resolve(&self, resource: &str) -> Option<Participant> {
-        let _ = resource;
-        todo!("H2")
+        let full = lambda_arn(resource);
+        let unqualified = strip_qualifier(&full);
+        for rule in &self.rules {
+            let pattern = Pattern::parse(&rule.pattern);
+            let capture = pattern
+                .matches(&full)
+                .or_else(|| unqualified.as_deref().and_then(|u| pattern.matches(u)));
+            if let Some(capture) = capture {
+                let target = match capture {
+                    Some(name) => rule.target.replace("{name}", name),
+                    None => rule.target.clone(),
+                };
+                return Some(match target.strip_prefix("handler:") {
+                    Some(name) => Participant::Handler {
+                        name: name.to_string(),
+                    },
+                    None => Participant::Http {
+                        url: target,
+                        headers: Default::default(),
+                    },
+                });
+            }
+        }
+        None
+    }
+}
+
+/// Completes what Lambda accepts as a function name into a full ARN: a bare
+/// name (`my-fn`, `my-fn:prod`) or a partial ARN (`123456789012:function:my-fn`).
+fn lambda_arn(resource: &str) -> String {
+    if resource.starts_with("arn:") {
+        resource.to_string()
+    } else if resource.contains(":function:") {
+        format!("arn:aws:lambda:us-east-1:{resource}")
+    } else {
+        format!("{BARE_FUNCTION_PREFIX}{resource}")
+    }
+}
+
+/// `arn:aws:lambda:R:A:function:NAME:QUALIFIER` → the ARN without `:QUALIFIER`.
+fn strip_qualifier(arn: &str) -> Option<String> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    if parts.len() == 8 && parts[2] == "lambda" && parts[5] == "function" {
+        Some(parts[..7].join(":"))
+    } else {
+        None
+    }
+}
+
+/// A resource-map pattern: literal text, `*` (any run without `:`) and
+/// `{name}` (the same, captured).
+struct Pattern<'p> {
+    tokens: Vec<Token<'p>>,
+}
+
+#[derive(Clone, Copy)]
+enum Token<'p> {
+    Literal(&'p str),
+    Star,
+    Capture,
+}
+
+impl<'p> Pattern<'p> {
+    fn parse(pattern: &'p str) -> Self {
+        let mut tokens = Vec::new();
+        let mut rest = pattern;
+        while !rest.is_empty() {
+            let star = rest.find('*');
+            let capture = rest.find("{name}");
+            let next = match (star, capture) {
+                (Some(s), Some(c)) => Some(s.min(c)),
+                (s, c) => s.or(c),
+            };
+            match next {
+                None => {
+                    tokens.push(Token::Literal(rest));
+                    rest = "";
+                }
+                Some(i) => {
+                    if i > 0 {
+                        tokens.push(Token::Literal(&rest[..i]));
+                    }
+                    if rest[i..].starts_with('*') {
+                        tokens.push(Token::Star);
+                        rest = &rest[i + 1..];
+                    } else {
+                        tokens.push(Token::Capture);
+                        rest = &rest[i + "{name}".len()..];
+                    }
+                }
+            }
+        }
+        Pattern { tokens }
+    }
+
+    /// `None`: no match; `Some(capture)`: a match, with the first `{name}`.
+    fn matches<'t>(&self, text: &'t str) -> Option<Option<&'t str>> {
+        match_tokens(&self.tokens, text, None)
+    }
+}
+
+/// Backtracking match. Wildcards never cross `:`, so each one only tries the
+/// lengths of one ARN segment and the search stays small.
+fn match_tokens<'t>(
+    tokens: &[Token<'_>],
+    text: &'t str,
+    capture: Option<&'t str>,
+) -> Option<Option<&'t str>> {
+    let Some((first, rest)) = tokens.split_first() else {
+        return text.is_empty().then_some(capture);
+    };
+    match first {
+        Token::Literal(lit) => {
+            let after = text.strip_prefix(lit)?;
+            match_tokens(rest, after, capture)
+        }
+        Token::Star | Token::Capture => {
+            let segment = text.find(':').unwrap_or(text.len());
+            // A capture names something: it must not be empty.
+            let min = usize::from(matches!(first, Token::Capture));
+            for end in (min..=segment).rev() {
+                if !text.is_char_boundary(end) {
+                    continue;
+                }
+                let captured = match first {
+                    Token::Capture => capture.or(Some(&text[..end])),
+                    _ => capture,
+                };
+                if let Some(found) = match_tokens(rest, &text[end..], captured) {
+                    return Some(found);
+                }
+            }
+            None
+        }
+    }
+}
+
+/// JSON-pointer location of `key` inside `loc`.
+fn at(loc: &str, key: &str) -> String {
+    format!("{loc}/{}", key.replace('~', "~0").replace('/', "~1"))
+}
+
+fn at_index(loc: &str, i: usize) -> String {
+    format!("{loc}/{i}")
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// First pass: every state's location by name, in all scopes, so that a
+/// `Next` into another scope can be explained and a name used twice found.
+fn collect_names(scope: &Value, loc: &str, out: &mut HashMap<String, Vec<String>>, depth: usize) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    let Some(states) = scope.get("States").and_then(Value::as_object) else {
+        return;
+    };
+    let states_loc = at(loc, "States");
+    for (name, state) in states {
+        let sloc = at(&states_loc, name);
+        out.entry(name.clone()).or_default().push(sloc.clone());
+        if let Some(branches) = state.get("Branches").and_then(Value::as_array) {
+            let bloc = at(&sloc, "Branches");
+            for (i, b) in branches.iter().enumerate() {
+                collect_names(b, &at_index(&bloc, i), out, depth + 1);
+            }
+        }
+        for key in ["ItemProcessor", "Iterator"] {
+            if let Some(p) = state.get(key) {
+                collect_names(p, &at(&sloc, key), out, depth + 1);
+            }
+        }
+    }
+}
+
+/// How a path-valued field is checked.
+#[derive(Clone, Copy)]
+enum PathKind {
+    /// Any path (InputPath, OutputPath, `Variable`, comparison `…Path`s).
+    Any,
+    /// A path that must name one node (`SecondsPath`, `ItemsPath`, …): a
+    /// reference path, or any path into the context object (`$$…`).
+    Single,
+    /// ResultPath: a reference path into the input.
+    Reference,
+}
+
+/// The operand type a comparison takes.
+#[derive(Clone, Copy)]
+enum Expect {
+    String,
+    Number,
+    Boolean,
+    Timestamp,
+}
+
+/// The comparison operator `key` names: (operator, operand type, whether it
+/// is the `…Path` form).
+fn comparison(key: &str) -> Option<(Comparison, Expect, bool)> {
+    use Comparison as C;
+    let (base, path) = match key.strip_suffix("Path") {
+        Some(base) => (base, true),
+        None => (key, false),
+    };
+    let (op, expect) = match base {
+        "StringEquals" => (C::StringEquals, Expect::String),
+        "StringLessThan" => (C::StringLessThan, Expect::String),
+        "StringGreaterThan" => (C::StringGreaterThan, Expect::String),
+        "StringLessThanEquals" => (C::StringLessThanEquals, Expect::String),
+        "StringGreaterThanEquals" => (C::StringGreaterThanEquals, Expect::String),
+        "NumericEquals" => (C::NumericEquals, Expect::Number),
+        "NumericLessThan" => (C::NumericLessThan, Expect::Number),
+        "NumericGreaterThan" => (C::NumericGreaterThan, Expect::Number),
+        "NumericLessThanEquals" => (C::NumericLessThanEquals, Expect::Number),
+        "NumericGreaterThanEquals" => (C::NumericGreaterThanEquals, Expect::Number),
+        "BooleanEquals" => (C::BooleanEquals, Expect::Boolean),
+        "TimestampEquals" => (C::TimestampEquals, Expect::Timestamp),
+        "TimestampLessThan" => (C::TimestampLessThan, Expect::Timestamp),
+        "TimestampGreaterThan" => (C::TimestampGreaterThan, Expect::Timestamp),
+        "TimestampLessThanEquals" => (C::TimestampLessThanEquals, Expect::Timestamp),
+        "TimestampGreaterThanEquals" => (C::TimestampGreaterThanEquals, Expect::Timestamp),
+        // These have no `…Path` form in the spec.
+        "StringMatches" if !path => (C::StringMatches, Expect::String),
+        "IsNull" if !path => (C::IsNull, Expect::Boolean),
+        "IsPresent" if !path => (C::IsPresent, Expect::Boolean),
+        "IsNumeric" if !path => (C::IsNumeric, Expect::Boolean),
+        "IsString" if !path => (C::IsString, Expect::Boolean),
+        "IsBoolean" if !path => (C::IsBoolean, Expect::Boolean),
+        "IsTimestamp" if !path => (C::IsTimestamp, Expect::Boolean),
+        _ => return None,
+    };
+    Some((op, expect, path))
+}
+
+fn is_timestamp(text: &str) -> bool {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).is_ok()
+}
+
+/// Fields each state type allows: those Sagaflow runs, and those AWS
+/// accepts but Sagaflow refuses as `unsupported` (so the message says so
+/// rather than calling a valid field unknown).
+fn state_fields(ty: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    match ty {
+        "Task" => (
+            &[
+                "Type",
+                "Comment",
+                "QueryLanguage",
+                "InputPath",
+                "OutputPath",
+                "Parameters",
+                "ResultSelector",
+                "ResultPath",
+                "Retry",
+                "Catch",
+                "Next",
+                "End",
+                "Resource",
+                "TimeoutSeconds",
+                "TimeoutSecondsPath",
+                "HeartbeatSeconds",
+                "HeartbeatSecondsPath",
+            ],
+            &["Credentials", "Assign", "Arguments", "Output"],
+        ),
+        "Pass" => (
+            &[
+                "Type",
+                "Comment",
+                "QueryLanguage",
+                "InputPath",
+                "OutputPath",
+                "Parameters",
+                "ResultPath",
+                "Next",
+                "End",
+                "Result",
+            ],
+            &["Assign", "Output"],
+        ),
+        "Choice" => (
+            &[
+                "Type",
+                "Comment",
+                "QueryLanguage",
+                "InputPath",
+                "OutputPath",
+                "Choices",
+                "Default",
+            ],
+            &["Assign", "Output"],
+        ),
+        "Wait" => (
+            &[
+                "Type",
+                "Comment",
+                "QueryLanguage",
+                "InputPath",
+                "OutputPath",
+                "Next",
+                "End",
+                "Seconds",
+                "Timestamp",
+                "SecondsPath",
+                "TimestampPath",
+            ],
+            &["Assign", "Output"],
+        ),
+        "Succeed" => (
+            &["Type", "Comment", "QueryLanguage", "InputPath", "OutputPath"],
+            &["Output"],
+        ),
+        "Fail" => (
+            &[
+                "Type",
+                "Comment",
+                "QueryLanguage",
+                "Error",
+                "Cause",
+                "ErrorPath",
+                "CausePath",
+            ],
+            &[],
+        ),
+        "Parallel" => (
+            &[
+                "Type",
+                "Comment",
+                "QueryLanguage",
+                "InputPath",
+                "OutputPath",
+                "Parameters",
+                "ResultSelector",
+                "ResultPath",
+                "Retry",
+                "Catch",
+                "Next",
+                "End",
+                "Branches",
+            ],
+            &["Assign", "Arguments", "Output"],
+        ),
+        "Map" => (
+            &[
+                "Type",
+                "Comment",
+                "QueryLanguage",
+                "InputPath",
+                "OutputPath",
+                "Parameters",
+                "ResultSelector",
+                "ResultPath",
+                "Retry",
+                "Catch",
+                "Next",
+                "End",
+                "ItemProcessor",
+                "Iterator",
+                "ItemsPath",
+                "ItemSelector",
+                "MaxConcurrency",
+                "ToleratedFailureCount",
+                "ToleratedFailurePercentage",
+                "Label",
+            ],
+            &[
+                "Assign",
+                "Arguments",
+                "Output",
+                "Items",
+                "ItemReader",
+                "ItemBatcher",
+                "ResultWriter",
+                "MaxConcurrencyPath",
+                "ToleratedFailureCountPath",
+                "ToleratedFailurePercentagePath",
+            ],
+        ),
+        _ => (&["Type", "Comment"], &[]),
+    }
+}
+
+/// Whether `field` is allowed by some state type: then a state of another
+/// type naming it gets "not allowed in a X state" rather than "unknown".
+fn known_state_field(field: &str) -> bool {
+    STATE_TYPES.iter().any(|ty| {
+        let (ok, refused) = state_fields(ty);
+        ok.contains(&field) || refused.contains(&field)
+    })
+}
+
+/// Why a field AWS accepts is refused here.
+fn unsupported_reason(field: &str) -> &'static str {
+    match field {
+        "Assign" => "workflow variables (`Assign`) are not supported",
+        "Arguments" | "Output" => "JSONata fields are not supported; use JSONPath",
+        "Credentials" => "cross-account `Credentials` are not supported",
+        "MaxConcurrencyPath" => "`MaxConcurrencyPath` is not supported; use `MaxConcurrency`",
+        "ToleratedFailureCountPath" | "ToleratedFailurePercentagePath" => {
+            "tolerated failures given by a path are not supported; use a number"
+        }
+        _ => "the distributed Map (`ItemReader`, `ItemBatcher`, `ResultWriter`, `Items`) is not supported",
+    }
+}
+
+/// Where a state's transitions lead and whether it can end its scope, for
+/// the reachability and terminal-state checks of its graph.
+#[derive(Default)]
+struct Flow {
+    edges: Vec<usize>,
+    /// `Some(true)`: End, Succeed or Fail; `None`: its type is unknown.
+    terminal: Option<bool>,
+}
+
+/// One scope's state names.
+struct Scope<'a> {
+    index: HashMap<&'a str, usize>,
+    /// Location of the scope (`` for the machine), for messages.
+    loc: String,
+}
+
+struct Compiler<'r> {
+    resources: &'r ResourceMap,
+    violations: Vec<Violation>,
+    everywhere: HashMap<String, Vec<String>>,
+}
+
+impl Compiler<'_> {
+    fn err(&mut self, code: &str, location: impl Into<String>, message: impl Into<String>) {
+        let location = location.into();
+        self.violations.push(Violation {
+            code: code.into(),
+            location: if location.is_empty() {
+                "/".into()
+            } else {
+                location
+            },
+            message: message.into(),
+        });
+    }
+
+    fn object<'v>(&mut self, v: &'v Value, loc: &str) -> Option<&'v Object<String, Value>> {
+        match v {
+            Value::Object(m) => Some(m),
+            other => {
+                self.err(
+                    "wrong_type",
+                    loc,
+                    format!("expected an object, found {}", kind_of(other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// Reports fields outside `allowed`; those in `refused` are valid ASL
+    /// that Sagaflow does not run.
+    fn check_fields(
+        &mut self,
+        m: &Object<String, Value>,
+        loc: &str,
+        allowed: &[&str],
+        refused: &[&str],
+        what: &str,
+    ) {
+        for key in m.keys() {
+            if allowed.contains(&key.as_str()) {
+                continue;
+            }
+            if refused.contains(&key.as_str()) {
+                self.err("unsupported", at(loc, key), unsupported_reason(key));
+            } else if known_state_field(key) && what.ends_with(" state") {
+                self.err(
+                    "unknown_field",
+                    at(loc, key),
+                    format!("`{key}` is not allowed in {what}"),
+                );
+            } else {
+                self.err(
+                    "unknown_field",
+                    at(loc, key),
+                    format!(
+                        "unknown field `{key}` in {what}; expected one of: {}",
+                        allowed.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    fn string(
+        &mut self,
+        m: &Object<String, Value>,
+        key: &str,
+        loc: &str,
+        required: bool,
+    ) -> Option<String> {
+        match m.get(key) {
+            None => {
+                if required {
+                    self.err("missing_field", at(loc, key), format!("`{key}` is required"));
+                }
+                None
+            }
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => {
+                self.err(
+                    "wrong_type",
+                    at(loc, key),
+                    format!("`{key}` must be a string, found {}", kind_of(other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// An integer in `min..=max`.
+    fn integer(&mut self, v: &Value, loc: &str, field: &str, min: u64, max: u64) -> Option<u64> {
+        let Value::Number(n) = v else {
+            self.err(
+                "wrong_type",
+                loc,
+                format!("`{field}` must be an integer, found {}", kind_of(v)),
+            );
+            return None;
+        };
+        match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) if (min..=max).contains(&u) => Some(u),
+            (Some(_), _) | (None, Some(_)) => {
+                self.err(
+                    "invalid_value",
+                    loc,
+                    format!("`{field}` must be between {min} and {max}, not {n}"),
+                );
+                None
+            }
+            (None, None) => {
+                self.err(
+                    "wrong_type",
+                    loc,
+                    format!("`{field}` must be an integer, not {n}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn opt_integer(
+        &mut self,
+        m: &Object<String, Value>,
+        key: &str,
+        loc: &str,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
+        let v = m.get(key)?;
+        self.integer(v, &at(loc, key), key, min, max)
+    }
+
+    fn number(&mut self, v: &Value, loc: &str, field: &str) -> Option<f64> {
+        match v.as_f64() {
+            Some(f) => Some(f),
+            None => {
+                self.err(
+                    "wrong_type",
+                    loc,
+                    format!("`{field}` must be a number, found {}", kind_of(v)),
+                );
+                None
+            }
+        }
+    }
+
+    /// Checks a path value; the code names what kind of path was expected.
+    fn path(&mut self, v: &Value, loc: &str, field: &str, kind: PathKind) -> Option<String> {
+        let Value::String(p) = v else {
+            self.err(
+                "wrong_type",
+                loc,
+                format!("`{field}` must be a path string, found {}", kind_of(v)),
+            );
+            return None;
+        };
+        let (checked, code) = match kind {
+            PathKind::Any => (data::check_path(p), "invalid_path"),
+            PathKind::Single if p.starts_with("$$") => (data::check_path(p), "invalid_path"),
+            PathKind::Single => (data::check_reference_path(p), "invalid_path"),
+            PathKind::Reference => (data::check_reference_path(p), "invalid_reference_path"),
+        };
+        match checked {
+            Ok(()) => Some(p.clone()),
+            Err(why) => {
+                self.err(code, loc, format!("`{field}` `{p}` is not valid: {why}"));
+                None
+            }
+        }
+    }
+
+    /// InputPath / OutputPath / ResultPath: a path, or `null`.
+    fn path_field(
+        &mut self,
+        m: &Object<String, Value>,
+        key: &str,
+        loc: &str,
+        kind: PathKind,
+    ) -> PathField {
+        match m.get(key) {
+            None => PathField::default(),
+            Some(Value::Null) => PathField::Null,
+            Some(v) => self
+                .path(v, &at(loc, key), key, kind)
+                .map(PathField::Path)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// `QueryLanguage`, at the top or on a state: only JSONPath is run.
+    fn query_language(&mut self, m: &Object<String, Value>, loc: &str) {
+        match self.string(m, "QueryLanguage", loc, false).as_deref() {
+            None | Some("JSONPath") => {}
+            Some("JSONata") => self.err(
+                "unsupported",
+                at(loc, "QueryLanguage"),
+                "JSONata is not supported; only `JSONPath` is",
+            ),
+            Some(other) => self.err(
+                "invalid_value",
+                at(loc, "QueryLanguage"),
+                format!("`QueryLanguage` must be `JSONPath` or `JSONata`, not `{other}`"),
+            ),
+        }
+    }
+
+    fn machine(&mut self, doc: &Value) -> Option<Machine> {
+        let m = self.object(doc, "")?;
+        self.check_fields(
+            m,
+            "",
+            &[
+                "StartAt",
+                "States",
+                "Comment",
+                "Version",
+                "TimeoutSeconds",
+                "QueryLanguage",
+            ],
+            &[],
+            "a state machine",
+        );
+        let comment = self.string(m, "Comment", "", false);
+        if let Some(version) = self.string(m, "Version", "", false) {
+            if version != "1.0" {
+                self.err(
+                    "invalid_value",
+                    "/Version",
+                    format!("`Version` must be `1.0`, not `{version}`"),
+                );
+            }
+        }
+        self.query_language(m, "");
+        let timeout_seconds = self.opt_integer(m, "TimeoutSeconds", "", 1, MAX_SECONDS);
+        let graph = self.graph(m, "", 0)?;
+        Some(Machine {
+            comment,
+            graph,
+            timeout_seconds,
+            resources: self.resources.clone(),
+        })
+    }
+
+    /// One scope: `StartAt` and `States` of the machine, a branch or a Map
+    /// processor (the caller checks the scope's other fields).
+    fn graph(&mut self, m: &Object<String, Value>, loc: &str, depth: usize) -> Option<Graph> {
+        if depth > MAX_DEPTH {
+            self.err("invalid_value", loc, "states are nested too deeply");
+            return None;
+        }
+        let start = self.string(m, "StartAt", loc, true);
+        let states_loc = at(loc, "States");
+        let states = match m.get("States") {
+            None => {
+                self.err("missing_field", &states_loc, "`States` is required");
+                return None;
+            }
+            Some(v) => self.object(v, &states_loc)?,
+        };
+        if states.is_empty() {
+            self.err(
+                "invalid_value",
+                &states_loc,
+                "`States` must hold at least one state",
+            );
+            return None;
+        }
+        let scope = Scope {
+            index: states
+                .keys()
+                .enumerate()
+                .map(|(i, k)| (k.as_str(), i))
+                .collect(),
+            loc: loc.to_string(),
+        };
+        let mut compiled = Vec::with_capacity(states.len());
+        let mut flows = Vec::with_capacity(states.len());
+        for (name, v) in states {
+            let sloc = at(&states_loc, name);
+            self.check_name(name, &sloc);
+            let mut flow = Flow::default();
+            compiled.push(self.state(name, v, &sloc, &scope, &mut flow, depth));
+            flows.push(flow);
+        }
+        let start_at = start.and_then(|s| self.target(&s, &at(loc, "StartAt"), &scope, None));
+
+        if let Some(start) = start_at {
+            // Breadth-first from StartAt over Next, Default, Choices and Catch.
+            let mut seen = vec![false; flows.len()];
+            let mut queue = VecDeque::from([start]);
+            while let Some(i) = queue.pop_front() {
+                if std::mem::replace(&mut seen[i], true) {
+                    continue;
+                }
+                queue.extend(flows[i].edges.iter().copied().filter(|&j| !seen[j]));
+            }
+            for (name, reached) in states.keys().zip(&seen) {
+                if !reached {
+                    self.err(
+                        "unreachable_state",
+                        at(&states_loc, name),
+                        format!("state `{name}` cannot be reached from `StartAt`"),
+                    );
+                }
+            }
+        }
+        // Only when every type is known: a state with a broken Type might
+        // have been the terminal one.
+        if flows.iter().all(|f| f.terminal.is_some())
+            && !flows.iter().any(|f| f.terminal == Some(true))
+        {
+            self.err(
+                "no_terminal_state",
+                loc,
+                "no state ends this scope: give one `End: true` or add a Succeed or Fail state",
+            );
+        }
+        let states: Option<Vec<State>> = compiled.into_iter().collect();
+        Some(Graph {
+            start_at: start_at?,
+            states: states?,
+        })
+    }
+
+    fn check_name(&mut self, name: &str, loc: &str) {
+        if name.is_empty() || name.chars().count() > 80 {
+            self.err(
+                "invalid_value",
+                loc,
+                "a state name must be 1 to 80 characters long",
+            );
+        }
+        // Names are unique across the whole machine, as in AWS: histories
+        // and task tokens identify a state by its name alone.
+        let first = self
+            .everywhere
+            .get(name)
+            .and_then(|locs| locs.first())
+            .filter(|first| first.as_str() != loc)
+            .cloned();
+        if let Some(first) = first {
+            self.err(
+                "duplicate_state",
+                loc,
+                format!("state name `{name}` is already used at {first}"),
+            );
+        }
+    }
+
+    /// Resolves a transition target in `scope`, recording the edge.
+    fn target(
+        &mut self,
+        name: &str,
+        loc: &str,
+        scope: &Scope<'_>,
+        flow: Option<&mut Flow>,
+    ) -> Option<usize> {
+        if let Some(&i) = scope.index.get(name) {
+            if let Some(flow) = flow {
+                flow.edges.push(i);
+            }
+            return Some(i);
+        }
+        let elsewhere = self.everywhere.get(name).and_then(|l| l.first()).cloned();
+        let scope_name = if scope.loc.is_empty() {
+            "the state machine's top level".to_string()
+        } else {
+            scope.loc.clone()
+        };
+        let message = match elsewhere {
+            Some(other) => format!(
+                "`{name}` is at {other}, outside this scope ({scope_name}): \
+                 transitions cannot enter or leave a Parallel branch or Map processor"
+            ),
+            None => format!("no state named `{name}` in {scope_name}"),
+        };
+        self.err("unknown_state", loc, message);
+        None
+    }
+
+    fn state(
+        &mut self,
+        name: &str,
+        v: &Value,
+        loc: &str,
+        scope: &Scope<'_>,
+        flow: &mut Flow,
+        depth: usize,
+    ) -> Option<State> {
+        let m = self.object(v, loc)?;
+        let ty = match m.get("Type") {
+            None => {
+                self.err("missing_field", at(loc, "Type"), "`Type` is required");
+                None
+            }
+            Some(Value::String(t)) if STATE_TYPES.contains(&t.as_str()) => Some(t.as_str()),
+            Some(Value::String(t)) => {
+                self.err(
+                    "invalid_value",
+                    at(loc, "Type"),
+                    format!(
+                        "unknown state type `{t}`; expected one of: {}",
+                        STATE_TYPES.join(", ")
+                    ),
+                );
+                None
+            }
+            Some(other) => {
+                self.err(
+                    "wrong_type",
+                    at(loc, "Type"),
+                    format!("`Type` must be a string, found {}", kind_of(other)),
+                );
+                None
+            }
+        };
+        let Some(ty) = ty else {
+            // Without a type nothing else can be judged; the transitions are
+            // still followed so their targets are not called unreachable.
+            for key in ["Next", "Default"] {
+                if let Some(Value::String(t)) = m.get(key) {
+                    if let Some(&i) = scope.index.get(t.as_str()) {
+                        flow.edges.push(i);
+                    }
+                }
+            }
+            return None;
+        };
+        let (allowed, refused) = state_fields(ty);
+        let what = format!("a {ty} state");
+        self.check_fields(m, loc, allowed, refused, &what);
+        let has = |f: &str| allowed.contains(&f);
+
+        let comment = self.string(m, "Comment", loc, false);
+        self.query_language(m, loc);
+        let input_path = self.path_field(m, "InputPath", loc, PathKind::Any);
+        let output_path = self.path_field(m, "OutputPath", loc, PathKind::Any);
+        let result_path = if has("ResultPath") {
+            self.path_field(m, "ResultPath", loc, PathKind::Reference)
+        } else {
+            PathField::default()
+        };
+        // Map's `Parameters` is the legacy spelling of `ItemSelector`.
+        let parameters = if has("Parameters") && ty != "Map" {
+            self.payload(m, "Parameters", loc)
+        } else {
+            None
+        };
+        let result_selector = if has("ResultSelector") {
+            self.payload(m, "ResultSelector", loc)
+        } else {
+            None
+        };
+
+        let next = if has("Next") {
+            self.next_or_end(m, loc, scope, flow)
+        } else {
+            flow.terminal = Some(matches!(ty, "Succeed" | "Fail"));
+            None
+        };
+        let retry = if has("Retry") {
+            self.retriers(m, loc)
+        } else {
+            Vec::new()
+        };
+        let catch = if has("Catch") {
+            self.catchers(m, loc, scope, flow)
+        } else {
+            Vec::new()
+        };
+
+        let kind = match ty {
+            "Task" => self.task(m, loc).map(|t| Kind::Task(Box::new(t))),
+            "Pass" => Some(Kind::Pass {
+                result: m.get("Result").cloned(),
+            }),
+            "Choice" => self.choice(m, loc, scope, flow, depth),
+            "Wait" => self.wait(m, loc).map(Kind::Wait),
+            "Succeed" => Some(Kind::Succeed),
+            "Fail" => self.fail(m, loc).map(Kind::Fail),
+            "Parallel" => self.parallel(m, loc, depth),
+            _ => self.map(m, loc, depth).map(|m| Kind::Map(Box::new(m))),
+        };
+        // `next` is `None` both for End and for a bad target: the latter has
+        // been reported, and the violation list decides.
+        Some(State {
+            name: name.to_string(),
+            comment,
+            input_path,
+            parameters,
+            result_selector,
+            result_path,
+            output_path,
+            next,
+            retry,
+            catch,
+            kind: kind?,
+        })
+    }
+
+    /// `Next` xor `End: true`.
+    fn next_or_end(
+        &mut self,
+        m: &Object<String, Value>,
+        loc: &str,
+        scope: &Scope<'_>,
+        flow: &mut Flow,
+    ) -> Option<usize> {
+        let end = match m.get("End") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                self.err(
+                    "wrong_type",
+                    at(loc, "End"),
+                    format!("`End` must be a boolean, found {}", kind_of(other)),
+                );
+                // Unknown intent: do not also report a missing Next or a
+                // missing terminal state.
+                true
+            }
+        };
+        flow.terminal = Some(end);
+        let next = self.string(m, "Next", loc, false);
+        match (next, end) {
+            (Some(_), true) => {
+                self.err(
+                    "conflicting_fields",
+                    at(loc, "End"),
+                    "a state has either `Next` or `End: true`, not both",
+                );
+                None
+            }
+            (Some(n), false) => self.target(&n, &at(loc, "Next"), scope, Some(flow)),
+            (None, true) => None,
+            (None, false) => {
+                if !matches!(m.get("Next"), Some(v) if !v.is_string()) {
+                    self.err(
+                        "missing_field",
+                        at(loc, "Next"),
+                        "a state needs `Next` or `End: true`",
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    /// Parameters, ResultSelector, ItemSelector: an object, checked as a template.
+    fn payload(&mut self, m: &Object<String, Value>, key: &str, loc: &str) -> Option<Value> {
+        let v = m.get(key)?;
+        let ploc = at(loc, key);
+        self.object(v, &ploc)?;
+        self.template(v, &ploc, 0);
+        Some(v.clone())
+    }
+
+    /// Every `.$` key's value must be a string holding a path or an
+    /// intrinsic call. Checked here key by key (with
+    /// [`data::check_path`] / [`intrinsic::check`]) so each problem gets its
+    /// own exact location.
+    fn template(&mut self, v: &Value, loc: &str, depth: usize) {
+        if depth > MAX_DEPTH {
+            self.err("invalid_template", loc, "the template is nested too deeply");
+            return;
+        }
+        match v {
+            Value::Object(m) => {
+                for (key, value) in m {
+                    let kloc = at(loc, key);
+                    let Some(base) = key.strip_suffix(".$") else {
+                        self.template(value, &kloc, depth + 1);
+                        continue;
+                    };
+                    if m.contains_key(base) {
+                        self.err(
+                            "invalid_template",
+                            &kloc,
+                            format!("`{key}` and `{base}` would both set the field `{base}`"),
+                        );
+                    }
+                    let Value::String(text) = value else {
+                        self.err(
+                            "invalid_template",
+                            &kloc,
+                            format!(
+                                "the value of `{key}` must be a string holding a path or an \
+                                 intrinsic function, found {}",
+                                kind_of(value)
+                            ),
+                        );
+                        continue;
+                    };
+                    if intrinsic::is_call(text) {
+                        if let Err(why) = intrinsic::check(text) {
+                            self.err(
+                                "invalid_intrinsic",
+                                &kloc,
+                                format!("`{text}` is not a valid intrinsic function call: {why}"),
+                            );
+                        }
+                    } else if let Err(why) = data::check_path(text) {
+                        self.err(
+                            "invalid_path",
+                            &kloc,
+                            format!("`{text}` is not a valid path: {why}"),
+                        );
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.template(item, &at_index(loc, i), depth + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A non-empty list of error names; `States.ALL` must be alone.
+    fn error_equals(&mut self, m: &Object<String, Value>, loc: &str) -> Vec<String> {
+        let eloc = at(loc, "ErrorEquals");
+        let items = match m.get("ErrorEquals") {
+            None => {
+                self.err("missing_field", &eloc, "`ErrorEquals` is required");
+                return Vec::new();
+            }
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                self.err(
+                    "wrong_type",
+                    &eloc,
+                    format!(
+                        "`ErrorEquals` must be an array of error names, found {}",
+                        kind_of(other)
+                    ),
+                );
+                return Vec::new();
+            }
+        };
+        if items.is_empty() {
+            self.err(
+                "invalid_value",
+                &eloc,
+                "`ErrorEquals` must name at least one error",
+            );
+        }
+        let mut names = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let iloc = at_index(&eloc, i);
+            match item {
+                Value::String(s) if s.is_empty() => {
+                    self.err("invalid_value", iloc, "an error name cannot be empty");
+                }
+                Value::String(s) => {
+                    if s.starts_with("States.") && !RESERVED_ERRORS.contains(&s.as_str()) {
+                        self.err(
+                            "invalid_value",
+                            iloc,
+                            format!(
+                                "`{s}` is not a predefined error; the `States.` prefix is \
+                                 reserved for: {}",
+                                RESERVED_ERRORS.join(", ")
+                            ),
+                        );
+                    } else if s == "States.ALL" && items.len() > 1 {
+                        self.err(
+                            "invalid_value",
+                            iloc,
+                            "`States.ALL` must appear alone in `ErrorEquals`",
+                        );
+                    }
+                    names.push(s.clone());
+                }
+                other => self.err(
+                    "wrong_type",
+                    iloc,
+                    format!("an error name must be a string, found {}", kind_of(other)),
+                ),
+            }
+        }
+        names
+    }
+
+    /// The entries of `Retry` or `Catch`, with `States.ALL` only in the last.
+    fn entries<'v>(
+        &mut self,
+        m: &'v Object<String, Value>,
+        key: &str,
+        loc: &str,
+    ) -> Vec<(String, &'v Object<String, Value>)> {
+        let kloc = at(loc, key);
+        let items = match m.get(key) {
+            None => return Vec::new(),
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                self.err(
+                    "wrong_type",
+                    &kloc,
+                    format!("`{key}` must be an array, found {}", kind_of(other)),
+                );
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let iloc = at_index(&kloc, i);
+            if let Some(entry) = self.object(item, &iloc) {
+                let last = i + 1 == items.len();
+                let all = entry
+                    .get("ErrorEquals")
+                    .and_then(Value::as_array)
+                    .is_some_and(|e| e.iter().any(|n| n == "States.ALL"));
+                if all && !last {
+                    self.err(
+                        "invalid_value",
+                        at(&iloc, "ErrorEquals"),
+                        format!("`States.ALL` must be in the last entry of `{key}`"),
+                    );
+                }
+                out.push((iloc, entry));
+            }
+        }
+        out
+    }
+
+    fn retriers(&mut self, m: &Object<String, Value>, loc: &str) -> Vec<Retrier> {
+        let mut out = Vec::new();
+        for (rloc, r) in self.entries(m, "Retry", loc) {
+            self.check_fields(
+                r,
+                &rloc,
+                &[
+                    "ErrorEquals",
+                    "IntervalSeconds",
+                    "MaxAttempts",
+                    "BackoffRate",
+                    "MaxDelaySeconds",
+                    "JitterStrategy",
+                    "Comment",
+                ],
+                &[],
+                "a retrier",
+            );
+            self.string(r, "Comment", &rloc, false);
+            let error_equals = self.error_equals(r, &rloc);
+            let interval_seconds = self
+                .opt_integer(r, "IntervalSeconds", &rloc, 1, MAX_SECONDS)
+                .unwrap_or(1);
+            let max_attempts = self
+                .opt_integer(r, "MaxAttempts", &rloc, 0, MAX_SECONDS)
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(3);
+            let backoff_rate = match r.get("BackoffRate") {
+                None => 2.0,
+                Some(v) => {
+                    let bloc = at(&rloc, "BackoffRate");
+                    match self.number(v, &bloc, "BackoffRate") {
+                        Some(b) if b >= 1.0 && b.is_finite() => b,
+                        Some(b) => {
+                            self.err(
+                                "invalid_value",
+                                bloc,
+                                format!("`BackoffRate` must be at least 1.0, not {b}"),
+                            );
+                            2.0
+                        }
+                        None => 2.0,
+                    }
+                }
+            };
+            // AWS caps MaxDelaySeconds below 31622400 (366 days).
+            let max_delay_seconds = self.opt_integer(r, "MaxDelaySeconds", &rloc, 1, 31_622_399);
+            let jitter_full = match self.string(r, "JitterStrategy", &rloc, false).as_deref() {
+                None | Some("NONE") => false,
+                Some("FULL") => true,
+                Some(other) => {
+                    self.err(
+                        "invalid_value",
+                        at(&rloc, "JitterStrategy"),
+                        format!("`JitterStrategy` must be `FULL` or `NONE`, not `{other}`"),
+                    );
+                    false
+                }
+            };
+            out.push(Retrier {
+                error_equals,
+                interval_seconds,
+                max_attempts,
+                backoff_rate,
+                max_delay_seconds,
+                jitter_full,
+            });
+        }
+        out
+    }
+
+    fn catchers(
+        &mut self,
+        m: &Object<String, Value>,
+        loc: &str,
+        scope: &Scope<'_>,
+        flow: &mut Flow,
+    ) -> Vec<Catcher> {
+        let mut out = Vec::new();
+        for (cloc, c) in self.entries(m, "Catch", loc) {
+            self.check_fields(
+                c,
+                &cloc,
+                &["ErrorEquals", "Next", "ResultPath", "Comment"],
+                &["Assign", "Output"],
+                "a catcher",
+            );
+            self.string(c, "Comment", &cloc, false);
+            let error_equals = self.error_equals(c, &cloc);
+            let result_path = self.path_field(c, "ResultPath", &cloc, PathKind::Reference);
+            let next = self
+                .string(c, "Next", &cloc, true)
+                .and_then(|n| self.target(&n, &at(&cloc, "Next"), scope, Some(&mut *flow)));
+            if let Some(next) = next {
+                out.push(Catcher {
+                    error_equals,
+                    result_path,
+                    next,
+                });
+            }
+        }
+        out
+    }
+
+    /// `…Seconds` or `…SecondsPath`, not both.
+    fn seconds(
+        &mut self,
+        m: &Object<String, Value>,
+        key: &str,
+        loc: &str,
+    ) -> Result<Option<Seconds>, ()> {
+        let path_key = format!("{key}Path");
+        match (m.get(key), m.get(&path_key)) {
+            (Some(_), Some(_)) => {
+                self.err(
+                    "conflicting_fields",
+                    at(loc, &path_key),
+                    format!("give either `{key}` or `{path_key}`, not both"),
+                );
+                Err(())
+            }
+            (Some(v), None) => self
+                .integer(v, &at(loc, key), key, 1, MAX_SECONDS)
+                .map(|n| Some(Seconds::Fixed(n)))
+                .ok_or(()),
+            (None, Some(v)) => self
+                .path(v, &at(loc, &path_key), &path_key, PathKind::Single)
+                .map(|p| Some(Seconds::Path(p)))
+                .ok_or(()),
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn task(&mut self, m: &Object<String, Value>, loc: &str) -> Option<Task> {
+        let timeout = self.seconds(m, "TimeoutSeconds", loc);
+        let heartbeat = self.seconds(m, "HeartbeatSeconds", loc);
+        if let (Ok(Some(Seconds::Fixed(t))), Ok(Some(Seconds::Fixed(h)))) = (&timeout, &heartbeat)
+        {
+            if h >= t {
+                self.err(
+                    "invalid_value",
+                    at(loc, "HeartbeatSeconds"),
+                    format!("`HeartbeatSeconds` ({h}) must be less than `TimeoutSeconds` ({t})"),
+                );
+            }
+        }
+        let resource = self.string(m, "Resource", loc, true)?;
+        let rloc = at(loc, "Resource");
+        let parameters = m.get("Parameters");
+        let ploc = at(loc, "Parameters");
+
+        let (integration, wait_for_token) = if resource == LAMBDA_INVOKE
+            || resource == format!("{LAMBDA_INVOKE}{WAIT_FOR_TASK_TOKEN}")
+        {
+            self.lambda_invoke(parameters, &ploc, loc);
+            (
+                Some(Integration::LambdaInvoke),
+                resource.ends_with(WAIT_FOR_TASK_TOKEN),
+            )
+        } else {
+            let (arn, wait) = match resource.strip_suffix(WAIT_FOR_TASK_TOKEN) {
+                Some(arn) => (arn, true),
+                None => (resource.as_str(), false),
+            };
+            let participant = self.resources.resolve(arn);
+            if participant.is_none() {
+                self.err(
+                    "unknown_resource",
+                    &rloc,
+                    format!("no rule of the resource map matches `{arn}`; add one that binds it to a URL or handler"),
+                );
+            }
+            (participant.map(|participant| Integration::Function { participant }), wait)
+        };
+        if wait_for_token && !parameters.is_some_and(|p| mentions_task_token(p, 0)) {
+            // As in AWS: without the token in the request nobody can ever
+            // complete the task.
+            self.err(
+                "missing_task_token",
+                if parameters.is_some() { ploc.as_str() } else { loc },
+                "a `.waitForTaskToken` task must pass `$$.Task.Token` in its Parameters \
+                 (e.g. `\"token.$\": \"$$.Task.Token\"`)",
+            );
+        }
+        Some(Task {
+            resource,
+            integration: integration?,
+            wait_for_token,
+            timeout: timeout.ok()?,
+            heartbeat: heartbeat.ok()?,
+        })
+    }
+
+    /// `lambda:invoke` needs `FunctionName`; a literal one is resolved now
+    /// so that a missing binding is found at deploy time, not at run time.
+    fn lambda_invoke(&mut self, parameters: Option<&Value>, ploc: &str, loc: &str) {
+        let Some(params) = parameters.and_then(Value::as_object) else {
+            if parameters.is_none() {
+                self.err(
+                    "missing_field",
+                    at(loc, "Parameters"),
+                    "`arn:aws:states:::lambda:invoke` needs Parameters with `FunctionName`",
+                );
+            }
+            return;
+        };
+        match (params.get("FunctionName"), params.get("FunctionName.$")) {
+            (None, None) => self.err(
+                "missing_field",
+                at(ploc, "FunctionName"),
+                "`lambda:invoke` needs `FunctionName` (or `FunctionName.$`) in its Parameters",
+            ),
+            (Some(Value::String(name)), _) => {
+                if self.resources.resolve(name).is_none() {
+                    self.err(
+                        "unknown_resource",
+                        at(ploc, "FunctionName"),
+                        format!("no rule of the resource map matches the function `{name}`"),
+                    );
+                }
+            }
+            (Some(other), _) => self.err(
+                "wrong_type",
+                at(ploc, "FunctionName"),
+                format!(
+                    "`FunctionName` must be a function name or ARN, found {}",
+                    kind_of(other)
+                ),
+            ),
+            // Known only once rendered; the template check covers the path.
+            (None, Some(_)) => {}
+        }
+    }
+
+    fn choice(
+        &mut self,
+        m: &Object<String, Value>,
+        loc: &str,
+        scope: &Scope<'_>,
+        flow: &mut Flow,
+        depth: usize,
+    ) -> Option<Kind> {
+        let cloc = at(loc, "Choices");
+        let items = match m.get("Choices") {
+            None => {
+                self.err("missing_field", &cloc, "`Choices` is required");
+                None
+            }
+            Some(Value::Array(items)) if items.is_empty() => {
+                self.err(
+                    "invalid_value",
+                    &cloc,
+                    "`Choices` must hold at least one rule",
+                );
+                None
+            }
+            Some(Value::Array(items)) => Some(items),
+            Some(other) => {
+                self.err(
+                    "wrong_type",
+                    &cloc,
+                    format!("`Choices` must be an array, found {}", kind_of(other)),
+                );
+                None
+            }
+        };
+        let mut choices = Some(Vec::new());
+        for (i, item) in items.into_iter().flatten().enumerate() {
+            let iloc = at_index(&cloc, i);
+            let Some(rule_obj) = self.object(item, &iloc) else {
+                choices = None;
+                continue;
+            };
+            let rule = self.rule(rule_obj, &iloc, true, depth);
+            let next = self
+                .string(rule_obj, "Next", &iloc, true)
+                .and_then(|n| self.target(&n, &at(&iloc, "Next"), scope, Some(&mut *flow)));
+            match (rule, next, choices.as_mut()) {
+                (Some(rule), Some(next), Some(list)) => list.push(Branch { rule, next }),
+                _ => choices = None,
+            }
+        }
+        let default = match self.string(m, "Default", loc, false) {
+            Some(d) => Some(self.target(&d, &at(loc, "Default"), scope, Some(flow))?),
+            None => None,
+        };
+        Some(Kind::Choice {
+            choices: choices.filter(|_| items.is_some())?,
+            default,
+        })
+    }
+
+    /// A Choice rule: exactly one of And, Or, Not or a comparison operator.
+    fn rule(
+        &mut self,
+        m: &Object<String, Value>,
+        loc: &str,
+        top: bool,
+        depth: usize,
+    ) -> Option<Rule> {
+        if depth > MAX_DEPTH {
+            self.err("invalid_value", loc, "the Choice rule is nested too deeply");
+            return None;
+        }
+        let mut operators = Vec::new();
+        for key in m.keys() {
+            let k = key.as_str();
+            if matches!(k, "And" | "Or" | "Not") || comparison(k).is_some() {
+                operators.push(k);
+            } else if matches!(k, "Variable" | "Comment") || (top && k == "Next") {
+            } else if top && k == "Assign" {
+                self.err("unsupported", at(loc, k), unsupported_reason(k));
+            } else if k == "Next" {
+                self.err(
+                    "unknown_field",
+                    at(loc, k),
+                    "`Next` is only allowed on a top-level Choice rule, not inside And/Or/Not",
+                );
+            } else {
+                self.err(
+                    "unknown_field",
+                    at(loc, k),
+                    format!(
+                        "unknown field `{k}` in a Choice rule; expected a comparison operator \
+                         (StringEquals, NumericLessThanPath, IsPresent, …), And, Or or Not"
+                    ),
+                );
+            }
+        }
+        self.string(m, "Comment", loc, false);
+        let op = match operators.as_slice() {
+            [] => {
+                self.err(
+                    "missing_field",
+                    loc,
+                    "a Choice rule needs one comparison operator (with `Variable`) or And, Or or Not",
+                );
+                return None;
+            }
+            [op] => *op,
+            [first, rest @ ..] => {
+                for other in rest {
+                    self.err(
+                        "conflicting_fields",
+                        at(loc, other),
+                        format!(
+                            "a Choice rule holds exactly one operator; `{first}` is already given"
+                        ),
+                    );
+                }
+                return None;
+            }
+        };
+        let oloc = at(loc, op);
+        let value = m.get(op)?;
+        match op {
+            "And" | "Or" => {
+                if m.contains_key("Variable") {
+                    self.err(
+                        "unknown_field",
+                        at(loc, "Variable"),
+                        format!("`Variable` is not used with `{op}`"),
+                    );
+                }
+                let items = match value {
+                    Value::Array(items) if !items.is_empty() => items,
+                    Value::Array(_) => {
+                        self.err(
+                            "invalid_value",
+                            &oloc,
+                            format!("`{op}` must hold at least one rule"),
+                        );
+                        return None;
+                    }
+                    other => {
+                        self.err(
+                            "wrong_type",
+                            &oloc,
+                            format!("`{op}` must be an array of rules, found {}", kind_of(other)),
+                        );
+                        return None;
+                    }
+                };
+                let mut rules = Some(Vec::new());
+                for (i, item) in items.iter().enumerate() {
+                    let iloc = at_index(&oloc, i);
+                    let rule = self
+                        .object(item, &iloc)
+                        .and_then(|r| self.rule(r, &iloc, false, depth + 1));
+                    match (rule, rules.as_mut()) {
+                        (Some(rule), Some(list)) => list.push(rule),
+                        _ => rules = None,
+                    }
+                }
+                let rules = rules?;
+                Some(if op == "And" {
+                    Rule::And(rules)
+                } else {
+                    Rule::Or(rules)
+                })
+            }
+            "Not" => {
+                if m.contains_key("Variable") {
+                    self.err(
+                        "unknown_field",
+                        at(loc, "Variable"),
+                        "`Variable` is not used with `Not`",
+                    );
+                }
+                let inner = self.object(value, &oloc)?;
+                let rule = self.rule(inner, &oloc, false, depth + 1)?;
+                Some(Rule::Not(Box::new(rule)))
+            }
+            _ => {
+                let (op_kind, expect, is_path) = comparison(op)?;
+                let variable = match m.get("Variable") {
+                    None => {
+                        self.err(
+                            "missing_field",
+                            at(loc, "Variable"),
+                            format!("`{op}` needs a `Variable` to compare"),
+                        );
+                        None
+                    }
+                    Some(v) => self.path(v, &at(loc, "Variable"), "Variable", PathKind::Any),
+                };
+                let operand = if is_path {
+                    self.path(value, &oloc, op, PathKind::Any)
+                        .map(Operand::Path)
+                } else {
+                    self.operand(value, &oloc, op, expect)
+                        .map(Operand::Value)
+                };
+                Some(Rule::Compare {
+                    variable: variable?,
+                    op: op_kind,
+                    operand: operand?,
+                })
+            }
+        }
+    }
+
+    /// A literal comparison operand of the operator's type.
+    fn operand(&mut self, v: &Value, loc: &str, op: &str, expect: Expect) -> Option<Value> {
+        let (ok, wanted) = match expect {
+            Expect::String | Expect::Timestamp => (v.is_string(), "a string"),
+            Expect::Number => (v.is_number(), "a number"),
+            Expect::Boolean => (v.is_boolean(), "a boolean"),
+        };
+        if !ok {
+            self.err(
+                "wrong_type",
+                loc,
+                format!("`{op}` takes {wanted}, found {}", kind_of(v)),
+            );
+            return None;
+        }
+        if let (Expect::Timestamp, Value::String(s)) = (expect, v) {
+            if !is_timestamp(s) {
+                self.err(
+                    "invalid_value",
+                    loc,
+                    format!("`{s}` is not an RFC 3339 timestamp like `2016-03-14T01:59:00Z`"),
+                );
+                return None;
+            }
+        }
+        Some(v.clone())
+    }
+
+    /// Exactly one of Seconds, Timestamp, SecondsPath, TimestampPath.
+    fn wait(&mut self, m: &Object<String, Value>, loc: &str) -> Option<Wait> {
+        let given: Vec<&str> = ["Seconds", "Timestamp", "SecondsPath", "TimestampPath"]
+            .into_iter()
+            .filter(|k| m.contains_key(*k))
+            .collect();
+        let key = match given.as_slice() {
+            [] => {
+                self.err(
+                    "missing_field",
+                    loc,
+                    "a Wait state needs one of `Seconds`, `Timestamp`, `SecondsPath` or `TimestampPath`",
+                );
+                return None;
+            }
+            [key] => *key,
+            [first, rest @ ..] => {
+                for other in rest {
+                    self.err(
+                        "conflicting_fields",
+                        at(loc, other),
+                        format!("a Wait state takes exactly one duration; `{first}` is already given"),
+                    );
+                }
+                return None;
+            }
+        };
+        let kloc = at(loc, key);
+        let v = m.get(key)?;
+        match key {
+            "Seconds" => self.integer(v, &kloc, key, 0, MAX_SECONDS).map(Wait::Seconds),
+            "Timestamp" => match v {
+                Value::String(s) if is_timestamp(s) => Some(Wait::Timestamp(s.clone())),
+                Value::String(s) => {
+                    self.err(
+                        "invalid_value",
+                        kloc,
+                        format!("`{s}` is not an RFC 3339 timestamp like `2016-03-14T01:59:00Z`"),
+                    );
+                    None
+                }
+                other => {
+                    self.err(
+                        "wrong_type",
+                        kloc,
+                        format!("`Timestamp` must be a string, found {}", kind_of(other)),
+                    );
+                    None
+                }
+            },
+            "SecondsPath" => self
+                .path(v, &kloc, key, PathKind::Single)
+                .map(Wait::SecondsPath),
+            _ => self
+                .path(v, &kloc, key, PathKind::Single)
+                .map(Wait::TimestampPath),
+        }
+    }
+
+    fn fail(&mut self, m: &Object<String, Value>, loc: &str) -> Option<Fail> {
+        let mut ok = true;
+        let mut pair = |c: &mut Self, key: &str| -> (Option<String>, Option<String>) {
+            let path_key = format!("{key}Path");
+            let fixed = c.string(m, key, loc, false);
+            let path = m.get(&path_key).and_then(|v| {
+                let ploc = at(loc, &path_key);
+                if v.as_str().is_some_and(intrinsic::is_call) {
+                    c.err(
+                        "unsupported",
+                        &ploc,
+                        format!("intrinsic functions in `{path_key}` are not supported; use a path"),
+                    );
+                    return None;
+                }
+                c.path(v, &ploc, &path_key, PathKind::Single)
+            });
+            if m.contains_key(key) && m.contains_key(&path_key) {
+                c.err(
+                    "conflicting_fields",
+                    at(loc, &path_key),
+                    format!("give either `{key}` or `{path_key}`, not both"),
+                );
+                ok = false;
+            }
+            (fixed, path)
+        };
+        let (error, error_path) = pair(self, "Error");
+        let (cause, cause_path) = pair(self, "Cause");
+        ok.then_some(Fail {
+            error,
+            cause,
+            error_path,
+            cause_path,
+        })
+    }
+
+    fn parallel(&mut self, m: &Object<String, Value>, loc: &str, depth: usize) -> Option<Kind> {
+        let bloc = at(loc, "Branches");
+        let items = match m.get("Branches") {
+            None => {
+                self.err("missing_field", &bloc, "`Branches` is required");
+                return None;
+            }
+            Some(Value::Array(items)) if items.is_empty() => {
+                self.err(
+                    "invalid_value",
+                    &bloc,
+                    "`Branches` must hold at least one branch",
+                );
+                return None;
+            }
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                self.err(
+                    "wrong_type",
+                    &bloc,
+                    format!("`Branches` must be an array, found {}", kind_of(other)),
+                );
+                return None;
+            }
+        };
+        let mut branches = Some(Vec::new());
+        for (i, item) in items.iter().enumerate() {
+            let iloc = at_index(&bloc, i);
+            let graph = self.object(item, &iloc).and_then(|b| {
+                self.check_fields(b, &iloc, &["StartAt", "States", "Comment"], &[], "a branch");
+                self.string(b, "Comment", &iloc, false);
+                self.graph(b, &iloc, depth + 1)
+            });
+            match (graph, branches.as_mut()) {
+                (Some(g), Some(list)) => list.push(g),
+                _ => branches = None,
+            }
+        }
+        Some(Kind::Parallel {
+            branches: branches?,
+        })
+    }
+
+    fn map(&mut self, m: &Object<String, Value>, loc: &str, depth: usize) -> Option<Map> {
+        // The processor: `ItemProcessor`, or its legacy name `Iterator`.
+        let processor = match (m.get("ItemProcessor"), m.get("Iterator")) {
+            (Some(_), Some(_)) => {
+                self.err(
+                    "conflicting_fields",
+                    at(loc, "Iterator"),
+                    "give either `ItemProcessor` or its legacy name `Iterator`, not both",
+                );
+                None
+            }
+            (None, None) => {
+                self.err(
+                    "missing_field",
+                    at(loc, "ItemProcessor"),
+                    "a Map state needs an `ItemProcessor` (or the legacy `Iterator`)",
+                );
+                None
+            }
+            (Some(p), None) => {
+                let ploc = at(loc, "ItemProcessor");
+                self.object(p, &ploc).and_then(|p| {
+                    self.check_fields(
+                        p,
+                        &ploc,
+                        &["StartAt", "States", "Comment", "ProcessorConfig"],
+                        &[],
+                        "an ItemProcessor",
+                    );
+                    self.string(p, "Comment", &ploc, false);
+                    self.processor_config(p, &ploc);
+                    self.graph(p, &ploc, depth + 1)
+                })
+            }
+            (None, Some(p)) => {
+                let ploc = at(loc, "Iterator");
+                self.object(p, &ploc).and_then(|p| {
+                    self.check_fields(p, &ploc, &["StartAt", "States", "Comment"], &[], "an Iterator");
+                    self.string(p, "Comment", &ploc, false);
+                    self.graph(p, &ploc, depth + 1)
+                })
+            }
+        };
+        // Each item's input: `ItemSelector`, or its legacy name `Parameters`.
+        let item_selector = if m.contains_key("ItemSelector") && m.contains_key("Parameters") {
+            self.err(
+                "conflicting_fields",
+                at(loc, "Parameters"),
+                "give either `ItemSelector` or its legacy name `Parameters`, not both",
+            );
+            None
+        } else {
+            self.payload(m, "ItemSelector", loc)
+                .or_else(|| self.payload(m, "Parameters", loc))
+        };
+        let items_path = match m.get("ItemsPath") {
+            None => Some("$".to_string()),
+            Some(v) => self.path(v, &at(loc, "ItemsPath"), "ItemsPath", PathKind::Single),
+        };
+        let max_concurrency = match m.get("MaxConcurrency") {
+            None => Some(0),
+            Some(v) => self
+                .integer(v, &at(loc, "MaxConcurrency"), "MaxConcurrency", 0, u64::from(u32::MAX))
+                .and_then(|n| u32::try_from(n).ok()),
+        };
+        let tolerated_failure_count =
+            self.opt_integer(m, "ToleratedFailureCount", loc, 0, u64::MAX);
+        let tolerated_failure_percentage = m.get("ToleratedFailurePercentage").and_then(|v| {
+            let ploc = at(loc, "ToleratedFailurePercentage");
+            let p = self.number(v, &ploc, "ToleratedFailurePercentage")?;
+            if (0.0..=100.0).contains(&p) {
+                Some(p)
+            } else {
+                self.err(
+                    "invalid_value",
+                    ploc,
+                    format!("`ToleratedFailurePercentage` must be between 0 and 100, not {p}"),
+                );
+                None
+            }
+        });
+        self.string(m, "Label", loc, false);
+        Some(Map {
+            items_path: items_path?,
+            item_selector,
+            processor: processor?,
+            max_concurrency: max_concurrency?,
+            tolerated_failure_count,
+            tolerated_failure_percentage,
+        })
+    }
+
+    /// `ProcessorConfig`: only the inline mode runs here.
+    fn processor_config(&mut self, p: &Object<String, Value>, ploc: &str) {
+        let Some(v) = p.get("ProcessorConfig") else {
+            return;
+        };
+        let cloc = at(ploc, "ProcessorConfig");
+        let Some(config) = self.object(v, &cloc) else {
+            return;
+        };
+        self.check_fields(
+            config,
+            &cloc,
+            &["Mode", "ExecutionType"],
+            &[],
+            "a ProcessorConfig",
+        );
+        match self.string(config, "Mode", &cloc, false).as_deref() {
+            None | Some("INLINE") => {}
+            Some("DISTRIBUTED") => self.err(
+                "unsupported",
+                at(&cloc, "Mode"),
+                "the distributed Map is not supported; use `Mode: INLINE`",
+            ),
+            Some(other) => self.err(
+                "invalid_value",
+                at(&cloc, "Mode"),
+                format!("`Mode` must be `INLINE` or `DISTRIBUTED`, not `{other}`"),
+            ),
+        }
+        match self.string(config, "ExecutionType", &cloc, false).as_deref() {
+            None | Some("STANDARD") | Some("EXPRESS") => {}
+            Some(other) => self.err(
+                "invalid_value",
+                at(&cloc, "ExecutionType"),
+                format!("`ExecutionType` must be `STANDARD` or `EXPRESS`, not `{other}`"),
+            ),
+        }
+    }
+}
+
+/// Whether a template hands out the task token somewhere (a `.$` value
+/// naming `$$.Task.Token`, as a path or inside an intrinsic call).
+fn mentions_task_token(v: &Value, depth: usize) -> bool {
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    match v {
+        Value::Object(m) => m.iter().any(|(k, v)| {
+            (k.ends_with(".$") && v.as_str().is_some_and(|s| s.contains("$$.Task.Token")))
+                || mentions_task_token(v, depth + 1)
+        }),
+        Value::Array(items) => items.iter().any(|v| mentions_task_token(v, depth + 1)),
+        _ => false,
     }
 }
