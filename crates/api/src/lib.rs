@@ -27,6 +27,7 @@ use sagaflow_store::{DefinitionRecord, ExecutionRecord, ListFilter};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+pub mod aws;
 pub mod error;
 pub mod hook;
 pub mod openapi;
@@ -116,6 +117,8 @@ fn build_router(
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi_json))
+        // The Step Functions API (AWS JSON 1.0): `POST /` with `X-Amz-Target`.
+        .route("/", post(aws::handle).fallback(not_found))
         .route("/v1/definitions", get(list_definitions))
         .route(
             "/v1/definitions/{name}",
@@ -160,6 +163,17 @@ pub async fn serve(
 async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> Response {
     if st.config.auth_tokens.is_empty() || req.uri().path() == "/healthz" {
         return next.run(req).await;
+    }
+    if req.headers().contains_key(aws::TARGET) {
+        // AWS clients sign with an access key id: it plays the bearer token.
+        let accepted = aws::access_key(req.headers())
+            .or_else(|| bearer_token(req.headers()).and_then(Result::ok))
+            .is_some_and(|t| st.config.auth_tokens.contains(t));
+        return if accepted {
+            next.run(req).await
+        } else {
+            aws::unauthorized(req.headers())
+        };
     }
     let error = match bearer_token(req.headers()) {
         Some(Ok(t)) if st.config.auth_tokens.contains(t) => return next.run(req).await,

@@ -52,6 +52,12 @@ pub struct ServerArgs {
     /// Environment variables `SAGAFLOW_VAR_NAME` are read too.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
+    /// Binds ASL Task resources to participants, as PATTERN=TARGET
+    /// (repeatable, tried before the file's `[[resources]]`), e.g.
+    /// `arn:aws:lambda:*:*:function:{name}=http://127.0.0.1:8081/lambda/{name}`.
+    /// `${NAME}` in the target is filled from the variables.
+    #[arg(long = "resource", value_name = "PATTERN=TARGET")]
+    pub resources: Vec<String>,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -68,6 +74,17 @@ struct FileConfig {
     #[serde(default)]
     variables: HashMap<String, String>,
     hook: Option<FileHook>,
+    #[serde(default)]
+    resources: Vec<FileResource>,
+}
+
+/// One `[[resources]]` entry: ASL Task resources matching `pattern` are
+/// called at `target`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileResource {
+    pattern: String,
+    target: String,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -145,6 +162,23 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
             .with_context(|| format!("--var `{kv}` must look like NAME=VALUE"))?;
         variables.insert(k.trim().to_string(), v.trim().to_string());
     }
+    let mut rules = Vec::new();
+    for kv in &args.resources {
+        // ARNs contain `:` but never `=`, so the first `=` splits.
+        let (pattern, target) = kv
+            .split_once('=')
+            .with_context(|| format!("--resource `{kv}` must look like PATTERN=TARGET"))?;
+        rules.push((pattern.trim().to_string(), target.trim().to_string()));
+    }
+    rules.extend(file.resources.into_iter().map(|r| (r.pattern, r.target)));
+    let mut resources = sagaflow_core::asl::ResourceMap::default();
+    for (pattern, target) in rules {
+        let target = fill_variables(&target, &variables)
+            .with_context(|| format!("resource target `{target}` for `{pattern}`"))?;
+        resources
+            .rules
+            .push(sagaflow_core::asl::ResourceRule { pattern, target });
+    }
     let mut tokens: HashSet<String> = file.auth_tokens.unwrap_or_default().into_iter().collect();
     if let Some(t) = args.auth_token {
         tokens.insert(t);
@@ -177,6 +211,7 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
         engine: Config {
             variables,
             concurrency,
+            resources,
             ..Config::default()
         },
         api: ApiConfig {
@@ -186,6 +221,27 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
         },
         hook,
     })
+}
+
+/// Replaces every `${NAME}` with its configured value.
+fn fill_variables(text: &str, variables: &HashMap<String, String>) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .with_context(|| format!("`${{` without a closing `}}` in `{text}`"))?;
+        let name = &after[..end];
+        let value = variables
+            .get(name)
+            .with_context(|| format!("`${{{name}}}` is not set (--var {name}=…)"))?;
+        out.push_str(value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn database_from_url(url: &str) -> anyhow::Result<Database> {
@@ -329,6 +385,46 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_flags_come_before_the_file_and_fill_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sagaflow.toml");
+        std::fs::write(
+            &file,
+            "[variables]\nLAMBDA = \"http://127.0.0.1:9000\"\n\n[[resources]]\npattern = \"arn:aws:lambda:*:*:function:{name}\"\ntarget = \"${LAMBDA}/fn/{name}\"\n",
+        )
+        .unwrap();
+        let settings = resolve(ServerArgs {
+            config: Some(file),
+            resources: vec!["arn:aws:lambda:*:*:function:pay=handler:payment".into()],
+            ..ServerArgs::default()
+        })
+        .unwrap();
+        let rules = &settings.engine.resources.rules;
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].target, "handler:payment");
+        assert_eq!(rules[1].target, "http://127.0.0.1:9000/fn/{name}");
+    }
+
+    #[test]
+    fn a_resource_flag_without_a_target_or_with_an_unknown_variable_is_refused() {
+        let err = resolve(ServerArgs {
+            resources: vec!["arn:aws:lambda:*:*:function:x".into()],
+            ..ServerArgs::default()
+        })
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("PATTERN=TARGET"), "{err}");
+        let err = resolve(ServerArgs {
+            resources: vec!["arn:x={name}=${NOPE}/x".into()],
+            ..ServerArgs::default()
+        })
+        .err()
+        .unwrap();
+        assert!(format!("{err:#}").contains("NOPE"), "{err:#}");
+    }
 
     #[test]
     fn database_urls_choose_the_backend() {

@@ -1220,7 +1220,25 @@ impl Decider<'_> {
     fn asl_input(&mut self, m: &Machine, input: Input) -> Result<(), Error> {
         let finished = self.ex.phase == Phase::Finished;
         match input {
-            Input::Start { .. } => return self.input(input),
+            Input::Start {
+                execution_id,
+                definition,
+                version,
+                input,
+            } => {
+                if self.ex.started {
+                    return Err(Error::NotAllowed {
+                        code: "already_started",
+                        message: "execution already started".into(),
+                    });
+                }
+                self.emit(EventKind::ExecutionStarted {
+                    execution_id,
+                    definition,
+                    version,
+                    input,
+                })?;
+            }
             Input::TaskSucceeded {
                 step,
                 attempt,

@@ -754,6 +754,18 @@ impl Engine {
     pub fn is_shutting_down(&self) -> bool {
         self.shared.shutting_down.load(Ordering::SeqCst)
     }
+
+    /// Deletes a definition (Step Functions' DeleteStateMachine): it starts
+    /// no more executions and is not listed; running executions keep their
+    /// version and go on, and every history stays readable. `Ok(false)` when
+    /// there was no such definition (deleting is idempotent).
+    pub async fn delete_definition(&self, name: &str) -> Result<bool> {
+        let deleted = self.shared.store.delete_definition(name).await;
+        self.shared.observe_storage(&deleted);
+        // The cached latest version would still start executions.
+        self.lock_latest().remove(name);
+        Ok(deleted?)
+    }
 }
 
 /// Statuses reported as finished by the engine (for metrics labels).

@@ -23,7 +23,11 @@
 //! "booking_id": …}` (`payment_id` for the payment), `{"status": "ok"}` for a
 //! confirmation or a cancellation; a failure is a 422 `{"error", "cause"}`
 //! whose `error` names it (the samples throw a plain `Error`; a name says
-//! more in a history and matches `States.ALL` all the same).
+//! more in a history and matches `States.ALL` all the same), and the
+//! participants' own refusals keep their answer (409 `BookingCancelled` for
+//! a reservation after its own cancellation, 404 `BookingNotFound` for a
+//! confirmation of nothing). A malformed input is a 400, an unknown function
+//! a 404 `ResourceNotFoundException`.
 //!
 //! The random failures are reproducible: a decision is a hash of the seed
 //! (`--lambda-failure-seed`), the function, the `Idempotency-Key`, the
@@ -273,7 +277,8 @@ fn find(name: &str) -> Option<&'static Function> {
 }
 
 impl Function {
-    /// The compensators' failure probability under `config`.
+    /// How likely a call fails at random: the configured or the sample's
+    /// rate for a compensator, 0 for the other functions.
     fn failure_rate(&self, lambdas: &Lambdas) -> f64 {
         match self.trigger {
             Trigger::Random => lambdas

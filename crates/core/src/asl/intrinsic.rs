@@ -394,9 +394,7 @@ fn check_literals(call: &Call) -> Result<(), String> {
             want(0, "an array", &never)?;
             want(1, "a positive integer", &positive_integer)?;
         }
-        Func::ArrayContains | Func::ArrayLength | Func::ArrayUnique => {
-            want(0, "an array", &never)?
-        }
+        Func::ArrayContains | Func::ArrayLength | Func::ArrayUnique => want(0, "an array", &never)?,
         Func::ArrayGetItem => {
             want(0, "an array", &never)?;
             want(1, "a non-negative integer", &index)?;
@@ -543,8 +541,7 @@ fn eval_call(
         }
         Func::StringToJson => {
             let s = args.string(0)?;
-            serde_json::from_str(s)
-                .map_err(|e| fail(f, format!("'{s}' is not valid JSON ({e})")))
+            serde_json::from_str(s).map_err(|e| fail(f, format!("'{s}' is not valid JSON ({e})")))
         }
         Func::JsonToString => serde_json::to_string(&args.values[0])
             .map(Value::String)
@@ -556,7 +553,12 @@ fn eval_call(
             let size = usize::try_from(size)
                 .ok()
                 .filter(|s| *s > 0)
-                .ok_or_else(|| fail(f, format!("the chunk size must be a positive integer, not {size}")))?;
+                .ok_or_else(|| {
+                    fail(
+                        f,
+                        format!("the chunk size must be a positive integer, not {size}"),
+                    )
+                })?;
             Ok(Value::Array(
                 items
                     .chunks(size)
@@ -673,7 +675,10 @@ fn eval_call(
             match &args.values[2] {
                 Value::Bool(false) => {}
                 Value::Bool(true) => {
-                    return Err(fail(f, "only the shallow merge is supported: the third argument must be false"))
+                    return Err(fail(
+                        f,
+                        "only the shallow merge is supported: the third argument must be false",
+                    ))
                 }
                 other => {
                     return Err(fail(
@@ -747,10 +752,7 @@ struct Args {
 
 impl Args {
     fn wrong(&self, i: usize, what: &str) -> ErrorInfo {
-        let found = self
-            .values
-            .get(i)
-            .map_or("missing", data::type_name);
+        let found = self.values.get(i).map_or("missing", data::type_name);
         fail(
             self.func,
             format!("argument {} must be {what}, not {found}", i + 1),

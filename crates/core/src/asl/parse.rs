@@ -430,7 +430,13 @@ fn state_fields(ty: &str) -> (&'static [&'static str], &'static [&'static str]) 
             &["Assign", "Output"],
         ),
         "Succeed" => (
-            &["Type", "Comment", "QueryLanguage", "InputPath", "OutputPath"],
+            &[
+                "Type",
+                "Comment",
+                "QueryLanguage",
+                "InputPath",
+                "OutputPath",
+            ],
             &["Output"],
         ),
         "Fail" => (
@@ -621,7 +627,11 @@ impl Compiler<'_> {
         match m.get(key) {
             None => {
                 if required {
-                    self.err("missing_field", at(loc, key), format!("`{key}` is required"));
+                    self.err(
+                        "missing_field",
+                        at(loc, key),
+                        format!("`{key}` is required"),
+                    );
                 }
                 None
             }
@@ -713,7 +723,7 @@ impl Compiler<'_> {
         match checked {
             Ok(()) => Some(p.clone()),
             Err(why) => {
-                self.err(code, loc, format!("`{field}` `{p}` is not valid: {why}"));
+                self.err(code, loc, format!("`{field}`: {why}"));
                 None
             }
         }
@@ -1122,6 +1132,13 @@ impl Compiler<'_> {
                         self.template(value, &kloc, depth + 1);
                         continue;
                     };
+                    if base.is_empty() {
+                        self.err(
+                            "invalid_template",
+                            &kloc,
+                            "`.$` needs a field name before it",
+                        );
+                    }
                     if m.contains_key(base) {
                         self.err(
                             "invalid_template",
@@ -1143,18 +1160,10 @@ impl Compiler<'_> {
                     };
                     if intrinsic::is_call(text) {
                         if let Err(why) = intrinsic::check(text) {
-                            self.err(
-                                "invalid_intrinsic",
-                                &kloc,
-                                format!("`{text}` is not a valid intrinsic function call: {why}"),
-                            );
+                            self.err("invalid_intrinsic", &kloc, format!("`{key}`: {why}"));
                         }
                     } else if let Err(why) = data::check_path(text) {
-                        self.err(
-                            "invalid_path",
-                            &kloc,
-                            format!("`{text}` is not a valid path: {why}"),
-                        );
+                        self.err("invalid_path", &kloc, format!("`{key}`: {why}"));
                     }
                 }
             }
@@ -1410,8 +1419,7 @@ impl Compiler<'_> {
     fn task(&mut self, m: &Object<String, Value>, loc: &str) -> Option<Task> {
         let timeout = self.seconds(m, "TimeoutSeconds", loc);
         let heartbeat = self.seconds(m, "HeartbeatSeconds", loc);
-        if let (Ok(Some(Seconds::Fixed(t))), Ok(Some(Seconds::Fixed(h)))) = (&timeout, &heartbeat)
-        {
+        if let (Ok(Some(Seconds::Fixed(t))), Ok(Some(Seconds::Fixed(h)))) = (&timeout, &heartbeat) {
             if h >= t {
                 self.err(
                     "invalid_value",
@@ -1446,14 +1454,21 @@ impl Compiler<'_> {
                     format!("no rule of the resource map matches `{arn}`; add one that binds it to a URL or handler"),
                 );
             }
-            (participant.map(|participant| Integration::Function { participant }), wait)
+            (
+                participant.map(|participant| Integration::Function { participant }),
+                wait,
+            )
         };
         if wait_for_token && !parameters.is_some_and(|p| mentions_task_token(p, 0)) {
             // As in AWS: without the token in the request nobody can ever
             // complete the task.
             self.err(
                 "missing_task_token",
-                if parameters.is_some() { ploc.as_str() } else { loc },
+                if parameters.is_some() {
+                    ploc.as_str()
+                } else {
+                    loc
+                },
                 "a `.waitForTaskToken` task must pass `$$.Task.Token` in its Parameters \
                  (e.g. `\"token.$\": \"$$.Task.Token\"`)",
             );
@@ -1704,8 +1719,7 @@ impl Compiler<'_> {
                     self.path(value, &oloc, op, PathKind::Any)
                         .map(Operand::Path)
                 } else {
-                    self.operand(value, &oloc, op, expect)
-                        .map(Operand::Value)
+                    self.operand(value, &oloc, op, expect).map(Operand::Value)
                 };
                 Some(Rule::Compare {
                     variable: variable?,
@@ -1765,7 +1779,9 @@ impl Compiler<'_> {
                     self.err(
                         "conflicting_fields",
                         at(loc, other),
-                        format!("a Wait state takes exactly one duration; `{first}` is already given"),
+                        format!(
+                            "a Wait state takes exactly one duration; `{first}` is already given"
+                        ),
                     );
                 }
                 return None;
@@ -1774,7 +1790,9 @@ impl Compiler<'_> {
         let kloc = at(loc, key);
         let v = m.get(key)?;
         match key {
-            "Seconds" => self.integer(v, &kloc, key, 0, MAX_SECONDS).map(Wait::Seconds),
+            "Seconds" => self
+                .integer(v, &kloc, key, 0, MAX_SECONDS)
+                .map(Wait::Seconds),
             "Timestamp" => match v {
                 Value::String(s) if is_timestamp(s) => Some(Wait::Timestamp(s.clone())),
                 Value::String(s) => {
@@ -1814,7 +1832,9 @@ impl Compiler<'_> {
                     c.err(
                         "unsupported",
                         &ploc,
-                        format!("intrinsic functions in `{path_key}` are not supported; use a path"),
+                        format!(
+                            "intrinsic functions in `{path_key}` are not supported; use a path"
+                        ),
                     );
                     return None;
                 }
@@ -1920,7 +1940,13 @@ impl Compiler<'_> {
             (None, Some(p)) => {
                 let ploc = at(loc, "Iterator");
                 self.object(p, &ploc).and_then(|p| {
-                    self.check_fields(p, &ploc, &["StartAt", "States", "Comment"], &[], "an Iterator");
+                    self.check_fields(
+                        p,
+                        &ploc,
+                        &["StartAt", "States", "Comment"],
+                        &[],
+                        "an Iterator",
+                    );
                     self.string(p, "Comment", &ploc, false);
                     self.graph(p, &ploc, depth + 1)
                 })
@@ -1945,7 +1971,13 @@ impl Compiler<'_> {
         let max_concurrency = match m.get("MaxConcurrency") {
             None => Some(0),
             Some(v) => self
-                .integer(v, &at(loc, "MaxConcurrency"), "MaxConcurrency", 0, u64::from(u32::MAX))
+                .integer(
+                    v,
+                    &at(loc, "MaxConcurrency"),
+                    "MaxConcurrency",
+                    0,
+                    u64::from(u32::MAX),
+                )
                 .and_then(|n| u32::try_from(n).ok()),
         };
         let tolerated_failure_count =
@@ -2004,7 +2036,10 @@ impl Compiler<'_> {
                 format!("`Mode` must be `INLINE` or `DISTRIBUTED`, not `{other}`"),
             ),
         }
-        match self.string(config, "ExecutionType", &cloc, false).as_deref() {
+        match self
+            .string(config, "ExecutionType", &cloc, false)
+            .as_deref()
+        {
             None | Some("STANDARD") | Some("EXPRESS") => {}
             Some(other) => self.err(
                 "invalid_value",

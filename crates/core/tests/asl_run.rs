@@ -1,0 +1,568 @@
+//! The ASL interpreter, driven through the same `decide`/`apply` contract as
+//! sagas: every test feeds inputs, keeps the recorded events, and checks
+//! that replaying them rebuilds exactly the live state.
+
+use sagaflow_core::asl::{ResourceMap, ResourceRule};
+use sagaflow_core::{
+    compile_definition, Ctx, Effect, ErrorInfo, Event, EventKind, Execution, Input, Participant,
+    Plan, Status, TaskKind,
+};
+use serde_json::{json, Value};
+
+struct Sim {
+    plan: Plan,
+    ex: Execution,
+    history: Vec<Event>,
+    now: u64,
+}
+
+fn resources() -> ResourceMap {
+    ResourceMap {
+        rules: vec![ResourceRule {
+            pattern: "arn:aws:lambda:*:*:function:{name}".into(),
+            target: "handler:{name}".into(),
+        }],
+    }
+}
+
+fn lambda(name: &str) -> String {
+    format!("arn:aws:lambda:us-east-1:123456789012:function:{name}")
+}
+
+impl Sim {
+    fn new(machine: Value) -> Sim {
+        let plan = compile_definition(&machine.to_string(), Some("m"), &resources())
+            .unwrap_or_else(|e| panic!("the machine compiles: {e}"));
+        let ex = Execution::empty(&plan);
+        Sim {
+            plan,
+            ex,
+            history: Vec::new(),
+            now: 1_000_000,
+        }
+    }
+
+    fn start(machine: Value, input: Value) -> (Sim, Vec<Effect>) {
+        let mut sim = Sim::new(machine);
+        let fx = sim.feed(Input::Start {
+            execution_id: "ex-1".into(),
+            definition: "m".into(),
+            version: 1,
+            input,
+        });
+        (sim, fx)
+    }
+
+    fn feed(&mut self, input: Input) -> Vec<Effect> {
+        self.now += 10;
+        let ctx = Ctx {
+            now: self.now,
+            random: 0.5,
+            entropy: 42,
+        };
+        let d = self
+            .ex
+            .decide_and_preview(&self.plan, input, ctx)
+            .unwrap_or_else(|e| panic!("the input is allowed: {e}"));
+        self.history.extend(d.events);
+        self.ex = d.state;
+        // Replaying the history must rebuild the same state.
+        let replayed = Execution::replay(&self.plan, &self.history).expect("history replays");
+        assert_eq!(replayed, self.ex, "replay diverged from the live state");
+        d.effects
+    }
+
+    fn attempt(&self, step: &str) -> u32 {
+        self.ex.attempts(&self.plan, step, TaskKind::Action)
+    }
+
+    fn succeed(&mut self, step: &str, output: Value) -> Vec<Effect> {
+        let attempt = self.attempt(step);
+        self.feed(Input::TaskSucceeded {
+            step: step.into(),
+            task: TaskKind::Action,
+            attempt,
+            output,
+        })
+    }
+
+    fn fail(&mut self, step: &str, error: &str) -> Vec<Effect> {
+        let attempt = self.attempt(step);
+        self.feed(Input::TaskFailed {
+            step: step.into(),
+            task: TaskKind::Action,
+            attempt,
+            error: ErrorInfo::new(error, "it broke"),
+        })
+    }
+
+    fn fire(&mut self, step: &str) -> Vec<Effect> {
+        let attempt = self.attempt(step).max(1);
+        self.now += 1_000_000;
+        self.feed(Input::TimerFired {
+            step: step.into(),
+            task: TaskKind::Action,
+            attempt,
+        })
+    }
+
+    fn request_input(&self, step: &str) -> Value {
+        self.ex
+            .request(&self.plan, step, TaskKind::Action)
+            .unwrap_or_else(|e| panic!("request for {step}: {e:?}"))
+            .input
+    }
+
+    fn event_names(&self) -> Vec<String> {
+        self.history
+            .iter()
+            .map(|e| match e.kind.step() {
+                Some(s) => format!("{} {s}", e.kind.name()),
+                None => e.kind.name().to_string(),
+            })
+            .collect()
+    }
+}
+
+fn invoked(fx: &[Effect]) -> Vec<String> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Invoke { step, .. } => Some(step.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn timers(fx: &[Effect]) -> Vec<(String, u64)> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::StartTimer { step, fire_at, .. } => Some((step.clone(), *fire_at)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_machine_of_pass_states_succeeds_at_once_with_the_results_placed() {
+    let (sim, _) = Sim::start(
+        json!({
+            "StartAt": "A",
+            "States": {
+                "A": { "Type": "Pass", "Result": {"x": 1}, "ResultPath": "$.a", "Next": "B" },
+                "B": { "Type": "Pass", "Parameters": {"sum.$": "States.MathAdd($.n, 2)", "a.$": "$.a"}, "End": true }
+            }
+        }),
+        json!({"n": 40}),
+    );
+    assert_eq!(sim.ex.status, Status::Succeeded);
+    assert_eq!(sim.ex.output, Some(json!({"sum": 42, "a": {"x": 1}})));
+}
+
+#[test]
+fn a_task_calls_its_participant_with_the_effective_input_and_places_the_answer() {
+    let (mut sim, fx) = Sim::start(
+        json!({
+            "StartAt": "Book",
+            "States": {
+                "Book": {
+                    "Type": "Task", "Resource": lambda("book"),
+                    "InputPath": "$.trip",
+                    "ResultSelector": {"id.$": "$.booking"},
+                    "ResultPath": "$.result",
+                    "OutputPath": "$.result",
+                    "End": true
+                }
+            }
+        }),
+        json!({"trip": {"to": "Dublin"}}),
+    );
+    assert_eq!(invoked(&fx), ["Book"]);
+    let req = sim
+        .ex
+        .request(&sim.plan, "Book", TaskKind::Action)
+        .expect("a request");
+    assert_eq!(req.input, json!({"to": "Dublin"}));
+    assert_eq!(
+        req.participant,
+        Participant::Handler {
+            name: "book".into()
+        }
+    );
+    assert_eq!(req.idempotency_key, "ex-1:Book:action");
+    sim.succeed("Book", json!({"booking": "B-1", "noise": true}));
+    assert_eq!(sim.ex.status, Status::Succeeded);
+    assert_eq!(sim.ex.output, Some(json!({"id": "B-1"})));
+}
+
+#[test]
+fn a_failed_task_is_retried_with_backoff_then_caught() {
+    let (mut sim, _) = Sim::start(
+        json!({
+            "StartAt": "Pay",
+            "States": {
+                "Pay": {
+                    "Type": "Task", "Resource": lambda("pay"),
+                    "Retry": [{"ErrorEquals": ["Busy"], "IntervalSeconds": 2, "MaxAttempts": 2, "BackoffRate": 3.0}],
+                    "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Refund"}],
+                    "End": true
+                },
+                "Refund": { "Type": "Pass", "End": true }
+            }
+        }),
+        json!({"amount": 5}),
+    );
+    let fx = sim.fail("Pay", "Busy");
+    let now = sim.now;
+    assert_eq!(timers(&fx), [("Pay".to_string(), now + 2_000)]);
+    let fx = sim.fire("Pay");
+    assert_eq!(invoked(&fx), ["Pay"]);
+    assert_eq!(sim.attempt("Pay"), 2);
+    let fx = sim.fail("Pay", "Busy");
+    let now = sim.now;
+    assert_eq!(timers(&fx), [("Pay".to_string(), now + 6_000)], "2 s × 3.0");
+    sim.fire("Pay");
+    sim.fail("Pay", "Busy");
+    assert_eq!(
+        sim.ex.status,
+        Status::Succeeded,
+        "caught after the retries ran out"
+    );
+    assert_eq!(
+        sim.ex.output,
+        Some(json!({"amount": 5, "error": {"Error": "Busy", "Cause": "it broke"}}))
+    );
+}
+
+#[test]
+fn an_uncaught_task_failure_fails_the_execution_with_its_error() {
+    let (mut sim, _) = Sim::start(
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": lambda("t"), "End": true}}}),
+        json!({}),
+    );
+    sim.fail("T", "HotelFull");
+    assert_eq!(sim.ex.status, Status::Failed);
+    assert_eq!(
+        sim.ex.error.as_ref().map(|e| e.error.as_str()),
+        Some("HotelFull")
+    );
+}
+
+#[test]
+fn a_choice_routes_by_its_first_matching_rule_and_fails_when_none_matches() {
+    let machine = json!({
+        "StartAt": "C",
+        "States": {
+            "C": {
+                "Type": "Choice",
+                "Choices": [
+                    {"Variable": "$.n", "NumericGreaterThan": 10, "Next": "Big"},
+                    {"And": [{"Variable": "$.n", "NumericGreaterThanEquals": 0}, {"Variable": "$.n", "NumericLessThanEquals": 10}], "Next": "Small"}
+                ]
+            },
+            "Big": {"Type": "Pass", "Result": "big", "End": true},
+            "Small": {"Type": "Pass", "Result": "small", "End": true}
+        }
+    });
+    let (sim, _) = Sim::start(machine.clone(), json!({"n": 11}));
+    assert_eq!(sim.ex.output, Some(json!("big")));
+    let (sim, _) = Sim::start(machine.clone(), json!({"n": 3}));
+    assert_eq!(sim.ex.output, Some(json!("small")));
+    let (sim, _) = Sim::start(machine, json!({"n": -1}));
+    assert_eq!(sim.ex.status, Status::Failed);
+    assert_eq!(
+        sim.ex.error.as_ref().map(|e| e.error.as_str()),
+        Some("States.NoChoiceMatched")
+    );
+}
+
+#[test]
+fn a_wait_arms_a_timer_and_continues_when_it_fires() {
+    let (mut sim, fx) = Sim::start(
+        json!({
+            "StartAt": "W",
+            "States": {
+                "W": {"Type": "Wait", "SecondsPath": "$.delay", "Next": "Done"},
+                "Done": {"Type": "Succeed"}
+            }
+        }),
+        json!({"delay": 30}),
+    );
+    let now = sim.now;
+    assert_eq!(timers(&fx), [("W".to_string(), now + 30_000)]);
+    assert_eq!(sim.ex.status, Status::Running);
+    sim.fire("W");
+    assert_eq!(sim.ex.status, Status::Succeeded);
+    assert_eq!(sim.ex.output, Some(json!({"delay": 30})));
+}
+
+#[test]
+fn a_parallel_runs_its_branches_at_once_and_collects_their_outputs_in_order() {
+    let branch = |name: &str| json!({"StartAt": name, "States": {name: {"Type": "Task", "Resource": lambda(name), "End": true}}});
+    let (mut sim, fx) = Sim::start(
+        json!({
+            "StartAt": "P",
+            "States": {
+                "P": {"Type": "Parallel", "Branches": [branch("flight"), branch("car")], "ResultPath": "$.both", "End": true}
+            }
+        }),
+        json!({"trip": 1}),
+    );
+    assert_eq!(invoked(&fx), ["P[0]/flight", "P[1]/car"]);
+    sim.succeed("P[1]/car", json!("C"));
+    assert_eq!(sim.ex.status, Status::Running);
+    sim.succeed("P[0]/flight", json!("F"));
+    assert_eq!(sim.ex.output, Some(json!({"trip": 1, "both": ["F", "C"]})));
+}
+
+#[test]
+fn a_failing_branch_stops_the_others_and_the_parallel_catch_runs() {
+    let branch = |name: &str| json!({"StartAt": name, "States": {name: {"Type": "Task", "Resource": lambda(name), "End": true}}});
+    let (mut sim, _) = Sim::start(
+        json!({
+            "StartAt": "P",
+            "States": {
+                "P": {
+                    "Type": "Parallel", "Branches": [branch("flight"), branch("car")],
+                    "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Undo"}],
+                    "End": true
+                },
+                "Undo": {"Type": "Pass", "End": true}
+            }
+        }),
+        json!({}),
+    );
+    sim.fail("P[0]/flight", "NoSeats");
+    assert_eq!(sim.ex.status, Status::Succeeded);
+    assert_eq!(
+        sim.ex.output,
+        Some(json!({"Error": "NoSeats", "Cause": "it broke"}))
+    );
+    // The car's late answer is stale: nothing is recorded for it.
+    let before = sim.history.len();
+    sim.feed(Input::TaskSucceeded {
+        step: "P[1]/car".into(),
+        task: TaskKind::Action,
+        attempt: 1,
+        output: json!("late"),
+    });
+    assert_eq!(sim.history.len(), before);
+}
+
+#[test]
+fn a_map_runs_at_most_max_concurrency_items_at_a_time() {
+    let (mut sim, fx) = Sim::start(
+        json!({
+            "StartAt": "M",
+            "States": {
+                "M": {
+                    "Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 1,
+                    "ItemSelector": {"item.$": "$$.Map.Item.Value", "index.$": "$$.Map.Item.Index"},
+                    "ItemProcessor": {"StartAt": "Do", "States": {"Do": {"Type": "Task", "Resource": lambda("do"), "End": true}}},
+                    "End": true
+                }
+            }
+        }),
+        json!({"items": ["a", "b"]}),
+    );
+    assert_eq!(invoked(&fx), ["M[0]/Do"]);
+    assert_eq!(
+        sim.request_input("M[0]/Do"),
+        json!({"item": "a", "index": 0})
+    );
+    let fx = sim.succeed("M[0]/Do", json!(1));
+    assert_eq!(invoked(&fx), ["M[1]/Do"]);
+    sim.succeed("M[1]/Do", json!(2));
+    assert_eq!(sim.ex.output, Some(json!([1, 2])));
+}
+
+#[test]
+fn a_map_tolerates_failures_up_to_its_threshold() {
+    let machine = |count: u64| {
+        json!({
+            "StartAt": "M",
+            "States": {
+                "M": {
+                    "Type": "Map", "ToleratedFailureCount": count,
+                    "ItemProcessor": {"StartAt": "Do", "States": {"Do": {"Type": "Task", "Resource": lambda("do"), "End": true}}},
+                    "End": true
+                }
+            }
+        })
+    };
+    let (mut sim, _) = Sim::start(machine(1), json!([1, 2]));
+    sim.fail("M[0]/Do", "Bad");
+    sim.succeed("M[1]/Do", json!("ok"));
+    assert_eq!(sim.ex.status, Status::Succeeded);
+    let (mut sim, _) = Sim::start(machine(0), json!([1, 2]));
+    sim.fail("M[0]/Do", "Bad");
+    assert_eq!(sim.ex.status, Status::Failed);
+    assert_eq!(
+        sim.ex.error.as_ref().map(|e| e.error.as_str()),
+        Some("States.ExceedToleratedFailureThreshold")
+    );
+}
+
+#[test]
+fn a_wait_for_task_token_task_hands_out_a_token_and_parks() {
+    let (mut sim, fx) = Sim::start(
+        json!({
+            "StartAt": "Approve",
+            "States": {
+                "Approve": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                    "Parameters": {"FunctionName": "ask", "Payload": {"token.$": "$$.Task.Token", "who.$": "$.who"}},
+                    "End": true
+                }
+            }
+        }),
+        json!({"who": "ann"}),
+    );
+    assert_eq!(invoked(&fx), ["Approve"]);
+    let req = sim
+        .ex
+        .request(&sim.plan, "Approve", TaskKind::Action)
+        .expect("a request");
+    let token = req.task_token.clone().expect("a token");
+    assert_eq!(req.input, json!({"token": token, "who": "ann"}));
+    assert_eq!(req.participant, Participant::Handler { name: "ask".into() });
+    sim.feed(Input::TaskParked {
+        step: "Approve".into(),
+        task: TaskKind::Action,
+        attempt: 1,
+    });
+    assert!(sim.ex.is_parked(&sim.plan), "only waits for its callback");
+    sim.succeed("Approve", json!({"approved": true}));
+    assert_eq!(
+        sim.ex.output,
+        Some(json!({"approved": true})),
+        "not wrapped"
+    );
+}
+
+#[test]
+fn lambda_invoke_returns_the_payload_wrapped_as_aws_does() {
+    let (mut sim, _) = Sim::start(
+        json!({
+            "StartAt": "Call",
+            "States": {
+                "Call": {
+                    "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                    "Parameters": {"FunctionName": lambda("calc"), "Payload.$": "$"},
+                    "OutputPath": "$.Payload",
+                    "End": true
+                }
+            }
+        }),
+        json!({"x": 1}),
+    );
+    assert_eq!(sim.request_input("Call"), json!({"x": 1}));
+    sim.succeed("Call", json!({"y": 2}));
+    assert_eq!(sim.ex.output, Some(json!({"y": 2})));
+}
+
+#[test]
+fn a_state_entered_again_gets_a_new_key_so_its_call_is_not_deduplicated() {
+    // humank's cancel states catch their own failure and loop back to themselves.
+    let (mut sim, fx) = Sim::start(
+        json!({
+            "StartAt": "Cancel",
+            "States": {
+                "Cancel": {
+                    "Type": "Task", "Resource": lambda("cancel"),
+                    "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.err", "Next": "Cancel"}],
+                    "ResultPath": "$.res",
+                    "Next": "Failed"
+                },
+                "Failed": {"Type": "Fail", "Error": "BookingFailed"}
+            }
+        }),
+        json!({}),
+    );
+    assert_eq!(invoked(&fx), ["Cancel"]);
+    let fx = sim.fail("Cancel", "Oops");
+    assert_eq!(invoked(&fx), ["Cancel#2"]);
+    sim.succeed("Cancel#2", json!("done"));
+    assert_eq!(sim.ex.status, Status::Failed);
+    assert_eq!(
+        sim.ex.error.as_ref().map(|e| e.error.as_str()),
+        Some("BookingFailed")
+    );
+}
+
+#[test]
+fn cancelling_aborts_the_execution_and_the_deadline_times_it_out() {
+    let machine = json!({
+        "StartAt": "T", "TimeoutSeconds": 60,
+        "States": {"T": {"Type": "Task", "Resource": lambda("t"), "End": true}}
+    });
+    let (mut sim, fx) = Sim::start(machine.clone(), json!({}));
+    assert!(fx.iter().any(|e| matches!(e, Effect::Deadline { .. })));
+    sim.feed(Input::Cancel {
+        reason: "user".into(),
+    });
+    assert_eq!(sim.ex.status, Status::Cancelled);
+    let (mut sim, _) = Sim::start(machine, json!({}));
+    sim.feed(Input::DeadlinePassed);
+    assert_eq!(sim.ex.status, Status::TimedOut);
+    assert!(sim.ex.outstanding(&sim.plan).is_empty());
+}
+
+#[test]
+fn a_redrive_retries_the_state_that_failed() {
+    let (mut sim, _) = Sim::start(
+        json!({"StartAt": "A", "States": {
+            "A": {"Type": "Pass", "Result": 1, "ResultPath": "$.a", "Next": "T"},
+            "T": {"Type": "Task", "Resource": lambda("t"), "End": true}
+        }}),
+        json!({}),
+    );
+    sim.fail("T", "Down");
+    assert_eq!(sim.ex.status, Status::Failed);
+    let fx = sim.feed(Input::Redrive);
+    assert_eq!(invoked(&fx), ["T#2"]);
+    assert_eq!(sim.request_input("T#2"), json!({"a": 1}));
+    sim.succeed("T#2", json!("ok"));
+    assert_eq!(sim.ex.status, Status::Succeeded);
+}
+
+#[test]
+fn the_step_functions_history_is_rendered_from_the_stored_events() {
+    let (mut sim, _) = Sim::start(
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": lambda("t"), "End": true}}}),
+        json!({"a": 1}),
+    );
+    sim.succeed("T", json!({"b": 2}));
+    let trace = sagaflow_core::asl::run::trace(&sim.plan, &sim.history).expect("a trace");
+    let names: Vec<String> = trace
+        .iter()
+        .map(|t| {
+            serde_json::to_value(&t.kind).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ExecutionStarted",
+            "StateEntered",
+            "TaskScheduled",
+            "TaskStarted",
+            "TaskSucceeded",
+            "StateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+    assert_eq!(
+        sim.event_names(),
+        [
+            "execution_started",
+            "step_scheduled T",
+            "step_succeeded T",
+            "execution_finished"
+        ]
+    );
+    let _ = EventKind::ExecutionRedriven {};
+}
