@@ -349,11 +349,23 @@ pub struct Travel {
     logs: PathBuf,
     cancel_failure_rate: f64,
     confirm_failures: u32,
+    /// More flags, e.g. `--lambda-failure-seed N`.
+    extra_args: Vec<String>,
 }
 
 impl Travel {
     /// Starts `travel-services` on a free port with a database in `dir`.
     pub fn start(dir: &Path, cancel_failure_rate: f64, confirm_failures: u32) -> Travel {
+        Travel::start_with_args(dir, cancel_failure_rate, confirm_failures, &[])
+    }
+
+    /// [`Travel::start`] with more flags (kept across restarts).
+    pub fn start_with_args(
+        dir: &Path,
+        cancel_failure_rate: f64,
+        confirm_failures: u32,
+        extra_args: &[String],
+    ) -> Travel {
         let mut travel = Travel {
             proc: None,
             url: String::new(),
@@ -361,6 +373,7 @@ impl Travel {
             logs: dir.join("logs"),
             cancel_failure_rate,
             confirm_failures,
+            extra_args: extra_args.to_vec(),
         };
         let proc = travel.spawn("127.0.0.1:0");
         travel.url = proc.url.clone();
@@ -377,7 +390,8 @@ impl Travel {
             .arg("--cancel-failure-rate")
             .arg(self.cancel_failure_rate.to_string())
             .arg("--confirm-failures")
-            .arg(self.confirm_failures.to_string());
+            .arg(self.confirm_failures.to_string())
+            .args(&self.extra_args);
         Proc::spawn("travel-services", cmd, &self.logs)
     }
 
