@@ -536,6 +536,7 @@ fn each_sample_saga_runs_unchanged_and_ends_with_exactly_its_tasks_and_bookings(
             );
         }
     }
+    every_call_was_executed_once(&setup);
 }
 
 #[test]
@@ -544,10 +545,27 @@ fn random_compensation_failures_are_retried_until_each_rollback_ends_where_the_s
     println!("lambda failure seed: {seed} (SAGAFLOW_TEST_SEED={seed} replays this run)");
     eprintln!("lambda failure seed: {seed} (SAGAFLOW_TEST_SEED={seed} replays this run)");
     let setup = Setup::start(seed, None);
-    let scenarios = scenarios("random");
+    let mut scenarios = scenarios("random");
+    // humank's rollback twice more, so its cancel loop is surely exercised.
+    for n in 2..=3 {
+        let id = format!("random-humank-lambda-saga-input-fail-at-rental-{n}");
+        let input = humank_input(
+            "humank--lambda-saga-pattern--input-fail-at-rental.json",
+            &id,
+        );
+        let template = &scenarios[1];
+        scenarios.push(Scenario {
+            id,
+            input,
+            ..*template
+        });
+    }
     let results = setup.run_all(&scenarios);
 
-    let mut random_failures = 0;
+    // Compensator failures (all random) and how many were recovered from
+    // (the same compensator succeeded next), per machine.
+    let mut random_failures: std::collections::BTreeMap<&str, (usize, usize)> =
+        std::collections::BTreeMap::new();
     for (s, (execution, events)) in scenarios.iter().zip(&results) {
         let outcomes = outcomes(events);
         let shown: Vec<String> = outcomes.iter().map(Outcome::shown).collect();
@@ -568,7 +586,15 @@ fn random_compensation_failures_are_retried_until_each_rollback_ends_where_the_s
                 s.id
             );
         }
-        random_failures += compensator_failures.len();
+        let recovered = outcomes
+            .windows(2)
+            .filter(|w| {
+                !w[0].ok && is_compensation(&w[0].state) && w[1].ok && w[1].state == w[0].state
+            })
+            .count();
+        let counts = random_failures.entry(s.machine).or_default();
+        counts.0 += compensator_failures.len();
+        counts.1 += recovered;
 
         let states = states_in_order(&outcomes);
         let expected = expected_states(s);
@@ -638,9 +664,26 @@ fn random_compensation_failures_are_retried_until_each_rollback_ends_where_the_s
             s.id
         );
     }
-    eprintln!("{random_failures} random compensator failures with seed {seed}");
-    assert!(
-        random_failures > 0,
-        "with seed {seed} some compensator failed at random, so the retries were exercised"
-    );
+    eprintln!("random compensator failures (and recoveries) with seed {seed}: {random_failures:?}");
+    for machine in ["humank-lambda-saga", "cdk-saga-single-table"] {
+        let (failures, recovered) = random_failures.get(machine).copied().unwrap_or_default();
+        assert!(
+            failures > 0 && recovered > 0,
+            "with seed {seed}, {machine}'s compensators failed at random and recovered, so its cancel loops or retries were exercised: {random_failures:?}"
+        );
+    }
+    every_call_was_executed_once(&setup);
+}
+
+/// The travel services executed each function call once per
+/// `Idempotency-Key`: a repeated key was answered from their store.
+fn every_call_was_executed_once(setup: &Setup) {
+    let effects = setup.travel.effects();
+    assert!(!effects.is_empty(), "the functions recorded their effects");
+    for effect in effects {
+        assert_eq!(
+            effect.count, 1,
+            "each call was executed once per key: {effect:?}"
+        );
+    }
 }

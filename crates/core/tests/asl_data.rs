@@ -592,3 +592,14 @@ fn output_path_null_gives_an_empty_object() {
         json!({})
     );
 }
+
+proptest::proptest! {
+    #[test]
+    fn no_path_makes_selection_or_placement_panic(text in "\\$\\$?([-.'\"\\\\(),\\[\\]?@*:<=a-z0-9 ]){0,30}") {
+        let input = json!({ "a": [1, { "b": 2 }], "c": { "d": null } });
+        let _ = check_path(&text);
+        let _ = select(&text, &input, &no_context());
+        let _ = check_reference_path(&text);
+        let _ = place(&path(&text), input, json!(1));
+    }
+}

@@ -1161,6 +1161,18 @@ fn a_state_no_transition_reaches_is_unreachable() {
 }
 
 #[test]
+fn a_state_with_a_broken_type_still_leads_to_its_targets() {
+    assert_eq!(
+        problems(json!({"StartAt": "A", "States": {
+            "A": {"Type": "Tsak", "Next": "B", "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "C"}]},
+            "B": {"Type": "Succeed"},
+            "C": {"Type": "Fail"}
+        }})),
+        vec![("invalid_value".to_string(), "/States/A/Type".to_string())]
+    );
+}
+
+#[test]
 fn a_scope_where_no_state_ends_has_no_terminal_state() {
     assert_eq!(
         problems(json!({"StartAt": "A", "States": {

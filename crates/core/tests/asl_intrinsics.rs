@@ -588,3 +588,11 @@ fn paths_with_brackets_and_filters_are_single_arguments() {
         json!(["a, b", 1])
     );
 }
+
+proptest::proptest! {
+    #[test]
+    fn no_text_makes_the_checker_or_the_evaluator_panic(text in "States\\.[A-Za-z]{0,12}\\(([-$.'\\\\{}(),\\[\\]?@*:a-z0-9 ]){0,40}") {
+        let _ = check(&text);
+        let _ = evaluate(&text, &json!({ "a": [1, 2], "b": "x" }), &json!({}), &mut counter());
+    }
+}

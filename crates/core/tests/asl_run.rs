@@ -566,3 +566,39 @@ fn the_step_functions_history_is_rendered_from_the_stored_events() {
     );
     let _ = EventKind::ExecutionRedriven {};
 }
+
+#[test]
+fn a_loop_of_pass_and_choice_states_fails_instead_of_spinning_forever() {
+    let (sim, _) = Sim::start(
+        json!({"StartAt": "A", "States": {
+            "A": {"Type": "Pass", "Next": "B"},
+            "B": {"Type": "Choice", "Choices": [{"Variable": "$.stop", "IsPresent": true, "Next": "End"}], "Default": "A"},
+            "End": {"Type": "Succeed"}
+        }}),
+        json!({}),
+    );
+    assert_eq!(sim.ex.status, Status::Failed);
+    let error = sim.ex.error.clone().expect("an error");
+    assert_eq!(error.error, "States.Runtime");
+    assert!(error.cause.contains("loops"), "{}", error.cause);
+}
+
+#[test]
+fn a_map_of_many_items_that_finish_at_once_does_not_recurse_per_item() {
+    let items: Vec<u32> = (0..20_000).collect();
+    let (sim, _) = Sim::start(
+        json!({"StartAt": "M", "States": {
+            "M": {"Type": "Map", "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}
+        }}),
+        json!(items),
+    );
+    assert_eq!(sim.ex.status, Status::Succeeded);
+    assert_eq!(
+        sim.ex
+            .output
+            .as_ref()
+            .and_then(Value::as_array)
+            .map(Vec::len),
+        Some(20_000)
+    );
+}

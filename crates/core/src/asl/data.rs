@@ -19,7 +19,7 @@ use crate::asl::machine::PathField;
 use crate::event::ErrorInfo;
 
 /// Error of a path that cannot be followed at run time.
-pub const RUNTIME: &str = "States.Runtime";
+pub use crate::retry::RUNTIME;
 /// Error of a `ResultPath` that does not fit the state input.
 pub const RESULT_PATH_MATCH_FAILURE: &str = "States.ResultPathMatchFailure";
 

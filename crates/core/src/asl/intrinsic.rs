@@ -543,7 +543,7 @@ fn eval_call(
             let s = args.string(0)?;
             serde_json::from_str(s).map_err(|e| fail(f, format!("'{s}' is not valid JSON ({e})")))
         }
-        Func::JsonToString => serde_json::to_string(&args.values[0])
+        Func::JsonToString => serde_json::to_string(args.value(0))
             .map(Value::String)
             .map_err(|e| fail(f, e)),
         Func::Array => Ok(Value::Array(args.values)),
@@ -568,7 +568,7 @@ fn eval_call(
         }
         Func::ArrayContains => {
             let items = args.array(0)?;
-            Ok(Value::Bool(items.contains(&args.values[1])))
+            Ok(Value::Bool(items.contains(args.value(1))))
         }
         Func::ArrayRange => {
             let start = i128::from(args.rounded(0)?);
@@ -647,7 +647,7 @@ fn eval_call(
                 .map_err(|_| fail(f, "the decoded data is not UTF-8 text"))
         }
         Func::Hash => {
-            let data = match &args.values[0] {
+            let data = match args.value(0) {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
@@ -672,7 +672,7 @@ fn eval_call(
         Func::JsonMerge => {
             let first = args.object(0)?;
             let second = args.object(1)?;
-            match &args.values[2] {
+            match args.value(2) {
                 Value::Bool(false) => {}
                 Value::Bool(true) => {
                     return Err(fail(
@@ -751,6 +751,12 @@ struct Args {
 }
 
 impl Args {
+    /// The `i`th value; arity was checked when the call was parsed, so the
+    /// `null` fallback only keeps indexing total.
+    fn value(&self, i: usize) -> &Value {
+        self.values.get(i).unwrap_or(&Value::Null)
+    }
+
     fn wrong(&self, i: usize, what: &str) -> ErrorInfo {
         let found = self.values.get(i).map_or("missing", data::type_name);
         fail(

@@ -22,6 +22,9 @@ pub struct Machine {
     /// How Task resources reach participants; kept for `lambda:invoke`,
     /// whose function is only known once its Parameters are rendered.
     pub resources: ResourceMap,
+    /// Whether any path or template mentions the context object (`$$`):
+    /// when none does, it is not built for every state entered.
+    pub uses_context: bool,
 }
 
 /// One scope of states: the machine itself, a Parallel branch or a Map's

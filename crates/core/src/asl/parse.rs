@@ -798,6 +798,8 @@ impl Compiler<'_> {
             graph,
             timeout_seconds,
             resources: self.resources.clone(),
+            // Only a machine that mentions `$$` reads the context object.
+            uses_context: serde_json::to_string(m).map_or(true, |t| t.contains("$$")),
         })
     }
 
@@ -977,11 +979,18 @@ impl Compiler<'_> {
         let Some(ty) = ty else {
             // Without a type nothing else can be judged; the transitions are
             // still followed so their targets are not called unreachable.
-            for key in ["Next", "Default"] {
-                if let Some(Value::String(t)) = m.get(key) {
-                    if let Some(&i) = scope.index.get(t.as_str()) {
-                        flow.edges.push(i);
-                    }
+            let nested = ["Catch", "Choices"]
+                .into_iter()
+                .filter_map(|key| m.get(key).and_then(Value::as_array))
+                .flatten()
+                .filter_map(|entry| entry.get("Next"));
+            let targets = ["Next", "Default"]
+                .into_iter()
+                .filter_map(|key| m.get(key))
+                .chain(nested);
+            for target in targets {
+                if let Some(&i) = target.as_str().and_then(|t| scope.index.get(t)) {
+                    flow.edges.push(i);
                 }
             }
             return None;
@@ -1599,6 +1608,7 @@ impl Compiler<'_> {
             if matches!(k, "And" | "Or" | "Not") || comparison(k).is_some() {
                 operators.push(k);
             } else if matches!(k, "Variable" | "Comment") || (top && k == "Next") {
+                // Read below (Variable, Comment) or by the caller (Next).
             } else if top && k == "Assign" {
                 self.err("unsupported", at(loc, k), unsupported_reason(k));
             } else if k == "Next" {

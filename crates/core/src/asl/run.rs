@@ -160,6 +160,9 @@ pub const DEFAULT_TASK_TIMEOUT_S: u64 = 900;
 /// AWS's default `TimeoutSeconds` of a `.waitForTaskToken` task.
 pub const DEFAULT_TOKEN_TIMEOUT_S: u64 = 99_999_999;
 
+/// A thread that passes this many states in a row without waiting on
+/// anything is stuck in a loop of Pass and Choice states.
+pub const MAX_TRANSITIONS_WITHOUT_WAITING: u32 = 10_000;
 /// Error of a Choice state none of whose rules matched (and no `Default`).
 pub const NO_CHOICE_MATCHED: &str = "States.NoChoiceMatched";
 /// Error of a Map state whose failed iterations exceeded the tolerance.
@@ -183,10 +186,15 @@ pub struct Run {
     head: Head,
     #[serde(skip)]
     trace: Option<Vec<Trace>>,
+    /// Fan-out slots whose branches are being started right now (empty
+    /// between events).
+    #[serde(skip)]
+    filling: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 struct Head {
+    uses_context: bool,
     id: String,
     name: String,
     input: Value,
@@ -254,6 +262,8 @@ struct Fan {
     /// Thread of each started branch or item.
     threads: Vec<Option<usize>>,
     results: Vec<Option<Value>>,
+    /// Branches or items started so far (they start in order).
+    started: usize,
     running: usize,
     failures: usize,
 }
@@ -403,6 +413,9 @@ impl Run {
         retry_count: u32,
         token: Option<&str>,
     ) -> Value {
+        if !self.head.uses_context && token.is_none() {
+            return Value::Null;
+        }
         let mut ctx = json!({
             "Execution": {
                 "Id": execution_arn(&self.head.name, &self.head.id),
@@ -454,7 +467,15 @@ impl Run {
         mut s: usize,
         mut input: Value,
     ) {
+        let mut transitions = 0u32;
         loop {
+            transitions += 1;
+            if transitions > MAX_TRANSITIONS_WITHOUT_WAITING {
+                let error = runtime(format!(
+                    "more than {MAX_TRANSITIONS_WITHOUT_WAITING} state transitions without a Task or Wait: the machine loops"
+                ));
+                return self.thread_done(m, at, fx, t, Err(error));
+            }
             let st = self.state(m, t, s);
             let key = self.key(t, &st.name, s);
             if self.tracing() {
@@ -758,6 +779,7 @@ impl Run {
             inputs,
             threads: vec![None; n],
             results: vec![None; n],
+            started: 0,
             running: 0,
             failures: 0,
         });
@@ -777,10 +799,26 @@ impl Run {
     /// Starts branches or items up to the concurrency limit, then finishes
     /// the state if all are done.
     fn fill_fan(&mut self, m: &Machine, at: Millis, fx: &mut Vec<Effect>, key: &str) {
+        // A branch that ends at once reports back through `thread_done`,
+        // which would call this again: the loop below is already running,
+        // so it only records the result (recursion as deep as a Map has
+        // items would overflow the stack).
+        if self.filling.iter().any(|k| k == key) {
+            return;
+        }
+        self.filling.push(key.to_string());
+        self.fill_fan_loop(m, at, fx, key);
+        self.filling.retain(|k| k != key);
+    }
+
+    fn fill_fan_loop(&mut self, m: &Machine, at: Millis, fx: &mut Vec<Effect>, key: &str) {
         loop {
             let Some(slot) = self.slots.get(key) else {
                 return;
             };
+            if slot.phase != Phase::Fanout {
+                return; // failed meanwhile: retried or caught
+            }
             let (t, s, attempt) = (slot.thread, slot.state, slot.attempt);
             let Some(fan) = &slot.fan else { return };
             let st = self.state(m, t, s);
@@ -788,7 +826,7 @@ impl Run {
                 Kind::Map(map) if map.max_concurrency > 0 => map.max_concurrency as usize,
                 _ => usize::MAX,
             };
-            let next = fan.threads.iter().position(Option::is_none);
+            let next = (fan.started < fan.threads.len()).then_some(fan.started);
             match next {
                 Some(i) if fan.running < limit => {
                     let input = fan.inputs[i].clone();
@@ -814,6 +852,7 @@ impl Run {
                     });
                     if let Some(fan) = self.slots.get_mut(key).and_then(|s| s.fan.as_mut()) {
                         fan.threads[i] = Some(child);
+                        fan.started = i + 1;
                         fan.running += 1;
                     }
                     if self.tracing() && matches!(st.kind, Kind::Map(_)) {
@@ -1123,6 +1162,7 @@ impl Run {
                     return Err(illegal(kind, "already started"));
                 }
                 self.head = Head {
+                    uses_context: m.uses_context,
                     id: execution_id.clone(),
                     name: definition.clone(),
                     input: input.clone(),

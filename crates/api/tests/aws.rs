@@ -1,0 +1,1461 @@
+//! The Step Functions API (AWS JSON 1.0 on `POST /`), exercised over real HTTP.
+//!
+//! Each test runs an [`Engine`] on a [`SqliteStore`] in a temporary
+//! directory, served by [`sagaflow_api::serve`] on 127.0.0.1:0, and sends
+//! what an AWS SDK sends: `POST /` with `X-Amz-Target:
+//! AWSStepFunctions.<Action>` and a JSON body. Task states reach a small
+//! axum participant in the test through the resource map
+//! (`arn:aws:lambda:*:*:function:{name}` → `/fn/{name}`), whose functions
+//! echo (`echo`), refuse with a business error (`reject`), fail until the
+//! test makes them healthy (`flaky`) or hand the task token of a
+//! `.waitForTaskToken` task back to the test (`park`).
+//!
+//! Every error answer is checked for HTTP 400 (403 for a missing credential),
+//! `__type` `com.amazonaws.states#<Name>`, a message, the `x-amzn-ErrorType`
+//! header and the JSON 1.0 content type, and is followed by a request showing
+//! that the server still serves.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use sagaflow_api::ApiConfig;
+use sagaflow_core::asl::run::{execution_arn, state_machine_arn};
+use sagaflow_core::asl::{ResourceMap, ResourceRule};
+use sagaflow_runtime::{Config, Engine};
+use sagaflow_store::sqlite::SqliteStore;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+
+/// Deadline of any request or wait (a deadline, never a timing assertion).
+const DEADLINE: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------------------
+// State machines
+// ---------------------------------------------------------------------------
+
+const PASS: &str = r#"{
+  "Comment": "Says hello",
+  "StartAt": "Hello",
+  "States": { "Hello": { "Type": "Pass", "Result": { "hello": "world" }, "ResultPath": "$.greeting", "End": true } }
+}"#;
+
+/// Succeeds when the input says `ok`, fails with `Refused` otherwise.
+const CHOOSE: &str = r#"{
+  "StartAt": "Check",
+  "States": {
+    "Check": { "Type": "Choice", "Choices": [ { "Variable": "$.ok", "BooleanEquals": true, "Next": "Yes" } ], "Default": "No" },
+    "Yes": { "Type": "Succeed" },
+    "No": { "Type": "Fail", "Error": "Refused", "Cause": "not ok" }
+  }
+}"#;
+
+/// Calls `echo` through the optimized Lambda integration.
+const INVOKE: &str = r#"{
+  "StartAt": "Echo",
+  "States": {
+    "Echo": {
+      "Type": "Task",
+      "Resource": "arn:aws:states:::lambda:invoke",
+      "Parameters": { "FunctionName": "echo", "Payload.$": "$" },
+      "ResultSelector": { "echoed.$": "$.Payload.echoed" },
+      "End": true
+    }
+  }
+}"#;
+
+/// Calls `echo` by its Lambda ARN.
+const FUNCTION: &str = r#"{
+  "StartAt": "Echo",
+  "States": {
+    "Echo": { "Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:echo", "End": true }
+  }
+}"#;
+
+/// Waits for its task token; a `Refused` failure is caught and refunded.
+const APPROVAL: &str = r#"{
+  "StartAt": "Approve",
+  "States": {
+    "Approve": {
+      "Type": "Task",
+      "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+      "Parameters": { "FunctionName": "park", "Payload": { "token.$": "$$.Task.Token", "order.$": "$.order" } },
+      "TimeoutSeconds": 120,
+      "Catch": [ { "ErrorEquals": ["Refused"], "ResultPath": "$.refusal", "Next": "Refund" } ],
+      "Next": "Approved"
+    },
+    "Approved": { "Type": "Succeed" },
+    "Refund": { "Type": "Pass", "Result": "refunded", "ResultPath": "$.outcome", "End": true }
+  }
+}"#;
+
+/// Waits ten minutes: long enough to be stopped.
+const WAIT: &str = r#"{
+  "StartAt": "Sleep",
+  "States": { "Sleep": { "Type": "Wait", "Seconds": 600, "End": true } }
+}"#;
+
+/// Calls `flaky` once: fails while it is down.
+const FLAKY: &str = r#"{
+  "StartAt": "Call",
+  "States": {
+    "Call": { "Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:flaky", "End": true }
+  }
+}"#;
+
+/// A native saga definition, for the mixed cases.
+const SAGA: &str = r#"
+name: native
+steps:
+  - name: reserve
+    action: { http: { url: "${SVC}/fn/echo" } }
+"#;
+
+// ---------------------------------------------------------------------------
+// The participant
+// ---------------------------------------------------------------------------
+
+struct Svc {
+    healthy: AtomicBool,
+    calls: Mutex<Vec<String>>,
+    /// Bodies received by `park` (they hold the task token).
+    parked: mpsc::UnboundedSender<Value>,
+}
+
+async fn function(
+    State(svc): State<Arc<Svc>>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    svc.calls.lock().unwrap().push(name.clone());
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    match name.as_str() {
+        "reject" => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "Rejected", "cause": "the participant said no"})),
+        )
+            .into_response(),
+        "flaky" if !svc.healthy.load(Ordering::SeqCst) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "down for now").into_response()
+        }
+        "park" => {
+            let _ = svc.parked.send(body);
+            Json(json!({"acknowledged": true})).into_response()
+        }
+        _ => Json(json!({"echoed": body})).into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The server under test
+// ---------------------------------------------------------------------------
+
+struct Aws {
+    base: String,
+    http: reqwest::Client,
+    engine: Engine,
+    svc: Arc<Svc>,
+    parked: tokio::sync::Mutex<mpsc::UnboundedReceiver<Value>>,
+    _stop: oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+/// An answer: status, headers and JSON body.
+#[derive(Debug)]
+struct Reply {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl Aws {
+    async fn start() -> Aws {
+        Aws::with_config(ApiConfig::default()).await
+    }
+
+    async fn with_config(config: ApiConfig) -> Aws {
+        let (parked_tx, parked) = mpsc::unbounded_channel();
+        let svc = Arc::new(Svc {
+            healthy: AtomicBool::new(false),
+            calls: Mutex::new(Vec::new()),
+            parked: parked_tx,
+        });
+        let svc_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let svc_url = format!("http://{}", svc_listener.local_addr().unwrap());
+        let app = Router::new()
+            .route("/fn/{name}", post(function))
+            .with_state(svc.clone());
+        tokio::spawn(async move { axum::serve(svc_listener, app).await });
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("sagaflow.db")).unwrap();
+        let engine = Engine::builder(Arc::new(store))
+            .config(Config {
+                variables: HashMap::from([("SVC".to_string(), svc_url.clone())]),
+                resources: ResourceMap {
+                    rules: vec![ResourceRule {
+                        pattern: "arn:aws:lambda:*:*:function:{name}".into(),
+                        target: format!("{svc_url}/fn/{{name}}"),
+                    }],
+                },
+                ..Config::default()
+            })
+            .build();
+        engine.start().await.unwrap();
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(sagaflow_api::serve(
+            engine.clone(),
+            config,
+            listener,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Aws {
+            base,
+            http: reqwest::Client::new(),
+            engine,
+            svc,
+            parked: tokio::sync::Mutex::new(parked),
+            _stop: stop,
+            _dir: dir,
+        }
+    }
+
+    async fn send(&self, rb: reqwest::RequestBuilder) -> Reply {
+        let resp = tokio::time::timeout(DEADLINE, rb.send())
+            .await
+            .expect("request deadline")
+            .expect("request failed");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("reading the body");
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{status}: the body is not JSON ({e}): {text}"));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// `POST /` as an AWS SDK sends it.
+    fn request(&self, action: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}/", self.base))
+            .header("X-Amz-Target", format!("AWSStepFunctions.{action}"))
+            .header("Content-Type", "application/x-amz-json-1.0")
+    }
+
+    async fn call(&self, action: &str, body: Value) -> Reply {
+        self.send(self.request(action).body(body.to_string())).await
+    }
+
+    /// An action that must succeed; its answer.
+    #[track_caller]
+    fn ok(&self, action: &str, body: Value) -> impl std::future::Future<Output = Value> + '_ {
+        let action = action.to_string();
+        async move {
+            let r = self.call(&action, body).await;
+            assert_eq!(r.status, StatusCode::OK, "{action}: {}", r.body);
+            assert_eq!(
+                r.header("content-type"),
+                Some("application/x-amz-json-1.0"),
+                "{action}"
+            );
+            assert!(r.header("x-amzn-requestid").is_some(), "{action}: a request id");
+            r.body
+        }
+    }
+
+    /// Checks an error answer's shape and name, and that the server still
+    /// serves; returns its message.
+    async fn expect_error(&self, reply: Reply, name: &str) -> String {
+        let expected = if name == "MissingAuthenticationTokenException" {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        assert_eq!(reply.status, expected, "expected {name}: {}", reply.body);
+        assert_eq!(
+            reply.body["__type"],
+            format!("com.amazonaws.states#{name}"),
+            "{}",
+            reply.body
+        );
+        assert_eq!(reply.header("x-amzn-errortype"), Some(name));
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/x-amz-json-1.0")
+        );
+        let message = reply.body["message"].as_str().unwrap_or_default();
+        assert!(!message.is_empty(), "a message for people: {}", reply.body);
+        assert_eq!(
+            reply.body.as_object().map(|o| o.len()),
+            Some(2),
+            "only `__type` and `message`: {}",
+            reply.body
+        );
+        let health = self
+            .http
+            .get(format!("{}/healthz", self.base))
+            .send()
+            .await
+            .expect("the server still serves");
+        assert_eq!(health.status(), StatusCode::OK);
+        message.to_string()
+    }
+
+    async fn error(&self, action: &str, body: Value, name: &str) -> String {
+        let r = self.call(action, body).await;
+        self.expect_error(r, name).await
+    }
+
+    /// Creates a state machine that must be valid; returns its ARN.
+    async fn create(&self, name: &str, definition: &str) -> String {
+        let r = self
+            .ok(
+                "CreateStateMachine",
+                json!({"name": name, "definition": definition, "roleArn": "arn:aws:iam::123456789012:role/x"}),
+            )
+            .await;
+        let arn = r["stateMachineArn"].as_str().expect("an ARN").to_string();
+        assert_eq!(arn, state_machine_arn(name));
+        assert!(r["creationDate"].is_f64(), "{r}");
+        arn
+    }
+
+    /// Starts an execution; returns its ARN.
+    async fn start_execution(&self, machine: &str, name: &str, input: Value) -> String {
+        let r = self
+            .ok(
+                "StartExecution",
+                json!({"stateMachineArn": state_machine_arn(machine), "name": name, "input": input.to_string()}),
+            )
+            .await;
+        assert!(r["startDate"].is_f64(), "{r}");
+        r["executionArn"].as_str().expect("an ARN").to_string()
+    }
+
+    /// Waits (through the engine) until the execution has finished, then
+    /// describes it through the API.
+    async fn finished(&self, arn: &str) -> Value {
+        let id = arn.rsplit(':').next().unwrap();
+        let rec = self.engine.wait(id, DEADLINE).await.expect("wait");
+        assert!(rec.status.is_terminal(), "{id} did not finish: {rec:?}");
+        self.ok("DescribeExecution", json!({"executionArn": arn}))
+            .await
+    }
+
+    async fn history(&self, arn: &str) -> Vec<Value> {
+        let h = self
+            .ok(
+                "GetExecutionHistory",
+                json!({"executionArn": arn, "maxResults": 1000}),
+            )
+            .await;
+        h["events"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The body the next `.waitForTaskToken` call handed to `park`.
+    async fn next_parked(&self) -> Value {
+        tokio::time::timeout(DEADLINE, async { self.parked.lock().await.recv().await })
+            .await
+            .expect("the task is called")
+            .expect("a parked call")
+    }
+}
+
+fn types(events: &[Value]) -> Vec<&str> {
+    events.iter().filter_map(|e| e["type"].as_str()).collect()
+}
+
+fn parsed(text: &Value) -> Value {
+    serde_json::from_str(text.as_str().expect("a JSON string")).expect("JSON in the string")
+}
+
+// ---------------------------------------------------------------------------
+// State machines
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_machine_is_created_described_listed_and_deleted() {
+    let aws = Aws::start().await;
+    let arn = aws.create("hello", PASS).await;
+    assert_eq!(
+        arn,
+        "arn:aws:states:us-east-1:123456789012:stateMachine:hello"
+    );
+
+    let d = aws
+        .ok("DescribeStateMachine", json!({"stateMachineArn": arn}))
+        .await;
+    assert_eq!(d["name"], "hello");
+    assert_eq!(d["stateMachineArn"], arn);
+    assert_eq!(d["status"], "ACTIVE");
+    assert_eq!(d["type"], "STANDARD");
+    assert_eq!(d["definition"], PASS, "the definition as it was given");
+    assert!(d["roleArn"].as_str().is_some_and(|r| r.starts_with("arn:aws:iam::")));
+    assert!(d["creationDate"].is_f64());
+
+    aws.create("other", CHOOSE).await;
+    let list = aws.ok("ListStateMachines", json!({})).await;
+    let names: Vec<_> = list["stateMachines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["hello", "other"]);
+    assert_eq!(list["stateMachines"][0]["stateMachineArn"], arn);
+    assert_eq!(list["stateMachines"][0]["type"], "STANDARD");
+    assert!(list["stateMachines"][0]["creationDate"].is_f64());
+    assert!(list.get("nextToken").is_none());
+
+    assert_eq!(
+        aws.ok("DeleteStateMachine", json!({"stateMachineArn": arn}))
+            .await,
+        json!({})
+    );
+    let message = aws
+        .error(
+            "DescribeStateMachine",
+            json!({"stateMachineArn": arn}),
+            "StateMachineDoesNotExist",
+        )
+        .await;
+    assert!(message.contains(&arn), "{message}");
+    let list = aws.ok("ListStateMachines", json!({})).await;
+    assert_eq!(list["stateMachines"].as_array().unwrap().len(), 1);
+    // Deleting is idempotent, as in AWS.
+    aws.ok("DeleteStateMachine", json!({"stateMachineArn": arn}))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creating_again_returns_the_same_machine_and_another_definition_is_state_machine_already_exists(
+) {
+    let aws = Aws::start().await;
+    let first = aws
+        .ok(
+            "CreateStateMachine",
+            json!({"name": "hello", "definition": PASS, "roleArn": "r"}),
+        )
+        .await;
+    // The same document, formatted differently: the same machine.
+    let compact = serde_json::from_str::<Value>(PASS).unwrap().to_string();
+    let again = aws
+        .ok(
+            "CreateStateMachine",
+            json!({"name": "hello", "definition": compact, "roleArn": "r", "type": "EXPRESS"}),
+        )
+        .await;
+    assert_eq!(again, first);
+
+    let message = aws
+        .error(
+            "CreateStateMachine",
+            json!({"name": "hello", "definition": CHOOSE, "roleArn": "r"}),
+            "StateMachineAlreadyExists",
+        )
+        .await;
+    assert!(message.contains(&state_machine_arn("hello")), "{message}");
+
+    // A deleted name can be created afresh, with another definition.
+    aws.ok(
+        "DeleteStateMachine",
+        json!({"stateMachineArn": state_machine_arn("hello")}),
+    )
+    .await;
+    aws.create("hello", CHOOSE).await;
+    let d = aws
+        .ok(
+            "DescribeStateMachine",
+            json!({"stateMachineArn": state_machine_arn("hello")}),
+        )
+        .await;
+    assert_eq!(d["definition"], CHOOSE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_definition_is_refused_with_every_violation_and_its_location() {
+    let aws = Aws::start().await;
+    let broken = r#"{
+      "StartAt": "First",
+      "States": {
+        "First": { "Type": "Pass", "Next": "Nowhere" },
+        "Second": { "Type": "Teleport", "End": true }
+      }
+    }"#;
+    let message = aws
+        .error(
+            "CreateStateMachine",
+            json!({"name": "broken", "definition": broken, "roleArn": "r"}),
+            "InvalidDefinition",
+        )
+        .await;
+    assert!(
+        message.starts_with("Invalid State Machine Definition: '"),
+        "{message}"
+    );
+    for location in ["/States/First/Next", "/States/Second/Type"] {
+        assert!(message.contains(location), "names {location}: {message}");
+    }
+
+    for (definition, hint) in [
+        ("{not json", "INVALID_JSON_DESCRIPTION"),
+        (r#"{"Comment": "no states"}"#, "StartAt and States"),
+        ("name: saga\nsteps: []", "INVALID_JSON_DESCRIPTION"),
+    ] {
+        let message = aws
+            .error(
+                "CreateStateMachine",
+                json!({"name": "broken", "definition": definition, "roleArn": "r"}),
+                "InvalidDefinition",
+            )
+            .await;
+        assert!(message.contains(hint), "{definition}: {message}");
+    }
+    // Nothing was created.
+    let list = aws.ok("ListStateMachines", json!({})).await;
+    assert_eq!(list["stateMachines"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_names_arns_and_types_are_refused() {
+    let aws = Aws::start().await;
+    aws.create("hello", PASS).await;
+    for name in ["has space", "a/b", "", &"x".repeat(81), "ünï"] {
+        aws.error(
+            "CreateStateMachine",
+            json!({"name": name, "definition": PASS, "roleArn": "r"}),
+            "InvalidName",
+        )
+        .await;
+    }
+    for name in ["a:b", "a b", &"x".repeat(81)] {
+        aws.error(
+            "StartExecution",
+            json!({"stateMachineArn": state_machine_arn("hello"), "name": name}),
+            "InvalidName",
+        )
+        .await;
+    }
+    aws.error(
+        "CreateStateMachine",
+        json!({"name": "t", "definition": PASS, "roleArn": "r", "type": "FAST"}),
+        "ValidationException",
+    )
+    .await;
+    for (action, field, arn) in [
+        ("DescribeStateMachine", "stateMachineArn", "hello"),
+        (
+            "DescribeStateMachine",
+            "stateMachineArn",
+            "arn:aws:states:us-east-1:123456789012:execution:hello:x",
+        ),
+        (
+            "StartExecution",
+            "stateMachineArn",
+            "arn:aws:states:us-east-1:123456789012:stateMachine:hello:3",
+        ),
+        ("DeleteStateMachine", "stateMachineArn", "arn:aws:sqs:x"),
+        ("ListExecutions", "stateMachineArn", ""),
+        ("DescribeExecution", "executionArn", &state_machine_arn("hello")),
+        ("StopExecution", "executionArn", "nope"),
+        ("GetExecutionHistory", "executionArn", "arn:aws:states:::execution:hello"),
+        ("RedriveExecution", "executionArn", "x"),
+    ] {
+        let message = aws
+            .error(action, json!({ field: arn }), "InvalidArn")
+            .await;
+        assert!(message.contains("Invalid Arn"), "{action}: {message}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Executions
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_runs_to_success_and_is_described_with_its_input_and_output() {
+    let aws = Aws::start().await;
+    aws.create("hello", PASS).await;
+    let arn = aws
+        .start_execution("hello", "first", json!({"who": "me"}))
+        .await;
+    assert_eq!(arn, execution_arn("hello", "first"));
+
+    let d = aws.finished(&arn).await;
+    assert_eq!(d["executionArn"], arn);
+    assert_eq!(d["stateMachineArn"], state_machine_arn("hello"));
+    assert_eq!(d["name"], "first");
+    assert_eq!(d["status"], "SUCCEEDED");
+    assert_eq!(parsed(&d["input"]), json!({"who": "me"}));
+    assert_eq!(
+        parsed(&d["output"]),
+        json!({"who": "me", "greeting": {"hello": "world"}})
+    );
+    assert!(d["startDate"].as_f64().unwrap() <= d["stopDate"].as_f64().unwrap());
+    assert!(d.get("error").is_none());
+    assert_eq!(d["redriveStatus"], "NOT_REDRIVABLE");
+
+    // Without a name or an input: a generated name, `{}` as the input.
+    let r = aws
+        .ok(
+            "StartExecution",
+            json!({"stateMachineArn": state_machine_arn("hello")}),
+        )
+        .await;
+    let d = aws.finished(r["executionArn"].as_str().unwrap()).await;
+    assert_eq!(parsed(&d["input"]), json!({}));
+    assert!(!d["name"].as_str().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_execution_is_described_with_its_error_and_cause() {
+    let aws = Aws::start().await;
+    aws.create("choose", CHOOSE).await;
+    let arn = aws
+        .start_execution("choose", "no", json!({"ok": false}))
+        .await;
+    let d = aws.finished(&arn).await;
+    assert_eq!(d["status"], "FAILED");
+    assert_eq!((&d["error"], &d["cause"]), (&json!("Refused"), &json!("not ok")));
+    assert!(d.get("output").is_none());
+    assert!(d["stopDate"].is_f64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starting_again_with_the_same_name_and_input_returns_the_same_execution_and_another_input_is_execution_already_exists(
+) {
+    let aws = Aws::start().await;
+    aws.create("hello", PASS).await;
+    aws.create("other", PASS).await;
+    let first = aws
+        .ok(
+            "StartExecution",
+            json!({"stateMachineArn": state_machine_arn("hello"), "name": "once", "input": "{\"a\": 1}"}),
+        )
+        .await;
+    let again = aws
+        .ok(
+            "StartExecution",
+            json!({"stateMachineArn": state_machine_arn("hello"), "name": "once", "input": "{\"a\":1}"}),
+        )
+        .await;
+    assert_eq!(again, first);
+
+    let message = aws
+        .error(
+            "StartExecution",
+            json!({"stateMachineArn": state_machine_arn("hello"), "name": "once", "input": "{\"a\": 2}"}),
+            "ExecutionAlreadyExists",
+        )
+        .await;
+    assert!(message.contains(&execution_arn("hello", "once")), "{message}");
+    // Names are unique across machines here.
+    aws.error(
+        "StartExecution",
+        json!({"stateMachineArn": state_machine_arn("other"), "name": "once", "input": "{\"a\": 1}"}),
+        "ExecutionAlreadyExists",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_that_is_not_json_is_invalid_execution_input() {
+    let aws = Aws::start().await;
+    aws.create("hello", PASS).await;
+    for input in ["{", "not json", ""] {
+        aws.error(
+            "StartExecution",
+            json!({"stateMachineArn": state_machine_arn("hello"), "input": input}),
+            "InvalidExecutionInput",
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_or_deleted_machine_starts_nothing_but_its_executions_stay_readable() {
+    let aws = Aws::start().await;
+    aws.error(
+        "StartExecution",
+        json!({"stateMachineArn": state_machine_arn("nope")}),
+        "StateMachineDoesNotExist",
+    )
+    .await;
+    aws.error(
+        "ListExecutions",
+        json!({"stateMachineArn": state_machine_arn("nope")}),
+        "StateMachineDoesNotExist",
+    )
+    .await;
+
+    aws.create("hello", PASS).await;
+    let arn = aws.start_execution("hello", "kept", json!({})).await;
+    aws.finished(&arn).await;
+    aws.ok(
+        "DeleteStateMachine",
+        json!({"stateMachineArn": state_machine_arn("hello")}),
+    )
+    .await;
+    aws.error(
+        "StartExecution",
+        json!({"stateMachineArn": state_machine_arn("hello"), "name": "after"}),
+        "StateMachineDoesNotExist",
+    )
+    .await;
+    let d = aws
+        .ok("DescribeExecution", json!({"executionArn": arn}))
+        .await;
+    assert_eq!(d["status"], "SUCCEEDED");
+    let history = aws.history(&arn).await;
+    assert_eq!(types(&history).last(), Some(&"ExecutionSucceeded"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_execution_or_one_of_another_machine_is_execution_does_not_exist() {
+    let aws = Aws::start().await;
+    aws.create("hello", PASS).await;
+    aws.create("other", PASS).await;
+    let arn = aws.start_execution("hello", "mine", json!({})).await;
+    aws.finished(&arn).await;
+    for missing in [
+        execution_arn("hello", "nope"),
+        execution_arn("other", "mine"),
+    ] {
+        for action in [
+            "DescribeExecution",
+            "GetExecutionHistory",
+            "StopExecution",
+            "RedriveExecution",
+        ] {
+            let message = aws
+                .error(
+                    action,
+                    json!({"executionArn": missing}),
+                    "ExecutionDoesNotExist",
+                )
+                .await;
+            assert!(message.contains(&missing), "{action}: {message}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_sync_execution_answers_with_the_outcome() {
+    let aws = Aws::start().await;
+    aws.create("choose", CHOOSE).await;
+    let ok = aws
+        .ok(
+            "StartSyncExecution",
+            json!({"stateMachineArn": state_machine_arn("choose"), "name": "yes", "input": "{\"ok\": true}"}),
+        )
+        .await;
+    assert_eq!(ok["status"], "SUCCEEDED");
+    assert_eq!(ok["executionArn"], execution_arn("choose", "yes"));
+    assert_eq!(ok["stateMachineArn"], state_machine_arn("choose"));
+    assert_eq!(parsed(&ok["output"]), json!({"ok": true}));
+    assert_eq!(parsed(&ok["input"]), json!({"ok": true}));
+    assert!(ok["startDate"].is_f64() && ok["stopDate"].is_f64());
+
+    let failed = aws
+        .ok(
+            "StartSyncExecution",
+            json!({"stateMachineArn": state_machine_arn("choose"), "input": "{\"ok\": false}"}),
+        )
+        .await;
+    assert_eq!(failed["status"], "FAILED");
+    assert_eq!(
+        (&failed["error"], &failed["cause"]),
+        (&json!("Refused"), &json!("not ok"))
+    );
+    assert!(failed.get("output").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executions_are_listed_newest_first_filtered_by_status_and_paged() {
+    let aws = Aws::start().await;
+    aws.create("choose", CHOOSE).await;
+    aws.create("other", PASS).await;
+    let mut arns = Vec::new();
+    for (name, ok) in [("a", true), ("b", false), ("c", true), ("d", true)] {
+        let arn = aws
+            .start_execution("choose", name, json!({ "ok": ok }))
+            .await;
+        aws.finished(&arn).await;
+        arns.push(arn);
+    }
+    aws.finished(&aws.start_execution("other", "elsewhere", json!({})).await)
+        .await;
+
+    let names = |page: &Value| -> Vec<String> {
+        page["executions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = aws
+        .ok(
+            "ListExecutions",
+            json!({"stateMachineArn": state_machine_arn("choose")}),
+        )
+        .await;
+    assert_eq!(names(&all), ["d", "c", "b", "a"]);
+    let first = &all["executions"][0];
+    assert_eq!(first["executionArn"], arns[3]);
+    assert_eq!(first["stateMachineArn"], state_machine_arn("choose"));
+    assert_eq!(first["status"], "SUCCEEDED");
+    assert!(first["startDate"].is_f64() && first["stopDate"].is_f64());
+
+    let failed = aws
+        .ok(
+            "ListExecutions",
+            json!({"stateMachineArn": state_machine_arn("choose"), "statusFilter": "FAILED"}),
+        )
+        .await;
+    assert_eq!(names(&failed), ["b"]);
+    let running = aws
+        .ok(
+            "ListExecutions",
+            json!({"stateMachineArn": state_machine_arn("choose"), "statusFilter": "RUNNING"}),
+        )
+        .await;
+    assert_eq!(running["executions"], json!([]));
+
+    // Pages of two, following nextToken.
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut req = json!({"stateMachineArn": state_machine_arn("choose"), "statusFilter": "SUCCEEDED", "maxResults": 2});
+        if let Some(t) = &token {
+            req["nextToken"] = json!(t);
+        }
+        let page = aws.ok("ListExecutions", req).await;
+        assert!(names(&page).len() <= 2);
+        seen.extend(names(&page));
+        match page["nextToken"].as_str() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["d", "c", "a"]);
+
+    aws.error(
+        "ListExecutions",
+        json!({"stateMachineArn": state_machine_arn("choose"), "statusFilter": "DONE"}),
+        "ValidationException",
+    )
+    .await;
+    aws.error(
+        "ListExecutions",
+        json!({"stateMachineArn": state_machine_arn("choose"), "nextToken": "garbage!"}),
+        "InvalidToken",
+    )
+    .await;
+    for max in [json!(1001), json!(-1), json!("ten")] {
+        aws.error(
+            "ListExecutions",
+            json!({"stateMachineArn": state_machine_arn("choose"), "maxResults": max}),
+            "ValidationException",
+        )
+        .await;
+    }
+    aws.error("ListExecutions", json!({}), "ValidationException")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_machines_are_paged_by_name() {
+    let aws = Aws::start().await;
+    for name in ["c", "a", "b"] {
+        aws.create(name, PASS).await;
+    }
+    let first = aws
+        .ok("ListStateMachines", json!({"maxResults": 2}))
+        .await;
+    let token = first["nextToken"].as_str().expect("a next page").to_string();
+    let second = aws
+        .ok(
+            "ListStateMachines",
+            json!({"maxResults": 2, "nextToken": token}),
+        )
+        .await;
+    let names = |page: &Value| -> Vec<String> {
+        page["stateMachines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&first), ["a", "b"]);
+    assert_eq!(names(&second), ["c"]);
+    assert!(second.get("nextToken").is_none());
+}
+
+// ---------------------------------------------------------------------------
+// History
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_of_a_task_execution_has_aws_event_types_and_details() {
+    let aws = Aws::start().await;
+    aws.create("invoke", INVOKE).await;
+    let arn = aws
+        .start_execution("invoke", "h", json!({"trip": 7}))
+        .await;
+    assert_eq!(aws.finished(&arn).await["status"], "SUCCEEDED");
+
+    let events = aws.history(&arn).await;
+    assert_eq!(
+        types(&events),
+        [
+            "ExecutionStarted",
+            "TaskStateEntered",
+            "TaskScheduled",
+            "TaskStarted",
+            "TaskSucceeded",
+            "TaskStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["id"], json!(i + 1));
+        assert_eq!(e["previousEventId"], json!(i));
+        assert!(e["timestamp"].is_f64(), "{e}");
+    }
+    let started = &events[0]["executionStartedEventDetails"];
+    assert_eq!(parsed(&started["input"]), json!({"trip": 7}));
+    assert!(started["roleArn"].is_string());
+    let entered = &events[1]["stateEnteredEventDetails"];
+    assert_eq!(entered["name"], "Echo");
+    assert_eq!(parsed(&entered["input"]), json!({"trip": 7}));
+    let scheduled = &events[2]["taskScheduledEventDetails"];
+    assert_eq!(scheduled["resourceType"], "lambda");
+    assert_eq!(scheduled["resource"], "invoke");
+    assert_eq!(scheduled["region"], "us-east-1");
+    assert_eq!(
+        parsed(&scheduled["parameters"]),
+        json!({"FunctionName": "echo", "Payload": {"trip": 7}})
+    );
+    assert_eq!(
+        events[3]["taskStartedEventDetails"],
+        json!({"resourceType": "lambda", "resource": "invoke"})
+    );
+    let succeeded = &events[4]["taskSucceededEventDetails"];
+    assert_eq!(
+        parsed(&succeeded["output"])["Payload"],
+        json!({"echoed": {"trip": 7}})
+    );
+    let exited = &events[5]["stateExitedEventDetails"];
+    assert_eq!(exited["name"], "Echo");
+    assert_eq!(parsed(&exited["output"]), json!({"echoed": {"trip": 7}}));
+    assert_eq!(
+        parsed(&events[6]["executionSucceededEventDetails"]["output"]),
+        json!({"echoed": {"trip": 7}})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_pages_reverses_and_leaves_out_data_on_request() {
+    let aws = Aws::start().await;
+    aws.create("invoke", INVOKE).await;
+    let arn = aws.start_execution("invoke", "h", json!({"trip": 7})).await;
+    aws.finished(&arn).await;
+    let all = aws.history(&arn).await;
+    assert_eq!(all.len(), 7);
+
+    let mut paged = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut req = json!({"executionArn": arn, "maxResults": 3, "reverseOrder": true});
+        if let Some(t) = &token {
+            req["nextToken"] = json!(t);
+        }
+        let page = aws.ok("GetExecutionHistory", req).await;
+        paged.extend(page["events"].as_array().unwrap().iter().cloned());
+        match page["nextToken"].as_str() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    let mut reversed = all.clone();
+    reversed.reverse();
+    assert_eq!(paged, reversed);
+
+    let bare = aws
+        .ok(
+            "GetExecutionHistory",
+            json!({"executionArn": arn, "includeExecutionData": false}),
+        )
+        .await;
+    let started = &bare["events"][0]["executionStartedEventDetails"];
+    assert!(started.get("input").is_none(), "{started}");
+    assert!(bare["events"][2]["taskScheduledEventDetails"]
+        .get("parameters")
+        .is_none());
+
+    aws.error(
+        "GetExecutionHistory",
+        json!({"executionArn": arn, "nextToken": "x"}),
+        "InvalidToken",
+    )
+    .await;
+    aws.error(
+        "GetExecutionHistory",
+        json!({"executionArn": arn, "reverseOrder": "yes"}),
+        "ValidationException",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lambda_function_resource_shows_as_lambda_function_events() {
+    let aws = Aws::start().await;
+    aws.create("function", FUNCTION).await;
+    let arn = aws.start_execution("function", "f", json!({"n": 1})).await;
+    assert_eq!(aws.finished(&arn).await["status"], "SUCCEEDED");
+    let events = aws.history(&arn).await;
+    assert_eq!(
+        types(&events),
+        [
+            "ExecutionStarted",
+            "TaskStateEntered",
+            "LambdaFunctionScheduled",
+            "LambdaFunctionStarted",
+            "LambdaFunctionSucceeded",
+            "TaskStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+    let scheduled = &events[2]["lambdaFunctionScheduledEventDetails"];
+    assert_eq!(
+        scheduled["resource"],
+        "arn:aws:lambda:us-east-1:123456789012:function:echo"
+    );
+    assert_eq!(parsed(&scheduled["input"]), json!({"n": 1}));
+    assert_eq!(
+        parsed(&events[4]["lambdaFunctionSucceededEventDetails"]["output"]),
+        json!({"echoed": {"n": 1}})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_of_a_saga_format_execution_is_refused_and_names_the_native_route() {
+    let aws = Aws::start().await;
+    let r = aws
+        .http
+        .put(format!("{}/v1/definitions/native", aws.base))
+        .body(SAGA)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // Saga definitions are state machines too: listed, described, started.
+    let list = aws.ok("ListStateMachines", json!({})).await;
+    assert_eq!(list["stateMachines"][0]["name"], "native");
+    let arn = aws.start_execution("native", "saga-1", json!({})).await;
+    assert_eq!(aws.finished(&arn).await["status"], "SUCCEEDED");
+    let message = aws
+        .error(
+            "GetExecutionHistory",
+            json!({"executionArn": arn}),
+            "ValidationException",
+        )
+        .await;
+    assert!(
+        message.contains("/v1/executions/saga-1/history"),
+        "{message}"
+    );
+    // CreateStateMachine never replaces it.
+    aws.error(
+        "CreateStateMachine",
+        json!({"name": "native", "definition": PASS, "roleArn": "r"}),
+        "StateMachineAlreadyExists",
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Task tokens
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_for_task_token_task_completes_with_send_task_success() {
+    let aws = Aws::start().await;
+    aws.create("approval", APPROVAL).await;
+    let arn = aws
+        .start_execution("approval", "ok", json!({"order": 1}))
+        .await;
+    let parked = aws.next_parked().await;
+    assert_eq!(parked["order"], 1);
+    let token = parked["token"].as_str().expect("the token").to_string();
+
+    assert_eq!(
+        aws.ok("SendTaskHeartbeat", json!({"taskToken": token}))
+            .await,
+        json!({})
+    );
+    let d = aws
+        .ok("DescribeExecution", json!({"executionArn": arn}))
+        .await;
+    assert_eq!(d["status"], "RUNNING");
+
+    assert_eq!(
+        aws.ok(
+            "SendTaskSuccess",
+            json!({"taskToken": token, "output": "{\"approved\": true}"}),
+        )
+        .await,
+        json!({})
+    );
+    let d = aws.finished(&arn).await;
+    assert_eq!(d["status"], "SUCCEEDED");
+    assert_eq!(parsed(&d["output"]), json!({"approved": true}));
+    let history = aws.history(&arn).await;
+    let kinds = types(&history);
+    assert!(kinds.contains(&"TaskSubmitted"), "{kinds:?}");
+    let submitted = history
+        .iter()
+        .find(|e| e["type"] == "TaskSubmitted")
+        .unwrap();
+    assert_eq!(
+        submitted["taskSubmittedEventDetails"]["resource"],
+        "invoke.waitForTaskToken"
+    );
+
+    // The token is spent.
+    aws.error(
+        "SendTaskSuccess",
+        json!({"taskToken": token, "output": "{}"}),
+        "TaskTimedOut",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_task_failure_is_caught_by_the_catch() {
+    let aws = Aws::start().await;
+    aws.create("approval", APPROVAL).await;
+    let arn = aws
+        .start_execution("approval", "no", json!({"order": 2}))
+        .await;
+    let token = aws.next_parked().await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    aws.ok(
+        "SendTaskFailure",
+        json!({"taskToken": token, "error": "Refused", "cause": "over budget"}),
+    )
+    .await;
+    let d = aws.finished(&arn).await;
+    assert_eq!(d["status"], "SUCCEEDED");
+    assert_eq!(
+        parsed(&d["output"]),
+        json!({"order": 2, "refusal": {"Error": "Refused", "Cause": "over budget"}, "outcome": "refunded"})
+    );
+    let history = aws.history(&arn).await;
+    let failed = history
+        .iter()
+        .find(|e| e["type"] == "TaskFailed")
+        .expect("a TaskFailed event");
+    assert_eq!(
+        (
+            &failed["taskFailedEventDetails"]["error"],
+            &failed["taskFailedEventDetails"]["cause"]
+        ),
+        (&json!("Refused"), &json!("over budget"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_token_errors_have_their_aws_names() {
+    let aws = Aws::start().await;
+    aws.create("approval", APPROVAL).await;
+    aws.start_execution("approval", "t", json!({"order": 3}))
+        .await;
+    let token = aws.next_parked().await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    for garbage in ["nope", "zz.yy", ""] {
+        aws.error(
+            "SendTaskSuccess",
+            json!({"taskToken": garbage, "output": "{}"}),
+            "InvalidToken",
+        )
+        .await;
+    }
+    let unknown = sagaflow_core::task_token(
+        "missing",
+        "Approve",
+        sagaflow_core::TaskKind::Action,
+        1,
+        "n0nce",
+    );
+    for action in ["SendTaskSuccess", "SendTaskFailure", "SendTaskHeartbeat"] {
+        aws.error(
+            action,
+            json!({"taskToken": unknown, "output": "{}"}),
+            "TaskDoesNotExist",
+        )
+        .await;
+    }
+    aws.error(
+        "SendTaskSuccess",
+        json!({"taskToken": token, "output": "{not json"}),
+        "InvalidOutput",
+    )
+    .await;
+    aws.error(
+        "SendTaskSuccess",
+        json!({"taskToken": token}),
+        "ValidationException",
+    )
+    .await;
+    // None of these touched the task: it still completes.
+    aws.ok(
+        "SendTaskSuccess",
+        json!({"taskToken": token, "output": "{}"}),
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Stop and redrive
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_execution_aborts_a_running_execution() {
+    let aws = Aws::start().await;
+    aws.create("wait", WAIT).await;
+    let arn = aws.start_execution("wait", "long", json!({})).await;
+    let stopped = aws
+        .ok(
+            "StopExecution",
+            json!({"executionArn": arn, "error": "Operator", "cause": "not needed"}),
+        )
+        .await;
+    assert!(stopped["stopDate"].is_f64(), "{stopped}");
+    let d = aws.finished(&arn).await;
+    assert_eq!(d["status"], "ABORTED");
+    let history = aws.history(&arn).await;
+    let last = history.last().unwrap();
+    assert_eq!(last["type"], "ExecutionAborted");
+    let cause = last["executionAbortedEventDetails"]["cause"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(cause.contains("not needed"), "{last}");
+
+    let aborted = aws
+        .ok(
+            "ListExecutions",
+            json!({"stateMachineArn": state_machine_arn("wait"), "statusFilter": "ABORTED"}),
+        )
+        .await;
+    assert_eq!(aborted["executions"][0]["executionArn"], arn);
+
+    // Stopping a finished execution is refused.
+    aws.error(
+        "StopExecution",
+        json!({"executionArn": arn}),
+        "ValidationException",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_execution_is_redriven_to_success() {
+    let aws = Aws::start().await;
+    aws.create("flaky", FLAKY).await;
+    let arn = aws.start_execution("flaky", "r", json!({"n": 1})).await;
+    let d = aws.finished(&arn).await;
+    assert_eq!(d["status"], "FAILED", "{d}");
+    assert_eq!(d["redriveStatus"], "REDRIVABLE");
+
+    aws.svc.healthy.store(true, Ordering::SeqCst);
+    let r = aws
+        .ok("RedriveExecution", json!({"executionArn": arn}))
+        .await;
+    assert!(r["redriveDate"].is_f64(), "{r}");
+    let d = aws.finished(&arn).await;
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    assert_eq!(parsed(&d["output"]), json!({"echoed": {"n": 1}}));
+    assert_eq!(
+        aws.svc
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| *c == "flaky")
+            .count(),
+        2
+    );
+    let history = aws.history(&arn).await;
+    let redriven = history
+        .iter()
+        .find(|e| e["type"] == "ExecutionRedriven")
+        .expect("an ExecutionRedriven event");
+    assert_eq!(
+        redriven["executionRedrivenEventDetails"]["redriveCount"],
+        1
+    );
+
+    aws.error(
+        "RedriveExecution",
+        json!({"executionArn": arn}),
+        "ExecutionNotRedrivable",
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// The protocol
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_errors_have_the_aws_json_shape_and_never_a_500() {
+    let aws = Aws::start().await;
+
+    for target in [
+        "AWSStepFunctions.TagResource",
+        "AWSStepFunctions.",
+        "DynamoDB_20120810.ListTables",
+        "",
+    ] {
+        let r = aws
+            .send(
+                aws.http
+                    .post(format!("{}/", aws.base))
+                    .header("X-Amz-Target", target)
+                    .body("{}"),
+            )
+            .await;
+        aws.expect_error(r, "UnknownOperationException").await;
+    }
+    for body in ["{", "[1, 2]", "\"text\"", "null"] {
+        let r = aws
+            .send(aws.request("ListStateMachines").body(body))
+            .await;
+        aws.expect_error(r, "SerializationException").await;
+    }
+    // Any content type, and an empty body is `{}`.
+    let r = aws
+        .send(
+            aws.http
+                .post(format!("{}/", aws.base))
+                .header("X-Amz-Target", "AWSStepFunctions.ListStateMachines")
+                .header("Content-Type", "text/plain"),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body),
+        (StatusCode::OK, json!({"stateMachines": []}))
+    );
+
+    let message = aws
+        .error(
+            "CreateStateMachine",
+            json!({"definition": PASS}),
+            "ValidationException",
+        )
+        .await;
+    assert!(message.contains("'name'"), "{message}");
+    aws.error(
+        "CreateStateMachine",
+        json!({"name": 7, "definition": PASS}),
+        "ValidationException",
+    )
+    .await;
+    aws.error(
+        "DescribeStateMachine",
+        json!({}),
+        "ValidationException",
+    )
+    .await;
+
+    let big = "x".repeat(ApiConfig::default().body_limit + 1);
+    let r = aws
+        .send(aws.request("ListStateMachines").body(big))
+        .await;
+    aws.expect_error(r, "ValidationException").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_without_an_amz_target_is_no_route() {
+    let aws = Aws::start().await;
+    for method in [reqwest::Method::GET, reqwest::Method::POST] {
+        let r = aws
+            .send(aws.http.request(method.clone(), format!("{}/", aws.base)))
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{method}");
+        assert_eq!(r.body["error"]["code"], "route_not_found", "{method}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tokens_configured_an_aws_client_authenticates_with_its_access_key_id() {
+    let aws = Aws::with_config(ApiConfig {
+        auth_tokens: ["s3cret".to_string()].into(),
+        ..ApiConfig::default()
+    })
+    .await;
+    let signed = |key: &str| {
+        format!("AWS4-HMAC-SHA256 Credential={key}/20250101/us-east-1/states/aws4_request, SignedHeaders=host;x-amz-date;x-amz-target, Signature=0123abcd")
+    };
+
+    let r = aws
+        .send(
+            aws.request("ListStateMachines")
+                .header("Authorization", signed("s3cret"))
+                .body("{}"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = aws
+        .send(
+            aws.request("ListStateMachines")
+                .header("Authorization", "Bearer s3cret")
+                .body("{}"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    for wrong in [signed("other"), "Bearer other".to_string(), "Basic eA==".into()] {
+        let r = aws
+            .send(
+                aws.request("ListStateMachines")
+                    .header("Authorization", wrong)
+                    .body("{}"),
+            )
+            .await;
+        aws.expect_error(r, "UnrecognizedClientException").await;
+    }
+    let r = aws
+        .send(aws.request("ListStateMachines").body("{}"))
+        .await;
+    aws.expect_error(r, "MissingAuthenticationTokenException")
+        .await;
+}
