@@ -267,20 +267,19 @@ impl Aws {
     }
 
     /// An action that must succeed; its answer.
-    #[track_caller]
-    fn ok(&self, action: &str, body: Value) -> impl std::future::Future<Output = Value> + '_ {
-        let action = action.to_string();
-        async move {
-            let r = self.call(&action, body).await;
-            assert_eq!(r.status, StatusCode::OK, "{action}: {}", r.body);
-            assert_eq!(
-                r.header("content-type"),
-                Some("application/x-amz-json-1.0"),
-                "{action}"
-            );
-            assert!(r.header("x-amzn-requestid").is_some(), "{action}: a request id");
-            r.body
-        }
+    async fn ok(&self, action: &str, body: Value) -> Value {
+        let r = self.call(action, body).await;
+        assert_eq!(r.status, StatusCode::OK, "{action}: {}", r.body);
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/x-amz-json-1.0"),
+            "{action}"
+        );
+        assert!(
+            r.header("x-amzn-requestid").is_some(),
+            "{action}: a request id"
+        );
+        r.body
     }
 
     /// Checks an error answer's shape and name, and that the server still
@@ -410,7 +409,9 @@ async fn a_state_machine_is_created_described_listed_and_deleted() {
     assert_eq!(d["status"], "ACTIVE");
     assert_eq!(d["type"], "STANDARD");
     assert_eq!(d["definition"], PASS, "the definition as it was given");
-    assert!(d["roleArn"].as_str().is_some_and(|r| r.starts_with("arn:aws:iam::")));
+    assert!(d["roleArn"]
+        .as_str()
+        .is_some_and(|r| r.starts_with("arn:aws:iam::")));
     assert!(d["creationDate"].is_f64());
 
     aws.create("other", CHOOSE).await;
@@ -540,7 +541,7 @@ async fn an_invalid_definition_is_refused_with_every_violation_and_its_location(
 async fn bad_names_arns_and_types_are_refused() {
     let aws = Aws::start().await;
     aws.create("hello", PASS).await;
-    for name in ["has space", "a/b", "", &"x".repeat(81), "ünï"] {
+    for name in ["has space", "a/b", "", "x".repeat(81).as_str(), "ünï"] {
         aws.error(
             "CreateStateMachine",
             json!({"name": name, "definition": PASS, "roleArn": "r"}),
@@ -548,7 +549,7 @@ async fn bad_names_arns_and_types_are_refused() {
         )
         .await;
     }
-    for name in ["a:b", "a b", &"x".repeat(81)] {
+    for name in ["a:b", "a b", "x".repeat(81).as_str()] {
         aws.error(
             "StartExecution",
             json!({"stateMachineArn": state_machine_arn("hello"), "name": name}),
@@ -576,14 +577,20 @@ async fn bad_names_arns_and_types_are_refused() {
         ),
         ("DeleteStateMachine", "stateMachineArn", "arn:aws:sqs:x"),
         ("ListExecutions", "stateMachineArn", ""),
-        ("DescribeExecution", "executionArn", &state_machine_arn("hello")),
+        (
+            "DescribeExecution",
+            "executionArn",
+            state_machine_arn("hello").as_str(),
+        ),
         ("StopExecution", "executionArn", "nope"),
-        ("GetExecutionHistory", "executionArn", "arn:aws:states:::execution:hello"),
+        (
+            "GetExecutionHistory",
+            "executionArn",
+            "arn:aws:states:::execution:hello",
+        ),
         ("RedriveExecution", "executionArn", "x"),
     ] {
-        let message = aws
-            .error(action, json!({ field: arn }), "InvalidArn")
-            .await;
+        let message = aws.error(action, json!({ field: arn }), "InvalidArn").await;
         assert!(message.contains("Invalid Arn"), "{action}: {message}");
     }
 }
@@ -636,7 +643,10 @@ async fn a_failed_execution_is_described_with_its_error_and_cause() {
         .await;
     let d = aws.finished(&arn).await;
     assert_eq!(d["status"], "FAILED");
-    assert_eq!((&d["error"], &d["cause"]), (&json!("Refused"), &json!("not ok")));
+    assert_eq!(
+        (&d["error"], &d["cause"]),
+        (&json!("Refused"), &json!("not ok"))
+    );
     assert!(d.get("output").is_none());
     assert!(d["stopDate"].is_f64());
 }
@@ -668,7 +678,10 @@ async fn starting_again_with_the_same_name_and_input_returns_the_same_execution_
             "ExecutionAlreadyExists",
         )
         .await;
-    assert!(message.contains(&execution_arn("hello", "once")), "{message}");
+    assert!(
+        message.contains(&execution_arn("hello", "once")),
+        "{message}"
+    );
     // Names are unique across machines here.
     aws.error(
         "StartExecution",
@@ -890,10 +903,11 @@ async fn state_machines_are_paged_by_name() {
     for name in ["c", "a", "b"] {
         aws.create(name, PASS).await;
     }
-    let first = aws
-        .ok("ListStateMachines", json!({"maxResults": 2}))
-        .await;
-    let token = first["nextToken"].as_str().expect("a next page").to_string();
+    let first = aws.ok("ListStateMachines", json!({"maxResults": 2})).await;
+    let token = first["nextToken"]
+        .as_str()
+        .expect("a next page")
+        .to_string();
     let second = aws
         .ok(
             "ListStateMachines",
@@ -921,9 +935,7 @@ async fn state_machines_are_paged_by_name() {
 async fn the_history_of_a_task_execution_has_aws_event_types_and_details() {
     let aws = Aws::start().await;
     aws.create("invoke", INVOKE).await;
-    let arn = aws
-        .start_execution("invoke", "h", json!({"trip": 7}))
-        .await;
+    let arn = aws.start_execution("invoke", "h", json!({"trip": 7})).await;
     assert_eq!(aws.finished(&arn).await["status"], "SUCCEEDED");
 
     let events = aws.history(&arn).await;
@@ -954,19 +966,15 @@ async fn the_history_of_a_task_execution_has_aws_event_types_and_details() {
     assert_eq!(scheduled["resourceType"], "lambda");
     assert_eq!(scheduled["resource"], "invoke");
     assert_eq!(scheduled["region"], "us-east-1");
-    assert_eq!(
-        parsed(&scheduled["parameters"]),
-        json!({"FunctionName": "echo", "Payload": {"trip": 7}})
-    );
+    // What the participant was sent (the rendered `Payload`).
+    assert_eq!(parsed(&scheduled["parameters"]), json!({"trip": 7}));
     assert_eq!(
         events[3]["taskStartedEventDetails"],
         json!({"resourceType": "lambda", "resource": "invoke"})
     );
     let succeeded = &events[4]["taskSucceededEventDetails"];
-    assert_eq!(
-        parsed(&succeeded["output"])["Payload"],
-        json!({"echoed": {"trip": 7}})
-    );
+    // The participant's answer (the state's result wraps it as `Payload`).
+    assert_eq!(parsed(&succeeded["output"]), json!({"echoed": {"trip": 7}}));
     let exited = &events[5]["stateExitedEventDetails"];
     assert_eq!(exited["name"], "Echo");
     assert_eq!(parsed(&exited["output"]), json!({"echoed": {"trip": 7}}));
@@ -1318,10 +1326,7 @@ async fn a_failed_execution_is_redriven_to_success() {
         .iter()
         .find(|e| e["type"] == "ExecutionRedriven")
         .expect("an ExecutionRedriven event");
-    assert_eq!(
-        redriven["executionRedrivenEventDetails"]["redriveCount"],
-        1
-    );
+    assert_eq!(redriven["executionRedrivenEventDetails"]["redriveCount"], 1);
 
     aws.error(
         "RedriveExecution",
@@ -1356,9 +1361,7 @@ async fn protocol_errors_have_the_aws_json_shape_and_never_a_500() {
         aws.expect_error(r, "UnknownOperationException").await;
     }
     for body in ["{", "[1, 2]", "\"text\"", "null"] {
-        let r = aws
-            .send(aws.request("ListStateMachines").body(body))
-            .await;
+        let r = aws.send(aws.request("ListStateMachines").body(body)).await;
         aws.expect_error(r, "SerializationException").await;
     }
     // Any content type, and an empty body is `{}`.
@@ -1389,17 +1392,11 @@ async fn protocol_errors_have_the_aws_json_shape_and_never_a_500() {
         "ValidationException",
     )
     .await;
-    aws.error(
-        "DescribeStateMachine",
-        json!({}),
-        "ValidationException",
-    )
-    .await;
+    aws.error("DescribeStateMachine", json!({}), "ValidationException")
+        .await;
 
     let big = "x".repeat(ApiConfig::default().body_limit + 1);
-    let r = aws
-        .send(aws.request("ListStateMachines").body(big))
-        .await;
+    let r = aws.send(aws.request("ListStateMachines").body(big)).await;
     aws.expect_error(r, "ValidationException").await;
 }
 
@@ -1443,7 +1440,11 @@ async fn with_tokens_configured_an_aws_client_authenticates_with_its_access_key_
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 
-    for wrong in [signed("other"), "Bearer other".to_string(), "Basic eA==".into()] {
+    for wrong in [
+        signed("other"),
+        "Bearer other".to_string(),
+        "Basic eA==".into(),
+    ] {
         let r = aws
             .send(
                 aws.request("ListStateMachines")
@@ -1453,9 +1454,7 @@ async fn with_tokens_configured_an_aws_client_authenticates_with_its_access_key_
             .await;
         aws.expect_error(r, "UnrecognizedClientException").await;
     }
-    let r = aws
-        .send(aws.request("ListStateMachines").body("{}"))
-        .await;
+    let r = aws.send(aws.request("ListStateMachines").body("{}")).await;
     aws.expect_error(r, "MissingAuthenticationTokenException")
         .await;
 }

@@ -230,6 +230,7 @@ impl Actor {
             updated_at: next.updated_at,
             timers,
             notify: self.notifies(&events),
+            fence: None,
         };
         // Nothing happens until the decision is durable. A transient storage
         // failure is retried; the input is never dropped silently.

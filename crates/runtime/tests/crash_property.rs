@@ -344,6 +344,11 @@ impl Executor for CrashingStore {
         self.inner.get_definition(name, version).await
     }
 
+    async fn delete_definition(&self, name: &str) -> StoreResult<bool> {
+        self.alive()?;
+        self.inner.delete_definition(name).await
+    }
+
     async fn create_execution(
         &self,
         record: ExecutionRecord,

@@ -78,6 +78,7 @@ fn step(id: &str, version: u64) -> Append {
         updated_at: AT,
         timers: Vec::new(),
         notify: false,
+        fence: None,
     }
 }
 

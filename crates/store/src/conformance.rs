@@ -162,6 +162,7 @@ fn append(id: &str, expected_version: u64, events: Vec<Event>, status: Status) -
         updated_at: T0 + 1_000,
         timers: Vec::new(),
         notify: false,
+        fence: None,
     }
 }
 

@@ -35,6 +35,10 @@ pub enum Error {
         expected: u64,
         actual: u64,
     },
+    /// An append fenced by a node's lease found the lease expired or held
+    /// by another node: the write was refused, nothing was stored.
+    #[error("execution `{id}` is not leased to node `{node}`")]
+    LeaseLost { id: String, node: String },
     #[error("invalid cursor `{0}`")]
     BadCursor(String),
     #[error("stored data is corrupt: {0}")]
@@ -98,6 +102,18 @@ pub struct Append {
     /// `updated_at`) in the outbox, in the same transaction as the events:
     /// either both are stored or neither is (a conflict stores neither).
     pub notify: bool,
+    /// Several nodes: the node that must hold a live lease on the execution
+    /// for the append to be stored ([`Error::LeaseLost`] otherwise). `None`:
+    /// a single node owns the whole store (only the version is checked).
+    pub fence: Option<String>,
+}
+
+/// A node's lease on an execution: while `until` (the store's clock, ms)
+/// has not passed, only `node` may append to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub node: String,
+    pub until: Millis,
 }
 
 /// A pending entry of the notification outbox: an execution reached a status
@@ -193,6 +209,70 @@ pub trait Executor: Send + Sync {
     /// Removes a notification from the outbox. Idempotent: an unknown or
     /// already acknowledged id is not an error.
     async fn ack_notification(&self, id: u64) -> Result<()>;
+
+    // Several nodes on one store. Leases are measured by the store's clock,
+    // so nodes need not agree on the time. A store that only one process
+    // can open (SQLite, with its lock file) keeps these defaults: that
+    // process owns everything.
+
+    /// Records that `node` is alive and reachable at `address` (the base URL
+    /// other nodes forward requests to) for the next `ttl_ms`.
+    async fn heartbeat_node(&self, node: &str, address: &str, ttl_ms: u64) -> Result<()> {
+        let _ = (node, address, ttl_ms);
+        Ok(())
+    }
+    /// The address of `node` if its registration is live.
+    async fn node_address(&self, node: &str) -> Result<Option<String>> {
+        let _ = node;
+        Ok(None)
+    }
+    /// Takes (or renews) the lease on an unfinished execution for `node`
+    /// when it is free: never leased, released, expired, or already
+    /// `node`'s. `Ok(None)`: `node` holds it now for `ttl_ms`;
+    /// `Ok(Some(lease))`: another node holds a live lease. A finished
+    /// execution is never leased (`Ok(None)`, nothing changes).
+    async fn claim(&self, id: &str, node: &str, ttl_ms: u64) -> Result<Option<Lease>> {
+        let _ = (id, node, ttl_ms);
+        Ok(None)
+    }
+    /// Extends every live lease `node` holds by `ttl_ms` from now; returns
+    /// how many. A lease that already expired is not revived (another node
+    /// may be taking it over).
+    async fn renew(&self, node: &str, ttl_ms: u64) -> Result<u64> {
+        let _ = (node, ttl_ms);
+        Ok(0)
+    }
+    /// Gives up `node`'s lease on an execution (it parked, or the node is
+    /// shutting down): any node may claim it at once. No-op if not `node`'s.
+    async fn release(&self, id: &str, node: &str) -> Result<()> {
+        let _ = (id, node);
+        Ok(())
+    }
+    /// Claims for `node` up to `limit` unfinished executions whose lease
+    /// expired (their node died or lost the store) and returns them; each is
+    /// returned to one node only, even when several ask at once.
+    async fn take_over(
+        &self,
+        node: &str,
+        ttl_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<ExecutionRecord>> {
+        let _ = (node, ttl_ms, limit);
+        Ok(Vec::new())
+    }
+    /// [`Executor::claim_due_timers`] for one node among several: only timers
+    /// of executions that `node` holds, or that are free (it claims those
+    /// executions' leases in the same transaction, for `ttl_ms`).
+    async fn claim_due_timers_for(
+        &self,
+        node: &str,
+        ttl_ms: u64,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Vec<Timer>> {
+        let _ = (node, ttl_ms);
+        self.claim_due_timers(now, limit).await
+    }
 }
 
 /// The API's role.

@@ -197,6 +197,7 @@ fn append(id: &str, expected_version: u64, events: Vec<Event>) -> Append {
         updated_at: T0 + 1,
         timers: Vec::new(),
         notify: false,
+        fence: None,
     }
 }
 
@@ -864,6 +865,7 @@ async fn random_op(rng: &mut StdRng, reference: &dyn Store) -> Op {
                 updated_at: random_time(rng),
                 timers,
                 notify: rng.gen_bool(0.3),
+                fence: None,
             })
         }
         50..=56 => Op::Claim {

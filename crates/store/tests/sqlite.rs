@@ -79,6 +79,7 @@ fn append(id: &str, expected_version: u64, step: &str) -> Append {
         updated_at: T0 + 1,
         timers: Vec::new(),
         notify: false,
+        fence: None,
     }
 }
 
