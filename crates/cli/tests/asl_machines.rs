@@ -1,4 +1,4 @@
-//! The real Step Functions sagas of `shared/state-machines/saga`
+//! The real Step Functions sagas of `examples/step-functions/saga`
 //! (humank/lambda-saga-pattern, cdk-patterns the-saga-stepfunction single-
 //! and multi-table) deployed UNCHANGED to a real `sagaflow server` whose
 //! resource map sends their Lambda ARNs to the samples' functions served by
@@ -16,7 +16,7 @@
 //! left in the database.
 //!
 //! The machines are read from `SAGAFLOW_ASL_SAGAS` when set, else from
-//! `../../../shared/state-machines/saga` relative to this crate. Each
+//! `examples/step-functions/saga` (copied unchanged from the project brief). Each
 //! execution gets its own trip id (its execution id): the humank inputs share
 //! one, and the travel services key bookings by trip.
 
@@ -40,7 +40,7 @@ const DEFAULT_SEED: u64 = 20_240_606;
 /// Where the machines and their inputs are.
 fn saga_dir() -> PathBuf {
     let dir = std::env::var_os("SAGAFLOW_ASL_SAGAS").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/state-machines/saga"),
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/step-functions/saga"),
         PathBuf::from,
     );
     assert!(

@@ -547,15 +547,15 @@ fn an_asl_document_is_told_apart_from_a_saga_definition() {
 const SAGAS: [(&str, &str); 3] = [
     (
         "cdk multi-table",
-        include_str!("../../../../shared/state-machines/saga/cdk-patterns--the-saga-stepfunction--multi-table.RECONSTRUCTED.asl.json"),
+        include_str!("../../../examples/step-functions/saga/cdk-patterns--the-saga-stepfunction--multi-table.RECONSTRUCTED.asl.json"),
     ),
     (
         "cdk single-table",
-        include_str!("../../../../shared/state-machines/saga/cdk-patterns--the-saga-stepfunction--single-table.asl.json"),
+        include_str!("../../../examples/step-functions/saga/cdk-patterns--the-saga-stepfunction--single-table.asl.json"),
     ),
     (
         "humank",
-        include_str!("../../../../shared/state-machines/saga/humank--lambda-saga-pattern--stepfunc.asl.json"),
+        include_str!("../../../examples/step-functions/saga/humank--lambda-saga-pattern--stepfunc.asl.json"),
     ),
 ];
 

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 const HUMANK: &str = include_str!(
-    "../../../../shared/state-machines/saga/humank--lambda-saga-pattern--stepfunc.asl.json"
+    "../../../examples/step-functions/saga/humank--lambda-saga-pattern--stepfunc.asl.json"
 );
 
 fn config() -> Config {

@@ -1,0 +1,351 @@
+#!/usr/bin/env python3
+"""Sagaflow's Step Functions API through boto3, the real AWS SDK for Python.
+
+Run by crates/api/tests/boto3.rs against a live server (plain unittest, no
+pytest needed):
+
+- SAGAFLOW_ENDPOINT: the Sagaflow server's URL;
+- SAGAFLOW_PARTICIPANT: the test participant's URL. Its Lambda functions are
+  bound by the server's resource map: `park` records the body it receives
+  (with the task token of a `.waitForTaskToken` task), `GET /tokens` lists
+  the recorded bodies, and any other function echoes its input.
+
+Each test uses state machines of its own, so the order does not matter.
+"""
+
+import datetime
+import json
+import os
+import time
+import unittest
+import urllib.request
+
+import boto3
+from botocore.config import Config
+
+ENDPOINT = os.environ["SAGAFLOW_ENDPOINT"]
+PARTICIPANT = os.environ["SAGAFLOW_PARTICIPANT"]
+# Seconds to wait for an execution or a participant call (a deadline only).
+DEADLINE = 60
+ROLE = "arn:aws:iam::123456789012:role/test"
+
+
+def client(**config):
+    return boto3.client(
+        "stepfunctions",
+        endpoint_url=ENDPOINT,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"max_attempts": 1}, **config),
+    )
+
+
+SFN = client()
+# StartSyncExecution's endpoint carries the host prefix `sync-`, which a
+# local endpoint has no name for: this client leaves it out.
+SYNC = client(inject_host_prefix=False)
+
+PASS = {
+    "StartAt": "Hello",
+    "States": {
+        "Hello": {
+            "Type": "Pass",
+            "Result": {"hello": "world"},
+            "ResultPath": "$.greeting",
+            "End": True,
+        }
+    },
+}
+
+CHOOSE = {
+    "StartAt": "Check",
+    "States": {
+        "Check": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.ok", "BooleanEquals": True, "Next": "Yes"}],
+            "Default": "No",
+        },
+        "Yes": {"Type": "Succeed"},
+        "No": {"Type": "Fail", "Error": "Refused", "Cause": "not ok"},
+    },
+}
+
+WAIT = {
+    "StartAt": "Sleep",
+    "States": {"Sleep": {"Type": "Wait", "Seconds": 600, "End": True}},
+}
+
+# The participant gets the token in its request body; a `Refused` failure
+# is caught and refunded.
+APPROVAL = {
+    "StartAt": "Approve",
+    "States": {
+        "Approve": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "Parameters": {
+                "FunctionName": "park",
+                "Payload": {"token.$": "$$.Task.Token", "order.$": "$.order"},
+            },
+            "TimeoutSeconds": 300,
+            "Catch": [
+                {"ErrorEquals": ["Refused"], "ResultPath": "$.refusal", "Next": "Refund"}
+            ],
+            "Next": "Approved",
+        },
+        "Approved": {"Type": "Succeed"},
+        "Refund": {
+            "Type": "Pass",
+            "Result": "refunded",
+            "ResultPath": "$.outcome",
+            "End": True,
+        },
+    },
+}
+
+# Calls the participant's `echo` function by its Lambda ARN.
+ECHO = {
+    "StartAt": "Echo",
+    "States": {
+        "Echo": {
+            "Type": "Task",
+            "Resource": "arn:aws:lambda:us-east-1:123456789012:function:echo",
+            "End": True,
+        }
+    },
+}
+
+
+def create(name, definition):
+    return SFN.create_state_machine(
+        name=name, definition=json.dumps(definition), roleArn=ROLE
+    )["stateMachineArn"]
+
+
+def finished(execution_arn):
+    """Describes the execution once it is no longer RUNNING."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        d = SFN.describe_execution(executionArn=execution_arn)
+        if d["status"] != "RUNNING":
+            return d
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{execution_arn} is still running")
+        time.sleep(0.05)
+
+
+def parked_token(order):
+    """The task token `park` received for the execution with this order."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        with urllib.request.urlopen(f"{PARTICIPANT}/tokens", timeout=DEADLINE) as r:
+            for body in json.load(r):
+                if body.get("order") == order:
+                    return body["token"]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no task token for order {order}")
+        time.sleep(0.05)
+
+
+def types(events):
+    return [e["type"] for e in events]
+
+
+class Lifecycle(unittest.TestCase):
+    def test_create_describe_start_describe_history_list_stop_and_delete(self):
+        arn = create("lifecycle", PASS)
+        self.assertEqual(
+            arn, "arn:aws:states:us-east-1:123456789012:stateMachine:lifecycle"
+        )
+
+        machine = SFN.describe_state_machine(stateMachineArn=arn)
+        self.assertEqual(machine["name"], "lifecycle")
+        self.assertEqual(machine["status"], "ACTIVE")
+        self.assertEqual(machine["type"], "STANDARD")
+        self.assertEqual(json.loads(machine["definition"]), PASS)
+        self.assertIsInstance(machine["creationDate"], datetime.datetime)
+
+        started = SFN.start_execution(
+            stateMachineArn=arn, name="first", input=json.dumps({"who": "boto3"})
+        )
+        execution_arn = started["executionArn"]
+        self.assertEqual(
+            execution_arn,
+            "arn:aws:states:us-east-1:123456789012:execution:lifecycle:first",
+        )
+        self.assertIsInstance(started["startDate"], datetime.datetime)
+
+        d = finished(execution_arn)
+        self.assertEqual(d["status"], "SUCCEEDED")
+        self.assertEqual(d["name"], "first")
+        self.assertEqual(d["stateMachineArn"], arn)
+        self.assertEqual(json.loads(d["input"]), {"who": "boto3"})
+        self.assertEqual(
+            json.loads(d["output"]), {"who": "boto3", "greeting": {"hello": "world"}}
+        )
+        self.assertLessEqual(d["startDate"], d["stopDate"])
+
+        history = SFN.get_execution_history(executionArn=execution_arn)["events"]
+        self.assertEqual(
+            types(history),
+            ["ExecutionStarted", "PassStateEntered", "PassStateExited", "ExecutionSucceeded"],
+        )
+        self.assertEqual([e["id"] for e in history], [1, 2, 3, 4])
+        self.assertEqual(history[1]["stateEnteredEventDetails"]["name"], "Hello")
+        self.assertEqual(
+            json.loads(history[0]["executionStartedEventDetails"]["input"]),
+            {"who": "boto3"},
+        )
+        self.assertIsInstance(history[0]["timestamp"], datetime.datetime)
+        # botocore's paginator follows nextToken, newest first on request.
+        pages = SFN.get_paginator("get_execution_history").paginate(
+            executionArn=execution_arn,
+            reverseOrder=True,
+            PaginationConfig={"PageSize": 1},
+        )
+        self.assertEqual(
+            [e["id"] for page in pages for e in page["events"]], [4, 3, 2, 1]
+        )
+
+        listed = SFN.list_executions(stateMachineArn=arn)["executions"]
+        self.assertEqual([e["name"] for e in listed], ["first"])
+        self.assertEqual(listed[0]["status"], "SUCCEEDED")
+        names = [m["name"] for m in SFN.list_state_machines()["stateMachines"]]
+        self.assertIn("lifecycle", names)
+
+        waiting = create("lifecycle-wait", WAIT)
+        long_run = SFN.start_execution(stateMachineArn=waiting, name="long")
+        self.assertEqual(
+            SFN.describe_execution(executionArn=long_run["executionArn"])["status"],
+            "RUNNING",
+        )
+        running = SFN.list_executions(stateMachineArn=waiting, statusFilter="RUNNING")
+        self.assertEqual([e["name"] for e in running["executions"]], ["long"])
+        stopped = SFN.stop_execution(
+            executionArn=long_run["executionArn"], error="Operator", cause="not needed"
+        )
+        self.assertIsInstance(stopped["stopDate"], datetime.datetime)
+        self.assertEqual(finished(long_run["executionArn"])["status"], "ABORTED")
+        aborted = SFN.list_executions(stateMachineArn=waiting, statusFilter="ABORTED")
+        self.assertEqual([e["name"] for e in aborted["executions"]], ["long"])
+
+        SFN.delete_state_machine(stateMachineArn=waiting)
+        with self.assertRaises(SFN.exceptions.StateMachineDoesNotExist):
+            SFN.describe_state_machine(stateMachineArn=waiting)
+        # Its executions stay readable.
+        self.assertEqual(
+            SFN.describe_execution(executionArn=long_run["executionArn"])["status"],
+            "ABORTED",
+        )
+
+    def test_a_lambda_task_runs_on_the_participant(self):
+        arn = create("echo", ECHO)
+        started = SFN.start_execution(stateMachineArn=arn, input='{"n": 1}')
+        d = finished(started["executionArn"])
+        self.assertEqual(d["status"], "SUCCEEDED")
+        self.assertEqual(json.loads(d["output"]), {"echoed": {"n": 1}})
+
+    def test_start_sync_execution_answers_with_the_outcome(self):
+        arn = create("sync", CHOOSE)
+        ok = SYNC.start_sync_execution(stateMachineArn=arn, input='{"ok": true}')
+        self.assertEqual(ok["status"], "SUCCEEDED")
+        self.assertEqual(json.loads(ok["output"]), {"ok": True})
+        failed = SYNC.start_sync_execution(stateMachineArn=arn, input='{"ok": false}')
+        self.assertEqual(failed["status"], "FAILED")
+        self.assertEqual((failed["error"], failed["cause"]), ("Refused", "not ok"))
+
+
+class TaskTokens(unittest.TestCase):
+    def test_send_task_success_completes_a_wait_for_task_token_task(self):
+        arn = create("approval-ok", APPROVAL)
+        started = SFN.start_execution(stateMachineArn=arn, input='{"order": "ok-1"}')
+        token = parked_token("ok-1")
+        SFN.send_task_heartbeat(taskToken=token)
+        SFN.send_task_success(taskToken=token, output=json.dumps({"approved": True}))
+        d = finished(started["executionArn"])
+        self.assertEqual(d["status"], "SUCCEEDED")
+        self.assertEqual(json.loads(d["output"]), {"approved": True})
+        history = SFN.get_execution_history(executionArn=started["executionArn"])
+        self.assertIn("TaskSubmitted", types(history["events"]))
+        with self.assertRaises(SFN.exceptions.TaskTimedOut):
+            SFN.send_task_success(taskToken=token, output="{}")
+
+    def test_send_task_failure_is_caught_by_the_catch(self):
+        arn = create("approval-no", APPROVAL)
+        started = SFN.start_execution(stateMachineArn=arn, input='{"order": "no-1"}')
+        token = parked_token("no-1")
+        SFN.send_task_failure(taskToken=token, error="Refused", cause="over budget")
+        d = finished(started["executionArn"])
+        self.assertEqual(d["status"], "SUCCEEDED")
+        self.assertEqual(
+            json.loads(d["output"]),
+            {
+                "order": "no-1",
+                "refusal": {"Error": "Refused", "Cause": "over budget"},
+                "outcome": "refunded",
+            },
+        )
+        events = SFN.get_execution_history(executionArn=started["executionArn"])["events"]
+        failed = [e for e in events if e["type"] == "TaskFailed"]
+        self.assertEqual(len(failed), 1)
+        self.assertEqual(failed[0]["taskFailedEventDetails"]["error"], "Refused")
+
+    def test_a_token_that_is_not_ours_is_invalid_token(self):
+        with self.assertRaises(SFN.exceptions.InvalidToken):
+            SFN.send_task_success(taskToken="not-a-token", output="{}")
+
+
+class Errors(unittest.TestCase):
+    def test_a_missing_machine_is_state_machine_does_not_exist(self):
+        missing = "arn:aws:states:us-east-1:123456789012:stateMachine:missing"
+        with self.assertRaises(SFN.exceptions.StateMachineDoesNotExist):
+            SFN.describe_state_machine(stateMachineArn=missing)
+        with self.assertRaises(SFN.exceptions.StateMachineDoesNotExist):
+            SFN.start_execution(stateMachineArn=missing)
+
+    def test_an_invalid_definition_is_invalid_definition_naming_each_problem(self):
+        broken = {
+            "StartAt": "First",
+            "States": {
+                "First": {"Type": "Pass", "Next": "Nowhere"},
+                "Second": {"Type": "Teleport", "End": True},
+            },
+        }
+        with self.assertRaises(SFN.exceptions.InvalidDefinition) as caught:
+            create("broken", broken)
+        error = caught.exception.response["Error"]
+        self.assertEqual(error["Code"], "InvalidDefinition")
+        self.assertIn("/States/First/Next", error["Message"])
+        self.assertIn("/States/Second/Type", error["Message"])
+
+    def test_a_duplicate_execution_name_with_another_input_is_execution_already_exists(self):
+        arn = create("dupe", PASS)
+        first = SFN.start_execution(stateMachineArn=arn, name="same", input='{"a": 1}')
+        again = SFN.start_execution(stateMachineArn=arn, name="same", input='{"a": 1}')
+        self.assertEqual(again["executionArn"], first["executionArn"])
+        with self.assertRaises(SFN.exceptions.ExecutionAlreadyExists):
+            SFN.start_execution(stateMachineArn=arn, name="same", input='{"a": 2}')
+
+    def test_other_errors_have_their_aws_names(self):
+        arn = create("errors", PASS)
+        with self.assertRaises(SFN.exceptions.StateMachineAlreadyExists):
+            create("errors", CHOOSE)
+        with self.assertRaises(SFN.exceptions.InvalidArn):
+            SFN.describe_execution(executionArn="not-an-arn")
+        with self.assertRaises(SFN.exceptions.ExecutionDoesNotExist):
+            SFN.describe_execution(
+                executionArn="arn:aws:states:us-east-1:123456789012:execution:errors:none"
+            )
+        with self.assertRaises(SFN.exceptions.InvalidExecutionInput):
+            SFN.start_execution(stateMachineArn=arn, input="{not json")
+        with self.assertRaises(SFN.exceptions.InvalidName):
+            SFN.start_execution(stateMachineArn=arn, name="no spaces please")
+        done = SFN.start_execution(stateMachineArn=arn)
+        finished(done["executionArn"])
+        with self.assertRaises(SFN.exceptions.ExecutionNotRedrivable):
+            SFN.redrive_execution(executionArn=done["executionArn"])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
