@@ -14,6 +14,9 @@ pub struct ApiError {
     pub code: String,
     pub message: String,
     pub details: Value,
+    /// Several nodes: the execution's owner, where [`crate::forward`]
+    /// sends the request instead.
+    pub owner: Option<String>,
 }
 
 impl ApiError {
@@ -23,6 +26,7 @@ impl ApiError {
             code: code.into(),
             message: message.into(),
             details: Value::Null,
+            owner: None,
         }
     }
 
@@ -75,7 +79,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code, "message": self.message, "details": self.details } });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        crate::forward::mark_owner(&mut response, self.owner.as_deref());
+        response
     }
 }
 
@@ -89,7 +95,7 @@ impl From<sagaflow_runtime::Error> for ApiError {
                 StatusCode::CONFLICT
             }
             E::InvalidTaskToken(_) => StatusCode::NOT_FOUND,
-            E::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            E::ShuttingDown | E::OwnedElsewhere { .. } => StatusCode::SERVICE_UNAVAILABLE,
             E::Store(sagaflow_store::Error::NotFound { .. }) => StatusCode::NOT_FOUND,
             E::Store(sagaflow_store::Error::BadCursor(_)) => StatusCode::BAD_REQUEST,
             E::Store(sagaflow_store::Error::Corrupt(_)) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -103,11 +109,16 @@ impl From<sagaflow_runtime::Error> for ApiError {
             E::Invalid(sagaflow_core::Error::InvalidDefinition(v)) => json!({ "violations": v }),
             _ => Value::Null,
         };
+        let owner = match &e {
+            E::OwnedElsewhere { address, .. } => address.clone(),
+            _ => None,
+        };
         ApiError {
             status,
             code: e.code().to_string(),
             message: e.to_string(),
             details,
+            owner,
         }
     }
 }

@@ -29,6 +29,7 @@ use serde_json::{json, Value};
 
 pub mod aws;
 pub mod error;
+mod forward;
 pub mod hook;
 pub mod openapi;
 
@@ -64,6 +65,8 @@ struct AppState {
     /// waiting on an execution (`?wait=`) answer at once instead of holding
     /// the graceful shutdown up for as long as `max_wait_secs`.
     stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// HTTP client for requests forwarded to the node that owns an execution.
+    forwarder: reqwest::Client,
 }
 
 /// The process-wide Prometheus recorder (a recorder can be installed once).
@@ -112,6 +115,7 @@ fn build_router(
         config: Arc::new(config.clone()),
         metrics: prometheus(),
         stopping,
+        forwarder: reqwest::Client::new(),
     };
     Router::new()
         .route("/healthz", get(healthz))
@@ -132,6 +136,10 @@ fn build_router(
         .route("/v1/callbacks/{token}/{outcome}", post(callback))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            forward::forward_to_owner,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(config.body_limit))
         .with_state(state)

@@ -29,7 +29,15 @@ pub fn document() -> Value {
         "info": {
             "title": "Sagaflow API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Durable saga orchestration: register saga definitions, start executions, watch their history, cancel and redrive them. Errors are `{\"error\": {\"code\", \"message\", \"details\"}}`."
+            "description": "Durable saga orchestration: register saga definitions, start executions, watch their history, cancel and redrive them. Errors are `{\"error\": {\"code\", \"message\", \"details\"}}`. The same server also speaks the AWS Step Functions protocol (AWS JSON 1.0: `POST /` with `X-Amz-Target: AWSStepFunctions.<Action>`, errors `{\"__type\", \"message\"}`), for the AWS CLI and SDKs; it is not an OpenAPI operation and is listed under `x-step-functions`."
+        },
+        "x-step-functions": {
+            "endpoint": "POST /",
+            "protocol": "AWS JSON 1.0 (Content-Type: application/x-amz-json-1.0)",
+            "target": "X-Amz-Target: AWSStepFunctions.<Action>",
+            "actions": crate::aws::ACTIONS,
+            "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:NAME",
+            "executionArn": "arn:aws:states:us-east-1:123456789012:execution:NAME:ID"
         },
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },

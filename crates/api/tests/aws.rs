@@ -1458,3 +1458,31 @@ async fn with_tokens_configured_an_aws_client_authenticates_with_its_access_key_
     aws.expect_error(r, "MissingAuthenticationTokenException")
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_points_at_the_endpoint_and_lists_every_action_served() {
+    let aws = Aws::start().await;
+    let doc: Value = aws
+        .http
+        .get(format!("{}/openapi.json", aws.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sfn = &doc["x-step-functions"];
+    assert_eq!(sfn["endpoint"], "POST /");
+    let actions = sfn["actions"].as_array().expect("actions");
+    assert_eq!(actions.len(), 14);
+    for action in actions {
+        let action = action.as_str().unwrap();
+        // Served: whatever an empty request gets, it is not an unknown operation.
+        let r = aws.call(action, json!({})).await;
+        assert_ne!(
+            r.body["__type"], "com.amazonaws.states#UnknownOperationException",
+            "{action}"
+        );
+        assert!(r.status.as_u16() < 500, "{action}: {} {}", r.status, r.body);
+    }
+}

@@ -58,6 +58,20 @@ pub struct ServerArgs {
     /// `${NAME}` in the target is filled from the variables.
     #[arg(long = "resource", value_name = "PATTERN=TARGET")]
     pub resources: Vec<String>,
+    /// Run as one of several nodes on the same PostgreSQL database:
+    /// executions are leased per node, and a dead node's are taken over.
+    #[arg(long, env = "SAGAFLOW_CLUSTER")]
+    pub cluster: bool,
+    /// This node's id in a cluster [default: a fresh UUID].
+    #[arg(long, env = "SAGAFLOW_NODE_ID")]
+    pub node_id: Option<String>,
+    /// URL other nodes use to reach this one [default: http://LISTEN].
+    #[arg(long, env = "SAGAFLOW_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// How long a node's leases outlive its last renewal, e.g. `5s`: a dead
+    /// node's executions move this long after it stopped [default: 5s].
+    #[arg(long, env = "SAGAFLOW_LEASE_TTL", value_parser = humantime::parse_duration)]
+    pub lease_ttl: Option<std::time::Duration>,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -76,6 +90,32 @@ struct FileConfig {
     hook: Option<FileHook>,
     #[serde(default)]
     resources: Vec<FileResource>,
+    cluster: Option<FileCluster>,
+}
+
+/// `[cluster]`: run as one of several nodes (PostgreSQL only).
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileCluster {
+    #[serde(default)]
+    enabled: bool,
+    node_id: Option<String>,
+    advertise: Option<String>,
+    #[serde(default, with = "humantime_serde_opt")]
+    lease_ttl: Option<std::time::Duration>,
+}
+
+/// `lease_ttl = "5s"` in TOML.
+mod humantime_serde_opt {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<std::time::Duration>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| humantime::parse_duration(&t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 /// One `[[resources]]` entry: ASL Task resources matching `pattern` are
@@ -205,6 +245,32 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
         }),
         (None, None) => None,
     };
+    let file_cluster = file.cluster.unwrap_or_default();
+    let node = if args.cluster || file_cluster.enabled {
+        if !matches!(database, Database::Postgres(_)) {
+            bail!("a cluster needs a shared PostgreSQL database (--database-url postgres://…); SQLite is one process's");
+        }
+        let lease_ttl = args
+            .lease_ttl
+            .or(file_cluster.lease_ttl)
+            .unwrap_or(std::time::Duration::from_secs(5));
+        if lease_ttl < std::time::Duration::from_millis(300) {
+            bail!("lease_ttl must be at least 300ms");
+        }
+        Some(sagaflow_runtime::NodeConfig {
+            id: args
+                .node_id
+                .or(file_cluster.node_id)
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            address: args
+                .advertise
+                .or(file_cluster.advertise)
+                .unwrap_or_else(|| format!("http://{listen}")),
+            lease_ttl,
+        })
+    } else {
+        None
+    };
     Ok(Settings {
         listen,
         database,
@@ -212,6 +278,7 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
             variables,
             concurrency,
             resources,
+            node,
             ..Config::default()
         },
         api: ApiConfig {
@@ -264,10 +331,9 @@ fn database_from_url(url: &str) -> anyhow::Result<Database> {
 }
 
 /// Opens the store `database` names: the SQLite file (its directory created),
-/// or the PostgreSQL database, migrated and locked for this server alone —
-/// there are no per-execution leases yet, so a second server on the same
-/// schema is refused rather than let both resume the same executions.
-async fn open_store(database: &Database) -> anyhow::Result<Arc<dyn Store>> {
+/// or the PostgreSQL database, migrated — and locked for this server alone
+/// unless it runs as a cluster node (then executions are leased one by one).
+async fn open_store(database: &Database, cluster: bool) -> anyhow::Result<Arc<dyn Store>> {
     match database {
         Database::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -283,10 +349,12 @@ async fn open_store(database: &Database) -> anyhow::Result<Arc<dyn Store>> {
             let store = PostgresStore::connect(url)
                 .await
                 .with_context(|| format!("opening PostgreSQL database {shown}"))?;
-            store
-                .lock_exclusively()
-                .await
-                .with_context(|| format!("opening PostgreSQL database {shown}"))?;
+            if !cluster {
+                store
+                    .lock_exclusively()
+                    .await
+                    .with_context(|| format!("opening PostgreSQL database {shown}"))?;
+            }
             Ok(Arc::new(store))
         }
     }
@@ -306,7 +374,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         .with_context(|| format!("binding {}", settings.listen))?;
     // Install the metrics recorder before recovery, so resumed executions count.
     sagaflow_api::prometheus();
-    let store = open_store(&settings.database).await?;
+    let store = open_store(&settings.database, settings.engine.node.is_some()).await?;
     let mut engine_config = settings.engine;
     if settings.hook.is_some() {
         // The hook delivers from the store's outbox: finishing appends must

@@ -34,6 +34,9 @@ pub enum Msg {
         input: Option<Input>,
         reply: oneshot::Sender<Result<ExecutionRecord>>,
     },
+    /// Several nodes: this node may have lost its leases; leave memory
+    /// without acting (the next lease holder reloads from history).
+    Stop,
 }
 
 /// The clock and randomness of one decision; recorded through the events.
@@ -83,6 +86,7 @@ pub(crate) fn spawn(
         plan,
         state,
         tx: tx.clone(),
+        lost: false,
     };
     tokio::spawn(actor.run(rx, effects));
     tx
@@ -93,11 +97,14 @@ struct Actor {
     plan: Arc<Plan>,
     state: Execution,
     tx: mpsc::UnboundedSender<Msg>,
+    /// Several nodes: an append was refused because another node holds the lease.
+    lost: bool,
 }
 
 impl Actor {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>, effects: Vec<Effect>) {
         self.perform(effects);
+        let mut parked = false;
         loop {
             // A terminal actor only lives to answer the command it was loaded for.
             let msg = if self.state.status.is_terminal() {
@@ -109,29 +116,40 @@ impl Actor {
                 rx.recv().await
             };
             let Some(msg) = msg else { break };
+            if matches!(msg, Msg::Stop) {
+                return; // already deregistered by whoever stopped it
+            }
             self.handle(msg).await;
-            if self.state.status.is_terminal() {
+            if self.state.status.is_terminal() || self.lost {
                 break;
             }
             // Only waiting for callbacks: leave memory. A callback or a timer
-            // reloads the execution from its history.
+            // reloads the execution from its history (on any node: the lease
+            // is released).
             if rx.is_empty() && self.state.is_parked(&self.plan) {
+                parked = true;
                 break;
             }
         }
         // Deregister; anything still queued is stale, and command senders retry
         // against a fresh actor when their reply is dropped.
-        let mut actors = self.engine.lock_actors();
-        if actors
-            .get(&self.state.id)
-            .is_some_and(|t| t.same_channel(&self.tx))
         {
-            actors.remove(&self.state.id);
+            let mut actors = self.engine.lock_actors();
+            if actors
+                .get(&self.state.id)
+                .is_some_and(|t| t.same_channel(&self.tx))
+            {
+                actors.remove(&self.state.id);
+            }
+        }
+        if parked {
+            self.engine.release(&self.state.id).await;
         }
     }
 
     async fn handle(&mut self, msg: Msg) {
         let (input, reply, from_invocation) = match msg {
+            Msg::Stop => return,
             Msg::Input {
                 input,
                 from_invocation,
@@ -230,7 +248,7 @@ impl Actor {
             updated_at: next.updated_at,
             timers,
             notify: self.notifies(&events),
-            fence: None,
+            fence: self.engine.node_id().map(str::to_string),
         };
         // Nothing happens until the decision is durable. A transient storage
         // failure is retried; the input is never dropped silently.
@@ -241,6 +259,12 @@ impl Actor {
             match result {
                 Ok(_) => break,
                 Err(e @ sagaflow_store::Error::Conflict { .. }) => return Err(e.into()),
+                Err(e @ sagaflow_store::Error::LeaseLost { .. }) => {
+                    // Another node owns the execution now: stop here, act on nothing.
+                    tracing::warn!(execution = %self.state.id, "lease lost; leaving the execution to its new owner");
+                    self.lost = true;
+                    return Err(e.into());
+                }
                 Err(e) if self.engine.is_shutting_down() => return Err(e.into()),
                 Err(e) => {
                     tracing::warn!(execution = %self.state.id, error = %e, "append failed; retrying until storage recovers");
@@ -269,6 +293,9 @@ impl Actor {
                 Effect::Invoke { step, task, .. } => {
                     if self.engine.is_shutting_down() {
                         continue; // durable as scheduled: resumed with the same key on restart
+                    }
+                    if self.engine.shared.fenced.load(Ordering::SeqCst) {
+                        continue; // maybe not ours any more: the lease holder resumes it
                     }
                     let shared = self.engine.shared.clone();
                     // ASL names a stopped heartbeat apart from a deadline.

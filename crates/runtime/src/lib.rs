@@ -44,6 +44,14 @@ pub enum Error {
     CallbackNotWaiting(String),
     #[error("the engine is shutting down")]
     ShuttingDown,
+    /// Several nodes: another node holds the execution's lease; the request
+    /// belongs there (`address`, when that node is reachable).
+    #[error("execution `{id}` is handled by node `{node}`")]
+    OwnedElsewhere {
+        id: String,
+        node: String,
+        address: Option<String>,
+    },
     #[error("storage: {0}")]
     Store(#[from] sagaflow_store::Error),
 }
@@ -61,8 +69,10 @@ impl Error {
             Error::InvalidTaskToken(_) => "invalid_task_token",
             Error::CallbackNotWaiting(_) => "callback_not_waiting",
             Error::ShuttingDown => "shutting_down",
+            Error::OwnedElsewhere { .. } => "owned_elsewhere",
             Error::Store(sagaflow_store::Error::NotFound { .. }) => "not_found",
             Error::Store(sagaflow_store::Error::BadCursor(_)) => "invalid_cursor",
+            Error::Store(sagaflow_store::Error::LeaseLost { .. }) => "owned_elsewhere",
             Error::Store(sagaflow_store::Error::Corrupt(_)) => "storage_corrupt",
             Error::Store(_) => "storage_unavailable",
         }
@@ -94,6 +104,21 @@ pub struct Config {
     pub notify_on: Vec<Status>,
     /// Binds the `Resource` ARNs of ASL Task states to participants.
     pub resources: sagaflow_core::asl::ResourceMap,
+    /// Several nodes on one store: this node's identity and leases. `None`
+    /// (the default): this process owns the whole store.
+    pub node: Option<NodeConfig>,
+}
+
+/// One node among several on a shared store (PostgreSQL).
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Unique among the nodes; a fresh one per process is simplest.
+    pub id: String,
+    /// Base URL other nodes forward requests for this node's executions to.
+    pub address: String,
+    /// How long a lease lasts without renewal: a dead node's executions are
+    /// taken over this long after its last renewal.
+    pub lease_ttl: Duration,
 }
 
 impl Default for Config {
@@ -106,6 +131,7 @@ impl Default for Config {
             memory_timer_horizon: Duration::from_secs(30),
             notify_on: Vec::new(),
             resources: Default::default(),
+            node: None,
         }
     }
 }
@@ -153,6 +179,9 @@ pub(crate) struct Shared {
     /// Callers of [`Engine::wait`], by execution id.
     pub waiters: Mutex<Waiters>,
     pub next_waiter: std::sync::atomic::AtomicU64,
+    /// Several nodes: set while this node cannot renew its leases (it may
+    /// have lost them); its actors stop acting until renewal works again.
+    pub fenced: AtomicBool,
 }
 
 /// Callers of [`Engine::wait`] by execution id: a ticket and where to send the outcome.
@@ -265,6 +294,7 @@ impl Builder {
                 latest: Mutex::new(HashMap::new()),
                 waiters: Mutex::new(HashMap::new()),
                 next_waiter: std::sync::atomic::AtomicU64::new(0),
+                fenced: AtomicBool::new(false),
             }),
         }
     }
@@ -294,6 +324,9 @@ impl Engine {
     /// Resumes every unfinished execution from its history and starts the
     /// timer poller. Call once, before serving.
     pub async fn start(&self) -> Result<usize> {
+        if let Some(node) = self.shared.config.node.clone() {
+            return self.start_node(node).await;
+        }
         let unfinished = self.shared.store.unfinished().await?;
         let n = unfinished.len();
         // Histories are read in parallel (the store's read pool), a bounded
@@ -319,13 +352,139 @@ impl Engine {
         Ok(n)
     }
 
+    /// Start of one node among several: register, take over what dead
+    /// nodes left, then keep doing so (and renewing this node's leases).
+    async fn start_node(&self, node: NodeConfig) -> Result<usize> {
+        let ttl = node.lease_ttl.as_millis() as u64;
+        self.shared
+            .store
+            .heartbeat_node(&node.id, &node.address, ttl)
+            .await?;
+        let n = self.take_over(&node).await?;
+        let me = self.clone();
+        tokio::spawn(async move { me.keep_leases(node).await });
+        let me = self.clone();
+        tokio::spawn(async move { me.poll_timers().await });
+        Ok(n)
+    }
+
+    /// Claims executions whose node died and resumes them here.
+    async fn take_over(&self, node: &NodeConfig) -> Result<usize> {
+        let ttl = node.lease_ttl.as_millis() as u64;
+        let mut total = 0;
+        loop {
+            let batch = self.shared.store.take_over(&node.id, ttl, 256).await?;
+            let n = batch.len();
+            total += n;
+            for rec in batch {
+                let id = rec.id.clone();
+                if let Err(e) = self.resume(rec).await {
+                    tracing::error!(execution = %id, error = %e, "could not take over execution");
+                }
+            }
+            if n < 256 {
+                break;
+            }
+        }
+        if total > 0 {
+            tracing::info!(executions = total, node = %node.id, "took over executions of a node that stopped");
+        }
+        Ok(total)
+    }
+
+    /// Renews this node's registration and leases every third of the lease
+    /// time, and takes over executions of nodes that stopped renewing. A
+    /// node that cannot renew for a whole lease time fences itself: it
+    /// stops acting, since another node may own its executions by now.
+    async fn keep_leases(self, node: NodeConfig) {
+        let ttl = node.lease_ttl.as_millis() as u64;
+        let period = node.lease_ttl / 3;
+        let mut renewed = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(period).await;
+            if self.is_shutting_down() {
+                return;
+            }
+            let store = &self.shared.store;
+            let ok = store
+                .heartbeat_node(&node.id, &node.address, ttl)
+                .await
+                .is_ok()
+                && store.renew(&node.id, ttl).await.is_ok();
+            if ok {
+                renewed = tokio::time::Instant::now();
+                if self.shared.fenced.swap(false, Ordering::SeqCst) {
+                    tracing::info!(node = %node.id, "leases renewed again");
+                }
+                if let Err(e) = self.take_over(&node).await {
+                    tracing::warn!(error = %e, "take-over failed; retrying");
+                }
+            } else if renewed.elapsed() >= node.lease_ttl
+                && !self.shared.fenced.swap(true, Ordering::SeqCst)
+            {
+                tracing::error!(node = %node.id, "leases could not be renewed; this node stops acting on its executions");
+                // Every resident execution leaves memory; whoever holds its
+                // lease next reloads it from history.
+                let actors: Vec<_> = self.lock_actors().drain().collect();
+                for (_, tx) in actors {
+                    let _ = tx.send(actor::Msg::Stop);
+                }
+            }
+        }
+    }
+
+    /// This node's id when several share the store.
+    pub fn node_id(&self) -> Option<&str> {
+        self.shared.config.node.as_ref().map(|n| n.id.as_str())
+    }
+
+    /// Several nodes: makes sure this node holds the lease of `id` before it
+    /// loads it, or names the node that does.
+    async fn claim(&self, id: &str) -> Result<()> {
+        let Some(node) = &self.shared.config.node else {
+            return Ok(());
+        };
+        let ttl = node.lease_ttl.as_millis() as u64;
+        match self.shared.store.claim(id, &node.id, ttl).await {
+            Ok(None) => Ok(()),
+            Ok(Some(lease)) => {
+                let address = self
+                    .shared
+                    .store
+                    .node_address(&lease.node)
+                    .await
+                    .ok()
+                    .flatten();
+                Err(Error::OwnedElsewhere {
+                    id: id.to_string(),
+                    node: lease.node,
+                    address,
+                })
+            }
+            Err(sagaflow_store::Error::NotFound { .. }) => {
+                Err(Error::ExecutionNotFound(id.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn poll_timers(self) {
         loop {
             tokio::time::sleep(self.shared.config.timer_poll).await;
             if self.shared.shutting_down.load(Ordering::SeqCst) {
                 return;
             }
-            match self.shared.store.claim_due_timers(now_ms(), 1000).await {
+            let claimed = match &self.shared.config.node {
+                Some(node) => {
+                    let ttl = node.lease_ttl.as_millis() as u64;
+                    self.shared
+                        .store
+                        .claim_due_timers_for(&node.id, ttl, now_ms(), 1000)
+                        .await
+                }
+                None => self.shared.store.claim_due_timers(now_ms(), 1000).await,
+            };
+            match claimed {
                 Ok(timers) => {
                     for t in timers {
                         let input = Input::TimerFired {
@@ -499,6 +658,9 @@ impl Engine {
             Created::Existing(existing) => self.same_start(existing, definition, &input),
             Created::New(record) => {
                 metrics::counter!("sagaflow_executions_started_total", "definition" => plan.name.clone()).increment(1);
+                // Several nodes: the starting node owns it. Nobody else can
+                // have claimed it yet, so this only fails with the store.
+                self.claim(&record.id).await?;
                 actor::spawn(self.clone(), plan, state, effects);
                 Ok((record, true))
             }
@@ -538,6 +700,9 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         };
+        if !rec.status.is_terminal() {
+            self.claim(id).await?;
+        }
         let (plan, state) = self.load(&rec).await?;
         let effects = state.outstanding(&plan);
         if let Some(tx) = self.lock_actors().get(id) {
@@ -560,11 +725,23 @@ impl Engine {
     async fn resume(&self, rec: ExecutionRecord) -> Result<()> {
         let (plan, state) = self.load(&rec).await?;
         if state.is_parked(&plan) {
+            self.release(&rec.id).await;
             return Ok(());
         }
         let effects = state.outstanding(&plan);
         actor::spawn(self.clone(), plan, state, effects);
         Ok(())
+    }
+
+    /// Several nodes: gives up the lease of an execution that left memory
+    /// (parked), so that any node can take its callback or timer.
+    pub(crate) async fn release(&self, id: &str) {
+        if let Some(node) = &self.shared.config.node {
+            if let Err(e) = self.shared.store.release(id, &node.id).await {
+                // The lease then simply expires and the execution is taken over.
+                tracing::warn!(execution = %id, error = %e, "could not release lease");
+            }
+        }
     }
 
     pub(crate) fn lock_actors(
@@ -694,6 +871,23 @@ impl Engine {
         if rec.status.is_terminal() || timeout.is_zero() {
             return Ok(rec);
         }
+        if self.shared.config.node.is_some() {
+            // Several nodes: the execution may finish on another node, which
+            // cannot reach this waiter; the store tells.
+            let deadline = tokio::time::Instant::now() + timeout;
+            let mut rx = rx;
+            loop {
+                let nap = tokio::time::sleep(Duration::from_millis(100));
+                tokio::select! {
+                    r = &mut rx => return match r { Ok(rec) => Ok(rec), Err(_) => self.get(id).await },
+                    _ = nap => {}
+                }
+                let rec = self.get(id).await?;
+                if rec.status.is_terminal() || tokio::time::Instant::now() >= deadline {
+                    return Ok(rec);
+                }
+            }
+        }
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(rec)) => Ok(rec),
             // Timed out (or the engine went away): the current state.
@@ -735,6 +929,9 @@ impl Engine {
         while self.in_flight() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // Several nodes: the leases of what is still resident run out and
+        // the other nodes take those executions over (a released lease would
+        // mean "parked", which nobody resumes without a callback or timer).
     }
 
     /// `Err(reason)` while storage writes are failing (disk full, read-only
