@@ -26,7 +26,10 @@
 //!   with `ValidationException` naming its native history route (its events,
 //!   steps and compensations, have no faithful Step Functions shape);
 //! - not kept: `roleArn` (a fixed role is described), `type` (accepted,
-//!   described as `STANDARD`), logging, tracing and tags.
+//!   described as `STANDARD`), logging, tracing and tags;
+//! - several nodes: a request about an execution another node owns (stop,
+//!   redrive, task tokens) is forwarded there like a native one
+//!   ([`crate::forward`]), or answered `ServiceUnavailable` to retry.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -78,6 +81,9 @@ pub struct AwsError {
     status: StatusCode,
     name: &'static str,
     message: String,
+    /// Several nodes: the execution's owner, where [`crate::forward`] sends
+    /// the request instead (as for the native routes).
+    owner: Option<String>,
 }
 
 impl AwsError {
@@ -86,6 +92,7 @@ impl AwsError {
             status: StatusCode::BAD_REQUEST,
             name,
             message: message.into(),
+            owner: None,
         }
     }
 
@@ -138,6 +145,7 @@ impl IntoResponse for AwsError {
             HeaderName::from_static("x-amzn-errortype"),
             HeaderValue::from_static(self.name),
         );
+        crate::forward::mark_owner(&mut resp, self.owner.as_deref());
         resp
     }
 }
@@ -174,6 +182,13 @@ fn from_engine(e: EngineError) -> AwsError {
             )
         }
         EngineError::DefinitionNotFound(name) => return AwsError::machine_missing(name),
+        // Another node runs it: forwarded there (a 503 to retry if that fails).
+        EngineError::OwnedElsewhere { address, .. } => {
+            return AwsError {
+                owner: address.clone(),
+                ..AwsError::unavailable(message)
+            }
+        }
         _ => {}
     }
     match e.code() {
@@ -186,7 +201,9 @@ fn from_engine(e: EngineError) -> AwsError {
         "callback_not_waiting" => AwsError::new("TaskTimedOut", message),
         "invalid_cursor" => AwsError::new("InvalidToken", message),
         "storage_corrupt" | "illegal_transition" => AwsError::internal(message),
-        "shutting_down" | "storage_unavailable" => AwsError::unavailable(message),
+        "shutting_down" | "storage_unavailable" | "owned_elsewhere" => {
+            AwsError::unavailable(message)
+        }
         _ => AwsError::validation(message),
     }
 }
@@ -1274,6 +1291,29 @@ mod tests {
             "arn:aws:lambda:us-east-1:1:function:reserve"
         ));
         assert!(!is_lambda_function("arn:aws:states:::lambda:invoke"));
+    }
+
+    #[test]
+    fn an_execution_owned_by_another_node_is_a_503_marked_for_forwarding() {
+        let e = from_engine(EngineError::OwnedElsewhere {
+            id: "e1".into(),
+            node: "n2".into(),
+            address: Some("http://10.0.0.2:8080".into()),
+        });
+        let resp = e.into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            resp.headers()
+                .get("x-sagaflow-owner")
+                .and_then(|v| v.to_str().ok()),
+            Some("http://10.0.0.2:8080")
+        );
+        assert_eq!(
+            resp.headers()
+                .get("x-amzn-errortype")
+                .and_then(|v| v.to_str().ok()),
+            Some("ServiceUnavailable")
+        );
     }
 
     #[test]

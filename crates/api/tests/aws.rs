@@ -966,15 +966,19 @@ async fn the_history_of_a_task_execution_has_aws_event_types_and_details() {
     assert_eq!(scheduled["resourceType"], "lambda");
     assert_eq!(scheduled["resource"], "invoke");
     assert_eq!(scheduled["region"], "us-east-1");
-    // What the participant was sent (the rendered `Payload`).
-    assert_eq!(parsed(&scheduled["parameters"]), json!({"trip": 7}));
+    // The rendered Parameters, as AWS shows them (the participant got the `Payload`).
+    let parameters = parsed(&scheduled["parameters"]);
+    assert_eq!(parameters["Payload"], json!({"trip": 7}));
+    assert!(parameters["FunctionName"].is_string(), "{parameters}");
     assert_eq!(
         events[3]["taskStartedEventDetails"],
         json!({"resourceType": "lambda", "resource": "invoke"})
     );
     let succeeded = &events[4]["taskSucceededEventDetails"];
-    // The participant's answer (the state's result wraps it as `Payload`).
-    assert_eq!(parsed(&succeeded["output"]), json!({"echoed": {"trip": 7}}));
+    // What lambda:invoke returned: the participant's answer under `Payload`.
+    let output = parsed(&succeeded["output"]);
+    assert_eq!(output["Payload"], json!({"echoed": {"trip": 7}}));
+    assert_eq!(output["StatusCode"], 200);
     let exited = &events[5]["stateExitedEventDetails"];
     assert_eq!(exited["name"], "Echo");
     assert_eq!(parsed(&exited["output"]), json!({"echoed": {"trip": 7}}));
@@ -1485,4 +1489,74 @@ async fn the_openapi_document_points_at_the_endpoint_and_lists_every_action_serv
         );
         assert!(r.status.as_u16() < 500, "{action}: {} {}", r.status, r.body);
     }
+}
+
+/// Doubles nothing, but fans out: a Map over the items, then a Parallel.
+const FAN_OUT: &str = r#"{
+  "StartAt": "Each",
+  "States": {
+    "Each": {
+      "Type": "Map",
+      "ItemsPath": "$.items",
+      "ItemProcessor": { "StartAt": "Item", "States": { "Item": { "Type": "Pass", "End": true } } },
+      "ResultPath": "$.mapped",
+      "Next": "Both"
+    },
+    "Both": {
+      "Type": "Parallel",
+      "Branches": [
+        { "StartAt": "Left", "States": { "Left": { "Type": "Pass", "Result": "l", "End": true } } },
+        { "StartAt": "Right", "States": { "Right": { "Type": "Pass", "Result": "r", "End": true } } }
+      ],
+      "End": true
+    }
+  }
+}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn map_and_parallel_states_show_their_aws_events_and_details() {
+    let aws = Aws::start().await;
+    aws.create("fan-out", FAN_OUT).await;
+    let arn = aws
+        .start_execution("fan-out", "f", json!({"items": [10, 20]}))
+        .await;
+    let d = aws.finished(&arn).await;
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    assert_eq!(parsed(&d["output"]), json!(["l", "r"]));
+
+    let events = aws.history(&arn).await;
+    let kinds = types(&events);
+    for expected in [
+        "MapStateEntered",
+        "MapStateStarted",
+        "MapIterationStarted",
+        "MapIterationSucceeded",
+        "MapStateSucceeded",
+        "MapStateExited",
+        "ParallelStateEntered",
+        "ParallelStateStarted",
+        "ParallelStateSucceeded",
+        "ParallelStateExited",
+    ] {
+        assert!(kinds.contains(&expected), "{expected} in {kinds:?}");
+    }
+    let started = events
+        .iter()
+        .find(|e| e["type"] == "MapStateStarted")
+        .unwrap();
+    assert_eq!(started["mapStateStartedEventDetails"], json!({"length": 2}));
+    let iterations: Vec<_> = events
+        .iter()
+        .filter(|e| e["type"] == "MapIterationStarted")
+        .map(|e| e["mapIterationStartedEventDetails"].clone())
+        .collect();
+    assert_eq!(
+        iterations,
+        [
+            json!({"name": "Each", "index": 0}),
+            json!({"name": "Each", "index": 1})
+        ]
+    );
+    let ids: Vec<_> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (1..=events.len() as u64).collect::<Vec<_>>());
 }

@@ -125,6 +125,9 @@ async fn http(
     if let Some(token) = &req.task_token {
         rb = rb.header("Sagaflow-Task-Token", token);
     }
+    if let Some(node) = &shared.config.node {
+        rb = rb.header("Sagaflow-Node", &node.id);
+    }
     for (k, v) in headers {
         rb = rb.header(k, v);
     }

@@ -1,16 +1,21 @@
 //! An in-memory store for tests and benchmarks. Same semantics as SQLite,
 //! nothing survives the process.
+//!
+//! It also keeps leases and the node registry as PostgreSQL does, so that
+//! several in-process nodes can share one `Arc<MemoryStore>` in tests. The
+//! store's clock is the host's: every node in the process shares it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use sagaflow_core::event::Millis;
 use sagaflow_core::Event;
 
 use crate::{
-    Append, Created, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry, ListFilter,
-    Notification, Page, Query, Result, Timer,
+    Append, Created, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry, Lease,
+    ListFilter, Notification, Page, Query, Result, Timer,
 };
 
 #[derive(Default)]
@@ -25,6 +30,42 @@ struct Inner {
     /// The outbox, by id (so oldest first).
     outbox: BTreeMap<u64, Notification>,
     next_notification: u64,
+    /// Leases by execution id. A released or finished execution has none.
+    leases: HashMap<String, Lease>,
+    /// The node registry: address and `alive_until` by node id.
+    nodes: HashMap<String, (String, Millis)>,
+}
+
+impl Inner {
+    /// Whether `id` exists and is running or compensating.
+    fn unfinished(&self, id: &str) -> bool {
+        self.executions
+            .get(id)
+            .is_some_and(|(_, r, _)| !r.status.is_terminal())
+    }
+
+    /// Whether `node` may act on `id` at `now`: nobody holds a live lease
+    /// on it but `node`.
+    fn free_for(&self, id: &str, node: &str, now: Millis) -> bool {
+        self.leases
+            .get(id)
+            .is_none_or(|l| l.node == node || l.until < now)
+    }
+
+    fn lease(&mut self, id: &str, node: &str, ttl_ms: u64, now: Millis) {
+        let lease = Lease {
+            node: node.to_string(),
+            until: now.saturating_add(ttl_ms),
+        };
+        self.leases.insert(id.to_string(), lease);
+    }
+}
+
+/// The store's clock for leases.
+fn now_ms() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
 }
 
 /// See the module docs.
@@ -128,7 +169,8 @@ impl Executor for MemoryStore {
     }
 
     async fn append(&self, a: Append) -> Result<u64> {
-        let mut g = self.lock();
+        let mut guard = self.lock();
+        let g = &mut *guard;
         let (_, rec, events) = g
             .executions
             .get_mut(&a.execution_id)
@@ -140,6 +182,21 @@ impl Executor for MemoryStore {
                 actual: rec.events,
             });
         }
+        // The fence, as PostgreSQL checks it: a live lease of the node, or a
+        // finished execution (it has no lease; the version proves the
+        // appender saw the finish, e.g. a redrive).
+        if let Some(node) = &a.fence {
+            let held = g
+                .leases
+                .get(&a.execution_id)
+                .is_some_and(|l| &l.node == node && l.until >= now_ms());
+            if !(held || rec.status.is_terminal()) {
+                return Err(Error::LeaseLost {
+                    id: a.execution_id,
+                    node: node.clone(),
+                });
+            }
+        }
         events.extend(a.events.iter().cloned());
         rec.events = events.len() as u64;
         rec.status = a.status;
@@ -147,6 +204,9 @@ impl Executor for MemoryStore {
         rec.error = a.error;
         rec.updated_at = a.updated_at;
         let v = rec.events;
+        if a.fence.is_some() && a.status.is_terminal() {
+            g.leases.remove(&a.execution_id);
+        }
         g.timers.extend(a.timers);
         if a.notify {
             g.next_notification += 1;
@@ -204,6 +264,126 @@ impl Executor for MemoryStore {
     async fn ack_notification(&self, id: u64) -> Result<()> {
         self.lock().outbox.remove(&id);
         Ok(())
+    }
+
+    async fn heartbeat_node(&self, node: &str, address: &str, ttl_ms: u64) -> Result<()> {
+        let until = now_ms().saturating_add(ttl_ms);
+        self.lock()
+            .nodes
+            .insert(node.to_string(), (address.to_string(), until));
+        Ok(())
+    }
+
+    async fn node_address(&self, node: &str) -> Result<Option<String>> {
+        let now = now_ms();
+        Ok(self
+            .lock()
+            .nodes
+            .get(node)
+            .filter(|(_, until)| *until >= now)
+            .map(|(address, _)| address.clone()))
+    }
+
+    async fn claim(&self, id: &str, node: &str, ttl_ms: u64) -> Result<Option<Lease>> {
+        let mut g = self.lock();
+        let now = now_ms();
+        if !g.executions.contains_key(id) {
+            return Err(not_found(id));
+        }
+        if !g.unfinished(id) {
+            return Ok(None);
+        }
+        if !g.free_for(id, node, now) {
+            return Ok(g.leases.get(id).cloned());
+        }
+        g.lease(id, node, ttl_ms, now);
+        Ok(None)
+    }
+
+    async fn renew(&self, node: &str, ttl_ms: u64) -> Result<u64> {
+        let mut guard = self.lock();
+        let g = &mut *guard;
+        let now = now_ms();
+        let mut renewed = 0;
+        for (id, lease) in &mut g.leases {
+            let unfinished = g
+                .executions
+                .get(id)
+                .is_some_and(|(_, r, _)| !r.status.is_terminal());
+            if lease.node == node && lease.until >= now && unfinished {
+                lease.until = now.saturating_add(ttl_ms);
+                renewed += 1;
+            }
+        }
+        Ok(renewed)
+    }
+
+    async fn release(&self, id: &str, node: &str) -> Result<()> {
+        let mut g = self.lock();
+        if g.leases.get(id).is_some_and(|l| l.node == node) {
+            g.leases.remove(id);
+        }
+        Ok(())
+    }
+
+    async fn take_over(
+        &self,
+        node: &str,
+        ttl_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<ExecutionRecord>> {
+        let mut g = self.lock();
+        let now = now_ms();
+        // Expired leases only: a released execution has no lease (it is
+        // parked; its callback or timer claims it).
+        let mut expired: Vec<(Millis, u64, String)> = g
+            .leases
+            .iter()
+            .filter(|(id, l)| l.until < now && g.unfinished(id))
+            .map(|(id, l)| (l.until, g.executions[id].0, id.clone()))
+            .collect();
+        expired.sort();
+        expired.truncate(limit);
+        expired.sort_by_key(|(_, seq, _)| *seq);
+        let mut taken = Vec::with_capacity(expired.len());
+        for (_, _, id) in expired {
+            g.lease(&id, node, ttl_ms, now);
+            taken.push(g.executions[&id].1.clone());
+        }
+        Ok(taken)
+    }
+
+    async fn claim_due_timers_for(
+        &self,
+        node: &str,
+        ttl_ms: u64,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Vec<Timer>> {
+        let mut guard = self.lock();
+        let g = &mut *guard;
+        let clock = now_ms();
+        // Stable: equal fire_at stay in insertion order.
+        g.timers.sort_by_key(|t| t.fire_at);
+        let mut claimed = Vec::new();
+        let mut kept = Vec::with_capacity(g.timers.len());
+        for t in std::mem::take(&mut g.timers) {
+            let mine = claimed.len() < limit
+                && t.fire_at <= now
+                && g.free_for(&t.execution_id, node, clock);
+            if mine {
+                claimed.push(t);
+            } else {
+                kept.push(t);
+            }
+        }
+        g.timers = kept;
+        for t in &claimed {
+            if g.unfinished(&t.execution_id) {
+                g.lease(&t.execution_id, node, ttl_ms, clock);
+            }
+        }
+        Ok(claimed)
     }
 }
 

@@ -49,14 +49,23 @@
 //! `options=-c search_path=NAME` in the URL, or use
 //! [`PostgresStore::connect_in_schema`], which also creates the schema.
 //!
-//! **One owner.** Several stores may share a schema (that is what the fencing
-//! test does), but the runtime has no leases yet: two servers would both
-//! resume the same executions. [`PostgresStore::lock_exclusively`] is the
-//! PostgreSQL counterpart of SQLite's lock file, a session advisory lock the
-//! server takes so that a second server on the same schema is refused.
+//! **Several nodes** share a schema through per-execution leases
+//! (`executions.owner`, `lease_until`) and a registry of nodes (`nodes`),
+//! all timed by the database's clock, so nodes need not agree on the time. A
+//! fenced append ([`Append::fence`]) adds "this node's lease is live" to the
+//! `UPDATE`'s condition, so a node that lost its lease stores nothing, like
+//! a conflict. Taking expired leases over and claiming due timers lock rows
+//! with `SKIP LOCKED`: each goes to one node. The unfenced append is the
+//! statement it always was: a single node pays nothing for leases.
+//!
+//! **One owner.** A single server (no leases) takes
+//! [`PostgresStore::lock_exclusively`] instead, the PostgreSQL counterpart of
+//! SQLite's lock file: a session advisory lock, so that a second single
+//! server on the same schema is refused rather than resuming the same
+//! executions. Several stores may still share a schema (the fencing tests do).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -69,8 +78,8 @@ use tokio_postgres::{NoTls, Row};
 
 use crate::encode::{from_json, not_found, parse_task, to_json};
 use crate::{
-    Append, Created, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry, ListFilter,
-    Notification, Page, Query, Result, Timer,
+    Append, Created, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry, Lease,
+    ListFilter, Notification, Page, Query, Result, Timer,
 };
 
 /// Ordered schema migrations: `(version, sql)`. Append new ones; never edit
@@ -140,6 +149,23 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
         // DeleteStateMachine: a deleted definition's versions stay (running
         // executions and histories need them) but the name has no latest.
         "ALTER TABLE definitions ADD COLUMN deleted BOOLEAN NOT NULL DEFAULT FALSE;",
+    ),
+    (
+        3,
+        // Several nodes on one schema: a node's lease on an execution, and
+        // the registry nodes find each other's addresses in. Both times are
+        // the database's clock (ms), never a node's.
+        "ALTER TABLE executions ADD COLUMN owner TEXT, ADD COLUMN lease_until BIGINT;
+    -- Only leased rows: renew looks up a node's, take_over scans them for
+    -- expired ones. Releasing and finishing take rows out, so this stays the
+    -- size of the live executions. lease_until is deliberately not indexed:
+    -- renewing, the most frequent lease write, then stays a HOT update.
+    CREATE INDEX executions_by_owner ON executions (owner) WHERE owner IS NOT NULL;
+    CREATE TABLE nodes (
+        id          TEXT   PRIMARY KEY,
+        address     TEXT   NOT NULL,
+        alive_until BIGINT NOT NULL
+    );",
     ),
 ];
 
@@ -277,9 +303,10 @@ impl PostgresStore {
 
     /// Makes this store the only one allowed to lock this schema, for the
     /// store's lifetime, the way SQLite's lock file makes one process the
-    /// owner of a database file: the runtime has no per-execution leases yet,
-    /// so two servers on one schema would both resume the same executions.
-    /// A second store's call fails with a message saying so.
+    /// owner of a database file: a single server takes no leases, so two of
+    /// them on one schema would both resume the same executions. A second
+    /// store's call fails with a message saying so. (Several nodes share a
+    /// schema through leases and do not take this lock.)
     ///
     /// The lock is a session advisory lock on a dedicated connection. It is
     /// released when the store is dropped or the process dies (the server
@@ -324,7 +351,7 @@ impl PostgresStore {
         if !locked {
             return Err(Error::Backend(format!(
                 "schema `{}` is in use by another Sagaflow server (it holds the owner lock); \
-                 several servers on one PostgreSQL schema are not supported yet",
+                 servers sharing a PostgreSQL schema must all run as nodes (with a node id)",
                 self.schema
             )));
         }
@@ -602,6 +629,30 @@ fn execution_from_row(r: &Row) -> Result<(i64, ExecutionRecord)> {
     Ok((r.get(0), record))
 }
 
+/// Claimed timers (`id, execution_id, step, task, attempt, fire_at` rows),
+/// earliest first: `RETURNING` has no order of its own.
+fn timers_from_rows(rows: &[Row]) -> Result<Vec<Timer>> {
+    let mut claimed = rows
+        .iter()
+        .map(|r| {
+            let (id, fire_at): (i64, i64) = (r.get(0), r.get(5));
+            let task: String = r.get(3);
+            Ok((
+                (fire_at, id),
+                Timer {
+                    execution_id: r.get(1),
+                    step: r.get(2),
+                    task: parse_task(&task)?,
+                    attempt: to_u32(&format!("timer {id} attempt"), r.get(4))?,
+                    fire_at: to_u64(&format!("timer {id} fire_at"), fire_at)?,
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    claimed.sort_by_key(|(key, _)| *key);
+    Ok(claimed.into_iter().map(|(_, t)| t).collect())
+}
+
 /// Events as the four arrays the `UNNEST` inserts take, numbered from
 /// `version + 1`.
 struct EventColumns {
@@ -651,13 +702,21 @@ WITH ins AS (
 )
 SELECT count(*) FROM ins";
 
-/// The append: the version check and every write, in one statement. The
-/// inserts select from `upd`, so they happen only if the check passed.
-const APPEND_SQL: &str = "
+/// The append statement: the checks are the `UPDATE`'s condition and every
+/// write selects from `upd`, so it happens only if the checks passed. `$set`
+/// and `$check` extend the `UPDATE` for [`FENCED_APPEND_SQL`].
+macro_rules! append_sql {
+    ($set:literal, $check:literal) => {
+        concat!(
+            "
 WITH upd AS (
     UPDATE executions
-    SET events = $3, status = $4, output = $5, error = $6, updated_at = $7
-    WHERE id = $1 AND events = $2
+    SET events = $3, status = $4, output = $5, error = $6, updated_at = $7",
+            $set,
+            "
+    WHERE id = $1 AND events = $2",
+            $check,
+            "
     RETURNING id
 ), ev AS (
     INSERT INTO events (execution_id, seq, at, type, body)
@@ -673,7 +732,38 @@ WITH upd AS (
     INSERT INTO outbox (execution_id, status, created_at)
     SELECT upd.id, $4, $7 FROM upd WHERE $17
 )
-SELECT count(*) FROM upd";
+SELECT count(*) FROM upd"
+        )
+    };
+}
+
+/// The append of a single node (no fence): only the version is checked.
+const APPEND_SQL: &str = append_sql!("", "");
+
+/// The append of one node among several: it also needs the node (`$18`) to
+/// hold a live lease, by the database's clock at the moment the row is
+/// locked. An append that finishes the execution (`$19`) gives the lease up:
+/// a finished execution is never leased. A finished execution, for the same
+/// reason, has no lease to check: an append to it (a redrive) needs only the
+/// version, which proves the appender saw the finish; of two nodes redriving
+/// at once, one gets a conflict.
+const FENCED_APPEND_SQL: &str = append_sql!(
+    ",
+        owner       = CASE WHEN $19 THEN NULL ELSE owner END,
+        lease_until = CASE WHEN $19 THEN NULL ELSE lease_until END",
+    "
+      AND ((owner = $18
+            AND lease_until >= (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT)
+           OR status NOT IN ('running', 'compensating'))"
+);
+
+/// What refused a fenced append: `(events, finished, held by $2 now)`.
+const FENCE_STATE_SQL: &str = "
+SELECT events, status NOT IN ('running', 'compensating'),
+       COALESCE(owner = $2
+                AND lease_until >= (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT,
+                FALSE)
+FROM executions WHERE id = $1";
 
 /// Removes and returns due timers; rows another node is claiming right now
 /// are skipped, not waited for.
@@ -684,6 +774,122 @@ DELETE FROM timers WHERE id = ANY(ARRAY(
     FOR UPDATE SKIP LOCKED
 ))
 RETURNING id, execution_id, step, task, attempt, fire_at";
+
+/// The database's clock, in ms. Every lease decision is taken by it, so nodes
+/// need not agree on the time. `clock_timestamp()`, not `now()`: the time the
+/// row is looked at (after any lock wait), not when the transaction began.
+const DB_NOW: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::BIGINT";
+
+/// The statuses of an unfinished execution, as SQL (checked by a test
+/// against [`Status::is_terminal`]).
+const UNFINISHED: &str = "('running', 'compensating')";
+
+/// The longest lease or registration, so `now + ttl` cannot overflow: a
+/// century.
+const MAX_TTL_MS: u64 = 100 * 365 * 24 * 3_600 * 1_000;
+
+/// Registrations dead this long are removed by the next heartbeat (nodes
+/// that went away for good, such as ones with a fresh id per process).
+const FORGET_NODES_AFTER_MS: i64 = 24 * 3_600 * 1_000;
+
+fn ttl(ms: u64) -> i64 {
+    ms.min(MAX_TTL_MS) as i64
+}
+
+/// Takes the lease of `$1` for `$2` if it is free, in one round trip: the
+/// `UPDATE` says whether it did, the `SELECT` (from the statement's snapshot,
+/// before the `UPDATE`) says who held it otherwise.
+static CLAIM_LEASE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "
+WITH upd AS (
+    UPDATE executions SET owner = $2, lease_until = {DB_NOW} + $3
+    WHERE id = $1 AND status IN {UNFINISHED}
+      AND (owner IS NULL OR owner = $2 OR lease_until < {DB_NOW})
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM upd), status IN {UNFINISHED}, owner, lease_until,
+       COALESCE(lease_until >= {DB_NOW}, FALSE)
+FROM executions WHERE id = $1"
+    )
+});
+
+/// Extends `$1`'s live leases; an expired one stays expired.
+static RENEW_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE executions SET lease_until = {DB_NOW} + $2
+         WHERE owner = $1 AND lease_until >= {DB_NOW} AND status IN {UNFINISHED}"
+    )
+});
+
+/// Leases whose time ran out go to `$1`. The rows are locked with `SKIP
+/// LOCKED`, so a concurrent take-over skips them instead of taking them
+/// too, and a lease renewed after this statement's snapshot is re-checked
+/// on the locked row (and left alone). `= ANY(ARRAY(…))` makes the subquery
+/// run once, before the `UPDATE`. Released leases (`owner` NULL) are parked
+/// executions: their callback or timer claims them, nobody takes them over.
+static TAKE_OVER_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "
+WITH now AS MATERIALIZED (SELECT {DB_NOW} AS ms)
+UPDATE executions SET owner = $1, lease_until = (SELECT ms FROM now) + $2
+WHERE seq = ANY(ARRAY(
+    SELECT seq FROM executions
+    WHERE owner IS NOT NULL AND lease_until < (SELECT ms FROM now)
+      AND status IN {UNFINISHED}
+    ORDER BY lease_until, seq LIMIT $3
+    FOR NO KEY UPDATE SKIP LOCKED
+))
+RETURNING {EXECUTION_COLUMNS}"
+    )
+});
+
+/// Due timers (`$1`, the caller's clock, like `fire_at`) of executions that
+/// `$3` holds or that are free, and the leases of those executions, in one
+/// statement. Both the timer and its execution are locked with `SKIP
+/// LOCKED`: a timer another node is claiming, or an execution another node
+/// is claiming or appending to right now, is skipped, and the lease check
+/// is re-done on the locked execution row, so a lease taken meanwhile by
+/// another node keeps its timers from this one. `NO KEY UPDATE` on the
+/// execution, as an `UPDATE` of it takes: it does not block the foreign-key
+/// checks of its holder's event inserts.
+static CLAIM_TIMERS_FOR_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "
+WITH now AS MATERIALIZED (SELECT {DB_NOW} AS ms),
+due AS MATERIALIZED (
+    SELECT t.id, t.execution_id
+    FROM timers AS t JOIN executions AS x ON x.id = t.execution_id
+    WHERE t.fire_at <= $1
+      AND (x.owner IS NULL OR x.owner = $3 OR x.lease_until < (SELECT ms FROM now))
+    ORDER BY t.fire_at, t.id LIMIT $2
+    FOR UPDATE OF t SKIP LOCKED
+    FOR NO KEY UPDATE OF x SKIP LOCKED
+), leased AS (
+    UPDATE executions SET owner = $3, lease_until = (SELECT ms FROM now) + $4
+    WHERE id IN (SELECT execution_id FROM due) AND status IN {UNFINISHED}
+)
+DELETE FROM timers WHERE id IN (SELECT id FROM due)
+RETURNING id, execution_id, step, task, attempt, fire_at"
+    )
+});
+
+/// Registers (or refreshes) node `$1` at `$2` for `$3` ms, and forgets nodes
+/// long dead.
+static HEARTBEAT_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "
+WITH forget AS (
+    DELETE FROM nodes WHERE alive_until < {DB_NOW} - {FORGET_NODES_AFTER_MS} AND id <> $1
+)
+INSERT INTO nodes (id, address, alive_until) VALUES ($1, $2, {DB_NOW} + $3)
+ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address, alive_until = EXCLUDED.alive_until"
+    )
+});
+
+static NODE_ADDRESS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT address FROM nodes WHERE id = $1 AND alive_until >= {DB_NOW}")
+});
 
 // ---------------------------------------------------------------------------
 // The traits
@@ -911,13 +1117,19 @@ impl Executor for PostgresStore {
             timer_attempt.push(i64::from(t.attempt));
             timer_fire_at.push(to_i64("a timer's fire_at", t.fire_at)?);
         }
+        let fenced = a.fence.is_some();
         let stmt = client
-            .prepare_cached(APPEND_SQL)
+            .prepare_cached(if fenced {
+                FENCED_APPEND_SQL
+            } else {
+                APPEND_SQL
+            })
             .await
             .map_err(pg("preparing an append"))?;
         let new_version = to_i64("the new version", version)?;
         let updated_at = to_i64("updated_at", a.updated_at)?;
-        let params: [&(dyn ToSql + Sync); 17] = [
+        let finishes = a.status.is_terminal();
+        let params: [&(dyn ToSql + Sync); 19] = [
             &a.execution_id,
             &expected,
             &new_version,
@@ -935,30 +1147,27 @@ impl Executor for PostgresStore {
             &timer_attempt,
             &timer_fire_at,
             &a.notify,
+            &a.fence,
+            &finishes,
         ];
-        // The UPDATE saw a version other than `expected`. If the version read
-        // right after equals `expected` after all (the caller was ahead and
-        // another append caught up in between), the append is simply late,
-        // not stale: run it again rather than report "expected N, actual N".
+        // The unfenced statement has no $18, $19: the single-node path sends
+        // exactly what it always did.
+        let params = if fenced { &params[..] } else { &params[..17] };
+        // An append that updated nothing is read again to say why. If nothing
+        // refuses it any more (the caller was ahead and another append caught
+        // up in between, or its lease was renewed meanwhile), it was late, not
+        // wrong: run it again rather than report "expected N, actual N".
         for _ in 0..3 {
             let updated: i64 = client
-                .query_one(&stmt, &params)
+                .query_one(&stmt, params)
                 .await
                 .map_err(pg("appending"))?
                 .get(0);
             if updated == 1 {
                 return Ok(version);
             }
-            match read_version(&client, &a.execution_id).await? {
-                None => return Err(not_found(&a.execution_id)),
-                Some(actual) if actual == a.expected_version => continue,
-                Some(actual) => {
-                    return Err(Error::Conflict {
-                        id: a.execution_id,
-                        expected: a.expected_version,
-                        actual,
-                    })
-                }
+            if let Some(refused) = refusal(&client, &a).await? {
+                return Err(refused);
             }
         }
         Err(conflict_or_not_found(&client, &a).await)
@@ -975,26 +1184,7 @@ impl Executor for PostgresStore {
             .query(&stmt, &[&now, &sql_limit(limit)])
             .await
             .map_err(pg("claiming due timers"))?;
-        let mut claimed = rows
-            .iter()
-            .map(|r| {
-                let (id, fire_at): (i64, i64) = (r.get(0), r.get(5));
-                let task: String = r.get(3);
-                Ok((
-                    (fire_at, id),
-                    Timer {
-                        execution_id: r.get(1),
-                        step: r.get(2),
-                        task: parse_task(&task)?,
-                        attempt: to_u32(&format!("timer {id} attempt"), r.get(4))?,
-                        fire_at: to_u64(&format!("timer {id} fire_at"), fire_at)?,
-                    },
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        // RETURNING has no order of its own.
-        claimed.sort_by_key(|(key, _)| *key);
-        Ok(claimed.into_iter().map(|(_, t)| t).collect())
+        timers_from_rows(&rows)
     }
 
     async fn unfinished(&self) -> Result<Vec<ExecutionRecord>> {
@@ -1066,6 +1256,142 @@ impl Executor for PostgresStore {
             .await
             .map(|_| ())
             .map_err(pg("acknowledging a notification"))
+    }
+
+    async fn heartbeat_node(&self, node: &str, address: &str, ttl_ms: u64) -> Result<()> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&HEARTBEAT_SQL)
+            .await
+            .map_err(pg("preparing to register a node"))?;
+        client
+            .execute(&stmt, &[&node, &address, &ttl(ttl_ms)])
+            .await
+            .map(|_| ())
+            .map_err(pg("registering a node"))
+    }
+
+    async fn node_address(&self, node: &str) -> Result<Option<String>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&NODE_ADDRESS_SQL)
+            .await
+            .map_err(pg("preparing to look a node up"))?;
+        Ok(client
+            .query_opt(&stmt, &[&node])
+            .await
+            .map_err(pg("looking a node up"))?
+            .map(|r| r.get(0)))
+    }
+
+    async fn claim(&self, id: &str, node: &str, ttl_ms: u64) -> Result<Option<Lease>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&CLAIM_LEASE_SQL)
+            .await
+            .map_err(pg("preparing to claim a lease"))?;
+        // The snapshot can be older than the row the UPDATE found (another
+        // node claimed or released it in between): then it shows a free
+        // lease the UPDATE could not take; ask again, the next snapshot
+        // shows the new holder.
+        for _ in 0..MAX_RETRIES {
+            let Some(row) = client
+                .query_opt(&stmt, &[&id, &node, &ttl(ttl_ms)])
+                .await
+                .map_err(pg("claiming a lease"))?
+            else {
+                return Err(not_found(id));
+            };
+            let (taken, unfinished): (i64, bool) = (row.get(0), row.get(1));
+            if taken == 1 || !unfinished {
+                return Ok(None);
+            }
+            let (owner, until, live): (Option<String>, Option<i64>, bool) =
+                (row.get(2), row.get(3), row.get(4));
+            match (owner, until) {
+                (Some(owner), Some(until)) if live && owner != node => {
+                    return Ok(Some(Lease {
+                        node: owner,
+                        until: to_u64(&format!("execution `{id}` lease_until"), until)?,
+                    }))
+                }
+                _ => continue,
+            }
+        }
+        Err(Error::Backend(format!(
+            "execution `{id}`: gave up claiming its lease after {MAX_RETRIES} concurrent changes"
+        )))
+    }
+
+    async fn renew(&self, node: &str, ttl_ms: u64) -> Result<u64> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&RENEW_SQL)
+            .await
+            .map_err(pg("preparing to renew leases"))?;
+        client
+            .execute(&stmt, &[&node, &ttl(ttl_ms)])
+            .await
+            .map_err(pg("renewing leases"))
+    }
+
+    async fn release(&self, id: &str, node: &str) -> Result<()> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE executions SET owner = NULL, lease_until = NULL
+                 WHERE id = $1 AND owner = $2",
+            )
+            .await
+            .map_err(pg("preparing to release a lease"))?;
+        client
+            .execute(&stmt, &[&id, &node])
+            .await
+            .map(|_| ())
+            .map_err(pg("releasing a lease"))
+    }
+
+    async fn take_over(
+        &self,
+        node: &str,
+        ttl_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<ExecutionRecord>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&TAKE_OVER_SQL)
+            .await
+            .map_err(pg("preparing to take executions over"))?;
+        let mut taken = client
+            .query(&stmt, &[&node, &ttl(ttl_ms), &sql_limit(limit)])
+            .await
+            .map_err(pg("taking executions over"))?
+            .iter()
+            .map(execution_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        // Creation order, as `unfinished` lists them.
+        taken.sort_by_key(|(seq, _)| *seq);
+        Ok(taken.into_iter().map(|(_, rec)| rec).collect())
+    }
+
+    async fn claim_due_timers_for(
+        &self,
+        node: &str,
+        ttl_ms: u64,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Vec<Timer>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&CLAIM_TIMERS_FOR_SQL)
+            .await
+            .map_err(pg("preparing to claim timers"))?;
+        let now = now.min(i64::MAX as u64) as i64;
+        let rows = client
+            .query(&stmt, &[&now, &sql_limit(limit), &node, &ttl(ttl_ms)])
+            .await
+            .map_err(pg("claiming due timers"))?;
+        timers_from_rows(&rows)
     }
 }
 
@@ -1202,6 +1528,54 @@ async fn conflict_or_not_found(client: &deadpool_postgres::Object, a: &Append) -
     }
 }
 
+/// Why an append that updated nothing was refused: not found, a conflict,
+/// or (fenced) the lease; `None` if, read again, nothing refuses it. The
+/// version is checked first, as the append does: a lease is only the reason
+/// when the caller was up to date.
+async fn refusal(client: &deadpool_postgres::Object, a: &Append) -> Result<Option<Error>> {
+    let Some(node) = &a.fence else {
+        return Ok(match read_version(client, &a.execution_id).await? {
+            None => Some(not_found(&a.execution_id)),
+            Some(actual) if actual == a.expected_version => None,
+            Some(actual) => Some(Error::Conflict {
+                id: a.execution_id.clone(),
+                expected: a.expected_version,
+                actual,
+            }),
+        });
+    };
+    let stmt = client
+        .prepare_cached(FENCE_STATE_SQL)
+        .await
+        .map_err(pg("preparing to read a lease"))?;
+    let Some(row) = client
+        .query_opt(&stmt, &[&a.execution_id, node])
+        .await
+        .map_err(pg("reading a lease"))?
+    else {
+        return Ok(Some(not_found(&a.execution_id)));
+    };
+    let actual = to_u64(
+        &format!("execution `{}` events", a.execution_id),
+        row.get(0),
+    )?;
+    let (finished, held): (bool, bool) = (row.get(1), row.get(2));
+    Ok(if actual != a.expected_version {
+        Some(Error::Conflict {
+            id: a.execution_id.clone(),
+            expected: a.expected_version,
+            actual,
+        })
+    } else if finished || held {
+        None
+    } else {
+        Some(Error::LeaseLost {
+            id: a.execution_id.clone(),
+            node: node.clone(),
+        })
+    })
+}
+
 /// History entries of `id` with `seq > after`, oldest first. One statement,
 /// so the existence check and the events come from one snapshot.
 async fn read_history(
@@ -1268,6 +1642,25 @@ mod tests {
             "host=h password=*** user=u"
         );
         assert_eq!(redact_url("password=secret"), "password=***");
+    }
+
+    #[test]
+    fn the_sql_of_unfinished_statuses_and_of_the_clock_is_the_same_everywhere() {
+        let unfinished: Vec<String> = Status::ALL
+            .iter()
+            .filter(|s| !s.is_terminal())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        assert_eq!(UNFINISHED, format!("({})", unfinished.join(", ")));
+        // The fenced statements spell them out (they are built by concat!).
+        for sql in [FENCED_APPEND_SQL, FENCE_STATE_SQL] {
+            assert!(sql.contains(UNFINISHED), "{sql}");
+            assert!(sql.contains(DB_NOW), "{sql}");
+        }
+        assert!(
+            !APPEND_SQL.contains("owner"),
+            "the single-node append changed"
+        );
     }
 
     #[test]

@@ -15,6 +15,11 @@
 //! batch is being committed.
 //!
 //! The schema is versioned by [`MIGRATIONS`], recorded in `schema_migrations`.
+//!
+//! **One owner, no leases.** The lock file makes one process the owner of a
+//! database, so it keeps the [`Executor`]'s default lease methods: that
+//! process holds every execution. A fenced append ([`Append::fence`]) is
+//! therefore always within its lease and is checked by version only.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -858,6 +863,8 @@ fn insert_events(conn: &Connection, id: &str, version: u64, events: &[Event]) ->
 fn append(conn: &Connection, a: Append) -> Result<u64> {
     // Everything that can be refused is checked before the first write; the
     // version check is the UPDATE's own condition (one statement, not two).
+    // `a.fence` needs no check: the lock file makes this process the holder
+    // of every lease (see the module docs).
     let output = a
         .output
         .as_ref()

@@ -10,6 +10,10 @@
 //!   outcome committed) per route and `Idempotency-Key`, written in the same
 //!   transaction as the effect: more than 1 would mean a repeated call was
 //!   executed again instead of being answered from `idempotency`;
+//! - `calls`: every call made by a node of a Sagaflow cluster (it carries a
+//!   `Sagaflow-Node` header): the node, the route, the execution, step, task
+//!   and attempt, the status answered and when the call arrived and ended, so
+//!   tests can check that no two nodes worked on one step at the same time;
 //! - `tombstones`: cancellations that found nothing to cancel, so that a
 //!   reservation arriving after its own cancellation is refused (anti-hanging);
 //! - `confirm_failures`: how many confirmation failures were injected per trip
@@ -48,6 +52,18 @@ CREATE TABLE IF NOT EXISTS effects (
     count INTEGER NOT NULL,
     PRIMARY KEY (route, key)
 );
+CREATE TABLE IF NOT EXISTS calls (
+    node TEXT NOT NULL,                -- the caller's Sagaflow-Node
+    route TEXT NOT NULL,
+    key TEXT,                          -- Idempotency-Key
+    execution_id TEXT,                 -- Sagaflow-Execution-Id
+    step TEXT,                         -- Sagaflow-Step
+    task TEXT,                         -- Sagaflow-Task
+    attempt INTEGER,                   -- Sagaflow-Attempt
+    status INTEGER NOT NULL,           -- the HTTP status answered
+    started_us INTEGER NOT NULL,       -- when the call arrived (µs since the epoch)
+    ended_us INTEGER NOT NULL          -- when its answer was ready
+);
 CREATE TABLE IF NOT EXISTS tombstones (
     pk TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -85,6 +101,28 @@ pub struct Effect {
     pub key: String,
     /// How many times a call with this key was executed on this route.
     pub count: u64,
+}
+
+/// One row of the `calls` table: a call made by a node of a Sagaflow cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Call {
+    /// The caller's `Sagaflow-Node` header.
+    pub node: String,
+    /// The route, e.g. `hotel/reserve`.
+    pub route: String,
+    /// `Idempotency-Key`, `Sagaflow-Execution-Id`, `Sagaflow-Step`,
+    /// `Sagaflow-Task` and `Sagaflow-Attempt`, when sent.
+    pub key: Option<String>,
+    pub execution_id: Option<String>,
+    pub step: Option<String>,
+    pub task: Option<String>,
+    pub attempt: Option<u32>,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// When the call arrived and when its answer was ready, in microseconds
+    /// since the Unix epoch (the services' clock).
+    pub started_us: i64,
+    pub ended_us: i64,
 }
 
 /// A booking as the business rules see it.
@@ -142,6 +180,27 @@ impl Db {
     pub fn effects(&self) -> rusqlite::Result<Vec<Effect>> {
         read_effects(&self.lock())
     }
+
+    /// Logs one call of a cluster node in the `calls` table.
+    pub fn record_call(&self, call: &Call) -> rusqlite::Result<()> {
+        self.lock().execute(
+            "INSERT INTO calls (node, route, key, execution_id, step, task, attempt, status, \
+             started_us, ended_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                call.node,
+                call.route,
+                call.key,
+                call.execution_id,
+                call.step,
+                call.task,
+                call.attempt,
+                call.status,
+                call.started_us,
+                call.ended_us
+            ],
+        )?;
+        Ok(())
+    }
 }
 
 fn configure(conn: &Connection) -> anyhow::Result<()> {
@@ -174,6 +233,39 @@ pub(crate) fn read_effects_from(path: &Path) -> anyhow::Result<Vec<Effect>> {
     .with_context(|| format!("opening travel database {}", path.display()))?;
     conn.busy_timeout(Duration::from_secs(5))?;
     read_effects(&conn).with_context(|| format!("reading effects of {}", path.display()))
+}
+
+/// Reads the `calls` rows of a database file, in the order they arrived.
+pub(crate) fn read_calls_from(path: &Path) -> anyhow::Result<Vec<Call>> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening travel database {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let mut stmt = conn
+        .prepare(
+            "SELECT node, route, key, execution_id, step, task, attempt, status, started_us, \
+             ended_us FROM calls ORDER BY started_us, rowid",
+        )
+        .with_context(|| format!("reading calls of {}", path.display()))?;
+    let calls = stmt.query_map([], |row| {
+        Ok(Call {
+            node: row.get(0)?,
+            route: row.get(1)?,
+            key: row.get(2)?,
+            execution_id: row.get(3)?,
+            step: row.get(4)?,
+            task: row.get(5)?,
+            attempt: row.get(6)?,
+            status: row.get(7)?,
+            started_us: row.get(8)?,
+            ended_us: row.get(9)?,
+        })
+    })?;
+    calls
+        .collect::<rusqlite::Result<_>>()
+        .with_context(|| format!("reading calls of {}", path.display()))
 }
 
 fn read_effects(conn: &Connection) -> rusqlite::Result<Vec<Effect>> {

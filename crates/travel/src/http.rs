@@ -23,12 +23,15 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::db::Db;
+use crate::db::{Call, Db};
 use crate::lambda::Lambdas;
 use crate::service::{self, Action, Op, Trip, OPS};
 
 /// The header carrying the caller's idempotency key.
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// The header naming the Sagaflow cluster node that makes a call: such calls
+/// are logged in the `calls` table.
+const NODE: &str = "sagaflow-node";
 
 /// Shared state of the handlers.
 #[derive(Clone)]
@@ -150,8 +153,49 @@ async fn call(
 ) -> Response {
     let route = op.route();
     app.stats.bump(|c| &mut c.calls, route);
-    let answer = respond(&app, op, &headers, body).await;
+    let answer = match header_str(&headers, NODE) {
+        None => respond(&app, op, &headers, body).await,
+        Some(node) => {
+            // A cluster node's call is logged with when it ran, even if the
+            // node hangs up (or dies) meanwhile: the work goes on without it.
+            let node = node.to_owned();
+            let (app, headers) = (app.clone(), headers.clone());
+            tokio::spawn(async move {
+                let started_us = now_us();
+                let answer = respond(&app, op, &headers, body).await;
+                let call = Call {
+                    node,
+                    route: route.to_owned(),
+                    key: header_str(&headers, IDEMPOTENCY_KEY).map(str::to_owned),
+                    execution_id: header_str(&headers, "sagaflow-execution-id").map(str::to_owned),
+                    step: header_str(&headers, "sagaflow-step").map(str::to_owned),
+                    task: header_str(&headers, "sagaflow-task").map(str::to_owned),
+                    attempt: header_str(&headers, "sagaflow-attempt").and_then(|a| a.parse().ok()),
+                    status: match &answer {
+                        Ok(outcome) => outcome.status,
+                        Err(error) => error.status.as_u16(),
+                    },
+                    started_us,
+                    ended_us: now_us(),
+                };
+                let logged = tokio::task::spawn_blocking(move || app.db.record_call(&call)).await;
+                if !matches!(logged, Ok(Ok(()))) {
+                    tracing::error!(?logged, "a call could not be logged");
+                }
+                answer
+            })
+            .await
+            .unwrap_or_else(|e| Err(ApiError::internal(e)))
+        }
+    };
     answer_call(&app.stats, route, &headers, answer)
+}
+
+/// Microseconds since the Unix epoch.
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 /// The HTTP response of a call to `route`, counted in the stats.

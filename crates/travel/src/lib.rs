@@ -11,7 +11,8 @@
 //! Start it in-process with [`start`] (tests, `sagaflow demo`) or [`serve`]
 //! (your own listener and shutdown signal), or run the `travel-services`
 //! binary. Read what it booked with [`rows`] and [`trip_rows`], and how many
-//! times each call was executed per `Idempotency-Key` with [`effects`].
+//! times each call was executed per `Idempotency-Key` with [`effects`]
+//! (and which node of a Sagaflow cluster made each call, when, with [`calls`]).
 //!
 //! Routes (all `POST` with the trip input as the JSON body):
 //! `/hotel/{reserve,confirm,cancel}`, `/flight/{reserve,confirm,cancel}`,
@@ -38,7 +39,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use db::{Effect, Row};
+pub use db::{Call, Effect, Row};
 
 /// How the services behave.
 #[derive(Clone, Debug, PartialEq)]
@@ -215,4 +216,11 @@ pub fn trip_rows(db_path: impl AsRef<Path>, trip_id: &str) -> anyhow::Result<Vec
 /// answered from its idempotency store and not counted.
 pub fn effects(db_path: impl AsRef<Path>) -> anyhow::Result<Vec<Effect>> {
     db::read_effects_from(db_path.as_ref())
+}
+
+/// Every call made by a node of a Sagaflow cluster (a call carrying a
+/// `Sagaflow-Node` header), with when it arrived and ended, in arrival order.
+/// Calls without the header are not logged.
+pub fn calls(db_path: impl AsRef<Path>) -> anyhow::Result<Vec<Call>> {
+    db::read_calls_from(db_path.as_ref())
 }

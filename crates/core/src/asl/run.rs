@@ -1219,10 +1219,7 @@ impl Run {
                 });
                 if self.tracing() {
                     let (resource, name) = self.resource_of(m, step);
-                    let parameters = self
-                        .request(m, step)
-                        .map(|r| r.input)
-                        .unwrap_or(Value::Null);
+                    let parameters = self.task_parameters(m, step);
                     self.record(
                         at,
                         TraceKind::TaskScheduled {
@@ -1295,7 +1292,9 @@ impl Run {
                         TraceKind::TaskSucceeded {
                             name,
                             resource,
-                            output: output.clone(),
+                            // What the integration returned: for
+                            // `lambda:invoke`, the wrapped answer.
+                            output: result.clone(),
                         },
                     );
                 }
@@ -1631,6 +1630,42 @@ impl Run {
             }
         }
         waiting
+    }
+
+    /// A Task's parameters as Step Functions shows them in `TaskScheduled`:
+    /// the rendered Parameters (for `lambda:invoke`, `FunctionName` and
+    /// `Payload`), or the effective input of a plain Lambda ARN.
+    fn task_parameters(&self, m: &Machine, step: &str) -> Value {
+        let Ok(req) = self.request(m, step) else {
+            return Value::Null;
+        };
+        let Some(slot) = self.slots.get(step) else {
+            return req.input;
+        };
+        match &self.state(m, slot.thread, slot.state).kind {
+            Kind::Task(t) if matches!(t.integration, Integration::LambdaInvoke) => {
+                let st = self.state(m, slot.thread, slot.state);
+                let ctx = self.context(
+                    &st.name,
+                    slot.entered_at,
+                    slot.attempt - 1,
+                    req.task_token.as_deref(),
+                );
+                st.parameters
+                    .as_ref()
+                    .and_then(|p| {
+                        data::render(
+                            p,
+                            &slot.effective,
+                            &ctx,
+                            &mut seeded(&format!("{step}#{}", slot.attempt)),
+                        )
+                        .ok()
+                    })
+                    .unwrap_or(req.input)
+            }
+            _ => req.input,
+        }
     }
 
     /// The participant call for the running attempt of `step`.
