@@ -8,7 +8,7 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
@@ -639,4 +639,576 @@ pub fn trip_input(trip_id: &str, run_type: &str) -> Value {
 /// Whether an execution status is final.
 pub fn is_terminal(status: &str) -> bool {
     !matches!(status, "running" | "compensating")
+}
+
+// ---------------------------------------------------------------------------
+// Where a server keeps its executions: SQLite (a data directory) or a
+// PostgreSQL schema of its own.
+
+/// `DATABASE_URL`, or `None` after printing that the test is skipped.
+pub fn database_url() -> Option<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            eprintln!("DATABASE_URL is not set: skipping this PostgreSQL test");
+            None
+        }
+    }
+}
+
+/// Runs a future to completion on a runtime of its own (the tests are
+/// synchronous; PostgreSQL's client is not).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(f)
+}
+
+/// A plain connection to the database at `url`.
+async fn pg_connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to DATABASE_URL: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// A PostgreSQL schema of one test's own, created empty (the server creates
+/// its tables at connect) and dropped with everything in it when this is
+/// dropped — after the servers using it, which must be declared after it.
+/// Named `sagaflow_test_…` like the store's test schemas, so one left by a
+/// killed run is dropped by a later run of those once it is an hour old.
+pub struct PgSchema {
+    url: String,
+    pub name: String,
+}
+
+impl PgSchema {
+    pub fn create(url: &str) -> PgSchema {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let name = format!(
+            "sagaflow_test_{secs}_{}_cli{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        block_on(async {
+            pg_connect(url)
+                .await
+                .batch_execute(&format!("CREATE SCHEMA {name}"))
+                .await
+                .unwrap_or_else(|e| panic!("creating schema {name}: {e}"));
+        });
+        PgSchema {
+            url: url.to_string(),
+            name,
+        }
+    }
+
+    /// The database URL selecting this schema (`search_path`), for a server's
+    /// `--database-url`.
+    pub fn server_url(&self) -> String {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!(
+            "{}{sep}options=-c%20search_path%3D{}",
+            self.url, self.name
+        )
+    }
+
+    /// Everything a server stored in this schema (the servers are stopped).
+    pub fn read(&self) -> StoredExecutions {
+        block_on(async {
+            let client = pg_connect(&self.url).await;
+            client
+                .batch_execute(&format!("SET search_path TO {}", self.name))
+                .await
+                .expect("setting search_path");
+            let mut sources = HashMap::new();
+            for row in client
+                .query("SELECT name, version, source FROM definitions", &[])
+                .await
+                .expect("reading definitions")
+            {
+                let version: i64 = row.get(1);
+                sources.insert((row.get(0), version as u32), row.get(2));
+            }
+            let mut executions = BTreeMap::new();
+            for row in client
+                .query(
+                    "SELECT id, definition, version, status, events FROM executions",
+                    &[],
+                )
+                .await
+                .expect("reading executions")
+            {
+                let (version, events): (i64, i64) = (row.get(2), row.get(4));
+                executions.insert(
+                    row.get::<_, String>(0),
+                    Stored {
+                        definition: row.get(1),
+                        version: version as u32,
+                        status: row.get(3),
+                        events: events as u64,
+                        history: Vec::new(),
+                    },
+                );
+            }
+            for row in client
+                .query(
+                    "SELECT execution_id, seq, body FROM events ORDER BY execution_id, seq",
+                    &[],
+                )
+                .await
+                .expect("reading events")
+            {
+                let id: String = row.get(0);
+                let seq: i64 = row.get(1);
+                if let Some(stored) = executions.get_mut(&id) {
+                    stored.history.push((seq as u64, row.get(2)));
+                }
+            }
+            (executions, sources)
+        })
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        // On a thread of its own: this may run while a test's runtime unwinds.
+        let dropped = std::thread::spawn(move || {
+            block_on(async {
+                pg_connect(&url)
+                    .await
+                    .batch_execute(&format!(
+                        "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {name} CASCADE"
+                    ))
+                    .await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test schema {}: {dropped:?}", self.name);
+        }
+    }
+}
+
+/// The database of a server under test.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// The embedded SQLite database in this data directory.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database URL (with the test's schema).
+    Postgres(String),
+}
+
+impl Backend {
+    /// The server flags selecting this database.
+    pub fn args(&self) -> Vec<std::ffi::OsString> {
+        match self {
+            Backend::Sqlite(dir) => vec!["--data-dir".into(), dir.into()],
+            Backend::Postgres(url) => vec!["--database-url".into(), url.into()],
+        }
+    }
+}
+
+/// `sagaflow server` on a free port, on `backend`, logging into `logs`.
+pub fn start_server_on(backend: &Backend, logs: &Path, travel_url: &str, extra: &[&str]) -> Proc {
+    let mut cmd = sagaflow();
+    cmd.arg("server")
+        .args(backend.args())
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--var")
+        .arg(format!("TRAVEL_URL={travel_url}"))
+        .args(extra);
+    Proc::spawn("sagaflow-server", cmd, logs)
+}
+
+/// `sagaflow server --cluster` on PostgreSQL (`db_url`), as node `node_id`
+/// on a free port (advertised to the other nodes), logging into `logs`.
+pub fn start_node(
+    db_url: &str,
+    logs: &Path,
+    travel_url: &str,
+    node_id: &str,
+    lease_ttl: &str,
+) -> Proc {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut cmd = sagaflow();
+    cmd.arg("server")
+        .args(["--database-url", db_url])
+        .args(["--listen", &listen])
+        .args(["--cluster", "--node-id", node_id])
+        .args(["--advertise", &format!("http://{listen}")])
+        .args(["--lease-ttl", lease_ttl])
+        .arg("--var")
+        .arg(format!("TRAVEL_URL={travel_url}"));
+    Proc::spawn(node_id, cmd, logs)
+}
+
+// ---------------------------------------------------------------------------
+// The crash tests (crash.rs: one server on SQLite; cluster_crash.rs: three
+// nodes on PostgreSQL): load, the checks of what was stored and done.
+
+/// A trip id (also its execution id) and its run type.
+pub type Trip = (String, &'static str);
+
+/// `SAGAFLOW_CRASH_SEED`, or a fresh random seed.
+pub fn crash_seed() -> u64 {
+    match std::env::var("SAGAFLOW_CRASH_SEED") {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("SAGAFLOW_CRASH_SEED={s} is a number")),
+        Err(_) => rand::random(),
+    }
+}
+
+/// The travel saga, with a forward retry budget that outlasts an outage of
+/// the travel services (20 attempts, about half a minute, instead of 3 in
+/// 300 ms): their restart must not turn a trip into a rollback.
+pub fn crash_saga() -> String {
+    let saga = TRAVEL_SAGA.replace("max_attempts: 3,", "max_attempts: 20,");
+    assert_eq!(
+        saga.matches("max_attempts: 20,").count(),
+        4,
+        "the four steps before and at the pivot get the larger budget"
+    );
+    saga
+}
+
+/// Starts its trips in turn, each against the next of the servers in `urls`
+/// (round robin over those up). A start whose answer was lost to a crash is
+/// sent again, to the next server, with the same execution id: the start is
+/// idempotent, so it never runs a trip twice.
+pub fn start_all(trips: Vec<Trip>, gaps: Vec<u64>, urls: std::sync::Arc<Mutex<Vec<String>>>) {
+    let mut turn = 0usize;
+    for ((trip_id, run_type), gap) in trips.iter().zip(gaps) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let url = {
+                let urls = urls.lock().unwrap();
+                turn += 1;
+                (!urls.is_empty()).then(|| urls[turn % urls.len()].clone())
+            };
+            if let Some(url) = url {
+                match Api::new(&url).try_call(
+                    reqwest::Method::POST,
+                    "/v1/executions",
+                    Some(start_body(trip_id, run_type)),
+                ) {
+                    Ok(a) if a.status == 200 || a.status == 201 => break,
+                    // Shutting down or not reachable: the server is being killed; try the next one.
+                    Ok(a) if a.status == 503 => {}
+                    Ok(a) => panic!("starting {trip_id} at {url} answered {}: {}", a.status, a.body),
+                    Err(_) => {}
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{trip_id} could be started within 30s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(gap));
+    }
+}
+
+/// Waits until every trip's execution has finished, asking the servers in
+/// `urls` in turn (`?wait=`); on a deadline, panics with `explain`.
+pub fn wait_all_finished(trips: &[Trip], urls: &[String], seed: u64, explain: impl Fn() -> String) {
+    let apis: Vec<Api> = urls.iter().map(|u| Api::new(u)).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (n, (trip_id, _)) in trips.iter().enumerate() {
+        let api = &apis[n % apis.len()];
+        loop {
+            let ex = api.get(&format!("/v1/executions/{trip_id}?wait=30"));
+            let status = ex["status"].as_str().unwrap_or_default().to_string();
+            if is_terminal(&status) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "seed {seed}: {trip_id} finishes after the last restart; it is still {status}; \
+                 its history:\n{:#}\n{}",
+                api.get(&format!("/v1/executions/{trip_id}/history"))["events"],
+                explain()
+            );
+        }
+    }
+}
+
+/// One execution as a server stored it.
+pub struct Stored {
+    pub definition: String,
+    pub version: u32,
+    pub status: String,
+    /// The `events` column: how many events the execution row says it has.
+    pub events: u64,
+    /// `(seq, body)` in order.
+    pub history: Vec<(u64, String)>,
+}
+
+/// Every stored execution by id, and the definitions' sources by (name, version).
+pub type StoredExecutions = (BTreeMap<String, Stored>, HashMap<(String, u32), String>);
+
+/// Problems found, by execution id (`""`: not about one execution).
+pub type Problems = BTreeMap<String, Vec<String>>;
+
+/// What is wrong with a stored history: not a gap-free sequence matching the
+/// execution row, not made of events, or not legal for the core's transition
+/// function; or the state it folds to is not the stored, terminal status.
+/// Also returns the events.
+pub fn history_problems(
+    stored: &Stored,
+    plan: &sagaflow_core::Plan,
+) -> (Vec<String>, Vec<sagaflow_core::Event>) {
+    let mut problems = Vec::new();
+    let seqs: Vec<u64> = stored.history.iter().map(|(seq, _)| *seq).collect();
+    if seqs != (1..=stored.events).collect::<Vec<_>>() {
+        problems.push(format!(
+            "its events are numbered {seqs:?}, not 1..={}",
+            stored.events
+        ));
+    }
+    let mut events = Vec::new();
+    for (seq, body) in &stored.history {
+        match serde_json::from_str::<sagaflow_core::Event>(body) {
+            Ok(e) => events.push(e),
+            Err(e) => problems.push(format!("event {seq} is not an event ({e}): {body}")),
+        }
+    }
+    match sagaflow_core::Execution::replay(plan, &events) {
+        Err(e) => problems.push(format!("its history is not legal: {e}")),
+        Ok(ex) if !ex.status.is_terminal() => problems.push(format!(
+            "its history ends {}, not finished",
+            ex.status.as_str()
+        )),
+        Ok(ex) if ex.status.as_str() != stored.status => problems.push(format!(
+            "its history ends {} but the execution row says {}",
+            ex.status.as_str(),
+            stored.status
+        )),
+        Ok(_) => {}
+    }
+    (problems, events)
+}
+
+/// The tasks (step, action|compensation) whose success a history records.
+pub fn succeeded_tasks(events: &[sagaflow_core::Event]) -> BTreeSet<(String, &'static str)> {
+    use sagaflow_core::{EventKind, TaskKind};
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::StepSucceeded { step, .. } => {
+                Some((step.clone(), TaskKind::Action.as_str()))
+            }
+            EventKind::CompensationSucceeded { step, .. } => {
+                Some((step.clone(), TaskKind::Compensation.as_str()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The tasks a history ever scheduled.
+pub fn scheduled_tasks(events: &[sagaflow_core::Event]) -> BTreeSet<(String, &'static str)> {
+    use sagaflow_core::{EventKind, TaskKind};
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::StepScheduled { step, .. } => {
+                Some((step.clone(), TaskKind::Action.as_str()))
+            }
+            EventKind::CompensationScheduled { step, .. } => {
+                Some((step.clone(), TaskKind::Compensation.as_str()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The history as one line per event, for a failure message.
+pub fn render(stored: &Stored) -> String {
+    stored
+        .history
+        .iter()
+        .map(|(seq, body)| format!("  {seq:>3} {body}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The invariants of a crash test, checked against what the server(s)
+/// stored and what the travel services did: exactly the trips were stored;
+/// each ended as its run type says and the travel database agrees; every
+/// `Idempotency-Key` was executed at most once; every history is legal for
+/// the core and ends where its execution row says; every task a history
+/// records as succeeded was executed, and nothing was executed that no
+/// history scheduled; no booking is left for a trip that did not succeed,
+/// and none is pending. Returns the problems and how many keys were executed.
+pub fn crash_problems(trips: &[Trip], stored: &StoredExecutions, travel: &Travel) -> (Problems, usize) {
+    let (stored, sources) = stored;
+    let mut plans: HashMap<(String, u32), sagaflow_core::Plan> = HashMap::new();
+    let rows = travel.all_rows();
+    let mut effects_of: BTreeMap<String, Vec<travel_services::Effect>> = BTreeMap::new();
+    let mut problems = Problems::new();
+    let mut problem = |id: &str, p: String| problems.entry(id.to_string()).or_default().push(p);
+    let effects = travel.effects();
+    for e in &effects {
+        // Keys are `{execution}:{step}:{action|compensation}`.
+        let id = match e.key.splitn(3, ':').collect::<Vec<_>>()[..] {
+            [id, _, "action" | "compensation"] if stored.contains_key(id) => id,
+            _ => {
+                problem(
+                    "",
+                    format!(
+                        "{} executed key {}, which no execution sends",
+                        e.route, e.key
+                    ),
+                );
+                continue;
+            }
+        };
+        if e.count > 1 {
+            problem(
+                id,
+                format!(
+                    "{} with key {} was executed {} times",
+                    e.route, e.key, e.count
+                ),
+            );
+        }
+        effects_of
+            .entry(id.to_string())
+            .or_default()
+            .push(e.clone());
+    }
+    if stored.len() != trips.len() {
+        problem(
+            "",
+            format!(
+                "the server stored {} executions, not {}",
+                stored.len(),
+                trips.len()
+            ),
+        );
+    }
+
+    for (trip_id, run_type) in trips {
+        let Some(ex) = stored.get(trip_id) else {
+            problem(trip_id, "was never stored".to_string());
+            continue;
+        };
+        // It ended as its run type says, and the travel database agrees.
+        let expected = expected_status(run_type);
+        if ex.status != expected {
+            problem(
+                trip_id,
+                format!("({run_type}) ended {}, not {expected}", ex.status),
+            );
+        }
+        for p in trip_problems(&ex.status, rows.get(trip_id).map_or(&[][..], Vec::as_slice)) {
+            problem(trip_id, format!("({run_type}, {}): {p}", ex.status));
+        }
+        // Its history is legal, and ends where the execution row says.
+        let key = (ex.definition.clone(), ex.version);
+        let Some(source) = sources.get(&key) else {
+            problem(trip_id, format!("its definition {key:?} was not stored"));
+            continue;
+        };
+        let plan = plans.entry(key).or_insert_with(|| {
+            sagaflow_core::compile(source, Some(&ex.definition))
+                .expect("a stored definition compiles")
+        });
+        let (history_problems, events) = history_problems(ex, plan);
+        for p in history_problems {
+            problem(trip_id, p);
+        }
+        // Every task the history says succeeded was executed once by the
+        // travel services, and they executed nothing the history did not schedule.
+        let executed: BTreeSet<(String, &str)> = effects_of
+            .get(trip_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                let mut parts = e.key.splitn(3, ':').skip(1);
+                let step = parts.next()?.to_string();
+                let task = match parts.next()? {
+                    "action" => "action",
+                    _ => "compensation",
+                };
+                Some((step, task))
+            })
+            .collect();
+        for (step, task) in succeeded_tasks(&events) {
+            if !executed.contains(&(step.clone(), task)) {
+                problem(
+                    trip_id,
+                    format!(
+                        "its {step} {task} succeeded but the travel services never executed it"
+                    ),
+                );
+            }
+        }
+        let scheduled = scheduled_tasks(&events);
+        for (step, task) in executed.difference(&scheduled) {
+            problem(
+                trip_id,
+                format!(
+                    "the travel services executed its {step} {task}, which was never scheduled"
+                ),
+            );
+        }
+    }
+    // No booking exists for a trip that did not succeed, and none is pending.
+    for (trip_id, rows) in &rows {
+        if stored.get(trip_id).map(|ex| ex.status.as_str()) != Some("succeeded") {
+            problem(
+                trip_id,
+                format!("holds {} rows but did not succeed", rows.len()),
+            );
+        }
+        for r in rows.iter().filter(|r| r.transaction_status != "confirmed") {
+            problem(
+                trip_id,
+                format!("{} is left {}", r.sk, r.transaction_status),
+            );
+        }
+    }
+    (problems, effects.len())
+}
+
+/// Panics with every problem (and the first histories concerned), naming the seed.
+pub fn fail_on_problems(seed: u64, problems: &Problems, stored: &BTreeMap<String, Stored>) {
+    if problems.is_empty() {
+        return;
+    }
+    let mut report = format!(
+        "seed {seed} (re-run with SAGAFLOW_CRASH_SEED={seed}): {} execution(s) with problems:\n",
+        problems.keys().filter(|id| !id.is_empty()).count()
+    );
+    for (id, ps) in problems {
+        for p in ps {
+            report.push_str(&format!("{}: {p}\n", if id.is_empty() { "-" } else { id }));
+        }
+    }
+    for id in problems.keys().filter(|id| !id.is_empty()).take(5) {
+        if let Some(ex) = stored.get(id) {
+            report.push_str(&format!("\nhistory of {id}:\n{}\n", render(ex)));
+        }
+    }
+    panic!("{report}");
+}
+
+/// How many executions ended in each status.
+pub fn by_status(stored: &BTreeMap<String, Stored>) -> BTreeMap<&str, usize> {
+    let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
+    for ex in stored.values() {
+        *by_status.entry(ex.status.as_str()).or_default() += 1;
+    }
+    by_status
 }
