@@ -1,11 +1,23 @@
 //! End to end: `sagaflow server` and `travel-services` as real processes,
 //! the travel saga deployed through the API, and every scenario of the seeds
 //! checked against both the orchestrator's answer and the travel database.
+//!
+//! Each scenario runs on the embedded SQLite database and, when
+//! `DATABASE_URL` is set (CI sets it), on PostgreSQL in a schema of its own
+//! (`…_on_postgres`), and as a node of a cluster. Two cluster nodes also show
+//! that a callback or a cancel sent to the node that does not own the
+//! execution is forwarded to the one that does.
 
 mod common;
 
-use common::{expected_status, start_server, trip_problems, Api, Travel, RUN_TYPES};
-use serde_json::Value;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{
+    database_url, expected_status, start_node, start_server_on, trip_input, trip_problems, Api,
+    Backend, PgSchema, Travel, RUN_TYPES,
+};
+use serde_json::{json, Value};
 
 /// The steps whose compensation must have run for a run type, in order.
 fn expected_compensations(run_type: &str) -> &'static [&'static str] {
@@ -27,13 +39,14 @@ fn compensated_steps(history: &Value) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn every_travel_scenario_ends_as_the_saga_promises_and_survives_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("sagaflow");
+/// Every run type of the travel saga ends as it must, the travel database
+/// agrees, and a server started again on the same database (after a
+/// SIGTERM, which exits 0) knows every execution and how it ended.
+fn every_travel_scenario(backend: &Backend, dir: &Path, extra: &[&str]) {
+    let logs = dir.join("logs");
     // Cancellations fail 40% of the time, as in the seed: compensations are retried.
-    let travel = Travel::start(dir.path(), 0.4, 2);
-    let server = start_server(&data_dir, travel.url(), &[]);
+    let travel = Travel::start(dir, 0.4, 2);
+    let server = start_server_on(backend, &logs, travel.url(), extra);
     let api = Api::new(&server.url);
 
     let deployed = api.deploy_travel_saga();
@@ -78,8 +91,8 @@ fn every_travel_scenario_ends_as_the_saga_promises_and_survives_a_restart() {
         "the server exits 0 on SIGTERM, not {status}"
     );
 
-    // A new server on the same data directory knows every execution and how it ended.
-    let server = start_server(&data_dir, travel.url(), &[]);
+    // A new server on the same database knows every execution and how it ended.
+    let server = start_server_on(backend, &logs, travel.url(), extra);
     let api = Api::new(&server.url);
     let listed = api.get("/v1/executions?limit=100");
     let items = listed["items"].as_array().expect("a list has items");
@@ -105,12 +118,12 @@ fn every_travel_scenario_ends_as_the_saga_promises_and_survives_a_restart() {
     }
 }
 
-#[test]
-fn a_sigterm_in_the_middle_of_work_exits_0_and_a_restarted_server_finishes_the_work() {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("sagaflow");
-    let travel = Travel::start(dir.path(), 0.4, 2);
-    let server = start_server(&data_dir, travel.url(), &[]);
+/// Executions in flight when the server gets SIGTERM: it exits 0, and a
+/// server started again on the same database finishes every one of them.
+fn sigterm_in_the_middle_of_work(backend: &Backend, dir: &Path, extra: &[&str]) {
+    let logs = dir.join("logs");
+    let travel = Travel::start(dir, 0.4, 2);
+    let server = start_server_on(backend, &logs, travel.url(), extra);
     let api = Api::new(&server.url);
     api.deploy_travel_saga();
 
@@ -130,7 +143,7 @@ fn a_sigterm_in_the_middle_of_work_exits_0_and_a_restarted_server_finishes_the_w
         "the server exits 0 on SIGTERM while executions are in flight, not {status}"
     );
 
-    let server = start_server(&data_dir, travel.url(), &[]);
+    let server = start_server_on(backend, &logs, travel.url(), extra);
     let api = Api::new(&server.url);
     for (trip_id, run_type) in &trips {
         let ex = api.get(&format!("/v1/executions/{trip_id}?wait=60"));
@@ -145,5 +158,301 @@ fn a_sigterm_in_the_middle_of_work_exits_0_and_a_restarted_server_finishes_the_w
             problems.is_empty(),
             "{trip_id} ({run_type}, {status}): {problems:?}"
         );
+    }
+}
+
+/// A single node of a cluster: started again after a SIGTERM it is a new
+/// node (a fresh id), which takes over what the old one left once its
+/// leases run out.
+const CLUSTER_NODE: &[&str] = &["--cluster", "--lease-ttl", "1s"];
+
+#[test]
+fn every_travel_scenario_ends_as_the_saga_promises_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::Sqlite(dir.path().join("sagaflow"));
+    every_travel_scenario(&backend, dir.path(), &[]);
+}
+
+#[test]
+fn every_travel_scenario_ends_as_the_saga_promises_and_survives_a_restart_on_postgres() {
+    let Some(url) = database_url() else { return };
+    let schema = PgSchema::create(&url);
+    let dir = tempfile::tempdir().unwrap();
+    every_travel_scenario(&Backend::Postgres(schema.server_url()), dir.path(), &[]);
+}
+
+#[test]
+fn every_travel_scenario_ends_as_the_saga_promises_and_survives_a_restart_on_a_cluster_node() {
+    let Some(url) = database_url() else { return };
+    let schema = PgSchema::create(&url);
+    let dir = tempfile::tempdir().unwrap();
+    every_travel_scenario(
+        &Backend::Postgres(schema.server_url()),
+        dir.path(),
+        CLUSTER_NODE,
+    );
+}
+
+#[test]
+fn a_sigterm_in_the_middle_of_work_exits_0_and_a_restarted_server_finishes_the_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::Sqlite(dir.path().join("sagaflow"));
+    sigterm_in_the_middle_of_work(&backend, dir.path(), &[]);
+}
+
+#[test]
+fn a_sigterm_in_the_middle_of_work_exits_0_and_a_restarted_server_finishes_the_work_on_postgres() {
+    let Some(url) = database_url() else { return };
+    let schema = PgSchema::create(&url);
+    let dir = tempfile::tempdir().unwrap();
+    sigterm_in_the_middle_of_work(&Backend::Postgres(schema.server_url()), dir.path(), &[]);
+}
+
+#[test]
+fn a_sigterm_in_the_middle_of_work_exits_0_and_a_new_cluster_node_takes_the_work_over() {
+    let Some(url) = database_url() else { return };
+    let schema = PgSchema::create(&url);
+    let dir = tempfile::tempdir().unwrap();
+    sigterm_in_the_middle_of_work(
+        &Backend::Postgres(schema.server_url()),
+        dir.path(),
+        CLUSTER_NODE,
+    );
+}
+
+/// The travel saga with an approval between the hotel and the payment: a
+/// callback step (acknowledged by the car reservation) whose heartbeat keeps
+/// the execution in its node's memory, so the node keeps its lease.
+const APPROVAL_SAGA: &str = r#"
+name: trip-approval
+steps:
+  - name: reserve_hotel
+    action: { http: { url: "${TRAVEL_URL}/hotel/reserve" } }
+    compensation: { http: { url: "${TRAVEL_URL}/hotel/cancel" } }
+  - name: approve
+    callback: true
+    heartbeat: 60s
+    timeout: 120s
+    action: { http: { url: "${TRAVEL_URL}/car/reserve" } }
+    compensation: { http: { url: "${TRAVEL_URL}/car/cancel" } }
+  - name: take_payment
+    pivot: true
+    action: { http: { url: "${TRAVEL_URL}/payment/charge" } }
+"#;
+
+/// The same without a heartbeat: waiting for the approval, the execution
+/// leaves memory and its node gives up the lease.
+fn parked_saga() -> String {
+    APPROVAL_SAGA
+        .replace("name: trip-approval", "name: trip-approval-parked")
+        .replace("    heartbeat: 60s\n", "")
+}
+
+/// Waits until `id` waits for its approval; returns the approval's task
+/// token, made from the nonce its history recorded.
+fn approval_token(api: &Api, id: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let history = api.get(&format!("/v1/executions/{id}/history"));
+        let events = history["events"].as_array().cloned().unwrap_or_default();
+        if events
+            .iter()
+            .any(|e| e["type"] == "task_parked" && e["step"] == "approve")
+        {
+            let scheduled = events
+                .iter()
+                .rev()
+                .find(|e| e["type"] == "step_scheduled" && e["step"] == "approve")
+                .expect("the approval was scheduled");
+            return sagaflow_core::task_token(
+                id,
+                "approve",
+                sagaflow_core::TaskKind::Action,
+                scheduled["attempt"].as_u64().unwrap() as u32,
+                scheduled["nonce"]
+                    .as_str()
+                    .expect("a callback step has a nonce"),
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id} waits for its approval within 30s: {history}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits (`?wait=`) on every node at once for `id` to end; returns the
+/// status each node saw.
+fn statuses_seen_by(urls: &[&str], id: &str) -> Vec<String> {
+    let waiters: Vec<_> = urls
+        .iter()
+        .map(|url| {
+            let (url, id) = (url.to_string(), id.to_string());
+            std::thread::spawn(move || {
+                let ex = Api::new(&url).get(&format!("/v1/executions/{id}?wait=30"));
+                ex["status"].as_str().unwrap_or_default().to_string()
+            })
+        })
+        .collect();
+    waiters.into_iter().map(|w| w.join().unwrap()).collect()
+}
+
+/// The nodes that called `route` for execution `id`, by the travel
+/// services' log of cluster calls.
+fn callers(travel: &Travel, id: &str, route: &str) -> Vec<String> {
+    travel_services::calls(&travel.db)
+        .expect("the travel database is readable")
+        .into_iter()
+        .filter(|c| c.execution_id.as_deref() == Some(id) && c.route == route)
+        .map(|c| c.node)
+        .collect()
+}
+
+#[test]
+fn two_cluster_nodes_forward_callbacks_and_cancels_to_the_owner_and_both_see_the_end() {
+    let Some(url) = database_url() else { return };
+    let schema = PgSchema::create(&url);
+    let db_url = schema.server_url();
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let travel = Travel::start(dir.path(), 0.0, 0);
+    let a = start_node(&db_url, &logs, travel.url(), "node-a", "2s");
+    let b = start_node(&db_url, &logs, travel.url(), "node-b", "2s");
+    let (api_a, api_b) = (Api::new(&a.url), Api::new(&b.url));
+    api_a.deploy("trip-approval", APPROVAL_SAGA);
+    api_a.deploy("trip-approval-parked", &parked_saga());
+    let start = |definition: &str, id: &str| {
+        let body = json!({
+            "definition": definition,
+            "input": trip_input(id, "success"),
+            "execution_id": id,
+        });
+        api_a.call(reqwest::Method::POST, "/v1/executions", Some(body));
+    };
+    let explain = || {
+        format!(
+            "log of node a:\n{}\nlog of node b:\n{}",
+            a.log_tail(),
+            b.log_tail()
+        )
+    };
+
+    // Approved through node b while node a holds the execution: node b
+    // forwards the callback, node a records it and goes on.
+    start("trip-approval", "approved");
+    let token = approval_token(&api_a, "approved");
+    assert_eq!(
+        schema.lease_owner("approved").as_deref(),
+        Some("node-a"),
+        "the starting node holds a resident execution"
+    );
+    let answer = api_b
+        .try_call(
+            reqwest::Method::POST,
+            &format!("/v1/callbacks/{token}/success"),
+            Some(json!({"approved_by": "test"})),
+        )
+        .expect("node b answers");
+    assert_eq!(
+        answer.status,
+        200,
+        "the callback sent to node b succeeds: {}\n{}",
+        answer.body,
+        explain()
+    );
+    assert_eq!(
+        statuses_seen_by(&[&a.url, &b.url], "approved"),
+        ["succeeded", "succeeded"],
+        "both nodes see the end\n{}",
+        explain()
+    );
+    assert_eq!(
+        callers(&travel, "approved", "payment/charge"),
+        ["node-a"],
+        "the owner took the payment after the forwarded callback"
+    );
+    let booked: Vec<String> = travel
+        .rows("approved")
+        .iter()
+        .map(|r| r.sk.split('#').next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(booked, ["CAR", "HOTEL", "PAYMENT"], "each booked once");
+
+    // Cancelled through node b: forwarded too, node a compensates.
+    start("trip-approval", "cancelled");
+    approval_token(&api_a, "cancelled");
+    let answer = api_b
+        .try_call(
+            reqwest::Method::POST,
+            "/v1/executions/cancelled/cancel",
+            Some(json!({"reason": "the customer changed their mind"})),
+        )
+        .expect("node b answers");
+    assert_eq!(
+        answer.status,
+        200,
+        "the cancel sent to node b succeeds: {}\n{}",
+        answer.body,
+        explain()
+    );
+    assert_eq!(
+        statuses_seen_by(&[&b.url, &a.url], "cancelled"),
+        ["cancelled", "cancelled"],
+        "both nodes see the end\n{}",
+        explain()
+    );
+    for route in ["car/cancel", "hotel/cancel"] {
+        assert_eq!(
+            callers(&travel, "cancelled", route),
+            ["node-a"],
+            "the owner ran the compensation {route}"
+        );
+    }
+    assert!(
+        travel.rows("cancelled").is_empty(),
+        "nothing is left booked"
+    );
+
+    // Parked: node a gave the lease up, so node b takes the callback itself.
+    start("trip-approval-parked", "parked");
+    let token = approval_token(&api_a, "parked");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while schema.lease_owner("parked").is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "a parked execution's lease is released: {:?}",
+            schema.lease_owner("parked")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let answer = api_b
+        .try_call(
+            reqwest::Method::POST,
+            &format!("/v1/callbacks/{token}/success"),
+            Some(json!({})),
+        )
+        .expect("node b answers");
+    assert_eq!(answer.status, 200, "{}\n{}", answer.body, explain());
+    assert_eq!(
+        statuses_seen_by(&[&a.url, &b.url], "parked"),
+        ["succeeded", "succeeded"],
+        "both nodes see the end\n{}",
+        explain()
+    );
+    assert_eq!(
+        callers(&travel, "parked", "payment/charge"),
+        ["node-b"],
+        "the node that took the callback went on"
+    );
+    assert_eq!(
+        callers(&travel, "parked", "hotel/reserve"),
+        ["node-a"],
+        "the node that started it made the first call"
+    );
+
+    for node in [a, b] {
+        let status = node.sigterm();
+        assert!(status.success(), "a node exits 0 on SIGTERM, not {status}");
     }
 }

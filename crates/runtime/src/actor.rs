@@ -273,6 +273,17 @@ impl Actor {
                 }
             }
         }
+        // Several nodes: a finished execution has no lease; the redrive that
+        // brings it back is accepted on its version, then this node leases it.
+        let redriven = events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::ExecutionRedriven {}));
+        if redriven && self.engine.node_id().is_some() {
+            if let Err(e) = self.engine.claim(&self.state.id).await {
+                self.lost = true;
+                return Err(e);
+            }
+        }
         self.state = next;
         count(&events);
         Ok(effects)

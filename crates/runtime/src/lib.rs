@@ -440,7 +440,7 @@ impl Engine {
 
     /// Several nodes: makes sure this node holds the lease of `id` before it
     /// loads it, or names the node that does.
-    async fn claim(&self, id: &str) -> Result<()> {
+    pub(crate) async fn claim(&self, id: &str) -> Result<()> {
         let Some(node) = &self.shared.config.node else {
             return Ok(());
         };

@@ -17,6 +17,12 @@
 //! `conformance_tests!(optional: EXPR)` takes an `Option<(store, guard)>`
 //! and a case whose fixture is `None` returns at once (the fixture says why
 //! it skipped): see `tests/postgres.rs`.
+//!
+//! [`lease_tests!`](crate::lease_tests) (same forms) adds the cases of
+//! several nodes sharing a store: leases, fenced appends, take-over, timers
+//! per node, the node registry. Only the backends several nodes can share
+//! run them (memory, PostgreSQL): SQLite has one owning process and keeps the
+//! trait's single-process defaults.
 
 use sagaflow_core::event::Millis;
 use sagaflow_core::{ErrorInfo, Event, EventKind, Status, TaskKind};
@@ -86,6 +92,36 @@ macro_rules! conformance_tests {
                 $crate::conformance::$case(&fixture.0).await;
             }
         )*
+    };
+}
+
+/// Expands to one `#[tokio::test]` per lease case (the cases of several
+/// nodes on one store), with the forms of
+/// [`conformance_tests!`](crate::conformance_tests).
+#[macro_export]
+macro_rules! lease_tests {
+    (optional: $make:expr) => {
+        $crate::lease_tests!(@list [optional] $make);
+    };
+    ($make:expr) => {
+        $crate::lease_tests!(@list [always] $make);
+    };
+    (@list [$mode:ident] $make:expr) => {
+        $crate::conformance_tests!(@cases [$mode] $make;
+            a_claimed_execution_is_refused_to_other_nodes_until_its_lease_expires,
+            the_holder_can_claim_again_and_renew_but_an_expired_lease_is_not_revived,
+            a_released_execution_can_be_claimed_by_another_node_at_once,
+            a_finished_or_unknown_execution_is_never_leased,
+            a_node_that_lost_its_lease_cannot_append_and_the_new_holder_can,
+            a_fenced_append_is_checked_for_its_version_first,
+            take_over_returns_only_unfinished_executions_whose_lease_expired,
+            concurrent_take_overs_never_return_the_same_execution,
+            finishing_clears_the_lease,
+            a_finished_execution_has_no_lease_so_any_node_may_redrive_it,
+            timers_of_an_execution_held_by_another_live_node_are_not_handed_out,
+            due_timers_of_free_executions_are_claimed_with_their_lease,
+            a_node_address_is_known_only_within_its_ttl,
+        );
     };
 }
 
@@ -1000,5 +1036,478 @@ pub async fn notifications_are_pending_oldest_first_up_to_the_limit(store: &dyn 
     assert_eq!(
         executions(store.pending_notifications(2).await.expect("pending 2")),
         ["n1", "n2"]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Several nodes: leases
+
+/// A lease that outlives any test.
+const LONG: u64 = 60_000;
+/// A lease a test waits out with [`lapse`].
+const SHORT: u64 = 200;
+
+/// Waits until every [`SHORT`] lease taken before has expired.
+async fn expire() {
+    tokio::time::sleep(std::time::Duration::from_millis(2 * SHORT + 100)).await;
+}
+
+/// Gives `node` a [`SHORT`] lease on each of `ids` and lets them run out:
+/// the node died with them.
+async fn lapse(store: &dyn Store, ids: &[&str], node: &str) {
+    for id in ids {
+        assert_eq!(store.claim(id, node, SHORT).await.expect("claim"), None);
+    }
+    expire().await;
+}
+
+/// `node`'s lease on `id`, taken for [`LONG`] (it must be free).
+async fn hold(store: &dyn Store, id: &str, node: &str) {
+    assert_eq!(
+        store.claim(id, node, LONG).await.expect("claim"),
+        None,
+        "`{id}` should be free for `{node}`"
+    );
+}
+
+/// Who holds `id`, as another node asking for it hears. A free execution
+/// is left released (no lease), whatever it was before.
+async fn holder(store: &dyn Store, id: &str) -> Option<String> {
+    let asking = "someone-else";
+    let lease = store.claim(id, asking, LONG).await.expect("claim");
+    if lease.is_none() {
+        // It was free: give it back as it was.
+        store.release(id, asking).await.expect("release");
+    }
+    lease.map(|l| l.node)
+}
+
+fn fenced(mut a: Append, node: &str) -> Append {
+    a.fence = Some(node.to_string());
+    a
+}
+
+fn assert_lease_lost(result: crate::Result<u64>, id: &str, node: &str) {
+    match result {
+        Err(Error::LeaseLost { id: i, node: n }) if i == id && n == node => {}
+        other => panic!("expected `{node}`'s lease on `{id}` to be lost, got {other:?}"),
+    }
+}
+
+pub async fn a_claimed_execution_is_refused_to_other_nodes_until_its_lease_expires(
+    store: &dyn Store,
+) {
+    start(store, "e1", "order").await;
+    hold(store, "e1", "a").await;
+
+    let lease = store
+        .claim("e1", "b", LONG)
+        .await
+        .expect("claim")
+        .expect("b is refused while a's lease is live");
+    assert_eq!(lease.node, "a");
+    let again = store.claim("e1", "b", LONG).await.expect("claim again");
+    assert_eq!(again, Some(lease), "a refused claim changes nothing");
+
+    lapse(store, &["e1"], "a").await;
+    assert_eq!(
+        store.claim("e1", "b", LONG).await.expect("claim"),
+        None,
+        "an expired lease is free"
+    );
+    assert_eq!(holder(store, "e1").await.as_deref(), Some("b"));
+}
+
+pub async fn the_holder_can_claim_again_and_renew_but_an_expired_lease_is_not_revived(
+    store: &dyn Store,
+) {
+    for id in ["e1", "e2", "e3"] {
+        start(store, id, "order").await;
+    }
+    hold(store, "e1", "a").await;
+    hold(store, "e2", "a").await;
+    hold(store, "e3", "b").await;
+    assert_eq!(store.claim("e1", "a", LONG).await.expect("re-claim"), None);
+
+    assert_eq!(store.renew("a", LONG).await.expect("renew a"), 2);
+    assert_eq!(store.renew("b", LONG).await.expect("renew b"), 1);
+    assert_eq!(store.renew("nobody", LONG).await.expect("renew"), 0);
+
+    // a lets e1's lease run out: renewing does not bring it back.
+    lapse(store, &["e1"], "a").await;
+    assert_eq!(store.renew("a", LONG).await.expect("renew a"), 1);
+    assert_eq!(holder(store, "e1").await, None);
+    assert_eq!(holder(store, "e2").await.as_deref(), Some("a"));
+}
+
+pub async fn a_released_execution_can_be_claimed_by_another_node_at_once(store: &dyn Store) {
+    start(store, "e1", "order").await;
+    hold(store, "e1", "a").await;
+
+    store.release("e1", "b").await.expect("release");
+    assert_eq!(
+        holder(store, "e1").await.as_deref(),
+        Some("a"),
+        "only the holder can release"
+    );
+    store.release("e1", "a").await.expect("release");
+    assert_eq!(store.claim("e1", "b", LONG).await.expect("claim"), None);
+    assert_eq!(store.renew("a", LONG).await.expect("renew"), 0);
+    store
+        .release("nope", "a")
+        .await
+        .expect("releasing an unknown execution is a no-op");
+}
+
+pub async fn a_finished_or_unknown_execution_is_never_leased(store: &dyn Store) {
+    start(store, "done", "order").await;
+    store
+        .append(append("done", 1, vec![], Status::Succeeded))
+        .await
+        .expect("finish");
+    assert_eq!(store.claim("done", "a", LONG).await.expect("claim"), None);
+    assert_eq!(store.claim("done", "b", LONG).await.expect("claim"), None);
+    assert_eq!(store.renew("a", LONG).await.expect("renew"), 0);
+    assert_not_found(store.claim("nope", "a", LONG).await, "execution");
+}
+
+pub async fn a_node_that_lost_its_lease_cannot_append_and_the_new_holder_can(store: &dyn Store) {
+    start(store, "e1", "order").await;
+    hold(store, "e1", "a").await;
+    let a1 = fenced(
+        append("e1", 1, vec![step_succeeded("a", T0 + 1)], Status::Running),
+        "a",
+    );
+    assert_eq!(store.append(a1).await.expect("the holder appends"), 2);
+
+    // a stalls past its lease; b takes the execution.
+    lapse(store, &["e1"], "a").await;
+    hold(store, "e1", "b").await;
+    let before = store.get_execution("e1").await.expect("get");
+    let history = store.load_history("e1").await.expect("history");
+
+    let mut late = fenced(
+        append(
+            "e1",
+            2,
+            vec![finished(Status::Failed, T0 + 2)],
+            Status::Failed,
+        ),
+        "a",
+    );
+    late.timers = vec![timer("e1", "b", T0)];
+    late.notify = true;
+    assert_lease_lost(store.append(late).await, "e1", "a");
+    let never = fenced(append("e1", 2, vec![], Status::Running), "c");
+    assert_lease_lost(store.append(never).await, "e1", "c");
+
+    // Nothing of the refused appends was stored.
+    assert_eq!(store.get_execution("e1").await.expect("get"), before);
+    assert_eq!(store.load_history("e1").await.expect("history"), history);
+    assert!(store
+        .pending_notifications(10)
+        .await
+        .expect("pending")
+        .is_empty());
+    assert!(store
+        .claim_due_timers(T0 + 1_000_000, 10)
+        .await
+        .expect("claim timers")
+        .is_empty());
+    assert_eq!(holder(store, "e1").await.as_deref(), Some("b"));
+
+    let b2 = fenced(
+        append("e1", 2, vec![step_succeeded("b", T0 + 3)], Status::Running),
+        "b",
+    );
+    assert_eq!(store.append(b2).await.expect("the new holder appends"), 3);
+    // A single node's append (no fence) is checked by version only.
+    let single = append("e1", 3, vec![step_succeeded("c", T0 + 4)], Status::Running);
+    assert_eq!(store.append(single).await.expect("an unfenced append"), 4);
+    assert_eq!(store.load_history("e1").await.expect("history").len(), 4);
+}
+
+pub async fn a_fenced_append_is_checked_for_its_version_first(store: &dyn Store) {
+    start(store, "e1", "order").await;
+    hold(store, "e1", "a").await;
+    store
+        .append(fenced(append("e1", 1, vec![], Status::Running), "a"))
+        .await
+        .expect("append");
+    let stale = |node| fenced(append("e1", 0, vec![], Status::Running), node);
+    for node in ["a", "b"] {
+        match store.append(stale(node)).await {
+            Err(Error::Conflict {
+                expected: 0,
+                actual: 1,
+                ..
+            }) => {}
+            other => panic!("a stale append by `{node}` gave {other:?}"),
+        }
+    }
+    assert_not_found(
+        store
+            .append(fenced(append("nope", 0, vec![], Status::Running), "a"))
+            .await,
+        "execution",
+    );
+    // A fenced append needs a lease: an execution nobody claimed has none.
+    start(store, "e2", "order").await;
+    assert_lease_lost(
+        store
+            .append(fenced(append("e2", 1, vec![], Status::Running), "a"))
+            .await,
+        "e2",
+        "a",
+    );
+}
+
+pub async fn take_over_returns_only_unfinished_executions_whose_lease_expired(store: &dyn Store) {
+    for id in [
+        "expired",
+        "live",
+        "released",
+        "never-leased",
+        "finished",
+        "compensating",
+    ] {
+        start(store, id, "order").await;
+    }
+    hold(store, "live", "a").await;
+    hold(store, "released", "a").await;
+    store.release("released", "a").await.expect("release");
+    hold(store, "finished", "a").await;
+    store
+        .append(fenced(
+            append("finished", 1, vec![], Status::Compensated),
+            "a",
+        ))
+        .await
+        .expect("finish");
+    store
+        .append(append("compensating", 1, vec![], Status::Compensating))
+        .await
+        .expect("compensate");
+    lapse(store, &["expired", "compensating"], "a").await;
+
+    let taken = store.take_over("b", LONG, 100).await.expect("take over");
+    assert_eq!(ids(&taken), ["expired", "compensating"]);
+    assert_eq!(taken[1].status, Status::Compensating);
+    assert_eq!(taken[0], store.get_execution("expired").await.expect("get"));
+    assert_eq!(holder(store, "expired").await.as_deref(), Some("b"));
+    assert_eq!(holder(store, "live").await.as_deref(), Some("a"));
+
+    assert!(
+        store
+            .take_over("c", LONG, 100)
+            .await
+            .expect("take over again")
+            .is_empty(),
+        "b's new leases are live"
+    );
+    // The released execution is parked: its callback or timer claims it.
+    assert_eq!(holder(store, "released").await, None);
+}
+
+pub async fn concurrent_take_overs_never_return_the_same_execution(store: &dyn Store) {
+    let all: Vec<String> = (0..60).map(|i| format!("e{i:02}")).collect();
+    for id in &all {
+        start(store, id, "order").await;
+    }
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    lapse(store, &refs, "dead").await;
+
+    let mut got: Vec<(String, &str)> = Vec::new();
+    for _ in 0..all.len() {
+        let (b, c) = tokio::join!(store.take_over("b", LONG, 7), store.take_over("c", LONG, 7));
+        let (b, c) = (b.expect("b takes over"), c.expect("c takes over"));
+        if b.is_empty() && c.is_empty() {
+            break;
+        }
+        got.extend(b.into_iter().map(|r| (r.id, "b")));
+        got.extend(c.into_iter().map(|r| (r.id, "c")));
+    }
+    let mut taken: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
+    taken.sort();
+    assert_eq!(taken, refs, "each execution is taken over exactly once");
+    for (id, node) in &got {
+        assert_eq!(holder(store, id).await.as_deref(), Some(*node), "{id}");
+    }
+}
+
+pub async fn finishing_clears_the_lease(store: &dyn Store) {
+    start(store, "e1", "order").await;
+    start(store, "e2", "order").await;
+    hold(store, "e1", "a").await;
+    hold(store, "e2", "a").await;
+
+    let done = fenced(notifying("e1", 1, Status::Failed), "a");
+    assert_eq!(store.append(done).await.expect("finish"), 2);
+
+    assert_eq!(store.renew("a", LONG).await.expect("renew"), 1, "only e2");
+    assert_eq!(holder(store, "e1").await, None);
+    lapse(store, &["e2"], "a").await;
+    let taken = store.take_over("b", LONG, 100).await.expect("take over");
+    assert_eq!(ids(&taken), ["e2"], "the finished e1 is not taken over");
+}
+
+pub async fn a_finished_execution_has_no_lease_so_any_node_may_redrive_it(store: &dyn Store) {
+    start(store, "e1", "order").await;
+    hold(store, "e1", "a").await;
+    store
+        .append(fenced(
+            append(
+                "e1",
+                1,
+                vec![finished(Status::Failed, T0 + 1)],
+                Status::Failed,
+            ),
+            "a",
+        ))
+        .await
+        .expect("fail");
+
+    // Redrive on b: the version shows b saw the finish, no lease to check.
+    let redrive = fenced(
+        append(
+            "e1",
+            2,
+            vec![Event {
+                at: T0 + 5,
+                kind: EventKind::ExecutionRedriven {},
+            }],
+            Status::Running,
+        ),
+        "b",
+    );
+    assert_eq!(store.append(redrive).await.expect("redrive"), 3);
+    // Running again and leased by nobody, until a node claims it.
+    assert_eq!(
+        store.get_execution("e1").await.expect("get").status,
+        Status::Running
+    );
+    assert_eq!(holder(store, "e1").await, None);
+    assert_lease_lost(
+        store
+            .append(fenced(append("e1", 3, vec![], Status::Running), "b"))
+            .await,
+        "e1",
+        "b",
+    );
+    hold(store, "e1", "b").await;
+    store
+        .append(fenced(append("e1", 3, vec![], Status::Running), "b"))
+        .await
+        .expect("b appends once it holds the lease");
+}
+
+pub async fn timers_of_an_execution_held_by_another_live_node_are_not_handed_out(
+    store: &dyn Store,
+) {
+    arm(store, "theirs", vec![timer("theirs", "pay", T0 + 100)]).await;
+    arm(store, "mine", vec![timer("mine", "pay", T0 + 200)]).await;
+    hold(store, "theirs", "b").await;
+    hold(store, "mine", "a").await;
+
+    let claimed = store
+        .claim_due_timers_for("a", LONG, T0 + 1_000, 10)
+        .await
+        .expect("a claims");
+    assert_eq!(claimed, [timer("mine", "pay", T0 + 200)]);
+    assert!(store
+        .claim_due_timers_for("a", LONG, T0 + 1_000, 10)
+        .await
+        .expect("a claims again")
+        .is_empty());
+    assert_eq!(holder(store, "theirs").await.as_deref(), Some("b"));
+
+    // The holder gets it.
+    let claimed = store
+        .claim_due_timers_for("b", LONG, T0 + 1_000, 10)
+        .await
+        .expect("b claims");
+    assert_eq!(claimed, [timer("theirs", "pay", T0 + 100)]);
+}
+
+pub async fn due_timers_of_free_executions_are_claimed_with_their_lease(store: &dyn Store) {
+    arm(store, "never", vec![timer("never", "t", T0 + 100)]).await;
+    arm(store, "expired", vec![timer("expired", "t", T0 + 200)]).await;
+    arm(
+        store,
+        "released",
+        vec![
+            timer("released", "t", T0 + 300),
+            timer("released", "later", T0 + 5_000),
+        ],
+    )
+    .await;
+    arm(store, "finished", vec![timer("finished", "t", T0 + 400)]).await;
+    arm(store, "last", vec![timer("last", "t", T0 + 500)]).await;
+    hold(store, "released", "b").await;
+    store.release("released", "b").await.expect("release");
+    store
+        .append(append("finished", 1, vec![], Status::Succeeded))
+        .await
+        .expect("finish");
+    lapse(store, &["expired"], "b").await;
+
+    let claimed = store
+        .claim_due_timers_for("a", LONG, T0 + 1_000, 4)
+        .await
+        .expect("claim");
+    let executions: Vec<&str> = claimed.iter().map(|t| t.execution_id.as_str()).collect();
+    assert_eq!(
+        executions,
+        ["never", "expired", "released", "finished"],
+        "due ones, earliest first, up to the limit"
+    );
+    for id in ["never", "expired", "released"] {
+        assert_eq!(holder(store, id).await.as_deref(), Some("a"), "{id}");
+    }
+    assert_eq!(
+        store.renew("a", LONG).await.expect("renew"),
+        3,
+        "the finished execution's timer is handed out, but it is not leased"
+    );
+    assert_eq!(holder(store, "last").await, None, "beyond the limit");
+    assert_eq!(
+        store
+            .claim_due_timers_for("b", LONG, T0 + 1_000, 10)
+            .await
+            .expect("claim the rest"),
+        [timer("last", "t", T0 + 500)],
+        "the later timer is not due yet"
+    );
+}
+
+pub async fn a_node_address_is_known_only_within_its_ttl(store: &dyn Store) {
+    assert_eq!(store.node_address("a").await.expect("lookup"), None);
+    store
+        .heartbeat_node("a", "http://a:8080", LONG)
+        .await
+        .expect("heartbeat a");
+    store
+        .heartbeat_node("b", "http://b:8080", SHORT)
+        .await
+        .expect("heartbeat b");
+    assert_eq!(
+        store.node_address("b").await.expect("lookup").as_deref(),
+        Some("http://b:8080")
+    );
+
+    expire().await;
+    assert_eq!(store.node_address("b").await.expect("lookup"), None);
+    assert_eq!(
+        store.node_address("a").await.expect("lookup").as_deref(),
+        Some("http://a:8080")
+    );
+    // A heartbeat brings it back, at its new address.
+    store
+        .heartbeat_node("b", "http://b:9090", LONG)
+        .await
+        .expect("heartbeat b again");
+    assert_eq!(
+        store.node_address("b").await.expect("lookup").as_deref(),
+        Some("http://b:9090")
     );
 }

@@ -105,6 +105,8 @@ pub struct Append {
     /// Several nodes: the node that must hold a live lease on the execution
     /// for the append to be stored ([`Error::LeaseLost`] otherwise). `None`:
     /// a single node owns the whole store (only the version is checked).
+    /// A finished execution has no lease: an append to it (a redrive) is
+    /// checked by version only, and the node claims the lease after it.
     pub fence: Option<String>,
 }
 
@@ -242,8 +244,9 @@ pub trait Executor: Send + Sync {
         let _ = (node, ttl_ms);
         Ok(0)
     }
-    /// Gives up `node`'s lease on an execution (it parked, or the node is
-    /// shutting down): any node may claim it at once. No-op if not `node`'s.
+    /// Gives up `node`'s lease on an execution that parked (it waits for a
+    /// callback or a timer): any node may claim it at once, and none takes
+    /// it over before then. No-op if not `node`'s.
     async fn release(&self, id: &str, node: &str) -> Result<()> {
         let _ = (id, node);
         Ok(())

@@ -1,4 +1,5 @@
-//! Runs the shared conformance suite against every backend.
+//! Runs the shared conformance suite against every backend, and the lease
+//! suite against those several nodes can share.
 
 use sagaflow_store::memory::MemoryStore;
 use sagaflow_store::sqlite::SqliteStore;
@@ -13,6 +14,8 @@ fn sqlite_store() -> (SqliteStore, TempDir) {
 
 mod memory {
     sagaflow_store::conformance_tests!((super::MemoryStore::new(), ()));
+    // Several nodes can share one store (SQLite's has one owner).
+    sagaflow_store::lease_tests!((super::MemoryStore::new(), ()));
 }
 
 mod sqlite {

@@ -1,6 +1,7 @@
-//! The PostgreSQL backend: the whole conformance suite, a differential test
-//! against SQLite, fencing between stores sharing a schema, and what is
-//! specific to PostgreSQL (migrations, schemas, the owner lock).
+//! The PostgreSQL backend: the whole conformance and lease suites, a
+//! differential test against SQLite, fencing and leases between stores
+//! sharing a schema, and what is specific to PostgreSQL (migrations, schemas,
+//! the owner lock).
 //!
 //! Every test runs only when `DATABASE_URL` is set (CI sets it to
 //! `postgres://postgres@127.0.0.1:5432/test`); otherwise it prints a note and
@@ -167,6 +168,10 @@ async fn connect(schema: &Schema) -> PostgresStore {
 
 mod conformance {
     sagaflow_store::conformance_tests!(optional: super::pg_store().await);
+}
+
+mod leases {
+    sagaflow_store::lease_tests!(optional: super::pg_store().await);
 }
 
 // ---------------------------------------------------------------------------
@@ -383,6 +388,125 @@ async fn creates_and_registrations_racing_from_two_stores_serialise() {
     }
 }
 
+/// Two nodes (two stores) poll for due timers at once, several pollers
+/// each, over executions nobody holds yet: every timer is delivered once,
+/// all the timers of one execution go to the one node that took its lease,
+/// and that node holds it afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_claimed_for_two_nodes_at_once_go_to_one_node_with_the_lease() {
+    let Some(url) = database_url() else { return };
+    let schema = Schema::new(&url);
+    let stores = [
+        Arc::new(connect(&schema).await),
+        Arc::new(connect(&schema).await),
+    ];
+    const EXECUTIONS: usize = 40;
+    const TIMERS_EACH: usize = 5;
+    for e in 0..EXECUTIONS {
+        let id = format!("e{e:02}");
+        create(stores[0].as_ref(), &id).await;
+        let mut a = append(&id, 1, vec![]);
+        a.timers = (0..TIMERS_EACH)
+            .map(|t| timer(&id, &format!("t{t}"), T0 + ((e + t) % 9) as Millis))
+            .collect();
+        stores[0].append(a).await.expect("arming timers");
+    }
+
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let (store, node) = (stores[i % 2].clone(), ["a", "b"][i % 2]);
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let claimed = store
+                        .claim_due_timers_for(node, 60_000, T0 + 10, 7)
+                        .await
+                        .expect("claim");
+                    if claimed.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(claimed.into_iter().map(|t| (t.execution_id, t.step, node)));
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("claim task"));
+    }
+    let distinct: HashSet<_> = all.iter().map(|(e, t, _)| (e.clone(), t.clone())).collect();
+    assert_eq!(
+        all.len(),
+        EXECUTIONS * TIMERS_EACH,
+        "a timer claimed twice or never"
+    );
+    assert_eq!(distinct.len(), all.len());
+
+    let mut node_of = std::collections::HashMap::new();
+    for (execution, _, node) in &all {
+        let first = *node_of.entry(execution.clone()).or_insert(*node);
+        assert_eq!(first, *node, "{execution}'s timers went to two nodes");
+    }
+    for (execution, node) in node_of {
+        let lease = stores[0]
+            .claim(&execution, "c", 60_000)
+            .await
+            .expect("claim")
+            .expect("leased");
+        assert_eq!(lease.node, node, "{execution}");
+    }
+}
+
+/// Expired leases taken over from two stores at once, several callers
+/// each: every execution goes to exactly one caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_leases_taken_over_from_two_stores_at_once_go_to_exactly_one() {
+    let Some(url) = database_url() else { return };
+    let schema = Schema::new(&url);
+    let stores = [
+        Arc::new(connect(&schema).await),
+        Arc::new(connect(&schema).await),
+    ];
+    const EXECUTIONS: usize = 200;
+    for e in 0..EXECUTIONS {
+        let id = format!("e{e:03}");
+        create(stores[0].as_ref(), &id).await;
+        assert_eq!(
+            stores[1].claim(&id, "dead", 100).await.expect("claim"),
+            None
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let store = stores[i % 2].clone();
+            let node = format!("n{i}");
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let taken = store.take_over(&node, 60_000, 9).await.expect("take over");
+                    if taken.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(taken.into_iter().map(|r| r.id));
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("take-over task"));
+    }
+    let distinct: HashSet<_> = all.iter().cloned().collect();
+    assert_eq!(
+        all.len(),
+        EXECUTIONS,
+        "an execution taken over twice or never"
+    );
+    assert_eq!(distinct.len(), EXECUTIONS);
+}
+
 // ---------------------------------------------------------------------------
 // Migrations and schemas
 
@@ -460,6 +584,53 @@ async fn nodes_starting_at_once_on_a_new_schema_migrate_it_once() {
     );
     create(&stores[0], "e1").await;
     assert_eq!(stores[5].get_execution("e1").await.expect("get").events, 1);
+}
+
+/// A deployment from before leases (schema version 2) is upgraded on
+/// connect, and its executions can then be leased.
+#[tokio::test]
+async fn a_schema_from_before_leases_is_upgraded_and_its_executions_can_be_leased() {
+    let Some(url) = database_url() else { return };
+    let schema = Schema::new(&url);
+    let old = raw(&url, &schema.name).await;
+    old.batch_execute(&format!("CREATE SCHEMA {}", schema.name))
+        .await
+        .expect("creating the schema");
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 2) {
+        old.batch_execute(sql).await.expect("an old migration");
+        old.batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);
+             INSERT INTO schema_migrations VALUES ({version}, 0)"
+        ))
+        .await
+        .expect("recording an old migration");
+    }
+    old.batch_execute(
+        "INSERT INTO executions (id, definition, version, status, input, started_at,
+                                 updated_at, events)
+         VALUES ('old', 'order', 1, 'running', '{}', 0, 0, 0)",
+    )
+    .await
+    .expect("an execution from before");
+
+    let store = connect(&schema).await;
+    assert_eq!(
+        applied_migrations(&schema).await.last().map(|m| m.0),
+        Some(i64::from(SCHEMA_VERSION))
+    );
+    assert_eq!(
+        store.get_execution("old").await.expect("get").status,
+        Status::Running
+    );
+    assert_eq!(store.claim("old", "a", 60_000).await.expect("claim"), None);
+    let lease = store.claim("old", "b", 60_000).await.expect("claim");
+    assert_eq!(lease.map(|l| l.node).as_deref(), Some("a"));
+    assert!(store
+        .take_over("b", 60_000, 10)
+        .await
+        .expect("take over")
+        .is_empty());
 }
 
 #[tokio::test]

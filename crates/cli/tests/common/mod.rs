@@ -235,6 +235,11 @@ impl Proc {
         tail(&self.log)
     }
 
+    /// The file the process's stderr goes to.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
     /// Kills the process with SIGKILL, as a crash would, and reaps it.
     pub fn sigkill(mut self) {
         let _ = self.child.kill();
@@ -713,10 +718,24 @@ impl PgSchema {
     /// `--database-url`.
     pub fn server_url(&self) -> String {
         let sep = if self.url.contains('?') { '&' } else { '?' };
-        format!(
-            "{}{sep}options=-c%20search_path%3D{}",
-            self.url, self.name
-        )
+        format!("{}{sep}options=-c%20search_path%3D{}", self.url, self.name)
+    }
+
+    /// The node holding the lease of an execution (`None`: nobody, e.g. it
+    /// is parked, or finished).
+    pub fn lease_owner(&self, id: &str) -> Option<String> {
+        block_on(async {
+            let client = pg_connect(&self.url).await;
+            client
+                .batch_execute(&format!("SET search_path TO {}", self.name))
+                .await
+                .expect("setting search_path");
+            client
+                .query_one("SELECT owner FROM executions WHERE id = $1", &[&id])
+                .await
+                .unwrap_or_else(|e| panic!("reading the lease of {id}: {e}"))
+                .get(0)
+        })
     }
 
     /// Everything a server stored in this schema (the servers are stopped).
@@ -904,7 +923,10 @@ pub fn start_all(trips: Vec<Trip>, gaps: Vec<u64>, urls: std::sync::Arc<Mutex<Ve
                     Ok(a) if a.status == 200 || a.status == 201 => break,
                     // Shutting down or not reachable: the server is being killed; try the next one.
                     Ok(a) if a.status == 503 => {}
-                    Ok(a) => panic!("starting {trip_id} at {url} answered {}: {}", a.status, a.body),
+                    Ok(a) => panic!(
+                        "starting {trip_id} at {url} answered {}: {}",
+                        a.status, a.body
+                    ),
                     Err(_) => {}
                 }
             }
@@ -1050,7 +1072,11 @@ pub fn render(stored: &Stored) -> String {
 /// records as succeeded was executed, and nothing was executed that no
 /// history scheduled; no booking is left for a trip that did not succeed,
 /// and none is pending. Returns the problems and how many keys were executed.
-pub fn crash_problems(trips: &[Trip], stored: &StoredExecutions, travel: &Travel) -> (Problems, usize) {
+pub fn crash_problems(
+    trips: &[Trip],
+    stored: &StoredExecutions,
+    travel: &Travel,
+) -> (Problems, usize) {
     let (stored, sources) = stored;
     let mut plans: HashMap<(String, u32), sagaflow_core::Plan> = HashMap::new();
     let rows = travel.all_rows();
