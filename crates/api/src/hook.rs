@@ -36,6 +36,12 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::execution_json;
 
+/// Several nodes: how long a node's claim on a notification keeps the
+/// others from delivering it. It covers a whole delivery with its retries
+/// (12 attempts, backoff up to a minute); a node that dies mid-delivery
+/// delays the notification by at most this much.
+const CLAIM_TTL_MS: u64 = 15 * 60 * 1000;
+
 /// How often the outbox is polled when nothing wakes the loop earlier.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -82,9 +88,10 @@ pub fn spawn(engine: &Engine, config: HookConfig) -> tokio::task::JoinHandle<()>
     let store = engine.store().clone();
     let client = reqwest::Client::new();
     let in_progress: InProgress = Arc::default();
+    let node = engine.node_id().map(str::to_string);
     tokio::spawn(async move {
         loop {
-            poll(&store, &client, &config, &in_progress).await;
+            poll(&store, node.as_deref(), &client, &config, &in_progress).await;
             // Sleep until the next poll, or until an execution ends in a way
             // that may have recorded a notification (it is durable by then:
             // the engine announces a finish only after its append).
@@ -111,17 +118,30 @@ pub fn spawn(engine: &Engine, config: HookConfig) -> tokio::task::JoinHandle<()>
 /// delivered, up to [`MAX_IN_FLIGHT`] at once.
 async fn poll(
     store: &Arc<dyn Store>,
+    node: Option<&str>,
     client: &reqwest::Client,
     config: &HookConfig,
     in_progress: &InProgress,
 ) {
-    if lock(in_progress).len() >= MAX_IN_FLIGHT {
+    let busy = lock(in_progress).len();
+    if busy >= MAX_IN_FLIGHT {
         return;
     }
-    // Ids only grow and deliveries are started oldest first, so the ones in
-    // progress are among the first MAX_IN_FLIGHT pending: that many rows
-    // always include every notification that can be started now.
-    let pending = match store.pending_notifications(MAX_IN_FLIGHT).await {
+    let pending = match node {
+        // Several nodes: each notification is claimed by the node that
+        // delivers it (those in progress here are claimed already, so they
+        // are not among the returned ones).
+        Some(node) => {
+            store
+                .claim_notifications(node, CLAIM_TTL_MS, MAX_IN_FLIGHT - busy)
+                .await
+        }
+        // Ids only grow and deliveries are started oldest first, so the ones
+        // in progress are among the first MAX_IN_FLIGHT pending: that many
+        // rows always include every notification that can be started now.
+        None => store.pending_notifications(MAX_IN_FLIGHT).await,
+    };
+    let pending = match pending {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "reading the hook's outbox failed; retrying");

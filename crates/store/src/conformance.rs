@@ -121,6 +121,7 @@ macro_rules! lease_tests {
             timers_of_an_execution_held_by_another_live_node_are_not_handed_out,
             due_timers_of_free_executions_are_claimed_with_their_lease,
             a_node_address_is_known_only_within_its_ttl,
+            a_claimed_notification_is_delivered_by_one_node_until_its_claim_runs_out,
         );
     };
 }
@@ -1510,4 +1511,53 @@ pub async fn a_node_address_is_known_only_within_its_ttl(store: &dyn Store) {
         store.node_address("b").await.expect("lookup").as_deref(),
         Some("http://b:9090")
     );
+}
+
+pub async fn a_claimed_notification_is_delivered_by_one_node_until_its_claim_runs_out(
+    store: &dyn Store,
+) {
+    start(store, "e1", "order").await;
+    start(store, "e2", "order").await;
+    store
+        .append(notifying("e1", 1, Status::Failed))
+        .await
+        .expect("append e1");
+    let a = store
+        .claim_notifications("a", SHORT, 10)
+        .await
+        .expect("a claims");
+    assert_eq!(a.len(), 1);
+    assert!(
+        store
+            .claim_notifications("b", SHORT, 10)
+            .await
+            .expect("b claims")
+            .is_empty(),
+        "node b must not deliver what node a is delivering"
+    );
+    // A notification recorded meanwhile is free for b.
+    store
+        .append(notifying("e2", 1, Status::Compensated))
+        .await
+        .expect("append e2");
+    let b = store
+        .claim_notifications("b", LONG, 10)
+        .await
+        .expect("b claims");
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].execution_id, "e2");
+    // Node a dies without acking: once its claim runs out, b delivers it.
+    expire().await;
+    let again = store
+        .claim_notifications("b", LONG, 10)
+        .await
+        .expect("b claims");
+    assert_eq!(again, a);
+    store.ack_notification(a[0].id).await.expect("ack");
+    store.ack_notification(b[0].id).await.expect("ack");
+    assert!(store
+        .pending_notifications(10)
+        .await
+        .expect("pending")
+        .is_empty());
 }

@@ -263,6 +263,19 @@ pub trait Executor: Send + Sync {
         let _ = (node, ttl_ms, limit);
         Ok(Vec::new())
     }
+    /// [`Executor::pending_notifications`] for one node among several: the
+    /// returned notifications are claimed by `node` for `ttl_ms`, so no
+    /// other node delivers them meanwhile (once the claim runs out without an
+    /// ack, another node may deliver them: still at least once).
+    async fn claim_notifications(
+        &self,
+        node: &str,
+        ttl_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Notification>> {
+        let _ = (node, ttl_ms);
+        self.pending_notifications(limit).await
+    }
     /// [`Executor::claim_due_timers`] for one node among several: only timers
     /// of executions that `node` holds, or that are free (it claims those
     /// executions' leases in the same transaction, for `ttl_ms`).

@@ -34,6 +34,8 @@ struct Inner {
     leases: HashMap<String, Lease>,
     /// The node registry: address and `alive_until` by node id.
     nodes: HashMap<String, (String, Millis)>,
+    /// Notifications being delivered, by id: claimed until then.
+    claimed: HashMap<u64, Millis>,
 }
 
 impl Inner {
@@ -262,8 +264,31 @@ impl Executor for MemoryStore {
     }
 
     async fn ack_notification(&self, id: u64) -> Result<()> {
-        self.lock().outbox.remove(&id);
+        let mut g = self.lock();
+        g.outbox.remove(&id);
+        g.claimed.remove(&id);
         Ok(())
+    }
+
+    async fn claim_notifications(
+        &self,
+        _node: &str,
+        ttl_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Notification>> {
+        let now = now_ms();
+        let mut g = self.lock();
+        let free: Vec<Notification> = g
+            .outbox
+            .values()
+            .filter(|n| g.claimed.get(&n.id).is_none_or(|&until| until < now))
+            .take(limit)
+            .cloned()
+            .collect();
+        for n in &free {
+            g.claimed.insert(n.id, now.saturating_add(ttl_ms));
+        }
+        Ok(free)
     }
 
     async fn heartbeat_node(&self, node: &str, address: &str, ttl_ms: u64) -> Result<()> {

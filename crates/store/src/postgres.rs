@@ -167,6 +167,12 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
         alive_until BIGINT NOT NULL
     );",
     ),
+    (
+        4,
+        // Several nodes deliver the outbox: a notification being delivered
+        // is claimed by one node until this time (the database's clock, ms).
+        "ALTER TABLE outbox ADD COLUMN claimed_until BIGINT;",
+    ),
 ];
 
 /// The schema version this binary writes: the last migration's.
@@ -1240,6 +1246,50 @@ impl Executor for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn claim_notifications(
+        &self,
+        node: &str,
+        ttl_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Notification>> {
+        let _ = node;
+        let client = self.client().await?;
+        let sql = format!(
+            "UPDATE outbox SET claimed_until = {DB_NOW} + $1
+             WHERE id IN (
+                 SELECT id FROM outbox
+                 WHERE claimed_until IS NULL OR claimed_until < {DB_NOW}
+                 ORDER BY id LIMIT $2
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING id, execution_id, status, created_at"
+        );
+        let stmt = client
+            .prepare_cached(&sql)
+            .await
+            .map_err(pg("preparing to claim notifications"))?;
+        let mut out: Vec<Notification> = client
+            .query(&stmt, &[&to_i64("a claim ttl", ttl_ms)?, &sql_limit(limit)])
+            .await
+            .map_err(pg("claiming notifications"))?
+            .iter()
+            .map(|r| {
+                let id: i64 = r.get(0);
+                let status: String = r.get(2);
+                Ok(Notification {
+                    id: to_u64("a notification id", id)?,
+                    execution_id: r.get(1),
+                    status: Status::parse(&status).ok_or_else(|| {
+                        Error::Corrupt(format!("notification {id} status: `{status}`"))
+                    })?,
+                    created_at: to_u64(&format!("notification {id} created_at"), r.get(3))?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        // RETURNING follows no order; deliveries go oldest first.
+        out.sort_by_key(|n| n.id);
+        Ok(out)
     }
 
     async fn ack_notification(&self, id: u64) -> Result<()> {
