@@ -42,13 +42,14 @@ pub(crate) async fn forward_to_owner(
     let (parts, body) = request.into_parts();
     let bytes = match to_bytes(body, state.config.body_limit).await {
         Ok(b) => b,
-        Err(e) => {
+        Err(_) => {
+            // The same answer as the handlers' own limit gives.
             return ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("request body: {e}"),
+                "payload_too_large",
+                "the request body is larger than the server's limit",
             )
-            .into_response()
+            .into_response();
         }
     };
     let mut response = next

@@ -1,9 +1,9 @@
 //! The native HTTP API, exercised over real HTTP.
 //!
 //! Every test runs the real thing: an [`Engine`] on a [`SqliteStore`] in a
-//! temporary directory (or, in `api_postgres.rs`, which includes this file,
-//! on a `PostgresStore` in a schema of the test's own, when `DATABASE_URL` is
-//! set), served by [`sagaflow_api::serve`] on 127.0.0.1:0, and
+//! temporary directory (or, in `api_postgres.rs` and `api_cluster.rs`, which
+//! include this file, on a `PostgresStore` in a schema of the test's own when
+//! `DATABASE_URL` is set, the engine alone or as a node of a cluster), served by [`sagaflow_api::serve`] on 127.0.0.1:0, and
 //! called with reqwest. Participants are a small axum server in the test,
 //! reached through `${SVC}`, whose routes succeed (`/anything`), refuse with a
 //! business error (`/reject`), fail until the test makes them healthy
@@ -31,22 +31,23 @@ use reqwest::{Method, StatusCode};
 use sagaflow_api::hook::HookConfig;
 use sagaflow_api::ApiConfig;
 use sagaflow_core::Status;
-use sagaflow_runtime::{Config, Engine};
+use sagaflow_runtime::{Config, Engine, NodeConfig};
 use sagaflow_store::postgres::{Options, PostgresStore};
 use sagaflow_store::sqlite::SqliteStore;
 use sagaflow_store::Store;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 
-/// Whether the suite runs on PostgreSQL. `crate::POSTGRES` is this
-/// constant when this file is its own test binary, and `api_postgres.rs`'s
-/// (`true`) when that binary includes this file as a module.
+/// Where the suite runs: `sqlite`, `postgres`, or `cluster` (PostgreSQL,
+/// the engine a node of a cluster). `crate::BACKEND` is this constant when
+/// this file is its own test binary, and `api_postgres.rs`'s or
+/// `api_cluster.rs`'s when that binary includes this file as a module.
 #[allow(dead_code)]
-const POSTGRES: bool = false;
+const BACKEND: &str = "sqlite";
 
 /// Whether a test is skipped: on PostgreSQL without `DATABASE_URL`.
 fn skip() -> bool {
-    if crate::POSTGRES && database_url().is_none() {
+    if crate::BACKEND != "sqlite" && database_url().is_none() {
         eprintln!("DATABASE_URL is not set: skipping this PostgreSQL test");
         return true;
     }
@@ -348,7 +349,7 @@ impl Api {
         tokio::spawn(async move { axum::serve(svc_listener, app).await });
 
         let dir = tempfile::tempdir().unwrap();
-        let (store, schema): (Arc<dyn Store>, _) = if crate::POSTGRES {
+        let (store, schema): (Arc<dyn Store>, _) = if crate::BACKEND != "sqlite" {
             let url = database_url().expect("DATABASE_URL is set (the test checks skip())");
             let schema = Schema::new(&url);
             let options = Options {
@@ -369,6 +370,11 @@ impl Api {
             .config(Config {
                 variables,
                 notify_on,
+                node: (crate::BACKEND == "cluster").then(|| NodeConfig {
+                    id: "api-test-node".into(),
+                    address: "http://127.0.0.1:1".into(),
+                    lease_ttl: Duration::from_secs(2),
+                }),
                 ..Config::default()
             })
             .build();
