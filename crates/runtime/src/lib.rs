@@ -565,7 +565,14 @@ impl Engine {
     pub async fn plan(&self, name: &str, version: Option<u32>) -> Result<(u32, Arc<Plan>)> {
         // The latest version is known without a read once this process has
         // seen it: the store's owner lock makes it the only one deploying.
-        let version = version.or_else(|| self.lock_latest().get(name).copied());
+        // In a cluster another node may deploy, so the store is asked.
+        let version = version.or_else(|| {
+            if self.shared.config.node.is_some() {
+                None
+            } else {
+                self.lock_latest().get(name).copied()
+            }
+        });
         if let Some(v) = version {
             if let Some(p) = self.lock_plans().get(&(name.to_string(), v)) {
                 return Ok((v, p.clone()));
