@@ -1560,3 +1560,62 @@ async fn map_and_parallel_states_show_their_aws_events_and_details() {
     let ids: Vec<_> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
     assert_eq!(ids, (1..=events.len() as u64).collect::<Vec<_>>());
 }
+
+// ---------------------------------------------------------------------------
+// The native API takes ASL too
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_native_api_deploys_runs_and_refuses_asl_machines() {
+    let aws = Aws::start().await;
+    let put = aws
+        .http
+        .put(format!("{}/v1/definitions/native-invoke", aws.base))
+        .body(INVOKE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let body: Value = put.json().await.unwrap();
+    assert_eq!(body["format"], "asl");
+
+    let started = aws
+        .http
+        .post(format!("{}/v1/executions?wait=30", aws.base))
+        .json(&json!({"definition": "native-invoke", "input": {"trip": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 201);
+    let ex: Value = started.json().await.unwrap();
+    assert_eq!(ex["status"], "succeeded", "{ex}");
+    assert_eq!(ex["output"], json!({"echoed": {"trip": 1}}));
+
+    // The same machine is a Step Functions state machine.
+    let described = aws
+        .call(
+            "DescribeStateMachine",
+            json!({"stateMachineArn": state_machine_arn("native-invoke")}),
+        )
+        .await;
+    assert_eq!(described.status, 200, "{:?}", described.body);
+
+    let broken = aws
+        .http
+        .put(format!("{}/v1/definitions/broken", aws.base))
+        .body(r#"{"StartAt": "Nope", "States": {"A": {"Type": "Pass", "Next": "Gone"}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(broken.status(), 400);
+    let err: Value = broken.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "invalid_definition");
+    let locations: Vec<&str> = err["error"]["details"]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["location"].as_str())
+        .collect();
+    assert!(locations.contains(&"/StartAt"), "{locations:?}");
+    assert!(locations.contains(&"/States/A/Next"), "{locations:?}");
+}
