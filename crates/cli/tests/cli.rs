@@ -150,6 +150,36 @@ fn validate_accepts_the_travel_saga() {
 }
 
 #[test]
+fn validate_accepts_the_step_functions_sagas_and_locates_asl_problems() {
+    let humank = example("step-functions/saga/humank--lambda-saga-pattern--stepfunc.asl.json");
+    let ran = sagaflow_cmd(&["validate", path(&humank)]).succeeds();
+    assert!(
+        ran.stdout.contains("valid Amazon States Language machine"),
+        "{}",
+        ran.context()
+    );
+    let v = sagaflow_cmd(&["validate", path(&humank), "--json"])
+        .succeeds()
+        .json();
+    assert_eq!(v["format"], "asl");
+
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.asl.json");
+    std::fs::write(
+        &broken,
+        r#"{"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:f", "Next": "Missing"}}}"#,
+    )
+    .unwrap();
+    let ran = sagaflow_cmd(&["validate", path(&broken)]);
+    assert_eq!(ran.code, Some(1), "{}", ran.context());
+    assert!(
+        ran.stdout.contains("/States/A/Next"),
+        "the problem is located: {}",
+        ran.context()
+    );
+}
+
+#[test]
 fn validate_lists_every_problem_of_a_broken_file_with_its_location() {
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("broken.yaml");
