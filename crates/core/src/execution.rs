@@ -925,10 +925,13 @@ impl Execution {
             }
         };
         let def = &plan.steps[i];
-        let ctx = self.template_context(plan);
+        // Built only for a step with an input template: most steps pass the
+        // execution's input as it is, and this copies every step's output.
+        let ctx = std::cell::OnceCell::new();
+        let ctx = || ctx.get_or_init(|| self.template_context(plan));
         let render_err = |e: String| ErrorInfo::new(RUNTIME, format!("input of `{step}`: {e}"));
         let action_input = || match &def.action.input {
-            Some(t) => render(t, &ctx).map_err(render_err),
+            Some(t) => render(t, ctx()).map_err(render_err),
             None => Ok(self.input.clone()),
         };
         let (spec, input) = match task {
@@ -938,7 +941,7 @@ impl Execution {
                     ErrorInfo::new(RUNTIME, format!("`{step}` has no compensation"))
                 })?;
                 let input = match &c.input {
-                    Some(t) => render(t, &ctx).map_err(render_err)?,
+                    Some(t) => render(t, ctx()).map_err(render_err)?,
                     None => action_input()?,
                 };
                 (c, input)

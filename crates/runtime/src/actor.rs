@@ -238,16 +238,17 @@ impl Actor {
                 _ => None,
             })
             .collect();
+        let notify = self.notifies(&events);
         let append = Append {
             execution_id: self.state.id.clone(),
             expected_version: self.state.events,
-            events: events.clone(),
+            events,
             status: next.status,
             output: next.output.clone(),
             error: next.error.clone(),
             updated_at: next.updated_at,
             timers,
-            notify: self.notifies(&events),
+            notify,
             fence: self.engine.node_id().map(str::to_string),
         };
         // Nothing happens until the decision is durable. A transient storage
@@ -258,7 +259,16 @@ impl Actor {
             self.engine.shared.observe_storage(&result);
             match result {
                 Ok(_) => break,
-                Err(e @ sagaflow_store::Error::Conflict { .. }) => return Err(e.into()),
+                Err(e @ sagaflow_store::Error::Conflict { .. }) => {
+                    if self.engine.node_id().is_some() {
+                        // Several nodes: another node appended meanwhile
+                        // (this one stalled past its lease): this state is
+                        // stale; act on nothing, as when the lease is lost.
+                        tracing::warn!(execution = %self.state.id, "history moved on elsewhere; leaving the execution to its owner");
+                        self.lost = true;
+                    }
+                    return Err(e.into());
+                }
                 Err(e @ sagaflow_store::Error::LeaseLost { .. }) => {
                     // Another node owns the execution now: stop here, act on nothing.
                     tracing::warn!(execution = %self.state.id, "lease lost; leaving the execution to its new owner");
@@ -273,6 +283,7 @@ impl Actor {
                 }
             }
         }
+        let events = append.events;
         // Several nodes: a finished execution has no lease; the redrive that
         // brings it back is accepted on its version, then this node leases it.
         let redriven = events

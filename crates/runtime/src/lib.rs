@@ -628,12 +628,16 @@ impl Engine {
         }
         let id = match id {
             Some(id) if !valid_id(&id) => return Err(Error::InvalidId(id)),
-            Some(id) => id,
+            Some(id) => {
+                // A repeated start with the caller's id answers without deciding.
+                if let Ok(existing) = self.shared.store.get_execution(&id).await {
+                    return self.same_start(existing, definition, &input);
+                }
+                id
+            }
+            // Fresh: nothing to look up (the create stays idempotent anyway).
             None => uuid::Uuid::now_v7().to_string(),
         };
-        if let Ok(existing) = self.shared.store.get_execution(&id).await {
-            return self.same_start(existing, definition, &input);
-        }
         let (version, plan) = self.plan(definition, None).await?;
         let empty = Execution::empty(&plan);
         let ctx = actor::ctx();

@@ -801,76 +801,128 @@ fn latest_definition(conn: &Connection, name: &str) -> Result<Option<DefinitionR
     .map_err(backend("reading a definition"))
 }
 
-fn create_execution(
-    conn: &Connection,
-    mut record: ExecutionRecord,
-    events: Vec<Event>,
-) -> Result<Created> {
-    if let Some(existing) = get_execution_row(conn, &record.id)? {
-        return Ok(Created::Existing(existing.decode()?));
-    }
-    record.events = events.len() as u64;
-    let input = to_json("input", &record.input)?;
-    let output = record
-        .output
-        .as_ref()
-        .map(|v| to_json("output", v))
-        .transpose()?;
-    let error = record
-        .error
-        .as_ref()
-        .map(|v| to_json("error", v))
-        .transpose()?;
-    conn.prepare_cached(
-        "INSERT INTO executions (id, definition, version, status, input, output, error,
-                                 started_at, updated_at, events)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            record.id,
-            record.definition,
-            record.version,
-            record.status.as_str(),
-            input,
-            output,
-            error,
-            record.started_at,
-            record.updated_at,
-            record.events,
-        ])
-    })
-    .map_err(backend("inserting an execution"))?;
-    insert_events(conn, &record.id, 0, &events)?;
-    Ok(Created::New(record))
+/// An event ready for its INSERT. Events, inputs and outputs are serialized
+/// by the caller, on the async threads, so the writer thread (the serial
+/// part of every commit) only binds strings, and the values are dropped
+/// where they were allocated.
+struct EncodedEvent {
+    at: Millis,
+    kind: &'static str,
+    body: String,
 }
 
-fn insert_events(conn: &Connection, id: &str, version: u64, events: &[Event]) -> Result<()> {
+fn encode_events(events: &[Event]) -> Result<Vec<EncodedEvent>> {
+    events
+        .iter()
+        .map(|e| {
+            Ok(EncodedEvent {
+                at: e.at,
+                kind: e.kind.name(),
+                body: to_json("an event", e)?,
+            })
+        })
+        .collect()
+}
+
+fn encode_optional<T: serde::Serialize>(what: &str, value: &Option<T>) -> Result<Option<String>> {
+    value.as_ref().map(|v| to_json(what, v)).transpose()
+}
+
+/// The columns of a new `executions` row, encoded by the caller.
+struct NewExecution {
+    id: String,
+    definition: String,
+    version: u32,
+    status: Status,
+    input: String,
+    output: Option<String>,
+    error: Option<String>,
+    started_at: Millis,
+    updated_at: Millis,
+    events: Vec<EncodedEvent>,
+}
+
+/// `Ok(true)`: created; `Ok(false)`: an execution with this id exists.
+fn create_execution(conn: &Connection, x: &NewExecution) -> Result<bool> {
+    // One statement whether or not the id is taken: the conflict is the
+    // unusual case (a repeated start with the caller's own id).
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO executions (id, definition, version, status, input, output, error,
+                                     started_at, updated_at, events)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                x.id,
+                x.definition,
+                x.version,
+                x.status.as_str(),
+                x.input,
+                x.output,
+                x.error,
+                x.started_at,
+                x.updated_at,
+                x.events.len() as u64,
+            ])
+        })
+        .map_err(backend("inserting an execution"))?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    insert_events(conn, &x.id, 0, &x.events)?;
+    Ok(true)
+}
+
+fn insert_events(conn: &Connection, id: &str, version: u64, events: &[EncodedEvent]) -> Result<()> {
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO events (execution_id, seq, at, type, body) VALUES (?1, ?2, ?3, ?4, ?5)",
         )
         .map_err(backend("preparing to insert events"))?;
     for (seq, event) in (version + 1..).zip(events) {
-        let body = to_json("an event", event)?;
         insert
-            .execute(params![id, seq, event.at, event.kind.name(), body])
+            .execute(params![id, seq, event.at, event.kind, event.body])
             .map_err(backend("inserting an event"))?;
     }
     Ok(())
 }
 
-fn append(conn: &Connection, a: Append) -> Result<u64> {
+/// An [`Append`] as the writer needs it (see [`EncodedEvent`]).
+struct EncodedAppend {
+    execution_id: String,
+    expected_version: u64,
+    events: Vec<EncodedEvent>,
+    status: Status,
+    output: Option<String>,
+    error: Option<String>,
+    updated_at: Millis,
+    timers: Vec<Timer>,
+    notify: bool,
+}
+
+impl EncodedAppend {
+    fn new(a: Append) -> Result<Self> {
+        Ok(EncodedAppend {
+            events: encode_events(&a.events)?,
+            output: encode_optional("output", &a.output)?,
+            error: encode_optional("error", &a.error)?,
+            execution_id: a.execution_id,
+            expected_version: a.expected_version,
+            status: a.status,
+            updated_at: a.updated_at,
+            timers: a.timers,
+            notify: a.notify,
+        })
+    }
+}
+
+fn append(conn: &Connection, a: EncodedAppend) -> Result<u64> {
     // Everything that can be refused is checked before the first write; the
     // version check is the UPDATE's own condition (one statement, not two).
-    // `a.fence` needs no check: the lock file makes this process the holder
-    // of every lease (see the module docs).
-    let output = a
-        .output
-        .as_ref()
-        .map(|v| to_json("output", v))
-        .transpose()?;
-    let error = a.error.as_ref().map(|v| to_json("error", v)).transpose()?;
+    // `Append::fence` needs no check: the lock file makes this process the
+    // holder of every lease (see the module docs).
     let actual = a.expected_version;
     let version = actual + a.events.len() as u64;
     let updated = conn
@@ -883,8 +935,8 @@ fn append(conn: &Connection, a: Append) -> Result<u64> {
                 a.execution_id,
                 version,
                 a.status.as_str(),
-                output,
-                error,
+                a.output,
+                a.error,
                 a.updated_at,
                 actual
             ])
@@ -1078,11 +1130,45 @@ impl Executor for SqliteStore {
         record: ExecutionRecord,
         events: Vec<Event>,
     ) -> Result<Created> {
-        self.write(move |c| create_execution(c, record, events))
-            .await
+        let n = events.len() as u64;
+        let x = NewExecution {
+            input: to_json("input", &record.input)?,
+            output: encode_optional("output", &record.output)?,
+            error: encode_optional("error", &record.error)?,
+            events: encode_events(&events)?,
+            id: record.id.clone(),
+            definition: record.definition.clone(),
+            version: record.version,
+            status: record.status,
+            started_at: record.started_at,
+            updated_at: record.updated_at,
+        };
+        drop(events);
+        let created = self
+            .write(move |c| {
+                if create_execution(c, &x)? {
+                    Ok(None)
+                } else {
+                    get_execution_row(c, &x.id).map(Some)
+                }
+            })
+            .await?;
+        match created {
+            None => Ok(Created::New(ExecutionRecord {
+                events: n,
+                ..record
+            })),
+            Some(Some(row)) => Ok(Created::Existing(row.decode()?)),
+            // Taken, then gone: nothing deletes executions.
+            Some(None) => Err(Error::Backend(format!(
+                "execution `{}` both exists and does not",
+                record.id
+            ))),
+        }
     }
 
     async fn append(&self, a: Append) -> Result<u64> {
+        let a = EncodedAppend::new(a)?;
         self.write(move |c| append(c, a)).await
     }
 

@@ -682,7 +682,8 @@ async fn pg_connect(url: &str) -> tokio_postgres::Client {
 
 /// A PostgreSQL schema of one test's own, created empty (the server creates
 /// its tables at connect) and dropped with everything in it when this is
-/// dropped — after the servers using it, which must be declared after it.
+/// dropped — after the servers using it, which must be declared after it —
+/// unless the test failed (then it is kept, and named, for a post-mortem).
 /// Named `sagaflow_test_…` like the store's test schemas, so one left by a
 /// killed run is dropped by a later run of those once it is an hour old.
 pub struct PgSchema {
@@ -797,6 +798,11 @@ impl PgSchema {
 
 impl Drop for PgSchema {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // For the post-mortem; a later run drops it once it is an hour old.
+            eprintln!("the test failed: its schema {} is kept", self.name);
+            return;
+        }
         let (url, name) = (self.url.clone(), self.name.clone());
         // On a thread of its own: this may run while a test's runtime unwinds.
         let dropped = std::thread::spawn(move || {
@@ -1237,4 +1243,31 @@ pub fn by_status(stored: &BTreeMap<String, Stored>) -> BTreeMap<&str, usize> {
         *by_status.entry(ex.status.as_str()).or_default() += 1;
     }
     by_status
+}
+
+/// A temporary directory that is kept (and its path printed) when the test
+/// fails, so the logs of its processes can be read afterwards.
+pub struct KeptOnFailure(Option<tempfile::TempDir>);
+
+impl KeptOnFailure {
+    pub fn new() -> KeptOnFailure {
+        KeptOnFailure(Some(tempfile::tempdir().expect("a temporary directory")))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.as_ref().expect("not dropped yet").path()
+    }
+}
+
+impl Drop for KeptOnFailure {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            if std::thread::panicking() {
+                eprintln!(
+                    "the test failed: its files and logs are kept in {}",
+                    dir.keep().display()
+                );
+            }
+        }
+    }
 }
