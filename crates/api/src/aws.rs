@@ -201,7 +201,7 @@ fn from_engine(e: EngineError) -> AwsError {
         "callback_not_waiting" => AwsError::new("TaskTimedOut", message),
         "invalid_cursor" => AwsError::new("InvalidToken", message),
         "storage_corrupt" | "illegal_transition" => AwsError::internal(message),
-        "shutting_down" | "storage_unavailable" | "owned_elsewhere" => {
+        "shutting_down" | "storage_unavailable" | "owned_elsewhere" | "node_fenced" => {
             AwsError::unavailable(message)
         }
         _ => AwsError::validation(message),

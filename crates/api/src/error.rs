@@ -95,7 +95,9 @@ impl From<sagaflow_runtime::Error> for ApiError {
                 StatusCode::CONFLICT
             }
             E::InvalidTaskToken(_) => StatusCode::NOT_FOUND,
-            E::ShuttingDown | E::OwnedElsewhere { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            E::ShuttingDown | E::OwnedElsewhere { .. } | E::Fenced => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             E::Store(sagaflow_store::Error::NotFound { .. }) => StatusCode::NOT_FOUND,
             E::Store(sagaflow_store::Error::BadCursor(_)) => StatusCode::BAD_REQUEST,
             E::Store(sagaflow_store::Error::Corrupt(_)) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -462,7 +462,6 @@ fn two_cluster_nodes_forward_callbacks_and_cancels_to_the_owner_and_both_see_the
 /// owner), or by a node that died between creating an execution and claiming
 /// it — must still be resumed by the cluster's nodes.
 #[test]
-#[ignore = "issue #5: an unfinished execution without an owner is only resumed by its timers or callbacks, so one waiting on a call never is (fails at its 30s deadline)"]
 fn an_execution_no_node_ever_leased_is_resumed_by_a_cluster_node() {
     let Some(url) = database_url() else { return };
     let schema = PgSchema::create(&url);

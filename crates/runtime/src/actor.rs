@@ -81,12 +81,15 @@ pub(crate) fn spawn(
         }
         actors.insert(state.id.clone(), tx.clone());
     }
+    let generation = engine.shared.generation.load(Ordering::SeqCst);
     let actor = Actor {
         engine,
         plan,
         state,
         tx: tx.clone(),
         lost: false,
+        reload: false,
+        generation,
     };
     tokio::spawn(actor.run(rx, effects));
     tx
@@ -99,6 +102,12 @@ struct Actor {
     tx: mpsc::UnboundedSender<Msg>,
     /// Several nodes: an append was refused because another node holds the lease.
     lost: bool,
+    /// Several nodes: the history moved on under this actor (it was stale);
+    /// reload the execution from the store if this node still holds it.
+    reload: bool,
+    /// Several nodes: the engine's lease generation when this actor was
+    /// made; a fence starts a new one, and an older actor never writes.
+    generation: u64,
 }
 
 impl Actor {
@@ -117,7 +126,7 @@ impl Actor {
             };
             let Some(msg) = msg else { break };
             if matches!(msg, Msg::Stop) {
-                return; // already deregistered by whoever stopped it
+                break; // leaves memory, acting on nothing more
             }
             self.handle(msg).await;
             if self.state.status.is_terminal() || self.lost {
@@ -144,6 +153,13 @@ impl Actor {
         }
         if parked {
             self.engine.release(&self.state.id).await;
+        }
+        if self.reload && !self.engine.is_shutting_down() {
+            // Fresh from history, under this node's lease if it still holds
+            // it; otherwise its owner has it (nothing to do).
+            if let Err(e) = self.engine.resident(&self.state.id).await {
+                tracing::debug!(execution = %self.state.id, error = %e, "not reloaded");
+            }
         }
     }
 
@@ -251,6 +267,18 @@ impl Actor {
             notify,
             fence: self.engine.node_id().map(str::to_string),
         };
+        // Several nodes: an actor from before a fence may hold a state that
+        // another node has moved on from; it never writes.
+        if self.engine.node_id().is_some()
+            && self.generation != self.engine.shared.generation.load(Ordering::SeqCst)
+        {
+            self.lost = true;
+            return Err(sagaflow_store::Error::LeaseLost {
+                id: self.state.id.clone(),
+                node: self.engine.node_id().unwrap_or_default().to_string(),
+            }
+            .into());
+        }
         // Nothing happens until the decision is durable. A transient storage
         // failure is retried; the input is never dropped silently.
         let mut delay = Duration::from_millis(50);
@@ -264,8 +292,9 @@ impl Actor {
                         // Several nodes: another node appended meanwhile
                         // (this one stalled past its lease): this state is
                         // stale; act on nothing, as when the lease is lost.
-                        tracing::warn!(execution = %self.state.id, "history moved on elsewhere; leaving the execution to its owner");
+                        tracing::warn!(execution = %self.state.id, "history moved on elsewhere; reloading the execution if this node still holds it");
                         self.lost = true;
+                        self.reload = true;
                     }
                     return Err(e.into());
                 }
@@ -316,10 +345,15 @@ impl Actor {
                     if self.engine.is_shutting_down() {
                         continue; // durable as scheduled: resumed with the same key on restart
                     }
-                    if self.engine.shared.fenced.load(Ordering::SeqCst) {
-                        continue; // maybe not ours any more: the lease holder resumes it
+                    if !self.engine.may_act()
+                        || self.generation != self.engine.shared.generation.load(Ordering::SeqCst)
+                    {
+                        // Maybe not ours any more: the lease holder resumes it.
+                        let _ = self.tx.send(Msg::Stop);
+                        continue;
                     }
                     let shared = self.engine.shared.clone();
+                    let engine = self.engine.clone();
                     // ASL names a stopped heartbeat apart from a deadline.
                     let is_asl = self.plan.asl.is_some();
                     shared.in_flight.fetch_add(1, Ordering::SeqCst);
@@ -340,6 +374,14 @@ impl Actor {
                         Ok(req) => {
                             tokio::spawn(async move {
                                 let permit = shared.permits.clone().acquire_owned().await;
+                                // Checked again right before the call: the
+                                // process may have been stopped since the
+                                // decision (a stall past the lease time).
+                                if !engine.may_act() {
+                                    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+                                    let _ = tx.send(Msg::Stop);
+                                    return;
+                                }
                                 let started = Instant::now();
                                 let (step, task, attempt) =
                                     (req.step.clone(), req.task, req.attempt);

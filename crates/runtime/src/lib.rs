@@ -8,7 +8,7 @@
 //! in flight, with the same idempotency keys.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -44,6 +44,10 @@ pub enum Error {
     CallbackNotWaiting(String),
     #[error("the engine is shutting down")]
     ShuttingDown,
+    /// Several nodes: this node could not renew its leases in time and does
+    /// not act until they have surely expired (a lease time or two).
+    #[error("this node is fenced off until its leases have expired; retry, or use another node")]
+    Fenced,
     /// Several nodes: another node holds the execution's lease; the request
     /// belongs there (`address`, when that node is reachable).
     #[error("execution `{id}` is handled by node `{node}`")]
@@ -70,6 +74,7 @@ impl Error {
             Error::CallbackNotWaiting(_) => "callback_not_waiting",
             Error::ShuttingDown => "shutting_down",
             Error::OwnedElsewhere { .. } => "owned_elsewhere",
+            Error::Fenced => "node_fenced",
             Error::Store(sagaflow_store::Error::NotFound { .. }) => "not_found",
             Error::Store(sagaflow_store::Error::BadCursor(_)) => "invalid_cursor",
             Error::Store(sagaflow_store::Error::LeaseLost { .. }) => "owned_elsewhere",
@@ -182,6 +187,10 @@ pub(crate) struct Shared {
     /// Several nodes: set while this node cannot renew its leases (it may
     /// have lost them); its actors stop acting until renewal works again.
     pub fenced: AtomicBool,
+    /// Several nodes: until when (ms) this node's leases are surely valid.
+    pub leases_valid_until: AtomicU64,
+    /// Several nodes: bumped by every fence; actors made before it are stale.
+    pub generation: AtomicU64,
 }
 
 /// Callers of [`Engine::wait`] by execution id: a ticket and where to send the outcome.
@@ -279,8 +288,11 @@ impl Builder {
                 store: self.store,
                 config: self.config,
                 handlers: self.handlers,
+                // As many idle connections per participant host as calls
+                // may be in flight: fewer made every call beyond them open
+                // (and close) a connection of its own under load.
                 http: reqwest::Client::builder()
-                    .pool_max_idle_per_host(64)
+                    .pool_max_idle_per_host(concurrency.max(64))
                     .build()
                     .unwrap_or_else(|_| reqwest::Client::new()),
                 plans: Mutex::new(HashMap::new()),
@@ -295,6 +307,8 @@ impl Builder {
                 waiters: Mutex::new(HashMap::new()),
                 next_waiter: std::sync::atomic::AtomicU64::new(0),
                 fenced: AtomicBool::new(false),
+                leases_valid_until: AtomicU64::new(0),
+                generation: AtomicU64::new(0),
             }),
         }
     }
@@ -356,10 +370,14 @@ impl Engine {
     /// nodes left, then keep doing so (and renewing this node's leases).
     async fn start_node(&self, node: NodeConfig) -> Result<usize> {
         let ttl = node.lease_ttl.as_millis() as u64;
+        let sent = now_ms();
         self.shared
             .store
             .heartbeat_node(&node.id, &node.address, ttl)
             .await?;
+        self.shared
+            .leases_valid_until
+            .store(sent + ttl, Ordering::SeqCst);
         let n = self.take_over(&node).await?;
         let me = self.clone();
         tokio::spawn(async move { me.keep_leases(node).await });
@@ -378,6 +396,11 @@ impl Engine {
             total += n;
             for rec in batch {
                 let id = rec.id.clone();
+                // An actor still here is stale: this node lost the lease
+                // (it was stopped or cut off) and just got it back.
+                if let Some(stale) = self.lock_actors().remove(&id) {
+                    let _ = stale.send(actor::Msg::Stop);
+                }
                 if let Err(e) = self.resume(rec).await {
                     tracing::error!(execution = %id, error = %e, "could not take over execution");
                 }
@@ -393,44 +416,78 @@ impl Engine {
     }
 
     /// Renews this node's registration and leases every third of the lease
-    /// time, and takes over executions of nodes that stopped renewing. A
-    /// node that cannot renew for a whole lease time fences itself: it
-    /// stops acting, since another node may own its executions by now.
+    /// time, and takes over executions of nodes that stopped renewing.
+    ///
+    /// This node's leases are valid, as far as it can tell, until one lease
+    /// time after it *sent* its last successful renewal (the database
+    /// computed the expiry later, so this is never optimistic). Past that
+    /// horizon — the database was unreachable, or the process was stopped
+    /// (SIGSTOP, a long GC-like stall) — another node may own its
+    /// executions: it fences itself. It stops invoking, drops its actors
+    /// and lets one full lease time pass without renewing, so every lease it
+    /// held has certainly expired; then it renews again and takes over what
+    /// is free, its own former executions included, from their histories.
     async fn keep_leases(self, node: NodeConfig) {
         let ttl = node.lease_ttl.as_millis() as u64;
         let period = node.lease_ttl / 3;
-        let mut renewed = tokio::time::Instant::now();
+        let mut quiet_until: Option<Millis> = None;
         loop {
             tokio::time::sleep(period).await;
             if self.is_shutting_down() {
                 return;
             }
-            let store = &self.shared.store;
-            let ok = store
-                .heartbeat_node(&node.id, &node.address, ttl)
-                .await
-                .is_ok()
-                && store.renew(&node.id, ttl).await.is_ok();
-            if ok {
-                renewed = tokio::time::Instant::now();
-                if self.shared.fenced.swap(false, Ordering::SeqCst) {
-                    tracing::info!(node = %node.id, "leases renewed again");
-                }
-                if let Err(e) = self.take_over(&node).await {
-                    tracing::warn!(error = %e, "take-over failed; retrying");
-                }
-            } else if renewed.elapsed() >= node.lease_ttl
-                && !self.shared.fenced.swap(true, Ordering::SeqCst)
+            let now = now_ms();
+            if now >= self.shared.leases_valid_until.load(Ordering::SeqCst) && quiet_until.is_none()
             {
-                tracing::error!(node = %node.id, "leases could not be renewed; this node stops acting on its executions");
+                tracing::error!(node = %node.id, "this node's leases may have expired (it could not renew them in time); it stops acting on its executions");
+                self.shared.fenced.store(true, Ordering::SeqCst);
+                self.shared.generation.fetch_add(1, Ordering::SeqCst);
                 // Every resident execution leaves memory; whoever holds its
                 // lease next reloads it from history.
                 let actors: Vec<_> = self.lock_actors().drain().collect();
                 for (_, tx) in actors {
                     let _ = tx.send(actor::Msg::Stop);
                 }
+                // No lease is taken or renewed meanwhile (starts, claims and
+                // timers are refused while fenced): twice the lease time
+                // also covers a lease taken by an operation that was already
+                // under way when the fence came down.
+                quiet_until = Some(now + 2 * ttl);
+            }
+            if let Some(until) = quiet_until {
+                if now < until {
+                    continue;
+                }
+            }
+            let store = &self.shared.store;
+            let sent = now_ms();
+            let ok = store
+                .heartbeat_node(&node.id, &node.address, ttl)
+                .await
+                .is_ok()
+                && store.renew(&node.id, ttl).await.is_ok();
+            if !ok {
+                continue;
+            }
+            self.shared
+                .leases_valid_until
+                .store(sent + ttl, Ordering::SeqCst);
+            if quiet_until.take().is_some() {
+                self.shared.fenced.store(false, Ordering::SeqCst);
+                tracing::info!(node = %node.id, "leases renewed again; taking over what is free");
+            }
+            if let Err(e) = self.take_over(&node).await {
+                tracing::warn!(error = %e, "take-over failed; retrying");
             }
         }
+    }
+
+    /// Several nodes: whether this node may act on its executions now (its
+    /// leases are surely still valid). Always true for a single node.
+    pub(crate) fn may_act(&self) -> bool {
+        self.shared.config.node.is_none()
+            || (!self.shared.fenced.load(Ordering::SeqCst)
+                && now_ms() < self.shared.leases_valid_until.load(Ordering::SeqCst))
     }
 
     /// This node's id when several share the store.
@@ -444,6 +501,9 @@ impl Engine {
         let Some(node) = &self.shared.config.node else {
             return Ok(());
         };
+        if self.shared.fenced.load(Ordering::SeqCst) {
+            return Err(Error::Fenced);
+        }
         let ttl = node.lease_ttl.as_millis() as u64;
         match self.shared.store.claim(id, &node.id, ttl).await {
             Ok(None) => Ok(()),
@@ -475,6 +535,8 @@ impl Engine {
                 return;
             }
             let claimed = match &self.shared.config.node {
+                // A fenced node takes no lease, through timers neither.
+                Some(_) if self.shared.fenced.load(Ordering::SeqCst) => continue,
                 Some(node) => {
                     let ttl = node.lease_ttl.as_millis() as u64;
                     self.shared
@@ -659,19 +721,33 @@ impl Engine {
             effects.extend(state.apply(&plan, e).map_err(Error::NotAllowed)?);
         }
         let record = actor::record_of(&state);
-        let created = self
-            .shared
-            .store
-            .create_execution(record.clone(), events)
-            .await;
+        let created = match &self.shared.config.node {
+            Some(_) if self.shared.fenced.load(Ordering::SeqCst) => return Err(Error::Fenced),
+            // Several nodes: the starting node leases it in the same write,
+            // so it never exists without an owner.
+            Some(node) => {
+                self.shared
+                    .store
+                    .create_execution_leased(
+                        record.clone(),
+                        events,
+                        &node.id,
+                        node.lease_ttl.as_millis() as u64,
+                    )
+                    .await
+            }
+            None => {
+                self.shared
+                    .store
+                    .create_execution(record.clone(), events)
+                    .await
+            }
+        };
         self.shared.observe_storage(&created);
         match created? {
             Created::Existing(existing) => self.same_start(existing, definition, &input),
             Created::New(record) => {
                 metrics::counter!("sagaflow_executions_started_total", "definition" => plan.name.clone()).increment(1);
-                // Several nodes: the starting node owns it. Nobody else can
-                // have claimed it yet, so this only fails with the store.
-                self.claim(&record.id).await?;
                 actor::spawn(self.clone(), plan, state, effects);
                 Ok((record, true))
             }

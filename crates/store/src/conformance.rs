@@ -114,7 +114,8 @@ macro_rules! lease_tests {
             a_finished_or_unknown_execution_is_never_leased,
             a_node_that_lost_its_lease_cannot_append_and_the_new_holder_can,
             a_fenced_append_is_checked_for_its_version_first,
-            take_over_returns_only_unfinished_executions_whose_lease_expired,
+            take_over_returns_only_unfinished_executions_whose_lease_expired_or_never_was,
+            an_execution_created_leased_is_held_by_its_creator,
             concurrent_take_overs_never_return_the_same_execution,
             finishing_clears_the_lease,
             a_finished_execution_has_no_lease_so_any_node_may_redrive_it,
@@ -1263,7 +1264,9 @@ pub async fn a_fenced_append_is_checked_for_its_version_first(store: &dyn Store)
     );
 }
 
-pub async fn take_over_returns_only_unfinished_executions_whose_lease_expired(store: &dyn Store) {
+pub async fn take_over_returns_only_unfinished_executions_whose_lease_expired_or_never_was(
+    store: &dyn Store,
+) {
     for id in [
         "expired",
         "live",
@@ -1291,9 +1294,11 @@ pub async fn take_over_returns_only_unfinished_executions_whose_lease_expired(st
         .expect("compensate");
     lapse(store, &["expired", "compensating"], "a").await;
 
+    // Never leased: created by a single server before the database became
+    // a cluster's (or by a node that died before leasing it).
     let taken = store.take_over("b", LONG, 100).await.expect("take over");
-    assert_eq!(ids(&taken), ["expired", "compensating"]);
-    assert_eq!(taken[1].status, Status::Compensating);
+    assert_eq!(ids(&taken), ["expired", "never-leased", "compensating"]);
+    assert_eq!(taken[2].status, Status::Compensating);
     assert_eq!(taken[0], store.get_execution("expired").await.expect("get"));
     assert_eq!(holder(store, "expired").await.as_deref(), Some("b"));
     assert_eq!(holder(store, "live").await.as_deref(), Some("a"));
@@ -1560,4 +1565,34 @@ pub async fn a_claimed_notification_is_delivered_by_one_node_until_its_claim_run
         .await
         .expect("pending")
         .is_empty());
+}
+
+pub async fn an_execution_created_leased_is_held_by_its_creator(store: &dyn Store) {
+    let record = record("e1", "order", Value::Null);
+    let created = store
+        .create_execution_leased(
+            record.clone(),
+            vec![started("e1", "order", Value::Null)],
+            "a",
+            LONG,
+        )
+        .await
+        .expect("create");
+    assert!(matches!(created, Created::New(_)));
+    assert_eq!(holder(store, "e1").await.as_deref(), Some("a"));
+    assert!(
+        store
+            .take_over("b", LONG, 100)
+            .await
+            .expect("take over")
+            .is_empty(),
+        "a fresh execution is its creator's, not an orphan"
+    );
+    // Creating it again changes nothing, not even the lease.
+    let again = store
+        .create_execution_leased(record, vec![started("e1", "order", Value::Null)], "b", LONG)
+        .await
+        .expect("create again");
+    assert!(matches!(again, Created::Existing(_)));
+    assert_eq!(holder(store, "e1").await.as_deref(), Some("a"));
 }

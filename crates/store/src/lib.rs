@@ -217,6 +217,21 @@ pub trait Executor: Send + Sync {
     // can open (SQLite, with its lock file) keeps these defaults: that
     // process owns everything.
 
+    /// [`Executor::create_execution`] for one node among several: a new
+    /// execution is leased to `node` for `ttl_ms` in the same write, so it
+    /// is never without an owner (a node dying right after creating it
+    /// leaves an expiring lease that another node takes over). An existing
+    /// execution is returned unchanged, its lease untouched.
+    async fn create_execution_leased(
+        &self,
+        record: ExecutionRecord,
+        events: Vec<Event>,
+        node: &str,
+        ttl_ms: u64,
+    ) -> Result<Created> {
+        let _ = (node, ttl_ms);
+        self.create_execution(record, events).await
+    }
     /// Records that `node` is alive and reachable at `address` (the base URL
     /// other nodes forward requests to) for the next `ttl_ms`.
     async fn heartbeat_node(&self, node: &str, address: &str, ttl_ms: u64) -> Result<()> {
@@ -252,8 +267,10 @@ pub trait Executor: Send + Sync {
         Ok(())
     }
     /// Claims for `node` up to `limit` unfinished executions whose lease
-    /// expired (their node died or lost the store) and returns them; each is
-    /// returned to one node only, even when several ask at once.
+    /// expired (their node died or lost the store), or that were never
+    /// leased (created by a single server before the database became a
+    /// cluster's), and returns them; each is returned to one node only, even
+    /// when several ask at once. Released (parked) executions are not taken.
     async fn take_over(
         &self,
         node: &str,

@@ -36,6 +36,9 @@ struct Inner {
     nodes: HashMap<String, (String, Millis)>,
     /// Notifications being delivered, by id: claimed until then.
     claimed: HashMap<u64, Millis>,
+    /// Executions whose lease was released (parked): not taken over. An
+    /// unfinished execution with no lease that is not here was never leased.
+    released: HashSet<String>,
 }
 
 impl Inner {
@@ -54,12 +57,35 @@ impl Inner {
             .is_none_or(|l| l.node == node || l.until < now)
     }
 
+    /// Creates an execution (leased to a node, in one step) or returns the existing one.
+    fn create(
+        &mut self,
+        record: ExecutionRecord,
+        events: Vec<Event>,
+        lease: Option<(&str, u64)>,
+    ) -> Created {
+        if let Some((_, existing, _)) = self.executions.get(&record.id) {
+            return Created::Existing(existing.clone());
+        }
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        let mut record = record;
+        record.events = events.len() as u64;
+        self.executions
+            .insert(record.id.clone(), (seq, record.clone(), events));
+        if let Some((node, ttl_ms)) = lease {
+            self.lease(&record.id, node, ttl_ms, now_ms());
+        }
+        Created::New(record)
+    }
+
     fn lease(&mut self, id: &str, node: &str, ttl_ms: u64, now: Millis) {
         let lease = Lease {
             node: node.to_string(),
             until: now.saturating_add(ttl_ms),
         };
         self.leases.insert(id.to_string(), lease);
+        self.released.remove(id);
     }
 }
 
@@ -157,17 +183,7 @@ impl Executor for MemoryStore {
         record: ExecutionRecord,
         events: Vec<Event>,
     ) -> Result<Created> {
-        let mut g = self.lock();
-        if let Some((_, existing, _)) = g.executions.get(&record.id) {
-            return Ok(Created::Existing(existing.clone()));
-        }
-        g.next_seq += 1;
-        let seq = g.next_seq;
-        let mut record = record;
-        record.events = events.len() as u64;
-        g.executions
-            .insert(record.id.clone(), (seq, record.clone(), events));
-        Ok(Created::New(record))
+        Ok(self.lock().create(record, events, None))
     }
 
     async fn append(&self, a: Append) -> Result<u64> {
@@ -343,10 +359,21 @@ impl Executor for MemoryStore {
         Ok(renewed)
     }
 
+    async fn create_execution_leased(
+        &self,
+        record: ExecutionRecord,
+        events: Vec<Event>,
+        node: &str,
+        ttl_ms: u64,
+    ) -> Result<Created> {
+        Ok(self.lock().create(record, events, Some((node, ttl_ms))))
+    }
+
     async fn release(&self, id: &str, node: &str) -> Result<()> {
         let mut g = self.lock();
         if g.leases.get(id).is_some_and(|l| l.node == node) {
             g.leases.remove(id);
+            g.released.insert(id.to_string());
         }
         Ok(())
     }
@@ -367,6 +394,17 @@ impl Executor for MemoryStore {
             .filter(|(id, l)| l.until < now && g.unfinished(id))
             .map(|(id, l)| (l.until, g.executions[id].0, id.clone()))
             .collect();
+        // Never leased: no lease, never released.
+        expired.extend(
+            g.executions
+                .iter()
+                .filter(|(id, (_, r, _))| {
+                    !r.status.is_terminal()
+                        && !g.leases.contains_key(*id)
+                        && !g.released.contains(*id)
+                })
+                .map(|(id, (seq, _, _))| (0, *seq, id.clone())),
+        );
         expired.sort();
         expired.truncate(limit);
         expired.sort_by_key(|(_, seq, _)| *seq);

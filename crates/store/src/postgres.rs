@@ -695,9 +695,11 @@ fn event_columns(version: u64, events: &[Event]) -> Result<EventColumns> {
 const CREATE_SQL: &str = "
 WITH ins AS (
     INSERT INTO executions (id, definition, version, status, input, output, error,
-                            started_at, updated_at, events)
+                            started_at, updated_at, events, owner, lease_until)
     SELECT $1::TEXT, $2::TEXT, $3::BIGINT, $4::TEXT, $5::TEXT, $6::TEXT, $7::TEXT,
-           $8::BIGINT, $9::BIGINT, $10::BIGINT
+           $8::BIGINT, $9::BIGINT, $10::BIGINT, $15::TEXT,
+           CASE WHEN $15::TEXT IS NULL THEN NULL
+                ELSE (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT + $16::BIGINT END
     WHERE NOT EXISTS (SELECT 1 FROM executions WHERE id = $1)
     ON CONFLICT (id) DO NOTHING
     RETURNING id
@@ -832,8 +834,10 @@ static RENEW_SQL: LazyLock<String> = LazyLock::new(|| {
 /// LOCKED`, so a concurrent take-over skips them instead of taking them
 /// too, and a lease renewed after this statement's snapshot is re-checked
 /// on the locked row (and left alone). `= ANY(ARRAY(…))` makes the subquery
-/// run once, before the `UPDATE`. Released leases (`owner` NULL) are parked
-/// executions: their callback or timer claims them, nobody takes them over.
+/// run once, before the `UPDATE`. Released leases (`owner` NULL,
+/// `lease_until` 0) are parked executions: their callback or timer claims
+/// them, nobody takes them over. Executions never leased (`lease_until`
+/// NULL: created by a single server) are taken over like expired ones.
 static TAKE_OVER_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "
@@ -841,9 +845,10 @@ WITH now AS MATERIALIZED (SELECT {DB_NOW} AS ms)
 UPDATE executions SET owner = $1, lease_until = (SELECT ms FROM now) + $2
 WHERE seq = ANY(ARRAY(
     SELECT seq FROM executions
-    WHERE owner IS NOT NULL AND lease_until < (SELECT ms FROM now)
+    WHERE ((owner IS NOT NULL AND lease_until < (SELECT ms FROM now))
+           OR lease_until IS NULL)
       AND status IN {UNFINISHED}
-    ORDER BY lease_until, seq LIMIT $3
+    ORDER BY lease_until NULLS FIRST, seq LIMIT $3
     FOR NO KEY UPDATE SKIP LOCKED
 ))
 RETURNING {EXECUTION_COLUMNS}"
@@ -1036,63 +1041,20 @@ impl Executor for PostgresStore {
 
     async fn create_execution(
         &self,
-        mut record: ExecutionRecord,
+        record: ExecutionRecord,
         events: Vec<Event>,
     ) -> Result<Created> {
-        record.events = events.len() as u64;
-        let input = to_json("input", &record.input)?;
-        let output = record
-            .output
-            .as_ref()
-            .map(|v| to_json("output", v))
-            .transpose()?;
-        let error = record
-            .error
-            .as_ref()
-            .map(|v| to_json("error", v))
-            .transpose()?;
-        let cols = event_columns(0, &events)?;
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(CREATE_SQL)
-            .await
-            .map_err(pg("preparing to insert an execution"))?;
-        let inserted: i64 = client
-            .query_one(
-                &stmt,
-                &[
-                    &record.id,
-                    &record.definition,
-                    &i64::from(record.version),
-                    &record.status.as_str(),
-                    &input,
-                    &output,
-                    &error,
-                    &to_i64("started_at", record.started_at)?,
-                    &to_i64("updated_at", record.updated_at)?,
-                    &to_i64("an event count", record.events)?,
-                    &cols.seq,
-                    &cols.at,
-                    &cols.kind,
-                    &cols.body,
-                ],
-            )
-            .await
-            .map_err(pg("inserting an execution"))?
-            .get(0);
-        if inserted == 1 {
-            return Ok(Created::New(record));
-        }
-        // The id was taken (committed: ON CONFLICT waits for the other
-        // insert to finish), so this statement's fresh snapshot sees it.
-        match get_execution(&client, &record.id).await {
-            Ok(existing) => Ok(Created::Existing(existing)),
-            Err(Error::NotFound { .. }) => Err(Error::Backend(format!(
-                "execution `{}` conflicted on insert but cannot be read",
-                record.id
-            ))),
-            Err(e) => Err(e),
-        }
+        self.create(record, events, None).await
+    }
+
+    async fn create_execution_leased(
+        &self,
+        record: ExecutionRecord,
+        events: Vec<Event>,
+        node: &str,
+        ttl_ms: u64,
+    ) -> Result<Created> {
+        self.create(record, events, Some((node, ttl_ms))).await
     }
 
     async fn append(&self, a: Append) -> Result<u64> {
@@ -1390,7 +1352,7 @@ impl Executor for PostgresStore {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
-                "UPDATE executions SET owner = NULL, lease_until = NULL
+                "UPDATE executions SET owner = NULL, lease_until = 0
                  WHERE id = $1 AND owner = $2",
             )
             .await
@@ -1536,6 +1498,75 @@ impl Query for PostgresStore {
 
 // ---------------------------------------------------------------------------
 // Reads shared by several methods
+
+impl PostgresStore {
+    /// Inserts an execution with its first events, leased to a node when
+    /// `lease` says so, or finds the existing one.
+    async fn create(
+        &self,
+        mut record: ExecutionRecord,
+        events: Vec<Event>,
+        lease: Option<(&str, u64)>,
+    ) -> Result<Created> {
+        record.events = events.len() as u64;
+
+        let input = to_json("input", &record.input)?;
+        let output = record
+            .output
+            .as_ref()
+            .map(|v| to_json("output", v))
+            .transpose()?;
+        let error = record
+            .error
+            .as_ref()
+            .map(|v| to_json("error", v))
+            .transpose()?;
+        let cols = event_columns(0, &events)?;
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(CREATE_SQL)
+            .await
+            .map_err(pg("preparing to insert an execution"))?;
+        let inserted: i64 = client
+            .query_one(
+                &stmt,
+                &[
+                    &record.id,
+                    &record.definition,
+                    &i64::from(record.version),
+                    &record.status.as_str(),
+                    &input,
+                    &output,
+                    &error,
+                    &to_i64("started_at", record.started_at)?,
+                    &to_i64("updated_at", record.updated_at)?,
+                    &to_i64("an event count", record.events)?,
+                    &cols.seq,
+                    &cols.at,
+                    &cols.kind,
+                    &cols.body,
+                    &lease.map(|(node, _)| node),
+                    &to_i64("a lease ttl", lease.map_or(0, |(_, ttl)| ttl))?,
+                ],
+            )
+            .await
+            .map_err(pg("inserting an execution"))?
+            .get(0);
+        if inserted == 1 {
+            return Ok(Created::New(record));
+        }
+        // The id was taken (committed: ON CONFLICT waits for the other
+        // insert to finish), so this statement's fresh snapshot sees it.
+        match get_execution(&client, &record.id).await {
+            Ok(existing) => Ok(Created::Existing(existing)),
+            Err(Error::NotFound { .. }) => Err(Error::Backend(format!(
+                "execution `{}` conflicted on insert but cannot be read",
+                record.id
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+}
 
 async fn get_execution(client: &deadpool_postgres::Object, id: &str) -> Result<ExecutionRecord> {
     let stmt = client

@@ -412,21 +412,34 @@ async fn timers_claimed_for_two_nodes_at_once_go_to_one_node_with_the_lease() {
         stores[0].append(a).await.expect("arming timers");
     }
 
+    // An empty answer does not mean nothing is left: with SKIP LOCKED it
+    // may only mean another poller holds the rows right now. So every
+    // poller goes on until all timers are claimed (or a deadline passes,
+    // and the count below tells what was never claimed).
+    let claimed_total = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let tasks: Vec<_> = (0..6)
         .map(|i| {
             let (store, node) = (stores[i % 2].clone(), ["a", "b"][i % 2]);
+            let claimed_total = claimed_total.clone();
             tokio::spawn(async move {
                 let mut mine = Vec::new();
-                loop {
+                while claimed_total.load(std::sync::atomic::Ordering::SeqCst)
+                    < EXECUTIONS * TIMERS_EACH
+                    && std::time::Instant::now() < deadline
+                {
                     let claimed = store
                         .claim_due_timers_for(node, 60_000, T0 + 10, 7)
                         .await
                         .expect("claim");
                     if claimed.is_empty() {
-                        return mine;
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        continue;
                     }
+                    claimed_total.fetch_add(claimed.len(), std::sync::atomic::Ordering::SeqCst);
                     mine.extend(claimed.into_iter().map(|t| (t.execution_id, t.step, node)));
                 }
+                mine
             })
         })
         .collect();

@@ -19,17 +19,26 @@
 //! - `confirm_failures`: how many confirmation failures were injected per trip
 //!   and kind, so "fail N times, then succeed" survives a restart.
 //!
-//! The connection is opened in WAL mode and used behind a `Mutex` from blocking
-//! threads only; every function here is synchronous.
+//! The connection is opened in WAL mode and used behind a `Mutex`. Calls
+//! ([`Db::in_transaction`]) are **group-committed** by a writer thread: it
+//! takes every call queued meanwhile, runs each in its own savepoint of one
+//! transaction (a call that fails undoes only its own writes) and commits
+//! once; a call hears back only after that commit. A call is thus still
+//! all-or-nothing and durable when answered, and many calls share one
+//! commit's WAL writes. Everything else here is synchronous, for blocking
+//! threads.
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{anyhow, Context};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::sync::oneshot;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS bookings (
@@ -131,10 +140,110 @@ pub(crate) struct Booking {
     pub details: Value,
 }
 
-/// The database of a running service: one connection, used by one blocking
-/// thread at a time.
+/// The most calls one commit covers.
+const MAX_BATCH: usize = 256;
+
+/// The database of a running service: one connection, used by one thread at
+/// a time (the writer thread for calls, blocking threads for the rest).
 pub(crate) struct Db {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
+    /// `None` only while dropping: closing it stops the writer.
+    calls: Option<mpsc::Sender<Box<dyn Work>>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+/// A call's transaction, queued for the writer thread.
+trait Work: Send {
+    /// Runs inside the batch's transaction. `false`: the call failed; its
+    /// writes are undone.
+    fn run(&mut self, tx: &Transaction<'_>) -> bool;
+    /// Answers the caller once the batch's commit is known.
+    fn answer(self: Box<Self>, committed: Result<(), &str>);
+}
+
+struct Job<T, F> {
+    op: Option<F>,
+    result: Option<anyhow::Result<T>>,
+    reply: oneshot::Sender<anyhow::Result<T>>,
+}
+
+impl<T, F> Work for Job<T, F>
+where
+    T: Send,
+    F: FnOnce(&Transaction<'_>) -> rusqlite::Result<T> + Send,
+{
+    fn run(&mut self, tx: &Transaction<'_>) -> bool {
+        let result = match self.op.take() {
+            // A panicking call fails alone, as it did on its blocking thread.
+            Some(op) => match std::panic::catch_unwind(AssertUnwindSafe(|| op(tx))) {
+                Ok(result) => result.map_err(anyhow::Error::from),
+                Err(_) => Err(anyhow!("the call panicked")),
+            },
+            None => Err(anyhow!("a call ran twice")),
+        };
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), &str>) {
+        let result = match (self.result, committed) {
+            // Its own error stands whatever the batch did.
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(v)), Ok(())) => Ok(v),
+            (_, Err(e)) => Err(anyhow!("the call's transaction was rolled back: {e}")),
+            (None, Ok(())) => Err(anyhow!("the call was never run")),
+        };
+        // The caller may have gone (its client hung up); the call stands.
+        let _ = self.reply.send(result);
+    }
+}
+
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding the lock cannot leave a half-applied change
+    // behind (the transaction rolls back on drop), so a poisoned lock is
+    // still safe to use.
+    conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn run_writer(conn: &Mutex<Connection>, calls: &mpsc::Receiver<Box<dyn Work>>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = calls.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match calls.try_recv() {
+                Ok(work) => batch.push(work),
+                Err(_) => break,
+            }
+        }
+        let committed = run_batch(&mut lock(conn), &mut batch);
+        for work in batch.drain(..) {
+            work.answer(committed.as_ref().map(|_| ()).map_err(String::as_str));
+        }
+    }
+}
+
+/// Runs a batch of calls in one immediate transaction, each in its own
+/// savepoint (but a lone call), and commits it.
+fn run_batch(conn: &mut Connection, batch: &mut [Box<dyn Work>]) -> Result<(), String> {
+    let text = |e: rusqlite::Error| e.to_string();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(text)?;
+    if let [lone] = batch {
+        if !lone.run(&tx) {
+            return Err("the call failed".into()); // dropping `tx` rolls it back
+        }
+    } else {
+        for work in batch.iter_mut() {
+            tx.execute_batch("SAVEPOINT call").map_err(text)?;
+            if !work.run(&tx) {
+                tx.execute_batch("ROLLBACK TO call").map_err(text)?;
+            }
+            tx.execute_batch("RELEASE call").map_err(text)?;
+        }
+    }
+    tx.commit().map_err(text)
 }
 
 impl Db {
@@ -145,30 +254,47 @@ impl Db {
         configure(&conn)?;
         conn.execute_batch(SCHEMA)
             .with_context(|| format!("creating tables in {}", path.display()))?;
+        let conn = Arc::new(Mutex::new(conn));
+        let (calls, queued) = mpsc::channel();
+        let writer = std::thread::Builder::new()
+            .name("travel-db-writer".into())
+            .spawn({
+                let conn = conn.clone();
+                move || run_writer(&conn, &queued)
+            })
+            .context("starting the travel database's writer thread")?;
         Ok(Db {
-            conn: Mutex::new(conn),
+            conn,
+            calls: Some(calls),
+            writer: Some(writer),
         })
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave a half-applied change
-        // behind (the transaction rolls back on drop), so a poisoned lock is
-        // still safe to use.
-        self.conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.conn)
     }
 
-    /// Runs `f` in one immediate transaction, committed if `f` returns `Ok`.
-    pub fn in_transaction<T>(
-        &self,
-        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<T> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = f(&tx)?;
-        tx.commit()?;
-        Ok(value)
+    /// Runs `f` as one call: its writes are kept, all of them, if it returns
+    /// `Ok` and the commit it shares with the calls queued meanwhile succeeds;
+    /// the answer comes after that commit.
+    pub async fn in_transaction<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let stopped = || anyhow!("the travel database's writer has stopped");
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Job {
+            op: Some(f),
+            result: None,
+            reply,
+        });
+        self.calls
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(job)
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     /// The rows of one trip, or of every trip.
@@ -203,8 +329,24 @@ impl Db {
     }
 }
 
+impl Drop for Db {
+    fn drop(&mut self) {
+        // The writer finishes what is queued and stops; once joined, the
+        // database is closed when the last connection handle goes.
+        self.calls = None;
+        if let Some(writer) = self.writer.take() {
+            if writer.join().is_err() {
+                tracing::error!("the travel database's writer thread panicked");
+            }
+        }
+    }
+}
+
 fn configure(conn: &Connection) -> anyhow::Result<()> {
     conn.busy_timeout(Duration::from_secs(5))?;
+    // Every statement of a call is prepared once and reused (there are
+    // about a dozen): parsing them again was a fifth of a call's cost.
+    conn.set_prepared_statement_cache_capacity(32);
     // WAL with synchronous=NORMAL: a committed transaction survives the
     // process being killed (it is in the WAL, in the OS), which is the failure
     // the crash tests inject.
@@ -303,12 +445,9 @@ pub(crate) fn remembered(
     tx: &Transaction<'_>,
     key: &str,
 ) -> rusqlite::Result<Option<(u16, String)>> {
-    tx.query_row(
-        "SELECT status, body FROM idempotency WHERE key = ?1",
-        params![key],
-        |row| Ok((row.get(0)?, row.get(1)?)),
-    )
-    .optional()
+    tx.prepare_cached("SELECT status, body FROM idempotency WHERE key = ?1")?
+        .query_row(params![key], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
 }
 
 /// Stores the response given for an idempotency key.
@@ -318,20 +457,18 @@ pub(crate) fn remember(
     status: u16,
     body: &str,
 ) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO idempotency (key, status, body) VALUES (?1, ?2, ?3)",
-        params![key, status, body],
-    )?;
+    tx.prepare_cached("INSERT INTO idempotency (key, status, body) VALUES (?1, ?2, ?3)")?
+        .execute(params![key, status, body])?;
     Ok(())
 }
 
 /// Counts one execution of a call with `key` on `route`.
 pub(crate) fn record_effect(tx: &Transaction<'_>, route: &str, key: &str) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO effects (route, key, count) VALUES (?1, ?2, 1)
          ON CONFLICT (route, key) DO UPDATE SET count = count + 1",
-        params![route, key],
-    )?;
+    )?
+    .execute(params![route, key])?;
     Ok(())
 }
 
@@ -340,18 +477,15 @@ pub(crate) fn booking(
     pk: &str,
     sk: &str,
 ) -> rusqlite::Result<Option<Booking>> {
-    tx.query_row(
-        "SELECT transaction_status, details FROM bookings WHERE pk = ?1 AND sk = ?2",
-        params![pk, sk],
-        |row| {
+    tx.prepare_cached("SELECT transaction_status, details FROM bookings WHERE pk = ?1 AND sk = ?2")?
+        .query_row(params![pk, sk], |row| {
             let details: String = row.get(1)?;
             Ok(Booking {
                 status: row.get(0)?,
                 details: serde_json::from_str(&details).unwrap_or(Value::Null),
             })
-        },
-    )
-    .optional()
+        })
+        .optional()
 }
 
 pub(crate) fn insert_booking(
@@ -361,10 +495,10 @@ pub(crate) fn insert_booking(
     status: &str,
     details: &Value,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO bookings (pk, sk, transaction_status, details) VALUES (?1, ?2, ?3, ?4)",
-        params![pk, sk, status, details.to_string()],
-    )?;
+    )?
+    .execute(params![pk, sk, status, details.to_string()])?;
     Ok(())
 }
 
@@ -374,37 +508,29 @@ pub(crate) fn set_status(
     sk: &str,
     status: &str,
 ) -> rusqlite::Result<()> {
-    tx.execute(
-        "UPDATE bookings SET transaction_status = ?3 WHERE pk = ?1 AND sk = ?2",
-        params![pk, sk, status],
-    )?;
+    tx.prepare_cached("UPDATE bookings SET transaction_status = ?3 WHERE pk = ?1 AND sk = ?2")?
+        .execute(params![pk, sk, status])?;
     Ok(())
 }
 
 /// Deletes a booking; tells whether there was one.
 pub(crate) fn delete_booking(tx: &Transaction<'_>, pk: &str, sk: &str) -> rusqlite::Result<bool> {
-    let deleted = tx.execute(
-        "DELETE FROM bookings WHERE pk = ?1 AND sk = ?2",
-        params![pk, sk],
-    )?;
+    let deleted = tx
+        .prepare_cached("DELETE FROM bookings WHERE pk = ?1 AND sk = ?2")?
+        .execute(params![pk, sk])?;
     Ok(deleted > 0)
 }
 
 pub(crate) fn has_tombstone(tx: &Transaction<'_>, pk: &str, kind: &str) -> rusqlite::Result<bool> {
-    tx.query_row(
-        "SELECT 1 FROM tombstones WHERE pk = ?1 AND kind = ?2",
-        params![pk, kind],
-        |_| Ok(()),
-    )
-    .optional()
-    .map(|found| found.is_some())
+    tx.prepare_cached("SELECT 1 FROM tombstones WHERE pk = ?1 AND kind = ?2")?
+        .query_row(params![pk, kind], |_| Ok(()))
+        .optional()
+        .map(|found| found.is_some())
 }
 
 pub(crate) fn add_tombstone(tx: &Transaction<'_>, pk: &str, kind: &str) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT OR IGNORE INTO tombstones (pk, kind) VALUES (?1, ?2)",
-        params![pk, kind],
-    )?;
+    tx.prepare_cached("INSERT OR IGNORE INTO tombstones (pk, kind) VALUES (?1, ?2)")?
+        .execute(params![pk, kind])?;
     Ok(())
 }
 
@@ -414,13 +540,10 @@ pub(crate) fn confirm_failures(
     pk: &str,
     kind: &str,
 ) -> rusqlite::Result<u32> {
-    tx.query_row(
-        "SELECT count FROM confirm_failures WHERE pk = ?1 AND kind = ?2",
-        params![pk, kind],
-        |row| row.get(0),
-    )
-    .optional()
-    .map(|count| count.unwrap_or(0))
+    tx.prepare_cached("SELECT count FROM confirm_failures WHERE pk = ?1 AND kind = ?2")?
+        .query_row(params![pk, kind], |row| row.get(0))
+        .optional()
+        .map(|count| count.unwrap_or(0))
 }
 
 /// Counts one more injected confirmation failure; returns the new count.
@@ -429,11 +552,63 @@ pub(crate) fn add_confirm_failure(
     pk: &str,
     kind: &str,
 ) -> rusqlite::Result<u32> {
-    tx.query_row(
+    tx.prepare_cached(
         "INSERT INTO confirm_failures (pk, kind, count) VALUES (?1, ?2, 1)
          ON CONFLICT (pk, kind) DO UPDATE SET count = count + 1
          RETURNING count",
-        params![pk, kind],
-        |row| row.get(0),
-    )
+    )?
+    .query_row(params![pk, kind], |row| row.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tombstones(db: &Db) -> Vec<String> {
+        let conn = db.lock();
+        let mut stmt = conn
+            .prepare("SELECT pk FROM tombstones ORDER BY pk")
+            .unwrap();
+        let rows = stmt.query_map([], |row| row.get(0)).unwrap();
+        rows.collect::<rusqlite::Result<_>>().unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_sharing_a_commit_keep_their_own_writes_and_a_failed_one_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Db::open(&dir.path().join("travel.db")).unwrap());
+        // Many calls at once, so that most share commits; every third one
+        // writes and then fails.
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..60 {
+            let db = db.clone();
+            calls.spawn(async move {
+                let pk = format!("t{i:02}");
+                let answer = db
+                    .in_transaction(move |tx| {
+                        add_tombstone(tx, &pk, "HOTEL")?;
+                        if i % 3 == 0 {
+                            // Any error: the row above must not stay.
+                            tx.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+                        }
+                        Ok(i)
+                    })
+                    .await;
+                (i, answer.is_ok())
+            });
+        }
+        while let Some(done) = calls.join_next().await {
+            let (i, ok) = done.unwrap();
+            assert_eq!(ok, i % 3 != 0, "call {i}");
+        }
+        let expected: Vec<String> = (0..60)
+            .filter(|i| i % 3 != 0)
+            .map(|i| format!("t{i:02}"))
+            .collect();
+        assert_eq!(tombstones(&db), expected);
+        // The file holds them after a reopen too.
+        drop(Arc::into_inner(db).expect("the last handle"));
+        let db = Db::open(&dir.path().join("travel.db")).unwrap();
+        assert_eq!(tombstones(&db), expected);
+    }
 }

@@ -269,14 +269,9 @@ async fn respond(
         });
     }
     let (trip, key) = read_call(headers, body)?;
-    let db = Arc::clone(&app.db);
-    let confirm_failures = app.confirm_failures;
-    tokio::task::spawn_blocking(move || {
-        service::execute(&db, key.as_deref(), op, &trip, confirm_failures)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)
+    service::execute(&app.db, key, op, trip, app.confirm_failures)
+        .await
+        .map_err(ApiError::internal)
 }
 
 /// The trip input and the `Idempotency-Key` (if any, and not empty) of a

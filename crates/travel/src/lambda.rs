@@ -36,7 +36,7 @@
 //! fail the same way in every run with the same seed.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -476,14 +476,10 @@ async fn invoke(
             )
         });
     }
-    let db = Arc::clone(&app.db);
-    tokio::task::spawn_blocking(move || {
-        service::execute_rule(&db, function.route, key.as_deref(), |tx| {
-            function.rule(tx, &trip)
-        })
+    service::execute_rule(&app.db, function.route, key, move |tx| {
+        function.rule(tx, &trip)
     })
     .await
-    .map_err(ApiError::internal)?
     .map_err(ApiError::internal)
 }
 

@@ -1,6 +1,7 @@
 //! The business rules of the four participants, independent of HTTP.
 //!
-//! Every call is one SQLite transaction that
+//! Every call is one SQLite transaction (a savepoint of the commit it shares
+//! with the calls made meanwhile, see [`crate::db`]) that
 //! 1. returns the stored response if the idempotency key was seen before;
 //! 2. otherwise applies the rule (reserve, confirm, cancel) and, unless the
 //!    outcome is an injected (transient) failure, stores the response under the
@@ -286,30 +287,32 @@ impl Reply {
 /// header, which is executed every time). It is scoped to the route: the same
 /// key on another route is another call. An executed call is counted in
 /// `effects` under its route and key, in the same transaction.
-pub(crate) fn execute(
+pub(crate) async fn execute(
     db: &Db,
-    key: Option<&str>,
+    key: Option<String>,
     op: Op,
-    trip: &Trip,
+    trip: Trip,
     confirm_failures: u32,
-) -> rusqlite::Result<Outcome> {
-    execute_rule(db, op.route(), key, |tx| {
-        apply(tx, op, trip, confirm_failures)
+) -> anyhow::Result<Outcome> {
+    execute_rule(db, op.route(), key, move |tx| {
+        apply(tx, op, &trip, confirm_failures)
     })
+    .await
 }
 
 /// Executes `rule` as the call of `route`, with idempotency, in one
-/// transaction: a key already answered on this route gets its stored
-/// response; otherwise the rule runs and its reply (unless injected) is
-/// stored under the key and counted in `effects`, in the same transaction.
-pub(crate) fn execute_rule(
+/// transaction (see [`Db::in_transaction`]): a key already answered on this
+/// route gets its stored response; otherwise the rule runs and its reply
+/// (unless injected) is stored under the key and counted in `effects`, in
+/// the same transaction.
+pub(crate) async fn execute_rule(
     db: &Db,
-    route: &str,
-    key: Option<&str>,
-    rule: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<Reply>,
-) -> rusqlite::Result<Outcome> {
-    let scoped = key.map(|key| format!("{route} {key}"));
-    db.in_transaction(|tx| {
+    route: &'static str,
+    key: Option<String>,
+    rule: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<Reply> + Send + 'static,
+) -> anyhow::Result<Outcome> {
+    let scoped = key.as_ref().map(|key| format!("{route} {key}"));
+    db.in_transaction(move |tx| {
         if let Some(scoped) = &scoped {
             if let Some((status, body)) = db::remembered(tx, scoped)? {
                 return Ok(Outcome {
@@ -322,7 +325,7 @@ pub(crate) fn execute_rule(
         }
         let reply = rule(tx)?;
         let body = reply.body.to_string();
-        if let (Some(key), Some(scoped), true) = (key, &scoped, reply.remember) {
+        if let (Some(key), Some(scoped), true) = (&key, &scoped, reply.remember) {
             db::remember(tx, scoped, reply.status, &body)?;
             db::record_effect(tx, route, key)?;
         }
@@ -333,6 +336,7 @@ pub(crate) fn execute_rule(
             injected: !reply.remember,
         })
     })
+    .await
 }
 
 /// Applies the rule of `op` (reserve, confirm or cancel) to `trip`.

@@ -129,6 +129,12 @@ pub struct Parked {
     pub rss_parked_mib: f64,
     /// (RSS with every execution parked − RSS before) / parked executions.
     pub rss_per_parked_bytes: f64,
+    /// What the benchmark itself holds meanwhile: every task token.
+    pub bench_tokens_mib: f64,
+    /// The growth without the benchmark's tokens, per parked execution:
+    /// what the engine keeps (plus memory the allocator retains after the
+    /// burst of starts).
+    pub engine_per_parked_bytes: f64,
     /// From the first callback until every execution finished.
     pub complete_s: f64,
     pub completed_per_s: f64,
@@ -233,6 +239,13 @@ impl Report {
                     p.rss_before_mib,
                     p.rss_parked_mib,
                     p.rss_per_parked_bytes / 1024.0
+                ),
+            );
+            line(
+                "  of which",
+                format!(
+                    "{:.1} MiB the benchmark's own task tokens; the rest {:.0} bytes per parked execution",
+                    p.bench_tokens_mib, p.engine_per_parked_bytes
                 ),
             );
             line(
