@@ -37,6 +37,12 @@ pub enum Msg {
     /// Several nodes: this node may have lost its leases; leave memory
     /// without acting (the next lease holder reloads from history).
     Stop,
+    /// [`Engine::wait`], whose waiter is registered: the record if the
+    /// execution has finished, `None` while it runs (its finish will tell
+    /// the waiters) — an answer from memory instead of a read of the store.
+    Watch {
+        reply: oneshot::Sender<Option<ExecutionRecord>>,
+    },
 }
 
 /// The clock and randomness of one decision; recorded through the events.
@@ -166,6 +172,11 @@ impl Actor {
     async fn handle(&mut self, msg: Msg) {
         let (input, reply, from_invocation) = match msg {
             Msg::Stop => return,
+            Msg::Watch { reply } => {
+                let finished = self.state.status.is_terminal();
+                let _ = reply.send(finished.then(|| record_of(&self.state)));
+                return;
+            }
             Msg::Input {
                 input,
                 from_invocation,

@@ -954,9 +954,27 @@ impl Engine {
             id,
             ticket,
         };
-        let rec = self.get(id).await?;
-        if rec.status.is_terminal() || timeout.is_zero() {
-            return Ok(rec);
+        // One node: a resident actor knows whether its execution has
+        // finished; if it still runs, its finish reaches this waiter.
+        // Otherwise (or when it leaves memory meanwhile) the store tells.
+        let resident = match self.shared.config.node {
+            Some(_) => None,
+            None if timeout.is_zero() => None,
+            // Bounded: an actor retrying a failing append answers late.
+            None => tokio::time::timeout(timeout, self.watch(id))
+                .await
+                .ok()
+                .flatten(),
+        };
+        match resident {
+            Some(Some(rec)) => return Ok(rec),
+            Some(None) => {}
+            None => {
+                let rec = self.get(id).await?;
+                if rec.status.is_terminal() || timeout.is_zero() {
+                    return Ok(rec);
+                }
+            }
         }
         if self.shared.config.node.is_some() {
             // Several nodes: the execution may finish on another node, which
@@ -980,6 +998,15 @@ impl Engine {
             // Timed out (or the engine went away): the current state.
             _ => self.get(id).await,
         }
+    }
+
+    /// Asks the resident actor of `id` (see [`actor::Msg::Watch`]); `None`
+    /// when none is resident or it left before answering.
+    async fn watch(&self, id: &str) -> Option<Option<ExecutionRecord>> {
+        let tx = self.lock_actors().get(id).cloned()?;
+        let (reply, answer) = oneshot::channel();
+        tx.send(actor::Msg::Watch { reply }).ok()?;
+        answer.await.ok()
     }
 
     /// Subscribes to executions reaching a terminal status.

@@ -451,7 +451,7 @@ fn configure_writer(conn: &Connection) -> Result<()> {
     // survive power loss (NORMAL would only protect against crashes).
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(backend("setting synchronous=FULL"))?;
-    conn.pragma_update(None, "foreign_keys", true)
+    conn.pragma_update(None, "foreign_keys", false)
         .map_err(backend("enabling foreign keys"))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(backend("setting busy_timeout"))?;
