@@ -6,9 +6,15 @@
 //! Throughput comes from **group commit**. One writer thread owns the only
 //! write connection. Writes are sent to it over a channel; it takes the first
 //! waiting request, drains whatever else is already queued (up to
-//! [`MAX_BATCH`]), runs them all in one transaction — each inside its own
-//! SAVEPOINT, so a conflict or error in one request undoes only that request —
-//! and commits once. One fsync thus acknowledges a whole batch of appends.
+//! [`MAX_BATCH`]), runs them all in one transaction and commits once. One
+//! fsync thus acknowledges a whole batch of appends. A request refused as
+//! expected (a version conflict, an unknown id) is refused before it writes
+//! anything, so it fails alone; one that fails midway (disk full) rolls the
+//! batch back and every caller in it hears so, and retries.
+//!
+//! The writer thread is the serial part of every write, so it does only the
+//! SQL: events, inputs and outputs are serialized by the callers, on the
+//! async threads, before they are queued.
 //!
 //! Reads never touch the writer: they run on a small pool of read-only
 //! connections on the blocking thread pool, and WAL lets them proceed while a
@@ -184,7 +190,8 @@ struct Stats {
 /// A write waiting for the writer, type-erased so one channel carries all
 /// kinds of writes.
 trait Request: Send {
-    /// Runs inside the batch's transaction. `false`: undo its savepoint.
+    /// Runs inside the batch's transaction. `false`: it failed (see
+    /// [`Request::failed_midway`]).
     fn run(&mut self, conn: &Connection) -> bool;
     /// Replies to the caller once the batch's fate is known.
     fn answer(self: Box<Self>, committed: std::result::Result<(), &str>);
@@ -451,7 +458,7 @@ fn configure_writer(conn: &Connection) -> Result<()> {
     // survive power loss (NORMAL would only protect against crashes).
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(backend("setting synchronous=FULL"))?;
-    conn.pragma_update(None, "foreign_keys", false)
+    conn.pragma_update(None, "foreign_keys", true)
         .map_err(backend("enabling foreign keys"))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(backend("setting busy_timeout"))?;
@@ -538,8 +545,8 @@ fn run_writer(mut conn: Connection, mut requests: mpsc::Receiver<Work>, stats: &
     }
 }
 
-/// Runs a batch in one transaction, one savepoint per request, and commits
-/// it. Each request keeps its own result for [`Request::answer`].
+/// Runs a batch in one transaction and commits it. Each request keeps its
+/// own result for [`Request::answer`].
 ///
 /// No savepoint per request: every expected refusal (a version conflict, an
 /// unknown id) is decided before its request writes anything, so it leaves
@@ -729,7 +736,7 @@ fn read_history(conn: &mut Connection, id: &str, after: u64) -> Result<Vec<Histo
 }
 
 // ---------------------------------------------------------------------------
-// Writes (run on the writer, inside a batch's savepoint)
+// Writes (run on the writer, inside a batch's transaction)
 
 fn put_definition(
     conn: &Connection,
@@ -925,23 +932,36 @@ fn append(conn: &Connection, a: EncodedAppend) -> Result<u64> {
     // holder of every lease (see the module docs).
     let actual = a.expected_version;
     let version = actual + a.events.len() as u64;
-    let updated = conn
-        .prepare_cached(
+    // Most appends keep the status (running stays running): the first
+    // UPDATE, without the status column, leaves the (status, seq) index
+    // alone (SQLite rewrites an index entry whenever its column is SET).
+    // The second one, with it, runs only when the status changes (or the
+    // version check fails).
+    let update = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| {
+                s.execute(params![
+                    a.execution_id,
+                    version,
+                    a.status.as_str(),
+                    a.output,
+                    a.error,
+                    a.updated_at,
+                    actual
+                ])
+            })
+            .map_err(backend("updating an execution"))
+    };
+    let mut updated = update(
+        "UPDATE executions SET events = ?2, output = ?4, error = ?5, updated_at = ?6
+         WHERE id = ?1 AND events = ?7 AND status = ?3",
+    )?;
+    if updated == 0 {
+        updated = update(
             "UPDATE executions SET events = ?2, status = ?3, output = ?4, error = ?5, updated_at = ?6
              WHERE id = ?1 AND events = ?7",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                a.execution_id,
-                version,
-                a.status.as_str(),
-                a.output,
-                a.error,
-                a.updated_at,
-                actual
-            ])
-        })
-        .map_err(backend("updating an execution"))?;
+        )?;
+    }
     if updated == 0 {
         let found: Option<u64> = conn
             .prepare_cached("SELECT events FROM executions WHERE id = ?1")

@@ -345,7 +345,8 @@ impl Drop for Db {
 fn configure(conn: &Connection) -> anyhow::Result<()> {
     conn.busy_timeout(Duration::from_secs(5))?;
     // Every statement of a call is prepared once and reused (there are
-    // about a dozen): parsing them again was a fifth of a call's cost.
+    // about a dozen): parsing them for every call was a fifth of a call's
+    // time in SQLite.
     conn.set_prepared_statement_cache_capacity(32);
     // WAL with synchronous=NORMAL: a committed transaction survives the
     // process being killed (it is in the WAL, in the OS), which is the failure
