@@ -855,10 +855,14 @@ fn create_execution(conn: &Connection, x: &NewExecution) -> Result<bool> {
     // unusual case (a repeated start with the caller's own id).
     let inserted = conn
         .prepare_cached(
+            // `WHERE NOT EXISTS`, not `ON CONFLICT DO NOTHING`: an
+            // AUTOINCREMENT key is spent by an insert that then conflicts,
+            // and `seq` (the listing cursor) must number executions alone,
+            // as PostgreSQL's does.
             "INSERT INTO executions (id, definition, version, status, input, output, error,
                                      started_at, updated_at, events)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT (id) DO NOTHING",
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+             WHERE NOT EXISTS (SELECT 1 FROM executions WHERE id = ?1)",
         )
         .and_then(|mut s| {
             s.execute(params![
