@@ -1068,20 +1068,7 @@ impl Decider<'_> {
                 definition,
                 version,
                 input,
-            } => {
-                if self.ex.started {
-                    return Err(Error::NotAllowed {
-                        code: "already_started",
-                        message: "execution already started".into(),
-                    });
-                }
-                self.emit(EventKind::ExecutionStarted {
-                    execution_id,
-                    definition,
-                    version,
-                    input,
-                })?;
-            }
+            } => self.start(execution_id, definition, version, input)?,
             Input::TaskSucceeded {
                 step,
                 task,
@@ -1170,16 +1157,7 @@ impl Decider<'_> {
             }
             Input::Cancel { reason } => {
                 match self.ex.phase {
-                    Phase::Finished => {
-                        return Err(Error::NotAllowed {
-                            code: "execution_finished",
-                            message: format!(
-                                "execution `{}` already finished ({})",
-                                self.ex.id,
-                                self.ex.status.as_str()
-                            ),
-                        })
-                    }
+                    Phase::Finished => return Err(self.already_finished()),
                     Phase::RollingBack => return Ok(()), // already undoing: cancelling again changes nothing
                     Phase::Forward => {}
                 }
@@ -1217,6 +1195,38 @@ impl Decider<'_> {
         self.advance()
     }
 
+    fn start(
+        &mut self,
+        execution_id: String,
+        definition: String,
+        version: u32,
+        input: Value,
+    ) -> Result<(), Error> {
+        if self.ex.started {
+            return Err(Error::NotAllowed {
+                code: "already_started",
+                message: "execution already started".into(),
+            });
+        }
+        self.emit(EventKind::ExecutionStarted {
+            execution_id,
+            definition,
+            version,
+            input,
+        })
+    }
+
+    fn already_finished(&self) -> Error {
+        Error::NotAllowed {
+            code: "execution_finished",
+            message: format!(
+                "execution `{}` already finished ({})",
+                self.ex.id,
+                self.ex.status.as_str()
+            ),
+        }
+    }
+
     /// The decider of an ASL execution: records the input, then whatever
     /// the interpreter asks to be recorded (attempts to schedule, retry due
     /// times with their jitter, the end).
@@ -1228,20 +1238,7 @@ impl Decider<'_> {
                 definition,
                 version,
                 input,
-            } => {
-                if self.ex.started {
-                    return Err(Error::NotAllowed {
-                        code: "already_started",
-                        message: "execution already started".into(),
-                    });
-                }
-                self.emit(EventKind::ExecutionStarted {
-                    execution_id,
-                    definition,
-                    version,
-                    input,
-                })?;
-            }
+            } => self.start(execution_id, definition, version, input)?,
             Input::TaskSucceeded {
                 step,
                 attempt,
@@ -1324,14 +1321,7 @@ impl Decider<'_> {
             }
             Input::Cancel { reason } => {
                 if finished {
-                    return Err(Error::NotAllowed {
-                        code: "execution_finished",
-                        message: format!(
-                            "execution `{}` already finished ({})",
-                            self.ex.id,
-                            self.ex.status.as_str()
-                        ),
-                    });
+                    return Err(self.already_finished());
                 }
                 if self.ex.cancelled || self.ex.timed_out {
                     return Ok(());
@@ -1390,15 +1380,12 @@ impl Decider<'_> {
         else {
             return Ok(());
         };
-        self.asl_record(
-            m,
-            Todo::Schedule {
-                step: step.to_string(),
-                attempt,
-                timeout_ms,
-                callback,
-            },
-        )
+        self.asl_record(Todo::Schedule {
+            step: step.to_string(),
+            attempt,
+            timeout_ms,
+            callback,
+        })
     }
 
     fn asl_drain(&mut self, m: &Machine) -> Result<(), Error> {
@@ -1408,7 +1395,7 @@ impl Decider<'_> {
             let Some(todo) = self.ex.asl.as_deref().and_then(|r| r.next_todo(m)) else {
                 return Ok(());
             };
-            self.asl_record(m, todo)?;
+            self.asl_record(todo)?;
         }
         Err(Error::IllegalTransition {
             event: "decision".into(),
@@ -1416,7 +1403,7 @@ impl Decider<'_> {
         })
     }
 
-    fn asl_record(&mut self, _m: &Machine, todo: Todo) -> Result<(), Error> {
+    fn asl_record(&mut self, todo: Todo) -> Result<(), Error> {
         match todo {
             Todo::Schedule {
                 step,

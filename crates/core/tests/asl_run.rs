@@ -4,8 +4,8 @@
 
 use sagaflow_core::asl::{ResourceMap, ResourceRule};
 use sagaflow_core::{
-    compile_definition, Ctx, Effect, ErrorInfo, Event, EventKind, Execution, Input, Participant,
-    Plan, Status, TaskKind,
+    compile_definition, Ctx, Effect, ErrorInfo, Event, Execution, Input, Participant, Plan, Status,
+    TaskKind,
 };
 use serde_json::{json, Value};
 
@@ -564,7 +564,6 @@ fn the_step_functions_history_is_rendered_from_the_stored_events() {
             "execution_finished"
         ]
     );
-    let _ = EventKind::ExecutionRedriven {};
 }
 
 #[test]

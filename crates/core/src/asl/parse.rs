@@ -555,6 +555,34 @@ struct Compiler<'r> {
 }
 
 impl Compiler<'_> {
+    /// The one field of `given` (fields of which exactly one is allowed);
+    /// none is `missing`, several are each reported as conflicting.
+    fn exactly_one<'k>(
+        &mut self,
+        given: &[&'k str],
+        loc: &str,
+        missing: &str,
+        conflicting: &str,
+    ) -> Option<&'k str> {
+        match given {
+            [] => {
+                self.err("missing_field", loc, missing);
+                None
+            }
+            [one] => Some(*one),
+            [first, rest @ ..] => {
+                for other in rest {
+                    self.err(
+                        "conflicting_fields",
+                        at(loc, other),
+                        format!("{conflicting}; `{first}` is already given"),
+                    );
+                }
+                None
+            }
+        }
+    }
+
     fn err(&mut self, code: &str, location: impl Into<String>, message: impl Into<String>) {
         let location = location.into();
         self.violations.push(Violation {
@@ -1629,29 +1657,12 @@ impl Compiler<'_> {
             }
         }
         self.string(m, "Comment", loc, false);
-        let op = match operators.as_slice() {
-            [] => {
-                self.err(
-                    "missing_field",
-                    loc,
-                    "a Choice rule needs one comparison operator (with `Variable`) or And, Or or Not",
-                );
-                return None;
-            }
-            [op] => *op,
-            [first, rest @ ..] => {
-                for other in rest {
-                    self.err(
-                        "conflicting_fields",
-                        at(loc, other),
-                        format!(
-                            "a Choice rule holds exactly one operator; `{first}` is already given"
-                        ),
-                    );
-                }
-                return None;
-            }
-        };
+        let op = self.exactly_one(
+            &operators,
+            loc,
+            "a Choice rule needs one comparison operator (with `Variable`) or And, Or or Not",
+            "a Choice rule holds exactly one operator",
+        )?;
         let oloc = at(loc, op);
         let value = m.get(op)?;
         match op {
@@ -1774,29 +1785,12 @@ impl Compiler<'_> {
             .into_iter()
             .filter(|k| m.contains_key(*k))
             .collect();
-        let key = match given.as_slice() {
-            [] => {
-                self.err(
-                    "missing_field",
-                    loc,
-                    "a Wait state needs one of `Seconds`, `Timestamp`, `SecondsPath` or `TimestampPath`",
-                );
-                return None;
-            }
-            [key] => *key,
-            [first, rest @ ..] => {
-                for other in rest {
-                    self.err(
-                        "conflicting_fields",
-                        at(loc, other),
-                        format!(
-                            "a Wait state takes exactly one duration; `{first}` is already given"
-                        ),
-                    );
-                }
-                return None;
-            }
-        };
+        let key = self.exactly_one(
+            &given,
+            loc,
+            "a Wait state needs one of `Seconds`, `Timestamp`, `SecondsPath` or `TimestampPath`",
+            "a Wait state takes exactly one duration",
+        )?;
         let kloc = at(loc, key);
         let v = m.get(key)?;
         match key {

@@ -255,6 +255,31 @@ struct Slot {
     fan: Option<Fan>,
 }
 
+impl Slot {
+    /// A state of thread `t` entered at `at`, waiting in `phase`.
+    fn new(
+        t: usize,
+        state: &State,
+        s: usize,
+        raw: Value,
+        effective: Value,
+        at: Millis,
+        phase: Phase,
+    ) -> Slot {
+        Slot {
+            thread: t,
+            state: s,
+            raw,
+            effective,
+            entered_at: at,
+            attempt: 1,
+            retries: vec![0; state.retry.len()],
+            phase,
+            fan: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 struct Fan {
     /// Each branch or item's input.
@@ -398,11 +423,6 @@ impl Run {
 
     fn tracing(&self) -> bool {
         self.trace.is_some()
-    }
-
-    /// Whether the execution waits on anything at all.
-    pub fn is_idle(&self) -> bool {
-        self.slots.is_empty() && self.pending.is_empty()
     }
 
     /// The context object (`$$`) of a state.
@@ -577,17 +597,7 @@ impl Run {
                         Ok((eff, fire_at)) => {
                             self.slots.insert(
                                 key.clone(),
-                                Slot {
-                                    thread: t,
-                                    state: s,
-                                    raw: input,
-                                    effective: eff,
-                                    entered_at: at,
-                                    attempt: 1,
-                                    retries: Vec::new(),
-                                    phase: Phase::Waiting { fire_at },
-                                    fan: None,
-                                },
+                                Slot::new(t, st, s, input, eff, at, Phase::Waiting { fire_at }),
                             );
                             fx.push(Effect::StartTimer {
                                 step: key,
@@ -604,17 +614,7 @@ impl Run {
                     Ok(eff) => {
                         self.slots.insert(
                             key.clone(),
-                            Slot {
-                                thread: t,
-                                state: s,
-                                raw: input,
-                                effective: eff,
-                                entered_at: at,
-                                attempt: 1,
-                                retries: vec![0; st.retry.len()],
-                                phase: Phase::Ready,
-                                fan: None,
-                            },
+                            Slot::new(t, st, s, input, eff, at, Phase::Ready),
                         );
                         self.pending.push(Pending::Schedule(key));
                         return;
@@ -622,21 +622,11 @@ impl Run {
                     Err(e) => Err(e),
                 },
                 Kind::Parallel { .. } | Kind::Map(_) => {
-                    match self.fan_inputs(m, st, &input, &ctx, &key) {
+                    match self.fan_inputs(st, &input, &ctx, &key) {
                         Ok((eff, inputs)) => {
                             self.slots.insert(
                                 key.clone(),
-                                Slot {
-                                    thread: t,
-                                    state: s,
-                                    raw: input,
-                                    effective: eff,
-                                    entered_at: at,
-                                    attempt: 1,
-                                    retries: vec![0; st.retry.len()],
-                                    phase: Phase::Fanout,
-                                    fan: None,
-                                },
+                                Slot::new(t, st, s, input, eff, at, Phase::Fanout),
                             );
                             self.start_fan(m, at, fx, &key, inputs);
                             return;
@@ -716,13 +706,11 @@ impl Run {
     /// The effective input of a Parallel or Map and each branch's or item's input.
     fn fan_inputs(
         &self,
-        m: &Machine,
         st: &State,
         input: &Value,
         ctx: &Value,
         key: &str,
     ) -> Result<(Value, Vec<Value>), ErrorInfo> {
-        let _ = m;
         let eff = data::filter(&st.input_path, input, ctx)?;
         match &st.kind {
             Kind::Parallel { branches } => {
@@ -1373,11 +1361,11 @@ impl Run {
                         let eff = slot.effective.clone();
                         self.complete(m, at, fx, step, eff);
                     }
-                    Phase::RetryWaiting { .. } if slot.fan.is_some() || self.is_fan(m, step) => {
+                    Phase::RetryWaiting { .. } if self.is_fan(m, step) => {
                         let st = self.state(m, slot.thread, slot.state);
                         let ctx = self.context(&st.name, at, slot.attempt - 1, None);
                         let raw = slot.raw.clone();
-                        match self.fan_inputs(m, st, &raw, &ctx, step) {
+                        match self.fan_inputs(st, &raw, &ctx, step) {
                             Ok((_, inputs)) => self.start_fan(m, at, fx, step, inputs),
                             Err(e) => self.failed(m, at, fx, step, e),
                         }
@@ -1385,10 +1373,7 @@ impl Run {
                     ref other => return Err(illegal(kind, format!("{other:?}"))),
                 }
             }
-            EventKind::CancelRequested { reason } => {
-                self.abort_all(at);
-                let _ = reason;
-            }
+            EventKind::CancelRequested { .. } => self.abort_all(at),
             EventKind::ExecutionTimedOut {} => self.abort_all(at),
             EventKind::ExecutionRedriven {} => {
                 let Some((s, raw)) = self.redrivable.take() else {
