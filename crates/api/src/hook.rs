@@ -14,15 +14,18 @@
 //! acknowledgement repeats it), so receivers should deduplicate by execution
 //! id and event.
 //!
-//! A notification whose delivery gives up after `max_attempts` is
-//! acknowledged too, so a receiver that is down for good does not keep the
-//! loop busy: it is counted as
-//! `sagaflow_hook_deliveries_total{outcome="gave_up"}` and logged as an error
-//! naming the execution.
+//! A notification whose delivery gives up after `max_attempts` is not
+//! dropped: it moves from the outbox to the store's **dead letters** (one
+//! transaction), so a receiver that is down for good does not keep the loop
+//! busy and nothing is lost. It is counted as
+//! `sagaflow_hook_deliveries_total{outcome="dead_letter"}` and logged as an
+//! error naming the execution; `GET /v1/dead-letters` lists them and
+//! `POST /v1/dead-letters/{id}/replay` puts one back in the outbox.
 //!
 //! The body is `{"event": "execution.<status>", "execution": {…}}`, where the
 //! status is the one the notification was recorded with and the execution is
-//! its record when the delivery is made.
+//! its record when the delivery is made; a stuck compensation sends
+//! `{"event": "execution.stuck", "execution": {…}}`.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -30,7 +33,7 @@ use std::time::Duration;
 
 use sagaflow_core::Status;
 use sagaflow_runtime::Engine;
-use sagaflow_store::{Notification, Store};
+use sagaflow_store::{DeadLetter, Notification, Store};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -194,22 +197,46 @@ async fn handle(
         }
     };
     let body = json!({
-        "event": format!("execution.{}", n.status.as_str()),
+        "event": n.event(),
         "execution": execution_json(&record),
     });
-    if deliver(client, config, &body).await {
-        metrics::counter!("sagaflow_hook_deliveries_total", "outcome" => "ok").increment(1);
-    } else {
-        metrics::counter!("sagaflow_hook_deliveries_total", "outcome" => "gave_up").increment(1);
-        tracing::error!(
-            url = %config.url,
-            execution = %n.execution_id,
-            status = n.status.as_str(),
-            attempts = config.max_attempts,
-            "on-failure hook gave up; the notification is dropped"
-        );
+    match deliver(client, config, &body).await {
+        Ok(()) => {
+            metrics::counter!("sagaflow_hook_deliveries_total", "outcome" => "ok").increment(1);
+            ack(store, &n).await;
+        }
+        Err(last_error) => {
+            metrics::counter!("sagaflow_hook_deliveries_total", "outcome" => "dead_letter")
+                .increment(1);
+            tracing::error!(
+                url = %config.url,
+                execution = %n.execution_id,
+                event = %n.event(),
+                attempts = config.max_attempts,
+                error = %last_error,
+                "on-failure hook gave up; the notification is kept as a dead letter (GET /v1/dead-letters)"
+            );
+            let dead = DeadLetter {
+                notification: n.clone(),
+                failed_at: now_ms(),
+                attempts: config.max_attempts,
+                last_error,
+            };
+            // If this fails the notification stays pending and is delivered
+            // again later: still nothing lost.
+            if let Err(e) = store.bury_notification(dead).await {
+                tracing::warn!(notification = n.id, execution = %n.execution_id, error = %e,
+                    "on-failure hook: keeping a dead letter failed; the notification stays pending");
+            }
+        }
     }
-    ack(store, &n).await;
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Removes a notification from the outbox. If that fails it stays pending
@@ -221,9 +248,14 @@ async fn ack(store: &Arc<dyn Store>, n: &Notification) {
     }
 }
 
-/// POSTs `body` until a 2xx answer (`true`) or `max_attempts` (`false`).
-async fn deliver(client: &reqwest::Client, config: &HookConfig, body: &serde_json::Value) -> bool {
+/// POSTs `body` until a 2xx answer, or `max_attempts` (the last error).
+async fn deliver(
+    client: &reqwest::Client,
+    config: &HookConfig,
+    body: &serde_json::Value,
+) -> Result<(), String> {
     let mut delay = config.initial_delay;
+    let mut last_error = String::new();
     for attempt in 1..=config.max_attempts {
         let mut req = client
             .post(&config.url)
@@ -233,12 +265,14 @@ async fn deliver(client: &reqwest::Client, config: &HookConfig, body: &serde_jso
             req = req.bearer_auth(t);
         }
         match req.send().await {
-            Ok(r) if r.status().is_success() => return true,
+            Ok(r) if r.status().is_success() => return Ok(()),
             Ok(r) => {
-                tracing::warn!(attempt, status = %r.status(), url = %config.url, "on-failure hook refused")
+                tracing::warn!(attempt, status = %r.status(), url = %config.url, "on-failure hook refused");
+                last_error = format!("the hook answered {}", r.status());
             }
             Err(e) => {
-                tracing::warn!(attempt, error = %e, url = %config.url, "on-failure hook unreachable")
+                tracing::warn!(attempt, error = %e, url = %config.url, "on-failure hook unreachable");
+                last_error = format!("the hook is unreachable: {e}");
             }
         }
         if attempt < config.max_attempts {
@@ -246,5 +280,5 @@ async fn deliver(client: &reqwest::Client, config: &HookConfig, body: &serde_jso
             delay = (delay * 2).min(config.max_delay);
         }
     }
-    false
+    Err(last_error)
 }

@@ -134,6 +134,8 @@ fn build_router(
         .route("/v1/executions/{id}/cancel", post(cancel))
         .route("/v1/executions/{id}/redrive", post(redrive))
         .route("/v1/callbacks/{token}/{outcome}", post(callback))
+        .route("/v1/dead-letters", get(list_dead_letters))
+        .route("/v1/dead-letters/{id}/replay", post(replay_dead_letter))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -543,6 +545,82 @@ async fn history(
     Ok(Json(
         json!({ "execution": execution_json(&rec), "events": events }),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadLetterParams {
+    limit: Option<usize>,
+}
+
+fn dead_letter_json(d: &sagaflow_store::DeadLetter) -> Value {
+    let n = &d.notification;
+    json!({
+        "id": n.id,
+        "execution_id": n.execution_id,
+        "event": n.event(),
+        "status": n.status.as_str(),
+        "created_at": rfc3339(n.created_at),
+        "failed_at": rfc3339(d.failed_at),
+        "attempts": d.attempts,
+        "last_error": d.last_error,
+    })
+}
+
+/// `GET /v1/dead-letters`: hook notifications whose delivery gave up,
+/// oldest first.
+async fn list_dead_letters(
+    State(st): State<AppState>,
+    q: Result<QueryParams<DeadLetterParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let QueryParams(q) = q.map_err(ApiError::from_query)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit must be between 1 and 1000, not {limit}"),
+        ));
+    }
+    let dead = st
+        .engine
+        .store()
+        .dead_letters(limit)
+        .await
+        .map_err(sagaflow_runtime::Error::from)?;
+    Ok(Json(
+        json!({ "dead_letters": dead.iter().map(dead_letter_json).collect::<Vec<_>>() }),
+    ))
+}
+
+/// `POST /v1/dead-letters/{id}/replay`: back into the outbox, delivered
+/// again by the hook (a new notification id).
+async fn replay_dead_letter(
+    State(st): State<AppState>,
+    PathParam(id): PathParam,
+) -> Result<Json<Value>, ApiError> {
+    let Ok(number) = id.parse::<u64>() else {
+        return Err(ApiError::bad_request(
+            "invalid_id",
+            format!("a dead letter id is a number, not `{id}`"),
+        ));
+    };
+    match st
+        .engine
+        .store()
+        .replay_dead_letter(number)
+        .await
+        .map_err(sagaflow_runtime::Error::from)?
+    {
+        Some(n) => Ok(Json(json!({
+            "replayed": number,
+            "notification": { "id": n.id, "execution_id": n.execution_id, "event": n.event() },
+        }))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "dead_letter_not_found",
+            format!("no dead letter has the id {number}"),
+        )),
+    }
 }
 
 #[derive(Deserialize, Default)]

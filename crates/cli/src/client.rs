@@ -290,6 +290,75 @@ pub async fn start(
         .call(reqwest::Method::POST, &path, Some(Body::Json(body)))
         .await?;
     print_execution(remote, &v);
+    let status = v.get("status").and_then(Value::as_str).unwrap_or("");
+    Ok(match wait {
+        None => ExitCode::SUCCESS,
+        Some(_) => ExitCode::from(wait_exit_code(status)),
+    })
+}
+
+/// The exit code of `start --wait`, so a script can tell the outcomes
+/// apart: 0 succeeded, 3 finished without succeeding (compensated,
+/// cancelled, failed, …), 4 still running when the wait ended.
+pub fn wait_exit_code(status: &str) -> u8 {
+    match status {
+        "succeeded" => 0,
+        "running" | "compensating" => 4,
+        _ => 3,
+    }
+}
+
+pub async fn dead_letters(remote: &Remote, limit: usize) -> anyhow::Result<ExitCode> {
+    let v = Api::new(remote)
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/dead-letters?limit={limit}"),
+            None,
+        )
+        .await?;
+    if remote.json {
+        print_json(&v);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let dead = v
+        .get("dead_letters")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if dead.is_empty() {
+        println!("no dead letters: every notification was delivered");
+    }
+    for d in dead {
+        let field = |k: &str| d.get(k).map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string())).unwrap_or_default();
+        println!(
+            "{}  {}  {}  gave up at {} after {} attempts: {}",
+            field("id"),
+            field("event"),
+            field("execution_id"),
+            field("failed_at"),
+            field("attempts"),
+            field("last_error")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn replay_dead_letter(remote: &Remote, id: &str) -> anyhow::Result<ExitCode> {
+    let v = Api::new(remote)
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/dead-letters/{}/replay", enc(id)),
+            None,
+        )
+        .await?;
+    if remote.json {
+        print_json(&v);
+    } else {
+        println!(
+            "dead letter {id} is pending again as notification {}",
+            v.pointer("/notification/id").cloned().unwrap_or(Value::Null)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

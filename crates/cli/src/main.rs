@@ -45,6 +45,16 @@ pub struct Remote {
 }
 
 #[derive(Subcommand)]
+enum DeadLetterAction {
+    /// Put a dead letter back in the outbox: the hook delivers it again.
+    Replay {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the server (API, engine, embedded SQLite database).
     Server(server::ServerArgs),
@@ -73,7 +83,9 @@ enum Command {
         /// Execution id (makes the start idempotent).
         #[arg(long)]
         id: Option<String>,
-        /// Wait up to this many seconds for the execution to finish.
+        /// Wait up to this many seconds for the execution to finish. The exit
+        /// code then tells the outcome: 0 succeeded, 3 finished without
+        /// succeeding (compensated, cancelled, failed), 4 still running.
         #[arg(long)]
         wait: Option<f64>,
         #[command(flatten)]
@@ -117,6 +129,15 @@ enum Command {
     /// Resume a failed execution from where it stopped.
     Redrive {
         id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Hook notifications whose delivery gave up (kept, never dropped).
+    DeadLetters {
+        #[command(subcommand)]
+        action: Option<DeadLetterAction>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
         #[command(flatten)]
         remote: Remote,
     },
@@ -167,6 +188,15 @@ fn main() -> ExitCode {
             Command::History { id, follow, remote } => client::history(&remote, &id, follow).await,
             Command::Cancel { id, reason, remote } => client::cancel(&remote, &id, reason).await,
             Command::Redrive { id, remote } => client::redrive(&remote, &id).await,
+            Command::DeadLetters {
+                action: None,
+                limit,
+                remote,
+            } => client::dead_letters(&remote, limit).await,
+            Command::DeadLetters {
+                action: Some(DeadLetterAction::Replay { id, remote }),
+                ..
+            } => client::replay_dead_letter(&remote, &id).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Bench(args) => bench::run(args).await,
         }

@@ -72,6 +72,14 @@ pub struct ServerArgs {
     /// node's executions move this long after it stopped [default: 5s].
     #[arg(long, env = "SAGAFLOW_LEASE_TTL", value_parser = humantime::parse_duration)]
     pub lease_ttl: Option<std::time::Duration>,
+    /// A compensation that has failed this many times in a row is stuck:
+    /// `execution.stuck` hook, `sagaflow_executions_stuck` gauge [default: 10].
+    #[arg(long, env = "SAGAFLOW_STUCK_AFTER_ATTEMPTS")]
+    pub stuck_after_attempts: Option<u32>,
+    /// A compensation that has kept failing this long is stuck, e.g. `15m`
+    /// [default: 15m].
+    #[arg(long, env = "SAGAFLOW_STUCK_AFTER", value_parser = humantime::parse_duration)]
+    pub stuck_after: Option<std::time::Duration>,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -91,6 +99,9 @@ struct FileConfig {
     #[serde(default)]
     resources: Vec<FileResource>,
     cluster: Option<FileCluster>,
+    stuck_after_attempts: Option<u32>,
+    #[serde(default, with = "humantime_serde_opt")]
+    stuck_after: Option<std::time::Duration>,
 }
 
 /// `[cluster]`: run as one of several nodes (PostgreSQL only).
@@ -271,6 +282,21 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
     } else {
         None
     };
+    let defaults = sagaflow_core::StuckPolicy::default();
+    let stuck = sagaflow_core::StuckPolicy {
+        attempts: args
+            .stuck_after_attempts
+            .or(file.stuck_after_attempts)
+            .unwrap_or(defaults.attempts),
+        after_ms: args
+            .stuck_after
+            .or(file.stuck_after)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(defaults.after_ms),
+    };
+    if stuck.attempts == 0 {
+        bail!("stuck_after_attempts must be at least 1");
+    }
     Ok(Settings {
         listen,
         database,
@@ -279,6 +305,7 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
             concurrency,
             resources,
             node,
+            stuck,
             ..Config::default()
         },
         api: ApiConfig {
@@ -384,6 +411,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                 engine_config.notify_on.push(status);
             }
         }
+        engine_config.notify_stuck = true;
     }
     let engine = Engine::builder(store).config(engine_config).build();
     let resumed = engine

@@ -8,6 +8,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::keys::KeyScheme;
+
 /// Milliseconds since the Unix epoch, as recorded in events.
 pub type Millis = u64;
 
@@ -110,6 +112,9 @@ pub enum EventKind {
         definition: String,
         version: u32,
         input: Value,
+        /// How instance and idempotency keys are built (absent: legacy).
+        #[serde(default, skip_serializing_if = "KeyScheme::is_legacy")]
+        keys: KeyScheme,
     },
     /// A step's action was invoked (attempt numbers start at 1). `nonce`:
     /// the secret part of a callback task's token, drawn once and recorded.

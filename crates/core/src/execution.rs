@@ -216,6 +216,12 @@ pub struct TaskProgress {
     pub nonce: Option<String>,
     /// The running attempt was acknowledged and waits for its callback.
     pub parked: bool,
+    /// Failures since the task last started to fail (it has not succeeded).
+    pub failures: u32,
+    /// When the first of those failures happened.
+    pub failing_since: Option<Millis>,
+    /// When the last of them happened.
+    pub last_failure_at: Millis,
 }
 
 impl TaskProgress {
@@ -226,6 +232,9 @@ impl TaskProgress {
             budget_base: 0,
             nonce: None,
             parked: false,
+            failures: 0,
+            failing_since: None,
+            last_failure_at: 0,
         }
     }
     fn is_running(&self, attempt: u32) -> bool {
@@ -255,6 +264,35 @@ enum Phase {
     Forward,
     RollingBack,
     Finished,
+}
+
+/// When a compensation that keeps failing counts as stuck (it needs a
+/// human): after this many failures in a row, or after failing for this
+/// long. Set by the runtime's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StuckPolicy {
+    pub attempts: u32,
+    pub after_ms: u64,
+}
+
+impl Default for StuckPolicy {
+    fn default() -> Self {
+        StuckPolicy {
+            attempts: 10,
+            after_ms: 15 * 60 * 1000,
+        }
+    }
+}
+
+/// A stuck compensation (see [`Execution::stuck_compensation`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stuck {
+    pub step: String,
+    pub failures: u32,
+    /// When its first failure in a row happened.
+    pub since: Millis,
+    /// Its last error, while it waits to be retried.
+    pub error: Option<ErrorInfo>,
 }
 
 /// The in-memory state of one execution: the fold of its history.
@@ -439,6 +477,7 @@ impl Execution {
                 definition,
                 version,
                 input,
+                ..
             } => {
                 if self.started {
                     return Err(illegal(kind, "already started"));
@@ -556,6 +595,9 @@ impl Execution {
                     attempt: *attempt,
                     error: error.clone(),
                 };
+                t.failures += 1;
+                t.failing_since.get_or_insert(event.at);
+                t.last_failure_at = event.at;
                 if task == TaskKind::Action {
                     if is_ambiguous(&error.error) {
                         self.steps[i].ambiguous = true;
@@ -730,6 +772,7 @@ impl Execution {
                 definition,
                 version,
                 input,
+                ..
             } => {
                 self.started = true;
                 self.id = execution_id.clone();
@@ -851,6 +894,34 @@ impl Execution {
         out
     }
 
+    /// The compensation that is stuck under `policy`, if any: it has failed
+    /// `policy.attempts` times in a row, or kept failing for
+    /// `policy.after_ms` (from its first failure to its last), and the
+    /// execution is still rolling back (retrying it). A pure function of
+    /// the history, so the crossing is seen once, by the decision that
+    /// records the failure that crosses it, live or after a replay.
+    pub fn stuck_compensation(&self, plan: &Plan, policy: &StuckPolicy) -> Option<Stuck> {
+        if self.status.is_terminal() || plan.asl.is_some() {
+            return None;
+        }
+        self.steps.iter().enumerate().find_map(|(i, p)| {
+            let c = &p.compensation;
+            let since = c.failing_since?;
+            let stuck = !matches!(c.state, TaskState::Succeeded { .. })
+                && (c.failures >= policy.attempts
+                    || c.last_failure_at.saturating_sub(since) >= policy.after_ms);
+            stuck.then(|| Stuck {
+                step: plan.steps[i].name.clone(),
+                failures: c.failures,
+                since,
+                error: match &c.state {
+                    TaskState::Failed { error, .. } => Some(error.clone()),
+                    _ => None,
+                },
+            })
+        })
+    }
+
     /// Whether the execution only waits for callbacks (and their durable
     /// deadline timers): it can leave memory and be reloaded from history when
     /// a callback or a timer arrives. A task with a heartbeat, or an execution
@@ -954,7 +1025,7 @@ impl Execution {
             attempt,
             participant: spec.participant.clone(),
             input,
-            idempotency_key: format!("{}:{}:{}", self.id, step, task.as_str()),
+            idempotency_key: crate::keys::idempotency_key(&self.id, step, task),
             deadline,
             task_token: match (&self.task(i, task).nonce, spec.callback) {
                 (Some(nonce), true) => Some(task_token(&self.id, step, task, attempt, nonce)),
@@ -1213,6 +1284,7 @@ impl Decider<'_> {
             definition,
             version,
             input,
+            keys: crate::keys::KeyScheme::CURRENT,
         })
     }
 

@@ -11,6 +11,7 @@ pub mod asl;
 pub mod definition;
 pub mod event;
 pub mod execution;
+pub mod keys;
 pub mod path;
 pub mod retry;
 
@@ -18,8 +19,9 @@ pub use definition::{compile, Participant, Plan, Role, Stage, Step, Task, Violat
 pub use event::{ErrorInfo, Event, EventKind, Status, TaskKind};
 pub use execution::{
     parse_task_token, task_token, CallbackRefused, Ctx, Decision, Effect, Execution, Input,
-    Request, TaskToken,
+    Request, Stuck, StuckPolicy, TaskToken,
 };
+pub use keys::KeyScheme;
 pub use retry::RetryPolicy;
 
 /// Compiles a definition of either format: an Amazon States Language

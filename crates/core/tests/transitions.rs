@@ -945,6 +945,7 @@ fn applying_execution_started_twice_is_illegal() {
         definition: "trip".into(),
         version: 1,
         input: json!({}),
+        keys: Default::default(),
     });
 }
 

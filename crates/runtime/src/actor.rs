@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sagaflow_core::{Ctx, Effect, Event, EventKind, Execution, Input, Plan};
-use sagaflow_store::{Append, ExecutionRecord, Timer};
+use sagaflow_store::{Append, ExecutionRecord, NotificationKind, Timer};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{invoke, now_ms, Engine, Error, Finished, Result};
@@ -88,7 +88,7 @@ pub(crate) fn spawn(
         actors.insert(state.id.clone(), tx.clone());
     }
     let generation = engine.shared.generation.load(Ordering::SeqCst);
-    let actor = Actor {
+    let mut actor = Actor {
         engine,
         plan,
         state,
@@ -96,7 +96,10 @@ pub(crate) fn spawn(
         lost: false,
         reload: false,
         generation,
+        stuck: None,
     };
+    // A replayed execution may be stuck already.
+    actor.watch_stuck();
     tokio::spawn(actor.run(rx, effects));
     tx
 }
@@ -114,6 +117,26 @@ struct Actor {
     /// Several nodes: the engine's lease generation when this actor was
     /// made; a fence starts a new one, and an older actor never writes.
     generation: u64,
+    /// Held while a compensation of this execution is stuck.
+    stuck: Option<StuckGuard>,
+}
+
+/// Counts one stuck execution in the `sagaflow_executions_stuck` gauge for
+/// as long as it lives: an actor that leaves memory (finished, fenced,
+/// stopped) takes its count with it.
+struct StuckGuard;
+
+impl StuckGuard {
+    fn new() -> Self {
+        metrics::gauge!("sagaflow_executions_stuck").increment(1.0);
+        StuckGuard
+    }
+}
+
+impl Drop for StuckGuard {
+    fn drop(&mut self) {
+        metrics::gauge!("sagaflow_executions_stuck").decrement(1.0);
+    }
 }
 
 impl Actor {
@@ -265,7 +288,7 @@ impl Actor {
                 _ => None,
             })
             .collect();
-        let notify = self.notifies(&events);
+        let notify = self.notifies(&events, &next);
         let append = Append {
             execution_id: self.state.id.clone(),
             expected_version: self.state.events,
@@ -337,16 +360,50 @@ impl Actor {
         }
         self.state = next;
         count(&events);
+        self.watch_stuck();
         Ok(effects)
     }
 
-    /// Whether these events finish the execution with a status the engine
-    /// is configured to notify about (recorded in the outbox with them).
-    fn notifies(&self, events: &[Event]) -> bool {
-        let notify_on = &self.engine.shared.config.notify_on;
-        events.iter().any(|e| {
-            matches!(&e.kind, EventKind::ExecutionFinished { status, .. } if notify_on.contains(status))
-        })
+    /// The notification these events record with them, if any: they finish
+    /// the execution with a status the engine is configured to notify
+    /// about, or they make a compensation stuck (see [`Config::stuck`]).
+    ///
+    /// [`Config::stuck`]: crate::Config::stuck
+    fn notifies(&self, events: &[Event], next: &Execution) -> Option<NotificationKind> {
+        let config = &self.engine.shared.config;
+        let finishes = events.iter().any(|e| {
+            matches!(&e.kind, EventKind::ExecutionFinished { status, .. } if config.notify_on.contains(status))
+        });
+        if finishes {
+            return Some(NotificationKind::Finished);
+        }
+        let becomes_stuck = config.notify_stuck
+            && self
+                .state
+                .stuck_compensation(&self.plan, &config.stuck)
+                .is_none()
+            && next.stuck_compensation(&self.plan, &config.stuck).is_some();
+        becomes_stuck.then_some(NotificationKind::Stuck)
+    }
+
+    /// Keeps the stuck gauge true: holds a [`StuckGuard`] while a
+    /// compensation of this execution is stuck, and logs the crossing.
+    fn watch_stuck(&mut self) {
+        let policy = &self.engine.shared.config.stuck;
+        match (self.state.stuck_compensation(&self.plan, policy), &self.stuck) {
+            (Some(stuck), None) => {
+                tracing::error!(
+                    execution = %self.state.id,
+                    step = %stuck.step,
+                    failures = stuck.failures,
+                    error = stuck.error.as_ref().map(|e| e.error.as_str()).unwrap_or(""),
+                    "compensation is stuck: it keeps failing and is still being retried; the execution needs attention"
+                );
+                self.stuck = Some(StuckGuard::new());
+            }
+            (None, Some(_)) => self.stuck = None,
+            _ => {}
+        }
     }
 
     fn perform(&mut self, effects: Vec<Effect>) {

@@ -107,6 +107,14 @@ pub struct Config {
     /// recorded. Set it only when something drains the outbox, such as the
     /// API's on-failure hook.
     pub notify_on: Vec<Status>,
+    /// When a compensation that keeps failing counts as stuck: it is
+    /// counted in the `sagaflow_executions_stuck` gauge and logged, and,
+    /// with `notify_stuck`, an `execution.stuck` notification is recorded
+    /// in the outbox with the failure that crossed the threshold.
+    pub stuck: sagaflow_core::StuckPolicy,
+    /// Record `execution.stuck` notifications (set it only when something
+    /// drains the outbox, such as the API's hook).
+    pub notify_stuck: bool,
     /// Binds the `Resource` ARNs of ASL Task states to participants.
     pub resources: sagaflow_core::asl::ResourceMap,
     /// Several nodes on one store: this node's identity and leases. `None`
@@ -135,6 +143,8 @@ impl Default for Config {
             max_output_bytes: 4 * 1024 * 1024,
             memory_timer_horizon: Duration::from_secs(30),
             notify_on: Vec::new(),
+            stuck: Default::default(),
+            notify_stuck: false,
             resources: Default::default(),
             node: None,
         }
@@ -721,6 +731,12 @@ impl Engine {
             effects.extend(state.apply(&plan, e).map_err(Error::NotAllowed)?);
         }
         let record = actor::record_of(&state);
+        // The start decision schedules the first step(s): counted like every
+        // later decision's (once the create is stored).
+        let scheduled = events
+            .iter()
+            .filter(|e| matches!(e.kind, sagaflow_core::EventKind::StepScheduled { .. }))
+            .count() as u64;
         let created = match &self.shared.config.node {
             Some(_) if self.shared.fenced.load(Ordering::SeqCst) => return Err(Error::Fenced),
             // Several nodes: the starting node leases it in the same write,
@@ -748,6 +764,7 @@ impl Engine {
             Created::Existing(existing) => self.same_start(existing, definition, &input),
             Created::New(record) => {
                 metrics::counter!("sagaflow_executions_started_total", "definition" => plan.name.clone()).increment(1);
+                metrics::counter!("sagaflow_steps_scheduled_total").increment(scheduled);
                 actor::spawn(self.clone(), plan, state, effects);
                 Ok((record, true))
             }

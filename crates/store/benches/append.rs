@@ -43,6 +43,7 @@ fn started(id: &str) -> Event {
             definition: "bench".into(),
             version: 1,
             input: json!({ "trip_id": id }),
+            keys: Default::default(),
         },
     }
 }
@@ -77,7 +78,7 @@ fn step(id: &str, version: u64) -> Append {
         error: None,
         updated_at: AT,
         timers: Vec::new(),
-        notify: false,
+        notify: None,
         fence: None,
     }
 }

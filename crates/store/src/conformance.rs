@@ -28,7 +28,10 @@ use sagaflow_core::event::Millis;
 use sagaflow_core::{ErrorInfo, Event, EventKind, Status, TaskKind};
 use serde_json::{json, Value};
 
-use crate::{Append, Created, Error, ExecutionRecord, ListFilter, Notification, Store, Timer};
+use crate::{
+    Append, Created, DeadLetter, Error, ExecutionRecord, ListFilter, Notification,
+    NotificationKind, Store, Timer,
+};
 
 /// Expands to one `#[tokio::test]` per conformance case, each running
 /// against a store made by `$make` (an expression giving `(store, guard)`).
@@ -70,6 +73,9 @@ macro_rules! conformance_tests {
             an_append_without_notify_records_no_notification,
             acking_removes_a_notification_and_is_idempotent,
             notifications_are_pending_oldest_first_up_to_the_limit,
+            a_stuck_notification_keeps_its_kind,
+            a_buried_notification_leaves_the_outbox_and_is_kept_as_a_dead_letter,
+            replaying_a_dead_letter_makes_it_pending_again_under_a_new_id,
         );
     };
     (@cases [always] $make:expr; $($case:ident),* $(,)?) => {
@@ -142,6 +148,7 @@ pub fn started(id: &str, definition: &str, input: Value) -> Event {
             definition: definition.to_string(),
             version: 1,
             input,
+            keys: Default::default(),
         },
     }
 }
@@ -199,7 +206,7 @@ fn append(id: &str, expected_version: u64, events: Vec<Event>, status: Status) -
         error: None,
         updated_at: T0 + 1_000,
         timers: Vec::new(),
-        notify: false,
+        notify: None,
         fence: None,
     }
 }
@@ -223,7 +230,7 @@ fn notifying(id: &str, expected_version: u64, status: Status) -> Append {
         vec![finished(status, T0 + 1_000)],
         status,
     );
-    a.notify = true;
+    a.notify = Some(NotificationKind::Finished);
     a
 }
 
@@ -923,6 +930,77 @@ pub async fn a_notifying_append_records_exactly_one_notification_with_it(store: 
     );
 }
 
+pub async fn a_stuck_notification_keeps_its_kind(store: &dyn Store) {
+    start(store, "e1", "order").await;
+    let mut a = append("e1", 1, vec![], Status::Compensating);
+    a.notify = Some(NotificationKind::Stuck);
+    store.append(a).await.expect("append");
+    let pending = store.pending_notifications(10).await.expect("pending");
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].kind, NotificationKind::Stuck);
+    assert_eq!(pending[0].status, Status::Compensating);
+    assert_eq!(pending[0].event(), "execution.stuck");
+}
+
+fn dead(n: &Notification) -> DeadLetter {
+    DeadLetter {
+        notification: n.clone(),
+        failed_at: T0 + 5_000,
+        attempts: 12,
+        last_error: "hook answered 503".into(),
+    }
+}
+
+pub async fn a_buried_notification_leaves_the_outbox_and_is_kept_as_a_dead_letter(
+    store: &dyn Store,
+) {
+    start(store, "e1", "order").await;
+    store
+        .append(notifying("e1", 1, Status::Failed))
+        .await
+        .expect("append");
+    let n = store.pending_notifications(10).await.expect("pending")[0].clone();
+    store.bury_notification(dead(&n)).await.expect("bury");
+    assert!(store
+        .pending_notifications(10)
+        .await
+        .expect("pending")
+        .is_empty());
+    assert_eq!(
+        store.dead_letters(10).await.expect("dead letters"),
+        vec![dead(&n)]
+    );
+    // Burying again (a retried call) changes nothing.
+    store.bury_notification(dead(&n)).await.expect("bury again");
+    assert_eq!(store.dead_letters(10).await.expect("dead letters").len(), 1);
+}
+
+pub async fn replaying_a_dead_letter_makes_it_pending_again_under_a_new_id(store: &dyn Store) {
+    start(store, "e1", "order").await;
+    store
+        .append(notifying("e1", 1, Status::Failed))
+        .await
+        .expect("append");
+    let n = store.pending_notifications(10).await.expect("pending")[0].clone();
+    store.bury_notification(dead(&n)).await.expect("bury");
+    let replayed = store
+        .replay_dead_letter(n.id)
+        .await
+        .expect("replay")
+        .expect("the dead letter exists");
+    assert!(replayed.id > n.id, "a new id: {replayed:?} after {n:?}");
+    assert_eq!(
+        (&replayed.execution_id, replayed.status, replayed.created_at, replayed.kind),
+        (&n.execution_id, n.status, n.created_at, n.kind)
+    );
+    assert_eq!(
+        store.pending_notifications(10).await.expect("pending"),
+        vec![replayed]
+    );
+    assert!(store.dead_letters(10).await.expect("dead").is_empty());
+    assert_eq!(store.replay_dead_letter(n.id).await.expect("replay"), None);
+}
+
 pub async fn a_conflicting_notifying_append_records_no_notification(store: &dyn Store) {
     start(store, "e1", "order").await;
     store
@@ -956,7 +1034,7 @@ pub async fn a_conflicting_notifying_append_records_no_notification(store: &dyn 
 pub async fn an_append_without_notify_records_no_notification(store: &dyn Store) {
     start(store, "e1", "order").await;
     let mut a = notifying("e1", 1, Status::Failed);
-    a.notify = false;
+    a.notify = None;
     store.append(a).await.expect("append");
     assert_eq!(
         store.get_execution("e1").await.expect("get").status,
@@ -1198,7 +1276,7 @@ pub async fn a_node_that_lost_its_lease_cannot_append_and_the_new_holder_can(sto
         "a",
     );
     late.timers = vec![timer("e1", "b", T0)];
-    late.notify = true;
+    late.notify = Some(NotificationKind::Finished);
     assert_lease_lost(store.append(late).await, "e1", "a");
     let never = fenced(append("e1", 2, vec![], Status::Running), "c");
     assert_lease_lost(store.append(never).await, "e1", "c");

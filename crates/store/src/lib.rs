@@ -98,10 +98,11 @@ pub struct Append {
     pub updated_at: Millis,
     /// Durable timers armed by these events.
     pub timers: Vec<Timer>,
-    /// Records a [`Notification`] (with this append's `status` and
-    /// `updated_at`) in the outbox, in the same transaction as the events:
-    /// either both are stored or neither is (a conflict stores neither).
-    pub notify: bool,
+    /// Records a [`Notification`] of this kind (with this append's `status`
+    /// and `updated_at`) in the outbox, in the same transaction as the
+    /// events: either both are stored or neither is (a conflict stores
+    /// neither).
+    pub notify: Option<NotificationKind>,
     /// Several nodes: the node that must hold a live lease on the execution
     /// for the append to be stored ([`Error::LeaseLost`] otherwise). `None`:
     /// a single node owns the whole store (only the version is checked).
@@ -131,6 +132,59 @@ pub struct Notification {
     pub status: Status,
     /// The notifying append's `updated_at`.
     pub created_at: Millis,
+    pub kind: NotificationKind,
+}
+
+/// What a notification announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    /// The execution finished with `status` (hook event `execution.<status>`).
+    Finished,
+    /// A compensation keeps failing: the execution needs a human (hook event
+    /// `execution.stuck`); `status` is the one it had then.
+    Stuck,
+}
+
+impl NotificationKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NotificationKind::Finished => "finished",
+            NotificationKind::Stuck => "stuck",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "finished" => Some(NotificationKind::Finished),
+            "stuck" => Some(NotificationKind::Stuck),
+            _ => None,
+        }
+    }
+}
+
+impl Notification {
+    /// The hook event name: `execution.stuck` or `execution.<status>`.
+    pub fn event(&self) -> String {
+        match self.kind {
+            NotificationKind::Finished => format!("execution.{}", self.status.as_str()),
+            NotificationKind::Stuck => "execution.stuck".to_string(),
+        }
+    }
+}
+
+/// A notification whose delivery gave up, kept until someone replays it
+/// ([`Executor::replay_dead_letter`]): nothing the hook could not deliver
+/// is dropped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The notification as it was in the outbox (`id` is kept).
+    pub notification: Notification,
+    /// When the delivery gave up (the host's clock).
+    pub failed_at: Millis,
+    pub attempts: u32,
+    /// Why the last attempt failed.
+    pub last_error: String,
 }
 
 /// A durable timer: deliver `TimerFired` to the execution at `fire_at`.
@@ -211,6 +265,16 @@ pub trait Executor: Send + Sync {
     /// Removes a notification from the outbox. Idempotent: an unknown or
     /// already acknowledged id is not an error.
     async fn ack_notification(&self, id: u64) -> Result<()>;
+    /// Moves a notification whose delivery gave up from the outbox to the
+    /// dead letters, in one transaction. Idempotent: a notification no
+    /// longer in the outbox is left alone.
+    async fn bury_notification(&self, dead: DeadLetter) -> Result<()>;
+    /// Dead letters, oldest first (at most `limit`).
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>>;
+    /// Puts a dead letter back in the outbox as a new pending notification
+    /// (a new id) and removes it from the dead letters, in one transaction.
+    /// `None`: no dead letter has this id.
+    async fn replay_dead_letter(&self, id: u64) -> Result<Option<Notification>>;
 
     // Several nodes on one store. Leases are measured by the store's clock,
     // so nodes need not agree on the time. A store that only one process

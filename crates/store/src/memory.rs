@@ -14,7 +14,7 @@ use sagaflow_core::event::Millis;
 use sagaflow_core::Event;
 
 use crate::{
-    Append, Created, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry, Lease,
+    Append, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry, Lease,
     ListFilter, Notification, Page, Query, Result, Timer,
 };
 
@@ -30,6 +30,8 @@ struct Inner {
     /// The outbox, by id (so oldest first).
     outbox: BTreeMap<u64, Notification>,
     next_notification: u64,
+    /// Notifications whose delivery gave up, by id.
+    dead_letters: BTreeMap<u64, DeadLetter>,
     /// Leases by execution id. A released or finished execution has none.
     leases: HashMap<String, Lease>,
     /// The node registry: address and `alive_until` by node id.
@@ -226,7 +228,7 @@ impl Executor for MemoryStore {
             g.leases.remove(&a.execution_id);
         }
         g.timers.extend(a.timers);
-        if a.notify {
+        if let Some(kind) = a.notify {
             g.next_notification += 1;
             let id = g.next_notification;
             g.outbox.insert(
@@ -236,6 +238,7 @@ impl Executor for MemoryStore {
                     execution_id: a.execution_id,
                     status: a.status,
                     created_at: a.updated_at,
+                    kind,
                 },
             );
         }
@@ -284,6 +287,35 @@ impl Executor for MemoryStore {
         g.outbox.remove(&id);
         g.claimed.remove(&id);
         Ok(())
+    }
+
+    async fn bury_notification(&self, dead: DeadLetter) -> Result<()> {
+        let mut g = self.lock();
+        let id = dead.notification.id;
+        if g.outbox.remove(&id).is_some() {
+            g.claimed.remove(&id);
+            g.dead_letters.insert(id, dead);
+        }
+        Ok(())
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
+        let g = self.lock();
+        Ok(g.dead_letters.values().take(limit).cloned().collect())
+    }
+
+    async fn replay_dead_letter(&self, id: u64) -> Result<Option<Notification>> {
+        let mut g = self.lock();
+        let Some(dead) = g.dead_letters.remove(&id) else {
+            return Ok(None);
+        };
+        g.next_notification += 1;
+        let n = Notification {
+            id: g.next_notification,
+            ..dead.notification
+        };
+        g.outbox.insert(n.id, n.clone());
+        Ok(Some(n))
     }
 
     async fn claim_notifications(

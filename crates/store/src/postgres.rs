@@ -78,8 +78,8 @@ use tokio_postgres::{NoTls, Row};
 
 use crate::encode::{from_json, not_found, parse_task, to_json};
 use crate::{
-    Append, Created, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry, Lease,
-    ListFilter, Notification, Page, Query, Result, Timer,
+    Append, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry,
+    Lease, ListFilter, Notification, NotificationKind, Page, Query, Result, Timer,
 };
 
 /// Ordered schema migrations: `(version, sql)`. Append new ones; never edit
@@ -172,6 +172,23 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
         // Several nodes deliver the outbox: a notification being delivered
         // is claimed by one node until this time (the database's clock, ms).
         "ALTER TABLE outbox ADD COLUMN claimed_until BIGINT;",
+    ),
+    (
+        5,
+        // What a notification announces (a finish, or a stuck compensation),
+        // and the dead letters: notifications whose delivery gave up, kept
+        // (same id) until someone replays them.
+        "ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'finished';
+    CREATE TABLE dead_letters (
+        id           BIGINT PRIMARY KEY,
+        execution_id TEXT   NOT NULL REFERENCES executions (id),
+        status       TEXT   NOT NULL,
+        kind         TEXT   NOT NULL,
+        created_at   BIGINT NOT NULL,
+        failed_at    BIGINT NOT NULL,
+        attempts     BIGINT NOT NULL,
+        last_error   TEXT   NOT NULL
+    );",
     ),
 ];
 
@@ -737,8 +754,8 @@ WITH upd AS (
          WITH ORDINALITY AS t(execution_id, step, task, attempt, fire_at, n)
     ORDER BY t.n
 ), ob AS (
-    INSERT INTO outbox (execution_id, status, created_at)
-    SELECT upd.id, $4, $7 FROM upd WHERE $17
+    INSERT INTO outbox (execution_id, status, created_at, kind)
+    SELECT upd.id, $4, $7, $17::TEXT FROM upd WHERE $17::TEXT IS NOT NULL
 )
 SELECT count(*) FROM upd"
         )
@@ -1098,6 +1115,7 @@ impl Executor for PostgresStore {
         let new_version = to_i64("the new version", version)?;
         let updated_at = to_i64("updated_at", a.updated_at)?;
         let finishes = a.status.is_terminal();
+        let notify = a.notify.map(|k| k.as_str());
         let params: [&(dyn ToSql + Sync); 19] = [
             &a.execution_id,
             &expected,
@@ -1115,7 +1133,7 @@ impl Executor for PostgresStore {
             &timer_task,
             &timer_attempt,
             &timer_fire_at,
-            &a.notify,
+            &notify,
             &a.fence,
             &finishes,
         ];
@@ -1186,7 +1204,7 @@ impl Executor for PostgresStore {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT id, execution_id, status, created_at FROM outbox ORDER BY id LIMIT $1",
+                "SELECT id, execution_id, status, created_at, kind FROM outbox ORDER BY id LIMIT $1",
             )
             .await
             .map_err(pg("preparing to read the outbox"))?;
@@ -1195,18 +1213,7 @@ impl Executor for PostgresStore {
             .await
             .map_err(pg("reading the outbox"))?
             .iter()
-            .map(|r| {
-                let id: i64 = r.get(0);
-                let status: String = r.get(2);
-                Ok(Notification {
-                    id: to_u64("a notification id", id)?,
-                    execution_id: r.get(1),
-                    status: Status::parse(&status).ok_or_else(|| {
-                        Error::Corrupt(format!("notification {id} status: `{status}`"))
-                    })?,
-                    created_at: to_u64(&format!("notification {id} created_at"), r.get(3))?,
-                })
-            })
+            .map(notification)
             .collect()
     }
 
@@ -1225,7 +1232,7 @@ impl Executor for PostgresStore {
                  WHERE claimed_until IS NULL OR claimed_until < {DB_NOW}
                  ORDER BY id LIMIT $2
                  FOR UPDATE SKIP LOCKED)
-             RETURNING id, execution_id, status, created_at"
+             RETURNING id, execution_id, status, created_at, kind"
         );
         let stmt = client
             .prepare_cached(&sql)
@@ -1236,18 +1243,7 @@ impl Executor for PostgresStore {
             .await
             .map_err(pg("claiming notifications"))?
             .iter()
-            .map(|r| {
-                let id: i64 = r.get(0);
-                let status: String = r.get(2);
-                Ok(Notification {
-                    id: to_u64("a notification id", id)?,
-                    execution_id: r.get(1),
-                    status: Status::parse(&status).ok_or_else(|| {
-                        Error::Corrupt(format!("notification {id} status: `{status}`"))
-                    })?,
-                    created_at: to_u64(&format!("notification {id} created_at"), r.get(3))?,
-                })
-            })
+            .map(notification)
             .collect::<Result<_>>()?;
         // RETURNING follows no order; deliveries go oldest first.
         out.sort_by_key(|n| n.id);
@@ -1269,6 +1265,87 @@ impl Executor for PostgresStore {
             .await
             .map(|_| ())
             .map_err(pg("acknowledging a notification"))
+    }
+
+    async fn bury_notification(&self, dead: DeadLetter) -> Result<()> {
+        let Ok(id) = i64::try_from(dead.notification.id) else {
+            return Ok(());
+        };
+        let client = self.client().await?;
+        // One statement: the row leaves the outbox and enters the dead
+        // letters together, or not at all (already moved or acknowledged).
+        let stmt = client
+            .prepare_cached(
+                "WITH gone AS (DELETE FROM outbox WHERE id = $1
+                               RETURNING id, execution_id, status, kind, created_at)
+                 INSERT INTO dead_letters
+                   (id, execution_id, status, kind, created_at, failed_at, attempts, last_error)
+                 SELECT id, execution_id, status, kind, created_at, $2, $3, $4 FROM gone",
+            )
+            .await
+            .map_err(pg("preparing to move a notification to the dead letters"))?;
+        client
+            .execute(
+                &stmt,
+                &[
+                    &id,
+                    &to_i64("failed_at", dead.failed_at)?,
+                    &i64::from(dead.attempts),
+                    &dead.last_error,
+                ],
+            )
+            .await
+            .map(|_| ())
+            .map_err(pg("moving a notification to the dead letters"))
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT id, execution_id, status, created_at, kind, failed_at, attempts, last_error
+                 FROM dead_letters ORDER BY id LIMIT $1",
+            )
+            .await
+            .map_err(pg("preparing to read the dead letters"))?;
+        client
+            .query(&stmt, &[&sql_limit(limit)])
+            .await
+            .map_err(pg("reading the dead letters"))?
+            .iter()
+            .map(|r| {
+                let attempts: i64 = r.get(6);
+                Ok(DeadLetter {
+                    notification: notification(r)?,
+                    failed_at: to_u64("a dead letter's failed_at", r.get(5))?,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    last_error: r.get(7),
+                })
+            })
+            .collect()
+    }
+
+    async fn replay_dead_letter(&self, id: u64) -> Result<Option<Notification>> {
+        let Ok(id) = i64::try_from(id) else {
+            return Ok(None);
+        };
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "WITH gone AS (DELETE FROM dead_letters WHERE id = $1
+                               RETURNING execution_id, status, created_at, kind)
+                 INSERT INTO outbox (execution_id, status, created_at, kind)
+                 SELECT execution_id, status, created_at, kind FROM gone
+                 RETURNING id, execution_id, status, created_at, kind",
+            )
+            .await
+            .map_err(pg("preparing to replay a dead letter"))?;
+        client
+            .query_opt(&stmt, &[&id])
+            .await
+            .map_err(pg("replaying a dead letter"))?
+            .map(|r| notification(&r))
+            .transpose()
     }
 
     async fn heartbeat_node(&self, node: &str, address: &str, ttl_ms: u64) -> Result<()> {
@@ -1696,6 +1773,22 @@ async fn read_history(
         .collect()
 }
 
+/// A notification from a row of `id, execution_id, status, created_at, kind`.
+fn notification(r: &Row) -> Result<Notification> {
+    let id: i64 = r.get(0);
+    let status: String = r.get(2);
+    let kind: String = r.get(4);
+    Ok(Notification {
+        id: to_u64("a notification id", id)?,
+        execution_id: r.get(1),
+        status: Status::parse(&status)
+            .ok_or_else(|| Error::Corrupt(format!("notification {id} status: `{status}`")))?,
+        created_at: to_u64(&format!("notification {id} created_at"), r.get(3))?,
+        kind: NotificationKind::parse(&kind)
+            .ok_or_else(|| Error::Corrupt(format!("notification {id} kind: `{kind}`")))?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1755,3 +1848,4 @@ mod tests {
         }
     }
 }
+

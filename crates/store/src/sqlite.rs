@@ -45,8 +45,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::encode::{from_json, not_found, parse_task, to_json};
 use crate::{
-    Append, Created, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry, ListFilter,
-    Notification, Page, Query, Result, Timer,
+    Append, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry,
+    ListFilter, Notification, NotificationKind, Page, Query, Result, Timer,
 };
 
 /// A storage fault to simulate with [`SqliteStore::inject_fault`].
@@ -138,6 +138,23 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
         // DeleteStateMachine: a deleted definition's versions stay (running
         // executions and histories need them) but the name has no latest.
         "ALTER TABLE definitions ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;",
+    ),
+    (
+        4,
+        // What a notification announces (a finish, or a stuck compensation),
+        // and the dead letters: notifications whose delivery gave up, kept
+        // (same id) until someone replays them.
+        "ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'finished';
+    CREATE TABLE dead_letters (
+        id           INTEGER PRIMARY KEY,
+        execution_id TEXT    NOT NULL REFERENCES executions (id),
+        status       TEXT    NOT NULL,
+        kind         TEXT    NOT NULL,
+        created_at   INTEGER NOT NULL,
+        failed_at    INTEGER NOT NULL,
+        attempts     INTEGER NOT NULL,
+        last_error   TEXT    NOT NULL
+    );",
     ),
 ];
 
@@ -910,7 +927,7 @@ struct EncodedAppend {
     error: Option<String>,
     updated_at: Millis,
     timers: Vec<Timer>,
-    notify: bool,
+    notify: Option<NotificationKind>,
 }
 
 impl EncodedAppend {
@@ -1000,11 +1017,18 @@ fn append(conn: &Connection, a: EncodedAppend) -> Result<u64> {
                 .map_err(backend("arming a timer"))?;
         }
     }
-    if a.notify {
+    if let Some(kind) = a.notify {
         conn.prepare_cached(
-            "INSERT INTO outbox (execution_id, status, created_at) VALUES (?1, ?2, ?3)",
+            "INSERT INTO outbox (execution_id, status, created_at, kind) VALUES (?1, ?2, ?3, ?4)",
         )
-        .and_then(|mut s| s.execute(params![a.execution_id, a.status.as_str(), a.updated_at]))
+        .and_then(|mut s| {
+            s.execute(params![
+                a.execution_id,
+                a.status.as_str(),
+                a.updated_at,
+                kind.as_str()
+            ])
+        })
         .map_err(backend("recording a notification"))?;
     }
     Ok(version)
@@ -1058,34 +1082,83 @@ fn claim_due_timers(conn: &Connection, now: Millis, limit: usize) -> Result<Vec<
 }
 
 fn pending_notifications(conn: &Connection, limit: usize) -> Result<Vec<Notification>> {
-    let rows = conn
-        .prepare_cached(
-            "SELECT id, execution_id, status, created_at FROM outbox ORDER BY id LIMIT ?1",
-        )
-        .and_then(|mut s| {
-            s.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-                Ok((
+    conn.prepare_cached(
+        "SELECT id, execution_id, status, created_at, kind FROM outbox ORDER BY id LIMIT ?1",
+    )
+    .and_then(|mut s| {
+        s.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            Ok((
+                r.get::<_, u64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Millis>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()
+    })
+    .map_err(backend("reading the outbox"))?
+    .into_iter()
+    .map(|(id, execution_id, status, created_at, kind)| {
+        notification(id, execution_id, &status, created_at, &kind)
+    })
+    .collect()
+}
+
+/// A notification read back from its columns.
+fn notification(
+    id: u64,
+    execution_id: String,
+    status: &str,
+    created_at: Millis,
+    kind: &str,
+) -> Result<Notification> {
+    Ok(Notification {
+        id,
+        execution_id,
+        status: Status::parse(status)
+            .ok_or_else(|| Error::Corrupt(format!("notification {id} status: `{status}`")))?,
+        created_at,
+        kind: NotificationKind::parse(kind)
+            .ok_or_else(|| Error::Corrupt(format!("notification {id} kind: `{kind}`")))?,
+    })
+}
+
+fn dead_letters(conn: &Connection, limit: usize) -> Result<Vec<DeadLetter>> {
+    conn.prepare_cached(
+        "SELECT id, execution_id, status, created_at, kind, failed_at, attempts, last_error
+         FROM dead_letters ORDER BY id LIMIT ?1",
+    )
+    .and_then(|mut s| {
+        s.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            Ok((
+                (
                     r.get::<_, u64>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, Millis>(3)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(backend("reading the outbox"))?;
-    rows.into_iter()
-        .map(|(id, execution_id, status, created_at)| {
-            Ok(Notification {
-                id,
-                status: Status::parse(&status).ok_or_else(|| {
-                    Error::Corrupt(format!("notification {id} status: `{status}`"))
-                })?,
-                execution_id,
-                created_at,
+                    r.get::<_, String>(4)?,
+                ),
+                r.get::<_, Millis>(5)?,
+                r.get::<_, u32>(6)?,
+                r.get::<_, String>(7)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()
+    })
+    .map_err(backend("reading the dead letters"))?
+    .into_iter()
+    .map(
+        |((id, execution_id, status, created_at, kind), failed_at, attempts, last_error)| {
+            Ok(DeadLetter {
+                notification: notification(id, execution_id, &status, created_at, &kind)?,
+                failed_at,
+                attempts,
+                last_error,
             })
-        })
-        .collect()
+        },
+    )
+    .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -1240,6 +1313,73 @@ impl Executor for SqliteStore {
                 .and_then(|mut s| s.execute([id]))
                 .map(|_| ())
                 .map_err(backend("acknowledging a notification"))
+        })
+        .await
+    }
+
+    async fn bury_notification(&self, dead: DeadLetter) -> Result<()> {
+        let Ok(id) = i64::try_from(dead.notification.id) else {
+            return Ok(());
+        };
+        self.write(move |c| {
+            // Only a notification still in the outbox moves (idempotent);
+            // the writer's transaction makes the two statements one.
+            c.prepare_cached(
+                "INSERT INTO dead_letters
+                   (id, execution_id, status, kind, created_at, failed_at, attempts, last_error)
+                 SELECT id, execution_id, status, kind, created_at, ?2, ?3, ?4
+                 FROM outbox WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id, dead.failed_at, dead.attempts, dead.last_error]))
+            .and_then(|_| c.prepare_cached("DELETE FROM outbox WHERE id = ?1"))
+            .and_then(|mut s| s.execute([id]))
+            .map(|_| ())
+            .map_err(backend("moving a notification to the dead letters"))
+        })
+        .await
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
+        self.read(move |c| dead_letters(c, limit)).await
+    }
+
+    async fn replay_dead_letter(&self, id: u64) -> Result<Option<Notification>> {
+        let Ok(id) = i64::try_from(id) else {
+            return Ok(None);
+        };
+        self.write(move |c| {
+            let moved = c
+                .prepare_cached(
+                    "INSERT INTO outbox (execution_id, status, created_at, kind)
+                     SELECT execution_id, status, created_at, kind FROM dead_letters WHERE id = ?1",
+                )
+                .and_then(|mut s| s.execute([id]))
+                .map_err(backend("replaying a dead letter"))?;
+            if moved == 0 {
+                return Ok(None);
+            }
+            let new_id = c.last_insert_rowid();
+            c.prepare_cached("DELETE FROM dead_letters WHERE id = ?1")
+                .and_then(|mut s| s.execute([id]))
+                .map_err(backend("replaying a dead letter"))?;
+            c.prepare_cached(
+                "SELECT id, execution_id, status, created_at, kind FROM outbox WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([new_id], |r| {
+                    Ok((
+                        r.get::<_, u64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Millis>(3)?,
+                        r.get::<_, String>(4)?,
+                    ))
+                })
+            })
+            .map_err(backend("replaying a dead letter"))
+            .and_then(|(id, execution_id, status, created_at, kind)| {
+                notification(id, execution_id, &status, created_at, &kind).map(Some)
+            })
         })
         .await
     }

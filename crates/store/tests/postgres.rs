@@ -201,7 +201,7 @@ fn append(id: &str, expected_version: u64, events: Vec<Event>) -> Append {
         error: None,
         updated_at: T0 + 1,
         timers: Vec::new(),
-        notify: false,
+        notify: None,
         fence: None,
     }
 }
@@ -1048,7 +1048,7 @@ async fn random_op(rng: &mut StdRng, reference: &dyn Store) -> Op {
                 error: rng.gen::<bool>().then(|| random_error(rng)),
                 updated_at: random_time(rng),
                 timers,
-                notify: rng.gen_bool(0.3),
+                notify: rng.gen_bool(0.3).then_some(sagaflow_store::NotificationKind::Finished),
                 fence: None,
             })
         }

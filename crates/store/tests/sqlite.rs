@@ -31,6 +31,7 @@ fn started(id: &str) -> Event {
             definition: "order".to_string(),
             version: 1,
             input: json!({ "id": id }),
+            keys: Default::default(),
         },
     }
 }
@@ -78,7 +79,7 @@ fn append(id: &str, expected_version: u64, step: &str) -> Append {
         error: None,
         updated_at: T0 + 1,
         timers: Vec::new(),
-        notify: false,
+        notify: None,
         fence: None,
     }
 }

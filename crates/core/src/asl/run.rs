@@ -151,6 +151,7 @@ use crate::asl::{choice, data};
 use crate::definition::{Participant, Plan};
 use crate::event::{Event, EventKind, Status, TaskKind};
 use crate::execution::{task_token, Effect, Request};
+use crate::keys::{escape_state_name, idempotency_key, KeyScheme};
 use crate::retry::{RUNTIME, TIMEOUT};
 use crate::Error;
 
@@ -195,6 +196,7 @@ pub struct Run {
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 struct Head {
     uses_context: bool,
+    keys: KeyScheme,
     id: String,
     name: String,
     input: Value,
@@ -462,6 +464,7 @@ impl Run {
     }
 
     fn key(&mut self, t: usize, name: &str, s: usize) -> String {
+        let name = escape_state_name(name, self.head.keys);
         let th = &mut self.threads[t];
         let n = th.visits.entry(s).or_insert(0);
         *n += 1;
@@ -1144,6 +1147,7 @@ impl Run {
                 execution_id,
                 definition,
                 input,
+                keys,
                 ..
             } => {
                 if !self.threads.is_empty() {
@@ -1151,6 +1155,7 @@ impl Run {
                 }
                 self.head = Head {
                     uses_context: m.uses_context,
+                    keys: *keys,
                     id: execution_id.clone(),
                     name: definition.clone(),
                     input: input.clone(),
@@ -1724,7 +1729,7 @@ impl Run {
             attempt: slot.attempt,
             participant,
             input,
-            idempotency_key: format!("{}:{}:action", self.head.id, step),
+            idempotency_key: idempotency_key(&self.head.id, step, TaskKind::Action),
             deadline: *deadline,
             task_token: token,
             heartbeat_ms: heartbeat_ms.filter(|_| task.wait_for_token),
