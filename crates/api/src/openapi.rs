@@ -73,6 +73,12 @@ pub fn document() -> Value {
                 },
                 "ExecutionPage": { "type": "object", "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/Execution" } }, "next_cursor": { "type": ["string", "null"] } } },
                 "DefinitionList": { "type": "object", "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/Definition" } } } },
+                "DeadLetters": { "type": "object", "properties": { "dead_letters": { "type": "array", "items": { "type": "object", "properties": {
+                    "id": { "type": "integer" }, "execution_id": { "type": "string" }, "event": { "type": "string", "description": "`execution.<status>` or `execution.stuck`" },
+                    "status": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" }, "failed_at": { "type": "string", "format": "date-time" },
+                    "attempts": { "type": "integer" }, "last_error": { "type": "string" } } } } } },
+                "Replayed": { "type": "object", "properties": { "replayed": { "type": "integer" }, "notification": { "type": "object", "properties": {
+                    "id": { "type": "integer" }, "execution_id": { "type": "string" }, "event": { "type": "string" } } } } },
                 "History": { "type": "object", "properties": {
                     "execution": { "$ref": "#/components/schemas/Execution" },
                     "events": { "type": "array", "items": { "type": "object", "required": ["seq", "at", "type"], "properties": {
@@ -126,7 +132,13 @@ pub fn document() -> Value {
                 "requestBody": { "required": false, "content": { "application/json": { "schema": {} } } },
                 "responses": { "200": ok("the execution", "Execution"), "404": err("invalid_task_token, route_not_found"), "409": err("callback_not_waiting"), "400": err("malformed_json, invalid_request, invalid_parameter"), "413": err("payload_too_large"), "401": unauthorized } } },
             "/v1/executions/{id}/redrive": { "post": { "summary": "Resume a `failed` execution from where it stopped.", "parameters": [ path_param("id", "Execution id.") ],
-                "responses": { "200": ok("the execution, running again", "Execution"), "400": err("invalid_parameter (an id that is not UTF-8)"), "404": err("execution_not_found"), "409": err("not_redrivable"), "401": unauthorized } } }
+                "responses": { "200": ok("the execution, running again", "Execution"), "400": err("invalid_parameter (an id that is not UTF-8)"), "404": err("execution_not_found"), "409": err("not_redrivable"), "401": unauthorized } } },
+            "/v1/dead-letters": { "get": { "summary": "Hook notifications whose delivery gave up, oldest first (kept until replayed; nothing is dropped).",
+                "parameters": [ { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 } } ],
+                "responses": { "200": ok("the dead letters", "DeadLetters"), "400": err("invalid_limit, invalid_parameter"), "401": unauthorized } } },
+            "/v1/dead-letters/{id}/replay": { "post": { "summary": "Put a dead letter back in the outbox: the hook delivers it again (as a new notification).",
+                "parameters": [ path_param("id", "Dead letter id.") ],
+                "responses": { "200": ok("replayed", "Replayed"), "400": err("invalid_id"), "404": err("dead_letter_not_found"), "401": unauthorized } } }
         }
     })
 }

@@ -1916,7 +1916,7 @@ async fn metrics_count_started_and_finished_executions() {
 }
 
 /// Every route the router serves.
-const ROUTES: [&str; 11] = [
+const ROUTES: [&str; 13] = [
     "/healthz",
     "/metrics",
     "/openapi.json",
@@ -1928,6 +1928,8 @@ const ROUTES: [&str; 11] = [
     "/v1/executions/{id}/cancel",
     "/v1/executions/{id}/redrive",
     "/v1/callbacks/{token}/{outcome}",
+    "/v1/dead-letters",
+    "/v1/dead-letters/{id}/replay",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1985,6 +1987,14 @@ async fn the_openapi_document_describes_every_route_the_router_serves() {
 
 /// Error answers the tests in this file get from each operation.
 const ERRORS: &[(&str, &str, u16, &str)] = &[
+    ("/v1/dead-letters", "get", 400, "invalid_limit"),
+    ("/v1/dead-letters/{id}/replay", "post", 400, "invalid_id"),
+    (
+        "/v1/dead-letters/{id}/replay",
+        "post",
+        404,
+        "dead_letter_not_found",
+    ),
     ("/v1/definitions/{name}", "put", 400, "invalid_definition"),
     ("/v1/definitions/{name}", "put", 400, "invalid_utf8"),
     ("/v1/definitions/{name}", "put", 413, "payload_too_large"),
@@ -2269,4 +2279,74 @@ async fn the_on_failure_hook_retries_until_a_compensated_execution_is_delivered_
             .all(|(auth, _)| auth.as_deref() == Some("Bearer hook-token")),
         "{seen:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_and_a_replayed_one_is_pending_again() {
+    if skip() {
+        return;
+    }
+    let api = Api::with_engine(ApiConfig::default(), vec![Status::Compensated]).await;
+    assert_eq!(
+        api.get("/v1/dead-letters").await.expect(StatusCode::OK),
+        json!({ "dead_letters": [] })
+    );
+    api.deploy("rejected", REJECTED_SAGA).await;
+    api.start_execution("rejected", json!({}), Some("dl-1"))
+        .await;
+    api.finished("dl-1").await;
+    // No hook runs here: the notification waits in the outbox; give it up
+    // as the hook would after its last attempt.
+    let store = api.engine.store().clone();
+    let n = store.pending_notifications(10).await.expect("outbox")[0].clone();
+    store
+        .bury_notification(sagaflow_store::DeadLetter {
+            notification: n.clone(),
+            failed_at: 1_700_000_000_000,
+            attempts: 12,
+            last_error: "the hook answered 503 Service Unavailable".into(),
+        })
+        .await
+        .expect("bury");
+
+    let listed = api.get("/v1/dead-letters").await.expect(StatusCode::OK);
+    let dead = &listed["dead_letters"][0];
+    assert_eq!(dead["id"], n.id);
+    assert_eq!(dead["execution_id"], "dl-1");
+    assert_eq!(dead["event"], "execution.compensated");
+    assert_eq!(dead["attempts"], 12);
+    assert_eq!(
+        dead["last_error"],
+        "the hook answered 503 Service Unavailable"
+    );
+
+    let replayed = api
+        .post(&format!("/v1/dead-letters/{}/replay", n.id), json!({}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(replayed["replayed"], n.id);
+    assert_eq!(replayed["notification"]["execution_id"], "dl-1");
+    let pending = store.pending_notifications(10).await.expect("outbox");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(json!(pending[0].id), replayed["notification"]["id"]);
+    assert_eq!(
+        api.get("/v1/dead-letters").await.expect(StatusCode::OK),
+        json!({ "dead_letters": [] })
+    );
+
+    let again = api
+        .post(&format!("/v1/dead-letters/{}/replay", n.id), json!({}))
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    assert_eq!(again["error"]["code"], "dead_letter_not_found");
+    let bad = api
+        .post("/v1/dead-letters/seven/replay", json!({}))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(bad["error"]["code"], "invalid_id");
+    let bad = api
+        .get("/v1/dead-letters?limit=0")
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(bad["error"]["code"], "invalid_limit");
 }

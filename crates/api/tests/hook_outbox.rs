@@ -1,7 +1,8 @@
 //! The on-failure hook delivers from the store's outbox: a notification
 //! recorded before a crash is delivered after the restart, exactly once per
-//! accepted delivery, and nothing stays pending once it is delivered (or
-//! given up).
+//! accepted delivery, nothing stays pending once it is delivered, and one
+//! that gives up is kept as a dead letter until it is replayed. A
+//! compensation that keeps failing is announced once as `execution.stuck`.
 //!
 //! Engines run on a [`SqliteStore`] in a temporary directory with in-process
 //! participants; the webhook receiver is a small axum server counting what it
@@ -267,9 +268,10 @@ async fn a_receiver_that_fails_twice_gets_exactly_one_accepted_delivery() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_delivery_that_gives_up_is_dropped_from_the_outbox() {
+async fn a_delivery_that_gives_up_is_kept_as_a_dead_letter_and_delivered_when_replayed() {
     let dir = tempfile::tempdir().unwrap();
-    let receiver = Receiver::start(usize::MAX).await;
+    // Refuses exactly the three attempts of the first delivery.
+    let receiver = Receiver::start(3).await;
     let engine = engine(&dir.path().join("sagaflow.db"));
     engine.start().await.expect("engine starts");
     sagaflow_api::hook::spawn(&engine, hook(&receiver.url, 3));
@@ -278,18 +280,127 @@ async fn a_delivery_that_gives_up_is_dropped_from_the_outbox() {
         run_rejected(&engine, "never-accepted").await,
         Status::Compensated
     );
-    tokio::time::timeout(WAIT, async {
-        while receiver.hits() < 3 {
+    let store = engine.store().clone();
+    let dead = tokio::time::timeout(WAIT, async {
+        loop {
+            let dead = store.dead_letters(10).await.expect("dead letters");
+            if !dead.is_empty() {
+                return dead;
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
     .await
-    .expect("every attempt is made");
-    outbox_drained(&engine).await;
+    .expect("the notification becomes a dead letter");
     several_polls().await;
-
     assert_eq!(receiver.hits(), 3, "max_attempts, then no more tries");
     assert!(receiver.accepted().is_empty());
+    assert_eq!(pending(&engine).await, 0, "it left the outbox");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].notification.execution_id, "never-accepted");
+    assert_eq!(dead[0].notification.event(), "execution.compensated");
+    assert_eq!(dead[0].attempts, 3);
+    assert!(
+        dead[0].last_error.contains("500"),
+        "the last error says why: {}",
+        dead[0].last_error
+    );
+
+    // Replayed, it is delivered again (and accepted this time).
+    store
+        .replay_dead_letter(dead[0].notification.id)
+        .await
+        .expect("replay")
+        .expect("the dead letter exists");
+    receiver.until_accepted(1).await;
+    assert_eq!(receiver.accepted()[0]["event"], "execution.compensated");
+    assert!(store.dead_letters(10).await.expect("dead").is_empty());
+    outbox_drained(&engine).await;
+}
+
+/// Reserves with an undo that always fails, then is refused: the
+/// compensation is retried forever (the default policy).
+const STUCK_SAGA: &str = r#"
+name: stuck
+steps:
+  - name: reserve
+    action: { handler: ok }
+    compensation: { handler: broken }
+  - name: refuse
+    action: { handler: reject }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compensation_that_keeps_failing_sends_one_execution_stuck_notification() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(0).await;
+    let store = SqliteStore::open(dir.path().join("sagaflow.db")).expect("opening the store");
+    let engine = Engine::builder(Arc::new(store))
+        .config(Config {
+            notify_on: vec![Status::Failed, Status::Compensated],
+            notify_stuck: true,
+            stuck: sagaflow_core::StuckPolicy {
+                attempts: 3,
+                after_ms: u64::MAX,
+            },
+            ..Config::default()
+        })
+        .handler("ok", handler_fn(|_| async { Ok(json!({"ok": true})) }))
+        .handler(
+            "reject",
+            handler_fn(|_| async { Err(ErrorInfo::new("Rejected", "the participant said no")) }),
+        )
+        .handler(
+            "broken",
+            handler_fn(|_| async {
+                Err(ErrorInfo::new(
+                    sagaflow_core::retry::TASK_FAILED,
+                    "the undo endpoint is down",
+                ))
+            }),
+        )
+        .build();
+    engine.start().await.expect("engine starts");
+    sagaflow_api::hook::spawn(&engine, hook(&receiver.url, 3));
+    engine
+        .deploy(Some("stuck"), STUCK_SAGA)
+        .await
+        .expect("deploy");
+    let (rec, _) = engine
+        .start_execution("stuck", json!({}), Some("stuck-1".into()))
+        .await
+        .expect("start");
+
+    receiver.until_accepted(1).await;
+    let stuck = receiver.accepted()[0].clone();
+    assert_eq!(stuck["event"], "execution.stuck");
+    assert_eq!(stuck["execution"]["id"], "stuck-1");
+    assert_eq!(stuck["execution"]["status"], "compensating");
+
+    // It keeps failing (and being retried) past the threshold: still one.
+    let failures = || async {
+        engine
+            .store()
+            .load_history(&rec.id)
+            .await
+            .expect("history")
+            .iter()
+            .filter(|e| e.kind.name() == "compensation_failed")
+            .count()
+    };
+    tokio::time::timeout(WAIT, async {
+        while failures().await < 5 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the compensation keeps being retried");
+    several_polls().await;
+    assert_eq!(receiver.accepted().len(), 1, "{:?}", receiver.accepted());
+    assert_eq!(
+        engine.get(&rec.id).await.expect("get").status,
+        Status::Compensating
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

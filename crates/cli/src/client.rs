@@ -329,7 +329,15 @@ pub async fn dead_letters(remote: &Remote, limit: usize) -> anyhow::Result<ExitC
         println!("no dead letters: every notification was delivered");
     }
     for d in dead {
-        let field = |k: &str| d.get(k).map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string())).unwrap_or_default();
+        let field = |k: &str| {
+            d.get(k)
+                .map(|v| {
+                    v.as_str()
+                        .map(String::from)
+                        .unwrap_or_else(|| v.to_string())
+                })
+                .unwrap_or_default()
+        };
         println!(
             "{}  {}  {}  gave up at {} after {} attempts: {}",
             field("id"),
@@ -356,7 +364,9 @@ pub async fn replay_dead_letter(remote: &Remote, id: &str) -> anyhow::Result<Exi
     } else {
         println!(
             "dead letter {id} is pending again as notification {}",
-            v.pointer("/notification/id").cloned().unwrap_or(Value::Null)
+            v.pointer("/notification/id")
+                .cloned()
+                .unwrap_or(Value::Null)
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -57,6 +57,24 @@ impl Ran {
         self
     }
 
+    /// `start --wait`: exits 0 if the execution succeeded, 3 if it finished
+    /// otherwise (compensated, failed, cancelled), 4 if it is still running.
+    fn tells_the_outcome_by_its_exit_code(self) -> Ran {
+        let status = self.json()["status"].as_str().unwrap_or("").to_string();
+        let expected = match status.as_str() {
+            "succeeded" => 0,
+            "running" | "compensating" => 4,
+            _ => 3,
+        };
+        assert_eq!(
+            self.code,
+            Some(expected),
+            "exit code for `{status}`: {}",
+            self.context()
+        );
+        self
+    }
+
     /// Stdout parsed as one JSON document.
     fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
@@ -126,7 +144,7 @@ impl Stack {
             "60",
             "--json",
         ])
-        .succeeds()
+        .tells_the_outcome_by_its_exit_code()
         .json()
     }
 }
@@ -337,16 +355,20 @@ fn start_takes_its_input_from_a_file_or_inline_json_and_waits_for_the_end() {
     assert_eq!(ex["input"], serde_json::json!({ "trip_id": "t" }));
 
     // Without --json: a table on stdout.
-    let table = stack
-        .sagaflow(&[
-            "start",
-            "trip-booking",
-            "--input",
-            r#"{"trip_id":"table","run_type":"failPayment"}"#,
-            "--wait",
-            "30",
-        ])
-        .succeeds();
+    let table = stack.sagaflow(&[
+        "start",
+        "trip-booking",
+        "--input",
+        r#"{"trip_id":"table","run_type":"failPayment"}"#,
+        "--wait",
+        "30",
+    ]);
+    assert_eq!(
+        table.code,
+        Some(3),
+        "a finished but not succeeded execution exits 3: {}",
+        table.context()
+    );
     let status_line = table
         .stdout
         .lines()

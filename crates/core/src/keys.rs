@@ -77,7 +77,10 @@ mod tests {
 
     #[test]
     fn names_without_structure_characters_are_kept_as_they_are() {
-        assert_eq!(escape_state_name("Reserve Hotel", KeyScheme::Escaped), "Reserve Hotel");
+        assert_eq!(
+            escape_state_name("Reserve Hotel", KeyScheme::Escaped),
+            "Reserve Hotel"
+        );
         assert_eq!(escape_state_name("A#2", KeyScheme::Legacy), "A#2");
     }
 

@@ -67,7 +67,7 @@ fn keys_of_run(plan: &Plan, execution_id: &str) -> Vec<(String, String)> {
     let mut calls = Vec::new();
     let mut answered_loop = 0;
     let mut queue: Vec<Effect> = Vec::new();
-    let mut decide = |ex: &mut Execution, input: Input, now: &mut u64| -> Vec<Effect> {
+    let decide = |ex: &mut Execution, input: Input, now: &mut u64| -> Vec<Effect> {
         *now += 10;
         let ctx = Ctx {
             now: *now,
@@ -175,7 +175,12 @@ fn colons_in_execution_ids_and_state_names_do_not_make_two_executions_share_a_ke
 
 #[test]
 fn ordinary_names_keep_the_keys_they_had_before() {
-    let plan = compiled(&machine("Reserve Hotel", "Charge", "Fan", ["Car", "Flight"]));
+    let plan = compiled(&machine(
+        "Reserve Hotel",
+        "Charge",
+        "Fan",
+        ["Car", "Flight"],
+    ));
     let keys: Vec<String> = keys_of_run(&plan, "trip-1")
         .into_iter()
         .map(|(k, _)| k)

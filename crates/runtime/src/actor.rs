@@ -390,7 +390,10 @@ impl Actor {
     /// compensation of this execution is stuck, and logs the crossing.
     fn watch_stuck(&mut self) {
         let policy = &self.engine.shared.config.stuck;
-        match (self.state.stuck_compensation(&self.plan, policy), &self.stuck) {
+        match (
+            self.state.stuck_compensation(&self.plan, policy),
+            &self.stuck,
+        ) {
             (Some(stuck), None) => {
                 tracing::error!(
                     execution = %self.state.id,

@@ -394,6 +394,24 @@ impl Executor for CrashingStore {
         self.alive()?;
         self.inner.ack_notification(id).await
     }
+
+    async fn bury_notification(&self, dead: sagaflow_store::DeadLetter) -> StoreResult<()> {
+        self.alive()?;
+        self.inner.bury_notification(dead).await
+    }
+
+    async fn dead_letters(&self, limit: usize) -> StoreResult<Vec<sagaflow_store::DeadLetter>> {
+        self.alive()?;
+        self.inner.dead_letters(limit).await
+    }
+
+    async fn replay_dead_letter(
+        &self,
+        id: u64,
+    ) -> StoreResult<Option<sagaflow_store::Notification>> {
+        self.alive()?;
+        self.inner.replay_dead_letter(id).await
+    }
 }
 
 #[async_trait]

@@ -990,7 +990,12 @@ pub async fn replaying_a_dead_letter_makes_it_pending_again_under_a_new_id(store
         .expect("the dead letter exists");
     assert!(replayed.id > n.id, "a new id: {replayed:?} after {n:?}");
     assert_eq!(
-        (&replayed.execution_id, replayed.status, replayed.created_at, replayed.kind),
+        (
+            &replayed.execution_id,
+            replayed.status,
+            replayed.created_at,
+            replayed.kind
+        ),
         (&n.execution_id, n.status, n.created_at, n.kind)
     );
     assert_eq!(

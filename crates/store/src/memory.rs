@@ -14,8 +14,8 @@ use sagaflow_core::event::Millis;
 use sagaflow_core::Event;
 
 use crate::{
-    Append, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry, Lease,
-    ListFilter, Notification, Page, Query, Result, Timer,
+    Append, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry,
+    Lease, ListFilter, Notification, Page, Query, Result, Timer,
 };
 
 #[derive(Default)]

@@ -1330,7 +1330,9 @@ impl Executor for SqliteStore {
                  SELECT id, execution_id, status, kind, created_at, ?2, ?3, ?4
                  FROM outbox WHERE id = ?1",
             )
-            .and_then(|mut s| s.execute(params![id, dead.failed_at, dead.attempts, dead.last_error]))
+            .and_then(|mut s| {
+                s.execute(params![id, dead.failed_at, dead.attempts, dead.last_error])
+            })
             .and_then(|_| c.prepare_cached("DELETE FROM outbox WHERE id = ?1"))
             .and_then(|mut s| s.execute([id]))
             .map(|_| ())

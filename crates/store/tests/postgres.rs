@@ -547,7 +547,7 @@ async fn reconnecting_applies_no_migration_twice_and_keeps_the_data() {
         create(&store, "e1").await;
         let mut a = append("e1", 1, vec![step_succeeded("reserve", T0 + 1)]);
         a.timers = vec![t.clone()];
-        a.notify = true;
+        a.notify = Some(sagaflow_store::NotificationKind::Finished);
         store.append(a).await.expect("append");
         (
             store.get_execution("e1").await.expect("get"),
@@ -1048,7 +1048,9 @@ async fn random_op(rng: &mut StdRng, reference: &dyn Store) -> Op {
                 error: rng.gen::<bool>().then(|| random_error(rng)),
                 updated_at: random_time(rng),
                 timers,
-                notify: rng.gen_bool(0.3).then_some(sagaflow_store::NotificationKind::Finished),
+                notify: rng
+                    .gen_bool(0.3)
+                    .then_some(sagaflow_store::NotificationKind::Finished),
                 fence: None,
             })
         }

@@ -251,7 +251,7 @@ async fn a_database_with_only_the_first_migration_is_upgraded_on_open_and_keeps_
         .is_empty());
     let mut a = append("old", 1, "reserve");
     a.status = Status::Failed;
-    a.notify = true;
+    a.notify = Some(sagaflow_store::NotificationKind::Finished);
     assert_eq!(store.append(a).await.expect("append"), 2);
     let pending = store.pending_notifications(10).await.expect("pending");
     assert_eq!(pending.len(), 1);
@@ -280,7 +280,7 @@ async fn notifications_survive_reopening_the_database() {
         create(&store, "e1").await;
         let mut a = append("e1", 1, "reserve");
         a.status = Status::Compensated;
-        a.notify = true;
+        a.notify = Some(sagaflow_store::NotificationKind::Finished);
         store.append(a).await.expect("append");
         store.pending_notifications(10).await.expect("pending")
     };
