@@ -1086,42 +1086,46 @@ fn pending_notifications(conn: &Connection, limit: usize) -> Result<Vec<Notifica
         "SELECT id, execution_id, status, created_at, kind FROM outbox ORDER BY id LIMIT ?1",
     )
     .and_then(|mut s| {
-        s.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-            Ok((
-                r.get::<_, u64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Millis>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })?
+        s.query_map(
+            [i64::try_from(limit).unwrap_or(i64::MAX)],
+            RawNotification::read,
+        )?
         .collect::<rusqlite::Result<Vec<_>>>()
     })
     .map_err(backend("reading the outbox"))?
     .into_iter()
-    .map(|(id, execution_id, status, created_at, kind)| {
-        notification(id, execution_id, &status, created_at, &kind)
-    })
+    .map(RawNotification::parse)
     .collect()
 }
 
-/// A notification read back from its columns.
-fn notification(
-    id: u64,
-    execution_id: String,
-    status: &str,
-    created_at: Millis,
-    kind: &str,
-) -> Result<Notification> {
-    Ok(Notification {
-        id,
-        execution_id,
-        status: Status::parse(status)
-            .ok_or_else(|| Error::Corrupt(format!("notification {id} status: `{status}`")))?,
-        created_at,
-        kind: NotificationKind::parse(kind)
-            .ok_or_else(|| Error::Corrupt(format!("notification {id} kind: `{kind}`")))?,
-    })
+/// The columns `id, execution_id, status, created_at, kind` of a
+/// notification (from the outbox or the dead letters), before parsing.
+struct RawNotification(u64, String, String, Millis, String);
+
+impl RawNotification {
+    /// Reads the five columns from the start of `r`.
+    fn read(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(RawNotification(
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+        ))
+    }
+
+    fn parse(self) -> Result<Notification> {
+        let RawNotification(id, execution_id, status, created_at, kind) = self;
+        Ok(Notification {
+            id,
+            execution_id,
+            status: Status::parse(&status)
+                .ok_or_else(|| Error::Corrupt(format!("notification {id} status: `{status}`")))?,
+            created_at,
+            kind: NotificationKind::parse(&kind)
+                .ok_or_else(|| Error::Corrupt(format!("notification {id} kind: `{kind}`")))?,
+        })
+    }
 }
 
 fn dead_letters(conn: &Connection, limit: usize) -> Result<Vec<DeadLetter>> {
@@ -1132,13 +1136,7 @@ fn dead_letters(conn: &Connection, limit: usize) -> Result<Vec<DeadLetter>> {
     .and_then(|mut s| {
         s.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
             Ok((
-                (
-                    r.get::<_, u64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Millis>(3)?,
-                    r.get::<_, String>(4)?,
-                ),
+                RawNotification::read(r)?,
                 r.get::<_, Millis>(5)?,
                 r.get::<_, u32>(6)?,
                 r.get::<_, String>(7)?,
@@ -1148,16 +1146,14 @@ fn dead_letters(conn: &Connection, limit: usize) -> Result<Vec<DeadLetter>> {
     })
     .map_err(backend("reading the dead letters"))?
     .into_iter()
-    .map(
-        |((id, execution_id, status, created_at, kind), failed_at, attempts, last_error)| {
-            Ok(DeadLetter {
-                notification: notification(id, execution_id, &status, created_at, &kind)?,
-                failed_at,
-                attempts,
-                last_error,
-            })
-        },
-    )
+    .map(|(raw, failed_at, attempts, last_error)| {
+        Ok(DeadLetter {
+            notification: raw.parse()?,
+            failed_at,
+            attempts,
+            last_error,
+        })
+    })
     .collect()
 }
 
@@ -1367,21 +1363,9 @@ impl Executor for SqliteStore {
             c.prepare_cached(
                 "SELECT id, execution_id, status, created_at, kind FROM outbox WHERE id = ?1",
             )
-            .and_then(|mut s| {
-                s.query_row([new_id], |r| {
-                    Ok((
-                        r.get::<_, u64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, Millis>(3)?,
-                        r.get::<_, String>(4)?,
-                    ))
-                })
-            })
+            .and_then(|mut s| s.query_row([new_id], RawNotification::read))
             .map_err(backend("replaying a dead letter"))
-            .and_then(|(id, execution_id, status, created_at, kind)| {
-                notification(id, execution_id, &status, created_at, &kind).map(Some)
-            })
+            .and_then(|raw| raw.parse().map(Some))
         })
         .await
     }
