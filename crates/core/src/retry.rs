@@ -178,12 +178,25 @@ mod tests {
 
     #[test]
     fn a_participant_error_with_an_engine_name_is_recorded_under_a_reserved_name() {
-        for name in [TIMEOUT, RESPONSE_LOST, RUNTIME, "States.TaskFailed", "Sagaflow.Anything"] {
+        for name in [
+            TIMEOUT,
+            RESPONSE_LOST,
+            RUNTIME,
+            "States.TaskFailed",
+            "Sagaflow.Anything",
+        ] {
             let e = participant_error(name, "because");
             assert_eq!(e.error, RESERVED_ERROR_NAME);
-            assert!(e.cause.contains(name) && e.cause.ends_with("because"), "{}", e.cause);
+            assert!(
+                e.cause.contains(name) && e.cause.ends_with("because"),
+                "{}",
+                e.cause
+            );
         }
-        assert_eq!(participant_error("HotelFull", "x"), crate::ErrorInfo::new("HotelFull", "x"));
+        assert_eq!(
+            participant_error("HotelFull", "x"),
+            crate::ErrorInfo::new("HotelFull", "x")
+        );
         assert_eq!(participant_error("StatesFull", "x").error, "StatesFull");
     }
 }

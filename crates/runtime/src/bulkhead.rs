@@ -118,7 +118,8 @@ pub(crate) async fn enter(
                     "participant saturated its bulkhead: further calls to it wait for a slot"
                 );
             }
-            let got = tokio::time::timeout(remaining(), bulkhead.slots.clone().acquire_owned()).await;
+            let got =
+                tokio::time::timeout(remaining(), bulkhead.slots.clone().acquire_owned()).await;
             bulkhead.waiting.fetch_sub(1, Ordering::SeqCst);
             metrics::gauge!("sagaflow_participant_waiting_calls", "participant" => key.clone())
                 .decrement(1.0);
@@ -130,12 +131,12 @@ pub(crate) async fn enter(
     };
     let global = match shared.permits.clone().try_acquire_owned() {
         Ok(p) => p,
-        Err(_) => match tokio::time::timeout(remaining(), shared.permits.clone().acquire_owned())
-            .await
-        {
-            Ok(Ok(p)) => p,
-            _ => return Err(saturated()),
-        },
+        Err(_) => {
+            match tokio::time::timeout(remaining(), shared.permits.clone().acquire_owned()).await {
+                Ok(Ok(p)) => p,
+                _ => return Err(saturated()),
+            }
+        }
     };
     Ok(Slot {
         _participant: participant_permit,

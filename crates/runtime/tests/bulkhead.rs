@@ -94,7 +94,10 @@ async fn engine(store: Arc<MemoryStore>, hung: &str, ok: &str, per_participant: 
 async fn until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "{what} never happened");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} never happened"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -170,7 +173,9 @@ steps:
         for e in &history {
             match e {
                 EventKind::StepScheduled { attempt, .. }
-                | EventKind::StepSucceeded { attempt, .. } => assert_eq!(*attempt, 1, "{history:?}"),
+                | EventKind::StepSucceeded { attempt, .. } => {
+                    assert_eq!(*attempt, 1, "{history:?}")
+                }
                 EventKind::StepFailed { .. } | EventKind::RetryScheduled { .. } => {
                     panic!("a healthy participant's call failed: {history:?}")
                 }

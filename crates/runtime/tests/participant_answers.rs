@@ -32,7 +32,8 @@ fn long_text() -> String {
     "Réservation confirmée — numéro 42.\n".repeat(40)
 }
 /// An answer whose numbers no `f64` or 64-bit integer holds exactly (keys sorted).
-const EXACT: &str = r#"{"big":1180591620717411303424,"pi":3.14159265358979323846264338327950288419716939937510}"#;
+const EXACT: &str =
+    r#"{"big":1180591620717411303424,"pi":3.14159265358979323846264338327950288419716939937510}"#;
 
 /// Calls per route, in arrival order.
 type Calls = Arc<Mutex<Vec<String>>>;
@@ -98,7 +99,12 @@ impl World {
         self.run_named(None, definition, input).await
     }
 
-    async fn run_named(&self, name: Option<&str>, definition: &str, input: Value) -> ExecutionRecord {
+    async fn run_named(
+        &self,
+        name: Option<&str>,
+        definition: &str,
+        input: Value,
+    ) -> ExecutionRecord {
         let deployed = self.engine.deploy(name, definition).await.unwrap();
         let (rec, _) = self
             .engine
@@ -292,7 +298,11 @@ async fn a_participant_error_named_like_an_engine_outcome_is_recorded_as_reserve
     assert_eq!(done.status, Status::Compensated, "{done:?}");
     let error = done.error.unwrap();
     assert_eq!(error.error, RESERVED_ERROR_NAME);
-    assert!(error.cause.contains("`Sagaflow.ResponseLost`"), "{}", error.cause);
+    assert!(
+        error.cause.contains("`Sagaflow.ResponseLost`"),
+        "{}",
+        error.cause
+    );
     let per_route = w.calls().into_iter().fold(BTreeMap::new(), |mut m, r| {
         *m.entry(r).or_insert(0) += 1;
         m

@@ -713,9 +713,7 @@ pub async fn every_kind_of_event_round_trips(store: &dyn Store) {
 /// Values hold numbers exactly (serde_json's `arbitrary_precision`): an
 /// integer beyond 64 bits or a decimal longer than an `f64` reads back as
 /// written, in the execution's row and in its events.
-pub async fn numbers_beyond_64_bits_and_long_decimals_read_back_digit_for_digit(
-    store: &dyn Store,
-) {
+pub async fn numbers_beyond_64_bits_and_long_decimals_read_back_digit_for_digit(store: &dyn Store) {
     let text = r#"{"big":1180591620717411303424,"neg":-1180591620717411303424,"pi":3.14159265358979323846264338327950288419716939937510,"plain":[1,2.5,-3],"tiny":1e-400}"#;
     let value: Value = serde_json::from_str(text).expect("parse");
     assert_eq!(serde_json::to_string(&value).expect("write"), text);
