@@ -14,7 +14,7 @@
 //! with [`PARTICIPANT_SATURATED`], a retried failure that is never ambiguous.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,7 +41,12 @@ struct Bulkhead {
     slots: Arc<Semaphore>,
     /// Calls waiting for a slot right now.
     waiting: AtomicUsize,
+    /// When (ms) saturation was last logged: at most one line per
+    /// [`WARN_EVERY_MS`], however often the bulkhead fills up.
+    warned_at: AtomicU64,
 }
+
+const WARN_EVERY_MS: u64 = 10_000;
 
 impl Bulkheads {
     fn get(&self, key: &str, size: usize) -> Arc<Bulkhead> {
@@ -51,6 +56,7 @@ impl Bulkheads {
                 Arc::new(Bulkhead {
                     slots: Arc::new(Semaphore::new(size.max(1))),
                     waiting: AtomicUsize::new(0),
+                    warned_at: AtomicU64::new(0),
                 })
             })
             .clone()
@@ -111,10 +117,18 @@ pub(crate) async fn enter(
             let waiting = bulkhead.waiting.fetch_add(1, Ordering::SeqCst) + 1;
             metrics::gauge!("sagaflow_participant_waiting_calls", "participant" => key.clone())
                 .increment(1.0);
-            if waiting == 1 {
+            let now = now_ms();
+            let last = bulkhead.warned_at.load(Ordering::SeqCst);
+            if now.saturating_sub(last) >= WARN_EVERY_MS
+                && bulkhead
+                    .warned_at
+                    .compare_exchange(last, now, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            {
                 tracing::warn!(
                     participant = %key,
                     slots = size,
+                    waiting,
                     "participant saturated its bulkhead: further calls to it wait for a slot"
                 );
             }

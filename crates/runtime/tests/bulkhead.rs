@@ -23,6 +23,17 @@ use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// The process's metrics, as Prometheus text (one recorder per test binary).
+fn metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("the only recorder of this test binary")
+    })
+}
+
 /// Requests received per route.
 #[derive(Default)]
 struct Counts(std::sync::Mutex<HashMap<String, usize>>);
@@ -105,6 +116,7 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
 #[tokio::test]
 async fn a_hung_participant_fills_only_its_own_bulkhead_and_other_sagas_succeed_on_their_first_attempt(
 ) {
+    let metrics = metrics();
     let (hung_url, hung_received) = hung().await;
     let (ok_url, ok_counts) = healthy().await;
     let store = Arc::new(MemoryStore::new());
@@ -184,8 +196,19 @@ steps:
         }
     }
     assert_eq!((ok_counts.of("one"), ok_counts.of("two")), (12, 12));
-    // The hung participant never got more than its bulkhead's slots.
+    // The hung participant never got more than its bulkhead's slots; the
+    // four calls that found it full were counted, and wait still.
     assert_eq!(hung_received.load(Ordering::SeqCst), 2);
+    let text = metrics.render();
+    let label = format!("{{participant=\"{hung_url}\"}}");
+    assert!(
+        text.contains(&format!("sagaflow_participant_saturated_total{label} 4")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("sagaflow_participant_waiting_calls{label} 4")),
+        "{text}"
+    );
 }
 
 #[tokio::test]
