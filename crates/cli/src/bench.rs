@@ -545,6 +545,9 @@ async fn closed(b: &Bench) -> anyhow::Result<Report> {
         config
             .variables
             .insert("TRAVEL_URL".into(), services.base_url());
+        // The four services share one address here (one bulkhead), where a
+        // deployment would have four: let them use every slot, as before.
+        config.participant_concurrency = config.concurrency;
         travel = Some(services);
         (
             "trip-booking".to_string(),

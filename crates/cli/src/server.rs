@@ -36,6 +36,10 @@ pub struct ServerArgs {
     /// Maximum participant calls in flight [default: 256].
     #[arg(long, env = "SAGAFLOW_CONCURRENCY")]
     pub concurrency: Option<usize>,
+    /// Maximum calls in flight to one participant (scheme, host and port of
+    /// its URL; or one in-process handler) [default: 64].
+    #[arg(long, env = "SAGAFLOW_PARTICIPANT_CONCURRENCY")]
+    pub participant_concurrency: Option<usize>,
     /// Require this bearer token on every route but /healthz.
     #[arg(long, env = "SAGAFLOW_AUTH_TOKEN", hide_env_values = true)]
     pub auth_token: Option<String>,
@@ -90,6 +94,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     concurrency: Option<usize>,
+    participant_concurrency: Option<usize>,
     auth_tokens: Option<Vec<String>>,
     tokens_file: Option<PathBuf>,
     body_limit: Option<usize>,
@@ -248,6 +253,13 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
     if concurrency == 0 {
         bail!("concurrency must be at least 1");
     }
+    let participant_concurrency = args
+        .participant_concurrency
+        .or(file.participant_concurrency)
+        .unwrap_or(64);
+    if participant_concurrency == 0 {
+        bail!("participant_concurrency must be at least 1");
+    }
     let hook = match (args.hook_url, file.hook) {
         (Some(url), _) => Some(HookConfig::new(url)),
         (None, Some(h)) => Some(HookConfig {
@@ -303,6 +315,7 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
         engine: Config {
             variables,
             concurrency,
+            participant_concurrency,
             resources,
             node,
             stuck,
@@ -549,6 +562,38 @@ mod tests {
             err.contains("unsupported") && !err.contains("hunter2"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn participant_concurrency_defaults_to_64_and_a_flag_beats_the_file() {
+        assert_eq!(
+            resolve(ServerArgs::default())
+                .unwrap()
+                .engine
+                .participant_concurrency,
+            64
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sagaflow.toml");
+        std::fs::write(&file, "participant_concurrency = 8\n").unwrap();
+        let from_file = resolve(ServerArgs {
+            config: Some(file.clone()),
+            ..ServerArgs::default()
+        })
+        .unwrap();
+        assert_eq!(from_file.engine.participant_concurrency, 8);
+        let from_flag = resolve(ServerArgs {
+            config: Some(file),
+            participant_concurrency: Some(3),
+            ..ServerArgs::default()
+        })
+        .unwrap();
+        assert_eq!(from_flag.engine.participant_concurrency, 3);
+        assert!(resolve(ServerArgs {
+            participant_concurrency: Some(0),
+            ..ServerArgs::default()
+        })
+        .is_err());
     }
 
     #[test]

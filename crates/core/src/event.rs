@@ -96,6 +96,13 @@ impl Status {
 }
 
 /// One history event: `at` plus what happened.
+///
+/// Numbers in values (inputs, outputs) are kept exactly, whatever their size
+/// (serde_json's `arbitrary_precision`). Decode events from JSON text, as
+/// the stores do: `serde_json::from_value` cannot decode an event holding a
+/// number beyond 64 bits, because serde buffers the fields of a flattened,
+/// internally tagged enum in a form that has no 128-bit integers (the text
+/// decoder hands such numbers over as strings instead).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub at: Millis,
@@ -238,5 +245,125 @@ impl EventKind {
             | EventKind::TimerFired { step, .. } => Some(step),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One event of every kind, with numbers a float cannot hold exactly.
+    fn every_kind() -> Vec<Event> {
+        let big: Value = serde_json::from_str(
+            r#"{"n": 1180591620717411303424, "d": 3.14159265358979323846264338327950288419716939937510, "neg": -9223372036854775809, "small": 7}"#,
+        )
+        .unwrap();
+        let err = ErrorInfo::new("E", "c");
+        let at = u64::MAX - 1;
+        [
+            EventKind::ExecutionStarted {
+                execution_id: "x".into(),
+                definition: "d".into(),
+                version: u32::MAX,
+                input: big.clone(),
+                keys: KeyScheme::Escaped,
+            },
+            EventKind::StepScheduled {
+                step: "s".into(),
+                attempt: 1,
+                deadline: u64::MAX,
+                nonce: Some("n".into()),
+            },
+            EventKind::StepScheduled {
+                step: "s".into(),
+                attempt: 1,
+                deadline: 5,
+                nonce: None,
+            },
+            EventKind::StepSucceeded {
+                step: "s".into(),
+                attempt: 2,
+                output: big.clone(),
+            },
+            EventKind::StepFailed {
+                step: "s".into(),
+                attempt: 3,
+                error: err.clone(),
+            },
+            EventKind::TaskParked {
+                step: "s".into(),
+                task: TaskKind::Compensation,
+                attempt: 4,
+            },
+            EventKind::RetryScheduled {
+                step: "s".into(),
+                task: TaskKind::Action,
+                attempt: 5,
+                fire_at: 6,
+            },
+            EventKind::RollbackStarted {
+                step: "s".into(),
+                error: err.clone(),
+            },
+            EventKind::CancelRequested { reason: "r".into() },
+            EventKind::CompensationScheduled {
+                step: "s".into(),
+                attempt: 1,
+                deadline: 9,
+                nonce: None,
+            },
+            EventKind::CompensationSucceeded {
+                step: "s".into(),
+                attempt: 1,
+                output: big.clone(),
+            },
+            EventKind::CompensationFailed {
+                step: "s".into(),
+                attempt: 1,
+                error: err.clone(),
+            },
+            EventKind::TimerFired {
+                step: "s".into(),
+                attempt: 7,
+            },
+            EventKind::ExecutionTimedOut {},
+            EventKind::ExecutionRedriven {},
+            EventKind::ExecutionFinished {
+                status: Status::Succeeded,
+                error: None,
+                output: Some(big),
+            },
+            EventKind::ExecutionFinished {
+                status: Status::Failed,
+                error: Some(err),
+                output: None,
+            },
+        ]
+        .into_iter()
+        .map(|kind| Event { at, kind })
+        .collect()
+    }
+
+    #[test]
+    fn every_event_kind_round_trips_through_json_text_with_its_numbers_exact() {
+        for event in every_kind() {
+            let text = serde_json::to_string(&event).unwrap();
+            let back: Event = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{} does not decode: {e}\n{text}", event.kind.name()));
+            assert_eq!(back, event, "{text}");
+            assert_eq!(serde_json::to_string(&back).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn big_numbers_in_outputs_are_written_digit_for_digit() {
+        let event = &every_kind()[3];
+        let text = serde_json::to_string(event).unwrap();
+        assert!(text.contains("1180591620717411303424"), "{text}");
+        assert!(
+            text.contains("3.14159265358979323846264338327950288419716939937510"),
+            "{text}"
+        );
+        assert!(text.contains("-9223372036854775809"), "{text}");
     }
 }

@@ -1612,12 +1612,13 @@ impl Decider<'_> {
             }
             // Forward recovery exhausted: needs attention once the stage is quiet (see advance).
             (TaskKind::Action, Role::Retriable) => Ok(()),
-            // A pivot that timed out may have taken effect, and a pivot cannot be
-            // undone: rolling back could leave e.g. a charge without a booking.
-            // Stop and ask a human; a redrive retries the pivot with the same key.
+            // A pivot that timed out (or whose answer was lost or could not be
+            // kept) may have taken effect, and a pivot cannot be undone: rolling
+            // back could leave e.g. a charge without a booking. Stop and ask a
+            // human; a redrive retries the pivot with the same key.
             (TaskKind::Action, Role::Pivot) if is_ambiguous(&error.error) => {
                 let cause = format!(
-                    "pivot `{step}` timed out and may have taken effect; redrive to retry it: {}",
+                    "pivot `{step}` ended without a usable answer and may have taken effect; redrive to retry it: {}",
                     error.cause
                 );
                 self.finish(

@@ -14,10 +14,52 @@ pub const TIMEOUT: &str = "States.Timeout";
 /// effect may have happened.
 pub const RESPONSE_LOST: &str = "Sagaflow.ResponseLost";
 
+/// Error name of a 2xx answer larger than the engine accepts into history.
+/// The participant did the work and said so, but its answer cannot be kept:
+/// like a timeout, the effect may have happened. Not retried by default (a
+/// participant that deduplicates answers the same way again).
+pub const OUTPUT_TOO_LARGE: &str = "Sagaflow.OutputTooLarge";
+/// Error name of a 2xx answer that cannot be stored exactly: neither JSON nor
+/// UTF-8 text. Ambiguous and not retried by default, like an oversized one.
+pub const OUTPUT_INVALID: &str = "Sagaflow.OutputInvalid";
+/// Error name of a call that was never sent because its participant's
+/// bulkhead stayed full until the attempt's deadline. Nothing was sent, so
+/// it is a plain, retried failure, never ambiguous.
+pub const PARTICIPANT_SATURATED: &str = "Sagaflow.ParticipantSaturated";
+/// Error name a participant's own error is recorded under when it used a
+/// name reserved for the engine's outcomes (see [`participant_error`]).
+pub const RESERVED_ERROR_NAME: &str = "Sagaflow.ReservedErrorName";
+
 /// Whether an error leaves the task's outcome unknown: its effect may have
-/// happened, so a step that ends this way is compensated on rollback.
+/// happened, so a step that ends this way is compensated on rollback (and a
+/// pivot that ends this way stops as `failed` instead of rolling back).
 pub fn is_ambiguous(error: &str) -> bool {
-    error == TIMEOUT || error == RESPONSE_LOST
+    matches!(
+        error,
+        TIMEOUT | RESPONSE_LOST | OUTPUT_TOO_LARGE | OUTPUT_INVALID
+    )
+}
+
+/// Whether an error name is in a namespace the engine names its own
+/// outcomes in (`States.*`, `Sagaflow.*`).
+pub fn is_reserved(error: &str) -> bool {
+    error.starts_with("States.") || error.starts_with("Sagaflow.")
+}
+
+/// The error a participant reported (a 4xx body, a callback failure),
+/// as recorded. A reserved name would pass for the engine's own outcome
+/// (a participant's `States.Timeout` would be taken as ambiguous and
+/// compensated, its `States.Runtime` would escape `States.ALL`), so it is
+/// recorded as [`RESERVED_ERROR_NAME`] with the original name in the cause.
+pub fn participant_error(error: &str, cause: &str) -> crate::ErrorInfo {
+    if is_reserved(error) {
+        crate::ErrorInfo::new(
+            RESERVED_ERROR_NAME,
+            format!("the participant answered with the reserved error name `{error}`: {cause}"),
+        )
+    } else {
+        crate::ErrorInfo::new(error, cause)
+    }
 }
 
 /// Error name of a failure inside the engine itself (e.g. input mapping), never retried.
@@ -47,7 +89,12 @@ impl RetryPolicy {
             multiplier: 2.0,
             max_delay_ms: 5_000,
             jitter: 0.2,
-            retry_on: vec![TASK_FAILED.into(), TIMEOUT.into(), RESPONSE_LOST.into()],
+            retry_on: vec![
+                TASK_FAILED.into(),
+                TIMEOUT.into(),
+                RESPONSE_LOST.into(),
+                PARTICIPANT_SATURATED.into(),
+            ],
         }
     }
 
@@ -117,5 +164,39 @@ mod tests {
         assert!(p.retries("HotelFull"));
         assert!(!p.retries(RUNTIME));
         assert!(!RetryPolicy::forward_default().retries("HotelFull"));
+    }
+
+    #[test]
+    fn an_unstorable_answer_is_ambiguous_and_a_saturated_bulkhead_is_not() {
+        assert!(is_ambiguous(OUTPUT_TOO_LARGE));
+        assert!(is_ambiguous(OUTPUT_INVALID));
+        assert!(!is_ambiguous(PARTICIPANT_SATURATED));
+        let p = RetryPolicy::forward_default();
+        assert!(p.retries(PARTICIPANT_SATURATED));
+        assert!(!p.retries(OUTPUT_TOO_LARGE));
+    }
+
+    #[test]
+    fn a_participant_error_with_an_engine_name_is_recorded_under_a_reserved_name() {
+        for name in [
+            TIMEOUT,
+            RESPONSE_LOST,
+            RUNTIME,
+            "States.TaskFailed",
+            "Sagaflow.Anything",
+        ] {
+            let e = participant_error(name, "because");
+            assert_eq!(e.error, RESERVED_ERROR_NAME);
+            assert!(
+                e.cause.contains(name) && e.cause.ends_with("because"),
+                "{}",
+                e.cause
+            );
+        }
+        assert_eq!(
+            participant_error("HotelFull", "x"),
+            crate::ErrorInfo::new("HotelFull", "x")
+        );
+        assert_eq!(participant_error("StatesFull", "x").error, "StatesFull");
     }
 }

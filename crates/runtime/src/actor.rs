@@ -444,7 +444,9 @@ impl Actor {
                         }
                         Ok(req) => {
                             tokio::spawn(async move {
-                                let permit = shared.permits.clone().acquire_owned().await;
+                                // A slot of the participant's bulkhead and of the
+                                // global cap; the attempt's clock starts once held.
+                                let slot = invoke::enter(&shared, &req).await;
                                 // Checked again right before the call: the
                                 // process may have been stopped since the
                                 // decision (a stall past the lease time).
@@ -458,8 +460,14 @@ impl Actor {
                                     (req.step.clone(), req.task, req.attempt);
                                 let (token, deadline, heartbeat) =
                                     (req.task_token.clone(), req.deadline, req.heartbeat_ms);
-                                let result = invoke::call(&shared, req).await;
-                                drop(permit);
+                                let result = match slot {
+                                    Ok((slot, budget)) => {
+                                        let result = invoke::call(&shared, req, budget).await;
+                                        drop(slot);
+                                        result
+                                    }
+                                    Err(error) => Err(error),
+                                };
                                 let outcome = if result.is_ok() { "ok" } else { "error" };
                                 metrics::histogram!("sagaflow_step_duration_seconds", "task" => task.as_str(), "outcome" => outcome)
                                     .record(started.elapsed().as_secs_f64());

@@ -10,15 +10,17 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sagaflow_core::retry::{RESPONSE_LOST, RUNTIME, TASK_FAILED, TIMEOUT};
+use sagaflow_core::retry::{
+    participant_error, OUTPUT_INVALID, RESPONSE_LOST, RUNTIME, TASK_FAILED, TIMEOUT,
+};
 use sagaflow_core::{ErrorInfo, Participant, Request};
 use serde_json::Value;
 
-use crate::{now_ms, Shared};
+use crate::{bulkhead, now_ms, Shared};
 
-/// Error name of a participant answer larger than `Config::max_output_bytes`.
-/// Not retried by default: the same call would answer the same way.
-pub const OUTPUT_TOO_LARGE: &str = "Sagaflow.OutputTooLarge";
+/// Error name of a 2xx answer larger than `Config::max_output_bytes`:
+/// ambiguous (the effect may have happened), not retried by default.
+pub use sagaflow_core::retry::OUTPUT_TOO_LARGE;
 
 /// An in-process participant.
 #[async_trait]
@@ -48,10 +50,18 @@ where
     FnHandler(f)
 }
 
-/// Performs one participant call, bounded by the request's deadline.
-pub(crate) async fn call(shared: &Shared, req: Request) -> Result<Value, ErrorInfo> {
+/// Takes the call's slots (its participant's bulkhead, then the global cap)
+/// and returns them with the attempt's own time budget: what was left of it
+/// before waiting. Waiting is bounded by the recorded deadline but does not
+/// spend the budget: the attempt clock starts once the slots are held.
+pub(crate) async fn enter(
+    shared: &Shared,
+    req: &Request,
+) -> Result<(bulkhead::Slot, Duration), ErrorInfo> {
     let remaining = req.deadline.saturating_sub(now_ms());
     if remaining == 0 {
+        // Only after a restart (or a stall as long as the timeout): the call
+        // may have been sent before, so this is the ambiguous timeout.
         return Err(ErrorInfo::new(
             TIMEOUT,
             format!(
@@ -60,7 +70,16 @@ pub(crate) async fn call(shared: &Shared, req: Request) -> Result<Value, ErrorIn
             ),
         ));
     }
-    let timeout = Duration::from_millis(remaining);
+    let slot = bulkhead::enter(shared, &req.participant, &req.step, req.deadline).await?;
+    Ok((slot, Duration::from_millis(remaining)))
+}
+
+/// Performs one participant call, bounded by `timeout` from now.
+pub(crate) async fn call(
+    shared: &Shared,
+    req: Request,
+    timeout: Duration,
+) -> Result<Value, ErrorInfo> {
     let step = req.step.clone();
     let fut = async {
         match &req.participant {
@@ -144,12 +163,15 @@ async fn http(
     })?;
     let status = resp.status();
     // Outputs are stored in the history: a runaway answer must not exhaust
-    // memory or the database, so it is cut off and reported.
+    // memory or the database, so it is cut off and reported. The call may
+    // have done its work: the core treats the error as ambiguous.
     let limit = shared.config.max_output_bytes;
     let too_large = || {
         ErrorInfo::new(
             OUTPUT_TOO_LARGE,
-            format!("POST {url}: the answer is larger than {limit} bytes"),
+            format!(
+                "POST {url}: the 2xx answer is larger than {limit} bytes (the call may have taken effect)"
+            ),
         )
     };
     if resp.content_length().is_some_and(|n| n > limit as u64) {
@@ -174,21 +196,11 @@ async fn http(
             }
         }
     }
-    let body: Option<Value> = if bytes.is_empty() {
-        None
-    } else {
-        serde_json::from_slice(&bytes).ok()
-    };
-    let text = || String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned();
     if status.is_success() {
-        return Ok(body.unwrap_or_else(|| {
-            if bytes.is_empty() {
-                Value::Null
-            } else {
-                Value::String(text())
-            }
-        }));
+        return success_output(&url, bytes);
     }
+    let body: Option<Value> = serde_json::from_slice(&bytes).ok();
+    let text = || String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned();
     if status.is_client_error() {
         if let Some(name) = body
             .as_ref()
@@ -204,7 +216,7 @@ async fn http(
                         .unwrap_or_else(|| c.to_string())
                 })
                 .unwrap_or_default();
-            return Err(ErrorInfo::new(name, cause));
+            return Err(participant_error(name, &cause));
         }
         return Err(ErrorInfo::new(
             format!("Http{}", status.as_u16()),
@@ -215,6 +227,30 @@ async fn http(
         TASK_FAILED,
         format!("POST {url} answered {status}: {}", text()),
     ))
+}
+
+/// The output of a 2xx answer, never changed silently: a JSON body as it is
+/// (numbers exactly, whatever their size), an empty body as `null`, any
+/// other UTF-8 body whole as a string. Bytes that are neither cannot be
+/// stored exactly: `Sagaflow.OutputInvalid`, ambiguous like an oversized
+/// answer (the participant did the work).
+fn success_output(url: &str, bytes: Vec<u8>) -> Result<Value, ErrorInfo> {
+    if bytes.is_empty() {
+        return Ok(Value::Null);
+    }
+    if let Ok(v) = serde_json::from_slice(&bytes) {
+        return Ok(v);
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Value::String(text)),
+        Err(e) => Err(ErrorInfo::new(
+            OUTPUT_INVALID,
+            format!(
+                "POST {url}: the 2xx answer is neither JSON nor UTF-8 text ({}), so it cannot be stored as it is",
+                e.utf8_error()
+            ),
+        )),
+    }
 }
 
 fn describe(e: &reqwest::Error) -> String {

@@ -19,6 +19,7 @@ use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub mod actor;
+mod bulkhead;
 pub mod invoke;
 
 pub use invoke::{handler_fn, Handler};
@@ -91,8 +92,12 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub struct Config {
     /// Values for `${VAR}` placeholders in participant URLs.
     pub variables: HashMap<String, String>,
-    /// Maximum participant calls in flight at once.
+    /// Maximum participant calls in flight at once, all participants together.
     pub concurrency: usize,
+    /// Maximum calls in flight to one participant (scheme and authority of
+    /// its URL, or one in-process handler): its bulkhead. A call waits for a
+    /// slot without spending its attempt's time (see `bulkhead`).
+    pub participant_concurrency: usize,
     /// How often the durable timer table is polled (a backstop for in-memory timers).
     pub timer_poll: Duration,
     /// Timers due within this are also armed in memory, for precision; later
@@ -139,6 +144,7 @@ impl Default for Config {
         Config {
             variables: HashMap::new(),
             concurrency: 256,
+            participant_concurrency: 64,
             timer_poll: Duration::from_secs(1),
             max_output_bytes: 4 * 1024 * 1024,
             memory_timer_horizon: Duration::from_secs(30),
@@ -185,6 +191,8 @@ pub(crate) struct Shared {
     /// Participant calls whose result has not been recorded yet.
     pub in_flight: AtomicUsize,
     pub permits: Arc<tokio::sync::Semaphore>,
+    /// Per-participant limits on calls in flight.
+    pub bulkheads: bulkhead::Bulkheads,
     /// The latest version of each definition this process has seen.
     pub latest: Mutex<HashMap<String, u32>>,
     /// The last storage failure, while writes are failing.
@@ -311,6 +319,7 @@ impl Builder {
                 shutting_down: AtomicBool::new(false),
                 in_flight: AtomicUsize::new(0),
                 permits: Arc::new(tokio::sync::Semaphore::new(concurrency)),
+                bulkheads: Default::default(),
                 beats: Mutex::new(HashMap::new()),
                 storage_fault: Mutex::new(None),
                 latest: Mutex::new(HashMap::new()),
@@ -899,11 +908,18 @@ impl Engine {
                 attempt,
                 output,
             },
+            // A participant's error never passes for the engine's own outcome
+            // (`Sagaflow.CallbackFailed`, the APIs' name for a failure sent
+            // without one, means just what the participant said).
             Err(error) => Input::TaskFailed {
                 step: step.clone(),
                 task,
                 attempt,
-                error,
+                error: if error.error == "Sagaflow.CallbackFailed" {
+                    error
+                } else {
+                    sagaflow_core::retry::participant_error(&error.error, &error.cause)
+                },
             },
         });
         for _ in 0..5 {

@@ -158,6 +158,35 @@ async fn a_failure_sent_through_the_token_rolls_the_saga_back() {
 }
 
 #[tokio::test]
+async fn a_callback_failure_named_like_an_engine_timeout_is_a_refusal_and_is_not_compensated() {
+    let mut w = world(APPROVAL).await;
+    let (rec, _) = w
+        .engine
+        .start_execution("approval", json!({}), None)
+        .await
+        .unwrap();
+    let token = token(&mut w).await;
+    w.engine
+        .callback(
+            &token,
+            Some(Err(ErrorInfo::new("States.Timeout", "not my problem"))),
+        )
+        .await
+        .unwrap();
+    let done = w
+        .engine
+        .wait(&rec.id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(done.status, Status::Compensated);
+    let error = done.error.unwrap();
+    assert_eq!(error.error, sagaflow_core::retry::RESERVED_ERROR_NAME);
+    assert!(error.cause.contains("`States.Timeout`"), "{}", error.cause);
+    // Taken for a timeout, the approval would be undone too.
+    assert_eq!(*w.undone.lock().unwrap(), vec!["reserve".to_string()]);
+}
+
+#[tokio::test]
 async fn a_callback_that_never_comes_times_out_and_the_step_is_compensated_too() {
     let mut w = world(&APPROVAL.replace(
         "timeout: 30s",

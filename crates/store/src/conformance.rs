@@ -60,6 +60,7 @@ macro_rules! conformance_tests {
             an_append_updates_status_output_and_error,
             history_after_a_seq_returns_only_later_events,
             every_kind_of_event_round_trips,
+            numbers_beyond_64_bits_and_long_decimals_read_back_digit_for_digit,
             listing_filters_by_status_and_definition,
             paging_returns_each_execution_once_newest_first,
             a_malformed_cursor_is_rejected,
@@ -714,6 +715,67 @@ pub async fn every_kind_of_event_round_trips(store: &dyn Store) {
     let mut expected = vec![first];
     expected.extend(events);
     assert_eq!(store.load_history("e1").await.expect("history"), expected);
+}
+
+/// Values hold numbers exactly (serde_json's `arbitrary_precision`): an
+/// integer beyond 64 bits or a decimal longer than an `f64` reads back as
+/// written, in the execution's row and in its events.
+pub async fn numbers_beyond_64_bits_and_long_decimals_read_back_digit_for_digit(store: &dyn Store) {
+    let text = r#"{"big":1180591620717411303424,"neg":-1180591620717411303424,"pi":3.14159265358979323846264338327950288419716939937510,"plain":[1,2.5,-3],"tiny":1e-400}"#;
+    let value: Value = serde_json::from_str(text).expect("parse");
+    assert_eq!(serde_json::to_string(&value).expect("write"), text);
+    store
+        .create_execution(
+            record("e1", "order", value.clone()),
+            vec![started("e1", "order", value.clone())],
+        )
+        .await
+        .expect("create");
+    let succeeded = Event {
+        at: T0 + 1,
+        kind: EventKind::StepSucceeded {
+            step: "s".into(),
+            attempt: 1,
+            output: value.clone(),
+        },
+    };
+    let mut a = append(
+        "e1",
+        1,
+        vec![
+            succeeded,
+            Event {
+                at: T0 + 2,
+                kind: EventKind::ExecutionFinished {
+                    status: Status::Succeeded,
+                    error: None,
+                    output: Some(value.clone()),
+                },
+            },
+        ],
+        Status::Succeeded,
+    );
+    a.output = Some(value.clone());
+    store.append(a).await.expect("append");
+
+    let rec = store.get_execution("e1").await.expect("get");
+    let written = |v: &Value| serde_json::to_string(v).expect("write");
+    assert_eq!(written(&rec.input), text);
+    assert_eq!(written(rec.output.as_ref().expect("output")), text);
+    let history = store.load_history("e1").await.expect("history");
+    let values: Vec<&Value> = history
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ExecutionStarted { input, .. } => Some(input),
+            EventKind::StepSucceeded { output, .. } => Some(output),
+            EventKind::ExecutionFinished { output, .. } => output.as_ref(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(values.len(), 3);
+    for v in values {
+        assert_eq!(written(v), text);
+    }
 }
 
 // ---------------------------------------------------------------------------
