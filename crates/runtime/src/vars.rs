@@ -141,7 +141,7 @@ pub(crate) fn redact(text: &str, secrets: &HashMap<String, Secret>) -> String {
             }
         }
     }
-    values.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    values.sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
     let mut out = text.to_string();
     for (value, name) in values {
         if out.contains(value) {
