@@ -37,8 +37,7 @@ steps:
 "#,
         )
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     let Error::Invalid(sagaflow_core::Error::InvalidDefinition(violations)) = err else {
         panic!("an invalid definition: {err:?}");
     };
