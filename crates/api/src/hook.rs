@@ -89,7 +89,9 @@ fn lock(set: &InProgress) -> std::sync::MutexGuard<'_, HashSet<u64>> {
 pub fn spawn(engine: &Engine, config: HookConfig) -> tokio::task::JoinHandle<()> {
     let mut finished = engine.subscribe();
     let store = engine.store().clone();
-    let client = reqwest::Client::new();
+    // The engine's client: the same TLS trust and client certificate as
+    // participant calls.
+    let client = engine.http_client().clone();
     let in_progress: InProgress = Arc::default();
     let node = engine.node_id().map(str::to_string);
     tokio::spawn(async move {

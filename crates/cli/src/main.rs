@@ -57,7 +57,7 @@ enum DeadLetterAction {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (API, engine, embedded SQLite database).
-    Server(server::ServerArgs),
+    Server(Box<server::ServerArgs>),
     /// Check a saga definition file locally; every problem is listed with its location.
     Validate {
         file: PathBuf,
@@ -167,7 +167,7 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async move {
         match cli.command {
-            Command::Server(args) => server::run(args).await,
+            Command::Server(args) => server::run(*args).await,
             Command::Validate { file, json } => client::validate(&file, json),
             Command::Deploy { file, name, remote } => client::deploy(&remote, &file, name).await,
             Command::Start {

@@ -12,7 +12,7 @@ use clap::Args;
 use sagaflow_api::hook::HookConfig;
 use sagaflow_api::ApiConfig;
 use sagaflow_core::Status;
-use sagaflow_runtime::{Config, Engine};
+use sagaflow_runtime::{Config, Engine, Secret, TlsConfig};
 use sagaflow_store::postgres::{redact_url, PostgresStore};
 use sagaflow_store::sqlite::SqliteStore;
 use sagaflow_store::Store;
@@ -84,6 +84,17 @@ pub struct ServerArgs {
     /// [default: 15m].
     #[arg(long, env = "SAGAFLOW_STUCK_AFTER", value_parser = humantime::parse_duration)]
     pub stuck_after: Option<std::time::Duration>,
+    /// PEM file of CA certificates trusted for HTTPS participants and the
+    /// hook, in addition to the system's roots.
+    #[arg(long, env = "SAGAFLOW_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM file of the client certificate presented to HTTPS participants
+    /// and the hook that ask for one (mTLS); needs --tls-client-key.
+    #[arg(long, env = "SAGAFLOW_TLS_CLIENT_CERT")]
+    pub tls_client_cert: Option<PathBuf>,
+    /// PEM file of the client certificate's private key.
+    #[arg(long, env = "SAGAFLOW_TLS_CLIENT_KEY")]
+    pub tls_client_key: Option<PathBuf>,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -100,6 +111,10 @@ struct FileConfig {
     body_limit: Option<usize>,
     #[serde(default)]
     variables: HashMap<String, String>,
+    /// `${NAME}` values that are never returned by the API nor logged.
+    #[serde(default)]
+    secrets: HashMap<String, String>,
+    tls: Option<FileTls>,
     hook: Option<FileHook>,
     #[serde(default)]
     resources: Vec<FileResource>,
@@ -119,6 +134,15 @@ struct FileCluster {
     advertise: Option<String>,
     #[serde(default, with = "humantime_serde_opt")]
     lease_ttl: Option<std::time::Duration>,
+}
+
+/// `[tls]`: trust and identity for outgoing HTTPS calls.
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    ca_file: Option<PathBuf>,
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
 }
 
 /// `lease_ttl = "5s"` in TOML.
@@ -218,6 +242,7 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
             .with_context(|| format!("--var `{kv}` must look like NAME=VALUE"))?;
         variables.insert(k.trim().to_string(), v.trim().to_string());
     }
+    let secrets = secrets(file.secrets, &variables)?;
     let mut rules = Vec::new();
     for kv in &args.resources {
         // ARNs contain `:` but never `=`, so the first `=` splits.
@@ -228,8 +253,15 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
     }
     rules.extend(file.resources.into_iter().map(|r| (r.pattern, r.target)));
     let mut resources = sagaflow_core::asl::ResourceMap::default();
+    // Resource targets may use secrets too (causes are redacted at run time).
+    let mut fillers = variables.clone();
+    fillers.extend(
+        secrets
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose().to_string())),
+    );
     for (pattern, target) in rules {
-        let target = fill_variables(&target, &variables)
+        let target = fill_variables(&target, &fillers)
             .with_context(|| format!("resource target `{target}` for `{pattern}`"))?;
         resources
             .rules
@@ -268,6 +300,13 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
         }),
         (None, None) => None,
     };
+    let file_tls = file.tls.unwrap_or_default();
+    let tls = TlsConfig::from_files(
+        args.tls_ca_file.or(file_tls.ca_file).as_deref(),
+        args.tls_client_cert.or(file_tls.client_cert).as_deref(),
+        args.tls_client_key.or(file_tls.client_key).as_deref(),
+    )
+    .context("TLS settings")?;
     let file_cluster = file.cluster.unwrap_or_default();
     let node = if args.cluster || file_cluster.enabled {
         if !matches!(database, Database::Postgres(_)) {
@@ -314,6 +353,8 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
         database,
         engine: Config {
             variables,
+            secrets,
+            tls,
             concurrency,
             participant_concurrency,
             resources,
@@ -328,6 +369,31 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
         },
         hook,
     })
+}
+
+/// The secrets: the file's `[secrets]`, then `SAGAFLOW_SECRET_<NAME>`
+/// variables (which win). A name may be a variable or a secret, not both:
+/// which one `${NAME}` means must not depend on where it was set.
+fn secrets(
+    file: HashMap<String, String>,
+    variables: &HashMap<String, String>,
+) -> anyhow::Result<HashMap<String, Secret>> {
+    let mut secrets: HashMap<String, Secret> =
+        file.into_iter().map(|(k, v)| (k, Secret::new(v))).collect();
+    for (k, v) in std::env::vars() {
+        if let Some(name) = k.strip_prefix("SAGAFLOW_SECRET_") {
+            secrets.insert(name.to_string(), Secret::new(v));
+        }
+    }
+    let mut both: Vec<&String> = secrets
+        .keys()
+        .filter(|k| variables.contains_key(*k))
+        .collect();
+    both.sort();
+    if let Some(name) = both.first() {
+        bail!("`{name}` is configured both as a variable and as a secret; keep one");
+    }
+    Ok(secrets)
 }
 
 /// Replaces every `${NAME}` with its configured value.
@@ -426,7 +492,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         }
         engine_config.notify_stuck = true;
     }
-    let engine = Engine::builder(store).config(engine_config).build();
+    let engine = Engine::builder(store)
+        .config(engine_config)
+        .try_build()
+        .context("TLS settings")?;
     let resumed = engine
         .start()
         .await
@@ -533,6 +602,90 @@ mod tests {
         .err()
         .unwrap();
         assert!(format!("{err:#}").contains("NOPE"), "{err:#}");
+    }
+
+    #[test]
+    fn secrets_come_from_the_file_and_the_environment_and_never_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sagaflow.toml");
+        std::fs::write(
+            &file,
+            "[variables]\nSVC = \"http://svc\"\n\n[secrets]\nFILE_TOKEN = \"from-the-file\"\n",
+        )
+        .unwrap();
+        // A name no other test uses: the environment is shared by the tests.
+        std::env::set_var("SAGAFLOW_SECRET_H2_ENV_TOKEN", "from-the-env");
+        let settings = resolve(ServerArgs {
+            config: Some(file),
+            ..ServerArgs::default()
+        })
+        .unwrap();
+        std::env::remove_var("SAGAFLOW_SECRET_H2_ENV_TOKEN");
+        let secrets = &settings.engine.secrets;
+        assert_eq!(secrets["FILE_TOKEN"].expose(), "from-the-file");
+        assert_eq!(secrets["H2_ENV_TOKEN"].expose(), "from-the-env");
+        assert!(!settings.engine.variables.contains_key("FILE_TOKEN"));
+        let shown = format!("{:?}", settings.engine);
+        assert!(
+            !shown.contains("from-the-file") && !shown.contains("from-the-env"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_name_configured_as_both_a_variable_and_a_secret_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sagaflow.toml");
+        std::fs::write(&file, "[secrets]\nSVC = \"s\"\n").unwrap();
+        let err = resolve(ServerArgs {
+            config: Some(file),
+            vars: vec!["SVC=http://svc".into()],
+            ..ServerArgs::default()
+        })
+        .err()
+        .unwrap();
+        assert!(
+            err.to_string()
+                .contains("both as a variable and as a secret"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tls_files_come_from_flags_over_the_file_and_a_missing_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sagaflow.toml");
+        let from_file = dir.path().join("file-ca.pem");
+        std::fs::write(
+            &file,
+            format!("[tls]\nca_file = \"{}\"\n", from_file.display()),
+        )
+        .unwrap();
+        let err = resolve(ServerArgs {
+            config: Some(file.clone()),
+            ..ServerArgs::default()
+        })
+        .err()
+        .unwrap();
+        assert!(format!("{err:#}").contains("file-ca.pem"), "{err:#}");
+
+        let flag_ca = dir.path().join("flag-ca.pem");
+        std::fs::write(&flag_ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let settings = resolve(ServerArgs {
+            config: Some(file),
+            tls_ca_file: Some(flag_ca),
+            ..ServerArgs::default()
+        })
+        .unwrap();
+        assert!(settings.engine.tls.ca_pem.is_some());
+
+        let err = resolve(ServerArgs {
+            tls_client_cert: Some(dir.path().join("cert.pem")),
+            ..ServerArgs::default()
+        })
+        .err()
+        .unwrap();
+        assert!(format!("{err:#}").contains("private key"), "{err:#}");
     }
 
     #[test]

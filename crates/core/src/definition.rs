@@ -103,7 +103,7 @@ pub struct Plan {
     pub timeout_ms: Option<u64>,
     pub steps: Vec<Step>,
     pub stages: Vec<Stage>,
-    /// `${VAR}` names used in URLs; the runtime must know them all.
+    /// `${VAR}` names used in URLs and header values; the runtime must know them all.
     pub variables: BTreeSet<String>,
     /// Where each `${VAR}` is used: `(name, location)`, for precise errors.
     pub variable_uses: Vec<(String, String)>,
@@ -657,15 +657,16 @@ impl Compiler {
                     None => {}
                     Some(Value::Object(hs)) => {
                         for (k, v) in hs {
+                            let loc = join(&join(&hloc, "headers"), k);
                             match v.as_str() {
                                 Some(s) => {
-                                    headers.insert(k.clone(), s.to_string());
+                                    if self.check_header(k, s, &loc) {
+                                        headers.insert(k.clone(), s.to_string());
+                                    }
                                 }
-                                None => self.err(
-                                    "invalid_type",
-                                    join(&join(&hloc, "headers"), k),
-                                    "header values must be strings",
-                                ),
+                                None => {
+                                    self.err("invalid_type", loc, "header values must be strings")
+                                }
                             }
                         }
                     }
@@ -691,9 +692,45 @@ impl Compiler {
         }
     }
 
-    fn check_url(&mut self, url: &str, loc: &str) {
-        // Collect ${VAR} placeholders and check the rest looks like an http(s) URL.
-        let mut rest = url;
+    /// A header of an HTTP participant: its name must be a valid HTTP token
+    /// and not one the protocol sets itself, its value free of control
+    /// characters; its `${VAR}`s are collected like a URL's. `false` when the
+    /// header is refused.
+    fn check_header(&mut self, name: &str, value: &str, loc: &str) -> bool {
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if name.is_empty() || !name.chars().all(token) {
+            self.err(
+                "invalid_header",
+                loc,
+                format!("`{name}` is not a valid header name"),
+            );
+            return false;
+        }
+        if is_reserved_header(name) {
+            self.err(
+                "reserved_header",
+                loc,
+                format!("`{name}` is set by Sagaflow itself (the participant protocol or HTTP framing) and cannot be overridden"),
+            );
+            return false;
+        }
+        if value.chars().any(|c| c.is_control() && c != '\t') {
+            self.err(
+                "invalid_header",
+                loc,
+                "a header value cannot contain control characters (line breaks included)",
+            );
+            return false;
+        }
+        self.collect_variables(value, loc, "invalid_header")
+            .is_some()
+    }
+
+    /// Collects the `${VAR}` placeholders of `text` (a URL or a header value,
+    /// at `loc`) and returns the text with each replaced by a stand-in URL;
+    /// `None` (and a violation with `code`) when a placeholder is unterminated.
+    fn collect_variables(&mut self, text: &str, loc: &str, code: &str) -> Option<String> {
+        let mut rest = text;
         let mut resolved = String::new();
         while let Some(start) = rest.find("${") {
             resolved.push_str(&rest[..start]);
@@ -703,7 +740,7 @@ impl Compiler {
                     if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                     {
                         self.err(
-                            "invalid_url",
+                            code,
                             loc,
                             format!("`${{{var}}}` is not a valid variable name"),
                         );
@@ -715,12 +752,20 @@ impl Compiler {
                     rest = &rest[start + end + 1..];
                 }
                 None => {
-                    self.err("invalid_url", loc, "unterminated `${` in URL");
-                    return;
+                    self.err(code, loc, "unterminated `${`");
+                    return None;
                 }
             }
         }
         resolved.push_str(rest);
+        Some(resolved)
+    }
+
+    fn check_url(&mut self, url: &str, loc: &str) {
+        // Collect ${VAR} placeholders and check the rest looks like an http(s) URL.
+        let Some(resolved) = self.collect_variables(url, loc, "invalid_url") else {
+            return;
+        };
         if !(resolved.starts_with("http://") || resolved.starts_with("https://")) {
             self.err(
                 "invalid_url",
@@ -937,6 +982,36 @@ impl Compiler {
             self.err(code, loc, msg);
         }
     }
+}
+
+/// Headers an HTTP participant's definition may not set: the participant
+/// protocol's own (`Idempotency-Key`, every `Sagaflow-*`) and those that
+/// frame the request or the connection, which the HTTP client owns.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "Idempotency-Key",
+    "Host",
+    "Content-Type",
+    "Content-Length",
+    "Content-Encoding",
+    "Transfer-Encoding",
+    "Connection",
+    "Keep-Alive",
+    "Proxy-Connection",
+    "Upgrade",
+    "TE",
+    "Trailer",
+    "Expect",
+];
+
+/// Whether a definition's `headers` may not set `name` (case-insensitive):
+/// one of [`RESERVED_HEADERS`] or any `Sagaflow-*` header.
+pub fn is_reserved_header(name: &str) -> bool {
+    RESERVED_HEADERS
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(name))
+        || name
+            .get(..9)
+            .is_some_and(|p| p.eq_ignore_ascii_case("sagaflow-"))
 }
 
 fn join(loc: &str, key: &str) -> String {

@@ -157,6 +157,123 @@ steps:
     );
 }
 
+#[test]
+fn protocol_headers_in_a_definition_are_refused_as_reserved_at_their_location() {
+    assert_rejected_with(
+        r#"
+name: trip
+steps:
+  - name: a
+    action: { handler: a }
+  - name: b
+    action: { handler: b }
+  - name: c
+    action:
+      http:
+        url: "http://svc/c"
+        headers:
+          Idempotency-Key: "mine"
+          host: "evil.example"
+          Sagaflow-Execution-Id: "other"
+          sagaflow-anything: "x"
+          Content-Type: "text/plain"
+          Content-Length: "3"
+          Transfer-Encoding: "chunked"
+          Connection: "close"
+          X-Tenant: "acme"
+    compensation: { http: { url: "http://svc/c/undo", headers: { SAGAFLOW-TASK-TOKEN: "t" } } }
+"#,
+        &[
+            (
+                "reserved_header",
+                "steps[2].action.http.headers.Idempotency-Key",
+            ),
+            ("reserved_header", "steps[2].action.http.headers.host"),
+            (
+                "reserved_header",
+                "steps[2].action.http.headers.Sagaflow-Execution-Id",
+            ),
+            (
+                "reserved_header",
+                "steps[2].action.http.headers.sagaflow-anything",
+            ),
+            (
+                "reserved_header",
+                "steps[2].action.http.headers.Content-Type",
+            ),
+            (
+                "reserved_header",
+                "steps[2].action.http.headers.Content-Length",
+            ),
+            (
+                "reserved_header",
+                "steps[2].action.http.headers.Transfer-Encoding",
+            ),
+            ("reserved_header", "steps[2].action.http.headers.Connection"),
+            (
+                "reserved_header",
+                "steps[2].compensation.http.headers.SAGAFLOW-TASK-TOKEN",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn a_header_with_an_invalid_name_a_line_break_or_a_broken_variable_is_an_invalid_header() {
+    assert_rejected_with(
+        r#"
+name: trip
+steps:
+  - name: a
+    action:
+      http:
+        url: "http://svc/a"
+        headers:
+          "X Bad": "v"
+          X-Split: "a\r\nX-Injected: 1"
+          X-Open: "Bearer ${TOKEN"
+          X-Empty: "${}"
+"#,
+        &[
+            ("invalid_header", "steps[0].action.http.headers.X Bad"),
+            ("invalid_header", "steps[0].action.http.headers.X-Split"),
+            ("invalid_header", "steps[0].action.http.headers.X-Open"),
+            ("invalid_header", "steps[0].action.http.headers.X-Empty"),
+        ],
+    );
+}
+
+#[test]
+fn variables_in_header_values_are_collected_with_their_location() {
+    let plan = compiles(
+        r#"
+name: trip
+steps:
+  - name: a
+    action:
+      http:
+        url: "${SVC}/a"
+        headers: { Authorization: "Bearer ${API_TOKEN}", X-Tenant: "${TENANT}-eu" }
+"#,
+    );
+    assert_eq!(
+        plan.variables
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        ["API_TOKEN", "SVC", "TENANT"]
+    );
+    assert!(plan.variable_uses.contains(&(
+        "API_TOKEN".to_string(),
+        "steps[0].action.http.headers.Authorization".to_string()
+    )));
+    let Participant::Http { headers, .. } = &plan.steps[0].action.participant else {
+        panic!("an HTTP participant");
+    };
+    // The plan keeps the placeholder: values are filled only when calling.
+    assert_eq!(headers["Authorization"], "Bearer ${API_TOKEN}");
+}
+
 // ---------------------------------------------------------------- structure
 
 #[test]

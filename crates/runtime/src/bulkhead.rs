@@ -22,7 +22,6 @@ use sagaflow_core::retry::PARTICIPANT_SATURATED;
 use sagaflow_core::{ErrorInfo, Participant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::invoke::substitute;
 use crate::{now_ms, Shared};
 
 /// The slots a call holds while it is in flight (released when dropped).
@@ -67,21 +66,24 @@ impl Bulkheads {
 /// URL (the default port made explicit), or `handler:NAME`.
 pub(crate) fn participant_key(
     participant: &Participant,
-    vars: &HashMap<String, String>,
+    config: &crate::Config,
 ) -> Result<String, ErrorInfo> {
     match participant {
         Participant::Handler { name } => Ok(format!("handler:{name}")),
         Participant::Http { url, .. } => {
-            let url = substitute(url, vars)?;
-            Ok(match reqwest::Url::parse(&url) {
+            // The real URL (a secret, if any, is in its path or query, not
+            // in the scheme and authority the key keeps).
+            let filled = crate::vars::fill(url, config, true)?;
+            Ok(match reqwest::Url::parse(&filled.value) {
                 Ok(u) => format!(
                     "{}://{}:{}",
                     u.scheme(),
                     u.host_str().unwrap_or_default(),
                     u.port_or_known_default().unwrap_or(0)
                 ),
-                // The call itself reports the bad URL; it only needs a key.
-                Err(_) => url,
+                // The call itself reports the bad URL; it only needs a key
+                // (as shown: metrics and logs never carry a secret).
+                Err(_) => filled.shown,
             })
         }
     }
@@ -95,7 +97,7 @@ pub(crate) async fn enter(
     step: &str,
     deadline: u64,
 ) -> Result<Slot, ErrorInfo> {
-    let key = participant_key(participant, &shared.config.variables)?;
+    let key = participant_key(participant, &shared.config)?;
     let size = shared.config.participant_concurrency;
     let bulkhead = shared.bulkheads.get(&key, size);
     let remaining = || Duration::from_millis(deadline.saturating_sub(now_ms()));

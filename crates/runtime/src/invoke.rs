@@ -90,7 +90,10 @@ pub(crate) async fn call(
                     format!("no in-process handler named `{name}` is registered"),
                 )),
             },
-            Participant::Http { url, headers } => http(shared, &req, url, headers).await,
+            // Causes are stored, returned and logged: no secret in them.
+            Participant::Http { url, headers } => http(shared, &req, url, headers)
+                .await
+                .map_err(|e| crate::vars::redact_error(e, &shared.config.secrets)),
         }
     };
     match tokio::time::timeout(timeout, fut).await {
@@ -102,39 +105,18 @@ pub(crate) async fn call(
     }
 }
 
-/// Replaces `${VAR}` placeholders with configured values.
-pub fn substitute(
-    url: &str,
-    vars: &std::collections::HashMap<String, String>,
-) -> Result<String, ErrorInfo> {
-    let mut out = String::new();
-    let mut rest = url;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let end = rest[start..]
-            .find('}')
-            .ok_or_else(|| ErrorInfo::new(RUNTIME, format!("unterminated `${{` in `{url}`")))?;
-        let var = &rest[start + 2..start + end];
-        let value = vars.get(var).ok_or_else(|| {
-            ErrorInfo::new(RUNTIME, format!("variable `{var}` is not configured"))
-        })?;
-        out.push_str(value.trim_end_matches('/'));
-        rest = &rest[start + end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 async fn http(
     shared: &Shared,
     req: &Request,
     url: &str,
     headers: &std::collections::BTreeMap<String, String>,
 ) -> Result<Value, ErrorInfo> {
-    let url = substitute(url, &shared.config.variables)?;
+    // `url` is what causes show: secrets stay `${NAME}` in it.
+    let target = crate::vars::fill(url, &shared.config, true)?;
+    let url = target.shown;
     let mut rb = shared
         .http
-        .post(&url)
+        .post(&target.value)
         .header("Idempotency-Key", &req.idempotency_key)
         .header("Sagaflow-Execution-Id", &req.execution_id)
         .header("Sagaflow-Attempt", req.attempt.to_string())
@@ -147,13 +129,15 @@ async fn http(
     if let Some(node) = &shared.config.node {
         rb = rb.header("Sagaflow-Node", &node.id);
     }
-    for (k, v) in headers {
-        rb = rb.header(k, v);
-    }
+    rb = rb.headers(crate::vars::headers(headers, &shared.config)?);
     let resp = rb.send().await.map_err(|e| {
-        // Refused or unreachable: nothing was delivered, a plain failure.
-        // Otherwise the request may have arrived and done its work before
-        // the connection dropped: the outcome is unknown.
+        // Refused, unreachable, or a failed TLS handshake: nothing was
+        // delivered, a plain failure. Otherwise the request may have arrived
+        // and done its work before the connection dropped: the outcome is
+        // unknown.
+        if let Some(why) = crate::tls::handshake_failure(&e) {
+            return ErrorInfo::new(TASK_FAILED, format!("POST {url}: {why}"));
+        }
         let name = if e.is_connect() {
             TASK_FAILED
         } else {
@@ -253,8 +237,13 @@ fn success_output(url: &str, bytes: Vec<u8>) -> Result<Value, ErrorInfo> {
     }
 }
 
-fn describe(e: &reqwest::Error) -> String {
+/// An error with its chain of causes. reqwest's own mention of the URL is
+/// left out: callers name the URL as shown (without secrets).
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let mut s = e.to_string();
+    if let Some(url) = e.url() {
+        s = s.replace(&format!(" for url ({url})"), "");
+    }
     let mut src = std::error::Error::source(e);
     while let Some(inner) = src {
         s.push_str(": ");

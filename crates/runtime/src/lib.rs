@@ -21,8 +21,12 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 pub mod actor;
 mod bulkhead;
 pub mod invoke;
+pub mod tls;
+pub mod vars;
 
 pub use invoke::{handler_fn, Handler};
+pub use tls::{TlsConfig, TlsError};
+pub use vars::Secret;
 
 /// Runtime errors, each with a stable code for API users.
 #[derive(Debug, thiserror::Error)]
@@ -90,8 +94,14 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// Runtime settings.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Values for `${VAR}` placeholders in participant URLs.
+    /// Values for `${VAR}` placeholders in participant URLs and headers.
     pub variables: HashMap<String, String>,
+    /// Secret values for `${VAR}` placeholders: filled like `variables`, but
+    /// never logged, and replaced by `${NAME}` in every error cause a call
+    /// records (see [`vars`]). A name is a variable or a secret, not both.
+    pub secrets: HashMap<String, Secret>,
+    /// Trust and identity for HTTPS participants and the hook.
+    pub tls: TlsConfig,
     /// Maximum participant calls in flight at once, all participants together.
     pub concurrency: usize,
     /// Maximum calls in flight to one participant (scheme and authority of
@@ -143,6 +153,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             variables: HashMap::new(),
+            secrets: HashMap::new(),
+            tls: TlsConfig::default(),
             concurrency: 256,
             participant_concurrency: 64,
             timer_poll: Duration::from_secs(1),
@@ -298,21 +310,36 @@ impl Builder {
         self
     }
 
+    /// Builds the engine.
+    ///
+    /// # Panics
+    /// If the TLS settings are invalid (never with the default ones): use
+    /// [`Builder::try_build`] to handle that.
     pub fn build(self) -> Engine {
+        self.try_build()
+            .unwrap_or_else(|e| panic!("invalid TLS settings: {e}"))
+    }
+
+    /// Builds the engine, or says why its TLS settings are invalid.
+    pub fn try_build(self) -> std::result::Result<Engine, TlsError> {
         let (finished, _) = broadcast::channel(1024);
         let concurrency = self.config.concurrency.max(1);
-        Engine {
+        // As many idle connections per participant host as calls may be in
+        // flight: fewer made every call beyond them open (and close) a
+        // connection of its own under load.
+        let http = self
+            .config
+            .tls
+            .client_builder()?
+            .pool_max_idle_per_host(concurrency.max(64))
+            .build()
+            .map_err(|e| TlsError::Client(invoke::describe(&e)))?;
+        Ok(Engine {
             shared: Arc::new(Shared {
                 store: self.store,
                 config: self.config,
                 handlers: self.handlers,
-                // As many idle connections per participant host as calls
-                // may be in flight: fewer made every call beyond them open
-                // (and close) a connection of its own under load.
-                http: reqwest::Client::builder()
-                    .pool_max_idle_per_host(concurrency.max(64))
-                    .build()
-                    .unwrap_or_else(|_| reqwest::Client::new()),
+                http,
                 plans: Mutex::new(HashMap::new()),
                 actors: Mutex::new(HashMap::new()),
                 finished,
@@ -329,7 +356,7 @@ impl Builder {
                 leases_valid_until: AtomicU64::new(0),
                 generation: AtomicU64::new(0),
             }),
-        }
+        })
     }
 }
 
@@ -352,6 +379,12 @@ impl Engine {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.shared.store
+    }
+
+    /// The HTTP client of participant calls (TLS settings included), for
+    /// other outgoing calls such as the on-failure hook.
+    pub fn http_client(&self) -> &reqwest::Client {
+        &self.shared.http
     }
 
     /// Resumes every unfinished execution from its history and starts the
@@ -608,11 +641,14 @@ impl Engine {
         let missing: Vec<_> = plan
             .variable_uses
             .iter()
-            .filter(|(v, _)| !self.shared.config.variables.contains_key(v))
+            .filter(|(v, _)| {
+                !self.shared.config.variables.contains_key(v)
+                    && !self.shared.config.secrets.contains_key(v)
+            })
             .map(|(v, location)| sagaflow_core::Violation {
                 code: "unknown_variable".into(),
                 location: location.clone(),
-                message: format!("`${{{v}}}` is not set in the server's configuration (--var {v}=…, SAGAFLOW_VAR_{v}, or [variables])"),
+                message: format!("`${{{v}}}` is not set in the server's configuration (--var {v}=…, SAGAFLOW_VAR_{v}, [variables]; or, for a secret, SAGAFLOW_SECRET_{v} or [secrets])"),
             })
             .collect();
         if !missing.is_empty() {
