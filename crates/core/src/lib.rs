@@ -9,6 +9,7 @@
 
 pub mod asl;
 pub mod definition;
+pub mod document;
 pub mod event;
 pub mod execution;
 pub mod path;
