@@ -235,6 +235,7 @@ fn the_definition_parsers_never_panic_and_answer_quickly_on_mutated_definitions(
         let outcome = std::panic::catch_unwind(|| {
             let _ = sagaflow_core::compile_definition(&text, Some("fuzz"), &resources);
             let _ = sagaflow_core::document::parse_json_only(&text);
+            let _ = sagaflow_core::document::parse_stored(&text);
         });
         assert!(
             outcome.is_ok(),

@@ -144,6 +144,24 @@ async fn a_key_given_twice_is_refused_with_its_location_by_both_apis() {
     assert_eq!(server.healthz().await.status, 200);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_definition_stored_with_a_key_twice_before_the_upgrade_still_runs() {
+    let server = Server::start().await;
+    let twice = r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": {"x": 1, "x": 2}, "End": true}}}"#;
+    // Stored as an earlier version accepted it.
+    server
+        .engine
+        .store()
+        .put_definition("old", "asl", twice, "digest-of-old", 1)
+        .await
+        .unwrap();
+    let arn = "arn:aws:states:us-east-1:123456789012:stateMachine:old";
+    let start = json!({"stateMachineArn": arn, "input": "{}"});
+    let r = server.aws("StartSyncExecution", start.to_string()).await;
+    assert_eq!(r.body["status"], "SUCCEEDED", "{}", r.body);
+    assert_eq!(r.body["output"], "{\"x\":2}");
+}
+
 /// What Python's `json.dumps` writes for the emoji U+1F197 (🆗).
 const ESCAPED: &str = r"\ud83c\udd97";
 const EMOJI: &str = "\u{1f197}";

@@ -30,16 +30,52 @@ use crate::Error;
 /// Real definitions use about ten; the limit bounds the parsers' time.
 pub const MAX_NESTING: usize = 100;
 
+/// The nesting serde_json and serde_yaml themselves allowed (they refuse
+/// 128 levels): what a definition stored before [`MAX_NESTING`] may have.
+const STORED_NESTING: usize = 127;
+
+/// How strictly a text is read.
+#[derive(Clone, Copy)]
+struct Rules {
+    /// Refuse a key given twice (else the last one wins, as it used to).
+    duplicates: bool,
+    max_nesting: usize,
+}
+
+const NEW: Rules = Rules {
+    duplicates: true,
+    max_nesting: MAX_NESTING,
+};
+
 /// Parses a definition written in JSON or YAML. See the module documentation.
 pub fn parse(source: &str) -> Result<Value, Error> {
+    read(source, NEW)
+}
+
+/// Parses a definition that was accepted and stored earlier, as it was
+/// read then: a key given twice keeps its last value, and nesting is
+/// bounded by what the parsers allowed (127 levels), so that executions of
+/// definitions stored before these rules keep running after an upgrade.
+/// Still in bounded time.
+pub fn parse_stored(source: &str) -> Result<Value, Error> {
+    read(
+        source,
+        Rules {
+            duplicates: false,
+            max_nesting: STORED_NESTING,
+        },
+    )
+}
+
+fn read(source: &str, rules: Rules) -> Result<Value, Error> {
     let text = source.strip_prefix('\u{feff}').unwrap_or(source);
     if looks_like_json(text) {
-        match parse_json(text) {
+        match parse_json(text, rules) {
             Ok(v) => return Ok(v),
             Err(Refusal::Parser(json_error)) => {
                 // A YAML flow document (`{name: x}`) is not JSON; keep the
                 // JSON error for a text that is not YAML either.
-                return parse_yaml(text).map_err(|e| match e {
+                return parse_yaml(text, rules).map_err(|e| match e {
                     Refusal::Parser(_) => Error::InvalidDefinition(vec![json_error]),
                     other => other.into_error(),
                 });
@@ -47,12 +83,12 @@ pub fn parse(source: &str) -> Result<Value, Error> {
             Err(other) => return Err(other.into_error()),
         }
     }
-    parse_yaml(text).map_err(Refusal::into_error)
+    parse_yaml(text, rules).map_err(Refusal::into_error)
 }
 
 /// Parses a definition that must be JSON (the Step Functions API).
 pub fn parse_json_only(source: &str) -> Result<Value, Error> {
-    parse_json(source).map_err(Refusal::into_error)
+    parse_json(source, NEW).map_err(Refusal::into_error)
 }
 
 fn looks_like_json(text: &str) -> bool {
@@ -79,8 +115,8 @@ fn position(line: usize, column: usize) -> String {
     format!("line {line}, column {column}")
 }
 
-fn parse_json(text: &str) -> Result<Value, Refusal> {
-    let ctx = Ctx::default();
+fn parse_json(text: &str, rules: Rules) -> Result<Value, Refusal> {
+    let ctx = Ctx::new(rules);
     let mut de = serde_json::Deserializer::from_str(text);
     let parsed = Strict {
         ctx: &ctx,
@@ -98,11 +134,15 @@ fn parse_json(text: &str) -> Result<Value, Refusal> {
     })
 }
 
-fn parse_yaml(text: &str) -> Result<Value, Refusal> {
-    if let Err((depth, line, column)) = yaml_nesting(text, MAX_NESTING) {
-        return Err(Refusal::Strict(too_deep(depth, position(line, column))));
+fn parse_yaml(text: &str, rules: Rules) -> Result<Value, Refusal> {
+    if let Err((depth, line, column)) = yaml_nesting(text, rules.max_nesting) {
+        return Err(Refusal::Strict(too_deep(
+            depth,
+            rules.max_nesting,
+            position(line, column),
+        )));
     }
-    let ctx = Ctx::default();
+    let ctx = Ctx::new(rules);
     let parsed = Strict {
         ctx: &ctx,
         depth: 0,
@@ -124,12 +164,12 @@ fn parse_yaml(text: &str) -> Result<Value, Refusal> {
     })
 }
 
-fn too_deep(depth: usize, location: String) -> Violation {
+fn too_deep(depth: usize, max: usize, location: String) -> Violation {
     Violation {
         code: "nesting_too_deep".into(),
         location,
         message: format!(
-            "objects and arrays nest {depth} levels deep here; a definition may nest at most {MAX_NESTING}"
+            "objects and arrays nest {depth} levels deep here; a definition may nest at most {max}"
         ),
     }
 }
@@ -143,8 +183,8 @@ enum Segment {
     Index(usize),
 }
 
-#[derive(Default)]
 struct Ctx {
+    rules: Rules,
     path: RefCell<Vec<Segment>>,
     /// What [`Strict`] refused, recorded where it happened (the parser's
     /// error only carries our message and its own position).
@@ -152,6 +192,14 @@ struct Ctx {
 }
 
 impl Ctx {
+    fn new(rules: Rules) -> Ctx {
+        Ctx {
+            rules,
+            path: RefCell::default(),
+            problem: RefCell::default(),
+        }
+    }
+
     fn refuse<E: de::Error>(&self, code: &'static str, depth: usize, what: String) -> E {
         *self.problem.borrow_mut() = Some((code, depth, self.location()));
         E::custom(what)
@@ -189,7 +237,11 @@ impl Ctx {
     fn refusal(&self, position: String) -> Option<Violation> {
         let (code, depth, location) = self.problem.borrow_mut().take()?;
         Some(match code {
-            "nesting_too_deep" => too_deep(depth, format!("{location} ({position})")),
+            "nesting_too_deep" => too_deep(
+                depth,
+                self.rules.max_nesting,
+                format!("{location} ({position})"),
+            ),
             _ => Violation {
                 code: code.into(),
                 location,
@@ -227,11 +279,12 @@ impl Strict<'_> {
     }
 
     fn enter<E: de::Error>(&self) -> Result<(), E> {
-        if self.depth + 1 > MAX_NESTING {
+        let max = self.ctx.rules.max_nesting;
+        if self.depth + 1 > max {
             return Err(self.ctx.refuse(
                 "nesting_too_deep",
                 self.depth + 1,
-                format!("nested deeper than {MAX_NESTING} levels"),
+                format!("nested deeper than {max} levels"),
             ));
         }
         Ok(())
@@ -302,7 +355,7 @@ impl<'de> Visitor<'de> for Strict<'_> {
                 return serde_json::from_str(&digits).map_err(de::Error::custom);
             }
             self.ctx.path.borrow_mut().push(Segment::Key(key.clone()));
-            if object.contains_key(&key) {
+            if self.ctx.rules.duplicates && object.contains_key(&key) {
                 return Err(self.ctx.refuse(
                     "duplicate_key",
                     self.depth,

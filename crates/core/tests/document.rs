@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use sagaflow_core::document::{parse, parse_json_only, yaml_nesting, MAX_NESTING};
+use sagaflow_core::document::{parse, parse_json_only, parse_stored, yaml_nesting, MAX_NESTING};
 use sagaflow_core::{Error, Violation};
 use serde_json::{json, Value};
 
@@ -226,5 +226,24 @@ fn numbers_keys_and_nulls_read_as_before() {
     assert_eq!(
         parse(json).unwrap(),
         serde_json::from_str::<Value>(json).unwrap()
+    );
+}
+
+#[test]
+fn a_definition_stored_before_the_strict_reading_still_reads_as_it_did() {
+    let twice = r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": {"x": 1, "x": 2}, "End": true}}}"#;
+    assert_eq!(
+        parse_stored(twice).unwrap()["States"]["A"]["Result"],
+        json!({"x": 2})
+    );
+    // What serde refused before (128 levels) stays refused; less still reads.
+    assert!(parse_stored(&nested_flow(127)).is_ok());
+    assert!(parse_stored(&format!("a: {}", nested_flow(126))).is_ok());
+    assert_eq!(
+        match parse_stored(&nested_flow(500_000)) {
+            Err(Error::InvalidDefinition(v)) => v[0].code.clone(),
+            other => panic!("{other:?}"),
+        },
+        "nesting_too_deep"
     );
 }

@@ -583,7 +583,7 @@ impl Engine {
 
     /// Validates and registers a definition (a new version if it changed).
     pub async fn deploy(&self, name_hint: Option<&str>, source: &str) -> Result<Deployed> {
-        let plan = self.compile(source, name_hint).await?;
+        let plan = self.compile(source, name_hint, false).await?;
         let missing: Vec<_> = plan
             .variable_uses
             .iter()
@@ -619,12 +619,19 @@ impl Engine {
 
     /// Compiles a definition on the blocking pool: reading a hostile text
     /// is bounded (see `sagaflow_core::document`) but not free, and must not
-    /// hold up the async workers that answer every other request.
-    async fn compile(&self, source: &str, name_hint: Option<&str>) -> Result<Plan> {
+    /// hold up the async workers that answer every other request. A
+    /// `stored` definition is read as it was accepted (a definition stored
+    /// before duplicate keys were refused still loads).
+    async fn compile(&self, source: &str, name_hint: Option<&str>, stored: bool) -> Result<Plan> {
         let engine = self.clone();
         let (source, name_hint) = (source.to_string(), name_hint.map(str::to_string));
         let compiled = tokio::task::spawn_blocking(move || {
-            sagaflow_core::compile_definition(
+            let compile = if stored {
+                sagaflow_core::compile_stored_definition
+            } else {
+                sagaflow_core::compile_definition
+            };
+            compile(
                 &source,
                 name_hint.as_deref(),
                 &engine.shared.config.resources,
@@ -671,7 +678,7 @@ impl Engine {
         if let Some(p) = self.lock_plans().get(&(name.to_string(), rec.version)) {
             return Ok((rec.version, p.clone()));
         }
-        let plan = Arc::new(self.compile(&rec.source, Some(name)).await?);
+        let plan = Arc::new(self.compile(&rec.source, Some(name), true).await?);
         self.lock_plans()
             .insert((name.to_string(), rec.version), plan.clone());
         if version.is_none() {
