@@ -7,7 +7,8 @@
 //! the limit it is kept and handed on; past it, the rest is read and thrown
 //! away — at most [`DRAIN_BYTES`], for at most [`DRAIN_TIME`] — and only then
 //! is the 413 answered (with `Connection: close` when the body could not be
-//! read to its end).
+//! read to its end). A client that waits for `100 Continue` before sending
+//! is answered at once.
 
 use std::time::Duration;
 
@@ -55,9 +56,19 @@ pub(crate) async fn limit(State(st): State<AppState>, req: Request, next: Next) 
         }
     }
     if over {
-        let finished = tokio::time::timeout(DRAIN_TIME, drain(&mut body))
-            .await
-            .unwrap_or(false);
+        // A client waiting for `100 Continue` has sent nothing yet, and one
+        // that declared more than is ever drained would be cut off anyway:
+        // both are answered at once.
+        let waiting = parts
+            .headers
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        let hopeless = declared.is_some_and(|n| n > DRAIN_BYTES as u64);
+        let finished = !waiting
+            && !hopeless
+            && tokio::time::timeout(DRAIN_TIME, drain(&mut body))
+                .await
+                .unwrap_or(false);
         let mut response = if parts.headers.contains_key(aws::TARGET) {
             aws::too_large()
         } else {

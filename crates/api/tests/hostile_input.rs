@@ -267,3 +267,20 @@ async fn an_oversized_body_sent_slowly_still_gets_its_413_and_json_error() {
     }
     assert_eq!(server.healthz().await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_announced_with_expect_100_continue_is_refused_before_it_is_sent() {
+    let server = Server::start().await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = "PUT /v1/definitions/big HTTP/1.1\r\nHost: sagaflow\r\nContent-Length: 3145728\r\nExpect: 100-continue\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // Nothing of the body is sent: the answer comes anyway.
+    let mut answer = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer))
+        .await
+        .expect("the answer before the deadline")
+        .expect("the answer");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:.300}");
+    assert!(answer.contains("payload_too_large"), "{answer:.300}");
+}
