@@ -258,6 +258,11 @@ pub(crate) async fn handle(
     resp
 }
 
+/// The answer to a request body past the server's limit.
+pub(crate) fn too_large() -> Response {
+    AwsError::validation("the request body is larger than the server's limit").into_response()
+}
+
 fn json_response(status: StatusCode, body: &Value) -> Response {
     (
         status,
@@ -564,6 +569,27 @@ async fn get_machine(st: &AppState, name: &str) -> Result<DefinitionRecord, AwsE
         .map_err(|e| from_engine(e.into()))
 }
 
+/// Reads a definition as strict JSON (no duplicate key, bounded nesting;
+/// see `sagaflow_core::document`) on the blocking pool.
+async fn read_definition(definition: &str) -> Result<Value, AwsError> {
+    let text = definition.to_string();
+    let read = tokio::task::spawn_blocking(move || sagaflow_core::document::parse_json_only(&text))
+        .await
+        .map_err(|_| AwsError::unavailable("the server is shutting down"))?;
+    read.map_err(|e| match e {
+        sagaflow_core::Error::InvalidDefinition(vs)
+            if vs.iter().all(|v| v.code == "parse_error") =>
+        {
+            invalid_definition(
+                vs.iter()
+                    .map(|v| format!("INVALID_JSON_DESCRIPTION at /: {}", v.message))
+                    .collect(),
+            )
+        }
+        other => from_engine(EngineError::Invalid(other)),
+    })
+}
+
 async fn create_state_machine(st: &AppState, input: &Input) -> Result<Value, AwsError> {
     let name = input.required("name")?;
     let definition = input.required("definition")?;
@@ -576,8 +602,7 @@ async fn create_state_machine(st: &AppState, input: &Input) -> Result<Value, Aws
         }
     }
     check_machine_name(name)?;
-    let doc: Value = serde_json::from_str(definition)
-        .map_err(|e| invalid_definition(vec![format!("INVALID_JSON_DESCRIPTION at /: {e}")]))?;
+    let doc = read_definition(definition).await?;
     if !sagaflow_core::asl::is_asl(&doc) {
         let missing: Vec<_> = ["StartAt", "States"]
             .into_iter()

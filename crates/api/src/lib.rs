@@ -28,6 +28,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub mod aws;
+mod body;
 pub mod error;
 mod forward;
 pub mod hook;
@@ -144,6 +145,7 @@ fn build_router(
         ))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), body::limit))
         .with_state(state)
 }
 

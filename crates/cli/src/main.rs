@@ -168,7 +168,10 @@ fn main() -> ExitCode {
     let result = rt.block_on(async move {
         match cli.command {
             Command::Server(args) => server::run(*args).await,
-            Command::Validate { file, json } => client::validate(&file, json),
+            // Reading a definition is CPU work (bounded: see sagaflow_core::document).
+            Command::Validate { file, json } => {
+                tokio::task::spawn_blocking(move || client::validate(&file, json)).await?
+            }
             Command::Deploy { file, name, remote } => client::deploy(&remote, &file, name).await,
             Command::Start {
                 definition,

@@ -268,6 +268,29 @@ steps:
 }
 
 #[test]
+fn validate_refuses_a_hostile_deeply_nested_file_quickly_naming_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir.path().join("deep.yaml");
+    std::fs::write(
+        &deep,
+        format!("name: deep\nsteps: {}", "[".repeat(1_000_000)),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let ran = sagaflow_cmd(&["validate", path(&deep)]);
+    assert_eq!(ran.code, Some(1), "{}", ran.context());
+    let said = format!("{}{}", ran.stdout, ran.stderr);
+    assert!(said.contains("nesting_too_deep"), "{}", ran.context());
+    assert!(said.contains("at most 100"), "{}", ran.context());
+    // Generous: the process start is included; the defect took minutes.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn deploy_says_what_it_did_on_stderr_and_an_unchanged_file_stays_unchanged() {
     let stack = Stack::start(2); // deploys once
     let saga = example("travel-saga.yaml");

@@ -131,19 +131,11 @@ impl Plan {
     }
 }
 
-/// Parses YAML or JSON (JSON is YAML) into a document.
+/// Parses YAML or JSON into a document, strictly and in bounded time:
+/// duplicate keys and nesting past [`crate::document::MAX_NESTING`] are
+/// refused (see [`crate::document`]).
 pub fn parse_document(source: &str) -> Result<Value, Error> {
-    serde_yaml::from_str::<Value>(source).map_err(|e| {
-        let location = e
-            .location()
-            .map(|l| format!("line {}, column {}", l.line(), l.column()))
-            .unwrap_or_else(|| "document".into());
-        Error::InvalidDefinition(vec![Violation {
-            code: "parse_error".into(),
-            location,
-            message: e.to_string(),
-        }])
-    })
+    crate::document::parse(source)
 }
 
 /// Parses and validates a definition. `name_hint` is used when the document

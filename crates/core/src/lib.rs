@@ -9,6 +9,7 @@
 
 pub mod asl;
 pub mod definition;
+pub mod document;
 pub mod event;
 pub mod execution;
 pub mod keys;
@@ -34,10 +35,30 @@ pub fn compile_definition(
     resources: &asl::ResourceMap,
 ) -> Result<Plan, Error> {
     let doc = definition::parse_document(source)?;
-    if asl::is_asl(&doc) {
-        asl::compile_plan(&doc, name_hint, resources)
+    compile_parsed(&doc, name_hint, resources)
+}
+
+/// Compiles a definition stored earlier, read as it was when it was
+/// accepted (see [`document::parse_stored`]): executions of a definition
+/// stored before the stricter reading keep running.
+pub fn compile_stored_definition(
+    source: &str,
+    name_hint: Option<&str>,
+    resources: &asl::ResourceMap,
+) -> Result<Plan, Error> {
+    let doc = document::parse_stored(source)?;
+    compile_parsed(&doc, name_hint, resources)
+}
+
+fn compile_parsed(
+    doc: &serde_json::Value,
+    name_hint: Option<&str>,
+    resources: &asl::ResourceMap,
+) -> Result<Plan, Error> {
+    if asl::is_asl(doc) {
+        asl::compile_plan(doc, name_hint, resources)
     } else {
-        definition::compile_document(&doc, name_hint)
+        definition::compile_document(doc, name_hint)
     }
 }
 

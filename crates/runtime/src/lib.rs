@@ -635,9 +635,7 @@ impl Engine {
 
     /// Validates and registers a definition (a new version if it changed).
     pub async fn deploy(&self, name_hint: Option<&str>, source: &str) -> Result<Deployed> {
-        let plan =
-            sagaflow_core::compile_definition(source, name_hint, &self.shared.config.resources)
-                .map_err(Error::Invalid)?;
+        let plan = self.compile(source, name_hint, false).await?;
         let missing: Vec<_> = plan
             .variable_uses
             .iter()
@@ -674,6 +672,36 @@ impl Engine {
         })
     }
 
+    /// Compiles a definition on the blocking pool: reading a hostile text
+    /// is bounded (see `sagaflow_core::document`) but not free, and must not
+    /// hold up the async workers that answer every other request. A
+    /// `stored` definition is read as it was accepted (a definition stored
+    /// before duplicate keys were refused still loads).
+    async fn compile(&self, source: &str, name_hint: Option<&str>, stored: bool) -> Result<Plan> {
+        let engine = self.clone();
+        let (source, name_hint) = (source.to_string(), name_hint.map(str::to_string));
+        let compiled = tokio::task::spawn_blocking(move || {
+            let compile = if stored {
+                sagaflow_core::compile_stored_definition
+            } else {
+                sagaflow_core::compile_definition
+            };
+            compile(
+                &source,
+                name_hint.as_deref(),
+                &engine.shared.config.resources,
+            )
+        })
+        .await;
+        match compiled {
+            Ok(plan) => plan.map_err(Error::Invalid),
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(_) => Err(Error::ShuttingDown),
+            },
+        }
+    }
+
     fn lock_plans(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u32), Arc<Plan>>> {
         self.shared.plans.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -705,14 +733,7 @@ impl Engine {
         if let Some(p) = self.lock_plans().get(&(name.to_string(), rec.version)) {
             return Ok((rec.version, p.clone()));
         }
-        let plan = Arc::new(
-            sagaflow_core::compile_definition(
-                &rec.source,
-                Some(name),
-                &self.shared.config.resources,
-            )
-            .map_err(Error::Invalid)?,
-        );
+        let plan = Arc::new(self.compile(&rec.source, Some(name), true).await?);
         self.lock_plans()
             .insert((name.to_string(), rec.version), plan.clone());
         if version.is_none() {
