@@ -785,8 +785,32 @@ impl Execution {
         input: Input,
         ctx: Ctx,
     ) -> Result<Decision, Error> {
+        let mut state = self.clone();
+        let Applied { events, effects } = state.decide_in_place(plan, input, ctx)?;
+        Ok(Decision {
+            events,
+            state,
+            effects,
+        })
+    }
+
+    /// Decides what `input` means and applies the events to this state at
+    /// once: [`Execution::decide_and_preview`] without copying the state,
+    /// whose size grows with the execution (an ASL Map holds a slot per
+    /// item; a copy per decision would make N items cost O(N²)).
+    ///
+    /// The caller must store the returned events before acting on the
+    /// effects. If it cannot, or if this returns an error after the state
+    /// changed (`self.events` differs from before the call), the state is
+    /// ahead of the stored history and must be rebuilt from it.
+    pub fn decide_in_place(
+        &mut self,
+        plan: &Plan,
+        input: Input,
+        ctx: Ctx,
+    ) -> Result<Applied, Error> {
         let mut d = Decider {
-            ex: self.clone(),
+            ex: self,
             plan,
             ctx,
             out: Vec::new(),
@@ -796,9 +820,8 @@ impl Execution {
             Some(m) => d.asl_input(m, input)?,
             None => d.input(input)?,
         }
-        Ok(Decision {
+        Ok(Applied {
             events: d.out,
-            state: d.ex,
             effects: d.effects,
         })
     }
@@ -1041,8 +1064,16 @@ pub struct Decision {
     pub effects: Vec<Effect>,
 }
 
+/// The outcome of [`Execution::decide_in_place`]: the events now applied
+/// to the state, and the effects they call for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub events: Vec<Event>,
+    pub effects: Vec<Effect>,
+}
+
 struct Decider<'a> {
-    ex: Execution,
+    ex: &'a mut Execution,
     plan: &'a Plan,
     ctx: Ctx,
     out: Vec<Event>,

@@ -235,18 +235,46 @@ impl Actor {
         }
     }
 
+    /// Decides, appends, and returns the effects to perform. The decision is
+    /// applied to the state in place (no copy of a state that grows with the
+    /// execution); whenever it then cannot be stored, the state is rebuilt
+    /// from the stored history, so it never runs ahead of it.
     async fn decide_and_record(&mut self, input: Input) -> Result<Vec<Effect>> {
-        let sagaflow_core::Decision {
-            events,
-            state: next,
-            effects,
-        } = self
+        let expected_version = self.state.events;
+        let result = self.record_decision(input).await;
+        if result.is_err() && self.state.events != expected_version && !self.lost {
+            self.rebuild().await;
+        }
+        result
+    }
+
+    /// Replays the stored history into a fresh state; if it cannot be read,
+    /// the actor leaves memory and the execution is reloaded on its next use.
+    async fn rebuild(&mut self) {
+        let rebuilt = match self.engine.shared.store.load_history(&self.state.id).await {
+            Ok(events) => Execution::replay(&self.plan, &events).map_err(Error::NotAllowed),
+            Err(e) => Err(e.into()),
+        };
+        match rebuilt {
+            Ok(state) => self.state = state,
+            Err(e) => {
+                tracing::warn!(execution = %self.state.id, error = %e, "state not rebuilt from history; leaving memory");
+                self.lost = true;
+                self.reload = true;
+            }
+        }
+    }
+
+    async fn record_decision(&mut self, input: Input) -> Result<Vec<Effect>> {
+        let expected_version = self.state.events;
+        let sagaflow_core::Applied { events, effects } = self
             .state
-            .decide_and_preview(&self.plan, input, ctx())
+            .decide_in_place(&self.plan, input, ctx())
             .map_err(Error::NotAllowed)?;
         if events.is_empty() {
             return Ok(Vec::new());
         }
+        let next = &self.state;
         let timers = effects
             .iter()
             .filter_map(|e| match e {
@@ -268,7 +296,7 @@ impl Actor {
         let notify = self.notifies(&events);
         let append = Append {
             execution_id: self.state.id.clone(),
-            expected_version: self.state.events,
+            expected_version,
             events,
             status: next.status,
             output: next.output.clone(),
@@ -335,7 +363,6 @@ impl Actor {
                 return Err(e);
             }
         }
-        self.state = next;
         count(&events);
         Ok(effects)
     }
