@@ -109,6 +109,10 @@ pub struct Config {
     pub notify_on: Vec<Status>,
     /// Binds the `Resource` ARNs of ASL Task states to participants.
     pub resources: sagaflow_core::asl::ResourceMap,
+    /// Most events an ASL execution's stored history may hold: the decision
+    /// reaching it fails the execution with `States.Runtime` (AWS's quota of
+    /// 25,000 by default).
+    pub max_history_events: u64,
     /// Several nodes on one store: this node's identity and leases. `None`
     /// (the default): this process owns the whole store.
     pub node: Option<NodeConfig>,
@@ -136,6 +140,7 @@ impl Default for Config {
             memory_timer_horizon: Duration::from_secs(30),
             notify_on: Vec::new(),
             resources: Default::default(),
+            max_history_events: sagaflow_core::asl::run::MAX_HISTORY_EVENTS,
             node: None,
         }
     }
@@ -581,11 +586,20 @@ impl Engine {
         }
     }
 
-    /// Validates and registers a definition (a new version if it changed).
-    pub async fn deploy(&self, name_hint: Option<&str>, source: &str) -> Result<Deployed> {
-        let plan =
+    /// Compiles a definition with this engine's resource map and limits.
+    fn compile(&self, source: &str, name_hint: Option<&str>) -> Result<sagaflow_core::Plan> {
+        let mut plan =
             sagaflow_core::compile_definition(source, name_hint, &self.shared.config.resources)
                 .map_err(Error::Invalid)?;
+        if let Some(m) = plan.asl.as_mut() {
+            std::sync::Arc::make_mut(m).max_history_events = self.shared.config.max_history_events;
+        }
+        Ok(plan)
+    }
+
+    /// Validates and registers a definition (a new version if it changed).
+    pub async fn deploy(&self, name_hint: Option<&str>, source: &str) -> Result<Deployed> {
+        let plan = self.compile(source, name_hint)?;
         let missing: Vec<_> = plan
             .variable_uses
             .iter()
@@ -650,14 +664,7 @@ impl Engine {
         if let Some(p) = self.lock_plans().get(&(name.to_string(), rec.version)) {
             return Ok((rec.version, p.clone()));
         }
-        let plan = Arc::new(
-            sagaflow_core::compile_definition(
-                &rec.source,
-                Some(name),
-                &self.shared.config.resources,
-            )
-            .map_err(Error::Invalid)?,
-        );
+        let plan = Arc::new(self.compile(&rec.source, Some(name))?);
         self.lock_plans()
             .insert((name.to_string(), rec.version), plan.clone());
         if version.is_none() {

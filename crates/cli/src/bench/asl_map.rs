@@ -1,7 +1,9 @@
 //! `asl-map`: an Amazon States Language machine whose Map state runs one
 //! Task per item (`--items`, an in-process no-op participant), so the cost
 //! of one execution with many slots and threads is measured: the CPU per
-//! item must not grow with the number of items.
+//! item must not grow with the number of items. A Map this large would
+//! exceed the history quota of 25,000 events, so the workload raises it
+//! (`Config::max_history_events`) to fit.
 
 use std::sync::Arc;
 
@@ -58,6 +60,10 @@ pub async fn run(b: &Bench) -> anyhow::Result<Report> {
                 target: "handler:{name}".into(),
             }],
         },
+        // Two events per item (scheduled, succeeded): beyond 12,000 items
+        // the history quota of 25,000 events is raised to fit the Map.
+        max_history_events: (items as u64 * 3 + 100)
+            .max(sagaflow_core::asl::run::MAX_HISTORY_EVENTS),
         ..Config::default()
     };
     let engine = Engine::builder(store.clone())

@@ -163,6 +163,11 @@ pub const DEFAULT_TOKEN_TIMEOUT_S: u64 = 99_999_999;
 /// A thread that passes this many states in a row without waiting on
 /// anything is stuck in a loop of Pass and Choice states.
 pub const MAX_TRANSITIONS_WITHOUT_WAITING: u32 = 10_000;
+/// AWS's quota of events per execution history. Ours counts the events of
+/// the stored log (an ASL Task costs two, `step_scheduled` and
+/// `step_succeeded`, where the Step Functions view shows five), and the
+/// last one is the `execution_finished` that fails the execution.
+pub const MAX_HISTORY_EVENTS: u64 = 25_000;
 /// Error of a Choice state none of whose rules matched (and no `Default`).
 pub const NO_CHOICE_MATCHED: &str = "States.NoChoiceMatched";
 /// Error of a Map state whose failed iterations exceeded the tolerance.
