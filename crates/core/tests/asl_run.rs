@@ -624,10 +624,9 @@ fn spin(plan: &Plan, ex: &mut Execution, turns: usize) -> Vec<Event> {
         version: 1,
         input: json!({ "stop": false }),
     }];
-    let mut now = 1_000_000;
-    for _ in 0..turns {
+    for turn in 0..turns as u64 {
         let Some(input) = inputs.pop() else { break };
-        now += 1;
+        let now = 1_000_000 + turn;
         let ctx = Ctx {
             now,
             random: 0.5,
