@@ -513,6 +513,34 @@ async fn get_execution(
 #[derive(Deserialize)]
 struct HistoryParams {
     after: Option<u64>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// Events per page of `GET /v1/executions/{id}/history` when no `limit` is given.
+pub const HISTORY_PAGE_DEFAULT: usize = 1000;
+/// The largest `limit` of a history page.
+pub const HISTORY_PAGE_MAX: usize = 1000;
+
+/// Where a history page starts: after the `seq` its cursor names (or
+/// `after`). The cursor is opaque to clients; it is the last `seq` read.
+fn history_start(q: &HistoryParams) -> Result<u64, ApiError> {
+    match (q.cursor.as_deref(), q.after) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "invalid_parameter",
+            "give `cursor` or `after`, not both",
+        )),
+        (Some(c), None) => c
+            .strip_prefix('h')
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_cursor",
+                    format!("`{c}` is not a cursor of this history; pass the `next_cursor` of the previous page"),
+                )
+            }),
+        (None, after) => Ok(after.unwrap_or(0)),
+    }
 }
 
 async fn history(
@@ -521,13 +549,26 @@ async fn history(
     q: Result<QueryParams<HistoryParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let QueryParams(q) = q.map_err(ApiError::from_query)?;
+    let limit = q.limit.unwrap_or(HISTORY_PAGE_DEFAULT);
+    if limit == 0 || limit > HISTORY_PAGE_MAX {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("`limit` must be between 1 and {HISTORY_PAGE_MAX}"),
+        ));
+    }
+    let after = history_start(&q)?;
     let rec = st.engine.get(&id).await?;
-    let entries = st
+    // One more than asked tells whether another page follows.
+    let mut entries = st
         .engine
         .store()
-        .history(&id, q.after.unwrap_or(0))
+        .history_page(&id, after, limit + 1)
         .await
         .map_err(sagaflow_runtime::Error::from)?;
+    let next_cursor = (entries.len() > limit).then(|| {
+        entries.truncate(limit);
+        format!("h{}", entries.last().map_or(after, |h| h.seq))
+    });
     let events: Vec<Value> = entries
         .into_iter()
         .map(|h| {
@@ -545,7 +586,7 @@ async fn history(
         })
         .collect();
     Ok(Json(
-        json!({ "execution": execution_json(&rec), "events": events }),
+        json!({ "execution": execution_json(&rec), "events": events, "next_cursor": next_cursor }),
     ))
 }
 

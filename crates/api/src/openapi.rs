@@ -84,7 +84,8 @@ pub fn document() -> Value {
                     "events": { "type": "array", "items": { "type": "object", "required": ["seq", "at", "type"], "properties": {
                         "seq": { "type": "integer" }, "at": { "type": "string", "format": "date-time" },
                         "type": { "type": "string", "enum": ["execution_started", "step_scheduled", "step_succeeded", "step_failed", "task_parked", "retry_scheduled", "rollback_started", "cancel_requested", "compensation_scheduled", "compensation_succeeded", "compensation_failed", "execution_timed_out", "execution_redriven", "execution_finished"] }
-                    } } }
+                    } } },
+                    "next_cursor": { "type": ["string", "null"], "description": "Where the next page starts; null on the last page." }
                 } },
                 "StartExecution": { "type": "object", "required": ["definition"], "additionalProperties": false, "properties": {
                     "definition": { "type": "string" }, "input": {}, "execution_id": { "type": "string", "description": "Makes the start idempotent: the same id and input return the existing execution; a different input is a 409." }
@@ -122,8 +123,11 @@ pub fn document() -> Value {
             },
             "/v1/executions/{id}": { "get": { "summary": "One execution.", "parameters": [ path_param("id", "Execution id."), wait_param() ],
                 "responses": { "200": ok("the execution", "Execution"), "400": err("invalid_parameter (`wait`, or an id that is not UTF-8)"), "404": err("execution_not_found"), "401": unauthorized } } },
-            "/v1/executions/{id}/history": { "get": { "summary": "The execution's history events.", "parameters": [ path_param("id", "Execution id."), { "name": "after", "in": "query", "schema": { "type": "integer" }, "description": "Only events with seq greater than this." } ],
-                "responses": { "200": ok("history", "History"), "400": err("invalid_parameter (`after`, or an id that is not UTF-8)"), "404": err("execution_not_found"), "401": unauthorized } } },
+            "/v1/executions/{id}/history": { "get": { "summary": "The execution's history events, oldest first, one page at a time: follow `next_cursor` until it is null.", "parameters": [ path_param("id", "Execution id."),
+                    { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 1000 }, "description": "Events per page." },
+                    { "name": "cursor", "in": "query", "schema": { "type": "string" }, "description": "The `next_cursor` of the previous page (opaque)." },
+                    { "name": "after", "in": "query", "schema": { "type": "integer" }, "description": "Only events with seq greater than this (instead of `cursor`)." } ],
+                "responses": { "200": ok("a page of the history", "History"), "400": err("invalid_parameter (`limit`, `after`, both `after` and `cursor`, or an id that is not UTF-8), invalid_cursor"), "404": err("execution_not_found"), "401": unauthorized } } },
             "/v1/executions/{id}/cancel": { "post": { "summary": "Cancel: compensate what was done; ends `cancelled`.", "parameters": [ path_param("id", "Execution id.") ],
                 "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "reason": { "type": "string" } } } } } },
                 "responses": { "200": ok("the execution, now compensating", "Execution"), "400": err("malformed_json, invalid_request, invalid_parameter"), "404": err("execution_not_found"), "409": err("execution_finished, past_pivot"), "413": err("payload_too_large"), "401": unauthorized } } },

@@ -1421,6 +1421,69 @@ async fn the_history_lists_numbered_timestamped_events_and_pages_with_after() {
     .await;
 }
 
+/// An ASL Map of 1,500 items, each a Wait of 0 seconds: one `timer_fired`
+/// per item, 1,502 events in all, in well under a second.
+const LONG_MAP: &str = r#"{"StartAt": "M", "States": {"M": {
+    "Type": "Map", "ItemsPath": "$.items", "End": true,
+    "ItemProcessor": {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 0, "End": true}}}
+}}}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_history_is_paged_and_the_pages_hold_every_event_once_in_order() {
+    if skip() {
+        return;
+    }
+    let api = Api::start().await;
+    api.deploy("long", LONG_MAP).await;
+    let items: Vec<u32> = (0..1500).collect();
+    api.start_execution("long", json!({ "items": items }), Some("long"))
+        .await;
+    let done = api.finished("long").await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let total = done["events"].as_u64().unwrap();
+    assert_eq!(total, 1502);
+
+    // Without a limit: a page of 1000 and where the next one starts.
+    let first = api
+        .get("/v1/executions/long/history")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(first["events"].as_array().unwrap().len(), 1000);
+    assert!(first["next_cursor"].is_string(), "{}", first["next_cursor"]);
+
+    for limit in [1000, 333, 1] {
+        let mut seqs = Vec::new();
+        let mut path = format!("/v1/executions/long/history?limit={limit}");
+        loop {
+            let page = api.get(&path).await.expect(StatusCode::OK);
+            let events = page["events"].as_array().unwrap();
+            assert!(events.len() <= limit, "a page of {limit}: {}", events.len());
+            seqs.extend(events.iter().map(|e| e["seq"].as_u64().unwrap()));
+            match page["next_cursor"].as_str() {
+                Some(c) => path = format!("/v1/executions/long/history?limit={limit}&cursor={c}"),
+                None => break,
+            }
+        }
+        assert_eq!(seqs, (1..=total).collect::<Vec<_>>(), "pages of {limit}");
+    }
+
+    for (query, code) in [
+        ("limit=0", "invalid_parameter"),
+        ("limit=1001", "invalid_parameter"),
+        ("limit=ten", "invalid_parameter"),
+        ("cursor=h3&after=3", "invalid_parameter"),
+        ("cursor=nonsense", "invalid_cursor"),
+    ] {
+        api.expect_error(
+            api.get(&format!("/v1/executions/long/history?{query}"))
+                .await,
+            StatusCode::BAD_REQUEST,
+            code,
+        )
+        .await;
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Cancel and redrive
 // ---------------------------------------------------------------------------

@@ -9,11 +9,13 @@
 //! - `rollback`: `inprocess` where a seeded 30% of the sagas fail before the
 //!   pivot and compensate;
 //! - `parked`: executions parked on a callback task, then completed;
-//! - `recovery`: executions interrupted by a crash, then resumed.
+//! - `recovery`: executions interrupted by a crash, then resumed;
+//! - `asl-map`: an ASL Map state with one Task per item (`--items`).
 //!
 //! `inprocess`, `http` and `rollback` are a closed loop: `--concurrency`
 //! workers each start a saga, wait for its end, and start the next.
 
+mod asl_map;
 mod parked;
 mod progress;
 mod recovery;
@@ -49,7 +51,7 @@ use sys::{Cpu, Machine};
 const WAIT: Duration = Duration::from_secs(120);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Workload {
     /// The 7-step travel saga with in-process no-op participants.
     Inprocess,
@@ -61,6 +63,8 @@ pub enum Workload {
     Parked,
     /// Executions interrupted by a simulated crash, then recovered.
     Recovery,
+    /// An ASL Map state running one Task per item (`--items`).
+    AslMap,
 }
 
 impl fmt::Display for Workload {
@@ -71,6 +75,7 @@ impl fmt::Display for Workload {
             Workload::Rollback => "rollback",
             Workload::Parked => "parked",
             Workload::Recovery => "recovery",
+            Workload::AslMap => "asl-map",
         })
     }
 }
@@ -80,7 +85,7 @@ pub struct BenchArgs {
     /// What to run.
     #[arg(long, value_enum, default_value_t = Workload::Inprocess)]
     pub workload: Workload,
-    /// Sagas to run [default: 2000; parked: 10000].
+    /// Sagas to run [default: 2000; parked: 10000; asl-map: 1].
     #[arg(long, alias = "executions", conflicts_with = "duration")]
     pub sagas: Option<u64>,
     /// Run for this many seconds instead of a number of sagas (inprocess, http, rollback).
@@ -110,6 +115,12 @@ pub struct BenchArgs {
     /// takes, so that executions are mid-flight when it does.
     #[arg(long, default_value_t = 500, value_name = "MS")]
     pub step_delay_ms: u64,
+    /// asl-map: items of the Map state, one Task each [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub items: Option<usize>,
+    /// asl-map: the Map state's MaxConcurrency (0: every item at once).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub map_concurrency: usize,
 }
 
 /// What every workload gets.
@@ -129,7 +140,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         if !(d > 0.0 && d.is_finite()) {
             bail!("--duration must be a positive number of seconds");
         }
-        if matches!(args.workload, Workload::Parked | Workload::Recovery) {
+        if matches!(
+            args.workload,
+            Workload::Parked | Workload::Recovery | Workload::AslMap
+        ) {
             bail!(
                 "--duration applies to inprocess, http and rollback; {} runs --sagas executions",
                 args.workload
@@ -148,6 +162,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if args.steps.is_some() && !closed_in_process {
         bail!("--steps applies to inprocess and rollback");
     }
+    if (args.items.is_some() || args.map_concurrency > 0) && args.workload != Workload::AslMap {
+        bail!("--items and --map-concurrency apply to asl-map");
+    }
+    if args.items == Some(0) {
+        bail!("--items must be at least 1");
+    }
     let tmp = tempfile::tempdir().context("creating a temporary directory")?;
     let db = args
         .database
@@ -164,6 +184,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Workload::Inprocess | Workload::Rollback | Workload::Http => closed(&bench).await,
         Workload::Parked => parked::run(&bench).await,
         Workload::Recovery => recovery::run(&bench).await,
+        Workload::AslMap => asl_map::run(&bench).await,
     };
     progress.finish();
     let report = result?;
@@ -454,6 +475,7 @@ impl Bench {
     fn default_sagas(&self) -> u64 {
         match self.args.workload {
             Workload::Parked => 10_000,
+            Workload::AslMap => 1,
             _ => 2_000,
         }
     }
@@ -507,6 +529,7 @@ impl Bench {
             group_commit: GroupCommit::of(m.group_commit),
             parked: None,
             recovery: None,
+            asl_map: None,
             problems,
         }
     }

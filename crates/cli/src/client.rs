@@ -521,35 +521,56 @@ pub fn describe_event(e: &Value) -> String {
 
 pub async fn history(remote: &Remote, id: &str, follow: bool) -> anyhow::Result<ExitCode> {
     let api = Api::new(remote);
+    // The server pages a history; every page's `next_cursor` leads to the
+    // next until it is null. With --follow, polling then goes on from the
+    // last event read.
     let mut after = 0u64;
+    let mut cursor: Option<String> = None;
+    let mut everything: Vec<Value> = Vec::new();
     loop {
+        let query = match &cursor {
+            Some(c) => format!("cursor={}", enc(c)),
+            None => format!("after={after}"),
+        };
         let v = api
             .call(
                 reqwest::Method::GET,
-                &format!("/v1/executions/{}/history?after={after}", enc(id)),
+                &format!("/v1/executions/{}/history?{query}", enc(id)),
                 None,
             )
             .await?;
         let events = v["events"].as_array().cloned().unwrap_or_default();
-        if remote.json && !follow {
-            print_json(&v);
-            return Ok(ExitCode::SUCCESS);
-        }
-        let rows: Vec<Vec<String>> = events
-            .iter()
-            .map(|e| vec![s(&e["seq"]), s(&e["at"]), describe_event(e)])
-            .collect();
         for e in &events {
             after = after.max(e["seq"].as_u64().unwrap_or(after));
+        }
+        cursor = v["next_cursor"].as_str().map(str::to_string);
+        if remote.json && !follow {
+            // One document, as before paging: every event of every page.
+            everything.extend(events);
+            if cursor.is_none() {
+                let mut doc = v;
+                doc["events"] = Value::Array(everything);
+                print_json(&doc);
+                return Ok(ExitCode::SUCCESS);
+            }
+            continue;
         }
         if remote.json {
             for e in &events {
                 println!("{e}");
             }
-        } else if !rows.is_empty() || !follow {
-            for r in rows {
-                println!("{:>4}  {}  {}", r[0], r[1], r[2]);
+        } else {
+            for e in &events {
+                println!(
+                    "{:>4}  {}  {}",
+                    s(&e["seq"]),
+                    s(&e["at"]),
+                    describe_event(e)
+                );
             }
+        }
+        if cursor.is_some() {
+            continue;
         }
         let terminal = !matches!(
             v["execution"]["status"].as_str(),

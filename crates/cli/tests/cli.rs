@@ -574,6 +574,57 @@ fn history_follow_prints_events_until_the_execution_finishes() {
 }
 
 #[test]
+fn history_prints_every_event_of_a_history_longer_than_one_page() {
+    let stack = Stack::start(0);
+    // An ASL Map of 2,500 Waits of 0 seconds: 2,502 events, three pages.
+    let dir = tempfile::tempdir().unwrap();
+    let machine = dir.path().join("long.asl.json");
+    std::fs::write(
+        &machine,
+        r#"{"StartAt": "M", "States": {"M": {
+            "Type": "Map", "ItemsPath": "$.items", "End": true,
+            "ItemProcessor": {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 0, "End": true}}}
+        }}}"#,
+    )
+    .unwrap();
+    stack
+        .sagaflow(&["deploy", path(&machine), "--name", "long"])
+        .succeeds();
+    let items: Vec<u32> = (0..2500).collect();
+    let input = serde_json::json!({ "items": items }).to_string();
+    let done = stack
+        .sagaflow(&[
+            "start", "long", "--input", &input, "--id", "long-1", "--wait", "60", "--json",
+        ])
+        .succeeds()
+        .json();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["events"], 2502);
+
+    let text = stack.sagaflow(&["history", "long-1"]).succeeds();
+    let seqs: Vec<u64> = text
+        .stdout
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .expect("each line starts with its seq")
+        })
+        .collect();
+    assert_eq!(seqs, (1..=2502).collect::<Vec<u64>>(), "{}", text.context());
+
+    let json = stack
+        .sagaflow(&["history", "long-1", "--json"])
+        .succeeds()
+        .json();
+    let events = json["events"].as_array().expect("events");
+    assert_eq!(events.len(), 2502);
+    assert_eq!(events.last().unwrap()["type"], "execution_finished");
+    assert!(json["next_cursor"].is_null(), "{}", json["next_cursor"]);
+}
+
+#[test]
 fn finished_or_unknown_executions_are_refused_with_the_error_code_on_stderr() {
     let stack = Stack::start(2);
     assert_eq!(stack.trip("done", "success")["status"], "succeeded");

@@ -828,20 +828,49 @@ impl Execution {
         input: Input,
         ctx: Ctx,
     ) -> Result<Decision, Error> {
+        let mut state = self.clone();
+        let Applied { events, effects } = state.decide_in_place(plan, input, ctx)?;
+        Ok(Decision {
+            events,
+            state,
+            effects,
+        })
+    }
+
+    /// Decides what `input` means and applies the events to this state at
+    /// once: [`Execution::decide_and_preview`] without copying the state,
+    /// whose size grows with the execution (an ASL Map holds a slot per
+    /// item; a copy per decision would make N items cost O(N²)).
+    ///
+    /// The caller must store the returned events before acting on the
+    /// effects. If it cannot, or if this returns an error after the state
+    /// changed (`self.events` differs from before the call), the state is
+    /// ahead of the stored history and must be rebuilt from it.
+    pub fn decide_in_place(
+        &mut self,
+        plan: &Plan,
+        input: Input,
+        ctx: Ctx,
+    ) -> Result<Applied, Error> {
         let mut d = Decider {
-            ex: self.clone(),
+            ex: self,
             plan,
             ctx,
             out: Vec::new(),
             effects: Vec::new(),
+            limited: false,
         };
-        match plan.asl.as_deref() {
-            Some(m) => d.asl_input(m, input)?,
-            None => d.input(input)?,
+        let decided = match plan.asl.as_deref() {
+            Some(m) => d.asl_input(m, input),
+            None => d.input(input),
+        };
+        if let Err(e) = decided {
+            if !d.limited {
+                return Err(e);
+            }
         }
-        Ok(Decision {
+        Ok(Applied {
             events: d.out,
-            state: d.ex,
             effects: d.effects,
         })
     }
@@ -1112,16 +1141,35 @@ pub struct Decision {
     pub effects: Vec<Effect>,
 }
 
+/// The outcome of [`Execution::decide_in_place`]: the events now applied
+/// to the state, and the effects they call for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub events: Vec<Event>,
+    pub effects: Vec<Effect>,
+}
+
 struct Decider<'a> {
-    ex: Execution,
+    ex: &'a mut Execution,
     plan: &'a Plan,
     ctx: Ctx,
     out: Vec<Event>,
     effects: Vec<Effect>,
+    /// The decision ended the execution at the history limit.
+    limited: bool,
 }
 
 impl Decider<'_> {
     fn emit(&mut self, kind: EventKind) -> Result<(), Error> {
+        if let Some(limit) = self.history_limit() {
+            let finishing = matches!(kind, EventKind::ExecutionFinished { .. });
+            if self.ex.events.saturating_add(1) >= limit
+                && !finishing
+                && self.ex.phase != Phase::Finished
+            {
+                return self.fail_at_history_limit(limit);
+            }
+        }
         let e = Event {
             at: self.ctx.now,
             kind,
@@ -1130,6 +1178,33 @@ impl Decider<'_> {
         self.effects.extend(effects);
         self.out.push(e);
         Ok(())
+    }
+
+    /// The most events the history may hold (ASL executions: AWS's quota).
+    fn history_limit(&self) -> Option<u64> {
+        self.plan.asl.as_deref().map(|m| m.max_history_events)
+    }
+
+    /// The next event would leave no room for the end: the execution fails
+    /// instead, as AWS fails one whose history reaches its quota. The
+    /// decision stops here (the error unwinds it; `decide_in_place` keeps
+    /// what was decided so far), and nothing it started is performed: the
+    /// finish aborted it.
+    fn fail_at_history_limit(&mut self, limit: u64) -> Result<(), Error> {
+        let error = ErrorInfo::new(
+            crate::retry::RUNTIME,
+            format!(
+                "the execution's history reached the limit of {limit} events; it stops here and cannot be redriven (continue in a new execution)"
+            ),
+        );
+        self.finish(Status::Failed, Some(error), None)?;
+        self.effects
+            .retain(|e| matches!(e, Effect::Finished { .. }));
+        self.limited = true;
+        Err(Error::NotAllowed {
+            code: "history_limit",
+            message: format!("the history reached {limit} events"),
+        })
     }
 
     fn input(&mut self, input: Input) -> Result<(), Error> {
@@ -1425,6 +1500,16 @@ impl Decider<'_> {
                 )?;
             }
             Input::Redrive => {
+                // As AWS: no redrive of a history at (or next to) its quota.
+                if self.ex.events.saturating_add(2) >= m.max_history_events {
+                    return Err(Error::NotAllowed {
+                        code: "not_redrivable",
+                        message: format!(
+                            "`{}` has {} history events, the limit is {}: it cannot be redriven",
+                            self.ex.id, self.ex.events, m.max_history_events
+                        ),
+                    });
+                }
                 if self.ex.status != Status::Failed
                     || !self.ex.asl.as_deref().is_some_and(Run::can_redrive)
                 {

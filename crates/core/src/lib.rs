@@ -19,8 +19,8 @@ pub mod retry;
 pub use definition::{compile, Participant, Plan, Role, Stage, Step, Task, Violation};
 pub use event::{ErrorInfo, Event, EventKind, Status, TaskKind};
 pub use execution::{
-    parse_task_token, task_token, CallbackRefused, Ctx, Decision, Effect, Execution, Input,
-    Request, Stuck, StuckPolicy, TaskToken,
+    parse_task_token, task_token, Applied, CallbackRefused, Ctx, Decision, Effect, Execution,
+    Input, Request, Stuck, StuckPolicy, TaskToken,
 };
 pub use keys::KeyScheme;
 pub use retry::RetryPolicy;

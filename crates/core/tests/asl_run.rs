@@ -601,3 +601,179 @@ fn a_map_of_many_items_that_finish_at_once_does_not_recurse_per_item() {
         Some(20_000)
     );
 }
+
+/// A Wait of 0 seconds looping on itself: one `timer_fired` per turn, forever.
+fn wait_loop() -> Plan {
+    let machine = json!({"StartAt": "Loop", "States": {
+        "Loop": {"Type": "Wait", "Seconds": 0, "Next": "Again"},
+        "Again": {"Type": "Choice", "Default": "Loop", "Choices": [
+            {"Variable": "$.stop", "BooleanEquals": true, "Next": "Done"}
+        ]},
+        "Done": {"Type": "Succeed"}
+    }});
+    compile_definition(&machine.to_string(), Some("m"), &resources()).expect("compiles")
+}
+
+/// Feeds every timer the execution arms back to it (decided in place, as the
+/// runtime does) until it finishes or `turns` inputs were fed. Returns the history.
+fn spin(plan: &Plan, ex: &mut Execution, turns: usize) -> Vec<Event> {
+    let mut history = Vec::new();
+    let mut inputs = vec![Input::Start {
+        execution_id: "ex-1".into(),
+        definition: "m".into(),
+        version: 1,
+        input: json!({ "stop": false }),
+    }];
+    for turn in 0..turns as u64 {
+        let Some(input) = inputs.pop() else { break };
+        let now = 1_000_000 + turn;
+        let ctx = Ctx {
+            now,
+            random: 0.5,
+            entropy: 42,
+        };
+        let applied = ex
+            .decide_in_place(plan, input, ctx)
+            .unwrap_or_else(|e| panic!("the input is allowed: {e}"));
+        history.extend(applied.events);
+        for fx in applied.effects {
+            if let Effect::StartTimer { step, attempt, .. } = fx {
+                inputs.push(Input::TimerFired {
+                    step,
+                    task: TaskKind::Action,
+                    attempt,
+                });
+            }
+        }
+    }
+    history
+}
+
+#[test]
+fn a_wait_loop_fails_with_states_runtime_when_its_history_reaches_25000_events() {
+    let plan = wait_loop();
+    let mut ex = Execution::empty(&plan);
+    let history = spin(&plan, &mut ex, 100_000);
+    assert_eq!(ex.status, Status::Failed);
+    let error = ex.error.clone().expect("an error");
+    assert_eq!(error.error, "States.Runtime");
+    assert!(
+        error
+            .cause
+            .contains("history reached the limit of 25000 events"),
+        "{}",
+        error.cause
+    );
+    // The quota counts stored events, and the failure is the last of them.
+    assert_eq!(history.len(), 25_000);
+    assert_eq!(ex.events, 25_000);
+    assert!(matches!(
+        history.last().map(|e| &e.kind),
+        Some(sagaflow_core::EventKind::ExecutionFinished { .. })
+    ));
+    assert_eq!(
+        Execution::replay(&plan, &history).expect("replays"),
+        ex,
+        "replay diverged from the live state"
+    );
+    // Nothing is left to do, and it cannot be redriven (as AWS).
+    assert!(ex.outstanding(&plan).is_empty());
+    let redrive = ex.decide_in_place(
+        &plan,
+        Input::Redrive,
+        Ctx {
+            now: 2_000_000,
+            random: 0.5,
+            entropy: 1,
+        },
+    );
+    assert!(matches!(redrive, Err(e) if e.code() == "not_redrivable"));
+}
+
+#[test]
+fn a_decision_that_reaches_the_history_limit_performs_none_of_what_it_started() {
+    // A Map of 50 Tasks with a limit of 30 events: the decision that starts
+    // the Map reaches it, so no Task is called.
+    let machine = json!({"StartAt": "M", "States": {"M": {
+        "Type": "Map", "End": true,
+        "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": lambda("work"), "End": true}}}
+    }}});
+    let mut plan =
+        compile_definition(&machine.to_string(), Some("m"), &resources()).expect("compiles");
+    if let Some(m) = plan.asl.as_mut() {
+        std::sync::Arc::make_mut(m).max_history_events = 30;
+    }
+    let mut ex = Execution::empty(&plan);
+    let items: Vec<u32> = (0..50).collect();
+    let applied = ex
+        .decide_in_place(
+            &plan,
+            Input::Start {
+                execution_id: "ex-1".into(),
+                definition: "m".into(),
+                version: 1,
+                input: json!(items),
+            },
+            Ctx {
+                now: 1_000_000,
+                random: 0.5,
+                entropy: 42,
+            },
+        )
+        .expect("decides");
+    assert_eq!(applied.events.len(), 30);
+    assert_eq!(ex.status, Status::Failed);
+    assert!(
+        applied
+            .effects
+            .iter()
+            .all(|e| matches!(e, Effect::Finished { .. })),
+        "{:?}",
+        applied.effects
+    );
+    assert_eq!(
+        Execution::replay(&plan, &applied.events).expect("replays"),
+        ex
+    );
+}
+
+#[test]
+fn deciding_in_place_gives_the_same_events_state_and_effects_as_the_preview() {
+    let machine = json!({"StartAt": "M", "States": {"M": {
+        "Type": "Map", "MaxConcurrency": 3, "End": true,
+        "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": lambda("work"), "End": true}}}
+    }}});
+    let plan = compile_definition(&machine.to_string(), Some("m"), &resources()).expect("compiles");
+    let mut live = Execution::empty(&plan);
+    let mut inputs = vec![Input::Start {
+        execution_id: "ex-1".into(),
+        definition: "m".into(),
+        version: 1,
+        input: json!([1, 2, 3, 4, 5, 6, 7]),
+    }];
+    let ctx = Ctx {
+        now: 1_000_000,
+        random: 0.5,
+        entropy: 42,
+    };
+    while let Some(input) = inputs.pop() {
+        let preview = live
+            .decide_and_preview(&plan, input.clone(), ctx)
+            .expect("decides");
+        let applied = live.decide_in_place(&plan, input, ctx).expect("decides");
+        assert_eq!(applied.events, preview.events);
+        assert_eq!(applied.effects, preview.effects);
+        assert_eq!(live, preview.state);
+        for fx in applied.effects {
+            if let Effect::Invoke { step, attempt, .. } = fx {
+                inputs.push(Input::TaskSucceeded {
+                    step,
+                    task: TaskKind::Action,
+                    attempt,
+                    output: json!("ok"),
+                });
+            }
+        }
+    }
+    assert_eq!(live.status, Status::Succeeded);
+}

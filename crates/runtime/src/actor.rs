@@ -258,18 +258,52 @@ impl Actor {
         }
     }
 
+    /// Decides, appends, and returns the effects to perform. The decision is
+    /// applied to the state in place (no copy of a state that grows with the
+    /// execution); whenever it then cannot be stored, the state is rebuilt
+    /// from the stored history, so it never runs ahead of it.
     async fn decide_and_record(&mut self, input: Input) -> Result<Vec<Effect>> {
-        let sagaflow_core::Decision {
-            events,
-            state: next,
-            effects,
-        } = self
+        let expected_version = self.state.events;
+        let result = self.record_decision(input).await;
+        if result.is_err() && self.state.events != expected_version && !self.lost {
+            self.rebuild().await;
+        }
+        result
+    }
+
+    /// Replays the stored history into a fresh state; if it cannot be read,
+    /// the actor leaves memory and the execution is reloaded on its next use.
+    async fn rebuild(&mut self) {
+        let rebuilt = match self.engine.shared.store.load_history(&self.state.id).await {
+            Ok(events) => Execution::replay(&self.plan, &events).map_err(Error::NotAllowed),
+            Err(e) => Err(e.into()),
+        };
+        match rebuilt {
+            Ok(state) => self.state = state,
+            Err(e) => {
+                tracing::warn!(execution = %self.state.id, error = %e, "state not rebuilt from history; leaving memory");
+                self.lost = true;
+                self.reload = true;
+            }
+        }
+    }
+
+    async fn record_decision(&mut self, input: Input) -> Result<Vec<Effect>> {
+        let expected_version = self.state.events;
+        // Before the state changes in place: a decision that makes a
+        // compensation stuck records the notification (once).
+        let stuck_before = self
             .state
-            .decide_and_preview(&self.plan, input, ctx())
+            .stuck_compensation(&self.plan, &self.engine.shared.config.stuck)
+            .is_some();
+        let sagaflow_core::Applied { events, effects } = self
+            .state
+            .decide_in_place(&self.plan, input, ctx())
             .map_err(Error::NotAllowed)?;
         if events.is_empty() {
             return Ok(Vec::new());
         }
+        let next = &self.state;
         let timers = effects
             .iter()
             .filter_map(|e| match e {
@@ -288,10 +322,10 @@ impl Actor {
                 _ => None,
             })
             .collect();
-        let notify = self.notifies(&events, &next);
+        let notify = self.notifies(&events, stuck_before);
         let append = Append {
             execution_id: self.state.id.clone(),
-            expected_version: self.state.events,
+            expected_version,
             events,
             status: next.status,
             output: next.output.clone(),
@@ -358,7 +392,6 @@ impl Actor {
                 return Err(e);
             }
         }
-        self.state = next;
         count(&events);
         self.watch_stuck();
         Ok(effects)
@@ -369,7 +402,7 @@ impl Actor {
     /// about, or they make a compensation stuck (see [`Config::stuck`]).
     ///
     /// [`Config::stuck`]: crate::Config::stuck
-    fn notifies(&self, events: &[Event], next: &Execution) -> Option<NotificationKind> {
+    fn notifies(&self, events: &[Event], stuck_before: bool) -> Option<NotificationKind> {
         let config = &self.engine.shared.config;
         let finishes = events.iter().any(|e| {
             matches!(&e.kind, EventKind::ExecutionFinished { status, .. } if config.notify_on.contains(status))
@@ -377,12 +410,13 @@ impl Actor {
         if finishes {
             return Some(NotificationKind::Finished);
         }
+        // The state is already the one after these events.
         let becomes_stuck = config.notify_stuck
+            && !stuck_before
             && self
                 .state
                 .stuck_compensation(&self.plan, &config.stuck)
-                .is_none()
-            && next.stuck_compensation(&self.plan, &config.stuck).is_some();
+                .is_some();
         becomes_stuck.then_some(NotificationKind::Stuck)
     }
 

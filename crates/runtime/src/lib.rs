@@ -132,6 +132,10 @@ pub struct Config {
     pub notify_stuck: bool,
     /// Binds the `Resource` ARNs of ASL Task states to participants.
     pub resources: sagaflow_core::asl::ResourceMap,
+    /// Most events an ASL execution's stored history may hold: the decision
+    /// reaching it fails the execution with `States.Runtime` (AWS's quota of
+    /// 25,000 by default).
+    pub max_history_events: u64,
     /// Several nodes on one store: this node's identity and leases. `None`
     /// (the default): this process owns the whole store.
     pub node: Option<NodeConfig>,
@@ -164,6 +168,7 @@ impl Default for Config {
             stuck: Default::default(),
             notify_stuck: false,
             resources: Default::default(),
+            max_history_events: sagaflow_core::asl::run::MAX_HISTORY_EVENTS,
             node: None,
         }
     }
@@ -694,7 +699,14 @@ impl Engine {
         })
         .await;
         match compiled {
-            Ok(plan) => plan.map_err(Error::Invalid),
+            Ok(plan) => {
+                let mut plan = plan.map_err(Error::Invalid)?;
+                // This engine's limits, not the document's.
+                if let Some(m) = plan.asl.as_mut() {
+                    Arc::make_mut(m).max_history_events = self.shared.config.max_history_events;
+                }
+                Ok(plan)
+            }
             Err(e) => match e.try_into_panic() {
                 Ok(panic) => std::panic::resume_unwind(panic),
                 Err(_) => Err(Error::ShuttingDown),

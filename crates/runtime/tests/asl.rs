@@ -307,3 +307,54 @@ async fn an_execution_parked_on_a_token_survives_a_restart() {
     assert_eq!(done.status, Status::Succeeded);
     assert_eq!(done.output, Some(json!({"ok": 1})));
 }
+
+#[tokio::test]
+async fn a_wait_0_loop_ends_failed_with_states_runtime_at_the_history_limit() {
+    // The default limit is AWS's 25,000 (the core's tests run a loop up to
+    // it); a Wait turn takes a timer tick (~1 ms), so this one is lower.
+    let store = Arc::new(MemoryStore::new());
+    let engine = Engine::builder(store.clone())
+        .config(Config {
+            max_history_events: 2_000,
+            ..config()
+        })
+        .build();
+    engine.start().await.expect("engine starts");
+    let machine = json!({"StartAt": "Loop", "States": {
+        "Loop": {"Type": "Wait", "Seconds": 0, "Next": "Again"},
+        "Again": {"Type": "Choice", "Default": "Loop", "Choices": [
+            {"Variable": "$.stop", "BooleanEquals": true, "Next": "Done"}
+        ]},
+        "Done": {"Type": "Succeed"}
+    }})
+    .to_string();
+    engine.deploy(Some("m"), &machine).await.expect("deploys");
+    let (rec, _) = engine
+        .start_execution("m", json!({"stop": false}), None)
+        .await
+        .expect("starts");
+    // A generous bound: the loop runs as fast as the engine can record it.
+    let rec = engine
+        .wait(&rec.id, Duration::from_secs(60))
+        .await
+        .expect("waits");
+    assert_eq!(rec.status, Status::Failed);
+    let error = rec.error.expect("an error");
+    assert_eq!(error.error, "States.Runtime");
+    assert!(
+        error
+            .cause
+            .contains("history reached the limit of 2000 events"),
+        "{}",
+        error.cause
+    );
+    let history = store.load_history(&rec.id).await.expect("history");
+    assert_eq!(history.len(), 2_000);
+    assert_eq!(rec.events, 2_000);
+    let redrive = engine.redrive(&rec.id).await;
+    assert!(
+        matches!(&redrive, Err(e) if e.code() == "not_redrivable"),
+        "{:?}",
+        redrive.map(|r| r.status)
+    );
+}

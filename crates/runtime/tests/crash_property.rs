@@ -424,8 +424,13 @@ impl Query for CrashingStore {
         self.inner.list_executions(filter).await
     }
 
-    async fn history(&self, id: &str, after: u64) -> StoreResult<Vec<HistoryEntry>> {
-        self.inner.history(id, after).await
+    async fn history_page(
+        &self,
+        id: &str,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<HistoryEntry>> {
+        self.inner.history_page(id, after, limit).await
     }
 
     async fn list_definitions(&self) -> StoreResult<Vec<DefinitionRecord>> {

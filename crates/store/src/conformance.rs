@@ -59,6 +59,7 @@ macro_rules! conformance_tests {
             of_two_racing_appends_exactly_one_wins,
             an_append_updates_status_output_and_error,
             history_after_a_seq_returns_only_later_events,
+            history_pages_return_every_event_exactly_once_in_order,
             every_kind_of_event_round_trips,
             numbers_beyond_64_bits_and_long_decimals_read_back_digit_for_digit,
             listing_filters_by_status_and_definition,
@@ -632,6 +633,55 @@ pub async fn history_after_a_seq_returns_only_later_events(store: &dyn Store) {
     assert_eq!(later[0].event, events[2]);
     assert!(store.history("e1", 5).await.expect("history").is_empty());
     assert!(store.history("e1", 50).await.expect("history").is_empty());
+}
+
+pub async fn history_pages_return_every_event_exactly_once_in_order(store: &dyn Store) {
+    start(store, "e1", "order").await;
+    // 1 + 3 appends of 9 events: pages cross the appends' boundaries.
+    let mut expected = vec![started("e1", "order", json!({ "id": "e1" }))];
+    for batch in 0..3u64 {
+        let events: Vec<_> = (0..9)
+            .map(|i| step_succeeded(&format!("s{batch}-{i}"), T0 + batch * 10 + i))
+            .collect();
+        let version = expected.len() as u64;
+        store
+            .append(append("e1", version, events.clone(), Status::Running))
+            .await
+            .expect("append");
+        expected.extend(events);
+    }
+    for limit in [1, 2, 7, 28, 29, 1000] {
+        let mut seen = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = store
+                .history_page("e1", after, limit)
+                .await
+                .expect("a page");
+            assert!(page.len() <= limit, "a page of {limit} held {}", page.len());
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            seen.extend(page);
+        }
+        assert_eq!(
+            seen.iter().map(|h| h.seq).collect::<Vec<_>>(),
+            (1..=28).collect::<Vec<u64>>(),
+            "pages of {limit}"
+        );
+        assert_eq!(
+            seen.into_iter().map(|h| h.event).collect::<Vec<_>>(),
+            expected,
+            "pages of {limit}"
+        );
+    }
+    let page = store.history_page("e1", 26, 10).await.expect("the end");
+    assert_eq!(page.iter().map(|h| h.seq).collect::<Vec<_>>(), [27, 28]);
+    assert!(store
+        .history_page("e1", 0, 0)
+        .await
+        .expect("empty")
+        .is_empty());
+    assert_not_found(store.history_page("nope", 0, 10).await, "execution");
 }
 
 pub async fn every_kind_of_event_round_trips(store: &dyn Store) {

@@ -377,8 +377,13 @@ pub trait Executor: Send + Sync {
 pub trait Query: Send + Sync {
     async fn get_execution(&self, id: &str) -> Result<ExecutionRecord>;
     async fn list_executions(&self, filter: &ListFilter) -> Result<Page>;
-    /// History entries with `seq > after`.
-    async fn history(&self, id: &str, after: u64) -> Result<Vec<HistoryEntry>>;
+    /// History entries with `seq > after`, oldest first, at most `limit`
+    /// of them: one page of a history that may be long (the API pages it).
+    async fn history_page(&self, id: &str, after: u64, limit: usize) -> Result<Vec<HistoryEntry>>;
+    /// Every history entry with `seq > after`.
+    async fn history(&self, id: &str, after: u64) -> Result<Vec<HistoryEntry>> {
+        self.history_page(id, after, usize::MAX).await
+    }
     /// The latest version of every definition that is not deleted.
     async fn list_definitions(&self) -> Result<Vec<DefinitionRecord>>;
 }

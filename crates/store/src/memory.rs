@@ -523,17 +523,19 @@ impl Query for MemoryStore {
         })
     }
 
-    async fn history(&self, id: &str, after: u64) -> Result<Vec<HistoryEntry>> {
+    async fn history_page(&self, id: &str, after: u64, limit: usize) -> Result<Vec<HistoryEntry>> {
         let g = self.lock();
         let (_, _, events) = g.executions.get(id).ok_or_else(|| not_found(id))?;
+        let skip = usize::try_from(after).unwrap_or(usize::MAX);
         Ok(events
             .iter()
             .enumerate()
+            .skip(skip)
+            .take(limit)
             .map(|(i, e)| HistoryEntry {
                 seq: i as u64 + 1,
                 event: e.clone(),
             })
-            .filter(|h| h.seq > after)
             .collect())
     }
 

@@ -1196,7 +1196,7 @@ impl Executor for PostgresStore {
 
     async fn load_history(&self, id: &str) -> Result<Vec<Event>> {
         let client = self.client().await?;
-        let entries = read_history(&client, id, 0).await?;
+        let entries = read_history(&client, id, 0, usize::MAX).await?;
         Ok(entries.into_iter().map(|h| h.event).collect())
     }
 
@@ -1545,9 +1545,9 @@ impl Query for PostgresStore {
         })
     }
 
-    async fn history(&self, id: &str, after: u64) -> Result<Vec<HistoryEntry>> {
+    async fn history_page(&self, id: &str, after: u64, limit: usize) -> Result<Vec<HistoryEntry>> {
         let client = self.client().await?;
-        read_history(&client, id, after).await
+        read_history(&client, id, after, limit).await
     }
 
     async fn list_definitions(&self) -> Result<Vec<DefinitionRecord>> {
@@ -1741,18 +1741,22 @@ async fn read_history(
     client: &deadpool_postgres::Object,
     id: &str,
     after: u64,
+    limit: usize,
 ) -> Result<Vec<HistoryEntry>> {
+    // The LEFT JOIN gives one row of NULLs for an existing execution with
+    // no (more) events, which tells it apart from a missing one.
     let stmt = client
         .prepare_cached(
             "SELECT e.seq, e.body FROM executions AS x
              LEFT JOIN events AS e ON e.execution_id = x.id AND e.seq > $2
-             WHERE x.id = $1 ORDER BY e.seq",
+             WHERE x.id = $1 ORDER BY e.seq LIMIT $3",
         )
         .await
         .map_err(pg("preparing to read a history"))?;
     let after = after.min(i64::MAX as u64) as i64;
+    let page = limit.clamp(1, i64::MAX as usize) as i64;
     let rows = client
-        .query(&stmt, &[&id, &after])
+        .query(&stmt, &[&id, &after, &page])
         .await
         .map_err(pg("reading a history"))?;
     if rows.is_empty() {
@@ -1764,6 +1768,7 @@ async fn read_history(
             let body: Option<String> = r.get(1);
             seq.zip(body)
         })
+        .take(limit)
         .map(|(seq, body)| {
             Ok(HistoryEntry {
                 seq: to_u64(&format!("execution `{id}` event seq"), seq)?,

@@ -721,7 +721,12 @@ fn get_execution(conn: &Connection, id: &str) -> Result<ExecutionRecord> {
 }
 
 /// History entries of `id` with `seq > after`, oldest first.
-fn read_history(conn: &mut Connection, id: &str, after: u64) -> Result<Vec<HistoryEntry>> {
+fn read_history(
+    conn: &mut Connection,
+    id: &str,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<HistoryEntry>> {
     // One snapshot, so the existence check and the events agree.
     let tx = conn.transaction().map_err(backend("starting a read"))?;
     let exists = tx
@@ -733,10 +738,12 @@ fn read_history(conn: &mut Connection, id: &str, after: u64) -> Result<Vec<Histo
     }
     let rows = tx
         .prepare_cached(
-            "SELECT seq, body FROM events WHERE execution_id = ?1 AND seq > ?2 ORDER BY seq",
+            "SELECT seq, body FROM events WHERE execution_id = ?1 AND seq > ?2 ORDER BY seq
+             LIMIT ?3",
         )
         .and_then(|mut s| {
-            s.query_map(params![id, after.min(i64::MAX as u64)], |r| {
+            let limit = limit.min(i64::MAX as usize) as i64;
+            s.query_map(params![id, after.min(i64::MAX as u64), limit], |r| {
                 Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()
@@ -1291,7 +1298,9 @@ impl Executor for SqliteStore {
 
     async fn load_history(&self, id: &str) -> Result<Vec<Event>> {
         let id = id.to_string();
-        let entries = self.read(move |c| read_history(c, &id, 0)).await?;
+        let entries = self
+            .read(move |c| read_history(c, &id, 0, usize::MAX))
+            .await?;
         Ok(entries.into_iter().map(|h| h.event).collect())
     }
 
@@ -1433,9 +1442,9 @@ impl Query for SqliteStore {
         .await
     }
 
-    async fn history(&self, id: &str, after: u64) -> Result<Vec<HistoryEntry>> {
+    async fn history_page(&self, id: &str, after: u64, limit: usize) -> Result<Vec<HistoryEntry>> {
         let id = id.to_string();
-        self.read(move |c| read_history(c, &id, after)).await
+        self.read(move |c| read_history(c, &id, after, limit)).await
     }
 
     async fn list_definitions(&self) -> Result<Vec<DefinitionRecord>> {

@@ -41,6 +41,8 @@ pub struct Report {
     pub parked: Option<Parked>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery: Option<Recovery>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asl_map: Option<AslMap>,
     /// Anything that did not end as the workload expects (the exit code is 1 then).
     pub problems: Vec<String>,
 }
@@ -158,6 +160,18 @@ pub struct Recovery {
     pub recovered_per_s: f64,
     /// The first (crashed) engine's store.
     pub group_commit_before_crash: GroupCommit,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AslMap {
+    /// Items (one Task each) of every execution's Map state.
+    pub items: usize,
+    /// Its MaxConcurrency (0: every item at once).
+    pub map_concurrency: usize,
+    /// CPU time of the whole process / items run: flat if the cost is
+    /// linear in the number of items.
+    pub cpu_per_item_us: f64,
+    pub wall_per_item_us: f64,
 }
 
 /// Nearest-rank percentiles of `samples` (sorted here), in the unit `scale` gives.
@@ -280,6 +294,17 @@ impl Report {
                 format!(
                     "every execution terminal {:.2} s after the restart ({:.0}/s)",
                     r.recovered_s, r.recovered_per_s
+                ),
+            );
+        }
+        if let Some(a) = &self.asl_map {
+            line(
+                "per item",
+                format!(
+                    "cpu {}  wall {}  ({} items per execution)",
+                    us(a.cpu_per_item_us),
+                    us(a.wall_per_item_us),
+                    a.items
                 ),
             );
         }

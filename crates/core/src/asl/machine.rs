@@ -25,6 +25,11 @@ pub struct Machine {
     /// Whether any path or template mentions the context object (`$$`):
     /// when none does, it is not built for every state entered.
     pub uses_context: bool,
+    /// Most events an execution's stored history may hold: the decision
+    /// that would store one more ends the execution `failed` with
+    /// `States.Runtime` instead (AWS's quota; [`crate::asl::run::MAX_HISTORY_EVENTS`]
+    /// unless the runtime is configured otherwise).
+    pub max_history_events: u64,
 }
 
 /// One scope of states: the machine itself, a Parallel branch or a Map's

@@ -828,6 +828,7 @@ impl Compiler<'_> {
             resources: self.resources.clone(),
             // Only a machine that mentions `$$` reads the context object.
             uses_context: serde_json::to_string(m).map_or(true, |t| t.contains("$$")),
+            max_history_events: crate::asl::run::MAX_HISTORY_EVENTS,
         })
     }
 

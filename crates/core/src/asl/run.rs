@@ -142,7 +142,7 @@ pub enum TraceKind {
     },
 }
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde_json::json;
 
@@ -164,6 +164,11 @@ pub const DEFAULT_TOKEN_TIMEOUT_S: u64 = 99_999_999;
 /// A thread that passes this many states in a row without waiting on
 /// anything is stuck in a loop of Pass and Choice states.
 pub const MAX_TRANSITIONS_WITHOUT_WAITING: u32 = 10_000;
+/// AWS's quota of events per execution history. Ours counts the events of
+/// the stored log (an ASL Task costs two, `step_scheduled` and
+/// `step_succeeded`, where the Step Functions view shows five), and the
+/// last one is the `execution_finished` that fails the execution.
+pub const MAX_HISTORY_EVENTS: u64 = 25_000;
 /// Error of a Choice state none of whose rules matched (and no `Default`).
 pub const NO_CHOICE_MATCHED: &str = "States.NoChoiceMatched";
 /// Error of a Map state whose failed iterations exceeded the tolerance.
@@ -181,7 +186,7 @@ pub struct Run {
     slots: BTreeMap<String, Slot>,
     /// What the decider must still record, oldest first. Consumed by the
     /// events that record it, so a replay ends with it empty.
-    pending: Vec<Pending>,
+    pending: VecDeque<Pending>,
     /// The root thread's failure that a redrive may retry: (state index, raw input).
     redrivable: Option<(usize, Value)>,
     head: Head,
@@ -427,6 +432,15 @@ impl Run {
         self.trace.is_some()
     }
 
+    /// Removes the pending entry that an event just recorded. The decider
+    /// records them in order, so it is (nearly always) the first: a Map that
+    /// schedules N items in one decision must not scan N entries N times.
+    fn consume(&mut self, recorded: impl Fn(&Pending) -> bool) {
+        if let Some(i) = self.pending.iter().position(recorded) {
+            self.pending.remove(i);
+        }
+    }
+
     /// The context object (`$$`) of a state.
     fn context(
         &self,
@@ -619,7 +633,7 @@ impl Run {
                             key.clone(),
                             Slot::new(t, st, s, input, eff, at, Phase::Ready),
                         );
-                        self.pending.push(Pending::Schedule(key));
+                        self.pending.push_back(Pending::Schedule(key));
                         return;
                     }
                     Err(e) => Err(e),
@@ -897,7 +911,7 @@ impl Run {
                 Ok(out) => (Status::Succeeded, Some(out), None),
                 Err(e) => (Status::Failed, None, Some(e)),
             };
-            self.pending.push(Pending::Finish {
+            self.pending.push_back(Pending::Finish {
                 status,
                 output,
                 error,
@@ -1005,9 +1019,16 @@ impl Run {
             return;
         }
         self.threads[t].live = false;
+        // A thread's slot keys start with its prefix: look only there (a
+        // scan of every slot per aborted iteration would be O(N²)).
+        let prefix = self.threads[t].prefix.clone();
         let keys: Vec<String> = self
             .slots
-            .iter()
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(k, _)| k.starts_with(&prefix))
             .filter(|(_, s)| s.thread == t)
             .map(|(k, _)| k.clone())
             .collect();
@@ -1098,7 +1119,7 @@ impl Run {
                     delay_ms: delay.min(1e15) as u64,
                     jitter: rt.jitter_full,
                 };
-                self.pending.push(Pending::Retry(key.to_string()));
+                self.pending.push_back(Pending::Retry(key.to_string()));
                 return;
             }
         }
@@ -1202,8 +1223,7 @@ impl Run {
                     nonce: nonce.clone(),
                     parked: false,
                 };
-                self.pending
-                    .retain(|p| !matches!(p, Pending::Schedule(k) if k == step));
+                self.consume(|p| matches!(p, Pending::Schedule(k) if k == step));
                 fx.push(Effect::Invoke {
                     step: step.clone(),
                     task: TaskKind::Action,
@@ -1344,8 +1364,7 @@ impl Run {
                     ));
                 }
                 slot.phase = Phase::RetryWaiting { fire_at: *fire_at };
-                self.pending
-                    .retain(|p| !matches!(p, Pending::Retry(k) if k == step));
+                self.consume(|p| matches!(p, Pending::Retry(k) if k == step));
                 fx.push(Effect::StartTimer {
                     step: step.clone(),
                     task: TaskKind::Action,
