@@ -148,7 +148,21 @@ pub fn compile(source: &str, name_hint: Option<&str>) -> Result<Plan, Error> {
 
 /// Validates an already parsed document. See [`compile`].
 pub fn compile_document(doc: &Value, name_hint: Option<&str>) -> Result<Plan, Error> {
-    let mut c = Compiler::default();
+    compile_document_as(doc, name_hint, false)
+}
+
+/// [`compile_document`]; `stored`: a definition accepted before protocol
+/// headers were reserved — such a header is left out (the engine's own value
+/// is sent) instead of refusing the definition its executions run on.
+pub(crate) fn compile_document_as(
+    doc: &Value,
+    name_hint: Option<&str>,
+    stored: bool,
+) -> Result<Plan, Error> {
+    let mut c = Compiler {
+        stored,
+        ..Compiler::default()
+    };
     let plan = c.document(doc, name_hint);
     if c.violations.is_empty() {
         if let Some(plan) = plan {
@@ -172,6 +186,8 @@ struct Compiler {
     violations: Vec<Violation>,
     variables: BTreeSet<String>,
     variable_uses: Vec<(String, String)>,
+    /// Reading a stored definition (see [`compile_document_as`]).
+    stored: bool,
 }
 
 struct RawStep {
@@ -699,6 +715,9 @@ impl Compiler {
             return false;
         }
         if is_reserved_header(name) {
+            if self.stored {
+                return false;
+            }
             self.err(
                 "reserved_header",
                 loc,

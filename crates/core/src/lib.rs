@@ -35,7 +35,7 @@ pub fn compile_definition(
     resources: &asl::ResourceMap,
 ) -> Result<Plan, Error> {
     let doc = definition::parse_document(source)?;
-    compile_parsed(&doc, name_hint, resources)
+    compile_parsed(&doc, name_hint, resources, false)
 }
 
 /// Compiles a definition stored earlier, read as it was when it was
@@ -47,18 +47,19 @@ pub fn compile_stored_definition(
     resources: &asl::ResourceMap,
 ) -> Result<Plan, Error> {
     let doc = document::parse_stored(source)?;
-    compile_parsed(&doc, name_hint, resources)
+    compile_parsed(&doc, name_hint, resources, true)
 }
 
 fn compile_parsed(
     doc: &serde_json::Value,
     name_hint: Option<&str>,
     resources: &asl::ResourceMap,
+    stored: bool,
 ) -> Result<Plan, Error> {
     if asl::is_asl(doc) {
         asl::compile_plan(doc, name_hint, resources)
     } else {
-        definition::compile_document(doc, name_hint)
+        definition::compile_document_as(doc, name_hint, stored)
     }
 }
 

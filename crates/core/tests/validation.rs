@@ -1240,3 +1240,27 @@ steps:
         ("heartbeat_without_callback", "steps[0].heartbeat")
     );
 }
+
+#[test]
+fn a_stored_definition_with_a_protocol_header_still_loads_without_it() {
+    // Accepted before protocol headers were reserved: its executions must
+    // keep running, with the engine's own value for that header.
+    let source = r#"
+name: trip
+steps:
+  - name: c
+    action:
+      http:
+        url: "http://svc/c"
+        headers: { Idempotency-Key: "mine", X-Tenant: "acme" }
+"#;
+    assert!(compile(source, None).is_err(), "a new deploy is refused");
+    let plan = sagaflow_core::compile_stored_definition(source, None, &Default::default())
+        .expect("the stored definition loads");
+    match &plan.steps[0].action.participant {
+        Participant::Http { headers, .. } => {
+            assert_eq!(headers.keys().collect::<Vec<_>>(), ["X-Tenant"]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
