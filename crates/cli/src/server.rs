@@ -172,6 +172,8 @@ struct FileResource {
 struct FileHook {
     url: String,
     token: Option<String>,
+    /// Deliveries tried before a notification becomes a dead letter.
+    max_attempts: Option<u32>,
 }
 
 /// Where the executions live.
@@ -294,10 +296,18 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
     }
     let hook = match (args.hook_url, file.hook) {
         (Some(url), _) => Some(HookConfig::new(url)),
-        (None, Some(h)) => Some(HookConfig {
-            token: h.token,
-            ..HookConfig::new(h.url)
-        }),
+        (None, Some(h)) => {
+            let defaults = HookConfig::new(h.url);
+            let max_attempts = h.max_attempts.unwrap_or(defaults.max_attempts);
+            if max_attempts == 0 {
+                bail!("[hook] max_attempts must be at least 1");
+            }
+            Some(HookConfig {
+                token: h.token,
+                max_attempts,
+                ..defaults
+            })
+        }
         (None, None) => None,
     };
     let file_tls = file.tls.unwrap_or_default();

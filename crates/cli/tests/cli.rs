@@ -704,3 +704,89 @@ fn demo_runs_every_scenario_and_exits_0() {
         ran.context()
     );
 }
+
+#[test]
+fn a_hook_that_cannot_be_reached_leaves_a_dead_letter_that_the_cli_lists_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let travel = Travel::start(dir.path(), 0.0, 0);
+    // Nothing listens there: every delivery is refused.
+    let config = dir.path().join("sagaflow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[hook]\nurl = \"http://127.0.0.1:{}/hook\"\nmax_attempts = 1\n",
+            free_port()
+        ),
+    )
+    .unwrap();
+    let server = start_server(
+        &dir.path().join("sagaflow"),
+        travel.url(),
+        &["--config", path(&config)],
+    );
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--server", &server.url]);
+        sagaflow_cmd(&all)
+    };
+    cli(&["deploy", path(&example("travel-saga.yaml"))]).succeeds();
+    let ex = cli(&[
+        "start",
+        "trip-booking",
+        "--input",
+        r#"{"trip_id":"dl","run_type":"failPayment"}"#,
+        "--id",
+        "dead-letter-trip",
+        "--wait",
+        "30",
+        "--json",
+    ])
+    .tells_the_outcome_by_its_exit_code()
+    .json();
+    assert_eq!(ex["status"], "compensated", "{ex}");
+
+    let dead_letters = |min_id: u64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let listed = cli(&["dead-letters", "--json"]).succeeds().json();
+            let found: Vec<Value> = listed["dead_letters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|d| d["id"].as_u64().is_some_and(|id| id > min_id))
+                .collect();
+            if !found.is_empty() {
+                return found;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a dead letter appears: {listed}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let first = dead_letters(0);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0]["execution_id"], "dead-letter-trip");
+    assert_eq!(first[0]["event"], "execution.compensated");
+    let table = cli(&["dead-letters"]).succeeds();
+    assert!(
+        table.stdout.contains("dead-letter-trip") && table.stdout.contains("unreachable"),
+        "{}",
+        table.context()
+    );
+
+    let id = first[0]["id"].as_u64().unwrap();
+    let replayed = cli(&["dead-letters", "replay", &id.to_string()]).succeeds();
+    assert!(
+        replayed.stdout.contains("pending again"),
+        "{}",
+        replayed.context()
+    );
+    // Delivered again — and, the hook being still unreachable, dead again
+    // under the new notification's id.
+    let again = dead_letters(id);
+    assert_eq!(again[0]["execution_id"], "dead-letter-trip");
+    cli(&["dead-letters", "replay", "999999"]).fails_saying("dead_letter_not_found");
+}
