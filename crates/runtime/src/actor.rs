@@ -54,6 +54,31 @@ pub(crate) fn ctx() -> Ctx {
     }
 }
 
+/// The durable timer rows of a decision's effects: what its `StartTimer`s
+/// arm, stored with the decision's events (by `append`, and by
+/// `create_execution` for the start), so a timer beyond the in-memory
+/// horizon is always in the table the poller reads.
+pub(crate) fn durable_timers(execution_id: &str, effects: &[Effect]) -> Vec<Timer> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::StartTimer {
+                step,
+                task,
+                attempt,
+                fire_at,
+            } => Some(Timer {
+                execution_id: execution_id.to_string(),
+                step: step.clone(),
+                task: *task,
+                attempt: *attempt,
+                fire_at: *fire_at,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The summary row the store keeps for an execution in this state.
 pub(crate) fn record_of(s: &Execution) -> ExecutionRecord {
     ExecutionRecord {
@@ -304,24 +329,7 @@ impl Actor {
             return Ok(Vec::new());
         }
         let next = &self.state;
-        let timers = effects
-            .iter()
-            .filter_map(|e| match e {
-                Effect::StartTimer {
-                    step,
-                    task,
-                    attempt,
-                    fire_at,
-                } => Some(Timer {
-                    execution_id: self.state.id.clone(),
-                    step: step.clone(),
-                    task: *task,
-                    attempt: *attempt,
-                    fire_at: *fire_at,
-                }),
-                _ => None,
-            })
-            .collect();
+        let timers = durable_timers(&next.id, &effects);
         let notify = self.notifies(&events, stuck_before);
         let append = Append {
             execution_id: self.state.id.clone(),

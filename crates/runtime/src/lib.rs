@@ -789,10 +789,12 @@ impl Engine {
             None => uuid::Uuid::now_v7().to_string(),
         };
         let (version, plan) = self.plan(definition, None).await?;
-        let empty = Execution::empty(&plan);
-        let ctx = actor::ctx();
-        let events = empty
-            .decide(
+        // The start is decided like every later input (one decision applied
+        // once), and stored with everything it derives: its events, the
+        // summary and the durable timers it arms.
+        let mut state = Execution::empty(&plan);
+        let sagaflow_core::Applied { events, effects } = state
+            .decide_in_place(
                 &plan,
                 Input::Start {
                     execution_id: id.clone(),
@@ -800,15 +802,11 @@ impl Engine {
                     version,
                     input: input.clone(),
                 },
-                ctx,
+                actor::ctx(),
             )
             .map_err(Error::NotAllowed)?;
-        let mut state = empty;
-        let mut effects = Vec::new();
-        for e in &events {
-            effects.extend(state.apply(&plan, e).map_err(Error::NotAllowed)?);
-        }
         let record = actor::record_of(&state);
+        let timers = actor::durable_timers(&id, &effects);
         // The start decision schedules the first step(s): counted like every
         // later decision's (once the create is stored).
         let scheduled = events
@@ -825,6 +823,7 @@ impl Engine {
                     .create_execution_leased(
                         record.clone(),
                         events,
+                        timers,
                         &node.id,
                         node.lease_ttl.as_millis() as u64,
                     )
@@ -833,7 +832,7 @@ impl Engine {
             None => {
                 self.shared
                     .store
-                    .create_execution(record.clone(), events)
+                    .create_execution(record.clone(), events, timers)
                     .await
             }
         };

@@ -353,9 +353,10 @@ impl Executor for CrashingStore {
         &self,
         record: ExecutionRecord,
         events: Vec<Event>,
+        timers: Vec<sagaflow_store::Timer>,
     ) -> StoreResult<Created> {
         self.alive()?;
-        self.inner.create_execution(record, events).await
+        self.inner.create_execution(record, events, timers).await
     }
 
     async fn append(&self, append: Append) -> StoreResult<u64> {

@@ -95,7 +95,7 @@ fn append(c: &mut Criterion) {
     rt.block_on(async {
         for id in &ids {
             store
-                .create_execution(record(id), vec![started(id)])
+                .create_execution(record(id), vec![started(id)], Vec::new())
                 .await
                 .expect("creating an execution");
         }

@@ -67,6 +67,7 @@ macro_rules! conformance_tests {
             a_malformed_cursor_is_rejected,
             a_timer_not_yet_due_is_not_claimed,
             a_due_timer_is_claimed_once_then_gone,
+            a_create_arms_the_timers_of_its_first_decision_and_a_repeated_one_arms_none,
             timers_are_claimed_earliest_first_up_to_the_limit,
             unfinished_lists_only_running_and_compensating_executions,
             unknown_executions_are_not_found,
@@ -190,6 +191,7 @@ async fn start(store: &dyn Store, id: &str, definition: &str) -> ExecutionRecord
         .create_execution(
             record(id, definition, input.clone()),
             vec![started(id, definition, input)],
+            Vec::new(),
         )
         .await
     {
@@ -473,7 +475,10 @@ pub async fn a_new_execution_reads_back_as_created(store: &dyn Store) {
         started("e1", "order", rec.input.clone()),
         step_succeeded("reserve", T0 + 1),
     ];
-    let created = match store.create_execution(rec.clone(), events.clone()).await {
+    let created = match store
+        .create_execution(rec.clone(), events.clone(), Vec::new())
+        .await
+    {
         Ok(Created::New(r)) => r,
         other => panic!("expected a new execution, got {other:?}"),
     };
@@ -492,6 +497,7 @@ pub async fn creating_an_execution_again_returns_the_existing_one_untouched(stor
                 started("e1", "refund", other_input),
                 step_succeeded("x", T0),
             ],
+            Vec::new(),
         )
         .await
         .expect("second create");
@@ -754,7 +760,11 @@ pub async fn every_kind_of_event_round_trips(store: &dyn Store) {
         json!({ "nested": { "list": [1, "two", null] } }),
     );
     store
-        .create_execution(record("e1", "order", json!({})), vec![first.clone()])
+        .create_execution(
+            record("e1", "order", json!({})),
+            vec![first.clone()],
+            Vec::new(),
+        )
         .await
         .expect("create");
     store
@@ -778,6 +788,7 @@ pub async fn numbers_beyond_64_bits_and_long_decimals_read_back_digit_for_digit(
         .create_execution(
             record("e1", "order", value.clone()),
             vec![started("e1", "order", value.clone())],
+            Vec::new(),
         )
         .await
         .expect("create");
@@ -923,6 +934,39 @@ pub async fn a_timer_not_yet_due_is_not_claimed(store: &dyn Store) {
     // Still there once due.
     let claimed = store.claim_due_timers(T0 + 100, 10).await.expect("claim");
     assert_eq!(claimed, [timer("e1", "pay", T0 + 100)]);
+}
+
+pub async fn a_create_arms_the_timers_of_its_first_decision_and_a_repeated_one_arms_none(
+    store: &dyn Store,
+) {
+    let t = timer("e1", "W", T0 + 100);
+    let first = || {
+        (
+            record("e1", "order", json!({})),
+            vec![started("e1", "order", json!({}))],
+        )
+    };
+    let (rec, events) = first();
+    assert!(matches!(
+        store
+            .create_execution(rec, events, vec![t.clone()])
+            .await
+            .expect("create"),
+        Created::New(_)
+    ));
+    // The same start again (an idempotent retry): nothing is written.
+    let (rec, events) = first();
+    assert!(matches!(
+        store
+            .create_execution(rec, events, vec![timer("e1", "again", T0 + 100)])
+            .await
+            .expect("create again"),
+        Created::Existing(_)
+    ));
+    assert_eq!(
+        store.claim_due_timers(T0 + 500, 10).await.expect("claim"),
+        [t]
+    );
 }
 
 pub async fn a_due_timer_is_claimed_once_then_gone(store: &dyn Store) {
@@ -1768,6 +1812,7 @@ pub async fn an_execution_created_leased_is_held_by_its_creator(store: &dyn Stor
         .create_execution_leased(
             record.clone(),
             vec![started("e1", "order", Value::Null)],
+            Vec::new(),
             "a",
             LONG,
         )
@@ -1785,7 +1830,13 @@ pub async fn an_execution_created_leased_is_held_by_its_creator(store: &dyn Stor
     );
     // Creating it again changes nothing, not even the lease.
     let again = store
-        .create_execution_leased(record, vec![started("e1", "order", Value::Null)], "b", LONG)
+        .create_execution_leased(
+            record,
+            vec![started("e1", "order", Value::Null)],
+            Vec::new(),
+            "b",
+            LONG,
+        )
         .await
         .expect("create again");
     assert!(matches!(again, Created::Existing(_)));

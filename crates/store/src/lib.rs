@@ -244,12 +244,15 @@ pub trait Executor: Send + Sync {
     /// version, even with the deleted one's digest. Idempotent: `false` when
     /// there was no live definition of that name.
     async fn delete_definition(&self, name: &str) -> Result<bool>;
-    /// Creates an execution with its first events, or returns the existing one
-    /// with the same id (the caller decides whether that is a conflict).
+    /// Creates an execution with its first events and the durable timers
+    /// they arm (in one write, as [`Executor::append`] does), or returns the
+    /// existing one with the same id (the caller decides whether that is a
+    /// conflict; nothing is written then, timers included).
     async fn create_execution(
         &self,
         record: ExecutionRecord,
         events: Vec<Event>,
+        timers: Vec<Timer>,
     ) -> Result<Created>;
     /// Appends events atomically (group-committed with other appends where
     /// the backend can). Returns the new version.
@@ -290,11 +293,12 @@ pub trait Executor: Send + Sync {
         &self,
         record: ExecutionRecord,
         events: Vec<Event>,
+        timers: Vec<Timer>,
         node: &str,
         ttl_ms: u64,
     ) -> Result<Created> {
         let _ = (node, ttl_ms);
-        self.create_execution(record, events).await
+        self.create_execution(record, events, timers).await
     }
     /// Records that `node` is alive and reachable at `address` (the base URL
     /// other nodes forward requests to) for the next `ttl_ms`.

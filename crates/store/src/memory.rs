@@ -64,11 +64,13 @@ impl Inner {
         &mut self,
         record: ExecutionRecord,
         events: Vec<Event>,
+        timers: Vec<Timer>,
         lease: Option<(&str, u64)>,
     ) -> Created {
         if let Some((_, existing, _)) = self.executions.get(&record.id) {
             return Created::Existing(existing.clone());
         }
+        self.timers.extend(timers);
         self.next_seq += 1;
         let seq = self.next_seq;
         let mut record = record;
@@ -184,8 +186,9 @@ impl Executor for MemoryStore {
         &self,
         record: ExecutionRecord,
         events: Vec<Event>,
+        timers: Vec<Timer>,
     ) -> Result<Created> {
-        Ok(self.lock().create(record, events, None))
+        Ok(self.lock().create(record, events, timers, None))
     }
 
     async fn append(&self, a: Append) -> Result<u64> {
@@ -395,10 +398,13 @@ impl Executor for MemoryStore {
         &self,
         record: ExecutionRecord,
         events: Vec<Event>,
+        timers: Vec<Timer>,
         node: &str,
         ttl_ms: u64,
     ) -> Result<Created> {
-        Ok(self.lock().create(record, events, Some((node, ttl_ms))))
+        Ok(self
+            .lock()
+            .create(record, events, timers, Some((node, ttl_ms))))
     }
 
     async fn release(&self, id: &str, node: &str) -> Result<()> {

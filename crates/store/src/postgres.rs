@@ -704,7 +704,8 @@ fn event_columns(version: u64, events: &[Event]) -> Result<EventColumns> {
 // ---------------------------------------------------------------------------
 // Statements
 
-/// Inserts the execution and its events if the id is new; `count` is 1 then.
+/// Inserts the execution, its events and its timers if the id is new;
+/// `count` is 1 then.
 /// `WHERE NOT EXISTS` spares a `seq` for an id that is already there (the
 /// identity default is drawn before `ON CONFLICT` looks), so sequential
 /// creates number executions without gaps, as SQLite does; `ON CONFLICT`
@@ -724,6 +725,12 @@ WITH ins AS (
     INSERT INTO events (execution_id, seq, at, type, body)
     SELECT ins.id, e.seq, e.at, e.type, e.body
     FROM ins, UNNEST($11::BIGINT[], $12::BIGINT[], $13::TEXT[], $14::TEXT[]) AS e(seq, at, type, body)
+), tm AS (
+    INSERT INTO timers (execution_id, step, task, attempt, fire_at)
+    SELECT ins.id, t.step, t.task, t.attempt, t.fire_at
+    FROM ins, UNNEST($17::TEXT[], $18::TEXT[], $19::BIGINT[], $20::BIGINT[])
+         WITH ORDINALITY AS t(step, task, attempt, fire_at, n)
+    ORDER BY t.n
 )
 SELECT count(*) FROM ins";
 
@@ -1060,18 +1067,21 @@ impl Executor for PostgresStore {
         &self,
         record: ExecutionRecord,
         events: Vec<Event>,
+        timers: Vec<Timer>,
     ) -> Result<Created> {
-        self.create(record, events, None).await
+        self.create(record, events, timers, None).await
     }
 
     async fn create_execution_leased(
         &self,
         record: ExecutionRecord,
         events: Vec<Event>,
+        timers: Vec<Timer>,
         node: &str,
         ttl_ms: u64,
     ) -> Result<Created> {
-        self.create(record, events, Some((node, ttl_ms))).await
+        self.create(record, events, timers, Some((node, ttl_ms)))
+            .await
     }
 
     async fn append(&self, a: Append) -> Result<u64> {
@@ -1583,9 +1593,18 @@ impl PostgresStore {
         &self,
         mut record: ExecutionRecord,
         events: Vec<Event>,
+        timers: Vec<Timer>,
         lease: Option<(&str, u64)>,
     ) -> Result<Created> {
         record.events = events.len() as u64;
+        // A create's timers are its own execution's (the id comes from `ins`).
+        let timer_step: Vec<&str> = timers.iter().map(|t| t.step.as_str()).collect();
+        let timer_task: Vec<&str> = timers.iter().map(|t| t.task.as_str()).collect();
+        let timer_attempt: Vec<i64> = timers.iter().map(|t| i64::from(t.attempt)).collect();
+        let timer_fire_at = timers
+            .iter()
+            .map(|t| to_i64("a timer's fire_at", t.fire_at))
+            .collect::<Result<Vec<i64>>>()?;
 
         let input = to_json("input", &record.input)?;
         let output = record
@@ -1624,6 +1643,10 @@ impl PostgresStore {
                     &cols.body,
                     &lease.map(|(node, _)| node),
                     &to_i64("a lease ttl", lease.map_or(0, |(_, ttl)| ttl))?,
+                    &timer_step,
+                    &timer_task,
+                    &timer_attempt,
+                    &timer_fire_at,
                 ],
             )
             .await

@@ -871,6 +871,7 @@ struct NewExecution {
     started_at: Millis,
     updated_at: Millis,
     events: Vec<EncodedEvent>,
+    timers: Vec<Timer>,
 }
 
 /// `Ok(true)`: created; `Ok(false)`: an execution with this id exists.
@@ -907,7 +908,33 @@ fn create_execution(conn: &Connection, x: &NewExecution) -> Result<bool> {
         return Ok(false);
     }
     insert_events(conn, &x.id, 0, &x.events)?;
+    insert_timers(conn, &x.timers)?;
     Ok(true)
+}
+
+/// Arms durable timers (a create's or an append's, in its transaction).
+fn insert_timers(conn: &Connection, timers: &[Timer]) -> Result<()> {
+    if timers.is_empty() {
+        return Ok(());
+    }
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO timers (execution_id, step, task, attempt, fire_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(backend("preparing to insert timers"))?;
+    for t in timers {
+        insert
+            .execute(params![
+                t.execution_id,
+                t.step,
+                t.task.as_str(),
+                t.attempt,
+                t.fire_at
+            ])
+            .map_err(backend("arming a timer"))?;
+    }
+    Ok(())
 }
 
 fn insert_events(conn: &Connection, id: &str, version: u64, events: &[EncodedEvent]) -> Result<()> {
@@ -1005,25 +1032,7 @@ fn append(conn: &Connection, a: EncodedAppend) -> Result<u64> {
         });
     }
     insert_events(conn, &a.execution_id, actual, &a.events)?;
-    if !a.timers.is_empty() {
-        let mut insert = conn
-            .prepare_cached(
-                "INSERT INTO timers (execution_id, step, task, attempt, fire_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .map_err(backend("preparing to insert timers"))?;
-        for t in &a.timers {
-            insert
-                .execute(params![
-                    t.execution_id,
-                    t.step,
-                    t.task.as_str(),
-                    t.attempt,
-                    t.fire_at
-                ])
-                .map_err(backend("arming a timer"))?;
-        }
-    }
+    insert_timers(conn, &a.timers)?;
     if let Some(kind) = a.notify {
         conn.prepare_cached(
             "INSERT INTO outbox (execution_id, status, created_at, kind) VALUES (?1, ?2, ?3, ?4)",
@@ -1229,6 +1238,7 @@ impl Executor for SqliteStore {
         &self,
         record: ExecutionRecord,
         events: Vec<Event>,
+        timers: Vec<Timer>,
     ) -> Result<Created> {
         let n = events.len() as u64;
         let x = NewExecution {
@@ -1242,6 +1252,7 @@ impl Executor for SqliteStore {
             status: record.status,
             started_at: record.started_at,
             updated_at: record.updated_at,
+            timers,
         };
         drop(events);
         let created = self

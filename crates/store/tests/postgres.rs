@@ -183,6 +183,7 @@ async fn create(store: &dyn Store, id: &str) {
         .create_execution(
             record(id, "order", input.clone()),
             vec![started(id, "order", input)],
+            Vec::new(),
         )
         .await
     {
@@ -341,6 +342,7 @@ async fn creates_and_registrations_racing_from_two_stores_serialise() {
                         .create_execution(
                             record(&id, "order", input.clone()),
                             vec![started(&id, "order", input)],
+                            Vec::new(),
                         )
                         .await
                 })
@@ -866,7 +868,9 @@ async fn run(store: &dyn Store, op: &Op) -> String {
         ),
         Op::GetDefinition { name, version } => show(store.get_definition(&name, version).await),
         Op::ListDefinitions => show(store.list_definitions().await),
-        Op::Create { record, events } => show(store.create_execution(record, events).await),
+        Op::Create { record, events } => {
+            show(store.create_execution(record, events, Vec::new()).await)
+        }
         Op::Append(a) => show(store.append(a).await),
         Op::Claim { now, limit } => show(store.claim_due_timers(now, limit).await),
         Op::Unfinished => show(store.unfinished().await),

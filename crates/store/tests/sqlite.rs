@@ -63,7 +63,10 @@ fn record(id: &str) -> ExecutionRecord {
 }
 
 async fn create(store: &SqliteStore, id: &str) {
-    match store.create_execution(record(id), vec![started(id)]).await {
+    match store
+        .create_execution(record(id), vec![started(id)], Vec::new())
+        .await
+    {
         Ok(Created::New(_)) => {}
         other => panic!("creating `{id}` gave {other:?}"),
     }
