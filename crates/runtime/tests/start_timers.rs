@@ -127,3 +127,42 @@ async fn a_long_wait_armed_by_the_start_fires_on_time_on_sqlite() {
     )
     .await;
 }
+
+/// The first step waits for a callback that never comes; its 1 s timeout
+/// lies beyond the horizon, so only the timer table can fire it.
+const PARKED_FIRST: &str = r#"
+name: parked
+steps:
+  - name: approve
+    callback: true
+    timeout: 1s
+    retry: { max_attempts: 1 }
+    action: { handler: ok }
+    compensation: { handler: ok }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_step_parked_on_a_callback_times_out_on_time() {
+    let engine = engine(Arc::new(MemoryStore::new()));
+    engine.start().await.expect("engine starts");
+    engine
+        .deploy(Some("parked"), PARKED_FIRST)
+        .await
+        .expect("deploys");
+    let (rec, _) = engine
+        .start_execution("parked", json!({}), None)
+        .await
+        .expect("starts");
+    let done = engine
+        .wait(&rec.id, Duration::from_secs(20))
+        .await
+        .expect("waits");
+    // The callback never came: the attempt timed out (ambiguous), so the
+    // step was compensated.
+    assert_eq!(done.status, Status::Compensated, "{done:?}");
+    assert_eq!(
+        done.error.as_ref().map(|e| e.error.as_str()),
+        Some("States.Timeout"),
+        "{done:?}"
+    );
+}
