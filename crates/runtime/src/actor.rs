@@ -21,7 +21,9 @@ use crate::{invoke, now_ms, Engine, Error, Finished, Result};
 pub enum Msg {
     Input {
         input: Input,
-        from_invocation: bool,
+        /// The participant call this input is the result of, counted in
+        /// flight until the actor has recorded it (or drops it unread).
+        call: Option<CallInFlight>,
     },
     Command {
         input: Input,
@@ -43,6 +45,27 @@ pub enum Msg {
     Watch {
         reply: oneshot::Sender<Option<ExecutionRecord>>,
     },
+}
+
+/// One participant call in flight: counted in `Shared::in_flight` (which a
+/// graceful shutdown waits to drain) for as long as it lives — from the
+/// decision that makes the call until its result has been recorded, or
+/// until that result is dropped unread because its actor has gone. A guard
+/// that travels with the result, not a ledger of increments and decrements
+/// that a lost message would leave unbalanced.
+pub struct CallInFlight(Arc<crate::Shared>);
+
+impl CallInFlight {
+    fn new(shared: &Arc<crate::Shared>) -> Self {
+        shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        CallInFlight(shared.clone())
+    }
+}
+
+impl Drop for CallInFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The clock and randomness of one decision; recorded through the events.
@@ -218,18 +241,15 @@ impl Actor {
     }
 
     async fn handle(&mut self, msg: Msg) {
-        let (input, reply, from_invocation) = match msg {
+        let (input, reply, call) = match msg {
             Msg::Stop => return,
             Msg::Watch { reply } => {
                 let finished = self.state.status.is_terminal();
                 let _ = reply.send(finished.then(|| record_of(&self.state)));
                 return;
             }
-            Msg::Input {
-                input,
-                from_invocation,
-            } => (input, None, from_invocation),
-            Msg::Command { input, reply } => (input, Some(reply), false),
+            Msg::Input { input, call } => (input, None, call),
+            Msg::Command { input, reply } => (input, Some(reply), None),
             Msg::Callback {
                 token,
                 input,
@@ -240,7 +260,7 @@ impl Actor {
                     return;
                 }
                 match input {
-                    Some(input) => (input, Some(reply), false),
+                    Some(input) => (input, Some(reply), None),
                     None => {
                         let _ = reply.send(Ok(record_of(&self.state)));
                         return;
@@ -249,9 +269,8 @@ impl Actor {
             }
         };
         let result = self.decide_and_record(input).await;
-        if from_invocation {
-            self.engine.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-        }
+        // The call's result is recorded (or refused): no longer in flight.
+        drop(call);
         match (result, reply) {
             (Ok(effects), reply) => {
                 if let Some(r) = reply {
@@ -469,7 +488,7 @@ impl Actor {
                     let engine = self.engine.clone();
                     // ASL names a stopped heartbeat apart from a deadline.
                     let is_asl = self.plan.asl.is_some();
-                    shared.in_flight.fetch_add(1, Ordering::SeqCst);
+                    let call = CallInFlight::new(&shared);
                     let tx = self.tx.clone();
                     match self.state.request(&self.plan, &step, task) {
                         Err(error) => {
@@ -481,7 +500,7 @@ impl Actor {
                                     attempt,
                                     error,
                                 },
-                                from_invocation: true,
+                                call: Some(call),
                             });
                         }
                         Ok(req) => {
@@ -493,7 +512,7 @@ impl Actor {
                                 // process may have been stopped since the
                                 // decision (a stall past the lease time).
                                 if !engine.may_act() {
-                                    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+                                    drop(call);
                                     let _ = tx.send(Msg::Stop);
                                     return;
                                 }
@@ -521,15 +540,10 @@ impl Actor {
                                         task,
                                         attempt,
                                     };
-                                    if tx
-                                        .send(Msg::Input {
-                                            input: parked,
-                                            from_invocation: true,
-                                        })
-                                        .is_err()
-                                    {
-                                        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-                                    }
+                                    let _ = tx.send(Msg::Input {
+                                        input: parked,
+                                        call: Some(call),
+                                    });
                                     // Heartbeats are watched in memory (such an execution
                                     // stays resident).
                                     if heartbeat.is_none() {
@@ -555,10 +569,7 @@ impl Actor {
                                         attempt,
                                         error,
                                     };
-                                    let _ = tx.send(Msg::Input {
-                                        input,
-                                        from_invocation: false,
-                                    });
+                                    let _ = tx.send(Msg::Input { input, call: None });
                                     return;
                                 }
                                 let input = match result {
@@ -575,15 +586,10 @@ impl Actor {
                                         error,
                                     },
                                 };
-                                if tx
-                                    .send(Msg::Input {
-                                        input,
-                                        from_invocation: true,
-                                    })
-                                    .is_err()
-                                {
-                                    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-                                }
+                                let _ = tx.send(Msg::Input {
+                                    input,
+                                    call: Some(call),
+                                });
                             });
                         }
                     }
@@ -613,7 +619,7 @@ impl Actor {
                                 task,
                                 attempt,
                             },
-                            from_invocation: false,
+                            call: None,
                         });
                     });
                 }
@@ -627,7 +633,7 @@ impl Actor {
                             .await;
                         let _ = tx.send(Msg::Input {
                             input: Input::DeadlinePassed,
-                            from_invocation: false,
+                            call: None,
                         });
                     });
                 }

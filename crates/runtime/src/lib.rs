@@ -624,10 +624,7 @@ impl Engine {
                             },
                         };
                         if let Some(tx) = tx {
-                            let _ = tx.send(actor::Msg::Input {
-                                input,
-                                from_invocation: false,
-                            });
+                            let _ = tx.send(actor::Msg::Input { input, call: None });
                         }
                     }
                 }
