@@ -200,7 +200,9 @@ fn from_engine(e: EngineError) -> AwsError {
         "invalid_task_token" => AwsError::new("InvalidToken", message),
         "callback_not_waiting" => AwsError::new("TaskTimedOut", message),
         "invalid_cursor" => AwsError::new("InvalidToken", message),
-        "storage_corrupt" | "illegal_transition" => AwsError::internal(message),
+        "storage_corrupt" | "illegal_transition" | "history_unreplayable" => {
+            AwsError::internal(message)
+        }
         "shutting_down" | "storage_unavailable" | "owned_elsewhere" | "node_fenced" => {
             AwsError::unavailable(message)
         }

@@ -100,7 +100,9 @@ impl From<sagaflow_runtime::Error> for ApiError {
             }
             E::Store(sagaflow_store::Error::NotFound { .. }) => StatusCode::NOT_FOUND,
             E::Store(sagaflow_store::Error::BadCursor(_)) => StatusCode::BAD_REQUEST,
-            E::Store(sagaflow_store::Error::Corrupt(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            E::Store(sagaflow_store::Error::Corrupt(_)) | E::Unreplayable { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             // A disk that is full or read-only, a database that is down: retry later.
             E::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         };

@@ -2050,6 +2050,12 @@ async fn the_openapi_document_describes_every_route_the_router_serves() {
 
 /// Error answers the tests in this file get from each operation.
 const ERRORS: &[(&str, &str, u16, &str)] = &[
+    (
+        "/v1/executions/{id}/cancel",
+        "post",
+        500,
+        "history_unreplayable",
+    ),
     ("/v1/dead-letters", "get", 400, "invalid_limit"),
     ("/v1/dead-letters/{id}/replay", "post", 400, "invalid_id"),
     (
@@ -2412,4 +2418,65 @@ async fn dead_letters_are_listed_and_a_replayed_one_is_pending_again() {
         .await
         .expect(StatusCode::BAD_REQUEST);
     assert_eq!(bad["error"]["code"], "invalid_limit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_that_does_not_replay_is_a_server_error_with_its_own_code() {
+    if skip() {
+        return;
+    }
+    let api = Api::start().await;
+    api.deploy("ok", OK_SAGA).await;
+    // A history its plan cannot produce: a step that succeeded without
+    // ever being scheduled (a corrupt or foreign history).
+    let event = |at, kind| sagaflow_core::Event { at, kind };
+    let events = vec![
+        event(
+            1_000,
+            sagaflow_core::EventKind::ExecutionStarted {
+                execution_id: "corrupt".into(),
+                definition: "ok".into(),
+                version: 1,
+                input: json!({}),
+                keys: sagaflow_core::KeyScheme::CURRENT,
+            },
+        ),
+        event(
+            1_001,
+            sagaflow_core::EventKind::StepSucceeded {
+                step: "charge".into(),
+                attempt: 1,
+                output: json!({}),
+            },
+        ),
+    ];
+    api.engine
+        .store()
+        .create_execution(
+            sagaflow_store::ExecutionRecord {
+                id: "corrupt".into(),
+                definition: "ok".into(),
+                version: 1,
+                status: Status::Running,
+                input: json!({}),
+                output: None,
+                error: None,
+                started_at: 1_000,
+                updated_at: 1_001,
+                events: 2,
+            },
+            events,
+            Vec::new(),
+        )
+        .await
+        .expect("create");
+    let refused = api
+        .post("/v1/executions/corrupt/cancel", json!({}))
+        .await
+        .expect(StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        refused["error"]["code"], "history_unreplayable",
+        "{refused}"
+    );
+    api.assert_still_serving().await;
 }

@@ -319,7 +319,12 @@ impl Actor {
     /// the actor leaves memory and the execution is reloaded on its next use.
     async fn rebuild(&mut self) {
         let rebuilt = match self.engine.shared.store.load_history(&self.state.id).await {
-            Ok(events) => Execution::replay(&self.plan, &events).map_err(Error::NotAllowed),
+            Ok(events) => {
+                Execution::replay(&self.plan, &events).map_err(|source| Error::Unreplayable {
+                    id: self.state.id.clone(),
+                    source,
+                })
+            }
             Err(e) => Err(e.into()),
         };
         match rebuilt {

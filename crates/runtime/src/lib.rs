@@ -61,6 +61,13 @@ pub enum Error {
         node: String,
         address: Option<String>,
     },
+    /// The stored history does not replay on its plan (a corrupt or foreign
+    /// history): the server's fault, not the request's.
+    #[error("the history of execution `{id}` does not replay: {source}")]
+    Unreplayable {
+        id: String,
+        source: sagaflow_core::Error,
+    },
     #[error("storage: {0}")]
     Store(#[from] sagaflow_store::Error),
 }
@@ -80,6 +87,7 @@ impl Error {
             Error::ShuttingDown => "shutting_down",
             Error::OwnedElsewhere { .. } => "owned_elsewhere",
             Error::Fenced => "node_fenced",
+            Error::Unreplayable { .. } => "history_unreplayable",
             Error::Store(sagaflow_store::Error::NotFound { .. }) => "not_found",
             Error::Store(sagaflow_store::Error::BadCursor(_)) => "invalid_cursor",
             Error::Store(sagaflow_store::Error::LeaseLost { .. }) => "owned_elsewhere",
@@ -893,7 +901,10 @@ impl Engine {
     async fn load(&self, rec: &ExecutionRecord) -> Result<(Arc<Plan>, Execution)> {
         let (_, plan) = self.plan(&rec.definition, Some(rec.version)).await?;
         let history = self.shared.store.load_history(&rec.id).await?;
-        let state = Execution::replay(&plan, &history).map_err(Error::NotAllowed)?;
+        let state = Execution::replay(&plan, &history).map_err(|source| Error::Unreplayable {
+            id: rec.id.clone(),
+            source,
+        })?;
         Ok((plan, state))
     }
 
