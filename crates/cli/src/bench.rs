@@ -132,6 +132,18 @@ pub(crate) struct Bench {
     pub progress: Arc<Progress>,
 }
 
+/// The engine settings every workload starts from. One no-op handler (or,
+/// over HTTP, four services on one address) stands for all the participants
+/// of a real deployment, so its bulkhead gets every slot: the bench measures
+/// the engine's hot path, not a per-participant limit.
+pub(crate) fn engine_config() -> Config {
+    let config = Config::default();
+    Config {
+        participant_concurrency: config.concurrency,
+        ..config
+    }
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if args.concurrency == 0 || args.sagas == Some(0) || args.steps == Some(0) {
         bail!("--concurrency, --sagas and --steps must be at least 1");
@@ -557,7 +569,7 @@ async fn closed(b: &Bench) -> anyhow::Result<Report> {
         _ => None,
     };
 
-    let mut config = Config::default();
+    let mut config = engine_config();
     let mut travel = None;
     let (name, yaml, saga, fail_steps) = if http {
         let mut cfg = travel_services::Config::new(b.scratch.join("travel.db"));
@@ -568,9 +580,6 @@ async fn closed(b: &Bench) -> anyhow::Result<Report> {
         config
             .variables
             .insert("TRAVEL_URL".into(), services.base_url());
-        // The four services share one address here (one bulkhead), where a
-        // deployment would have four: let them use every slot, as before.
-        config.participant_concurrency = config.concurrency;
         travel = Some(services);
         (
             "trip-booking".to_string(),

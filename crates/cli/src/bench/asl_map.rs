@@ -64,7 +64,7 @@ pub async fn run(b: &Bench) -> anyhow::Result<Report> {
         // the history quota of 25,000 events is raised to fit the Map.
         max_history_events: (items as u64 * 3 + 100)
             .max(sagaflow_core::asl::run::MAX_HISTORY_EVENTS),
-        ..Config::default()
+        ..super::engine_config()
     };
     let engine = Engine::builder(store.clone())
         .config(config)

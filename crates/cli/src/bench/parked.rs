@@ -28,6 +28,7 @@ pub async fn run(b: &Bench) -> anyhow::Result<Report> {
     let store = open_store(&b.db)?;
     let (tx, mut tokens) = mpsc::unbounded_channel::<String>();
     let engine = Engine::builder(store.clone())
+        .config(super::engine_config())
         .handler(sagas::NOOP, noop(None))
         .handler(
             "park",

@@ -54,6 +54,7 @@ pub async fn run(b: &Bench) -> anyhow::Result<Report> {
         .context("starting the first engine's runtime")?;
     let store = super::open_store(&b.db)?;
     let engine = Engine::builder(store.clone())
+        .config(super::engine_config())
         .handler(sagas::NOOP, slow(delay))
         .build();
     b.progress.phase("starting", Some(n), None);
@@ -123,6 +124,7 @@ pub async fn run(b: &Bench) -> anyhow::Result<Report> {
     let restart_ms = now_ms();
     let restarted = Instant::now();
     let engine = Engine::builder(store.clone())
+        .config(super::engine_config())
         .handler(sagas::NOOP, noop(None))
         .build();
     let resumed = engine.start().await?;
