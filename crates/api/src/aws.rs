@@ -486,7 +486,7 @@ fn epoch(ms: Millis) -> Value {
     json!(ms as f64 / 1000.0)
 }
 
-fn now_ms() -> Millis {
+pub(crate) fn now_ms() -> Millis {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as Millis)

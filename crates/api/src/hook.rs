@@ -220,7 +220,7 @@ async fn handle(
             );
             let dead = DeadLetter {
                 notification: n.clone(),
-                failed_at: now_ms(),
+                failed_at: crate::aws::now_ms(),
                 attempts: config.max_attempts,
                 last_error,
             };
@@ -232,13 +232,6 @@ async fn handle(
             }
         }
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Removes a notification from the outbox. If that fails it stays pending

@@ -289,8 +289,6 @@ impl Default for StuckPolicy {
 pub struct Stuck {
     pub step: String,
     pub failures: u32,
-    /// When its first failure in a row happened.
-    pub since: Millis,
     /// Its last error, while it waits to be retried.
     pub error: Option<ErrorInfo>,
 }
@@ -942,7 +940,6 @@ impl Execution {
             stuck.then(|| Stuck {
                 step: plan.steps[i].name.clone(),
                 failures: c.failures,
-                since,
                 error: match &c.state {
                     TaskState::Failed { error, .. } => Some(error.clone()),
                     _ => None,

@@ -147,7 +147,10 @@ pub(crate) fn spawn(
         stuck: None,
     };
     // A replayed execution may be stuck already.
-    actor.watch_stuck();
+    let stuck = actor
+        .state
+        .stuck_compensation(&actor.plan, &actor.engine.shared.config.stuck);
+    actor.watch_stuck(stuck);
     tokio::spawn(actor.run(rx, effects));
     tx
 }
@@ -339,12 +342,6 @@ impl Actor {
 
     async fn record_decision(&mut self, input: Input) -> Result<Vec<Effect>> {
         let expected_version = self.state.events;
-        // Before the state changes in place: a decision that makes a
-        // compensation stuck records the notification (once).
-        let stuck_before = self
-            .state
-            .stuck_compensation(&self.plan, &self.engine.shared.config.stuck)
-            .is_some();
         let sagaflow_core::Applied { events, effects } = self
             .state
             .decide_in_place(&self.plan, input, ctx())
@@ -354,7 +351,8 @@ impl Actor {
         }
         let next = &self.state;
         let timers = durable_timers(&next.id, &effects);
-        let notify = self.notifies(&events, stuck_before);
+        let stuck = next.stuck_compensation(&self.plan, &self.engine.shared.config.stuck);
+        let notify = self.notifies(&events, stuck.is_some());
         let append = Append {
             execution_id: self.state.id.clone(),
             expected_version,
@@ -425,7 +423,7 @@ impl Actor {
             }
         }
         count(&events);
-        self.watch_stuck();
+        self.watch_stuck(stuck);
         Ok(effects)
     }
 
@@ -434,7 +432,7 @@ impl Actor {
     /// about, or they make a compensation stuck (see [`Config::stuck`]).
     ///
     /// [`Config::stuck`]: crate::Config::stuck
-    fn notifies(&self, events: &[Event], stuck_before: bool) -> Option<NotificationKind> {
+    fn notifies(&self, events: &[Event], stuck: bool) -> Option<NotificationKind> {
         let config = &self.engine.shared.config;
         let finishes = events.iter().any(|e| {
             matches!(&e.kind, EventKind::ExecutionFinished { status, .. } if config.notify_on.contains(status))
@@ -442,24 +440,17 @@ impl Actor {
         if finishes {
             return Some(NotificationKind::Finished);
         }
-        // The state is already the one after these events.
-        let becomes_stuck = config.notify_stuck
-            && !stuck_before
-            && self
-                .state
-                .stuck_compensation(&self.plan, &config.stuck)
-                .is_some();
+        // The guard tells whether the stored state before these events was
+        // stuck already: only the decision that crosses notifies (once).
+        let becomes_stuck = config.notify_stuck && stuck && self.stuck.is_none();
         becomes_stuck.then_some(NotificationKind::Stuck)
     }
 
-    /// Keeps the stuck gauge true: holds a [`StuckGuard`] while a
-    /// compensation of this execution is stuck, and logs the crossing.
-    fn watch_stuck(&mut self) {
-        let policy = &self.engine.shared.config.stuck;
-        match (
-            self.state.stuck_compensation(&self.plan, policy),
-            &self.stuck,
-        ) {
+    /// Keeps the stuck gauge true after each stored decision (and a
+    /// replay): holds a [`StuckGuard`] while a compensation of this
+    /// execution is `stuck`, and logs the crossing.
+    fn watch_stuck(&mut self, stuck: Option<sagaflow_core::Stuck>) {
+        match (stuck, &self.stuck) {
             (Some(stuck), None) => {
                 tracing::error!(
                     execution = %self.state.id,
