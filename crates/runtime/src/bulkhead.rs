@@ -47,9 +47,44 @@ struct Bulkhead {
 
 const WARN_EVERY_MS: u64 = 10_000;
 
+/// One call waiting for a slot of `bulkhead`, counted (and shown in the
+/// `sagaflow_participant_waiting_calls` gauge) for as long as it lives —
+/// also when the waiting call is dropped (a guard, not a ledger).
+struct Waiting<'a> {
+    bulkhead: &'a Bulkhead,
+    key: &'a str,
+    /// Calls waiting, this one included, when it started to wait.
+    count: usize,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(bulkhead: &'a Bulkhead, key: &'a str) -> Self {
+        let count = bulkhead.waiting.fetch_add(1, Ordering::SeqCst) + 1;
+        metrics::gauge!("sagaflow_participant_waiting_calls", "participant" => key.to_string())
+            .increment(1.0);
+        Waiting {
+            bulkhead,
+            key,
+            count,
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.bulkhead.waiting.fetch_sub(1, Ordering::SeqCst);
+        metrics::gauge!("sagaflow_participant_waiting_calls", "participant" => self.key.to_string())
+            .decrement(1.0);
+    }
+}
+
 impl Bulkheads {
     fn get(&self, key: &str, size: usize) -> Arc<Bulkhead> {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        // The common case, a participant seen before, allocates nothing.
+        if let Some(b) = map.get(key) {
+            return b.clone();
+        }
         map.entry(key.to_string())
             .or_insert_with(|| {
                 Arc::new(Bulkhead {
@@ -116,9 +151,8 @@ pub(crate) async fn enter(
         Err(_) => {
             metrics::counter!("sagaflow_participant_saturated_total", "participant" => key.clone())
                 .increment(1);
-            let waiting = bulkhead.waiting.fetch_add(1, Ordering::SeqCst) + 1;
-            metrics::gauge!("sagaflow_participant_waiting_calls", "participant" => key.clone())
-                .increment(1.0);
+            let queued = Waiting::new(&bulkhead, &key);
+            let waiting = queued.count;
             let now = now_ms();
             let last = bulkhead.warned_at.load(Ordering::SeqCst);
             if now.saturating_sub(last) >= WARN_EVERY_MS
@@ -136,9 +170,7 @@ pub(crate) async fn enter(
             }
             let got =
                 tokio::time::timeout(remaining(), bulkhead.slots.clone().acquire_owned()).await;
-            bulkhead.waiting.fetch_sub(1, Ordering::SeqCst);
-            metrics::gauge!("sagaflow_participant_waiting_calls", "participant" => key.clone())
-                .decrement(1.0);
+            drop(queued);
             match got {
                 Ok(Ok(p)) => p,
                 _ => return Err(saturated()),
