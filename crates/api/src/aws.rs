@@ -22,7 +22,7 @@
 //!   failed, compensated → `FAILED`; cancelled → `ABORTED`; timed_out →
 //!   `TIMED_OUT`;
 //! - GetExecutionHistory renders ASL executions with
-//!   [`sagaflow_core::asl::run::trace`]; a saga-format execution is refused
+//!   [`sagaflow_core::trace`]; a saga-format execution is refused
 //!   with `ValidationException` naming its native history route (its events,
 //!   steps and compensations, have no faithful Step Functions shape);
 //! - not kept: `roleArn` (a fixed role is described), `type` (accepted,
@@ -887,7 +887,7 @@ async fn get_execution_history(st: &AppState, input: &Input) -> Result<Value, Aw
         .load_history(&rec.id)
         .await
         .map_err(|e| from_engine(e.into()))?;
-    let traces = match sagaflow_core::asl::run::trace(&plan, &events) {
+    let traces = match sagaflow_core::trace(&plan, &events) {
         Ok(t) => t,
         Err(e) if e.code() == "not_asl" => {
             return Err(AwsError::validation(format!(

@@ -23,8 +23,8 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::definition::Violation;
 use crate::Error;
+use crate::Violation;
 
 /// How many objects and arrays a definition may nest inside each other.
 /// Real definitions use about ten; the limit bounds the parsers' time.

@@ -533,7 +533,7 @@ fn the_step_functions_history_is_rendered_from_the_stored_events() {
         json!({"a": 1}),
     );
     sim.succeed("T", json!({"b": 2}));
-    let trace = sagaflow_core::asl::run::trace(&sim.plan, &sim.history).expect("a trace");
+    let trace = sagaflow_core::trace(&sim.plan, &sim.history).expect("a trace");
     let names: Vec<String> = trace
         .iter()
         .map(|t| {
@@ -700,9 +700,9 @@ fn a_decision_that_reaches_the_history_limit_performs_none_of_what_it_started() 
     }}});
     let mut plan =
         compile_definition(&machine.to_string(), Some("m"), &resources()).expect("compiles");
-    if let Some(m) = plan.asl.as_mut() {
-        std::sync::Arc::make_mut(m).max_history_events = 30;
-    }
+    plan.limit(sagaflow_core::Limits {
+        max_history_events: 30,
+    });
     let mut ex = Execution::empty(&plan);
     let items: Vec<u32> = (0..50).collect();
     let applied = ex

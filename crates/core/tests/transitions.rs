@@ -1,8 +1,8 @@
 //! The execution state machine, one decision at a time: `decide` turns an input
 //! into events, `apply` folds them into the state and names the effects.
 
-use sagaflow_core::execution::TaskState;
-use sagaflow_core::retry::{RUNTIME, TASK_FAILED, TIMEOUT};
+use sagaflow_core::error_name::{RUNTIME, TASK_FAILED, TIMEOUT};
+use sagaflow_core::saga::TaskState;
 use sagaflow_core::{
     compile, Ctx, Effect, Error, ErrorInfo, Event, EventKind, Execution, Input, Participant, Plan,
     Status, TaskKind,
@@ -1039,7 +1039,7 @@ fn applying_a_compensation_of_a_step_that_never_ran_is_illegal() {
     let mut s = Saga::trip_with_transport_running();
     s.ok("flight", 1);
     s.fail("car", 1, "NoCars");
-    assert_eq!(s.ex.stack.len(), 2);
+    assert_eq!(s.ex.saga().unwrap().stack.len(), 2);
     s.assert_state_unchanged_by(EventKind::CompensationScheduled {
         step: "car".into(),
         attempt: 1,
@@ -1380,8 +1380,11 @@ fn a_branch_waiting_for_a_retry_at_the_turn_is_abandoned_and_its_timer_ignored()
             "compensate hotel#1"
         ]
     );
-    let car = s.plan.step_index("car").unwrap();
-    assert_eq!(s.ex.steps[car].action.state, TaskState::Abandoned);
+    let car = s.plan.saga().unwrap().step_index("car").unwrap();
+    assert_eq!(
+        s.ex.saga().unwrap().steps[car].action.state,
+        TaskState::Abandoned
+    );
     assert_eq!(s.timer("car", Action, 2), NOTHING);
     s.undone("hotel", 1);
     assert_eq!(s.ex.status, Status::Compensated);

@@ -482,8 +482,6 @@ impl Actor {
                     }
                     let shared = self.engine.shared.clone();
                     let engine = self.engine.clone();
-                    // ASL names a stopped heartbeat apart from a deadline.
-                    let is_asl = self.plan.asl.is_some();
                     let call = CallInFlight::new(&shared);
                     let tx = self.tx.clone();
                     match self.state.request(&self.plan, &step, task) {
@@ -545,25 +543,31 @@ impl Actor {
                                     if heartbeat.is_none() {
                                         return;
                                     }
-                                    let Some(cause) =
+                                    let Some(lapse) =
                                         park(&shared, &token, deadline, heartbeat).await
                                     else {
                                         return;
                                     };
-                                    let name = if is_asl && cause.starts_with("no heartbeat") {
-                                        sagaflow_core::asl::run::HEARTBEAT_TIMEOUT
-                                    } else {
-                                        sagaflow_core::retry::TIMEOUT
-                                    };
-                                    let error = sagaflow_core::ErrorInfo::new(
-                                        name,
-                                        format!("`{step}`: {cause}"),
-                                    );
-                                    let input = Input::TaskFailed {
-                                        step,
-                                        task,
-                                        attempt,
-                                        error,
+                                    // The program names the failure (ASL tells a
+                                    // stopped heartbeat apart from a deadline).
+                                    let input = match lapse {
+                                        Lapse::Deadline => Input::TaskFailed {
+                                            error: sagaflow_core::ErrorInfo::new(
+                                                sagaflow_core::error_name::TIMEOUT,
+                                                format!(
+                                                    "`{step}`: no callback before the deadline"
+                                                ),
+                                            ),
+                                            step,
+                                            task,
+                                            attempt,
+                                        },
+                                        Lapse::Heartbeat(silence_ms) => Input::HeartbeatStopped {
+                                            step,
+                                            task,
+                                            attempt,
+                                            silence_ms,
+                                        },
                                     };
                                     let _ = tx.send(Msg::Input { input, call: None });
                                     return;
@@ -661,6 +665,14 @@ fn count(events: &[Event]) {
     }
 }
 
+/// Why a parked callback task stopped waiting.
+enum Lapse {
+    /// No callback before the attempt's deadline.
+    Deadline,
+    /// No heartbeat for this many milliseconds.
+    Heartbeat(u64),
+}
+
 /// Waits while a callback task is parked. Returns why it gave up (deadline
 /// or heartbeat silence), or `None` once the task was answered.
 async fn park(
@@ -668,12 +680,12 @@ async fn park(
     token: &str,
     deadline: u64,
     heartbeat: Option<u64>,
-) -> Option<String> {
+) -> Option<Lapse> {
     shared.lock_beats().insert(token.to_string(), now_ms());
     let outcome = loop {
         let now = now_ms();
         if now >= deadline {
-            break Some("no callback before the deadline".to_string());
+            break Some(Lapse::Deadline);
         }
         let last = match shared.lock_beats().get(token) {
             Some(t) => *t,
@@ -682,7 +694,7 @@ async fn park(
         let mut wake = deadline;
         if let Some(h) = heartbeat {
             if now >= last + h {
-                break Some(format!("no heartbeat for {h} ms"));
+                break Some(Lapse::Heartbeat(h));
             }
             wake = wake.min(last + h);
         }

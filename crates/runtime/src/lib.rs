@@ -707,9 +707,9 @@ impl Engine {
             Ok(plan) => {
                 let mut plan = plan.map_err(Error::Invalid)?;
                 // This engine's limits, not the document's.
-                if let Some(m) = plan.asl.as_mut() {
-                    Arc::make_mut(m).max_history_events = self.shared.config.max_history_events;
-                }
+                plan.limit(sagaflow_core::Limits {
+                    max_history_events: self.shared.config.max_history_events,
+                });
                 Ok(plan)
             }
             Err(e) => match e.try_into_panic() {

@@ -180,7 +180,7 @@ async fn a_callback_failure_named_like_an_engine_timeout_is_a_refusal_and_is_not
         .unwrap();
     assert_eq!(done.status, Status::Compensated);
     let error = done.error.unwrap();
-    assert_eq!(error.error, sagaflow_core::retry::RESERVED_ERROR_NAME);
+    assert_eq!(error.error, sagaflow_core::error_name::RESERVED_ERROR_NAME);
     assert!(error.cause.contains("`States.Timeout`"), "{}", error.cause);
     // Taken for a timeout, the approval would be undone too.
     assert_eq!(*w.undone.lock().unwrap(), vec!["reserve".to_string()]);

@@ -46,7 +46,7 @@ pub fn evaluate(rule: &Rule, input: &Value, context: &Value) -> Result<bool, Err
 }
 
 fn runtime(cause: String) -> ErrorInfo {
-    ErrorInfo::new(data::RUNTIME, cause)
+    ErrorInfo::new(crate::error_name::RUNTIME, cause)
 }
 
 fn compare(

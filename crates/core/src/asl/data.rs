@@ -19,10 +19,7 @@ use crate::asl::machine::PathField;
 use crate::event::ErrorInfo;
 
 /// Error of a path that cannot be followed at run time.
-pub use crate::retry::RUNTIME;
-/// Error of a `ResultPath` that does not fit the state input.
-pub const RESULT_PATH_MATCH_FAILURE: &str = "States.ResultPathMatchFailure";
-
+use crate::error_name::{RESULT_PATH_MATCH_FAILURE, RUNTIME};
 /// How much of a payload an error cause quotes: enough to recognise it,
 /// bounded so a large payload does not bloat the history.
 const EXCERPT_CHARS: usize = 256;

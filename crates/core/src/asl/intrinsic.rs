@@ -14,10 +14,8 @@ use base64::Engine as _;
 use serde_json::{Map, Number, Value};
 
 use crate::asl::data;
+use crate::error_name::INTRINSIC_FAILURE;
 use crate::event::ErrorInfo;
-
-/// Error of an intrinsic function that cannot compute its result.
-pub const INTRINSIC_FAILURE: &str = "States.IntrinsicFailure";
 
 /// How deep calls may nest inside one field (AWS's limit).
 pub const MAX_NESTING: usize = 10;

@@ -33,8 +33,10 @@ use crate::asl::machine::{
     ResourceMap, Retrier, Rule, Seconds, State, Task, Wait,
 };
 use crate::asl::{data, intrinsic};
-use crate::definition::{Participant, Violation};
+use crate::error_name as name;
+use crate::exchange::Participant;
 use crate::Error;
+use crate::Violation;
 
 /// The optimized Lambda integration: the function comes from `FunctionName`.
 pub const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
@@ -49,27 +51,6 @@ const BARE_FUNCTION_PREFIX: &str = "arn:aws:lambda:us-east-1:000000000000:functi
 /// is refused instead of recursing further: parsed JSON is already bounded
 /// by serde_json, but a `Value` built in code is not.
 const MAX_DEPTH: usize = 100;
-
-/// The error names AWS reserves (`States.` prefix); any other `States.*`
-/// name in `ErrorEquals` is a typo that would never match.
-const RESERVED_ERRORS: &[&str] = &[
-    "States.ALL",
-    "States.DataLimitExceeded",
-    "States.ExceedToleratedFailureThreshold",
-    "States.HeartbeatTimeout",
-    "States.IntrinsicFailure",
-    "States.ItemReaderFailed",
-    "States.NoChoiceMatched",
-    "States.ParameterPathFailure",
-    "States.Permissions",
-    "States.QueryEvaluationError",
-    "States.ResultPathMatchFailure",
-    "States.ResultWriterFailed",
-    "States.Runtime",
-    "States.TaskFailed",
-    "States.BranchFailed",
-    "States.Timeout",
-];
 
 const STATE_TYPES: &[&str] = &[
     "Task", "Pass", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map",
@@ -1250,17 +1231,17 @@ impl Compiler<'_> {
                     self.err("invalid_value", iloc, "an error name cannot be empty");
                 }
                 Value::String(s) => {
-                    if s.starts_with("States.") && !RESERVED_ERRORS.contains(&s.as_str()) {
+                    if s.starts_with("States.") && !name::AWS_RESERVED.contains(&s.as_str()) {
                         self.err(
                             "invalid_value",
                             iloc,
                             format!(
                                 "`{s}` is not a predefined error; the `States.` prefix is \
                                  reserved for: {}",
-                                RESERVED_ERRORS.join(", ")
+                                name::AWS_RESERVED.join(", ")
                             ),
                         );
-                    } else if s == "States.ALL" && items.len() > 1 {
+                    } else if s == name::ALL && items.len() > 1 {
                         self.err(
                             "invalid_value",
                             iloc,
@@ -1307,7 +1288,7 @@ impl Compiler<'_> {
                 let all = entry
                     .get("ErrorEquals")
                     .and_then(Value::as_array)
-                    .is_some_and(|e| e.iter().any(|n| n == "States.ALL"));
+                    .is_some_and(|e| e.iter().any(|n| n == name::ALL));
                 if all && !last {
                     self.err(
                         "invalid_value",
