@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::document::type_name;
 use crate::path::{visit_references, Path, Segment};
 use crate::retry::RetryPolicy;
 use crate::Error;
@@ -212,9 +213,9 @@ impl Compiler {
             Some(m) => Some(m),
             None => {
                 self.err(
-                    "invalid_type",
+                    "wrong_type",
                     loc,
-                    format!("expected an object, found {}", kind(v)),
+                    format!("expected an object, found {}", type_name(v)),
                 );
                 None
             }
@@ -257,9 +258,9 @@ impl Compiler {
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => {
                 self.err(
-                    "invalid_type",
+                    "wrong_type",
                     join(loc, key),
-                    format!("expected a string, found {}", kind(other)),
+                    format!("expected a string, found {}", type_name(other)),
                 );
                 None
             }
@@ -291,7 +292,7 @@ impl Compiler {
                     at,
                     format!(
                         "expected a duration string like `5s`, found {}",
-                        kind(other)
+                        type_name(other)
                     ),
                 );
                 None
@@ -386,9 +387,9 @@ impl Compiler {
                                 "a parallel group needs at least one branch",
                             ),
                             Some(other) => self.err(
-                                "invalid_type",
+                                "wrong_type",
                                 join(&gloc, "branches"),
-                                format!("expected a list of steps, found {}", kind(other)),
+                                format!("expected a list of steps, found {}", type_name(other)),
                             ),
                             None => self.err(
                                 "empty_parallel",
@@ -412,9 +413,9 @@ impl Compiler {
                 }
             }
             Some(other) => self.err(
-                "invalid_type",
+                "wrong_type",
                 "steps",
-                format!("expected a list, found {}", kind(other)),
+                format!("expected a list, found {}", type_name(other)),
             ),
         }
 
@@ -622,9 +623,9 @@ impl Compiler {
             Some(Value::Bool(b)) => *b,
             Some(other) => {
                 self.err(
-                    "invalid_type",
+                    "wrong_type",
                     join(loc, key),
-                    format!("expected true or false, found {}", kind(other)),
+                    format!("expected true or false, found {}", type_name(other)),
                 );
                 false
             }
@@ -673,15 +674,15 @@ impl Compiler {
                                     }
                                 }
                                 None => {
-                                    self.err("invalid_type", loc, "header values must be strings")
+                                    self.err("wrong_type", loc, "header values must be strings")
                                 }
                             }
                         }
                     }
                     Some(other) => self.err(
-                        "invalid_type",
+                        "wrong_type",
                         join(&hloc, "headers"),
-                        format!("expected an object, found {}", kind(other)),
+                        format!("expected an object, found {}", type_name(other)),
                     ),
                 }
                 Some(Participant::Http { url, headers })
@@ -691,9 +692,9 @@ impl Compiler {
             }
             (None, Some(other)) => {
                 self.err(
-                    "invalid_type",
+                    "wrong_type",
                     join(loc, "handler"),
-                    format!("expected a handler name, found {}", kind(other)),
+                    format!("expected a handler name, found {}", type_name(other)),
                 );
                 None
             }
@@ -1030,16 +1031,5 @@ fn join(loc: &str, key: &str) -> String {
         key.to_string()
     } else {
         format!("{loc}.{key}")
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
     }
 }

@@ -34,6 +34,7 @@ use crate::asl::machine::{
 };
 use crate::asl::{data, intrinsic};
 use crate::definition::{Participant, Violation};
+use crate::document::type_name;
 use crate::Error;
 
 /// The optimized Lambda integration: the function comes from `FunctionName`.
@@ -256,17 +257,6 @@ fn at(loc: &str, key: &str) -> String {
 
 fn at_index(loc: &str, i: usize) -> String {
     format!("{loc}/{i}")
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// First pass: every state's location by name, in all scopes, so that a
@@ -603,7 +593,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     loc,
-                    format!("expected an object, found {}", kind_of(other)),
+                    format!("expected an object, found {}", type_name(other)),
                 );
                 None
             }
@@ -668,7 +658,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     at(loc, key),
-                    format!("`{key}` must be a string, found {}", kind_of(other)),
+                    format!("`{key}` must be a string, found {}", type_name(other)),
                 );
                 None
             }
@@ -681,7 +671,7 @@ impl Compiler<'_> {
             self.err(
                 "wrong_type",
                 loc,
-                format!("`{field}` must be an integer, found {}", kind_of(v)),
+                format!("`{field}` must be an integer, found {}", type_name(v)),
             );
             return None;
         };
@@ -725,7 +715,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     loc,
-                    format!("`{field}` must be a number, found {}", kind_of(v)),
+                    format!("`{field}` must be a number, found {}", type_name(v)),
                 );
                 None
             }
@@ -738,7 +728,7 @@ impl Compiler<'_> {
             self.err(
                 "wrong_type",
                 loc,
-                format!("`{field}` must be a path string, found {}", kind_of(v)),
+                format!("`{field}` must be a path string, found {}", type_name(v)),
             );
             return None;
         };
@@ -1000,7 +990,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     at(loc, "Type"),
-                    format!("`Type` must be a string, found {}", kind_of(other)),
+                    format!("`Type` must be a string, found {}", type_name(other)),
                 );
                 None
             }
@@ -1111,7 +1101,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     at(loc, "End"),
-                    format!("`End` must be a boolean, found {}", kind_of(other)),
+                    format!("`End` must be a boolean, found {}", type_name(other)),
                 );
                 // Unknown intent: do not also report a missing Next or a
                 // missing terminal state.
@@ -1191,7 +1181,7 @@ impl Compiler<'_> {
                             format!(
                                 "the value of `{key}` must be a string holding a path or an \
                                  intrinsic function, found {}",
-                                kind_of(value)
+                                type_name(value)
                             ),
                         );
                         continue;
@@ -1229,7 +1219,7 @@ impl Compiler<'_> {
                     &eloc,
                     format!(
                         "`ErrorEquals` must be an array of error names, found {}",
-                        kind_of(other)
+                        type_name(other)
                     ),
                 );
                 return Vec::new();
@@ -1272,7 +1262,7 @@ impl Compiler<'_> {
                 other => self.err(
                     "wrong_type",
                     iloc,
-                    format!("an error name must be a string, found {}", kind_of(other)),
+                    format!("an error name must be a string, found {}", type_name(other)),
                 ),
             }
         }
@@ -1294,7 +1284,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     &kloc,
-                    format!("`{key}` must be an array, found {}", kind_of(other)),
+                    format!("`{key}` must be an array, found {}", type_name(other)),
                 );
                 return Vec::new();
             }
@@ -1553,7 +1543,7 @@ impl Compiler<'_> {
                 at(ploc, "FunctionName"),
                 format!(
                     "`FunctionName` must be a function name or ARN, found {}",
-                    kind_of(other)
+                    type_name(other)
                 ),
             ),
             // Known only once rendered; the template check covers the path.
@@ -1588,7 +1578,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     &cloc,
-                    format!("`Choices` must be an array, found {}", kind_of(other)),
+                    format!("`Choices` must be an array, found {}", type_name(other)),
                 );
                 None
             }
@@ -1689,7 +1679,10 @@ impl Compiler<'_> {
                         self.err(
                             "wrong_type",
                             &oloc,
-                            format!("`{op}` must be an array of rules, found {}", kind_of(other)),
+                            format!(
+                                "`{op}` must be an array of rules, found {}",
+                                type_name(other)
+                            ),
                         );
                         return None;
                     }
@@ -1763,7 +1756,7 @@ impl Compiler<'_> {
             self.err(
                 "wrong_type",
                 loc,
-                format!("`{op}` takes {wanted}, found {}", kind_of(v)),
+                format!("`{op}` takes {wanted}, found {}", type_name(v)),
             );
             return None;
         }
@@ -1812,7 +1805,7 @@ impl Compiler<'_> {
                     self.err(
                         "wrong_type",
                         kloc,
-                        format!("`Timestamp` must be a string, found {}", kind_of(other)),
+                        format!("`Timestamp` must be a string, found {}", type_name(other)),
                     );
                     None
                 }
@@ -1885,7 +1878,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     &bloc,
-                    format!("`Branches` must be an array, found {}", kind_of(other)),
+                    format!("`Branches` must be an array, found {}", type_name(other)),
                 );
                 return None;
             }
