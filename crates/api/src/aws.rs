@@ -39,6 +39,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sagaflow_core::asl::run::{execution_arn, state_machine_arn, Trace, TraceKind, REGION};
+use sagaflow_core::document::type_name;
 use sagaflow_core::event::Millis;
 use sagaflow_core::{ErrorInfo, Status};
 use sagaflow_runtime::Error as EngineError;
@@ -330,17 +331,6 @@ async fn dispatch(
 /// (tags, logging configuration …) are ignored, as SDKs send them freely.
 struct Input(Map<String, Value>);
 
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 impl Input {
     fn parse(body: &[u8]) -> Result<Input, AwsError> {
         if body.iter().all(u8::is_ascii_whitespace) {
@@ -352,7 +342,7 @@ impl Input {
                 "SerializationException",
                 format!(
                     "the request body must be a JSON object, not {}",
-                    kind_of(&other)
+                    type_name(&other)
                 ),
             )),
             Err(e) => Err(AwsError::new(
@@ -368,7 +358,7 @@ impl Input {
             Some(Value::String(s)) => Ok(Some(s)),
             Some(other) => Err(AwsError::validation(format!(
                 "1 validation error detected: '{field}' must be a string, not {}",
-                kind_of(other)
+                type_name(other)
             ))),
         }
     }
@@ -387,7 +377,7 @@ impl Input {
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(other) => Err(AwsError::validation(format!(
                 "1 validation error detected: '{field}' must be a boolean, not {}",
-                kind_of(other)
+                type_name(other)
             ))),
         }
     }

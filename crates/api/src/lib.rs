@@ -1,4 +1,4 @@
-//! Sagaflow's HTTP API (axum): the native JSON API of DESIGN.md, plus
+//! Sagaflow's HTTP API (axum): the native JSON API (README "API"), plus
 //! `/healthz`, `/metrics` (Prometheus), `/openapi.json`, optional bearer-token
 //! authentication, and the on-failure webhook.
 //!

@@ -46,7 +46,7 @@ pub fn document() -> Value {
                     "type": "object",
                     "required": ["error"],
                     "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
-                        "code": { "type": "string", "description": "Stable machine-readable code, e.g. invalid_definition, execution_not_found, execution_conflict, malformed_json, payload_too_large." },
+                        "code": { "type": "string", "description": "Stable machine-readable code, e.g. invalid_definition, execution_not_found, execution_conflict, malformed_json, payload_too_large. Every code, what it means and what to do: docs/errors.md in the repository." },
                         "message": { "type": "string" },
                         "details": { "description": "For invalid_definition: {violations: [{code, location, message}]}." }
                     } } }

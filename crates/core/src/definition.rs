@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::document::type_name;
 use crate::exchange::Participant;
 use crate::path::{visit_references, Path, Segment};
 use crate::plan::{Plan, Program};
@@ -100,9 +101,9 @@ impl Compiler {
             Some(m) => Some(m),
             None => {
                 self.err(
-                    "invalid_type",
+                    "wrong_type",
                     loc,
-                    format!("expected an object, found {}", kind(v)),
+                    format!("expected an object, found {}", type_name(v)),
                 );
                 None
             }
@@ -145,9 +146,9 @@ impl Compiler {
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => {
                 self.err(
-                    "invalid_type",
+                    "wrong_type",
                     join(loc, key),
-                    format!("expected a string, found {}", kind(other)),
+                    format!("expected a string, found {}", type_name(other)),
                 );
                 None
             }
@@ -179,7 +180,7 @@ impl Compiler {
                     at,
                     format!(
                         "expected a duration string like `5s`, found {}",
-                        kind(other)
+                        type_name(other)
                     ),
                 );
                 None
@@ -274,9 +275,9 @@ impl Compiler {
                                 "a parallel group needs at least one branch",
                             ),
                             Some(other) => self.err(
-                                "invalid_type",
+                                "wrong_type",
                                 join(&gloc, "branches"),
-                                format!("expected a list of steps, found {}", kind(other)),
+                                format!("expected a list of steps, found {}", type_name(other)),
                             ),
                             None => self.err(
                                 "empty_parallel",
@@ -300,9 +301,9 @@ impl Compiler {
                 }
             }
             Some(other) => self.err(
-                "invalid_type",
+                "wrong_type",
                 "steps",
-                format!("expected a list, found {}", kind(other)),
+                format!("expected a list, found {}", type_name(other)),
             ),
         }
 
@@ -511,9 +512,9 @@ impl Compiler {
             Some(Value::Bool(b)) => *b,
             Some(other) => {
                 self.err(
-                    "invalid_type",
+                    "wrong_type",
                     join(loc, key),
-                    format!("expected true or false, found {}", kind(other)),
+                    format!("expected true or false, found {}", type_name(other)),
                 );
                 false
             }
@@ -562,15 +563,15 @@ impl Compiler {
                                     }
                                 }
                                 None => {
-                                    self.err("invalid_type", loc, "header values must be strings")
+                                    self.err("wrong_type", loc, "header values must be strings")
                                 }
                             }
                         }
                     }
                     Some(other) => self.err(
-                        "invalid_type",
+                        "wrong_type",
                         join(&hloc, "headers"),
-                        format!("expected an object, found {}", kind(other)),
+                        format!("expected an object, found {}", type_name(other)),
                     ),
                 }
                 Some(Participant::Http { url, headers })
@@ -580,9 +581,9 @@ impl Compiler {
             }
             (None, Some(other)) => {
                 self.err(
-                    "invalid_type",
+                    "wrong_type",
                     join(loc, "handler"),
-                    format!("expected a handler name, found {}", kind(other)),
+                    format!("expected a handler name, found {}", type_name(other)),
                 );
                 None
             }
@@ -919,16 +920,5 @@ fn join(loc: &str, key: &str) -> String {
         key.to_string()
     } else {
         format!("{loc}.{key}")
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
     }
 }

@@ -91,6 +91,21 @@ pub fn parse_json_only(source: &str) -> Result<Value, Error> {
     parse_json(source, NEW).map_err(Refusal::into_error)
 }
 
+/// The JSON type of a value with its article (`an object`, `a string`),
+/// for messages. The one such helper: both validators, the ASL data flow
+/// and the Step Functions API name types with it, so a message says the
+/// same thing wherever a value has the wrong type (code `wrong_type`).
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 fn looks_like_json(text: &str) -> bool {
     matches!(text.trim_start().chars().next(), Some('{' | '['))
 }

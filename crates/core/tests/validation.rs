@@ -145,7 +145,7 @@ steps:
 }
 
 #[test]
-fn a_header_value_that_is_not_a_string_is_an_invalid_type() {
+fn a_header_value_that_is_not_a_string_has_the_wrong_type() {
     assert_rejected_with(
         r#"
 name: trip
@@ -153,7 +153,7 @@ steps:
   - name: a
     action: { http: { url: "http://svc/a", headers: { X-Retries: 3 } } }
 "#,
-        &[("invalid_type", "steps[0].action.http.headers.X-Retries")],
+        &[("wrong_type", "steps[0].action.http.headers.X-Retries")],
     );
 }
 
@@ -333,16 +333,13 @@ fn a_saga_without_steps_at_all_is_a_missing_field() {
 }
 
 #[test]
-fn steps_that_are_not_a_list_are_an_invalid_type() {
-    assert_rejected_with(
-        "name: trip\nsteps: { a: 1 }\n",
-        &[("invalid_type", "steps")],
-    );
+fn steps_that_are_not_a_list_have_the_wrong_type() {
+    assert_rejected_with("name: trip\nsteps: { a: 1 }\n", &[("wrong_type", "steps")]);
 }
 
 #[test]
-fn a_document_that_is_not_an_object_is_an_invalid_type() {
-    assert_rejected_with("- just\n- a list\n", &[("invalid_type", "$")]);
+fn a_document_that_is_not_an_object_has_the_wrong_type() {
+    assert_rejected_with("- just\n- a list\n", &[("wrong_type", "$")]);
 }
 
 #[test]
@@ -660,7 +657,7 @@ steps:
 }
 
 #[test]
-fn a_pivot_flag_that_is_not_a_boolean_is_an_invalid_type() {
+fn a_pivot_flag_that_is_not_a_boolean_has_the_wrong_type() {
     assert_rejected_with(
         r#"
 name: trip
@@ -669,7 +666,7 @@ steps:
     pivot: "yes"
     action: { handler: pay }
 "#,
-        &[("invalid_type", "steps[0].pivot")],
+        &[("wrong_type", "steps[0].pivot")],
     );
 }
 

@@ -1,4 +1,4 @@
-//! Participant invokers: HTTP (the protocol of DESIGN.md) and in-process handlers.
+//! Participant invokers: HTTP (the protocol in the README's "HTTP participants") and in-process handlers.
 //!
 //! HTTP protocol: `POST` the step input as JSON with `Idempotency-Key` (stable
 //! per execution, step and task kind), `Sagaflow-Execution-Id` and

@@ -16,6 +16,7 @@ use serde_json_path::JsonPath;
 
 use crate::asl::intrinsic;
 use crate::asl::machine::PathField;
+use crate::document::type_name;
 use crate::event::ErrorInfo;
 
 /// Error of a path that cannot be followed at run time.
@@ -353,18 +354,6 @@ fn check_node(node: &Value, at: &str, problems: &mut Vec<(String, String)>) {
             }
         }
         _ => {}
-    }
-}
-
-/// The JSON type of a value, for messages.
-pub fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -14,6 +14,7 @@ use base64::Engine as _;
 use serde_json::{Map, Number, Value};
 
 use crate::asl::data;
+use crate::document::type_name;
 use crate::error_name::INTRINSIC_FAILURE;
 use crate::event::ErrorInfo;
 
@@ -683,7 +684,7 @@ fn eval_call(
                         f,
                         format!(
                             "the third argument must be the boolean false, not {}",
-                            data::type_name(other)
+                            type_name(other)
                         ),
                     ))
                 }
@@ -756,7 +757,7 @@ impl Args {
     }
 
     fn wrong(&self, i: usize, what: &str) -> ErrorInfo {
-        let found = self.values.get(i).map_or("missing", data::type_name);
+        let found = self.values.get(i).map_or("missing", type_name);
         fail(
             self.func,
             format!("argument {} must be {what}, not {found}", i + 1),
@@ -834,7 +835,7 @@ fn format_value(func: Func, position: usize, v: &Value) -> Result<String, ErrorI
             func,
             format!(
                 "argument {position} is {}; only strings, numbers, booleans and null can be formatted",
-                data::type_name(other)
+                type_name(other)
             ),
         )),
     }

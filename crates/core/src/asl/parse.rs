@@ -33,6 +33,7 @@ use crate::asl::machine::{
     ResourceMap, Retrier, Rule, Seconds, State, Task, Wait,
 };
 use crate::asl::{data, intrinsic};
+use crate::document::type_name;
 use crate::error_name as name;
 use crate::exchange::Participant;
 use crate::Error;
@@ -237,17 +238,6 @@ fn at(loc: &str, key: &str) -> String {
 
 fn at_index(loc: &str, i: usize) -> String {
     format!("{loc}/{i}")
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// First pass: every state's location by name, in all scopes, so that a
@@ -584,7 +574,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     loc,
-                    format!("expected an object, found {}", kind_of(other)),
+                    format!("expected an object, found {}", type_name(other)),
                 );
                 None
             }
@@ -649,7 +639,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     at(loc, key),
-                    format!("`{key}` must be a string, found {}", kind_of(other)),
+                    format!("`{key}` must be a string, found {}", type_name(other)),
                 );
                 None
             }
@@ -662,7 +652,7 @@ impl Compiler<'_> {
             self.err(
                 "wrong_type",
                 loc,
-                format!("`{field}` must be an integer, found {}", kind_of(v)),
+                format!("`{field}` must be an integer, found {}", type_name(v)),
             );
             return None;
         };
@@ -706,7 +696,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     loc,
-                    format!("`{field}` must be a number, found {}", kind_of(v)),
+                    format!("`{field}` must be a number, found {}", type_name(v)),
                 );
                 None
             }
@@ -719,7 +709,7 @@ impl Compiler<'_> {
             self.err(
                 "wrong_type",
                 loc,
-                format!("`{field}` must be a path string, found {}", kind_of(v)),
+                format!("`{field}` must be a path string, found {}", type_name(v)),
             );
             return None;
         };
@@ -981,7 +971,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     at(loc, "Type"),
-                    format!("`Type` must be a string, found {}", kind_of(other)),
+                    format!("`Type` must be a string, found {}", type_name(other)),
                 );
                 None
             }
@@ -1092,7 +1082,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     at(loc, "End"),
-                    format!("`End` must be a boolean, found {}", kind_of(other)),
+                    format!("`End` must be a boolean, found {}", type_name(other)),
                 );
                 // Unknown intent: do not also report a missing Next or a
                 // missing terminal state.
@@ -1172,7 +1162,7 @@ impl Compiler<'_> {
                             format!(
                                 "the value of `{key}` must be a string holding a path or an \
                                  intrinsic function, found {}",
-                                kind_of(value)
+                                type_name(value)
                             ),
                         );
                         continue;
@@ -1210,7 +1200,7 @@ impl Compiler<'_> {
                     &eloc,
                     format!(
                         "`ErrorEquals` must be an array of error names, found {}",
-                        kind_of(other)
+                        type_name(other)
                     ),
                 );
                 return Vec::new();
@@ -1253,7 +1243,7 @@ impl Compiler<'_> {
                 other => self.err(
                     "wrong_type",
                     iloc,
-                    format!("an error name must be a string, found {}", kind_of(other)),
+                    format!("an error name must be a string, found {}", type_name(other)),
                 ),
             }
         }
@@ -1275,7 +1265,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     &kloc,
-                    format!("`{key}` must be an array, found {}", kind_of(other)),
+                    format!("`{key}` must be an array, found {}", type_name(other)),
                 );
                 return Vec::new();
             }
@@ -1534,7 +1524,7 @@ impl Compiler<'_> {
                 at(ploc, "FunctionName"),
                 format!(
                     "`FunctionName` must be a function name or ARN, found {}",
-                    kind_of(other)
+                    type_name(other)
                 ),
             ),
             // Known only once rendered; the template check covers the path.
@@ -1569,7 +1559,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     &cloc,
-                    format!("`Choices` must be an array, found {}", kind_of(other)),
+                    format!("`Choices` must be an array, found {}", type_name(other)),
                 );
                 None
             }
@@ -1670,7 +1660,10 @@ impl Compiler<'_> {
                         self.err(
                             "wrong_type",
                             &oloc,
-                            format!("`{op}` must be an array of rules, found {}", kind_of(other)),
+                            format!(
+                                "`{op}` must be an array of rules, found {}",
+                                type_name(other)
+                            ),
                         );
                         return None;
                     }
@@ -1744,7 +1737,7 @@ impl Compiler<'_> {
             self.err(
                 "wrong_type",
                 loc,
-                format!("`{op}` takes {wanted}, found {}", kind_of(v)),
+                format!("`{op}` takes {wanted}, found {}", type_name(v)),
             );
             return None;
         }
@@ -1793,7 +1786,7 @@ impl Compiler<'_> {
                     self.err(
                         "wrong_type",
                         kloc,
-                        format!("`Timestamp` must be a string, found {}", kind_of(other)),
+                        format!("`Timestamp` must be a string, found {}", type_name(other)),
                     );
                     None
                 }
@@ -1866,7 +1859,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     &bloc,
-                    format!("`Branches` must be an array, found {}", kind_of(other)),
+                    format!("`Branches` must be an array, found {}", type_name(other)),
                 );
                 return None;
             }
