@@ -378,7 +378,10 @@ impl Aws {
     async fn submitted(&self, arn: &str) {
         let until = tokio::time::Instant::now() + DEADLINE;
         while !types(&self.history(arn).await).contains(&"TaskSubmitted") {
-            assert!(tokio::time::Instant::now() < until, "{arn}: never submitted");
+            assert!(
+                tokio::time::Instant::now() < until,
+                "{arn}: never submitted"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
