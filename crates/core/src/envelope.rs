@@ -43,6 +43,9 @@ pub struct Envelope {
     pub events: u64,
     /// The definition's time limit for the whole execution.
     pub timeout_ms: Option<u64>,
+    /// Where that limit counts from: the start, or the last redrive (which
+    /// resets it, as in AWS).
+    pub(crate) timeout_from: Millis,
     pub(crate) started: bool,
     pub(crate) finished: bool,
     pub(crate) stop: Option<Stop>,
@@ -63,16 +66,18 @@ impl Envelope {
             output: None,
             events: 0,
             timeout_ms,
+            timeout_from: 0,
             started: false,
             finished: false,
             stop: None,
         }
     }
 
-    /// When the execution's time limit passes, once it has started.
+    /// When the execution's time limit passes, once it has started: its
+    /// timeout after the start, or after the last redrive.
     pub fn deadline(&self) -> Option<Millis> {
         let t = self.timeout_ms?;
-        self.started.then(|| self.started_at.saturating_add(t))
+        self.started.then(|| self.timeout_from.saturating_add(t))
     }
 
     /// Whether a cancel or the deadline told the execution to stop.
@@ -126,12 +131,14 @@ impl Envelope {
                 self.version = *version;
                 self.input = input.clone();
                 self.started_at = event.at;
+                self.timeout_from = event.at;
             }
             EventKind::CancelRequested { .. } => self.stop = Some(Stop::Cancelled),
             EventKind::ExecutionTimedOut {} => self.stop = Some(Stop::TimedOut),
             EventKind::ExecutionRedriven {} => {
                 self.finished = false;
                 self.error = None;
+                self.timeout_from = event.at;
                 // A program that resumes elsewhere than forward (a saga
                 // still rolling back) has set its status already.
                 if self.status == Status::Failed {
@@ -236,6 +243,13 @@ pub(crate) fn apply<I: Interpreter>(
     }
     program.apply(state, env, event, &mut fx)?;
     env.record(event, &mut fx);
+    // A redrive restarts the time limit (the deadline armed at the start
+    // may have passed while the execution was failed).
+    if let (EventKind::ExecutionRedriven {}, Some(at)) = (&event.kind, env.deadline()) {
+        if env.stop.is_none() && program.watches_deadline(state) {
+            fx.push(Effect::Deadline { at });
+        }
+    }
     Ok(fx)
 }
 
@@ -366,6 +380,9 @@ impl<I: Interpreter> Decider<'_, I> {
             Input::Cancel { .. } if env.finished => Err(self.already_finished()),
             // Cancelling again, or after the deadline, changes nothing.
             Input::Cancel { .. } | Input::DeadlinePassed if env.stop.is_some() => Ok(()),
+            // A deadline armed before the last redrive (which restarted the
+            // time limit) is stale, and so is one without a time limit.
+            Input::DeadlinePassed if env.deadline().is_none_or(|at| self.ctx.now < at) => Ok(()),
             Input::Redrive if env.status != Status::Failed => Err(Error::NotAllowed {
                 code: "not_redrivable",
                 message: format!(

@@ -629,8 +629,12 @@ impl Actor {
                     }
                     let tx = self.tx.clone();
                     tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms())))
-                            .await;
+                        // Until the clock the decision reads says it is due:
+                        // an early deadline is stale to the core.
+                        while now_ms() < at {
+                            tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms())))
+                                .await;
+                        }
                         let _ = tx.send(Msg::Input {
                             input: Input::DeadlinePassed,
                             call: None,
