@@ -1480,7 +1480,14 @@ impl Decider<'_> {
                 )?;
             }
             Input::DeadlinePassed => {
-                if finished || self.ex.cancelled || self.ex.timed_out {
+                // A deadline armed before the last redrive is stale: the
+                // redrive reset the timeout and armed a later one.
+                let due = self.ex.asl.as_deref().and_then(|r| r.deadline(m));
+                if finished
+                    || self.ex.cancelled
+                    || self.ex.timed_out
+                    || due.is_some_and(|d| self.ctx.now < d)
+                {
                     return Ok(());
                 }
                 let limit = m.timeout_seconds.unwrap_or_default();

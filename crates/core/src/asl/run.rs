@@ -206,6 +206,9 @@ struct Head {
     name: String,
     input: Value,
     started_at: Millis,
+    /// Where the machine's `TimeoutSeconds` counts from: the start, or the
+    /// last redrive (which resets it, as in AWS).
+    timeout_from: Millis,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -1181,6 +1184,7 @@ impl Run {
                     name: definition.clone(),
                     input: input.clone(),
                     started_at: at,
+                    timeout_from: at,
                 };
                 self.record(
                     at,
@@ -1404,6 +1408,10 @@ impl Run {
                     return Err(illegal(kind, "nothing to redrive"));
                 };
                 self.record(at, TraceKind::ExecutionRedriven {});
+                self.head.timeout_from = at;
+                if let Some(deadline) = self.deadline(m) {
+                    fx.push(Effect::Deadline { at: deadline });
+                }
                 self.pending.clear();
                 self.threads[0].live = true;
                 self.enter(m, at, fx, 0, s, raw);
@@ -1574,16 +1582,23 @@ impl Run {
         }
     }
 
+    /// When the machine's `TimeoutSeconds` runs out, if it has one.
+    pub(crate) fn deadline(&self, m: &Machine) -> Option<Millis> {
+        m.timeout_seconds.map(|t| {
+            self.head
+                .timeout_from
+                .saturating_add(t.saturating_mul(1000))
+        })
+    }
+
     /// Effects in flight after a replay.
     pub(crate) fn outstanding(&self, m: &Machine, finished: bool) -> Vec<Effect> {
         let mut out = Vec::new();
         if finished {
             return out;
         }
-        if let Some(t) = m.timeout_seconds {
-            out.push(Effect::Deadline {
-                at: self.head.started_at + t * 1000,
-            });
+        if let Some(at) = self.deadline(m) {
+            out.push(Effect::Deadline { at });
         }
         for (key, slot) in &self.slots {
             let step = key.clone();
