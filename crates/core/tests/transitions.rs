@@ -1438,6 +1438,9 @@ fn an_execution_that_outlives_its_timeout_before_the_pivot_rolls_back_and_ends_t
     });
     assert!(effects.contains(&Effect::Deadline { at: 1_000 + 10_000 }));
     s.ok("hotel", 1);
+    // Before the deadline, a deadline input is stale.
+    assert_eq!(s.on(Input::DeadlinePassed), NOTHING);
+    s.now = 1_000 + 10_000;
     // The flight is still running: its outcome decides whether it is undone.
     assert_eq!(s.on(Input::DeadlinePassed), ["timed out"]);
     assert_eq!(s.ex.status, Status::Compensating);
@@ -1463,6 +1466,7 @@ fn a_deadline_after_the_pivot_changes_nothing_because_there_is_no_way_back() {
     s.ok("hotel", 1);
     s.ok("flight", 1);
     s.ok("pay", 1);
+    s.now = 1_000 + 10_000;
     assert_eq!(s.on(Input::DeadlinePassed), NOTHING);
     assert_eq!(
         s.ok("confirm", 1),
