@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::document::type_name;
 use crate::exchange::Participant;
@@ -311,15 +310,7 @@ impl Compiler {
         self.check_roles(&raw);
         self.check_references(&raw);
 
-        let digest = {
-            let canonical = serde_json::to_string(doc).unwrap_or_default();
-            let mut h = Sha256::new();
-            h.update(canonical.as_bytes());
-            h.finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
+        let digest = crate::document::digest(doc);
         Some(Plan {
             name,
             description,

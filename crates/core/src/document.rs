@@ -179,6 +179,24 @@ fn parse_yaml(text: &str, rules: Rules) -> Result<Value, Refusal> {
     })
 }
 
+/// A document's identity: the SHA-256 of its canonical JSON, in hex. A
+/// changed digest is a new version of a definition, whatever its format.
+pub fn digest(doc: &Value) -> String {
+    use sha2::Digest as _;
+    let canonical = serde_json::to_string(doc).unwrap_or_default();
+    hex(&sha2::Sha256::digest(canonical.as_bytes()))
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
 fn too_deep(depth: usize, max: usize, location: String) -> Violation {
     Violation {
         code: "nesting_too_deep".into(),

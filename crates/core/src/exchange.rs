@@ -137,10 +137,9 @@ pub fn task_token(
     attempt: u32,
     nonce: &str,
 ) -> String {
-    let route: String = format!("{execution_id}\n{step}\n{}\n{attempt}", task.as_str())
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let route = crate::document::hex(
+        format!("{execution_id}\n{step}\n{}\n{attempt}", task.as_str()).as_bytes(),
+    );
     format!("{route}.{nonce}")
 }
 

@@ -23,8 +23,6 @@ pub mod plan;
 pub mod retry;
 pub mod saga;
 
-use sha2::{Digest, Sha256};
-
 pub use envelope::{Envelope, Stop};
 pub use event::{ErrorInfo, Event, EventKind, Status, TaskKind};
 pub use exchange::{
@@ -122,18 +120,13 @@ fn compile_asl(
             return Err(Error::InvalidDefinition(violations));
         }
     };
-    let canonical = serde_json::to_string(doc).unwrap_or_default();
-    let digest = Sha256::digest(canonical.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>();
     Ok(Plan {
         name: name.to_string(),
         description: machine.comment.clone(),
         timeout_ms: machine.timeout_seconds.map(|s| s.saturating_mul(1000)),
         variables: Default::default(),
         variable_uses: Vec::new(),
-        digest,
+        digest: document::digest(doc),
         program: Program::Asl(std::sync::Arc::new(machine)),
     })
 }

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use serde_json::{Map, Number, Value};
 
 use crate::asl::data;
-use crate::document::type_name;
+use crate::document::{hex, type_name};
 use crate::error_name::INTRINSIC_FAILURE;
 use crate::event::ErrorInfo;
 
@@ -839,15 +839,6 @@ fn format_value(func: Func, position: usize, v: &Value) -> Result<String, ErrorI
             ),
         )),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
 }
 
 /// Lowercase hex digest of `data`, or `None` for an unknown algorithm.
