@@ -17,6 +17,8 @@
 //! failure prints its case's seed, the machine and the input trail; re-run
 //! that case alone with `ASL_PROPTEST_SEED=<seed> ASL_PROPTEST_CASES=1`.
 
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, Hasher};
@@ -62,17 +64,16 @@ const ERROR_EQUALS: &[&[&str]] = &[
 
 // ---------------------------------------------------------------- randomness
 
-/// SplitMix64: each case's own deterministic randomness.
+/// Each case's own deterministic randomness, drawn from its seed.
 #[derive(Debug, Clone)]
-struct Rng(u64);
+struct Rng(StdRng);
 
 impl Rng {
+    fn seeded(seed: u64) -> Rng {
+        Rng(StdRng::seed_from_u64(seed))
+    }
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
@@ -476,7 +477,7 @@ struct Case {
 
 fn case(seed: u64) -> Case {
     let mut gen = Gen {
-        rng: Rng(seed),
+        rng: Rng::seeded(seed),
         ids: 0,
         states: 0,
         callbacks: BTreeSet::new(),
@@ -571,7 +572,7 @@ struct Sim<'c> {
 
 impl<'c> Sim<'c> {
     fn new(case: &'c Case, plan: Plan) -> Self {
-        let mut rng = Rng(case.seed ^ 0xD1B5_4A32_D192_ED03);
+        let mut rng = Rng::seeded(case.seed ^ 0xD1B5_4A32_D192_ED03);
         let failing = 5 + rng.below(40);
         let live = Execution::empty(&plan);
         Sim {

@@ -535,12 +535,9 @@ impl Interpreter for Saga {
                 attempt,
                 output,
             } => {
-                let Some(i) = self.step_index(&step) else {
-                    return Ok(());
-                };
-                if !d.state.task(i, task).is_running(attempt) {
+                let Some(_) = running(self, d.state, &step, task, attempt) else {
                     return Ok(()); // stale: a late or duplicate answer
-                }
+                };
                 d.emit(match task {
                     TaskKind::Action => EventKind::StepSucceeded {
                         step,
@@ -560,12 +557,9 @@ impl Interpreter for Saga {
                 attempt,
                 error,
             } => {
-                let Some(i) = self.step_index(&step) else {
+                let Some(i) = running(self, d.state, &step, task, attempt) else {
                     return Ok(());
                 };
-                if !d.state.task(i, task).is_running(attempt) {
-                    return Ok(());
-                }
                 failed(d, i, step, task, attempt, error)?;
             }
             Input::HeartbeatStopped {
@@ -574,12 +568,9 @@ impl Interpreter for Saga {
                 attempt,
                 silence_ms,
             } => {
-                let Some(i) = self.step_index(&step) else {
+                let Some(i) = running(self, d.state, &step, task, attempt) else {
                     return Ok(());
                 };
-                if !d.state.task(i, task).is_running(attempt) {
-                    return Ok(());
-                }
                 // A saga's callback task times out on a silent heartbeat:
                 // like any timeout, its effect may have happened.
                 let error = ErrorInfo::new(
@@ -821,6 +812,13 @@ impl Interpreter for Saga {
         self.step_index(step)
             .map_or(0, |i| p.task(i, task).attempts)
     }
+}
+
+/// The index of `step` if its `task` runs `attempt` (an answer for it is
+/// not stale).
+fn running(saga: &Saga, p: &Progress, step: &str, task: TaskKind, attempt: u32) -> Option<usize> {
+    saga.step_index(step)
+        .filter(|&i| p.task(i, task).is_running(attempt))
 }
 
 /// Schedules the next attempt of a task.
