@@ -778,7 +778,7 @@ async fn start_execution(st: &AppState, input: &Input, sync: bool) -> Result<Val
         Status::Running | Status::Compensating => (
             "TIMED_OUT",
             Some(ErrorInfo::new(
-                "Sagaflow.StillRunning",
+                sagaflow_core::error_name::STILL_RUNNING,
                 format!("the execution did not finish within {limit}s and is still running: DescribeExecution {arn}"),
             )),
         ),
@@ -978,7 +978,7 @@ async fn send_task_failure(st: &AppState, input: &Input) -> Result<Value, AwsErr
     let error = input
         .string("error")?
         .filter(|e| !e.is_empty())
-        .unwrap_or("Sagaflow.CallbackFailed");
+        .unwrap_or(sagaflow_core::error_name::CALLBACK_FAILED);
     let cause = input.string("cause")?.unwrap_or_default();
     callback(st, token, Some(Err(ErrorInfo::new(error, cause)))).await
 }

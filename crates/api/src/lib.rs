@@ -731,7 +731,7 @@ async fn callback(
             Some(Err(sagaflow_core::ErrorInfo::new(
                 f.error
                     .filter(|e| !e.is_empty())
-                    .unwrap_or_else(|| "Sagaflow.CallbackFailed".into()),
+                    .unwrap_or_else(|| sagaflow_core::error_name::CALLBACK_FAILED.into()),
                 f.cause.unwrap_or_default(),
             )))
         }

@@ -47,6 +47,10 @@ pub const RESERVED_ERROR_NAME: &str = "Sagaflow.ReservedErrorName";
 pub const CANCELLED: &str = "Sagaflow.Cancelled";
 /// A callback task completed with a failure that named no error.
 pub const CALLBACK_FAILED: &str = "Sagaflow.CallbackFailed";
+/// The namespace of the Amazon States Language's names (and intrinsics).
+pub const STATES_PREFIX: &str = "States.";
+/// The namespace of the engine's own outcomes.
+pub const SAGAFLOW_PREFIX: &str = "Sagaflow.";
 /// The output asked of an execution that has not finished.
 pub const STILL_RUNNING: &str = "Sagaflow.StillRunning";
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error_name::{
     ALL, OUTPUT_INVALID, OUTPUT_TOO_LARGE, PARTICIPANT_SATURATED, RESERVED_ERROR_NAME,
-    RESPONSE_LOST, RUNTIME, TASK_FAILED, TIMEOUT,
+    RESPONSE_LOST, RUNTIME, SAGAFLOW_PREFIX, STATES_PREFIX, TASK_FAILED, TIMEOUT,
 };
 
 /// Whether an error leaves the task's outcome unknown: its effect may have
@@ -21,7 +21,7 @@ pub fn is_ambiguous(error: &str) -> bool {
 /// Whether an error name is in a namespace the engine names its own
 /// outcomes in (`States.*`, `Sagaflow.*`).
 pub fn is_reserved(error: &str) -> bool {
-    error.starts_with("States.") || error.starts_with("Sagaflow.")
+    error.starts_with(STATES_PREFIX) || error.starts_with(SAGAFLOW_PREFIX)
 }
 
 /// The error a participant reported (a 4xx body, a callback failure),

@@ -991,7 +991,7 @@ impl Engine {
                 step: step.clone(),
                 task,
                 attempt,
-                error: if error.error == "Sagaflow.CallbackFailed" {
+                error: if error.error == sagaflow_core::error_name::CALLBACK_FAILED {
                     error
                 } else {
                     sagaflow_core::retry::participant_error(&error.error, &error.cause)

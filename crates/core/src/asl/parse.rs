@@ -1221,7 +1221,9 @@ impl Compiler<'_> {
                     self.err("invalid_value", iloc, "an error name cannot be empty");
                 }
                 Value::String(s) => {
-                    if s.starts_with("States.") && !name::AWS_RESERVED.contains(&s.as_str()) {
+                    if s.starts_with(name::STATES_PREFIX)
+                        && !name::AWS_RESERVED.contains(&s.as_str())
+                    {
                         self.err(
                             "invalid_value",
                             iloc,
