@@ -204,9 +204,11 @@ fn from_engine(e: EngineError) -> AwsError {
         "storage_corrupt" | "illegal_transition" | "history_unreplayable" => {
             AwsError::internal(message)
         }
-        "shutting_down" | "storage_unavailable" | "owned_elsewhere" | "node_fenced" => {
-            AwsError::unavailable(message)
-        }
+        "shutting_down"
+        | "execution_busy"
+        | "storage_unavailable"
+        | "owned_elsewhere"
+        | "node_fenced" => AwsError::unavailable(message),
         _ => AwsError::validation(message),
     }
 }

@@ -186,6 +186,8 @@ impl Aws {
     }
 
     async fn with_config(config: ApiConfig) -> Aws {
+        // Unbounded: a participant never waits for the test to read what
+        // it reports (a test reads only what it needs).
         let (parked_tx, parked) = mpsc::unbounded_channel();
         let svc = Arc::new(Svc {
             healthy: AtomicBool::new(false),

@@ -41,6 +41,8 @@ struct World {
 
 fn world_on(store: Arc<MemoryStore>, flaky: &'static [&'static str]) -> World {
     let calls = Arc::new(Mutex::new(Vec::new()));
+    // Unbounded: a participant never waits for the test to read a token
+    // (a test reads only those it needs).
     let (tx, tokens) = mpsc::unbounded_channel();
     let mut b = Engine::builder(store.clone()).config(config());
     let functions = [

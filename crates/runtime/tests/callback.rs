@@ -37,6 +37,8 @@ struct World {
 
 async fn world(definition: &str) -> World {
     let store = Arc::new(MemoryStore::new());
+    // Unbounded: a participant never waits for the test to read a token
+    // (a test reads only those it needs).
     let (tx, tokens) = mpsc::unbounded_channel();
     let undone = Arc::new(Mutex::new(Vec::new()));
     let booked_with = Arc::new(Mutex::new(Vec::new()));
@@ -395,4 +397,17 @@ async fn every_waiter_hears_the_outcome_and_a_waiter_that_gives_up_gets_the_curr
     for waiter in waiters {
         assert_eq!(waiter.await.unwrap().unwrap().status, Status::Succeeded);
     }
+}
+
+#[tokio::test]
+async fn a_server_shutting_down_refuses_new_executions_as_shutting_down() {
+    let w = world(APPROVAL).await;
+    w.engine.shutdown(Duration::ZERO).await;
+    let refused = w
+        .engine
+        .start_execution("approval", json!({}), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::ShuttingDown), "{refused:?}");
+    assert_eq!(refused.code(), "shutting_down");
 }
