@@ -148,3 +148,46 @@ impl Heartbeats {
         lapsed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watch(deadline: Millis, heartbeat_ms: u64, since: Millis) -> Watch {
+        let token =
+            sagaflow_core::task_token("ex", "approve", sagaflow_core::TaskKind::Action, 1, "00");
+        Watch::new(&token, deadline, heartbeat_ms, since).expect("a token of ours")
+    }
+
+    #[test]
+    fn a_watch_runs_out_at_its_silence_or_its_deadline_whichever_comes_first() {
+        assert_eq!(watch(10_000, 1_000, 0).runs_out_at(), 1_000);
+        assert_eq!(watch(500, 1_000, 0).runs_out_at(), 500);
+    }
+
+    #[test]
+    fn a_passed_deadline_is_named_before_a_silence() {
+        let w = watch(1_000, 1_000, 0);
+        assert_eq!(w.lapse(999), None);
+        assert_eq!(w.lapse(1_000), Some(Lapse::Deadline));
+        let w = watch(10_000, 1_000, 0);
+        assert_eq!(
+            w.lapse(1_000),
+            Some(Lapse::Silent {
+                heartbeat_ms: 1_000
+            })
+        );
+    }
+
+    #[test]
+    fn a_heartbeat_starts_the_silence_again_and_an_answer_ends_the_watch() {
+        let w = watch(10_000, 1_000, 0);
+        let token = w.token().clone();
+        let mut beats = Heartbeats::default();
+        beats.watch(w);
+        beats.beat(&token, 800);
+        assert_eq!(beats.watches[0].runs_out_at(), 1_800);
+        beats.forget(&token);
+        assert!(beats.is_empty());
+    }
+}
