@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sagaflow_core::Status;
-use sagaflow_runtime::Engine;
+use sagaflow_runtime::{Cluster, Engine};
 use sagaflow_store::{DeadLetter, Notification, Store};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -93,10 +93,10 @@ pub fn spawn(engine: &Engine, config: HookConfig) -> tokio::task::JoinHandle<()>
     // participant calls.
     let client = engine.http_client().clone();
     let in_progress: InProgress = Arc::default();
-    let node = engine.node_id().map(str::to_string);
+    let cluster = engine.cluster().cloned();
     tokio::spawn(async move {
         loop {
-            poll(&store, node.as_deref(), &client, &config, &in_progress).await;
+            poll(&store, cluster.as_deref(), &client, &config, &in_progress).await;
             // Sleep until the next poll, or until an execution ends in a way
             // that may have recorded a notification (it is durable by then:
             // the engine announces a finish only after its append).
@@ -123,7 +123,7 @@ pub fn spawn(engine: &Engine, config: HookConfig) -> tokio::task::JoinHandle<()>
 /// delivered, up to [`MAX_IN_FLIGHT`] at once.
 async fn poll(
     store: &Arc<dyn Store>,
-    node: Option<&str>,
+    cluster: Option<&Cluster>,
     client: &reqwest::Client,
     config: &HookConfig,
     in_progress: &InProgress,
@@ -132,13 +132,14 @@ async fn poll(
     if busy >= MAX_IN_FLIGHT {
         return;
     }
-    let pending = match node {
+    let pending = match cluster {
         // Several nodes: each notification is claimed by the node that
         // delivers it (those in progress here are claimed already, so they
         // are not among the returned ones).
-        Some(node) => {
-            store
-                .claim_notifications(node, CLAIM_TTL_MS, MAX_IN_FLIGHT - busy)
+        Some(cluster) => {
+            cluster
+                .leases()
+                .claim_notifications(cluster.node_id(), CLAIM_TTL_MS, MAX_IN_FLIGHT - busy)
                 .await
         }
         // Ids only grow and deliveries are started oldest first, so the ones

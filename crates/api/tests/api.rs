@@ -34,7 +34,6 @@ use sagaflow_core::Status;
 use sagaflow_runtime::{Config, Engine, NodeConfig};
 use sagaflow_store::postgres::{Options, PostgresStore};
 use sagaflow_store::sqlite::SqliteStore;
-use sagaflow_store::Store;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 
@@ -351,7 +350,13 @@ impl Api {
         tokio::spawn(async move { axum::serve(svc_listener, app).await });
 
         let dir = tempfile::tempdir().unwrap();
-        let (store, schema): (Arc<dyn Store>, _) = if crate::BACKEND != "sqlite" {
+        let variables = HashMap::from([("SVC".to_string(), svc_url.clone())]);
+        let engine_config = Config {
+            variables,
+            notify_on,
+            ..Config::default()
+        };
+        let (builder, schema) = if crate::BACKEND != "sqlite" {
             let url = database_url().expect("DATABASE_URL is set (the test checks skip())");
             let schema = Schema::new(&url);
             let options = Options {
@@ -362,24 +367,23 @@ impl Api {
             let store = PostgresStore::connect_with(&url, options)
                 .await
                 .expect("connecting to DATABASE_URL");
-            (Arc::new(store), Some(schema))
-        } else {
-            let store = SqliteStore::open(dir.path().join("sagaflow.db")).unwrap();
-            (Arc::new(store), None)
-        };
-        let variables = HashMap::from([("SVC".to_string(), svc_url.clone())]);
-        let engine = Engine::builder(store)
-            .config(Config {
-                variables,
-                notify_on,
-                node: (crate::BACKEND == "cluster").then(|| NodeConfig {
+            let store = Arc::new(store);
+            let builder = if crate::BACKEND == "cluster" {
+                let node = NodeConfig {
                     id: "api-test-node".into(),
                     address: "http://127.0.0.1:1".into(),
                     lease_ttl: Duration::from_secs(2),
-                }),
-                ..Config::default()
-            })
-            .build();
+                };
+                Engine::cluster_builder(store, node)
+            } else {
+                Engine::builder(store)
+            };
+            (builder, Some(schema))
+        } else {
+            let store = SqliteStore::open(dir.path().join("sagaflow.db")).unwrap();
+            (Engine::builder(Arc::new(store)), None)
+        };
+        let engine = builder.config(engine_config).build();
         engine.start().await.unwrap();
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -12,10 +12,9 @@ use clap::Args;
 use sagaflow_api::hook::HookConfig;
 use sagaflow_api::ApiConfig;
 use sagaflow_core::Status;
-use sagaflow_runtime::{Config, Engine, Secret, TlsConfig};
+use sagaflow_runtime::{Builder, Config, Engine, NodeConfig, Secret, TlsConfig};
 use sagaflow_store::postgres::{redact_url, PostgresStore};
 use sagaflow_store::sqlite::SqliteStore;
-use sagaflow_store::Store;
 use serde::Deserialize;
 
 #[derive(Args, Clone, Default)]
@@ -176,14 +175,21 @@ struct FileHook {
     max_attempts: Option<u32>,
 }
 
-/// Where the executions live.
+/// Where the executions live, and who else may run them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Database {
-    /// The embedded SQLite database file (the default).
+    /// The embedded SQLite database file (the default), this server's alone.
     Sqlite(PathBuf),
-    /// A PostgreSQL connection URL.
+    /// A PostgreSQL connection URL; this server is its only one.
     Postgres(String),
+    /// A PostgreSQL database shared by the nodes of a cluster; this server
+    /// is `node`. Only PostgreSQL can be shared (a SQLite store has no
+    /// leases), so there is no SQLite counterpart.
+    Cluster { url: String, node: NodeConfig },
 }
+
+/// Why `--cluster` (or `[cluster] enabled`) is refused with a SQLite database.
+const CLUSTER_NEEDS_POSTGRES: &str = "a cluster needs a shared PostgreSQL database (--database-url postgres://…); SQLite is one process's";
 
 impl Database {
     /// For logs and messages: a PostgreSQL URL without its password.
@@ -191,6 +197,18 @@ impl Database {
         match self {
             Database::Sqlite(path) => path.display().to_string(),
             Database::Postgres(url) => redact_url(url),
+            Database::Cluster { url, node } => format!("{} (node {})", redact_url(url), node.id),
+        }
+    }
+
+    /// The database shared by a cluster, with this server as `node`: only
+    /// PostgreSQL can be.
+    fn shared_by(self, node: NodeConfig) -> anyhow::Result<Database> {
+        match self {
+            Database::Postgres(url) | Database::Cluster { url, .. } => {
+                Ok(Database::Cluster { url, node })
+            }
+            Database::Sqlite(_) => bail!(CLUSTER_NEEDS_POSTGRES),
         }
     }
 }
@@ -318,18 +336,14 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
     )
     .context("TLS settings")?;
     let file_cluster = file.cluster.unwrap_or_default();
-    let node = if args.cluster || file_cluster.enabled {
-        if !matches!(database, Database::Postgres(_)) {
-            bail!("a cluster needs a shared PostgreSQL database (--database-url postgres://…); SQLite is one process's");
-        }
+    let database = if args.cluster || file_cluster.enabled {
         let lease_ttl = args
             .lease_ttl
             .or(file_cluster.lease_ttl)
             .unwrap_or(std::time::Duration::from_secs(5));
-        if lease_ttl < std::time::Duration::from_millis(300) {
-            bail!("lease_ttl must be at least 300ms");
-        }
-        Some(sagaflow_runtime::NodeConfig {
+        // Refused here when the database cannot be shared (SQLite): that
+        // is what is wrong, before the node's own settings.
+        let shared = database.shared_by(NodeConfig {
             id: args
                 .node_id
                 .or(file_cluster.node_id)
@@ -339,9 +353,13 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
                 .or(file_cluster.advertise)
                 .unwrap_or_else(|| format!("http://{listen}")),
             lease_ttl,
-        })
+        })?;
+        if lease_ttl < std::time::Duration::from_millis(300) {
+            bail!("lease_ttl must be at least 300ms");
+        }
+        shared
     } else {
-        None
+        database
     };
     let defaults = sagaflow_core::StuckPolicy::default();
     let stuck = sagaflow_core::StuckPolicy {
@@ -368,7 +386,6 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
             concurrency,
             participant_concurrency,
             resources,
-            node,
             stuck,
             ..Config::default()
         },
@@ -446,10 +463,12 @@ fn database_from_url(url: &str) -> anyhow::Result<Database> {
     )
 }
 
-/// Opens the store `database` names: the SQLite file (its directory created),
-/// or the PostgreSQL database, migrated — and locked for this server alone
-/// unless it runs as a cluster node (then executions are leased one by one).
-async fn open_store(database: &Database, cluster: bool) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens the store `database` names — the SQLite file (its directory
+/// created), or the PostgreSQL database, migrated and locked for this server
+/// alone unless it is a cluster's (then executions are leased one by one) —
+/// and the builder of an engine on it: a cluster node's takes the store's
+/// leases, which only PostgreSQL has.
+async fn open_store(database: &Database) -> anyhow::Result<Builder> {
     match database {
         Database::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -458,22 +477,28 @@ async fn open_store(database: &Database, cluster: bool) -> anyhow::Result<Arc<dy
             }
             let store = SqliteStore::open(path)
                 .with_context(|| format!("opening database {}", path.display()))?;
-            Ok(Arc::new(store))
+            Ok(Engine::builder(Arc::new(store)))
         }
         Database::Postgres(url) => {
+            let store = connect_postgres(url).await?;
             let shown = redact_url(url);
-            let store = PostgresStore::connect(url)
+            store
+                .lock_exclusively()
                 .await
                 .with_context(|| format!("opening PostgreSQL database {shown}"))?;
-            if !cluster {
-                store
-                    .lock_exclusively()
-                    .await
-                    .with_context(|| format!("opening PostgreSQL database {shown}"))?;
-            }
-            Ok(Arc::new(store))
+            Ok(Engine::builder(Arc::new(store)))
+        }
+        Database::Cluster { url, node } => {
+            let store = connect_postgres(url).await?;
+            Ok(Engine::cluster_builder(Arc::new(store), node.clone()))
         }
     }
+}
+
+async fn connect_postgres(url: &str) -> anyhow::Result<PostgresStore> {
+    PostgresStore::connect(url)
+        .await
+        .with_context(|| format!("opening PostgreSQL database {}", redact_url(url)))
 }
 
 /// A server running in this process (used by `server` and by the demo).
@@ -490,7 +515,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         .with_context(|| format!("binding {}", settings.listen))?;
     // Install the metrics recorder before recovery, so resumed executions count.
     sagaflow_api::prometheus();
-    let store = open_store(&settings.database, settings.engine.node.is_some()).await?;
+    let builder = open_store(&settings.database).await?;
     let mut engine_config = settings.engine;
     if settings.hook.is_some() {
         // The hook delivers from the store's outbox: finishing appends must
@@ -502,7 +527,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         }
         engine_config.notify_stuck = true;
     }
-    let engine = Engine::builder(store)
+    let engine = builder
         .config(engine_config)
         .try_build()
         .context("TLS settings")?;
@@ -763,6 +788,34 @@ mod tests {
     fn a_postgres_url_is_shown_without_its_password() {
         let db = Database::Postgres("postgres://app:hunter2@db/sagaflow".into());
         assert_eq!(db.display(), "postgres://app:***@db/sagaflow");
+    }
+
+    #[test]
+    fn a_cluster_node_needs_postgres_and_is_refused_on_sqlite() {
+        let err = resolve(ServerArgs {
+            cluster: true,
+            ..ServerArgs::default()
+        })
+        .err()
+        .expect("a cluster on the default SQLite database is refused");
+        assert!(
+            format!("{err:#}").contains("a cluster needs a shared PostgreSQL database"),
+            "{err:#}"
+        );
+        let url = "postgres://postgres@127.0.0.1:5432/test".to_string();
+        let settings = resolve(ServerArgs {
+            cluster: true,
+            node_id: Some("n1".into()),
+            database_url: Some(url.clone()),
+            ..ServerArgs::default()
+        })
+        .unwrap();
+        match settings.database {
+            Database::Cluster { url: u, node } => {
+                assert_eq!((u, node.id.as_str()), (url, "n1"));
+            }
+            other => panic!("expected a cluster's database, got {other:?}"),
+        }
     }
 
     #[test]

@@ -7,7 +7,6 @@
 //! therefore loses nothing that was acknowledged and repeats nothing that the
 //! participants have not already deduplicated by idempotency key.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -110,7 +109,7 @@ pub(crate) fn spawn(
         }
         actors.insert(state.id.clone(), tx.clone());
     }
-    let generation = engine.shared.generation.load(Ordering::SeqCst);
+    let generation = engine.shared.ownership.generation();
     let mut actor = Actor {
         engine,
         plan,
@@ -359,30 +358,26 @@ impl Actor {
             updated_at: next.updated_at,
             timers,
             notify,
-            fence: self.engine.node_id().map(str::to_string),
         };
+        let ownership = &self.engine.shared.ownership;
         // Several nodes: an actor from before a fence may hold a state that
         // another node has moved on from; it never writes.
-        if self.engine.node_id().is_some()
-            && self.generation != self.engine.shared.generation.load(Ordering::SeqCst)
-        {
+        if let Err(stale) = ownership.check_current(self.generation, &self.state.id) {
             self.lost = true;
-            return Err(sagaflow_store::Error::LeaseLost {
-                id: self.state.id.clone(),
-                node: self.engine.node_id().unwrap_or_default().to_string(),
-            }
-            .into());
+            return Err(stale.into());
         }
         // Nothing happens until the decision is durable. A transient storage
         // failure is retried; the input is never dropped silently.
         let mut delay = Duration::from_millis(50);
         loop {
-            let result = self.engine.shared.store.append(append.clone()).await;
+            let result = ownership
+                .append(&*self.engine.shared.store, append.clone())
+                .await;
             self.engine.shared.health.observe_storage(&result);
             match result {
                 Ok(_) => break,
                 Err(e @ sagaflow_store::Error::Conflict { .. }) => {
-                    if self.engine.node_id().is_some() {
+                    if ownership.conflict_means_moved_on() {
                         // Several nodes: another node appended meanwhile
                         // (this one stalled past its lease): this state is
                         // stale; act on nothing, as when the lease is lost.
@@ -408,11 +403,12 @@ impl Actor {
         }
         let events = append.events;
         // Several nodes: a finished execution has no lease; the redrive that
-        // brings it back is accepted on its version, then this node leases it.
+        // brings it back is accepted on its version, then this node leases it
+        // (a single process holds it already: claiming is a no-op).
         let redriven = events
             .iter()
             .any(|e| matches!(e.kind, EventKind::ExecutionRedriven {}));
-        if redriven && self.engine.node_id().is_some() {
+        if redriven {
             if let Err(e) = self.engine.claim(&self.state.id).await {
                 self.lost = true;
                 return Err(e);
@@ -508,9 +504,7 @@ impl Actor {
         if self.engine.is_shutting_down() {
             return; // durable as scheduled: resumed with the same key on restart
         }
-        if !self.engine.may_act()
-            || self.generation != self.engine.shared.generation.load(Ordering::SeqCst)
-        {
+        if !self.engine.may_act() || !self.engine.shared.ownership.is_current(self.generation) {
             // Maybe not ours any more: the lease holder resumes it.
             let _ = self.tx.send(Msg::Stop);
             return;

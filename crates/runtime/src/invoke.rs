@@ -125,8 +125,8 @@ async fn http(
     if let Some(token) = &req.task_token {
         rb = rb.header("Sagaflow-Task-Token", token);
     }
-    if let Some(node) = &shared.config.node {
-        rb = rb.header("Sagaflow-Node", &node.id);
+    if let Some(node) = shared.ownership.node_id() {
+        rb = rb.header("Sagaflow-Node", node);
     }
     rb = rb.headers(crate::vars::headers(headers, &shared.config)?);
     let resp = rb.send().await.map_err(|e| {

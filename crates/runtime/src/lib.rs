@@ -8,13 +8,12 @@
 //! in flight, with the same idempotency keys.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sagaflow_core::event::Millis;
 use sagaflow_core::{Execution, Input, Plan, Status};
-use sagaflow_store::{Created, DefinitionRecord, ExecutionRecord, Store};
+use sagaflow_store::{Created, DefinitionRecord, ExecutionRecord, SharedStore, Store};
 use serde_json::Value;
 use tokio::sync::{broadcast, oneshot};
 
@@ -23,6 +22,7 @@ mod bulkhead;
 mod health;
 mod heartbeats;
 pub mod invoke;
+mod ownership;
 mod plans;
 mod timers;
 pub mod tls;
@@ -30,6 +30,8 @@ pub mod vars;
 mod waiters;
 
 pub use invoke::{handler_fn, Handler};
+pub use ownership::Cluster;
+use ownership::Ownership;
 pub use tls::{TlsConfig, TlsError};
 pub use vars::Secret;
 
@@ -156,13 +158,11 @@ pub struct Config {
     /// reaching it fails the execution with `States.Runtime` (AWS's quota of
     /// 25,000 by default).
     pub max_history_events: u64,
-    /// Several nodes on one store: this node's identity and leases. `None`
-    /// (the default): this process owns the whole store.
-    pub node: Option<NodeConfig>,
 }
 
-/// One node among several on a shared store (PostgreSQL).
-#[derive(Debug, Clone)]
+/// One node among several on a shared store (PostgreSQL): see
+/// [`Engine::cluster_builder`]. Without one, the process owns the whole store.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeConfig {
     /// Unique among the nodes; a fresh one per process is simplest.
     pub id: String,
@@ -189,7 +189,6 @@ impl Default for Config {
             notify_stuck: false,
             resources: Default::default(),
             max_history_events: sagaflow_core::asl::run::MAX_HISTORY_EVENTS,
-            node: None,
         }
     }
 }
@@ -234,13 +233,8 @@ pub(crate) struct Shared {
     pub bulkheads: bulkhead::Bulkheads,
     /// Callers of [`Engine::wait`], by execution id.
     pub waiters: waiters::Waiters,
-    /// Several nodes: set while this node cannot renew its leases (it may
-    /// have lost them); its actors stop acting until renewal works again.
-    pub fenced: AtomicBool,
-    /// Several nodes: until when (ms) this node's leases are surely valid.
-    pub leases_valid_until: AtomicU64,
-    /// Several nodes: bumped by every fence; actors made before it are stale.
-    pub generation: AtomicU64,
+    /// This process alone, or one node among several (and its leases).
+    pub ownership: Ownership,
 }
 
 /// The engine: cheap to clone, one per process.
@@ -252,6 +246,7 @@ pub struct Engine {
 /// Builds an [`Engine`]; register in-process handlers before starting.
 pub struct Builder {
     store: Arc<dyn Store>,
+    ownership: Ownership,
     config: Config,
     handlers: HashMap<String, Arc<dyn Handler>>,
 }
@@ -304,9 +299,7 @@ impl Builder {
                 permits: Arc::new(tokio::sync::Semaphore::new(concurrency)),
                 bulkheads: Default::default(),
                 waiters: Default::default(),
-                fenced: AtomicBool::new(false),
-                leases_valid_until: AtomicU64::new(0),
-                generation: AtomicU64::new(0),
+                ownership: self.ownership,
             }),
         })
     }
@@ -321,9 +314,24 @@ fn valid_id(id: &str) -> bool {
 }
 
 impl Engine {
+    /// An engine that owns the whole store: the only process using it.
     pub fn builder(store: Arc<dyn Store>) -> Builder {
         Builder {
             store,
+            ownership: Ownership::Single,
+            config: Config::default(),
+            handlers: HashMap::new(),
+        }
+    }
+
+    /// An engine that is one node among several on `store`, sharing its
+    /// executions with the others through the store's leases. Only a store
+    /// several processes can share has them ([`SharedStore`]: PostgreSQL,
+    /// memory), so a node on SQLite cannot be built.
+    pub fn cluster_builder<S: SharedStore + 'static>(store: Arc<S>, node: NodeConfig) -> Builder {
+        Builder {
+            store: store.clone(),
+            ownership: Ownership::Cluster(Arc::new(Cluster::new(node, store))),
             config: Config::default(),
             handlers: HashMap::new(),
         }
@@ -342,9 +350,18 @@ impl Engine {
     /// Resumes every unfinished execution from its history and starts the
     /// timer poller. Call once, before serving.
     pub async fn start(&self) -> Result<usize> {
-        if let Some(node) = self.shared.config.node.clone() {
-            return self.start_node(node).await;
-        }
+        let n = match self.shared.ownership.cluster() {
+            Some(cluster) => self.start_node(cluster.clone()).await?,
+            None => self.resume_unfinished().await?,
+        };
+        let me = self.clone();
+        tokio::spawn(async move { me.poll_timers().await });
+        Ok(n)
+    }
+
+    /// Start of the only process on the store: every unfinished execution
+    /// is its own.
+    async fn resume_unfinished(&self) -> Result<usize> {
         let unfinished = self.shared.store.unfinished().await?;
         let n = unfinished.len();
         // Histories are read in parallel (the store's read pool), a bounded
@@ -365,171 +382,29 @@ impl Engine {
         if n > 0 {
             tracing::info!(executions = n, "resumed unfinished executions");
         }
-        let me = self.clone();
-        tokio::spawn(async move { me.poll_timers().await });
         Ok(n)
     }
 
-    /// Start of one node among several: register, take over what dead
-    /// nodes left, then keep doing so (and renewing this node's leases).
-    async fn start_node(&self, node: NodeConfig) -> Result<usize> {
-        let ttl = node.lease_ttl.as_millis() as u64;
-        let sent = now_ms();
-        self.shared
-            .store
-            .heartbeat_node(&node.id, &node.address, ttl)
-            .await?;
-        self.shared
-            .leases_valid_until
-            .store(sent + ttl, Ordering::SeqCst);
-        let n = self.take_over(&node).await?;
-        let me = self.clone();
-        tokio::spawn(async move { me.keep_leases(node).await });
-        let me = self.clone();
-        tokio::spawn(async move { me.poll_timers().await });
-        Ok(n)
-    }
-
-    /// Claims executions whose node died and resumes them here.
-    async fn take_over(&self, node: &NodeConfig) -> Result<usize> {
-        let ttl = node.lease_ttl.as_millis() as u64;
-        let mut total = 0;
-        loop {
-            let batch = self.shared.store.take_over(&node.id, ttl, 256).await?;
-            let n = batch.len();
-            total += n;
-            for rec in batch {
-                let id = rec.id.clone();
-                // An actor still here is stale: this node lost the lease
-                // (it was stopped or cut off) and just got it back.
-                if let Some(stale) = self.lock_actors().remove(&id) {
-                    let _ = stale.send(actor::Msg::Stop);
-                }
-                if let Err(e) = self.resume(rec).await {
-                    tracing::error!(execution = %id, error = %e, "could not take over execution");
-                }
-            }
-            if n < 256 {
-                break;
-            }
-        }
-        if total > 0 {
-            tracing::info!(executions = total, node = %node.id, "took over executions of a node that stopped");
-        }
-        Ok(total)
-    }
-
-    /// Renews this node's registration and leases every third of the lease
-    /// time, and takes over executions of nodes that stopped renewing.
-    ///
-    /// This node's leases are valid, as far as it can tell, until one lease
-    /// time after it *sent* its last successful renewal (the database
-    /// computed the expiry later, so this is never optimistic). Past that
-    /// horizon — the database was unreachable, or the process was stopped
-    /// (SIGSTOP, a long GC-like stall) — another node may own its
-    /// executions: it fences itself. It stops invoking, drops its actors
-    /// and lets one full lease time pass without renewing, so every lease it
-    /// held has certainly expired; then it renews again and takes over what
-    /// is free, its own former executions included, from their histories.
-    async fn keep_leases(self, node: NodeConfig) {
-        let ttl = node.lease_ttl.as_millis() as u64;
-        let period = node.lease_ttl / 3;
-        let mut quiet_until: Option<Millis> = None;
-        loop {
-            tokio::time::sleep(period).await;
-            if self.is_shutting_down() {
-                return;
-            }
-            let now = now_ms();
-            if now >= self.shared.leases_valid_until.load(Ordering::SeqCst) && quiet_until.is_none()
-            {
-                tracing::error!(node = %node.id, "this node's leases may have expired (it could not renew them in time); it stops acting on its executions");
-                self.shared.fenced.store(true, Ordering::SeqCst);
-                self.shared.generation.fetch_add(1, Ordering::SeqCst);
-                // Every resident execution leaves memory; whoever holds its
-                // lease next reloads it from history.
-                let actors: Vec<_> = self.lock_actors().drain().collect();
-                for (_, tx) in actors {
-                    let _ = tx.send(actor::Msg::Stop);
-                }
-                // No lease is taken or renewed meanwhile (starts, claims and
-                // timers are refused while fenced): twice the lease time
-                // also covers a lease taken by an operation that was already
-                // under way when the fence came down.
-                quiet_until = Some(now + 2 * ttl);
-            }
-            if let Some(until) = quiet_until {
-                if now < until {
-                    continue;
-                }
-            }
-            let store = &self.shared.store;
-            let sent = now_ms();
-            let ok = store
-                .heartbeat_node(&node.id, &node.address, ttl)
-                .await
-                .is_ok()
-                && store.renew(&node.id, ttl).await.is_ok();
-            if !ok {
-                continue;
-            }
-            self.shared
-                .leases_valid_until
-                .store(sent + ttl, Ordering::SeqCst);
-            if quiet_until.take().is_some() {
-                self.shared.fenced.store(false, Ordering::SeqCst);
-                tracing::info!(node = %node.id, "leases renewed again; taking over what is free");
-            }
-            if let Err(e) = self.take_over(&node).await {
-                tracing::warn!(error = %e, "take-over failed; retrying");
-            }
-        }
-    }
-
-    /// Several nodes: whether this node may act on its executions now (its
-    /// leases are surely still valid). Always true for a single node.
+    /// Whether this process may act on its executions now (see
+    /// [`Ownership::may_act`]).
     pub(crate) fn may_act(&self) -> bool {
-        self.shared.config.node.is_none()
-            || (!self.shared.fenced.load(Ordering::SeqCst)
-                && now_ms() < self.shared.leases_valid_until.load(Ordering::SeqCst))
+        self.shared.ownership.may_act()
     }
 
     /// This node's id when several share the store.
     pub fn node_id(&self) -> Option<&str> {
-        self.shared.config.node.as_ref().map(|n| n.id.as_str())
+        self.shared.ownership.node_id()
     }
 
-    /// Several nodes: makes sure this node holds the lease of `id` before it
-    /// loads it, or names the node that does.
+    /// This node and its leases when several share the store.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.shared.ownership.cluster()
+    }
+
+    /// Makes sure this process holds the lease of `id` before it loads it,
+    /// or names the node that does (see [`Ownership::claim`]).
     pub(crate) async fn claim(&self, id: &str) -> Result<()> {
-        let Some(node) = &self.shared.config.node else {
-            return Ok(());
-        };
-        if self.shared.fenced.load(Ordering::SeqCst) {
-            return Err(Error::Fenced);
-        }
-        let ttl = node.lease_ttl.as_millis() as u64;
-        match self.shared.store.claim(id, &node.id, ttl).await {
-            Ok(None) => Ok(()),
-            Ok(Some(lease)) => {
-                let address = self
-                    .shared
-                    .store
-                    .node_address(&lease.node)
-                    .await
-                    .ok()
-                    .flatten();
-                Err(Error::OwnedElsewhere {
-                    id: id.to_string(),
-                    node: lease.node,
-                    address,
-                })
-            }
-            Err(sagaflow_store::Error::NotFound { .. }) => {
-                Err(Error::ExecutionNotFound(id.to_string()))
-            }
-            Err(e) => Err(e.into()),
-        }
+        self.shared.ownership.claim(id).await
     }
 
     /// Validates and registers a definition (a new version if it changed).
@@ -577,10 +452,10 @@ impl Engine {
         // seen it: the store's owner lock makes it the only one deploying.
         // In a cluster another node may deploy, so the store is asked.
         let version = version.or_else(|| {
-            if self.shared.config.node.is_some() {
-                None
-            } else {
+            if self.shared.ownership.is_sole_writer() {
                 self.shared.plans.latest(name)
+            } else {
+                None
             }
         });
         if let Some(v) = version {
@@ -655,29 +530,11 @@ impl Engine {
             .iter()
             .filter(|e| matches!(e.kind, sagaflow_core::EventKind::StepScheduled { .. }))
             .count() as u64;
-        let created = match &self.shared.config.node {
-            Some(_) if self.shared.fenced.load(Ordering::SeqCst) => return Err(Error::Fenced),
-            // Several nodes: the starting node leases it in the same write,
-            // so it never exists without an owner.
-            Some(node) => {
-                self.shared
-                    .store
-                    .create_execution_leased(
-                        record.clone(),
-                        events,
-                        timers,
-                        &node.id,
-                        node.lease_ttl.as_millis() as u64,
-                    )
-                    .await
-            }
-            None => {
-                self.shared
-                    .store
-                    .create_execution(record.clone(), events, timers)
-                    .await
-            }
-        };
+        let ownership = &self.shared.ownership;
+        ownership.refuse_if_fenced()?;
+        let created = ownership
+            .create(&*self.shared.store, record.clone(), events, timers)
+            .await;
         self.shared.health.observe_storage(&created);
         match created? {
             Created::Existing(existing) => self.same_start(existing, definition, &input),
@@ -748,7 +605,7 @@ impl Engine {
     /// Recovery of one execution: back into memory with what was in flight,
     /// unless it only waits for callbacks (then its timers and callbacks
     /// bring it back when needed).
-    async fn resume(&self, rec: ExecutionRecord) -> Result<()> {
+    pub(crate) async fn resume(&self, rec: ExecutionRecord) -> Result<()> {
         let (plan, state) = self.load(&rec).await?;
         if state.is_parked(&plan) {
             self.release(&rec.id).await;
@@ -762,12 +619,7 @@ impl Engine {
     /// Several nodes: gives up the lease of an execution that left memory
     /// (parked), so that any node can take its callback or timer.
     pub(crate) async fn release(&self, id: &str) {
-        if let Some(node) = &self.shared.config.node {
-            if let Err(e) = self.shared.store.release(id, &node.id).await {
-                // The lease then simply expires and the execution is taken over.
-                tracing::warn!(execution = %id, error = %e, "could not release lease");
-            }
-        }
+        self.shared.ownership.release(id).await
     }
 
     pub(crate) fn lock_actors(&self) -> std::sync::MutexGuard<'_, HashMap<String, actor::Mailbox>> {
@@ -895,14 +747,15 @@ impl Engine {
         // One node: a resident actor knows whether its execution has
         // finished; if it still runs, its finish reaches this waiter.
         // Otherwise (or when it leaves memory meanwhile) the store tells.
-        let resident = match self.shared.config.node {
-            Some(_) => None,
-            None if timeout.is_zero() => None,
+        let sole = self.shared.ownership.is_sole_writer();
+        let resident = if !sole || timeout.is_zero() {
+            None
+        } else {
             // Bounded: an actor retrying a failing append answers late.
-            None => tokio::time::timeout(timeout, self.watch(id))
+            tokio::time::timeout(timeout, self.watch(id))
                 .await
                 .ok()
-                .flatten(),
+                .flatten()
         };
         match resident {
             Some(Some(rec)) => return Ok(rec),
@@ -914,7 +767,7 @@ impl Engine {
                 }
             }
         }
-        if self.shared.config.node.is_some() {
+        if !sole {
             // Several nodes: the execution may finish on another node, which
             // cannot reach this waiter; the store tells.
             let deadline = tokio::time::Instant::now() + timeout;

@@ -10,7 +10,6 @@
 //! leave memory. Firing twice is harmless: the core ignores a timer whose
 //! attempt has moved on.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use sagaflow_core::event::Millis;
@@ -74,18 +73,11 @@ impl Engine {
             if self.is_shutting_down() {
                 return;
             }
-            let claimed = match &self.shared.config.node {
-                // A fenced node takes no lease, through timers neither.
-                Some(_) if self.shared.fenced.load(Ordering::SeqCst) => continue,
-                Some(node) => {
-                    let ttl = node.lease_ttl.as_millis() as u64;
-                    self.shared
-                        .store
-                        .claim_due_timers_for(&node.id, ttl, now_ms(), 1000)
-                        .await
-                }
-                None => self.shared.store.claim_due_timers(now_ms(), 1000).await,
-            };
+            let claimed = self
+                .shared
+                .ownership
+                .claim_due_timers(&*self.shared.store, now_ms(), 1000)
+                .await;
             match claimed {
                 Ok(timers) => {
                     for t in timers {

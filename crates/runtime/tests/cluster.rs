@@ -1,5 +1,5 @@
 //! Several nodes on one store: each node is an engine on its own tokio
-//! runtime with a `NodeConfig`, all sharing one `Arc<MemoryStore>` (which
+//! runtime, built with `Engine::cluster_builder`, all sharing one `Arc<MemoryStore>` (which
 //! implements leases like PostgreSQL, on the host clock). A crash is
 //! `Runtime::shutdown_background()`: the node's tasks vanish, its leases
 //! stay until they run out.
@@ -85,14 +85,14 @@ fn boot(store: &Arc<MemoryStore>, id: &str, answers: bool) -> Node {
     // (a test reads only those it needs).
     let (tx, tokens) = mpsc::unbounded_channel();
     let c = calls.clone();
-    let engine = Engine::builder(store.clone())
+    let node = NodeConfig {
+        id: id.into(),
+        address: format!("http://{id}.invalid"),
+        lease_ttl: TTL,
+    };
+    let engine = Engine::cluster_builder(store.clone(), node)
         .config(Config {
             timer_poll: Duration::from_millis(50),
-            node: Some(NodeConfig {
-                id: id.into(),
-                address: format!("http://{id}.invalid"),
-                lease_ttl: TTL,
-            }),
             ..Config::default()
         })
         .handler(

@@ -79,7 +79,6 @@ fn step(id: &str, version: u64) -> Append {
         updated_at: AT,
         timers: Vec::new(),
         notify: None,
-        fence: None,
     }
 }
 

@@ -1,5 +1,10 @@
 //! The behaviour every backend must share, as a reusable test suite.
 //!
+//! Not part of the library's normal build: it compiles with the
+//! `conformance` feature, which the store's own tests turn on (the crate is
+//! its own dev-dependency with that feature), as would the tests of a
+//! backend kept elsewhere.
+//!
 //! Each case is a `pub async fn` taking a fresh, empty store and panicking
 //! when the store misbehaves. [`conformance_tests!`](crate::conformance_tests)
 //! turns every case into a `#[tokio::test]` for one backend, so a backend's
@@ -21,8 +26,8 @@
 //! [`lease_tests!`](crate::lease_tests) (same forms) adds the cases of
 //! several nodes sharing a store: leases, fenced appends, take-over, timers
 //! per node, the node registry. Only the backends several nodes can share
-//! run them (memory, PostgreSQL): SQLite has one owning process and keeps the
-//! trait's single-process defaults.
+//! run them (memory, PostgreSQL), the stores that implement
+//! [`Leases`](crate::Leases): SQLite has one owning process and no leases.
 
 use sagaflow_core::event::Millis;
 use sagaflow_core::{ErrorInfo, Event, EventKind, Status, TaskKind};
@@ -30,7 +35,7 @@ use serde_json::{json, Value};
 
 use crate::{
     Append, Created, DeadLetter, Error, ExecutionRecord, ListFilter, Notification,
-    NotificationKind, Store, Timer,
+    NotificationKind, SharedStore, Store, Timer,
 };
 
 /// Expands to one `#[tokio::test]` per conformance case, each running
@@ -185,7 +190,7 @@ pub fn record(id: &str, definition: &str, input: Value) -> ExecutionRecord {
 }
 
 /// Creates a running execution with its `ExecutionStarted` event (version 1).
-async fn start(store: &dyn Store, id: &str, definition: &str) -> ExecutionRecord {
+async fn start<S: Store + ?Sized>(store: &S, id: &str, definition: &str) -> ExecutionRecord {
     let input = json!({ "id": id });
     match store
         .create_execution(
@@ -211,7 +216,6 @@ fn append(id: &str, expected_version: u64, events: Vec<Event>, status: Status) -
         updated_at: T0 + 1_000,
         timers: Vec::new(),
         notify: None,
-        fence: None,
     }
 }
 
@@ -249,7 +253,7 @@ fn timer(id: &str, step: &str, fire_at: Millis) -> Timer {
 }
 
 /// Arms `timers` on a fresh execution `id`.
-async fn arm(store: &dyn Store, id: &str, timers: Vec<Timer>) {
+async fn arm<S: Store + ?Sized>(store: &S, id: &str, timers: Vec<Timer>) {
     start(store, id, "order").await;
     let mut a = append(id, 1, vec![], Status::Running);
     a.timers = timers;
@@ -1295,7 +1299,7 @@ async fn expire() {
 
 /// Gives `node` a [`SHORT`] lease on each of `ids` and lets them run out:
 /// the node died with them.
-async fn lapse(store: &dyn Store, ids: &[&str], node: &str) {
+async fn lapse(store: &dyn SharedStore, ids: &[&str], node: &str) {
     for id in ids {
         assert_eq!(store.claim(id, node, SHORT).await.expect("claim"), None);
     }
@@ -1303,7 +1307,7 @@ async fn lapse(store: &dyn Store, ids: &[&str], node: &str) {
 }
 
 /// `node`'s lease on `id`, taken for [`LONG`] (it must be free).
-async fn hold(store: &dyn Store, id: &str, node: &str) {
+async fn hold(store: &dyn SharedStore, id: &str, node: &str) {
     assert_eq!(
         store.claim(id, node, LONG).await.expect("claim"),
         None,
@@ -1313,7 +1317,7 @@ async fn hold(store: &dyn Store, id: &str, node: &str) {
 
 /// Who holds `id`, as another node asking for it hears. A free execution
 /// is left released (no lease), whatever it was before.
-async fn holder(store: &dyn Store, id: &str) -> Option<String> {
+async fn holder(store: &dyn SharedStore, id: &str) -> Option<String> {
     let asking = "someone-else";
     let lease = store.claim(id, asking, LONG).await.expect("claim");
     if lease.is_none() {
@@ -1321,11 +1325,6 @@ async fn holder(store: &dyn Store, id: &str) -> Option<String> {
         store.release(id, asking).await.expect("release");
     }
     lease.map(|l| l.node)
-}
-
-fn fenced(mut a: Append, node: &str) -> Append {
-    a.fence = Some(node.to_string());
-    a
 }
 
 fn assert_lease_lost(result: crate::Result<u64>, id: &str, node: &str) {
@@ -1336,7 +1335,7 @@ fn assert_lease_lost(result: crate::Result<u64>, id: &str, node: &str) {
 }
 
 pub async fn a_claimed_execution_is_refused_to_other_nodes_until_its_lease_expires(
-    store: &dyn Store,
+    store: &dyn SharedStore,
 ) {
     start(store, "e1", "order").await;
     hold(store, "e1", "a").await;
@@ -1360,7 +1359,7 @@ pub async fn a_claimed_execution_is_refused_to_other_nodes_until_its_lease_expir
 }
 
 pub async fn the_holder_can_claim_again_and_renew_but_an_expired_lease_is_not_revived(
-    store: &dyn Store,
+    store: &dyn SharedStore,
 ) {
     for id in ["e1", "e2", "e3"] {
         start(store, id, "order").await;
@@ -1381,7 +1380,7 @@ pub async fn the_holder_can_claim_again_and_renew_but_an_expired_lease_is_not_re
     assert_eq!(holder(store, "e2").await.as_deref(), Some("a"));
 }
 
-pub async fn a_released_execution_can_be_claimed_by_another_node_at_once(store: &dyn Store) {
+pub async fn a_released_execution_can_be_claimed_by_another_node_at_once(store: &dyn SharedStore) {
     start(store, "e1", "order").await;
     hold(store, "e1", "a").await;
 
@@ -1400,7 +1399,7 @@ pub async fn a_released_execution_can_be_claimed_by_another_node_at_once(store: 
         .expect("releasing an unknown execution is a no-op");
 }
 
-pub async fn a_finished_or_unknown_execution_is_never_leased(store: &dyn Store) {
+pub async fn a_finished_or_unknown_execution_is_never_leased(store: &dyn SharedStore) {
     start(store, "done", "order").await;
     store
         .append(append("done", 1, vec![], Status::Succeeded))
@@ -1412,14 +1411,19 @@ pub async fn a_finished_or_unknown_execution_is_never_leased(store: &dyn Store) 
     assert_not_found(store.claim("nope", "a", LONG).await, "execution");
 }
 
-pub async fn a_node_that_lost_its_lease_cannot_append_and_the_new_holder_can(store: &dyn Store) {
+pub async fn a_node_that_lost_its_lease_cannot_append_and_the_new_holder_can(
+    store: &dyn SharedStore,
+) {
     start(store, "e1", "order").await;
     hold(store, "e1", "a").await;
-    let a1 = fenced(
-        append("e1", 1, vec![step_succeeded("a", T0 + 1)], Status::Running),
-        "a",
+    let a1 = append("e1", 1, vec![step_succeeded("a", T0 + 1)], Status::Running);
+    assert_eq!(
+        store
+            .append_fenced(a1, "a")
+            .await
+            .expect("the holder appends"),
+        2
     );
-    assert_eq!(store.append(a1).await.expect("the holder appends"), 2);
 
     // a stalls past its lease; b takes the execution.
     lapse(store, &["e1"], "a").await;
@@ -1427,20 +1431,17 @@ pub async fn a_node_that_lost_its_lease_cannot_append_and_the_new_holder_can(sto
     let before = store.get_execution("e1").await.expect("get");
     let history = store.load_history("e1").await.expect("history");
 
-    let mut late = fenced(
-        append(
-            "e1",
-            2,
-            vec![finished(Status::Failed, T0 + 2)],
-            Status::Failed,
-        ),
-        "a",
+    let mut late = append(
+        "e1",
+        2,
+        vec![finished(Status::Failed, T0 + 2)],
+        Status::Failed,
     );
     late.timers = vec![timer("e1", "b", T0)];
     late.notify = Some(NotificationKind::Finished);
-    assert_lease_lost(store.append(late).await, "e1", "a");
-    let never = fenced(append("e1", 2, vec![], Status::Running), "c");
-    assert_lease_lost(store.append(never).await, "e1", "c");
+    assert_lease_lost(store.append_fenced(late, "a").await, "e1", "a");
+    let never = append("e1", 2, vec![], Status::Running);
+    assert_lease_lost(store.append_fenced(never, "c").await, "e1", "c");
 
     // Nothing of the refused appends was stored.
     assert_eq!(store.get_execution("e1").await.expect("get"), before);
@@ -1457,27 +1458,30 @@ pub async fn a_node_that_lost_its_lease_cannot_append_and_the_new_holder_can(sto
         .is_empty());
     assert_eq!(holder(store, "e1").await.as_deref(), Some("b"));
 
-    let b2 = fenced(
-        append("e1", 2, vec![step_succeeded("b", T0 + 3)], Status::Running),
-        "b",
+    let b2 = append("e1", 2, vec![step_succeeded("b", T0 + 3)], Status::Running);
+    assert_eq!(
+        store
+            .append_fenced(b2, "b")
+            .await
+            .expect("the new holder appends"),
+        3
     );
-    assert_eq!(store.append(b2).await.expect("the new holder appends"), 3);
     // A single node's append (no fence) is checked by version only.
     let single = append("e1", 3, vec![step_succeeded("c", T0 + 4)], Status::Running);
     assert_eq!(store.append(single).await.expect("an unfenced append"), 4);
     assert_eq!(store.load_history("e1").await.expect("history").len(), 4);
 }
 
-pub async fn a_fenced_append_is_checked_for_its_version_first(store: &dyn Store) {
+pub async fn a_fenced_append_is_checked_for_its_version_first(store: &dyn SharedStore) {
     start(store, "e1", "order").await;
     hold(store, "e1", "a").await;
     store
-        .append(fenced(append("e1", 1, vec![], Status::Running), "a"))
+        .append_fenced(append("e1", 1, vec![], Status::Running), "a")
         .await
         .expect("append");
-    let stale = |node| fenced(append("e1", 0, vec![], Status::Running), node);
+    let stale = || append("e1", 0, vec![], Status::Running);
     for node in ["a", "b"] {
-        match store.append(stale(node)).await {
+        match store.append_fenced(stale(), node).await {
             Err(Error::Conflict {
                 expected: 0,
                 actual: 1,
@@ -1488,7 +1492,7 @@ pub async fn a_fenced_append_is_checked_for_its_version_first(store: &dyn Store)
     }
     assert_not_found(
         store
-            .append(fenced(append("nope", 0, vec![], Status::Running), "a"))
+            .append_fenced(append("nope", 0, vec![], Status::Running), "a")
             .await,
         "execution",
     );
@@ -1496,7 +1500,7 @@ pub async fn a_fenced_append_is_checked_for_its_version_first(store: &dyn Store)
     start(store, "e2", "order").await;
     assert_lease_lost(
         store
-            .append(fenced(append("e2", 1, vec![], Status::Running), "a"))
+            .append_fenced(append("e2", 1, vec![], Status::Running), "a")
             .await,
         "e2",
         "a",
@@ -1504,7 +1508,7 @@ pub async fn a_fenced_append_is_checked_for_its_version_first(store: &dyn Store)
 }
 
 pub async fn take_over_returns_only_unfinished_executions_whose_lease_expired_or_never_was(
-    store: &dyn Store,
+    store: &dyn SharedStore,
 ) {
     for id in [
         "expired",
@@ -1521,10 +1525,7 @@ pub async fn take_over_returns_only_unfinished_executions_whose_lease_expired_or
     store.release("released", "a").await.expect("release");
     hold(store, "finished", "a").await;
     store
-        .append(fenced(
-            append("finished", 1, vec![], Status::Compensated),
-            "a",
-        ))
+        .append_fenced(append("finished", 1, vec![], Status::Compensated), "a")
         .await
         .expect("finish");
     store
@@ -1554,7 +1555,7 @@ pub async fn take_over_returns_only_unfinished_executions_whose_lease_expired_or
     assert_eq!(holder(store, "released").await, None);
 }
 
-pub async fn concurrent_take_overs_never_return_the_same_execution(store: &dyn Store) {
+pub async fn concurrent_take_overs_never_return_the_same_execution(store: &dyn SharedStore) {
     let all: Vec<String> = (0..60).map(|i| format!("e{i:02}")).collect();
     for id in &all {
         start(store, id, "order").await;
@@ -1580,14 +1581,14 @@ pub async fn concurrent_take_overs_never_return_the_same_execution(store: &dyn S
     }
 }
 
-pub async fn finishing_clears_the_lease(store: &dyn Store) {
+pub async fn finishing_clears_the_lease(store: &dyn SharedStore) {
     start(store, "e1", "order").await;
     start(store, "e2", "order").await;
     hold(store, "e1", "a").await;
     hold(store, "e2", "a").await;
 
-    let done = fenced(notifying("e1", 1, Status::Failed), "a");
-    assert_eq!(store.append(done).await.expect("finish"), 2);
+    let done = notifying("e1", 1, Status::Failed);
+    assert_eq!(store.append_fenced(done, "a").await.expect("finish"), 2);
 
     assert_eq!(store.renew("a", LONG).await.expect("renew"), 1, "only e2");
     assert_eq!(holder(store, "e1").await, None);
@@ -1596,11 +1597,11 @@ pub async fn finishing_clears_the_lease(store: &dyn Store) {
     assert_eq!(ids(&taken), ["e2"], "the finished e1 is not taken over");
 }
 
-pub async fn a_finished_execution_has_no_lease_so_any_node_may_redrive_it(store: &dyn Store) {
+pub async fn a_finished_execution_has_no_lease_so_any_node_may_redrive_it(store: &dyn SharedStore) {
     start(store, "e1", "order").await;
     hold(store, "e1", "a").await;
     store
-        .append(fenced(
+        .append_fenced(
             append(
                 "e1",
                 1,
@@ -1608,24 +1609,21 @@ pub async fn a_finished_execution_has_no_lease_so_any_node_may_redrive_it(store:
                 Status::Failed,
             ),
             "a",
-        ))
+        )
         .await
         .expect("fail");
 
     // Redrive on b: the version shows b saw the finish, no lease to check.
-    let redrive = fenced(
-        append(
-            "e1",
-            2,
-            vec![Event {
-                at: T0 + 5,
-                kind: EventKind::ExecutionRedriven {},
-            }],
-            Status::Running,
-        ),
-        "b",
+    let redrive = append(
+        "e1",
+        2,
+        vec![Event {
+            at: T0 + 5,
+            kind: EventKind::ExecutionRedriven {},
+        }],
+        Status::Running,
     );
-    assert_eq!(store.append(redrive).await.expect("redrive"), 3);
+    assert_eq!(store.append_fenced(redrive, "b").await.expect("redrive"), 3);
     // Running again and leased by nobody, until a node claims it.
     assert_eq!(
         store.get_execution("e1").await.expect("get").status,
@@ -1634,20 +1632,20 @@ pub async fn a_finished_execution_has_no_lease_so_any_node_may_redrive_it(store:
     assert_eq!(holder(store, "e1").await, None);
     assert_lease_lost(
         store
-            .append(fenced(append("e1", 3, vec![], Status::Running), "b"))
+            .append_fenced(append("e1", 3, vec![], Status::Running), "b")
             .await,
         "e1",
         "b",
     );
     hold(store, "e1", "b").await;
     store
-        .append(fenced(append("e1", 3, vec![], Status::Running), "b"))
+        .append_fenced(append("e1", 3, vec![], Status::Running), "b")
         .await
         .expect("b appends once it holds the lease");
 }
 
 pub async fn timers_of_an_execution_held_by_another_live_node_are_not_handed_out(
-    store: &dyn Store,
+    store: &dyn SharedStore,
 ) {
     arm(store, "theirs", vec![timer("theirs", "pay", T0 + 100)]).await;
     arm(store, "mine", vec![timer("mine", "pay", T0 + 200)]).await;
@@ -1674,7 +1672,7 @@ pub async fn timers_of_an_execution_held_by_another_live_node_are_not_handed_out
     assert_eq!(claimed, [timer("theirs", "pay", T0 + 100)]);
 }
 
-pub async fn due_timers_of_free_executions_are_claimed_with_their_lease(store: &dyn Store) {
+pub async fn due_timers_of_free_executions_are_claimed_with_their_lease(store: &dyn SharedStore) {
     arm(store, "never", vec![timer("never", "t", T0 + 100)]).await;
     arm(store, "expired", vec![timer("expired", "t", T0 + 200)]).await;
     arm(
@@ -1725,7 +1723,7 @@ pub async fn due_timers_of_free_executions_are_claimed_with_their_lease(store: &
     );
 }
 
-pub async fn a_node_address_is_known_only_within_its_ttl(store: &dyn Store) {
+pub async fn a_node_address_is_known_only_within_its_ttl(store: &dyn SharedStore) {
     assert_eq!(store.node_address("a").await.expect("lookup"), None);
     store
         .heartbeat_node("a", "http://a:8080", LONG)
@@ -1758,7 +1756,7 @@ pub async fn a_node_address_is_known_only_within_its_ttl(store: &dyn Store) {
 }
 
 pub async fn a_claimed_notification_is_delivered_by_one_node_until_its_claim_runs_out(
-    store: &dyn Store,
+    store: &dyn SharedStore,
 ) {
     start(store, "e1", "order").await;
     start(store, "e2", "order").await;
@@ -1806,7 +1804,7 @@ pub async fn a_claimed_notification_is_delivered_by_one_node_until_its_claim_run
         .is_empty());
 }
 
-pub async fn an_execution_created_leased_is_held_by_its_creator(store: &dyn Store) {
+pub async fn an_execution_created_leased_is_held_by_its_creator(store: &dyn SharedStore) {
     let record = record("e1", "order", Value::Null);
     let created = store
         .create_execution_leased(

@@ -6,10 +6,18 @@
 //!   notification outbox (see [`Append::notify`]).
 //! - [`Query`]: what the API and the CLI need — get, list with filters and a
 //!   cursor, history.
+//! - [`Leases`]: what several nodes sharing one store need — leases on
+//!   executions, fenced appends, the node registry. A capability, not a
+//!   role every backend plays: only the stores several processes can share
+//!   implement it, so a cluster node on a single-process store (SQLite)
+//!   cannot be built.
 //!
 //! Backends: [`sqlite::SqliteStore`] (the embedded default, group-committed
-//! appends), [`postgres::PostgresStore`] (a PostgreSQL database) and
-//! [`memory::MemoryStore`] (tests). All pass the same [`conformance`] suite.
+//! appends; no leases), [`postgres::PostgresStore`] (a PostgreSQL database)
+//! and [`memory::MemoryStore`] (tests). All pass the same conformance suite
+//! (`conformance`, behind the feature of that name), and the two with
+//! [`Leases`] its lease cases. Migrations are `.sql` files under
+//! `migrations/{sqlite,postgres}/`, numbered alike (see [`migrations`]).
 
 use async_trait::async_trait;
 use sagaflow_core::event::Millis;
@@ -17,9 +25,11 @@ use sagaflow_core::{ErrorInfo, Event, Status, TaskKind};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+#[cfg(feature = "conformance")]
 pub mod conformance;
 mod encode;
 pub mod memory;
+pub mod migrations;
 pub mod postgres;
 pub mod sqlite;
 
@@ -103,12 +113,6 @@ pub struct Append {
     /// events: either both are stored or neither is (a conflict stores
     /// neither).
     pub notify: Option<NotificationKind>,
-    /// Several nodes: the node that must hold a live lease on the execution
-    /// for the append to be stored ([`Error::LeaseLost`] otherwise). `None`:
-    /// a single node owns the whole store (only the version is checked).
-    /// A finished execution has no lease: an append to it (a redrive) is
-    /// checked by version only, and the node claims the lease after it.
-    pub fence: Option<String>,
 }
 
 /// A node's lease on an execution: while `until` (the store's clock, ms)
@@ -278,12 +282,16 @@ pub trait Executor: Send + Sync {
     /// (a new id) and removes it from the dead letters, in one transaction.
     /// `None`: no dead letter has this id.
     async fn replay_dead_letter(&self, id: u64) -> Result<Option<Notification>>;
+}
 
-    // Several nodes on one store. Leases are measured by the store's clock,
-    // so nodes need not agree on the time. A store that only one process
-    // can open (SQLite, with its lock file) keeps these defaults: that
-    // process owns everything.
-
+/// Several nodes on one store: leases on executions and the registry of
+/// nodes. Only the stores several processes can share implement it
+/// (PostgreSQL, and memory for in-process tests): a store that one process
+/// owns (SQLite, with its lock file) has no leases, so a cluster node cannot
+/// be built on it. Leases are measured by the store's clock, so nodes need
+/// not agree on the time.
+#[async_trait]
+pub trait Leases: Send + Sync {
     /// [`Executor::create_execution`] for one node among several: a new
     /// execution is leased to `node` for `ttl_ms` in the same write, so it
     /// is never without an owner (a node dying right after creating it
@@ -296,44 +304,34 @@ pub trait Executor: Send + Sync {
         timers: Vec<Timer>,
         node: &str,
         ttl_ms: u64,
-    ) -> Result<Created> {
-        let _ = (node, ttl_ms);
-        self.create_execution(record, events, timers).await
-    }
+    ) -> Result<Created>;
+    /// [`Executor::append`] fenced by `node`'s lease: stored only if `node`
+    /// holds a live lease on the execution ([`Error::LeaseLost`] otherwise;
+    /// the version is checked first, so a stale caller hears
+    /// [`Error::Conflict`]). A finished execution has no lease: an append to
+    /// it (a redrive) is checked by version only, and the node claims the
+    /// lease after it. An append that finishes the execution gives the
+    /// lease up.
+    async fn append_fenced(&self, append: Append, node: &str) -> Result<u64>;
     /// Records that `node` is alive and reachable at `address` (the base URL
     /// other nodes forward requests to) for the next `ttl_ms`.
-    async fn heartbeat_node(&self, node: &str, address: &str, ttl_ms: u64) -> Result<()> {
-        let _ = (node, address, ttl_ms);
-        Ok(())
-    }
+    async fn heartbeat_node(&self, node: &str, address: &str, ttl_ms: u64) -> Result<()>;
     /// The address of `node` if its registration is live.
-    async fn node_address(&self, node: &str) -> Result<Option<String>> {
-        let _ = node;
-        Ok(None)
-    }
+    async fn node_address(&self, node: &str) -> Result<Option<String>>;
     /// Takes (or renews) the lease on an unfinished execution for `node`
     /// when it is free: never leased, released, expired, or already
     /// `node`'s. `Ok(None)`: `node` holds it now for `ttl_ms`;
     /// `Ok(Some(lease))`: another node holds a live lease. A finished
     /// execution is never leased (`Ok(None)`, nothing changes).
-    async fn claim(&self, id: &str, node: &str, ttl_ms: u64) -> Result<Option<Lease>> {
-        let _ = (id, node, ttl_ms);
-        Ok(None)
-    }
+    async fn claim(&self, id: &str, node: &str, ttl_ms: u64) -> Result<Option<Lease>>;
     /// Extends every live lease `node` holds by `ttl_ms` from now; returns
     /// how many. A lease that already expired is not revived (another node
     /// may be taking it over).
-    async fn renew(&self, node: &str, ttl_ms: u64) -> Result<u64> {
-        let _ = (node, ttl_ms);
-        Ok(0)
-    }
+    async fn renew(&self, node: &str, ttl_ms: u64) -> Result<u64>;
     /// Gives up `node`'s lease on an execution that parked (it waits for a
     /// callback or a timer): any node may claim it at once, and none takes
     /// it over before then. No-op if not `node`'s.
-    async fn release(&self, id: &str, node: &str) -> Result<()> {
-        let _ = (id, node);
-        Ok(())
-    }
+    async fn release(&self, id: &str, node: &str) -> Result<()>;
     /// Claims for `node` up to `limit` unfinished executions whose lease
     /// expired (their node died or lost the store), or that were never
     /// leased (created by a single server before the database became a
@@ -344,10 +342,7 @@ pub trait Executor: Send + Sync {
         node: &str,
         ttl_ms: u64,
         limit: usize,
-    ) -> Result<Vec<ExecutionRecord>> {
-        let _ = (node, ttl_ms, limit);
-        Ok(Vec::new())
-    }
+    ) -> Result<Vec<ExecutionRecord>>;
     /// [`Executor::pending_notifications`] for one node among several: the
     /// returned notifications are claimed by `node` for `ttl_ms`, so no
     /// other node delivers them meanwhile (once the claim runs out without an
@@ -357,10 +352,7 @@ pub trait Executor: Send + Sync {
         node: &str,
         ttl_ms: u64,
         limit: usize,
-    ) -> Result<Vec<Notification>> {
-        let _ = (node, ttl_ms);
-        self.pending_notifications(limit).await
-    }
+    ) -> Result<Vec<Notification>>;
     /// [`Executor::claim_due_timers`] for one node among several: only timers
     /// of executions that `node` holds, or that are free (it claims those
     /// executions' leases in the same transaction, for `ttl_ms`).
@@ -370,10 +362,7 @@ pub trait Executor: Send + Sync {
         ttl_ms: u64,
         now: Millis,
         limit: usize,
-    ) -> Result<Vec<Timer>> {
-        let _ = (node, ttl_ms);
-        self.claim_due_timers(now, limit).await
-    }
+    ) -> Result<Vec<Timer>>;
 }
 
 /// The API's role.
@@ -395,3 +384,7 @@ pub trait Query: Send + Sync {
 /// A backend that plays both roles.
 pub trait Store: Executor + Query {}
 impl<T: Executor + Query> Store for T {}
+
+/// A backend several nodes can share: both roles and [`Leases`].
+pub trait SharedStore: Store + Leases {}
+impl<T: Store + Leases> SharedStore for T {}

@@ -1,8 +1,9 @@
 //! An in-memory store for tests and benchmarks. Same semantics as SQLite,
 //! nothing survives the process.
 //!
-//! It also keeps leases and the node registry as PostgreSQL does, so that
-//! several in-process nodes can share one `Arc<MemoryStore>` in tests. The
+//! It also implements [`Leases`] (leases, fenced appends, the node
+//! registry) as PostgreSQL does, so that several in-process nodes can share
+//! one `Arc<MemoryStore>` in tests. The
 //! store's clock is the host's: every node in the process shares it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -15,7 +16,7 @@ use sagaflow_core::Event;
 
 use crate::{
     Append, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry,
-    Lease, ListFilter, Notification, Page, Query, Result, Timer,
+    Lease, Leases, ListFilter, Notification, Page, Query, Result, Timer,
 };
 
 #[derive(Default)]
@@ -81,6 +82,62 @@ impl Inner {
             self.lease(&record.id, node, ttl_ms, now_ms());
         }
         Created::New(record)
+    }
+
+    /// Appends, fenced by `fence`'s lease when given (as PostgreSQL checks it).
+    fn append(&mut self, a: Append, fence: Option<&str>) -> Result<u64> {
+        let (_, rec, events) = self
+            .executions
+            .get_mut(&a.execution_id)
+            .ok_or_else(|| not_found(&a.execution_id))?;
+        if rec.events != a.expected_version {
+            return Err(Error::Conflict {
+                id: a.execution_id,
+                expected: a.expected_version,
+                actual: rec.events,
+            });
+        }
+        // The fence, as PostgreSQL checks it: a live lease of the node, or a
+        // finished execution (it has no lease; the version proves the
+        // appender saw the finish, e.g. a redrive).
+        if let Some(node) = fence {
+            let held = self
+                .leases
+                .get(&a.execution_id)
+                .is_some_and(|l| l.node == node && l.until >= now_ms());
+            if !(held || rec.status.is_terminal()) {
+                return Err(Error::LeaseLost {
+                    id: a.execution_id,
+                    node: node.to_string(),
+                });
+            }
+        }
+        events.extend(a.events.iter().cloned());
+        rec.events = events.len() as u64;
+        rec.status = a.status;
+        rec.output = a.output;
+        rec.error = a.error;
+        rec.updated_at = a.updated_at;
+        let v = rec.events;
+        if fence.is_some() && a.status.is_terminal() {
+            self.leases.remove(&a.execution_id);
+        }
+        self.timers.extend(a.timers);
+        if let Some(kind) = a.notify {
+            self.next_notification += 1;
+            let id = self.next_notification;
+            self.outbox.insert(
+                id,
+                Notification {
+                    id,
+                    execution_id: a.execution_id,
+                    status: a.status,
+                    created_at: a.updated_at,
+                    kind,
+                },
+            );
+        }
+        Ok(v)
     }
 
     fn lease(&mut self, id: &str, node: &str, ttl_ms: u64, now: Millis) {
@@ -192,60 +249,7 @@ impl Executor for MemoryStore {
     }
 
     async fn append(&self, a: Append) -> Result<u64> {
-        let mut guard = self.lock();
-        let g = &mut *guard;
-        let (_, rec, events) = g
-            .executions
-            .get_mut(&a.execution_id)
-            .ok_or_else(|| not_found(&a.execution_id))?;
-        if rec.events != a.expected_version {
-            return Err(Error::Conflict {
-                id: a.execution_id,
-                expected: a.expected_version,
-                actual: rec.events,
-            });
-        }
-        // The fence, as PostgreSQL checks it: a live lease of the node, or a
-        // finished execution (it has no lease; the version proves the
-        // appender saw the finish, e.g. a redrive).
-        if let Some(node) = &a.fence {
-            let held = g
-                .leases
-                .get(&a.execution_id)
-                .is_some_and(|l| &l.node == node && l.until >= now_ms());
-            if !(held || rec.status.is_terminal()) {
-                return Err(Error::LeaseLost {
-                    id: a.execution_id,
-                    node: node.clone(),
-                });
-            }
-        }
-        events.extend(a.events.iter().cloned());
-        rec.events = events.len() as u64;
-        rec.status = a.status;
-        rec.output = a.output;
-        rec.error = a.error;
-        rec.updated_at = a.updated_at;
-        let v = rec.events;
-        if a.fence.is_some() && a.status.is_terminal() {
-            g.leases.remove(&a.execution_id);
-        }
-        g.timers.extend(a.timers);
-        if let Some(kind) = a.notify {
-            g.next_notification += 1;
-            let id = g.next_notification;
-            g.outbox.insert(
-                id,
-                Notification {
-                    id,
-                    execution_id: a.execution_id,
-                    status: a.status,
-                    created_at: a.updated_at,
-                    kind,
-                },
-            );
-        }
-        Ok(v)
+        self.lock().append(a, None)
     }
 
     async fn claim_due_timers(&self, now: Millis, limit: usize) -> Result<Vec<Timer>> {
@@ -319,6 +323,13 @@ impl Executor for MemoryStore {
         };
         g.outbox.insert(n.id, n.clone());
         Ok(Some(n))
+    }
+}
+
+#[async_trait]
+impl Leases for MemoryStore {
+    async fn append_fenced(&self, a: Append, node: &str) -> Result<u64> {
+        self.lock().append(a, Some(node))
     }
 
     async fn claim_notifications(

@@ -42,7 +42,8 @@
 //! misses it (the same as if it had been created after the read); nothing is
 //! ever listed twice. Numbers are never reused.
 //!
-//! **Schema.** Versioned by [`MIGRATIONS`] in a `schema_migrations` table,
+//! **Schema.** Versioned by [`MIGRATIONS`] (`migrations/postgres/*.sql`,
+//! numbered as SQLite's) in a `schema_migrations` table,
 //! applied at connect under a transaction-scoped advisory lock so that nodes
 //! starting together do not race; a database with a newer schema is refused.
 //! Tables live in the first schema of `search_path`: pass
@@ -52,7 +53,7 @@
 //! **Several nodes** share a schema through per-execution leases
 //! (`executions.owner`, `lease_until`) and a registry of nodes (`nodes`),
 //! all timed by the database's clock, so nodes need not agree on the time. A
-//! fenced append ([`Append::fence`]) adds "this node's lease is live" to the
+//! fenced append ([`Leases::append_fenced`]) adds "this node's lease is live" to the
 //! `UPDATE`'s condition, so a node that lost its lease stores nothing, like
 //! a conflict. Taking expired leases over and claiming due timers lock rows
 //! with `SKIP LOCKED`: each goes to one node. The unfenced append is the
@@ -64,6 +65,7 @@
 //! server on the same schema is refused rather than resuming the same
 //! executions. Several stores may still share a schema (the fencing tests do).
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -77,123 +79,21 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use crate::encode::{from_json, not_found, parse_task, to_json};
+use crate::migrations::{self, Migration};
 use crate::{
     Append, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry,
-    Lease, ListFilter, Notification, NotificationKind, Page, Query, Result, Timer,
+    Lease, Leases, ListFilter, Notification, NotificationKind, Page, Query, Result, Timer,
 };
 
-/// Ordered schema migrations: `(version, sql)`. Append new ones; never edit
-/// an applied one. Numbered independently of SQLite's.
-///
-/// Every integer is a `BIGINT` (SQLite integers are 64-bit, and versions and
-/// attempts are `u32`, which `INTEGER` cannot hold). JSON is kept as `TEXT`,
-/// byte for byte what was written, as in SQLite: `jsonb` would reorder keys
-/// and drop duplicates, and the store never queries inside it.
-pub const MIGRATIONS: &[(u32, &str)] = &[
-    (
-        1,
-        "CREATE TABLE definitions (
-        name       TEXT   NOT NULL,
-        version    BIGINT NOT NULL,
-        format     TEXT   NOT NULL,
-        source     TEXT   NOT NULL,
-        digest     TEXT   NOT NULL,
-        created_at BIGINT NOT NULL,
-        PRIMARY KEY (name, version)
-    );
-    CREATE TABLE executions (
-        -- Creation order: drives newest-first listing and the cursor.
-        seq        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        id         TEXT   NOT NULL UNIQUE,
-        definition TEXT   NOT NULL,
-        version    BIGINT NOT NULL,
-        status     TEXT   NOT NULL,
-        input      TEXT   NOT NULL,
-        output     TEXT,
-        error      TEXT,
-        started_at BIGINT NOT NULL,
-        updated_at BIGINT NOT NULL,
-        events     BIGINT NOT NULL
-    );
-    CREATE INDEX executions_by_status ON executions (status, seq);
-    CREATE INDEX executions_by_definition ON executions (definition, seq);
-    CREATE TABLE events (
-        execution_id TEXT   NOT NULL REFERENCES executions (id),
-        seq          BIGINT NOT NULL,
-        at           BIGINT NOT NULL,
-        type         TEXT   NOT NULL,
-        body         TEXT   NOT NULL,
-        PRIMARY KEY (execution_id, seq)
-    );
-    CREATE TABLE timers (
-        -- Insertion order, the tie-break between equal fire_at (SQLite's rowid).
-        id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        execution_id TEXT   NOT NULL REFERENCES executions (id),
-        step         TEXT   NOT NULL,
-        task         TEXT   NOT NULL,
-        attempt      BIGINT NOT NULL,
-        fire_at      BIGINT NOT NULL
-    );
-    CREATE INDEX timers_by_fire_at ON timers (fire_at, id);
-    -- The notification outbox (see Append::notify). Identity ids are never
-    -- reused, so an acknowledged id cannot come back.
-    CREATE TABLE outbox (
-        id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        execution_id TEXT   NOT NULL REFERENCES executions (id),
-        status       TEXT   NOT NULL,
-        created_at   BIGINT NOT NULL
-    );",
-    ),
-    (
-        2,
-        // DeleteStateMachine: a deleted definition's versions stay (running
-        // executions and histories need them) but the name has no latest.
-        "ALTER TABLE definitions ADD COLUMN deleted BOOLEAN NOT NULL DEFAULT FALSE;",
-    ),
-    (
-        3,
-        // Several nodes on one schema: a node's lease on an execution, and
-        // the registry nodes find each other's addresses in. Both times are
-        // the database's clock (ms), never a node's.
-        "ALTER TABLE executions ADD COLUMN owner TEXT, ADD COLUMN lease_until BIGINT;
-    -- Only leased rows: renew looks up a node's, take_over scans them for
-    -- expired ones. Releasing and finishing take rows out, so this stays the
-    -- size of the live executions. lease_until is deliberately not indexed:
-    -- renewing, the most frequent lease write, then stays a HOT update.
-    CREATE INDEX executions_by_owner ON executions (owner) WHERE owner IS NOT NULL;
-    CREATE TABLE nodes (
-        id          TEXT   PRIMARY KEY,
-        address     TEXT   NOT NULL,
-        alive_until BIGINT NOT NULL
-    );",
-    ),
-    (
-        4,
-        // Several nodes deliver the outbox: a notification being delivered
-        // is claimed by one node until this time (the database's clock, ms).
-        "ALTER TABLE outbox ADD COLUMN claimed_until BIGINT;",
-    ),
-    (
-        5,
-        // What a notification announces (a finish, or a stuck compensation),
-        // and the dead letters: notifications whose delivery gave up, kept
-        // (same id) until someone replays them.
-        "ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'finished';
-    CREATE TABLE dead_letters (
-        id           BIGINT PRIMARY KEY,
-        execution_id TEXT   NOT NULL REFERENCES executions (id),
-        status       TEXT   NOT NULL,
-        kind         TEXT   NOT NULL,
-        created_at   BIGINT NOT NULL,
-        failed_at    BIGINT NOT NULL,
-        attempts     BIGINT NOT NULL,
-        last_error   TEXT   NOT NULL
-    );",
-    ),
-];
+/// PostgreSQL's schema migrations, in order (see [`crate::migrations`]).
+pub const MIGRATIONS: &[Migration] = migrations::POSTGRES;
+
+/// How the versions PostgreSQL recorded before the numbering was shared
+/// translate.
+pub const LEGACY: migrations::Legacy = migrations::POSTGRES_LEGACY;
 
 /// The schema version this binary writes: the last migration's.
-pub const SCHEMA_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+pub const SCHEMA_VERSION: u32 = migrations::schema_version(MIGRATIONS);
 
 /// First key of Sagaflow's two-key advisory locks (`"SAGA"`); the second is
 /// a hash of the schema name, so schemas do not contend with each other.
@@ -535,39 +435,68 @@ async fn apply_migrations(tx: &tokio_postgres::Transaction<'_>) -> Result<()> {
     )
     .await
     .map_err(pg("taking the migration lock"))?;
+    // `name`: added when the numbering became shared; a table made before
+    // gets the column, and its rows (without a name) are translated.
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version    BIGINT PRIMARY KEY,
-            applied_at BIGINT NOT NULL
-        )",
+            applied_at BIGINT NOT NULL,
+            name       TEXT
+        );
+        ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS name TEXT",
     )
     .await
     .map_err(pg("creating schema_migrations"))?;
-    let current: i64 = tx
-        .query_one(
-            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
+    translate_legacy(tx).await?;
+    let applied = tx
+        .query("SELECT version FROM schema_migrations", &[])
+        .await
+        .map_err(pg("reading the schema version"))?
+        .iter()
+        .map(|r| to_u32("a schema version", r.get(0)))
+        .collect::<Result<BTreeSet<u32>>>()?;
+    let now = to_i64("the current time", now_millis())?;
+    for m in migrations::pending(MIGRATIONS, &applied)? {
+        tx.batch_execute(m.sql).await.map_err(|e| {
+            Error::Backend(format!("applying migration {}: {}", m.name, describe(&e)))
+        })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at, name) VALUES ($1, $2, $3)",
+            &[&i64::from(m.version), &now, &m.name],
+        )
+        .await
+        .map_err(|e| Error::Backend(format!("recording migration {}: {}", m.name, describe(&e))))?;
+    }
+    Ok(())
+}
+
+/// Replaces the rows recorded before the numbering was shared (without a
+/// name) by the shared versions they stand for ([`LEGACY`]).
+async fn translate_legacy(tx: &tokio_postgres::Transaction<'_>) -> Result<()> {
+    let old = tx
+        .query(
+            "SELECT version, applied_at FROM schema_migrations WHERE name IS NULL",
             &[],
         )
         .await
-        .map_err(pg("reading the schema version"))?
-        .get(0);
-    if current > i64::from(SCHEMA_VERSION) {
-        return Err(Error::Backend(format!(
-            "the database has schema version {current}, newer than the {SCHEMA_VERSION} \
-             this Sagaflow supports; upgrade Sagaflow to open it"
-        )));
+        .map_err(pg("reading the migrations recorded without a name"))?
+        .iter()
+        .map(|r| Ok((to_u32("a schema version", r.get(0))?, r.get::<_, i64>(1))))
+        .collect::<Result<Vec<_>>>()?;
+    if old.is_empty() {
+        return Ok(());
     }
-    let now = to_i64("the current time", now_millis())?;
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| i64::from(*v) > current) {
-        tx.batch_execute(sql).await.map_err(|e| {
-            Error::Backend(format!("applying migration {version}: {}", describe(&e)))
-        })?;
+    let rows = migrations::translate(LEGACY, MIGRATIONS, &old)?;
+    tx.execute("DELETE FROM schema_migrations WHERE name IS NULL", &[])
+        .await
+        .map_err(pg("translating the recorded migrations"))?;
+    for (version, applied_at, name) in rows {
         tx.execute(
-            "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
-            &[&i64::from(*version), &now],
+            "INSERT INTO schema_migrations (version, applied_at, name) VALUES ($1, $2, $3)",
+            &[&i64::from(version), &applied_at, &name],
         )
         .await
-        .map_err(|e| Error::Backend(format!("recording migration {version}: {}", describe(&e))))?;
+        .map_err(pg("translating the recorded migrations"))?;
     }
     Ok(())
 }
@@ -1072,102 +1001,8 @@ impl Executor for PostgresStore {
         self.create(record, events, timers, None).await
     }
 
-    async fn create_execution_leased(
-        &self,
-        record: ExecutionRecord,
-        events: Vec<Event>,
-        timers: Vec<Timer>,
-        node: &str,
-        ttl_ms: u64,
-    ) -> Result<Created> {
-        self.create(record, events, timers, Some((node, ttl_ms)))
-            .await
-    }
-
     async fn append(&self, a: Append) -> Result<u64> {
-        let client = self.client().await?;
-        let Ok(expected) = i64::try_from(a.expected_version) else {
-            // No stored version is this large: a conflict (or not found).
-            return Err(conflict_or_not_found(&client, &a).await);
-        };
-        let version = a
-            .expected_version
-            .checked_add(a.events.len() as u64)
-            .ok_or_else(|| Error::Backend("the execution's version overflows".into()))?;
-        let cols = event_columns(a.expected_version, &a.events)?;
-        let output = a
-            .output
-            .as_ref()
-            .map(|v| to_json("output", v))
-            .transpose()?;
-        let error = a.error.as_ref().map(|v| to_json("error", v)).transpose()?;
-        let mut timer_execution = Vec::with_capacity(a.timers.len());
-        let mut timer_step = Vec::with_capacity(a.timers.len());
-        let mut timer_task = Vec::with_capacity(a.timers.len());
-        let mut timer_attempt = Vec::with_capacity(a.timers.len());
-        let mut timer_fire_at = Vec::with_capacity(a.timers.len());
-        for t in &a.timers {
-            timer_execution.push(t.execution_id.as_str());
-            timer_step.push(t.step.as_str());
-            timer_task.push(t.task.as_str());
-            timer_attempt.push(i64::from(t.attempt));
-            timer_fire_at.push(to_i64("a timer's fire_at", t.fire_at)?);
-        }
-        let fenced = a.fence.is_some();
-        let stmt = client
-            .prepare_cached(if fenced {
-                FENCED_APPEND_SQL
-            } else {
-                APPEND_SQL
-            })
-            .await
-            .map_err(pg("preparing an append"))?;
-        let new_version = to_i64("the new version", version)?;
-        let updated_at = to_i64("updated_at", a.updated_at)?;
-        let finishes = a.status.is_terminal();
-        let notify = a.notify.map(|k| k.as_str());
-        let params: [&(dyn ToSql + Sync); 19] = [
-            &a.execution_id,
-            &expected,
-            &new_version,
-            &a.status.as_str(),
-            &output,
-            &error,
-            &updated_at,
-            &cols.seq,
-            &cols.at,
-            &cols.kind,
-            &cols.body,
-            &timer_execution,
-            &timer_step,
-            &timer_task,
-            &timer_attempt,
-            &timer_fire_at,
-            &notify,
-            &a.fence,
-            &finishes,
-        ];
-        // The unfenced statement has no $18, $19: the single-node path sends
-        // exactly what it always did.
-        let params = if fenced { &params[..] } else { &params[..17] };
-        // An append that updated nothing is read again to say why. If nothing
-        // refuses it any more (the caller was ahead and another append caught
-        // up in between, or its lease was renewed meanwhile), it was late, not
-        // wrong: run it again rather than report "expected N, actual N".
-        for _ in 0..3 {
-            let updated: i64 = client
-                .query_one(&stmt, params)
-                .await
-                .map_err(pg("appending"))?
-                .get(0);
-            if updated == 1 {
-                return Ok(version);
-            }
-            if let Some(refused) = refusal(&client, &a).await? {
-                return Err(refused);
-            }
-        }
-        Err(conflict_or_not_found(&client, &a).await)
+        self.append_as(a, None).await
     }
 
     async fn claim_due_timers(&self, now: Millis, limit: usize) -> Result<Vec<Timer>> {
@@ -1225,39 +1060,6 @@ impl Executor for PostgresStore {
             .iter()
             .map(notification)
             .collect()
-    }
-
-    async fn claim_notifications(
-        &self,
-        node: &str,
-        ttl_ms: u64,
-        limit: usize,
-    ) -> Result<Vec<Notification>> {
-        let _ = node;
-        let client = self.client().await?;
-        let sql = format!(
-            "UPDATE outbox SET claimed_until = {DB_NOW} + $1
-             WHERE id IN (
-                 SELECT id FROM outbox
-                 WHERE claimed_until IS NULL OR claimed_until < {DB_NOW}
-                 ORDER BY id LIMIT $2
-                 FOR UPDATE SKIP LOCKED)
-             RETURNING id, execution_id, status, created_at, kind"
-        );
-        let stmt = client
-            .prepare_cached(&sql)
-            .await
-            .map_err(pg("preparing to claim notifications"))?;
-        let mut out: Vec<Notification> = client
-            .query(&stmt, &[&to_i64("a claim ttl", ttl_ms)?, &sql_limit(limit)])
-            .await
-            .map_err(pg("claiming notifications"))?
-            .iter()
-            .map(notification)
-            .collect::<Result<_>>()?;
-        // RETURNING follows no order; deliveries go oldest first.
-        out.sort_by_key(|n| n.id);
-        Ok(out)
     }
 
     async fn ack_notification(&self, id: u64) -> Result<()> {
@@ -1356,6 +1158,58 @@ impl Executor for PostgresStore {
             .map_err(pg("replaying a dead letter"))?
             .map(|r| notification(&r))
             .transpose()
+    }
+}
+
+#[async_trait]
+impl Leases for PostgresStore {
+    async fn append_fenced(&self, a: Append, node: &str) -> Result<u64> {
+        self.append_as(a, Some(node)).await
+    }
+
+    async fn claim_notifications(
+        &self,
+        node: &str,
+        ttl_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Notification>> {
+        let _ = node;
+        let client = self.client().await?;
+        let sql = format!(
+            "UPDATE outbox SET claimed_until = {DB_NOW} + $1
+             WHERE id IN (
+                 SELECT id FROM outbox
+                 WHERE claimed_until IS NULL OR claimed_until < {DB_NOW}
+                 ORDER BY id LIMIT $2
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING id, execution_id, status, created_at, kind"
+        );
+        let stmt = client
+            .prepare_cached(&sql)
+            .await
+            .map_err(pg("preparing to claim notifications"))?;
+        let mut out: Vec<Notification> = client
+            .query(&stmt, &[&to_i64("a claim ttl", ttl_ms)?, &sql_limit(limit)])
+            .await
+            .map_err(pg("claiming notifications"))?
+            .iter()
+            .map(notification)
+            .collect::<Result<_>>()?;
+        // RETURNING follows no order; deliveries go oldest first.
+        out.sort_by_key(|n| n.id);
+        Ok(out)
+    }
+
+    async fn create_execution_leased(
+        &self,
+        record: ExecutionRecord,
+        events: Vec<Event>,
+        timers: Vec<Timer>,
+        node: &str,
+        ttl_ms: u64,
+    ) -> Result<Created> {
+        self.create(record, events, timers, Some((node, ttl_ms)))
+            .await
     }
 
     async fn heartbeat_node(&self, node: &str, address: &str, ttl_ms: u64) -> Result<()> {
@@ -1587,6 +1441,94 @@ impl Query for PostgresStore {
 // Reads shared by several methods
 
 impl PostgresStore {
+    /// Appends, fenced by `fence`'s lease when given: the unfenced statement
+    /// is the one a single node always ran.
+    async fn append_as(&self, a: Append, fence: Option<&str>) -> Result<u64> {
+        let client = self.client().await?;
+        let Ok(expected) = i64::try_from(a.expected_version) else {
+            // No stored version is this large: a conflict (or not found).
+            return Err(conflict_or_not_found(&client, &a).await);
+        };
+        let version = a
+            .expected_version
+            .checked_add(a.events.len() as u64)
+            .ok_or_else(|| Error::Backend("the execution's version overflows".into()))?;
+        let cols = event_columns(a.expected_version, &a.events)?;
+        let output = a
+            .output
+            .as_ref()
+            .map(|v| to_json("output", v))
+            .transpose()?;
+        let error = a.error.as_ref().map(|v| to_json("error", v)).transpose()?;
+        let mut timer_execution = Vec::with_capacity(a.timers.len());
+        let mut timer_step = Vec::with_capacity(a.timers.len());
+        let mut timer_task = Vec::with_capacity(a.timers.len());
+        let mut timer_attempt = Vec::with_capacity(a.timers.len());
+        let mut timer_fire_at = Vec::with_capacity(a.timers.len());
+        for t in &a.timers {
+            timer_execution.push(t.execution_id.as_str());
+            timer_step.push(t.step.as_str());
+            timer_task.push(t.task.as_str());
+            timer_attempt.push(i64::from(t.attempt));
+            timer_fire_at.push(to_i64("a timer's fire_at", t.fire_at)?);
+        }
+        let fenced = fence.is_some();
+        let stmt = client
+            .prepare_cached(if fenced {
+                FENCED_APPEND_SQL
+            } else {
+                APPEND_SQL
+            })
+            .await
+            .map_err(pg("preparing an append"))?;
+        let new_version = to_i64("the new version", version)?;
+        let updated_at = to_i64("updated_at", a.updated_at)?;
+        let finishes = a.status.is_terminal();
+        let notify = a.notify.map(|k| k.as_str());
+        let params: [&(dyn ToSql + Sync); 19] = [
+            &a.execution_id,
+            &expected,
+            &new_version,
+            &a.status.as_str(),
+            &output,
+            &error,
+            &updated_at,
+            &cols.seq,
+            &cols.at,
+            &cols.kind,
+            &cols.body,
+            &timer_execution,
+            &timer_step,
+            &timer_task,
+            &timer_attempt,
+            &timer_fire_at,
+            &notify,
+            &fence,
+            &finishes,
+        ];
+        // The unfenced statement has no $18, $19: the single-node path sends
+        // exactly what it always did.
+        let params = if fenced { &params[..] } else { &params[..17] };
+        // An append that updated nothing is read again to say why. If nothing
+        // refuses it any more (the caller was ahead and another append caught
+        // up in between, or its lease was renewed meanwhile), it was late, not
+        // wrong: run it again rather than report "expected N, actual N".
+        for _ in 0..3 {
+            let updated: i64 = client
+                .query_one(&stmt, params)
+                .await
+                .map_err(pg("appending"))?
+                .get(0);
+            if updated == 1 {
+                return Ok(version);
+            }
+            if let Some(refused) = refusal(&client, &a, fence).await? {
+                return Err(refused);
+            }
+        }
+        Err(conflict_or_not_found(&client, &a).await)
+    }
+
     /// Inserts an execution with its first events, leased to a node when
     /// `lease` says so, or finds the existing one.
     async fn create(
@@ -1714,8 +1656,12 @@ async fn conflict_or_not_found(client: &deadpool_postgres::Object, a: &Append) -
 /// or (fenced) the lease; `None` if, read again, nothing refuses it. The
 /// version is checked first, as the append does: a lease is only the reason
 /// when the caller was up to date.
-async fn refusal(client: &deadpool_postgres::Object, a: &Append) -> Result<Option<Error>> {
-    let Some(node) = &a.fence else {
+async fn refusal(
+    client: &deadpool_postgres::Object,
+    a: &Append,
+    fence: Option<&str>,
+) -> Result<Option<Error>> {
+    let Some(node) = fence else {
         return Ok(match read_version(client, &a.execution_id).await? {
             None => Some(not_found(&a.execution_id)),
             Some(actual) if actual == a.expected_version => None,
@@ -1731,7 +1677,7 @@ async fn refusal(client: &deadpool_postgres::Object, a: &Append) -> Result<Optio
         .await
         .map_err(pg("preparing to read a lease"))?;
     let Some(row) = client
-        .query_opt(&stmt, &[&a.execution_id, node])
+        .query_opt(&stmt, &[&a.execution_id, &node])
         .await
         .map_err(pg("reading a lease"))?
     else {
@@ -1753,7 +1699,7 @@ async fn refusal(client: &deadpool_postgres::Object, a: &Append) -> Result<Optio
     } else {
         Some(Error::LeaseLost {
             id: a.execution_id.clone(),
-            node: node.clone(),
+            node: node.to_string(),
         })
     })
 }

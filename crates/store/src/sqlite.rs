@@ -20,13 +20,15 @@
 //! connections on the blocking thread pool, and WAL lets them proceed while a
 //! batch is being committed.
 //!
-//! The schema is versioned by [`MIGRATIONS`], recorded in `schema_migrations`.
+//! The schema is versioned by [`MIGRATIONS`] (`migrations/sqlite/*.sql`),
+//! recorded in `schema_migrations`.
 //!
 //! **One owner, no leases.** The lock file makes one process the owner of a
-//! database, so it keeps the [`Executor`]'s default lease methods: that
-//! process holds every execution. A fenced append ([`Append::fence`]) is
-//! therefore always within its lease and is checked by version only.
+//! database: that process holds every execution. So this store does not
+//! implement [`Leases`](crate::Leases), and a cluster node cannot be built on
+//! it (the runtime's cluster mode takes a `Leases`).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,6 +46,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::encode::{from_json, not_found, parse_task, to_json};
+use crate::migrations::{self, Migration};
 use crate::{
     Append, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry,
     ListFilter, Notification, NotificationKind, Page, Query, Result, Timer,
@@ -73,93 +76,15 @@ const MAX_IDLE_READERS: usize = 4;
 /// giving up (only another process can hold one: we have a single writer).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Ordered schema migrations: `(version, sql)`. Append new ones; never edit
-/// an applied one, existing databases would not see the change.
-pub const MIGRATIONS: &[(u32, &str)] = &[
-    (
-        1,
-        "CREATE TABLE definitions (
-        name       TEXT    NOT NULL,
-        version    INTEGER NOT NULL,
-        format     TEXT    NOT NULL,
-        source     TEXT    NOT NULL,
-        digest     TEXT    NOT NULL,
-        created_at INTEGER NOT NULL,
-        PRIMARY KEY (name, version)
-    );
-    CREATE TABLE executions (
-        -- Creation order: drives newest-first listing and the cursor.
-        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-        id         TEXT    NOT NULL UNIQUE,
-        definition TEXT    NOT NULL,
-        version    INTEGER NOT NULL,
-        status     TEXT    NOT NULL,
-        input      TEXT    NOT NULL,
-        output     TEXT,
-        error      TEXT,
-        started_at INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL,
-        events     INTEGER NOT NULL
-    );
-    CREATE INDEX executions_by_status ON executions (status, seq);
-    CREATE INDEX executions_by_definition ON executions (definition, seq);
-    CREATE TABLE events (
-        execution_id TEXT    NOT NULL REFERENCES executions (id),
-        seq          INTEGER NOT NULL,
-        at           INTEGER NOT NULL,
-        type         TEXT    NOT NULL,
-        body         TEXT    NOT NULL,
-        PRIMARY KEY (execution_id, seq)
-    ) WITHOUT ROWID;
-    CREATE TABLE timers (
-        execution_id TEXT    NOT NULL REFERENCES executions (id),
-        step         TEXT    NOT NULL,
-        task         TEXT    NOT NULL,
-        attempt      INTEGER NOT NULL,
-        fire_at      INTEGER NOT NULL
-    );
-    CREATE INDEX timers_by_fire_at ON timers (fire_at);",
-    ),
-    (
-        2,
-        // The notification outbox: a row is inserted by the append that
-        // finishes an execution (same transaction) and deleted once the
-        // hook has delivered it. AUTOINCREMENT: ids are never reused, so an
-        // acknowledged id cannot come back as another notification.
-        "CREATE TABLE outbox (
-        id           INTEGER PRIMARY KEY AUTOINCREMENT,
-        execution_id TEXT    NOT NULL REFERENCES executions (id),
-        status       TEXT    NOT NULL,
-        created_at   INTEGER NOT NULL
-    );",
-    ),
-    (
-        3,
-        // DeleteStateMachine: a deleted definition's versions stay (running
-        // executions and histories need them) but the name has no latest.
-        "ALTER TABLE definitions ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;",
-    ),
-    (
-        4,
-        // What a notification announces (a finish, or a stuck compensation),
-        // and the dead letters: notifications whose delivery gave up, kept
-        // (same id) until someone replays them.
-        "ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'finished';
-    CREATE TABLE dead_letters (
-        id           INTEGER PRIMARY KEY,
-        execution_id TEXT    NOT NULL REFERENCES executions (id),
-        status       TEXT    NOT NULL,
-        kind         TEXT    NOT NULL,
-        created_at   INTEGER NOT NULL,
-        failed_at    INTEGER NOT NULL,
-        attempts     INTEGER NOT NULL,
-        last_error   TEXT    NOT NULL
-    );",
-    ),
-];
+/// SQLite's schema migrations, in order (see [`crate::migrations`]).
+pub const MIGRATIONS: &[Migration] = migrations::SQLITE;
+
+/// How the versions SQLite recorded before the numbering was shared
+/// translate (the same numbers).
+pub const LEGACY: migrations::Legacy = migrations::SQLITE_LEGACY;
 
 /// The schema version this binary writes: the last migration's.
-pub const SCHEMA_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+pub const SCHEMA_VERSION: u32 = migrations::schema_version(MIGRATIONS);
 
 /// See the module docs.
 pub struct SqliteStore {
@@ -483,7 +408,8 @@ fn configure_writer(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Applies the migrations the database lacks, all in one transaction.
+/// Applies the migrations the database lacks, all in one transaction (see
+/// [`crate::migrations`]).
 fn migrate(conn: &mut Connection) -> Result<()> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -491,34 +417,68 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version    INTEGER PRIMARY KEY,
-            applied_at INTEGER NOT NULL
+            applied_at INTEGER NOT NULL,
+            name       TEXT
         )",
     )
     .map_err(backend("creating schema_migrations"))?;
-    let current: u32 = tx
+    // A table made before the numbering was shared has no `name` column.
+    let named: bool = tx
         .query_row(
-            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            "SELECT count(*) > 0 FROM pragma_table_info('schema_migrations') WHERE name = 'name'",
             [],
             |r| r.get(0),
         )
-        .map_err(backend("reading the schema version"))?;
-    if current > SCHEMA_VERSION {
-        return Err(Error::Backend(format!(
-            "the database has schema version {current}, newer than the {SCHEMA_VERSION} \
-             this Sagaflow supports; upgrade Sagaflow to open it"
-        )));
+        .map_err(backend("reading schema_migrations' columns"))?;
+    if !named {
+        tx.execute_batch("ALTER TABLE schema_migrations ADD COLUMN name TEXT")
+            .map_err(backend("naming the migrations of schema_migrations"))?;
     }
+    translate_legacy(&tx)?;
+    let applied = tx
+        .prepare("SELECT version FROM schema_migrations")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| r.get::<_, u32>(0))?
+                .collect::<rusqlite::Result<BTreeSet<u32>>>()
+        })
+        .map_err(backend("reading the schema version"))?;
     let now = now_millis();
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-        tx.execute_batch(sql)
-            .map_err(|e| Error::Backend(format!("applying migration {version}: {e}")))?;
+    for m in migrations::pending(MIGRATIONS, &applied)? {
+        tx.execute_batch(m.sql)
+            .map_err(|e| Error::Backend(format!("applying migration {}: {e}", m.name)))?;
         tx.execute(
-            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
-            params![version, now],
+            "INSERT INTO schema_migrations (version, applied_at, name) VALUES (?1, ?2, ?3)",
+            params![m.version, now, m.name],
         )
-        .map_err(|e| Error::Backend(format!("recording migration {version}: {e}")))?;
+        .map_err(|e| Error::Backend(format!("recording migration {}: {e}", m.name)))?;
     }
     tx.commit().map_err(backend("committing the migration"))
+}
+
+/// Replaces the rows recorded before the numbering was shared (without a
+/// name) by the shared versions they stand for ([`LEGACY`]).
+fn translate_legacy(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+    let old = tx
+        .prepare("SELECT version, applied_at FROM schema_migrations WHERE name IS NULL")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(backend("reading the migrations recorded without a name"))?;
+    if old.is_empty() {
+        return Ok(());
+    }
+    let rows = migrations::translate(LEGACY, MIGRATIONS, &old)?;
+    tx.execute("DELETE FROM schema_migrations WHERE name IS NULL", [])
+        .map_err(backend("translating the recorded migrations"))?;
+    for (version, applied_at, name) in rows {
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at, name) VALUES (?1, ?2, ?3)",
+            params![version, applied_at, name],
+        )
+        .map_err(backend("translating the recorded migrations"))?;
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -983,8 +943,6 @@ impl EncodedAppend {
 fn append(conn: &Connection, a: EncodedAppend) -> Result<u64> {
     // Everything that can be refused is checked before the first write; the
     // version check is the UPDATE's own condition (one statement, not two).
-    // `Append::fence` needs no check: the lock file makes this process the
-    // holder of every lease (see the module docs).
     let actual = a.expected_version;
     let version = actual + a.events.len() as u64;
     // Most appends keep the status (running stays running): the first

@@ -22,10 +22,10 @@ use rand::{Rng, SeedableRng};
 use sagaflow_core::event::Millis;
 use sagaflow_core::{ErrorInfo, Event, EventKind, Status, TaskKind};
 use sagaflow_store::memory::MemoryStore;
-use sagaflow_store::postgres::{PostgresStore, MIGRATIONS, SCHEMA_VERSION};
+use sagaflow_store::postgres::{PostgresStore, LEGACY, MIGRATIONS, SCHEMA_VERSION};
 use sagaflow_store::sqlite::SqliteStore;
 use sagaflow_store::{
-    Append, Created, Error, ExecutionRecord, Executor, ListFilter, Query, Store, Timer,
+    Append, Created, Error, ExecutionRecord, Executor, Leases, ListFilter, Query, Store, Timer,
 };
 use serde_json::{json, Value};
 use tokio_postgres::NoTls;
@@ -203,7 +203,6 @@ fn append(id: &str, expected_version: u64, events: Vec<Event>) -> Append {
         updated_at: T0 + 1,
         timers: Vec::new(),
         notify: None,
-        fence: None,
     }
 }
 
@@ -601,51 +600,132 @@ async fn nodes_starting_at_once_on_a_new_schema_migrate_it_once() {
     assert_eq!(stores[5].get_execution("e1").await.expect("get").events, 1);
 }
 
-/// A deployment from before leases (schema version 2) is upgraded on
-/// connect, and its executions can then be leased.
-#[tokio::test]
-async fn a_schema_from_before_leases_is_upgraded_and_its_executions_can_be_leased() {
-    let Some(url) = database_url() else { return };
-    let schema = Schema::new(&url);
-    let old = raw(&url, &schema.name).await;
-    old.batch_execute(&format!("CREATE SCHEMA {}", schema.name))
-        .await
-        .expect("creating the schema");
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 2) {
-        old.batch_execute(sql).await.expect("an old migration");
-        old.batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                 version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);
-             INSERT INTO schema_migrations VALUES ({version}, 0)"
+/// A schema as the release with schema version `old` left it (numbered
+/// before SQLite and PostgreSQL shared their numbers): the migrations that
+/// version had, from the files and in the order that release applied them,
+/// recorded as that code recorded them (no name, applied at `100 + old
+/// version`), with an execution a single server created (never leased).
+async fn old_schema(schema: &Schema, old: u32) {
+    let client = raw(&schema.url, &schema.name).await;
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {};
+             CREATE TABLE schema_migrations (
+                 version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+            schema.name
         ))
         .await
-        .expect("recording an old migration");
+        .expect("creating the schema as it was");
+    for (version, shared) in LEGACY.iter().filter(|(v, _)| *v <= old) {
+        for v in *shared {
+            let m = MIGRATIONS.iter().find(|m| m.version == *v).expect("listed");
+            client.batch_execute(m.sql).await.expect("an old migration");
+        }
+        client
+            .execute(
+                "INSERT INTO schema_migrations VALUES ($1, $2)",
+                &[&i64::from(*version), &(100 + i64::from(*version))],
+            )
+            .await
+            .expect("recording an old migration");
     }
-    old.batch_execute(
-        "INSERT INTO executions (id, definition, version, status, input, started_at,
-                                 updated_at, events)
-         VALUES ('old', 'order', 1, 'running', '{}', 0, 0, 0)",
-    )
-    .await
-    .expect("an execution from before");
-
-    let store = connect(&schema).await;
-    assert_eq!(
-        applied_migrations(&schema).await.last().map(|m| m.0),
-        Some(i64::from(SCHEMA_VERSION))
-    );
-    assert_eq!(
-        store.get_execution("old").await.expect("get").status,
-        Status::Running
-    );
-    assert_eq!(store.claim("old", "a", 60_000).await.expect("claim"), None);
-    let lease = store.claim("old", "b", 60_000).await.expect("claim");
-    assert_eq!(lease.map(|l| l.node).as_deref(), Some("a"));
-    assert!(store
-        .take_over("b", 60_000, 10)
+    client
+        .batch_execute(
+            "INSERT INTO executions (id, definition, version, status, input, started_at,
+                                     updated_at, events)
+             VALUES ('old', 'order', 1, 'running', '{}', 0, 0, 0)",
+        )
         .await
-        .expect("take over")
-        .is_empty());
+        .expect("an execution from before");
+}
+
+/// A schema left by any older release — before leases, before the outbox
+/// claims, before dead letters, and the last before the numbering was shared
+/// — is upgraded on connect: every migration recorded under its shared
+/// number and name, those it had not applied, and its executions can then be
+/// leased, notified, and dead-lettered.
+#[tokio::test]
+async fn a_schema_left_by_any_older_release_is_upgraded_and_its_executions_can_be_leased() {
+    let Some(url) = database_url() else { return };
+    for (old, _) in LEGACY {
+        let schema = Schema::new(&url);
+        old_schema(&schema, *old).await;
+
+        let store = connect(&schema).await;
+        let applied = applied_migrations(&schema).await;
+        assert_eq!(
+            applied.iter().map(|m| m.0).collect::<Vec<_>>(),
+            (1..=i64::from(SCHEMA_VERSION)).collect::<Vec<_>>(),
+            "from version {old}"
+        );
+        // What the old release had applied keeps its time; the rest is new.
+        for (old_version, shared) in LEGACY.iter().filter(|(v, _)| v <= old) {
+            for v in *shared {
+                let row = applied
+                    .iter()
+                    .find(|m| m.0 == i64::from(*v))
+                    .expect("recorded");
+                assert_eq!(row.1, 100 + i64::from(*old_version), "from version {old}");
+            }
+        }
+        let names: Vec<(i64, Option<String>)> = raw(&schema.url, &schema.name)
+            .await
+            .query(
+                "SELECT version, name FROM schema_migrations ORDER BY version",
+                &[],
+            )
+            .await
+            .expect("reading schema_migrations")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let listed: Vec<_> = MIGRATIONS
+            .iter()
+            .map(|m| (i64::from(m.version), Some(m.name.to_string())))
+            .collect();
+        assert_eq!(names, listed, "every row is named, from version {old}");
+
+        assert_eq!(
+            store.get_execution("old").await.expect("get").status,
+            Status::Running
+        );
+        assert_eq!(store.claim("old", "a", 60_000).await.expect("claim"), None);
+        let lease = store.claim("old", "b", 60_000).await.expect("claim");
+        assert_eq!(lease.map(|l| l.node).as_deref(), Some("a"));
+        assert!(store
+            .take_over("b", 60_000, 10)
+            .await
+            .expect("take over")
+            .is_empty());
+        let mut done = append("old", 0, vec![step_succeeded("reserve", T0 + 1)]);
+        done.status = Status::Failed;
+        done.notify = Some(sagaflow_store::NotificationKind::Stuck);
+        store.append_fenced(done, "a").await.expect("append");
+        let claimed = store
+            .claim_notifications("a", 60_000, 10)
+            .await
+            .expect("claim notifications");
+        assert_eq!(claimed.len(), 1, "from version {old}");
+        assert_eq!(claimed[0].kind, sagaflow_store::NotificationKind::Stuck);
+        store
+            .bury_notification(sagaflow_store::DeadLetter {
+                notification: claimed[0].clone(),
+                failed_at: T0 + 9,
+                attempts: 3,
+                last_error: "hook down".to_string(),
+            })
+            .await
+            .expect("bury");
+        assert_eq!(store.dead_letters(10).await.expect("dead letters").len(), 1);
+        drop(store);
+        // And it stays upgraded: connecting again applies nothing.
+        drop(connect(&schema).await);
+        assert_eq!(
+            applied_migrations(&schema).await,
+            applied,
+            "from version {old}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -1055,7 +1135,6 @@ async fn random_op(rng: &mut StdRng, reference: &dyn Store) -> Op {
                 notify: rng
                     .gen_bool(0.3)
                     .then_some(sagaflow_store::NotificationKind::Finished),
-                fence: None,
             })
         }
         50..=56 => Op::Claim {

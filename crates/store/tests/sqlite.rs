@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rusqlite::Connection;
 use sagaflow_core::{Event, EventKind, Status, TaskKind};
-use sagaflow_store::sqlite::{SqliteStore, MIGRATIONS, SCHEMA_VERSION};
+use sagaflow_store::sqlite::{SqliteStore, LEGACY, MIGRATIONS, SCHEMA_VERSION};
 use sagaflow_store::{Append, Created, Error, ExecutionRecord, Executor, Query, Timer};
 use serde_json::json;
 use tempfile::TempDir;
@@ -83,7 +83,6 @@ fn append(id: &str, expected_version: u64, step: &str) -> Append {
         updated_at: T0 + 1,
         timers: Vec::new(),
         notify: None,
-        fence: None,
     }
 }
 
@@ -172,107 +171,147 @@ async fn reopening_applies_no_migration_twice() {
     }
 }
 
-#[tokio::test]
-async fn a_database_with_only_the_first_migration_is_upgraded_on_open_and_keeps_its_data() {
-    let (_dir, path) = temp_db();
-    // A database as the first release left it: migration 1 only, with an
-    // execution, its history and a timer written through that schema.
-    {
-        let conn = Connection::open(&path).expect("creating the old database");
-        conn.execute_batch(
-            "CREATE TABLE schema_migrations (
-                version    INTEGER PRIMARY KEY,
-                applied_at INTEGER NOT NULL
-            )",
-        )
-        .expect("creating schema_migrations");
-        let (version, sql) = MIGRATIONS[0];
-        assert_eq!(version, 1);
-        conn.execute_batch(sql).expect("applying migration 1");
-        conn.execute(
-            "INSERT INTO schema_migrations (version, applied_at) VALUES (1, 7)",
-            [],
-        )
-        .expect("recording migration 1");
-        conn.execute(
-            "INSERT INTO executions (id, definition, version, status, input, output, error,
-                                     started_at, updated_at, events)
-             VALUES ('old', 'order', 1, 'running', '{\"id\":\"old\"}', NULL, NULL, ?1, ?1, 1)",
-            [T0],
-        )
-        .expect("inserting an execution");
-        let body = serde_json::to_string(&started("old")).expect("encoding an event");
-        conn.execute(
-            "INSERT INTO events (execution_id, seq, at, type, body)
-             VALUES ('old', 1, ?1, 'execution_started', ?2)",
-            rusqlite::params![T0, body],
-        )
-        .expect("inserting an event");
-        conn.execute(
-            "INSERT INTO timers (execution_id, step, task, attempt, fire_at)
-             VALUES ('old', 'pay', 'action', 2, ?1)",
-            [T0 + 5],
-        )
-        .expect("inserting a timer");
-    }
+/// The names recorded with the applied migrations, by version.
+fn migration_names(path: &Path) -> Vec<(u32, Option<String>)> {
+    let conn = Connection::open(path).expect("opening the database directly");
+    let mut stmt = conn
+        .prepare("SELECT version, name FROM schema_migrations ORDER BY version")
+        .expect("preparing");
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("querying")
+        .collect::<rusqlite::Result<_>>()
+        .expect("reading rows")
+}
 
-    let store = open(&path);
-    let migrations = applied_migrations(&path);
-    assert_eq!(
-        migrations.iter().map(|m| m.0).collect::<Vec<_>>(),
-        (1..=SCHEMA_VERSION).collect::<Vec<_>>()
-    );
-    assert_eq!(migrations[0], (1, 7), "migration 1 is not applied again");
-
-    assert_eq!(
-        store.get_execution("old").await.expect("get"),
-        ExecutionRecord {
-            events: 1,
-            ..record("old")
+/// A database as the release with schema version `old` left it (numbered
+/// before SQLite and PostgreSQL shared their numbers): the migrations that
+/// version had, from the files, recorded as that code recorded them (no
+/// name, applied at `100 + old version`), with an execution, its history
+/// and a timer written through that schema.
+fn old_database(path: &Path, old: u32) {
+    let conn = Connection::open(path).expect("creating the old database");
+    conn.execute_batch(
+        "CREATE TABLE schema_migrations (
+            version    INTEGER PRIMARY KEY,
+            applied_at INTEGER NOT NULL
+        )",
+    )
+    .expect("creating schema_migrations as it was");
+    for (version, shared) in LEGACY.iter().filter(|(v, _)| *v <= old) {
+        for v in *shared {
+            let m = MIGRATIONS.iter().find(|m| m.version == *v).expect("listed");
+            conn.execute_batch(m.sql)
+                .expect("applying an old migration");
         }
-    );
-    assert_eq!(
-        store.load_history("old").await.expect("history"),
-        [started("old")]
-    );
-    assert_eq!(
-        store.claim_due_timers(T0 + 5, 10).await.expect("claim"),
-        [Timer {
-            execution_id: "old".to_string(),
-            step: "pay".to_string(),
-            task: TaskKind::Action,
-            attempt: 2,
-            fire_at: T0 + 5,
-        }]
-    );
+        conn.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            rusqlite::params![version, 100 + version],
+        )
+        .expect("recording an old migration");
+    }
+    conn.execute(
+        "INSERT INTO executions (id, definition, version, status, input, output, error,
+                                 started_at, updated_at, events)
+         VALUES ('old', 'order', 1, 'running', '{\"id\":\"old\"}', NULL, NULL, ?1, ?1, 1)",
+        [T0],
+    )
+    .expect("inserting an execution");
+    let body = serde_json::to_string(&started("old")).expect("encoding an event");
+    conn.execute(
+        "INSERT INTO events (execution_id, seq, at, type, body)
+         VALUES ('old', 1, ?1, 'execution_started', ?2)",
+        rusqlite::params![T0, body],
+    )
+    .expect("inserting an event");
+    conn.execute(
+        "INSERT INTO timers (execution_id, step, task, attempt, fire_at)
+         VALUES ('old', 'pay', 'action', 2, ?1)",
+        [T0 + 5],
+    )
+    .expect("inserting a timer");
+}
 
-    // The outbox of migration 2 works on the upgraded database.
-    assert!(store
-        .pending_notifications(10)
-        .await
-        .expect("pending")
-        .is_empty());
-    let mut a = append("old", 1, "reserve");
-    a.status = Status::Failed;
-    a.notify = Some(sagaflow_store::NotificationKind::Finished);
-    assert_eq!(store.append(a).await.expect("append"), 2);
-    let pending = store.pending_notifications(10).await.expect("pending");
-    assert_eq!(pending.len(), 1);
-    assert_eq!(
-        (pending[0].execution_id.as_str(), pending[0].status),
-        ("old", Status::Failed)
-    );
-    store.ack_notification(pending[0].id).await.expect("ack");
-    assert!(store
-        .pending_notifications(10)
-        .await
-        .expect("pending")
-        .is_empty());
+#[tokio::test]
+async fn a_database_left_by_any_older_release_is_upgraded_on_open_and_keeps_its_data() {
+    for (old, _) in LEGACY {
+        let (_dir, path) = temp_db();
+        old_database(&path, *old);
 
-    // And it stays upgraded: reopening applies nothing.
-    drop(store);
-    drop(open(&path));
-    assert_eq!(applied_migrations(&path), migrations);
+        let store = open(&path);
+        let migrations = applied_migrations(&path);
+        assert_eq!(
+            migrations.iter().map(|m| m.0).collect::<Vec<_>>(),
+            (1..=SCHEMA_VERSION).collect::<Vec<_>>(),
+            "from version {old}"
+        );
+        for (version, applied_at) in &migrations {
+            if *version <= *old {
+                // SQLite kept its numbers: the same migration, not applied again.
+                assert_eq!(*applied_at, 100 + u64::from(*version), "from version {old}");
+            }
+        }
+        let names = migration_names(&path);
+        let listed: Vec<_> = MIGRATIONS
+            .iter()
+            .map(|m| (m.version, Some(m.name.to_string())))
+            .collect();
+        assert_eq!(names, listed, "every row is named, from version {old}");
+
+        assert_eq!(
+            store.get_execution("old").await.expect("get"),
+            ExecutionRecord {
+                events: 1,
+                ..record("old")
+            }
+        );
+        assert_eq!(
+            store.load_history("old").await.expect("history"),
+            [started("old")]
+        );
+        assert_eq!(
+            store.claim_due_timers(T0 + 5, 10).await.expect("claim"),
+            [Timer {
+                execution_id: "old".to_string(),
+                step: "pay".to_string(),
+                task: TaskKind::Action,
+                attempt: 2,
+                fire_at: T0 + 5,
+            }]
+        );
+
+        // What later migrations added works on the upgraded database: the
+        // outbox, its dead letters, deleting a definition.
+        let mut a = append("old", 1, "reserve");
+        a.status = Status::Failed;
+        a.notify = Some(sagaflow_store::NotificationKind::Finished);
+        assert_eq!(store.append(a).await.expect("append"), 2);
+        let pending = store.pending_notifications(10).await.expect("pending");
+        assert_eq!(pending.len(), 1);
+        assert_eq!(
+            (pending[0].execution_id.as_str(), pending[0].status),
+            ("old", Status::Failed)
+        );
+        store
+            .bury_notification(sagaflow_store::DeadLetter {
+                notification: pending[0].clone(),
+                failed_at: T0 + 9,
+                attempts: 3,
+                last_error: "hook down".to_string(),
+            })
+            .await
+            .expect("bury");
+        assert_eq!(store.dead_letters(10).await.expect("dead letters").len(), 1);
+        store
+            .put_definition("order", "saga", "name: order", "d1", T0)
+            .await
+            .expect("deploy");
+        assert!(store.delete_definition("order").await.expect("delete"));
+
+        // And it stays upgraded: reopening applies nothing.
+        drop(store);
+        drop(open(&path));
+        assert_eq!(applied_migrations(&path), migrations, "from version {old}");
+    }
 }
 
 #[tokio::test]

@@ -1,0 +1,6 @@
+-- 0005 leases and nodes: nothing to do in SQLite.
+--
+-- In PostgreSQL this adds per-execution leases and the registry of nodes, for
+-- several nodes sharing one database. A SQLite database belongs to the one
+-- process holding its lock file: it is never shared, has no leases (the store
+-- does not implement `Leases`), and so needs neither.

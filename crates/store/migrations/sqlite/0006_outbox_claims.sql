@@ -1,0 +1,5 @@
+-- 0006 outbox claims: nothing to do in SQLite.
+--
+-- In PostgreSQL this lets several nodes deliver the outbox: a notification
+-- being delivered is claimed by one node for a while. One process delivers a
+-- SQLite database's outbox, so nothing is claimed.
