@@ -2458,7 +2458,7 @@ async fn a_history_that_does_not_replay_is_a_server_error_with_its_own_code() {
     ];
     api.engine
         .store()
-        .create_execution(
+        .create_execution(sagaflow_store::Create::new(
             sagaflow_store::ExecutionRecord {
                 id: "corrupt".into(),
                 definition: "ok".into(),
@@ -2473,7 +2473,7 @@ async fn a_history_that_does_not_replay_is_a_server_error_with_its_own_code() {
             },
             events,
             Vec::new(),
-        )
+        ))
         .await
         .expect("create");
     let refused = api

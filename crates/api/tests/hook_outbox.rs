@@ -426,3 +426,35 @@ async fn without_notify_on_nothing_is_recorded_or_delivered() {
     assert_eq!(pending(&engine).await, 0);
     assert_eq!(receiver.hits(), 0);
 }
+
+/// A machine that fails in its first state ends in its start decision: the
+/// create itself records the notification, as an append that ends an
+/// execution does, so it is delivered like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_that_fails_in_its_start_decision_is_notified_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(0).await;
+    let engine = engine(&dir.path().join("sagaflow.db"));
+    engine.start().await.expect("engine starts");
+    sagaflow_api::hook::spawn(&engine, hook(&receiver.url, 3));
+
+    let machine = json!({"StartAt": "F", "States": {
+        "F": {"Type": "Fail", "Error": "Nope", "Cause": "fails at once"}}});
+    engine
+        .deploy(Some("instant"), &machine.to_string())
+        .await
+        .expect("deploy");
+    let (rec, created) = engine
+        .start_execution("instant", json!({}), Some("at-once".into()))
+        .await
+        .expect("start");
+    assert!(created);
+    assert_eq!(rec.status, Status::Failed, "{rec:?}");
+
+    receiver.until_accepted(1).await;
+    outbox_drained(&engine).await;
+    several_polls().await;
+    let accepted = receiver.accepted();
+    assert_eq!(accepted.len(), 1, "{accepted:?}");
+    assert_eq!(accepted[0]["execution"]["id"], "at-once");
+}

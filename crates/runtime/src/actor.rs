@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sagaflow_core::{Ctx, Effect, Event, EventKind, Execution, Input, Plan, Request, TaskKind};
-use sagaflow_store::{Append, ExecutionRecord, NotificationKind};
+use sagaflow_store::{Append, Create, ExecutionRecord, NotificationKind, Timer};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::health::{count, StuckGuard};
@@ -89,6 +89,79 @@ pub(crate) fn record_of(s: &Execution) -> ExecutionRecord {
         started_at: s.started_at,
         updated_at: s.updated_at,
         events: s.events,
+    }
+}
+
+/// What a decision stores with its events, derived in one place for the
+/// start (a create) and every later input (an append), so the two paths
+/// cannot diverge: the summary, the durable timers its effects arm, the
+/// notification it records, and the compensation it leaves stuck. Where it
+/// is written (leased, fenced) is the [`Ownership`]'s.
+///
+/// [`Ownership`]: crate::ownership::Ownership
+pub(crate) struct Stored {
+    pub summary: ExecutionRecord,
+    pub events: Vec<Event>,
+    pub timers: Vec<Timer>,
+    pub notify: Option<NotificationKind>,
+    pub stuck: Option<sagaflow_core::Stuck>,
+}
+
+impl Stored {
+    /// `state` is the execution with the decision's events applied;
+    /// `was_stuck`: whether the state before them had a stuck compensation
+    /// (only the decision that crosses into stuck notifies, once).
+    pub(crate) fn of(
+        config: &crate::Config,
+        plan: &Plan,
+        state: &Execution,
+        events: Vec<Event>,
+        effects: &[Effect],
+        was_stuck: bool,
+    ) -> Stored {
+        let stuck = state.stuck_compensation(plan, &config.stuck);
+        let finishes = events.iter().any(|e| {
+            matches!(&e.kind, EventKind::ExecutionFinished { status, .. } if config.notify_on.contains(status))
+        });
+        let notify = if finishes {
+            Some(NotificationKind::Finished)
+        } else {
+            let becomes_stuck = config.notify_stuck && stuck.is_some() && !was_stuck;
+            becomes_stuck.then_some(NotificationKind::Stuck)
+        };
+        Stored {
+            summary: record_of(state),
+            timers: timers::durable_timers(&state.id, effects),
+            events,
+            notify,
+            stuck,
+        }
+    }
+
+    /// The first write of a new execution.
+    pub(crate) fn into_create(self) -> Create {
+        Create {
+            record: self.summary,
+            events: self.events,
+            timers: self.timers,
+            notify: self.notify,
+        }
+    }
+
+    /// A later decision's write, at the version the decision was taken on.
+    fn into_append(self, expected_version: u64) -> Append {
+        let s = self.summary;
+        Append {
+            execution_id: s.id,
+            expected_version,
+            events: self.events,
+            status: s.status,
+            output: s.output,
+            error: s.error,
+            updated_at: s.updated_at,
+            timers: self.timers,
+            notify: self.notify,
+        }
     }
 }
 
@@ -344,21 +417,16 @@ impl Actor {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let next = &self.state;
-        let timers = timers::durable_timers(&next.id, &effects);
-        let stuck = next.stuck_compensation(&self.plan, &self.engine.shared.config.stuck);
-        let notify = self.notifies(&events, stuck.is_some());
-        let append = Append {
-            execution_id: self.state.id.clone(),
-            expected_version,
+        let stored = Stored::of(
+            &self.engine.shared.config,
+            &self.plan,
+            &self.state,
             events,
-            status: next.status,
-            output: next.output.clone(),
-            error: next.error.clone(),
-            updated_at: next.updated_at,
-            timers,
-            notify,
-        };
+            &effects,
+            self.stuck.is_some(),
+        );
+        let stuck = stored.stuck.clone();
+        let append = stored.into_append(expected_version);
         let ownership = &self.engine.shared.ownership;
         // Several nodes: an actor from before a fence may hold a state that
         // another node has moved on from; it never writes.
@@ -417,25 +485,6 @@ impl Actor {
         count(&events);
         self.watch_stuck(stuck);
         Ok(effects)
-    }
-
-    /// The notification these events record with them, if any: they finish
-    /// the execution with a status the engine is configured to notify
-    /// about, or they make a compensation stuck (see [`Config::stuck`]).
-    ///
-    /// [`Config::stuck`]: crate::Config::stuck
-    fn notifies(&self, events: &[Event], stuck: bool) -> Option<NotificationKind> {
-        let config = &self.engine.shared.config;
-        let finishes = events.iter().any(|e| {
-            matches!(&e.kind, EventKind::ExecutionFinished { status, .. } if config.notify_on.contains(status))
-        });
-        if finishes {
-            return Some(NotificationKind::Finished);
-        }
-        // The guard tells whether the stored state before these events was
-        // stuck already: only the decision that crosses notifies (once).
-        let becomes_stuck = config.notify_stuck && stuck && self.stuck.is_none();
-        becomes_stuck.then_some(NotificationKind::Stuck)
     }
 
     /// Keeps the stuck gauge true after each stored decision (and a

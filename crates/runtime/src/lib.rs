@@ -507,8 +507,7 @@ impl Engine {
         };
         let (version, plan) = self.plan(definition, None).await?;
         // The start is decided like every later input (one decision applied
-        // once), and stored with everything it derives: its events, the
-        // summary and the durable timers it arms.
+        // once).
         let mut state = Execution::empty(&plan);
         let sagaflow_core::Applied { events, effects } = state
             .decide_in_place(
@@ -522,18 +521,20 @@ impl Engine {
                 actor::ctx(),
             )
             .map_err(Error::NotAllowed)?;
-        let record = actor::record_of(&state);
-        let timers = timers::durable_timers(&id, &effects);
         // The start decision schedules the first step(s): counted like every
         // later decision's (once the create is stored).
         let scheduled = events
             .iter()
             .filter(|e| matches!(e.kind, sagaflow_core::EventKind::StepScheduled { .. }))
             .count() as u64;
+        // What it stores is derived as for every later decision (the
+        // summary, the timers it arms, the notification if it finished at
+        // once), and written in one create.
+        let stored = actor::Stored::of(&self.shared.config, &plan, &state, events, &effects, false);
         let ownership = &self.shared.ownership;
         ownership.refuse_if_fenced()?;
         let created = ownership
-            .create(&*self.shared.store, record.clone(), events, timers)
+            .create(&*self.shared.store, stored.into_create())
             .await;
         self.shared.health.observe_storage(&created);
         match created? {

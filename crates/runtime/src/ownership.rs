@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use sagaflow_core::event::Millis;
-use sagaflow_core::Event;
-use sagaflow_store::{Append, Created, ExecutionRecord, Leases, Store, Timer};
+
+use sagaflow_store::{Append, Create, Created, Leases, Store, Timer};
 
 use crate::{actor, now_ms, Engine, Error, NodeConfig, Result};
 
@@ -162,15 +162,13 @@ impl Ownership {
     pub(crate) async fn create(
         &self,
         store: &dyn Store,
-        record: ExecutionRecord,
-        events: Vec<Event>,
-        timers: Vec<Timer>,
+        create: Create,
     ) -> std::result::Result<Created, sagaflow_store::Error> {
         match self {
-            Ownership::Single => store.create_execution(record, events, timers).await,
+            Ownership::Single => store.create_execution(create).await,
             Ownership::Cluster(c) => {
                 c.leases
-                    .create_execution_leased(record, events, timers, c.node_id(), c.ttl_ms())
+                    .create_execution_leased(create, c.node_id(), c.ttl_ms())
                     .await
             }
         }

@@ -42,7 +42,7 @@ use sagaflow_core::{ErrorInfo, Event, EventKind, Execution, Request, Status, Tas
 use sagaflow_runtime::{handler_fn, Config, Engine};
 use sagaflow_store::memory::MemoryStore;
 use sagaflow_store::{
-    Append, Created, DefinitionRecord, Error as StoreError, ExecutionRecord, Executor,
+    Append, Create, Created, DefinitionRecord, Error as StoreError, ExecutionRecord, Executor,
     HistoryEntry, ListFilter, Notification, Page, Query, Result as StoreResult, Store, Timer,
 };
 use serde_json::{json, Value};
@@ -356,14 +356,9 @@ impl Executor for CrashingStore {
         self.inner.delete_definition(name).await
     }
 
-    async fn create_execution(
-        &self,
-        record: ExecutionRecord,
-        events: Vec<Event>,
-        timers: Vec<sagaflow_store::Timer>,
-    ) -> StoreResult<Created> {
+    async fn create_execution(&self, create: Create) -> StoreResult<Created> {
         self.alive()?;
-        self.inner.create_execution(record, events, timers).await
+        self.inner.create_execution(create).await
     }
 
     async fn append(&self, append: Append) -> StoreResult<u64> {

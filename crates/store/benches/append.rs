@@ -14,7 +14,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sagaflow_core::event::Millis;
 use sagaflow_core::{Event, EventKind, Status};
 use sagaflow_store::sqlite::SqliteStore;
-use sagaflow_store::{Append, ExecutionRecord, Executor};
+use sagaflow_store::{Append, Create, ExecutionRecord, Executor};
 use serde_json::json;
 
 const AT: Millis = 1_700_000_000_000;
@@ -94,7 +94,7 @@ fn append(c: &mut Criterion) {
     rt.block_on(async {
         for id in &ids {
             store
-                .create_execution(record(id), vec![started(id)], Vec::new())
+                .create_execution(Create::new(record(id), vec![started(id)], Vec::new()))
                 .await
                 .expect("creating an execution");
         }

@@ -34,7 +34,7 @@ use sagaflow_core::{ErrorInfo, Event, EventKind, Status, TaskKind};
 use serde_json::{json, Value};
 
 use crate::{
-    Append, Created, DeadLetter, Error, ExecutionRecord, ListFilter, Notification,
+    Append, Create, Created, DeadLetter, Error, ExecutionRecord, ListFilter, Notification,
     NotificationKind, SharedStore, Store, Timer,
 };
 
@@ -78,6 +78,7 @@ macro_rules! conformance_tests {
             unknown_executions_are_not_found,
             a_notifying_append_records_exactly_one_notification_with_it,
             a_conflicting_notifying_append_records_no_notification,
+            a_create_that_finishes_at_once_records_its_notification_and_a_repeated_one_none,
             an_append_without_notify_records_no_notification,
             acking_removes_a_notification_and_is_idempotent,
             notifications_are_pending_oldest_first_up_to_the_limit,
@@ -193,11 +194,11 @@ pub fn record(id: &str, definition: &str, input: Value) -> ExecutionRecord {
 async fn start<S: Store + ?Sized>(store: &S, id: &str, definition: &str) -> ExecutionRecord {
     let input = json!({ "id": id });
     match store
-        .create_execution(
+        .create_execution(Create::new(
             record(id, definition, input.clone()),
             vec![started(id, definition, input)],
             Vec::new(),
-        )
+        ))
         .await
     {
         Ok(Created::New(rec)) => rec,
@@ -480,7 +481,7 @@ pub async fn a_new_execution_reads_back_as_created(store: &dyn Store) {
         step_succeeded("reserve", T0 + 1),
     ];
     let created = match store
-        .create_execution(rec.clone(), events.clone(), Vec::new())
+        .create_execution(Create::new(rec.clone(), events.clone(), Vec::new()))
         .await
     {
         Ok(Created::New(r)) => r,
@@ -495,14 +496,14 @@ pub async fn creating_an_execution_again_returns_the_existing_one_untouched(stor
     let first = start(store, "e1", "order").await;
     let other_input = json!({ "different": true });
     let again = store
-        .create_execution(
+        .create_execution(Create::new(
             record("e1", "refund", other_input.clone()),
             vec![
                 started("e1", "refund", other_input),
                 step_succeeded("x", T0),
             ],
             Vec::new(),
-        )
+        ))
         .await
         .expect("second create");
     assert_eq!(again, Created::Existing(first.clone()));
@@ -764,11 +765,11 @@ pub async fn every_kind_of_event_round_trips(store: &dyn Store) {
         json!({ "nested": { "list": [1, "two", null] } }),
     );
     store
-        .create_execution(
+        .create_execution(Create::new(
             record("e1", "order", json!({})),
             vec![first.clone()],
             Vec::new(),
-        )
+        ))
         .await
         .expect("create");
     store
@@ -789,11 +790,11 @@ pub async fn numbers_beyond_64_bits_and_long_decimals_read_back_digit_for_digit(
     let value: Value = serde_json::from_str(text).expect("parse");
     assert_eq!(serde_json::to_string(&value).expect("write"), text);
     store
-        .create_execution(
+        .create_execution(Create::new(
             record("e1", "order", value.clone()),
             vec![started("e1", "order", value.clone())],
             Vec::new(),
-        )
+        ))
         .await
         .expect("create");
     let succeeded = Event {
@@ -953,7 +954,7 @@ pub async fn a_create_arms_the_timers_of_its_first_decision_and_a_repeated_one_a
     let (rec, events) = first();
     assert!(matches!(
         store
-            .create_execution(rec, events, vec![t.clone()])
+            .create_execution(Create::new(rec, events, vec![t.clone()]))
             .await
             .expect("create"),
         Created::New(_)
@@ -962,7 +963,11 @@ pub async fn a_create_arms_the_timers_of_its_first_decision_and_a_repeated_one_a
     let (rec, events) = first();
     assert!(matches!(
         store
-            .create_execution(rec, events, vec![timer("e1", "again", T0 + 100)])
+            .create_execution(Create::new(
+                rec,
+                events,
+                vec![timer("e1", "again", T0 + 100)]
+            ))
             .await
             .expect("create again"),
         Created::Existing(_)
@@ -1084,6 +1089,51 @@ pub async fn a_notifying_append_records_exactly_one_notification_with_it(store: 
         finished(Status::Compensated, T0 + 1_000)
     );
     // Reading does not consume: it stays pending until acknowledged.
+    assert_eq!(
+        store.pending_notifications(10).await.expect("pending"),
+        pending
+    );
+}
+
+/// A start decision that ends the execution at once (an ASL machine that
+/// fails in its first state) notifies as an append that ends it would:
+/// the outbox row is written by the create, with it or not at all.
+pub async fn a_create_that_finishes_at_once_records_its_notification_and_a_repeated_one_none(
+    store: &dyn Store,
+) {
+    let create = || Create {
+        notify: Some(NotificationKind::Finished),
+        ..Create::new(
+            ExecutionRecord {
+                status: Status::Failed,
+                updated_at: T0 + 10,
+                ..record("e1", "order", json!({}))
+            },
+            vec![
+                started("e1", "order", json!({})),
+                finished(Status::Failed, T0 + 10),
+            ],
+            Vec::new(),
+        )
+    };
+    let created = store.create_execution(create()).await.expect("create");
+    assert!(
+        matches!(created, Created::New(ref r) if r.status == Status::Failed),
+        "{created:?}"
+    );
+    let pending = store.pending_notifications(10).await.expect("pending");
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let n = &pending[0];
+    assert_eq!(
+        (n.execution_id.as_str(), n.status, n.created_at, n.kind),
+        ("e1", Status::Failed, T0 + 10, NotificationKind::Finished)
+    );
+    // The same start again (an idempotent retry): nothing is written.
+    let again = store
+        .create_execution(create())
+        .await
+        .expect("create again");
+    assert!(matches!(again, Created::Existing(_)), "{again:?}");
     assert_eq!(
         store.pending_notifications(10).await.expect("pending"),
         pending
@@ -1808,9 +1858,11 @@ pub async fn an_execution_created_leased_is_held_by_its_creator(store: &dyn Shar
     let record = record("e1", "order", Value::Null);
     let created = store
         .create_execution_leased(
-            record.clone(),
-            vec![started("e1", "order", Value::Null)],
-            Vec::new(),
+            Create::new(
+                record.clone(),
+                vec![started("e1", "order", Value::Null)],
+                Vec::new(),
+            ),
             "a",
             LONG,
         )
@@ -1829,9 +1881,11 @@ pub async fn an_execution_created_leased_is_held_by_its_creator(store: &dyn Shar
     // Creating it again changes nothing, not even the lease.
     let again = store
         .create_execution_leased(
-            record,
-            vec![started("e1", "order", Value::Null)],
-            Vec::new(),
+            Create::new(
+                record,
+                vec![started("e1", "order", Value::Null)],
+                Vec::new(),
+            ),
             "b",
             LONG,
         )

@@ -95,6 +95,31 @@ pub enum Created {
     Existing(ExecutionRecord),
 }
 
+/// A new execution: the summary and events of its start decision, and what
+/// that decision derives — the durable timers it arms and the notification
+/// it records if it finished the execution at once — written together, as
+/// an [`Append`] writes a later decision's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Create {
+    pub record: ExecutionRecord,
+    pub events: Vec<Event>,
+    pub timers: Vec<Timer>,
+    /// Recorded in the outbox in the same write (see [`Append::notify`]).
+    pub notify: Option<NotificationKind>,
+}
+
+impl Create {
+    /// A create that records no notification.
+    pub fn new(record: ExecutionRecord, events: Vec<Event>, timers: Vec<Timer>) -> Create {
+        Create {
+            record,
+            events,
+            timers,
+            notify: None,
+        }
+    }
+}
+
 /// Events to append to one execution, and the summary they lead to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Append {
@@ -252,12 +277,7 @@ pub trait Executor: Send + Sync {
     /// they arm (in one write, as [`Executor::append`] does), or returns the
     /// existing one with the same id (the caller decides whether that is a
     /// conflict; nothing is written then, timers included).
-    async fn create_execution(
-        &self,
-        record: ExecutionRecord,
-        events: Vec<Event>,
-        timers: Vec<Timer>,
-    ) -> Result<Created>;
+    async fn create_execution(&self, create: Create) -> Result<Created>;
     /// Appends events atomically (group-committed with other appends where
     /// the backend can). Returns the new version.
     async fn append(&self, append: Append) -> Result<u64>;
@@ -299,9 +319,7 @@ pub trait Leases: Send + Sync {
     /// execution is returned unchanged, its lease untouched.
     async fn create_execution_leased(
         &self,
-        record: ExecutionRecord,
-        events: Vec<Event>,
-        timers: Vec<Timer>,
+        create: Create,
         node: &str,
         ttl_ms: u64,
     ) -> Result<Created>;

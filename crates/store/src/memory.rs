@@ -12,11 +12,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use sagaflow_core::event::Millis;
-use sagaflow_core::Event;
+use sagaflow_core::{Event, Status};
 
 use crate::{
-    Append, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry,
-    Lease, Leases, ListFilter, Notification, Page, Query, Result, Timer,
+    Append, Create, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor,
+    HistoryEntry, Lease, Leases, ListFilter, Notification, NotificationKind, Page, Query, Result,
+    Timer,
 };
 
 #[derive(Default)]
@@ -61,17 +62,20 @@ impl Inner {
     }
 
     /// Creates an execution (leased to a node, in one step) or returns the existing one.
-    fn create(
-        &mut self,
-        record: ExecutionRecord,
-        events: Vec<Event>,
-        timers: Vec<Timer>,
-        lease: Option<(&str, u64)>,
-    ) -> Created {
+    fn create(&mut self, c: Create, lease: Option<(&str, u64)>) -> Created {
+        let Create {
+            record,
+            events,
+            timers,
+            notify,
+        } = c;
         if let Some((_, existing, _)) = self.executions.get(&record.id) {
             return Created::Existing(existing.clone());
         }
         self.timers.extend(timers);
+        if let Some(kind) = notify {
+            self.record_notification(&record.id, record.status, record.updated_at, kind);
+        }
         self.next_seq += 1;
         let seq = self.next_seq;
         let mut record = record;
@@ -124,20 +128,31 @@ impl Inner {
         }
         self.timers.extend(a.timers);
         if let Some(kind) = a.notify {
-            self.next_notification += 1;
-            let id = self.next_notification;
-            self.outbox.insert(
-                id,
-                Notification {
-                    id,
-                    execution_id: a.execution_id,
-                    status: a.status,
-                    created_at: a.updated_at,
-                    kind,
-                },
-            );
+            self.record_notification(&a.execution_id, a.status, a.updated_at, kind);
         }
         Ok(v)
+    }
+
+    /// Puts a notification in the outbox (with the write that decided it).
+    fn record_notification(
+        &mut self,
+        id: &str,
+        status: Status,
+        at: Millis,
+        kind: NotificationKind,
+    ) {
+        self.next_notification += 1;
+        let n = self.next_notification;
+        self.outbox.insert(
+            n,
+            Notification {
+                id: n,
+                execution_id: id.to_string(),
+                status,
+                created_at: at,
+                kind,
+            },
+        );
     }
 
     fn lease(&mut self, id: &str, node: &str, ttl_ms: u64, now: Millis) {
@@ -239,13 +254,8 @@ impl Executor for MemoryStore {
         Ok(g.deleted.insert(name.to_string()))
     }
 
-    async fn create_execution(
-        &self,
-        record: ExecutionRecord,
-        events: Vec<Event>,
-        timers: Vec<Timer>,
-    ) -> Result<Created> {
-        Ok(self.lock().create(record, events, timers, None))
+    async fn create_execution(&self, create: Create) -> Result<Created> {
+        Ok(self.lock().create(create, None))
     }
 
     async fn append(&self, a: Append) -> Result<u64> {
@@ -407,15 +417,11 @@ impl Leases for MemoryStore {
 
     async fn create_execution_leased(
         &self,
-        record: ExecutionRecord,
-        events: Vec<Event>,
-        timers: Vec<Timer>,
+        create: Create,
         node: &str,
         ttl_ms: u64,
     ) -> Result<Created> {
-        Ok(self
-            .lock()
-            .create(record, events, timers, Some((node, ttl_ms))))
+        Ok(self.lock().create(create, Some((node, ttl_ms))))
     }
 
     async fn release(&self, id: &str, node: &str) -> Result<()> {

@@ -81,8 +81,9 @@ use tokio_postgres::{NoTls, Row};
 use crate::encode::{from_json, not_found, parse_task, to_json};
 use crate::migrations::{self, Migration};
 use crate::{
-    Append, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry,
-    Lease, Leases, ListFilter, Notification, NotificationKind, Page, Query, Result, Timer,
+    Append, Create, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor,
+    HistoryEntry, Lease, Leases, ListFilter, Notification, NotificationKind, Page, Query, Result,
+    Timer,
 };
 
 /// PostgreSQL's schema migrations, in order (see [`crate::migrations`]).
@@ -660,6 +661,9 @@ WITH ins AS (
     FROM ins, UNNEST($17::TEXT[], $18::TEXT[], $19::BIGINT[], $20::BIGINT[])
          WITH ORDINALITY AS t(step, task, attempt, fire_at, n)
     ORDER BY t.n
+), ob AS (
+    INSERT INTO outbox (execution_id, status, created_at, kind)
+    SELECT ins.id, $4, $9, $21::TEXT FROM ins WHERE $21::TEXT IS NOT NULL
 )
 SELECT count(*) FROM ins";
 
@@ -992,13 +996,8 @@ impl Executor for PostgresStore {
         Ok(changed > 0)
     }
 
-    async fn create_execution(
-        &self,
-        record: ExecutionRecord,
-        events: Vec<Event>,
-        timers: Vec<Timer>,
-    ) -> Result<Created> {
-        self.create(record, events, timers, None).await
+    async fn create_execution(&self, create: Create) -> Result<Created> {
+        self.create(create, None).await
     }
 
     async fn append(&self, a: Append) -> Result<u64> {
@@ -1202,14 +1201,11 @@ impl Leases for PostgresStore {
 
     async fn create_execution_leased(
         &self,
-        record: ExecutionRecord,
-        events: Vec<Event>,
-        timers: Vec<Timer>,
+        create: Create,
         node: &str,
         ttl_ms: u64,
     ) -> Result<Created> {
-        self.create(record, events, timers, Some((node, ttl_ms)))
-            .await
+        self.create(create, Some((node, ttl_ms))).await
     }
 
     async fn heartbeat_node(&self, node: &str, address: &str, ttl_ms: u64) -> Result<()> {
@@ -1531,13 +1527,13 @@ impl PostgresStore {
 
     /// Inserts an execution with its first events, leased to a node when
     /// `lease` says so, or finds the existing one.
-    async fn create(
-        &self,
-        mut record: ExecutionRecord,
-        events: Vec<Event>,
-        timers: Vec<Timer>,
-        lease: Option<(&str, u64)>,
-    ) -> Result<Created> {
+    async fn create(&self, create: Create, lease: Option<(&str, u64)>) -> Result<Created> {
+        let Create {
+            mut record,
+            events,
+            timers,
+            notify,
+        } = create;
         record.events = events.len() as u64;
         // A create's timers are its own execution's (the id comes from `ins`).
         let timer_step: Vec<&str> = timers.iter().map(|t| t.step.as_str()).collect();
@@ -1589,6 +1585,7 @@ impl PostgresStore {
                     &timer_task,
                     &timer_attempt,
                     &timer_fire_at,
+                    &notify.map(|k| k.as_str()),
                 ],
             )
             .await

@@ -48,8 +48,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::encode::{from_json, not_found, parse_task, to_json};
 use crate::migrations::{self, Migration};
 use crate::{
-    Append, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor, HistoryEntry,
-    ListFilter, Notification, NotificationKind, Page, Query, Result, Timer,
+    Append, Create, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor,
+    HistoryEntry, ListFilter, Notification, NotificationKind, Page, Query, Result, Timer,
 };
 
 /// A storage fault to simulate with [`SqliteStore::inject_fault`].
@@ -832,6 +832,7 @@ struct NewExecution {
     updated_at: Millis,
     events: Vec<EncodedEvent>,
     timers: Vec<Timer>,
+    notify: Option<NotificationKind>,
 }
 
 /// `Ok(true)`: created; `Ok(false)`: an execution with this id exists.
@@ -869,7 +870,27 @@ fn create_execution(conn: &Connection, x: &NewExecution) -> Result<bool> {
     }
     insert_events(conn, &x.id, 0, &x.events)?;
     insert_timers(conn, &x.timers)?;
+    if let Some(kind) = x.notify {
+        insert_notification(conn, &x.id, x.status, x.updated_at, kind)?;
+    }
     Ok(true)
+}
+
+/// Records a notification in the outbox (in a create's or an append's
+/// transaction: with the decision that calls for it, or not at all).
+fn insert_notification(
+    conn: &Connection,
+    id: &str,
+    status: Status,
+    at: Millis,
+    kind: NotificationKind,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO outbox (execution_id, status, created_at, kind) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .and_then(|mut s| s.execute(params![id, status.as_str(), at, kind.as_str()]))
+    .map_err(backend("recording a notification"))?;
+    Ok(())
 }
 
 /// Arms durable timers (a create's or an append's, in its transaction).
@@ -992,18 +1013,7 @@ fn append(conn: &Connection, a: EncodedAppend) -> Result<u64> {
     insert_events(conn, &a.execution_id, actual, &a.events)?;
     insert_timers(conn, &a.timers)?;
     if let Some(kind) = a.notify {
-        conn.prepare_cached(
-            "INSERT INTO outbox (execution_id, status, created_at, kind) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                a.execution_id,
-                a.status.as_str(),
-                a.updated_at,
-                kind.as_str()
-            ])
-        })
-        .map_err(backend("recording a notification"))?;
+        insert_notification(conn, &a.execution_id, a.status, a.updated_at, kind)?;
     }
     Ok(version)
 }
@@ -1192,12 +1202,13 @@ impl Executor for SqliteStore {
         .await
     }
 
-    async fn create_execution(
-        &self,
-        record: ExecutionRecord,
-        events: Vec<Event>,
-        timers: Vec<Timer>,
-    ) -> Result<Created> {
+    async fn create_execution(&self, create: Create) -> Result<Created> {
+        let Create {
+            record,
+            events,
+            timers,
+            notify,
+        } = create;
         let n = events.len() as u64;
         let x = NewExecution {
             input: to_json("input", &record.input)?,
@@ -1211,6 +1222,7 @@ impl Executor for SqliteStore {
             started_at: record.started_at,
             updated_at: record.updated_at,
             timers,
+            notify,
         };
         drop(events);
         let created = self

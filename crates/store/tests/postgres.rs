@@ -25,7 +25,8 @@ use sagaflow_store::memory::MemoryStore;
 use sagaflow_store::postgres::{PostgresStore, LEGACY, MIGRATIONS, SCHEMA_VERSION};
 use sagaflow_store::sqlite::SqliteStore;
 use sagaflow_store::{
-    Append, Created, Error, ExecutionRecord, Executor, Leases, ListFilter, Query, Store, Timer,
+    Append, Create, Created, Error, ExecutionRecord, Executor, Leases, ListFilter, Query, Store,
+    Timer,
 };
 use serde_json::{json, Value};
 use tokio_postgres::NoTls;
@@ -180,11 +181,11 @@ mod leases {
 async fn create(store: &dyn Store, id: &str) {
     let input = json!({ "id": id });
     match store
-        .create_execution(
+        .create_execution(Create::new(
             record(id, "order", input.clone()),
             vec![started(id, "order", input)],
             Vec::new(),
-        )
+        ))
         .await
     {
         Ok(Created::New(_)) => {}
@@ -338,11 +339,11 @@ async fn creates_and_registrations_racing_from_two_stores_serialise() {
                 tokio::spawn(async move {
                     let input = json!({ "racer": i });
                     store
-                        .create_execution(
+                        .create_execution(Create::new(
                             record(&id, "order", input.clone()),
                             vec![started(&id, "order", input)],
                             Vec::new(),
-                        )
+                        ))
                         .await
                 })
             })
@@ -948,9 +949,11 @@ async fn run(store: &dyn Store, op: &Op) -> String {
         ),
         Op::GetDefinition { name, version } => show(store.get_definition(&name, version).await),
         Op::ListDefinitions => show(store.list_definitions().await),
-        Op::Create { record, events } => {
-            show(store.create_execution(record, events, Vec::new()).await)
-        }
+        Op::Create { record, events } => show(
+            store
+                .create_execution(Create::new(record, events, Vec::new()))
+                .await,
+        ),
         Op::Append(a) => show(store.append(a).await),
         Op::Claim { now, limit } => show(store.claim_due_timers(now, limit).await),
         Op::Unfinished => show(store.unfinished().await),

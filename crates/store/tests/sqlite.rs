@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rusqlite::Connection;
 use sagaflow_core::{Event, EventKind, Status, TaskKind};
 use sagaflow_store::sqlite::{SqliteStore, LEGACY, MIGRATIONS, SCHEMA_VERSION};
-use sagaflow_store::{Append, Created, Error, ExecutionRecord, Executor, Query, Timer};
+use sagaflow_store::{Append, Create, Created, Error, ExecutionRecord, Executor, Query, Timer};
 use serde_json::json;
 use tempfile::TempDir;
 
@@ -64,7 +64,7 @@ fn record(id: &str) -> ExecutionRecord {
 
 async fn create(store: &SqliteStore, id: &str) {
     match store
-        .create_execution(record(id), vec![started(id)], Vec::new())
+        .create_execution(Create::new(record(id), vec![started(id)], Vec::new()))
         .await
     {
         Ok(Created::New(_)) => {}
