@@ -30,7 +30,8 @@ use crate::Error;
 pub struct Execution {
     #[serde(flatten)]
     envelope: Envelope,
-    pub body: Body,
+    /// Private like the envelope: only events change an execution.
+    body: Body,
 }
 
 /// The part of an execution's state that its program owns.
@@ -240,6 +241,11 @@ impl Execution {
             |program, state| program.attempts(state, step, task),
             0
         )
+    }
+
+    /// The program's part of the state (for inspection and tests).
+    pub fn body(&self) -> &Body {
+        &self.body
     }
 
     /// A saga execution's own progress (for inspection and tests).
