@@ -22,7 +22,7 @@
 //!   failed, compensated → `FAILED`; cancelled → `ABORTED`; timed_out →
 //!   `TIMED_OUT`;
 //! - GetExecutionHistory renders ASL executions with
-//!   [`sagaflow_core::asl::run::trace`]; a saga-format execution is refused
+//!   [`sagaflow_core::trace`]; a saga-format execution is refused
 //!   with `ValidationException` naming its native history route (its events,
 //!   steps and compensations, have no faithful Step Functions shape);
 //! - not kept: `roleArn` (a fixed role is described), `type` (accepted,
@@ -39,6 +39,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sagaflow_core::asl::run::{execution_arn, state_machine_arn, Trace, TraceKind, REGION};
+use sagaflow_core::document::type_name;
 use sagaflow_core::event::Millis;
 use sagaflow_core::{ErrorInfo, Status};
 use sagaflow_runtime::Error as EngineError;
@@ -203,9 +204,11 @@ fn from_engine(e: EngineError) -> AwsError {
         "storage_corrupt" | "illegal_transition" | "history_unreplayable" => {
             AwsError::internal(message)
         }
-        "shutting_down" | "storage_unavailable" | "owned_elsewhere" | "node_fenced" => {
-            AwsError::unavailable(message)
-        }
+        "shutting_down"
+        | "execution_busy"
+        | "storage_unavailable"
+        | "owned_elsewhere"
+        | "node_fenced" => AwsError::unavailable(message),
         _ => AwsError::validation(message),
     }
 }
@@ -330,17 +333,6 @@ async fn dispatch(
 /// (tags, logging configuration …) are ignored, as SDKs send them freely.
 struct Input(Map<String, Value>);
 
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 impl Input {
     fn parse(body: &[u8]) -> Result<Input, AwsError> {
         if body.iter().all(u8::is_ascii_whitespace) {
@@ -352,7 +344,7 @@ impl Input {
                 "SerializationException",
                 format!(
                     "the request body must be a JSON object, not {}",
-                    kind_of(&other)
+                    type_name(&other)
                 ),
             )),
             Err(e) => Err(AwsError::new(
@@ -368,7 +360,7 @@ impl Input {
             Some(Value::String(s)) => Ok(Some(s)),
             Some(other) => Err(AwsError::validation(format!(
                 "1 validation error detected: '{field}' must be a string, not {}",
-                kind_of(other)
+                type_name(other)
             ))),
         }
     }
@@ -387,7 +379,7 @@ impl Input {
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(other) => Err(AwsError::validation(format!(
                 "1 validation error detected: '{field}' must be a boolean, not {}",
-                kind_of(other)
+                type_name(other)
             ))),
         }
     }
@@ -788,7 +780,7 @@ async fn start_execution(st: &AppState, input: &Input, sync: bool) -> Result<Val
         Status::Running | Status::Compensating => (
             "TIMED_OUT",
             Some(ErrorInfo::new(
-                "Sagaflow.StillRunning",
+                sagaflow_core::error_name::STILL_RUNNING,
                 format!("the execution did not finish within {limit}s and is still running: DescribeExecution {arn}"),
             )),
         ),
@@ -887,7 +879,7 @@ async fn get_execution_history(st: &AppState, input: &Input) -> Result<Value, Aw
         .load_history(&rec.id)
         .await
         .map_err(|e| from_engine(e.into()))?;
-    let traces = match sagaflow_core::asl::run::trace(&plan, &events) {
+    let traces = match sagaflow_core::trace(&plan, &events) {
         Ok(t) => t,
         Err(e) if e.code() == "not_asl" => {
             return Err(AwsError::validation(format!(
@@ -988,7 +980,7 @@ async fn send_task_failure(st: &AppState, input: &Input) -> Result<Value, AwsErr
     let error = input
         .string("error")?
         .filter(|e| !e.is_empty())
-        .unwrap_or("Sagaflow.CallbackFailed");
+        .unwrap_or(sagaflow_core::error_name::CALLBACK_FAILED);
     let cause = input.string("cause")?.unwrap_or_default();
     callback(st, token, Some(Err(ErrorInfo::new(error, cause)))).await
 }

@@ -17,6 +17,9 @@ pub struct ApiError {
     /// Several nodes: the execution's owner, where [`crate::forward`]
     /// sends the request instead.
     pub owner: Option<String>,
+    /// Seconds after which a retry should work (`Retry-After`), for an
+    /// error that is only a matter of time.
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -27,6 +30,7 @@ impl ApiError {
             message: message.into(),
             details: Value::Null,
             owner: None,
+            retry_after: None,
         }
     }
 
@@ -81,6 +85,11 @@ impl IntoResponse for ApiError {
         let body = json!({ "error": { "code": self.code, "message": self.message, "details": self.details } });
         let mut response = (self.status, Json(body)).into_response();
         crate::forward::mark_owner(&mut response, self.owner.as_deref());
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
         response
     }
 }
@@ -95,7 +104,7 @@ impl From<sagaflow_runtime::Error> for ApiError {
                 StatusCode::CONFLICT
             }
             E::InvalidTaskToken(_) => StatusCode::NOT_FOUND,
-            E::ShuttingDown | E::OwnedElsewhere { .. } | E::Fenced => {
+            E::ShuttingDown | E::Busy(_) | E::OwnedElsewhere { .. } | E::Fenced => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             E::Store(sagaflow_store::Error::NotFound { .. }) => StatusCode::NOT_FOUND,
@@ -117,12 +126,47 @@ impl From<sagaflow_runtime::Error> for ApiError {
             E::OwnedElsewhere { address, .. } => address.clone(),
             _ => None,
         };
+        // The execution's actor was leaving memory: a retry a moment later
+        // reaches it loaded afresh.
+        let retry_after = matches!(e, E::Busy(_)).then_some(1);
         ApiError {
             status,
             code: e.code().to_string(),
             message: e.to_string(),
             details,
             owner,
+            retry_after,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(e: sagaflow_runtime::Error) -> Response {
+        ApiError::from(e).into_response()
+    }
+
+    #[test]
+    fn a_request_that_could_not_reach_its_execution_is_a_503_to_retry_shortly() {
+        let r = answer(sagaflow_runtime::Error::Busy("order-1".into()));
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[axum::http::header::RETRY_AFTER], "1");
+        assert_eq!(
+            sagaflow_runtime::Error::Busy("order-1".into()).code(),
+            "execution_busy"
+        );
+    }
+
+    #[test]
+    fn shutting_down_stays_its_own_503() {
+        let r = answer(sagaflow_runtime::Error::ShuttingDown);
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!r.headers().contains_key(axum::http::header::RETRY_AFTER));
+        assert_eq!(
+            sagaflow_runtime::Error::ShuttingDown.code(),
+            "shutting_down"
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! Sagaflow's HTTP API (axum): the native JSON API of DESIGN.md, plus
+//! Sagaflow's HTTP API (axum): the native JSON API (README "API"), plus
 //! `/healthz`, `/metrics` (Prometheus), `/openapi.json`, optional bearer-token
 //! authentication, and the on-failure webhook.
 //!
@@ -731,7 +731,7 @@ async fn callback(
             Some(Err(sagaflow_core::ErrorInfo::new(
                 f.error
                     .filter(|e| !e.is_empty())
-                    .unwrap_or_else(|| "Sagaflow.CallbackFailed".into()),
+                    .unwrap_or_else(|| sagaflow_core::error_name::CALLBACK_FAILED.into()),
                 f.cause.unwrap_or_default(),
             )))
         }

@@ -330,6 +330,8 @@ impl Api {
     /// With the engine recording outbox notifications for `notify_on` (the
     /// on-failure hook delivers from the outbox).
     async fn with_engine(config: ApiConfig, notify_on: Vec<Status>) -> Api {
+        // Unbounded: a participant or the hook receiver never waits for the
+        // test to read what it reports (a test reads only what it needs).
         let (hook_accepted, hooks) = mpsc::unbounded_channel();
         let (parked_tx, parked) = mpsc::unbounded_channel();
         let svc = Arc::new(Svc {

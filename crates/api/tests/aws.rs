@@ -186,6 +186,8 @@ impl Aws {
     }
 
     async fn with_config(config: ApiConfig) -> Aws {
+        // Unbounded: a participant never waits for the test to read what
+        // it reports (a test reads only what it needs).
         let (parked_tx, parked) = mpsc::unbounded_channel();
         let svc = Arc::new(Svc {
             healthy: AtomicBool::new(false),
@@ -369,6 +371,21 @@ impl Aws {
             )
             .await;
         h["events"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until the execution's history shows its task was submitted:
+    /// the participant's acknowledgement is recorded (`task_parked`) after
+    /// `park` got the call, and a callback that overtakes it finds the
+    /// acknowledgement stale (the task completes without a `TaskSubmitted`).
+    async fn submitted(&self, arn: &str) {
+        let until = tokio::time::Instant::now() + DEADLINE;
+        while !types(&self.history(arn).await).contains(&"TaskSubmitted") {
+            assert!(
+                tokio::time::Instant::now() < until,
+                "{arn}: never submitted"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// The body the next `.waitForTaskToken` call handed to `park`.
@@ -1122,6 +1139,7 @@ async fn a_wait_for_task_token_task_completes_with_send_task_success() {
     let parked = aws.next_parked().await;
     assert_eq!(parked["order"], 1);
     let token = parked["token"].as_str().expect("the token").to_string();
+    aws.submitted(&arn).await;
 
     assert_eq!(
         aws.ok("SendTaskHeartbeat", json!({"taskToken": token}))

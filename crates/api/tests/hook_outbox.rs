@@ -354,7 +354,7 @@ async fn a_compensation_that_keeps_failing_sends_one_execution_stuck_notificatio
             "broken",
             handler_fn(|_| async {
                 Err(ErrorInfo::new(
-                    sagaflow_core::retry::TASK_FAILED,
+                    sagaflow_core::error_name::TASK_FAILED,
                     "the undo endpoint is down",
                 ))
             }),

@@ -59,7 +59,7 @@ async fn every_scheduled_step_is_counted_the_first_included_and_a_stuck_executio
             "broken",
             handler_fn(|_| async {
                 Err(ErrorInfo::new(
-                    sagaflow_core::retry::TASK_FAILED,
+                    sagaflow_core::error_name::TASK_FAILED,
                     "the undo endpoint is down",
                 ))
             }),

@@ -166,13 +166,13 @@ pub fn validate(file: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
     }
     match sagaflow_core::compile(&source, None) {
         Ok(plan) => {
+            let steps = plan.saga().map_or(&[][..], |s| &s.steps);
             if json_out {
                 print_json(
-                    &json!({ "valid": true, "name": plan.name, "steps": plan.steps.len(), "variables": plan.variables }),
+                    &json!({ "valid": true, "name": plan.name, "steps": steps.len(), "variables": plan.variables }),
                 );
             } else {
-                let roles: Vec<String> = plan
-                    .steps
+                let roles: Vec<String> = steps
                     .iter()
                     .map(|s| {
                         format!(
@@ -188,7 +188,7 @@ pub fn validate(file: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
                     "{}: valid saga `{}` with {} steps: {}",
                     file.display(),
                     plan.name,
-                    plan.steps.len(),
+                    steps.len(),
                     roles.join(", ")
                 );
             }

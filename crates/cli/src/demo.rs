@@ -20,7 +20,7 @@ pub const TRAVEL_SAGA: &str = include_str!("../../../examples/travel-saga.yaml")
 
 #[derive(Args, Clone)]
 pub struct DemoArgs {
-    /// Probability that a cancellation fails transiently (as in the seed).
+    /// Probability that a cancellation fails transiently (40% in the cdk-patterns saga sample).
     #[arg(long, default_value_t = 0.4)]
     pub cancel_failure_rate: f64,
     /// Keep the databases in this directory instead of a temporary one.

@@ -16,7 +16,7 @@
 //! left in the database.
 //!
 //! The machines are read from `SAGAFLOW_ASL_SAGAS` when set, else from
-//! `examples/step-functions/saga` (copied unchanged from the project brief). Each
+//! `examples/step-functions/saga` (copied unchanged, see its `SOURCES.md`). Each
 //! execution gets its own trip id (its execution id): the humank inputs share
 //! one, and the travel services key bookings by trip.
 

@@ -1,5 +1,5 @@
 //! End to end: `sagaflow server` and `travel-services` as real processes,
-//! the travel saga deployed through the API, and every scenario of the seeds
+//! the travel saga deployed through the API, and every travel scenario
 //! checked against both the orchestrator's answer and the travel database.
 //!
 //! Each scenario runs on the embedded SQLite database and, when
@@ -44,7 +44,7 @@ fn compensated_steps(history: &Value) -> Vec<String> {
 /// SIGTERM, which exits 0) knows every execution and how it ended.
 fn every_travel_scenario(backend: &Backend, dir: &Path, extra: &[&str]) {
     let logs = dir.join("logs");
-    // Cancellations fail 40% of the time, as in the seed: compensations are retried.
+    // Cancellations fail 40% of the time, as in the cdk-patterns sample: compensations are retried.
     let travel = Travel::start(dir, 0.4, 2);
     let server = start_server_on(backend, &logs, travel.url(), extra);
     let api = Api::new(&server.url);

@@ -5,131 +5,19 @@
 //! and a stable code, instead of stopping at the first type error.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 
-use serde::Serialize;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
+use crate::document::type_name;
+use crate::exchange::Participant;
 use crate::path::{visit_references, Path, Segment};
+use crate::plan::{Plan, Program};
 use crate::retry::RetryPolicy;
-use crate::Error;
+use crate::saga::{Role, Saga, Stage, Step, Task};
+use crate::{Error, Violation};
 
 /// Timeout of one attempt when a definition does not set one.
 pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
-
-/// One validation problem: a stable code, where it is, and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Violation {
-    pub code: String,
-    pub location: String,
-    pub message: String,
-}
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at {}: {}", self.code, self.location, self.message)
-    }
-}
-
-/// Where a step sits in the compensatable → pivot → retriable structure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Before the pivot: undone by its compensation when the saga rolls back.
-    Compensatable,
-    /// The point of no return: once it succeeds the saga only moves forward.
-    Pivot,
-    /// After the pivot: retried until it succeeds (forward recovery).
-    Retriable,
-}
-
-/// Who performs a task.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Participant {
-    /// POST JSON to a URL; `${VAR}` placeholders are filled from configuration.
-    Http {
-        url: String,
-        headers: BTreeMap<String, String>,
-    },
-    /// An in-process Rust handler registered with the runtime under this name.
-    Handler { name: String },
-}
-
-/// An action or a compensation: participant, retry policy, timeout, input template.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Task {
-    pub participant: Participant,
-    pub retry: RetryPolicy,
-    pub timeout_ms: u64,
-    /// Template rendered against `{input, steps, execution}`; `None` = the
-    /// execution input (for an action) or the action's input (for a compensation).
-    pub input: Option<Value>,
-    /// The participant's answer only acknowledges the work; the task completes
-    /// when its task token is sent to `/v1/callbacks/{token}/…` (or times out).
-    pub callback: bool,
-    /// For a callback task: fail with `States.Timeout` if no heartbeat (or
-    /// answer) arrives within this long, well before the overall `timeout`.
-    pub heartbeat_ms: Option<u64>,
-}
-
-/// A compiled step.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Step {
-    pub name: String,
-    pub stage: usize,
-    pub role: Role,
-    pub action: Task,
-    pub compensation: Option<Task>,
-}
-
-/// A stage runs after the previous one completed: one step, or a parallel group.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Stage {
-    pub name: String,
-    pub parallel: bool,
-    /// Indices into [`Plan::steps`].
-    pub steps: Vec<usize>,
-}
-
-/// A validated, compiled saga definition: what the state machine runs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Plan {
-    pub name: String,
-    pub description: Option<String>,
-    /// The whole execution's time limit: past it, a saga that has not reached
-    /// its pivot is rolled back and ends `timed_out`.
-    pub timeout_ms: Option<u64>,
-    pub steps: Vec<Step>,
-    pub stages: Vec<Stage>,
-    /// `${VAR}` names used in URLs and header values; the runtime must know them all.
-    pub variables: BTreeSet<String>,
-    /// Where each `${VAR}` is used: `(name, location)`, for precise errors.
-    pub variable_uses: Vec<(String, String)>,
-    /// SHA-256 of the canonical JSON form; a changed digest is a new version.
-    pub digest: String,
-    /// For an Amazon States Language definition: the machine to interpret
-    /// (`steps` and `stages` are then empty).
-    #[serde(skip)]
-    pub asl: Option<std::sync::Arc<crate::asl::Machine>>,
-}
-
-impl Plan {
-    /// The stored format name: `asl` or `saga`.
-    pub fn format(&self) -> &'static str {
-        if self.asl.is_some() {
-            "asl"
-        } else {
-            "saga"
-        }
-    }
-
-    /// Index of the step with this name.
-    pub fn step_index(&self, name: &str) -> Option<usize> {
-        self.steps.iter().position(|s| s.name == name)
-    }
-}
 
 /// Parses YAML or JSON into a document, strictly and in bounded time:
 /// duplicate keys and nesting past [`crate::document::MAX_NESTING`] are
@@ -212,9 +100,9 @@ impl Compiler {
             Some(m) => Some(m),
             None => {
                 self.err(
-                    "invalid_type",
+                    "wrong_type",
                     loc,
-                    format!("expected an object, found {}", kind(v)),
+                    format!("expected an object, found {}", type_name(v)),
                 );
                 None
             }
@@ -257,9 +145,9 @@ impl Compiler {
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => {
                 self.err(
-                    "invalid_type",
+                    "wrong_type",
                     join(loc, key),
-                    format!("expected a string, found {}", kind(other)),
+                    format!("expected a string, found {}", type_name(other)),
                 );
                 None
             }
@@ -291,7 +179,7 @@ impl Compiler {
                     at,
                     format!(
                         "expected a duration string like `5s`, found {}",
-                        kind(other)
+                        type_name(other)
                     ),
                 );
                 None
@@ -386,9 +274,9 @@ impl Compiler {
                                 "a parallel group needs at least one branch",
                             ),
                             Some(other) => self.err(
-                                "invalid_type",
+                                "wrong_type",
                                 join(&gloc, "branches"),
-                                format!("expected a list of steps, found {}", kind(other)),
+                                format!("expected a list of steps, found {}", type_name(other)),
                             ),
                             None => self.err(
                                 "empty_parallel",
@@ -412,9 +300,9 @@ impl Compiler {
                 }
             }
             Some(other) => self.err(
-                "invalid_type",
+                "wrong_type",
                 "steps",
-                format!("expected a list, found {}", kind(other)),
+                format!("expected a list, found {}", type_name(other)),
             ),
         }
 
@@ -422,25 +310,18 @@ impl Compiler {
         self.check_roles(&raw);
         self.check_references(&raw);
 
-        let digest = {
-            let canonical = serde_json::to_string(doc).unwrap_or_default();
-            let mut h = Sha256::new();
-            h.update(canonical.as_bytes());
-            h.finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
+        let digest = crate::document::digest(doc);
         Some(Plan {
             name,
             description,
             timeout_ms,
-            steps: raw.into_iter().map(|r| r.step).collect(),
-            stages,
             variables: std::mem::take(&mut self.variables),
             variable_uses: std::mem::take(&mut self.variable_uses),
             digest,
-            asl: None,
+            program: Program::Saga(Saga {
+                steps: raw.into_iter().map(|r| r.step).collect(),
+                stages,
+            }),
         })
     }
 
@@ -622,9 +503,9 @@ impl Compiler {
             Some(Value::Bool(b)) => *b,
             Some(other) => {
                 self.err(
-                    "invalid_type",
+                    "wrong_type",
                     join(loc, key),
-                    format!("expected true or false, found {}", kind(other)),
+                    format!("expected true or false, found {}", type_name(other)),
                 );
                 false
             }
@@ -673,15 +554,15 @@ impl Compiler {
                                     }
                                 }
                                 None => {
-                                    self.err("invalid_type", loc, "header values must be strings")
+                                    self.err("wrong_type", loc, "header values must be strings")
                                 }
                             }
                         }
                     }
                     Some(other) => self.err(
-                        "invalid_type",
+                        "wrong_type",
                         join(&hloc, "headers"),
-                        format!("expected an object, found {}", kind(other)),
+                        format!("expected an object, found {}", type_name(other)),
                     ),
                 }
                 Some(Participant::Http { url, headers })
@@ -691,9 +572,9 @@ impl Compiler {
             }
             (None, Some(other)) => {
                 self.err(
-                    "invalid_type",
+                    "wrong_type",
                     join(loc, "handler"),
-                    format!("expected a handler name, found {}", kind(other)),
+                    format!("expected a handler name, found {}", type_name(other)),
                 );
                 None
             }
@@ -1030,16 +911,5 @@ fn join(loc: &str, key: &str) -> String {
         key.to_string()
     } else {
         format!("{loc}.{key}")
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
     }
 }

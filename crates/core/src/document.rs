@@ -23,8 +23,8 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::definition::Violation;
 use crate::Error;
+use crate::Violation;
 
 /// How many objects and arrays a definition may nest inside each other.
 /// Real definitions use about ten; the limit bounds the parsers' time.
@@ -89,6 +89,21 @@ fn read(source: &str, rules: Rules) -> Result<Value, Error> {
 /// Parses a definition that must be JSON (the Step Functions API).
 pub fn parse_json_only(source: &str) -> Result<Value, Error> {
     parse_json(source, NEW).map_err(Refusal::into_error)
+}
+
+/// The JSON type of a value with its article (`an object`, `a string`),
+/// for messages. The one such helper: both validators, the ASL data flow
+/// and the Step Functions API name types with it, so a message says the
+/// same thing wherever a value has the wrong type (code `wrong_type`).
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 fn looks_like_json(text: &str) -> bool {
@@ -162,6 +177,24 @@ fn parse_yaml(text: &str, rules: Rules) -> Result<Value, Refusal> {
             }),
         }
     })
+}
+
+/// A document's identity: the SHA-256 of its canonical JSON, in hex. A
+/// changed digest is a new version of a definition, whatever its format.
+pub fn digest(doc: &Value) -> String {
+    use sha2::Digest as _;
+    let canonical = serde_json::to_string(doc).unwrap_or_default();
+    hex(&sha2::Sha256::digest(canonical.as_bytes()))
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 fn too_deep(depth: usize, max: usize, location: String) -> Violation {

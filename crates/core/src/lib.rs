@@ -1,5 +1,7 @@
-//! Sagaflow's pure core: saga definitions and their validation, the compiled
-//! plan, history events, and the execution state machine.
+//! Sagaflow's pure core: definitions and their validation, the compiled
+//! plan, history events, and the execution state machine — one envelope
+//! ([`envelope`]) around one interpreter per kind of program ([`saga`],
+//! [`asl`]).
 //!
 //! Nothing in this crate performs I/O. The runtime feeds it inputs (a participant
 //! answered, a timer fired, a user cancelled) and gets back events to make
@@ -10,20 +12,31 @@
 pub mod asl;
 pub mod definition;
 pub mod document;
+mod envelope;
+pub mod error_name;
 pub mod event;
+pub mod exchange;
 pub mod execution;
 pub mod keys;
 pub mod path;
+pub mod plan;
 pub mod retry;
+pub mod saga;
 
-pub use definition::{compile, Participant, Plan, Role, Stage, Step, Task, Violation};
+pub use envelope::{Envelope, Stop};
 pub use event::{ErrorInfo, Event, EventKind, Status, TaskKind};
-pub use execution::{
-    parse_task_token, task_token, Applied, CallbackRefused, Ctx, Decision, Effect, Execution,
-    Input, Request, Stuck, StuckPolicy, TaskToken,
+pub use exchange::{
+    parse_task_token, task_token, Applied, CallbackRefused, Ctx, Effect, Input, Participant,
+    Request, TaskToken,
 };
+pub use execution::{trace, Body, Decision, Execution};
 pub use keys::KeyScheme;
+pub use plan::{Limits, Plan, Program};
 pub use retry::RetryPolicy;
+pub use saga::{Role, Saga, Stage, Step, Stuck, StuckPolicy, Task};
+
+/// Compiles a saga definition (YAML or JSON); see [`definition::compile`].
+pub use definition::compile;
 
 /// Compiles a definition of either format: an Amazon States Language
 /// document (JSON with `StartAt` and `States`) runs on the ASL interpreter,
@@ -57,10 +70,65 @@ fn compile_parsed(
     stored: bool,
 ) -> Result<Plan, Error> {
     if asl::is_asl(doc) {
-        asl::compile_plan(doc, name_hint, resources)
+        compile_asl(doc, name_hint, resources)
     } else {
         definition::compile_document_as(doc, name_hint, stored)
     }
+}
+
+/// One validation problem: a stable code, where it is, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Violation {
+    pub code: String,
+    pub location: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at {}: {}", self.code, self.location, self.message)
+    }
+}
+
+/// Compiles an ASL document into a [`Plan`] that runs on the ASL
+/// interpreter. ASL has no name field: it comes from where it is deployed.
+fn compile_asl(
+    doc: &serde_json::Value,
+    name: Option<&str>,
+    resources: &asl::ResourceMap,
+) -> Result<Plan, Error> {
+    let machine = asl::compile(doc, resources);
+    let name = name.filter(|n| definition::valid_name(n));
+    let (machine, name) = match (machine, name) {
+        (Ok(m), Some(n)) => (m, n),
+        (result, name) => {
+            let mut violations = match result {
+                Err(Error::InvalidDefinition(v)) => v,
+                Err(other) => return Err(other),
+                Ok(_) => Vec::new(),
+            };
+            if name.is_none() {
+                violations.insert(
+                    0,
+                    Violation {
+                        code: "invalid_name".into(),
+                        location: "name".into(),
+                        message: "an ASL state machine needs a name of 1 to 80 letters, digits, `-` or `_` (given where it is deployed)".into(),
+                    },
+                );
+            }
+            return Err(Error::InvalidDefinition(violations));
+        }
+    };
+    Ok(Plan {
+        name: name.to_string(),
+        description: machine.comment.clone(),
+        timeout_ms: machine.timeout_seconds.map(|s| s.saturating_mul(1000)),
+        variables: Default::default(),
+        variable_uses: Vec::new(),
+        digest: document::digest(doc),
+        program: Program::Asl(std::sync::Arc::new(machine)),
+    })
 }
 
 /// Errors of the core: an invalid definition, or an input/event the execution's

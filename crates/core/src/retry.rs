@@ -3,32 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Matches every error name in `retry_on`, as in the Amazon States Language.
-pub const ALL_ERRORS: &str = "States.ALL";
-/// Error name of a transient participant failure (5xx, connection refused, …).
-pub const TASK_FAILED: &str = "States.TaskFailed";
-/// Error name of an attempt that ran out of time. Its effect may have happened.
-pub const TIMEOUT: &str = "States.Timeout";
-/// Error name of a call whose request may have been delivered but whose
-/// answer never came back (the connection dropped). Like a timeout, its
-/// effect may have happened.
-pub const RESPONSE_LOST: &str = "Sagaflow.ResponseLost";
-
-/// Error name of a 2xx answer larger than the engine accepts into history.
-/// The participant did the work and said so, but its answer cannot be kept:
-/// like a timeout, the effect may have happened. Not retried by default (a
-/// participant that deduplicates answers the same way again).
-pub const OUTPUT_TOO_LARGE: &str = "Sagaflow.OutputTooLarge";
-/// Error name of a 2xx answer that cannot be stored exactly: neither JSON nor
-/// UTF-8 text. Ambiguous and not retried by default, like an oversized one.
-pub const OUTPUT_INVALID: &str = "Sagaflow.OutputInvalid";
-/// Error name of a call that was never sent because its participant's
-/// bulkhead stayed full until the attempt's deadline. Nothing was sent, so
-/// it is a plain, retried failure, never ambiguous.
-pub const PARTICIPANT_SATURATED: &str = "Sagaflow.ParticipantSaturated";
-/// Error name a participant's own error is recorded under when it used a
-/// name reserved for the engine's outcomes (see [`participant_error`]).
-pub const RESERVED_ERROR_NAME: &str = "Sagaflow.ReservedErrorName";
+use crate::error_name::{
+    ALL, OUTPUT_INVALID, OUTPUT_TOO_LARGE, PARTICIPANT_SATURATED, RESERVED_ERROR_NAME,
+    RESPONSE_LOST, RUNTIME, SAGAFLOW_PREFIX, STATES_PREFIX, TASK_FAILED, TIMEOUT,
+};
 
 /// Whether an error leaves the task's outcome unknown: its effect may have
 /// happened, so a step that ends this way is compensated on rollback (and a
@@ -43,7 +21,7 @@ pub fn is_ambiguous(error: &str) -> bool {
 /// Whether an error name is in a namespace the engine names its own
 /// outcomes in (`States.*`, `Sagaflow.*`).
 pub fn is_reserved(error: &str) -> bool {
-    error.starts_with("States.") || error.starts_with("Sagaflow.")
+    error.starts_with(STATES_PREFIX) || error.starts_with(SAGAFLOW_PREFIX)
 }
 
 /// The error a participant reported (a 4xx body, a callback failure),
@@ -61,9 +39,6 @@ pub fn participant_error(error: &str, cause: &str) -> crate::ErrorInfo {
         crate::ErrorInfo::new(error, cause)
     }
 }
-
-/// Error name of a failure inside the engine itself (e.g. input mapping), never retried.
-pub const RUNTIME: &str = "States.Runtime";
 
 /// A retry policy. `max_attempts: None` means unbounded (used for compensations
 /// and for retriable steps after the pivot).
@@ -107,7 +82,7 @@ impl RetryPolicy {
             multiplier: 2.0,
             max_delay_ms: 5_000,
             jitter: 0.2,
-            retry_on: vec![ALL_ERRORS.into()],
+            retry_on: vec![ALL.into()],
         }
     }
 
@@ -116,7 +91,7 @@ impl RetryPolicy {
         if error == RUNTIME {
             return false;
         }
-        self.retry_on.iter().any(|e| e == ALL_ERRORS || e == error)
+        self.retry_on.iter().any(|e| e == ALL || e == error)
     }
 
     /// Whether another attempt is allowed after `attempts_used` attempts.

@@ -503,9 +503,43 @@ fn cancelling_aborts_the_execution_and_the_deadline_times_it_out() {
     });
     assert_eq!(sim.ex.status, Status::Cancelled);
     let (mut sim, _) = Sim::start(machine, json!({}));
+    sim.now += 60_000;
     sim.feed(Input::DeadlinePassed);
     assert_eq!(sim.ex.status, Status::TimedOut);
     assert!(sim.ex.outstanding(&sim.plan).is_empty());
+}
+
+#[test]
+fn a_redrive_restarts_the_machine_timeout_live_and_after_a_replay_alike() {
+    // As in AWS, a redrive resets the state machine's TimeoutSeconds.
+    let (mut sim, _) = Sim::start(
+        json!({"StartAt": "T", "TimeoutSeconds": 60, "States": {
+            "T": {"Type": "Task", "Resource": lambda("t"), "End": true}
+        }}),
+        json!({}),
+    );
+    sim.fail("T", "Down");
+    // The first deadline passes while the execution is failed: nothing happens.
+    sim.now += 120_000;
+    sim.feed(Input::DeadlinePassed);
+    assert_eq!(sim.ex.status, Status::Failed);
+    let fx = sim.feed(Input::Redrive);
+    let due = sim.now + 60_000;
+    assert!(fx.contains(&Effect::Deadline { at: due }), "{fx:?}");
+    // A process recovered from the history arms the same deadline.
+    let recovered = Execution::replay(&sim.plan, &sim.history).expect("replays");
+    let deadlines: Vec<Effect> = recovered
+        .outstanding(&sim.plan)
+        .into_iter()
+        .filter(|e| matches!(e, Effect::Deadline { .. }))
+        .collect();
+    assert_eq!(deadlines, [Effect::Deadline { at: due }]);
+    // A deadline armed before the redrive is stale.
+    sim.feed(Input::DeadlinePassed);
+    assert_eq!(sim.ex.status, Status::Running);
+    sim.now = due;
+    sim.feed(Input::DeadlinePassed);
+    assert_eq!(sim.ex.status, Status::TimedOut);
 }
 
 #[test]
@@ -533,7 +567,7 @@ fn the_step_functions_history_is_rendered_from_the_stored_events() {
         json!({"a": 1}),
     );
     sim.succeed("T", json!({"b": 2}));
-    let trace = sagaflow_core::asl::run::trace(&sim.plan, &sim.history).expect("a trace");
+    let trace = sagaflow_core::trace(&sim.plan, &sim.history).expect("a trace");
     let names: Vec<String> = trace
         .iter()
         .map(|t| {
@@ -700,9 +734,9 @@ fn a_decision_that_reaches_the_history_limit_performs_none_of_what_it_started() 
     }}});
     let mut plan =
         compile_definition(&machine.to_string(), Some("m"), &resources()).expect("compiles");
-    if let Some(m) = plan.asl.as_mut() {
-        std::sync::Arc::make_mut(m).max_history_events = 30;
-    }
+    plan.limit(sagaflow_core::Limits {
+        max_history_events: 30,
+    });
     let mut ex = Execution::empty(&plan);
     let items: Vec<u32> = (0..50).collect();
     let applied = ex

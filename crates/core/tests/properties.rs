@@ -10,8 +10,8 @@ use std::collections::{HashMap, HashSet};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use sagaflow_core::definition::compile_document;
-use sagaflow_core::execution::TaskState;
-use sagaflow_core::retry::{TASK_FAILED, TIMEOUT};
+use sagaflow_core::error_name::{TASK_FAILED, TIMEOUT};
+use sagaflow_core::saga::TaskState;
 use sagaflow_core::{
     Ctx, Effect, ErrorInfo, Event, EventKind, Execution, Input, Plan, Role, Status, TaskKind,
 };
@@ -213,13 +213,13 @@ struct Sim<'p> {
 impl<'p> Sim<'p> {
     fn new(plan: &'p Plan, failure: Option<&FailureSpec>, seed: u64, crash_percent: u64) -> Self {
         let mut rng = Rng(seed);
-        let n = plan.steps.len();
+        let n = plan.saga().unwrap().steps.len();
         let failure = failure.map(|f| {
             let step = f.step.index(n);
             Failure {
                 step,
                 kind: f.kind,
-                after_pivot: plan.steps[step].role == Role::Retriable,
+                after_pivot: plan.saga().unwrap().steps[step].role == Role::Retriable,
                 transient: f.transient,
             }
         });
@@ -253,7 +253,7 @@ impl<'p> Sim<'p> {
     }
 
     fn name(&self, i: usize) -> &str {
-        &self.plan.steps[i].name
+        &self.plan.saga().unwrap().steps[i].name
     }
 
     /// The participant deduplicates by idempotency key (one per step and task):
@@ -341,7 +341,7 @@ impl<'p> Sim<'p> {
     fn observe(&mut self, kind: &EventKind) {
         match kind {
             EventKind::StepSucceeded { step, .. } => {
-                let i = self.plan.step_index(step).unwrap();
+                let i = self.plan.saga().unwrap().step_index(step).unwrap();
                 self.completed.push(i);
             }
             EventKind::StepFailed {
@@ -349,8 +349,8 @@ impl<'p> Sim<'p> {
                 attempt,
                 error,
             } if error.error == TIMEOUT => {
-                let i = self.plan.step_index(step).unwrap();
-                let last = self.plan.steps[i].action.retry.max_attempts;
+                let i = self.plan.saga().unwrap().step_index(step).unwrap();
+                let last = self.plan.saga().unwrap().steps[i].action.retry.max_attempts;
                 let gave_up = last == Some(*attempt) || self.ex.status == Status::Compensating;
                 if gave_up && !self.completed.contains(&i) {
                     self.completed.push(i);
@@ -417,7 +417,7 @@ impl<'p> Sim<'p> {
                         // a call first issued after the finish is not.
                         self.calls_after_finish += 1;
                     }
-                    let i = self.plan.step_index(&step).unwrap();
+                    let i = self.plan.saga().unwrap().step_index(&step).unwrap();
                     if first_delivery {
                         // The first delivery of a call finds its task running.
                         let req = self.ex.request(self.plan, &step, task).map_err(|e| {
@@ -471,7 +471,7 @@ impl<'p> Sim<'p> {
         self.history
             .iter()
             .filter_map(|e| f(&e.kind))
-            .map(|s| self.plan.step_index(s).unwrap())
+            .map(|s| self.plan.saga().unwrap().step_index(s).unwrap())
             .collect()
     }
 
@@ -529,7 +529,7 @@ impl<'p> Sim<'p> {
             .count();
 
         let pivot_timed_out = self.failure.is_some_and(|f| {
-            f.kind == Kind::Timeout && self.plan.steps[f.step].role == Role::Pivot
+            f.kind == Kind::Timeout && self.plan.saga().unwrap().steps[f.step].role == Role::Pivot
         });
         let rolls_back = self.failure.is_some_and(|f| !f.after_pivot);
         if pivot_timed_out {
@@ -563,7 +563,7 @@ impl<'p> Sim<'p> {
                 .iter()
                 .rev()
                 .copied()
-                .filter(|&i| self.plan.steps[i].compensation.is_some())
+                .filter(|&i| self.plan.saga().unwrap().steps[i].compensation.is_some())
                 .collect();
             prop_assert_eq!(
                 &compensated,
@@ -593,7 +593,7 @@ impl<'p> Sim<'p> {
                 );
             }
             // The participants' world is clean again.
-            for (i, step) in self.plan.steps.iter().enumerate() {
+            for (i, step) in self.plan.saga().unwrap().steps.iter().enumerate() {
                 if step.compensation.is_some() {
                     prop_assert!(!self.booked[i], "{}: {} still booked", ctx, step.name);
                 }
@@ -610,10 +610,16 @@ impl<'p> Sim<'p> {
             let mut done = self.completed.clone();
             done.sort_unstable();
             done.dedup();
-            prop_assert_eq!(done.len(), self.plan.steps.len(), "{}", ctx);
+            prop_assert_eq!(done.len(), self.plan.saga().unwrap().steps.len(), "{}", ctx);
             let output = self.ex.output.as_ref().and_then(Value::as_object);
             prop_assert!(
-                output.is_some_and(|o| self.plan.steps.iter().all(|s| o.contains_key(&s.name))),
+                output.is_some_and(|o| self
+                    .plan
+                    .saga()
+                    .unwrap()
+                    .steps
+                    .iter()
+                    .all(|s| o.contains_key(&s.name))),
                 "{}: output {:?}",
                 ctx,
                 self.ex.output
@@ -633,7 +639,7 @@ impl<'p> Sim<'p> {
             if let EventKind::CompensationScheduled { .. } = e.kind {
                 let before = &self.snapshots[k];
                 prop_assert!(
-                    before.steps.iter().all(|s| !matches!(
+                    before.saga().unwrap().steps.iter().all(|s| !matches!(
                         s.action.state,
                         TaskState::Running { .. }
                     ) && !matches!(
@@ -676,9 +682,9 @@ impl<'p> Sim<'p> {
                         "seed {seed}: prefix {k}: {eff:?} in flight but not outstanding"
                     )));
                 };
-                let i = self.plan.step_index(step).unwrap();
+                let i = self.plan.saga().unwrap().step_index(step).unwrap();
                 prop_assert_eq!(
-                    &replayed.task(i, *task).state,
+                    &replayed.saga().unwrap().task(i, *task).state,
                     &TaskState::Abandoned,
                     "seed {}: prefix {}: {:?}",
                     seed,

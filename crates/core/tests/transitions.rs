@@ -1,8 +1,8 @@
 //! The execution state machine, one decision at a time: `decide` turns an input
 //! into events, `apply` folds them into the state and names the effects.
 
-use sagaflow_core::execution::TaskState;
-use sagaflow_core::retry::{RUNTIME, TASK_FAILED, TIMEOUT};
+use sagaflow_core::error_name::{RUNTIME, TASK_FAILED, TIMEOUT};
+use sagaflow_core::saga::TaskState;
 use sagaflow_core::{
     compile, Ctx, Effect, Error, ErrorInfo, Event, EventKind, Execution, Input, Participant, Plan,
     Status, TaskKind,
@@ -1039,7 +1039,7 @@ fn applying_a_compensation_of_a_step_that_never_ran_is_illegal() {
     let mut s = Saga::trip_with_transport_running();
     s.ok("flight", 1);
     s.fail("car", 1, "NoCars");
-    assert_eq!(s.ex.stack.len(), 2);
+    assert_eq!(s.ex.saga().unwrap().stack.len(), 2);
     s.assert_state_unchanged_by(EventKind::CompensationScheduled {
         step: "car".into(),
         attempt: 1,
@@ -1380,8 +1380,11 @@ fn a_branch_waiting_for_a_retry_at_the_turn_is_abandoned_and_its_timer_ignored()
             "compensate hotel#1"
         ]
     );
-    let car = s.plan.step_index("car").unwrap();
-    assert_eq!(s.ex.steps[car].action.state, TaskState::Abandoned);
+    let car = s.plan.saga().unwrap().step_index("car").unwrap();
+    assert_eq!(
+        s.ex.saga().unwrap().steps[car].action.state,
+        TaskState::Abandoned
+    );
     assert_eq!(s.timer("car", Action, 2), NOTHING);
     s.undone("hotel", 1);
     assert_eq!(s.ex.status, Status::Compensated);
@@ -1435,6 +1438,9 @@ fn an_execution_that_outlives_its_timeout_before_the_pivot_rolls_back_and_ends_t
     });
     assert!(effects.contains(&Effect::Deadline { at: 1_000 + 10_000 }));
     s.ok("hotel", 1);
+    // Before the deadline, a deadline input is stale.
+    assert_eq!(s.on(Input::DeadlinePassed), NOTHING);
+    s.now = 1_000 + 10_000;
     // The flight is still running: its outcome decides whether it is undone.
     assert_eq!(s.on(Input::DeadlinePassed), ["timed out"]);
     assert_eq!(s.ex.status, Status::Compensating);
@@ -1460,6 +1466,7 @@ fn a_deadline_after_the_pivot_changes_nothing_because_there_is_no_way_back() {
     s.ok("hotel", 1);
     s.ok("flight", 1);
     s.ok("pay", 1);
+    s.now = 1_000 + 10_000;
     assert_eq!(s.on(Input::DeadlinePassed), NOTHING);
     assert_eq!(
         s.ok("confirm", 1),

@@ -2,7 +2,7 @@
 //! code and the exact location of the problem; valid ones compile to a plan.
 
 use sagaflow_core::definition::compile_document;
-use sagaflow_core::retry::{ALL_ERRORS, TASK_FAILED, TIMEOUT};
+use sagaflow_core::error_name::{ALL, TASK_FAILED, TIMEOUT};
 use sagaflow_core::{compile, Error, Participant, Plan, Role, Violation};
 
 /// The violations of a definition that must be rejected.
@@ -145,7 +145,7 @@ steps:
 }
 
 #[test]
-fn a_header_value_that_is_not_a_string_is_an_invalid_type() {
+fn a_header_value_that_is_not_a_string_has_the_wrong_type() {
     assert_rejected_with(
         r#"
 name: trip
@@ -153,7 +153,7 @@ steps:
   - name: a
     action: { http: { url: "http://svc/a", headers: { X-Retries: 3 } } }
 "#,
-        &[("invalid_type", "steps[0].action.http.headers.X-Retries")],
+        &[("wrong_type", "steps[0].action.http.headers.X-Retries")],
     );
 }
 
@@ -267,7 +267,8 @@ steps:
         "API_TOKEN".to_string(),
         "steps[0].action.http.headers.Authorization".to_string()
     )));
-    let Participant::Http { headers, .. } = &plan.steps[0].action.participant else {
+    let Participant::Http { headers, .. } = &plan.saga().unwrap().steps[0].action.participant
+    else {
         panic!("an HTTP participant");
     };
     // The plan keeps the placeholder: values are filled only when calling.
@@ -332,16 +333,13 @@ fn a_saga_without_steps_at_all_is_a_missing_field() {
 }
 
 #[test]
-fn steps_that_are_not_a_list_are_an_invalid_type() {
-    assert_rejected_with(
-        "name: trip\nsteps: { a: 1 }\n",
-        &[("invalid_type", "steps")],
-    );
+fn steps_that_are_not_a_list_have_the_wrong_type() {
+    assert_rejected_with("name: trip\nsteps: { a: 1 }\n", &[("wrong_type", "steps")]);
 }
 
 #[test]
-fn a_document_that_is_not_an_object_is_an_invalid_type() {
-    assert_rejected_with("- just\n- a list\n", &[("invalid_type", "$")]);
+fn a_document_that_is_not_an_object_has_the_wrong_type() {
+    assert_rejected_with("- just\n- a list\n", &[("wrong_type", "$")]);
 }
 
 #[test]
@@ -659,7 +657,7 @@ steps:
 }
 
 #[test]
-fn a_pivot_flag_that_is_not_a_boolean_is_an_invalid_type() {
+fn a_pivot_flag_that_is_not_a_boolean_has_the_wrong_type() {
     assert_rejected_with(
         r#"
 name: trip
@@ -668,7 +666,7 @@ steps:
     pivot: "yes"
     action: { handler: pay }
 "#,
-        &[("invalid_type", "steps[0].pivot")],
+        &[("wrong_type", "steps[0].pivot")],
     );
 }
 
@@ -746,7 +744,7 @@ fn an_initial_delay_longer_than_the_default_max_delay_is_accepted() {
     let plan = compiles(
         "name: trip\nsteps: [ { name: a, action: { handler: a }, retry: { initial_delay: 10s } } ]\n",
     );
-    let retry = &plan.steps[0].action.retry;
+    let retry = &plan.saga().unwrap().steps[0].action.retry;
     assert_eq!(retry.initial_delay_ms, 10_000);
     assert!(retry.max_delay_ms >= retry.initial_delay_ms, "{retry:?}");
 }
@@ -756,7 +754,10 @@ fn unlimited_attempts_are_spelled_unlimited() {
     let plan = compiles(
         "name: trip\nsteps: [ { name: a, action: { handler: a }, retry: { max_attempts: unlimited } } ]\n",
     );
-    assert_eq!(plan.steps[0].action.retry.max_attempts, None);
+    assert_eq!(
+        plan.saga().unwrap().steps[0].action.retry.max_attempts,
+        None
+    );
 }
 
 #[test]
@@ -1059,7 +1060,13 @@ fn the_travel_saga_in_yaml_compiles_to_stages_and_roles() {
     let plan = compiles(TRAVEL_YAML);
     assert_eq!(plan.name, "trip-booking");
     assert!(plan.description.is_some());
-    let names: Vec<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
+    let names: Vec<&str> = plan
+        .saga()
+        .unwrap()
+        .steps
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
     assert_eq!(
         names,
         [
@@ -1071,7 +1078,7 @@ fn the_travel_saga_in_yaml_compiles_to_stages_and_roles() {
             "notify"
         ]
     );
-    let roles: Vec<Role> = plan.steps.iter().map(|s| s.role).collect();
+    let roles: Vec<Role> = plan.saga().unwrap().steps.iter().map(|s| s.role).collect();
     assert_eq!(
         roles,
         [
@@ -1083,15 +1090,15 @@ fn the_travel_saga_in_yaml_compiles_to_stages_and_roles() {
             Role::Retriable
         ]
     );
-    assert_eq!(plan.stages.len(), 5);
-    assert!(plan.stages[1].parallel);
-    assert_eq!(plan.stages[1].name, "reserve_transport");
-    assert_eq!(plan.stages[1].steps, vec![1, 2]);
-    assert_eq!(plan.steps[2].stage, 1);
-    assert_eq!(plan.steps[4].stage, 3);
-    assert_eq!(plan.step_index("take_payment"), Some(3));
+    assert_eq!(plan.saga().unwrap().stages.len(), 5);
+    assert!(plan.saga().unwrap().stages[1].parallel);
+    assert_eq!(plan.saga().unwrap().stages[1].name, "reserve_transport");
+    assert_eq!(plan.saga().unwrap().stages[1].steps, vec![1, 2]);
+    assert_eq!(plan.saga().unwrap().steps[2].stage, 1);
+    assert_eq!(plan.saga().unwrap().steps[4].stage, 3);
+    assert_eq!(plan.saga().unwrap().step_index("take_payment"), Some(3));
 
-    let hotel = &plan.steps[0];
+    let hotel = &plan.saga().unwrap().steps[0];
     assert_eq!(hotel.action.timeout_ms, 5_000);
     assert_eq!(hotel.action.retry.max_attempts, Some(3));
     assert_eq!(hotel.action.retry.initial_delay_ms, 200);
@@ -1103,17 +1110,17 @@ fn the_travel_saga_in_yaml_compiles_to_stages_and_roles() {
             headers: Default::default()
         }
     );
-    let car_comp = plan.steps[2].compensation.as_ref().unwrap();
+    let car_comp = plan.saga().unwrap().steps[2].compensation.as_ref().unwrap();
     assert_eq!(car_comp.retry.max_attempts, Some(10));
-    assert_eq!(car_comp.retry.retry_on, vec![ALL_ERRORS.to_string()]);
+    assert_eq!(car_comp.retry.retry_on, vec![ALL.to_string()]);
     assert_eq!(
-        plan.steps[5].action.participant,
+        plan.saga().unwrap().steps[5].action.participant,
         Participant::Handler {
             name: "send_email".into()
         }
     );
     assert_eq!(
-        plan.steps[5].action.retry.retry_on,
+        plan.saga().unwrap().steps[5].action.retry.retry_on,
         vec![TASK_FAILED.to_string()]
     );
 }
@@ -1124,8 +1131,7 @@ fn the_same_saga_in_yaml_and_in_json_compiles_to_the_same_plan() {
     let json = compiles(TRAVEL_JSON);
     assert_eq!(yaml.name, json.name);
     assert_eq!(yaml.description, json.description);
-    assert_eq!(yaml.steps, json.steps);
-    assert_eq!(yaml.stages, json.stages);
+    assert_eq!(yaml.program, json.program);
     assert_eq!(yaml.variables, json.variables);
 }
 
@@ -1158,7 +1164,7 @@ fn url_variables_are_collected_for_the_runtime_to_resolve() {
 #[test]
 fn steps_after_the_pivot_are_retriable_with_an_unbounded_retry_policy_by_default() {
     let plan = compiles(TRAVEL_YAML);
-    let confirm = &plan.steps[4];
+    let confirm = &plan.saga().unwrap().steps[4];
     assert_eq!(confirm.role, Role::Retriable);
     assert_eq!(confirm.action.retry.max_attempts, None);
     assert!(confirm.action.retry.retries("HotelFull"));
@@ -1169,7 +1175,7 @@ fn steps_after_the_pivot_are_retriable_with_an_unbounded_retry_policy_by_default
 #[test]
 fn steps_before_the_pivot_get_a_bounded_policy_that_does_not_retry_business_errors() {
     let plan = compiles(TRAVEL_YAML);
-    let flight = &plan.steps[1];
+    let flight = &plan.saga().unwrap().steps[1];
     assert_eq!(flight.role, Role::Compensatable);
     assert_eq!(flight.action.retry.max_attempts, Some(3));
     assert!(flight.action.retry.retries(TASK_FAILED));
@@ -1196,8 +1202,13 @@ steps:
     action: { handler: b }
 "#,
     );
-    assert!(plan.steps.iter().all(|s| s.role == Role::Compensatable));
-    assert!(plan.steps[1].compensation.is_none());
+    assert!(plan
+        .saga()
+        .unwrap()
+        .steps
+        .iter()
+        .all(|s| s.role == Role::Compensatable));
+    assert!(plan.saga().unwrap().steps[1].compensation.is_none());
 }
 
 #[test]
@@ -1214,8 +1225,11 @@ steps:
     action: { handler: b }
 "#,
     );
-    assert_eq!(plan.steps[1].role, Role::Retriable);
-    assert_eq!(plan.steps[1].action.retry.max_attempts, None);
+    assert_eq!(plan.saga().unwrap().steps[1].role, Role::Retriable);
+    assert_eq!(
+        plan.saga().unwrap().steps[1].action.retry.max_attempts,
+        None
+    );
 }
 
 #[test]
@@ -1257,7 +1271,7 @@ steps:
     assert!(compile(source, None).is_err(), "a new deploy is refused");
     let plan = sagaflow_core::compile_stored_definition(source, None, &Default::default())
         .expect("the stored definition loads");
-    match &plan.steps[0].action.participant {
+    match &plan.saga().unwrap().steps[0].action.participant {
         Participant::Http { headers, .. } => {
             assert_eq!(headers.keys().collect::<Vec<_>>(), ["X-Tenant"]);
         }

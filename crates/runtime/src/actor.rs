@@ -7,15 +7,31 @@
 //! therefore loses nothing that was acknowledged and repeats nothing that the
 //! participants have not already deduplicated by idempotency key.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sagaflow_core::{Ctx, Effect, Event, EventKind, Execution, Input, Plan};
-use sagaflow_store::{Append, ExecutionRecord, NotificationKind, Timer};
+use sagaflow_core::{Ctx, Effect, Event, EventKind, Execution, Input, Plan, Request, TaskKind};
+use sagaflow_store::{Append, ExecutionRecord, NotificationKind};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{invoke, now_ms, Engine, Error, Finished, Result};
+use crate::health::{count, StuckGuard};
+use crate::heartbeats::{Heartbeats, Lapse, Watch};
+use crate::{invoke, now_ms, timers, Engine, Error, Finished, Result};
+
+pub use crate::health::CallInFlight;
+
+/// An actor's mailbox.
+///
+/// Unbounded on purpose. The actor sends to itself from its synchronous
+/// `perform` (a `Stop`, the failure of a request that cannot be built), and
+/// a fence stops every actor from a synchronous loop: neither may wait for
+/// room, and an actor waiting on its own full mailbox would never empty it.
+/// What can be queued is bounded by the execution, not by the traffic: one
+/// result per participant call in flight (each holding a [`CallInFlight`]),
+/// at most two messages per parked callback task, one per armed in-memory
+/// timer, and one per request waiting for its reply (each holding a
+/// connection of the API).
+pub type Mailbox = mpsc::UnboundedSender<Msg>;
 
 /// A message to an actor.
 pub enum Msg {
@@ -36,6 +52,10 @@ pub enum Msg {
         input: Option<Input>,
         reply: oneshot::Sender<Result<ExecutionRecord>>,
     },
+    /// A callback task whose participant accepted its token and that must
+    /// send heartbeats: the actor watches its silence (and its deadline)
+    /// from now on. Sent by the call right after its `TaskParked` input.
+    WatchHeartbeat(Watch),
     /// Several nodes: this node may have lost its leases; leave memory
     /// without acting (the next lease holder reloads from history).
     Stop,
@@ -47,27 +67,6 @@ pub enum Msg {
     },
 }
 
-/// One participant call in flight: counted in `Shared::in_flight` (which a
-/// graceful shutdown waits to drain) for as long as it lives — from the
-/// decision that makes the call until its result has been recorded, or
-/// until that result is dropped unread because its actor has gone. A guard
-/// that travels with the result, not a ledger of increments and decrements
-/// that a lost message would leave unbalanced.
-pub struct CallInFlight(Arc<crate::Shared>);
-
-impl CallInFlight {
-    fn new(shared: &Arc<crate::Shared>) -> Self {
-        shared.in_flight.fetch_add(1, Ordering::SeqCst);
-        CallInFlight(shared.clone())
-    }
-}
-
-impl Drop for CallInFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 /// The clock and randomness of one decision; recorded through the events.
 pub(crate) fn ctx() -> Ctx {
     Ctx {
@@ -75,31 +74,6 @@ pub(crate) fn ctx() -> Ctx {
         random: rand::random::<f64>(),
         entropy: rand::random::<u64>(),
     }
-}
-
-/// The durable timer rows of a decision's effects: what its `StartTimer`s
-/// arm, stored with the decision's events (by `append`, and by
-/// `create_execution` for the start), so a timer beyond the in-memory
-/// horizon is always in the table the poller reads.
-pub(crate) fn durable_timers(execution_id: &str, effects: &[Effect]) -> Vec<Timer> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::StartTimer {
-                step,
-                task,
-                attempt,
-                fire_at,
-            } => Some(Timer {
-                execution_id: execution_id.to_string(),
-                step: step.clone(),
-                task: *task,
-                attempt: *attempt,
-                fire_at: *fire_at,
-            }),
-            _ => None,
-        })
-        .collect()
 }
 
 /// The summary row the store keeps for an execution in this state.
@@ -126,7 +100,7 @@ pub(crate) fn spawn(
     plan: Arc<Plan>,
     state: Execution,
     effects: Vec<Effect>,
-) -> mpsc::UnboundedSender<Msg> {
+) -> Mailbox {
     let (tx, rx) = mpsc::unbounded_channel();
     {
         let mut actors = engine.lock_actors();
@@ -145,6 +119,7 @@ pub(crate) fn spawn(
         reload: false,
         generation,
         stuck: None,
+        heartbeats: Heartbeats::default(),
     };
     // A replayed execution may be stuck already.
     let stuck = actor
@@ -159,7 +134,7 @@ struct Actor {
     engine: Engine,
     plan: Arc<Plan>,
     state: Execution,
-    tx: mpsc::UnboundedSender<Msg>,
+    tx: Mailbox,
     /// Several nodes: an append was refused because another node holds the lease.
     lost: bool,
     /// Several nodes: the history moved on under this actor (it was stale);
@@ -170,24 +145,16 @@ struct Actor {
     generation: u64,
     /// Held while a compensation of this execution is stuck.
     stuck: Option<StuckGuard>,
+    /// The silences of its parked callback tasks that send heartbeats.
+    heartbeats: Heartbeats,
 }
 
-/// Counts one stuck execution in the `sagaflow_executions_stuck` gauge for
-/// as long as it lives: an actor that leaves memory (finished, fenced,
-/// stopped) takes its count with it.
-struct StuckGuard;
-
-impl StuckGuard {
-    fn new() -> Self {
-        metrics::gauge!("sagaflow_executions_stuck").increment(1.0);
-        StuckGuard
-    }
-}
-
-impl Drop for StuckGuard {
-    fn drop(&mut self) {
-        metrics::gauge!("sagaflow_executions_stuck").decrement(1.0);
-    }
+/// What woke an actor up.
+enum Wake {
+    /// A message, or `None` when it should leave memory.
+    Msg(Option<Msg>),
+    /// Parked callback tasks whose heartbeat (or deadline) ran out.
+    Lapsed(Vec<(sagaflow_core::TaskToken, Lapse)>),
 }
 
 impl Actor {
@@ -196,19 +163,33 @@ impl Actor {
         let mut parked = false;
         loop {
             // A terminal actor only lives to answer the command it was loaded for.
-            let msg = if self.state.status.is_terminal() {
-                tokio::time::timeout(Duration::from_secs(10), rx.recv())
-                    .await
-                    .ok()
-                    .flatten()
+            let wake = if self.state.status.is_terminal() {
+                let msg = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+                Wake::Msg(msg.ok().flatten())
+            } else if self.heartbeats.is_empty() {
+                Wake::Msg(rx.recv().await)
             } else {
-                rx.recv().await
+                // One sleep, to the moment the next heartbeat watch runs
+                // out, re-armed after every message.
+                tokio::select! {
+                    biased;
+                    msg = rx.recv() => Wake::Msg(msg),
+                    lapsed = self.heartbeats.lapsed() => Wake::Lapsed(lapsed),
+                }
             };
-            let Some(msg) = msg else { break };
-            if matches!(msg, Msg::Stop) {
-                break; // leaves memory, acting on nothing more
+            match wake {
+                Wake::Msg(None) | Wake::Msg(Some(Msg::Stop)) => break, // leaves memory, acting on nothing more
+                Wake::Msg(Some(msg)) => self.handle(msg).await,
+                Wake::Lapsed(lapsed) => {
+                    for (token, lapse) in lapsed {
+                        if self.state.status.is_terminal() || self.lost {
+                            break;
+                        }
+                        let input = self.lapsed_input(token, lapse);
+                        self.handle(Msg::Input { input, call: None }).await;
+                    }
+                }
             }
-            self.handle(msg).await;
             if self.state.status.is_terminal() || self.lost {
                 break;
             }
@@ -246,6 +227,13 @@ impl Actor {
     async fn handle(&mut self, msg: Msg) {
         let (input, reply, call) = match msg {
             Msg::Stop => return,
+            Msg::WatchHeartbeat(watch) => {
+                // Unless it was answered (or failed) before the watch came.
+                if self.state.check_callback(&self.plan, watch.token()).is_ok() {
+                    self.heartbeats.watch(watch);
+                }
+                return;
+            }
             Msg::Watch { reply } => {
                 let finished = self.state.status.is_terminal();
                 let _ = reply.send(finished.then(|| record_of(&self.state)));
@@ -265,6 +253,8 @@ impl Actor {
                 match input {
                     Some(input) => (input, Some(reply), None),
                     None => {
+                        // A heartbeat: the task's silence starts again.
+                        self.heartbeats.beat(&token, now_ms());
                         let _ = reply.send(Ok(record_of(&self.state)));
                         return;
                     }
@@ -279,6 +269,11 @@ impl Actor {
                 if let Some(r) = reply {
                     let _ = r.send(Ok(record_of(&self.state)));
                 }
+                // A task answered, failed, cancelled or finished with its
+                // execution stops waiting: its watch goes.
+                let (state, plan) = (&self.state, &self.plan);
+                self.heartbeats
+                    .retain(|token| state.check_callback(plan, token).is_ok());
                 self.perform(effects);
             }
             (Err(e), Some(r)) => {
@@ -350,7 +345,7 @@ impl Actor {
             return Ok(Vec::new());
         }
         let next = &self.state;
-        let timers = durable_timers(&next.id, &effects);
+        let timers = timers::durable_timers(&next.id, &effects);
         let stuck = next.stuck_compensation(&self.plan, &self.engine.shared.config.stuck);
         let notify = self.notifies(&events, stuck.is_some());
         let append = Append {
@@ -378,7 +373,7 @@ impl Actor {
             let result = ownership
                 .append(&*self.engine.shared.store, append.clone())
                 .await;
-            self.engine.shared.observe_storage(&result);
+            self.engine.shared.health.observe_storage(&result);
             match result {
                 Ok(_) => break,
                 Err(e @ sagaflow_store::Error::Conflict { .. }) => {
@@ -466,127 +461,7 @@ impl Actor {
     fn perform(&mut self, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
-                Effect::Invoke { step, task, .. } => {
-                    if self.engine.is_shutting_down() {
-                        continue; // durable as scheduled: resumed with the same key on restart
-                    }
-                    if !self.engine.may_act()
-                        || !self.engine.shared.ownership.is_current(self.generation)
-                    {
-                        // Maybe not ours any more: the lease holder resumes it.
-                        let _ = self.tx.send(Msg::Stop);
-                        continue;
-                    }
-                    let shared = self.engine.shared.clone();
-                    let engine = self.engine.clone();
-                    // ASL names a stopped heartbeat apart from a deadline.
-                    let is_asl = self.plan.asl.is_some();
-                    let call = CallInFlight::new(&shared);
-                    let tx = self.tx.clone();
-                    match self.state.request(&self.plan, &step, task) {
-                        Err(error) => {
-                            let attempt = self.state.attempts(&self.plan, &step, task);
-                            let _ = tx.send(Msg::Input {
-                                input: Input::TaskFailed {
-                                    step,
-                                    task,
-                                    attempt,
-                                    error,
-                                },
-                                call: Some(call),
-                            });
-                        }
-                        Ok(req) => {
-                            tokio::spawn(async move {
-                                // A slot of the participant's bulkhead and of the
-                                // global cap; the attempt's clock starts once held.
-                                let slot = invoke::enter(&shared, &req).await;
-                                // Checked again right before the call: the
-                                // process may have been stopped since the
-                                // decision (a stall past the lease time).
-                                if !engine.may_act() {
-                                    drop(call);
-                                    let _ = tx.send(Msg::Stop);
-                                    return;
-                                }
-                                let started = Instant::now();
-                                let (step, task, attempt) =
-                                    (req.step.clone(), req.task, req.attempt);
-                                let (token, deadline, heartbeat) =
-                                    (req.task_token.clone(), req.deadline, req.heartbeat_ms);
-                                let result = match slot {
-                                    Ok((slot, budget)) => {
-                                        let result = invoke::call(&shared, req, budget).await;
-                                        drop(slot);
-                                        result
-                                    }
-                                    Err(error) => Err(error),
-                                };
-                                let outcome = if result.is_ok() { "ok" } else { "error" };
-                                metrics::histogram!("sagaflow_step_duration_seconds", "task" => task.as_str(), "outcome" => outcome)
-                                    .record(started.elapsed().as_secs_f64());
-                                if let (Some(token), true) = (token, result.is_ok()) {
-                                    // Accepted: the attempt now waits for its token. That
-                                    // is recorded; its deadline becomes a durable timer.
-                                    let parked = Input::TaskParked {
-                                        step: step.clone(),
-                                        task,
-                                        attempt,
-                                    };
-                                    let _ = tx.send(Msg::Input {
-                                        input: parked,
-                                        call: Some(call),
-                                    });
-                                    // Heartbeats are watched in memory (such an execution
-                                    // stays resident).
-                                    if heartbeat.is_none() {
-                                        return;
-                                    }
-                                    let Some(cause) =
-                                        park(&shared, &token, deadline, heartbeat).await
-                                    else {
-                                        return;
-                                    };
-                                    let name = if is_asl && cause.starts_with("no heartbeat") {
-                                        sagaflow_core::asl::run::HEARTBEAT_TIMEOUT
-                                    } else {
-                                        sagaflow_core::retry::TIMEOUT
-                                    };
-                                    let error = sagaflow_core::ErrorInfo::new(
-                                        name,
-                                        format!("`{step}`: {cause}"),
-                                    );
-                                    let input = Input::TaskFailed {
-                                        step,
-                                        task,
-                                        attempt,
-                                        error,
-                                    };
-                                    let _ = tx.send(Msg::Input { input, call: None });
-                                    return;
-                                }
-                                let input = match result {
-                                    Ok(output) => Input::TaskSucceeded {
-                                        step,
-                                        task,
-                                        attempt,
-                                        output,
-                                    },
-                                    Err(error) => Input::TaskFailed {
-                                        step,
-                                        task,
-                                        attempt,
-                                        error,
-                                    },
-                                };
-                                let _ = tx.send(Msg::Input {
-                                    input,
-                                    call: Some(call),
-                                });
-                            });
-                        }
-                    }
-                }
+                Effect::Invoke { step, task, .. } => self.invoke(step, task),
                 Effect::StartTimer {
                     step,
                     task,
@@ -598,95 +473,159 @@ impl Actor {
                     }
                     // A far-off timer is left to the durable row and the poller,
                     // so waiting executions cost no task (and may leave memory).
-                    let horizon = self.engine.shared.config.memory_timer_horizon.as_millis() as u64;
-                    if fire_at.saturating_sub(now_ms()) > horizon {
+                    if !timers::within_horizon(&self.engine.shared.config, fire_at) {
                         continue;
                     }
-                    let tx = self.tx.clone();
-                    tokio::spawn(async move {
-                        let wait = fire_at.saturating_sub(now_ms());
-                        tokio::time::sleep(Duration::from_millis(wait)).await;
-                        let _ = tx.send(Msg::Input {
-                            input: Input::TimerFired {
-                                step,
-                                task,
-                                attempt,
-                            },
-                            call: None,
-                        });
-                    });
+                    let input = Input::TimerFired {
+                        step,
+                        task,
+                        attempt,
+                    };
+                    timers::arm(&self.tx, fire_at, input);
                 }
                 Effect::Deadline { at } => {
                     if self.engine.is_shutting_down() {
                         continue; // re-armed from the plan on restart
                     }
-                    let tx = self.tx.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms())))
-                            .await;
-                        let _ = tx.send(Msg::Input {
-                            input: Input::DeadlinePassed,
-                            call: None,
-                        });
-                    });
+                    timers::arm(&self.tx, at, Input::DeadlinePassed);
                 }
                 Effect::Finished { status } => {
                     metrics::counter!("sagaflow_executions_finished_total", "status" => status.as_str()).increment(1);
                     let record = record_of(&self.state);
-                    self.engine.shared.notify_waiters(&record);
+                    self.engine.shared.waiters.notify(&record);
                     let _ = self.engine.shared.finished.send(Finished { record });
                 }
             }
         }
     }
-}
 
-fn count(events: &[Event]) {
-    for e in events {
-        match &e.kind {
-            EventKind::RetryScheduled { task, .. } => {
-                metrics::counter!("sagaflow_retries_total", "task" => task.as_str()).increment(1);
+    /// Starts a participant call of a running task (see [`participant_call`]).
+    fn invoke(&mut self, step: String, task: TaskKind) {
+        if self.engine.is_shutting_down() {
+            return; // durable as scheduled: resumed with the same key on restart
+        }
+        if !self.engine.may_act() || !self.engine.shared.ownership.is_current(self.generation) {
+            // Maybe not ours any more: the lease holder resumes it.
+            let _ = self.tx.send(Msg::Stop);
+            return;
+        }
+        let call = self.engine.shared.health.call();
+        match self.state.request(&self.plan, &step, task) {
+            Err(error) => {
+                let attempt = self.state.attempts(&self.plan, &step, task);
+                let input = Input::TaskFailed {
+                    step,
+                    task,
+                    attempt,
+                    error,
+                };
+                let _ = self.tx.send(Msg::Input {
+                    input,
+                    call: Some(call),
+                });
             }
-            EventKind::CompensationScheduled { .. } => {
-                metrics::counter!("sagaflow_compensations_total").increment(1);
+            Ok(req) => {
+                tokio::spawn(participant_call(
+                    self.engine.clone(),
+                    self.tx.clone(),
+                    req,
+                    call,
+                ));
             }
-            EventKind::StepScheduled { .. } => {
-                metrics::counter!("sagaflow_steps_scheduled_total").increment(1);
-            }
-            _ => {}
+        }
+    }
+
+    /// The input a parked callback task's lapse stands for. A deadline
+    /// that passed is a timeout for every program; a heartbeat that stopped
+    /// is named by the program (ASL: `States.HeartbeatTimeout`).
+    fn lapsed_input(&self, token: sagaflow_core::TaskToken, lapse: Lapse) -> Input {
+        let step = token.step;
+        match lapse {
+            Lapse::Silent { heartbeat_ms } => Input::HeartbeatStopped {
+                step,
+                task: token.task,
+                attempt: token.attempt,
+                silence_ms: heartbeat_ms,
+            },
+            Lapse::Deadline => Input::TaskFailed {
+                error: sagaflow_core::ErrorInfo::new(
+                    sagaflow_core::error_name::TIMEOUT,
+                    format!("`{step}`: no callback before the deadline"),
+                ),
+                step,
+                task: token.task,
+                attempt: token.attempt,
+            },
         }
     }
 }
 
-/// Waits while a callback task is parked. Returns why it gave up (deadline
-/// or heartbeat silence), or `None` once the task was answered.
-async fn park(
-    shared: &crate::Shared,
-    token: &str,
-    deadline: u64,
-    heartbeat: Option<u64>,
-) -> Option<String> {
-    shared.lock_beats().insert(token.to_string(), now_ms());
-    let outcome = loop {
-        let now = now_ms();
-        if now >= deadline {
-            break Some("no callback before the deadline".to_string());
+/// One participant call, from taking its slots to sending its result to the
+/// actor (with the call's guard). A callback task whose participant accepted
+/// its token sends `TaskParked` instead, and, if it must send heartbeats, a
+/// watch of its silence for the actor to keep.
+async fn participant_call(engine: Engine, tx: Mailbox, req: Request, call: CallInFlight) {
+    let shared = &engine.shared;
+    // A slot of the participant's bulkhead and of the global cap; the
+    // attempt's clock starts once held.
+    let slot = invoke::enter(shared, &req).await;
+    // Checked again right before the call: the process may have been
+    // stopped since the decision (a stall past the lease time).
+    if !engine.may_act() {
+        drop(call);
+        let _ = tx.send(Msg::Stop);
+        return;
+    }
+    let started = Instant::now();
+    let (step, task, attempt) = (req.step.clone(), req.task, req.attempt);
+    let (token, deadline, heartbeat) = (req.task_token.clone(), req.deadline, req.heartbeat_ms);
+    let result = match slot {
+        Ok((slot, budget)) => {
+            let result = invoke::call(shared, req, budget).await;
+            drop(slot);
+            result
         }
-        let last = match shared.lock_beats().get(token) {
-            Some(t) => *t,
-            None => break None, // answered through the API
-        };
-        let mut wake = deadline;
-        if let Some(h) = heartbeat {
-            if now >= last + h {
-                break Some(format!("no heartbeat for {h} ms"));
-            }
-            wake = wake.min(last + h);
-        }
-        // Poll at least every second so an answered task stops waiting soon.
-        let nap = wake.saturating_sub(now).clamp(1, 1000);
-        tokio::time::sleep(Duration::from_millis(nap)).await;
+        Err(error) => Err(error),
     };
-    shared.lock_beats().remove(token);
-    outcome
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    metrics::histogram!("sagaflow_step_duration_seconds", "task" => task.as_str(), "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
+    if let (Some(token), true) = (token, result.is_ok()) {
+        // Accepted: the attempt now waits for its token. That is recorded;
+        // its deadline becomes a durable timer.
+        let input = Input::TaskParked {
+            step,
+            task,
+            attempt,
+        };
+        let _ = tx.send(Msg::Input {
+            input,
+            call: Some(call),
+        });
+        // Heartbeats are watched by the actor (such an execution stays
+        // resident); silent from now on.
+        let watch = heartbeat.and_then(|h| Watch::new(&token, deadline, h, now_ms()));
+        if let Some(watch) = watch {
+            let _ = tx.send(Msg::WatchHeartbeat(watch));
+        }
+        return;
+    }
+    let input = match result {
+        Ok(output) => Input::TaskSucceeded {
+            step,
+            task,
+            attempt,
+            output,
+        },
+        Err(error) => Input::TaskFailed {
+            step,
+            task,
+            attempt,
+            error,
+        },
+    };
+    let _ = tx.send(Msg::Input {
+        input,
+        call: Some(call),
+    });
 }

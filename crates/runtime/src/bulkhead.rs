@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sagaflow_core::retry::PARTICIPANT_SATURATED;
+use sagaflow_core::error_name::PARTICIPANT_SATURATED;
 use sagaflow_core::{ErrorInfo, Participant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 

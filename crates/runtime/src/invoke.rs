@@ -1,4 +1,4 @@
-//! Participant invokers: HTTP (the protocol of DESIGN.md) and in-process handlers.
+//! Participant invokers: HTTP (the protocol in the README's "HTTP participants") and in-process handlers.
 //!
 //! HTTP protocol: `POST` the step input as JSON with `Idempotency-Key` (stable
 //! per execution, step and task kind), `Sagaflow-Execution-Id` and
@@ -10,9 +10,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sagaflow_core::retry::{
-    participant_error, OUTPUT_INVALID, RESPONSE_LOST, RUNTIME, TASK_FAILED, TIMEOUT,
-};
+use sagaflow_core::error_name::{OUTPUT_INVALID, RESPONSE_LOST, RUNTIME, TASK_FAILED, TIMEOUT};
+use sagaflow_core::retry::participant_error;
 use sagaflow_core::{ErrorInfo, Participant, Request};
 use serde_json::Value;
 
@@ -20,7 +19,7 @@ use crate::{bulkhead, now_ms, Shared};
 
 /// Error name of a 2xx answer larger than `Config::max_output_bytes`:
 /// ambiguous (the effect may have happened), not retried by default.
-pub use sagaflow_core::retry::OUTPUT_TOO_LARGE;
+pub use sagaflow_core::error_name::OUTPUT_TOO_LARGE;
 
 /// An in-process participant.
 #[async_trait]

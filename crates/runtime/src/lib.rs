@@ -8,7 +8,6 @@
 //! in flight, with the same idempotency keys.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,14 +15,19 @@ use sagaflow_core::event::Millis;
 use sagaflow_core::{Execution, Input, Plan, Status};
 use sagaflow_store::{Created, DefinitionRecord, ExecutionRecord, SharedStore, Store};
 use serde_json::Value;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, oneshot};
 
 pub mod actor;
 mod bulkhead;
+mod health;
+mod heartbeats;
 pub mod invoke;
 mod ownership;
+mod plans;
+mod timers;
 pub mod tls;
 pub mod vars;
+mod waiters;
 
 pub use invoke::{handler_fn, Handler};
 pub use ownership::Cluster;
@@ -52,6 +56,12 @@ pub enum Error {
     CallbackNotWaiting(String),
     #[error("the engine is shutting down")]
     ShuttingDown,
+    /// A command or callback did not reach the execution: each time it was
+    /// delivered, the execution's actor was leaving memory (it had parked,
+    /// finished or stopped) before it answered. Nothing was done; a retry
+    /// loads the execution afresh.
+    #[error("execution `{0}` was leaving memory each time this request reached it; nothing was done, retry")]
+    Busy(String),
     /// Several nodes: this node could not renew its leases in time and does
     /// not act until they have surely expired (a lease time or two).
     #[error("this node is fenced off until its leases have expired; retry, or use another node")]
@@ -88,6 +98,7 @@ impl Error {
             Error::InvalidTaskToken(_) => "invalid_task_token",
             Error::CallbackNotWaiting(_) => "callback_not_waiting",
             Error::ShuttingDown => "shutting_down",
+            Error::Busy(_) => "execution_busy",
             Error::OwnedElsewhere { .. } => "owned_elsewhere",
             Error::Fenced => "node_fenced",
             Error::Unreplayable { .. } => "history_unreplayable",
@@ -204,94 +215,26 @@ pub(crate) fn now_ms() -> Millis {
         .unwrap_or(0)
 }
 
+/// The state the engine's parts share, one field (or module) per concern.
 pub(crate) struct Shared {
     pub store: Arc<dyn Store>,
     pub config: Config,
     pub handlers: HashMap<String, Arc<dyn Handler>>,
     pub http: reqwest::Client,
-    pub plans: Mutex<HashMap<(String, u32), Arc<Plan>>>,
-    pub actors: Mutex<HashMap<String, mpsc::UnboundedSender<actor::Msg>>>,
+    /// Compiled plans and the latest version of each definition.
+    pub plans: plans::Plans,
+    /// The mailbox of each execution resident in memory.
+    pub actors: Mutex<HashMap<String, actor::Mailbox>>,
     pub finished: broadcast::Sender<Finished>,
-    pub shutting_down: AtomicBool,
-    /// Participant calls whose result has not been recorded yet.
-    pub in_flight: AtomicUsize,
+    /// Shutdown, storage health and participant calls in flight.
+    pub health: health::Health,
     pub permits: Arc<tokio::sync::Semaphore>,
     /// Per-participant limits on calls in flight.
     pub bulkheads: bulkhead::Bulkheads,
-    /// The latest version of each definition this process has seen.
-    pub latest: Mutex<HashMap<String, u32>>,
-    /// The last storage failure, while writes are failing.
-    pub storage_fault: Mutex<Option<String>>,
-    /// Parked callback tasks by token: when they last showed a sign of life.
-    pub beats: Mutex<HashMap<String, Millis>>,
     /// Callers of [`Engine::wait`], by execution id.
-    pub waiters: Mutex<Waiters>,
-    pub next_waiter: std::sync::atomic::AtomicU64,
+    pub waiters: waiters::Waiters,
     /// This process alone, or one node among several (and its leases).
     pub ownership: Ownership,
-}
-
-/// Callers of [`Engine::wait`] by execution id: a ticket and where to send the outcome.
-pub(crate) type Waiters = HashMap<String, Vec<(u64, oneshot::Sender<ExecutionRecord>)>>;
-
-/// Removes a waiter that gave up (timeout, or its request was dropped).
-struct WaiterGuard<'a> {
-    shared: &'a Shared,
-    id: &'a str,
-    ticket: u64,
-}
-
-impl Drop for WaiterGuard<'_> {
-    fn drop(&mut self) {
-        let mut waiters = self.shared.lock_waiters();
-        if let Some(list) = waiters.get_mut(self.id) {
-            list.retain(|(t, _)| *t != self.ticket);
-            if list.is_empty() {
-                waiters.remove(self.id);
-            }
-        }
-    }
-}
-
-impl Shared {
-    /// Tracks whether storage writes work: a backend failure marks the engine
-    /// unhealthy (`/healthz`, 503s) until a later write succeeds.
-    pub(crate) fn observe_storage<T>(
-        &self,
-        result: &std::result::Result<T, sagaflow_store::Error>,
-    ) {
-        let mut fault = self.storage_fault.lock().unwrap_or_else(|p| p.into_inner());
-        match result {
-            Err(sagaflow_store::Error::Backend(msg)) => {
-                if fault.is_none() {
-                    tracing::error!(error = %msg, "storage is failing; writes are retried, new work is refused");
-                }
-                *fault = Some(msg.clone());
-            }
-            Ok(_) => {
-                if fault.take().is_some() {
-                    tracing::info!("storage recovered");
-                }
-            }
-            Err(_) => {}
-        }
-    }
-
-    pub(crate) fn lock_waiters(&self) -> std::sync::MutexGuard<'_, Waiters> {
-        self.waiters.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Tells everyone waiting on this execution how it ended.
-    pub(crate) fn notify_waiters(&self, record: &ExecutionRecord) {
-        let waiting = self.lock_waiters().remove(&record.id).unwrap_or_default();
-        for (_, tx) in waiting {
-            let _ = tx.send(record.clone());
-        }
-    }
-
-    pub(crate) fn lock_beats(&self) -> std::sync::MutexGuard<'_, HashMap<String, Millis>> {
-        self.beats.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 /// The engine: cheap to clone, one per process.
@@ -349,18 +292,13 @@ impl Builder {
                 config: self.config,
                 handlers: self.handlers,
                 http,
-                plans: Mutex::new(HashMap::new()),
+                plans: Default::default(),
                 actors: Mutex::new(HashMap::new()),
                 finished,
-                shutting_down: AtomicBool::new(false),
-                in_flight: AtomicUsize::new(0),
+                health: Default::default(),
                 permits: Arc::new(tokio::sync::Semaphore::new(concurrency)),
                 bulkheads: Default::default(),
-                beats: Mutex::new(HashMap::new()),
-                storage_fault: Mutex::new(None),
-                latest: Mutex::new(HashMap::new()),
-                waiters: Mutex::new(HashMap::new()),
-                next_waiter: std::sync::atomic::AtomicU64::new(0),
+                waiters: Default::default(),
                 ownership: self.ownership,
             }),
         })
@@ -469,52 +407,9 @@ impl Engine {
         self.shared.ownership.claim(id).await
     }
 
-    async fn poll_timers(self) {
-        loop {
-            tokio::time::sleep(self.shared.config.timer_poll).await;
-            if self.shared.shutting_down.load(Ordering::SeqCst) {
-                return;
-            }
-            let claimed = self
-                .shared
-                .ownership
-                .claim_due_timers(&*self.shared.store, now_ms(), 1000)
-                .await;
-            match claimed {
-                Ok(timers) => {
-                    for t in timers {
-                        let input = Input::TimerFired {
-                            step: t.step,
-                            task: t.task,
-                            attempt: t.attempt,
-                        };
-                        let tx = self.lock_actors().get(&t.execution_id).cloned();
-                        // Not in memory: a parked execution (reload it), or a
-                        // finished one (the timer is stale).
-                        let tx = match tx {
-                            Some(tx) => Some(tx),
-                            None => match self.shared.store.get_execution(&t.execution_id).await {
-                                Ok(rec) if !rec.status.is_terminal() => {
-                                    self.resident(&t.execution_id).await.ok()
-                                }
-                                _ => None,
-                            },
-                        };
-                        if let Some(tx) = tx {
-                            let _ = tx.send(actor::Msg::Input { input, call: None });
-                        }
-                    }
-                }
-                Err(e) => {
-                    self.shared.observe_storage::<()>(&Err(e));
-                }
-            }
-        }
-    }
-
     /// Validates and registers a definition (a new version if it changed).
     pub async fn deploy(&self, name_hint: Option<&str>, source: &str) -> Result<Deployed> {
-        let plan = self.compile(source, name_hint, false).await?;
+        let plan = plans::compile(&self.shared, source, name_hint, false).await?;
         let missing: Vec<_> = plan
             .variable_uses
             .iter()
@@ -538,58 +433,17 @@ impl Engine {
             .store
             .put_definition(&plan.name, plan.format(), source, &plan.digest, now_ms())
             .await;
-        self.shared.observe_storage(&record);
+        self.shared.health.observe_storage(&record);
         let (record, created) = record?;
         let plan = Arc::new(plan);
-        self.lock_plans()
-            .insert((record.name.clone(), record.version), plan.clone());
-        self.note_latest(&record.name, record.version);
+        let plans = &self.shared.plans;
+        plans.insert(&record.name, record.version, plan.clone());
+        plans.note_latest(&record.name, record.version);
         Ok(Deployed {
             record,
             created,
             plan,
         })
-    }
-
-    /// Compiles a definition on the blocking pool: reading a hostile text
-    /// is bounded (see `sagaflow_core::document`) but not free, and must not
-    /// hold up the async workers that answer every other request. A
-    /// `stored` definition is read as it was accepted (a definition stored
-    /// before duplicate keys were refused still loads).
-    async fn compile(&self, source: &str, name_hint: Option<&str>, stored: bool) -> Result<Plan> {
-        let engine = self.clone();
-        let (source, name_hint) = (source.to_string(), name_hint.map(str::to_string));
-        let compiled = tokio::task::spawn_blocking(move || {
-            let compile = if stored {
-                sagaflow_core::compile_stored_definition
-            } else {
-                sagaflow_core::compile_definition
-            };
-            compile(
-                &source,
-                name_hint.as_deref(),
-                &engine.shared.config.resources,
-            )
-        })
-        .await;
-        match compiled {
-            Ok(plan) => {
-                let mut plan = plan.map_err(Error::Invalid)?;
-                // This engine's limits, not the document's.
-                if let Some(m) = plan.asl.as_mut() {
-                    Arc::make_mut(m).max_history_events = self.shared.config.max_history_events;
-                }
-                Ok(plan)
-            }
-            Err(e) => match e.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                Err(_) => Err(Error::ShuttingDown),
-            },
-        }
-    }
-
-    fn lock_plans(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u32), Arc<Plan>>> {
-        self.shared.plans.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The compiled plan of a definition version (`None` = latest).
@@ -599,14 +453,14 @@ impl Engine {
         // In a cluster another node may deploy, so the store is asked.
         let version = version.or_else(|| {
             if self.shared.ownership.is_sole_writer() {
-                self.lock_latest().get(name).copied()
+                self.shared.plans.latest(name)
             } else {
                 None
             }
         });
         if let Some(v) = version {
-            if let Some(p) = self.lock_plans().get(&(name.to_string(), v)) {
-                return Ok((v, p.clone()));
+            if let Some(p) = self.shared.plans.get(name, v) {
+                return Ok((v, p));
             }
         }
         let rec = match self.shared.store.get_definition(name, version).await {
@@ -616,26 +470,15 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         };
-        if let Some(p) = self.lock_plans().get(&(name.to_string(), rec.version)) {
-            return Ok((rec.version, p.clone()));
+        if let Some(p) = self.shared.plans.get(name, rec.version) {
+            return Ok((rec.version, p));
         }
-        let plan = Arc::new(self.compile(&rec.source, Some(name), true).await?);
-        self.lock_plans()
-            .insert((name.to_string(), rec.version), plan.clone());
+        let plan = Arc::new(plans::compile(&self.shared, &rec.source, Some(name), true).await?);
+        self.shared.plans.insert(name, rec.version, plan.clone());
         if version.is_none() {
-            self.note_latest(name, rec.version);
+            self.shared.plans.note_latest(name, rec.version);
         }
         Ok((rec.version, plan))
-    }
-
-    fn lock_latest(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
-        self.shared.latest.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn note_latest(&self, name: &str, version: u32) {
-        let mut latest = self.lock_latest();
-        let v = latest.entry(name.to_string()).or_insert(version);
-        *v = (*v).max(version);
     }
 
     /// Starts an execution of the latest version of `definition`. With an
@@ -647,7 +490,7 @@ impl Engine {
         input: Value,
         id: Option<String>,
     ) -> Result<(ExecutionRecord, bool)> {
-        if self.shared.shutting_down.load(Ordering::SeqCst) {
+        if self.is_shutting_down() {
             return Err(Error::ShuttingDown);
         }
         let id = match id {
@@ -680,7 +523,7 @@ impl Engine {
             )
             .map_err(Error::NotAllowed)?;
         let record = actor::record_of(&state);
-        let timers = actor::durable_timers(&id, &effects);
+        let timers = timers::durable_timers(&id, &effects);
         // The start decision schedules the first step(s): counted like every
         // later decision's (once the create is stored).
         let scheduled = events
@@ -692,7 +535,7 @@ impl Engine {
         let created = ownership
             .create(&*self.shared.store, record.clone(), events, timers)
             .await;
-        self.shared.observe_storage(&created);
+        self.shared.health.observe_storage(&created);
         match created? {
             Created::Existing(existing) => self.same_start(existing, definition, &input),
             Created::New(record) => {
@@ -726,7 +569,7 @@ impl Engine {
     }
 
     /// The actor of an execution, loading it from history if it is not in memory.
-    pub(crate) async fn resident(&self, id: &str) -> Result<mpsc::UnboundedSender<actor::Msg>> {
+    pub(crate) async fn resident(&self, id: &str) -> Result<actor::Mailbox> {
         if let Some(tx) = self.lock_actors().get(id) {
             return Ok(tx.clone());
         }
@@ -779,37 +622,56 @@ impl Engine {
         self.shared.ownership.release(id).await
     }
 
-    pub(crate) fn lock_actors(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<actor::Msg>>> {
+    pub(crate) fn lock_actors(&self) -> std::sync::MutexGuard<'_, HashMap<String, actor::Mailbox>> {
         self.shared.actors.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn command(&self, id: &str, input: Input) -> Result<ExecutionRecord> {
-        // An actor may be exiting just as we send; then load it afresh.
-        for _ in 0..5 {
+        self.ask(id, |reply| actor::Msg::Command {
+            input: input.clone(),
+            reply,
+        })
+        .await
+    }
+
+    /// Sends the message `make` builds to the actor of `id` and waits for its
+    /// answer. An actor may be exiting just as the message reaches it (what
+    /// is queued then is dropped): the execution is then loaded afresh and
+    /// asked again, a few times before giving up with [`Error::Busy`].
+    async fn ask(
+        &self,
+        id: &str,
+        make: impl Fn(oneshot::Sender<Result<ExecutionRecord>>) -> actor::Msg,
+    ) -> Result<ExecutionRecord> {
+        const ATTEMPTS: usize = 5;
+        for _ in 0..ATTEMPTS {
             let tx = self.resident(id).await?;
             let (reply, rx) = oneshot::channel();
-            if tx
-                .send(actor::Msg::Command {
-                    input: input.clone(),
-                    reply,
-                })
-                .is_err()
-            {
+            if tx.send(make(reply)).is_err() {
+                // Gone without deregistering (it exits, or its task died):
+                // the next attempt must not find this mailbox again.
+                let mut actors = self.lock_actors();
+                if actors.get(id).is_some_and(|t| t.same_channel(&tx)) {
+                    actors.remove(id);
+                }
                 continue;
             }
-            match rx.await {
-                Ok(r) => return r,
-                Err(_) => continue,
+            if let Ok(r) = rx.await {
+                return r;
             }
         }
-        Err(Error::ShuttingDown)
+        if self.is_shutting_down() {
+            Err(Error::ShuttingDown)
+        } else {
+            Err(Error::Busy(id.to_string()))
+        }
     }
 
     /// Completes a callback task with its token: `Ok(output)` succeeds the
     /// task, `Err(error)` fails it (subject to its retry policy), `None`
-    /// (heartbeat) only checks that the task is still waiting.
+    /// (heartbeat) checks that the task is still waiting, and, for a task
+    /// with a `heartbeat`, starts its allowed silence again (the execution's
+    /// actor keeps that watch; an answer ends it).
     pub async fn callback(
         &self,
         token: &str,
@@ -837,43 +699,27 @@ impl Engine {
                 step: step.clone(),
                 task,
                 attempt,
-                error: if error.error == "Sagaflow.CallbackFailed" {
+                error: if error.error == sagaflow_core::error_name::CALLBACK_FAILED {
                     error
                 } else {
                     sagaflow_core::retry::participant_error(&error.error, &error.cause)
                 },
             },
         });
-        for _ in 0..5 {
-            let tx = match self.resident(&id).await {
-                Ok(tx) => tx,
-                Err(Error::ExecutionNotFound(_)) => {
-                    return Err(Error::InvalidTaskToken(token.chars().take(80).collect()))
-                }
-                Err(e) => return Err(e),
-            };
-            let (reply, rx) = oneshot::channel();
-            let msg = actor::Msg::Callback {
+        let answer = self
+            .ask(&id, |reply| actor::Msg::Callback {
                 token: parsed.clone(),
                 input: input.clone(),
                 reply,
-            };
-            if tx.send(msg).is_err() {
-                continue;
+            })
+            .await;
+        match answer {
+            // A token of an execution that does not exist is none of ours.
+            Err(Error::ExecutionNotFound(_)) => {
+                Err(Error::InvalidTaskToken(token.chars().take(80).collect()))
             }
-            if let Ok(r) = rx.await {
-                if r.is_ok() {
-                    let mut beats = self.shared.lock_beats();
-                    if input.is_some() {
-                        beats.remove(token); // answered: the parked waiter stops
-                    } else if let Some(last) = beats.get_mut(token) {
-                        *last = now_ms(); // a heartbeat
-                    }
-                }
-                return r;
-            }
+            answer => answer,
         }
-        Err(Error::ShuttingDown)
     }
 
     /// Cancels a running execution: what was done is compensated; ends `cancelled`.
@@ -897,18 +743,7 @@ impl Engine {
         // Register before reading, so a finish in between is not missed. Each
         // waiter hears only about its own execution: thousands of waiters cost
         // nothing per finish of the others.
-        let (tx, rx) = oneshot::channel();
-        let ticket = self.shared.next_waiter.fetch_add(1, Ordering::Relaxed);
-        self.shared
-            .lock_waiters()
-            .entry(id.to_string())
-            .or_default()
-            .push((ticket, tx));
-        let _registered = WaiterGuard {
-            shared: &self.shared,
-            id,
-            ticket,
-        };
+        let (_registered, rx) = self.shared.waiters.register(id);
         // One node: a resident actor knows whether its execution has
         // finished; if it still runs, its finish reaches this waiter.
         // Otherwise (or when it leaves memory meanwhile) the store tells.
@@ -987,14 +822,14 @@ impl Engine {
 
     /// Participant calls in flight.
     pub fn in_flight(&self) -> usize {
-        self.shared.in_flight.load(Ordering::SeqCst)
+        self.shared.health.in_flight()
     }
 
     /// Graceful shutdown: stop starting participant calls and timers, and wait
     /// (up to `grace`) until every call in flight has had its result recorded.
     /// What was not started stays durable in history and resumes on restart.
     pub async fn shutdown(&self, grace: Duration) {
-        self.shared.shutting_down.store(true, Ordering::SeqCst);
+        self.shared.health.begin_shutdown();
         let deadline = tokio::time::Instant::now() + grace;
         while self.in_flight() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -1007,19 +842,14 @@ impl Engine {
     /// `Err(reason)` while storage writes are failing (disk full, read-only
     /// file, database down). Work in flight keeps retrying its writes.
     pub fn health(&self) -> std::result::Result<(), String> {
-        match &*self
-            .shared
-            .storage_fault
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-        {
-            Some(msg) => Err(msg.clone()),
+        match self.shared.health.storage_fault() {
+            Some(msg) => Err(msg),
             None => Ok(()),
         }
     }
 
     pub fn is_shutting_down(&self) -> bool {
-        self.shared.shutting_down.load(Ordering::SeqCst)
+        self.shared.health.is_shutting_down()
     }
 
     /// Deletes a definition (Step Functions' DeleteStateMachine): it starts
@@ -1028,9 +858,9 @@ impl Engine {
     /// there was no such definition (deleting is idempotent).
     pub async fn delete_definition(&self, name: &str) -> Result<bool> {
         let deleted = self.shared.store.delete_definition(name).await;
-        self.shared.observe_storage(&deleted);
+        self.shared.health.observe_storage(&deleted);
         // The cached latest version would still start executions.
-        self.lock_latest().remove(name);
+        self.shared.plans.forget_latest(name);
         Ok(deleted?)
     }
 }

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use sagaflow_core::retry::RUNTIME;
+use sagaflow_core::error_name::RUNTIME;
 use sagaflow_core::ErrorInfo;
 
 use crate::Config;

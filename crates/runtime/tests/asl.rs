@@ -41,6 +41,8 @@ struct World {
 
 fn world_on(store: Arc<MemoryStore>, flaky: &'static [&'static str]) -> World {
     let calls = Arc::new(Mutex::new(Vec::new()));
+    // Unbounded: a participant never waits for the test to read a token
+    // (a test reads only those it needs).
     let (tx, tokens) = mpsc::unbounded_channel();
     let mut b = Engine::builder(store.clone()).config(config());
     let functions = [
@@ -206,6 +208,55 @@ async fn a_task_token_completes_the_task_through_the_engine() {
     );
     let again = w.engine.callback(&token, Some(Ok(json!({})))).await;
     assert!(again.is_err(), "a used token is refused");
+}
+
+#[tokio::test]
+async fn a_task_whose_heartbeats_stop_fails_with_a_heartbeat_timeout() {
+    let mut w = world(&[]).await;
+    let machine = json!({
+        "StartAt": "Approve",
+        "States": {
+            "Approve": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                "Parameters": {"FunctionName": "ask", "Payload": {"token.$": "$$.Task.Token"}},
+                "TimeoutSeconds": 3600,
+                "HeartbeatSeconds": 1,
+                "End": true
+            }
+        }
+    })
+    .to_string();
+    w.engine.deploy(Some("m"), &machine).await.expect("deploys");
+    let (rec, _) = w
+        .engine
+        .start_execution("m", json!({}), None)
+        .await
+        .unwrap();
+    let token = w.tokens.recv().await.expect("a token");
+    // Alive for a while (longer than one heartbeat interval in all) ...
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        w.engine
+            .callback(&token, None)
+            .await
+            .expect("still waiting");
+    }
+    // ... then silent: the task fails an interval after the last heartbeat.
+    let done = w
+        .engine
+        .wait(&rec.id, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(done.status, Status::Failed);
+    let error = done.error.expect("an error");
+    assert_eq!(error.error, "States.HeartbeatTimeout");
+    assert!(error.cause.contains("no heartbeat"), "{}", error.cause);
+    let late = w.engine.callback(&token, None).await;
+    assert!(
+        late.is_err(),
+        "a heartbeat of a task that gave up is refused"
+    );
 }
 
 #[tokio::test]

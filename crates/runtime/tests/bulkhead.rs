@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::Router;
-use sagaflow_core::retry::PARTICIPANT_SATURATED;
+use sagaflow_core::error_name::PARTICIPANT_SATURATED;
 use sagaflow_core::{EventKind, Status};
 use sagaflow_runtime::{Config, Engine};
 use sagaflow_store::memory::MemoryStore;

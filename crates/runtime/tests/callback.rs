@@ -37,6 +37,8 @@ struct World {
 
 async fn world(definition: &str) -> World {
     let store = Arc::new(MemoryStore::new());
+    // Unbounded: a participant never waits for the test to read a token
+    // (a test reads only those it needs).
     let (tx, tokens) = mpsc::unbounded_channel();
     let undone = Arc::new(Mutex::new(Vec::new()));
     let booked_with = Arc::new(Mutex::new(Vec::new()));
@@ -180,7 +182,7 @@ async fn a_callback_failure_named_like_an_engine_timeout_is_a_refusal_and_is_not
         .unwrap();
     assert_eq!(done.status, Status::Compensated);
     let error = done.error.unwrap();
-    assert_eq!(error.error, sagaflow_core::retry::RESERVED_ERROR_NAME);
+    assert_eq!(error.error, sagaflow_core::error_name::RESERVED_ERROR_NAME);
     assert!(error.cause.contains("`States.Timeout`"), "{}", error.cause);
     // Taken for a timeout, the approval would be undone too.
     assert_eq!(*w.undone.lock().unwrap(), vec!["reserve".to_string()]);
@@ -395,4 +397,17 @@ async fn every_waiter_hears_the_outcome_and_a_waiter_that_gives_up_gets_the_curr
     for waiter in waiters {
         assert_eq!(waiter.await.unwrap().unwrap().status, Status::Succeeded);
     }
+}
+
+#[tokio::test]
+async fn a_server_shutting_down_refuses_new_executions_as_shutting_down() {
+    let w = world(APPROVAL).await;
+    w.engine.shutdown(Duration::ZERO).await;
+    let refused = w
+        .engine
+        .start_execution("approval", json!({}), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::ShuttingDown), "{refused:?}");
+    assert_eq!(refused.code(), "shutting_down");
 }

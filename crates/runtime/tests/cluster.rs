@@ -81,6 +81,8 @@ fn boot(store: &Arc<MemoryStore>, id: &str, answers: bool) -> Node {
         .build()
         .expect("tokio runtime");
     let calls = Arc::new(AtomicUsize::new(0));
+    // Unbounded: a participant never waits for the test to read a token
+    // (a test reads only those it needs).
     let (tx, tokens) = mpsc::unbounded_channel();
     let c = calls.clone();
     let node = NodeConfig {

@@ -16,11 +16,17 @@
 //! store, which resumes the execution from its history. N ranges over
 //! `0..=T`, T being the number of appends of an uncrashed run.
 //!
+//! An ASL machine goes through the same crashes: a trip booked with a
+//! Parallel (one branch behind a Wait), a Map over the extras, Retry of
+//! busy participants and a Catch that cancels everything — once without a
+//! refusal, once with the payment declined, once with an extra declined.
+//! Every crashed run must end as the uncrashed one did.
+//!
 //! Seeds: the run's proptest seed is printed (replay with
 //! `PROPTEST_RNG_SEED=…`); failing cases are persisted by proptest; each case
 //! carries its own `seed`, printed in every assertion message.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -29,14 +35,15 @@ use async_trait::async_trait;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed, TestRunner};
+use sagaflow_core::asl::{ResourceMap, ResourceRule};
+use sagaflow_core::error_name::TASK_FAILED;
 use sagaflow_core::event::Millis;
-use sagaflow_core::retry::TASK_FAILED;
-use sagaflow_core::{ErrorInfo, Event, EventKind, Request, Status, TaskKind};
+use sagaflow_core::{ErrorInfo, Event, EventKind, Execution, Request, Status, TaskKind};
 use sagaflow_runtime::{handler_fn, Config, Engine};
 use sagaflow_store::memory::MemoryStore;
 use sagaflow_store::{
     Append, Created, DefinitionRecord, Error as StoreError, ExecutionRecord, Executor,
-    HistoryEntry, ListFilter, Notification, Page, Query, Result as StoreResult, Timer,
+    HistoryEntry, ListFilter, Notification, Page, Query, Result as StoreResult, Store, Timer,
 };
 use serde_json::{json, Value};
 use tokio::runtime::Runtime;
@@ -458,24 +465,70 @@ struct Run {
     book: Book,
 }
 
-/// Runs the saga on a node whose store dies after `budget` appends; if it
-/// died, crashes the node and finishes the execution on a fresh one.
+/// Runs the saga through [`crash_run`], its participants keeping a fresh ledger.
 fn run(saga: &Arc<Saga>, budget: Option<u64>) -> Run {
     let ledger = Arc::new(Ledger::default());
+    let node = |store: Arc<dyn Store>| engine(store, saga, &ledger);
+    let definition = saga.definition();
+    let case = Case {
+        node: &node,
+        deploy_as: None,
+        name: NAME,
+        definition: &definition,
+        input: json!({"order": 7}),
+        about: format!("seed={} saga={saga:?}", saga.seed),
+    };
+    let crashed = crash_run(&case, budget);
+    let book = ledger.book().clone();
+    Run {
+        budget,
+        crashed: crashed.crashed,
+        appends: crashed.appends,
+        record: crashed.record,
+        history: crashed.history.into_iter().map(|e| e.kind).collect(),
+        book,
+    }
+}
+
+/// One execution to run through [`crash_run`].
+struct Case<'a> {
+    /// Builds a node (an engine with its participants) on a store.
+    node: &'a dyn Fn(Arc<dyn Store>) -> Engine,
+    /// The name to deploy the definition under (an ASL machine has none of its own).
+    deploy_as: Option<&'a str>,
+    /// The definition's name, to start it by.
+    name: &'a str,
+    definition: &'a str,
+    input: Value,
+    /// What the case is, for assertion messages.
+    about: String,
+}
+
+/// What became of an execution run through [`crash_run`].
+struct Crashed {
+    crashed: bool,
+    appends: u64,
+    record: ExecutionRecord,
+    history: Vec<Event>,
+}
+
+/// Runs the execution on a node whose store dies after `budget` appends; if
+/// it died, crashes the node and finishes the execution on a fresh one.
+fn crash_run(case: &Case<'_>, budget: Option<u64>) -> Crashed {
     let inner = Arc::new(MemoryStore::new());
     let store = Arc::new(CrashingStore::new(inner.clone(), budget));
-    let ctx = || format!("seed={} budget={budget:?} saga={saga:?}", saga.seed);
+    let ctx = || format!("budget={budget:?} {}", case.about);
 
     let rt1 = runtime();
-    let node1 = engine(store.clone(), saga, &ledger);
+    let node1 = (case.node)(store.clone());
     let finished = rt1.block_on(async {
         node1.start().await.expect("node 1 starts");
         node1
-            .deploy(None, &saga.definition())
+            .deploy(case.deploy_as, case.definition)
             .await
             .expect("definition deploys");
         node1
-            .start_execution(NAME, json!({"order": 7}), Some(ID.into()))
+            .start_execution(case.name, case.input.clone(), Some(ID.into()))
             .await
             .expect("execution starts");
         let mut dead = store.dead.subscribe();
@@ -497,7 +550,7 @@ fn run(saga: &Arc<Saga>, budget: Option<u64>) -> Run {
         rt_block(inner.get_execution(ID)).expect("record")
     } else {
         let rt2 = runtime();
-        let node2 = engine(inner.clone(), saga, &ledger);
+        let node2 = (case.node)(inner.clone());
         let record = rt2.block_on(async {
             node2.start().await.expect("node 2 starts");
             node2.wait(ID, WAIT).await.expect("wait")
@@ -509,7 +562,7 @@ fn run(saga: &Arc<Saga>, budget: Option<u64>) -> Run {
     let history = rt_block(inner.history(ID, 0))
         .expect("history")
         .into_iter()
-        .map(|h| h.event.kind)
+        .map(|h| h.event)
         .collect();
     let unfinished = rt_block(inner.unfinished()).expect("unfinished");
     assert!(
@@ -517,14 +570,11 @@ fn run(saga: &Arc<Saga>, budget: Option<u64>) -> Run {
         "executions left pending: {unfinished:?}; {}",
         ctx()
     );
-    let book = ledger.book().clone();
-    Run {
-        budget,
+    Crashed {
         crashed,
         appends: store.appended.load(Ordering::SeqCst),
         record,
         history,
-        book,
     }
 }
 
@@ -746,4 +796,325 @@ fn a_saga_failing_in_a_parallel_group_after_a_crash_mid_rollback_is_compensated_
     for n in 0..=reference.appends {
         check(&saga, &run(&saga, Some(n)));
     }
+}
+
+// ---------------------------------------------------------------- an ASL machine
+
+/// A travel booking in Amazon States Language: the flight and (after a
+/// pause) the hotel at once, the extras one at a time, then the payment.
+/// Busy participants are retried; a refusal is caught, and everything is
+/// cancelled before the execution fails.
+fn trip_machine() -> String {
+    let lambda = |f: &str| format!("arn:aws:lambda:us-east-1:123456789012:function:{f}");
+    // Whole seconds are the least ASL allows; full jitter draws below them.
+    let busy = json!([{"ErrorEquals": ["Busy"], "IntervalSeconds": 1, "MaxAttempts": 3, "JitterStrategy": "FULL"}]);
+    let again = json!([{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 5, "JitterStrategy": "FULL"}]);
+    let task = |name: &str, f: &str, retry: &Value| json!({"StartAt": name, "States": {name: {"Type": "Task", "Resource": lambda(f), "Retry": retry, "End": true}}});
+    let refused =
+        json!([{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "CancelAll"}]);
+    json!({
+        "Comment": "Book a trip; cancel everything if any part is refused",
+        "StartAt": "Reserve",
+        "States": {
+            "Reserve": {
+                "Type": "Parallel",
+                "Branches": [
+                    task("BookFlight", "book-flight", &busy),
+                    {"StartAt": "Pause", "States": {
+                        "Pause": {"Type": "Wait", "SecondsPath": "$.pause", "Next": "BookHotel"},
+                        "BookHotel": {"Type": "Task", "Resource": lambda("book-hotel"), "Retry": busy, "End": true}
+                    }}
+                ],
+                "ResultPath": "$.reserved",
+                "Catch": refused,
+                "Next": "Extras"
+            },
+            "Extras": {
+                "Type": "Map", "ItemsPath": "$.extras", "MaxConcurrency": 1,
+                "ItemProcessor": task("BookExtra", "book-extra", &busy),
+                "ResultPath": "$.booked_extras",
+                "Catch": refused,
+                "Next": "Pay"
+            },
+            "Pay": {
+                "Type": "Task", "Resource": lambda("pay"), "Retry": busy,
+                "Catch": [{"ErrorEquals": ["Declined"], "ResultPath": "$.error", "Next": "CancelAll"}],
+                "ResultPath": "$.payment",
+                "Next": "Booked"
+            },
+            "Booked": {"Type": "Succeed"},
+            "CancelAll": {
+                "Type": "Parallel",
+                "Branches": [
+                    task("CancelFlight", "cancel-flight", &again),
+                    task("CancelHotel", "cancel-hotel", &again),
+                    {"StartAt": "CancelExtras", "States": {"CancelExtras": {
+                        "Type": "Map", "ItemsPath": "$.extras",
+                        "ItemProcessor": task("CancelExtra", "cancel-extra", &again),
+                        "End": true
+                    }}}
+                ],
+                "ResultPath": "$.cancelled",
+                "Next": "BookingFailed"
+            },
+            "BookingFailed": {"Type": "Fail", "Error": "BookingFailed", "Cause": "a part was refused; everything was cancelled"}
+        }
+    })
+    .to_string()
+}
+
+const TRIP_FUNCTIONS: &[&str] = &[
+    "book-flight",
+    "book-hotel",
+    "book-extra",
+    "pay",
+    "cancel-flight",
+    "cancel-hotel",
+    "cancel-extra",
+];
+
+/// Which participant refuses, if any (a business error, before any effect).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Refusal {
+    Nobody,
+    /// The payment is declined: the flight, hotel and extras are cancelled.
+    Payment,
+    /// The second extra is declined: the Map fails after the first one.
+    Extra,
+}
+
+/// The travel agency's side: answers deduplicated by idempotency key, and
+/// what is booked right now.
+#[derive(Default)]
+struct Agency {
+    book: Mutex<(Book, BTreeSet<String>)>,
+}
+
+impl Agency {
+    fn call(&self, refusal: Refusal, function: &str, req: &Request) -> Result<Value, ErrorInfo> {
+        let mut guard = self.book.lock().unwrap_or_else(|p| p.into_inner());
+        let (b, booked) = &mut *guard;
+        *b.calls.entry(req.idempotency_key.clone()).or_default() += 1;
+        let keys = b.keys.entry((req.task, req.step.clone())).or_default();
+        if !keys.contains(&req.idempotency_key) {
+            keys.push(req.idempotency_key.clone());
+        }
+        if let Some(answer) = b.answered.get(&req.idempotency_key) {
+            return Ok(answer.clone());
+        }
+        let (verb, what) = function.split_once('-').unwrap_or((function, ""));
+        let thing = match (what, req.input.as_str()) {
+            ("extra", Some(item)) => format!("extra:{item}"),
+            ("", _) => "payment".to_string(),
+            (what, _) => what.to_string(),
+        };
+        let declined = match refusal {
+            Refusal::Nobody => false,
+            Refusal::Payment => function == "pay",
+            Refusal::Extra => function == "book-extra" && thing == "extra:meal",
+        };
+        if declined {
+            return Err(ErrorInfo::new("Declined", format!("{thing} declined")));
+        }
+        // One call per trip is busy on its first attempt (retried by the
+        // machine): a Map iteration, a compensation, a Parallel branch.
+        let flaky = match refusal {
+            Refusal::Nobody => function == "book-extra" && thing == "extra:bag",
+            Refusal::Payment => function == "cancel-hotel",
+            Refusal::Extra => function == "book-flight",
+        };
+        if flaky && req.attempt == 1 {
+            return Err(ErrorInfo::new("Busy", format!("{function} is busy")));
+        }
+        if verb == "cancel" {
+            booked.remove(&thing);
+        } else {
+            booked.insert(thing.clone());
+        }
+        let answer = json!({"done": function, "thing": thing, "attempt": req.attempt});
+        b.effects.push((req.task, req.step.clone()));
+        b.answered
+            .insert(req.idempotency_key.clone(), answer.clone());
+        Ok(answer)
+    }
+
+    fn world(&self) -> (Book, BTreeSet<String>) {
+        self.book.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+fn trip_engine(store: Arc<dyn Store>, refusal: Refusal, agency: &Arc<Agency>) -> Engine {
+    let mut b = Engine::builder(store).config(Config {
+        timer_poll: Duration::from_millis(50),
+        resources: trip_resources(),
+        ..Config::default()
+    });
+    for &f in TRIP_FUNCTIONS {
+        let agency = agency.clone();
+        b = b.handler(
+            f,
+            handler_fn(move |req: Request| {
+                let agency = agency.clone();
+                async move {
+                    tokio::task::yield_now().await;
+                    agency.call(refusal, f, &req)
+                }
+            }),
+        );
+    }
+    b.build()
+}
+
+fn trip_resources() -> ResourceMap {
+    ResourceMap {
+        rules: vec![ResourceRule {
+            pattern: "arn:aws:lambda:*:*:function:{name}".into(),
+            target: "handler:{name}".into(),
+        }],
+    }
+}
+
+/// One run of the trip: what became of it, and the agency's world after it.
+struct TripRun {
+    budget: Option<u64>,
+    run: Crashed,
+    book: Book,
+    booked: BTreeSet<String>,
+}
+
+fn trip_run(refusal: Refusal, pause: u64, budget: Option<u64>) -> TripRun {
+    let agency = Arc::new(Agency::default());
+    let node = |store: Arc<dyn Store>| trip_engine(store, refusal, &agency);
+    let definition = trip_machine();
+    let case = Case {
+        node: &node,
+        deploy_as: Some("trip"),
+        name: "trip",
+        definition: &definition,
+        input: json!({"trip": 7, "pause": pause, "extras": ["seat", "meal", "bag"]}),
+        about: format!("refusal={refusal:?} pause={pause}"),
+    };
+    let run = crash_run(&case, budget);
+    let (book, booked) = agency.world();
+    TripRun {
+        budget,
+        run,
+        book,
+        booked,
+    }
+}
+
+/// What must hold of every run, crashed or not, and of the uncrashed
+/// `reference` run of the same trip.
+fn check_trip(refusal: Refusal, reference: &TripRun, r: &TripRun) {
+    let names: Vec<String> = r
+        .run
+        .history
+        .iter()
+        .map(|e| {
+            format!("{} {}", e.kind.name(), e.kind.step().unwrap_or(""))
+                .trim()
+                .to_string()
+        })
+        .collect();
+    let ctx = format!(
+        "\n  refusal={refusal:?} budget={:?} crashed={} appends={}\n  history={names:?}\n  effects={:?}\n  booked={:?}\n  record={:?}",
+        r.budget, r.run.crashed, r.run.appends, r.book.effects, r.booked, r.run.record
+    );
+    // The same end as without a crash.
+    let (record, expected) = (&r.run.record, &reference.run.record);
+    assert_eq!(record.status, expected.status, "{ctx}");
+    assert_eq!(record.output, expected.output, "{ctx}");
+    assert_eq!(record.error, expected.error, "{ctx}");
+    // Each participant effect at most once per idempotency key, and one key
+    // per call site whatever happened.
+    for ((task, step), keys) in &r.book.keys {
+        assert_eq!(
+            keys.len(),
+            1,
+            "{step} {task:?} was called with keys {keys:?}{ctx}"
+        );
+        let effects = r.book.effects.iter().filter(|(_, s)| s == step).count();
+        assert!(effects <= 1, "{step} took effect {effects} times{ctx}");
+    }
+    // The history tells the truth: a call took effect iff its success is recorded.
+    for (_, step) in r.book.keys.keys() {
+        let effects = r.book.effects.iter().filter(|(_, s)| s == step).count();
+        let recorded = r
+            .run
+            .history
+            .iter()
+            .filter(|e| matches!(&e.kind, EventKind::StepSucceeded { step: s, .. } if s == step))
+            .count();
+        assert_eq!(
+            effects, recorded,
+            "effect and history disagree about {step}{ctx}"
+        );
+    }
+    // The history is legal: it replays, to the recorded end.
+    let plan = sagaflow_core::compile_definition(&trip_machine(), Some("trip"), &trip_resources())
+        .expect("the trip compiles");
+    let replayed = Execution::replay(&plan, &r.run.history)
+        .unwrap_or_else(|e| panic!("the history does not replay: {e}{ctx}"));
+    assert_eq!(replayed.status, record.status, "{ctx}");
+    assert!(replayed.outstanding(&plan).is_empty(), "{ctx}");
+    // The world is what the machine promises.
+    let all: BTreeSet<String> = [
+        "flight",
+        "hotel",
+        "extra:seat",
+        "extra:meal",
+        "extra:bag",
+        "payment",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    match refusal {
+        Refusal::Nobody => {
+            assert_eq!(record.status, Status::Succeeded, "{ctx}");
+            assert_eq!(r.booked, all, "{ctx}");
+            let output = record.output.as_ref().expect("an output");
+            assert_eq!(output["payment"]["thing"], "payment", "{ctx}");
+            assert_eq!(
+                output["booked_extras"].as_array().map(Vec::len),
+                Some(3),
+                "{ctx}"
+            );
+        }
+        Refusal::Payment | Refusal::Extra => {
+            assert_eq!(record.status, Status::Failed, "{ctx}");
+            assert_eq!(
+                record.error.as_ref().map(|e| e.error.as_str()),
+                Some("BookingFailed"),
+                "{ctx}"
+            );
+            assert!(r.booked.is_empty(), "left booked: {:?}{ctx}", r.booked);
+        }
+    }
+}
+
+/// The trip without a crash, then crashing after every append of it.
+fn check_trip_at_every_crash_point(refusal: Refusal, pause: u64) {
+    let reference = trip_run(refusal, pause, None);
+    assert!(!reference.run.crashed);
+    check_trip(refusal, &reference, &reference);
+    for n in 0..=reference.run.appends {
+        check_trip(refusal, &reference, &trip_run(refusal, pause, Some(n)));
+    }
+}
+
+#[test]
+fn an_asl_trip_booked_in_full_ends_alike_whatever_the_crash_point() {
+    check_trip_at_every_crash_point(Refusal::Nobody, 1);
+}
+
+#[test]
+fn an_asl_trip_whose_payment_is_declined_cancels_everything_whatever_the_crash_point() {
+    check_trip_at_every_crash_point(Refusal::Payment, 0);
+}
+
+#[test]
+fn an_asl_trip_whose_extra_is_declined_cancels_everything_whatever_the_crash_point() {
+    check_trip_at_every_crash_point(Refusal::Extra, 0);
 }

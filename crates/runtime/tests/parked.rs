@@ -37,6 +37,8 @@ async fn engine(
     definition: &str,
 ) -> (Engine, mpsc::UnboundedReceiver<String>) {
     let store = SqliteStore::open(dir.path().join("sagaflow.db")).unwrap();
+    // Unbounded: a participant never waits for the test to read a token
+    // (a test reads only those it needs).
     let (tx, tokens) = mpsc::unbounded_channel();
     let engine = Engine::builder(Arc::new(store))
         .config(Config {

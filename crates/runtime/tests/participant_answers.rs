@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use sagaflow_core::asl::{ResourceMap, ResourceRule};
-use sagaflow_core::retry::{OUTPUT_INVALID, OUTPUT_TOO_LARGE, RESERVED_ERROR_NAME};
+use sagaflow_core::error_name::{OUTPUT_INVALID, OUTPUT_TOO_LARGE, RESERVED_ERROR_NAME};
 use sagaflow_core::{EventKind, Status};
 use sagaflow_runtime::{Config, Engine};
 use sagaflow_store::memory::MemoryStore;

@@ -4,7 +4,9 @@
 //! machine, behind a `Pass`, at the head of a Parallel branch or of a Map
 //! iteration finishes on time without a restart — and after one.
 //!
-//! The horizon is shortened to 200 ms so a 1 s Wait lies beyond it.
+//! The horizon is shortened to 200 ms so a 1 s Wait lies beyond it. Every
+//! case runs on memory, SQLite and PostgreSQL (when `DATABASE_URL` is set),
+//! with and without a restart right after the start.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use sagaflow_core::asl::{ResourceMap, ResourceRule};
 use sagaflow_core::Status;
 use sagaflow_runtime::{handler_fn, Config, Engine};
 use sagaflow_store::memory::MemoryStore;
+use sagaflow_store::postgres::PostgresStore;
 use sagaflow_store::sqlite::SqliteStore;
 use sagaflow_store::Store;
 use serde_json::{json, Value};
@@ -72,9 +75,84 @@ fn machines() -> Vec<(&'static str, Value)> {
     ]
 }
 
-async fn every_machine_finishes(store: impl Fn() -> Arc<dyn Store>, restart: bool) {
-    for (what, machine) in machines() {
-        let store = store();
+/// Where a case's stores live; each store is a fresh, empty one.
+enum Backend {
+    Memory,
+    Sqlite(tempfile::TempDir),
+    /// Schemas of the case's own (`{prefix}{n}`) in `DATABASE_URL`'s database.
+    Postgres {
+        url: String,
+        prefix: String,
+    },
+}
+
+impl Backend {
+    fn sqlite() -> Backend {
+        Backend::Sqlite(tempfile::tempdir().expect("a temporary directory"))
+    }
+
+    /// `None` (the case is skipped, and says so) without `DATABASE_URL`.
+    fn postgres() -> Option<Backend> {
+        match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => {
+                // Named like the store's own test schemas (`sagaflow_test_…`),
+                // so one left behind by a killed run is dropped by a later run.
+                static CASE: std::sync::atomic::AtomicUsize =
+                    std::sync::atomic::AtomicUsize::new(0);
+                let secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let case = CASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let prefix = format!("sagaflow_test_{secs}_{}_start{case}_", std::process::id());
+                Some(Backend::Postgres { url, prefix })
+            }
+            _ => {
+                eprintln!("DATABASE_URL is not set: skipping this PostgreSQL case");
+                None
+            }
+        }
+    }
+
+    /// Store number `n` of this case (a restart reopens the same one).
+    async fn store(&self, n: usize) -> Arc<dyn Store> {
+        match self {
+            Backend::Memory => Arc::new(MemoryStore::new()),
+            Backend::Sqlite(dir) => Arc::new(
+                SqliteStore::open(dir.path().join(format!("s{n}.db"))).expect("sqlite store"),
+            ),
+            Backend::Postgres { url, prefix } => Arc::new(
+                PostgresStore::connect_in_schema(url, &format!("{prefix}{n}"))
+                    .await
+                    .expect("connecting to DATABASE_URL"),
+            ),
+        }
+    }
+
+    /// Drops the case's schemas.
+    async fn clean(&self, stores: usize) {
+        let Backend::Postgres { url, prefix } = self else {
+            return;
+        };
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("connecting to DATABASE_URL");
+        tokio::spawn(connection);
+        for n in 0..stores {
+            let schema = format!("{prefix}{n}");
+            client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .await
+                .expect("drops the schema");
+        }
+    }
+}
+
+/// Every machine whose start arms a 1 s timer finishes, on time or after a
+/// restart right after the start (the timer is then in the store only).
+async fn every_machine_finishes(backend: Backend, restart: bool) {
+    let machines = machines();
+    for (n, (what, machine)) in machines.iter().enumerate() {
+        let store = backend.store(n).await;
         let first = engine(store.clone());
         first.start().await.expect("engine starts");
         first
@@ -85,16 +163,7 @@ async fn every_machine_finishes(store: impl Fn() -> Arc<dyn Store>, restart: boo
             .start_execution("m", json!({"items": [1, 2, 3]}), None)
             .await
             .expect("starts");
-        let running = if restart {
-            // Stopped right after the start: the timer lives in the store only.
-            first.shutdown(Duration::from_secs(1)).await;
-            drop(first);
-            let second = engine(store.clone());
-            second.start().await.expect("engine restarts");
-            second
-        } else {
-            first
-        };
+        let running = restarted(first, &store, restart).await;
         let done = running
             .wait(&rec.id, Duration::from_secs(20))
             .await
@@ -102,30 +171,53 @@ async fn every_machine_finishes(store: impl Fn() -> Arc<dyn Store>, restart: boo
         assert_eq!(done.status, Status::Succeeded, "{what}: {done:?}");
         running.shutdown(Duration::from_secs(1)).await;
     }
+    backend.clean(machines.len()).await;
+}
+
+/// `engine`, or with `restart` a new engine on the same store once it is stopped.
+async fn restarted(engine: Engine, store: &Arc<dyn Store>, restart: bool) -> Engine {
+    if !restart {
+        return engine;
+    }
+    engine.shutdown(Duration::from_secs(1)).await;
+    drop(engine);
+    let second = self::engine(store.clone());
+    second.start().await.expect("engine restarts");
+    second
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_wait_armed_by_the_start_fires_on_time_in_memory_store() {
-    every_machine_finishes(|| Arc::new(MemoryStore::new()), false).await;
+    every_machine_finishes(Backend::Memory, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_wait_armed_by_the_start_fires_after_a_restart_in_memory_store() {
-    every_machine_finishes(|| Arc::new(MemoryStore::new()), true).await;
+    every_machine_finishes(Backend::Memory, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_wait_armed_by_the_start_fires_on_time_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let n = std::sync::atomic::AtomicUsize::new(0);
-    every_machine_finishes(
-        || {
-            let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Arc::new(SqliteStore::open(dir.path().join(format!("s{i}.db"))).expect("store"))
-        },
-        false,
-    )
-    .await;
+    every_machine_finishes(Backend::sqlite(), false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_wait_armed_by_the_start_fires_after_a_restart_on_sqlite() {
+    every_machine_finishes(Backend::sqlite(), true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_wait_armed_by_the_start_fires_on_time_on_postgres() {
+    if let Some(backend) = Backend::postgres() {
+        every_machine_finishes(backend, false).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_wait_armed_by_the_start_fires_after_a_restart_on_postgres() {
+    if let Some(backend) = Backend::postgres() {
+        every_machine_finishes(backend, true).await;
+    }
 }
 
 /// The first step waits for a callback that never comes; its 1 s timeout
@@ -141,18 +233,21 @@ steps:
     compensation: { handler: ok }
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_first_step_parked_on_a_callback_times_out_on_time() {
-    let engine = engine(Arc::new(MemoryStore::new()));
-    engine.start().await.expect("engine starts");
-    engine
+/// The parked first step times out on time (it has a compensation, so the
+/// saga is compensated), also after a restart right after the start.
+async fn a_parked_first_step_times_out(backend: Backend, restart: bool) {
+    let store = backend.store(0).await;
+    let first = engine(store.clone());
+    first.start().await.expect("engine starts");
+    first
         .deploy(Some("parked"), PARKED_FIRST)
         .await
         .expect("deploys");
-    let (rec, _) = engine
+    let (rec, _) = first
         .start_execution("parked", json!({}), None)
         .await
         .expect("starts");
+    let engine = restarted(first, &store, restart).await;
     let done = engine
         .wait(&rec.id, Duration::from_secs(20))
         .await
@@ -165,4 +260,30 @@ async fn a_first_step_parked_on_a_callback_times_out_on_time() {
         Some("States.Timeout"),
         "{done:?}"
     );
+    engine.shutdown(Duration::from_secs(1)).await;
+    backend.clean(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_step_parked_on_a_callback_times_out_on_time() {
+    a_parked_first_step_times_out(Backend::Memory, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_step_parked_on_a_callback_times_out_after_a_restart_on_sqlite() {
+    a_parked_first_step_times_out(Backend::sqlite(), true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_step_parked_on_a_callback_times_out_on_postgres() {
+    if let Some(backend) = Backend::postgres() {
+        a_parked_first_step_times_out(backend, false).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_step_parked_on_a_callback_times_out_after_a_restart_on_postgres() {
+    if let Some(backend) = Backend::postgres() {
+        a_parked_first_step_times_out(backend, true).await;
+    }
 }

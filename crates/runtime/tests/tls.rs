@@ -8,7 +8,7 @@ mod tls_support;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sagaflow_core::retry::TASK_FAILED;
+use sagaflow_core::error_name::TASK_FAILED;
 use sagaflow_core::{EventKind, Status};
 use sagaflow_runtime::{Config, Engine, TlsConfig};
 use sagaflow_store::memory::MemoryStore;

@@ -2,9 +2,10 @@
 //! participants of the travel saga, over HTTP.
 //!
 //! The services own their database (a SQLite file with the single `bookings`
-//! table of the design; the orchestrator never touches it), deduplicate calls
-//! by `Idempotency-Key`, refuse a reservation that arrives after its own
-//! cancellation, and inject the seeds' failures (`run_type` such as
+//! table, `pk = trip_id`, `sk = KIND#id`; the orchestrator never touches it),
+//! deduplicate calls by `Idempotency-Key`, refuse a reservation that arrives
+//! after its own cancellation, and inject the travel scenarios' failures
+//! (those of the cdk-patterns saga sample; `run_type` such as
 //! `failHotelReservation`, `failFlightsConfirmation`, `failPayment`, and a random
 //! failure rate for cancellations).
 //!

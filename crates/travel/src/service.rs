@@ -16,7 +16,8 @@
 //! - cancel (and refund) deletes the row; cancelling something that never
 //!   arrived succeeds and leaves a tombstone, and a reservation arriving after
 //!   its own cancellation is refused with `BookingCancelled` (anti-hanging);
-//! - `run_type` injects the seeds' failures: a reservation failure is a 422
+//! - `run_type` injects the travel scenarios' failures (those of the
+//!   cdk-patterns saga sample, `examples/step-functions/SOURCES.md`): a reservation failure is a 422
 //!   that leaves no row, a confirmation failure is a 503 returned the first N
 //!   times per trip (counted in the database) and then the call succeeds.
 

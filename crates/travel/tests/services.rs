@@ -98,7 +98,7 @@ async fn answer(response: reqwest::Response) -> (u16, Value) {
     (status, body)
 }
 
-/// The seeds' trip input.
+/// The travel scenarios' trip input (the cdk-patterns sample's fields).
 fn trip(trip_id: &str) -> Value {
     json!({
         "trip_id": trip_id,

@@ -26,6 +26,9 @@ pub async fn run(b: &Bench) -> anyhow::Result<Report> {
     let args = &b.args;
     let n = args.sagas.unwrap_or(b.default_sagas());
     let store = open_store(&b.db)?;
+    // Unbounded: the bench keeps every parked execution's token (n of
+    // them) until it answers them, and a participant waiting for room would
+    // hold a call slot and stall the parking it measures.
     let (tx, mut tokens) = mpsc::unbounded_channel::<String>();
     let engine = Engine::builder(store.clone())
         .config(super::engine_config())

@@ -17,10 +17,14 @@ pub struct Cpu {
 }
 
 impl Cpu {
+    // getrusage(2) has no safe wrapper in std; the workspace denies unsafe
+    // code everywhere else.
+    #[allow(unsafe_code)]
     pub fn now() -> Cpu {
-        // SAFETY: `rusage` is plain data (all-zero is a valid value), and
-        // getrusage only writes into the struct we pass it.
+        // SAFETY: `rusage` is plain data (all-zero is a valid value).
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: getrusage only writes into the struct we pass it, which
+        // lives until it returns.
         let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
         if rc != 0 {
             return Cpu::default();
@@ -54,6 +58,7 @@ fn timeval(t: libc::timeval) -> Duration {
 
 /// CPU time (user + system) of this process's live threads whose name
 /// starts with `prefix` (Linux truncates thread names to 15 bytes).
+#[allow(unsafe_code)] // sysconf(3) has no safe wrapper in std
 pub fn thread_cpu(prefix: &str) -> Duration {
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };

@@ -267,6 +267,7 @@ impl Drop for Proc {
 }
 
 /// Sends a signal to a process.
+#[allow(unsafe_code)] // kill(2) has no safe wrapper in std
 pub fn signal(pid: u32, sig: libc::c_int) {
     let pid = libc::pid_t::try_from(pid).expect("a pid fits in pid_t");
     // SAFETY: kill(2) has no memory-safety preconditions.

@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 use crate::asl::data;
 use crate::asl::machine::{Comparison, Operand, Rule};
+use crate::document::type_name;
 use crate::event::ErrorInfo;
 
 /// Whether `rule` holds for `input`. A non-`Is*` comparison whose variable is
@@ -46,7 +47,7 @@ pub fn evaluate(rule: &Rule, input: &Value, context: &Value) -> Result<bool, Err
 }
 
 fn runtime(cause: String) -> ErrorInfo {
-    ErrorInfo::new(data::RUNTIME, cause)
+    ErrorInfo::new(crate::error_name::RUNTIME, cause)
 }
 
 fn compare(
@@ -63,7 +64,7 @@ fn compare(
             Operand::Value(other) => {
                 return Err(runtime(format!(
                     "{op:?} must be given true or false, not {}",
-                    data::type_name(other)
+                    type_name(other)
                 )))
             }
             Operand::Path(p) => match data::select(p, input, context)? {
@@ -71,7 +72,7 @@ fn compare(
                 other => {
                     return Err(runtime(format!(
                         "{op:?}Path '{p}' must select true or false, not {}",
-                        data::type_name(&other)
+                        type_name(&other)
                     )))
                 }
             },

@@ -16,13 +16,11 @@ use serde_json_path::JsonPath;
 
 use crate::asl::intrinsic;
 use crate::asl::machine::PathField;
+use crate::document::type_name;
 use crate::event::ErrorInfo;
 
 /// Error of a path that cannot be followed at run time.
-pub use crate::retry::RUNTIME;
-/// Error of a `ResultPath` that does not fit the state input.
-pub const RESULT_PATH_MATCH_FAILURE: &str = "States.ResultPathMatchFailure";
-
+use crate::error_name::{RESULT_PATH_MATCH_FAILURE, RUNTIME};
 /// How much of a payload an error cause quotes: enough to recognise it,
 /// bounded so a large payload does not bloat the history.
 const EXCERPT_CHARS: usize = 256;
@@ -356,18 +354,6 @@ fn check_node(node: &Value, at: &str, problems: &mut Vec<(String, String)>) {
             }
         }
         _ => {}
-    }
-}
-
-/// The JSON type of a value, for messages.
-pub fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -14,10 +14,9 @@ use base64::Engine as _;
 use serde_json::{Map, Number, Value};
 
 use crate::asl::data;
+use crate::document::{hex, type_name};
+use crate::error_name::INTRINSIC_FAILURE;
 use crate::event::ErrorInfo;
-
-/// Error of an intrinsic function that cannot compute its result.
-pub const INTRINSIC_FAILURE: &str = "States.IntrinsicFailure";
 
 /// How deep calls may nest inside one field (AWS's limit).
 pub const MAX_NESTING: usize = 10;
@@ -685,7 +684,7 @@ fn eval_call(
                         f,
                         format!(
                             "the third argument must be the boolean false, not {}",
-                            data::type_name(other)
+                            type_name(other)
                         ),
                     ))
                 }
@@ -758,7 +757,7 @@ impl Args {
     }
 
     fn wrong(&self, i: usize, what: &str) -> ErrorInfo {
-        let found = self.values.get(i).map_or("missing", data::type_name);
+        let found = self.values.get(i).map_or("missing", type_name);
         fail(
             self.func,
             format!("argument {} must be {what}, not {found}", i + 1),
@@ -836,19 +835,10 @@ fn format_value(func: Func, position: usize, v: &Value) -> Result<String, ErrorI
             func,
             format!(
                 "argument {position} is {}; only strings, numbers, booleans and null can be formatted",
-                data::type_name(other)
+                type_name(other)
             ),
         )),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
 }
 
 /// Lowercase hex digest of `data`, or `None` for an unknown algorithm.

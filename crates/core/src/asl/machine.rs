@@ -10,7 +10,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::definition::Participant;
+use crate::error_name as name;
+use crate::exchange::Participant;
 
 /// A whole state machine.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -278,13 +279,13 @@ pub struct Catcher {
 pub fn error_matches(error_equals: &[String], error: &str) -> bool {
     error_equals.iter().any(|e| {
         e == error
-            || (e == "States.ALL" && error != "States.Runtime")
-            || (e == "States.TaskFailed"
-                && error != "States.Timeout"
-                && error != "States.HeartbeatTimeout"
-                && error != "States.Runtime"
-                && !error.starts_with("States.Branch")
-                && error != "States.ExceedToleratedFailureThreshold")
+            || (e == name::ALL && error != name::RUNTIME)
+            || (e == name::TASK_FAILED
+                && error != name::TIMEOUT
+                && error != name::HEARTBEAT_TIMEOUT
+                && error != name::RUNTIME
+                && !error.starts_with(name::BRANCH_PREFIX)
+                && error != name::EXCEED_TOLERATED)
     })
 }
 

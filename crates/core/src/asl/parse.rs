@@ -33,8 +33,11 @@ use crate::asl::machine::{
     ResourceMap, Retrier, Rule, Seconds, State, Task, Wait,
 };
 use crate::asl::{data, intrinsic};
-use crate::definition::{Participant, Violation};
+use crate::document::type_name;
+use crate::error_name as name;
+use crate::exchange::Participant;
 use crate::Error;
+use crate::Violation;
 
 /// The optimized Lambda integration: the function comes from `FunctionName`.
 pub const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
@@ -49,27 +52,6 @@ const BARE_FUNCTION_PREFIX: &str = "arn:aws:lambda:us-east-1:000000000000:functi
 /// is refused instead of recursing further: parsed JSON is already bounded
 /// by serde_json, but a `Value` built in code is not.
 const MAX_DEPTH: usize = 100;
-
-/// The error names AWS reserves (`States.` prefix); any other `States.*`
-/// name in `ErrorEquals` is a typo that would never match.
-const RESERVED_ERRORS: &[&str] = &[
-    "States.ALL",
-    "States.DataLimitExceeded",
-    "States.ExceedToleratedFailureThreshold",
-    "States.HeartbeatTimeout",
-    "States.IntrinsicFailure",
-    "States.ItemReaderFailed",
-    "States.NoChoiceMatched",
-    "States.ParameterPathFailure",
-    "States.Permissions",
-    "States.QueryEvaluationError",
-    "States.ResultPathMatchFailure",
-    "States.ResultWriterFailed",
-    "States.Runtime",
-    "States.TaskFailed",
-    "States.BranchFailed",
-    "States.Timeout",
-];
 
 const STATE_TYPES: &[&str] = &[
     "Task", "Pass", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map",
@@ -256,17 +238,6 @@ fn at(loc: &str, key: &str) -> String {
 
 fn at_index(loc: &str, i: usize) -> String {
     format!("{loc}/{i}")
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// First pass: every state's location by name, in all scopes, so that a
@@ -603,7 +574,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     loc,
-                    format!("expected an object, found {}", kind_of(other)),
+                    format!("expected an object, found {}", type_name(other)),
                 );
                 None
             }
@@ -668,7 +639,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     at(loc, key),
-                    format!("`{key}` must be a string, found {}", kind_of(other)),
+                    format!("`{key}` must be a string, found {}", type_name(other)),
                 );
                 None
             }
@@ -681,7 +652,7 @@ impl Compiler<'_> {
             self.err(
                 "wrong_type",
                 loc,
-                format!("`{field}` must be an integer, found {}", kind_of(v)),
+                format!("`{field}` must be an integer, found {}", type_name(v)),
             );
             return None;
         };
@@ -725,7 +696,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     loc,
-                    format!("`{field}` must be a number, found {}", kind_of(v)),
+                    format!("`{field}` must be a number, found {}", type_name(v)),
                 );
                 None
             }
@@ -738,7 +709,7 @@ impl Compiler<'_> {
             self.err(
                 "wrong_type",
                 loc,
-                format!("`{field}` must be a path string, found {}", kind_of(v)),
+                format!("`{field}` must be a path string, found {}", type_name(v)),
             );
             return None;
         };
@@ -1000,7 +971,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     at(loc, "Type"),
-                    format!("`Type` must be a string, found {}", kind_of(other)),
+                    format!("`Type` must be a string, found {}", type_name(other)),
                 );
                 None
             }
@@ -1111,7 +1082,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     at(loc, "End"),
-                    format!("`End` must be a boolean, found {}", kind_of(other)),
+                    format!("`End` must be a boolean, found {}", type_name(other)),
                 );
                 // Unknown intent: do not also report a missing Next or a
                 // missing terminal state.
@@ -1191,7 +1162,7 @@ impl Compiler<'_> {
                             format!(
                                 "the value of `{key}` must be a string holding a path or an \
                                  intrinsic function, found {}",
-                                kind_of(value)
+                                type_name(value)
                             ),
                         );
                         continue;
@@ -1229,7 +1200,7 @@ impl Compiler<'_> {
                     &eloc,
                     format!(
                         "`ErrorEquals` must be an array of error names, found {}",
-                        kind_of(other)
+                        type_name(other)
                     ),
                 );
                 return Vec::new();
@@ -1250,17 +1221,19 @@ impl Compiler<'_> {
                     self.err("invalid_value", iloc, "an error name cannot be empty");
                 }
                 Value::String(s) => {
-                    if s.starts_with("States.") && !RESERVED_ERRORS.contains(&s.as_str()) {
+                    if s.starts_with(name::STATES_PREFIX)
+                        && !name::AWS_RESERVED.contains(&s.as_str())
+                    {
                         self.err(
                             "invalid_value",
                             iloc,
                             format!(
                                 "`{s}` is not a predefined error; the `States.` prefix is \
                                  reserved for: {}",
-                                RESERVED_ERRORS.join(", ")
+                                name::AWS_RESERVED.join(", ")
                             ),
                         );
-                    } else if s == "States.ALL" && items.len() > 1 {
+                    } else if s == name::ALL && items.len() > 1 {
                         self.err(
                             "invalid_value",
                             iloc,
@@ -1272,7 +1245,7 @@ impl Compiler<'_> {
                 other => self.err(
                     "wrong_type",
                     iloc,
-                    format!("an error name must be a string, found {}", kind_of(other)),
+                    format!("an error name must be a string, found {}", type_name(other)),
                 ),
             }
         }
@@ -1294,7 +1267,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     &kloc,
-                    format!("`{key}` must be an array, found {}", kind_of(other)),
+                    format!("`{key}` must be an array, found {}", type_name(other)),
                 );
                 return Vec::new();
             }
@@ -1307,7 +1280,7 @@ impl Compiler<'_> {
                 let all = entry
                     .get("ErrorEquals")
                     .and_then(Value::as_array)
-                    .is_some_and(|e| e.iter().any(|n| n == "States.ALL"));
+                    .is_some_and(|e| e.iter().any(|n| n == name::ALL));
                 if all && !last {
                     self.err(
                         "invalid_value",
@@ -1553,7 +1526,7 @@ impl Compiler<'_> {
                 at(ploc, "FunctionName"),
                 format!(
                     "`FunctionName` must be a function name or ARN, found {}",
-                    kind_of(other)
+                    type_name(other)
                 ),
             ),
             // Known only once rendered; the template check covers the path.
@@ -1588,7 +1561,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     &cloc,
-                    format!("`Choices` must be an array, found {}", kind_of(other)),
+                    format!("`Choices` must be an array, found {}", type_name(other)),
                 );
                 None
             }
@@ -1689,7 +1662,10 @@ impl Compiler<'_> {
                         self.err(
                             "wrong_type",
                             &oloc,
-                            format!("`{op}` must be an array of rules, found {}", kind_of(other)),
+                            format!(
+                                "`{op}` must be an array of rules, found {}",
+                                type_name(other)
+                            ),
                         );
                         return None;
                     }
@@ -1763,7 +1739,7 @@ impl Compiler<'_> {
             self.err(
                 "wrong_type",
                 loc,
-                format!("`{op}` takes {wanted}, found {}", kind_of(v)),
+                format!("`{op}` takes {wanted}, found {}", type_name(v)),
             );
             return None;
         }
@@ -1812,7 +1788,7 @@ impl Compiler<'_> {
                     self.err(
                         "wrong_type",
                         kloc,
-                        format!("`Timestamp` must be a string, found {}", kind_of(other)),
+                        format!("`Timestamp` must be a string, found {}", type_name(other)),
                     );
                     None
                 }
@@ -1885,7 +1861,7 @@ impl Compiler<'_> {
                 self.err(
                     "wrong_type",
                     &bloc,
-                    format!("`Branches` must be an array, found {}", kind_of(other)),
+                    format!("`Branches` must be an array, found {}", type_name(other)),
                 );
                 return None;
             }

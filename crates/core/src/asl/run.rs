@@ -148,11 +148,14 @@ use serde_json::json;
 
 use crate::asl::machine::{error_matches, Graph, Integration, Kind, Machine, Seconds, State, Wait};
 use crate::asl::{choice, data};
-use crate::definition::{Participant, Plan};
+use crate::envelope::illegal;
+use crate::error_name::{
+    EXCEED_TOLERATED, FAIL, HEARTBEAT_TIMEOUT, NO_CHOICE_MATCHED, RUNTIME, TIMEOUT,
+};
 use crate::event::{Event, EventKind, Status, TaskKind};
-use crate::execution::{task_token, Effect, Request};
+use crate::exchange::Participant;
+use crate::exchange::{task_token, Effect, Request};
 use crate::keys::{escape_state_name, idempotency_key, KeyScheme};
-use crate::retry::{RUNTIME, TIMEOUT};
 use crate::Error;
 
 /// Attempt timeout of a Task without `TimeoutSeconds` that calls a
@@ -169,13 +172,6 @@ pub const MAX_TRANSITIONS_WITHOUT_WAITING: u32 = 10_000;
 /// `step_succeeded`, where the Step Functions view shows five), and the
 /// last one is the `execution_finished` that fails the execution.
 pub const MAX_HISTORY_EVENTS: u64 = 25_000;
-/// Error of a Choice state none of whose rules matched (and no `Default`).
-pub const NO_CHOICE_MATCHED: &str = "States.NoChoiceMatched";
-/// Error of a Map state whose failed iterations exceeded the tolerance.
-pub const EXCEED_TOLERATED: &str = "States.ExceedToleratedFailureThreshold";
-/// Error of a `.waitForTaskToken` task whose heartbeat stopped.
-pub const HEARTBEAT_TIMEOUT: &str = "States.HeartbeatTimeout";
-
 /// The interpreter's state: the threads of control (the machine's own, one
 /// per Parallel branch and Map iteration) and the states they are inside of.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
@@ -331,15 +327,6 @@ pub(crate) enum Todo {
         output: Option<Value>,
         error: Option<ErrorInfo>,
     },
-}
-
-fn illegal(event: &EventKind, why: impl Into<String>) -> Error {
-    Error::IllegalTransition {
-        event: format!("{} {}", event.name(), event.step().unwrap_or(""))
-            .trim()
-            .to_string(),
-        state: why.into(),
-    }
 }
 
 fn graph<'m>(m: &'m Machine, scope: &[(usize, usize)]) -> &'m Graph {
@@ -578,7 +565,7 @@ impl Run {
                         }
                     };
                     let error = ErrorInfo::new(
-                        pick(&f.error, &f.error_path).unwrap_or_else(|| "States.Fail".into()),
+                        pick(&f.error, &f.error_path).unwrap_or_else(|| FAIL.into()),
                         pick(&f.cause, &f.cause_path).unwrap_or_default(),
                     );
                     // A Fail state ends its thread; its Catch-less failure
@@ -1188,9 +1175,6 @@ impl Run {
                         input: input.clone(),
                     },
                 );
-                if let Some(t) = m.timeout_seconds {
-                    fx.push(Effect::Deadline { at: at + t * 1000 });
-                }
                 self.threads.push(Thread {
                     scope: Vec::new(),
                     prefix: String::new(),
@@ -1427,9 +1411,7 @@ impl Run {
                         error: error.clone().unwrap_or_else(|| ErrorInfo::new(TIMEOUT, "")),
                     },
                     _ => TraceKind::ExecutionFailed {
-                        error: error
-                            .clone()
-                            .unwrap_or_else(|| ErrorInfo::new("States.Fail", "")),
+                        error: error.clone().unwrap_or_else(|| ErrorInfo::new(FAIL, "")),
                     },
                 };
                 self.record(at, kind);
@@ -1574,17 +1556,9 @@ impl Run {
         }
     }
 
-    /// Effects in flight after a replay.
-    pub(crate) fn outstanding(&self, m: &Machine, finished: bool) -> Vec<Effect> {
+    /// Effects in flight after a replay (the envelope adds the deadline).
+    pub(crate) fn outstanding(&self) -> Vec<Effect> {
         let mut out = Vec::new();
-        if finished {
-            return out;
-        }
-        if let Some(t) = m.timeout_seconds {
-            out.push(Effect::Deadline {
-                at: self.head.started_at + t * 1000,
-            });
-        }
         for (key, slot) in &self.slots {
             let step = key.clone();
             let attempt = slot.attempt;
@@ -1621,7 +1595,7 @@ impl Run {
 
     /// Whether the execution only waits for callbacks without heartbeats.
     pub(crate) fn is_parked(&self, m: &Machine) -> bool {
-        if m.timeout_seconds.is_some() || !self.pending.is_empty() {
+        if !self.pending.is_empty() {
             return false;
         }
         let mut waiting = false;
@@ -1779,22 +1753,4 @@ pub(crate) enum TimerMeaning {
     /// A running attempt's deadline passed.
     Deadline,
     Stale,
-}
-
-/// Renders the Step-Functions-shaped history of an ASL execution from its
-/// stored events, by replaying them with tracing on.
-pub fn trace(plan: &Plan, events: &[Event]) -> Result<Vec<Trace>, Error> {
-    let mut ex = crate::Execution::empty(plan);
-    if let Some(run) = ex.asl.as_mut() {
-        run.start_tracing();
-    } else {
-        return Err(Error::NotAllowed {
-            code: "not_asl",
-            message: format!("`{}` is not an ASL state machine", plan.name),
-        });
-    }
-    for e in events {
-        ex.apply(plan, e)?;
-    }
-    Ok(ex.asl.as_mut().map(|r| r.take_trace()).unwrap_or_default())
 }

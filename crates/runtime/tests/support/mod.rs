@@ -1,8 +1,8 @@
 //! Test support shared by the runtime's integration tests: a real HTTP
 //! participant whose answers are scripted per route, and small engine helpers.
 //!
-//! The participant behaves like a well-mannered service in the sense of
-//! DESIGN.md: it remembers the first successful answer per `Idempotency-Key`
+//! The participant behaves as the README's "What participants must do"
+//! asks: it remembers the first successful answer per `Idempotency-Key`
 //! and replays it for a repeated key, so a repeated call never repeats the
 //! effect. Every request is recorded with its headers and body.
 #![allow(dead_code)]
