@@ -327,7 +327,27 @@ impl Engine {
     /// An engine that is one node among several on `store`, sharing its
     /// executions with the others through the store's leases. Only a store
     /// several processes can share has them ([`SharedStore`]: PostgreSQL,
-    /// memory), so a node on SQLite cannot be built.
+    /// memory), so a node on SQLite cannot be built:
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use sagaflow_runtime::{Engine, NodeConfig};
+    /// let node = NodeConfig { id: "n1".into(), address: "http://n1".into(), lease_ttl: Duration::from_secs(5) };
+    /// let store = Arc::new(sagaflow_store::memory::MemoryStore::new());
+    /// let engine = Engine::cluster_builder(store, node).build();
+    /// assert_eq!(engine.node_id(), Some("n1"));
+    /// ```
+    ///
+    /// The same with a SQLite store does not compile (`SqliteStore` does not
+    /// implement `Leases`):
+    ///
+    /// ```compile_fail
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use sagaflow_runtime::{Engine, NodeConfig};
+    /// let node = NodeConfig { id: "n1".into(), address: "http://n1".into(), lease_ttl: Duration::from_secs(5) };
+    /// let store = Arc::new(sagaflow_store::sqlite::SqliteStore::open("s.db").unwrap());
+    /// let engine = Engine::cluster_builder(store, node).build();
+    /// ```
     pub fn cluster_builder<S: SharedStore + 'static>(store: Arc<S>, node: NodeConfig) -> Builder {
         Builder {
             store: store.clone(),

@@ -1,6 +1,6 @@
 //! The PostgreSQL backend: the same [`Executor`] and [`Query`] semantics as
 //! [`SqliteStore`](crate::sqlite::SqliteStore), pinned down by the shared
-//! [`conformance`](crate::conformance) suite and a differential test against
+//! conformance suite (`conformance.rs`) and a differential test against
 //! SQLite (`crates/store/tests/postgres.rs`).
 //!
 //! **Client.** `tokio-postgres` with a `deadpool-postgres` pool, rather than
