@@ -270,6 +270,16 @@ async fn a_first_step_parked_on_a_callback_times_out_on_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_step_parked_on_a_callback_times_out_after_a_restart_in_memory_store() {
+    a_parked_first_step_times_out(Backend::Memory, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_step_parked_on_a_callback_times_out_on_time_on_sqlite() {
+    a_parked_first_step_times_out(Backend::sqlite(), false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_step_parked_on_a_callback_times_out_after_a_restart_on_sqlite() {
     a_parked_first_step_times_out(Backend::sqlite(), true).await;
 }
