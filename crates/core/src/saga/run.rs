@@ -906,11 +906,7 @@ fn failed(
                 "compensation of `{step}` gave up after {used} attempt(s): {}",
                 error.cause
             );
-            d.finish(
-                Status::Failed,
-                Some(ErrorInfo::new(error.error, cause)),
-                None,
-            )
+            fail(d, error.error, cause)
         }
         // Forward recovery exhausted: needs attention once the stage is quiet (see advance).
         (TaskKind::Action, Role::Retriable) => Ok(()),
@@ -923,14 +919,16 @@ fn failed(
                 "pivot `{step}` ended without a usable answer and may have taken effect; redrive to retry it: {}",
                 error.cause
             );
-            d.finish(
-                Status::Failed,
-                Some(ErrorInfo::new(error.error, cause)),
-                None,
-            )
+            fail(d, error.error, cause)
         }
         (TaskKind::Action, _) => d.emit(EventKind::RollbackStarted { step, error }),
     }
+}
+
+/// Ends the saga `failed` with the error that gave up and why: it needs a
+/// human (a redrive resumes it).
+fn fail(d: &mut Decider<'_, Saga>, error: String, cause: String) -> Result<(), Error> {
+    d.finish(Status::Failed, Some(ErrorInfo::new(error, cause)), None)
 }
 
 /// Moves the saga on as far as the current state allows.
@@ -977,11 +975,7 @@ fn advance_forward(d: &mut Decider<'_, Saga>) -> Result<(), Error> {
                 t.attempts - t.budget_base,
                 error.cause
             );
-            return d.finish(
-                Status::Failed,
-                Some(ErrorInfo::new(error.error, cause)),
-                None,
-            );
+            return fail(d, error.error, cause);
         }
         return Ok(());
     }
