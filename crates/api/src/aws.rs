@@ -29,7 +29,7 @@
 //!   described as `STANDARD`), logging, tracing and tags;
 //! - several nodes: a request about an execution another node owns (stop,
 //!   redrive, task tokens) is forwarded there like a native one
-//!   ([`crate::forward`]), or answered `ServiceUnavailable` to retry.
+//!   (`crate::forward`), or answered `ServiceUnavailable` to retry.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -14,7 +14,7 @@ pub struct ApiError {
     pub code: String,
     pub message: String,
     pub details: Value,
-    /// Several nodes: the execution's owner, where [`crate::forward`]
+    /// Several nodes: the execution's owner, where `crate::forward`
     /// sends the request instead.
     pub owner: Option<String>,
     /// Seconds after which a retry should work (`Retry-After`), for an

@@ -9,7 +9,7 @@
 //!   text is first measured by [`yaml_nesting`], a linear scan that follows
 //!   libyaml's tokenizer (quotes, comments, plain and block scalars, block
 //!   indentation), and refused past [`MAX_NESTING`] before it is parsed.
-//! - Both parsers build the value through [`Strict`], which refuses a
+//! - Both parsers build the value through `Strict`, which refuses a
 //!   container nested deeper than [`MAX_NESTING`] (block nesting is linear to
 //!   load, so it is counted here) and a key given twice in one object
 //!   (serde_json and serde_yaml would silently keep the last one; AWS refuses

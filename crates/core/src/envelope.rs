@@ -3,13 +3,13 @@
 //! and the one way events are decided and folded in whatever the program.
 //!
 //! An interpreter (a saga, an ASL machine, and the next kind) plugs in
-//! through [`Interpreter`]: it folds the events of its own kind into its own
+//! through `Interpreter`: it folds the events of its own kind into its own
 //! state and decides the inputs the envelope does not settle itself. The
 //! envelope decides what is common once — a start, a cancel or a redrive that
 //! the status does not allow, stale inputs after the end, the history quota —
 //! and records the common facts of every event (started, stopping, redriven,
-//! finished). [`apply`] is the one fold, live and during recovery; a
-//! [`Decider`] emits each event through it, so a decision sees its own
+//! finished). `apply` is the one fold, live and during recovery; a
+//! `Decider` emits each event through it, so a decision sees its own
 //! earlier events.
 
 use serde::Serialize;

@@ -1,6 +1,6 @@
 //! Sagaflow's pure core: definitions and their validation, the compiled
 //! plan, history events, and the execution state machine — one envelope
-//! ([`envelope`]) around one interpreter per kind of program ([`saga`],
+//! (`envelope`) around one interpreter per kind of program ([`saga`],
 //! [`asl`]).
 //!
 //! Nothing in this crate performs I/O. The runtime feeds it inputs (a participant

@@ -9,7 +9,7 @@
 //! - [`intrinsic`]: `States.Format`, `States.Array`, … ;
 //! - [`choice`]: Choice rule evaluation;
 //! - [`run`]: the interpreter, a pure `(state, event) -> (state, effects)`;
-//! - [`decide`]: the interpreter behind the execution envelope.
+//! - `decide`: the interpreter behind the execution envelope.
 
 pub mod choice;
 pub mod data;

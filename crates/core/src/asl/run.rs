@@ -26,7 +26,7 @@ pub fn execution_arn(machine: &str, id: &str) -> String {
 }
 
 /// One entry of the Step-Functions-shaped view of a history, rendered by
-/// replaying the stored events with tracing on (see [`trace`]).
+/// replaying the stored events with tracing on (see [`crate::trace`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Trace {
     pub at: Millis,

@@ -5,7 +5,7 @@
 //! human instead (a pivot cannot be undone).
 //!
 //! [`Progress`] is a saga execution's part of the state; `Saga`'s
-//! [`Interpreter`] impl folds saga events into it and decides saga inputs.
+//! `Interpreter` impl folds saga events into it and decides saga inputs.
 //! What every program shares (start, stop, redrive, end) is the envelope's.
 
 use serde::Serialize;
