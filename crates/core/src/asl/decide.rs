@@ -132,26 +132,7 @@ impl Interpreter for Machine {
                 )?;
             }
             Input::Redrive => {
-                // As AWS: no redrive of a history at (or next to) its quota.
-                if d.env.events.saturating_add(2) >= self.max_history_events {
-                    return Err(Error::NotAllowed {
-                        code: "not_redrivable",
-                        message: format!(
-                            "`{}` has {} history events, the limit is {}: it cannot be redriven",
-                            d.env.id, d.env.events, self.max_history_events
-                        ),
-                    });
-                }
-                if !d.state.can_redrive() {
-                    return Err(Error::NotAllowed {
-                        code: "not_redrivable",
-                        message: format!(
-                            "only an execution that failed in a state other than Fail can be redriven; `{}` is {}",
-                            d.env.id,
-                            d.env.status.as_str()
-                        ),
-                    });
-                }
+                refuse_redrive(d)?;
                 d.emit(EventKind::ExecutionRedriven {})?;
             }
         }
@@ -201,6 +182,32 @@ impl Interpreter for Machine {
     fn attempts(&self, run: &Run, step: &str, _task: TaskKind) -> u32 {
         callback_slot(run, step).map_or(0, |(a, _, _)| a)
     }
+}
+
+/// Refuses a redrive AWS refuses (the envelope checked the status): a
+/// history at (or next to) its quota, or a failure in a `Fail` state.
+fn refuse_redrive(d: &Decider<'_, Machine>) -> Result<(), Error> {
+    let m = d.program;
+    if d.env.events.saturating_add(2) >= m.max_history_events {
+        return Err(Error::NotAllowed {
+            code: "not_redrivable",
+            message: format!(
+                "`{}` has {} history events, the limit is {}: it cannot be redriven",
+                d.env.id, d.env.events, m.max_history_events
+            ),
+        });
+    }
+    if !d.state.can_redrive() {
+        return Err(Error::NotAllowed {
+            code: "not_redrivable",
+            message: format!(
+                "only an execution that failed in a state other than Fail can be redriven; `{}` is {}",
+                d.env.id,
+                d.env.status.as_str()
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn schedule(d: &mut Decider<'_, Machine>, step: &str, attempt: u32) -> Result<(), Error> {

@@ -145,6 +145,13 @@ pub struct Progress {
     rollback_error: Option<ErrorInfo>,
 }
 
+/// An attempt a scheduling event starts.
+struct Attempt {
+    attempt: u32,
+    deadline: Millis,
+    nonce: Option<String>,
+}
+
 impl Progress {
     /// A saga execution before its first event.
     pub(crate) fn new(saga: &Saga) -> Self {
@@ -239,6 +246,97 @@ impl Progress {
         }
     }
 
+    /// Starts an attempt of a task (a `*_scheduled` event), once every
+    /// check passed: forward only while moving forward and after the earlier
+    /// stages, a compensation only while rolling back and of a step that ran,
+    /// attempts in order.
+    fn schedule(
+        &mut self,
+        saga: &Saga,
+        kind: &EventKind,
+        step: &str,
+        task: TaskKind,
+        next: Attempt,
+    ) -> Result<(), Error> {
+        let i = Self::index(saga, kind, step)?;
+        if task == TaskKind::Action && self.phase != Phase::Forward {
+            return Err(illegal(kind, "rolling back"));
+        }
+        if task == TaskKind::Compensation
+            && (self.phase != Phase::RollingBack || saga.steps[i].compensation.is_none())
+        {
+            return Err(illegal(kind, "not rolling back, or no compensation"));
+        }
+        if task == TaskKind::Compensation && !self.steps[i].on_stack {
+            return Err(illegal(kind, "the step never ran, nothing to compensate"));
+        }
+        let earlier_done = || {
+            saga.stages[..saga.steps[i].stage].iter().all(|st| {
+                st.steps
+                    .iter()
+                    .all(|&j| matches!(self.steps[j].action.state, TaskState::Succeeded { .. }))
+            })
+        };
+        if task == TaskKind::Action && !earlier_done() {
+            return Err(illegal(kind, "an earlier stage has not succeeded"));
+        }
+        let t = self.task_mut(i, task);
+        let ok = next.attempt == t.attempts + 1
+            && match t.state {
+                TaskState::Idle => true,
+                TaskState::WaitingRetry { attempt: a, .. } => a == next.attempt,
+                _ => false,
+            };
+        if !ok {
+            return Err(illegal(
+                kind,
+                format!("{:?} after {} attempts", t.state, t.attempts),
+            ));
+        }
+        t.attempts = next.attempt;
+        t.nonce = next.nonce;
+        t.parked = false;
+        t.state = TaskState::Running {
+            attempt: next.attempt,
+            deadline: next.deadline,
+        };
+        Ok(())
+    }
+
+    /// Marks a running callback attempt as acknowledged (it waits for its
+    /// token); returns its deadline.
+    fn park(
+        &mut self,
+        saga: &Saga,
+        kind: &EventKind,
+        step: &str,
+        task: TaskKind,
+        attempt: u32,
+    ) -> Result<Millis, Error> {
+        let i = Self::index(saga, kind, step)?;
+        let callback = match task {
+            TaskKind::Action => saga.steps[i].action.callback,
+            TaskKind::Compensation => saga.steps[i]
+                .compensation
+                .as_ref()
+                .is_some_and(|c| c.callback),
+        };
+        let t = self.task_mut(i, task);
+        match t.state {
+            TaskState::Running {
+                attempt: a,
+                deadline,
+            } if a == attempt && callback && !t.parked => {
+                t.parked = true;
+                Ok(deadline)
+            }
+            _ => Err(illegal(
+                kind,
+                format!("{:?} (callback: {callback})", t.state),
+            )),
+        }
+    }
+
     /// The compensation that is stuck under `policy`, if any: it has failed
     /// `policy.attempts` times in a row, or kept failing for
     /// `policy.after_ms` (from its first failure to its last), and the
@@ -317,48 +415,12 @@ impl Interpreter for Saga {
                 } else {
                     TaskKind::Compensation
                 };
-                let i = Progress::index(self, kind, step)?;
-                if task == TaskKind::Action && p.phase != Phase::Forward {
-                    return Err(illegal(kind, "rolling back"));
-                }
-                if task == TaskKind::Compensation
-                    && (p.phase != Phase::RollingBack || self.steps[i].compensation.is_none())
-                {
-                    return Err(illegal(kind, "not rolling back, or no compensation"));
-                }
-                if task == TaskKind::Compensation && !p.steps[i].on_stack {
-                    return Err(illegal(kind, "the step never ran, nothing to compensate"));
-                }
-                let earlier_done = || {
-                    self.stages[..self.steps[i].stage].iter().all(|st| {
-                        st.steps.iter().all(|&j| {
-                            matches!(p.steps[j].action.state, TaskState::Succeeded { .. })
-                        })
-                    })
-                };
-                if task == TaskKind::Action && !earlier_done() {
-                    return Err(illegal(kind, "an earlier stage has not succeeded"));
-                }
-                let t = p.task_mut(i, task);
-                let ok = *attempt == t.attempts + 1
-                    && match t.state {
-                        TaskState::Idle => true,
-                        TaskState::WaitingRetry { attempt: a, .. } => a == *attempt,
-                        _ => false,
-                    };
-                if !ok {
-                    return Err(illegal(
-                        kind,
-                        format!("{:?} after {} attempts", t.state, t.attempts),
-                    ));
-                }
-                t.attempts = *attempt;
-                t.nonce = nonce.clone();
-                t.parked = false;
-                t.state = TaskState::Running {
+                let next = Attempt {
                     attempt: *attempt,
                     deadline: *deadline,
+                    nonce: nonce.clone(),
                 };
+                p.schedule(self, kind, step, task, next)?;
                 fx.push(Effect::Invoke {
                     step: step.clone(),
                     task,
@@ -420,28 +482,7 @@ impl Interpreter for Saga {
                 task,
                 attempt,
             } => {
-                let i = Progress::index(self, kind, step)?;
-                let callback = match task {
-                    TaskKind::Action => self.steps[i].action.callback,
-                    TaskKind::Compensation => self.steps[i]
-                        .compensation
-                        .as_ref()
-                        .is_some_and(|c| c.callback),
-                };
-                let t = p.task_mut(i, *task);
-                let deadline = match t.state {
-                    TaskState::Running {
-                        attempt: a,
-                        deadline,
-                    } if a == *attempt && callback && !t.parked => deadline,
-                    _ => {
-                        return Err(illegal(
-                            kind,
-                            format!("{:?} (callback: {callback})", t.state),
-                        ))
-                    }
-                };
-                t.parked = true;
+                let deadline = p.park(self, kind, step, *task, *attempt)?;
                 // The deadline becomes a durable timer: a parked execution may
                 // leave memory and is woken by the timer or its callback.
                 fx.push(Effect::StartTimer {
@@ -584,25 +625,8 @@ impl Interpreter for Saga {
                 task,
                 attempt,
             } => {
-                let Some(i) = self.step_index(&step) else {
+                if !timer_fired(d, step, task, attempt)? {
                     return Ok(());
-                };
-                match d.state.task(i, task).state {
-                    TaskState::WaitingRetry { attempt: a, .. } if a == attempt => {
-                        schedule(d, i, task)?
-                    }
-                    // The deadline of a running (parked) attempt has come.
-                    TaskState::Running {
-                        attempt: a,
-                        deadline,
-                    } if a == attempt && d.ctx.now >= deadline => {
-                        let error = ErrorInfo::new(
-                            TIMEOUT,
-                            format!("`{step}` got no answer before its deadline"),
-                        );
-                        failed(d, i, step, task, attempt, error)?;
-                    }
-                    _ => return Ok(()),
                 }
             }
             Input::TaskParked {
@@ -819,6 +843,34 @@ impl Interpreter for Saga {
 fn running(saga: &Saga, p: &Progress, step: &str, task: TaskKind, attempt: u32) -> Option<usize> {
     saga.step_index(step)
         .filter(|&i| p.task(i, task).is_running(attempt))
+}
+
+/// A task's timer: its retry is due, or (for a parked attempt) its deadline
+/// has come. `false`: stale (the task moved on), nothing to decide.
+fn timer_fired(
+    d: &mut Decider<'_, Saga>,
+    step: String,
+    task: TaskKind,
+    attempt: u32,
+) -> Result<bool, Error> {
+    let Some(i) = d.program.step_index(&step) else {
+        return Ok(false);
+    };
+    match d.state.task(i, task).state {
+        TaskState::WaitingRetry { attempt: a, .. } if a == attempt => schedule(d, i, task)?,
+        TaskState::Running {
+            attempt: a,
+            deadline,
+        } if a == attempt && d.ctx.now >= deadline => {
+            let error = ErrorInfo::new(
+                TIMEOUT,
+                format!("`{step}` got no answer before its deadline"),
+            );
+            failed(d, i, step, task, attempt, error)?;
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// Schedules the next attempt of a task.
