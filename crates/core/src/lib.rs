@@ -12,6 +12,7 @@
 pub mod asl;
 pub mod definition;
 pub mod document;
+pub mod durable;
 mod envelope;
 pub mod error_name;
 pub mod event;
