@@ -1,0 +1,781 @@
+//! The durable-functions operation model: each row of the checkpoint
+//! transition table, the refusals, atomic batches, checkpoint tokens and
+//! `ClientToken` replay, and a seeded property test (decide = fold, live =
+//! replay).
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sagaflow_core::durable::{
+    Applied, CallbackOptions, ChainedInvokeOptions, Checkpoint, CheckpointToken, ContextOptions,
+    Details, ErrorObject, Invocation, Operation, OperationAction as A, OperationEvent,
+    OperationStatus as S, OperationType as T, OperationUpdate, Operations, Refusal, StepOptions,
+    Timer, WaitOptions, INVALID_TOKEN,
+};
+
+const T0: u64 = 1_700_000_000_000;
+
+fn started() -> Operations {
+    let mut ops = Operations::default();
+    ops.apply(&OperationEvent::ExecutionStarted {
+        id: "exec".into(),
+        input_payload: Some("{\"x\":1}".into()),
+        at: T0,
+    })
+    .unwrap();
+    ops
+}
+
+/// Decides a batch and, if accepted, folds its facts in (as the runtime will).
+fn checkpoint(
+    ops: &mut Operations,
+    updates: &[OperationUpdate],
+    now: u64,
+) -> Result<Applied, Refusal> {
+    let applied = ops.apply_checkpoint(updates, now, 42)?;
+    for event in &applied.events {
+        ops.apply(event).unwrap();
+    }
+    Ok(applied)
+}
+
+fn update(id: &str, t: T, a: A) -> OperationUpdate {
+    let mut u = OperationUpdate::new(id, t, a);
+    u.name = Some(format!("name-{id}"));
+    u
+}
+
+fn succeed(id: &str, t: T, payload: &str) -> OperationUpdate {
+    let mut u = update(id, t, A::Succeed);
+    u.payload = Some(payload.into());
+    u
+}
+
+fn error(message: &str) -> ErrorObject {
+    ErrorObject {
+        error_type: Some("Exception".into()),
+        error_message: Some(message.into()),
+        ..Default::default()
+    }
+}
+
+fn fail(id: &str, t: T, message: &str) -> OperationUpdate {
+    let mut u = update(id, t, A::Fail);
+    u.error = Some(error(message));
+    u
+}
+
+fn retry(id: &str, delay: u64) -> OperationUpdate {
+    let mut u = update(id, T::Step, A::Retry);
+    u.error = Some(error("boom"));
+    u.step_options = Some(StepOptions {
+        next_attempt_delay_seconds: Some(delay),
+    });
+    u
+}
+
+fn wait(id: &str, seconds: u64) -> OperationUpdate {
+    let mut u = update(id, T::Wait, A::Start);
+    u.wait_options = Some(WaitOptions {
+        wait_seconds: Some(seconds),
+    });
+    u
+}
+
+fn invoke(id: &str, function: &str) -> OperationUpdate {
+    let mut u = update(id, T::ChainedInvoke, A::Start);
+    u.sub_type = Some("ChainedInvoke".into());
+    u.payload = Some("{\"a\":1}".into());
+    u.chained_invoke_options = Some(ChainedInvokeOptions {
+        function_name: function.into(),
+        tenant_id: None,
+    });
+    u
+}
+
+fn child(mut u: OperationUpdate, parent: &str) -> OperationUpdate {
+    u.parent_id = Some(parent.into());
+    u
+}
+
+fn step(ops: &Operations, id: &str) -> (S, sagaflow_core::durable::StepDetails) {
+    let op = ops.get(id).unwrap();
+    match &op.details {
+        Details::Step(d) => (op.status, d.clone()),
+        other => panic!("not a step: {other:?}"),
+    }
+}
+
+fn refused(ops: &Operations, updates: &[OperationUpdate]) -> Refusal {
+    let before = ops.clone();
+    let refusal = ops.apply_checkpoint(updates, T0 + 5, 1).unwrap_err();
+    assert_eq!(ops, &before);
+    refusal
+}
+
+#[test]
+fn a_step_started_and_succeeded_in_one_batch_is_succeeded_with_its_result() {
+    let mut ops = started();
+    let applied = checkpoint(
+        &mut ops,
+        &[
+            update("s1", T::Step, A::Start),
+            succeed("s1", T::Step, "{\"t\":\"m\"}"),
+        ],
+        T0 + 10,
+    )
+    .unwrap();
+    let (status, details) = step(&ops, "s1");
+    assert_eq!(status, S::Succeeded);
+    assert_eq!(details.result.as_deref(), Some("{\"t\":\"m\"}"));
+    assert_eq!(details.attempt, 0);
+    assert_eq!(ops.get("s1").unwrap().end_timestamp, Some(T0 + 10));
+    assert_eq!(applied.operations, vec![ops.get("s1").unwrap().clone()]);
+    assert!(matches!(
+        applied.events[0],
+        OperationEvent::StepStarted { .. }
+    ));
+    assert!(matches!(
+        applied.events[1],
+        OperationEvent::StepSucceeded { .. }
+    ));
+    assert!(applied.timers.is_empty());
+}
+
+#[test]
+fn a_step_that_fails_for_good_is_failed_with_its_error() {
+    let mut ops = started();
+    checkpoint(
+        &mut ops,
+        &[update("s1", T::Step, A::Start), fail("s1", T::Step, "no")],
+        T0,
+    )
+    .unwrap();
+    let (status, details) = step(&ops, "s1");
+    assert_eq!(status, S::Failed);
+    assert_eq!(details.error, Some(error("no")));
+}
+
+#[test]
+fn a_retried_step_is_pending_until_its_timer_makes_it_ready_and_starts_again_keeping_its_attempt() {
+    let mut ops = started();
+    let applied = checkpoint(
+        &mut ops,
+        &[update("s1", T::Step, A::Start), retry("s1", 3)],
+        T0,
+    )
+    .unwrap();
+    let (status, details) = step(&ops, "s1");
+    assert_eq!(status, S::Pending);
+    assert_eq!(details.attempt, 1);
+    assert_eq!(details.next_attempt_timestamp, Some(T0 + 3000));
+    assert_eq!(details.error, Some(error("boom")));
+    assert_eq!(
+        applied.timers,
+        vec![Timer::RetryDue {
+            id: "s1".into(),
+            at: T0 + 3000
+        }]
+    );
+
+    assert_eq!(ops.fire_timer("s1", T0 + 2999), None, "not due yet");
+    let ready = ops.fire_timer("s1", T0 + 3000).unwrap();
+    assert!(matches!(ready, OperationEvent::StepReady { .. }));
+    ops.apply(&ready).unwrap();
+    assert_eq!(step(&ops, "s1").0, S::Ready);
+
+    checkpoint(&mut ops, &[update("s1", T::Step, A::Start)], T0 + 4000).unwrap();
+    let (status, details) = step(&ops, "s1");
+    assert_eq!((status, details.attempt), (S::Started, 1));
+}
+
+#[test]
+fn a_retry_delay_out_of_range_is_refused() {
+    let ops = started();
+    let r = refused(&ops, &[update("s1", T::Step, A::Start), retry("s1", 0)]);
+    assert_eq!((r.code, r.update), ("invalid_duration", Some(1)));
+}
+
+#[test]
+fn a_wait_is_started_until_its_scheduled_end_then_succeeds() {
+    let mut ops = started();
+    let applied = checkpoint(&mut ops, &[wait("w1", 5)], T0).unwrap();
+    let op = ops.get("w1").unwrap();
+    assert_eq!(op.status, S::Started);
+    assert!(
+        matches!(&op.details, Details::Wait(w) if w.scheduled_end_timestamp == Some(T0 + 5000))
+    );
+    assert_eq!(
+        applied.timers,
+        vec![Timer::WaitEnd {
+            id: "w1".into(),
+            at: T0 + 5000
+        }]
+    );
+    let done = ops.fire_timer("w1", T0 + 5000).unwrap();
+    ops.apply(&done).unwrap();
+    assert_eq!(ops.get("w1").unwrap().status, S::Succeeded);
+    assert_eq!(ops.fire_timer("w1", T0 + 6000), None, "a timer fires once");
+}
+
+#[test]
+fn a_cancelled_wait_is_cancelled_and_its_timer_is_stale() {
+    let mut ops = started();
+    checkpoint(&mut ops, &[wait("w1", 5)], T0).unwrap();
+    checkpoint(&mut ops, &[update("w1", T::Wait, A::Cancel)], T0 + 1).unwrap();
+    assert_eq!(ops.get("w1").unwrap().status, S::Cancelled);
+    assert_eq!(ops.fire_timer("w1", T0 + 5000), None);
+}
+
+#[test]
+fn a_wait_needs_its_seconds_and_accepts_only_start_and_cancel() {
+    let mut ops = started();
+    let r = refused(&ops, &[update("w1", T::Wait, A::Start)]);
+    assert_eq!(r.code, "invalid_duration");
+    checkpoint(&mut ops, &[wait("w1", 5)], T0).unwrap();
+    let r = refused(&ops, &[succeed("w1", T::Wait, "x")]);
+    assert_eq!(r.message, "Invalid action for WAIT operation.");
+}
+
+#[test]
+fn a_callback_start_mints_a_callback_id_in_the_aws_alphabet() {
+    let mut ops = started();
+    let mut u = update("c1", T::Callback, A::Start);
+    u.callback_options = Some(CallbackOptions {
+        timeout_seconds: Some(60),
+        heartbeat_timeout_seconds: Some(0),
+    });
+    let applied = checkpoint(&mut ops, &[u], T0).unwrap();
+    let Details::Callback(d) = &ops.get("c1").unwrap().details else {
+        panic!()
+    };
+    let id = d.callback_id.clone().unwrap();
+    assert!(id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/'));
+    assert!(matches!(&applied.events[0],
+        OperationEvent::CallbackStarted { callback_id, timeout_seconds: Some(60), .. } if *callback_id == id));
+    let r = refused(&ops, &[succeed("c1", T::Callback, "x")]);
+    assert_eq!(r.message, "Invalid action for CALLBACK operation.");
+}
+
+#[test]
+fn two_callbacks_of_one_batch_get_different_ids() {
+    let mut ops = started();
+    let updates = [
+        update("c1", T::Callback, A::Start),
+        update("c2", T::Callback, A::Start),
+    ];
+    checkpoint(&mut ops, &updates, T0).unwrap();
+    let id = |op: &Operation| match &op.details {
+        Details::Callback(d) => d.callback_id.clone(),
+        _ => None,
+    };
+    assert_ne!(id(ops.get("c1").unwrap()), id(ops.get("c2").unwrap()));
+}
+
+#[test]
+fn a_chained_invoke_start_records_its_target_and_payload() {
+    let mut ops = started();
+    let applied = checkpoint(&mut ops, &[invoke("i1", "reserve-hotel")], T0).unwrap();
+    assert_eq!(ops.get("i1").unwrap().status, S::Started);
+    assert_eq!(
+        ops.get("i1").unwrap().sub_type.as_deref(),
+        Some("ChainedInvoke")
+    );
+    assert!(matches!(&applied.events[0],
+        OperationEvent::ChainedInvokeStarted { function_name, payload: Some(p), .. }
+            if function_name == "reserve-hotel" && p == "{\"a\":1}"));
+}
+
+#[test]
+fn a_chained_invoke_without_a_function_name_is_refused() {
+    let ops = started();
+    let r = refused(&ops, &[update("i1", T::ChainedInvoke, A::Start)]);
+    assert_eq!(r.code, "missing_function_name");
+}
+
+#[test]
+fn every_other_action_on_a_chained_invoke_is_refused_with_the_aws_message() {
+    let mut ops = started();
+    checkpoint(&mut ops, &[invoke("i1", "f")], T0).unwrap();
+    for action in [A::Succeed, A::Fail, A::Retry, A::Cancel] {
+        let r = refused(&ops, &[update("i1", T::ChainedInvoke, action)]);
+        assert_eq!(r.message, "Invalid action for CHAINED_INVOKE operation.");
+        assert_eq!(r.code, "invalid_action");
+    }
+}
+
+#[test]
+fn a_context_starts_and_succeeds_with_its_result_and_replay_children() {
+    let mut ops = started();
+    let mut done = succeed("ctx", T::Context, "\"r\"");
+    done.context_options = Some(ContextOptions {
+        replay_children: Some(true),
+    });
+    checkpoint(&mut ops, &[update("ctx", T::Context, A::Start)], T0).unwrap();
+    checkpoint(
+        &mut ops,
+        &[child(update("s1", T::Step, A::Start), "ctx")],
+        T0,
+    )
+    .unwrap();
+    checkpoint(&mut ops, &[done], T0 + 1).unwrap();
+    let op = ops.get("ctx").unwrap();
+    assert_eq!(op.status, S::Succeeded);
+    assert!(matches!(&op.details,
+        Details::Context(c) if c.result.as_deref() == Some("\"r\"") && c.replay_children == Some(true)));
+}
+
+#[test]
+fn a_context_fails_with_its_error() {
+    let mut ops = started();
+    checkpoint(
+        &mut ops,
+        &[
+            update("ctx", T::Context, A::Start),
+            fail("ctx", T::Context, "x"),
+        ],
+        T0,
+    )
+    .unwrap();
+    assert_eq!(ops.get("ctx").unwrap().status, S::Failed);
+}
+
+#[test]
+fn updates_under_a_finished_or_unknown_parent_are_refused() {
+    let mut ops = started();
+    checkpoint(&mut ops, &[update("ctx", T::Context, A::Start)], T0).unwrap();
+    checkpoint(
+        &mut ops,
+        &[child(update("s1", T::Step, A::Start), "ctx")],
+        T0,
+    )
+    .unwrap();
+    checkpoint(&mut ops, &[succeed("ctx", T::Context, "1")], T0).unwrap();
+    let r = refused(&ops, &[child(update("s2", T::Step, A::Start), "ctx")]);
+    assert_eq!(r.code, "parent_ended");
+    let r = refused(&ops, &[succeed("s1", T::Step, "1")]);
+    assert_eq!(r.code, "parent_ended", "the recorded parent counts");
+    let r = refused(&ops, &[child(update("s3", T::Step, A::Start), "nope")]);
+    assert_eq!(r.code, "unknown_parent");
+}
+
+#[test]
+fn succeed_fail_retry_or_cancel_of_an_unknown_operation_is_refused() {
+    let ops = started();
+    for u in [
+        succeed("x", T::Step, "1"),
+        fail("x", T::Step, "e"),
+        retry("x", 1),
+        update("x", T::Wait, A::Cancel),
+    ] {
+        assert_eq!(refused(&ops, &[u]).code, "unknown_operation");
+    }
+}
+
+#[test]
+fn a_start_of_an_existing_operation_with_another_type_or_name_is_refused() {
+    let mut ops = started();
+    checkpoint(&mut ops, &[update("s1", T::Step, A::Start)], T0).unwrap();
+    assert_eq!(refused(&ops, &[wait("s1", 1)]).code, "type_mismatch");
+    let mut renamed = update("s1", T::Step, A::Start);
+    renamed.name = Some("other".into());
+    assert_eq!(refused(&ops, &[renamed]).code, "name_mismatch");
+}
+
+#[test]
+fn a_start_of_an_unfinished_operation_again_changes_nothing_but_is_in_the_answer() {
+    let mut ops = started();
+    checkpoint(&mut ops, &[invoke("i1", "f")], T0).unwrap();
+    let before = ops.clone();
+    let applied = checkpoint(&mut ops, &[invoke("i1", "f")], T0 + 1).unwrap();
+    assert!(applied.events.is_empty());
+    assert_eq!(ops, before);
+    assert_eq!(applied.operations, vec![ops.get("i1").unwrap().clone()]);
+}
+
+#[test]
+fn a_finished_operation_accepts_nothing_more() {
+    let mut ops = started();
+    checkpoint(
+        &mut ops,
+        &[update("s1", T::Step, A::Start), succeed("s1", T::Step, "1")],
+        T0,
+    )
+    .unwrap();
+    assert_eq!(
+        refused(&ops, &[update("s1", T::Step, A::Start)]).code,
+        "operation_ended"
+    );
+    assert_eq!(
+        refused(&ops, &[fail("s1", T::Step, "e")]).code,
+        "operation_ended"
+    );
+}
+
+#[test]
+fn the_execution_succeeds_whatever_id_the_update_names_and_then_accepts_nothing() {
+    let mut ops = started();
+    let applied = checkpoint(
+        &mut ops,
+        &[succeed("execution-result-17", T::Execution, "\"done\"")],
+        T0 + 9,
+    )
+    .unwrap();
+    assert!(applied.execution_ended);
+    assert_eq!(ops.execution().unwrap().status, S::Succeeded);
+    assert_eq!(applied.operations, vec![ops.execution().unwrap().clone()]);
+    let r = refused(&ops, &[update("s1", T::Step, A::Start)]);
+    assert_eq!(r.code, "execution_ended");
+}
+
+#[test]
+fn the_execution_fails_with_its_error_and_accepts_no_other_action() {
+    let mut ops = started();
+    assert_eq!(
+        refused(&ops, &[update("exec", T::Execution, A::Start)]).code,
+        "invalid_action"
+    );
+    checkpoint(&mut ops, &[fail("exec", T::Execution, "bad")], T0).unwrap();
+    assert_eq!(ops.execution().unwrap().status, S::Failed);
+}
+
+#[test]
+fn a_batch_with_one_bad_update_changes_nothing_and_names_the_bad_update() {
+    let ops = started();
+    let batch = [
+        update("s1", T::Step, A::Start),
+        succeed("s1", T::Step, "1"),
+        wait("w1", 5),
+        update("i9", T::ChainedInvoke, A::Succeed),
+        update("s2", T::Step, A::Start),
+    ];
+    let r = refused(&ops, &batch);
+    assert_eq!(r.update, Some(3));
+    assert_eq!(r.message, "Invalid action for CHAINED_INVOKE operation.");
+    assert!(ops.get("s1").is_none() && ops.get("w1").is_none());
+}
+
+#[test]
+fn an_invalid_operation_id_is_refused() {
+    let ops = started();
+    assert_eq!(
+        refused(&ops, &[update("a.b", T::Step, A::Start)]).code,
+        "invalid_operation_id"
+    );
+    assert_eq!(
+        refused(&ops, &[update(&"x".repeat(65), T::Step, A::Start)]).code,
+        "invalid_operation_id"
+    );
+}
+
+#[test]
+fn operations_round_trip_the_json_the_sdk_sends_and_reads() {
+    let body = r#"{"Id":"abc","ParentId":"p","Name":"reserve","Type":"CHAINED_INVOKE","SubType":"ChainedInvoke",
+        "Action":"START","Payload":"{}","ChainedInvokeOptions":{"FunctionName":"f","XAmznTraceId":"t"}}"#;
+    let u: OperationUpdate = serde_json::from_str(body).unwrap();
+    assert_eq!((u.op_type, u.action), (T::ChainedInvoke, A::Start));
+    assert_eq!(
+        u.chained_invoke_options.as_ref().unwrap().function_name,
+        "f"
+    );
+    let retry: OperationUpdate = serde_json::from_str(
+        r#"{"Id":"s","Type":"STEP","Action":"RETRY","Error":{"ErrorMessage":"m","ErrorType":"E","StackTrace":["a"]},
+            "StepOptions":{"NextAttemptDelaySeconds":2}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        retry.step_options.unwrap().next_attempt_delay_seconds,
+        Some(2)
+    );
+
+    let mut ops = started();
+    checkpoint(
+        &mut ops,
+        &[update("s1", T::Step, A::Start), retry_with_error("s1")],
+        T0,
+    )
+    .unwrap();
+    let json = serde_json::to_value(ops.get("s1").unwrap()).unwrap();
+    assert_eq!(json["Type"], "STEP");
+    assert_eq!(json["Status"], "PENDING");
+    assert_eq!(json["StepDetails"]["Attempt"], 1);
+    assert_eq!(json["StepDetails"]["NextAttemptTimestamp"], T0 + 1000);
+    assert!(json.get("WaitDetails").is_none());
+    let back: Operation = serde_json::from_value(json).unwrap();
+    assert_eq!(&back, ops.get("s1").unwrap());
+    let exec = serde_json::to_value(ops.execution().unwrap()).unwrap();
+    assert_eq!(exec["ExecutionDetails"]["InputPayload"], "{\"x\":1}");
+}
+
+fn retry_with_error(id: &str) -> OperationUpdate {
+    retry(id, 1)
+}
+
+// ---- checkpoint tokens and ClientToken replay -------------------------------------
+
+#[test]
+fn only_the_latest_token_of_the_current_invocation_is_accepted() {
+    let ops = started();
+    let mut inv = Invocation::begin("exec", 1, 99);
+    let first = inv.token().encode();
+    assert!(inv.check_token(&first).is_ok());
+    let Checkpoint::Decided { reply, .. } = inv.checkpoint(&ops, &first, None, &[], T0, 1).unwrap()
+    else {
+        panic!("a refresh is decided")
+    };
+    let second = reply.checkpoint_token.unwrap();
+    assert_ne!(first, second);
+    let stale = inv.check_token(&first).unwrap_err();
+    assert!(stale.message.starts_with(INVALID_TOKEN));
+    assert!(inv.check_token(&second).is_ok());
+
+    let next = Invocation::begin("exec", 2, 5);
+    assert!(next
+        .check_token(&second)
+        .unwrap_err()
+        .message
+        .starts_with(INVALID_TOKEN));
+    assert!(inv.check_token("not a token!").is_err());
+    let forged = CheckpointToken {
+        nonce: 100,
+        ..CheckpointToken::parse(&second).unwrap()
+    };
+    assert!(inv.check_token(&forged.encode()).is_err());
+}
+
+#[test]
+fn a_token_is_in_the_aws_alphabet_and_reads_back() {
+    let inv = Invocation::begin("arn-ish/exec:1", 3, u64::MAX);
+    let text = inv.token().encode();
+    assert!(text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)));
+    assert_eq!(CheckpointToken::parse(&text).as_ref(), Some(inv.token()));
+}
+
+#[test]
+fn a_retried_checkpoint_with_the_same_client_token_gets_the_same_answer() {
+    let mut ops = started();
+    let mut inv = Invocation::begin("exec", 1, 7);
+    let token = inv.token().encode();
+    let batch = [update("s1", T::Step, A::Start)];
+    let Checkpoint::Decided { applied, reply } = inv
+        .checkpoint(&ops, &token, Some("ct-1"), &batch, T0, 3)
+        .unwrap()
+    else {
+        panic!()
+    };
+    for e in &applied.events {
+        ops.apply(e).unwrap();
+    }
+    let again = inv
+        .checkpoint(&ops, &token, Some("ct-1"), &batch, T0 + 50, 4)
+        .unwrap();
+    assert_eq!(again, Checkpoint::Replayed(reply.clone()));
+    let other = inv
+        .checkpoint(&ops, &token, Some("ct-2"), &batch, T0 + 50, 4)
+        .unwrap_err();
+    assert!(
+        other.message.starts_with(INVALID_TOKEN),
+        "a new ClientToken with a stale token"
+    );
+    let json = serde_json::to_value(&reply).unwrap();
+    assert!(json["CheckpointToken"].is_string());
+    assert_eq!(json["NewExecutionState"]["Operations"][0]["Id"], "s1");
+}
+
+#[test]
+fn the_answer_that_ends_the_execution_has_no_token_and_no_token_works_after() {
+    let ops = started();
+    let mut inv = Invocation::begin("exec", 1, 7);
+    let token = inv.token().encode();
+    let Checkpoint::Decided { reply, .. } = inv
+        .checkpoint(
+            &ops,
+            &token,
+            None,
+            &[succeed("exec", T::Execution, "1")],
+            T0,
+            1,
+        )
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(reply.checkpoint_token, None);
+    assert!(serde_json::to_value(&reply)
+        .unwrap()
+        .get("CheckpointToken")
+        .is_none());
+    assert!(inv.check_token(&token).is_err());
+}
+
+#[test]
+fn a_refused_checkpoint_keeps_the_token() {
+    let ops = started();
+    let mut inv = Invocation::begin("exec", 1, 7);
+    let token = inv.token().encode();
+    inv.checkpoint(
+        &ops,
+        &token,
+        Some("c"),
+        &[succeed("nope", T::Step, "1")],
+        T0,
+        1,
+    )
+    .unwrap_err();
+    assert!(inv.check_token(&token).is_ok());
+}
+
+// ---- the seeded property test --------------------------------------------------------
+
+const IDS: [&str; 6] = ["a", "b", "c", "d", "e", "ctx"];
+
+fn random_update(rng: &mut StdRng) -> OperationUpdate {
+    let types = [
+        T::Step,
+        T::Wait,
+        T::Callback,
+        T::ChainedInvoke,
+        T::Context,
+        T::Execution,
+    ];
+    let actions = [A::Start, A::Succeed, A::Fail, A::Retry, A::Cancel];
+    let t = types[rng.gen_range(0..types.len())];
+    // Mostly plausible actions, sometimes anything.
+    let a = match (t, rng.gen_range(0..10)) {
+        (_, 0) => actions[rng.gen_range(0..actions.len())],
+        (T::Execution, n) if n < 8 => A::Start,
+        (T::Execution, _) => A::Succeed,
+        (T::Step, n) => [A::Start, A::Start, A::Succeed, A::Fail, A::Retry][n as usize % 5],
+        (T::Wait, n) => [A::Start, A::Cancel][n as usize % 2],
+        (T::Context, n) => [A::Start, A::Succeed, A::Fail][n as usize % 3],
+        _ => A::Start,
+    };
+    let id = IDS[rng.gen_range(0..IDS.len())];
+    let mut u = OperationUpdate::new(id, t, a);
+    if rng.gen_bool(0.8) {
+        u.name = Some(format!("n-{id}"));
+    }
+    if rng.gen_bool(0.3) {
+        u.parent_id = Some(IDS[rng.gen_range(0..IDS.len())].into());
+    }
+    u.payload = rng.gen_bool(0.5).then(|| format!("{}", rng.gen::<u8>()));
+    if rng.gen_bool(0.9) {
+        u.wait_options = Some(WaitOptions {
+            wait_seconds: Some(rng.gen_range(0..4)),
+        });
+        u.step_options = Some(StepOptions {
+            next_attempt_delay_seconds: Some(rng.gen_range(0..4)),
+        });
+    }
+    if rng.gen_bool(0.9) {
+        u.chained_invoke_options = Some(ChainedInvokeOptions {
+            function_name: "f".into(),
+            tenant_id: None,
+        });
+    }
+    u
+}
+
+#[test]
+fn random_checkpoints_replay_to_the_live_state_and_refusals_change_nothing() {
+    let seed = std::env::var("DURABLE_PROPTEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0)
+        });
+    println!("DURABLE_PROPTEST_SEED={seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut accepted, mut refusals) = (0, 0);
+    for _run in 0..200 {
+        let mut live = started();
+        let mut history = vec![OperationEvent::ExecutionStarted {
+            id: "exec".into(),
+            input_payload: Some("{\"x\":1}".into()),
+            at: T0,
+        }];
+        let mut now = T0;
+        for _batch in 0..25 {
+            now += rng.gen_range(0..3000);
+            fire_due_timers(&mut live, &mut history, now, &mut rng);
+            let batch: Vec<_> = (0..rng.gen_range(0..5))
+                .map(|_| random_update(&mut rng))
+                .collect();
+            let before = live.clone();
+            match live.apply_checkpoint(&batch, now, rng.gen()) {
+                Err(refusal) => {
+                    refusals += 1;
+                    assert_eq!(live, before, "seed {seed}: a refusal changes nothing");
+                    assert!(
+                        refusal.update.is_some_and(|i| i < batch.len()),
+                        "seed {seed}"
+                    );
+                }
+                Ok(applied) => {
+                    accepted += 1;
+                    for e in &applied.events {
+                        live.apply(e)
+                            .unwrap_or_else(|err| panic!("seed {seed}: {err}"));
+                        history.push(e.clone());
+                    }
+                    check_touched(&live, &batch, &applied, seed);
+                }
+            }
+            let mut replayed = Operations::default();
+            for e in &history {
+                replayed.apply(e).unwrap();
+            }
+            assert_eq!(replayed, live, "seed {seed}: replay equals the live state");
+        }
+    }
+    assert!(
+        accepted > 100 && refusals > 100,
+        "seed {seed}: {accepted} accepted, {refusals} refused"
+    );
+}
+
+fn fire_due_timers(
+    live: &mut Operations,
+    history: &mut Vec<OperationEvent>,
+    now: u64,
+    rng: &mut StdRng,
+) {
+    let ids: Vec<String> = live.iter().map(|op| op.id.clone()).collect();
+    for id in ids {
+        if rng.gen_bool(0.7) {
+            if let Some(fact) = live.fire_timer(&id, now) {
+                live.apply(&fact).unwrap();
+                history.push(fact);
+            }
+        }
+    }
+}
+
+/// Every operation the batch named is in the answer, as it now is.
+fn check_touched(live: &Operations, batch: &[OperationUpdate], applied: &Applied, seed: u64) {
+    for u in batch {
+        let id = if u.op_type == T::Execution {
+            "exec"
+        } else {
+            u.id.as_str()
+        };
+        let now = live.get(id).unwrap();
+        assert!(
+            applied.operations.contains(now),
+            "seed {seed}: {id} missing from the answer"
+        );
+    }
+    for op in &applied.operations {
+        assert_eq!(
+            Some(op),
+            live.get(&op.id),
+            "seed {seed}: the answer shows the new state"
+        );
+    }
+}
