@@ -630,53 +630,73 @@ fn a_refused_checkpoint_keeps_the_token() {
 
 // ---- the seeded property test --------------------------------------------------------
 
-const IDS: [&str; 6] = ["a", "b", "c", "d", "e", "ctx"];
-
+/// A random update: mostly a plausible one (an id of its type's own, an
+/// action the type takes), sometimes anything (a clash of types, a bad
+/// action, a missing option, an unknown parent).
 fn random_update(rng: &mut StdRng) -> OperationUpdate {
-    let types = [
-        T::Step,
-        T::Wait,
-        T::Callback,
-        T::ChainedInvoke,
-        T::Context,
-        T::Execution,
-    ];
+    let types = [T::Step, T::Wait, T::Callback, T::ChainedInvoke, T::Context];
     let actions = [A::Start, A::Succeed, A::Fail, A::Retry, A::Cancel];
-    let t = types[rng.gen_range(0..types.len())];
-    // Mostly plausible actions, sometimes anything.
-    let a = match (t, rng.gen_range(0..10)) {
-        (_, 0) => actions[rng.gen_range(0..actions.len())],
-        (T::Execution, n) if n < 8 => A::Start,
-        (T::Execution, _) => A::Succeed,
-        (T::Step, n) => [A::Start, A::Start, A::Succeed, A::Fail, A::Retry][n as usize % 5],
-        (T::Wait, n) => [A::Start, A::Cancel][n as usize % 2],
-        (T::Context, n) => [A::Start, A::Succeed, A::Fail][n as usize % 3],
-        _ => A::Start,
+    let t = if rng.gen_bool(0.03) {
+        T::Execution
+    } else {
+        types[rng.gen_range(0..types.len())]
     };
-    let id = IDS[rng.gen_range(0..IDS.len())];
-    let mut u = OperationUpdate::new(id, t, a);
-    if rng.gen_bool(0.8) {
+    let plausible: &[A] = match t {
+        T::Step => &[A::Start, A::Start, A::Succeed, A::Fail, A::Retry, A::Retry],
+        T::Wait => &[A::Start, A::Cancel],
+        T::Context => &[A::Start, A::Succeed, A::Fail],
+        T::Execution => &[A::Succeed, A::Fail],
+        _ => &[A::Start],
+    };
+    let a = if rng.gen_bool(0.1) {
+        actions[rng.gen_range(0..actions.len())]
+    } else {
+        plausible[rng.gen_range(0..plausible.len())]
+    };
+    let id = random_id(rng, t);
+    let mut u = OperationUpdate::new(id.clone(), t, a);
+    if rng.gen_bool(0.9) {
         u.name = Some(format!("n-{id}"));
     }
     if rng.gen_bool(0.3) {
-        u.parent_id = Some(IDS[rng.gen_range(0..IDS.len())].into());
+        u.parent_id = Some(random_id(rng, T::Context));
     }
     u.payload = rng.gen_bool(0.5).then(|| format!("{}", rng.gen::<u8>()));
-    if rng.gen_bool(0.9) {
+    if rng.gen_bool(0.95) {
+        let seconds = if rng.gen_bool(0.05) {
+            0
+        } else {
+            rng.gen_range(1..4)
+        };
         u.wait_options = Some(WaitOptions {
-            wait_seconds: Some(rng.gen_range(0..4)),
+            wait_seconds: Some(seconds),
         });
         u.step_options = Some(StepOptions {
-            next_attempt_delay_seconds: Some(rng.gen_range(0..4)),
+            next_attempt_delay_seconds: Some(seconds),
         });
     }
-    if rng.gen_bool(0.9) {
+    if rng.gen_bool(0.95) {
         u.chained_invoke_options = Some(ChainedInvokeOptions {
             function_name: "f".into(),
             tenant_id: None,
         });
     }
     u
+}
+
+/// An id from a small pool per type (`s0`..`s3` for steps …), now and then
+/// one of another type's.
+fn random_id(rng: &mut StdRng, t: T) -> String {
+    let prefixes = ["s", "w", "c", "i", "x"];
+    let prefix = match t {
+        _ if rng.gen_bool(0.05) => prefixes[rng.gen_range(0..prefixes.len())],
+        T::Step => "s",
+        T::Wait => "w",
+        T::Callback => "c",
+        T::ChainedInvoke => "i",
+        _ => "x",
+    };
+    format!("{prefix}{}", rng.gen_range(0..4))
 }
 
 #[test]
@@ -693,6 +713,7 @@ fn random_checkpoints_replay_to_the_live_state_and_refusals_change_nothing() {
     println!("DURABLE_PROPTEST_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut accepted, mut refusals) = (0, 0);
+    let mut kinds = std::collections::BTreeSet::new();
     for _run in 0..200 {
         let mut live = started();
         let mut history = vec![OperationEvent::ExecutionStarted {
@@ -704,7 +725,7 @@ fn random_checkpoints_replay_to_the_live_state_and_refusals_change_nothing() {
         for _batch in 0..25 {
             now += rng.gen_range(0..3000);
             fire_due_timers(&mut live, &mut history, now, &mut rng);
-            let batch: Vec<_> = (0..rng.gen_range(0..5))
+            let batch: Vec<_> = (0..rng.gen_range(0..4))
                 .map(|_| random_update(&mut rng))
                 .collect();
             let before = live.clone();
@@ -727,6 +748,7 @@ fn random_checkpoints_replay_to_the_live_state_and_refusals_change_nothing() {
                     check_touched(&live, &batch, &applied, seed);
                 }
             }
+            kinds.extend(history.iter().map(kind));
             let mut replayed = Operations::default();
             for e in &history {
                 replayed.apply(e).unwrap();
@@ -738,6 +760,18 @@ fn random_checkpoints_replay_to_the_live_state_and_refusals_change_nothing() {
         accepted > 100 && refusals > 100,
         "seed {seed}: {accepted} accepted, {refusals} refused"
     );
+    assert!(
+        kinds.len() == 15,
+        "seed {seed}: too few kinds of facts: {kinds:?}"
+    );
+}
+
+/// The name of a fact's kind (`step_started`).
+fn kind(event: &OperationEvent) -> String {
+    serde_json::to_value(event).unwrap()["type"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn fire_due_timers(
