@@ -170,6 +170,11 @@ fn a_retried_step_is_pending_until_its_timer_makes_it_ready_and_starts_again_kee
     assert_eq!(details.next_attempt_timestamp, Some(T0 + 3000));
     assert_eq!(details.error, Some(error("boom")));
     assert_eq!(
+        ops.get("s1").unwrap().end_timestamp,
+        None,
+        "a retried step is not over"
+    );
+    assert_eq!(
         applied.timers,
         vec![Timer::RetryDue {
             id: "s1".into(),

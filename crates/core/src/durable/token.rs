@@ -15,6 +15,12 @@
 //! `ClientToken`'s answer, new token included, and gives it again.
 //!
 //! Tokens fit AWS's pattern `[A-Za-z0-9+/]+={0,2}` (standard base64).
+//!
+//! An [`Invocation`] is plain data the caller keeps. Tokens must stay valid
+//! or invalid across a restart by stored state, not process memory, so the
+//! runtime that hosts this will have to record what it holds (the
+//! invocation's number and nonce when it starts, the sequence with each
+//! accepted checkpoint); that wiring is not done yet.
 
 use std::collections::BTreeMap;
 
