@@ -7,9 +7,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sagaflow_core::durable::{
     Applied, CallbackOptions, ChainedInvokeOptions, Checkpoint, CheckpointToken, ContextOptions,
-    Details, ErrorObject, Invocation, Operation, OperationAction as A, OperationEvent,
-    OperationStatus as S, OperationType as T, OperationUpdate, Operations, Refusal, StepOptions,
-    Timer, WaitOptions, INVALID_TOKEN,
+    Details, ErrorObject, Invocation, InvokeOutcome, Operation, OperationAction as A,
+    OperationEvent, OperationStatus as S, OperationType as T, OperationUpdate, Operations, Refusal,
+    StepOptions, Timer, WaitOptions, INVALID_TOKEN,
 };
 
 const T0: u64 = 1_700_000_000_000;
@@ -290,6 +290,78 @@ fn a_chained_invoke_start_records_its_target_and_payload() {
     assert!(matches!(&applied.events[0],
         OperationEvent::ChainedInvokeStarted { function_name, payload: Some(p), .. }
             if function_name == "reserve-hotel" && p == "{\"a\":1}"));
+}
+
+#[test]
+fn a_chained_invoke_is_called_once_its_start_is_recorded_and_ends_with_its_targets_answer() {
+    let mut ops = started();
+    checkpoint(&mut ops, &[invoke("i1", "reserve-hotel")], T0).unwrap();
+    let calls = ops.invokes_to_dispatch();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].0, "i1");
+    assert_eq!(calls[0].1.function_name, "reserve-hotel");
+    assert_eq!(calls[0].1.payload.as_deref(), Some("{\"a\":1}"));
+
+    let answer = InvokeOutcome::Succeeded {
+        result: Some("{\"id\":7}".into()),
+    };
+    let fact = ops
+        .end_chained_invoke("i1", answer.clone(), T0 + 9)
+        .unwrap();
+    ops.apply(&fact).unwrap();
+    let op = ops.get("i1").unwrap();
+    assert_eq!((op.status, op.end_timestamp), (S::Succeeded, Some(T0 + 9)));
+    assert!(matches!(&op.details,
+        Details::ChainedInvoke(d) if d.result.as_deref() == Some("{\"id\":7}")));
+    assert!(ops.invokes_to_dispatch().is_empty());
+    assert_eq!(
+        ops.end_chained_invoke("i1", answer, T0 + 10),
+        None,
+        "a second answer is dropped"
+    );
+}
+
+#[test]
+fn a_chained_invoke_that_times_out_keeps_its_error_verbatim() {
+    let mut ops = started();
+    checkpoint(&mut ops, &[invoke("i1", "f")], T0).unwrap();
+    let timeout = ErrorObject {
+        error_type: Some("ChainedInvoke.Timeout".into()),
+        ..Default::default()
+    };
+    let outcome = InvokeOutcome::TimedOut {
+        error: timeout.clone(),
+    };
+    let fact = ops.end_chained_invoke("i1", outcome, T0 + 1).unwrap();
+    ops.apply(&fact).unwrap();
+    let op = ops.get("i1").unwrap();
+    assert_eq!(op.status, S::TimedOut);
+    assert!(matches!(&op.details, Details::ChainedInvoke(d) if d.error == Some(timeout.clone())));
+}
+
+#[test]
+fn only_a_started_chained_invoke_of_a_running_execution_takes_an_outcome() {
+    let mut ops = started();
+    checkpoint(
+        &mut ops,
+        &[invoke("i1", "f"), update("s1", T::Step, A::Start)],
+        T0,
+    )
+    .unwrap();
+    let ok = || InvokeOutcome::Succeeded { result: None };
+    assert_eq!(
+        ops.end_chained_invoke("s1", ok(), T0),
+        None,
+        "not a chained invoke"
+    );
+    assert_eq!(ops.end_chained_invoke("nope", ok(), T0), None);
+    checkpoint(&mut ops, &[fail("exec", T::Execution, "x")], T0).unwrap();
+    assert_eq!(
+        ops.end_chained_invoke("i1", ok(), T0),
+        None,
+        "the execution is over"
+    );
+    assert!(ops.invokes_to_dispatch().is_empty());
 }
 
 #[test]
@@ -635,52 +707,76 @@ fn a_refused_checkpoint_keeps_the_token() {
 
 // ---- the seeded property test --------------------------------------------------------
 
-/// A random update: mostly a plausible one (an id of its type's own, an
-/// action the type takes), sometimes anything (a clash of types, a bad
-/// action, a missing option, an unknown parent).
-fn random_update(rng: &mut StdRng) -> OperationUpdate {
+/// A random update: half the time one about an operation that exists (its
+/// own type, name and parent, a plausible action), otherwise a random one
+/// (a new operation, a clash of types, a bad action, a missing option, an
+/// unknown parent …).
+fn random_update(rng: &mut StdRng, live: &Operations) -> OperationUpdate {
+    let existing: Vec<&Operation> = live.iter().skip(1).collect();
+    if !existing.is_empty() && rng.gen_bool(0.5) {
+        let op = existing[rng.gen_range(0..existing.len())];
+        let mut u = random_update_of(rng, op.op_type(), op.id.clone());
+        u.name = op.name.clone();
+        u.parent_id = op.parent_id.clone();
+        return u;
+    }
     let types = [T::Step, T::Wait, T::Callback, T::ChainedInvoke, T::Context];
-    let actions = [A::Start, A::Succeed, A::Fail, A::Retry, A::Cancel];
-    let t = if rng.gen_bool(0.03) {
+    let t = if rng.gen_bool(0.01) {
         T::Execution
     } else {
         types[rng.gen_range(0..types.len())]
     };
+    let id = random_id(rng, t);
+    let mut u = random_update_of(rng, t, id.clone());
+    if rng.gen_bool(0.9) {
+        u.name = Some(format!("n-{id}"));
+    }
+    if rng.gen_bool(0.2) {
+        u.parent_id = Some(random_id(rng, T::Context));
+    }
+    u
+}
+
+/// An update of an operation of type `t`: mostly an action the type
+/// takes, with its options, now and then anything.
+fn random_update_of(rng: &mut StdRng, t: T, id: String) -> OperationUpdate {
+    let actions = [A::Start, A::Succeed, A::Fail, A::Retry, A::Cancel];
     let plausible: &[A] = match t {
-        T::Step => &[A::Start, A::Start, A::Succeed, A::Fail, A::Retry, A::Retry],
+        T::Step => &[
+            A::Start,
+            A::Succeed,
+            A::Succeed,
+            A::Fail,
+            A::Retry,
+            A::Retry,
+        ],
         T::Wait => &[A::Start, A::Cancel],
         T::Context => &[A::Start, A::Succeed, A::Fail],
         T::Execution => &[A::Succeed, A::Fail],
         _ => &[A::Start],
     };
-    let a = if rng.gen_bool(0.1) {
+    let a = if rng.gen_bool(0.05) {
         actions[rng.gen_range(0..actions.len())]
     } else {
         plausible[rng.gen_range(0..plausible.len())]
     };
-    let id = random_id(rng, t);
-    let mut u = OperationUpdate::new(id.clone(), t, a);
-    if rng.gen_bool(0.9) {
-        u.name = Some(format!("n-{id}"));
-    }
-    if rng.gen_bool(0.3) {
-        u.parent_id = Some(random_id(rng, T::Context));
-    }
+    let mut u = OperationUpdate::new(id, t, a);
     u.payload = rng.gen_bool(0.5).then(|| format!("{}", rng.gen::<u8>()));
-    if rng.gen_bool(0.95) {
-        let seconds = if rng.gen_bool(0.05) {
+    if rng.gen_bool(0.97) {
+        let seconds = if rng.gen_bool(0.03) {
             0
         } else {
             rng.gen_range(1..4)
         };
+        // Waits long enough that some are cancelled before they end.
         u.wait_options = Some(WaitOptions {
-            wait_seconds: Some(seconds),
+            wait_seconds: Some(seconds * 5),
         });
         u.step_options = Some(StepOptions {
             next_attempt_delay_seconds: Some(seconds),
         });
     }
-    if rng.gen_bool(0.95) {
+    if rng.gen_bool(0.97) {
         u.chained_invoke_options = Some(ChainedInvokeOptions {
             function_name: "f".into(),
             tenant_id: None,
@@ -731,7 +827,7 @@ fn random_checkpoints_replay_to_the_live_state_and_refusals_change_nothing() {
             now += rng.gen_range(0..3000);
             fire_due_timers(&mut live, &mut history, now, &mut rng);
             let batch: Vec<_> = (0..rng.gen_range(0..4))
-                .map(|_| random_update(&mut rng))
+                .map(|_| random_update(&mut rng, &live))
                 .collect();
             let before = live.clone();
             match live.apply_checkpoint(&batch, now, rng.gen()) {
@@ -766,7 +862,7 @@ fn random_checkpoints_replay_to_the_live_state_and_refusals_change_nothing() {
         "seed {seed}: {accepted} accepted, {refusals} refused"
     );
     assert!(
-        kinds.len() == 15,
+        kinds.len() == 16,
         "seed {seed}: too few kinds of facts: {kinds:?}"
     );
 }
@@ -789,6 +885,16 @@ fn fire_due_timers(
     for id in ids {
         if rng.gen_bool(0.7) {
             if let Some(fact) = live.fire_timer(&id, now) {
+                live.apply(&fact).unwrap();
+                history.push(fact);
+            }
+            let outcome = match rng.gen_range(0..4) {
+                0 => InvokeOutcome::Succeeded { result: None },
+                1 => InvokeOutcome::Failed { error: error("f") },
+                2 => InvokeOutcome::TimedOut { error: error("t") },
+                _ => InvokeOutcome::Stopped { error: error("s") },
+            };
+            if let Some(fact) = live.end_chained_invoke(&id, outcome, now) {
                 live.apply(&fact).unwrap();
                 history.push(fact);
             }

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{ErrorObject, OperationType};
+use super::model::{ErrorObject, OperationStatus, OperationType};
 use crate::event::Millis;
 
 /// What identifies a new operation: its id and the fields the SDK checks
@@ -105,6 +105,13 @@ pub enum OperationEvent {
         payload: Option<String>,
         at: Millis,
     },
+    /// A chained invoke's call ended: its target answered, failed, timed
+    /// out or was stopped.
+    ChainedInvokeEnded {
+        id: String,
+        outcome: InvokeOutcome,
+        at: Millis,
+    },
     ContextStarted {
         op: OpHeader,
         at: Millis,
@@ -141,7 +148,8 @@ impl OperationEvent {
             | E::WaitSucceeded { id, .. }
             | E::WaitCancelled { id, .. }
             | E::ContextSucceeded { id, .. }
-            | E::ContextFailed { id, .. } => id,
+            | E::ContextFailed { id, .. }
+            | E::ChainedInvokeEnded { id, .. } => id,
         }
     }
 
@@ -160,12 +168,47 @@ impl OperationEvent {
                 OperationType::Wait
             }
             E::CallbackStarted { .. } => OperationType::Callback,
-            E::ChainedInvokeStarted { .. } => OperationType::ChainedInvoke,
+            E::ChainedInvokeStarted { .. } | E::ChainedInvokeEnded { .. } => {
+                OperationType::ChainedInvoke
+            }
             E::ContextStarted { .. } | E::ContextSucceeded { .. } | E::ContextFailed { .. } => {
                 OperationType::Context
             }
         }
     }
+}
+
+/// How a chained invoke's call ended (what its target's answer maps to:
+/// a function's response is `Succeeded` with the body, its error `Failed`
+/// with the error verbatim, a durable child's TIMED_OUT/STOPPED the same).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InvokeOutcome {
+    Succeeded { result: Option<String> },
+    Failed { error: ErrorObject },
+    TimedOut { error: ErrorObject },
+    Stopped { error: ErrorObject },
+}
+
+impl InvokeOutcome {
+    /// The operation status it leaves.
+    pub fn status(&self) -> OperationStatus {
+        match self {
+            InvokeOutcome::Succeeded { .. } => OperationStatus::Succeeded,
+            InvokeOutcome::Failed { .. } => OperationStatus::Failed,
+            InvokeOutcome::TimedOut { .. } => OperationStatus::TimedOut,
+            InvokeOutcome::Stopped { .. } => OperationStatus::Stopped,
+        }
+    }
+}
+
+/// What a chained invoke calls: the target as named in the update and the
+/// input (the update's `Payload`, JSON text as sent; `{}` when absent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvokeTarget {
+    pub function_name: String,
+    pub tenant_id: Option<String>,
+    pub payload: Option<String>,
 }
 
 /// A durable timer a decision arms. When it fires, the runtime asks

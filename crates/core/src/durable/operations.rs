@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine as _;
 
-use super::event::{OpHeader, OperationEvent, StepRetry, Timer};
+use super::event::{InvokeOutcome, InvokeTarget, OpHeader, OperationEvent, StepRetry, Timer};
 use super::model::{
     CallbackDetails, ContextDetails, Details, ErrorObject, ExecutionDetails, Operation,
     OperationAction, OperationStatus, OperationType, OperationUpdate, StepDetails, WaitDetails,
@@ -96,6 +96,8 @@ pub struct Operations {
     ops: Vec<Operation>,
     index: BTreeMap<String, usize>,
     outcome: Option<Outcome>,
+    /// What each chained invoke calls (not part of AWS's `Operation`).
+    targets: BTreeMap<String, InvokeTarget>,
 }
 
 impl Operations {
@@ -132,6 +134,48 @@ impl Operations {
     /// How the execution ended, if it did.
     pub fn outcome(&self) -> Option<&Outcome> {
         self.outcome.as_ref()
+    }
+
+    /// What a chained invoke calls.
+    pub fn invoke_target(&self, id: &str) -> Option<&InvokeTarget> {
+        self.targets.get(id)
+    }
+
+    /// The chained invokes started and not ended, in creation order: the
+    /// calls to make when the invocation that started them ends, and again
+    /// after a restart (at least once; the idempotency key is the same).
+    pub fn invokes_to_dispatch(&self) -> Vec<(&str, &InvokeTarget)> {
+        if self.is_ended() {
+            return Vec::new();
+        }
+        self.ops
+            .iter()
+            .filter(|op| {
+                op.op_type() == OperationType::ChainedInvoke
+                    && op.status == OperationStatus::Started
+            })
+            .filter_map(|op| Some((op.id.as_str(), self.targets.get(&op.id)?)))
+            .collect()
+    }
+
+    /// A chained invoke's call ended: the fact, or `None` if it does not
+    /// fit (no such chained invoke, already ended — a call made again after
+    /// a restart answers twice —, or the execution is over).
+    pub fn end_chained_invoke(
+        &self,
+        id: &str,
+        outcome: InvokeOutcome,
+        now: Millis,
+    ) -> Option<OperationEvent> {
+        let op = self.get(id)?;
+        let open = op.op_type() == OperationType::ChainedInvoke
+            && op.status == OperationStatus::Started
+            && !self.is_ended();
+        open.then(|| OperationEvent::ChainedInvokeEnded {
+            id: op.id.clone(),
+            outcome,
+            at: now,
+        })
     }
 
     /// Decides one checkpoint's `Updates`: validates every update in order
@@ -461,8 +505,21 @@ impl Operations {
                 });
                 self.create(op, details, *at)
             }
-            E::ChainedInvokeStarted { op, at, .. } => {
-                self.create(op, Details::empty(OperationType::ChainedInvoke), *at)
+            E::ChainedInvokeStarted {
+                op,
+                function_name,
+                tenant_id,
+                payload,
+                at,
+            } => {
+                self.create(op, Details::empty(OperationType::ChainedInvoke), *at)?;
+                let target = InvokeTarget {
+                    function_name: function_name.clone(),
+                    tenant_id: tenant_id.clone(),
+                    payload: payload.clone(),
+                };
+                self.targets.insert(op.id.clone(), target);
+                Some(())
             }
             E::ContextStarted { op, at } => {
                 self.create(op, Details::empty(OperationType::Context), *at)
@@ -542,6 +599,15 @@ impl Operations {
                     replay_children: *replay_children,
                 };
                 end(op, S::Succeeded, *at);
+            }
+            (E::ChainedInvokeEnded { outcome, at, .. }, Details::ChainedInvoke(d)) => {
+                match outcome {
+                    InvokeOutcome::Succeeded { result } => d.result = result.clone(),
+                    InvokeOutcome::Failed { error }
+                    | InvokeOutcome::TimedOut { error }
+                    | InvokeOutcome::Stopped { error } => d.error = Some(error.clone()),
+                }
+                end(op, outcome.status(), *at);
             }
             (E::ContextFailed { error, at, .. }, Details::Context(c)) => {
                 c.error = error.clone();
