@@ -105,6 +105,17 @@ pub enum OperationEvent {
         payload: Option<String>,
         at: Millis,
     },
+    /// A callback's heartbeat came (its heartbeat timeout starts again).
+    CallbackHeartbeat {
+        id: String,
+        at: Millis,
+    },
+    /// A callback ended: completed through the API, or timed out.
+    CallbackEnded {
+        id: String,
+        outcome: CallbackOutcome,
+        at: Millis,
+    },
     /// A chained invoke's call ended: its target answered, failed, timed
     /// out or was stopped.
     ChainedInvokeEnded {
@@ -149,7 +160,9 @@ impl OperationEvent {
             | E::WaitCancelled { id, .. }
             | E::ContextSucceeded { id, .. }
             | E::ContextFailed { id, .. }
-            | E::ChainedInvokeEnded { id, .. } => id,
+            | E::ChainedInvokeEnded { id, .. }
+            | E::CallbackHeartbeat { id, .. }
+            | E::CallbackEnded { id, .. } => id,
         }
     }
 
@@ -167,7 +180,9 @@ impl OperationEvent {
             E::WaitStarted { .. } | E::WaitSucceeded { .. } | E::WaitCancelled { .. } => {
                 OperationType::Wait
             }
-            E::CallbackStarted { .. } => OperationType::Callback,
+            E::CallbackStarted { .. } | E::CallbackHeartbeat { .. } | E::CallbackEnded { .. } => {
+                OperationType::Callback
+            }
             E::ChainedInvokeStarted { .. } | E::ChainedInvokeEnded { .. } => {
                 OperationType::ChainedInvoke
             }
@@ -202,6 +217,28 @@ impl InvokeOutcome {
     }
 }
 
+/// How a callback ended: `SendDurableExecutionCallbackSuccess` (the raw
+/// body is the result), `…Failure` (the error verbatim), or a timeout
+/// (`Callback.Timeout` / `Callback.Heartbeat`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CallbackOutcome {
+    Succeeded { result: Option<String> },
+    Failed { error: ErrorObject },
+    TimedOut { error: ErrorObject },
+}
+
+impl CallbackOutcome {
+    /// The operation status it leaves.
+    pub fn status(&self) -> OperationStatus {
+        match self {
+            CallbackOutcome::Succeeded { .. } => OperationStatus::Succeeded,
+            CallbackOutcome::Failed { .. } => OperationStatus::Failed,
+            CallbackOutcome::TimedOut { .. } => OperationStatus::TimedOut,
+        }
+    }
+}
+
 /// What a chained invoke calls: the target as named in the update and the
 /// input (the update's `Payload`, JSON text as sent; `{}` when absent).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,20 +257,31 @@ pub enum Timer {
     WaitEnd { id: String, at: Millis },
     /// A retried STEP's next attempt.
     RetryDue { id: String, at: Millis },
+    /// A CALLBACK's `TimeoutSeconds` after its start.
+    CallbackTimeout { id: String, at: Millis },
+    /// A CALLBACK's `HeartbeatTimeoutSeconds` after its start or last
+    /// heartbeat (armed again by each heartbeat; an older one is stale).
+    CallbackHeartbeat { id: String, at: Millis },
 }
 
 impl Timer {
     /// The operation the timer is for.
     pub fn op_id(&self) -> &str {
         match self {
-            Timer::WaitEnd { id, .. } | Timer::RetryDue { id, .. } => id,
+            Timer::WaitEnd { id, .. }
+            | Timer::RetryDue { id, .. }
+            | Timer::CallbackTimeout { id, .. }
+            | Timer::CallbackHeartbeat { id, .. } => id,
         }
     }
 
     /// When it fires.
     pub fn at(&self) -> Millis {
         match self {
-            Timer::WaitEnd { at, .. } | Timer::RetryDue { at, .. } => *at,
+            Timer::WaitEnd { at, .. }
+            | Timer::RetryDue { at, .. }
+            | Timer::CallbackTimeout { at, .. }
+            | Timer::CallbackHeartbeat { at, .. } => *at,
         }
     }
 }

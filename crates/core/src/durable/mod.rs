@@ -14,23 +14,29 @@
 //!   ([`Operations::apply`], the same live and in replay) and timers
 //!   firing ([`Operations::fire_timer`]); chained invokes to call and
 //!   their outcomes ([`Operations::invokes_to_dispatch`],
-//!   [`Operations::end_chained_invoke`]);
+//!   [`Operations::end_chained_invoke`]); callbacks completed, kept alive
+//!   or timed out ([`Operations::complete_callback`],
+//!   [`Operations::heartbeat_callback`]);
 //! - [`OperationEvent`]/[`Timer`]: the facts recorded and the timers armed;
 //! - [`Invocation`]: checkpoint tokens (only the latest of the current
 //!   invocation is valid) and `ClientToken` replay.
 //!
 //! Not yet wired into `Program`/`Body`, the runtime, the store or the API:
-//! a later change hosts it as a kind of program. Not covered yet: callback
-//! completion, heartbeat and timeout; resolving a chained invoke's target
-//! (an unknown one fails in the checkpoint's answer); execution timeout and
-//! stop; paging of the operations.
+//! a later change hosts it as a kind of program. Not covered yet:
+//! resolving a chained invoke's target (an unknown one fails in the
+//! checkpoint's answer); execution timeout and stop; paging of the
+//! operations.
 
+mod callback;
 pub mod event;
 pub mod model;
 mod operations;
 mod token;
 
-pub use event::{InvokeOutcome, InvokeTarget, OpHeader, OperationEvent, StepRetry, Timer};
+pub use callback::CallbackWatch;
+pub use event::{
+    CallbackOutcome, InvokeOutcome, InvokeTarget, OpHeader, OperationEvent, StepRetry, Timer,
+};
 pub use model::{
     CallbackDetails, CallbackOptions, ChainedInvokeDetails, ChainedInvokeOptions, ContextDetails,
     ContextOptions, Details, ErrorObject, ExecutionDetails, Operation, OperationAction,

@@ -34,7 +34,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine as _;
 
-use super::event::{InvokeOutcome, InvokeTarget, OpHeader, OperationEvent, StepRetry, Timer};
+use super::callback::CallbackWatch;
+use super::event::{
+    CallbackOutcome, InvokeOutcome, InvokeTarget, OpHeader, OperationEvent, StepRetry, Timer,
+};
 use super::model::{
     CallbackDetails, ContextDetails, Details, ErrorObject, ExecutionDetails, Operation,
     OperationAction, OperationStatus, OperationType, OperationUpdate, StepDetails, WaitDetails,
@@ -98,6 +101,10 @@ pub struct Operations {
     outcome: Option<Outcome>,
     /// What each chained invoke calls (not part of AWS's `Operation`).
     targets: BTreeMap<String, InvokeTarget>,
+    /// Callback id → operation id.
+    callback_ids: BTreeMap<String, String>,
+    /// Each callback's clocks, by operation id.
+    watches: BTreeMap<String, CallbackWatch>,
 }
 
 impl Operations {
@@ -134,6 +141,16 @@ impl Operations {
     /// How the execution ended, if it did.
     pub fn outcome(&self) -> Option<&Outcome> {
         self.outcome.as_ref()
+    }
+
+    /// The operation a callback id names.
+    pub fn callback_op(&self, callback_id: &str) -> Option<&str> {
+        self.callback_ids.get(callback_id).map(String::as_str)
+    }
+
+    /// A callback's clocks.
+    pub fn callback_watch(&self, id: &str) -> Option<&CallbackWatch> {
+        self.watches.get(id)
     }
 
     /// What a chained invoke calls.
@@ -203,7 +220,7 @@ impl Operations {
             }
             touched.insert(id);
         }
-        let timers = events.iter().filter_map(timer_of).collect();
+        let timers = events.iter().flat_map(|e| work.timers_of(e)).collect();
         let operations = work
             .ops
             .iter()
@@ -238,6 +255,7 @@ impl Operations {
             {
                 Some(OperationEvent::StepReady { id, at: now })
             }
+            (Details::Callback(_), OperationStatus::Started) => self.fire_callback_timer(&id, now),
             _ => None,
         }
     }
@@ -496,14 +514,27 @@ impl Operations {
             E::CallbackStarted {
                 op,
                 callback_id,
+                timeout_seconds,
+                heartbeat_timeout_seconds,
                 at,
-                ..
             } => {
+                if self.callback_ids.contains_key(callback_id) {
+                    return None;
+                }
                 let details = Details::Callback(CallbackDetails {
                     callback_id: Some(callback_id.clone()),
                     ..Default::default()
                 });
-                self.create(op, details, *at)
+                self.create(op, details, *at)?;
+                self.callback_ids.insert(callback_id.clone(), op.id.clone());
+                let watch = CallbackWatch {
+                    timeout_seconds: timeout_seconds.unwrap_or(0),
+                    heartbeat_timeout_seconds: heartbeat_timeout_seconds.unwrap_or(0),
+                    started_at: *at,
+                    last_heartbeat: *at,
+                };
+                self.watches.insert(op.id.clone(), watch);
+                Some(())
             }
             E::ChainedInvokeStarted {
                 op,
@@ -600,6 +631,18 @@ impl Operations {
                 };
                 end(op, S::Succeeded, *at);
             }
+            (E::CallbackHeartbeat { id, at }, Details::Callback(_)) => {
+                self.watches.get_mut(id)?.last_heartbeat = *at;
+            }
+            (E::CallbackEnded { outcome, at, .. }, Details::Callback(d)) => {
+                match outcome {
+                    CallbackOutcome::Succeeded { result } => d.result = result.clone(),
+                    CallbackOutcome::Failed { error } | CallbackOutcome::TimedOut { error } => {
+                        d.error = Some(error.clone())
+                    }
+                }
+                end(op, outcome.status(), *at);
+            }
             (E::ChainedInvokeEnded { outcome, at, .. }, Details::ChainedInvoke(d)) => {
                 match outcome {
                     InvokeOutcome::Succeeded { result } => d.result = result.clone(),
@@ -659,6 +702,29 @@ impl Operations {
             end_timestamp: None,
             details,
         });
+    }
+
+    /// The timers a fact arms (read after it was folded in).
+    fn timers_of(&self, event: &OperationEvent) -> Vec<Timer> {
+        match event {
+            OperationEvent::WaitStarted {
+                op, scheduled_end, ..
+            } => vec![Timer::WaitEnd {
+                id: op.id.clone(),
+                at: *scheduled_end,
+            }],
+            OperationEvent::StepFailed {
+                id, retry: Some(r), ..
+            } => vec![Timer::RetryDue {
+                id: id.clone(),
+                at: r.next_attempt_at,
+            }],
+            OperationEvent::CallbackStarted { op, .. } => self
+                .callback_watch(&op.id)
+                .map(|w| w.timers(&op.id))
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
     }
 
     fn describe(&self, id: &str) -> String {
@@ -778,25 +844,6 @@ fn check_duration(seconds: Option<u64>, field: &str) -> Result<u64, Refusal> {
             "invalid_duration",
             format!("{field} must be between 1 and {MAX_DURATION_SECONDS}."),
         )),
-    }
-}
-
-/// The timer a fact arms, if any.
-fn timer_of(event: &OperationEvent) -> Option<Timer> {
-    match event {
-        OperationEvent::WaitStarted {
-            op, scheduled_end, ..
-        } => Some(Timer::WaitEnd {
-            id: op.id.clone(),
-            at: *scheduled_end,
-        }),
-        OperationEvent::StepFailed {
-            id, retry: Some(r), ..
-        } => Some(Timer::RetryDue {
-            id: id.clone(),
-            at: r.next_attempt_at,
-        }),
-        _ => None,
     }
 }
 
