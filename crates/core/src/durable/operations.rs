@@ -562,103 +562,28 @@ impl Operations {
     /// Folds a fact about an operation that exists.
     fn change(&mut self, event: &OperationEvent) -> Option<()> {
         use OperationEvent as E;
-        use OperationStatus as S;
         let &i = self.index.get(event.op_id())?;
         let op = &mut self.ops[i];
         if op.op_type() != event.op_type() || op.status.is_terminal() {
             return None;
         }
-        match (event, &mut op.details) {
-            (E::ExecutionSucceeded { result, at, .. }, Details::Execution(_)) => {
-                end(op, S::Succeeded, *at);
+        match event {
+            E::ExecutionSucceeded { result, at, .. } => {
+                end(op, OperationStatus::Succeeded, *at);
                 self.outcome = Some(Outcome::Succeeded(result.clone()));
+                Some(())
             }
-            (E::ExecutionFailed { error, at, .. }, Details::Execution(_)) => {
-                end(op, S::Failed, *at);
+            E::ExecutionFailed { error, at, .. } => {
+                end(op, OperationStatus::Failed, *at);
                 self.outcome = Some(Outcome::Failed(error.clone()));
+                Some(())
             }
-            (E::StepSucceeded { result, at, .. }, Details::Step(s)) => {
-                s.result = result.clone();
-                end(op, S::Succeeded, *at);
-            }
-            (
-                E::StepFailed {
-                    error,
-                    retry: None,
-                    at,
-                    ..
-                },
-                Details::Step(s),
-            ) => {
-                s.error = error.clone();
-                end(op, S::Failed, *at);
-            }
-            (
-                E::StepFailed {
-                    error,
-                    retry: Some(r),
-                    ..
-                },
-                Details::Step(s),
-            ) => {
-                s.error = error.clone();
-                s.attempt = s.attempt.saturating_add(1);
-                s.next_attempt_timestamp = Some(r.next_attempt_at);
-                op.status = S::Pending;
-            }
-            (E::StepReady { .. }, Details::Step(_)) if op.status == S::Pending => {
-                op.status = S::Ready;
-            }
-            (E::WaitSucceeded { at, .. }, Details::Wait(_)) if op.status == S::Started => {
-                end(op, S::Succeeded, *at);
-            }
-            (E::WaitCancelled { at, .. }, Details::Wait(_)) if op.status == S::Started => {
-                end(op, S::Cancelled, *at);
-            }
-            (
-                E::ContextSucceeded {
-                    result,
-                    replay_children,
-                    at,
-                    ..
-                },
-                Details::Context(c),
-            ) => {
-                *c = ContextDetails {
-                    result: result.clone(),
-                    error: None,
-                    replay_children: *replay_children,
-                };
-                end(op, S::Succeeded, *at);
-            }
-            (E::CallbackHeartbeat { id, at }, Details::Callback(_)) => {
+            E::CallbackHeartbeat { id, at } => {
                 self.watches.get_mut(id)?.last_heartbeat = *at;
+                Some(())
             }
-            (E::CallbackEnded { outcome, at, .. }, Details::Callback(d)) => {
-                match outcome {
-                    CallbackOutcome::Succeeded { result } => d.result = result.clone(),
-                    CallbackOutcome::Failed { error } | CallbackOutcome::TimedOut { error } => {
-                        d.error = Some(error.clone())
-                    }
-                }
-                end(op, outcome.status(), *at);
-            }
-            (E::ChainedInvokeEnded { outcome, at, .. }, Details::ChainedInvoke(d)) => {
-                match outcome {
-                    InvokeOutcome::Succeeded { result } => d.result = result.clone(),
-                    InvokeOutcome::Failed { error }
-                    | InvokeOutcome::TimedOut { error }
-                    | InvokeOutcome::Stopped { error } => d.error = Some(error.clone()),
-                }
-                end(op, outcome.status(), *at);
-            }
-            (E::ContextFailed { error, at, .. }, Details::Context(c)) => {
-                c.error = error.clone();
-                end(op, S::Failed, *at);
-            }
-            _ => return None,
+            _ => change_op(op, event),
         }
-        Some(())
     }
 
     /// A step starts: a new one, or an existing unfinished one again.
@@ -845,6 +770,93 @@ fn check_duration(seconds: Option<u64>, field: &str) -> Result<u64, Refusal> {
             format!("{field} must be between 1 and {MAX_DURATION_SECONDS}."),
         )),
     }
+}
+
+/// Folds a fact into the unfinished operation it is about (of its type):
+/// `None`, and nothing changed, if the fact does not fit its status.
+fn change_op(op: &mut Operation, event: &OperationEvent) -> Option<()> {
+    use OperationEvent as E;
+    use OperationStatus as S;
+    match (event, &mut op.details) {
+        (E::StepSucceeded { result, at, .. }, Details::Step(s)) => {
+            s.result = result.clone();
+            end(op, S::Succeeded, *at);
+        }
+        (
+            E::StepFailed {
+                error,
+                retry: None,
+                at,
+                ..
+            },
+            Details::Step(s),
+        ) => {
+            s.error = error.clone();
+            end(op, S::Failed, *at);
+        }
+        (
+            E::StepFailed {
+                error,
+                retry: Some(r),
+                ..
+            },
+            Details::Step(s),
+        ) => {
+            s.error = error.clone();
+            s.attempt = s.attempt.saturating_add(1);
+            s.next_attempt_timestamp = Some(r.next_attempt_at);
+            op.status = S::Pending;
+        }
+        (E::StepReady { .. }, Details::Step(_)) if op.status == S::Pending => {
+            op.status = S::Ready;
+        }
+        (E::WaitSucceeded { at, .. }, Details::Wait(_)) if op.status == S::Started => {
+            end(op, S::Succeeded, *at);
+        }
+        (E::WaitCancelled { at, .. }, Details::Wait(_)) if op.status == S::Started => {
+            end(op, S::Cancelled, *at);
+        }
+        (
+            E::ContextSucceeded {
+                result,
+                replay_children,
+                at,
+                ..
+            },
+            Details::Context(c),
+        ) => {
+            *c = ContextDetails {
+                result: result.clone(),
+                error: None,
+                replay_children: *replay_children,
+            };
+            end(op, S::Succeeded, *at);
+        }
+        (E::CallbackEnded { outcome, at, .. }, Details::Callback(d)) => {
+            match outcome {
+                CallbackOutcome::Succeeded { result } => d.result = result.clone(),
+                CallbackOutcome::Failed { error } | CallbackOutcome::TimedOut { error } => {
+                    d.error = Some(error.clone())
+                }
+            }
+            end(op, outcome.status(), *at);
+        }
+        (E::ChainedInvokeEnded { outcome, at, .. }, Details::ChainedInvoke(d)) => {
+            match outcome {
+                InvokeOutcome::Succeeded { result } => d.result = result.clone(),
+                InvokeOutcome::Failed { error }
+                | InvokeOutcome::TimedOut { error }
+                | InvokeOutcome::Stopped { error } => d.error = Some(error.clone()),
+            }
+            end(op, outcome.status(), *at);
+        }
+        (E::ContextFailed { error, at, .. }, Details::Context(c)) => {
+            c.error = error.clone();
+            end(op, S::Failed, *at);
+        }
+        _ => return None,
+    }
+    Some(())
 }
 
 fn header(op: &Operation) -> OpHeader {
