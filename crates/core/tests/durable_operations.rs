@@ -1085,5 +1085,10 @@ fn check_touched(live: &Operations, batch: &[OperationUpdate], applied: &Applied
             live.get(&op.id),
             "seed {seed}: the answer shows the new state"
         );
+        let wire: Operation = serde_json::from_value(serde_json::to_value(op).unwrap()).unwrap();
+        assert_eq!(
+            &wire, op,
+            "seed {seed}: an operation round-trips AWS's JSON"
+        );
     }
 }
