@@ -659,6 +659,35 @@ fn an_invalid_operation_id_is_refused() {
 }
 
 #[test]
+fn a_payload_over_six_mebibytes_is_refused() {
+    let mut big = succeed("s1", T::Step, "");
+    big.payload = Some("x".repeat(sagaflow_core::durable::MAX_PAYLOAD_BYTES + 1));
+    let r = refused(&started(), &[update("s1", T::Step, A::Start), big]);
+    assert_eq!((r.code, r.update), ("payload_too_large", Some(1)));
+}
+
+#[test]
+fn an_invocation_survives_being_stored_and_read_back() {
+    let ops = started();
+    let mut inv = Invocation::begin("exec", 4, 11);
+    let token = inv.token().encode();
+    let batch = [update("s1", T::Step, A::Start)];
+    let Checkpoint::Decided { reply, .. } = inv
+        .checkpoint(&ops, &token, Some("ct"), &batch, T0, 1)
+        .unwrap()
+    else {
+        panic!()
+    };
+    let mut read: Invocation = serde_json::from_str(&serde_json::to_string(&inv).unwrap()).unwrap();
+    assert_eq!(read, inv);
+    let again = read
+        .checkpoint(&ops, &token, Some("ct"), &batch, T0, 2)
+        .unwrap();
+    assert_eq!(again, Checkpoint::Replayed(reply.clone()));
+    assert!(read.check_token(&reply.checkpoint_token.unwrap()).is_ok());
+}
+
+#[test]
 fn operations_round_trip_the_json_the_sdk_sends_and_reads() {
     let body = r#"{"Id":"abc","ParentId":"p","Name":"reserve","Type":"CHAINED_INVOKE","SubType":"ChainedInvoke",
         "Action":"START","Payload":"{}","ChainedInvokeOptions":{"FunctionName":"f","XAmznTraceId":"t"}}"#;

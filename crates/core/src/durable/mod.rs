@@ -43,7 +43,9 @@ pub use model::{
     OperationStatus, OperationType, OperationUpdate, StepDetails, StepOptions, WaitDetails,
     WaitOptions,
 };
-pub use operations::{Applied, Operations, Outcome, Refusal, MAX_DURATION_SECONDS};
+pub use operations::{
+    Applied, Operations, Outcome, Refusal, MAX_DURATION_SECONDS, MAX_PAYLOAD_BYTES,
+};
 pub use token::{
     Checkpoint, CheckpointReply, CheckpointToken, Invocation, NewExecutionState, INVALID_TOKEN,
 };

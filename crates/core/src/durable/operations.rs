@@ -47,6 +47,9 @@ use crate::event::Millis;
 /// The longest wait or retry delay the model allows (366 days).
 pub const MAX_DURATION_SECONDS: u64 = 31_622_400;
 
+/// The largest `Payload` of one update the model allows (6 MiB).
+pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+
 /// Why a checkpoint (or one of its updates) was refused. Every refusal is
 /// answered as `InvalidParameterValueException` with `message`; `code` is
 /// stable for tests and logs; `update` is the index of the offending
@@ -282,6 +285,15 @@ impl Operations {
             ));
         }
         check_id(&u.id)?;
+        if u.payload
+            .as_ref()
+            .is_some_and(|p| p.len() > MAX_PAYLOAD_BYTES)
+        {
+            return Err(Refusal::new(
+                "payload_too_large",
+                format!("Payload must be at most {MAX_PAYLOAD_BYTES} bytes."),
+            ));
+        }
         if u.op_type == OperationType::Execution {
             return decide_execution(&execution.id, u, now);
         }

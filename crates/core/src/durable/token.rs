@@ -35,7 +35,7 @@ use crate::event::Millis;
 pub const INVALID_TOKEN: &str = "Invalid checkpoint token";
 
 /// A checkpoint token: which execution, which invocation, which answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckpointToken {
     pub execution: String,
     pub invocation: u32,
@@ -112,7 +112,8 @@ pub enum Checkpoint {
 
 /// The checkpoint exchange of the current invocation of one execution:
 /// its latest token and the answers given so far by `ClientToken`.
-#[derive(Debug, Clone, PartialEq)]
+/// Serializable, so its host can store it with the execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Invocation {
     latest: CheckpointToken,
     /// No token is valid any more (the execution ended, or it was revoked).
