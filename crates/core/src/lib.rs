@@ -1,7 +1,8 @@
 //! Sagaflow's pure core: definitions and their validation, the compiled
 //! plan, history events, and the execution state machine — one envelope
 //! (`envelope`) around one interpreter per kind of program ([`saga`],
-//! [`asl`]).
+//! [`asl`]). [`durable`] models AWS Lambda durable functions' operations
+//! (checkpoints, tokens, timers); it is not hosted as a program yet.
 //!
 //! Nothing in this crate performs I/O. The runtime feeds it inputs (a participant
 //! answered, a timer fired, a user cancelled) and gets back events to make
@@ -12,6 +13,7 @@
 pub mod asl;
 pub mod definition;
 pub mod document;
+pub mod durable;
 mod envelope;
 pub mod error_name;
 pub mod event;

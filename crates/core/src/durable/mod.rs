@@ -1,0 +1,51 @@
+//! AWS Lambda durable functions: the operation model, as pure code.
+//!
+//! A durable function's code (the Python SDK's `@durable_execution`) runs in
+//! invocations; each replays the operations recorded so far and reports new
+//! ones through `CheckpointDurableExecution` calls, each a batch of
+//! [`OperationUpdate`]s. This module is the service's side of that
+//! exchange, with no I/O:
+//!
+//! - [`model`]: `Operation`, `OperationUpdate` and their parts, with AWS's
+//!   field names so they round-trip what the SDK sends and reads;
+//! - [`Operations`]: one execution's operations, the checkpoint decision
+//!   ([`Operations::apply_checkpoint`]: every update validated before
+//!   anything changes), the fold of one recorded fact
+//!   ([`Operations::apply`], the same live and in replay) and timers
+//!   firing ([`Operations::fire_timer`]); chained invokes to call and
+//!   their outcomes ([`Operations::invokes_to_dispatch`],
+//!   [`Operations::end_chained_invoke`]); callbacks completed, kept alive
+//!   or timed out ([`Operations::complete_callback`],
+//!   [`Operations::heartbeat_callback`]);
+//! - [`OperationEvent`]/[`Timer`]: the facts recorded and the timers armed;
+//! - [`Invocation`]: checkpoint tokens (only the latest of the current
+//!   invocation is valid) and `ClientToken` replay.
+//!
+//! Not yet wired into `Program`/`Body`, the runtime, the store or the API:
+//! a later change hosts it as a kind of program. Not covered yet:
+//! resolving a chained invoke's target (an unknown one fails in the
+//! checkpoint's answer); execution timeout and stop; paging of the
+//! operations.
+
+mod callback;
+pub mod event;
+pub mod model;
+mod operations;
+mod token;
+
+pub use callback::CallbackWatch;
+pub use event::{
+    CallbackOutcome, InvokeOutcome, InvokeTarget, OpHeader, OperationEvent, StepRetry, Timer,
+};
+pub use model::{
+    CallbackDetails, CallbackOptions, ChainedInvokeDetails, ChainedInvokeOptions, ContextDetails,
+    ContextOptions, Details, ErrorObject, ExecutionDetails, Operation, OperationAction,
+    OperationStatus, OperationType, OperationUpdate, StepDetails, StepOptions, WaitDetails,
+    WaitOptions,
+};
+pub use operations::{
+    Applied, Operations, Outcome, Refusal, MAX_DURATION_SECONDS, MAX_PAYLOAD_BYTES,
+};
+pub use token::{
+    Checkpoint, CheckpointReply, CheckpointToken, Invocation, NewExecutionState, INVALID_TOKEN,
+};
