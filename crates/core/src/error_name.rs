@@ -47,6 +47,9 @@ pub const RESERVED_ERROR_NAME: &str = "Sagaflow.ReservedErrorName";
 pub const CANCELLED: &str = "Sagaflow.Cancelled";
 /// A callback task completed with a failure that named no error.
 pub const CALLBACK_FAILED: &str = "Sagaflow.CallbackFailed";
+/// A durable function's invocation recorded as started but never completed:
+/// the service restarted while it ran, and its answer was lost.
+pub const INVOCATION_LOST: &str = "Sagaflow.InvocationLost";
 /// The namespace of the Amazon States Language's names (and intrinsics).
 pub const STATES_PREFIX: &str = "States.";
 /// The namespace of the engine's own outcomes.

@@ -6,10 +6,11 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sagaflow_core::durable::{
-    Applied, CallbackOptions, CallbackOutcome, ChainedInvokeOptions, Checkpoint, CheckpointToken,
-    ContextOptions, Details, ErrorObject, Invocation, InvokeOutcome, Operation,
-    OperationAction as A, OperationEvent, OperationStatus as S, OperationType as T,
-    OperationUpdate, Operations, Refusal, StepOptions, Timer, WaitOptions, INVALID_TOKEN,
+    Applied, CallbackOptions, CallbackOutcome, ChainedInvokeOptions, Checkpoint, CheckpointReply,
+    CheckpointToken, ContextOptions, Details, ErrorObject, InvocationEvent, InvocationOutcome,
+    Invocations, InvokeOutcome, Operation, OperationAction as A, OperationEvent,
+    OperationStatus as S, OperationType as T, OperationUpdate, Operations, Refusal, StepOptions,
+    Timer, WaitOptions, INVALID_TOKEN,
 };
 
 const T0: u64 = 1_700_000_000_000;
@@ -667,27 +668,6 @@ fn a_payload_over_six_mebibytes_is_refused() {
 }
 
 #[test]
-fn an_invocation_survives_being_stored_and_read_back() {
-    let ops = started();
-    let mut inv = Invocation::begin("exec", 4, 11);
-    let token = inv.token().encode();
-    let batch = [update("s1", T::Step, A::Start)];
-    let Checkpoint::Decided { reply, .. } = inv
-        .checkpoint(&ops, &token, Some("ct"), &batch, T0, 1)
-        .unwrap()
-    else {
-        panic!()
-    };
-    let mut read: Invocation = serde_json::from_str(&serde_json::to_string(&inv).unwrap()).unwrap();
-    assert_eq!(read, inv);
-    let again = read
-        .checkpoint(&ops, &token, Some("ct"), &batch, T0, 2)
-        .unwrap();
-    assert_eq!(again, Checkpoint::Replayed(reply.clone()));
-    assert!(read.check_token(&reply.checkpoint_token.unwrap()).is_ok());
-}
-
-#[test]
 fn operations_round_trip_the_json_the_sdk_sends_and_reads() {
     let body = r#"{"Id":"abc","ParentId":"p","Name":"reserve","Type":"CHAINED_INVOKE","SubType":"ChainedInvoke",
         "Action":"START","Payload":"{}","ChainedInvokeOptions":{"FunctionName":"f","XAmznTraceId":"t"}}"#;
@@ -730,63 +710,112 @@ fn retry_with_error(id: &str) -> OperationUpdate {
     retry(id, 1)
 }
 
-// ---- checkpoint tokens and ClientToken replay -------------------------------------
+// ---- the invocation loop: tokens, ClientToken replay, invocations as facts --------
+
+/// Folds a decided fact in (as the runtime will) and keeps it in `facts`.
+fn record(inv: &mut Invocations, facts: &mut Vec<InvocationEvent>, fact: InvocationEvent) {
+    inv.apply(&fact).unwrap();
+    facts.push(fact);
+}
+
+/// The invocations rebuilt from their facts, read back from JSON.
+fn replay(facts: &[InvocationEvent]) -> Invocations {
+    let mut inv = Invocations::new("exec");
+    for fact in facts {
+        let read: InvocationEvent =
+            serde_json::from_str(&serde_json::to_string(fact).unwrap()).unwrap();
+        inv.apply(&read).unwrap();
+    }
+    inv
+}
+
+/// Execution `exec` with its first invocation started (nonce `nonce`).
+fn invoked(nonce: u64) -> (Invocations, Vec<InvocationEvent>) {
+    let mut inv = Invocations::new("exec");
+    let mut facts = vec![];
+    let start = inv.start(nonce, T0).unwrap();
+    record(&mut inv, &mut facts, start);
+    (inv, facts)
+}
+
+/// Decides a checkpoint and folds its facts in; the reply.
+fn decide(
+    inv: &mut Invocations,
+    facts: &mut Vec<InvocationEvent>,
+    ops: &mut Operations,
+    token: &str,
+    client_token: Option<&str>,
+    updates: &[OperationUpdate],
+) -> Result<CheckpointReply, Refusal> {
+    match inv.checkpoint(ops, token, client_token, updates, T0, 1)? {
+        Checkpoint::Decided {
+            applied,
+            accepted,
+            reply,
+        } => {
+            for e in &applied.events {
+                ops.apply(e).unwrap();
+            }
+            record(inv, facts, *accepted);
+            Ok(reply)
+        }
+        Checkpoint::Replayed(reply) => Ok(reply),
+    }
+}
+
+fn is_invalid_token(inv: &Invocations, token: &str) -> bool {
+    inv.check_token(token)
+        .is_err_and(|r| r.message.starts_with(INVALID_TOKEN))
+}
 
 #[test]
 fn only_the_latest_token_of_the_current_invocation_is_accepted() {
-    let ops = started();
-    let mut inv = Invocation::begin("exec", 1, 99);
-    let first = inv.token().encode();
+    let mut ops = started();
+    let (mut inv, mut facts) = invoked(99);
+    let first = inv.token().unwrap().encode();
     assert!(inv.check_token(&first).is_ok());
-    let Checkpoint::Decided { reply, .. } = inv.checkpoint(&ops, &first, None, &[], T0, 1).unwrap()
-    else {
-        panic!("a refresh is decided")
-    };
+    let reply = decide(&mut inv, &mut facts, &mut ops, &first, None, &[]).unwrap();
     let second = reply.checkpoint_token.unwrap();
     assert_ne!(first, second);
-    let stale = inv.check_token(&first).unwrap_err();
-    assert!(stale.message.starts_with(INVALID_TOKEN));
+    assert!(is_invalid_token(&inv, &first));
     assert!(inv.check_token(&second).is_ok());
-
-    let next = Invocation::begin("exec", 2, 5);
-    assert!(next
-        .check_token(&second)
-        .unwrap_err()
-        .message
-        .starts_with(INVALID_TOKEN));
-    assert!(inv.check_token("not a token!").is_err());
+    assert!(is_invalid_token(&inv, "not a token!"));
     let forged = CheckpointToken {
         nonce: 100,
         ..CheckpointToken::parse(&second).unwrap()
     };
-    assert!(inv.check_token(&forged.encode()).is_err());
+    assert!(is_invalid_token(&inv, &forged.encode()));
+
+    let done = inv.complete(InvocationOutcome::Pending, T0).unwrap();
+    record(&mut inv, &mut facts, done);
+    let next = inv.start(5, T0).unwrap();
+    record(&mut inv, &mut facts, next);
+    assert_eq!(inv.current(), Some(2));
+    assert!(
+        is_invalid_token(&inv, &second),
+        "a token of an earlier invocation"
+    );
 }
 
 #[test]
 fn a_token_is_in_the_aws_alphabet_and_reads_back() {
-    let inv = Invocation::begin("arn-ish/exec:1", 3, u64::MAX);
-    let text = inv.token().encode();
+    let mut inv = Invocations::new("arn-ish/exec:1");
+    let start = inv.start(u64::MAX, T0).unwrap();
+    inv.apply(&start).unwrap();
+    let text = inv.token().unwrap().encode();
     assert!(text
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)));
-    assert_eq!(CheckpointToken::parse(&text).as_ref(), Some(inv.token()));
+    assert_eq!(CheckpointToken::parse(&text).as_ref(), inv.token());
 }
 
 #[test]
 fn a_retried_checkpoint_with_the_same_client_token_gets_the_same_answer() {
     let mut ops = started();
-    let mut inv = Invocation::begin("exec", 1, 7);
-    let token = inv.token().encode();
+    let (mut inv, mut facts) = invoked(7);
+    let token = inv.token().unwrap().encode();
     let batch = [update("s1", T::Step, A::Start)];
-    let Checkpoint::Decided { applied, reply } = inv
-        .checkpoint(&ops, &token, Some("ct-1"), &batch, T0, 3)
-        .unwrap()
-    else {
-        panic!()
-    };
-    for e in &applied.events {
-        ops.apply(e).unwrap();
-    }
+    let reply = decide(&mut inv, &mut facts, &mut ops, &token, Some("ct-1"), &batch).unwrap();
     let again = inv
         .checkpoint(&ops, &token, Some("ct-1"), &batch, T0 + 50, 4)
         .unwrap();
@@ -804,36 +833,45 @@ fn a_retried_checkpoint_with_the_same_client_token_gets_the_same_answer() {
 }
 
 #[test]
+fn a_restart_rebuilds_the_invocations_from_their_facts_and_tokens_stay_valid_or_invalid() {
+    let mut ops = started();
+    let (mut inv, mut facts) = invoked(11);
+    let token = inv.token().unwrap().encode();
+    let batch = [update("s1", T::Step, A::Start)];
+    let reply = decide(&mut inv, &mut facts, &mut ops, &token, Some("ct"), &batch).unwrap();
+    let latest = reply.checkpoint_token.clone().unwrap();
+
+    let read = replay(&facts);
+    assert_eq!(read, inv);
+    assert!(read.check_token(&latest).is_ok());
+    assert!(is_invalid_token(&read, &token));
+    let again = read
+        .checkpoint(&ops, &token, Some("ct"), &batch, T0, 2)
+        .unwrap();
+    assert_eq!(again, Checkpoint::Replayed(reply), "ClientToken replay too");
+}
+
+#[test]
 fn the_answer_that_ends_the_execution_has_no_token_and_no_token_works_after() {
-    let ops = started();
-    let mut inv = Invocation::begin("exec", 1, 7);
-    let token = inv.token().encode();
-    let Checkpoint::Decided { reply, .. } = inv
-        .checkpoint(
-            &ops,
-            &token,
-            None,
-            &[succeed("exec", T::Execution, "1")],
-            T0,
-            1,
-        )
-        .unwrap()
-    else {
-        panic!()
-    };
+    let mut ops = started();
+    let (mut inv, mut facts) = invoked(7);
+    let token = inv.token().unwrap().encode();
+    let end = [succeed("exec", T::Execution, "1")];
+    let reply = decide(&mut inv, &mut facts, &mut ops, &token, None, &end).unwrap();
     assert_eq!(reply.checkpoint_token, None);
     assert!(serde_json::to_value(&reply)
         .unwrap()
         .get("CheckpointToken")
         .is_none());
-    assert!(inv.check_token(&token).is_err());
+    assert!(is_invalid_token(&inv, &token));
+    assert!(is_invalid_token(&replay(&facts), &token));
 }
 
 #[test]
-fn a_refused_checkpoint_keeps_the_token() {
+fn a_refused_checkpoint_keeps_the_token_and_records_nothing() {
     let ops = started();
-    let mut inv = Invocation::begin("exec", 1, 7);
-    let token = inv.token().encode();
+    let (inv, _) = invoked(7);
+    let token = inv.token().unwrap().encode();
     inv.checkpoint(
         &ops,
         &token,
@@ -844,6 +882,73 @@ fn a_refused_checkpoint_keeps_the_token() {
     )
     .unwrap_err();
     assert!(inv.check_token(&token).is_ok());
+}
+
+#[test]
+fn never_two_invocations_of_one_execution_at_once() {
+    let (mut inv, mut facts) = invoked(1);
+    let refused = inv.start(2, T0).unwrap_err();
+    assert_eq!(refused.code, "invocation_open");
+    let done = inv.complete(InvocationOutcome::Succeeded, T0).unwrap();
+    record(&mut inv, &mut facts, done);
+    assert_eq!(inv.outcome(1), Some(&InvocationOutcome::Succeeded));
+    assert_eq!(inv.current(), None);
+    assert!(inv.token().is_none());
+    assert_eq!(
+        inv.complete(InvocationOutcome::Failed, T0)
+            .unwrap_err()
+            .code,
+        "no_invocation"
+    );
+    let next = inv.start(2, T0).unwrap();
+    assert!(matches!(
+        next,
+        InvocationEvent::InvocationStarted { number: 2, .. }
+    ));
+    // A history with two open invocations is not one this fold accepts.
+    let mut twice = replay(&facts[..1]);
+    assert!(twice.apply(&next).is_err());
+}
+
+#[test]
+fn an_invocation_started_but_not_completed_is_closed_after_a_crash_as_lost() {
+    let (inv, mut facts) = invoked(3);
+    let token = inv.token().unwrap().encode();
+    // The process dies; the service comes back and replays the facts.
+    let mut read = replay(&facts);
+    assert!(
+        read.check_token(&token).is_ok(),
+        "still open by the history"
+    );
+    let lost = read.recover(T0 + 10).unwrap();
+    record(&mut read, &mut facts, lost);
+    let Some(InvocationOutcome::Error {
+        error_type,
+        error_message,
+    }) = read.outcome(1)
+    else {
+        panic!("the lost invocation has an error outcome")
+    };
+    assert_eq!(error_type, "Sagaflow.InvocationLost");
+    assert!(!error_message.is_empty());
+    assert!(is_invalid_token(&read, &token));
+    assert_eq!(read.recover(T0 + 20), None, "nothing open, nothing lost");
+    assert!(read.start(4, T0).is_ok(), "the next invocation may start");
+}
+
+#[test]
+fn revoked_tokens_refuse_every_checkpoint_and_every_new_invocation() {
+    let ops = started();
+    let (mut inv, mut facts) = invoked(3);
+    let token = inv.token().unwrap().encode();
+    let revoked = inv.revoke(T0);
+    record(&mut inv, &mut facts, revoked);
+    let refused = inv.checkpoint(&ops, &token, None, &[], T0, 1).unwrap_err();
+    assert!(refused.message.starts_with(INVALID_TOKEN));
+    assert!(is_invalid_token(&replay(&facts), &token));
+    let done = inv.complete(InvocationOutcome::Pending, T0).unwrap();
+    record(&mut inv, &mut facts, done);
+    assert_eq!(inv.start(4, T0).unwrap_err().code, "execution_ended");
 }
 
 // ---- the seeded property test --------------------------------------------------------

@@ -18,8 +18,11 @@
 //!   or timed out ([`Operations::complete_callback`],
 //!   [`Operations::heartbeat_callback`]);
 //! - [`OperationEvent`]/[`Timer`]: the facts recorded and the timers armed;
-//! - [`Invocation`]: checkpoint tokens (only the latest of the current
-//!   invocation is valid) and `ClientToken` replay.
+//! - [`Invocations`]/[`InvocationEvent`]: the invocation loop as a fold
+//!   of recorded facts: invocations started and completed (never two at
+//!   once; one lost in a crash closed with `Sagaflow.InvocationLost`),
+//!   checkpoint tokens (only the latest of the current invocation is
+//!   valid, by the recorded history) and `ClientToken` replay.
 //!
 //! Not yet wired into `Program`/`Body`, the runtime, the store or the API:
 //! a later change hosts it as a kind of program. Not covered yet:
@@ -47,5 +50,6 @@ pub use operations::{
     Applied, Operations, Outcome, Refusal, MAX_DURATION_SECONDS, MAX_PAYLOAD_BYTES,
 };
 pub use token::{
-    Checkpoint, CheckpointReply, CheckpointToken, Invocation, NewExecutionState, INVALID_TOKEN,
+    Checkpoint, CheckpointReply, CheckpointToken, InvocationEvent, InvocationOutcome, Invocations,
+    NewExecutionState, INVALID_TOKEN,
 };
