@@ -1054,15 +1054,7 @@ fn random_id(rng: &mut StdRng, t: T) -> String {
 
 #[test]
 fn random_checkpoints_replay_to_the_live_state_and_refusals_change_nothing() {
-    let seed = std::env::var("DURABLE_PROPTEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0)
-        });
+    let seed = proptest_seed();
     println!("DURABLE_PROPTEST_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut accepted, mut refusals) = (0, 0);
@@ -1225,4 +1217,114 @@ fn check_touched(live: &Operations, batch: &[OperationUpdate], applied: &Applied
             "seed {seed}: an operation round-trips AWS's JSON"
         );
     }
+}
+
+/// The seed of a property test: `DURABLE_PROPTEST_SEED`, or the clock.
+fn proptest_seed() -> u64 {
+    std::env::var("DURABLE_PROPTEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0)
+        })
+}
+
+#[test]
+fn random_invocation_loops_replay_to_the_live_state_and_tokens_survive_a_restart() {
+    let seed = proptest_seed();
+    println!("DURABLE_PROPTEST_SEED={seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut kinds = std::collections::BTreeSet::new();
+    let (mut accepted, mut stale, mut restarts) = (0, 0, 0);
+    for _run in 0..100 {
+        let mut ops = started();
+        let mut inv = Invocations::new("exec");
+        let mut facts: Vec<InvocationEvent> = vec![];
+        let mut handed: Vec<String> = vec![];
+        let client_tokens = ["a", "b", "c"];
+        for _step in 0..40 {
+            let roll = rng.gen_range(0..10);
+            let decided = match roll {
+                0 | 1 => inv.start(rng.gen(), T0).ok(),
+                2 => inv
+                    .complete(InvocationOutcome::Pending, T0)
+                    .ok()
+                    .filter(|_| rng.gen_bool(0.5)),
+                3 if rng.gen_bool(0.1) => Some(inv.revoke(T0)),
+                _ => None,
+            };
+            if let Some(fact) = decided {
+                let open_before = inv.current();
+                if let InvocationEvent::InvocationStarted { .. } = fact {
+                    assert_eq!(open_before, None, "seed {seed}: never two at once");
+                }
+                record(&mut inv, &mut facts, fact);
+                if let Some(t) = inv.token() {
+                    handed.push(t.encode());
+                }
+            } else if roll >= 4 && !handed.is_empty() {
+                let token = handed[rng.gen_range(0..handed.len())].clone();
+                let client = rng
+                    .gen_bool(0.5)
+                    .then(|| client_tokens[rng.gen_range(0..3)]);
+                let batch: Vec<_> = (0..rng.gen_range(0..3))
+                    .map(|_| random_update(&mut rng, &ops))
+                    .collect();
+                let valid = inv.check_token(&token).is_ok();
+                match decide(&mut inv, &mut facts, &mut ops, &token, client, &batch) {
+                    Ok(reply) => {
+                        accepted += 1;
+                        if let Some(next) = reply.checkpoint_token {
+                            handed.push(next);
+                        }
+                    }
+                    Err(refusal) if !valid => {
+                        stale += 1;
+                        assert!(refusal.message.starts_with(INVALID_TOKEN), "seed {seed}");
+                    }
+                    Err(_) => {}
+                }
+            }
+            kinds.extend(facts.iter().map(|f| {
+                serde_json::to_value(f).unwrap()["type"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            }));
+            // A restart: the state comes back from the facts alone.
+            let read = replay(&facts);
+            assert_eq!(read, inv, "seed {seed}: replay equals the live state");
+            let valid: std::collections::BTreeSet<_> = handed
+                .iter()
+                .filter(|t| inv.check_token(t).is_ok())
+                .collect();
+            assert!(valid.len() <= 1, "seed {seed}: at most the latest is valid");
+            for t in &handed {
+                assert_eq!(
+                    read.check_token(t).is_ok(),
+                    inv.check_token(t).is_ok(),
+                    "seed {seed}: a token is as valid after a restart"
+                );
+            }
+            if rng.gen_bool(0.05) {
+                restarts += 1;
+                inv = read;
+                if let Some(lost) = inv.recover(T0) {
+                    record(&mut inv, &mut facts, lost);
+                    assert!(
+                        handed.iter().all(|t| inv.check_token(t).is_err()),
+                        "seed {seed}: a lost invocation's tokens are dead"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        accepted > 100 && stale > 100 && restarts > 20,
+        "seed {seed}: {accepted} accepted, {stale} stale, {restarts} restarts"
+    );
+    assert_eq!(kinds.len(), 4, "seed {seed}: every kind of fact: {kinds:?}");
 }
