@@ -9,8 +9,8 @@ use sagaflow_core::durable::{
     Applied, CallbackOptions, CallbackOutcome, ChainedInvokeOptions, Checkpoint, CheckpointReply,
     CheckpointToken, ContextOptions, Details, ErrorObject, InvocationEvent, InvocationOutcome,
     Invocations, InvokeOutcome, Operation, OperationAction as A, OperationEvent,
-    OperationStatus as S, OperationType as T, OperationUpdate, Operations, Refusal, StepOptions,
-    Timer, WaitOptions, INVALID_TOKEN,
+    OperationStatus as S, OperationType as T, OperationUpdate, Operations, Outcome, Refusal,
+    StepOptions, Timer, WaitOptions, INVALID_TOKEN,
 };
 
 const T0: u64 = 1_700_000_000_000;
@@ -951,6 +951,100 @@ fn revoked_tokens_refuse_every_checkpoint_and_every_new_invocation() {
     assert_eq!(inv.start(4, T0).unwrap_err().code, "execution_ended");
 }
 
+// ---- execution timeout and stop ------------------------------------------------------
+
+/// An execution with a started step, a wait and a chained invoke, and its
+/// invocation's latest token.
+fn busy() -> (Operations, Invocations, Vec<InvocationEvent>, String) {
+    let mut ops = started();
+    let (mut inv, mut facts) = invoked(5);
+    let token = inv.token().unwrap().encode();
+    let batch = [
+        update("s1", T::Step, A::Start),
+        wait("w1", 60),
+        invoke("i1", "target"),
+    ];
+    let reply = decide(&mut inv, &mut facts, &mut ops, &token, None, &batch).unwrap();
+    (ops, inv, facts, reply.checkpoint_token.unwrap())
+}
+
+#[test]
+fn a_timed_out_execution_is_timed_out_and_its_open_operations_are_left_as_they_are() {
+    let (mut ops, ..) = busy();
+    let fact = ops.time_out(None, T0 + 5).unwrap();
+    ops.apply(&fact).unwrap();
+    assert_eq!(ops.execution().unwrap().status, S::TimedOut);
+    assert_eq!(ops.outcome(), Some(&Outcome::TimedOut(None)));
+    assert!(ops.is_ended());
+    assert_eq!(ops.get("s1").unwrap().status, S::Started);
+    assert_eq!(ops.get("w1").unwrap().status, S::Started);
+    assert_eq!(ops.get("i1").unwrap().status, S::Started);
+    // Nothing changes any more.
+    assert_eq!(
+        ops.fire_timer("w1", T0 + 120_000),
+        None,
+        "the wait's timer is stale"
+    );
+    assert!(
+        ops.invokes_to_dispatch().is_empty(),
+        "the invoke is not called"
+    );
+    let answer = InvokeOutcome::Succeeded { result: None };
+    assert_eq!(ops.end_chained_invoke("i1", answer, T0 + 6), None);
+    assert_eq!(ops.time_out(None, T0 + 7), None);
+    assert_eq!(ops.stop(None, T0 + 7), None);
+}
+
+#[test]
+fn a_stopped_execution_is_stopped_with_the_stop_error_and_accepts_nothing_more() {
+    let (mut ops, ..) = busy();
+    let fact = ops.stop(Some(error("by hand")), T0 + 5).unwrap();
+    ops.apply(&fact).unwrap();
+    let read: OperationEvent =
+        serde_json::from_str(&serde_json::to_string(&fact).unwrap()).unwrap();
+    assert_eq!(read, fact);
+    assert_eq!(ops.execution().unwrap().status, S::Stopped);
+    assert_eq!(
+        ops.outcome(),
+        Some(&Outcome::Stopped(Some(error("by hand"))))
+    );
+    assert_eq!(ops.get("s1").unwrap().status, S::Started);
+    let r = refused(&ops, &[succeed("s1", T::Step, "1")]);
+    assert_eq!(r.update, Some(0));
+    assert!(ops.apply(&fact).is_err(), "it ends once");
+}
+
+#[test]
+fn after_a_timeout_or_a_stop_the_running_invocations_checkpoint_is_an_invalid_token() {
+    for end in ["time out", "stop"] {
+        let (mut ops, mut inv, mut facts, token) = busy();
+        let fact = if end == "stop" {
+            ops.stop(None, T0 + 5)
+        } else {
+            ops.time_out(None, T0 + 5)
+        };
+        ops.apply(&fact.unwrap()).unwrap();
+        // Even before its revocation is recorded, the token is refused.
+        let early = inv.checkpoint(&ops, &token, None, &[], T0, 1).unwrap_err();
+        assert!(early.message.starts_with(INVALID_TOKEN), "{end}");
+        let revoked = inv.revoke(T0 + 5);
+        record(&mut inv, &mut facts, revoked);
+        let after = inv.checkpoint(&ops, &token, None, &[], T0, 1).unwrap_err();
+        assert!(after.message.starts_with(INVALID_TOKEN), "{end}");
+        assert!(
+            is_invalid_token(&replay(&facts), &token),
+            "{end}: after a restart"
+        );
+        let done = inv.complete(InvocationOutcome::Pending, T0).unwrap();
+        record(&mut inv, &mut facts, done);
+        assert_eq!(
+            inv.start(9, T0).unwrap_err().code,
+            "execution_ended",
+            "{end}"
+        );
+    }
+}
+
 // ---- the seeded property test --------------------------------------------------------
 
 /// A random update: half the time one about an operation that exists (its
@@ -1070,6 +1164,15 @@ fn random_checkpoints_replay_to_the_live_state_and_refusals_change_nothing() {
         for _batch in 0..25 {
             now += rng.gen_range(0..3000);
             fire_due_timers(&mut live, &mut history, now, &mut rng);
+            let outside = match rng.gen_range(0..400) {
+                0 => live.time_out(None, now),
+                1 => live.stop(Some(error("stop")), now),
+                _ => None,
+            };
+            if let Some(fact) = outside {
+                live.apply(&fact).unwrap();
+                history.push(fact);
+            }
             let batch: Vec<_> = (0..rng.gen_range(0..4))
                 .map(|_| random_update(&mut rng, &live))
                 .collect();
@@ -1109,9 +1212,9 @@ fn random_checkpoints_replay_to_the_live_state_and_refusals_change_nothing() {
         accepted > 100 && refusals > 100,
         "seed {seed}: {accepted} accepted, {refusals} refused"
     );
-    // Every kind of fact (18) came up: the walk goes deep enough.
+    // Every kind of fact (20) came up: the walk goes deep enough.
     assert!(
-        kinds.len() == 18,
+        kinds.len() == 20,
         "seed {seed}: too few kinds of facts: {kinds:?}"
     );
 }

@@ -52,6 +52,20 @@ pub enum OperationEvent {
         error: Option<ErrorObject>,
         at: Millis,
     },
+    /// The execution's `ExecutionTimeout` passed: EXECUTION `TIMED_OUT`.
+    /// Its open operations are left as they are; nothing changes after.
+    ExecutionTimedOut {
+        id: String,
+        error: Option<ErrorObject>,
+        at: Millis,
+    },
+    /// `StopDurableExecution` (its body's `Error`): EXECUTION `STOPPED`.
+    /// Its open operations are left as they are; nothing changes after.
+    ExecutionStopped {
+        id: String,
+        error: Option<ErrorObject>,
+        at: Millis,
+    },
     /// A step (new, or again after a retry) is `STARTED`.
     StepStarted {
         op: OpHeader,
@@ -153,6 +167,8 @@ impl OperationEvent {
             E::ExecutionStarted { id, .. }
             | E::ExecutionSucceeded { id, .. }
             | E::ExecutionFailed { id, .. }
+            | E::ExecutionTimedOut { id, .. }
+            | E::ExecutionStopped { id, .. }
             | E::StepSucceeded { id, .. }
             | E::StepFailed { id, .. }
             | E::StepReady { id, .. }
@@ -172,7 +188,9 @@ impl OperationEvent {
         match self {
             E::ExecutionStarted { .. }
             | E::ExecutionSucceeded { .. }
-            | E::ExecutionFailed { .. } => OperationType::Execution,
+            | E::ExecutionFailed { .. }
+            | E::ExecutionTimedOut { .. }
+            | E::ExecutionStopped { .. } => OperationType::Execution,
             E::StepStarted { .. }
             | E::StepSucceeded { .. }
             | E::StepFailed { .. }

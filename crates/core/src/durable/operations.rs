@@ -22,6 +22,11 @@
 //! | CONTEXT        | START / SUCCEED / FAIL | `STARTED` / `SUCCEEDED` (`Result`, `ReplayChildren`) / `FAILED` | ContextStarted/Succeeded/Failed |
 //! | EXECUTION      | SUCCEED / FAIL | ends the execution (the checkpoint answer then carries no token) | ExecutionSucceeded/Failed |
 //!
+//! From outside a checkpoint, the execution times out
+//! ([`Operations::time_out`], `TIMED_OUT`) or is stopped
+//! ([`Operations::stop`], `STOPPED`); operations still open stay as they
+//! are (no fact closes them), and nothing is accepted afterwards.
+//!
 //! Also refused: SUCCEED/FAIL/RETRY/CANCEL of an unknown operation, any
 //! update of an existing operation with another type, name or parent, any
 //! update of a finished operation or under a finished (or unknown) parent,
@@ -77,11 +82,16 @@ impl Refusal {
     }
 }
 
-/// How the execution ended, as its EXECUTION update said.
+/// How the execution ended: as its EXECUTION update said, or timed out or
+/// stopped from outside.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Succeeded(Option<String>),
     Failed(Option<ErrorObject>),
+    /// Its `ExecutionTimeout` passed.
+    TimedOut(Option<ErrorObject>),
+    /// `StopDurableExecution` stopped it.
+    Stopped(Option<ErrorObject>),
 }
 
 /// What an accepted checkpoint decided: the facts to record (in order),
@@ -236,6 +246,28 @@ impl Operations {
             timers,
             execution_ended: work.is_ended(),
         })
+    }
+
+    /// The execution's `ExecutionTimeout` passed at `now`: the
+    /// `ExecutionTimedOut` fact, or `None` if it has already ended (or not
+    /// started). The operations still open are left as they are (the
+    /// history has no fact closing them); once it is folded nothing
+    /// changes any more: checkpoints are refused, timers are stale,
+    /// callbacks closed, chained invokes neither called nor ended. The
+    /// host also revokes the running invocation's token
+    /// ([`super::Invocations::revoke`]).
+    pub fn time_out(&self, error: Option<ErrorObject>, now: Millis) -> Option<OperationEvent> {
+        let id = self.execution().filter(|_| !self.is_ended())?.id.clone();
+        Some(OperationEvent::ExecutionTimedOut { id, error, at: now })
+    }
+
+    /// `StopDurableExecution` with its body's `error`: the
+    /// `ExecutionStopped` fact, or `None` if the execution has already
+    /// ended (or not started). As with [`Self::time_out`], open operations
+    /// stay as they are and nothing changes afterwards.
+    pub fn stop(&self, error: Option<ErrorObject>, now: Millis) -> Option<OperationEvent> {
+        let id = self.execution().filter(|_| !self.is_ended())?.id.clone();
+        Some(OperationEvent::ExecutionStopped { id, error, at: now })
     }
 
     /// A timer fired at `now`: the fact it brings, or `None` if it is stale
@@ -588,6 +620,16 @@ impl Operations {
             E::ExecutionFailed { error, at, .. } => {
                 end(op, OperationStatus::Failed, *at);
                 self.outcome = Some(Outcome::Failed(error.clone()));
+                Some(())
+            }
+            E::ExecutionTimedOut { error, at, .. } => {
+                end(op, OperationStatus::TimedOut, *at);
+                self.outcome = Some(Outcome::TimedOut(error.clone()));
+                Some(())
+            }
+            E::ExecutionStopped { error, at, .. } => {
+                end(op, OperationStatus::Stopped, *at);
+                self.outcome = Some(Outcome::Stopped(error.clone()));
                 Some(())
             }
             E::CallbackHeartbeat { id, at } => {

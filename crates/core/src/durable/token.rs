@@ -305,6 +305,14 @@ impl Invocations {
             }
         }
         let latest = self.valid(token)?.clone();
+        if operations.is_ended() {
+            // Timed out or stopped before its token was revoked: refused
+            // as a revoked token, so the SDK gives up this invocation.
+            return Err(refusal(
+                "invalid_checkpoint_token",
+                format!("{INVALID_TOKEN}: the execution has ended."),
+            ));
+        }
         let applied = operations.apply_checkpoint(updates, now, mix(entropy))?;
         let sequence = latest.sequence.saturating_add(1);
         let checkpoint_token = (!applied.execution_ended).then(|| {
