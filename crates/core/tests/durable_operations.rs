@@ -1,7 +1,9 @@
 //! The durable-functions operation model: each row of the checkpoint
-//! transition table, the refusals, atomic batches, checkpoint tokens and
-//! `ClientToken` replay, and a seeded property test (decide = fold, live =
-//! replay).
+//! transition table, the refusals, atomic batches, execution timeout and
+//! stop, the invocation loop as facts (checkpoint tokens, `ClientToken`
+//! replay, never two invocations at once, a lost invocation after a
+//! crash), and two seeded property tests (decide = fold, live = replay,
+//! tokens as valid after a restart).
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -14,7 +14,8 @@
 //!   ([`Operations::apply`], the same live and in replay) and timers
 //!   firing ([`Operations::fire_timer`]); chained invokes to call and
 //!   their outcomes ([`Operations::invokes_to_dispatch`],
-//!   [`Operations::end_chained_invoke`]); callbacks completed, kept alive
+//!   [`Operations::end_chained_invoke`]); the execution timed out or
+//!   stopped ([`Operations::time_out`], [`Operations::stop`]); callbacks completed, kept alive
 //!   or timed out ([`Operations::complete_callback`],
 //!   [`Operations::heartbeat_callback`]);
 //! - [`OperationEvent`]/[`Timer`]: the facts recorded and the timers armed;
@@ -24,11 +25,15 @@
 //!   checkpoint tokens (only the latest of the current invocation is
 //!   valid, by the recorded history) and `ClientToken` replay.
 //!
+//! The execution also ends from outside: timed out or stopped
+//! ([`Operations::time_out`], [`Operations::stop`]; open operations stay
+//! as they are, the running invocation's token is revoked).
+//!
 //! Not yet wired into `Program`/`Body`, the runtime, the store or the API:
 //! a later change hosts it as a kind of program. Not covered yet:
 //! resolving a chained invoke's target (an unknown one fails in the
-//! checkpoint's answer); execution timeout and stop; paging of the
-//! operations.
+//! checkpoint's answer); the `ExecutionTimeout` deadline itself (the host
+//! arms it); paging of the operations.
 
 mod callback;
 pub mod event;
