@@ -51,6 +51,14 @@ pub fn idempotency_key(execution_id: &str, step: &str, task: TaskKind) -> String
     format!("{execution_id}:{step}:{}", task.as_str())
 }
 
+/// The `Idempotency-Key` of a durable execution's chained invoke to a
+/// participant: `{execution}:{operation Id}`, the same for every attempt
+/// and for the call made again after a restart. The SDK's operation ids
+/// are hex digests, so they never contain `:`.
+pub fn chained_invoke_key(execution: &str, operation_id: &str) -> String {
+    format!("{execution}:{operation_id}")
+}
+
 /// A state name as it appears in instance keys under `scheme`.
 pub fn escape_state_name(name: &str, scheme: KeyScheme) -> std::borrow::Cow<'_, str> {
     let reserved = |c: char| matches!(c, '%' | '#' | '/' | '[' | ']' | '@' | ':') || c.is_control();

@@ -37,6 +37,7 @@ use crate::document::type_name;
 use crate::error_name as name;
 use crate::exchange::Participant;
 use crate::Error;
+use crate::function_name::{complete_arn, strip_qualifier};
 use crate::Violation;
 
 /// The optimized Lambda integration: the function comes from `FunctionName`.
@@ -45,9 +46,6 @@ pub const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
 pub const WAIT_FOR_TASK_TOKEN: &str = ".waitForTaskToken";
 /// AWS's upper bound for the integer fields counted in seconds or attempts.
 pub const MAX_SECONDS: u64 = 99_999_999;
-/// Region and account a bare Lambda function name is completed with, so
-/// that it can be matched against the resource map's ARN patterns.
-const BARE_FUNCTION_PREFIX: &str = "arn:aws:lambda:us-east-1:000000000000:function:";
 /// Nesting deeper than this (rules in rules, branches in branches, templates)
 /// is refused instead of recursing further: parsed JSON is already bounded
 /// by serde_json, but a `Value` built in code is not.
@@ -94,7 +92,7 @@ impl ResourceMap {
     /// with a version or alias (`…:function:NAME:prod`) is tried as is and
     /// then without the qualifier, so `…:function:{name}` binds it to NAME.
     pub fn resolve(&self, resource: &str) -> Option<Participant> {
-        let full = lambda_arn(resource);
+        let full = complete_arn(resource);
         let unqualified = strip_qualifier(&full);
         for rule in &self.rules {
             let pattern = Pattern::parse(&rule.pattern);
@@ -117,28 +115,6 @@ impl ResourceMap {
                 });
             }
         }
-        None
-    }
-}
-
-/// Completes what Lambda accepts as a function name into a full ARN: a bare
-/// name (`my-fn`, `my-fn:prod`) or a partial ARN (`123456789012:function:my-fn`).
-fn lambda_arn(resource: &str) -> String {
-    if resource.starts_with("arn:") {
-        resource.to_string()
-    } else if resource.contains(":function:") {
-        format!("arn:aws:lambda:us-east-1:{resource}")
-    } else {
-        format!("{BARE_FUNCTION_PREFIX}{resource}")
-    }
-}
-
-/// `arn:aws:lambda:R:A:function:NAME:QUALIFIER` → the ARN without `:QUALIFIER`.
-fn strip_qualifier(arn: &str) -> Option<String> {
-    let parts: Vec<&str> = arn.split(':').collect();
-    if parts.len() == 8 && parts[2] == "lambda" && parts[5] == "function" {
-        Some(parts[..7].join(":"))
-    } else {
         None
     }
 }

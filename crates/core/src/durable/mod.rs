@@ -39,6 +39,7 @@ mod callback;
 pub mod event;
 pub mod model;
 mod operations;
+mod target;
 mod token;
 
 pub use callback::CallbackWatch;
@@ -53,6 +54,10 @@ pub use model::{
 };
 pub use operations::{
     Applied, Operations, Outcome, Refusal, MAX_DURATION_SECONDS, MAX_PAYLOAD_BYTES,
+};
+pub use target::{
+    function_not_found, invalid_function_name, resolve_target, HostedFunctions, Hosting,
+    NoHostedFunctions, Resolved, RESOURCE_NOT_FOUND,
 };
 pub use token::{
     Checkpoint, CheckpointReply, CheckpointToken, InvocationEvent, InvocationOutcome, Invocations,
