@@ -104,12 +104,12 @@ impl fmt::Display for FunctionNameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let constraint = match self.reason {
             NameProblem::Empty => "Member must have length greater than or equal to 1".to_string(),
-            NameProblem::TooLong => format!(
-                "Member must have length less than or equal to {MAX_FUNCTION_NAME_LEN}"
-            ),
-            NameProblem::Pattern => format!(
-                "Member must satisfy regular expression pattern: {FUNCTION_NAME_PATTERN}"
-            ),
+            NameProblem::TooLong => {
+                format!("Member must have length less than or equal to {MAX_FUNCTION_NAME_LEN}")
+            }
+            NameProblem::Pattern => {
+                format!("Member must satisfy regular expression pattern: {FUNCTION_NAME_PATTERN}")
+            }
         };
         write!(
             f,
@@ -123,8 +123,7 @@ impl std::error::Error for FunctionNameError {}
 
 fn is_name(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 

@@ -36,8 +36,8 @@ use crate::asl::{data, intrinsic};
 use crate::document::type_name;
 use crate::error_name as name;
 use crate::exchange::Participant;
-use crate::Error;
 use crate::function_name::{complete_arn, strip_qualifier};
+use crate::Error;
 use crate::Violation;
 
 /// The optimized Lambda integration: the function comes from `FunctionName`.
