@@ -5,8 +5,9 @@
 
 use sagaflow_core::asl::{ResourceMap, ResourceRule};
 use sagaflow_core::durable::{
-    resolve_target, ErrorObject, HostedFunctions, Hosting, InvokeOutcome, InvokeTarget,
-    NoHostedFunctions, OpHeader, OperationEvent, OperationStatus, Operations, Resolved,
+    resolve_target, ChainedInvokeOptions, Details, ErrorObject, HostedFunctions, Hosting,
+    InvokeOutcome, InvokeTarget, NoHostedFunctions, OpHeader, OperationAction, OperationEvent,
+    OperationStatus, OperationType, OperationUpdate, Operations, Resolved,
 };
 use sagaflow_core::exchange::Participant;
 use sagaflow_core::function_name::{FunctionName, NameProblem};
@@ -326,4 +327,89 @@ fn an_unresolvable_dispatch_is_recorded_as_the_operation_failing() {
     ops.apply(&fact).unwrap();
     assert_eq!(ops.get("op-1").unwrap().status, OperationStatus::Failed);
     assert!(ops.invokes_to_dispatch().is_empty());
+}
+
+fn started() -> Operations {
+    let mut ops = Operations::default();
+    ops.apply(&OperationEvent::ExecutionStarted {
+        id: "exec".into(),
+        input_payload: None,
+        at: 1,
+    })
+    .unwrap();
+    ops
+}
+
+fn invoke(id: &str, function: &str) -> OperationUpdate {
+    let mut u = OperationUpdate::new(id, OperationType::ChainedInvoke, OperationAction::Start);
+    u.sub_type = Some("ChainedInvoke".into());
+    u.chained_invoke_options = Some(ChainedInvokeOptions {
+        function_name: function.into(),
+        tenant_id: None,
+    });
+    u
+}
+
+fn checkpoint_resolving(
+    ops: &Operations,
+    updates: &[OperationUpdate],
+) -> sagaflow_core::durable::Applied {
+    let map = resources();
+    let unresolvable =
+        |id: &str, t: &InvokeTarget| resolve_target(t, "exec", id, &host, &map).err();
+    ops.apply_checkpoint_resolving(updates, 10, 7, &unresolvable)
+        .unwrap()
+}
+
+#[test]
+fn a_checkpoint_starting_an_invoke_of_an_unknown_function_answers_it_failed() {
+    let ops = started();
+    let applied = checkpoint_resolving(&ops, &[invoke("op-1", "nobody-home")]);
+    assert_eq!(applied.events.len(), 2);
+    assert!(matches!(
+        applied.events[0],
+        OperationEvent::ChainedInvokeStarted { .. }
+    ));
+    assert!(matches!(
+        &applied.events[1],
+        OperationEvent::ChainedInvokeEnded { outcome: InvokeOutcome::Failed { error }, .. }
+            if error.error_type.as_deref() == Some("ResourceNotFoundException")
+                && error.error_message.as_deref() == Some("Function not found: nobody-home")
+    ));
+    let op = &applied.operations[0];
+    assert_eq!(
+        (op.id.as_str(), op.status),
+        ("op-1", OperationStatus::Failed)
+    );
+    assert!(matches!(&op.details, Details::ChainedInvoke(_)));
+    let mut replayed = ops.clone();
+    for e in &applied.events {
+        replayed.apply(e).unwrap();
+    }
+    assert!(replayed.invokes_to_dispatch().is_empty());
+}
+
+#[test]
+fn a_checkpoint_starting_resolvable_invokes_leaves_them_started_for_dispatch() {
+    let ops = started();
+    let updates = [
+        invoke("a", "saga-reserve-hotel"),
+        invoke("b", "plain-fn"),
+        invoke("c", "saga-durable-function"),
+    ];
+    let applied = checkpoint_resolving(&ops, &updates);
+    assert_eq!(applied, ops.apply_checkpoint(&updates, 10, 7).unwrap());
+    assert!(applied
+        .operations
+        .iter()
+        .all(|op| op.status == OperationStatus::Started));
+}
+
+#[test]
+fn the_plain_checkpoint_does_not_resolve_and_leaves_an_unknown_target_for_dispatch() {
+    let applied = started()
+        .apply_checkpoint(&[invoke("op-1", "nobody-home")], 10, 7)
+        .unwrap();
+    assert_eq!(applied.events.len(), 1);
+    assert_eq!(applied.operations[0].status, OperationStatus::Started);
 }

@@ -220,6 +220,32 @@ impl Operations {
         now: Millis,
         entropy: u64,
     ) -> Result<Applied, Refusal> {
+        self.decide_batch(updates, now, entropy, None)
+    }
+
+    /// [`Self::apply_checkpoint`], resolving each chained invoke it starts
+    /// at once: when `unresolvable(operation id, target)` gives an error
+    /// (e.g. `|id, t| super::resolve_target(t, exec, id, hosted, map).err()`),
+    /// the same batch records the invoke ended `FAILED` with it, so the
+    /// checkpoint's answer already shows it failed (as the spec allows) and
+    /// it is never dispatched.
+    pub fn apply_checkpoint_resolving(
+        &self,
+        updates: &[OperationUpdate],
+        now: Millis,
+        entropy: u64,
+        unresolvable: &dyn Fn(&str, &InvokeTarget) -> Option<ErrorObject>,
+    ) -> Result<Applied, Refusal> {
+        self.decide_batch(updates, now, entropy, Some(unresolvable))
+    }
+
+    fn decide_batch(
+        &self,
+        updates: &[OperationUpdate],
+        now: Millis,
+        entropy: u64,
+        unresolvable: Option<&dyn Fn(&str, &InvokeTarget) -> Option<ErrorObject>>,
+    ) -> Result<Applied, Refusal> {
         let mut work = self.clone();
         let mut events = Vec::new();
         let mut touched = BTreeSet::new();
@@ -229,7 +255,21 @@ impl Operations {
             if let Some(event) = event {
                 work.apply(&event)
                     .map_err(|e| Refusal::new("illegal_transition", e.to_string()).at(i))?;
+                let failed = match (&event, unresolvable) {
+                    (OperationEvent::ChainedInvokeStarted { op, .. }, Some(check)) => work
+                        .invoke_target(&op.id)
+                        .and_then(|t| check(&op.id, t))
+                        .and_then(|error| {
+                            work.end_chained_invoke(&op.id, InvokeOutcome::Failed { error }, now)
+                        }),
+                    _ => None,
+                };
                 events.push(event);
+                if let Some(failed) = failed {
+                    work.apply(&failed)
+                        .map_err(|e| Refusal::new("illegal_transition", e.to_string()).at(i))?;
+                    events.push(failed);
+                }
             }
             touched.insert(id);
         }
