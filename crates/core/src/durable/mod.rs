@@ -53,7 +53,7 @@ pub use model::{
     WaitOptions,
 };
 pub use operations::{
-    Applied, Operations, Outcome, Refusal, MAX_DURATION_SECONDS, MAX_PAYLOAD_BYTES,
+    Applied, Operations, Outcome, Refusal, Unresolvable, MAX_DURATION_SECONDS, MAX_PAYLOAD_BYTES,
 };
 pub use target::{
     function_not_found, invalid_function_name, resolve_target, HostedFunctions, Hosting,

@@ -106,6 +106,11 @@ pub struct Applied {
     pub execution_ended: bool,
 }
 
+/// Why a chained invoke's target cannot be called, given its operation id
+/// and target: the error it fails with, or `None` when it resolves
+/// ([`Operations::apply_checkpoint_resolving`]).
+pub type Unresolvable<'a> = dyn Fn(&str, &InvokeTarget) -> Option<ErrorObject> + 'a;
+
 /// The operations of one durable execution.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Operations {
@@ -234,7 +239,7 @@ impl Operations {
         updates: &[OperationUpdate],
         now: Millis,
         entropy: u64,
-        unresolvable: &dyn Fn(&str, &InvokeTarget) -> Option<ErrorObject>,
+        unresolvable: &Unresolvable<'_>,
     ) -> Result<Applied, Refusal> {
         self.decide_batch(updates, now, entropy, Some(unresolvable))
     }
@@ -244,7 +249,7 @@ impl Operations {
         updates: &[OperationUpdate],
         now: Millis,
         entropy: u64,
-        unresolvable: Option<&dyn Fn(&str, &InvokeTarget) -> Option<ErrorObject>>,
+        unresolvable: Option<&Unresolvable<'_>>,
     ) -> Result<Applied, Refusal> {
         let mut work = self.clone();
         let mut events = Vec::new();
