@@ -30,10 +30,12 @@
 //! as they are, the running invocation's token is revoked).
 //!
 //! Not yet wired into `Program`/`Body`, the runtime, the store or the API:
-//! a later change hosts it as a kind of program. Not covered yet:
-//! resolving a chained invoke's target (an unknown one fails in the
-//! checkpoint's answer); the `ExecutionTimeout` deadline itself (the host
-//! arms it); paging of the operations.
+//! a later change hosts it as a kind of program. A chained invoke's
+//! target is resolved by [`resolve_target`] (hosted durable or plain
+//! function, then the resource map, else `ResourceNotFoundException`);
+//! [`Operations::apply_checkpoint_resolving`] fails an unresolvable one in
+//! the checkpoint's own answer. Not covered yet: the `ExecutionTimeout`
+//! deadline itself (the host arms it); paging of the operations.
 
 mod callback;
 pub mod event;
