@@ -35,10 +35,17 @@
 //! function, then the resource map, else `ResourceNotFoundException`);
 //! [`Operations::apply_checkpoint_resolving`] fails an unresolvable one in
 //! the checkpoint's own answer. Not covered yet: the `ExecutionTimeout`
-//! deadline itself (the host arms it); paging of the operations.
+//! deadline itself (the host arms it).
+//!
+//! [`DurableExecutionArn`] builds and reads an execution's ARN;
+//! [`first_page`]/[`invocation_event`] build the event a function's
+//! invocation receives (operations in creation order, as far as a byte
+//! budget allows) and [`state_page`] serves the rest
+//! (`GetDurableExecutionState`).
 
 mod callback;
 pub mod event;
+mod invocation;
 pub mod model;
 mod operations;
 mod target;
@@ -47,6 +54,11 @@ mod token;
 pub use callback::CallbackWatch;
 pub use event::{
     CallbackOutcome, InvokeOutcome, InvokeTarget, OpHeader, OperationEvent, StepRetry, Timer,
+};
+pub use invocation::{
+    first_page, invocation_event, state_page, ArnError, DurableExecutionArn,
+    DurableInvocationEvent, INVALID_MARKER, INVALID_MAX_ITEMS, MAX_STATE_ITEMS,
+    SYNC_INVOCATION_LIMIT_BYTES,
 };
 pub use model::{
     CallbackDetails, CallbackOptions, ChainedInvokeDetails, ChainedInvokeOptions, ContextDetails,
