@@ -186,24 +186,22 @@ fn a_deadline_input_before_the_deadline_is_stale() {
 
 #[test]
 fn a_history_replayed_against_a_definition_of_another_kind_is_refused_not_a_panic() {
-    let saga = saga();
-    let ex = started_and_parked(&saga);
-    let history: Vec<_> = {
-        let mut fresh = Execution::empty(&saga);
-        let start = Input::Start {
-            execution_id: "ex-1".into(),
-            definition: "trip".into(),
-            version: 1,
-            input: json!({}),
-        };
-        fresh
-            .decide_in_place(&saga, start, at(1_000))
-            .expect("starts")
-            .events
+    let (saga, machine) = (saga(), machine());
+    let mut fresh = Execution::empty(&saga);
+    let start = Input::Start {
+        execution_id: "ex-1".into(),
+        definition: "trip".into(),
+        version: 1,
+        input: json!({}),
     };
-    assert_eq!(ex.status, Status::Running);
+    let history = fresh
+        .decide_in_place(&saga, start, at(1_000))
+        .expect("starts")
+        .events;
     let mut wrong = Execution::empty(&saga);
-    let refused = wrong.apply(&machine(), &history[0]).unwrap_err();
+    let refused = wrong.apply(&machine, &history[0]).unwrap_err();
     assert_eq!(refused.code(), "illegal_transition");
-    assert_eq!(ex.outstanding(&machine()), Vec::new());
+    assert_eq!(wrong.events, 0, "a refused event changes nothing");
+    assert_eq!(fresh.outstanding(&machine), Vec::new());
+    assert!(!fresh.is_parked(&machine));
 }
