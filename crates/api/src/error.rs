@@ -98,7 +98,10 @@ impl From<sagaflow_runtime::Error> for ApiError {
     fn from(e: sagaflow_runtime::Error) -> Self {
         use sagaflow_runtime::Error as E;
         let status = match &e {
-            E::DefinitionNotFound(_) | E::ExecutionNotFound(_) => StatusCode::NOT_FOUND,
+            E::DefinitionNotFound(_)
+            | E::ExecutionNotFound(_)
+            | E::FunctionNotFound(_)
+            | E::CallbackNotFound(_) => StatusCode::NOT_FOUND,
             E::Invalid(_) | E::InvalidId(_) => StatusCode::BAD_REQUEST,
             E::ExecutionConflict { .. } | E::NotAllowed(_) | E::CallbackNotWaiting(_) => {
                 StatusCode::CONFLICT

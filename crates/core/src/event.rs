@@ -190,6 +190,15 @@ pub enum EventKind {
         error: Option<ErrorInfo>,
         output: Option<Value>,
     },
+    /// A durable function's operation changed (see [`crate::durable`]).
+    DurableOperation {
+        fact: crate::durable::OperationEvent,
+    },
+    /// A durable function's invocation loop moved on: an invocation began
+    /// or ended, a checkpoint was accepted, the tokens were revoked.
+    DurableInvocation {
+        fact: crate::durable::InvocationEvent,
+    },
 }
 
 impl EventKind {
@@ -211,6 +220,8 @@ impl EventKind {
             EventKind::ExecutionTimedOut {} => "execution_timed_out",
             EventKind::ExecutionRedriven {} => "execution_redriven",
             EventKind::ExecutionFinished { .. } => "execution_finished",
+            EventKind::DurableOperation { .. } => "durable_operation",
+            EventKind::DurableInvocation { .. } => "durable_invocation",
         }
     }
 
@@ -337,6 +348,20 @@ mod tests {
                 status: Status::Failed,
                 error: Some(err),
                 output: None,
+            },
+            EventKind::DurableOperation {
+                fact: crate::durable::OperationEvent::StepSucceeded {
+                    id: "op-1".into(),
+                    result: Some("{\"t\":\"m\"}".into()),
+                    at,
+                },
+            },
+            EventKind::DurableInvocation {
+                fact: crate::durable::InvocationEvent::InvocationCompleted {
+                    number: 3,
+                    outcome: crate::durable::InvocationOutcome::Pending,
+                    at,
+                },
             },
         ]
         .into_iter()

@@ -83,6 +83,9 @@ pub enum Input {
     Redrive,
     /// The execution's deadline (start + the definition's `timeout`) passed.
     DeadlinePassed,
+    /// What only a durable function's execution takes: a checkpoint, an
+    /// invocation's or a chained invoke's end, a callback.
+    Durable(crate::durable::Input),
 }
 
 /// What applying an event asks the runtime to do.
@@ -106,6 +109,9 @@ pub enum Effect {
     Deadline { at: Millis },
     /// The execution reached a terminal status.
     Finished { status: Status },
+    /// What only a durable function's execution asks for: invoke the
+    /// function, call a chained invoke's target.
+    Durable(crate::durable::Effect),
 }
 
 /// Everything an invoker needs for one participant call.

@@ -41,6 +41,8 @@ pub enum Body {
     Saga(Progress),
     /// Boxed: an ASL run holds a slot per Map item, and moves often.
     Asl(Box<Run>),
+    /// A durable function's operations and invocation loop.
+    Durable(Box<crate::durable::Run>),
 }
 
 /// Reads the envelope's fields (`ex.status`, `ex.id` …) through the
@@ -75,6 +77,10 @@ macro_rules! with_program {
                 let $program = &**m;
                 $then
             }
+            (Program::Durable(f), Body::Durable($state)) => {
+                let $program = &**f;
+                $then
+            }
             _ => $mismatch,
         }
     };
@@ -98,6 +104,7 @@ impl Execution {
             body: match &plan.program {
                 Program::Saga(s) => Body::Saga(Progress::new(s)),
                 Program::Asl(_) => Body::Asl(Box::default()),
+                Program::Durable(_) => Body::Durable(Box::default()),
             },
         }
     }
@@ -252,7 +259,15 @@ impl Execution {
     pub fn saga(&self) -> Option<&Progress> {
         match &self.body {
             Body::Saga(p) => Some(p),
-            Body::Asl(_) => None,
+            Body::Asl(_) | Body::Durable(_) => None,
+        }
+    }
+
+    /// A durable execution's operations and invocation loop.
+    pub fn durable(&self) -> Option<&crate::durable::Run> {
+        match &self.body {
+            Body::Durable(r) => Some(r),
+            _ => None,
         }
     }
 

@@ -43,7 +43,8 @@ pub use definition::compile;
 
 /// Compiles a definition of either format: an Amazon States Language
 /// document (JSON with `StartAt` and `States`) runs on the ASL interpreter,
-/// anything else is a saga definition (YAML or JSON). `resources` binds ASL
+/// a durable function's definition (`{"DurableFunction": …}`) runs its
+/// hosted code; anything else is a saga definition (YAML or JSON). `resources` binds ASL
 /// Task resources to participants.
 pub fn compile_definition(
     source: &str,
@@ -74,6 +75,8 @@ fn compile_parsed(
 ) -> Result<Plan, Error> {
     if asl::is_asl(doc) {
         compile_asl(doc, name_hint, resources)
+    } else if durable::is_durable(doc) {
+        durable::compile_function(doc, name_hint)
     } else {
         definition::compile_document_as(doc, name_hint, stored)
     }

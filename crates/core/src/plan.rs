@@ -1,6 +1,6 @@
 //! The compiled form of a definition: the fields every kind of program
 //! shares, and the [`Program`] itself (a saga, or an Amazon States Language
-//! machine; durable functions come next as a third variant).
+//! machine, or a Lambda durable function).
 //!
 //! The runtime holds a [`Plan`] and never looks inside its program: what
 //! differs between kinds of programs is decided by the interpreters, behind
@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::asl::Machine;
+use crate::durable::DurableFunction;
 use crate::saga::Saga;
 
 /// A validated, compiled definition: what an execution runs.
@@ -38,6 +39,9 @@ pub enum Program {
     /// An Amazon States Language machine (shared: a Map's iterations and
     /// every execution of the definition use the same one).
     Asl(Arc<Machine>),
+    /// A Lambda durable function: its code runs elsewhere (hosted by the
+    /// runtime) and reports operations through checkpoints.
+    Durable(Arc<DurableFunction>),
 }
 
 /// The limits a runtime sets on every execution it runs, whatever the
@@ -49,11 +53,12 @@ pub struct Limits {
 }
 
 impl Plan {
-    /// The stored format name: `asl` or `saga`.
+    /// The stored format name: `asl`, `saga` or `durable`.
     pub fn format(&self) -> &'static str {
         match self.program {
             Program::Saga(_) => "saga",
             Program::Asl(_) => "asl",
+            Program::Durable(_) => "durable",
         }
     }
 
@@ -61,7 +66,7 @@ impl Plan {
     pub fn saga(&self) -> Option<&Saga> {
         match &self.program {
             Program::Saga(s) => Some(s),
-            Program::Asl(_) => None,
+            Program::Asl(_) | Program::Durable(_) => None,
         }
     }
 
@@ -70,7 +75,7 @@ impl Plan {
     /// policies); an ASL machine ends at AWS's quota, or the engine's.
     pub fn limit(&mut self, limits: Limits) {
         match &mut self.program {
-            Program::Saga(_) => {}
+            Program::Saga(_) | Program::Durable(_) => {}
             Program::Asl(m) => Arc::make_mut(m).max_history_events = limits.max_history_events,
         }
     }

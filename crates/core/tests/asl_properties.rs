@@ -713,6 +713,7 @@ impl<'c> Sim<'c> {
                 self.push(at, Arrival::Answer(effect, Input::DeadlinePassed));
             }
             Effect::Finished { .. } => self.finishes += 1,
+            Effect::Durable(e) => panic!("an ASL execution asked for a durable effect: {e:?}"),
         }
     }
 

@@ -457,7 +457,9 @@ impl<'p> Sim<'p> {
                     attempt,
                 },
                 // Generated sagas have no execution timeout, and finishes are not queued.
-                Effect::Deadline { .. } | Effect::Finished { .. } => unreachable!("never queued"),
+                Effect::Deadline { .. } | Effect::Finished { .. } | Effect::Durable(_) => {
+                    unreachable!("never queued (a saga asks for no durable effect)")
+                }
             };
             self.decide_and_apply(input)?;
             if self.crash_percent > 0 && self.rng.chance(self.crash_percent) {

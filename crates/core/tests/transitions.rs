@@ -223,6 +223,8 @@ fn brief(events: &[EventKind]) -> Vec<String> {
             EventKind::ExecutionTimedOut {} => "timed out".to_string(),
             EventKind::ExecutionRedriven {} => "redriven".to_string(),
             EventKind::ExecutionFinished { status, .. } => format!("finished {}", status.as_str()),
+            EventKind::DurableOperation { fact } => format!("durable {fact:?}"),
+            EventKind::DurableInvocation { fact } => format!("durable {fact:?}"),
         })
         .collect()
 }

@@ -65,6 +65,15 @@ pub enum Msg {
     Watch {
         reply: oneshot::Sender<Option<ExecutionRecord>>,
     },
+    /// Decides `input` (if any), stores the decision, then hands `reply`
+    /// the state — or the error that refused or lost the decision. The
+    /// durable API reads its answers from the state this way (a
+    /// checkpoint's reply, a page of operations).
+    Query {
+        input: Option<Input>,
+        #[allow(clippy::type_complexity)]
+        reply: Box<dyn FnOnce(Result<&Execution>) + Send>,
+    },
 }
 
 /// The clock and randomness of one decision; recorded through the events.
@@ -312,6 +321,20 @@ impl Actor {
                 let _ = reply.send(finished.then(|| record_of(&self.state)));
                 return;
             }
+            Msg::Query { input, reply } => {
+                let Some(input) = input else {
+                    reply(Ok(&self.state));
+                    return;
+                };
+                match self.decide_and_record(input).await {
+                    Ok(effects) => {
+                        reply(Ok(&self.state));
+                        self.perform(effects);
+                    }
+                    Err(e) => reply(Err(e)),
+                }
+                return;
+            }
             Msg::Input { input, call } => (input, None, call),
             Msg::Command { input, reply } => (input, Some(reply), None),
             Msg::Callback {
@@ -538,12 +561,68 @@ impl Actor {
                     }
                     timers::arm(&self.tx, at, Input::DeadlinePassed);
                 }
+                Effect::Durable(effect) => self.durable(effect),
                 Effect::Finished { status } => {
                     metrics::counter!("sagaflow_executions_finished_total", "status" => status.as_str()).increment(1);
                     let record = record_of(&self.state);
                     self.engine.shared.waiters.notify(&record);
                     let _ = self.engine.shared.finished.send(Finished { record });
                 }
+            }
+        }
+    }
+
+    /// A durable execution's effect: an invocation of its function, a
+    /// chained invoke's call, the recovery of a lost invocation.
+    fn durable(&mut self, effect: sagaflow_core::durable::Effect) {
+        use sagaflow_core::durable::Effect as D;
+        if self.engine.is_shutting_down() {
+            return; // durable as recorded: resumed on restart
+        }
+        if !self.engine.may_act() || !self.engine.shared.ownership.is_current(self.generation) {
+            let _ = self.tx.send(Msg::Stop);
+            return;
+        }
+        match effect {
+            D::Invoke { number } => {
+                let payload = crate::durable::invocation_payload(&self.engine, &self.state);
+                let nonce = self
+                    .state
+                    .durable()
+                    .and_then(|r| r.invocations().token())
+                    .map(|t| t.nonce)
+                    .unwrap_or_default();
+                let request_id = sagaflow_core::durable::request_id(nonce, number);
+                tokio::spawn(crate::durable::run_invocation(
+                    self.engine.clone(),
+                    self.tx.clone(),
+                    self.plan.name.clone(),
+                    number,
+                    payload,
+                    request_id,
+                    self.engine.shared.health.call(),
+                ));
+            }
+            D::Call { op } => {
+                let target = self
+                    .state
+                    .durable()
+                    .and_then(|r| r.operations().invoke_target(&op))
+                    .cloned();
+                if let Some(target) = target {
+                    tokio::spawn(crate::durable::run_chained_invoke(
+                        self.engine.clone(),
+                        self.tx.clone(),
+                        self.state.id.clone(),
+                        op,
+                        target,
+                        self.engine.shared.health.call(),
+                    ));
+                }
+            }
+            D::Recover => {
+                let input = Input::Durable(sagaflow_core::durable::Input::Recover);
+                let _ = self.tx.send(Msg::Input { input, call: None });
             }
         }
     }

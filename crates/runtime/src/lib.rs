@@ -19,6 +19,7 @@ use tokio::sync::{broadcast, oneshot};
 
 pub mod actor;
 mod bulkhead;
+pub mod durable;
 mod health;
 mod heartbeats;
 pub mod invoke;
@@ -29,6 +30,7 @@ pub mod tls;
 pub mod vars;
 mod waiters;
 
+pub use durable::{DurableStart, DurableStarted, FunctionAnswer, Functions, LambdaConfig};
 pub use invoke::{handler_fn, Handler};
 pub use ownership::Cluster;
 use ownership::Ownership;
@@ -81,6 +83,10 @@ pub enum Error {
         id: String,
         source: sagaflow_core::Error,
     },
+    #[error("function `{0}` is not a durable function hosted here")]
+    FunctionNotFound(String),
+    #[error("callback `{0}` not found")]
+    CallbackNotFound(String),
     #[error("storage: {0}")]
     Store(#[from] sagaflow_store::Error),
 }
@@ -102,6 +108,8 @@ impl Error {
             Error::OwnedElsewhere { .. } => "owned_elsewhere",
             Error::Fenced => "node_fenced",
             Error::Unreplayable { .. } => "history_unreplayable",
+            Error::FunctionNotFound(_) => "function_not_found",
+            Error::CallbackNotFound(_) => "callback_not_found",
             Error::Store(sagaflow_store::Error::NotFound { .. }) => "not_found",
             Error::Store(sagaflow_store::Error::BadCursor(_)) => "invalid_cursor",
             Error::Store(sagaflow_store::Error::LeaseLost { .. }) => "owned_elsewhere",
@@ -158,6 +166,9 @@ pub struct Config {
     /// reaching it fails the execution with `States.Runtime` (AWS's quota of
     /// 25,000 by default).
     pub max_history_events: u64,
+    /// Region and account of durable executions' ARNs, and their chained
+    /// invokes' participant timeout.
+    pub lambda: LambdaConfig,
 }
 
 /// One node among several on a shared store (PostgreSQL): see
@@ -189,6 +200,7 @@ impl Default for Config {
             notify_stuck: false,
             resources: Default::default(),
             max_history_events: sagaflow_core::asl::run::MAX_HISTORY_EVENTS,
+            lambda: LambdaConfig::default(),
         }
     }
 }
@@ -235,6 +247,8 @@ pub(crate) struct Shared {
     pub waiters: waiters::Waiters,
     /// This process alone, or one node among several (and its leases).
     pub ownership: Ownership,
+    /// The functions this server hosts (durable executions' code).
+    pub functions: Option<Arc<dyn Functions>>,
 }
 
 /// The engine: cheap to clone, one per process.
@@ -249,9 +263,17 @@ pub struct Builder {
     ownership: Ownership,
     config: Config,
     handlers: HashMap<String, Arc<dyn Handler>>,
+    functions: Option<Arc<dyn Functions>>,
 }
 
 impl Builder {
+    /// The host of the functions durable executions run (and chained
+    /// invokes may call).
+    pub fn functions(mut self, functions: Arc<dyn Functions>) -> Self {
+        self.functions = Some(functions);
+        self
+    }
+
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
         self
@@ -300,6 +322,7 @@ impl Builder {
                 bulkheads: Default::default(),
                 waiters: Default::default(),
                 ownership: self.ownership,
+                functions: self.functions,
             }),
         })
     }
@@ -321,6 +344,7 @@ impl Engine {
             ownership: Ownership::Single,
             config: Config::default(),
             handlers: HashMap::new(),
+            functions: None,
         }
     }
 
@@ -354,6 +378,7 @@ impl Engine {
             ownership: Ownership::Cluster(Arc::new(Cluster::new(node, store))),
             config: Config::default(),
             handlers: HashMap::new(),
+            functions: None,
         }
     }
 
@@ -641,6 +666,15 @@ impl Engine {
     /// (parked), so that any node can take its callback or timer.
     pub(crate) async fn release(&self, id: &str) {
         self.shared.ownership.release(id).await
+    }
+
+    /// Forgets the mailbox `tx` of `id` if it is still registered (its
+    /// actor is gone without deregistering).
+    pub(crate) fn forget_actor(&self, id: &str, tx: &actor::Mailbox) {
+        let mut actors = self.lock_actors();
+        if actors.get(id).is_some_and(|t| t.same_channel(tx)) {
+            actors.remove(id);
+        }
     }
 
     pub(crate) fn lock_actors(&self) -> std::sync::MutexGuard<'_, HashMap<String, actor::Mailbox>> {

@@ -26,8 +26,8 @@ impl Interpreter for Machine {
 
     fn decide(&self, d: &mut Decider<'_, Machine>, input: Input) -> Result<(), Error> {
         match input {
-            // The envelope decides a start.
-            Input::Start { .. } => return Ok(()),
+            // The envelope decides a start; durable inputs are not ours.
+            Input::Start { .. } | Input::Durable(_) => return Ok(()),
             Input::TaskSucceeded {
                 step,
                 attempt,

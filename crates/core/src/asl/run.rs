@@ -1151,6 +1151,9 @@ impl Run {
         let at = event.at;
         let kind = &event.kind;
         match kind {
+            EventKind::DurableOperation { .. } | EventKind::DurableInvocation { .. } => {
+                return Err(crate::envelope::illegal(kind, "not a durable execution"));
+            }
             EventKind::ExecutionStarted {
                 execution_id,
                 definition,

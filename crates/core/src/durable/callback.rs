@@ -135,3 +135,20 @@ impl Operations {
         })
     }
 }
+
+/// The execution a `CallbackId` belongs to (its route names it), if it is
+/// one of this service's ids. Whether it is still open is the execution's
+/// to say.
+pub fn callback_execution(callback_id: &str) -> Option<String> {
+    use base64::Engine as _;
+    let (route, nonce) = callback_id.split_once('/')?;
+    if nonce.len() != 16 || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(route)
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (execution, _op) = text.split_once('\n')?;
+    Some(execution.to_string())
+}

@@ -29,13 +29,15 @@
 //! ([`Operations::time_out`], [`Operations::stop`]; open operations stay
 //! as they are, the running invocation's token is revoked).
 //!
-//! Not yet wired into `Program`/`Body`, the runtime, the store or the API:
-//! a later change hosts it as a kind of program. A chained invoke's
+//! [`Run`] hosts the model as the third kind of program behind the
+//! envelope (`Program::Durable`, a [`DurableFunction`] definition): its
+//! facts are recorded as `DurableOperation`/`DurableInvocation` events and
+//! it asks the runtime for invocations and calls through [`Effect`]s. A chained invoke's
 //! target is resolved by [`resolve_target`] (hosted durable or plain
 //! function, then the resource map, else `ResourceNotFoundException`);
 //! [`Operations::apply_checkpoint_resolving`] fails an unresolvable one in
-//! the checkpoint's own answer. Not covered yet: the `ExecutionTimeout`
-//! deadline itself (the host arms it).
+//! the checkpoint's own answer. The `ExecutionTimeout` is the envelope's
+//! deadline.
 //!
 //! [`DurableExecutionArn`] builds and reads an execution's ARN;
 //! [`first_page`]/[`invocation_event`] build the event a function's
@@ -45,15 +47,21 @@
 
 mod callback;
 pub mod event;
+mod function;
 mod invocation;
 pub mod model;
 mod operations;
+mod run;
 mod target;
 mod token;
 
-pub use callback::CallbackWatch;
+pub use crate::function_name::FunctionName;
+pub use callback::{callback_execution, CallbackWatch};
 pub use event::{
     CallbackOutcome, InvokeOutcome, InvokeTarget, OpHeader, OperationEvent, StepRetry, Timer,
+};
+pub use function::{
+    compile as compile_function, is_durable, DurableFunction, MAX_EXECUTION_TIMEOUT_SECONDS,
 };
 pub use invocation::{
     first_page, invocation_event, state_page, ArnError, DurableExecutionArn,
@@ -68,6 +76,10 @@ pub use model::{
 };
 pub use operations::{
     Applied, Operations, Outcome, Refusal, Unresolvable, MAX_DURATION_SECONDS, MAX_PAYLOAD_BYTES,
+};
+pub use run::{
+    request_id, Answer, Effect, Input, Run, FIRST_RETRY_DELAY_MS, INVOCATION_RETRY,
+    MAX_RETRY_DELAY_MS,
 };
 pub use target::{
     function_not_found, invalid_function_name, resolve_target, HostedFunctions, Hosting,

@@ -729,7 +729,7 @@ impl Operations {
     }
 
     /// The timers a fact arms (read after it was folded in).
-    fn timers_of(&self, event: &OperationEvent) -> Vec<Timer> {
+    pub(crate) fn timers_of(&self, event: &OperationEvent) -> Vec<Timer> {
         match event {
             OperationEvent::WaitStarted {
                 op, scheduled_end, ..

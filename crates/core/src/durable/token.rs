@@ -205,6 +205,25 @@ impl Invocations {
         self.latest.as_ref().map(|t| t.invocation)
     }
 
+    /// The number of the last invocation started (0: none yet).
+    pub fn last(&self) -> u32 {
+        self.last
+    }
+
+    /// Whether every token is revoked for good (the execution ended).
+    pub fn is_revoked(&self) -> bool {
+        self.ended
+    }
+
+    /// The answer already given to `client_token` (sent with `token`) by
+    /// the open invocation, if any: what a retried checkpoint gets again.
+    pub fn reply_to(&self, client_token: &str, token: &str) -> Option<&CheckpointReply> {
+        self.replies
+            .get(client_token)
+            .filter(|(sent_with, _)| sent_with == token)
+            .map(|(_, reply)| reply)
+    }
+
     /// How invocation `number` ended, once it has.
     pub fn outcome(&self, number: u32) -> Option<&InvocationOutcome> {
         self.outcomes.get(&number)
@@ -299,6 +318,31 @@ impl Invocations {
         now: Millis,
         entropy: u64,
     ) -> Result<Checkpoint, Refusal> {
+        self.checkpoint_resolving(
+            operations,
+            token,
+            client_token,
+            updates,
+            now,
+            entropy,
+            &|_, _| None,
+        )
+    }
+
+    /// [`Self::checkpoint`], failing each chained invoke it starts whose
+    /// target `unresolvable` says cannot be called, in the same answer
+    /// (see [`Operations::apply_checkpoint_resolving`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn checkpoint_resolving(
+        &self,
+        operations: &Operations,
+        token: &str,
+        client_token: Option<&str>,
+        updates: &[OperationUpdate],
+        now: Millis,
+        entropy: u64,
+        unresolvable: &super::operations::Unresolvable<'_>,
+    ) -> Result<Checkpoint, Refusal> {
         if let Some((sent_with, reply)) = client_token.and_then(|c| self.replies.get(c)) {
             if sent_with == token {
                 return Ok(Checkpoint::Replayed(reply.clone()));
@@ -313,7 +357,8 @@ impl Invocations {
                 format!("{INVALID_TOKEN}: the execution has ended."),
             ));
         }
-        let applied = operations.apply_checkpoint(updates, now, mix(entropy))?;
+        let applied =
+            operations.apply_checkpoint_resolving(updates, now, mix(entropy), unresolvable)?;
         let sequence = latest.sequence.saturating_add(1);
         let checkpoint_token = (!applied.execution_ended).then(|| {
             CheckpointToken {

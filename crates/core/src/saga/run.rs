@@ -398,6 +398,9 @@ impl Interpreter for Saga {
         let kind = &event.kind;
         match kind {
             EventKind::ExecutionStarted { .. } | EventKind::ExecutionFinished { .. } => {}
+            EventKind::DurableOperation { .. } | EventKind::DurableInvocation { .. } => {
+                return Err(crate::envelope::illegal(kind, "not a durable execution"));
+            }
             EventKind::StepScheduled {
                 step,
                 attempt,
@@ -568,8 +571,8 @@ impl Interpreter for Saga {
 
     fn decide(&self, d: &mut Decider<'_, Saga>, input: Input) -> Result<(), Error> {
         match input {
-            // The envelope decides a start.
-            Input::Start { .. } => return Ok(()),
+            // The envelope decides a start; durable inputs are not ours.
+            Input::Start { .. } | Input::Durable(_) => return Ok(()),
             Input::TaskSucceeded {
                 step,
                 task,
