@@ -6,7 +6,7 @@
 //! render records. Every error leaves as `{"error": {"code", "message",
 //! "details"}}` with a stable code ([`error`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +32,7 @@ mod body;
 pub mod error;
 mod forward;
 pub mod hook;
+pub mod lambda;
 pub mod openapi;
 
 pub use error::ApiError;
@@ -45,6 +46,11 @@ pub struct ApiConfig {
     pub body_limit: usize,
     /// Longest `?wait=` honoured, in seconds.
     pub max_wait_secs: u64,
+    /// Credentials of hosted functions' workers: access key id → function.
+    /// Such a key may only checkpoint and read the state of that
+    /// function's durable executions (least privilege), with or without
+    /// `auth_tokens`.
+    pub function_tokens: HashMap<String, String>,
 }
 
 impl Default for ApiConfig {
@@ -53,6 +59,7 @@ impl Default for ApiConfig {
             auth_tokens: HashSet::new(),
             body_limit: 1024 * 1024,
             max_wait_secs: 300,
+            function_tokens: HashMap::new(),
         }
     }
 }
@@ -124,6 +131,8 @@ fn build_router(
         .route("/openapi.json", get(openapi_json))
         // The Step Functions API (AWS JSON 1.0): `POST /` with `X-Amz-Target`.
         .route("/", post(aws::handle).fallback(not_found))
+        // The Lambda API for durable functions (rest-json).
+        .merge(lambda::routes())
         .route("/v1/definitions", get(list_definitions))
         .route(
             "/v1/definitions/{name}",
@@ -173,8 +182,26 @@ pub async fn serve(
 }
 
 async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(function) = aws::access_key(req.headers()).and_then(|k| st.config.function_tokens.get(k)) {
+        // A hosted function's worker: its own executions' checkpoints only.
+        return if lambda::worker_may(function, req.method(), req.uri().path()) {
+            next.run(req).await
+        } else {
+            lambda::access_denied(function)
+        };
+    }
     if st.config.auth_tokens.is_empty() || req.uri().path() == "/healthz" {
         return next.run(req).await;
+    }
+    if lambda::PREFIXES.iter().any(|p| req.uri().path().starts_with(p)) {
+        let accepted = aws::access_key(req.headers())
+            .or_else(|| bearer_token(req.headers()).and_then(Result::ok))
+            .is_some_and(|t| st.config.auth_tokens.contains(t));
+        return if accepted {
+            next.run(req).await
+        } else {
+            lambda::unauthorized()
+        };
     }
     if req.headers().contains_key(aws::TARGET) {
         // AWS clients sign with an access key id: it plays the bearer token.

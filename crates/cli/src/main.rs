@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 mod bench;
 mod client;
 mod demo;
+mod functions;
 mod server;
 
 #[derive(Parser)]

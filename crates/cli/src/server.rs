@@ -121,6 +121,8 @@ struct FileConfig {
     stuck_after_attempts: Option<u32>,
     #[serde(default, with = "humantime_serde_opt")]
     stuck_after: Option<std::time::Duration>,
+    /// Hosted functions (durable functions and the plain ones they call).
+    lambda: Option<crate::functions::FileLambda>,
 }
 
 /// `[cluster]`: run as one of several nodes (PostgreSQL only).
@@ -220,6 +222,8 @@ pub struct Settings {
     pub engine: Config,
     pub api: ApiConfig,
     pub hook: Option<HookConfig>,
+    /// `[lambda]`: the functions this server hosts.
+    pub lambda: Option<crate::functions::LambdaSettings>,
 }
 
 pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
@@ -231,6 +235,13 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
             toml::from_str(&text).with_context(|| format!("configuration file {}", p.display()))?
         }
     };
+    let base = args
+        .config
+        .as_deref()
+        .and_then(|p| p.parent())
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let lambda = crate::functions::resolve(file.lambda, &base)?;
     let listen = args
         .listen
         .or(file.listen)
@@ -387,6 +398,10 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
             participant_concurrency,
             resources,
             stuck,
+            lambda: lambda
+                .as_ref()
+                .map(|l| l.engine_config())
+                .unwrap_or_default(),
             ..Config::default()
         },
         api: ApiConfig {
@@ -395,6 +410,7 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
             ..ApiConfig::default()
         },
         hook,
+        lambda,
     })
 }
 
@@ -515,7 +531,19 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         .with_context(|| format!("binding {}", settings.listen))?;
     // Install the metrics recorder before recovery, so resumed executions count.
     sagaflow_api::prometheus();
-    let builder = open_store(&settings.database).await?;
+    let mut builder = open_store(&settings.database).await?;
+    // Hosted functions' workers call back (checkpoints) at this server.
+    let mut api = settings.api;
+    let host = match &settings.lambda {
+        Some(lambda) => {
+            let endpoint = format!("http://{}", listener.local_addr()?);
+            let started = crate::functions::start(lambda, endpoint).await?;
+            api.function_tokens = started.tokens;
+            builder = builder.functions(crate::functions::Hosted::shared(started.host.clone()));
+            Some(started.host)
+        }
+        None => None,
+    };
     let mut engine_config = settings.engine;
     if settings.hook.is_some() {
         // The hook delivers from the store's outbox: finishing appends must
@@ -531,6 +559,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         .config(engine_config)
         .try_build()
         .context("TLS settings")?;
+    if let Some(lambda) = &settings.lambda {
+        crate::functions::deploy(&engine, lambda).await?;
+    }
     let resumed = engine
         .start()
         .await
@@ -543,14 +574,18 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     }
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let done = tokio::spawn(sagaflow_api::serve(
-        engine.clone(),
-        settings.api,
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let serve = sagaflow_api::serve(engine.clone(), api, listener, async move {
+        let _ = stopped.await;
+    });
+    let done = tokio::spawn(async move {
+        let served = serve.await;
+        // The workers go with the server (they would die on their own once
+        // the Runtime API is gone; this is at once).
+        if let Some(host) = host {
+            host.shutdown().await;
+        }
+        served
+    });
     Ok(Running { addr, stop, done })
 }
 

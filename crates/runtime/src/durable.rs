@@ -154,6 +154,34 @@ impl Engine {
         }
     }
 
+    /// `Invoke` of a plain hosted function: one invocation and its answer,
+    /// or (`event`: the caller does not wait) `None` once it is under way.
+    pub async fn invoke_function(
+        &self,
+        function: &str,
+        payload: Vec<u8>,
+        event: bool,
+    ) -> Result<Option<FunctionAnswer>> {
+        let parsed = FunctionName::parse(function).map_err(|e| invalid(e.to_string()))?;
+        let functions = self
+            .functions()
+            .filter(|f| f.hosting(&parsed.name) == Some(Hosting::Plain))
+            .cloned()
+            .ok_or_else(|| Error::FunctionNotFound(function.to_string()))?;
+        let request_id = uuid::Uuid::new_v4().to_string();
+        if event {
+            let name = parsed.name.clone();
+            tokio::spawn(async move {
+                let answer = functions.invoke(&name, payload, &request_id).await;
+                if !matches!(answer, FunctionAnswer::Response(_)) {
+                    tracing::warn!(function = %name, answer = ?answer, "an Event invocation did not succeed");
+                }
+            });
+            return Ok(None);
+        }
+        Ok(Some(functions.invoke(&parsed.name, payload, &request_id).await))
+    }
+
     /// The ARN of a durable execution (from its record).
     pub fn durable_arn(&self, record: &ExecutionRecord) -> Option<String> {
         let name = record.input.get("DurableExecutionName")?.as_str()?;
