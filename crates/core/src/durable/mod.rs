@@ -42,9 +42,18 @@
 //! invocation receives (operations in creation order, as far as a byte
 //! budget allows) and [`state_page`] serves the rest
 //! (`GetDurableExecutionState`).
+//!
+//! [`history`] folds the recorded facts ([`Fact`]: operation and
+//! invocation facts in stored order) into `GetDurableExecutionHistory`'s
+//! events ([`HistoryEvent`], AWS's vocabulary: 1-based contiguous
+//! `EventId`s, epoch-second timestamps, one `<EventType>Details` each,
+//! payloads only with `IncludeExecutionData`); [`history_page`] pages them
+//! behind opaque markers, either way round; [`request_id`] is an
+//! invocation's request id, the same in the history and the runtime.
 
 mod callback;
 pub mod event;
+mod history;
 mod invocation;
 pub mod model;
 mod operations;
@@ -54,6 +63,10 @@ mod token;
 pub use callback::CallbackWatch;
 pub use event::{
     CallbackOutcome, InvokeOutcome, InvokeTarget, OpHeader, OperationEvent, StepRetry, Timer,
+};
+pub use history::{
+    history, history_page, request_id, EventDetails, EventError, EventPayload, EventType, Fact,
+    HistoryDetails, HistoryEvent, RetryDetails, MAX_HISTORY_ITEMS,
 };
 pub use invocation::{
     first_page, invocation_event, state_page, ArnError, DurableExecutionArn,
