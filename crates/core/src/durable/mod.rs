@@ -44,10 +44,19 @@
 //! invocation receives (operations in creation order, as far as a byte
 //! budget allows) and [`state_page`] serves the rest
 //! (`GetDurableExecutionState`).
+//!
+//! [`history`] folds the recorded facts ([`Fact`]: operation and
+//! invocation facts in stored order) into `GetDurableExecutionHistory`'s
+//! events ([`HistoryEvent`], AWS's vocabulary: 1-based contiguous
+//! `EventId`s, epoch-second timestamps, one `<EventType>Details` each,
+//! payloads only with `IncludeExecutionData`); [`history_page`] pages them
+//! behind opaque markers, either way round; [`request_id`] is an
+//! invocation's request id, the same in the history and the runtime.
 
 mod callback;
 pub mod event;
 mod function;
+mod history;
 mod invocation;
 pub mod model;
 mod operations;
@@ -62,6 +71,10 @@ pub use event::{
 };
 pub use function::{
     compile as compile_function, is_durable, DurableFunction, MAX_EXECUTION_TIMEOUT_SECONDS,
+};
+pub use history::{
+    history, history_page, request_id, EventDetails, EventError, EventPayload, EventType, Fact,
+    HistoryDetails, HistoryEvent, RetryDetails, MAX_HISTORY_ITEMS,
 };
 pub use invocation::{
     first_page, invocation_event, state_page, ArnError, DurableExecutionArn,
@@ -78,7 +91,7 @@ pub use operations::{
     Applied, Operations, Outcome, Refusal, Unresolvable, MAX_DURATION_SECONDS, MAX_PAYLOAD_BYTES,
 };
 pub use run::{
-    request_id, Answer, Effect, Input, Run, FIRST_RETRY_DELAY_MS, INVOCATION_RETRY,
+    Answer, Effect, Input, Run, FIRST_RETRY_DELAY_MS, INVOCATION_RETRY,
     MAX_RETRY_DELAY_MS,
 };
 pub use target::{

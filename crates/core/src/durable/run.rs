@@ -619,18 +619,3 @@ fn stop(d: &mut Decider<'_, DurableFunction>, error: Option<ErrorObject>) -> Res
     d.finish(Status::Cancelled, Some(info), None)
 }
 
-/// The request id of invocation `number` whose tokens carry `nonce`: what
-/// the function sees as `Lambda-Runtime-Aws-Request-Id` and the history
-/// shows as `InvocationCompleted.RequestId`. UUID-shaped and derived from
-/// recorded facts, so it is the same after a replay.
-pub fn request_id(nonce: u64, number: u32) -> String {
-    let mixed = nonce ^ u64::from(number).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    format!(
-        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-        (mixed >> 32) as u32,
-        (mixed >> 16) as u16,
-        (mixed & 0xfff) as u16,
-        number & 0xfff,
-        nonce & 0xffff_ffff_ffff
-    )
-}
