@@ -197,6 +197,17 @@ fn a_retried_step_is_pending_until_its_timer_makes_it_ready_and_starts_again_kee
 }
 
 #[test]
+fn a_retry_with_a_payload_keeps_it_as_the_steps_result_for_the_next_attempt() {
+    // wait_for_condition carries its state from one check to the next in
+    // the RETRY's Payload, and reads it back from StepDetails.Result.
+    let mut ops = started();
+    let mut again = retry("s1", 1);
+    again.payload = Some("2".into());
+    checkpoint(&mut ops, &[update("s1", T::Step, A::Start), again], T0).unwrap();
+    assert_eq!(step(&ops, "s1").1.result.as_deref(), Some("2"));
+}
+
+#[test]
 fn a_retry_delay_out_of_range_is_refused() {
     let ops = started();
     let r = refused(&ops, &[update("s1", T::Step, A::Start), retry("s1", 0)]);

@@ -30,6 +30,10 @@ pub struct OpHeader {
 pub struct StepRetry {
     pub delay_seconds: u64,
     pub next_attempt_at: Millis,
+    /// The retry's `Payload`: the state a condition (`wait_for_condition`)
+    /// carries to its next attempt, kept as the step's `Result`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
 }
 
 /// One recorded fact about one operation. `at` is when it happened.

@@ -399,8 +399,10 @@ impl Fold {
                     T::StepFailed
                 };
                 let error = (event_type == T::StepFailed).then(|| self.error(error.as_ref()));
+                let result = retry.as_ref().and_then(|r| self.payload(&r.result));
                 let details = EventDetails {
                     error,
+                    result,
                     retry_details,
                     ..none
                 };

@@ -824,6 +824,7 @@ fn decide_step_end(
                 retry: Some(StepRetry {
                     delay_seconds: delay,
                     next_attempt_at: now.saturating_add(delay.saturating_mul(1000)),
+                    result: u.payload.clone(),
                 }),
                 at: now,
             }
@@ -902,6 +903,9 @@ fn change_op(op: &mut Operation, event: &OperationEvent) -> Option<()> {
             Details::Step(s),
         ) => {
             s.error = error.clone();
+            if r.result.is_some() {
+                s.result = r.result.clone();
+            }
             s.attempt = s.attempt.saturating_add(1);
             s.next_attempt_timestamp = Some(r.next_attempt_at);
             op.status = S::Pending;
