@@ -12,10 +12,11 @@ use std::collections::BTreeMap;
 
 use sagaflow_core::asl::ResourceMap;
 use sagaflow_core::durable::{
-    Answer, ChainedInvokeOptions, CheckpointReply, Details, Effect as Durable, ErrorObject,
-    Input as DurableInput, InvocationEvent, InvocationOutcome, InvokeOutcome, OperationAction as A,
-    OperationEvent, OperationStatus as S, OperationType as T, OperationUpdate, Run, WaitOptions,
-    FIRST_RETRY_DELAY_MS, INVALID_TOKEN, INVOCATION_RETRY, MAX_RETRY_DELAY_MS,
+    Answer, CallbackOptions, CallbackOutcome, ChainedInvokeOptions, CheckpointReply, Details,
+    Effect as Durable, ErrorObject, Input as DurableInput, InvocationEvent, InvocationOutcome,
+    InvokeOutcome, OperationAction as A, OperationEvent, OperationStatus as S, OperationType as T,
+    OperationUpdate, Run, StepOptions, WaitOptions, FIRST_RETRY_DELAY_MS, INVALID_TOKEN,
+    INVOCATION_RETRY, MAX_RETRY_DELAY_MS,
 };
 use sagaflow_core::error_name::{CANCELLED, INVOCATION_LOST, TIMEOUT};
 use sagaflow_core::{
@@ -919,4 +920,83 @@ fn a_durable_execution_cannot_be_redriven() {
         }
     ));
     assert_eq!(trip.ex.status, Status::Failed);
+}
+
+#[test]
+fn a_retried_step_arms_its_timer_and_its_next_attempt_due_starts_an_invocation() {
+    let (mut trip, _) = Trip::start();
+    let mut start = OperationUpdate::new("charge", T::Step, A::Start);
+    start.name = Some("charge".into());
+    let mut retry = OperationUpdate::new("charge", T::Step, A::Retry);
+    retry.error = Some(error("Exception", "declined"));
+    retry.step_options = Some(StepOptions {
+        next_attempt_delay_seconds: Some(2),
+    });
+    let token = trip.token();
+    let applied = trip
+        .at(100)
+        .checkpoint_with(&token, "c-1", vec![start, retry], BTreeMap::new())
+        .unwrap();
+    let due = T0 + 100 + 2_000;
+    assert_eq!(
+        applied.effects,
+        vec![Effect::StartTimer {
+            step: "charge".into(),
+            task: TaskKind::Action,
+            attempt: 0,
+            fire_at: due,
+        }]
+    );
+    assert_eq!(trip.status("charge"), S::Pending);
+    trip.at(200).answer(Answer::Pending);
+    let early = trip.at(2_099).decide(timer_of("charge")).unwrap();
+    assert!(early.events.is_empty());
+    let fired = trip.at(2_100).decide(timer_of("charge")).unwrap();
+    assert_eq!(facts(&fired.events), ["StepReady"]);
+    assert_eq!(trip.status("charge"), S::Ready);
+    assert_eq!(Trip::asked(&fired), vec![invoke(2)]);
+}
+
+#[test]
+fn a_completed_callback_starts_an_invocation_and_an_unknown_one_is_refused() {
+    let (mut trip, _) = Trip::start();
+    let mut start = OperationUpdate::new("approval", T::Callback, A::Start);
+    start.name = Some("approval".into());
+    start.callback_options = Some(CallbackOptions {
+        timeout_seconds: None,
+        heartbeat_timeout_seconds: None,
+    });
+    trip.at(100).checkpoint("c-1", vec![start]);
+    trip.at(200).answer(Answer::Pending);
+    assert_eq!(trip.open(), None);
+    let callback_id = match &trip.run().operations().get("approval").unwrap().details {
+        Details::Callback(d) => d.callback_id.clone().expect("a minted callback id"),
+        other => panic!("not a callback: {other:?}"),
+    };
+    let unknown = trip.durable(DurableInput::CallbackCompleted {
+        callback_id: "nope".into(),
+        outcome: CallbackOutcome::Succeeded { result: None },
+    });
+    assert!(unknown.is_err());
+    let heartbeat = trip
+        .at(250)
+        .durable(DurableInput::CallbackHeartbeat {
+            callback_id: callback_id.clone(),
+        })
+        .unwrap();
+    assert!(
+        Trip::asked(&heartbeat).is_empty(),
+        "a heartbeat wakes nothing"
+    );
+    let done = trip
+        .at(300)
+        .durable(DurableInput::CallbackCompleted {
+            callback_id,
+            outcome: CallbackOutcome::Succeeded {
+                result: Some("\"yes\"".into()),
+            },
+        })
+        .unwrap();
+    assert_eq!(trip.status("approval"), S::Succeeded);
+    assert_eq!(Trip::asked(&done), vec![invoke(2)]);
 }

@@ -248,10 +248,10 @@ impl Interpreter for DurableFunction {
             EventKind::DurableOperation { fact } => {
                 state.operations.apply(fact)?;
                 match fact {
-                    OperationEvent::ChainedInvokeStarted { op, .. } => {
-                        if state.invocations.current().is_some() {
-                            state.undispatched.insert(op.id.clone());
-                        }
+                    OperationEvent::ChainedInvokeStarted { op, .. }
+                        if state.invocations.current().is_some() =>
+                    {
+                        state.undispatched.insert(op.id.clone());
                     }
                     OperationEvent::ChainedInvokeEnded { id, .. } => {
                         state.undispatched.remove(id);
