@@ -248,10 +248,10 @@ impl Interpreter for DurableFunction {
             EventKind::DurableOperation { fact } => {
                 state.operations.apply(fact)?;
                 match fact {
-                    OperationEvent::ChainedInvokeStarted { op, .. } => {
-                        if state.invocations.current().is_some() {
-                            state.undispatched.insert(op.id.clone());
-                        }
+                    OperationEvent::ChainedInvokeStarted { op, .. }
+                        if state.invocations.current().is_some() =>
+                    {
+                        state.undispatched.insert(op.id.clone());
                     }
                     OperationEvent::ChainedInvokeEnded { id, .. } => {
                         state.undispatched.remove(id);
@@ -501,9 +501,15 @@ fn decide_durable(d: &mut Decider<'_, DurableFunction>, input: Input) -> Result<
         Input::Recover => {
             if let Some(fact) = d.state.invocations.recover(now) {
                 d.emit(EventKind::DurableInvocation { fact })?;
-                // Lost with its process: invoked again at once (the
-                // backoff is for invocations that keep failing).
-                start_invocation(d)?;
+                // A checkpoint of the lost invocation may have ended the
+                // execution (an EXECUTION update): it ends now, as its
+                // answer would have ended it; no invocation starts any
+                // more, so nothing else would. Otherwise lost with its
+                // process: invoked again at once (the backoff is for
+                // invocations that keep failing).
+                if !finish_if_ended(d)? {
+                    start_invocation(d)?;
+                }
             }
             Ok(())
         }
@@ -560,20 +566,29 @@ fn invocation_ended(
             record_op(d, fact)?;
         }
     }
+    if !finish_if_ended(d)? && d.state.changed {
+        start_invocation(d)?;
+    }
+    Ok(())
+}
+
+/// Finishes the execution if its operations say it ended (by the answer,
+/// or by an EXECUTION update in a checkpoint); whether they do.
+fn finish_if_ended(d: &mut Decider<'_, DurableFunction>) -> Result<bool, Error> {
     match d.state.operations.outcome().cloned() {
         Some(Outcome::Succeeded(result)) => {
             let output = output_of(result.as_ref());
-            d.finish(Status::Succeeded, None, Some(output))
+            d.finish(Status::Succeeded, None, Some(output))?;
         }
         Some(Outcome::Failed(error)) => {
             let error = error_info(error.as_ref(), "Error");
-            d.finish(Status::Failed, Some(error), None)
+            d.finish(Status::Failed, Some(error), None)?;
         }
         // Timed out or stopped: finished by that decision already.
-        Some(_) => Ok(()),
-        None if d.state.changed => start_invocation(d),
-        None => Ok(()),
+        Some(_) => {}
+        None => return Ok(false),
     }
+    Ok(true)
 }
 
 /// Records one operation fact.
