@@ -94,11 +94,7 @@ impl LambdaError {
     }
 
     fn not_found(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFoundException",
-            message,
-        )
+        Self::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", message)
     }
 }
 
@@ -130,9 +126,7 @@ fn from_engine(e: EngineError) -> LambdaError {
     use EngineError as E;
     let message = e.to_string();
     match e {
-        E::FunctionNotFound(name) => {
-            LambdaError::not_found(format!("Function not found: {name}"))
-        }
+        E::FunctionNotFound(name) => LambdaError::not_found(format!("Function not found: {name}")),
         E::ExecutionNotFound(id) => {
             LambdaError::not_found(format!("Durable execution not found: {id}"))
         }
@@ -144,11 +138,9 @@ fn from_engine(e: EngineError) -> LambdaError {
         ),
         E::NotAllowed(core) => match core.code() {
             "callback_not_found" => LambdaError::not_found(message),
-            "callback_closed" => LambdaError::new(
-                StatusCode::BAD_REQUEST,
-                "CallbackTimeoutException",
-                message,
-            ),
+            "callback_closed" => {
+                LambdaError::new(StatusCode::BAD_REQUEST, "CallbackTimeoutException", message)
+            }
             "execution_finished" | "already_started" => {
                 LambdaError::new(StatusCode::CONFLICT, "ResourceConflictException", message)
             }
@@ -162,12 +154,18 @@ fn from_engine(e: EngineError) -> LambdaError {
             owner: address,
             ..LambdaError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceException", message)
         },
-        E::ShuttingDown | E::Busy(_) | E::Fenced => {
-            LambdaError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", message)
-        }
+        E::ShuttingDown | E::Busy(_) | E::Fenced => LambdaError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequestsException",
+            message,
+        ),
         _ => {
             tracing::error!(error = %message, "durable API request failed");
-            LambdaError::new(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", message)
+            LambdaError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ServiceException",
+                message,
+            )
         }
     }
 }
@@ -292,8 +290,7 @@ pub(crate) fn worker_may(function: &str, method: &axum::http::Method, path: &str
         ("POST", "checkpoint") | ("GET", "state")
     );
     let arn = percent_encoding::percent_decode_str(arn).decode_utf8_lossy();
-    allowed
-        && durable::DurableExecutionArn::parse(&arn).is_ok_and(|a| a.function == function)
+    allowed && durable::DurableExecutionArn::parse(&arn).is_ok_and(|a| a.function == function)
 }
 
 /// The answer to a worker reaching beyond its own function's executions.
@@ -338,9 +335,12 @@ async fn invoke(
     if kind == "DryRun" {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let payload = String::from_utf8(body.to_vec())
-        .map_err(|_| LambdaError::invalid("Could not parse request body into json: the payload is not UTF-8"))?;
-    if !payload.trim().is_empty() && serde_json::from_str::<serde::de::IgnoredAny>(&payload).is_err() {
+    let payload = String::from_utf8(body.to_vec()).map_err(|_| {
+        LambdaError::invalid("Could not parse request body into json: the payload is not UTF-8")
+    })?;
+    if !payload.trim().is_empty()
+        && serde_json::from_str::<serde::de::IgnoredAny>(&payload).is_err()
+    {
         return Err(LambdaError::invalid(
             "Could not parse request body into json: the payload is not JSON",
         ));
@@ -431,10 +431,13 @@ async fn invoke_plain(st: &AppState, function: &str, kind: &str, body: Bytes) ->
     let mut resp = match answer {
         FunctionAnswer::Response(body) => (StatusCode::OK, body).into_response(),
         FunctionAnswer::Error(e) => {
-            let mut r = json_ok(StatusCode::OK, &json!({
-                "errorType": e.error_type, "errorMessage": e.error_message,
-                "stackTrace": e.stack_trace.unwrap_or_default(),
-            }));
+            let mut r = json_ok(
+                StatusCode::OK,
+                &json!({
+                    "errorType": e.error_type, "errorMessage": e.error_message,
+                    "stackTrace": e.stack_trace.unwrap_or_default(),
+                }),
+            );
             r.headers_mut().insert(
                 HeaderName::from_static("x-amz-function-error"),
                 HeaderValue::from_static("Unhandled"),
@@ -493,7 +496,8 @@ async fn checkpoint(State(st): State<AppState>, Path(arn): Path<String>, body: B
         .checkpoint(&record.id, &token, req.client_token, req.updates)
         .await
         .map_err(from_engine)?;
-    metrics::histogram!("sagaflow_durable_checkpoint_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("sagaflow_durable_checkpoint_seconds")
+        .record(started.elapsed().as_secs_f64());
     let body = serde_json::to_value(&reply).unwrap_or(Value::Null);
     Ok(json_ok(StatusCode::OK, &seconds_in(body)))
 }
@@ -656,7 +660,11 @@ async fn list(
     }
     let time = |key: &str| -> Result<Option<Millis>, LambdaError> {
         query_one(&pairs, key)
-            .map(|v| parse_time(v).ok_or_else(|| LambdaError::invalid(format!("Invalid {key}: '{v}' is not a timestamp"))))
+            .map(|v| {
+                parse_time(v).ok_or_else(|| {
+                    LambdaError::invalid(format!("Invalid {key}: '{v}' is not a timestamp"))
+                })
+            })
             .transpose()
     };
     let (after, before) = (time("StartedAfter")?, time("StartedBefore")?);
@@ -677,7 +685,9 @@ async fn list(
         })
         .await
         .map_err(|e| match e {
-            sagaflow_store::Error::BadCursor(m) => LambdaError::invalid(format!("Invalid marker: {m}")),
+            sagaflow_store::Error::BadCursor(m) => {
+                LambdaError::invalid(format!("Invalid marker: {m}"))
+            }
             e => from_engine(e.into()),
         })?;
     let items: Vec<Value> = page
@@ -686,7 +696,11 @@ async fn list(
         .filter(|r| wanted.is_empty() || wanted.contains(&r.status))
         .filter(|r| after.is_none_or(|t| r.started_at >= t))
         .filter(|r| before.is_none_or(|t| r.started_at <= t))
-        .filter(|r| name.is_none_or(|n| r.input.get("DurableExecutionName").and_then(Value::as_str) == Some(n)))
+        .filter(|r| {
+            name.is_none_or(|n| {
+                r.input.get("DurableExecutionName").and_then(Value::as_str) == Some(n)
+            })
+        })
         .map(|r| execution_json(&st, r, false))
         .collect();
     let mut v = json!({ "DurableExecutions": items });

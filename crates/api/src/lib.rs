@@ -182,7 +182,9 @@ pub async fn serve(
 }
 
 async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(function) = aws::access_key(req.headers()).and_then(|k| st.config.function_tokens.get(k)) {
+    if let Some(function) =
+        aws::access_key(req.headers()).and_then(|k| st.config.function_tokens.get(k))
+    {
         // A hosted function's worker: its own executions' checkpoints only.
         return if lambda::worker_may(function, req.method(), req.uri().path()) {
             next.run(req).await
@@ -193,7 +195,10 @@ async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> R
     if st.config.auth_tokens.is_empty() || req.uri().path() == "/healthz" {
         return next.run(req).await;
     }
-    if lambda::PREFIXES.iter().any(|p| req.uri().path().starts_with(p)) {
+    if lambda::PREFIXES
+        .iter()
+        .any(|p| req.uri().path().starts_with(p))
+    {
         let accepted = aws::access_key(req.headers())
             .or_else(|| bearer_token(req.headers()).and_then(Result::ok))
             .is_some_and(|t| st.config.auth_tokens.contains(t));

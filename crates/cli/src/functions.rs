@@ -14,9 +14,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use async_trait::async_trait;
 use sagaflow_core::durable::{DurableFunction, ErrorObject, Hosting};
-use sagaflow_functions::{
-    Credentials, Failure, FunctionConfig, Host, HostConfig, Invocation,
-};
+use sagaflow_functions::{Credentials, Failure, FunctionConfig, Host, HostConfig, Invocation};
 use sagaflow_runtime::{Engine, FunctionAnswer, Functions, LambdaConfig};
 use serde::Deserialize;
 

@@ -683,7 +683,9 @@ fn crashed_with_invocation_open() -> (Trip, String) {
 fn a_replayed_history_with_an_open_invocation_asks_for_recovery() {
     let (trip, _) = crashed_with_invocation_open();
     let outstanding = trip.ex.outstanding(&trip.plan);
-    assert!(outstanding.contains(&Effect::Durable(Durable::Recover)));
+    assert!(outstanding
+        .iter()
+        .any(|e| matches!(e, Effect::Durable(Durable::Recover { .. }))));
     assert!(
         !outstanding.contains(&Effect::Durable(call("flight"))),
         "called when the lost invocation is closed: {outstanding:?}"
@@ -696,7 +698,11 @@ fn a_replayed_history_with_an_open_invocation_asks_for_recovery() {
 #[test]
 fn recovery_closes_the_lost_invocation_and_starts_the_next_at_once() {
     let (mut trip, token) = crashed_with_invocation_open();
-    let recovered = trip.at(5_000).durable(DurableInput::Recover).unwrap();
+    let recovered = {
+        let number = trip.run().invocations().current().unwrap();
+        trip.at(5_000).durable(DurableInput::Recover { number })
+    }
+    .unwrap();
     match &recovered.events[0].kind {
         EventKind::DurableInvocation {
             fact:
@@ -734,7 +740,8 @@ fn crashed_after_the_execution_update(update: OperationUpdate) -> Trip {
     assert!(trip
         .ex
         .outstanding(&trip.plan)
-        .contains(&Effect::Durable(Durable::Recover)));
+        .iter()
+        .any(|e| matches!(e, Effect::Durable(Durable::Recover { .. }))));
     trip
 }
 
@@ -743,7 +750,11 @@ fn an_execution_its_checkpoint_succeeded_ends_succeeded_when_its_lost_invocation
     let mut update = OperationUpdate::new(EXECUTION, T::Execution, A::Succeed);
     update.payload = Some("{\"trip\":\"booked\"}".into());
     let mut trip = crashed_after_the_execution_update(update);
-    let recovered = trip.at(5_000).durable(DurableInput::Recover).unwrap();
+    let recovered = {
+        let number = trip.run().invocations().current().unwrap();
+        trip.at(5_000).durable(DurableInput::Recover { number })
+    }
+    .unwrap();
     assert!(
         Trip::asked(&recovered).is_empty(),
         "no invocation after the end"
@@ -758,7 +769,11 @@ fn an_execution_its_checkpoint_failed_ends_failed_when_its_lost_invocation_is_re
     let mut update = OperationUpdate::new(EXECUTION, T::Execution, A::Fail);
     update.error = Some(error("Exception", "compensated"));
     let mut trip = crashed_after_the_execution_update(update);
-    trip.at(5_000).durable(DurableInput::Recover).unwrap();
+    {
+        let number = trip.run().invocations().current().unwrap();
+        trip.at(5_000).durable(DurableInput::Recover { number })
+    }
+    .unwrap();
     assert_eq!(trip.ex.status, Status::Failed);
     let e = trip.ex.error.as_ref().unwrap();
     assert_eq!(
@@ -783,12 +798,31 @@ fn an_execution_its_checkpoint_succeeded_ends_succeeded_when_its_invocation_cras
 }
 
 #[test]
+fn a_second_recovery_signal_for_the_same_invocation_leaves_the_next_one_alone() {
+    let (mut trip, _) = crashed_with_invocation_open();
+    let number = trip.run().invocations().current().unwrap();
+    trip.at(5_000)
+        .durable(DurableInput::Recover { number })
+        .unwrap();
+    let next = trip.run().invocations().current();
+    assert_eq!(next, Some(number + 1), "the next invocation runs");
+    let again = trip
+        .at(5_100)
+        .durable(DurableInput::Recover { number })
+        .unwrap();
+    assert!(again.events.is_empty(), "a stale signal records nothing");
+    assert_eq!(trip.run().invocations().current(), next);
+}
+
+#[test]
 fn chained_invokes_of_a_completed_invocation_not_yet_ended_are_called_again_after_a_restart() {
     let (mut trip, _) = pending_on_flight();
     trip.ex = Execution::replay(&trip.plan, &trip.history).unwrap();
     let outstanding = trip.ex.outstanding(&trip.plan);
     assert!(outstanding.contains(&Effect::Durable(call("flight"))));
-    assert!(!outstanding.contains(&Effect::Durable(Durable::Recover)));
+    assert!(!outstanding
+        .iter()
+        .any(|e| matches!(e, Effect::Durable(Durable::Recover { .. }))));
     let ended = trip.at(300).invoke_ended("flight", succeeded("{}"));
     assert_eq!(Trip::asked(&ended), vec![invoke(2)]);
 }

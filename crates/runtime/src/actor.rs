@@ -620,8 +620,8 @@ impl Actor {
                     ));
                 }
             }
-            D::Recover => {
-                let input = Input::Durable(sagaflow_core::durable::Input::Recover);
+            D::Recover { number } => {
+                let input = Input::Durable(sagaflow_core::durable::Input::Recover { number });
                 let _ = self.tx.send(Msg::Input { input, call: None });
             }
         }

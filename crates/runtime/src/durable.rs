@@ -179,7 +179,9 @@ impl Engine {
             });
             return Ok(None);
         }
-        Ok(Some(functions.invoke(&parsed.name, payload, &request_id).await))
+        Ok(Some(
+            functions.invoke(&parsed.name, payload, &request_id).await,
+        ))
     }
 
     /// The ARN of a durable execution (from its record).
@@ -260,11 +262,22 @@ impl Engine {
         });
         let token = token.to_string();
         self.ask_durable(id, Some(input), move |state| {
+            // No answer recorded for it: the execution ended (stopped, timed
+            // out) or the invocation closed before this arrived, and the
+            // token died with it.
             state
                 .durable()
                 .and_then(|run| run.invocations().reply_to(&client_token, &token))
                 .cloned()
-                .ok_or_else(|| Error::ExecutionNotFound(state.id.clone()))
+                .ok_or_else(|| {
+                    Error::NotAllowed(sagaflow_core::Error::NotAllowed {
+                        code: "invalid_checkpoint_token",
+                        message: format!(
+                            "{}: the invocation or the execution it belonged to has ended.",
+                            durable::INVALID_TOKEN
+                        ),
+                    })
+                })
         })
         .await
     }

@@ -91,8 +91,7 @@ pub use operations::{
     Applied, Operations, Outcome, Refusal, Unresolvable, MAX_DURATION_SECONDS, MAX_PAYLOAD_BYTES,
 };
 pub use run::{
-    Answer, Effect, Input, Run, FIRST_RETRY_DELAY_MS, INVOCATION_RETRY,
-    MAX_RETRY_DELAY_MS,
+    Answer, Effect, Input, Run, FIRST_RETRY_DELAY_MS, INVOCATION_RETRY, MAX_RETRY_DELAY_MS,
 };
 pub use target::{
     function_not_found, invalid_function_name, resolve_target, HostedFunctions, Hosting,

@@ -74,8 +74,9 @@ pub enum Input {
     /// `StopDurableExecution`, with its body's error.
     Stop { error: Option<ErrorObject> },
     /// After a restart: close the invocation that was open when the
-    /// process died (see [`Effect::Recover`]).
-    Recover,
+    /// process died (see [`Effect::Recover`]): invocation `number`, so a
+    /// second signal cannot close the next, live invocation.
+    Recover { number: u32 },
 }
 
 /// What an invocation's function answered (or that it did not).
@@ -105,8 +106,8 @@ pub enum Effect {
     /// Call chained invoke `op`'s target (its stored target and payload).
     Call { op: String },
     /// An invocation was open when the state was rebuilt from history: it
-    /// is lost with its process; send [`Input::Recover`].
-    Recover,
+    /// is lost with its process; send [`Input::Recover`] with its number.
+    Recover { number: u32 },
 }
 
 /// The interpreter's part of a durable execution's state.
@@ -386,8 +387,8 @@ impl Interpreter for DurableFunction {
 
     fn outstanding(&self, state: &Run, _: &Envelope) -> Vec<AnyEffect> {
         let mut out: Vec<AnyEffect> = state.pending_timers().iter().map(timer_effect).collect();
-        if state.invocations.current().is_some() {
-            out.push(AnyEffect::Durable(Effect::Recover));
+        if let Some(number) = state.invocations.current() {
+            out.push(AnyEffect::Durable(Effect::Recover { number }));
         }
         for (op, _) in state.operations.invokes_to_dispatch() {
             if !state.undispatched.contains(op) {
@@ -498,7 +499,10 @@ fn decide_durable(d: &mut Decider<'_, DurableFunction>, input: Input) -> Result<
             record_op(d, fact)
         }
         Input::Stop { error } => stop(d, error),
-        Input::Recover => {
+        Input::Recover { number } => {
+            if d.state.invocations.current() != Some(number) {
+                return Ok(()); // that invocation is closed already
+            }
             if let Some(fact) = d.state.invocations.recover(now) {
                 d.emit(EventKind::DurableInvocation { fact })?;
                 // A checkpoint of the lost invocation may have ended the
@@ -633,4 +637,3 @@ fn stop(d: &mut Decider<'_, DurableFunction>, error: Option<ErrorObject>) -> Res
     let info = error_info(error.as_ref(), crate::error_name::CANCELLED);
     d.finish(Status::Cancelled, Some(info), None)
 }
-
