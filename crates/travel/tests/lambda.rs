@@ -440,7 +440,7 @@ async fn each_sample_fails_its_compensators_at_its_own_rate_by_default() {
     let (_, listed) = travel.get("lambda").await;
     assert_eq!(listed["seed"], 5);
     let functions = listed["functions"].as_array().unwrap();
-    assert_eq!(functions.len(), 20);
+    assert_eq!(functions.len(), 26);
     let rate_of = |name: &str| {
         functions.iter().find(|f| f["name"] == name).unwrap()["fails_on"]["probability"].clone()
     };
@@ -584,23 +584,40 @@ async fn the_saga_reserve_functions_store_a_row_and_answer_like_the_sample() {
 async fn a_saga_reservation_without_optional_fields_takes_the_samples_defaults() {
     let travel = Travel::start().await;
     let (status, flight) = travel
-        .invoke("saga-reserve-flight", Some("f"), 1, &json!({"bookingId": "b-2"}))
+        .invoke(
+            "saga-reserve-flight",
+            Some("f"),
+            1,
+            &json!({"bookingId": "b-2"}),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(flight["price"], 299.99);
     let number = flight["flightNumber"].as_str().unwrap();
     assert!(number.starts_with("FL") && number.len() == 8, "{number}");
     let (_, hotel) = travel
-        .invoke("saga-reserve-hotel", Some("h"), 1, &json!({"reservationId": "r-2"}))
+        .invoke(
+            "saga-reserve-hotel",
+            Some("h"),
+            1,
+            &json!({"reservationId": "r-2"}),
+        )
         .await;
     assert_eq!(
         (&hotel["hotelName"], &hotel["roomType"], &hotel["price"]),
-        (&json!("Grand Hotel"), &json!("Deluxe Suite"), &json!(199.99))
+        (
+            &json!("Grand Hotel"),
+            &json!("Deluxe Suite"),
+            &json!(199.99)
+        )
     );
     let (_, car) = travel
         .invoke("saga-reserve-car", Some("c"), 1, &json!({"price": "95.50"}))
         .await;
-    assert_eq!((&car["carType"], &car["price"]), (&json!("Sedan"), &json!(95.5)));
+    assert_eq!(
+        (&car["carType"], &car["price"]),
+        (&json!("Sedan"), &json!(95.5))
+    );
     let rental_id = car["rentalId"].as_str().unwrap();
     assert_eq!(rental_id.len(), 36, "a generated UUID: {rental_id}");
     assert_eq!(
@@ -613,9 +630,27 @@ async fn a_saga_reservation_without_optional_fields_takes_the_samples_defaults()
 async fn each_fail_book_flag_fails_its_own_reservation_with_the_samples_message() {
     let travel = Travel::start().await;
     let cases = [
-        ("saga-reserve-flight", saga_flight("b-3"), "failBookFlight", FLIGHT_FAILURE, "b-3"),
-        ("saga-reserve-hotel", saga_hotel("r-3"), "failBookHotel", HOTEL_FAILURE, "r-3"),
-        ("saga-reserve-car", saga_car("c-3"), "failBookCar", CAR_FAILURE, "c-3"),
+        (
+            "saga-reserve-flight",
+            saga_flight("b-3"),
+            "failBookFlight",
+            FLIGHT_FAILURE,
+            "b-3",
+        ),
+        (
+            "saga-reserve-hotel",
+            saga_hotel("r-3"),
+            "failBookHotel",
+            HOTEL_FAILURE,
+            "r-3",
+        ),
+        (
+            "saga-reserve-car",
+            saga_car("c-3"),
+            "failBookCar",
+            CAR_FAILURE,
+            "c-3",
+        ),
     ];
     for (function, mut input, flag, message, id) in cases {
         input[flag] = json!(true);
@@ -647,9 +682,27 @@ async fn each_fail_book_flag_fails_its_own_reservation_with_the_samples_message(
 async fn the_saga_cancel_functions_cancel_what_was_reserved() {
     let travel = Travel::start().await;
     let bookings = [
-        ("saga-reserve-flight", "saga-cancel-flight", saga_flight("b-5"), "bookingId", "b-5"),
-        ("saga-reserve-hotel", "saga-cancel-hotel", saga_hotel("r-5"), "reservationId", "r-5"),
-        ("saga-reserve-car", "saga-cancel-car", saga_car("c-5"), "rentalId", "c-5"),
+        (
+            "saga-reserve-flight",
+            "saga-cancel-flight",
+            saga_flight("b-5"),
+            "bookingId",
+            "b-5",
+        ),
+        (
+            "saga-reserve-hotel",
+            "saga-cancel-hotel",
+            saga_hotel("r-5"),
+            "reservationId",
+            "r-5",
+        ),
+        (
+            "saga-reserve-car",
+            "saga-cancel-car",
+            saga_car("c-5"),
+            "rentalId",
+            "c-5",
+        ),
     ];
     for (reserve, cancel, input, field, id) in bookings {
         assert_eq!(travel.invoke(reserve, Some("r"), 1, &input).await.0, 200);
@@ -706,10 +759,20 @@ async fn a_repeated_saga_call_gets_the_first_answer_and_is_executed_once() {
     // same call.
     let input = json!({"passengerName": "Jane Smith", "departure": "SFO", "destination": "NYC"});
     let first = travel
-        .invoke("saga-reserve-flight", Some("exec:reserve_flight"), 1, &input)
+        .invoke(
+            "saga-reserve-flight",
+            Some("exec:reserve_flight"),
+            1,
+            &input,
+        )
         .await;
     let again = travel
-        .invoke("saga-reserve-flight", Some("exec:reserve_flight"), 2, &input)
+        .invoke(
+            "saga-reserve-flight",
+            Some("exec:reserve_flight"),
+            2,
+            &input,
+        )
         .await;
     assert_eq!(first.0, 200);
     assert_eq!(first, again);
@@ -749,16 +812,42 @@ async fn the_saga_functions_are_listed_with_what_fails_them() {
     let saga: Vec<_> = functions
         .iter()
         .filter(|f| f["sample"] == "aws-samples/saga-pattern-lambda-durable-functions")
-        .map(|f| (f["name"].as_str().unwrap(), f["participant"].as_str().unwrap(), f["fails_on"].clone()))
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap(),
+                f["participant"].as_str().unwrap(),
+                f["fails_on"].clone(),
+            )
+        })
         .collect();
     assert_eq!(
         saga,
         [
-            ("saga-reserve-flight", "flight/reserve", json!({"flag": "failBookFlight"})),
-            ("saga-cancel-flight", "flight/cancel", json!({"probability": 0.0})),
-            ("saga-reserve-hotel", "hotel/reserve", json!({"flag": "failBookHotel"})),
-            ("saga-cancel-hotel", "hotel/cancel", json!({"probability": 0.0})),
-            ("saga-reserve-car", "car/reserve", json!({"flag": "failBookCar"})),
+            (
+                "saga-reserve-flight",
+                "flight/reserve",
+                json!({"flag": "failBookFlight"})
+            ),
+            (
+                "saga-cancel-flight",
+                "flight/cancel",
+                json!({"probability": 0.0})
+            ),
+            (
+                "saga-reserve-hotel",
+                "hotel/reserve",
+                json!({"flag": "failBookHotel"})
+            ),
+            (
+                "saga-cancel-hotel",
+                "hotel/cancel",
+                json!({"probability": 0.0})
+            ),
+            (
+                "saga-reserve-car",
+                "car/reserve",
+                json!({"flag": "failBookCar"})
+            ),
             ("saga-cancel-car", "car/cancel", json!({"probability": 0.0})),
         ]
     );
@@ -774,8 +863,16 @@ async fn a_malformed_saga_input_is_a_bad_request() {
         assert_eq!((status, &answer["error"]), (400, &json!("BadRequest")));
     }
     let (status, answer) = travel
-        .invoke("saga-reserve-hotel", Some("k"), 1, &json!({"price": "cheap"}))
+        .invoke(
+            "saga-reserve-hotel",
+            Some("k"),
+            1,
+            &json!({"price": "cheap"}),
+        )
         .await;
     assert_eq!(status, 400);
-    assert_eq!(answer, json!({"error": "ValueError", "cause": "price must be a number"}));
+    assert_eq!(
+        answer,
+        json!({"error": "ValueError", "cause": "price must be a number"})
+    );
 }
