@@ -280,18 +280,29 @@ pub(crate) fn read_call(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(Trip, Option<String>), ApiError> {
-    let body = body.map_err(|rejection| {
+    let body = read_body(body)?;
+    let trip = Trip::parse(&body)
+        .map_err(|cause| ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", cause))?;
+    Ok((trip, idempotency_key(headers)?))
+}
+
+/// The body of a call; a 400 (or 413) when it could not be read.
+pub(crate) fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
         let error = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             "PayloadTooLarge"
         } else {
             "BadRequest"
         };
         ApiError::new(rejection.status(), error, rejection.body_text())
-    })?;
-    let trip = Trip::parse(&body)
-        .map_err(|cause| ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", cause))?;
-    let key = match headers.get(IDEMPOTENCY_KEY) {
-        None => None,
+    })
+}
+
+/// The call's `Idempotency-Key`, `None` if absent or empty; a 400 when it is
+/// not visible ASCII.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get(IDEMPOTENCY_KEY) {
+        None => Ok(None),
         Some(value) => {
             let value = value.to_str().map_err(|_| {
                 ApiError::new(
@@ -300,10 +311,9 @@ pub(crate) fn read_call(
                     "the Idempotency-Key header is not visible ASCII",
                 )
             })?;
-            (!value.is_empty()).then(|| value.to_owned())
+            Ok((!value.is_empty()).then(|| value.to_owned()))
         }
-    };
-    Ok((trip, key))
+    }
 }
 
 pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

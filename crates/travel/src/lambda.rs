@@ -14,6 +14,12 @@
 //!   `failFlightsConfirmation`; `failRentalReservation` or
 //!   `failCarReservation` for `bookRentalLambdaHandler`, which the sample has
 //!   no switch for); the compensators fail at random (40%).
+//! - aws-samples saga pattern with Lambda durable functions
+//!   (`saga-reserve-flight`, `saga-cancel-flight`, …, see [`durable`]): the
+//!   targets of a durable orchestrator's `context.invoke`, keyed by the
+//!   sample's own booking ids rather than a trip; `failBookFlight`,
+//!   `failBookHotel`, `failBookCar` fail the reservations with the sample's
+//!   messages as a `RuntimeError`; no random failures.
 //!
 //! Each function is one of the participants' rules (reserve, confirm, cancel
 //! of the hotel, flight, car — the samples' "rental" — or payment) applied to
@@ -49,6 +55,8 @@ use serde_json::{json, Value};
 
 use crate::http::{answer_call, read_call, ApiError, App};
 use crate::service::{self, Action, Kind, Op, Outcome, Reply, Trip};
+
+mod durable;
 
 /// The status of a function error (the function ran and threw).
 const FUNCTION_ERROR: u16 = 422;
@@ -424,6 +432,14 @@ pub(crate) async fn list(State(app): State<App>) -> Json<Value> {
                 "fails_on": fails_on,
             })
         })
+        .chain(durable::SAGA_FUNCTIONS.iter().map(|f| {
+            json!({
+                "name": f.name,
+                "sample": durable::SAMPLE,
+                "participant": f.op.route(),
+                "fails_on": f.fails_on(),
+            })
+        }))
         .collect();
     Json(json!({ "seed": app.lambdas.seed, "functions": functions }))
 }
@@ -435,6 +451,11 @@ pub(crate) async fn call(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    if let Some(function) = durable::find(&name) {
+        app.stats.bump(|c| &mut c.calls, function.route);
+        let answer = function.invoke(&app, &headers, body).await;
+        return answer_call(&app.stats, function.route, &headers, answer);
+    }
     let Some(function) = find(&name) else {
         return ApiError::new(
             StatusCode::NOT_FOUND,
@@ -490,9 +511,10 @@ mod tests {
     #[test]
     fn every_function_has_its_own_name() {
         let mut names: Vec<_> = FUNCTIONS.iter().map(|f| f.name).collect();
+        names.extend(durable::SAGA_FUNCTIONS.iter().map(|f| f.name));
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), FUNCTIONS.len());
+        assert_eq!(names.len(), FUNCTIONS.len() + durable::SAGA_FUNCTIONS.len());
     }
 
     #[test]

@@ -21,7 +21,10 @@
 //! `/lambda/{function}`: the Lambda functions of the public Step Functions
 //! saga samples (humank/lambda-saga-pattern, cdk-patterns
 //! the-saga-stepfunction) over the same participants, so the samples' state
-//! machines run unchanged with a resource map (`GET /lambda` lists them);
+//! machines run unchanged with a resource map, and the six `saga-*` service
+//! functions of aws-samples' saga with Lambda durable functions, which a
+//! durable orchestrator (`examples/durable`) invokes (`GET /lambda` lists
+//! them all);
 //! and `GET /trips`, `GET /trips/{trip_id}`, `GET /effects`, `GET /stats`,
 //! `GET /healthz`.
 

@@ -440,7 +440,7 @@ async fn each_sample_fails_its_compensators_at_its_own_rate_by_default() {
     let (_, listed) = travel.get("lambda").await;
     assert_eq!(listed["seed"], 5);
     let functions = listed["functions"].as_array().unwrap();
-    assert_eq!(functions.len(), 20);
+    assert_eq!(functions.len(), 26);
     let rate_of = |name: &str| {
         functions.iter().find(|f| f["name"] == name).unwrap()["fails_on"]["probability"].clone()
     };
@@ -487,4 +487,392 @@ async fn a_lambda_cancel_failure_rate_outside_zero_to_one_is_refused_at_start() 
     let started = travel_services::start(config, "127.0.0.1:0".parse().unwrap()).await;
 
     assert!(started.is_err());
+}
+
+// aws-samples saga pattern with Lambda durable functions: the six
+// `saga-*` functions a durable orchestrator invokes.
+
+/// The messages the sample's reserve functions raise, byte for byte.
+const FLIGHT_FAILURE: &str = "Simulated flight booking failure for testing saga compensation";
+const HOTEL_FAILURE: &str = "Simulated hotel reservation failure for testing saga compensation";
+const CAR_FAILURE: &str = "Simulated car rental failure for testing saga compensation";
+
+/// The payloads the sample's orchestrator sends, with the given ids.
+fn saga_flight(booking_id: &str) -> Value {
+    json!({
+        "bookingId": booking_id,
+        "passengerName": "Michael Johnson",
+        "flightNumber": "AA456",
+        "departure": "LAX",
+        "destination": "MIA",
+        "price": 380.0,
+        "failBookFlight": false
+    })
+}
+
+fn saga_hotel(reservation_id: &str) -> Value {
+    json!({
+        "reservationId": reservation_id,
+        "guestName": "Michael Johnson",
+        "hotelName": "Hilton Downtown Miami",
+        "roomType": "Ocean View Suite",
+        "checkIn": "2026-04-10",
+        "checkOut": "2026-04-15",
+        "price": 320.0,
+        "failBookHotel": false
+    })
+}
+
+fn saga_car(rental_id: &str) -> Value {
+    json!({
+        "rentalId": rental_id,
+        "driverName": "Michael Johnson",
+        "carType": "Convertible",
+        "pickupLocation": "Miami Airport",
+        "dropoffLocation": "Miami Airport",
+        "pickupDate": "2026-04-10",
+        "dropoffDate": "2026-04-15",
+        "price": 150.0,
+        "failBookCar": false
+    })
+}
+
+#[tokio::test]
+async fn the_saga_reserve_functions_store_a_row_and_answer_like_the_sample() {
+    let travel = Travel::start().await;
+    let (status, flight) = travel
+        .invoke("saga-reserve-flight", Some("f"), 1, &saga_flight("b-1"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        flight,
+        json!({"bookingId": "b-1", "flightNumber": "AA456", "status": "RESERVED", "price": 380.0})
+    );
+    let (status, hotel) = travel
+        .invoke("saga-reserve-hotel", Some("h"), 1, &saga_hotel("r-1"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        hotel,
+        json!({
+            "reservationId": "r-1",
+            "hotelName": "Hilton Downtown Miami",
+            "roomType": "Ocean View Suite",
+            "status": "RESERVED",
+            "price": 320.0
+        })
+    );
+    let (status, car) = travel
+        .invoke("saga-reserve-car", Some("c"), 1, &saga_car("c-1"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        car,
+        json!({"rentalId": "c-1", "carType": "Convertible", "status": "RESERVED", "price": 150.0})
+    );
+    assert_eq!(travel.rows_of("b-1"), [row("FLIGHT#b-1", "pending")]);
+    assert_eq!(travel.rows_of("r-1"), [row("HOTEL#r-1", "pending")]);
+    assert_eq!(travel.rows_of("c-1"), [row("CAR#c-1", "pending")]);
+
+    let stored = travel_services::trip_rows(travel.dir.path().join("travel.db"), "r-1").unwrap();
+    assert_eq!(stored[0].details["guestName"], "Michael Johnson");
+    assert_eq!(stored[0].details["checkOut"], "2026-04-15");
+    assert_eq!(stored[0].details["status"], "RESERVED");
+}
+
+#[tokio::test]
+async fn a_saga_reservation_without_optional_fields_takes_the_samples_defaults() {
+    let travel = Travel::start().await;
+    let (status, flight) = travel
+        .invoke(
+            "saga-reserve-flight",
+            Some("f"),
+            1,
+            &json!({"bookingId": "b-2"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(flight["price"], 299.99);
+    let number = flight["flightNumber"].as_str().unwrap();
+    assert!(number.starts_with("FL") && number.len() == 8, "{number}");
+    let (_, hotel) = travel
+        .invoke(
+            "saga-reserve-hotel",
+            Some("h"),
+            1,
+            &json!({"reservationId": "r-2"}),
+        )
+        .await;
+    assert_eq!(
+        (&hotel["hotelName"], &hotel["roomType"], &hotel["price"]),
+        (
+            &json!("Grand Hotel"),
+            &json!("Deluxe Suite"),
+            &json!(199.99)
+        )
+    );
+    let (_, car) = travel
+        .invoke("saga-reserve-car", Some("c"), 1, &json!({"price": "95.50"}))
+        .await;
+    assert_eq!(
+        (&car["carType"], &car["price"]),
+        (&json!("Sedan"), &json!(95.5))
+    );
+    let rental_id = car["rentalId"].as_str().unwrap();
+    assert_eq!(rental_id.len(), 36, "a generated UUID: {rental_id}");
+    assert_eq!(
+        travel.rows_of(rental_id),
+        [row(&format!("CAR#{rental_id}"), "pending")]
+    );
+}
+
+#[tokio::test]
+async fn each_fail_book_flag_fails_its_own_reservation_with_the_samples_message() {
+    let travel = Travel::start().await;
+    let cases = [
+        (
+            "saga-reserve-flight",
+            saga_flight("b-3"),
+            "failBookFlight",
+            FLIGHT_FAILURE,
+            "b-3",
+        ),
+        (
+            "saga-reserve-hotel",
+            saga_hotel("r-3"),
+            "failBookHotel",
+            HOTEL_FAILURE,
+            "r-3",
+        ),
+        (
+            "saga-reserve-car",
+            saga_car("c-3"),
+            "failBookCar",
+            CAR_FAILURE,
+            "c-3",
+        ),
+    ];
+    for (function, mut input, flag, message, id) in cases {
+        input[flag] = json!(true);
+        let (status, body) = travel.invoke(function, Some("k"), 1, &input).await;
+        assert_eq!(status, 422, "{function}");
+        assert_eq!(body, json!({"error": "RuntimeError", "cause": message}));
+        assert!(travel.rows_of(id).is_empty(), "{function} stored nothing");
+    }
+    // A flag fails only its own function: the whole test-fail-car input's
+    // flight and hotel parts go through.
+    let mut flight = saga_flight("b-4");
+    flight["failBookCar"] = json!(true);
+    let (status, _) = travel
+        .invoke("saga-reserve-flight", Some("k"), 1, &flight)
+        .await;
+    assert_eq!(status, 200);
+
+    let (_, stats) = travel.get("stats").await;
+    assert_eq!(stats["injected_failures"]["lambda/saga-reserve-car"], 1);
+    // Not remembered: the same key without the flag books.
+    let (status, _) = travel
+        .invoke("saga-reserve-car", Some("k"), 2, &saga_car("c-3"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(travel.rows_of("c-3"), [row("CAR#c-3", "pending")]);
+}
+
+#[tokio::test]
+async fn the_saga_cancel_functions_cancel_what_was_reserved() {
+    let travel = Travel::start().await;
+    let bookings = [
+        (
+            "saga-reserve-flight",
+            "saga-cancel-flight",
+            saga_flight("b-5"),
+            "bookingId",
+            "b-5",
+        ),
+        (
+            "saga-reserve-hotel",
+            "saga-cancel-hotel",
+            saga_hotel("r-5"),
+            "reservationId",
+            "r-5",
+        ),
+        (
+            "saga-reserve-car",
+            "saga-cancel-car",
+            saga_car("c-5"),
+            "rentalId",
+            "c-5",
+        ),
+    ];
+    for (reserve, cancel, input, field, id) in bookings {
+        assert_eq!(travel.invoke(reserve, Some("r"), 1, &input).await.0, 200);
+        let (status, body) = travel
+            .invoke(cancel, Some("c"), 1, &json!({ field: id }))
+            .await;
+        assert_eq!(status, 200, "{cancel}");
+        assert_eq!(body, json!({ field: id, "status": "CANCELLED" }));
+        assert!(travel.rows_of(id).is_empty(), "{cancel} leaves no row");
+        // Cancelling again under another key answers the same, as the
+        // sample's repeated update does.
+        let again = travel
+            .invoke(cancel, Some("c2"), 1, &json!({ field: id }))
+            .await;
+        assert_eq!(again, (200, body));
+        // And the reservation cannot come back after its cancellation.
+        let (status, late) = travel.invoke(reserve, Some("r2"), 1, &input).await;
+        assert_eq!((status, &late["error"]), (409, &json!("BookingCancelled")));
+    }
+}
+
+#[tokio::test]
+async fn a_saga_cancel_without_an_id_or_of_an_unknown_one_fails_like_the_sample() {
+    let travel = Travel::start().await;
+    let cases = [
+        ("saga-cancel-flight", "bookingId", "Booking"),
+        ("saga-cancel-hotel", "reservationId", "Reservation"),
+        ("saga-cancel-car", "rentalId", "Rental"),
+    ];
+    for (function, field, noun) in cases {
+        for missing in [json!({}), json!({ field: "" }), json!({ field: null })] {
+            let (status, body) = travel.invoke(function, Some("m"), 1, &missing).await;
+            assert_eq!(status, 400, "{function} {missing}");
+            assert_eq!(
+                body,
+                json!({"error": "ValueError", "cause": format!("{field} is required")})
+            );
+        }
+        let (status, body) = travel
+            .invoke(function, Some("u"), 1, &json!({ field: "nope" }))
+            .await;
+        assert_eq!(status, 404);
+        assert_eq!(
+            body,
+            json!({"error": "LookupError", "cause": format!("{noun} nope not found")})
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_saga_call_gets_the_first_answer_and_is_executed_once() {
+    let travel = Travel::start().await;
+    // No bookingId: the id is generated, so only the key makes a retry the
+    // same call.
+    let input = json!({"passengerName": "Jane Smith", "departure": "SFO", "destination": "NYC"});
+    let first = travel
+        .invoke(
+            "saga-reserve-flight",
+            Some("exec:reserve_flight"),
+            1,
+            &input,
+        )
+        .await;
+    let again = travel
+        .invoke(
+            "saga-reserve-flight",
+            Some("exec:reserve_flight"),
+            2,
+            &input,
+        )
+        .await;
+    assert_eq!(first.0, 200);
+    assert_eq!(first, again);
+    let id = first.1["bookingId"].as_str().unwrap();
+    let cancel = json!({ "bookingId": id });
+    let cancelled = travel
+        .invoke("saga-cancel-flight", Some("exec:cancel_flight"), 1, &cancel)
+        .await;
+    let replayed = travel
+        .invoke("saga-cancel-flight", Some("exec:cancel_flight"), 2, &cancel)
+        .await;
+    assert_eq!(cancelled, replayed);
+
+    let effects = travel_services::effects(travel.dir.path().join("travel.db")).unwrap();
+    let counted: Vec<_> = effects
+        .iter()
+        .map(|e| (e.route.as_str(), e.key.as_str(), e.count))
+        .collect();
+    assert_eq!(
+        counted,
+        [
+            ("lambda/saga-cancel-flight", "exec:cancel_flight", 1),
+            ("lambda/saga-reserve-flight", "exec:reserve_flight", 1)
+        ]
+    );
+    let (_, stats) = travel.get("stats").await;
+    assert_eq!(stats["replays"]["lambda/saga-reserve-flight"], 1);
+    assert_eq!(stats["replays"]["lambda/saga-cancel-flight"], 1);
+    assert_eq!(stats["calls"]["lambda/saga-reserve-flight"], 2);
+}
+
+#[tokio::test]
+async fn the_saga_functions_are_listed_with_what_fails_them() {
+    let travel = Travel::start().await;
+    let (_, listed) = travel.get("lambda").await;
+    let functions = listed["functions"].as_array().unwrap();
+    let saga: Vec<_> = functions
+        .iter()
+        .filter(|f| f["sample"] == "aws-samples/saga-pattern-lambda-durable-functions")
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap(),
+                f["participant"].as_str().unwrap(),
+                f["fails_on"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        saga,
+        [
+            (
+                "saga-reserve-flight",
+                "flight/reserve",
+                json!({"flag": "failBookFlight"})
+            ),
+            (
+                "saga-cancel-flight",
+                "flight/cancel",
+                json!({"probability": 0.0})
+            ),
+            (
+                "saga-reserve-hotel",
+                "hotel/reserve",
+                json!({"flag": "failBookHotel"})
+            ),
+            (
+                "saga-cancel-hotel",
+                "hotel/cancel",
+                json!({"probability": 0.0})
+            ),
+            (
+                "saga-reserve-car",
+                "car/reserve",
+                json!({"flag": "failBookCar"})
+            ),
+            ("saga-cancel-car", "car/cancel", json!({"probability": 0.0})),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_saga_input_is_a_bad_request() {
+    let travel = Travel::start().await;
+    for body in [json!([1]), json!("text")] {
+        let (status, answer) = travel
+            .invoke("saga-reserve-hotel", Some("k"), 1, &body)
+            .await;
+        assert_eq!((status, &answer["error"]), (400, &json!("BadRequest")));
+    }
+    let (status, answer) = travel
+        .invoke(
+            "saga-reserve-hotel",
+            Some("k"),
+            1,
+            &json!({"price": "cheap"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        answer,
+        json!({"error": "ValueError", "cause": "price must be a number"})
+    );
 }
