@@ -1,7 +1,7 @@
 //! Compiling Amazon States Language definitions: every state type compiles
 //! into the IR (examples from the ASL spec and the AWS docs), every problem
 //! is reported with its code and exact location, all at once, and the saga
-//! machines in `/work/shared` compile against a resource map.
+//! machines of `examples/step-functions/saga` compile against a resource map.
 
 use std::collections::BTreeMap;
 
