@@ -286,3 +286,29 @@ async fn shutdown_kills_the_workers_and_refuses_later_invocations() {
         Err(HostError::ShutDown)
     ));
 }
+
+#[tokio::test]
+async fn a_worker_dying_while_idle_is_replaced_on_the_next_invocation() {
+    let host = start(vec![provided("fragile")], None).await;
+    let first = call(&host, "fragile", json!({"op": "pid"})).await["pid"]
+        .as_u64()
+        .unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &first.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // Until the death is seen the invocation may go to the dying worker's
+    // `/next`; it must then be answered as a crash, never lost.
+    let second = loop {
+        match invoke(&host, "fragile", json!({"op": "pid"})).await {
+            Invocation::Response(body) => {
+                break serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+            }
+            Invocation::Failed(Failure::Crashed { .. }) => continue,
+            other => panic!("expected a response or a crash, got {other:?}"),
+        }
+    };
+    assert_ne!(second["pid"].as_u64().unwrap(), first);
+    host.shutdown().await;
+}
