@@ -235,12 +235,15 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
             toml::from_str(&text).with_context(|| format!("configuration file {}", p.display()))?
         }
     };
+    // Absolute: workers run in their code directory, so a path relative to
+    // the server's working directory would mean something else there.
+    let cwd = std::env::current_dir().context("reading the working directory")?;
     let base = args
         .config
         .as_deref()
         .and_then(|p| p.parent())
-        .map(PathBuf::from)
-        .unwrap_or_default();
+        .map(|p| cwd.join(p))
+        .unwrap_or(cwd);
     let lambda = crate::functions::resolve(file.lambda, &base)?;
     let listen = args
         .listen

@@ -487,7 +487,19 @@ pub(crate) async fn run_invocation(
             error_message: "the invocation's event could not be built".into(),
         },
     };
-    metrics::counter!("sagaflow_durable_invocations_total").increment(1);
+    let outcome = match &answer {
+        Answer::Pending => "pending",
+        Answer::Succeeded(_) => "succeeded",
+        Answer::Failed(_) => "failed",
+        Answer::Error {
+            error_type,
+            error_message,
+        } => {
+            tracing::warn!(%function, invocation = number, %error_type, %error_message, "invocation failed; it is tried again");
+            "error"
+        }
+    };
+    metrics::counter!("sagaflow_durable_invocations_total", "outcome" => outcome).increment(1);
     let input = Input::Durable(durable::Input::InvocationEnded { number, answer });
     let _ = tx.send(Msg::Input {
         input,
