@@ -713,7 +713,7 @@ async fn list(
 /// A timestamp in a query: epoch seconds, or ISO 8601.
 fn parse_time(v: &str) -> Option<Millis> {
     if let Ok(s) = v.parse::<f64>() {
-        return (s >= 0.0).then(|| (s * 1000.0) as Millis);
+        return (s >= 0.0).then_some((s * 1000.0) as Millis);
     }
     let t = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).ok()?;
     Millis::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()

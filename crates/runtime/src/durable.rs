@@ -391,7 +391,7 @@ impl Engine {
             let msg = Msg::Query {
                 input: input.clone(),
                 reply: Box::new(move |state| {
-                    let _ = reply.send(state.and_then(|s| read(s)));
+                    let _ = reply.send(state.and_then(read));
                 }),
             };
             if tx.send(msg).is_err() {
