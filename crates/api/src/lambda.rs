@@ -306,7 +306,7 @@ pub(crate) fn access_denied(function: &str) -> Response {
 /// The answer to a Lambda request without an accepted credential.
 pub(crate) fn unauthorized() -> Response {
     LambdaError::new(
-        StatusCode::FORBIDDEN,
+        StatusCode::BAD_REQUEST,
         "UnrecognizedClientException",
         "The security token included in the request is invalid: use one of the server's tokens as the access key id",
     )

@@ -125,20 +125,27 @@ fn codes_in(text: &str) -> Vec<(&'static str, String)> {
             out.push(("let code", lit));
         }
     }
-    // `Self::new(` builds an `AwsError` only in the file that defines it.
+    // `Self::new(` builds an `AwsError` (or a `LambdaError`) only in the
+    // file that defines it.
     let aws = text.contains("pub struct AwsError");
+    let lambda = text.contains("pub(crate) struct LambdaError");
     for (needle, shape) in [
         ("ApiError::new(", "ApiError"),
         ("ApiError::bad_request(", "ApiError"),
         ("AwsError::new(", "AwsError"),
         ("Self::new(", "AwsError"),
+        ("LambdaError::new(", "LambdaError"),
+        ("Self::new(", "LambdaError"),
     ] {
-        if needle == "Self::new(" && !aws {
+        if needle == "Self::new("
+            && !(aws && shape == "AwsError" || lambda && shape == "LambdaError")
+        {
             continue;
         }
         for at in occurrences(text, needle) {
             let args = arguments(text, at + needle.len());
-            let first_two = args.iter().take(if shape == "ApiError" { 2 } else { 1 });
+            // ApiError and LambdaError take the status first.
+            let first_two = args.iter().take(if shape == "AwsError" { 1 } else { 2 });
             if let Some(lit) = first_two.filter_map(|a| literal_at(a, 0)).next() {
                 out.push((shape, lit));
             }
