@@ -1,5 +1,7 @@
 //! The on-failure hook: a webhook called when an execution ends `failed`
-//! (needs attention) or `compensated`, so no failure goes unnoticed.
+//! (needs attention), `compensated` or `timed_out` (a durable function past
+//! its `ExecutionTimeout`, an ASL machine past `TimeoutSeconds`), so no
+//! failure goes unnoticed.
 //!
 //! Delivery is fed from the store's **notification outbox**, not from memory:
 //! the append that finishes an execution with a status in the engine's
@@ -106,7 +108,7 @@ pub fn spawn(engine: &Engine, config: HookConfig) -> tokio::task::JoinHandle<()>
                 tokio::select! {
                     _ = &mut wake => break,
                     received = finished.recv() => match received {
-                        Ok(f) if matches!(f.record.status, Status::Failed | Status::Compensated) => break,
+                        Ok(f) if matches!(f.record.status, Status::Failed | Status::Compensated | Status::TimedOut) => break,
                         Ok(_) => {}
                         // Missed announcements: the poll finds their notifications.
                         Err(RecvError::Lagged(_)) => break,

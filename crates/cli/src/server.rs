@@ -45,7 +45,7 @@ pub struct ServerArgs {
     /// File with one accepted bearer token per line.
     #[arg(long, env = "SAGAFLOW_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,
-    /// Webhook called when an execution ends `failed` or `compensated`.
+    /// Webhook called when an execution ends `failed`, `compensated` or `timed_out`.
     #[arg(long, env = "SAGAFLOW_HOOK_URL")]
     pub hook_url: Option<String>,
     /// Largest request body in bytes [default: 1048576].
@@ -551,7 +551,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     if settings.hook.is_some() {
         // The hook delivers from the store's outbox: finishing appends must
         // record a notification, from the first one on (recovery included).
-        for status in [Status::Failed, Status::Compensated] {
+        for status in [Status::Failed, Status::Compensated, Status::TimedOut] {
             if !engine_config.notify_on.contains(&status) {
                 engine_config.notify_on.push(status);
             }
