@@ -515,6 +515,87 @@ pub fn describe_event(e: &Value) -> String {
         "execution_timed_out" => "⟲ the execution ran out of time: rolling back".to_string(),
         "execution_redriven" => "↺ redriven".to_string(),
         "execution_finished" => format!("finished: {}", s(&e["status"])),
+        "durable_operation" => describe_operation(&e["fact"]),
+        "durable_invocation" => describe_invocation(&e["fact"]),
+        other => other.to_string(),
+    }
+}
+
+/// One line for a durable function's operation fact: its kind and the
+/// operation (by name when the fact carries it, else by id).
+fn describe_operation(f: &Value) -> String {
+    let op = if f["op"]["name"].is_string() {
+        s(&f["op"]["name"])
+    } else if f["op"]["id"].is_string() {
+        s(&f["op"]["id"])
+    } else {
+        s(&f["id"])
+    };
+    let kind = s(&f["type"]);
+    match kind.as_str() {
+        "chained_invoke_started" => format!("→ invoke {} as {op}", s(&f["function_name"])),
+        "chained_invoke_ended" => format!(
+            "{} invoke {op}: {}{}",
+            if f["outcome"]["status"] == "SUCCEEDED" {
+                "✓"
+            } else {
+                "✗"
+            },
+            outcome_word(&f["outcome"]),
+            error_suffix(&f["outcome"])
+        ),
+        "step_failed" if f["retry"].is_object() => {
+            format!(
+                "↻ step {op} retried in {} s{}",
+                s(&f["retry"]["delay_seconds"]),
+                error_suffix(f)
+            )
+        }
+        "step_failed" | "execution_failed" | "context_failed" => {
+            format!(
+                "✗ {}{}",
+                kind.replace('_', " ")
+                    .replace(" failed", &format!(" {op} failed")),
+                error_suffix(f)
+            )
+        }
+        _ => format!("· {} {op}", kind.replace('_', " ")),
+    }
+}
+
+/// The outcome's status, in lower case (`succeeded`, `failed`, …).
+fn outcome_word(outcome: &Value) -> String {
+    s(&outcome["status"]).to_lowercase()
+}
+
+/// `: ErrorType: message` of a fact or outcome that carries an error.
+fn error_suffix(v: &Value) -> String {
+    match v.get("error") {
+        Some(e) if e.is_object() => format!(": {}: {}", s(&e["ErrorType"]), s(&e["ErrorMessage"])),
+        _ => String::new(),
+    }
+}
+
+/// One line for a durable function's invocation-loop fact.
+fn describe_invocation(f: &Value) -> String {
+    let n = s(&f["number"]);
+    match f["type"].as_str().unwrap_or("") {
+        "invocation_started" => format!("▷ invocation {n}"),
+        "invocation_completed" => {
+            let outcome = &f["outcome"];
+            let status = s(&outcome["status"]);
+            if status == "error" {
+                format!(
+                    "◁ invocation {n} failed: {}: {} (it is tried again)",
+                    s(&outcome["error_type"]),
+                    s(&outcome["error_message"])
+                )
+            } else {
+                format!("◁ invocation {n}: {status}")
+            }
+        }
+        "checkpoint_accepted" => format!("  checkpoint of invocation {n}"),
+        "tokens_revoked" => "  checkpoint tokens revoked".to_string(),
         other => other.to_string(),
     }
 }
