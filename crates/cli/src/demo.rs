@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 use crate::client::{describe_event, Api, Body};
 use crate::server;
 
+mod durable;
+
 /// The travel saga shipped in `examples/`.
 pub const TRAVEL_SAGA: &str = include_str!("../../../examples/travel-saga.yaml");
 
@@ -115,12 +117,32 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         args.cancel_failure_rate
     );
 
-    let settings = server::resolve(server::ServerArgs {
+    let mut settings = server::resolve(server::ServerArgs {
         listen: Some("127.0.0.1:0".into()),
         data_dir: Some(dir.clone()),
         vars: vec![format!("TRAVEL_URL={}", travel.base_url())],
         ..Default::default()
     })?;
+    // The saga as code too, when a Python can run it.
+    let with_durable = args.only.is_empty() || args.only.iter().any(|o| o == "durable");
+    let python = if with_durable {
+        durable::python()
+    } else {
+        Err("not asked for (--only)".into())
+    };
+    if let Ok(python) = &python {
+        let lambda = durable::settings(python.clone(), &dir)?;
+        settings.engine.lambda = lambda.engine_config();
+        settings
+            .engine
+            .resources
+            .rules
+            .push(sagaflow_core::asl::ResourceRule {
+                pattern: "arn:aws:lambda:*:*:function:saga-{name}".into(),
+                target: format!("{}/lambda/saga-{{name}}", travel.base_url()),
+            });
+        settings.lambda = Some(lambda);
+    }
     let running = server::start(settings)
         .await
         .context("starting the sagaflow server")?;
@@ -243,6 +265,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             }
             println!();
         }
+    }
+    match &python {
+        Ok(_) => {
+            println!("The same saga as code: an AWS Lambda durable function (examples/durable/saga/index.py), hosted by this server.\n");
+            failures += durable::run(&base, run).await?;
+            ran += 4;
+        }
+        Err(why) if with_durable => {
+            println!("Skipping the saga as a durable function: {why}\n");
+        }
+        Err(_) => {}
     }
     let _ = running.stop.send(());
     let _ = running.done.await;
