@@ -551,6 +551,10 @@ fn describe_operation(f: &Value) -> String {
                 error_suffix(f)
             )
         }
+        "replay_diverged" => format!(
+            "⚠ a replay sent {op} again with another {}: the function is not deterministic (make such values inside a step); the first is kept",
+            s(&f["field"])
+        ),
         "step_failed" | "execution_failed" | "context_failed" => {
             format!(
                 "✗ {}{}",

@@ -118,6 +118,12 @@ pub(crate) fn count(events: &[Event]) {
             EventKind::StepScheduled { .. } => {
                 metrics::counter!("sagaflow_steps_scheduled_total").increment(1);
             }
+            EventKind::DurableOperation {
+                fact: sagaflow_core::durable::OperationEvent::ReplayDiverged { id, field, .. },
+            } => {
+                metrics::counter!("sagaflow_durable_replay_divergences_total").increment(1);
+                tracing::warn!(operation = %id, %field, "a replay sent a chained invoke again with another {field}: the function is not deterministic (make such values inside a step)");
+            }
             _ => {}
         }
     }

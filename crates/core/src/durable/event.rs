@@ -156,6 +156,18 @@ pub enum OperationEvent {
         error: Option<ErrorObject>,
         at: Millis,
     },
+    /// A replay sent an operation again with another `field` than was
+    /// recorded (a chained invoke's `Payload` or `FunctionName`): the code
+    /// is not deterministic (a value made outside a step). Recorded as a
+    /// warning; the operation keeps what was recorded first. The two values
+    /// are kept as SHA-256 digests.
+    ReplayDiverged {
+        id: String,
+        field: String,
+        recorded: String,
+        sent: String,
+        at: Millis,
+    },
 }
 
 impl OperationEvent {
@@ -182,7 +194,8 @@ impl OperationEvent {
             | E::ContextFailed { id, .. }
             | E::ChainedInvokeEnded { id, .. }
             | E::CallbackHeartbeat { id, .. }
-            | E::CallbackEnded { id, .. } => id,
+            | E::CallbackEnded { id, .. }
+            | E::ReplayDiverged { id, .. } => id,
         }
     }
 
@@ -205,9 +218,9 @@ impl OperationEvent {
             E::CallbackStarted { .. } | E::CallbackHeartbeat { .. } | E::CallbackEnded { .. } => {
                 OperationType::Callback
             }
-            E::ChainedInvokeStarted { .. } | E::ChainedInvokeEnded { .. } => {
-                OperationType::ChainedInvoke
-            }
+            E::ChainedInvokeStarted { .. }
+            | E::ChainedInvokeEnded { .. }
+            | E::ReplayDiverged { .. } => OperationType::ChainedInvoke,
             E::ContextStarted { .. } | E::ContextSucceeded { .. } | E::ContextFailed { .. } => {
                 OperationType::Context
             }

@@ -408,7 +408,7 @@ impl Fold {
                 };
                 (event_type, at, details)
             }
-            E::StepReady { .. } | E::CallbackHeartbeat { .. } => return,
+            E::StepReady { .. } | E::CallbackHeartbeat { .. } | E::ReplayDiverged { .. } => return,
             E::WaitStarted {
                 op,
                 duration_seconds,

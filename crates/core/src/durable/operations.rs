@@ -386,6 +386,30 @@ impl Operations {
         }
     }
 
+    /// A chained invoke started again: the warning fact if the replay sent
+    /// another function or payload than was recorded.
+    fn diverged(&self, id: &str, u: &OperationUpdate, now: Millis) -> Option<OperationEvent> {
+        let target = self.targets.get(id)?;
+        let sent_function = u.chained_invoke_options.as_ref().map(|o| &o.function_name);
+        let (field, recorded, sent) = if sent_function.is_some_and(|f| *f != target.function_name) {
+            ("FunctionName", Some(&target.function_name), sent_function)
+        } else if u.payload != target.payload {
+            ("Payload", target.payload.as_ref(), u.payload.as_ref())
+        } else {
+            return None;
+        };
+        let digest = |v: Option<&String>| {
+            crate::document::digest(&v.map_or(serde_json::Value::Null, |s| s.as_str().into()))
+        };
+        Some(OperationEvent::ReplayDiverged {
+            id: id.to_string(),
+            field: field.to_string(),
+            recorded: digest(recorded),
+            sent: digest(sent),
+            at: now,
+        })
+    }
+
     /// An update of an operation that exists.
     fn decide_existing(
         &self,
@@ -428,6 +452,7 @@ impl Operations {
                 op: header(op),
                 at: now,
             }),
+            (OperationType::ChainedInvoke, OperationAction::Start) => self.diverged(&id, u, now),
             (_, OperationAction::Start) => None,
             (OperationType::Step, _) => Some(decide_step_end(id.clone(), u, now)?),
             (OperationType::Wait, OperationAction::Cancel) => Some(OperationEvent::WaitCancelled {
@@ -588,6 +613,8 @@ impl Operations {
             return None;
         }
         match event {
+            // A warning: nothing changes (the operation must exist).
+            E::ReplayDiverged { id, .. } => self.get(id).map(|_| ()),
             E::StepStarted { op, at } => self.start_step(op, *at),
             E::WaitStarted {
                 op,
