@@ -27,7 +27,16 @@ pub const DRAIN_BYTES: usize = 64 * 1024 * 1024;
 pub const DRAIN_TIME: Duration = Duration::from_secs(10);
 
 pub(crate) async fn limit(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let max = st.config.body_limit;
+    // The Lambda API takes what AWS does (a 6 MiB payload, and a
+    // checkpoint's update of up to 6 MiB with its envelope).
+    let lambda = crate::lambda::PREFIXES
+        .iter()
+        .any(|p| req.uri().path().starts_with(p));
+    let max = if lambda {
+        st.config.body_limit.max(crate::lambda::BODY_LIMIT)
+    } else {
+        st.config.body_limit
+    };
     let (parts, mut body) = req.into_parts();
     let declared = parts
         .headers
@@ -71,6 +80,8 @@ pub(crate) async fn limit(State(st): State<AppState>, req: Request, next: Next) 
                 .unwrap_or(false);
         let mut response = if parts.headers.contains_key(aws::TARGET) {
             aws::too_large()
+        } else if lambda {
+            crate::lambda::too_large(max)
         } else {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,

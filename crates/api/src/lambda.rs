@@ -40,12 +40,29 @@ use crate::AppState;
 /// requests).
 pub const PREFIXES: [&str; 2] = ["/2015-03-31/", "/2025-12-01/"];
 
+/// The largest request body of this protocol: a 6 MiB payload (Invoke,
+/// a checkpoint's update) with room for its JSON envelope.
+pub const BODY_LIMIT: usize = 7 * 1024 * 1024;
+
+/// The answer to a body past [`BODY_LIMIT`] (or the server's larger limit).
+pub(crate) fn too_large(max: usize) -> Response {
+    LambdaError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "RequestTooLargeException",
+        format!("Request must be smaller than {max} bytes for the operation."),
+    )
+    .into_response()
+}
+
 /// How long a `RequestResponse` Invoke waits for the execution's end (AWS
 /// caps synchronous invocations at 15 minutes).
 const SYNC_WAIT: Duration = Duration::from_secs(15 * 60);
 
 /// The routes of this protocol.
 pub(crate) fn routes() -> Router<AppState> {
+    // Inside the server's own (smaller) default limit, which applies to
+    // every other route.
+    let limit = axum::extract::DefaultBodyLimit::max(BODY_LIMIT);
     Router::new()
         .route("/2015-03-31/functions/{function}/invocations", post(invoke))
         .route(
@@ -64,6 +81,7 @@ pub(crate) fn routes() -> Router<AppState> {
             "/2025-12-01/durable-execution-callbacks/{id}/{outcome}",
             post(callback),
         )
+        .layer(limit)
 }
 
 /// An error in AWS's rest-json shape.
@@ -334,6 +352,19 @@ async fn invoke(
     }
     if kind == "DryRun" {
         return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    // AWS's invocation payload limits: 256 KiB asynchronous, 6 MiB synchronous.
+    let limit = if kind == "Event" {
+        256 * 1024
+    } else {
+        6 * 1024 * 1024
+    };
+    if body.len() > limit {
+        return Err(LambdaError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestTooLargeException",
+            format!("Request must be smaller than {limit} bytes for the {kind} invocation type."),
+        ));
     }
     let payload = String::from_utf8(body.to_vec()).map_err(|_| {
         LambdaError::invalid("Could not parse request body into json: the payload is not UTF-8")
