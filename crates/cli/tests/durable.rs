@@ -108,12 +108,18 @@ fn the_travel_saga_runs_as_a_durable_function_as_the_aws_sdk_and_cli_expect() {
         .current_dir(&work)
         .env("SAGAFLOW_ENDPOINT", &server.url)
         .env("TRAVEL_URL", travel.url())
-        .env("SAGAFLOW_INPUTS", workspace().join("examples/durable/inputs"))
+        .env(
+            "SAGAFLOW_INPUTS",
+            workspace().join("examples/durable/inputs"),
+        )
         .env("SAGAFLOW_BIN", common::sagaflow_bin())
         .env("WORK_DIR", &work)
         // The SDK must not find a real account's settings.
         .env("AWS_CONFIG_FILE", work.join("no-aws-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", work.join("no-aws-credentials"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            work.join("no-aws-credentials"),
+        )
         .env("PYTHONUNBUFFERED", "1");
     let out = run(script, Duration::from_secs(900));
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -14,6 +14,7 @@ Environment:
   WORK_DIR           a scratch directory
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -507,6 +508,11 @@ def aws(*args):
 
 
 def test_the_aws_cli_invokes_and_reads_a_durable_execution():
+    if importlib.util.find_spec("awscli") is None:
+        # CI installs it (.ci/run); elsewhere say why this check is skipped.
+        assert not os.environ.get("CI"), f"awscli is not installed for {sys.executable}"
+        print(f"skipped: awscli is not installed for {sys.executable}")
+        return
     # awscli v1 (what pip installs) sends a file:// payload as it is and
     # has no --cli-binary-format (v2's option to do the same).
     payload = os.path.join(INPUTS, "fail-hotel-booking.json")
