@@ -316,6 +316,10 @@ def run_saga(scenario, mode):
     # Determinism: the transaction id comes from the checkpointed step.
     assert txn == ids["transaction_id"], f"{label}: transactionId {txn} is generate-ids' {ids}"
     for e in events:
+        if e["EventType"] == "ChainedInvokeSucceeded":
+            result = json.loads(e["ChainedInvokeSucceededDetails"]["Result"]["Payload"])
+            want = "RESERVED" if e["Name"].startswith("reserve_") else "CANCELLED"
+            assert result["status"] == want, f"{label}: {e['Name']} answered {result}"
         if e["EventType"] == "ChainedInvokeFailed":
             # An ErrorObject structure in the model, not a JSON string.
             err = e["ChainedInvokeFailedDetails"]["Error"]["Payload"]
