@@ -515,6 +515,23 @@ pub fn describe_event(e: &Value) -> String {
         "execution_timed_out" => "⟲ the execution ran out of time: rolling back".to_string(),
         "execution_redriven" => "↺ redriven".to_string(),
         "execution_finished" => format!("finished: {}", s(&e["status"])),
+        // A durable execution's events carry their fact: without it, its
+        // history was a column of bare `durable_operation` lines.
+        "durable_operation" => {
+            let fact = &e["fact"];
+            let what = [&fact["op"]["name"], &fact["function_name"], &fact["id"]]
+                .into_iter()
+                .find_map(Value::as_str)
+                .unwrap_or_default();
+            format!("{} {what}", s(&fact["type"]))
+                .trim_end()
+                .to_string()
+        }
+        "durable_invocation" => format!(
+            "invocation {}: {}",
+            s(&e["fact"]["number"]),
+            s(&e["fact"]["type"])
+        ),
         other => other.to_string(),
     }
 }

@@ -577,6 +577,9 @@ def test_the_native_api_and_the_client_commands_show_durable_executions():
     lines = out.stdout.strip().splitlines()
     assert FUNCTION in lines[0], f"sagaflow history starts with the start: {out.stdout}"
     assert f"finished: {native['status']}" in lines[-1], f"and ends with the end: {out.stdout}"
+    # The durable events name their operations.
+    for what in ("step_started generate-ids", "reserve_flight_invocation", "invocation 1:"):
+        assert what in out.stdout, f"sagaflow history shows {what!r}: {out.stdout}"
 
 
 def test_cancelling_a_running_durable_execution_stops_it():
