@@ -395,6 +395,12 @@ impl<I: Interpreter> Decider<'_, I> {
                 let program = self.program;
                 program.decide(self, Input::Redrive)
             }
+            // A durable function's callers are answered, not ignored: a
+            // callback or checkpoint that comes after the end is refused.
+            Input::Durable(d) if env.finished => match d.refusal_after_end() {
+                Some(refusal) => Err(refusal),
+                None => Ok(()),
+            },
             // Late or duplicate answers, timers of a finished execution.
             _ if env.finished => Ok(()),
             input => {

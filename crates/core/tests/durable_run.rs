@@ -890,14 +890,39 @@ fn a_stop_ends_the_execution_cancelled_and_revokes_the_open_invocations_token() 
         .invocations()
         .check_token(&token)
         .is_err_and(|r| r.message.starts_with(INVALID_TOKEN)));
-    // The execution is over: its late inputs change nothing.
+    // The execution is over: a late checkpoint is refused as an invalid
+    // token (the SDK stops), a late answer is ignored.
     let late = trip
         .checkpoint_with(&token, "c-1", step_done("s", "1"), BTreeMap::new())
-        .unwrap();
-    assert!(late.events.is_empty());
+        .unwrap_err();
+    assert!(
+        late.to_string().starts_with(INVALID_TOKEN),
+        "refused as an invalid token: {late}"
+    );
     let late = trip.at(200).answer(Answer::Succeeded(Some("1".into())));
     assert!(late.events.is_empty());
     assert_eq!(trip.ex.status, Status::Cancelled);
+}
+
+#[test]
+fn after_the_end_callbacks_and_stops_are_refused_so_their_callers_hear_it() {
+    let (mut trip, _) = Trip::start();
+    trip.at(100)
+        .durable(DurableInput::Stop { error: None })
+        .unwrap();
+    let callback = trip
+        .at(200)
+        .durable(DurableInput::CallbackCompleted {
+            callback_id: "any".into(),
+            outcome: CallbackOutcome::Succeeded { result: None },
+        })
+        .unwrap_err();
+    assert_eq!(callback.code(), "callback_closed");
+    let stop = trip
+        .at(300)
+        .durable(DurableInput::Stop { error: None })
+        .unwrap_err();
+    assert_eq!(stop.code(), "execution_finished");
 }
 
 #[test]

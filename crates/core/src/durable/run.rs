@@ -79,6 +79,33 @@ pub enum Input {
     Recover { number: u32 },
 }
 
+impl Input {
+    /// Why this input is refused once the execution has ended, if its
+    /// sender must hear it (an API caller); `None`: ignored (a late answer
+    /// of an invocation or a target).
+    pub(crate) fn refusal_after_end(&self) -> Option<Error> {
+        let (code, message) = match self {
+            Input::Checkpoint { .. } => (
+                "invalid_checkpoint_token",
+                format!("{}: the execution has ended.", super::INVALID_TOKEN),
+            ),
+            Input::CallbackCompleted { callback_id, .. }
+            | Input::CallbackHeartbeat { callback_id } => (
+                "callback_closed",
+                format!("Callback {callback_id} has timed out or already completed."),
+            ),
+            Input::Stop { .. } => (
+                "execution_finished",
+                "The durable execution has already ended.".to_string(),
+            ),
+            Input::InvocationEnded { .. } | Input::InvokeEnded { .. } | Input::Recover { .. } => {
+                return None
+            }
+        };
+        Some(Error::NotAllowed { code, message })
+    }
+}
+
 /// What an invocation's function answered (or that it did not).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
