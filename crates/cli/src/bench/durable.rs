@@ -40,9 +40,13 @@ const DEFAULT_PYTHON: &str = ".fnenv/bin/python";
 fn python(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
     let chosen = flag
         .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("SAGAFLOW_PYTHON").map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os("SAGAFLOW_PYTHON")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
         .unwrap_or_else(|| PathBuf::from(DEFAULT_PYTHON));
-    let how = "create it with `python3 -m venv .fnenv && .fnenv/bin/pip install \
+    let how = "create one with `python3 -m venv .fnenv && .fnenv/bin/pip install \
                aws-durable-execution-sdk-python awslambdaric` (Python >= 3.11), \
                or name one with --python or SAGAFLOW_PYTHON";
     // Workers run in their code directory: a relative path must not move.
