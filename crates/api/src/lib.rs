@@ -92,6 +92,20 @@ pub fn prometheus() -> metrics_exporter_prometheus::PrometheusHandle {
                         0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
                     ],
                 )
+                .and_then(|b| {
+                    // A checkpoint is one append to the store: tens of
+                    // microseconds to a few milliseconds (an fsync).
+                    b.set_buckets_for_metric(
+                        metrics_exporter_prometheus::Matcher::Full(
+                            "sagaflow_durable_checkpoint_seconds".into(),
+                        ),
+                        &[
+                            0.00005, 0.0001, 0.00015, 0.0002, 0.0003, 0.0004, 0.0005, 0.00075,
+                            0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1,
+                            0.25, 0.5, 1.0,
+                        ],
+                    )
+                })
                 .unwrap_or_else(|_| metrics_exporter_prometheus::PrometheusBuilder::new());
             match builder.install_recorder() {
                 Ok(h) => h,

@@ -10,12 +10,15 @@
 //!   pivot and compensate;
 //! - `parked`: executions parked on a callback task, then completed;
 //! - `recovery`: executions interrupted by a crash, then resumed;
-//! - `asl-map`: an ASL Map state with one Task per item (`--items`).
+//! - `asl-map`: an ASL Map state with one Task per item (`--items`);
+//! - `durable`: the travel saga as a Lambda durable function (Python
+//!   workers) on a server in this process, through the Lambda API.
 //!
 //! `inprocess`, `http` and `rollback` are a closed loop: `--concurrency`
 //! workers each start a saga, wait for its end, and start the next.
 
 mod asl_map;
+mod durable;
 mod parked;
 mod progress;
 mod recovery;
@@ -65,6 +68,9 @@ pub enum Workload {
     Recovery,
     /// An ASL Map state running one Task per item (`--items`).
     AslMap,
+    /// The travel saga as a Lambda durable function (examples/durable) on
+    /// an in-process server with Python workers, invoked through the Lambda API.
+    Durable,
 }
 
 impl fmt::Display for Workload {
@@ -76,6 +82,7 @@ impl fmt::Display for Workload {
             Workload::Parked => "parked",
             Workload::Recovery => "recovery",
             Workload::AslMap => "asl-map",
+            Workload::Durable => "durable",
         })
     }
 }
@@ -85,15 +92,17 @@ pub struct BenchArgs {
     /// What to run.
     #[arg(long, value_enum, default_value_t = Workload::Inprocess)]
     pub workload: Workload,
-    /// Sagas to run [default: 2000; parked: 10000; asl-map: 1].
+    /// Sagas to run [default: 2000; parked: 10000; asl-map: 1; durable: 50].
     #[arg(long, alias = "executions", conflicts_with = "duration")]
     pub sagas: Option<u64>,
-    /// Run for this many seconds instead of a number of sagas (inprocess, http, rollback).
+    /// Run for this many seconds instead of a number of sagas (inprocess, http, rollback, durable).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
-    /// Sagas in flight at once (parked: starts and callbacks in flight).
-    #[arg(long, default_value_t = 200)]
-    pub concurrency: usize,
+    /// Sagas in flight at once (parked: starts and callbacks in flight;
+    /// durable: clients, and the function's worker processes) [default: 200;
+    /// durable: 4].
+    #[arg(long)]
+    pub concurrency: Option<usize>,
     /// The database file [default: in a temporary directory, removed afterwards].
     #[arg(long, value_name = "PATH")]
     pub database: Option<PathBuf>,
@@ -105,7 +114,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,
     /// inprocess, rollback: the share of sagas that fail at a random step
-    /// before the pivot [default: 0, rollback: 0.3].
+    /// before the pivot [default: 0, rollback: 0.3]; durable: the share that
+    /// run `fail-car-booking.json` (and compensate) [default: 0].
     #[arg(long)]
     pub rollback_rate: Option<f64>,
     /// Seed of the choice of failing sagas and steps.
@@ -121,6 +131,23 @@ pub struct BenchArgs {
     /// asl-map: the Map state's MaxConcurrency (0: every item at once).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub map_concurrency: usize,
+    /// durable: the Python interpreter of the function's workers (with
+    /// aws-durable-execution-sdk-python and awslambdaric)
+    /// [default: $SAGAFLOW_PYTHON, else .fnenv/bin/python].
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    /// `--concurrency`, or the workload's default.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+            .unwrap_or(if self.workload == Workload::Durable {
+                4
+            } else {
+                200
+            })
+    }
 }
 
 /// What every workload gets.
@@ -144,8 +171,9 @@ pub(crate) fn engine_config() -> Config {
     }
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    if args.concurrency == 0 || args.sagas == Some(0) || args.steps == Some(0) {
+pub async fn run(mut args: BenchArgs) -> anyhow::Result<ExitCode> {
+    args.concurrency = Some(args.concurrency());
+    if args.concurrency() == 0 || args.sagas == Some(0) || args.steps == Some(0) {
         bail!("--concurrency, --sagas and --steps must be at least 1");
     }
     if let Some(d) = args.duration {
@@ -157,7 +185,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             Workload::Parked | Workload::Recovery | Workload::AslMap
         ) {
             bail!(
-                "--duration applies to inprocess, http and rollback; {} runs --sagas executions",
+                "--duration applies to inprocess, http, rollback and durable; {} runs --sagas executions",
                 args.workload
             );
         }
@@ -167,8 +195,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         if !(0.0..=1.0).contains(&r) {
             bail!("--rollback-rate must be between 0 and 1");
         }
-        if !closed_in_process {
-            bail!("--rollback-rate applies to inprocess and rollback");
+        if !closed_in_process && args.workload != Workload::Durable {
+            bail!("--rollback-rate applies to inprocess, rollback and durable");
         }
     }
     if args.steps.is_some() && !closed_in_process {
@@ -176,6 +204,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     if (args.items.is_some() || args.map_concurrency > 0) && args.workload != Workload::AslMap {
         bail!("--items and --map-concurrency apply to asl-map");
+    }
+    if args.python.is_some() && args.workload != Workload::Durable {
+        bail!("--python applies to durable");
     }
     if args.items == Some(0) {
         bail!("--items must be at least 1");
@@ -197,6 +228,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Workload::Parked => parked::run(&bench).await,
         Workload::Recovery => recovery::run(&bench).await,
         Workload::AslMap => asl_map::run(&bench).await,
+        Workload::Durable => durable::run(&bench).await,
     };
     progress.finish();
     let report = result?;
@@ -473,7 +505,7 @@ impl Bench {
                 Some(a.sagas.unwrap_or(self.default_sagas()))
             },
             duration_s: a.duration,
-            concurrency: a.concurrency,
+            concurrency: a.concurrency(),
             database: match &a.database {
                 Some(p) => p.display().to_string(),
                 None => "a temporary directory".into(),
@@ -488,6 +520,7 @@ impl Bench {
         match self.args.workload {
             Workload::Parked => 10_000,
             Workload::AslMap => 1,
+            Workload::Durable => 50,
             _ => 2_000,
         }
     }
@@ -542,6 +575,7 @@ impl Bench {
             parked: None,
             recovery: None,
             asl_map: None,
+            durable: None,
             problems,
         }
     }
@@ -672,7 +706,7 @@ async fn closed(b: &Bench) -> anyhow::Result<Report> {
         &engine,
         &name,
         limit,
-        args.concurrency,
+        args.concurrency(),
         jobs,
         (!http).then(|| clock.clone()),
         &b.progress,

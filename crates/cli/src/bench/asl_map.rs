@@ -87,7 +87,7 @@ pub async fn run(b: &Bench) -> anyhow::Result<Report> {
         &engine,
         NAME,
         Limit::Count(executions),
-        args.concurrency.min(executions as usize),
+        args.concurrency().min(executions as usize),
         jobs,
         None,
         &b.progress,

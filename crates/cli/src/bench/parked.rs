@@ -56,7 +56,7 @@ pub async fn run(b: &Bench) -> anyhow::Result<Report> {
     let meter = Meter::start();
     let next = Arc::new(AtomicUsize::new(0));
     let mut starters = JoinSet::new();
-    for _ in 0..args.concurrency {
+    for _ in 0..args.concurrency() {
         let (engine, next) = (engine.clone(), next.clone());
         starters.spawn(async move {
             loop {
@@ -107,7 +107,7 @@ pub async fn run(b: &Bench) -> anyhow::Result<Report> {
     let parked = Arc::new(parked);
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = JoinSet::new();
-    for _ in 0..args.concurrency {
+    for _ in 0..args.concurrency() {
         let (engine, next, parked, progress) = (
             engine.clone(),
             next.clone(),

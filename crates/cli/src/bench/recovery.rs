@@ -61,7 +61,7 @@ pub async fn run(b: &Bench) -> anyhow::Result<Report> {
     let ids = doomed
         .spawn({
             let (engine, concurrency, progress) =
-                (engine.clone(), args.concurrency, b.progress.clone());
+                (engine.clone(), args.concurrency(), b.progress.clone());
             async move {
                 engine.start().await?;
                 engine.deploy(None, &yaml).await?;
@@ -133,7 +133,7 @@ pub async fn run(b: &Bench) -> anyhow::Result<Report> {
     let ids = Arc::new(ids);
     let next = Arc::new(AtomicUsize::new(0));
     let mut waiters = JoinSet::new();
-    for _ in 0..args.concurrency {
+    for _ in 0..args.concurrency() {
         let (engine, next, ids, progress) = (
             engine.clone(),
             next.clone(),

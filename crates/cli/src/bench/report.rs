@@ -43,6 +43,8 @@ pub struct Report {
     pub recovery: Option<Recovery>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub asl_map: Option<AslMap>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub durable: Option<DurableReport>,
     /// Anything that did not end as the workload expects (the exit code is 1 then).
     pub problems: Vec<String>,
 }
@@ -172,6 +174,30 @@ pub struct AslMap {
     /// linear in the number of items.
     pub cpu_per_item_us: f64,
     pub wall_per_item_us: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DurableReport {
+    /// The interpreter of the function's workers.
+    pub python: String,
+    /// The function's `workers` (its worker processes at most): the concurrency.
+    pub workers: usize,
+    /// Invocations of the function during the measurement
+    /// (`sagaflow_durable_invocations_total`: one per start or resumption).
+    pub invocations: u64,
+    pub invocations_per_s: f64,
+    pub invocations_per_execution: f64,
+    /// Checkpoint calls of the workers (`sagaflow_durable_checkpoint_seconds`).
+    pub checkpoints: u64,
+    pub checkpoints_per_s: f64,
+    /// Server-side time of one checkpoint (the engine's append, durable
+    /// before it answers), interpolated inside the histogram's buckets.
+    pub checkpoint_p50_us: Option<f64>,
+    pub checkpoint_p99_us: Option<f64>,
+    /// The histogram's exact sum / count.
+    pub checkpoint_mean_us: Option<f64>,
+    /// The share of executions that run `fail-car-booking.json`.
+    pub fail_car_rate: f64,
 }
 
 /// Nearest-rank percentiles of `samples` (sorted here), in the unit `scale` gives.
@@ -309,14 +335,43 @@ impl Report {
             );
         }
         line("wall time", format!("{:.2} s", self.wall_s));
-        line("sagas/s", format!("{:.0}", self.sagas_per_s));
-        line(
-            "steps/s",
-            format!(
-                "{:.0} ({} steps scheduled, {} events)",
-                self.steps_per_s, self.steps, self.events
-            ),
-        );
+        if let Some(d) = &self.durable {
+            line("executions/s", format!("{:.1}", self.sagas_per_s));
+            line(
+                "invocations/s",
+                format!(
+                    "{:.1} ({} invocations, {:.1} per execution; {} workers, {})",
+                    d.invocations_per_s,
+                    d.invocations,
+                    d.invocations_per_execution,
+                    d.workers,
+                    d.python
+                ),
+            );
+            let opt = |v: Option<f64>| v.map(us).unwrap_or_else(|| "—".into());
+            line(
+                "checkpoints",
+                format!(
+                    "{:.0}/s ({}); server-side p50 {}  p99 {}  mean {}",
+                    d.checkpoints_per_s,
+                    d.checkpoints,
+                    opt(d.checkpoint_p50_us),
+                    opt(d.checkpoint_p99_us),
+                    opt(d.checkpoint_mean_us)
+                ),
+            );
+        } else {
+            line("sagas/s", format!("{:.0}", self.sagas_per_s));
+        }
+        if self.durable.is_none() {
+            line(
+                "steps/s",
+                format!(
+                    "{:.0} ({} steps scheduled, {} events)",
+                    self.steps_per_s, self.steps, self.events
+                ),
+            );
+        }
         line(
             "outcomes",
             self.outcomes
@@ -372,7 +427,12 @@ impl Report {
                 g.commits, g.writes, g.writes_per_commit
             )
         };
-        if let Some(r) = &self.recovery {
+        if self.durable.is_some() {
+            line(
+                "note",
+                "cpu and RSS are this process's (server and travel services), not the Python workers'".into(),
+            );
+        } else if let Some(r) = &self.recovery {
             line("group commit (crash)", gc(&r.group_commit_before_crash));
             line("group commit (after)", gc(&self.group_commit));
         } else {
