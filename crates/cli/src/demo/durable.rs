@@ -19,9 +19,12 @@ const SAGA: &str = include_str!("../../../../examples/durable/saga/index.py");
 /// The function's name (the sample's).
 pub const FUNCTION: &str = "saga-durable-function";
 
-/// The four inputs and what each must end as: `None` succeeds, `Some(error,
-/// compensations)` fails with that original error after those cancels.
-const SCENARIOS: &[(&str, &str, Option<(&str, &[&str])>)] = &[
+/// What an input must end as: `None` succeeds, `Some((error,
+/// compensations))` fails with that original error after those cancels.
+type Expected = Option<(&'static str, &'static [&'static str])>;
+
+/// The four inputs: name, payload, expected end.
+const SCENARIOS: &[(&str, &str, Expected)] = &[
     (
         "success",
         include_str!("../../../../examples/durable/inputs/success.json"),
