@@ -561,6 +561,9 @@ def test_an_execution_past_its_execution_timeout_times_out():
     assert ex["Status"] == "TIMED_OUT", ex
     events = checked_history(label, arn, "TIMED_OUT")
     assert details(events[0])["ExecutionTimeout"] == 3, events[0]
+    # The same error in GetDurableExecution and in the history's last event.
+    assert ex["Error"]["ErrorType"] == "States.Timeout", ex
+    assert payload(events[-1], "Error") == ex["Error"], events[-1]
     assert ("WaitStarted", "Wait", "wait-30s") in shape(events), types(events)
     assert "WaitSucceeded" not in types(events), types(events)
 
@@ -575,7 +578,9 @@ def test_stopping_a_waiting_execution_stops_it_and_a_second_stop_conflicts():
     assert "StopTimestamp" in stopped, stopped
     ex = wait_done(arn)
     assert ex["Status"] == "STOPPED", ex
+    assert ex["Error"] == {"ErrorType": "Stopped", "ErrorMessage": "by the test"}, ex
     events = checked_history(label, arn, "STOPPED")
+    assert payload(events[-1], "Error") == ex["Error"], events[-1]
     assert "WaitSucceeded" not in types(events), types(events)
     expect_error("ResourceConflictException", LAMBDA.stop_durable_execution, DurableExecutionArn=arn)
 

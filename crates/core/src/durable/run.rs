@@ -365,18 +365,25 @@ impl Interpreter for DurableFunction {
                 stop(d, Some(error))
             }
             AnyInput::DeadlinePassed => {
-                let Some(fact) = d.state.operations.time_out(None, now) else {
+                let message = format!(
+                    "the execution ran longer than its ExecutionTimeout of {} s",
+                    self.execution_timeout_seconds
+                );
+                // The fact carries the error GetDurableExecution reports, so
+                // that the history's ExecutionTimedOut has it too (as
+                // ExecutionStopped has the stop's): without it the event's
+                // Error was an empty structure, no Payload.
+                let object = ErrorObject {
+                    error_type: Some(crate::error_name::TIMEOUT.into()),
+                    error_message: Some(message.clone()),
+                    ..Default::default()
+                };
+                let Some(fact) = d.state.operations.time_out(Some(object), now) else {
                     return Ok(());
                 };
                 record_op(d, fact)?;
                 revoke(d)?;
-                let error = ErrorInfo::new(
-                    crate::error_name::TIMEOUT,
-                    format!(
-                        "the execution ran longer than its ExecutionTimeout of {} s",
-                        self.execution_timeout_seconds
-                    ),
-                );
+                let error = ErrorInfo::new(crate::error_name::TIMEOUT, message);
                 d.finish(Status::TimedOut, Some(error), None)
             }
             AnyInput::Redrive => Err(Error::NotAllowed {
