@@ -358,6 +358,27 @@ def test_a_callback_that_times_out_raises_a_timeout_in_the_handler_and_refuses_a
     )
 
 
+def test_a_callback_without_a_heartbeat_in_time_times_out_as_a_heartbeat_timeout():
+    label = "cb-heartbeat-timeout"
+    arn = callback_execution(label, timeout=60, heartbeat=1)
+    cid = callback_id(arn)
+    ex = wait_done(arn)
+    assert ex["Status"] == "SUCCEEDED", ex
+    got = result_of(ex)
+    assert got["caught"] == "CallbackTimeoutError", ex
+    events = checked_history(label, arn, "SUCCEEDED")
+    assert shape(events) == [
+        ("CallbackStarted", "Callback", label),
+        ("CallbackTimedOut", "Callback", label),
+    ], types(events)
+    assert details(events[1])["HeartbeatTimeout"] == 1, events[1]
+    error = payload(events[3], "Error")
+    assert error["ErrorType"] == "Callback.Heartbeat", events[3]
+    expect_error(
+        "CallbackTimeoutException", LAMBDA.send_durable_execution_callback_heartbeat, CallbackId=cid
+    )
+
+
 def test_an_unknown_callback_id_is_not_found():
     expect_error(
         "ResourceNotFoundException",
@@ -420,26 +441,30 @@ def test_a_child_context_runs_its_step_inside_it():
     assert payload(done) == '"inner"', done
 
 
-def batch_checks(label, events, kind, item, steps, failed_error):
+def batch_checks(label, events, kind, sub, names, steps, results, failed_error):
     """A parallel or a map whose last branch failed, tolerated: the batch
-    context, one child context per branch, each with its step."""
+    context (`kind`), one child context (`sub`) per branch with its step.
+    The branches run concurrently: their events interleave in any order."""
     rows = shape(events, parents=True)
     assert rows[0] == ("ContextStarted", kind, label, None), rows
     assert rows[-1] == ("ContextSucceeded", kind, label, None), rows
-    branches = [f"{item}-{i}" for i in range(len(steps))]
-    started = [r[2] for r in rows if r[:2] == ("ContextStarted", f"{kind}{'Branch' if kind == 'Parallel' else 'Iteration'}")]
-    assert started == branches, rows
-    sub = "ParallelBranch" if kind == "Parallel" else "MapIteration"
-    for i, (branch, step) in enumerate(zip(branches, steps)):
-        last = len(steps) - 1
-        assert ("ContextStarted", sub, branch, label) in rows, rows
+    started = [r[2] for r in rows if r[:2] == ("ContextStarted", sub)]
+    assert sorted(started) == names, rows
+    last = len(steps) - 1
+    for i, (branch, step) in enumerate(zip(names, steps)):
         end = "ContextFailed" if i == last else "ContextSucceeded"
-        assert (end, sub, branch, label) in rows, rows
-        assert ("StepStarted", "Step", step, branch) in rows, rows
         outcome = "StepFailed" if i == last else "StepSucceeded"
-        assert (outcome, "Step", step, branch) in rows, rows
-    fail = next(e for e in events if e["EventType"] == "ContextFailed")
-    assert payload(fail, "Error")["ErrorMessage"] == failed_error, fail
+        for row in [
+            ("ContextStarted", sub, branch, label),
+            ("StepStarted", "Step", step, branch),
+            (outcome, "Step", step, branch),
+            (end, sub, branch, label),
+        ]:
+            assert row in rows, (row, rows)
+    ended = {e["Name"]: e for e in events if e.get("SubType") == sub}
+    got = [payload(ended[n]) for n in names[:last]]
+    assert got == results, f"the branches' results {got}: {rows}"
+    assert payload(ended[names[last]], "Error")["ErrorMessage"] == failed_error, ended
 
 
 def test_parallel_runs_each_branch_in_a_context_of_its_own_and_tolerates_a_failed_one():
@@ -448,7 +473,16 @@ def test_parallel_runs_each_branch_in_a_context_of_its_own_and_tolerates_a_faile
         "results": [1, 2],
         "errors": [[2, "aws_durable_execution_sdk_python.exceptions.StepError", "branch boom"]],
     }, ex
-    batch_checks("par", events, "Parallel", "parallel-branch", ["a", "b", "boom"], "branch boom")
+    batch_checks(
+        "par",
+        events,
+        "Parallel",
+        "ParallelBranch",
+        ["parallel-branch-0", "parallel-branch-1", "parallel-branch-2"],
+        ["a", "b", "boom"],
+        ["1", "2"],
+        "branch boom",
+    )
 
 
 def test_map_runs_each_item_in_an_iteration_context_and_tolerates_a_failed_one():
@@ -457,13 +491,25 @@ def test_map_runs_each_item_in_an_iteration_context_and_tolerates_a_failed_one()
         "results": [10, 20],
         "errors": [[2, "aws_durable_execution_sdk_python.exceptions.StepError", "item 3 is bad"]],
     }, ex
-    batch_checks("mapper", events, "Map", "map-item", ["m0", "m1", "m2"], "item 3 is bad")
+    batch_checks(
+        "mapper",
+        events,
+        "Map",
+        "MapIteration",
+        ["map-item-0", "map-item-1", "map-item-2"],
+        ["m0", "m1", "m2"],
+        ["10", "20"],
+        "item 3 is bad",
+    )
 
 
 def test_wait_for_condition_carries_its_state_across_attempts():
     ex, events = run("prims-wait-for-condition", {}, "wait-for-condition")
     assert result_of(ex) == {"state": 3}, ex
-    attempt = [("StepStarted", "WaitForCondition", "poll"), ("StepSucceeded", "WaitForCondition", "poll")]
+    attempt = [
+        ("StepStarted", "WaitForCondition", "poll"),
+        ("StepSucceeded", "WaitForCondition", "poll"),
+    ]
     assert shape(events) == attempt * 3, types(events)
     done = [details(e) for e in events if e["EventType"] == "StepSucceeded"]
     assert [d["Result"]["Payload"] for d in done] == ["1", "2", "3"], done
@@ -493,7 +539,9 @@ def test_a_chained_invoke_of_a_durable_function_runs_it_as_a_child_execution():
         "prims-invoker", {"target": "prims-doubler", "payload": {"x": 21}}, "invoke-durable"
     )
     assert result_of(ex) == {"result": {"doubled": 42}}, ex
-    done = invoke_checks("invoke-durable", events, "prims-doubler", {"x": 21}, "ChainedInvokeSucceeded")
+    done = invoke_checks(
+        "invoke-durable", events, "prims-doubler", {"x": 21}, "ChainedInvokeSucceeded"
+    )
     assert json.loads(payload(done)) == {"doubled": 42}, done
     # The child is an execution of the target function, with its own history.
     children = LAMBDA.list_durable_executions_by_function(FunctionName="prims-doubler")[
@@ -518,7 +566,9 @@ def plain_invocations(event):
 
 
 def test_a_chained_invoke_of_a_plain_function_returns_its_result():
-    ex, events = run("prims-invoker", {"target": "prims-plain", "payload": {"a": 1}}, "invoke-plain")
+    ex, events = run(
+        "prims-invoker", {"target": "prims-plain", "payload": {"a": 1}}, "invoke-plain"
+    )
     assert result_of(ex) == {"result": {"echo": {"a": 1}}}, ex
     done = invoke_checks("invoke-plain", events, "prims-plain", {"a": 1}, "ChainedInvokeSucceeded")
     assert json.loads(payload(done)) == {"echo": {"a": 1}}, done
@@ -582,7 +632,9 @@ def test_stopping_a_waiting_execution_stops_it_and_a_second_stop_conflicts():
     events = checked_history(label, arn, "STOPPED")
     assert payload(events[-1], "Error") == ex["Error"], events[-1]
     assert "WaitSucceeded" not in types(events), types(events)
-    expect_error("ResourceConflictException", LAMBDA.stop_durable_execution, DurableExecutionArn=arn)
+    expect_error(
+        "ResourceConflictException", LAMBDA.stop_durable_execution, DurableExecutionArn=arn
+    )
 
 
 def test_a_result_of_a_mebibyte_round_trips():
@@ -590,6 +642,12 @@ def test_a_result_of_a_mebibyte_round_trips():
     want = {"blob": "x" * (1024 * 1024)}
     assert result_of(ex) == want, len(ex.get("Result", ""))
     assert json.loads(payload(events[-1])) == want, "ExecutionSucceeded's result"
+    # And as a synchronous invoke's response payload.
+    resp = LAMBDA.invoke(
+        FunctionName="prims-large-result", Payload=b"{}", DurableExecutionName=f"{RUN}-large-sync"
+    )
+    assert "FunctionError" not in resp, resp
+    assert json.loads(resp["Payload"].read()) == want, "the sync invoke's payload"
 
 
 TESTS = [
@@ -602,6 +660,7 @@ TESTS = [
     test_a_callback_completed_with_failure_raises_its_error_in_the_handler,
     test_a_heartbeat_keeps_a_callback_open_until_its_success,
     test_a_callback_that_times_out_raises_a_timeout_in_the_handler_and_refuses_a_late_success,
+    test_a_callback_without_a_heartbeat_in_time_times_out_as_a_heartbeat_timeout,
     test_an_unknown_callback_id_is_not_found,
     test_wait_for_callback_runs_its_submitter_and_the_callback_in_a_context,
     test_a_child_context_runs_its_step_inside_it,
