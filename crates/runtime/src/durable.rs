@@ -573,7 +573,9 @@ async fn call_participant(
     let deadline = now_ms().saturating_add(shared.config.lambda.call_timeout.as_millis() as u64);
     let input: Value = serde_json::from_str(&input).unwrap_or(Value::String(input));
     let mut delay = Duration::from_millis(200);
-    for attempt in 1.. {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         let req = Request {
             execution_id: execution.to_string(),
             step: op.to_string(),
@@ -621,7 +623,6 @@ async fn call_participant(
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }
-    unreachable!("the retry loop returns")
 }
 
 /// A hosted plain function: exactly one invocation.
