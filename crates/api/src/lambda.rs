@@ -628,7 +628,29 @@ async fn describe(
     let mut v = execution_json(&st, &record, data);
     v["Version"] = json!("$LATEST");
     v["ExecutionDataIncluded"] = json!(data);
+    if data && record.error.is_some() {
+        // The summary keeps the error's type and message; the SDK's whole
+        // ErrorObject (ErrorData, StackTrace) is in the fact that ended it.
+        if let Some(error) = ending_error(&st, &record).await {
+            v["Error"] = error;
+        }
+    }
     Ok(json_ok(StatusCode::OK, &v))
+}
+
+/// The ErrorObject of the fact that ended a durable execution, verbatim.
+async fn ending_error(st: &AppState, record: &ExecutionRecord) -> Option<Value> {
+    use durable::OperationEvent as E;
+    let events = st.engine.store().load_history(&record.id).await.ok()?;
+    events.iter().rev().find_map(|e| match &e.kind {
+        sagaflow_core::EventKind::DurableOperation {
+            fact:
+                E::ExecutionFailed { error, .. }
+                | E::ExecutionTimedOut { error, .. }
+                | E::ExecutionStopped { error, .. },
+        } => error.as_ref().and_then(|e| serde_json::to_value(e).ok()),
+        _ => None,
+    })
 }
 
 async fn history(
