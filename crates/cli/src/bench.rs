@@ -516,6 +516,22 @@ impl Bench {
         }
     }
 
+    /// How long the measured phase runs: `--duration` from now, or
+    /// `--sagas` (the workload's default) executions; with the count to
+    /// show progress against, or the moment it ends.
+    fn limit(&self) -> (Limit, Option<u64>, Option<Instant>) {
+        match self.args.duration {
+            Some(d) => {
+                let until = Instant::now() + Duration::from_secs_f64(d);
+                (Limit::Until(until), None, Some(until))
+            }
+            None => {
+                let n = self.args.sagas.unwrap_or(self.default_sagas());
+                (Limit::Count(n), Some(n), None)
+            }
+        }
+    }
+
     fn default_sagas(&self) -> u64 {
         match self.args.workload {
             Workload::Parked => 10_000,
@@ -686,20 +702,7 @@ async fn closed(b: &Bench) -> anyhow::Result<Report> {
         })
     };
 
-    let (limit, total) = match args.duration {
-        Some(d) => (
-            Limit::Until(Instant::now() + Duration::from_secs_f64(d)),
-            None,
-        ),
-        None => {
-            let n = args.sagas.unwrap_or(b.default_sagas());
-            (Limit::Count(n), Some(n))
-        }
-    };
-    let until = match limit {
-        Limit::Until(t) => Some(t),
-        Limit::Count(_) => None,
-    };
+    let (limit, total, until) = b.limit();
     b.progress.phase(&args.workload.to_string(), total, until);
     let meter = Meter::start();
     let mut samples = drive(

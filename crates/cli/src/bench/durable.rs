@@ -333,20 +333,7 @@ target = "{base}/lambda/saga-{{name}}"
         );
     }
 
-    let (limit, total) = match args.duration {
-        Some(d) => (
-            Limit::Until(Instant::now() + Duration::from_secs_f64(d)),
-            None,
-        ),
-        None => {
-            let n = args.sagas.unwrap_or(b.default_sagas());
-            (Limit::Count(n), Some(n))
-        }
-    };
-    let until = match limit {
-        Limit::Until(t) => Some(t),
-        Limit::Count(_) => None,
-    };
+    let (limit, total, until) = b.limit();
     b.progress.phase("durable", total, until);
     let before = Scrape::now();
     let meter = Meter::start();
