@@ -18,26 +18,6 @@ use std::time::Duration;
 
 use common::{free_port, run, sagaflow, workspace, KeptOnFailure, Proc, Travel};
 
-/// `SAGAFLOW_PYTHON`, or `None` (after saying why) when the suite cannot run.
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("SAGAFLOW_PYTHON") {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => {
-            let why = "SAGAFLOW_PYTHON is not set: the durable function suite needs an \
-                       interpreter with boto3, awscli, aws-durable-execution-sdk-python and \
-                       awslambdaric (see .ci/run)";
-            assert!(std::env::var_os("CI").is_none(), "{why}");
-            eprintln!("skipped: {why}");
-            None
-        }
-    }
-}
-
-/// A TOML string literal.
-fn toml_str(s: &str) -> String {
-    format!("{s:?}")
-}
-
 /// The server's config: the saga as `saga-durable-function`, the waiter
 /// fixture as `durable-waiter`, the saga's targets at the travel services.
 fn write_config(dir: &Path, python: &Path, travel_url: &str) -> PathBuf {
@@ -77,11 +57,11 @@ pattern = "arn:aws:lambda:*:*:function:saga-{{name}}"
 target = {target}
 "#,
         port = free_port(),
-        data = toml_str(&dir.join("data").to_string_lossy()),
-        python = toml_str(&python.to_string_lossy()),
-        saga = toml_str(&saga.to_string_lossy()),
-        waiter = toml_str(&waiter.to_string_lossy()),
-        target = toml_str(&format!("{travel_url}/lambda/saga-{{name}}")),
+        data = common::toml_str(&dir.join("data").to_string_lossy()),
+        python = common::toml_str(&python.to_string_lossy()),
+        saga = common::toml_str(&saga.to_string_lossy()),
+        waiter = common::toml_str(&waiter.to_string_lossy()),
+        target = common::toml_str(&format!("{travel_url}/lambda/saga-{{name}}")),
     );
     let path = dir.join("sagaflow.toml");
     std::fs::write(&path, config).expect("the config can be written");
@@ -90,7 +70,9 @@ target = {target}
 
 #[test]
 fn the_travel_saga_runs_as_a_durable_function_as_the_aws_sdk_and_cli_expect() {
-    let Some(python) = python() else { return };
+    let Some(python) = common::durable_python("the durable function suite") else {
+        return;
+    };
     let dir = KeptOnFailure::new();
     let logs = dir.path().join("logs");
     let travel = Travel::start(dir.path(), 0.0, 0);
@@ -101,11 +83,12 @@ fn the_travel_saga_runs_as_a_durable_function_as_the_aws_sdk_and_cli_expect() {
 
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).expect("a scratch directory");
-    let mut script = common::clean_command(&python);
+    let mut script = common::python_script(
+        &python,
+        &workspace().join("crates/cli/tests/durable/test_durable.py"),
+        &work,
+    );
     script
-        .arg(workspace().join("crates/cli/tests/durable/test_durable.py"))
-        // Not the script's directory first on sys.path, nor a package's.
-        .current_dir(&work)
         .env("SAGAFLOW_ENDPOINT", &server.url)
         .env("TRAVEL_URL", travel.url())
         .env(
@@ -113,14 +96,7 @@ fn the_travel_saga_runs_as_a_durable_function_as_the_aws_sdk_and_cli_expect() {
             workspace().join("examples/durable/inputs"),
         )
         .env("SAGAFLOW_BIN", common::sagaflow_bin())
-        .env("WORK_DIR", &work)
-        // The SDK must not find a real account's settings.
-        .env("AWS_CONFIG_FILE", work.join("no-aws-config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            work.join("no-aws-credentials"),
-        )
-        .env("PYTHONUNBUFFERED", "1");
+        .env("WORK_DIR", &work);
     let out = run(script, Duration::from_secs(900));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -27,50 +27,13 @@ use common::{
 };
 use serde_json::{json, Value};
 
-/// `SAGAFLOW_PYTHON`, or `None` after saying why the test does nothing.
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("SAGAFLOW_PYTHON") {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set but SAGAFLOW_PYTHON is not: the durable crash tests must run in CI \
-                 (set it to a python with aws-durable-execution-sdk-python and awslambdaric)"
-            );
-            eprintln!(
-                "SAGAFLOW_PYTHON is not set: skipping this test (set it to a python with \
-                 aws-durable-execution-sdk-python and awslambdaric)"
-            );
-            None
-        }
-    }
-}
-
 /// The fixture functions' code directory.
 fn fixtures() -> PathBuf {
     workspace().join("crates/cli/tests/durable/fixtures")
 }
 
-/// A TOML string.
-fn toml_str(s: impl AsRef<str>) -> String {
-    toml_escape(s.as_ref())
-}
-
-fn toml_escape(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 fn path_str(p: &Path) -> String {
-    toml_str(p.to_string_lossy())
+    common::toml_str(&p.to_string_lossy())
 }
 
 /// One hosted durable function of a test's config.
@@ -96,9 +59,9 @@ fn write_config(dir: &Path, python: &Path, functions: &[Function<'_>], resources
              handler = {}\ntimeout_seconds = {}\n\
              environment = {{ FIXTURE_DIR = {}, PYTHONDONTWRITEBYTECODE = \"1\" }}\n\
              [lambda.functions.durable]\nexecution_timeout_seconds = 600\nretention_days = 1\n",
-            toml_str(f.name),
+            common::toml_str(f.name),
             path_str(f.code),
-            toml_str(f.handler),
+            common::toml_str(f.handler),
             f.timeout_seconds,
             path_str(dir),
         ));
@@ -454,7 +417,9 @@ fn wait_mid_saga(lambda: &Lambda, arns: &[String], after: usize, server: &Proc) 
 
 #[test]
 fn the_server_killed_twice_mid_saga_finishes_every_durable_execution_with_each_effect_once() {
-    let Some(python) = python() else { return };
+    let Some(python) = common::durable_python("the durable crash tests") else {
+        return;
+    };
     let tmp = KeptOnFailure::new();
     let dir = tmp.path().to_path_buf();
     let data = dir.join("data");
@@ -472,7 +437,7 @@ fn the_server_killed_twice_mid_saga_finishes_every_durable_execution_with_each_e
         &format!(
             "\n[[resources]]\npattern = \"arn:aws:lambda:*:*:function:saga-{{name}}\"\n\
              target = {}\n",
-            toml_str(format!("{}/lambda/saga-{{name}}", travel.url()))
+            common::toml_str(&format!("{}/lambda/saga-{{name}}", travel.url()))
         ),
     );
     let input: Value = serde_json::from_str(
@@ -652,7 +617,9 @@ fn wait_step_runs(dir: &Path, n: usize, explain: impl Fn() -> String) -> u32 {
 
 #[test]
 fn a_worker_killed_mid_invocation_is_invoked_again_and_no_operation_repeats() {
-    let Some(python) = python() else { return };
+    let Some(python) = common::durable_python("the durable crash tests") else {
+        return;
+    };
     let tmp = KeptOnFailure::new();
     let dir = tmp.path().to_path_buf();
     let config = write_config(
@@ -722,7 +689,9 @@ fn a_worker_killed_mid_invocation_is_invoked_again_and_no_operation_repeats() {
 
 #[test]
 fn a_hung_worker_times_out_and_the_invocation_is_retried() {
-    let Some(python) = python() else { return };
+    let Some(python) = common::durable_python("the durable crash tests") else {
+        return;
+    };
     let tmp = KeptOnFailure::new();
     let dir = tmp.path().to_path_buf();
     let config = write_config(
@@ -793,7 +762,9 @@ fn start_cluster_node(db_url: &str, config: &Path, logs: &Path, node_id: &str) -
 
 #[test]
 fn on_postgresql_two_nodes_the_survivor_finishes_a_durable_execution_of_a_killed_node() {
-    let Some(python) = python() else { return };
+    let Some(python) = common::durable_python("the durable crash tests") else {
+        return;
+    };
     let Some(url) = database_url() else { return };
     let tmp = KeptOnFailure::new();
     let dir = tmp.path().to_path_buf();

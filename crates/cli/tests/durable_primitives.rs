@@ -17,26 +17,6 @@ use std::time::Duration;
 
 use common::{free_port, run, sagaflow, workspace, KeptOnFailure, Proc};
 
-/// `SAGAFLOW_PYTHON`, or `None` (after saying why) when the suite cannot run.
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("SAGAFLOW_PYTHON") {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => {
-            let why = "SAGAFLOW_PYTHON is not set: the durable primitives suite needs an \
-                       interpreter with boto3, aws-durable-execution-sdk-python and \
-                       awslambdaric (see .ci/run)";
-            assert!(std::env::var_os("CI").is_none(), "{why}");
-            eprintln!("skipped: {why}");
-            None
-        }
-    }
-}
-
-/// A TOML string literal.
-fn toml_str(s: &str) -> String {
-    format!("{s:?}")
-}
-
 /// The durable functions: (name, handler in `index.py`, execution timeout).
 const DURABLE: &[(&str, &str, u64)] = &[
     ("prims-step-retries", "step_retries", 3600),
@@ -61,10 +41,10 @@ const DURABLE: &[(&str, &str, u64)] = &[
 /// (not durable) function.
 fn write_config(dir: &Path, python: &Path, fixture_dir: &Path) -> PathBuf {
     let code = workspace().join("crates/cli/tests/durable/fixtures/primitives");
-    let code = toml_str(&code.to_string_lossy());
+    let code = common::toml_str(&code.to_string_lossy());
     let env = format!(
         "[lambda.functions.environment]\nFIXTURE_DIR = {}\n",
-        toml_str(&fixture_dir.to_string_lossy())
+        common::toml_str(&fixture_dir.to_string_lossy())
     );
     let mut config = format!(
         r#"listen = "127.0.0.1:{port}"
@@ -83,8 +63,8 @@ handler = "plain.handler"
 timeout_seconds = 60
 {env}"#,
         port = free_port(),
-        data = toml_str(&dir.join("data").to_string_lossy()),
-        python = toml_str(&python.to_string_lossy()),
+        data = common::toml_str(&dir.join("data").to_string_lossy()),
+        python = common::toml_str(&python.to_string_lossy()),
     );
     for (name, handler, timeout) in DURABLE {
         config.push_str(&format!(
@@ -108,7 +88,9 @@ retention_days = 1
 
 #[test]
 fn every_durable_primitive_runs_and_records_the_history_aws_records() {
-    let Some(python) = python() else { return };
+    let Some(python) = common::durable_python("the durable primitives suite") else {
+        return;
+    };
     let dir = KeptOnFailure::new();
     let logs = dir.path().join("logs");
     let fixture_dir = dir.path().join("fixture");
@@ -120,20 +102,14 @@ fn every_durable_primitive_runs_and_records_the_history_aws_records() {
 
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).expect("a scratch directory");
-    let mut script = common::clean_command(&python);
+    let mut script = common::python_script(
+        &python,
+        &workspace().join("crates/cli/tests/durable/test_primitives.py"),
+        &work,
+    );
     script
-        .arg(workspace().join("crates/cli/tests/durable/test_primitives.py"))
-        // Not the script's directory first on sys.path, nor a package's.
-        .current_dir(&work)
         .env("SAGAFLOW_ENDPOINT", &server.url)
-        .env("FIXTURE_DIR", &fixture_dir)
-        // The SDK must not find a real account's settings.
-        .env("AWS_CONFIG_FILE", work.join("no-aws-config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            work.join("no-aws-credentials"),
-        )
-        .env("PYTHONUNBUFFERED", "1");
+        .env("FIXTURE_DIR", &fixture_dir);
     let out = run(script, Duration::from_secs(600));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -1272,3 +1272,52 @@ impl Drop for KeptOnFailure {
         }
     }
 }
+
+/// `SAGAFLOW_PYTHON` (an interpreter with boto3, awscli,
+/// aws-durable-execution-sdk-python and awslambdaric; `.ci/run` makes one),
+/// or `None` after saying why `suite` does nothing. Under `CI` its absence
+/// fails the test: CI must run the durable suites.
+pub fn durable_python(suite: &str) -> Option<PathBuf> {
+    match std::env::var_os("SAGAFLOW_PYTHON") {
+        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
+        _ => {
+            let why = format!(
+                "SAGAFLOW_PYTHON is not set: {suite} needs an interpreter with boto3, awscli, \
+                 aws-durable-execution-sdk-python and awslambdaric (see .ci/run)"
+            );
+            assert!(std::env::var_os("CI").is_none(), "{why}");
+            eprintln!("skipped: {why}");
+            None
+        }
+    }
+}
+
+/// A TOML basic string holding `s`.
+pub fn toml_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `python SCRIPT` run in `work` (not the script's directory first on
+/// `sys.path`), unbuffered, with no AWS configuration or credentials
+/// files of the machine's (the SDK must not find a real account's).
+pub fn python_script(python: &Path, script: &Path, work: &Path) -> Command {
+    let mut cmd = clean_command(python);
+    cmd.arg(script)
+        .current_dir(work)
+        .env("AWS_CONFIG_FILE", work.join("no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            work.join("no-aws-credentials"),
+        )
+        .env("PYTHONUNBUFFERED", "1");
+    cmd
+}
