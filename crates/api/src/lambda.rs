@@ -281,15 +281,23 @@ fn error_json(r: &ExecutionRecord) -> Option<Value> {
 }
 
 async fn execution_of(st: &AppState, arn: &str) -> Result<ExecutionRecord, LambdaError> {
-    st.engine.durable_record(arn).await.map_err(|e| match e {
+    st.engine
+        .durable_record(arn)
+        .await
+        .map_err(|e| arn_error(arn, e))
+}
+
+/// The AWS error of a request about durable execution `arn`: an unknown
+/// execution is named by its ARN.
+fn arn_error(arn: &str, e: EngineError) -> LambdaError {
+    match e {
         EngineError::ExecutionNotFound(_) => {
             LambdaError::not_found(format!("Durable execution not found: {arn}"))
         }
-        EngineError::NotAllowed(_) => LambdaError::invalid(format!(
-            "1 validation error detected: Value '{arn}' at 'durableExecutionArn' failed to satisfy constraint: not a durable execution ARN"
-        )),
+        // A malformed ARN is refused with what is wrong in it; every other
+        // refusal (an invalid checkpoint token …) keeps its own message.
         e => from_engine(e),
-    })
+    }
 }
 
 // ---------------------------------------------------------------- access
@@ -516,7 +524,6 @@ fn body_of<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, LambdaErro
 }
 
 async fn checkpoint(State(st): State<AppState>, Path(arn): Path<String>, body: Bytes) -> Answer {
-    let record = execution_of(&st, &arn).await?;
     let req: CheckpointBody = body_of(&body)?;
     let token = req.checkpoint_token.ok_or_else(|| {
         LambdaError::invalid("1 validation error detected: Value null at 'checkpointToken' failed to satisfy constraint: Member must not be null")
@@ -524,9 +531,9 @@ async fn checkpoint(State(st): State<AppState>, Path(arn): Path<String>, body: B
     let started = std::time::Instant::now();
     let reply = st
         .engine
-        .checkpoint(&record.id, &token, req.client_token, req.updates)
+        .checkpoint(&arn, &token, req.client_token, req.updates)
         .await
-        .map_err(from_engine)?;
+        .map_err(|e| arn_error(&arn, e))?;
     metrics::histogram!("sagaflow_durable_checkpoint_seconds")
         .record(started.elapsed().as_secs_f64());
     let body = serde_json::to_value(&reply).unwrap_or(Value::Null);
@@ -562,7 +569,6 @@ async fn state(
     Path(arn): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Answer {
-    let record = execution_of(&st, &arn).await?;
     let pairs = query_pairs(raw.as_deref());
     let token = query_one(&pairs, "CheckpointToken").ok_or_else(|| {
         LambdaError::invalid("1 validation error detected: Value null at 'checkpointToken' failed to satisfy constraint: Member must not be null")
@@ -570,9 +576,9 @@ async fn state(
     let marker = query_one(&pairs, "Marker").unwrap_or("");
     let page = st
         .engine
-        .durable_state(&record.id, token, marker, max_items(&pairs)?)
+        .durable_state(&arn, token, marker, max_items(&pairs)?)
         .await
-        .map_err(from_engine)?;
+        .map_err(|e| arn_error(&arn, e))?;
     let body = serde_json::to_value(&page).unwrap_or(Value::Null);
     Ok(json_ok(StatusCode::OK, &seconds_in(body)))
 }

@@ -70,11 +70,18 @@ pub enum Msg {
     /// durable API reads its answers from the state this way (a
     /// checkpoint's reply, a page of operations).
     Query {
+        /// Whether the request is about this execution at all (a durable
+        /// ARN names its function and execution name too); if not, the
+        /// answer is `ExecutionNotFound` and nothing is decided.
+        admit: Option<Admit>,
         input: Option<Input>,
         #[allow(clippy::type_complexity)]
         reply: Box<dyn FnOnce(Result<&Execution>) + Send>,
     },
 }
+
+/// See [`Msg::Query`]'s `admit`.
+pub type Admit = Arc<dyn Fn(&Execution) -> bool + Send + Sync>;
 
 /// The clock and randomness of one decision; recorded through the events.
 pub(crate) fn ctx() -> Ctx {
@@ -321,7 +328,15 @@ impl Actor {
                 let _ = reply.send(finished.then(|| record_of(&self.state)));
                 return;
             }
-            Msg::Query { input, reply } => {
+            Msg::Query {
+                admit,
+                input,
+                reply,
+            } => {
+                if admit.is_some_and(|admit| !admit(&self.state)) {
+                    reply(Err(Error::ExecutionNotFound(self.state.id.clone())));
+                    return;
+                }
                 let Some(input) = input else {
                     reply(Ok(&self.state));
                     return;

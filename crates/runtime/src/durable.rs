@@ -242,9 +242,9 @@ impl Engine {
         })
     }
 
-    /// `CheckpointDurableExecution`: decided and stored by the execution's
-    /// actor, then answered (a retry with the same `ClientToken` gets the
-    /// same answer).
+    /// `CheckpointDurableExecution` of execution `id` (or durable ARN):
+    /// decided and stored by the execution's actor, then answered (a retry
+    /// with the same `ClientToken` gets the same answer).
     pub async fn checkpoint(
         &self,
         id: &str,
@@ -253,6 +253,8 @@ impl Engine {
         updates: Vec<OperationUpdate>,
     ) -> Result<CheckpointReply> {
         let client_token = client_token.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let (id, admit) = self.target(id)?;
+        let id = id.as_str();
         let unresolvable = self.unresolvable(id, &updates);
         let input = Input::Durable(durable::Input::Checkpoint {
             token: token.to_string(),
@@ -261,7 +263,7 @@ impl Engine {
             unresolvable,
         });
         let token = token.to_string();
-        self.ask_durable(id, Some(input), move |state| {
+        self.ask_durable(id, admit, Some(input), move |state| {
             // No answer recorded for it: the execution ended (stopped, timed
             // out) or the invocation closed before this arrived, and the
             // token died with it.
@@ -323,8 +325,9 @@ impl Engine {
         marker: &str,
         max_items: Option<u32>,
     ) -> Result<NewExecutionState> {
+        let (id, admit) = self.target(id)?;
         let (token, marker) = (token.to_string(), marker.to_string());
-        self.ask_durable(id, None, move |state| {
+        self.ask_durable(&id, admit, None, move |state| {
             let run = state
                 .durable()
                 .ok_or_else(|| Error::ExecutionNotFound(state.id.clone()))?;
@@ -348,8 +351,10 @@ impl Engine {
         error: Option<ErrorObject>,
     ) -> Result<ExecutionRecord> {
         let input = Input::Durable(durable::Input::Stop { error });
-        self.ask_durable(id, Some(input), |state| Ok(crate::actor::record_of(state)))
-            .await
+        self.ask_durable(id, None, Some(input), |state| {
+            Ok(crate::actor::record_of(state))
+        })
+        .await
     }
 
     /// The three callback calls: `Some(outcome)` completes the callback,
@@ -369,10 +374,32 @@ impl Engine {
             },
             None => durable::Input::CallbackHeartbeat { callback_id },
         });
-        match self.ask_durable(&id, Some(input), |_| Ok(())).await {
+        match self.ask_durable(&id, None, Some(input), |_| Ok(())).await {
             Err(Error::ExecutionNotFound(_)) => Err(not_found()),
             other => other,
         }
+    }
+
+    /// The execution `target` names: an execution id as it is, or a
+    /// durable execution ARN — its id (the last segment), with the check,
+    /// made by the actor on the state it holds (no read of the store on
+    /// the checkpoint path), that the rest of the ARN is this execution's.
+    fn target(&self, target: &str) -> Result<(String, Option<crate::actor::Admit>)> {
+        if !target.starts_with("arn:") {
+            return Ok((target.to_string(), None));
+        }
+        let arn = DurableExecutionArn::parse(target).map_err(|e| invalid(e.to_string()))?;
+        let lambda = &self.shared.config.lambda;
+        let here = arn.region == lambda.region && arn.account == lambda.account_id;
+        let id = arn.invocation_id.clone();
+        let admit: crate::actor::Admit = Arc::new(move |state: &Execution| {
+            let name = state
+                .input
+                .get("DurableExecutionName")
+                .and_then(Value::as_str);
+            here && state.definition == arn.function && name == Some(arn.execution_name.as_str())
+        });
+        Ok((id, Some(admit)))
     }
 
     /// Sends `input` (if any) to the execution's actor and answers with
@@ -380,6 +407,7 @@ impl Engine {
     async fn ask_durable<T: Send + 'static>(
         &self,
         id: &str,
+        admit: Option<crate::actor::Admit>,
         input: Option<Input>,
         read: impl Fn(&Execution) -> Result<T> + Send + Sync + Clone + 'static,
     ) -> Result<T> {
@@ -389,6 +417,7 @@ impl Engine {
             let (reply, rx) = tokio::sync::oneshot::channel();
             let read = read.clone();
             let msg = Msg::Query {
+                admit: admit.clone(),
                 input: input.clone(),
                 reply: Box::new(move |state| {
                     let _ = reply.send(state.and_then(read));

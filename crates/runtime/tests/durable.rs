@@ -835,6 +835,14 @@ async fn names(backend: Backend) {
     assert!(!again.created);
     assert_eq!(again.record.id, first.record.id);
     assert_eq!(again.arn, first.arn);
+    // A checkpoint names its execution by ARN: the id alone does not do,
+    // the rest of the ARN must be this execution's too.
+    let elsewhere = first.arn.replace("/named-1/", "/named-2/");
+    let refused = engine.checkpoint(&elsewhere, "any", None, Vec::new()).await;
+    assert!(
+        matches!(refused, Err(Error::ExecutionNotFound(_))),
+        "{refused:?}"
+    );
     let other = engine.start_durable(start(r#"{"n":2}"#, ORDER)).await;
     assert!(
         matches!(other, Err(Error::ExecutionConflict { .. })),
