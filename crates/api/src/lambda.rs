@@ -264,13 +264,10 @@ fn flag(pairs: &[(String, String)], key: &str) -> bool {
     query_one(pairs, key).is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
-/// A record's output as the `Result` string.
+/// A record's output as the `Result` string: the JSON the SDK returned
+/// (`"Hello"` for a string result, as AWS answers it, not `Hello`).
 fn result_text(r: &ExecutionRecord) -> Option<String> {
-    r.output.as_ref().map(|o| match o {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    })
+    r.output.as_ref().map(Value::to_string)
 }
 
 /// A record's error as an `ErrorObject`.
