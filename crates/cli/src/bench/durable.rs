@@ -7,6 +7,12 @@
 //! worker processes (`workers` = concurrency), which call the server back to
 //! checkpoint.
 //!
+//! With `--function PATH` the function is that custom-runtime executable
+//! instead (durable-rust's `bench-saga`: the travel saga's seven steps in
+//! Rust, with in-process participants), invoked with `{"tripId": …}`: the
+//! durable path's cost per step, to hold against the `inprocess` workload's
+//! native saga of the same shape.
+//!
 //! Invocations and the server-side checkpoint latency come from the
 //! process's Prometheus recorder (`sagaflow_durable_invocations_total`,
 //! `sagaflow_durable_checkpoint_seconds`), read before and after the
@@ -23,7 +29,7 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 
 use super::report::{self, CpuReport, DurableReport, GroupCommit, Report};
-use super::sys::Machine;
+use super::sys::{self, Machine};
 use super::{outcomes, Bench, Limit, Meter, Sample};
 
 /// The function's name, as `examples/durable/sagaflow.toml` hosts it.
@@ -224,9 +230,73 @@ async fn invoke(
     ))
 }
 
+/// What the function's workers run.
+enum Worker {
+    /// The travel saga (`examples/durable/saga/index.py`) on this interpreter.
+    Python(PathBuf),
+    /// A custom-runtime executable (`--function`) with seven steps.
+    Executable(PathBuf),
+}
+
+/// Steps of `bench-saga`, one checkpointed operation each.
+const EXECUTABLE_STEPS: u64 = 7;
+
+impl Worker {
+    fn choose(args: &super::BenchArgs) -> anyhow::Result<Worker> {
+        let Some(path) = &args.function else {
+            return Ok(Worker::Python(python(args.python.as_deref())?));
+        };
+        let path = std::path::absolute(path)?;
+        if !path.is_file() {
+            bail!(
+                "--function {}: no such file; build it with `cd durable-rust && cargo build \
+                 --release -p sagaflow-bench-function` (durable-rust/target/release/bench-saga)",
+                path.display()
+            );
+        }
+        Ok(Worker::Executable(path))
+    }
+
+    /// The `[[lambda.functions]]` lines that host it.
+    fn hosting(&self, scratch: &Path) -> anyhow::Result<String> {
+        Ok(match self {
+            Worker::Python(_) => {
+                let code = scratch.join("saga");
+                std::fs::create_dir_all(&code)?;
+                std::fs::write(code.join("index.py"), INDEX_PY)?;
+                format!(
+                    "runtime = \"python\"\ncode = {}\nhandler = \"index.lambda_handler\"",
+                    toml_str(&code)
+                )
+            }
+            Worker::Executable(path) => {
+                let (Some(dir), Some(file)) = (path.parent(), path.file_name()) else {
+                    bail!("--function {}: not a file path", path.display());
+                };
+                format!(
+                    "runtime = \"provided\"\ncode = {}\nhandler = {}",
+                    toml_str(dir),
+                    toml_str(Path::new(file))
+                )
+            }
+        })
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Worker::Python(p) => format!("python {}", p.display()),
+            Worker::Executable(p) => p.display().to_string(),
+        }
+    }
+}
+
 pub(crate) async fn run(b: &Bench) -> anyhow::Result<Report> {
     let args = &b.args;
-    let python = python(args.python.as_deref())?;
+    let worker = Worker::choose(args)?;
+    let interpreter = match &worker {
+        Worker::Python(p) => format!("python = {}", toml_str(p)),
+        Worker::Executable(_) => String::new(),
+    };
     let workers = args.concurrency();
     let fail_rate = args.rollback_rate.unwrap_or(0.0);
 
@@ -238,9 +308,7 @@ pub(crate) async fn run(b: &Bench) -> anyhow::Result<Report> {
         .await
         .context("starting the travel services")?;
 
-    let code = b.scratch.join("saga");
-    std::fs::create_dir_all(&code)?;
-    std::fs::write(code.join("index.py"), INDEX_PY)?;
+    let hosting = worker.hosting(&b.scratch)?;
     let config = b.scratch.join("sagaflow.toml");
     let database = std::path::absolute(&b.db)?;
     std::fs::write(
@@ -252,14 +320,12 @@ database_url = {db}
 participant_concurrency = {pc}
 
 [lambda]
-python = {python}
+{interpreter}
 log_dir = {logs}
 
 [[lambda.functions]]
 name = "{FUNCTION}"
-runtime = "python"
-code = {code}
-handler = "index.lambda_handler"
+{hosting}
 timeout_seconds = 60
 workers = {workers}
 [lambda.functions.durable]
@@ -272,9 +338,7 @@ target = "{base}/lambda/saga-{{name}}"
 "#,
             db = toml::Value::String(format!("sqlite:{}", database.display())),
             pc = (2 * workers).max(64),
-            python = toml_str(&python),
             logs = toml_str(&b.scratch.join("logs")),
-            code = toml_str(&code),
             base = services.base_url(),
         ),
     )?;
@@ -297,7 +361,14 @@ target = "{base}/lambda/saga-{{name}}"
     let success: Value = serde_json::from_str(SUCCESS)?;
     let fail_car: Value = serde_json::from_str(FAIL_CAR)?;
     let seed = args.seed;
+    let rust = matches!(worker, Worker::Executable(_));
     let job = move |i: u64| -> (String, Status) {
+        if rust {
+            return (
+                serde_json::json!({ "tripId": format!("t-{i}") }).to_string(),
+                Status::Succeeded,
+            );
+        }
         let r = super::mix(seed, i);
         let fails = fail_rate > 0.0 && (r >> 11) as f64 / (1u64 << 53) as f64 <= fail_rate;
         if fails {
@@ -336,6 +407,7 @@ target = "{base}/lambda/saga-{{name}}"
     let (limit, total, until) = b.limit();
     b.progress.phase("durable", total, until);
     let before = Scrape::now();
+    let workers_before = sys::children_cpu();
     let meter = Meter::start();
     let mut samples = closed_loop(
         &client,
@@ -347,6 +419,7 @@ target = "{base}/lambda/saga-{{name}}"
     )
     .await?;
     let (wall, cpu) = meter.stop();
+    let workers_cpu = sys::children_cpu().saturating_sub(workers_before);
     let delta = Scrape::now().since(&before);
     let peak = report::peak_rss_mib();
 
@@ -359,8 +432,11 @@ target = "{base}/lambda/saga-{{name}}"
     let (by_status, problems) = outcomes(&samples);
     let mut latencies: Vec<Duration> = samples.iter_mut().map(|s| s.latency).collect();
     let us = |v: Option<f64>| v.map(|s| s * 1e6);
+    let steps = if rust { sagas * EXECUTABLE_STEPS } else { 0 };
     let durable = DurableReport {
-        python: python.display().to_string(),
+        worker: worker.describe(),
+        workers_cpu_s: workers_cpu.as_secs_f64(),
+        cpu_per_execution_us: (cpu.total() + workers_cpu).as_secs_f64() * 1e6 / sagas.max(1) as f64,
         workers,
         invocations: delta.invocations as u64,
         invocations_per_s: delta.invocations / secs,
@@ -374,25 +450,33 @@ target = "{base}/lambda/saga-{{name}}"
     };
     Ok(Report {
         workload: args.workload,
-        saga: format!(
-            "the travel saga as a Lambda durable function (examples/durable/saga, Python \
-             workers) on a server in this process, synchronous Invokes; its services: the \
-             travel services over loopback HTTP{}",
-            if fail_rate > 0.0 {
-                format!("; a seeded {fail_rate} of the executions fail at the car and compensate")
-            } else {
-                String::new()
-            }
-        ),
+        saga: if rust {
+            "a 7-step durable function in Rust (durable-rust's bench-saga, AWS's Rust SDK) \
+             with in-process participants, on a server in this process, synchronous Invokes"
+                .to_string()
+        } else {
+            format!(
+                "the travel saga as a Lambda durable function (examples/durable/saga, Python \
+                 workers) on a server in this process, synchronous Invokes; its services: the \
+                 travel services over loopback HTTP{}",
+                if fail_rate > 0.0 {
+                    format!(
+                        "; a seeded {fail_rate} of the executions fail at the car and compensate"
+                    )
+                } else {
+                    String::new()
+                }
+            )
+        },
         machine: Machine::this(),
         settings: b.settings(None),
         sagas,
         wall_s: wall.as_secs_f64(),
         sagas_per_s: sagas as f64 / secs,
-        // A durable execution has no saga steps: its operations are
-        // checkpointed by the function (see `durable`).
-        steps: 0,
-        steps_per_s: 0.0,
+        // The Python saga's operations are its own (see `durable`); the
+        // Rust function has seven steps, one checkpointed operation each.
+        steps,
+        steps_per_s: steps as f64 / secs,
         events: 0,
         outcomes: by_status,
         latency_ms: report::percentiles(&mut latencies, 1e3),

@@ -178,8 +178,12 @@ pub struct AslMap {
 
 #[derive(Debug, Serialize)]
 pub struct DurableReport {
-    /// The interpreter of the function's workers.
-    pub python: String,
+    /// What the function's workers run: `python PATH` or the executable.
+    pub worker: String,
+    /// CPU time of the worker processes during the measurement.
+    pub workers_cpu_s: f64,
+    /// This process's and the workers' CPU time per execution.
+    pub cpu_per_execution_us: f64,
     /// The function's `workers` (its worker processes at most): the concurrency.
     pub workers: usize,
     /// Invocations of the function during the measurement
@@ -345,7 +349,23 @@ impl Report {
                     d.invocations,
                     d.invocations_per_execution,
                     d.workers,
-                    d.python
+                    d.worker
+                ),
+            );
+            line(
+                "cpu with workers",
+                format!(
+                    "{} per execution (workers {:.2} s){}",
+                    us(d.cpu_per_execution_us),
+                    d.workers_cpu_s,
+                    if self.steps > 0 {
+                        format!(
+                            ", {} per step",
+                            us(d.cpu_per_execution_us * self.sagas as f64 / self.steps as f64)
+                        )
+                    } else {
+                        String::new()
+                    }
                 ),
             );
             let opt = |v: Option<f64>| v.map(us).unwrap_or_else(|| "—".into());
@@ -363,7 +383,7 @@ impl Report {
         } else {
             line("sagas/s", format!("{:.0}", self.sagas_per_s));
         }
-        if self.durable.is_none() {
+        if self.durable.is_none() || self.steps > 0 {
             line(
                 "steps/s",
                 format!(
@@ -430,7 +450,7 @@ impl Report {
         if self.durable.is_some() {
             line(
                 "note",
-                "cpu and RSS are this process's (server and travel services), not the Python workers'".into(),
+                "cpu and RSS are this process's (server and travel services); `cpu with workers` adds the workers'".into(),
             );
         } else if let Some(r) = &self.recovery {
             line("group commit (crash)", gc(&r.group_commit_before_crash));

@@ -58,39 +58,70 @@ fn timeval(t: libc::timeval) -> Duration {
 
 /// CPU time (user + system) of this process's live threads whose name
 /// starts with `prefix` (Linux truncates thread names to 15 bytes).
-#[allow(unsafe_code)] // sysconf(3) has no safe wrapper in std
 pub fn thread_cpu(prefix: &str) -> Duration {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return Duration::ZERO;
     };
-    let ticks = if ticks > 0 { ticks as f64 } else { 100.0 };
-    let mut total = 0u64;
+    let mut ticks = 0u64;
     for task in tasks.flatten() {
         let path = task.path();
         let named = std::fs::read_to_string(path.join("comm"))
             .is_ok_and(|comm| comm.trim_end().starts_with(prefix));
-        if !named {
-            continue;
-        }
-        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
-            continue;
-        };
-        // Fields after the parenthesised name: state is the first; utime
-        // and stime are the 12th and 13th.
-        let Some((_, rest)) = stat.rsplit_once(") ") else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        for i in [11, 12] {
-            total += fields
-                .get(i)
-                .and_then(|f| f.parse::<u64>().ok())
-                .unwrap_or(0);
+        if named {
+            ticks += std::fs::read_to_string(path.join("stat")).map_or(0, |stat| stat_cpu(&stat).1);
         }
     }
-    Duration::from_secs_f64(total as f64 / ticks)
+    from_ticks(ticks)
+}
+
+/// CPU time (user + system) of this process's live child processes: the
+/// durable functions' workers, which `getrusage(RUSAGE_CHILDREN)` would
+/// only count once they have exited.
+pub fn children_cpu() -> Duration {
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    let me = std::process::id() as u64;
+    let mut ticks = 0u64;
+    for process in processes.flatten() {
+        let Ok(stat) = std::fs::read_to_string(process.path().join("stat")) else {
+            continue;
+        };
+        let (parent, cpu) = stat_cpu(&stat);
+        if parent == me {
+            ticks += cpu;
+        }
+    }
+    from_ticks(ticks)
+}
+
+/// A `/proc/…/stat` line's parent pid and utime + stime (clock ticks).
+fn stat_cpu(stat: &str) -> (u64, u64) {
+    // Fields after the parenthesised name: state is the first, the parent
+    // pid the second; utime and stime are the 12th and 13th.
+    let Some((_, rest)) = stat.rsplit_once(") ") else {
+        return (0, 0);
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (field(1), field(11) + field(12))
+}
+
+#[allow(unsafe_code)] // sysconf(3) has no safe wrapper in std
+fn from_ticks(ticks: u64) -> Duration {
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let per_second = if per_second > 0 {
+        per_second as f64
+    } else {
+        100.0
+    };
+    Duration::from_secs_f64(ticks as f64 / per_second)
 }
 
 /// The SQLite store's writer thread as Linux names it:
