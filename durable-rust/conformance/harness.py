@@ -19,7 +19,8 @@ callback calls. A case passes when:
   mapping matches when each of its keys matches (extra keys are fine), `'*'`
   matches any value, a `${NAME}` that is not one of the case's `Variables`
   binds to the value it first meets (one name, one value; two names, two
-  values), and two strings that are both JSON match when they decode alike.
+  values), a `${/REGEX/}` matches a value whose text REGEX finds, and two
+  strings that are both JSON match when they decode alike.
 
 `known-failures.toml` lists the cases that do not pass, each with its reason.
 The run fails when a case fails that is not listed there, or when a listed
@@ -59,6 +60,9 @@ ACCOUNT = "123456789012"
 CASE_DEADLINE_SECONDS = 180
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"}
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)(?::(\d+))?\}")
+# `${/REGEX/}`: AWS's matcher searches the value (as text) for REGEX
+# (parallel/8-15's `${/wrapped/}`, step/1-13's `${/^[0-5]$/}`).
+REGEX_PLACEHOLDER = re.compile(r"\$\{/(.*)/\}", re.DOTALL)
 
 
 # ------------------------------------------------------------------- server
@@ -222,6 +226,12 @@ class Matcher:
                 raise Mismatch(f"{where}: expected a value, found none")
             return
         if isinstance(expected, str):
+            regex = REGEX_PLACEHOLDER.fullmatch(expected)
+            if regex:
+                text = actual if isinstance(actual, str) else json.dumps(actual)
+                if actual is None or not re.search(regex.group(1), text):
+                    raise Mismatch(f"{where}: expected {expected!r}, found {actual!r}")
+                return
             whole = PLACEHOLDER.fullmatch(expected)
             if whole:
                 self.bind(whole.group(1), actual, where)
