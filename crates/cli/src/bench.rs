@@ -136,6 +136,11 @@ pub struct BenchArgs {
     /// [default: $SAGAFLOW_PYTHON, else .fnenv/bin/python].
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
+    /// durable: host this custom-runtime executable (a Lambda `bootstrap`,
+    /// e.g. durable-rust's `bench-saga`, seven steps with in-process
+    /// participants) instead of the Python travel saga.
+    #[arg(long, value_name = "PATH", conflicts_with = "python")]
+    pub function: Option<PathBuf>,
 }
 
 impl BenchArgs {
@@ -205,8 +210,11 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<ExitCode> {
     if (args.items.is_some() || args.map_concurrency > 0) && args.workload != Workload::AslMap {
         bail!("--items and --map-concurrency apply to asl-map");
     }
-    if args.python.is_some() && args.workload != Workload::Durable {
-        bail!("--python applies to durable");
+    if (args.python.is_some() || args.function.is_some()) && args.workload != Workload::Durable {
+        bail!("--python and --function apply to durable");
+    }
+    if args.function.is_some() && args.rollback_rate.is_some() {
+        bail!("--rollback-rate applies to the Python travel saga, not to --function");
     }
     if args.items == Some(0) {
         bail!("--items must be at least 1");

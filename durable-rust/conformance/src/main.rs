@@ -22,9 +22,12 @@ mod wait_for_condition;
 
 use support::Function;
 
+/// A category's `functions()`: its cases (and helper functions) by name.
+type Category = fn() -> Vec<(&'static str, Function)>;
+
 /// Every category's functions, in the order `--list` prints them.
 fn catalogue() -> Vec<(String, Function)> {
-    let categories: [(&str, fn() -> Vec<(&'static str, Function)>); 10] = [
+    let categories: [(&str, Category); 10] = [
         ("step", step::functions),
         ("wait", wait::functions),
         ("callback", callback::functions),
