@@ -357,8 +357,8 @@ class Runner:
                 raise Mismatch(f"no callback named {name!r} started")
             time.sleep(0.1)
 
-    def act(self, arn, actions, deadline, errors):
-        used = set()
+    def act(self, arn, actions, deadline, errors, used):
+        """Performs one callback's actions in order (see `act_all`)."""
         try:
             for action in actions:
                 cid = self.callback_id(arn, action.get("CallbackName", "*"), used, deadline)
@@ -382,6 +382,27 @@ class Runner:
         except Exception as err:  # reported with the case
             errors.append(f"callback action: {err}")
 
+    def act_all(self, arn, actions, deadline, errors):
+        """Performs the case's `CallbackActions`: one thread per
+        `CallbackName`, each doing its callback's actions in order, each
+        action once its callback has started and its `Delay` has passed.
+        Callbacks are answered independently, as AWS's runner does: case
+        callback/4-19 lists B (Delay 4) before A (Delay 1) and expects A to
+        succeed first. `'*'` actions (any callback not answered yet) are one
+        ordered group, since they cannot tell their callbacks apart."""
+        groups = {}
+        for action in actions:
+            groups.setdefault(action.get("CallbackName", "*"), []).append(action)
+        used = set()
+        threads = [
+            threading.Thread(target=self.act, args=(arn, group, deadline, errors, used))
+            for group in groups.values()
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
     def run(self, case):
         variables = generate(case.get("Variables"))
         payload = substitute(case.get("Input"), variables)
@@ -397,7 +418,7 @@ class Runner:
         actor = None
         if case.get("CallbackActions"):
             actions = substitute(case["CallbackActions"], variables)
-            actor = threading.Thread(target=self.act, args=(arn, actions, deadline, errors))
+            actor = threading.Thread(target=self.act_all, args=(arn, actions, deadline, errors))
             actor.start()
         execution = self.wait_done(arn, deadline)
         if actor:
