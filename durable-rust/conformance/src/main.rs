@@ -64,5 +64,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             format!("no conformance handler is named {name:?} (see `bootstrap --list`)").into(),
         );
     };
+    // The plugin cases' plugins are a `tracing` layer (see plugin.rs); the
+    // other handlers log (`tracing::info!`, the step logger of cases like
+    // step 1.7) through Lambda's default subscriber, as on AWS.
+    if !plugin::install(&name) {
+        lambda_runtime::tracing::init_default_subscriber();
+    }
     function.run().await
 }
