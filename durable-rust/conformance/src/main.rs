@@ -14,6 +14,7 @@ mod invoke;
 mod map;
 mod parallel;
 mod plugin;
+mod sagaflow;
 mod step;
 mod support;
 mod wait;
@@ -27,7 +28,7 @@ type Category = fn() -> Vec<(&'static str, Function)>;
 
 /// Every category's functions, in the order `--list` prints them.
 fn catalogue() -> Vec<(String, Function)> {
-    let categories: [(&str, Category); 10] = [
+    let categories: [(&str, Category); 11] = [
         ("step", step::functions),
         ("wait", wait::functions),
         ("callback", callback::functions),
@@ -38,6 +39,7 @@ fn catalogue() -> Vec<(String, Function)> {
         ("wait_for_callback", wait_for_callback::functions),
         ("wait_for_condition", wait_for_condition::functions),
         ("plugin", plugin::functions),
+        ("sagaflow", sagaflow::functions),
     ];
     categories
         .into_iter()
