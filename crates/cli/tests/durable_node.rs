@@ -28,7 +28,9 @@ fn node_function_dir() -> Option<PathBuf> {
             let dir = PathBuf::from(p);
             assert!(
                 dir.join("node_modules/aws-lambda-ric").is_dir()
-                    && dir.join("node_modules/@aws/durable-execution-sdk-js").is_dir(),
+                    && dir
+                        .join("node_modules/@aws/durable-execution-sdk-js")
+                        .is_dir(),
                 "SAGAFLOW_NODE_FUNCTION_DIR={} has no node_modules with aws-lambda-ric and \
                  @aws/durable-execution-sdk-js: run `npm ci` in it",
                 dir.display()
