@@ -122,9 +122,18 @@ fn a_javascript_durable_function_runs_unchanged_behind_aws_node_runtime_interfac
         server.log_tail(),
     );
 
-    // Replay: the approved order took four invocations, yet the code of its
-    // first step ran once (the workers' output is in the server's log).
+    // The workers' output is in the server's log. What served both handlers
+    // is AWS's runtime interface client (this is its first line).
     let log = std::fs::read_to_string(server.log_path()).expect("the server log is readable");
+    for handler in ["index.handler", "index.doubler"] {
+        assert!(
+            log.contains(&format!("Executing '{handler}' in function directory")),
+            "aws-lambda-ric served {handler}; the server log:\n{}",
+            server.log_tail()
+        );
+    }
+    // Replay: the approved order took four invocations, yet the code of its
+    // first step ran once.
     let ran = log.matches("reserving order approved").count();
     assert_eq!(
         ran,
