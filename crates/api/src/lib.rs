@@ -754,7 +754,9 @@ struct FailureBody {
     cause: Option<String>,
 }
 
-/// `POST /v1/callbacks/{token}/success|failure|heartbeat`.
+/// `POST /v1/callbacks/{token}/success|failure|heartbeat`: `token` is a
+/// callback task's token, or a durable function's `CallbackId` (see
+/// [`durable_callback`]).
 async fn callback(
     State(st): State<AppState>,
     PathParam((token, outcome)): PathParam<(String, String)>,
@@ -762,6 +764,9 @@ async fn callback(
 ) -> Result<Json<Value>, ApiError> {
     let body = body.map_err(ApiError::from_body)?;
     let empty = body.iter().all(|b| b.is_ascii_whitespace());
+    if sagaflow_core::durable::callback_execution(&token).is_some() {
+        return durable_callback(&st, &token, &outcome, &body, empty).await;
+    }
     let outcome = match outcome.as_str() {
         "success" => Some(Ok(if empty {
             Value::Null
@@ -791,5 +796,80 @@ async fn callback(
         }
     };
     let rec = st.engine.callback(&token, outcome).await?;
+    Ok(Json(execution_json(&rec)))
+}
+
+/// The native callback route for a durable function's `CallbackId`: the
+/// same engine path as the Lambda API's `SendDurableExecutionCallback*`.
+/// `success`: the body (JSON, as for a task) is the callback's result as
+/// sent, none if empty; `failure`: `{error, cause}` is its `ErrorType` and
+/// `ErrorMessage` (`Sagaflow.CallbackFailed` without an `error`, as for a
+/// task); `heartbeat` keeps it open. An unknown id is `callback_not_found`,
+/// a callback that timed out or already ended (or whose execution ended)
+/// `callback_not_waiting`, as a task's token that no longer waits.
+async fn durable_callback(
+    st: &AppState,
+    callback_id: &str,
+    outcome: &str,
+    body: &[u8],
+    empty: bool,
+) -> Result<Json<Value>, ApiError> {
+    use sagaflow_core::durable::{CallbackOutcome, ErrorObject};
+    let outcome = match outcome {
+        "success" => Some(CallbackOutcome::Succeeded {
+            result: if empty {
+                None
+            } else {
+                error::parse_json::<Value>(body)?;
+                Some(String::from_utf8_lossy(body).into_owned())
+            },
+        }),
+        "failure" => {
+            let f: FailureBody = if empty {
+                FailureBody::default()
+            } else {
+                error::parse_json(body)?
+            };
+            let error_type = f
+                .error
+                .filter(|e| !e.is_empty())
+                .unwrap_or_else(|| sagaflow_core::error_name::CALLBACK_FAILED.into());
+            Some(CallbackOutcome::Failed {
+                error: ErrorObject {
+                    error_type: Some(error_type),
+                    error_message: f.cause,
+                    ..ErrorObject::default()
+                },
+            })
+        }
+        "heartbeat" => None,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "route_not_found",
+                format!("unknown callback outcome `{other}`; use success, failure or heartbeat"),
+            ))
+        }
+    };
+    let rec = st
+        .engine
+        .durable_callback(callback_id, outcome)
+        .await
+        .map_err(|e| match e {
+            sagaflow_runtime::Error::NotAllowed(refusal) => match refusal.code() {
+                "callback_not_found" => ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "callback_not_found",
+                    refusal.to_string(),
+                ),
+                "callback_closed" => ApiError::new(
+                    StatusCode::CONFLICT,
+                    "callback_not_waiting",
+                    refusal.to_string(),
+                ),
+                _ => sagaflow_runtime::Error::NotAllowed(refusal).into(),
+            },
+            e => ApiError::from(e),
+        })?;
     Ok(Json(execution_json(&rec)))
 }

@@ -1800,6 +1800,46 @@ async fn an_unknown_or_garbled_task_token_is_refused() {
         .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_callback_id_of_no_execution_is_not_found_on_the_callback_route() {
+    if skip() {
+        return;
+    }
+    let api = Api::start().await;
+    // A CallbackId's shape (base64 of `{execution}\n{operation}`, a `/`
+    // (percent-encoded in the path) and a 16-digit hex nonce), naming an
+    // execution that does not exist: the durable path answers, not the
+    // task tokens' one.
+    let route = "bm8tc3VjaC1leGVjdXRpb24KMQ"; // "no-such-execution\n1"
+    for outcome in ["success", "failure", "heartbeat"] {
+        let r = api
+            .post_raw(
+                &format!("/v1/callbacks/{route}%2F0123456789abcdef/{outcome}"),
+                "",
+            )
+            .await;
+        api.expect_error(r, StatusCode::NOT_FOUND, "callback_not_found")
+            .await;
+    }
+    // Its body is checked as a task's is.
+    let r = api
+        .post_raw(
+            &format!("/v1/callbacks/{route}%2F0123456789abcdef/success"),
+            "{not json",
+        )
+        .await;
+    api.expect_error(r, StatusCode::BAD_REQUEST, "malformed_json")
+        .await;
+    let r = api
+        .post_raw(
+            &format!("/v1/callbacks/{route}%2F0123456789abcdef/maybe"),
+            "",
+        )
+        .await;
+    api.expect_error(r, StatusCode::NOT_FOUND, "route_not_found")
+        .await;
+}
+
 // ---------------------------------------------------------------------------
 // Authentication
 // ---------------------------------------------------------------------------

@@ -1,14 +1,18 @@
 //! Crash tests of Lambda durable functions hosted by `sagaflow server`
 //! (`[lambda]`), on real processes: the server killed with SIGKILL mid-saga
 //! and restarted on its data directory, a worker killed mid-invocation, a
-//! worker that hangs past its function's timeout, and (on PostgreSQL) a
-//! cluster node killed while it runs an execution.
+//! worker that hangs past its function's timeout, (on PostgreSQL) a
+//! cluster node killed while it runs an execution, the server killed in the
+//! middle of a `parallel` and of a `map`, and during a long `wait`.
 //!
 //! What must hold (the spec's recovery rules): an invocation open at a
 //! crash is closed and the execution invoked again; a chained invoke started
 //! and not ended is called again with the same `Idempotency-Key`, so the
 //! travel services execute each call once; a failed or timed-out invocation
-//! is retried; no recorded operation runs again.
+//! is retried; no recorded operation runs again (a step's body that was
+//! recorded as done is not run again; one in flight at the crash is); a
+//! wait ends at the time it was scheduled for, the restart
+//! notwithstanding.
 //!
 //! The functions run in Python workers (`python -m awslambdaric`): the
 //! interpreter comes from `SAGAFLOW_PYTHON` (one with
@@ -823,5 +827,379 @@ fn on_postgresql_two_nodes_the_survivor_finishes_a_durable_execution_of_a_killed
         shown()
     );
     drop(b);
+    assert_no_workers_left(&dir);
+}
+
+// ---------------------------------------------------------------------------
+// 5. The server killed in the middle of a parallel, then of a map.
+
+/// Each recorded run of a step body (`step-bodies`: one `NAME PID` a
+/// line), as step names in the order they ran.
+fn step_runs(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("step-bodies"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// How many times each step's body ran.
+fn step_bodies(dir: &Path) -> BTreeMap<String, usize> {
+    let mut runs = BTreeMap::new();
+    for name in step_runs(dir) {
+        *runs.entry(name).or_default() += 1;
+    }
+    runs
+}
+
+/// Whether the history has an event of type `ty` for the operation `name`.
+fn has_event(events: &[Value], ty: &str, name: &str) -> bool {
+    of_type(events, ty).iter().any(|e| e["Name"] == name)
+}
+
+/// The steps of branch or item `i` of a batch (`p` the parallel's, `m` the
+/// map's): `s0`, then `s1`, which waits for the batch's release file.
+fn batch_steps(kind: &str) -> Vec<(String, String)> {
+    (0..3)
+        .map(|i| (format!("{kind}{i}-s0"), format!("{kind}{i}-s1")))
+        .collect()
+}
+
+/// Waits (at most 60 s) until every first step of the batch `kind` is
+/// recorded as succeeded and every second one has started (its body
+/// waits for the batch's release file): the batch is open with a step in
+/// flight in each branch. Returns the steps recorded as succeeded.
+fn wait_mid_batch(
+    lambda: &Lambda,
+    arn: &str,
+    batch: &str,
+    kind: &str,
+    dir: &Path,
+    explain: impl Fn() -> String,
+) -> BTreeSet<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(events) = lambda.try_history(arn) {
+            let succeeded: BTreeSet<String> = of_type(&events, "StepSucceeded")
+                .iter()
+                .filter_map(|e| e["Name"].as_str())
+                .map(str::to_string)
+                .collect();
+            let bodies = step_bodies(dir);
+            let mid = has_event(&events, "ContextStarted", batch)
+                && batch_steps(kind)
+                    .iter()
+                    .all(|(s0, s1)| succeeded.contains(s0) && bodies.contains_key(s1));
+            if mid {
+                assert!(
+                    !has_event(&events, "ContextSucceeded", batch),
+                    "`{batch}` cannot end before its release; the history:\n{}",
+                    render(&events)
+                );
+                return succeeded;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "every branch of `{batch}` is in its second step within 60s (the step bodies: {:?}); {}",
+            step_bodies(dir),
+            explain()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_server_killed_mid_parallel_and_mid_map_finishes_and_runs_no_recorded_step_again() {
+    let Some(python) = common::durable_python("the durable crash tests") else {
+        return;
+    };
+    let tmp = KeptOnFailure::new();
+    let dir = tmp.path().to_path_buf();
+    let data = dir.join("data");
+    let config = write_config(
+        &dir,
+        &python,
+        &[Function {
+            name: "batches",
+            code: &fixtures(),
+            handler: "fixture.batches",
+            timeout_seconds: 60,
+        }],
+        "",
+    );
+    let mut server = start_server(&config, &data);
+    let arn = Lambda::new(&server.url).invoke_event("batches", "batches", &json!({}));
+
+    // Kill it while every branch of the parallel is in its second step (the
+    // first recorded), then likewise in the map; each time, once the
+    // killed server's workers are gone, note how many step bodies have run,
+    // release the second steps (they wait for a file) and restart on the
+    // same data.
+    let mut kills: Vec<(BTreeSet<String>, usize)> = Vec::new();
+    for (batch, kind) in [("par", "p"), ("items", "m")] {
+        let lambda = Lambda::new(&server.url);
+        let recorded = wait_mid_batch(&lambda, &arn, batch, kind, &dir, || {
+            format!(
+                "the server's log:\n{}\n{}",
+                server.log_tail(),
+                function_logs(&dir)
+            )
+        });
+        eprintln!("killed in `{batch}` with these steps succeeded: {recorded:?}");
+        server.sigkill();
+        assert_no_workers_left(&dir);
+        kills.push((recorded, step_runs(&dir).len()));
+        std::fs::write(dir.join(format!("release-{batch}")), "")
+            .expect("the release file can be written");
+        server = start_server(&config, &data);
+    }
+
+    let lambda = Lambda::new(&server.url);
+    let explain = || {
+        format!(
+            "the server's log:\n{}\n{}",
+            server.log_tail(),
+            function_logs(&dir)
+        )
+    };
+    let d = lambda.wait_ended(&arn, explain);
+    let events = lambda.history(&arn);
+    let shown = || format!("{arn}'s history:\n{}\n{}", render(&events), explain());
+    assert_eq!(d["Status"], "SUCCEEDED", "{d:#}\n{}", shown());
+    let result: Value = serde_json::from_str(d["Result"].as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("the result is JSON ({e}): {d:#}"));
+    let pairs = |kind: &str| -> Value {
+        batch_steps(kind)
+            .into_iter()
+            .map(|(s0, s1)| json!([s0, s1]))
+            .collect()
+    };
+    assert_eq!(
+        result,
+        json!({"parallel": pairs("p"), "map": pairs("m")}),
+        "every branch and item returned its steps' results\n{}",
+        shown()
+    );
+    let steps: Vec<String> = ["p", "m"]
+        .iter()
+        .flat_map(|kind| batch_steps(kind))
+        .flat_map(|(s0, s1)| [s0, s1])
+        .collect();
+    // Each step succeeded once in the history, each batch ended once.
+    let once: BTreeMap<String, usize> = steps.iter().map(|s| (s.clone(), 1)).collect();
+    assert_eq!(
+        names_of(&events, "StepSucceeded"),
+        once,
+        "each step succeeded exactly once\n{}",
+        shown()
+    );
+    for batch in ["par", "items"] {
+        assert_eq!(
+            of_type(&events, "ContextSucceeded")
+                .iter()
+                .filter(|e| e["Name"] == batch)
+                .count(),
+            1,
+            "{batch} succeeded once\n{}",
+            shown()
+        );
+    }
+    // No step recorded as succeeded before a kill ran after it (every first
+    // step of the batch was recorded); every step ran, and those in flight
+    // at a kill ran again.
+    let runs = step_runs(&dir);
+    let bodies = step_bodies(&dir);
+    eprintln!("the step bodies' runs: {bodies:?}");
+    for ((recorded, before), (batch, kind)) in kills.iter().zip([("par", "p"), ("items", "m")]) {
+        for (s0, s1) in batch_steps(kind) {
+            assert!(
+                recorded.contains(&s0),
+                "{s0} was recorded before the kill in `{batch}`"
+            );
+            assert!(
+                !recorded.contains(&s1),
+                "{s1} was in flight at the kill in `{batch}`"
+            );
+        }
+        let again: Vec<&String> = runs[*before..]
+            .iter()
+            .filter(|step| recorded.contains(*step))
+            .collect();
+        assert!(
+            again.is_empty(),
+            "no step recorded before the kill in `{batch}` ran after it; these did: {again:?} \
+             (every run: {runs:?})\n{}",
+            shown()
+        );
+    }
+    for step in &steps {
+        let n = bodies.get(step).copied().unwrap_or(0);
+        let expected = if step.ends_with("-s1") { 2 } else { 1 };
+        assert_eq!(
+            n,
+            expected,
+            "{step}'s body ran {expected} times (twice if in flight at a kill), not {n} \
+             (every run: {runs:?})\n{}",
+            shown()
+        );
+    }
+    // Each kill closed the invocation open then as lost.
+    let lost = failed_invocations(&events);
+    assert_eq!(
+        lost.iter()
+            .filter(|t| *t == "Sagaflow.InvocationLost")
+            .count(),
+        2,
+        "the invocation open at each kill was closed as lost: {lost:?}\n{}",
+        shown()
+    );
+    server.sigkill();
+    assert_no_workers_left(&dir);
+}
+
+// ---------------------------------------------------------------------------
+// 6. The server killed during a long wait.
+
+/// An event's time (`EventTimestamp`, epoch seconds).
+fn timestamp(event: &Value) -> f64 {
+    event["EventTimestamp"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("the event has an EventTimestamp: {event}"))
+}
+
+/// Now, in epoch seconds.
+fn now_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_server_killed_during_a_long_wait_ends_the_wait_at_its_scheduled_time() {
+    let Some(python) = common::durable_python("the durable crash tests") else {
+        return;
+    };
+    // The wait ends this long after its start; the server is killed
+    // `KILLED_AFTER` seconds in and restarted at once.
+    const WAIT_SECONDS: u64 = 12;
+    const KILLED_AFTER: u64 = 8;
+    // How late the wait may end after its scheduled time (or after the
+    // restarted server is ready, if that is later): a timer re-armed from
+    // the recorded due time fires on time (milliseconds late); a lost one
+    // never would, and one whose wait were measured again from the restart
+    // would be `KILLED_AFTER` seconds late or more.
+    const LATE: f64 = 5.0;
+    let tmp = KeptOnFailure::new();
+    let dir = tmp.path().to_path_buf();
+    let data = dir.join("data");
+    let config = write_config(
+        &dir,
+        &python,
+        &[Function {
+            name: "long-wait",
+            code: &fixtures(),
+            handler: "fixture.long_wait",
+            timeout_seconds: 60,
+        }],
+        "",
+    );
+    let server = start_server(&config, &data);
+    let lambda = Lambda::new(&server.url);
+    let arn = lambda.invoke_event("long-wait", "long-wait", &json!({"seconds": WAIT_SECONDS}));
+
+    // The wait started and the invocation that started it ended.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let started = loop {
+        let events = lambda.history(&arn);
+        let started = of_type(&events, "WaitStarted")
+            .first()
+            .map(|e| (*e).clone());
+        if let Some(started) = started {
+            if !of_type(&events, "InvocationCompleted").is_empty() {
+                break started;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the wait starts within 60s; the server's log:\n{}\n{}",
+            server.log_tail(),
+            function_logs(&dir)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let scheduled = started["WaitStartedDetails"]["ScheduledEndTimestamp"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("WaitStarted has a ScheduledEndTimestamp: {started}"));
+    let began = timestamp(&started);
+    assert!(
+        (scheduled - began - WAIT_SECONDS as f64).abs() < 1.0,
+        "the wait is scheduled to end {WAIT_SECONDS}s after it started: {started}"
+    );
+
+    // Kill the server `KILLED_AFTER` seconds into the wait; restart it a
+    // moment later.
+    let into_wait = (now_seconds() - began).max(0.0);
+    std::thread::sleep(Duration::from_secs_f64(
+        (KILLED_AFTER as f64 - into_wait).max(0.0),
+    ));
+    server.sigkill();
+    std::thread::sleep(Duration::from_millis(500));
+    let server = start_server(&config, &data);
+    let ready = now_seconds();
+    let lambda = Lambda::new(&server.url);
+    let explain = || {
+        format!(
+            "the server's log:\n{}\n{}",
+            server.log_tail(),
+            function_logs(&dir)
+        )
+    };
+    let d = lambda.wait_ended(&arn, explain);
+    let events = lambda.history(&arn);
+    let shown = || format!("{arn}'s history:\n{}\n{}", render(&events), explain());
+    assert_eq!(d["Status"], "SUCCEEDED", "{d:#}\n{}", shown());
+    assert_eq!(
+        names_of(&events, "WaitSucceeded"),
+        BTreeMap::from([("long-wait".to_string(), 1)]),
+        "the wait succeeded once\n{}",
+        shown()
+    );
+    let waited = timestamp(of_type(&events, "WaitSucceeded")[0]);
+    let ended = timestamp(of_type(&events, "ExecutionSucceeded")[0]);
+    // Timestamps are milliseconds: allow one for rounding.
+    assert!(
+        waited >= scheduled - 0.001,
+        "the wait does not end before its scheduled time ({scheduled}): it ended at {waited}\n{}",
+        shown()
+    );
+    let latest = scheduled.max(ready) + LATE;
+    assert!(
+        waited <= latest,
+        "the wait ends at its scheduled time ({scheduled}; the restarted server was ready at \
+         {ready}), not {:.3}s later\n{}",
+        waited - scheduled,
+        shown()
+    );
+    assert!(
+        ended >= waited && ended <= latest + LATE,
+        "the execution ends soon after its wait ({waited}): at {ended}\n{}",
+        shown()
+    );
+    eprintln!(
+        "the wait was scheduled to end at {scheduled}, the restarted server was ready at \
+         {ready}, the wait ended {:.3}s after its scheduled time and the execution {:.3}s after",
+        waited - scheduled,
+        ended - scheduled
+    );
+    assert_eq!(
+        names_of(&events, "StepSucceeded").get("after-wait"),
+        Some(&1),
+        "the step after the wait succeeded once\n{}",
+        shown()
+    );
+    drop(server);
     assert_no_workers_left(&dir);
 }

@@ -358,12 +358,13 @@ impl Engine {
     }
 
     /// The three callback calls: `Some(outcome)` completes the callback,
-    /// `None` is a heartbeat.
+    /// `None` is a heartbeat. Answers with the execution as the decision
+    /// left it (the Lambda API answers `{}`, the native route the record).
     pub async fn durable_callback(
         &self,
         callback_id: &str,
         outcome: Option<CallbackOutcome>,
-    ) -> Result<()> {
+    ) -> Result<ExecutionRecord> {
         let not_found = || Error::CallbackNotFound(callback_id.chars().take(80).collect());
         let id = durable::callback_execution(callback_id).ok_or_else(not_found)?;
         let callback_id = callback_id.to_string();
@@ -374,7 +375,8 @@ impl Engine {
             },
             None => durable::Input::CallbackHeartbeat { callback_id },
         });
-        match self.ask_durable(&id, None, Some(input), |_| Ok(())).await {
+        let record = |state: &Execution| Ok(crate::actor::record_of(state));
+        match self.ask_durable(&id, None, Some(input), record).await {
             Err(Error::ExecutionNotFound(_)) => Err(not_found()),
             other => other,
         }

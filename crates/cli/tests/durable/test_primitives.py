@@ -13,11 +13,15 @@ Environment:
   FIXTURE_DIR        the functions' scratch directory
 """
 
+import base64
 import json
 import os
 import sys
 import time
 import traceback
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 
 import boto3
@@ -388,6 +392,113 @@ def test_an_unknown_callback_id_is_not_found():
     )
 
 
+# Sagaflow's own callback route completes a durable function's callback too.
+
+
+def native_callback(cid, outcome, body=b""):
+    """POST /v1/callbacks/{CallbackId}/{outcome} (the id percent-encoded:
+    it holds a `/`); returns (status, JSON body)."""
+    url = f"{ENDPOINT}/v1/callbacks/{urllib.parse.quote(cid, safe='')}/{outcome}"
+    req = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=DEADLINE_SECONDS) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def native_ok(arn, cid, outcome, body=b""):
+    """A native callback call that succeeds: it answers the execution."""
+    status, got = native_callback(cid, outcome, body)
+    assert status == 200, (outcome, status, got)
+    assert got["id"] == arn.rsplit("/", 1)[1], got
+    return got
+
+
+def native_refused(cid, outcome, status, code, body=b""):
+    got_status, got = native_callback(cid, outcome, body)
+    assert (got_status, got["error"]["code"]) == (status, code), (outcome, got_status, got)
+
+
+def test_the_native_callback_route_completes_a_durable_callback_with_success():
+    label = "cb-native-success"
+    arn = callback_execution(label, timeout=60)
+    cid = callback_id(arn)
+    native_ok(arn, cid, "success", b'"approved"')
+    ex = wait_done(arn)
+    assert ex["Status"] == "SUCCEEDED", ex
+    # The body as sent, as from SendDurableExecutionCallbackSuccess.
+    assert result_of(ex) == {"result": '"approved"'}, ex
+    events = checked_history(label, arn, "SUCCEEDED")
+    assert shape(events) == [
+        ("CallbackStarted", "Callback", label),
+        ("CallbackSucceeded", "Callback", label),
+    ], types(events)
+    assert payload(events[3]) == '"approved"', events[3]
+    # Closed now: the native API's code for a callback that no longer waits.
+    native_refused(cid, "success", 409, "callback_not_waiting", b'"again"')
+    native_refused(cid, "heartbeat", 409, "callback_not_waiting")
+    expect_error(
+        "CallbackTimeoutException",
+        LAMBDA.send_durable_execution_callback_success,
+        CallbackId=cid,
+        Result=b'"again"',
+    )
+
+
+def test_the_native_callback_route_fails_a_durable_callback_with_its_error():
+    label = "cb-native-failure"
+    arn = callback_execution(label, timeout=60)
+    cid = callback_id(arn)
+    # Not JSON: refused, and the callback stays open.
+    native_refused(cid, "failure", 400, "malformed_json", b"{not json")
+    native_ok(arn, cid, "failure", json.dumps({"error": "Rejected", "cause": "no way"}).encode())
+    ex = wait_done(arn)
+    assert ex["Status"] == "SUCCEEDED", ex
+    got = result_of(ex)
+    assert (got["caught"], got["message"]) == ("CallbackExternalError", "no way"), ex
+    events = checked_history(label, arn, "SUCCEEDED")
+    assert shape(events) == [
+        ("CallbackStarted", "Callback", label),
+        ("CallbackFailed", "Callback", label),
+    ], types(events)
+    error = payload(events[3], "Error")
+    assert (error["ErrorType"], error["ErrorMessage"]) == ("Rejected", "no way"), events[3]
+    native_refused(cid, "failure", 409, "callback_not_waiting")
+
+
+def test_the_native_callback_route_keeps_a_durable_callback_open_with_heartbeats():
+    label = "cb-native-heartbeat"
+    # Without a heartbeat the callback times out 4 s after it started:
+    # heartbeats every second for 6 s keep it open, then a success ends it.
+    arn = callback_execution(label, timeout=60, heartbeat=4)
+    cid = callback_id(arn)
+    for _ in range(6):
+        got = native_ok(arn, cid, "heartbeat")
+        assert got["status"] == "running", got
+        time.sleep(1)
+    native_ok(arn, cid, "success", b'{"beat": true}')
+    ex = wait_done(arn)
+    assert ex["Status"] == "SUCCEEDED", ex
+    assert json.loads(result_of(ex)["result"]) == {"beat": True}, ex
+    events = checked_history(label, arn, "SUCCEEDED")
+    assert shape(events) == [
+        ("CallbackStarted", "Callback", label),
+        ("CallbackSucceeded", "Callback", label),
+    ], types(events)
+    assert details(events[1])["HeartbeatTimeout"] == 4, events[1]
+
+
+def test_the_native_callback_route_does_not_find_an_unknown_callback_id():
+    # Shaped like a CallbackId, of an execution that does not exist.
+    route = base64.b64encode(b"no-such-execution\n1").decode().rstrip("=")
+    native_refused(f"{route}/0123456789abcdef", "success", 404, "callback_not_found", b"1")
+    # Neither a CallbackId nor a task token.
+    native_refused("no-such-callback", "success", 404, "invalid_task_token", b"1")
+
+
 def test_wait_for_callback_runs_its_submitter_and_the_callback_in_a_context():
     label = "wait-for-callback"
     arn = start("prims-wait-for-callback", {}, label)
@@ -662,6 +773,10 @@ TESTS = [
     test_a_callback_that_times_out_raises_a_timeout_in_the_handler_and_refuses_a_late_success,
     test_a_callback_without_a_heartbeat_in_time_times_out_as_a_heartbeat_timeout,
     test_an_unknown_callback_id_is_not_found,
+    test_the_native_callback_route_completes_a_durable_callback_with_success,
+    test_the_native_callback_route_fails_a_durable_callback_with_its_error,
+    test_the_native_callback_route_keeps_a_durable_callback_open_with_heartbeats,
+    test_the_native_callback_route_does_not_find_an_unknown_callback_id,
     test_wait_for_callback_runs_its_submitter_and_the_callback_in_a_context,
     test_a_child_context_runs_its_step_inside_it,
     test_parallel_runs_each_branch_in_a_context_of_its_own_and_tolerates_a_failed_one,
