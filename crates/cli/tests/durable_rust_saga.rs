@@ -153,10 +153,7 @@ impl Lambda {
 
     /// Invokes the saga as execution `name`, `Event` or `RequestResponse`.
     fn invoke(&self, name: &str, invocation_type: &str, payload: &Value) -> Answer {
-        let url = format!(
-            "{}/2015-03-31/functions/{FUNCTION}/invocations",
-            self.base
-        );
+        let url = format!("{}/2015-03-31/functions/{FUNCTION}/invocations", self.base);
         self.send(
             self.http
                 .post(url)
@@ -213,7 +210,12 @@ impl Lambda {
 /// The chained invokes a run type makes, in order, with whether each
 /// succeeded, and the cancellations its report names.
 fn expected(run_type: &str) -> (Vec<(&'static str, bool)>, Vec<&'static str>) {
-    let reserves = ["reserve_hotel", "reserve_flight", "reserve_car", "take_payment"];
+    let reserves = [
+        "reserve_hotel",
+        "reserve_flight",
+        "reserve_car",
+        "take_payment",
+    ];
     let failing = match run_type {
         "failHotelReservation" => Some(0),
         "failFlightsReservation" => Some(1),
@@ -260,7 +262,13 @@ fn invokes(events: &[Value]) -> Vec<(String, bool)> {
 }
 
 /// What is wrong with one ended execution of `run_type`.
-fn problems(run_type: &str, trip_id: &str, ex: &Value, events: &[Value], travel: &Travel) -> Vec<String> {
+fn problems(
+    run_type: &str,
+    trip_id: &str,
+    ex: &Value,
+    events: &[Value],
+    travel: &Travel,
+) -> Vec<String> {
     let mut problems = Vec::new();
     let status = common::expected_status(run_type);
     let (calls, cancels) = expected(run_type);
@@ -293,7 +301,11 @@ fn problems(run_type: &str, trip_id: &str, ex: &Value, events: &[Value], travel:
             .strip_prefix("SagaCompensated: ")
             .and_then(|r| serde_json::from_str(r).ok())
             .unwrap_or(Value::Null);
-        let (failed_step, _) = calls.iter().find(|(_, ok)| !ok).copied().unwrap_or(("?", false));
+        let (failed_step, _) = calls
+            .iter()
+            .find(|(_, ok)| !ok)
+            .copied()
+            .unwrap_or(("?", false));
         if report["status"] != "compensated"
             || report["failed_step"] != failed_step
             || report["compensated"] != json!(cancels)
@@ -321,7 +333,11 @@ fn problems(run_type: &str, trip_id: &str, ex: &Value, events: &[Value], travel:
         problems.push(format!("no chained invoke twice: {started:?}"));
     }
     if events.last().and_then(|e| e["EventType"].as_str())
-        != Some(if status == "succeeded" { "ExecutionSucceeded" } else { "ExecutionFailed" })
+        != Some(if status == "succeeded" {
+            "ExecutionSucceeded"
+        } else {
+            "ExecutionFailed"
+        })
     {
         problems.push("the history ends with the execution's end".to_string());
     }
@@ -330,11 +346,16 @@ fn problems(run_type: &str, trip_id: &str, ex: &Value, events: &[Value], travel:
 }
 
 #[test]
-fn the_rust_travel_saga_compensates_every_injected_failure_newest_first_and_leaves_only_succeeded_trips_booked() {
+fn the_rust_travel_saga_compensates_every_injected_failure_newest_first_and_leaves_only_succeeded_trips_booked(
+) {
     let Some(exe) = rust_saga() else {
         return;
     };
-    assert!(exe.is_file(), "SAGAFLOW_RUST_SAGA names a file: {}", exe.display());
+    assert!(
+        exe.is_file(),
+        "SAGAFLOW_RUST_SAGA names a file: {}",
+        exe.display()
+    );
     let dir = KeptOnFailure::new();
     let logs = dir.path().join("logs");
     // Cancellations fail half the time (retried), confirmations twice.
@@ -386,7 +407,10 @@ fn the_rust_travel_saga_compensates_every_injected_failure_newest_first_and_leav
                 if found.is_empty() { "ok" } else { "FAIL" }
             );
             if !found.is_empty() {
-                failures.push(format!("{mode} {run_type} ({arn}):\n  {}", found.join("\n  ")));
+                failures.push(format!(
+                    "{mode} {run_type} ({arn}):\n  {}",
+                    found.join("\n  ")
+                ));
             }
         }
     }

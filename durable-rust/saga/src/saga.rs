@@ -37,6 +37,9 @@ type StepFn<O> = Arc<
     dyn Fn(StepContext) -> Pin<Box<dyn Future<Output = Result<O, BoxError>> + Send>> + Send + Sync,
 >;
 
+/// Builds an action's undo from its result.
+type UndoFrom<O> = Box<dyn FnOnce(&O) -> Undo + Send>;
+
 enum Call<O> {
     Step(StepFn<O>),
     Invoke { function: String, payload: Value },
@@ -49,7 +52,7 @@ pub struct Action<O> {
     saga: Saga,
     name: String,
     call: Call<O>,
-    undo: Option<Box<dyn FnOnce(&O) -> Undo + Send>>,
+    undo: Option<UndoFrom<O>>,
     pivot: bool,
 }
 
