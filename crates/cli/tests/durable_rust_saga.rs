@@ -316,6 +316,16 @@ fn problems(
             ));
         }
     }
+    let ids: Vec<u64> = events
+        .iter()
+        .filter_map(|e| e["EventId"].as_u64())
+        .collect();
+    if ids != (1..=events.len() as u64).collect::<Vec<_>>() {
+        problems.push(format!("EventIds 1..n: {ids:?}"));
+    }
+    if events.first().and_then(|e| e["EventType"].as_str()) != Some("ExecutionStarted") {
+        problems.push("the history starts with ExecutionStarted".to_string());
+    }
     let got = invokes(events);
     let want: Vec<(String, bool)> = calls.iter().map(|(n, ok)| (n.to_string(), *ok)).collect();
     if got != want {

@@ -312,3 +312,62 @@ async fn the_error_message_starts_with_the_error_type_and_reads_back_as_the_repo
     let report = report(&result);
     assert_eq!(report.error, "Error: s1 refused", "{report:?}");
 }
+
+#[tokio::test]
+async fn a_replay_rebuilds_each_undo_from_the_recorded_result_not_from_a_new_run_of_the_step() {
+    // The step's result differs on every run of its body; a wait between
+    // it and the failure suspends the execution, so the failure and the
+    // compensation happen in a later invocation that replays the step.
+    let runs = Arc::new(Mutex::new(0_u32));
+    let undone = Arc::new(Mutex::new(Vec::<u32>::new()));
+    let (r, u) = (Arc::clone(&runs), Arc::clone(&undone));
+    let result = LocalRunner::new()
+        .run(
+            move |_: (), ctx: durable::DurableContext| {
+                let (runs, undone) = (Arc::clone(&r), Arc::clone(&u));
+                async move {
+                    sagaflow_saga::run(&ctx, quick(3, None), |saga: Saga| async move {
+                        let id: u32 = saga
+                            .step("book", move |_| {
+                                let runs = Arc::clone(&runs);
+                                async move {
+                                    let mut n = runs.lock().unwrap();
+                                    *n += 1;
+                                    Ok(100 + *n)
+                                }
+                            })
+                            .undo(move |id: &u32| {
+                                let id = *id;
+                                Undo::step("unbook", move || {
+                                    undone.lock().unwrap().push(id);
+                                    async { Ok(()) }
+                                })
+                            })
+                            .await?;
+                        saga.context()
+                            .wait(Duration::from_secs(5))
+                            .name("pause")
+                            .await?;
+                        let _: u32 = saga
+                            .step("fail", |_| async { Err::<u32, _>("no".into()) })
+                            .await?;
+                        Ok(id)
+                    })
+                    .await
+                }
+            },
+            (),
+        )
+        .await;
+    assert_eq!(result.error_type(), Some("SagaCompensated"));
+    assert!(
+        result.invocation_count() > 1,
+        "the wait suspended the execution"
+    );
+    assert_eq!(*runs.lock().unwrap(), 1, "the step ran once");
+    assert_eq!(
+        *undone.lock().unwrap(),
+        [101],
+        "the undo got the recorded result"
+    );
+}
