@@ -54,6 +54,8 @@ pub struct Action<O> {
     call: Call<O>,
     undo: Option<UndoFrom<O>>,
     pivot: bool,
+    /// Attempts before the pivot (default 1).
+    attempts: u32,
 }
 
 impl<O> std::fmt::Debug for Action<O> {
@@ -89,8 +91,9 @@ impl Saga {
         self.state().pivoted
     }
 
-    /// A step named `name` running `body` (called again for a forward
-    /// retry after the pivot). Before the pivot it is attempted once.
+    /// A step named `name` running `body` (called again for each attempt).
+    /// Before the pivot it is attempted once unless [`Action::attempts`]
+    /// says more.
     pub fn step<O, F, Fut>(&self, name: impl Into<String>, body: F) -> Action<O>
     where
         F: Fn(StepContext) -> Fut + Send + Sync + 'static,
@@ -101,7 +104,7 @@ impl Saga {
 
     /// A chained invoke named `name` of `function` with `payload` (a
     /// payload that does not serialize is sent as `null`). Before the
-    /// pivot it is attempted once.
+    /// pivot it is attempted once unless [`Action::attempts`] says more.
     pub fn invoke<O>(
         &self,
         name: impl Into<String>,
@@ -124,6 +127,7 @@ impl Saga {
             call,
             undo: None,
             pivot: false,
+            attempts: 1,
         }
     }
 
@@ -258,6 +262,15 @@ where
         self
     }
 
+    /// Before the pivot, attempts the action up to `attempts` times (with
+    /// the [`Policy::forward`] backoff) before its failure is the saga's;
+    /// the default is once. After the pivot [`Policy::forward_attempts`]
+    /// applies instead.
+    pub fn attempts(mut self, attempts: u32) -> Action<O> {
+        self.attempts = attempts.max(1);
+        self
+    }
+
     async fn perform(self) -> Result<O, StepFailed> {
         let Action {
             saga,
@@ -265,6 +278,7 @@ where
             call,
             undo,
             pivot,
+            attempts,
         } = self;
         let forward = saga.is_past_pivot();
         let policy = Arc::clone(&saga.policy);
@@ -297,7 +311,7 @@ where
         let limit = if forward {
             policy.forward_attempts
         } else {
-            Some(1)
+            Some(attempts)
         };
         let output = attempt(&saga.ctx, &name, &policy.forward, limit, once)
             .await

@@ -126,7 +126,7 @@ async fn run(shape: Shape, policy: Policy) -> (TestResult<Vec<usize>>, Arc<Calls
     (result, calls)
 }
 
-fn report(result: &TestResult<Vec<usize>>) -> Report {
+fn report<O>(result: &TestResult<O>) -> Report {
     let message = result
         .error_message()
         .expect("the saga failed with a message");
@@ -370,4 +370,49 @@ async fn a_replay_rebuilds_each_undo_from_the_recorded_result_not_from_a_new_run
         [101],
         "the undo got the recorded result"
     );
+}
+
+#[tokio::test]
+async fn a_step_before_the_pivot_given_several_attempts_is_retried_before_it_fails_the_saga() {
+    let calls = Arc::new(Calls::default());
+    let seen = Arc::clone(&calls);
+    let result = LocalRunner::new()
+        .run(
+            move |_: (), ctx: durable::DurableContext| {
+                let calls = Arc::clone(&seen);
+                async move {
+                    sagaflow_saga::run(&ctx, quick(3, None), |saga: Saga| async move {
+                        let flaky = Arc::clone(&calls);
+                        let first: u32 = saga
+                            .step("flaky", move |_| {
+                                let before = flaky.record("flaky".to_owned());
+                                async move {
+                                    if before < 2 {
+                                        Err("not yet".into())
+                                    } else {
+                                        Ok(1)
+                                    }
+                                }
+                            })
+                            .attempts(3)
+                            .await?;
+                        let never = Arc::clone(&calls);
+                        let _: u32 = saga
+                            .step("never", move |_| {
+                                never.record("never".to_owned());
+                                async { Err::<u32, _>("no".into()) }
+                            })
+                            .attempts(2)
+                            .await?;
+                        Ok(first)
+                    })
+                    .await
+                }
+            },
+            (),
+        )
+        .await;
+    assert_eq!(result.error_type(), Some("SagaCompensated"));
+    assert_eq!(report(&result).failed_step, "never");
+    assert_eq!(calls.all(), ["flaky", "flaky", "flaky", "never", "never"]);
 }
