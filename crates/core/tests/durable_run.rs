@@ -16,7 +16,7 @@ use sagaflow_core::durable::{
     Effect as Durable, ErrorObject, Input as DurableInput, InvocationEvent, InvocationOutcome,
     InvokeOutcome, OperationAction as A, OperationEvent, OperationStatus as S, OperationType as T,
     OperationUpdate, Run, StepOptions, WaitOptions, FIRST_RETRY_DELAY_MS, INVALID_TOKEN,
-    INVOCATION_RETRY, MAX_RETRY_DELAY_MS,
+    INVOCATION_RETRY, MAX_RETRY_DELAY_MS, SAGA_COMPENSATED,
 };
 use sagaflow_core::error_name::{CANCELLED, INVOCATION_LOST, TIMEOUT};
 use sagaflow_core::{
@@ -1058,4 +1058,21 @@ fn a_completed_callback_starts_an_invocation_and_an_unknown_one_is_refused() {
         .unwrap();
     assert_eq!(trip.status("approval"), S::Succeeded);
     assert_eq!(Trip::asked(&done), vec![invoke(2)]);
+}
+
+#[test]
+fn a_code_saga_that_undid_everything_ends_compensated_and_one_that_could_not_ends_failed() {
+    for (error_type, status) in [
+        (SAGA_COMPENSATED, Status::Compensated),
+        ("SagaFailed", Status::Failed),
+    ] {
+        let (mut trip, _) = Trip::start();
+        trip.answer(Answer::Failed(Some(error(
+            error_type,
+            "SagaCompensated: {\"status\":\"compensated\"}",
+        ))));
+        assert_eq!(trip.ex.status, status, "{error_type}");
+        let recorded = trip.ex.error.as_ref().expect("the function's error");
+        assert_eq!(recorded.error, error_type);
+    }
 }

@@ -92,6 +92,7 @@ pub use operations::{
 };
 pub use run::{
     Answer, Effect, Input, Run, FIRST_RETRY_DELAY_MS, INVOCATION_RETRY, MAX_RETRY_DELAY_MS,
+    SAGA_COMPENSATED,
 };
 pub use target::{
     function_not_found, invalid_function_name, resolve_target, HostedFunctions, Hosting,

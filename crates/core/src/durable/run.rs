@@ -249,6 +249,10 @@ fn error_info(error: Option<&ErrorObject>, default_type: &str) -> ErrorInfo {
     ErrorInfo::new(error_type, message)
 }
 
+/// The error type with which a code saga (durable-rust's `sagaflow-saga`)
+/// fails once every compensation has run: the execution ends `compensated`.
+pub const SAGA_COMPENSATED: &str = "SagaCompensated";
+
 /// The envelope's output for a `Result` string: its JSON, or the text.
 fn output_of(result: Option<&String>) -> serde_json::Value {
     match result {
@@ -620,7 +624,15 @@ fn finish_if_ended(d: &mut Decider<'_, DurableFunction>) -> Result<bool, Error> 
         }
         Some(Outcome::Failed(error)) => {
             let error = error_info(error.as_ref(), "Error");
-            d.finish(Status::Failed, Some(error), None)?;
+            // A saga written with sagaflow-saga that undid everything it
+            // did ends as a saga does: `compensated` (FAILED on the Lambda
+            // API, which has no such status).
+            let status = if error.error == SAGA_COMPENSATED {
+                Status::Compensated
+            } else {
+                Status::Failed
+            };
+            d.finish(status, Some(error), None)?;
         }
         // Timed out or stopped: finished by that decision already.
         Some(_) => {}
