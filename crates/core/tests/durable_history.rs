@@ -558,3 +558,49 @@ fn a_foreign_marker_or_max_items_out_of_range_is_refused() {
         assert_eq!(refusal.code, INVALID_MAX_ITEMS);
     }
 }
+
+#[test]
+fn a_chained_invoke_shows_its_executed_version_and_child_arn_as_aws_does() {
+    // conformance invoke/5-1: ChainedInvokeStartedDetails{FunctionName,
+    // Input, ExecutedVersion, DurableExecutionArn}; a fact stored before
+    // the dispatch was kept reads back without them.
+    let arn = "arn:aws:lambda:us-east-1:123456789012:function:echo:$LATEST/durable-execution/n/i";
+    let stored = json!({
+        "type": "chained_invoke_started",
+        "op": {"id": "op-1", "sub_type": "ChainedInvoke"},
+        "function_name": "echo",
+        "tenant_id": "t-1",
+        "payload": "\"hi\"",
+        "at": T0 + 1,
+    });
+    let old: OperationEvent = serde_json::from_value(stored.clone()).unwrap();
+    let mut with_dispatch = stored;
+    with_dispatch["executed_version"] = json!("$LATEST");
+    with_dispatch["durable_execution_arn"] = json!(arn);
+    let new: OperationEvent = serde_json::from_value(with_dispatch.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&new).unwrap(), with_dispatch);
+    let mut run = Run::new();
+    run.op(new);
+    run.op(OperationEvent::ExecutionSucceeded {
+        id: "exec".into(),
+        result: None,
+        at: T0 + 2,
+    });
+    let mut old_run = Run::new();
+    old_run.op(old);
+    let started = &json_of(&run.history(true))[1];
+    assert_eq!(
+        started["ChainedInvokeStartedDetails"],
+        json!({
+            "FunctionName": "echo",
+            "TenantId": "t-1",
+            "Input": {"Payload": "\"hi\"", "Truncated": false},
+            "ExecutedVersion": "$LATEST",
+            "DurableExecutionArn": arn,
+        })
+    );
+    let started = &json_of(&old_run.history(true))[1];
+    assert!(started["ChainedInvokeStartedDetails"]
+        .get("ExecutedVersion")
+        .is_none());
+}

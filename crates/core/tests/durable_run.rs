@@ -14,9 +14,9 @@ use sagaflow_core::asl::ResourceMap;
 use sagaflow_core::durable::{
     Answer, CallbackOptions, CallbackOutcome, ChainedInvokeOptions, CheckpointReply, Details,
     Effect as Durable, ErrorObject, Input as DurableInput, InvocationEvent, InvocationOutcome,
-    InvokeOutcome, OperationAction as A, OperationEvent, OperationStatus as S, OperationType as T,
-    OperationUpdate, Run, StepOptions, WaitOptions, FIRST_RETRY_DELAY_MS, INVALID_TOKEN,
-    INVOCATION_RETRY, MAX_RETRY_DELAY_MS, SAGA_COMPENSATED,
+    InvokeDispatch, InvokeOutcome, OperationAction as A, OperationEvent, OperationStatus as S,
+    OperationType as T, OperationUpdate, Run, StepOptions, WaitOptions, FIRST_RETRY_DELAY_MS,
+    INVALID_TOKEN, INVOCATION_RETRY, MAX_RETRY_DELAY_MS, SAGA_COMPENSATED,
 };
 use sagaflow_core::error_name::{CANCELLED, INVOCATION_LOST, TIMEOUT};
 use sagaflow_core::{
@@ -139,6 +139,7 @@ impl Trip {
             client_token: client_token.into(),
             updates,
             unresolvable,
+            dispatched: BTreeMap::new(),
         })
     }
 
@@ -501,6 +502,41 @@ fn an_unresolvable_chained_invoke_fails_in_the_same_reply_and_is_never_called() 
     assert!(!replayed
         .outstanding(&trip.plan)
         .contains(&Effect::Durable(call("lost"))));
+}
+
+#[test]
+fn a_chained_invoke_records_where_the_runtime_dispatches_it() {
+    // AWS's ChainedInvokeStartedDetails show the version the target runs
+    // and the child execution's ARN: the runtime resolves them before the
+    // decision, and the started fact keeps them (and replays with them).
+    let (mut trip, _) = Trip::start();
+    let token = trip.token();
+    let arn = "arn:aws:lambda:us-east-1:123456789012:function:echo:$LATEST/durable-execution/n/i";
+    let dispatch = InvokeDispatch {
+        executed_version: Some("$LATEST".into()),
+        durable_execution_arn: Some(arn.into()),
+    };
+    let applied = trip
+        .at(100)
+        .durable(DurableInput::Checkpoint {
+            token,
+            client_token: "c-1".into(),
+            updates: vec![chained_invoke("echo-it", "echo")],
+            unresolvable: BTreeMap::new(),
+            dispatched: BTreeMap::from([("echo-it".to_string(), dispatch.clone())]),
+        })
+        .unwrap();
+    let started: Vec<_> = applied
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::DurableOperation {
+                fact: OperationEvent::ChainedInvokeStarted { dispatch, .. },
+            } => Some(dispatch.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, [dispatch]);
 }
 
 /// The failBookCar loop: a step and three reservations, the car fails,

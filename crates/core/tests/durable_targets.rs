@@ -316,6 +316,7 @@ fn an_unresolvable_dispatch_is_recorded_as_the_operation_failing() {
         function_name: "nobody-home".into(),
         tenant_id: None,
         payload: None,
+        dispatch: Default::default(),
         at: 2,
     })
     .unwrap();

@@ -18,8 +18,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sagaflow_core::durable::{
     self, resolve_target, Answer, CallbackOutcome, CheckpointReply, DurableExecutionArn,
-    DurableFunction, ErrorObject, FunctionName, Hosting, InvokeOutcome, NewExecutionState,
-    OperationAction, OperationType, OperationUpdate, Resolved,
+    DurableFunction, ErrorObject, FunctionName, Hosting, InvokeDispatch, InvokeOutcome,
+    NewExecutionState, OperationAction, OperationType, OperationUpdate, Resolved,
 };
 use sagaflow_core::event::TaskKind;
 use sagaflow_core::{error_name, Execution, Input, Request};
@@ -255,12 +255,13 @@ impl Engine {
         let client_token = client_token.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let (id, admit) = self.target(id)?;
         let id = id.as_str();
-        let unresolvable = self.unresolvable(id, &updates);
+        let (unresolvable, dispatched) = self.resolve_starts(id, &updates);
         let input = Input::Durable(durable::Input::Checkpoint {
             token: token.to_string(),
             client_token: client_token.clone(),
             updates,
             unresolvable,
+            dispatched,
         });
         let token = token.to_string();
         self.ask_durable(id, admit, Some(input), move |state| {
@@ -284,25 +285,75 @@ impl Engine {
         .await
     }
 
-    /// The chained invokes a checkpoint starts whose target cannot be
-    /// called, with the error each fails with at once.
-    fn unresolvable(&self, id: &str, updates: &[OperationUpdate]) -> BTreeMap<String, ErrorObject> {
-        updates
-            .iter()
-            .filter(|u| {
-                u.op_type == OperationType::ChainedInvoke && u.action == OperationAction::Start
-            })
-            .filter_map(|u| {
-                let target = durable::InvokeTarget {
-                    function_name: u.chained_invoke_options.as_ref()?.function_name.clone(),
-                    tenant_id: None,
-                    payload: u.payload.clone(),
-                };
-                self.resolve(id, &u.id, &target)
-                    .err()
-                    .map(|e| (u.id.clone(), e))
-            })
-            .collect()
+    /// Resolves the chained invokes a checkpoint starts: those whose target
+    /// cannot be called, with the error each fails with at once, and where
+    /// the others go (the version a hosted function runs, and the ARN of
+    /// the child execution a durable one gets), for their started facts.
+    fn resolve_starts(
+        &self,
+        id: &str,
+        updates: &[OperationUpdate],
+    ) -> (
+        BTreeMap<String, ErrorObject>,
+        BTreeMap<String, InvokeDispatch>,
+    ) {
+        let mut unresolvable = BTreeMap::new();
+        let mut dispatched = BTreeMap::new();
+        let starts = updates.iter().filter(|u| {
+            u.op_type == OperationType::ChainedInvoke && u.action == OperationAction::Start
+        });
+        for u in starts {
+            let Some(options) = u.chained_invoke_options.as_ref() else {
+                continue;
+            };
+            let target = durable::InvokeTarget {
+                function_name: options.function_name.clone(),
+                tenant_id: None,
+                payload: u.payload.clone(),
+            };
+            match self.resolve(id, &u.id, &target) {
+                Err(error) => {
+                    unresolvable.insert(u.id.clone(), error);
+                }
+                Ok(Resolved::DurableChild { function, .. }) => {
+                    let dispatch = InvokeDispatch {
+                        executed_version: Some(function.qualifier().to_string()),
+                        durable_execution_arn: self.chained_child(&function.name, id, &u.id).1,
+                    };
+                    dispatched.insert(u.id.clone(), dispatch);
+                }
+                Ok(Resolved::Plain { function, .. }) => {
+                    let dispatch = InvokeDispatch {
+                        executed_version: Some(function.qualifier().to_string()),
+                        durable_execution_arn: None,
+                    };
+                    dispatched.insert(u.id.clone(), dispatch);
+                }
+                Ok(Resolved::Participant { .. }) => {}
+            }
+        }
+        (unresolvable, dispatched)
+    }
+
+    /// The child execution chained invoke `op` of execution `parent` starts
+    /// for hosted durable function `function` (its bare name): its
+    /// `DurableExecutionName`, named after the parent and the operation so
+    /// a call made again after a restart finds it, and its ARN (known
+    /// before it starts, for the invoke's started details).
+    fn chained_child(&self, function: &str, parent: &str, op: &str) -> (String, Option<String>) {
+        let name = durable_id(parent, op);
+        let lambda = &self.shared.config.lambda;
+        let arn = FunctionName::parse(function).ok().and_then(|f| {
+            DurableExecutionArn::new(
+                &lambda.region,
+                &lambda.account_id,
+                &f,
+                &name,
+                &durable_id(function, &name),
+            )
+            .ok()
+        });
+        (name, arn.map(|a| a.to_string()))
     }
 
     fn resolve(
@@ -695,7 +746,7 @@ async fn call_child(
     op: &str,
     input: String,
 ) -> InvokeOutcome {
-    let name = durable_id(parent, op);
+    let (name, _) = engine.chained_child(function, parent, op);
     let started = engine
         .start_durable(DurableStart {
             function: function.to_string(),
@@ -730,11 +781,11 @@ async fn call_child(
         .unwrap_or_default();
     use sagaflow_core::Status;
     match record.status {
+        // The child's result as the JSON its SDK returned (`"hello"` for a
+        // string, as AWS records it and as the caller's SDK decodes it),
+        // like GetDurableExecution's `Result`.
         Status::Succeeded => InvokeOutcome::Succeeded {
-            result: record.output.as_ref().map(|o| match o {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            }),
+            result: record.output.as_ref().map(Value::to_string),
         },
         Status::TimedOut => InvokeOutcome::TimedOut { error },
         Status::Cancelled => InvokeOutcome::Stopped { error },

@@ -661,6 +661,10 @@ def test_a_chained_invoke_of_a_durable_function_runs_it_as_a_child_execution():
     assert len(children) == 1, children
     child = children[0]
     assert child["Status"] == "SUCCEEDED", child
+    # As on AWS, the started event names the child and the version it runs.
+    started = details(events[1])
+    assert started["DurableExecutionArn"] == child["DurableExecutionArn"], started
+    assert started["ExecutedVersion"] == "$LATEST", started
     child_events = checked_history("doubler", child["DurableExecutionArn"], "SUCCEEDED")
     assert json.loads(payload(child_events[0], "Input")) == {"x": 21}, child_events[0]
     assert json.loads(payload(child_events[-1])) == {"doubled": 42}, child_events[-1]

@@ -36,6 +36,18 @@ pub struct StepRetry {
     pub result: Option<String>,
 }
 
+/// What a chained invoke's target resolved to when it started, as AWS's
+/// `ChainedInvokeStartedDetails` show it: the version the hosted function
+/// runs (`ExecutedVersion`) and, for a durable function, the ARN of the
+/// child execution the call starts (`DurableExecutionArn`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct InvokeDispatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executed_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durable_execution_arn: Option<String>,
+}
+
 /// One recorded fact about one operation. `at` is when it happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -121,6 +133,11 @@ pub enum OperationEvent {
         function_name: String,
         tenant_id: Option<String>,
         payload: Option<String>,
+        /// Where the runtime resolved the target when the invoke started
+        /// (AWS's `ChainedInvokeStartedDetails` show it); default for a
+        /// participant and for facts recorded before it was kept.
+        #[serde(flatten)]
+        dispatch: InvokeDispatch,
         at: Millis,
     },
     /// A callback's heartbeat came (its heartbeat timeout starts again).

@@ -164,6 +164,10 @@ pub struct EventDetails {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub executed_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub durable_execution_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub start_timestamp: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_timestamp: Option<f64>,
@@ -469,6 +473,7 @@ impl Fold {
                 function_name,
                 tenant_id,
                 payload,
+                dispatch,
                 at,
             } => {
                 self.started(op);
@@ -476,6 +481,8 @@ impl Fold {
                     function_name: Some(function_name.clone()),
                     tenant_id: tenant_id.clone(),
                     input: self.payload(payload),
+                    executed_version: dispatch.executed_version.clone(),
+                    durable_execution_arn: dispatch.durable_execution_arn.clone(),
                     ..none
                 };
                 (T::ChainedInvokeStarted, at, details)

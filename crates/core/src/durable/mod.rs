@@ -67,7 +67,8 @@ mod token;
 pub use crate::function_name::FunctionName;
 pub use callback::{callback_execution, CallbackWatch};
 pub use event::{
-    CallbackOutcome, InvokeOutcome, InvokeTarget, OpHeader, OperationEvent, StepRetry, Timer,
+    CallbackOutcome, InvokeDispatch, InvokeOutcome, InvokeTarget, OpHeader, OperationEvent,
+    StepRetry, Timer,
 };
 pub use function::{
     compile as compile_function, is_durable, DurableFunction, MAX_EXECUTION_TIMEOUT_SECONDS,

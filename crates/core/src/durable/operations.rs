@@ -540,6 +540,8 @@ impl Operations {
                     function_name: options.function_name,
                     tenant_id: options.tenant_id,
                     payload: u.payload.clone(),
+                    // The runtime fills it in (see `run::Input::Checkpoint`).
+                    dispatch: Default::default(),
                     at: now,
                 }
             }
@@ -658,6 +660,7 @@ impl Operations {
                 tenant_id,
                 payload,
                 at,
+                ..
             } => {
                 self.create(op, Details::empty(OperationType::ChainedInvoke), *at)?;
                 let target = InvokeTarget {

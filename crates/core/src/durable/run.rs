@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::event::{CallbackOutcome, InvokeOutcome, OperationEvent, Timer};
+use super::event::{CallbackOutcome, InvokeDispatch, InvokeOutcome, OperationEvent, Timer};
 use super::function::DurableFunction;
 use super::model::{Details, ErrorObject, OperationStatus, OperationUpdate};
 use super::operations::{Operations, Outcome, Refusal};
@@ -53,12 +53,15 @@ pub enum Input {
     /// `CheckpointDurableExecution`. `unresolvable`: the chained invokes
     /// this batch starts whose target cannot be called, by operation id,
     /// with the error they fail with (the runtime resolves targets, which
-    /// needs its configuration, before asking for the decision).
+    /// needs its configuration, before asking for the decision);
+    /// `dispatched`: where the others go, by operation id, recorded in
+    /// their `ChainedInvokeStarted` facts.
     Checkpoint {
         token: String,
         client_token: String,
         updates: Vec<OperationUpdate>,
         unresolvable: BTreeMap<String, ErrorObject>,
+        dispatched: BTreeMap<String, InvokeDispatch>,
     },
     /// Invocation `number` ended with `answer`.
     InvocationEnded { number: u32, answer: Answer },
@@ -481,6 +484,7 @@ fn decide_durable(d: &mut Decider<'_, DurableFunction>, input: Input) -> Result<
             client_token,
             updates,
             unresolvable,
+            mut dispatched,
         } => {
             let run = &*d.state;
             let decided = run
@@ -501,7 +505,11 @@ fn decide_durable(d: &mut Decider<'_, DurableFunction>, input: Input) -> Result<
                 Checkpoint::Decided {
                     applied, accepted, ..
                 } => {
-                    for fact in applied.events {
+                    for mut fact in applied.events {
+                        if let OperationEvent::ChainedInvokeStarted { op, dispatch, .. } = &mut fact
+                        {
+                            *dispatch = dispatched.remove(&op.id).unwrap_or_default();
+                        }
                         record_op(d, fact)?;
                     }
                     d.emit(EventKind::DurableInvocation { fact: *accepted })
