@@ -12,32 +12,20 @@ pub type Outcome = Result<Value, durable::BoxError>;
 /// A boxed handler future (one per invocation).
 pub type Pending = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 
-/// One hosted function: a durable handler (run with the SDK) or a plain
-/// Lambda handler (run with `lambda_runtime` alone, a chained-invoke target).
+/// One hosted function: a durable handler, run with the SDK. (Every chained
+/// invoke in the cases targets another durable handler, so there is no plain
+/// Lambda handler kind.)
 #[derive(Clone, Copy)]
-pub enum Function {
-    Durable(fn(Value, durable::DurableContext) -> Pending),
-    Plain(fn(Value) -> Pending),
-}
+pub struct Function(pub fn(Value, durable::DurableContext) -> Pending);
 
 impl Function {
+    /// What `bootstrap --list` prints next to the name.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Function::Durable(_) => "durable",
-            Function::Plain(_) => "plain",
-        }
+        "durable"
     }
 
     pub async fn run(self) -> Result<(), lambda_runtime::Error> {
-        match self {
-            Function::Durable(handler) => durable::run(handler).await,
-            Function::Plain(handler) => {
-                lambda_runtime::run(lambda_runtime::service_fn(
-                    move |event: lambda_runtime::LambdaEvent<Value>| handler(event.payload),
-                ))
-                .await
-            }
-        }
+        durable::run(self.0).await
     }
 }
 
@@ -51,15 +39,7 @@ pub fn function_name(category: &str, name: &str) -> String {
 #[macro_export]
 macro_rules! durable {
     (|$event:ident, $ctx:ident| $body:expr) => {
-        $crate::support::Function::Durable(|$event, $ctx| Box::pin(async move { $body }))
-    };
-}
-
-/// Boxes a plain handler body: `plain!(|event| async move { … })`.
-#[macro_export]
-macro_rules! plain {
-    (|$event:ident| $body:expr) => {
-        $crate::support::Function::Plain(|$event| Box::pin(async move { $body }))
+        $crate::support::Function(|$event, $ctx| Box::pin(async move { $body }))
     };
 }
 
