@@ -16,6 +16,7 @@ use crate::client::{describe_event, Api, Body};
 use crate::server;
 
 mod durable;
+mod rust;
 
 /// The travel saga shipped in `examples/`.
 pub const TRAVEL_SAGA: &str = include_str!("../../../examples/travel-saga.yaml");
@@ -130,9 +131,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     } else {
         Err("not asked for (--only)".into())
     };
+    let mut lambda = None;
     if let Ok(python) = &python {
-        let lambda = durable::settings(python.clone(), &dir)?;
-        settings.engine.lambda = lambda.engine_config();
+        lambda = Some(durable::settings(python.clone(), &dir)?);
         settings
             .engine
             .resources
@@ -141,6 +142,32 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 pattern: "arn:aws:lambda:*:*:function:saga-{name}".into(),
                 target: format!("{}/lambda/saga-{{name}}", travel.base_url()),
             });
+    }
+    // And written in Rust with sagaflow-saga, when its executable is built.
+    let with_rust = args.only.is_empty() || args.only.iter().any(|o| o == "rust");
+    let rust_saga = if with_rust {
+        rust::executable()
+    } else {
+        Err("not asked for (--only)".into())
+    };
+    if let Ok(exe) = &rust_saga {
+        let lambda = lambda.get_or_insert_with(|| crate::functions::LambdaSettings {
+            // Only Python functions use it; the Rust saga is an executable.
+            python: PathBuf::from("python3"),
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            log_dir: Some(dir.join("function-logs")),
+            functions: Vec::new(),
+        });
+        lambda.functions.push(rust::function(exe)?);
+        settings
+            .engine
+            .resources
+            .rules
+            .extend(rust::resource_rules(&travel.base_url()));
+    }
+    if let Some(lambda) = lambda {
+        settings.engine.lambda = lambda.engine_config();
         settings.lambda = Some(lambda);
     }
     let running = server::start(settings)
@@ -237,34 +264,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 sc.compensated, compensated
             ));
         }
-        if sc.rows_confirmed {
-            let kinds: Vec<&str> = rows
-                .iter()
-                .map(|r| r.sk.split('#').next().unwrap_or(""))
-                .collect();
-            for k in ["HOTEL", "FLIGHT", "CAR", "PAYMENT"] {
-                if kinds.iter().filter(|x| **x == k).count() != 1 {
-                    problems.push(format!("expected exactly one {k} row"));
-                }
-            }
-            if rows.iter().any(|r| r.transaction_status != "confirmed") {
-                problems.push("a row is not confirmed".into());
-            }
-        } else if !rows.is_empty() {
-            problems.push(format!(
-                "expected no rows after the rollback, found {}",
-                rows.len()
-            ));
-        }
-        if problems.is_empty() {
-            println!("   ✔ as expected\n");
-        } else {
-            failures += 1;
-            for p in problems {
-                println!("   ✘ {p}");
-            }
-            println!();
-        }
+        problems.extend(row_problems(sc, &rows));
+        failures += report(&problems);
     }
     match &python {
         Ok(_) => {
@@ -277,6 +278,25 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
         Err(_) => {}
     }
+    match &rust_saga {
+        Ok(exe) => {
+            println!(
+                "The same saga written in Rust with sagaflow-saga ({}), hosted by this server.\n",
+                exe.display()
+            );
+            let scenarios: Vec<&Scenario> = SCENARIOS
+                .iter()
+                .filter(|sc| {
+                    args.only.is_empty()
+                        || args.only.iter().any(|o| o == sc.run_type || o == "rust")
+                })
+                .collect();
+            failures += rust::run(&base, run, &scenarios, &travel_db).await?;
+            ran += scenarios.len();
+        }
+        Err(why) if with_rust => println!("Skipping the saga written in Rust: {why}\n"),
+        Err(_) => {}
+    }
     let _ = running.stop.send(());
     let _ = running.done.await;
     let _ = travel.stop().await;
@@ -287,4 +307,43 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("{failures} of {ran} scenarios did not end as expected.");
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// What is wrong with the rows a scenario left in the travel database: all
+/// four bookings confirmed once, or none after a rollback.
+fn row_problems(sc: &Scenario, rows: &[travel_services::Row]) -> Vec<String> {
+    let mut problems = Vec::new();
+    if sc.rows_confirmed {
+        let kinds: Vec<&str> = rows
+            .iter()
+            .map(|r| r.sk.split('#').next().unwrap_or(""))
+            .collect();
+        for k in ["HOTEL", "FLIGHT", "CAR", "PAYMENT"] {
+            if kinds.iter().filter(|x| **x == k).count() != 1 {
+                problems.push(format!("expected exactly one {k} row"));
+            }
+        }
+        if rows.iter().any(|r| r.transaction_status != "confirmed") {
+            problems.push("a row is not confirmed".into());
+        }
+    } else if !rows.is_empty() {
+        problems.push(format!(
+            "expected no rows after the rollback, found {}",
+            rows.len()
+        ));
+    }
+    problems
+}
+
+/// Prints a scenario's verdict; 1 if it did not end as expected.
+fn report(problems: &[String]) -> usize {
+    if problems.is_empty() {
+        println!("   ✔ as expected\n");
+        return 0;
+    }
+    for p in problems {
+        println!("   ✘ {p}");
+    }
+    println!();
+    1
 }

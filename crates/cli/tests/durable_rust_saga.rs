@@ -444,3 +444,25 @@ fn the_rust_travel_saga_compensates_every_injected_failure_newest_first_and_leav
         travel.log_tail()
     );
 }
+
+#[test]
+fn the_demo_runs_the_rust_travel_saga_through_every_scenario_of_the_saga_definition() {
+    let Some(exe) = rust_saga() else {
+        return;
+    };
+    let dir = KeptOnFailure::new();
+    let mut cmd = sagaflow();
+    cmd.args(["demo", "--only", "rust"])
+        .current_dir(dir.path())
+        .env("SAGAFLOW_RUST_SAGA", &exe);
+    let out = common::run(cmd, Duration::from_secs(240));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && stdout.contains("Rust saga: failPayment")
+            && stdout.contains("All 7 scenarios ended as the saga promises."),
+        "sagaflow demo --only rust: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -203,7 +203,7 @@ fn check(expected: Option<(&str, &[&str])>, function_error: bool, body: &Value) 
 }
 
 /// An ARN as one path segment.
-fn enc(s: &str) -> String {
+pub(super) fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
