@@ -466,3 +466,87 @@ fn the_demo_runs_the_rust_travel_saga_through_every_scenario_of_the_saga_definit
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_cancel_during_the_hold_before_the_payment_undoes_the_three_bookings_newest_first() {
+    let Some(exe) = rust_saga() else {
+        return;
+    };
+    let dir = KeptOnFailure::new();
+    let logs = dir.path().join("logs");
+    let travel = Travel::start(dir.path(), 0.0, 0);
+    let config = write_config(dir.path(), &exe, travel.url());
+    let mut cmd = sagaflow();
+    cmd.arg("server").arg("--config").arg(&config);
+    let server = Proc::spawn("sagaflow-server", cmd, &logs);
+    let lambda = Lambda::new(&server.url);
+
+    let trip_id = format!("{:08x}-held", std::process::id());
+    let mut input = common::trip_input(&trip_id, "success");
+    input["hold_seconds"] = json!(600);
+    let answer = lambda.invoke(&trip_id, "Event", &input);
+    assert_eq!(answer.status, 202, "an Event invoke answers 202");
+    let arn = answer.arn.expect("the answer names the execution");
+    // The saga holds the three bookings before the payment.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !lambda
+        .history(&arn)
+        .iter()
+        .any(|e| e["EventType"] == "WaitStarted" && e["Name"] == "hold")
+    {
+        assert!(Instant::now() < deadline, "the saga reaches its hold");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(travel.rows(&trip_id).len(), 3, "three bookings are held");
+
+    let id = arn.rsplit('/').next().expect("the ARN ends with the id");
+    let cancelled = lambda.send(
+        lambda
+            .http
+            .post(format!("{}/v1/executions/{id}/cancel", lambda.base))
+            .body(r#"{"reason": "the customer changed plans"}"#),
+    );
+    assert_eq!(
+        cancelled.status, 200,
+        "the cancel is accepted: {}",
+        cancelled.body
+    );
+
+    let ex = lambda.wait_ended(&arn);
+    assert_eq!(ex["Status"], "FAILED", "{ex}");
+    assert_eq!(ex["Error"]["ErrorType"], "SagaCompensated", "{ex}");
+    let message = ex["Error"]["ErrorMessage"].as_str().unwrap_or("");
+    let report: Value = message
+        .strip_prefix("SagaCompensated: ")
+        .and_then(|r| serde_json::from_str(r).ok())
+        .unwrap_or(Value::Null);
+    assert_eq!(report["failed_step"], "hold", "{message}");
+    assert!(
+        report["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("Sagaflow.Cancelled")),
+        "{message}"
+    );
+    assert_eq!(
+        report["compensated"],
+        json!(["cancel_car", "cancel_flight", "cancel_hotel"]),
+        "{message}"
+    );
+    let events = lambda.history(&arn);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["EventType"] == "WaitCancelled" && e["Name"] == "hold"),
+        "the history shows the hold cancelled"
+    );
+    assert!(
+        !events.iter().any(|e| e["Name"] == "take_payment"),
+        "no payment is taken"
+    );
+    let native = lambda.get(&format!("/v1/executions/{id}"));
+    assert_eq!(native["status"], "compensated", "{native}");
+    assert_eq!(
+        common::trip_problems("compensated", &travel.rows(&trip_id)),
+        Vec::<String>::new()
+    );
+}

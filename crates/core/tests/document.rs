@@ -148,8 +148,18 @@ fn every_example_definition_reads_as_it_did_with_the_plain_yaml_parser() {
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
+            // An example's installed packages (examples/durable-node's
+            // node_modules after `npm ci`) are not its definitions.
             if path.is_dir() {
-                dirs.push(path);
+                if !path.ends_with("node_modules") {
+                    dirs.push(path);
+                }
+                continue;
+            }
+            let definition = path
+                .extension()
+                .is_some_and(|e| e == "yaml" || e == "yml" || e == "json");
+            if !definition {
                 continue;
             }
             let text = std::fs::read_to_string(&path).unwrap();

@@ -961,27 +961,167 @@ fn after_the_end_callbacks_and_stops_are_refused_so_their_callers_hear_it() {
     assert_eq!(stop.code(), "execution_finished");
 }
 
+/// The names of every operation and invocation fact of a decision.
+fn every_fact(events: &[Event]) -> Vec<String> {
+    let name = |debug: String| debug.split([' ', '{']).next().unwrap_or("").to_string();
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::DurableOperation { fact } => Some(name(format!("{fact:?}"))),
+            EventKind::DurableInvocation { fact } => Some(name(format!("{fact:?}"))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A callback update, as the SDK's `create_callback` sends it.
+fn callback(id: &str) -> OperationUpdate {
+    let mut start = OperationUpdate::new(id, T::Callback, A::Start);
+    start.name = Some(id.into());
+    start.callback_options = Some(CallbackOptions {
+        timeout_seconds: Some(3_600),
+        heartbeat_timeout_seconds: None,
+    });
+    start
+}
+
 #[test]
-fn a_cancel_ends_the_execution_cancelled_and_later_answers_are_ignored() {
-    let (mut trip, _) = pending_on_flight();
+fn a_cancel_fails_what_the_suspended_code_waits_on_and_invokes_it_to_compensate() {
+    let (mut trip, _) = Trip::start();
+    let token = trip.token();
+    trip.at(100)
+        .checkpoint_with(
+            &token,
+            "c-1",
+            vec![wait("hold", 600), callback("approval")],
+            BTreeMap::new(),
+        )
+        .unwrap();
+    trip.at(200).answer(Answer::Pending);
+    let cancelled = trip
+        .at(300)
+        .decide(Input::Cancel {
+            reason: "changed plans".into(),
+        })
+        .unwrap();
+    assert_eq!(
+        every_fact(&cancelled.events),
+        [
+            "CancelRequested",
+            "WaitCancelled",
+            "CallbackEnded",
+            "CancelDelivered",
+            "InvocationStarted"
+        ]
+    );
+    assert_eq!(Trip::asked(&cancelled), vec![invoke(2)]);
+    assert_eq!(trip.status("hold"), S::Cancelled);
+    assert_eq!(trip.status("approval"), S::Failed);
+    let Details::Callback(approval) = &trip.run().operations().get("approval").unwrap().details
+    else {
+        panic!("a callback");
+    };
+    let failure = approval.error.as_ref().unwrap();
+    assert_eq!(
+        (
+            failure.error_type.as_deref(),
+            failure.error_message.as_deref()
+        ),
+        (Some(CANCELLED), Some("changed plans"))
+    );
+    assert_eq!(trip.ex.status, Status::Running, "the code decides the end");
+    // The wait's timer is stale now.
+    let fired = trip.at(600_100).decide(timer_of("hold")).unwrap();
+    assert!(fired.events.is_empty());
+    // The code compensated and says so: the execution ends compensated.
+    trip.at(700).answer(Answer::Failed(Some(error(
+        SAGA_COMPENSATED,
+        "SagaCompensated: {}",
+    ))));
+    assert_eq!(trip.ex.status, Status::Compensated);
+}
+
+#[test]
+fn a_cancelled_code_that_suspends_again_with_nothing_to_wake_it_is_stopped() {
+    let (mut trip, _) = Trip::start();
+    let token = trip.token();
+    trip.at(100)
+        .checkpoint_with(&token, "c-1", vec![wait("w", 30)], BTreeMap::new())
+        .unwrap();
+    trip.at(200).answer(Answer::Pending);
     trip.at(300)
         .decide(Input::Cancel {
             reason: "changed plans".into(),
         })
         .unwrap();
-    assert_eq!(trip.ex.status, Status::Cancelled);
+    assert_eq!(trip.status("w"), S::Cancelled);
+    // An SDK that does not treat a cancelled wait as an error suspends on
+    // it again: nothing would ever invoke it, so the cancel stops it.
+    let suspended = trip.at(400).answer(Answer::Pending);
+    assert!(suspended.effects.contains(&Effect::Finished {
+        status: Status::Cancelled
+    }));
     let e = trip.ex.error.as_ref().unwrap();
     assert_eq!(
         (e.error.as_str(), e.cause.as_str()),
         (CANCELLED, "changed plans")
     );
-    let late = trip.at(400).invoke_ended("flight", succeeded("{}"));
-    assert!(late.events.is_empty() && late.effects.is_empty());
-    let again = trip.decide(Input::Cancel {
+}
+
+#[test]
+fn a_cancel_while_the_code_waits_on_a_chained_invoke_reaches_it_at_its_next_wait() {
+    let (mut trip, _) = pending_on_flight();
+    let asked = trip
+        .at(300)
+        .decide(Input::Cancel {
+            reason: "changed plans".into(),
+        })
+        .unwrap();
+    assert_eq!(every_fact(&asked.events), ["CancelRequested"]);
+    assert!(asked.effects.is_empty(), "the booking call goes on");
+    let again = trip
+        .decide(Input::Cancel {
+            reason: "again".into(),
+        })
+        .unwrap();
+    assert!(again.events.is_empty(), "asked already: nothing new");
+    // The flight answers: the code runs on and waits.
+    let ended = trip.at(400).invoke_ended("flight", succeeded("{}"));
+    let number = trip.open().expect("the code is invoked with the answer");
+    assert_eq!(Trip::asked(&ended), vec![invoke(number)]);
+    let token = trip.token();
+    trip.at(500)
+        .checkpoint_with(&token, "c-9", vec![wait("hold", 600)], BTreeMap::new())
+        .unwrap();
+    let suspended = trip.at(600).answer(Answer::Pending);
+    assert_eq!(
+        every_fact(&suspended.events),
+        [
+            "InvocationCompleted",
+            "WaitCancelled",
+            "CancelDelivered",
+            "InvocationStarted"
+        ]
+    );
+    assert_eq!(trip.status("hold"), S::Cancelled);
+}
+
+#[test]
+fn a_cancelled_execution_that_never_waits_again_ends_as_its_code_decides() {
+    let (mut trip, _) = pending_on_flight();
+    trip.at(300)
+        .decide(Input::Cancel {
+            reason: "too late".into(),
+        })
+        .unwrap();
+    trip.at(400).invoke_ended("flight", succeeded("{}"));
+    trip.at(500)
+        .answer(Answer::Succeeded(Some("\"booked\"".into())));
+    assert_eq!(trip.ex.status, Status::Succeeded);
+    let after = trip.decide(Input::Cancel {
         reason: "again".into(),
     });
-    assert!(again.is_err(), "a cancel after the end is refused");
-    assert!(trip.ex.outstanding(&trip.plan).is_empty());
+    assert!(after.is_err(), "a cancel after the end is refused");
 }
 
 #[test]

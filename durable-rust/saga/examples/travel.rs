@@ -10,7 +10,9 @@
 //! The input is the travel trip (`examples/trip-success.json`), sent as is
 //! to every participant: its `trip_id` keys the bookings and its
 //! `run_type` injects the failures (`failHotelReservation`, …,
-//! `failPayment`, `failHotelConfirmation`, …). The output is
+//! `failPayment`, `failHotelConfirmation`, …); an optional `hold_seconds`
+//! holds the bookings that long before the payment, when a cancel undoes
+//! them. The output is
 //! `{"trip_id", "status": "succeeded", "hotel", "flight", "car", "payment"}`
 //! (the participants' answers); a compensated or failed saga fails the
 //! execution with `SagaCompensated` / `SagaFailed` (see the crate docs).
@@ -69,6 +71,12 @@ async fn travel(trip: Value, ctx: durable::DurableContext) -> Result<Value, dura
                 })
                 .await?;
             booked.insert(service.to_owned(), booking);
+        }
+        // An optional hold before the payment (`"hold_seconds": N` in the
+        // trip): the customer may still cancel (`sagaflow cancel`), and the
+        // saga then undoes the three bookings.
+        if let Some(seconds) = trip.get("hold_seconds").and_then(Value::as_u64) {
+            saga.wait("hold", Duration::from_secs(seconds)).await?;
         }
         let payment: Value = saga
             .invoke("take_payment", function("payment", "charge"), &trip)

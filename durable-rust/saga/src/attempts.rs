@@ -54,13 +54,23 @@ where
                 error,
             });
         }
-        ctx.wait(backoff.delay(attempt))
+        let waited = ctx
+            .wait(backoff.delay(attempt))
             .name(format!("{name} (backoff {attempt})"))
-            .await
-            .map_err(|err| GaveUp {
-                attempts: attempt,
-                error: describe(&err),
-            })?;
+            .await;
+        match waited {
+            Ok(()) => {}
+            // Sagaflow's cancel ends what the code waits on (the wait is
+            // CANCELLED): an undo, or an action after the pivot, must still
+            // finish, so the next attempt just comes sooner.
+            Err(err) if is_cancelled(&err) => {}
+            Err(err) => {
+                return Err(GaveUp {
+                    attempts: attempt,
+                    error: describe(&err),
+                });
+            }
+        }
         attempt += 1;
     }
 }
@@ -78,3 +88,16 @@ pub(crate) fn describe(err: &OperationError) -> String {
         None => err.to_string(),
     }
 }
+
+/// Whether an operation ended because the execution was cancelled: a
+/// `CANCELLED` wait, or an operation failed with `Sagaflow.Cancelled`.
+pub(crate) fn is_cancelled(err: &OperationError) -> bool {
+    err.status() == Some("CANCELLED")
+        || err
+            .wire()
+            .and_then(|w| w.error_type())
+            .is_some_and(|t| t == CANCELLED)
+}
+
+/// The error type of what Sagaflow's cancel ended.
+pub(crate) const CANCELLED: &str = "Sagaflow.Cancelled";

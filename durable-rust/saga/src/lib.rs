@@ -47,9 +47,15 @@
 //!
 //! `StopDurableExecution` ends an execution at once on AWS (and on
 //! Sagaflow): the handler never runs again, so nothing is compensated.
-//! This crate offers no cancellation request: a saga that must be
-//! cancellable with compensation should wait on a callback between its
-//! actions and fail on its payload, which compensates like any failure.
+//! Sagaflow's **cancel** (`sagaflow cancel ID`, `POST
+//! /v1/executions/{id}/cancel`) asks the code to compensate instead: it
+//! ends what the suspended code waits on (a wait, a callback, a step's
+//! retry delay) with `Sagaflow.Cancelled` and invokes it again (a cancel
+//! that comes while the code runs, or waits on a chained invoke, is
+//! delivered at its next such wait). A [`Saga::wait`] so ended fails the
+//! saga as a failed action does, so before the pivot the registered undos
+//! run; the undos' own backoff waits and the forward retries after the
+//! pivot are not cut short by a cancel (only their delay is).
 //!
 //! # Example
 //!

@@ -5,13 +5,14 @@
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use aws_durable_execution_sdk::{BoxError, DurableContext, RetryDecision, StepContext};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::attempts::{attempt, describe};
+use crate::attempts::{CANCELLED, attempt, describe, is_cancelled};
 use crate::outcome::{Report, SagaError, Status, StepFailed, Unfinished};
 use crate::policy::Policy;
 use crate::undo::Undo;
@@ -118,6 +119,34 @@ impl Saga {
                 payload: serde_json::to_value(payload).unwrap_or(Value::Null),
             },
         )
+    }
+
+    /// A durable wait named `name` between actions (a hold before the
+    /// payment, a cooling-off period). Sagaflow's cancel ends it: the saga
+    /// then fails as if an action named `name` had failed with
+    /// `Sagaflow.Cancelled` and, before the pivot, compensates.
+    ///
+    /// # Errors
+    ///
+    /// A [`StepFailed`] named `name` when the wait did not end normally.
+    pub async fn wait(
+        &self,
+        name: impl Into<String>,
+        duration: Duration,
+    ) -> Result<(), StepFailed> {
+        let name = name.into();
+        self.ctx
+            .wait(duration)
+            .name(name.clone())
+            .await
+            .map_err(|err| StepFailed {
+                error: if is_cancelled(&err) {
+                    format!("{CANCELLED}: the execution was cancelled")
+                } else {
+                    describe(&err)
+                },
+                step: name,
+            })
     }
 
     fn action<O>(&self, name: impl Into<String>, call: Call<O>) -> Action<O> {

@@ -582,7 +582,7 @@ def test_the_native_api_and_the_client_commands_show_durable_executions():
         assert what in out.stdout, f"sagaflow history shows {what!r}: {out.stdout}"
 
 
-def test_cancelling_a_running_durable_execution_stops_it():
+def test_cancelling_a_waiting_execution_ends_its_wait_and_stops_it_when_the_code_suspends_again():
     resp = LAMBDA.invoke(
         FunctionName=WAITER,
         InvocationType="Event",
@@ -600,9 +600,16 @@ def test_cancelling_a_running_durable_execution_stops_it():
     ex_id = arn.rsplit("/", 1)[1]
     out = sagaflow("cancel", ex_id)
     assert out.returncode == 0, f"sagaflow cancel {ex_id}: {out.stdout}\n{out.stderr}"
+    # Sagaflow's cancel (not AWS's stop) ends what the code waits on; the
+    # Python SDK suspends on a cancelled wait again, and with nothing left
+    # to wake it the execution is stopped.
     ex = wait_done(arn)
     assert ex["Status"] == "STOPPED", ex
+    assert ex["Error"]["ErrorType"] == "Sagaflow.Cancelled", ex
     events = history(arn)
+    assert any(
+        e["EventType"] == "WaitCancelled" and e.get("Name") == "wait-30s" for e in events
+    ), events
     assert events[-1]["EventType"] == "ExecutionStopped", events
 
 
@@ -617,7 +624,7 @@ TESTS = [
     test_the_aws_cli_invokes_and_reads_a_durable_execution,
     test_listing_by_function_pages_through_every_execution_and_filters_by_status,
     test_the_native_api_and_the_client_commands_show_durable_executions,
-    test_cancelling_a_running_durable_execution_stops_it,
+    test_cancelling_a_waiting_execution_ends_its_wait_and_stops_it_when_the_code_suspends_again,
 ]
 
 

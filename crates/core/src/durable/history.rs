@@ -573,7 +573,12 @@ impl Fold {
                 };
                 self.push(EventType::InvocationCompleted, None, *at, details);
             }
-            InvocationEvent::CheckpointAccepted { .. } | InvocationEvent::TokensRevoked { .. } => {}
+            // AWS's history has no such events: the cancel shows in the
+            // operations it ended.
+            InvocationEvent::CheckpointAccepted { .. }
+            | InvocationEvent::TokensRevoked { .. }
+            | InvocationEvent::CancelRequested { .. }
+            | InvocationEvent::CancelDelivered { .. } => {}
         }
     }
 }

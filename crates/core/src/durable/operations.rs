@@ -315,6 +315,65 @@ impl Operations {
         Some(OperationEvent::ExecutionStopped { id, error, at: now })
     }
 
+    /// A cancel reaches the code (Sagaflow's cancel, not AWS's stop): the
+    /// facts that end, with `error`, every open operation the code waits on
+    /// and that only the service would end — a wait, a step waiting for its
+    /// next attempt (a `wait_for_condition` too), a callback — so that the
+    /// code, invoked again, sees them fail and compensates. Chained invokes
+    /// are left to end: their target may have acted, and its answer is what
+    /// an undo is built from. Empty if there is none (or it has ended).
+    pub fn cancel_waiting(&self, error: &ErrorObject, now: Millis) -> Vec<OperationEvent> {
+        if self.is_ended() {
+            return Vec::new();
+        }
+        self.iter()
+            .filter_map(|op| {
+                let id = op.id.clone();
+                match (&op.details, op.status) {
+                    (Details::Wait(_), OperationStatus::Started) => {
+                        Some(OperationEvent::WaitCancelled { id, at: now })
+                    }
+                    (Details::Step(_), OperationStatus::Pending) => {
+                        Some(OperationEvent::StepFailed {
+                            id,
+                            error: Some(error.clone()),
+                            retry: None,
+                            at: now,
+                        })
+                    }
+                    (Details::Callback(_), OperationStatus::Started) => {
+                        Some(OperationEvent::CallbackEnded {
+                            id,
+                            outcome: CallbackOutcome::Failed {
+                                error: error.clone(),
+                            },
+                            at: now,
+                        })
+                    }
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    /// Whether something the service ends is open, so that a suspended
+    /// code will be invoked again: a wait, a step waiting for (or due for)
+    /// its next attempt, a callback, a chained invoke.
+    pub fn can_wake(&self) -> bool {
+        self.iter().any(|op| {
+            matches!(
+                (&op.details, op.status),
+                (Details::Wait(_), OperationStatus::Started)
+                    | (
+                        Details::Step(_),
+                        OperationStatus::Pending | OperationStatus::Ready
+                    )
+                    | (Details::Callback(_), OperationStatus::Started)
+                    | (Details::ChainedInvoke(_), OperationStatus::Started)
+            )
+        })
+    }
+
     /// A timer fired at `now`: the fact it brings, or `None` if it is stale
     /// (the wait was cancelled, the step started again, the execution
     /// ended) or early.

@@ -157,6 +157,23 @@ pub struct Run {
     failures: u32,
     /// When the last invocation ended.
     last_ended: Millis,
+    /// Where Sagaflow's cancel is, if one was asked for.
+    cancel: Cancel,
+}
+
+/// Sagaflow's cancel of a durable execution (AWS's stop ends it at once).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+enum Cancel {
+    #[default]
+    None,
+    /// Asked for (with its reason), not yet delivered: it ends what the
+    /// code waits on as soon as no invocation is open and there is such an
+    /// operation.
+    Requested(String),
+    /// Delivered: the code was invoked to handle it. If it then suspends
+    /// with nothing left that could wake it (an SDK that suspends on a
+    /// cancelled wait again), it is stopped with this reason.
+    Delivered(String),
 }
 
 impl Run {
@@ -331,6 +348,14 @@ impl Interpreter for DurableFunction {
                             });
                         }
                     }
+                    InvocationEvent::CancelRequested { reason, .. } => {
+                        state.cancel = Cancel::Requested(reason.clone());
+                    }
+                    InvocationEvent::CancelDelivered { .. } => {
+                        if let Cancel::Requested(reason) = &state.cancel {
+                            state.cancel = Cancel::Delivered(reason.clone());
+                        }
+                    }
                     InvocationEvent::CheckpointAccepted { .. }
                     | InvocationEvent::TokensRevoked { .. } => {}
                 }
@@ -363,13 +388,15 @@ impl Interpreter for DurableFunction {
                 }
                 Ok(())
             }
+            // Sagaflow's cancel asks the code to compensate (as a saga
+            // definition's does); AWS's StopDurableExecution ends it at once.
             AnyInput::Cancel { reason } => {
-                let error = ErrorObject {
-                    error_type: Some("Sagaflow.Cancelled".into()),
-                    error_message: Some(reason),
-                    ..Default::default()
-                };
-                stop(d, Some(error))
+                if d.state.cancel != Cancel::None || d.state.operations.is_ended() {
+                    return Ok(()); // asked already (or ended: nothing to do)
+                }
+                let fact = InvocationEvent::CancelRequested { reason, at: now };
+                d.emit(EventKind::DurableInvocation { fact })?;
+                deliver_cancel(d).map(|_| ())
             }
             AnyInput::DeadlinePassed => {
                 let message = format!(
@@ -577,6 +604,7 @@ fn invocation_ended(
     if d.state.invocations.current() != Some(number) {
         return Ok(()); // a late answer of an invocation closed meanwhile
     }
+    let answer_is_pending = answer == Answer::Pending;
     let outcome = match &answer {
         Answer::Pending => InvocationOutcome::Pending,
         Answer::Succeeded(_) => InvocationOutcome::Succeeded,
@@ -616,10 +644,58 @@ fn invocation_ended(
             record_op(d, fact)?;
         }
     }
-    if !finish_if_ended(d)? && d.state.changed {
+    if finish_if_ended(d)? || deliver_cancel(d)? {
+        return Ok(());
+    }
+    // Cancelled, and suspended with nothing that could ever wake it: the
+    // cancel ends it as a stop would (rather than leave it running until
+    // its ExecutionTimeout).
+    if let Cancel::Delivered(reason) = &d.state.cancel {
+        let stuck = answer_is_pending && !d.state.changed && !d.state.operations.can_wake();
+        if stuck {
+            let error = cancelled(reason.clone());
+            return stop(d, Some(error));
+        }
+    }
+    if d.state.changed {
         start_invocation(d)?;
     }
     Ok(())
+}
+
+/// The error of what Sagaflow's cancel ends.
+fn cancelled(reason: String) -> ErrorObject {
+    ErrorObject {
+        error_type: Some(crate::error_name::CANCELLED.into()),
+        error_message: Some(reason),
+        ..Default::default()
+    }
+}
+
+/// Delivers a requested cancel if it can be now (no invocation open, an
+/// operation the code waits on that the service ends): those operations
+/// fail with `Sagaflow.Cancelled` and the code is invoked again to handle
+/// it. Whether it did.
+fn deliver_cancel(d: &mut Decider<'_, DurableFunction>) -> Result<bool, Error> {
+    let run = &*d.state;
+    let Cancel::Requested(reason) = &run.cancel else {
+        return Ok(false);
+    };
+    if run.invocations.current().is_some() {
+        return Ok(false); // the code runs: at its next suspension
+    }
+    let error = cancelled(reason.clone());
+    let facts = run.operations.cancel_waiting(&error, d.ctx.now);
+    if facts.is_empty() {
+        return Ok(false); // it waits on a chained invoke: when that ends
+    }
+    for fact in facts {
+        record_op(d, fact)?;
+    }
+    let fact = InvocationEvent::CancelDelivered { at: d.ctx.now };
+    d.emit(EventKind::DurableInvocation { fact })?;
+    start_invocation(d)?;
+    Ok(true)
 }
 
 /// Finishes the execution if its operations say it ended (by the answer,
@@ -681,7 +757,7 @@ fn revoke(d: &mut Decider<'_, DurableFunction>) -> Result<(), Error> {
     d.emit(EventKind::DurableInvocation { fact })
 }
 
-/// `StopDurableExecution` (or a cancel): `STOPPED`, tokens revoked.
+/// `StopDurableExecution`: `STOPPED` at once, tokens revoked.
 fn stop(d: &mut Decider<'_, DurableFunction>, error: Option<ErrorObject>) -> Result<(), Error> {
     let Some(fact) = d.state.operations.stop(error.clone(), d.ctx.now) else {
         return Err(d.already_finished());

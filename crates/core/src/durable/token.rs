@@ -162,6 +162,13 @@ pub enum InvocationEvent {
     /// The execution ended outside a checkpoint (timed out, stopped): no
     /// token is valid and no invocation starts any more.
     TokensRevoked { at: Millis },
+    /// Sagaflow's cancel (not AWS's stop) asked the code to give up and
+    /// compensate; it reaches the code when it next waits on the service
+    /// ([`super::Operations::cancel_waiting`]).
+    CancelRequested { reason: String, at: Millis },
+    /// The requested cancel ended what the code waited on: the code, invoked
+    /// again, sees those operations fail.
+    CancelDelivered { at: Millis },
 }
 
 /// The invocation loop of one execution, as folded from its
@@ -448,6 +455,8 @@ impl Invocations {
                 self.outcomes.insert(*number, outcome.clone());
             }
             E::TokensRevoked { .. } => self.ended = true,
+            // The program's (Run), not the token loop's.
+            E::CancelRequested { .. } | E::CancelDelivered { .. } => {}
         }
         Ok(())
     }
