@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 mod bench;
 mod client;
 mod demo;
+mod explain;
 mod functions;
 mod server;
 
@@ -62,6 +63,25 @@ enum Command {
     /// Check a saga definition file locally; every problem is listed with its location.
     Validate {
         file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show, without calling anyone, what an execution of a definition file
+    /// does when a step fails: the retries, the compensations in order, where
+    /// it ends and how long it can take. Without --fail: every step's path.
+    Explain {
+        file: PathBuf,
+        /// The step (or ASL state) that fails on every attempt, and how:
+        /// STEP (a server error, States.TaskFailed), STEP:States.Timeout,
+        /// STEP:Sagaflow.ResponseLost or STEP:ErrorName (a business error).
+        #[arg(long)]
+        fail: Option<String>,
+        /// A step whose compensation fails on every attempt.
+        #[arg(long)]
+        fail_compensation: Option<String>,
+        /// The execution input (a JSON file); `{}` by default.
+        #[arg(long)]
+        input: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -172,6 +192,24 @@ fn main() -> ExitCode {
             // Reading a definition is CPU work (bounded: see sagaflow_core::document).
             Command::Validate { file, json } => {
                 tokio::task::spawn_blocking(move || client::validate(&file, json)).await?
+            }
+            Command::Explain {
+                file,
+                fail,
+                fail_compensation,
+                input,
+                json,
+            } => {
+                tokio::task::spawn_blocking(move || {
+                    explain::run(&explain::Ask {
+                        file: &file,
+                        fail: fail.as_deref(),
+                        fail_compensation: fail_compensation.as_deref(),
+                        input: input.as_deref(),
+                        json,
+                    })
+                })
+                .await?
             }
             Command::Deploy { file, name, remote } => client::deploy(&remote, &file, name).await,
             Command::Start {

@@ -19,6 +19,7 @@ pub mod error_name;
 pub mod event;
 pub mod exchange;
 pub mod execution;
+pub mod explain;
 pub mod function_name;
 pub mod keys;
 pub mod path;

@@ -1,0 +1,344 @@
+//! `sagaflow explain FILE`: the failure explorer on the command line. It
+//! compiles a saga definition or an ASL machine locally and shows, without
+//! calling anyone, the path an execution takes when a step fails
+//! (`--fail STEP[:ERROR]`, `--fail-compensation STEP`), or with neither, a
+//! table of every step's failure path. The dry run is the core's
+//! (`sagaflow_core::explain`): the same decisions a live execution makes.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use sagaflow_core::explain::{self, DryRun, End, Faults, Path as Route};
+use sagaflow_core::{EventKind, Plan};
+use serde_json::{json, Value};
+
+/// What `sagaflow explain` was asked.
+pub struct Ask<'a> {
+    pub file: &'a Path,
+    pub fail: Option<&'a str>,
+    pub fail_compensation: Option<&'a str>,
+    pub input: Option<&'a Path>,
+    pub json: bool,
+}
+
+pub fn run(ask: &Ask<'_>) -> anyhow::Result<ExitCode> {
+    let source = std::fs::read_to_string(ask.file)
+        .with_context(|| format!("reading {}", ask.file.display()))?;
+    // A machine has no name of its own: the file's stands in.
+    let machine = sagaflow_core::definition::parse_document(&source)
+        .ok()
+        .filter(sagaflow_core::asl::is_asl);
+    let is_asl = machine.is_some();
+    let stem = ask
+        .file
+        .file_stem()
+        .map(|s| {
+            s.to_string_lossy()
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .take(80)
+                .collect::<String>()
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "machine".into());
+    let hint = is_asl.then_some(stem.as_str());
+    let plan = sagaflow_core::compile_definition(&source, hint, &explain::any_resource())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", ask.file.display()))?;
+    let input: Value = match ask.input {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("{}: not JSON", p.display()))?
+        }
+        None => json!({}),
+    };
+    let mut faults = Faults::default();
+    if let Some(spec) = ask.fail {
+        faults.action = Some(Faults::action(spec).map_err(|e| anyhow::anyhow!("--fail {e}"))?);
+    }
+    faults.compensation = ask.fail_compensation.map(str::to_string);
+    if faults == Faults::default() {
+        return table(&plan, machine.as_ref(), &input, ask.json);
+    }
+    check_names(&plan, &faults, &input)?;
+    let run = explain::dry_run(&plan, input, &faults)?;
+    if ask.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report(&run, machine.as_ref()))?
+        );
+    } else {
+        print!("{}", text(&run, machine.as_ref()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses a step name that no execution runs (a typo would otherwise
+/// show a path where nothing fails).
+fn check_names(plan: &Plan, faults: &Faults, input: &Value) -> anyhow::Result<()> {
+    let clean = explain::dry_run(plan, input.clone(), &Faults::default())?;
+    let known = steps(&clean);
+    let runs = |name: &str| known.iter().any(|s| explain::names_state(s, name));
+    let mut unknown = Vec::new();
+    if let Some(a) = faults.action.as_ref().filter(|a| !runs(&a.step)) {
+        unknown.push(format!("--fail {}", a.step));
+    }
+    if let Some(c) = faults.compensation.as_ref().filter(|c| !runs(c)) {
+        unknown.push(format!("--fail-compensation {c}"));
+    }
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{}: no step of that name runs in {} (its steps: {})",
+        unknown.join(", "),
+        plan.name,
+        known.join(", ")
+    )
+}
+
+/// The action steps a clean run schedules, in order, each once.
+fn steps(run: &DryRun) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in &run.events {
+        if let EventKind::StepScheduled { step, .. } = &e.kind {
+            if !out.contains(step) {
+                out.push(step.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Every step failing with a server error on every attempt, one row each.
+fn table(
+    plan: &Plan,
+    machine: Option<&Value>,
+    input: &Value,
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
+    let clean = explain::dry_run(plan, input.clone(), &Faults::default())?;
+    let mut rows = Vec::new();
+    for step in steps(&clean) {
+        let faults = Faults {
+            action: Some(Faults::action(&step).map_err(anyhow::Error::msg)?),
+            compensation: None,
+        };
+        let run = explain::dry_run(plan, input.clone(), &faults)?;
+        rows.push((step, run));
+    }
+    if json_out {
+        let out: Vec<Value> = rows
+            .iter()
+            .map(|(step, run)| json!({ "step": step, "path": report(run, machine) }))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "steps": out }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "If a step fails on every attempt ({}), with every other step succeeding:\n",
+        sagaflow_core::error_name::TASK_FAILED
+    );
+    println!(
+        "{:<28} {:<9} {:<34} {:<44} at most",
+        "step",
+        "attempts",
+        "ends",
+        if machine.is_some() {
+            "then runs (Catch path)"
+        } else {
+            "compensations (in order)"
+        }
+    );
+    for (step, run) in &rows {
+        let route = Route::of(&run.events);
+        let attempts = route.retried.get(step).copied().unwrap_or(1);
+        let undone = undone(&route, machine.is_some());
+        println!(
+            "{:<28} {:<9} {:<34} {:<44} {}",
+            step,
+            if matches!(run.end, End::RetriedWithoutEnd { .. }) {
+                "no limit".to_string()
+            } else {
+                attempts.to_string()
+            },
+            ending(&run.end),
+            undone,
+            duration(run)
+        );
+    }
+    println!("\n`sagaflow explain FILE --fail STEP[:ERROR]` shows one path event by event.");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The JSON form of a dry run: the faults, the summary, the events, and
+/// for a machine how the failing state handles the error.
+fn report(run: &DryRun, machine: Option<&Value>) -> Value {
+    let route = Route::of(&run.events);
+    json!({
+        "faults": run.faults,
+        "end": run.end,
+        "elapsed_ms": run.elapsed_ms,
+        "succeeded": route.succeeded,
+        "retried": route.retried,
+        "rollback": route.rollback.as_ref().map(|(step, error)| json!({"step": step, "error": error})),
+        "compensated": route.compensated,
+        "compensation_retries": route.compensation_retries,
+        "after_failure": route.after_failure,
+        "handling": handling(run, machine),
+        "events": run.events,
+    })
+}
+
+/// For a machine: the retrier and catcher of the failing state.
+fn handling(run: &DryRun, machine: Option<&Value>) -> Option<explain::Handling> {
+    let fault = run.faults.action.as_ref()?;
+    explain::asl_handling(machine?, &fault.step, &fault.error)
+}
+
+/// What ran to make up for the failure: compensations, or a machine's
+/// Catch path.
+fn undone(route: &Route, is_machine: bool) -> String {
+    let list = if is_machine {
+        &route.after_failure
+    } else {
+        &route.compensated
+    };
+    if list.is_empty() {
+        "none".to_string()
+    } else {
+        list.join(" → ")
+    }
+}
+
+fn ending(end: &End) -> String {
+    match end {
+        End::Finished { status, .. } => status.as_str().to_string(),
+        End::RetriedWithoutEnd { step, task } => match task {
+            sagaflow_core::TaskKind::Action => "retried forward, no limit".to_string(),
+            sagaflow_core::TaskKind::Compensation => {
+                format!("undo of {step} retried, no limit")
+            }
+        },
+        End::Waiting => "waiting (a callback)".to_string(),
+        End::TooLong => "still running (loops?)".to_string(),
+    }
+}
+
+fn duration(run: &DryRun) -> String {
+    let base = format!("{:.1} s", run.elapsed_ms as f64 / 1000.0);
+    match run.end {
+        End::RetriedWithoutEnd { .. } | End::TooLong => {
+            format!("∞ ({base} for {} attempts)", explain::MAX_ATTEMPTS)
+        }
+        _ => base,
+    }
+}
+
+/// One path, event by event, with the simulated time.
+fn text(run: &DryRun, machine: Option<&Value>) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut what = Vec::new();
+    if let Some(a) = &run.faults.action {
+        what.push(format!(
+            "{} fails with {} on every attempt",
+            a.step, a.error
+        ));
+    }
+    if let Some(c) = &run.faults.compensation {
+        what.push(format!("the compensation of {c} fails on every attempt"));
+    }
+    let _ = writeln!(
+        out,
+        "If {} (a dry run: no participant is called):\n",
+        what.join(" and ")
+    );
+    if let Some(h) = handling(run, machine) {
+        let show = |v: &Option<Value>| match v {
+            Some(v) => v.to_string(),
+            None => "none matches".to_string(),
+        };
+        let _ = writeln!(out, "Retry: {}", show(&h.retry));
+        let _ = writeln!(out, "Catch: {}\n", show(&h.catch));
+    }
+    for e in &run.events {
+        let at = format!("{:>8.1} s", e.at as f64 / 1000.0);
+        let line = match &e.kind {
+            EventKind::StepScheduled { step, attempt, .. } => {
+                format!("→ {step} (attempt {attempt})")
+            }
+            EventKind::StepSucceeded { step, .. } => format!("✔ {step} succeeded"),
+            EventKind::StepFailed {
+                step,
+                attempt,
+                error,
+            } => {
+                format!("✘ {step} attempt {attempt} failed: {}", error.error)
+            }
+            EventKind::RetryScheduled {
+                step,
+                task,
+                attempt,
+                fire_at,
+            } => format!(
+                "↻ {step} {} retried: attempt {attempt} at {:.1} s",
+                task.as_str(),
+                *fire_at as f64 / 1000.0
+            ),
+            EventKind::RollbackStarted { step, error } => {
+                format!(
+                    "↩ rollback after {step} ({}): compensations newest first",
+                    error.error
+                )
+            }
+            EventKind::ExecutionTimedOut {} => "⌛ the execution's timeout passed".to_string(),
+            EventKind::CompensationScheduled { step, attempt, .. } => {
+                format!("→ compensate {step} (attempt {attempt})")
+            }
+            EventKind::CompensationSucceeded { step, .. } => format!("✔ {step} compensated"),
+            EventKind::CompensationFailed {
+                step,
+                attempt,
+                error,
+            } => {
+                format!(
+                    "✘ compensation of {step} attempt {attempt} failed: {}",
+                    error.error
+                )
+            }
+            EventKind::TaskParked { step, .. } => format!("⏸ {step} waits for its callback"),
+            EventKind::ExecutionFinished { status, error, .. } => match error {
+                Some(e) => format!("■ {}: {} ({})", status.as_str(), e.error, e.cause),
+                None => format!("■ {}", status.as_str()),
+            },
+            _ => continue,
+        };
+        let _ = writeln!(out, "{at}  {line}");
+    }
+    let route = Route::of(&run.events);
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Ends: {}. {}: {}. Takes at most {}.",
+        ending(&run.end),
+        if machine.is_some() {
+            "Then runs"
+        } else {
+            "Compensations"
+        },
+        undone(&route, machine.is_some()),
+        duration(run)
+    );
+    out
+}
