@@ -152,6 +152,7 @@ fn build_router(
             "/v1/definitions/{name}",
             get(get_definition).put(put_definition),
         )
+        .route("/v1/definitions/{name}/explain", post(explain_definition))
         .route("/v1/executions", get(list_executions).post(start_execution))
         .route("/v1/executions/{id}", get(get_execution))
         .route("/v1/executions/{id}/history", get(history))
@@ -427,6 +428,95 @@ async fn get_definition(
         }
         Err(e) => Err(sagaflow_runtime::Error::from(e).into()),
     }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ExplainBody {
+    /// `STEP` or `STEP:ERROR`: the action that fails on every attempt.
+    fail: Option<String>,
+    /// A step whose compensation fails on every attempt.
+    fail_compensation: Option<String>,
+    #[serde(default)]
+    input: Value,
+    version: Option<u32>,
+}
+
+/// The failure explorer: a dry run of the definition with the faults
+/// injected (no participant is called). Without faults: every step's path.
+async fn explain_definition(
+    State(st): State<AppState>,
+    PathParam(name): PathParam,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    use sagaflow_core::explain::{self, Faults};
+    let body = body.map_err(ApiError::from_body)?;
+    let req: ExplainBody = if body.iter().all(|b| b.is_ascii_whitespace()) {
+        ExplainBody::default()
+    } else {
+        error::parse_json(&body)?
+    };
+    let (version, plan) = st.engine.plan(&name, req.version).await?;
+    // A machine's own Retry and Catch are read from its source.
+    let machine = if plan.format() == "asl" {
+        let record = st
+            .engine
+            .store()
+            .get_definition(&name, Some(version))
+            .await
+            .map_err(sagaflow_runtime::Error::from)?;
+        sagaflow_core::definition::parse_document(&record.source).ok()
+    } else {
+        None
+    };
+    let mut faults = Faults::default();
+    if let Some(spec) = &req.fail {
+        let fault = Faults::action(spec)
+            .map_err(|m| ApiError::bad_request("invalid_fault", format!("fail: {m}")))?;
+        faults.action = Some(fault);
+    }
+    faults.compensation = req.fail_compensation;
+    let input = req.input;
+    // A dry run is CPU work: off the workers that answer requests.
+    let explained = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
+        let core = |e: sagaflow_core::Error| ApiError::bad_request(e.code(), e.to_string());
+        if faults == Faults::default() {
+            let rows =
+                explain::explain_every_step(&plan, machine.as_ref(), &input).map_err(core)?;
+            let steps: Vec<Value> = rows
+                .into_iter()
+                .map(|(step, path)| json!({ "step": step, "path": path }))
+                .collect();
+            return Ok(json!({ "steps": steps }));
+        }
+        match explain::explain(&plan, machine.as_ref(), input, &faults).map_err(core)? {
+            Ok(explained) => Ok(json!(explained)),
+            Err(unknown) => {
+                let mut err = ApiError::bad_request(
+                    "unknown_step",
+                    format!(
+                        "no step named {} runs in this definition (its steps: {})",
+                        unknown.names.join(", "),
+                        unknown.steps.join(", ")
+                    ),
+                );
+                err.details = json!({ "names": unknown.names, "steps": unknown.steps });
+                Err(err)
+            }
+        }
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            e.to_string(),
+        )
+    })??;
+    let mut out = explained;
+    out["definition"] = json!(name);
+    out["version"] = json!(version);
+    Ok(Json(out))
 }
 
 #[derive(Deserialize)]

@@ -108,6 +108,15 @@ pub fn document() -> Value {
                         "400": err("invalid_definition (details.violations lists every problem with its location and code), invalid_utf8, invalid_parameter"),
                         "413": err("payload_too_large"), "401": unauthorized } }
             },
+            "/v1/definitions/{name}/explain": {
+                "parameters": [ path_param("name", "Definition name.") ],
+                "post": { "summary": "The failure explorer: a dry run of the definition (no participant is called) where `fail` (`STEP` or `STEP:ERROR`) fails on every attempt and `fail_compensation` names a compensation that keeps failing; answers the path (retries, compensations in order, where it ends, `elapsed_ms` at most, for a machine the Retry/Catch that handle the error) with its events. Without faults: every step's path (`steps`).",
+                    "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": {
+                        "fail": { "type": "string" }, "fail_compensation": { "type": "string" }, "input": {}, "version": { "type": "integer" } } } } } },
+                    "responses": { "200": { "description": "the explained path, or `steps`" },
+                        "400": err("unknown_step (details.steps lists the steps), invalid_fault, explain_unsupported, malformed_json, invalid_request"),
+                        "404": err("definition_not_found"), "413": err("payload_too_large"), "401": unauthorized } }
+            },
             "/v1/executions": {
                 "get": { "summary": "List executions, newest first.", "parameters": [
                         { "name": "status", "in": "query", "schema": { "type": "string" } },

@@ -643,6 +643,97 @@ async fn registering_a_definition_creates_it_keeps_it_on_the_same_source_and_ver
     assert_eq!(e["version"], 2);
 }
 
+/// `(type, step)` of each event but the start: a path to compare.
+fn steps_of(events: &[Value]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter(|e| e["type"] != "execution_started")
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap_or("").to_string(),
+                e["step"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failure_explorer_predicts_the_path_a_real_execution_with_that_failure_takes() {
+    if skip() {
+        return;
+    }
+    let api = Api::start().await;
+    api.deploy("rejected", REJECTED_SAGA).await;
+    let real = api
+        .start_execution("rejected", json!({"n": 1}), Some("explained-1"))
+        .await;
+    let real = api.finished(real["id"].as_str().unwrap()).await;
+    let explained = api
+        .post(
+            "/v1/definitions/rejected/explain",
+            json!({"fail": "refuse:Rejected", "input": {"n": 1}}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(explained["definition"], "rejected");
+    assert_eq!(explained["end"]["status"], real["status"], "{explained}");
+    assert_eq!(explained["compensated"], json!(["reserve"]));
+    let predicted: Vec<Value> = explained["events"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        steps_of(&predicted),
+        steps_of(&api.history("explained-1").await),
+        "the dry run takes the real execution's path"
+    );
+    api.assert_still_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failure_explorer_lists_every_steps_path_and_refuses_what_it_cannot_explain() {
+    if skip() {
+        return;
+    }
+    let api = Api::start().await;
+    api.deploy("pivot", PIVOT_SAGA).await;
+    let table = api
+        .post_raw("/v1/definitions/pivot/explain", "")
+        .await
+        .expect(StatusCode::OK);
+    let steps: Vec<&str> = table["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["step"].as_str())
+        .collect();
+    assert_eq!(steps, ["reserve", "charge", "confirm"]);
+    let confirm = &table["steps"][2]["path"];
+    assert_eq!(confirm["end"]["kind"], "retried_without_end", "{confirm}");
+    let charge = api
+        .post(
+            "/v1/definitions/pivot/explain",
+            json!({"fail": "charge:CardDeclined"}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(charge["end"]["status"], "compensated", "{charge}");
+    assert_eq!(charge["compensated"], json!(["reserve"]));
+
+    let typo = api
+        .post("/v1/definitions/pivot/explain", json!({"fail": "chrage"}))
+        .await;
+    let details = api
+        .expect_error(typo, StatusCode::BAD_REQUEST, "unknown_step")
+        .await;
+    assert_eq!(details["steps"], json!(["reserve", "charge", "confirm"]));
+    let bad = api
+        .post("/v1/definitions/pivot/explain", json!({"fail": ":Nope"}))
+        .await;
+    api.expect_error(bad, StatusCode::BAD_REQUEST, "invalid_fault")
+        .await;
+    let unknown = api.post("/v1/definitions/nothing/explain", json!({})).await;
+    api.expect_error(unknown, StatusCode::NOT_FOUND, "definition_not_found")
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_definition_in_json_is_registered_too() {
     if skip() {
@@ -2025,12 +2116,13 @@ async fn metrics_count_started_and_finished_executions() {
 }
 
 /// Every route the router serves.
-const ROUTES: [&str; 13] = [
+const ROUTES: [&str; 14] = [
     "/healthz",
     "/metrics",
     "/openapi.json",
     "/v1/definitions",
     "/v1/definitions/{name}",
+    "/v1/definitions/{name}/explain",
     "/v1/executions",
     "/v1/executions/{id}",
     "/v1/executions/{id}/history",

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use sagaflow_core::explain::{self, DryRun, End, Faults, Path as Route};
+use sagaflow_core::explain::{self, End, Explanation, Faults, Path as Route};
 use sagaflow_core::{EventKind, Plan};
 use serde_json::{json, Value};
 
@@ -67,54 +67,21 @@ pub fn run(ask: &Ask<'_>) -> anyhow::Result<ExitCode> {
     if faults == Faults::default() {
         return table(&plan, machine.as_ref(), &input, ask.json);
     }
-    check_names(&plan, &faults, &input)?;
-    let run = explain::dry_run(&plan, input, &faults)?;
+    let explained = match explain::explain(&plan, machine.as_ref(), input, &faults)? {
+        Ok(explained) => explained,
+        Err(unknown) => anyhow::bail!(
+            "{}: no step of that name runs in {} (its steps: {})",
+            unknown.names.join(", "),
+            plan.name,
+            unknown.steps.join(", ")
+        ),
+    };
     if ask.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report(&run, machine.as_ref()))?
-        );
+        println!("{}", serde_json::to_string_pretty(&explained)?);
     } else {
-        print!("{}", text(&run, machine.as_ref()));
+        print!("{}", text(&explained, machine.is_some()));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Refuses a step name that no execution runs (a typo would otherwise
-/// show a path where nothing fails).
-fn check_names(plan: &Plan, faults: &Faults, input: &Value) -> anyhow::Result<()> {
-    let clean = explain::dry_run(plan, input.clone(), &Faults::default())?;
-    let known = steps(&clean);
-    let runs = |name: &str| known.iter().any(|s| explain::names_state(s, name));
-    let mut unknown = Vec::new();
-    if let Some(a) = faults.action.as_ref().filter(|a| !runs(&a.step)) {
-        unknown.push(format!("--fail {}", a.step));
-    }
-    if let Some(c) = faults.compensation.as_ref().filter(|c| !runs(c)) {
-        unknown.push(format!("--fail-compensation {c}"));
-    }
-    if unknown.is_empty() {
-        return Ok(());
-    }
-    anyhow::bail!(
-        "{}: no step of that name runs in {} (its steps: {})",
-        unknown.join(", "),
-        plan.name,
-        known.join(", ")
-    )
-}
-
-/// The action steps a clean run schedules, in order, each once.
-fn steps(run: &DryRun) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for e in &run.events {
-        if let EventKind::StepScheduled { step, .. } = &e.kind {
-            if !out.contains(step) {
-                out.push(step.clone());
-            }
-        }
-    }
-    out
 }
 
 /// Every step failing with a server error on every attempt, one row each.
@@ -124,20 +91,11 @@ fn table(
     input: &Value,
     json_out: bool,
 ) -> anyhow::Result<ExitCode> {
-    let clean = explain::dry_run(plan, input.clone(), &Faults::default())?;
-    let mut rows = Vec::new();
-    for step in steps(&clean) {
-        let faults = Faults {
-            action: Some(Faults::action(&step).map_err(anyhow::Error::msg)?),
-            compensation: None,
-        };
-        let run = explain::dry_run(plan, input.clone(), &faults)?;
-        rows.push((step, run));
-    }
+    let rows = explain::explain_every_step(plan, machine, input)?;
     if json_out {
         let out: Vec<Value> = rows
             .iter()
-            .map(|(step, run)| json!({ "step": step, "path": report(run, machine) }))
+            .map(|(step, explained)| json!({ "step": step, "path": explained }))
             .collect();
         println!(
             "{}",
@@ -161,9 +119,9 @@ fn table(
         }
     );
     for (step, run) in &rows {
-        let route = Route::of(&run.events);
+        let route = &run.path;
         let attempts = route.retried.get(step).copied().unwrap_or(1);
-        let undone = undone(&route, machine.is_some());
+        let undone = undone(route, machine.is_some());
         println!(
             "{:<28} {:<9} {:<34} {:<44} {}",
             step,
@@ -174,36 +132,11 @@ fn table(
             },
             ending(&run.end),
             undone,
-            duration(run)
+            duration(&run.end, run.elapsed_ms)
         );
     }
     println!("\n`sagaflow explain FILE --fail STEP[:ERROR]` shows one path event by event.");
     Ok(ExitCode::SUCCESS)
-}
-
-/// The JSON form of a dry run: the faults, the summary, the events, and
-/// for a machine how the failing state handles the error.
-fn report(run: &DryRun, machine: Option<&Value>) -> Value {
-    let route = Route::of(&run.events);
-    json!({
-        "faults": run.faults,
-        "end": run.end,
-        "elapsed_ms": run.elapsed_ms,
-        "succeeded": route.succeeded,
-        "retried": route.retried,
-        "rollback": route.rollback.as_ref().map(|(step, error)| json!({"step": step, "error": error})),
-        "compensated": route.compensated,
-        "compensation_retries": route.compensation_retries,
-        "after_failure": route.after_failure,
-        "handling": handling(run, machine),
-        "events": run.events,
-    })
-}
-
-/// For a machine: the retrier and catcher of the failing state.
-fn handling(run: &DryRun, machine: Option<&Value>) -> Option<explain::Handling> {
-    let fault = run.faults.action.as_ref()?;
-    explain::asl_handling(machine?, &fault.step, &fault.error)
 }
 
 /// What ran to make up for the failure: compensations, or a machine's
@@ -235,9 +168,9 @@ fn ending(end: &End) -> String {
     }
 }
 
-fn duration(run: &DryRun) -> String {
-    let base = format!("{:.1} s", run.elapsed_ms as f64 / 1000.0);
-    match run.end {
+fn duration(end: &End, elapsed_ms: u64) -> String {
+    let base = format!("{:.1} s", elapsed_ms as f64 / 1000.0);
+    match end {
         End::RetriedWithoutEnd { .. } | End::TooLong => {
             format!("∞ ({base} for {} attempts)", explain::MAX_ATTEMPTS)
         }
@@ -246,7 +179,7 @@ fn duration(run: &DryRun) -> String {
 }
 
 /// One path, event by event, with the simulated time.
-fn text(run: &DryRun, machine: Option<&Value>) -> String {
+fn text(run: &Explanation, is_machine: bool) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let mut what = Vec::new();
@@ -264,7 +197,7 @@ fn text(run: &DryRun, machine: Option<&Value>) -> String {
         "If {} (a dry run: no participant is called):\n",
         what.join(" and ")
     );
-    if let Some(h) = handling(run, machine) {
+    if let Some(h) = &run.handling {
         let show = |v: &Option<Value>| match v {
             Some(v) => v.to_string(),
             None => "none matches".to_string(),
@@ -326,19 +259,19 @@ fn text(run: &DryRun, machine: Option<&Value>) -> String {
         };
         let _ = writeln!(out, "{at}  {line}");
     }
-    let route = Route::of(&run.events);
+    let route = &run.path;
     let _ = writeln!(out);
     let _ = writeln!(
         out,
         "Ends: {}. {}: {}. Takes at most {}.",
         ending(&run.end),
-        if machine.is_some() {
+        if is_machine {
             "Then runs"
         } else {
             "Compensations"
         },
-        undone(&route, machine.is_some()),
-        duration(run)
+        undone(route, is_machine),
+        duration(&run.end, run.elapsed_ms)
     );
     out
 }

@@ -297,6 +297,13 @@ pub fn names_state(key: &str, name: &str) -> bool {
     key == name || state == name || state == escape_state_name(name, KeyScheme::CURRENT)
 }
 
+/// Where a saga turned back and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rollback {
+    pub step: String,
+    pub error: ErrorInfo,
+}
+
 /// What a dry run's events say, step by step.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Path {
@@ -306,7 +313,7 @@ pub struct Path {
     pub retried: BTreeMap<String, u32>,
     /// Where the execution turned back, and why.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rollback: Option<(String, ErrorInfo)>,
+    pub rollback: Option<Rollback>,
     /// Compensations that succeeded, in the order they ran.
     pub compensated: Vec<String>,
     /// Compensations that failed at least once (each with its attempts).
@@ -341,7 +348,10 @@ impl Path {
                 }
                 EventKind::StepFailed { .. } => failed = true,
                 EventKind::RollbackStarted { step, error } => {
-                    path.rollback = Some((step.clone(), error.clone()));
+                    path.rollback = Some(Rollback {
+                        step: step.clone(),
+                        error: error.clone(),
+                    });
                 }
                 EventKind::CompensationSucceeded { step, .. } => {
                     path.compensated.push(step.clone())
@@ -431,4 +441,118 @@ fn find_state<'v>(machine: &'v Value, name: &str) -> Option<&'v Value> {
             .chain(s.get("Iterator"));
         nested.into_iter().find_map(|m| find_state(m, name))
     })
+}
+
+/// A dry run explained: its summary, the failing state's handling (for a
+/// machine), and the events.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explanation {
+    pub faults: Faults,
+    pub end: End,
+    pub elapsed_ms: Millis,
+    #[serde(flatten)]
+    pub path: Path,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handling: Option<Handling>,
+    pub events: Vec<Event>,
+}
+
+/// Why faults cannot be explained: a step name that no execution runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownStep {
+    /// `--fail NAME` / `--fail-compensation NAME`, or the API field.
+    pub names: Vec<String>,
+    /// The steps that do run, in order.
+    pub steps: Vec<String>,
+}
+
+/// The action steps (ASL: task state keys) a run schedules, in order,
+/// each once.
+pub fn steps(events: &[Event]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in events {
+        if let EventKind::StepScheduled { step, .. } = &e.kind {
+            if !out.contains(step) {
+                out.push(step.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Dry-runs `plan` with `faults` and explains it; `machine` is the ASL
+/// document, for the failing state's Retry and Catch. Faults naming a step
+/// that no execution (with every step succeeding) runs are refused.
+///
+/// # Errors
+///
+/// `Ok(Err(UnknownStep))` for a name no step has; `Err` as [`dry_run`].
+pub fn explain(
+    plan: &Plan,
+    machine: Option<&Value>,
+    input: Value,
+    faults: &Faults,
+) -> Result<Result<Explanation, UnknownStep>, Error> {
+    let clean = dry_run(plan, input.clone(), &Faults::default())?;
+    let known = steps(&clean.events);
+    let runs = |name: &str| known.iter().any(|s| names_state(s, name));
+    let mut names = Vec::new();
+    if let Some(a) = faults.action.as_ref().filter(|a| !runs(&a.step)) {
+        names.push(a.step.clone());
+    }
+    if let Some(c) = faults.compensation.as_ref().filter(|c| !runs(c)) {
+        names.push(c.clone());
+    }
+    if !names.is_empty() {
+        return Ok(Err(UnknownStep {
+            names,
+            steps: known,
+        }));
+    }
+    let run = if *faults == Faults::default() {
+        clean
+    } else {
+        dry_run(plan, input, faults)?
+    };
+    let handling = faults
+        .action
+        .as_ref()
+        .zip(machine)
+        .and_then(|(f, m)| asl_handling(m, &f.step, &f.error));
+    Ok(Ok(Explanation {
+        path: Path::of(&run.events),
+        faults: run.faults,
+        end: run.end,
+        elapsed_ms: run.elapsed_ms,
+        handling,
+        events: run.events,
+    }))
+}
+
+/// Every step's path when it fails with `States.TaskFailed` on every
+/// attempt, in the order the steps run.
+///
+/// # Errors
+///
+/// As [`dry_run`].
+pub fn explain_every_step(
+    plan: &Plan,
+    machine: Option<&Value>,
+    input: &Value,
+) -> Result<Vec<(String, Explanation)>, Error> {
+    let clean = dry_run(plan, input.clone(), &Faults::default())?;
+    let mut out = Vec::new();
+    for step in steps(&clean.events) {
+        let faults = Faults {
+            action: Some(ActionFault {
+                step: step.clone(),
+                error: TASK_FAILED.to_string(),
+            }),
+            compensation: None,
+        };
+        if let Ok(explained) = explain(plan, machine, input.clone(), &faults)? {
+            out.push((step, explained));
+        }
+    }
+    Ok(out)
 }

@@ -59,7 +59,7 @@ fn a_reservation_that_keeps_failing_is_retried_then_the_earlier_ones_are_compens
     assert_eq!(path.retried.get("reserve_car"), Some(&3));
     assert_eq!(path.compensated, ["reserve_flight", "reserve_hotel"]);
     assert_eq!(
-        path.rollback.as_ref().map(|(s, _)| s.as_str()),
+        path.rollback.as_ref().map(|r| r.step.as_str()),
         Some("reserve_car")
     );
     // 100 ms then 200 ms between the three attempts, jitter at its longest.
@@ -75,8 +75,8 @@ fn a_business_error_that_no_retry_names_rolls_back_at_once() {
         path.compensated,
         ["reserve_car", "reserve_flight", "reserve_hotel"]
     );
-    let (_, error) = path.rollback.expect("a rollback");
-    assert_eq!(error.error, "CardDeclined");
+    let rollback = path.rollback.expect("a rollback");
+    assert_eq!(rollback.error.error, "CardDeclined");
 }
 
 #[test]
