@@ -8,7 +8,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::{example, free_port, run, sagaflow, start_server, Proc, Travel};
-use serde_json::Value;
+use serde_json::{json, Value};
 use tempfile::TempDir;
 
 /// What a finished `sagaflow` command did.
@@ -165,6 +165,73 @@ fn validate_accepts_the_travel_saga() {
         .json();
     assert_eq!(v["valid"], true);
     assert_eq!(v["name"], "trip-booking");
+}
+
+#[test]
+fn explain_tables_every_steps_failure_path_of_the_travel_saga() {
+    let saga = example("travel-saga.yaml");
+    let ran = sagaflow_cmd(&["explain", path(&saga)]).succeeds();
+    let row = ran
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("take_payment "))
+        .unwrap_or_else(|| panic!("a row for the payment: {}", ran.context()));
+    assert!(
+        row.contains("compensated") && row.contains("reserve_car → reserve_flight → reserve_hotel"),
+        "{row}"
+    );
+    let confirm = ran
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("confirm_hotel "))
+        .unwrap_or_else(|| panic!("a row for a confirmation: {}", ran.context()));
+    assert!(confirm.contains("retried forward, no limit"), "{confirm}");
+}
+
+#[test]
+fn explain_shows_one_failure_path_as_text_and_json() {
+    let saga = example("travel-saga.yaml");
+    let ran = sagaflow_cmd(&[
+        "explain",
+        path(&saga),
+        "--fail",
+        "take_payment:States.Timeout",
+    ])
+    .succeeds();
+    assert!(
+        ran.stdout.contains("Ends: failed.") && ran.stdout.contains("Takes at most 15.3 s."),
+        "a pivot that keeps timing out stops for a human after its three 5 s attempts: {}",
+        ran.context()
+    );
+    let v = sagaflow_cmd(&[
+        "explain",
+        path(&saga),
+        "--fail",
+        "reserve_car:NoCar",
+        "--json",
+    ])
+    .succeeds()
+    .json();
+    assert_eq!(v["end"]["status"], "compensated");
+    assert_eq!(v["compensated"], json!(["reserve_flight", "reserve_hotel"]));
+    sagaflow_cmd(&["explain", path(&saga), "--fail", "reserve_cat"])
+        .fails_saying("no step of that name runs in trip-booking");
+}
+
+#[test]
+fn explain_names_the_catch_that_handles_a_machines_failure() {
+    let cdk =
+        example("step-functions/saga/cdk-patterns--the-saga-stepfunction--single-table.asl.json");
+    let ran = sagaflow_cmd(&["explain", path(&cdk), "--fail", "TakePayment"]).succeeds();
+    assert!(
+        ran.stdout
+            .contains("Catch: {\"ErrorEquals\":[\"States.ALL\"],\"Next\":\"RefundPayment\"")
+            && ran.stdout.contains(
+                "Then runs: RefundPayment → CancelFlightReservation → CancelHotelReservation."
+            ),
+        "{}",
+        ran.context()
+    );
 }
 
 #[test]
