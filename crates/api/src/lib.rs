@@ -34,6 +34,7 @@ mod forward;
 pub mod hook;
 pub mod lambda;
 pub mod openapi;
+mod sse;
 
 pub use error::ApiError;
 
@@ -156,6 +157,7 @@ fn build_router(
         .route("/v1/executions", get(list_executions).post(start_execution))
         .route("/v1/executions/{id}", get(get_execution))
         .route("/v1/executions/{id}/history", get(history))
+        .route("/v1/executions/{id}/events", get(sse::execution_events))
         .route("/v1/executions/{id}/cancel", post(cancel))
         .route("/v1/executions/{id}/redrive", post(redrive))
         .route("/v1/callbacks/{token}/{outcome}", post(callback))
@@ -705,25 +707,26 @@ async fn history(
         entries.truncate(limit);
         format!("h{}", entries.last().map_or(after, |h| h.seq))
     });
-    let events: Vec<Value> = entries
-        .into_iter()
-        .map(|h| {
-            let mut v = serde_json::to_value(&h.event).unwrap_or(Value::Null);
-            if let Some(o) = v.as_object_mut() {
-                o.insert("seq".into(), json!(h.seq));
-                o.insert("at".into(), json!(rfc3339(h.event.at)));
-                for k in ["fire_at", "deadline"] {
-                    if let Some(ms) = o.get(k).and_then(Value::as_u64) {
-                        o.insert(k.into(), json!(rfc3339(ms)));
-                    }
-                }
-            }
-            v
-        })
-        .collect();
+    let events: Vec<Value> = entries.iter().map(history_event_json).collect();
     Ok(Json(
         json!({ "execution": execution_json(&rec), "events": events, "next_cursor": next_cursor }),
     ))
+}
+
+/// One history entry as the API shows it: the event with its `seq`, times
+/// in RFC 3339.
+pub(crate) fn history_event_json(h: &sagaflow_store::HistoryEntry) -> Value {
+    let mut v = serde_json::to_value(&h.event).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("seq".into(), json!(h.seq));
+        o.insert("at".into(), json!(rfc3339(h.event.at)));
+        for k in ["fire_at", "deadline"] {
+            if let Some(ms) = o.get(k).and_then(Value::as_u64) {
+                o.insert(k.into(), json!(rfc3339(ms)));
+            }
+        }
+    }
+    v
 }
 
 #[derive(Deserialize)]

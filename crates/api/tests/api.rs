@@ -734,6 +734,109 @@ async fn the_failure_explorer_lists_every_steps_path_and_refuses_what_it_cannot_
         .await;
 }
 
+/// The server-sent events of one stream: `(id, event, data)`, read until
+/// the server ends it.
+async fn read_sse(resp: reqwest::Response) -> Vec<(String, String, Value)> {
+    let text = tokio::time::timeout(DEADLINE, resp.text())
+        .await
+        .expect("the stream ends")
+        .expect("the stream reads");
+    text.split("\n\n")
+        .filter(|block| block.lines().any(|l| l.starts_with("data:")))
+        .map(|block| {
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .filter_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim_start().to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            let data = field("data:");
+            (
+                field("id:"),
+                field("event:"),
+                serde_json::from_str(&data).unwrap_or(Value::String(data)),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_executions_events_stream_live_until_it_ends_and_resume_after_the_last_one_seen() {
+    if skip() {
+        return;
+    }
+    let api = Api::start().await;
+    api.deploy("slow", SLOW_SAGA).await;
+    api.start_execution("slow", json!({}), Some("watched"))
+        .await;
+    tokio::time::timeout(DEADLINE, api.svc.entered.notified())
+        .await
+        .expect("the slow step is called");
+    // Followed from before the end: the stream stays open while it waits.
+    let resp = api
+        .request(Method::GET, "/v1/executions/watched/events?follow=true")
+        .send()
+        .await
+        .expect("the stream opens");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    api.svc.open_gate();
+    let events = read_sse(resp).await;
+    let (_, last, end) = events.last().expect("events").clone();
+    assert_eq!(last, "end", "the stream ends with the end: {events:?}");
+    assert_eq!(end["status"], "succeeded");
+    let kinds: Vec<&str> = events.iter().map(|(_, e, _)| e.as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"execution_started"));
+    assert!(
+        kinds.contains(&"step_succeeded") && kinds.contains(&"execution_finished"),
+        "{kinds:?}"
+    );
+    let history = api.history("watched").await;
+    assert_eq!(
+        events.len(),
+        history.len() + 1,
+        "every event once, then the end"
+    );
+    for ((id, kind, data), h) in events.iter().zip(&history) {
+        assert_eq!(
+            (id.as_str(), kind.as_str()),
+            (h["seq"].to_string().as_str(), h["type"].as_str().unwrap())
+        );
+        assert_eq!(data, h);
+    }
+    // A client that reconnects resumes after the last event it saw.
+    let resumed = api
+        .request(Method::GET, "/v1/executions/watched/events")
+        .header("Last-Event-ID", "2")
+        .send()
+        .await
+        .expect("the stream opens");
+    let rest = read_sse(resumed).await;
+    assert_eq!(
+        rest.len(),
+        history.len() - 2,
+        "without follow: what is stored"
+    );
+    assert_eq!(rest[0].0, "3");
+
+    let unknown = api.get("/v1/executions/nobody/events").await;
+    api.expect_error(unknown, StatusCode::NOT_FOUND, "execution_not_found")
+        .await;
+    let bad = api
+        .send(
+            api.request(Method::GET, "/v1/executions/watched/events")
+                .header("Last-Event-ID", "x"),
+        )
+        .await;
+    api.expect_error(bad, StatusCode::BAD_REQUEST, "invalid_parameter")
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_definition_in_json_is_registered_too() {
     if skip() {
@@ -2116,7 +2219,7 @@ async fn metrics_count_started_and_finished_executions() {
 }
 
 /// Every route the router serves.
-const ROUTES: [&str; 14] = [
+const ROUTES: [&str; 15] = [
     "/healthz",
     "/metrics",
     "/openapi.json",
@@ -2126,6 +2229,7 @@ const ROUTES: [&str; 14] = [
     "/v1/executions",
     "/v1/executions/{id}",
     "/v1/executions/{id}/history",
+    "/v1/executions/{id}/events",
     "/v1/executions/{id}/cancel",
     "/v1/executions/{id}/redrive",
     "/v1/callbacks/{token}/{outcome}",
