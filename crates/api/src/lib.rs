@@ -158,6 +158,7 @@ fn build_router(
         .route("/v1/executions/{id}", get(get_execution))
         .route("/v1/executions/{id}/history", get(history))
         .route("/v1/executions/{id}/events", get(sse::execution_events))
+        .route("/v1/events", get(sse::list_events))
         .route("/v1/executions/{id}/cancel", post(cancel))
         .route("/v1/executions/{id}/redrive", post(redrive))
         .route("/v1/callbacks/{token}/{outcome}", post(callback))
@@ -602,16 +603,7 @@ async fn list_executions(
     q: Result<QueryParams<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let QueryParams(q) = q.map_err(ApiError::from_query)?;
-    let status = match q.status.as_deref() {
-        None | Some("") => None,
-        Some(s) => Some(Status::parse(s).ok_or_else(|| {
-            let all: Vec<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
-            ApiError::bad_request(
-                "invalid_parameter",
-                format!("unknown status `{s}`; expected one of {}", all.join(", ")),
-            )
-        })?),
-    };
+    let status = status_param(q.status.as_deref())?;
     let limit = q.limit.unwrap_or(50);
     if limit == 0 || limit > 1000 {
         return Err(ApiError::bad_request(
@@ -635,6 +627,20 @@ async fn list_executions(
         "items": page.items.iter().map(execution_json).collect::<Vec<_>>(),
         "next_cursor": page.next_cursor,
     })))
+}
+
+/// A `status` query parameter: empty or absent is any status.
+pub(crate) fn status_param(status: Option<&str>) -> Result<Option<Status>, ApiError> {
+    match status {
+        None | Some("") => Ok(None),
+        Some(s) => Status::parse(s).map(Some).ok_or_else(|| {
+            let all: Vec<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::bad_request(
+                "invalid_parameter",
+                format!("unknown status `{s}`; expected one of {}", all.join(", ")),
+            )
+        }),
+    }
 }
 
 async fn get_execution(

@@ -10,6 +10,13 @@
 //! has been sent. New events are looked for every [`POLL`], or at once when
 //! the execution finishes; a comment every 15 s keeps idle proxies from
 //! closing the connection. The server's shutdown ends the stream.
+//!
+//! `GET /v1/events` is the list's: the newest `limit` executions matching
+//! `status` and `definition` (as `GET /v1/executions` lists them), one
+//! `execution` event for each when the stream starts, then one whenever an
+//! execution enters that page or its status or `updated_at` changes (looked
+//! for every [`LIST_POLL`]). An execution that has left the page (older
+//! than the newest `limit`) is no longer watched.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -27,6 +34,8 @@ use crate::{execution_json, history_event_json, AppState, PathParam};
 const POLL: Duration = Duration::from_millis(250);
 /// Events read from the store at a time.
 const PAGE: usize = 500;
+/// How often the watched list page is read again.
+const LIST_POLL: Duration = Duration::from_millis(500);
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -151,5 +160,94 @@ impl Cursor {
     fn fail(&mut self, message: &str) -> Event {
         self.done = true;
         Event::default().event("error").data(message.to_string())
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListEventsParams {
+    status: Option<String>,
+    definition: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Where one list stream is: what it last sent of each watched execution.
+struct Watch {
+    st: AppState,
+    filter: sagaflow_store::ListFilter,
+    seen: std::collections::HashMap<String, (sagaflow_core::Status, u64)>,
+    pending: std::collections::VecDeque<Event>,
+    first: bool,
+}
+
+pub(crate) async fn list_events(
+    State(st): State<AppState>,
+    q: Result<Query<ListEventsParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let Query(q) = q.map_err(ApiError::from_query)?;
+    let limit = q.limit.unwrap_or(50);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            "`limit` must be between 1 and 1000",
+        ));
+    }
+    let watch = Watch {
+        filter: sagaflow_store::ListFilter {
+            status: crate::status_param(q.status.as_deref())?,
+            definition: q.definition.filter(|d| !d.is_empty()),
+            limit,
+            cursor: None,
+        },
+        st,
+        seen: Default::default(),
+        pending: Default::default(),
+        first: true,
+    };
+    let events = stream::unfold(watch, |mut w| async move {
+        let event = w.next().await?;
+        Some((Ok(event), w))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+impl Watch {
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(e);
+            }
+            if *self.st.stopping.borrow() {
+                return None;
+            }
+            if !self.first {
+                tokio::time::sleep(LIST_POLL).await;
+            }
+            self.first = false;
+            let page = match self.st.engine.store().list_executions(&self.filter).await {
+                Ok(page) => page,
+                Err(e) => {
+                    // Said once; the next poll tries again.
+                    self.pending
+                        .push_back(Event::default().event("error").data(e.to_string()));
+                    continue;
+                }
+            };
+            let mut watched = std::collections::HashMap::new();
+            // Oldest first, so that a client applying them in order ends
+            // with the page as listed.
+            for rec in page.items.iter().rev() {
+                let now = (rec.status, rec.updated_at);
+                if self.seen.get(&rec.id) != Some(&now) {
+                    self.pending.push_back(
+                        Event::default()
+                            .event("execution")
+                            .data(execution_json(rec).to_string()),
+                    );
+                }
+                watched.insert(rec.id.clone(), now);
+            }
+            self.seen = watched;
+        }
     }
 }

@@ -838,6 +838,50 @@ async fn an_executions_events_stream_live_until_it_ends_and_resume_after_the_las
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_stream_sends_each_execution_then_its_changes() {
+    if skip() {
+        return;
+    }
+    let api = Api::start().await;
+    api.deploy("slow", SLOW_SAGA).await;
+    api.start_execution("slow", json!({}), Some("listed")).await;
+    tokio::time::timeout(DEADLINE, api.svc.entered.notified())
+        .await
+        .expect("the slow step is called");
+    let mut resp = api
+        .request(Method::GET, "/v1/events?definition=slow")
+        .send()
+        .await
+        .expect("the stream opens");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut text = String::new();
+    let mut gate_opened = false;
+    // Events arrive as they happen: the running execution, then (after the
+    // gate opens) its end. The stream itself never ends: the test stops
+    // reading once it has both.
+    while !text.contains(r#""status":"succeeded""#) {
+        let chunk = tokio::time::timeout(DEADLINE, resp.chunk())
+            .await
+            .expect("an event in time")
+            .expect("the stream reads")
+            .expect("the stream stays open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if !gate_opened && text.contains(r#""status":"running""#) {
+            assert!(text.contains("event: execution"), "{text}");
+            assert!(text.contains(r#""id":"listed""#), "{text}");
+            api.svc.open_gate();
+            gate_opened = true;
+        }
+    }
+    assert!(gate_opened, "the running execution came first: {text}");
+    drop(resp);
+    let bad = api.get("/v1/events?status=sleeping").await;
+    api.expect_error(bad, StatusCode::BAD_REQUEST, "invalid_parameter")
+        .await;
+    api.assert_still_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_definition_in_json_is_registered_too() {
     if skip() {
         return;
@@ -2219,7 +2263,7 @@ async fn metrics_count_started_and_finished_executions() {
 }
 
 /// Every route the router serves.
-const ROUTES: [&str; 15] = [
+const ROUTES: [&str; 16] = [
     "/healthz",
     "/metrics",
     "/openapi.json",
@@ -2230,6 +2274,7 @@ const ROUTES: [&str; 15] = [
     "/v1/executions/{id}",
     "/v1/executions/{id}/history",
     "/v1/executions/{id}/events",
+    "/v1/events",
     "/v1/executions/{id}/cancel",
     "/v1/executions/{id}/redrive",
     "/v1/callbacks/{token}/{outcome}",
@@ -2281,8 +2326,16 @@ async fn the_openapi_document_describes_every_route_the_router_serves() {
                 .await
                 .unwrap();
             let status = resp.status();
-            let body: Value =
-                serde_json::from_str(&resp.text().await.unwrap()).unwrap_or(Value::Null);
+            // A live stream (`/v1/events`) never ends: its status says enough.
+            let streaming = resp
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|t| t.as_bytes().starts_with(b"text/event-stream"));
+            let body: Value = if streaming {
+                Value::Null
+            } else {
+                serde_json::from_str(&resp.text().await.unwrap()).unwrap_or(Value::Null)
+            };
             assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
             assert_ne!(body["error"]["code"], "route_not_found", "{method} {path}");
             assert!(status.as_u16() < 500, "{method} {path}: {status} {body}");
