@@ -159,7 +159,7 @@ impl Cursor {
     /// has been sent): an `error` event, then the stream ends.
     fn fail(&mut self, message: &str) -> Event {
         self.done = true;
-        Event::default().event("error").data(message.to_string())
+        Event::default().event("error").data(message)
     }
 }
 
