@@ -1,0 +1,189 @@
+//! The executions list with 100,000 executions in the store: how long one
+//! page of `list_executions` takes (what `GET /v1/executions` and the
+//! console's list view read), on SQLite (a temporary directory, the
+//! durability it ships with) and, when `DATABASE_URL` is set, PostgreSQL
+//! (in a schema of its own, dropped afterwards).
+//!
+//! Each shape of query — the newest page, a status filter, a definition
+//! filter, both, and the 100th page through cursors — is asked `ROUNDS`
+//! times; the latency percentiles are printed. A benchmark, not a test:
+//! nothing is asserted about the times.
+//!
+//! `cargo bench -p sagaflow-store --bench list` (`EXECUTIONS=N` for another
+//! count).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sagaflow_core::event::Millis;
+use sagaflow_core::{Event, EventKind, Status};
+use sagaflow_store::postgres::PostgresStore;
+use sagaflow_store::sqlite::SqliteStore;
+use sagaflow_store::{Create, ExecutionRecord, Executor, ListFilter, Query};
+use serde_json::json;
+
+const AT: Millis = 1_700_000_000_000;
+const ROUNDS: usize = 300;
+const DEFINITIONS: usize = 10;
+/// Statuses in the mix: most finished, some running or compensated.
+const STATUSES: [Status; 5] = [
+    Status::Succeeded,
+    Status::Succeeded,
+    Status::Succeeded,
+    Status::Compensated,
+    Status::Running,
+];
+
+fn record(n: usize) -> ExecutionRecord {
+    let id = format!("ex-{n:07}");
+    ExecutionRecord {
+        definition: format!("def-{}", n % DEFINITIONS),
+        version: 1,
+        status: STATUSES[n % STATUSES.len()],
+        input: json!({ "trip_id": id }),
+        output: None,
+        error: None,
+        started_at: AT + n as Millis,
+        updated_at: AT + n as Millis,
+        events: 1,
+        id,
+    }
+}
+
+fn started(r: &ExecutionRecord) -> Event {
+    Event {
+        at: r.started_at,
+        kind: EventKind::ExecutionStarted {
+            execution_id: r.id.clone(),
+            definition: r.definition.clone(),
+            version: 1,
+            input: r.input.clone(),
+            keys: Default::default(),
+        },
+    }
+}
+
+async fn fill<S: Executor + 'static>(store: Arc<S>, count: usize) {
+    let started_at = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..64 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            for n in (worker..count).step_by(64) {
+                let r = record(n);
+                let events = vec![started(&r)];
+                store
+                    .create_execution(Create::new(r, events, Vec::new()))
+                    .await
+                    .expect("creating an execution");
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("a filling task");
+    }
+    eprintln!(
+        "  {count} executions stored in {:.1} s",
+        started_at.elapsed().as_secs_f64()
+    );
+}
+
+fn filter(status: Option<Status>, definition: Option<&str>, cursor: Option<String>) -> ListFilter {
+    ListFilter {
+        status,
+        definition: definition.map(str::to_string),
+        limit: 50,
+        cursor,
+    }
+}
+
+/// The cursor of the 100th page of the unfiltered list.
+async fn deep_cursor(store: &dyn Query) -> Option<String> {
+    let mut cursor = None;
+    for _ in 0..99 {
+        cursor = store
+            .list_executions(&filter(None, None, cursor))
+            .await
+            .expect("a page")
+            .next_cursor;
+    }
+    cursor
+}
+
+fn pick(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+async fn measure(backend: &str, store: &dyn Query) {
+    let deep = deep_cursor(store).await;
+    let shapes: [(&str, ListFilter); 5] = [
+        ("newest page", filter(None, None, None)),
+        ("status=running", filter(Some(Status::Running), None, None)),
+        ("definition=def-3", filter(None, Some("def-3"), None)),
+        (
+            "status=compensated&definition=def-3",
+            filter(Some(Status::Compensated), Some("def-3"), None),
+        ),
+        ("100th page (cursor)", filter(None, None, deep)),
+    ];
+    for (name, f) in shapes {
+        let mut times = Vec::with_capacity(ROUNDS);
+        for _ in 0..ROUNDS {
+            let t = Instant::now();
+            let page = store.list_executions(&f).await.expect("a page");
+            times.push(t.elapsed());
+            assert!(!page.items.is_empty(), "{backend} {name}: an empty page");
+        }
+        times.sort();
+        println!(
+            "{backend:<10} {name:<38} p50 {:>8.2?}  p99 {:>8.2?}  max {:>8.2?}",
+            pick(&times, 0.50),
+            pick(&times, 0.99),
+            times[times.len() - 1]
+        );
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not: then
+    // it only checks that the benchmark builds and runs, on a small store.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let count = std::env::var("EXECUTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if benching { 100_000 } else { 2_000 });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    rt.block_on(async {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        eprintln!("sqlite:");
+        let sqlite = Arc::new(SqliteStore::open(dir.path().join("list.db")).expect("opening"));
+        fill(sqlite.clone(), count).await;
+        measure("sqlite", sqlite.as_ref()).await;
+        match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.is_empty() => {
+                let schema = format!("bench_list_{}", std::process::id());
+                eprintln!("postgres (schema {schema}):");
+                let pg = Arc::new(
+                    PostgresStore::connect_in_schema(&url, &schema)
+                        .await
+                        .expect("connecting to DATABASE_URL"),
+                );
+                fill(pg.clone(), count).await;
+                measure("postgres", pg.as_ref()).await;
+                drop(pg);
+                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .expect("connecting to drop the schema");
+                tokio::spawn(conn);
+                let _ = client
+                    .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                    .await;
+            }
+            _ => eprintln!("DATABASE_URL is not set: PostgreSQL not measured"),
+        }
+    });
+}
