@@ -65,6 +65,15 @@ impl ApiError {
     }
 }
 
+/// [`parse_json`], with an empty (or blank) body meaning every field's
+/// default: for requests whose body is optional.
+pub fn parse_json_or_default<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse_json(bytes)
+}
+
 /// Parses a JSON body, naming the line and column of a syntax error and the
 /// field of a type error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

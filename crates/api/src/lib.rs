@@ -452,13 +452,8 @@ async fn explain_definition(
     PathParam(name): PathParam,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    use sagaflow_core::explain::{self, Faults};
-    let body = body.map_err(ApiError::from_body)?;
-    let req: ExplainBody = if body.iter().all(|b| b.is_ascii_whitespace()) {
-        ExplainBody::default()
-    } else {
-        error::parse_json(&body)?
-    };
+    use sagaflow_core::explain::{self, ActionFault, Faults};
+    let req: ExplainBody = error::parse_json_or_default(&body.map_err(ApiError::from_body)?)?;
     let (version, plan) = st.engine.plan(&name, req.version).await?;
     // A machine's own Retry and Catch are read from its source.
     let machine = if plan.format() == "asl" {
@@ -474,7 +469,7 @@ async fn explain_definition(
     };
     let mut faults = Faults::default();
     if let Some(spec) = &req.fail {
-        let fault = Faults::action(spec)
+        let fault = ActionFault::parse(spec)
             .map_err(|m| ApiError::bad_request("invalid_fault", format!("fail: {m}")))?;
         faults.action = Some(fault);
     }
@@ -603,20 +598,7 @@ async fn list_executions(
     q: Result<QueryParams<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let QueryParams(q) = q.map_err(ApiError::from_query)?;
-    let status = status_param(q.status.as_deref())?;
-    let limit = q.limit.unwrap_or(50);
-    if limit == 0 || limit > 1000 {
-        return Err(ApiError::bad_request(
-            "invalid_parameter",
-            "`limit` must be between 1 and 1000",
-        ));
-    }
-    let filter = ListFilter {
-        status,
-        definition: q.definition.filter(|d| !d.is_empty()),
-        limit,
-        cursor: q.cursor.filter(|c| !c.is_empty()),
-    };
+    let filter = list_filter(q.status.as_deref(), q.definition, q.limit, q.cursor)?;
     let page = st
         .engine
         .store()
@@ -629,18 +611,38 @@ async fn list_executions(
     })))
 }
 
-/// A `status` query parameter: empty or absent is any status.
-pub(crate) fn status_param(status: Option<&str>) -> Result<Option<Status>, ApiError> {
-    match status {
-        None | Some("") => Ok(None),
-        Some(s) => Status::parse(s).map(Some).ok_or_else(|| {
+/// The filter of the executions list (`GET /v1/executions` and its live
+/// stream) from its query parameters: empty ones are absent, `limit` is
+/// 1–1000 (50 by default), `status` one of the statuses.
+pub(crate) fn list_filter(
+    status: Option<&str>,
+    definition: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+) -> Result<ListFilter, ApiError> {
+    let status = match status {
+        None | Some("") => None,
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
             let all: Vec<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
             ApiError::bad_request(
                 "invalid_parameter",
                 format!("unknown status `{s}`; expected one of {}", all.join(", ")),
             )
-        }),
+        })?),
+    };
+    let limit = limit.unwrap_or(50);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            "`limit` must be between 1 and 1000",
+        ));
     }
+    Ok(ListFilter {
+        status,
+        definition: definition.filter(|d| !d.is_empty()),
+        limit,
+        cursor: cursor.filter(|c| !c.is_empty()),
+    })
 }
 
 async fn get_execution(
@@ -822,12 +824,7 @@ async fn cancel(
     PathParam(id): PathParam,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let body = body.map_err(ApiError::from_body)?;
-    let req: CancelBody = if body.iter().all(|b| b.is_ascii_whitespace()) {
-        CancelBody::default()
-    } else {
-        error::parse_json(&body)?
-    };
+    let req: CancelBody = error::parse_json_or_default(&body.map_err(ApiError::from_body)?)?;
     let rec = st
         .engine
         .cancel(

@@ -185,20 +185,8 @@ pub(crate) async fn list_events(
     q: Result<Query<ListEventsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let Query(q) = q.map_err(ApiError::from_query)?;
-    let limit = q.limit.unwrap_or(50);
-    if limit == 0 || limit > 1000 {
-        return Err(ApiError::bad_request(
-            "invalid_parameter",
-            "`limit` must be between 1 and 1000",
-        ));
-    }
     let watch = Watch {
-        filter: sagaflow_store::ListFilter {
-            status: crate::status_param(q.status.as_deref())?,
-            definition: q.definition.filter(|d| !d.is_empty()),
-            limit,
-            cursor: None,
-        },
+        filter: crate::list_filter(q.status.as_deref(), q.definition, q.limit, None)?,
         st,
         seen: Default::default(),
         pending: Default::default(),

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use sagaflow_core::explain::{self, End, Explanation, Faults, Path as Route};
+use sagaflow_core::explain::{self, ActionFault, End, Explanation, Faults, Path as Route};
 use sagaflow_core::{EventKind, Plan};
 use serde_json::{json, Value};
 
@@ -61,7 +61,7 @@ pub fn run(ask: &Ask<'_>) -> anyhow::Result<ExitCode> {
     };
     let mut faults = Faults::default();
     if let Some(spec) = ask.fail {
-        faults.action = Some(Faults::action(spec).map_err(|e| anyhow::anyhow!("--fail {e}"))?);
+        faults.action = Some(ActionFault::parse(spec).map_err(|e| anyhow::anyhow!("--fail {e}"))?);
     }
     faults.compensation = ask.fail_compensation.map(str::to_string);
     if faults == Faults::default() {

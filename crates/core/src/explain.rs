@@ -61,11 +61,11 @@ pub struct ActionFault {
     pub error: String,
 }
 
-impl Faults {
+impl ActionFault {
     /// Reads `STEP` or `STEP:ERROR` (`--fail`); without an error the step
     /// fails with `States.TaskFailed`, a server error that is retried until
     /// its attempts run out.
-    pub fn action(spec: &str) -> Result<ActionFault, String> {
+    pub fn parse(spec: &str) -> Result<ActionFault, String> {
         let (step, error) = match spec.rsplit_once(':') {
             Some((step, error)) if !error.is_empty() && !error.contains(' ') => (step, error),
             _ => (spec, TASK_FAILED),
@@ -514,19 +514,25 @@ pub fn explain(
     } else {
         dry_run(plan, input, faults)?
     };
-    let handling = faults
+    Ok(Ok(explained(run, machine)))
+}
+
+/// A dry run with its path and, for a machine, the failing state's handling.
+fn explained(run: DryRun, machine: Option<&Value>) -> Explanation {
+    let handling = run
+        .faults
         .action
         .as_ref()
         .zip(machine)
         .and_then(|(f, m)| asl_handling(m, &f.step, &f.error));
-    Ok(Ok(Explanation {
+    Explanation {
         path: Path::of(&run.events),
         faults: run.faults,
         end: run.end,
         elapsed_ms: run.elapsed_ms,
         handling,
         events: run.events,
-    }))
+    }
 }
 
 /// Every step's path when it fails with `States.TaskFailed` on every
@@ -542,6 +548,7 @@ pub fn explain_every_step(
 ) -> Result<Vec<(String, Explanation)>, Error> {
     let clean = dry_run(plan, input.clone(), &Faults::default())?;
     let mut out = Vec::new();
+    // The steps come from the clean run: each is known to run.
     for step in steps(&clean.events) {
         let faults = Faults {
             action: Some(ActionFault {
@@ -550,9 +557,8 @@ pub fn explain_every_step(
             }),
             compensation: None,
         };
-        if let Ok(explained) = explain(plan, machine, input.clone(), &faults)? {
-            out.push((step, explained));
-        }
+        let run = dry_run(plan, input.clone(), &faults)?;
+        out.push((step, explained(run, machine)));
     }
     Ok(out)
 }

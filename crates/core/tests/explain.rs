@@ -129,17 +129,19 @@ fn a_compensation_that_keeps_failing_is_retried_without_end_and_the_older_ones_w
 #[test]
 fn faults_read_step_and_error_and_default_to_a_server_error() {
     assert_eq!(
-        Faults::action("reserve_car").unwrap(),
+        ActionFault::parse("reserve_car").unwrap(),
         ActionFault {
             step: "reserve_car".into(),
             error: TASK_FAILED.into()
         }
     );
     assert_eq!(
-        Faults::action("take_payment:CardDeclined").unwrap().error,
+        ActionFault::parse("take_payment:CardDeclined")
+            .unwrap()
+            .error,
         "CardDeclined"
     );
-    assert!(Faults::action(":X").is_err());
+    assert!(ActionFault::parse(":X").is_err());
 }
 
 #[test]

@@ -111,33 +111,19 @@ pub async fn run(base: &str, run: u128) -> anyhow::Result<usize> {
     let mut failures = 0;
     for (name, payload, expected) in SCENARIOS {
         println!("━━ Durable function: {name} ━━");
-        let resp = http
-            .post(format!(
-                "{base}/2015-03-31/functions/{FUNCTION}/invocations"
-            ))
-            .header("X-Amz-Durable-Execution-Name", format!("demo-{run}-{name}"))
-            .body(payload.to_string())
-            .send()
-            .await
-            .context("invoking the durable saga")?;
-        let arn = resp
-            .headers()
-            .get("x-amz-durable-execution-arn")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        let function_error = resp.headers().contains_key("x-amz-function-error");
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        let history: Value = http
-            .get(format!(
-                "{base}/2025-12-01/durable-executions/{}/history",
-                enc(&arn)
-            ))
-            .send()
-            .await?
-            .json()
-            .await
-            .unwrap_or(Value::Null);
+        let Invoked {
+            function_error,
+            body,
+            history,
+            ..
+        } = invoke(
+            &http,
+            base,
+            FUNCTION,
+            &format!("demo-{run}-{name}"),
+            payload,
+        )
+        .await?;
         for e in history["Events"].as_array().into_iter().flatten() {
             println!(
                 "   {:>2} {:<24} {}",
@@ -156,6 +142,63 @@ pub async fn run(base: &str, run: u128) -> anyhow::Result<usize> {
         }
     }
     Ok(failures)
+}
+
+/// A synchronous `Invoke` of a durable function and what the Lambda API
+/// says of the execution afterwards.
+pub(super) struct Invoked {
+    pub function_error: bool,
+    /// The invocation's answer (the result, or the error).
+    pub body: Value,
+    /// `GetDurableExecution`.
+    pub execution: Value,
+    /// `GetDurableExecutionHistory`.
+    pub history: Value,
+}
+
+/// Invokes `function` synchronously as execution `name` with `payload`,
+/// then reads the execution and its history.
+pub(super) async fn invoke(
+    http: &reqwest::Client,
+    base: &str,
+    function: &str,
+    name: &str,
+    payload: &str,
+) -> anyhow::Result<Invoked> {
+    let resp = http
+        .post(format!(
+            "{base}/2015-03-31/functions/{function}/invocations"
+        ))
+        .header("X-Amz-Durable-Execution-Name", name)
+        .body(payload.to_string())
+        .send()
+        .await
+        .with_context(|| format!("invoking {function}"))?;
+    let arn = resp
+        .headers()
+        .get("x-amz-durable-execution-arn")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let function_error = resp.headers().contains_key("x-amz-function-error");
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    let path = format!("{base}/2025-12-01/durable-executions/{}", enc(&arn));
+    let read = |url: String| async {
+        let value: Value = http
+            .get(url)
+            .send()
+            .await?
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        anyhow::Ok(value)
+    };
+    Ok(Invoked {
+        function_error,
+        body,
+        execution: read(path.clone()).await?,
+        history: read(format!("{path}/history")).await?,
+    })
 }
 
 /// What is wrong with an answer, if anything.
@@ -203,7 +246,7 @@ fn check(expected: Option<(&str, &[&str])>, function_error: bool, body: &Value) 
 }
 
 /// An ARN as one path segment.
-pub(super) fn enc(s: &str) -> String {
+fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

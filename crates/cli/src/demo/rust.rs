@@ -85,38 +85,9 @@ pub async fn run(
         input["trip_id"] = json!(trip_id);
         input["run_type"] = json!(sc.run_type);
         println!("━━ Rust saga: {} — {} ━━", sc.run_type, sc.what);
-        let resp = http
-            .post(format!(
-                "{base}/2015-03-31/functions/{FUNCTION}/invocations"
-            ))
-            .header("X-Amz-Durable-Execution-Name", &trip_id)
-            .body(input.to_string())
-            .send()
-            .await
-            .context("invoking the Rust travel saga")?;
-        let arn = resp
-            .headers()
-            .get("x-amz-durable-execution-arn")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        let path = super::durable::enc(&arn);
-        let ex: Value = http
-            .get(format!("{base}/2025-12-01/durable-executions/{path}"))
-            .send()
-            .await?
-            .json()
-            .await
-            .unwrap_or(Value::Null);
-        let history: Value = http
-            .get(format!(
-                "{base}/2025-12-01/durable-executions/{path}/history"
-            ))
-            .send()
-            .await?
-            .json()
-            .await
-            .unwrap_or(Value::Null);
+        let invoked =
+            super::durable::invoke(&http, base, FUNCTION, &trip_id, &input.to_string()).await?;
+        let (ex, history) = (invoked.execution, invoked.history);
         for e in history["Events"].as_array().into_iter().flatten() {
             let kind = e["EventType"].as_str().unwrap_or("");
             if kind.starts_with("ChainedInvoke") && kind != "ChainedInvokeStarted" {
