@@ -33,7 +33,8 @@ use rand::{Rng, SeedableRng};
 use sagaflow_core::durable::{
     CallbackOptions, CallbackOutcome, ChainedInvokeOptions, Checkpoint, ContextOptions, Details,
     ErrorObject, Invocations, InvokeOutcome, Operation, OperationAction as A, OperationEvent,
-    OperationType as T, OperationUpdate, Operations, StepOptions, WaitOptions, INVALID_TOKEN,
+    OperationStatus as S, OperationType as T, OperationUpdate, Operations, StepOptions,
+    WaitOptions, INVALID_TOKEN,
 };
 
 /// 2026-01-01T00:00:00Z: where the simulated clock starts.
@@ -278,9 +279,25 @@ fn outside(
     trail: &mut Vec<String>,
 ) {
     let ids: Vec<String> = live.iter().map(|op| op.id.clone()).collect();
-    let id = ids[rng.gen_range(0..ids.len())].clone();
+    let mut id = ids[rng.gen_range(0..ids.len())].clone();
     let roll = rng.gen_range(0..100);
     let fact = if roll < 35 {
+        // Mostly the timer of an operation that has one (a step waiting
+        // to retry, a wait): any op at random would leave a retry's READY
+        // to luck, and the coverage check below would be flaky.
+        let timed: Vec<&str> = live
+            .iter()
+            .filter(|op| {
+                matches!(
+                    (op.op_type(), op.status),
+                    (T::Step, S::Pending) | (T::Wait, S::Started)
+                )
+            })
+            .map(|op| op.id.as_str())
+            .collect();
+        if !timed.is_empty() && rng.gen_bool(0.7) {
+            id = timed[rng.gen_range(0..timed.len())].to_string();
+        }
         trail.push(format!("at {now}: timer of {id}"));
         live.fire_timer(&id, now)
     } else if roll < 60 {
