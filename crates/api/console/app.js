@@ -373,7 +373,12 @@ async function executionView(main, id, signal) {
     }
   };
 
+  let panelKey = null;
   const showNode = (n) => {
+    // Rebuilt only when the node changed, so a refresh keeps what is being typed.
+    const key = JSON.stringify(n);
+    if (key === panelKey && !panel.hidden) return;
+    panelKey = key;
     layout.classList.remove("nopanel");
     panel.hidden = false;
     const dl = h("dl", {},
@@ -624,8 +629,9 @@ async function definitionView(main, name, signal) {
     for (const s of x.succeeded || []) highlight[s] = { state: "succeeded" };
     highlight[failedStep] = { state: "failed", title: error };
     comps.forEach((s, i) => {
-      highlight[s] = { state: "compensated", order: i + 1, title: `compensation ${i + 1}` };
-      highlight[`${s}/compensation`] = { state: "compensated", order: i + 1, title: `compensation ${i + 1}` };
+      const own = graph.nodes.some((n) => n.id === `${s}/compensation`);
+      highlight[s] = { state: "compensated", order: own ? null : i + 1, title: `compensation ${i + 1}` };
+      if (own) highlight[`${s}/compensation`] = { state: "compensated", order: i + 1, title: `compensation ${i + 1}` };
     });
     if (end.kind === "retried_without_end") highlight[end.task === "compensation" ? `${end.step}/compensation` : end.step] = { state: "stuck" };
     // ASL nodes may be keyed by path: map labels to ids.

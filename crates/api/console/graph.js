@@ -25,9 +25,17 @@ function el(name, attrs = {}, parent) {
   return e;
 }
 
+function subText(n, state) {
+  const parts = [n.sub_type || n.type];
+  if (state) parts.push(state);
+  if (n.attempts > 1) parts.push(`${n.attempts} attempts`);
+  return parts.filter(Boolean).join(" · ");
+}
+
 function nodeWidth(n) {
   const label = String(n.label ?? n.id);
-  return Math.max(110, Math.min(260, label.length * 7.4 + 28));
+  const sub = subText(n, n.state || "compensated");
+  return Math.max(110, Math.min(280, label.length * 7.4 + 30), Math.min(280, sub.length * 6.2 + 30));
 }
 
 const isGroup = (n, kids) => (kids.get(n.id) || []).length > 0 || n.type === "stage" || n.type === "branch";
@@ -85,7 +93,8 @@ function layoutContainer(parentId, ctx, dir) {
     if (!back.has(id + "\u0000" + s)) rank.set(s, Math.max(rank.get(s), rank.get(id) + 1));
   }
   const ranks = [];
-  for (const id of topo) { const r = rank.get(id); (ranks[r] ||= []).push(id); }
+  const index = new Map(members.map((n, i) => [n.id, i]));
+  for (const id of [...topo].sort((a, b) => index.get(a) - index.get(b))) { const r = rank.get(id); (ranks[r] ||= []).push(id); }
   // Place ranks along the main axis, members of a rank along the cross axis.
   const along = (s) => (dir === "LR" ? s.w : s.h);
   const across = (s) => (dir === "LR" ? s.h : s.w);
@@ -268,10 +277,7 @@ export function renderGraph(container, graph, opts = {}) {
     const label = el("text", { x: p.x + 10, y: p.y + 16 }, g);
     label.textContent = n.label ?? n.id;
     const sub = el("text", { class: "sub", x: p.x + 10, y: p.y + 30 }, g);
-    const parts = [n.sub_type || n.type];
-    if (state) parts.push(state);
-    if (n.attempts > 1) parts.push(`${n.attempts} attempts`);
-    sub.textContent = parts.filter(Boolean).join(" · ");
+    sub.textContent = subText(n, state);
     if (n.pivot) {
       const tag = el("g", {}, g);
       el("rect", { x: p.x + p.w - 38, y: p.y - 9, width: 36, height: 14, rx: 7, fill: "#fde047", stroke: "#111827" }, tag);
