@@ -15,7 +15,7 @@ use axum::body::Bytes;
 use axum::extract::{
     DefaultBodyLimit, FromRequestParts, Path, Query as QueryParams, Request, State,
 };
-use axum::http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -29,8 +29,10 @@ use serde_json::{json, Value};
 
 pub mod aws;
 mod body;
+pub mod console;
 pub mod error;
 mod forward;
+mod graph;
 pub mod hook;
 pub mod lambda;
 pub mod openapi;
@@ -145,7 +147,11 @@ fn build_router(
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi_json))
         // The Step Functions API (AWS JSON 1.0): `POST /` with `X-Amz-Target`.
-        .route("/", post(aws::handle).fallback(not_found))
+        .route(
+            "/",
+            post(aws::handle).get(console::root).fallback(not_found),
+        )
+        .merge(console::routes())
         // The Lambda API for durable functions (rest-json).
         .merge(lambda::routes())
         .route("/v1/definitions", get(list_definitions))
@@ -154,9 +160,14 @@ fn build_router(
             get(get_definition).put(put_definition),
         )
         .route("/v1/definitions/{name}/explain", post(explain_definition))
+        .route(
+            "/v1/definitions/{name}/graph",
+            get(graph::definition).post(graph::validate),
+        )
         .route("/v1/executions", get(list_executions).post(start_execution))
         .route("/v1/executions/{id}", get(get_execution))
         .route("/v1/executions/{id}/history", get(history))
+        .route("/v1/executions/{id}/graph", get(graph::execution))
         .route("/v1/executions/{id}/events", get(sse::execution_events))
         .route("/v1/events", get(sse::list_events))
         .route("/v1/executions/{id}/cancel", post(cancel))
@@ -210,7 +221,11 @@ async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> R
             lambda::access_denied(function)
         };
     }
-    if st.config.auth_tokens.is_empty() || req.uri().path() == "/healthz" {
+    // The console's files hold no data; the page asks for the token.
+    let public =
+        |p: &str| p == "/healthz" || p == "/" || p == "/console" || p.starts_with("/console/");
+    if st.config.auth_tokens.is_empty() || (req.method() == Method::GET && public(req.uri().path()))
+    {
         return next.run(req).await;
     }
     if lambda::PREFIXES

@@ -117,6 +117,18 @@ pub fn document() -> Value {
                         "400": err("unknown_step (details.steps lists the steps), invalid_fault, explain_unsupported, malformed_json, invalid_request"),
                         "404": err("definition_not_found"), "413": err("payload_too_large"), "401": unauthorized } }
             },
+            "/v1/definitions/{name}/graph": {
+                "parameters": [ path_param("name", "Definition name.") ],
+                "get": { "summary": "The definition drawn as a graph (what the console shows): `nodes` (id, label, type, parent group, pivot, location in the definition), `edges` (next, undo, compensation, choice, default, catch), `kind` (saga, asl, durable).",
+                    "parameters": [ { "name": "version", "in": "query", "schema": { "type": "integer" } } ],
+                    "responses": { "200": { "description": "the graph" }, "400": err("invalid_parameter"), "404": err("definition_not_found"), "401": unauthorized } },
+                "post": { "summary": "Checks a definition's source (the body, YAML or JSON) without deploying it: its graph and `problems` ({code, location, message, node}), each placed on the node it concerns; a source that does not validate still gets the graph that can be drawn of it.",
+                    "requestBody": { "required": true, "content": { "application/yaml": {}, "application/json": {} } },
+                    "responses": { "200": { "description": "the graph and its problems (empty when the source is valid)" }, "400": err("invalid_utf8, invalid_definition for a source that is not YAML or JSON"), "413": err("payload_too_large"), "401": unauthorized } }
+            },
+            "/v1/executions/{id}/graph": { "get": { "summary": "The execution drawn as a graph: its definition's nodes, each in the state the history leaves it in (pending, running, retrying, succeeded, failed, compensating, compensated, parked with the `task_token` that answers it, stuck, cancelled, timed_out; attempts, error, times, input, output; a Map state's iterations), `why` (a sentence when the status is not succeeded), a durable function's operation tree and `invocations`.",
+                "parameters": [ path_param("id", "Execution id.") ],
+                "responses": { "200": { "description": "the graph" }, "404": err("execution_not_found"), "401": unauthorized } } },
             "/v1/executions": {
                 "get": { "summary": "List executions, newest first.", "parameters": [
                         { "name": "status", "in": "query", "schema": { "type": "string" } },

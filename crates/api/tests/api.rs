@@ -687,6 +687,216 @@ async fn the_failure_explorer_predicts_the_path_a_real_execution_with_that_failu
     api.assert_still_serving().await;
 }
 
+/// The node `id` of a graph answer.
+fn graph_node<'a>(graph: &'a Value, id: &str) -> &'a Value {
+    graph["nodes"]
+        .as_array()
+        .and_then(|nodes| nodes.iter().find(|n| n["id"] == id))
+        .unwrap_or_else(|| panic!("no node `{id}` in {graph}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compensated_executions_graph_shows_the_failed_step_its_compensated_ones_and_why() {
+    if skip() {
+        return;
+    }
+    let api = Api::start().await;
+    api.deploy("rejected", REJECTED_SAGA).await;
+    api.start_execution("rejected", json!({}), Some("drawn-1"))
+        .await;
+    api.finished("drawn-1").await;
+    let g = api
+        .get("/v1/executions/drawn-1/graph")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(g["kind"], "saga");
+    assert_eq!(g["execution"]["status"], "compensated");
+    assert_eq!(graph_node(&g, "refuse")["state"], "failed", "{g}");
+    assert_eq!(graph_node(&g, "refuse")["error"]["error"], "Rejected");
+    assert_eq!(graph_node(&g, "reserve")["state"], "compensated");
+    assert_eq!(
+        graph_node(&g, "reserve/compensation")["state"],
+        "compensated"
+    );
+    let started = graph_node(&g, "reserve")["started_at"].as_str().unwrap();
+    assert!(started.ends_with('Z'), "times are RFC 3339: {started}");
+    let why = g["why"].as_str().unwrap();
+    assert!(
+        why.contains("`refuse`") && why.contains("`reserve`"),
+        "{why}"
+    );
+
+    let r = api.get("/v1/executions/no-such/graph").await;
+    api.expect_error(r, StatusCode::NOT_FOUND, "execution_not_found")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_step_is_drawn_parked_with_the_token_that_answers_it() {
+    if skip() {
+        return;
+    }
+    let api = Api::start().await;
+    api.deploy("approval", APPROVAL_SAGA).await;
+    api.start_execution("approval", json!({}), Some("drawn-parked"))
+        .await;
+    let token = api.next_task_token().await;
+    // The participant has the token; the step is parked once its answer
+    // is recorded.
+    let mut g = Value::Null;
+    for _ in 0..200 {
+        g = api
+            .get("/v1/executions/drawn-parked/graph")
+            .await
+            .expect(StatusCode::OK);
+        if graph_node(&g, "approve")["state"] == "parked" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(graph_node(&g, "approve")["state"], "parked", "{g}");
+    assert_eq!(graph_node(&g, "approve")["task_token"], json!(token));
+    assert_eq!(graph_node(&g, "reserve")["state"], "succeeded");
+    assert!(
+        g["why"].as_str().unwrap().contains("callback of `approve`"),
+        "{g}"
+    );
+    api.post(&format!("/v1/callbacks/{token}/success"), json!({"ok": 1}))
+        .await
+        .expect(StatusCode::OK);
+    api.finished("drawn-parked").await;
+    let g = api
+        .get("/v1/executions/drawn-parked/graph")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(graph_node(&g, "approve")["state"], "succeeded", "{g}");
+    assert_eq!(graph_node(&g, "approve")["output"], json!({"ok": 1}));
+    assert_eq!(g["why"], Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_definitions_graph_marks_its_pivot_and_a_bad_source_gets_its_problems_on_its_nodes() {
+    if skip() {
+        return;
+    }
+    let api = Api::start().await;
+    api.deploy("pivot", PIVOT_SAGA).await;
+    let g = api
+        .get("/v1/definitions/pivot/graph")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(g["version"], 1);
+    assert_eq!(graph_node(&g, "charge")["pivot"], true, "{g}");
+    assert_eq!(graph_node(&g, "charge")["state"], Value::Null);
+    assert!(g["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["from"] == "reserve"
+            && e["to"] == "reserve/compensation"
+            && e["kind"] == "undo"));
+
+    let broken = "name: pivot\nsteps:\n  - name: reserve\n    action: { http: { url: \"${SVC}/reserve\" } }\n  - name: charge\n    action: { http: { url: 7 } }\n";
+    let checked = api
+        .send(
+            api.request(Method::POST, "/v1/definitions/pivot/graph")
+                .header(header::CONTENT_TYPE, "application/yaml")
+                .body(broken),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let problems = checked["problems"].as_array().unwrap();
+    assert!(!problems.is_empty(), "{checked}");
+    assert!(
+        problems.iter().any(|p| p["node"] == "charge"),
+        "the problem is on the step it concerns: {checked}"
+    );
+    // Nothing was deployed.
+    let g = api
+        .get("/v1/definitions/pivot/graph")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(g["version"], 1);
+    let valid = api
+        .send(
+            api.request(Method::POST, "/v1/definitions/pivot/graph")
+                .body(PIVOT_SAGA),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(valid["problems"], json!([]));
+    let r = api.get("/v1/definitions/nothing/graph").await;
+    api.expect_error(r, StatusCode::NOT_FOUND, "definition_not_found")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_served_from_the_binary_without_a_token_while_the_api_still_needs_one() {
+    if skip() {
+        return;
+    }
+    let config = ApiConfig {
+        auth_tokens: HashSet::from(["secret".to_string()]),
+        ..ApiConfig::default()
+    };
+    let api = Api::with_config(config).await;
+    let bare = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for from in ["/", "/console"] {
+        let r = bare.get(api.url(from)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT, "{from}");
+        assert_eq!(r.headers()[header::LOCATION], "/console/");
+    }
+    let page = bare.get(api.url("/console/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let mut total = 0;
+    for name in sagaflow_api::console::asset_names() {
+        let r = bare
+            .get(api.url(&format!("/console/{name}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{name}");
+        let etag = r.headers()[header::ETAG].clone();
+        total += r.bytes().await.unwrap().len();
+        let again = bare
+            .get(api.url(&format!("/console/{name}")))
+            .header(header::IF_NONE_MATCH, etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{name}");
+    }
+    assert_eq!(total, sagaflow_api::console::total_size());
+    assert!(
+        total < 300 * 1024,
+        "the console's first load is {total} bytes"
+    );
+    // Every file in crates/api/console is embedded.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("console");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(
+            sagaflow_api::console::asset_names().any(|a| a == name),
+            "{name} is in crates/api/console but not served"
+        );
+    }
+    let missing = bare.get(api.url("/console/nope.js")).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let data = bare.get(api.url("/v1/executions")).send().await.unwrap();
+    assert_eq!(
+        data.status(),
+        StatusCode::UNAUTHORIZED,
+        "the data still needs the token"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_failure_explorer_lists_every_steps_path_and_refuses_what_it_cannot_explain() {
     if skip() {
@@ -2263,16 +2473,18 @@ async fn metrics_count_started_and_finished_executions() {
 }
 
 /// Every route the router serves.
-const ROUTES: [&str; 16] = [
+const ROUTES: [&str; 18] = [
     "/healthz",
     "/metrics",
     "/openapi.json",
     "/v1/definitions",
     "/v1/definitions/{name}",
     "/v1/definitions/{name}/explain",
+    "/v1/definitions/{name}/graph",
     "/v1/executions",
     "/v1/executions/{id}",
     "/v1/executions/{id}/history",
+    "/v1/executions/{id}/graph",
     "/v1/executions/{id}/events",
     "/v1/events",
     "/v1/executions/{id}/cancel",

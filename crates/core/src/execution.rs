@@ -109,6 +109,11 @@ impl Execution {
         }
     }
 
+    /// What every execution shares: id, status, input, output, error, times.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
     /// Rebuilds an execution from its history (recovery).
     pub fn replay<'a>(
         plan: &Plan,

@@ -21,6 +21,7 @@ pub mod exchange;
 pub mod execution;
 pub mod explain;
 pub mod function_name;
+pub mod graph;
 pub mod keys;
 pub mod path;
 pub mod plan;

@@ -452,8 +452,10 @@ impl Engine {
         self.shared.ownership.claim(id).await
     }
 
-    /// Validates and registers a definition (a new version if it changed).
-    pub async fn deploy(&self, name_hint: Option<&str>, source: &str) -> Result<Deployed> {
+    /// Compiles a definition and checks it against this server's
+    /// configuration (its `${VAR}`s are set) without storing it: what
+    /// [`Engine::deploy`] would refuse, it refuses with the same problems.
+    pub async fn validate(&self, name_hint: Option<&str>, source: &str) -> Result<Plan> {
         let plan = plans::compile(&self.shared, source, name_hint, false).await?;
         let missing: Vec<_> = plan
             .variable_uses
@@ -473,6 +475,17 @@ impl Engine {
                 missing,
             )));
         }
+        Ok(plan)
+    }
+
+    /// When a compensation that keeps failing counts as stuck.
+    pub fn stuck_policy(&self) -> sagaflow_core::StuckPolicy {
+        self.shared.config.stuck
+    }
+
+    /// Validates and registers a definition (a new version if it changed).
+    pub async fn deploy(&self, name_hint: Option<&str>, source: &str) -> Result<Deployed> {
+        let plan = self.validate(name_hint, source).await?;
         let record = self
             .shared
             .store
