@@ -388,7 +388,8 @@ async function executionView(main, id, signal) {
       h("dt", {}, "Started"), h("dd", {}, fmtTime(n.started_at) || "—"),
       h("dt", {}, "Ended"), h("dd", {}, fmtTime(n.ended_at) || "—"),
       n.location ? [h("dt", {}, "Location"), h("dd", {}, h("code", {}, n.location))] : "",
-      n.pivot ? [h("dt", {}, "Pivot"), h("dd", {}, "yes: nothing after it is undone")] : "");
+      n.pivot ? [h("dt", {}, "Pivot"), h("dd", {}, "yes: nothing after it is undone")] : "",
+      n.iterations?.length ? [h("dt", {}, "Iterations"), h("dd", {}, n.iterations.map((it) => h("span", { title: `#${it.index}` }, badge(it.state), " ")))] : "");
     const err = n.error ? h("div", { class: "error", testid: "panel-error" }, h("b", {}, n.error.error), ": ", n.error.cause ?? "") : "";
     const callback = n.task_token && n.state === "parked" ? callbackForm(n) : "";
     panel.replaceChildren(
@@ -485,7 +486,11 @@ async function executionView(main, id, signal) {
   };
 
   await loadGraph();
+  const seen = execution?.events ?? 0;
   await loadHistory();
+  if (signal.aborted) return;
+  // Events recorded between the graph and the history: draw them too.
+  if (lastSeq > seen) await loadGraph();
   if (execution && !TERMINAL.has(execution.status)) follow();
 }
 

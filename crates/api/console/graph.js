@@ -5,7 +5,7 @@
 
 const NS = "http://www.w3.org/2000/svg";
 const NODE_H = 40;
-const GAP_RANK = 56;
+const GAP_RANK = 44;
 const GAP_CROSS = 22;
 const PAD = 16;
 const GROUP_HEAD = 20;
@@ -67,9 +67,9 @@ function layoutContainer(parentId, ctx, dir) {
   const succ = new Map(members.map((n) => [n.id, []]));
   const indeg = new Map(members.map((n) => [n.id, 0]));
   for (const e of edges) {
-    if (e.kind === "compensation") continue;
+    if (e.kind === "compensation" || e.kind === "undo") continue;
     const a = memberOf(e.from), b = memberOf(e.to);
-    if (a && b && a !== b && succ.has(a)) { succ.get(a).push(b); indeg.set(b, indeg.get(b) + 1); }
+    if (a && b && a !== b && succ.has(a) && succ.has(b)) { succ.get(a).push(b); indeg.set(b, indeg.get(b) + 1); }
   }
   // Back edges (loops) are found by a DFS from the roots and ignored for ranking.
   const order = [...members].sort((x, y) => (indeg.get(x.id) === 0 ? 0 : 1) - (indeg.get(y.id) === 0 ? 0 : 1)
@@ -154,17 +154,20 @@ function durableLayout(ctx, nodes) {
   return { w, h: y };
 }
 
-function anchor(p, q) {
-  // The point on p's border facing q's centre.
+function anchor(p, q, dir) {
+  // The point on p's border facing q: across the layout's flow when q is beside p.
   const pc = { x: p.x + p.w / 2, y: p.y + p.h / 2 };
   const qc = { x: q.x + q.w / 2, y: q.y + q.h / 2 };
   const dx = qc.x - pc.x, dy = qc.y - pc.y;
-  if (Math.abs(dx) * p.h > Math.abs(dy) * p.w) return { x: dx > 0 ? p.x + p.w : p.x, y: pc.y, side: "h" };
+  const apartX = q.x >= p.x + p.w || p.x >= q.x + q.w;
+  const apartY = q.y >= p.y + p.h || p.y >= q.y + q.h;
+  const horizontal = dir === "LR" ? apartX : dir === "TB" ? !apartY : Math.abs(dx) * p.h > Math.abs(dy) * p.w;
+  if (horizontal) return { x: dx > 0 ? p.x + p.w : p.x, y: pc.y, side: "h" };
   return { x: pc.x, y: dy > 0 ? p.y + p.h : p.y, side: "v" };
 }
 
-function edgePath(a, b) {
-  const s = anchor(a, b), t = anchor(b, a);
+function edgePath(a, b, dir) {
+  const s = anchor(a, b, dir), t = anchor(b, a, dir);
   const k = 0.45;
   const c1 = s.side === "h" ? { x: s.x + (t.x - s.x) * k, y: s.y } : { x: s.x, y: s.y + (t.y - s.y) * k };
   const c2 = t.side === "h" ? { x: t.x + (s.x - t.x) * k, y: t.y } : { x: t.x, y: t.y + (s.y - t.y) * k };
@@ -246,8 +249,8 @@ export function renderGraph(container, graph, opts = {}) {
       if (!a || !b) continue;
       const kind = e.kind || "next";
       const g = el("g", { class: `edge ${kind}`, "data-testid": `edge-${e.from}-${e.to}` }, edgesG);
-      const { d, mid } = edgePath(a, b);
-      const marker = kind === "compensation" ? "arrow-comp" : kind === "catch" ? "arrow-catch" : "arrow";
+      const { d, mid } = edgePath(a, b, graph.kind === "saga" ? "LR" : "TB");
+      const marker = kind === "compensation" || kind === "undo" ? "arrow-comp" : kind === "catch" ? "arrow-catch" : "arrow";
       el("path", { d, "marker-end": `url(#${marker})` }, g);
       if (e.label) {
         const t = el("text", { x: mid.x + 4, y: mid.y - 4 }, g);
@@ -292,7 +295,7 @@ export function renderGraph(container, graph, opts = {}) {
     }
     if (graph.kind === "durable" && (n.started_at || n.ended_at)) {
       const t = el("text", { class: "sub", x: p.x + p.w - 8, y: p.y + 16, "text-anchor": "end" }, g);
-      t.textContent = n.ended_at && n.started_at ? fmtDur(Date.parse(n.ended_at) - Date.parse(n.started_at)) : "";
+      t.textContent = n.ended_at && n.started_at ? fmtDur(ts(n.ended_at) - ts(n.started_at)) : "";
     }
     g.addEventListener("click", (ev) => { ev.stopPropagation(); opts.onNodeClick?.(n); });
     g.addEventListener("keydown", (ev) => { if (ev.key === "Enter") opts.onNodeClick?.(n); });
@@ -300,25 +303,29 @@ export function renderGraph(container, graph, opts = {}) {
   if (invocations.length) {
     const y0 = size.h + 18;
     const g = el("g", { class: "inv", "data-testid": "invocations" }, root);
-    const t0 = Math.min(...invocations.map((i) => Date.parse(i.started_at)));
-    const t1 = Math.max(...invocations.map((i) => Date.parse(i.ended_at || i.started_at)), t0 + 1);
+    const t0 = Math.min(...invocations.map((i) => ts(i.started_at)));
+    const t1 = Math.max(...invocations.map((i) => ts(i.ended_at || i.started_at)), t0 + 1);
     const span = Math.max(W - 2 * PAD - 10, 100);
     const lbl = el("text", { x: 0, y: y0 }, g);
     lbl.textContent = "invocations";
     for (const i of invocations) {
-      const a = Date.parse(i.started_at), b = Date.parse(i.ended_at || i.started_at);
+      const a = ts(i.started_at), b = ts(i.ended_at || i.started_at);
+      const num = i.number ?? i.n;
       const x = ((a - t0) / (t1 - t0)) * span;
       const w = Math.max(6, ((b - a) / (t1 - t0)) * span);
       const r = el("rect", { x, y: y0 + 6, width: w, height: 14, rx: 3 }, g);
       const tt = el("title", {}, r);
-      tt.textContent = `invocation ${i.n}: ${i.outcome ?? "running"} (${i.started_at} → ${i.ended_at ?? "…"})`;
+      tt.textContent = `invocation ${num}: ${i.outcome ?? "running"} (${i.started_at} → ${i.ended_at ?? "…"})`;
       const t = el("text", { x, y: y0 + 32 }, g);
-      t.textContent = `#${i.n} ${i.outcome ?? ""}`;
+      t.textContent = `#${num} ${i.outcome ?? ""}`;
     }
   }
   container.appendChild(svg);
   return svg;
 }
+
+// A time as milliseconds: the API gives RFC 3339 text (or milliseconds).
+export const ts = (v) => (typeof v === "number" ? v : Date.parse(v));
 
 export function fmtDur(ms) {
   if (!Number.isFinite(ms)) return "";

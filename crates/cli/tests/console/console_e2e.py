@@ -87,6 +87,14 @@ def main():
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
         page = browser.new_page(viewport={"width": 1500, "height": 950})
+        assets = os.environ.get("CONSOLE_ASSETS")
+        if assets:
+            # Working on the console: its files from this folder, not the ones built into the binary.
+            def from_disk(route):
+                name = route.request.url.split("?")[0].rsplit("/", 1)[-1] or "index.html"
+                route.fulfill(path=os.path.join(assets, name))
+
+            page.route("**/console/*", from_disk)
         page.on("pageerror", lambda e: print(f"page error: {e}", flush=True))
         run_checks(page)
         browser.close()
