@@ -162,7 +162,7 @@ def run_checks(page):
             expect(node(page, f"{step}/compensation")).to_have_attribute("data-state", "compensated")
         for step in ["confirm_hotel", "confirm_flight", "confirm_car"]:
             expect(node(page, step)).to_have_attribute("data-state", "pending")
-        page.screenshot(path=os.path.join(SHOTS, "execution-compensated.png"), full_page=True)
+        page.screenshot(path=os.path.join(SHOTS, "execution-compensated.png"))
         # A node's panel shows its error.
         node(page, "take_payment").click()
         panel = page.get_by_test_id("node-panel")
@@ -297,7 +297,7 @@ def run_checks(page):
         expect(result.get_by_test_id("explain-end")).to_contain_text("compensated")
         expect(result.get_by_test_id("explain-time")).not_to_be_empty()
         expect(node(page, "take_payment")).to_have_attribute("data-state", "failed")
-        page.screenshot(path=os.path.join(SHOTS, "failure-explorer.png"), full_page=True)
+        page.screenshot(path=os.path.join(SHOTS, "failure-explorer.png"))
         # A compensation that keeps failing never ends by itself.
         explorer.get_by_test_id("fail-compensation").check()
         explorer.get_by_test_id("fail-compensation-step").select_option("reserve_flight")
