@@ -835,6 +835,7 @@ async fn list_executions(st: &AppState, input: &Input) -> Result<Value, AwsError
                 definition: Some(machine.clone()),
                 limit: max - items.len(),
                 cursor: cursor.take(),
+                ..ListFilter::default()
             };
             let page = st
                 .engine

@@ -738,6 +738,7 @@ async fn list(
             definition: Some(function),
             limit,
             cursor: query_one(&pairs, "Marker").map(str::to_string),
+            ..ListFilter::default()
         })
         .await
         .map_err(|e| match e {

@@ -604,6 +604,8 @@ async fn start_execution(
 struct ListParams {
     status: Option<String>,
     definition: Option<String>,
+    started_after: Option<String>,
+    started_before: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
 }
@@ -613,7 +615,8 @@ async fn list_executions(
     q: Result<QueryParams<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let QueryParams(q) = q.map_err(ApiError::from_query)?;
-    let filter = list_filter(q.status.as_deref(), q.definition, q.limit, q.cursor)?;
+    let range = (q.started_after.as_deref(), q.started_before.as_deref());
+    let filter = list_filter(q.status.as_deref(), q.definition, range, q.limit, q.cursor)?;
     let page = st
         .engine
         .store()
@@ -628,10 +631,12 @@ async fn list_executions(
 
 /// The filter of the executions list (`GET /v1/executions` and its live
 /// stream) from its query parameters: empty ones are absent, `limit` is
-/// 1–1000 (50 by default), `status` one of the statuses.
+/// 1–1000 (50 by default), `status` one of the statuses, the start-time
+/// range `(started_after, started_before)` RFC 3339 times.
 pub(crate) fn list_filter(
     status: Option<&str>,
     definition: Option<String>,
+    (started_after, started_before): (Option<&str>, Option<&str>),
     limit: Option<usize>,
     cursor: Option<String>,
 ) -> Result<ListFilter, ApiError> {
@@ -652,9 +657,28 @@ pub(crate) fn list_filter(
             "`limit` must be between 1 and 1000",
         ));
     }
+    let time = |name: &str, value: Option<&str>| -> Result<Option<Millis>, ApiError> {
+        let Some(v) = value.filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        let t = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_parameter",
+                    format!(
+                        "`{name}` must be an RFC 3339 time such as 2026-12-07T10:00:00Z: `{v}` {e}"
+                    ),
+                )
+            })?;
+        Ok(Some(
+            u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0),
+        ))
+    };
     Ok(ListFilter {
         status,
         definition: definition.filter(|d| !d.is_empty()),
+        started_after: time("started_after", started_after)?,
+        started_before: time("started_before", started_before)?,
         limit,
         cursor: cursor.filter(|c| !c.is_empty()),
     })

@@ -133,6 +133,8 @@ pub fn document() -> Value {
                 "get": { "summary": "List executions, newest first.", "parameters": [
                         { "name": "status", "in": "query", "schema": { "type": "string" } },
                         { "name": "definition", "in": "query", "schema": { "type": "string" } },
+                        { "name": "started_after", "in": "query", "description": "Only executions started at or after this RFC 3339 time.", "schema": { "type": "string", "format": "date-time" } },
+                        { "name": "started_before", "in": "query", "description": "Only executions started before this RFC 3339 time.", "schema": { "type": "string", "format": "date-time" } },
                         { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 50 } },
                         { "name": "cursor", "in": "query", "schema": { "type": "string" } } ],
                     "responses": { "200": ok("a page", "ExecutionPage"), "400": err("invalid_parameter, invalid_cursor"), "401": unauthorized } },
@@ -157,6 +159,8 @@ pub fn document() -> Value {
             "/v1/events": { "get": { "summary": "Live updates of the executions list as server-sent events: the newest `limit` executions matching `status` and `definition`, one `execution` event (the execution's JSON) for each at the start, then one whenever an execution enters that page or changes. The stream does not end by itself.",
                 "parameters": [ { "name": "status", "in": "query", "schema": { "type": "string" } },
                     { "name": "definition", "in": "query", "schema": { "type": "string" } },
+                    { "name": "started_after", "in": "query", "schema": { "type": "string", "format": "date-time" } },
+                    { "name": "started_before", "in": "query", "schema": { "type": "string", "format": "date-time" } },
                     { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 50 } } ],
                 "responses": { "200": { "description": "text/event-stream" }, "400": err("invalid_parameter"), "401": unauthorized } } },
             "/v1/executions/{id}/cancel": { "post": { "summary": "Cancel: compensate what was done; ends `cancelled`.", "parameters": [ path_param("id", "Execution id.") ],

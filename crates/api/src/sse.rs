@@ -168,6 +168,8 @@ impl Cursor {
 pub(crate) struct ListEventsParams {
     status: Option<String>,
     definition: Option<String>,
+    started_after: Option<String>,
+    started_before: Option<String>,
     limit: Option<usize>,
 }
 
@@ -186,7 +188,13 @@ pub(crate) async fn list_events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let Query(q) = q.map_err(ApiError::from_query)?;
     let watch = Watch {
-        filter: crate::list_filter(q.status.as_deref(), q.definition, q.limit, None)?,
+        filter: crate::list_filter(
+            q.status.as_deref(),
+            q.definition,
+            (q.started_after.as_deref(), q.started_before.as_deref()),
+            q.limit,
+            None,
+        )?,
         st,
         seen: Default::default(),
         pending: Default::default(),

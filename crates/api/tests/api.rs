@@ -831,6 +831,50 @@ async fn a_definitions_graph_marks_its_pivot_and_a_bad_source_gets_its_problems_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_filters_by_start_time_and_names_a_bad_time() {
+    if skip() {
+        return;
+    }
+    let api = Api::start().await;
+    api.deploy("ok", OK_SAGA).await;
+    api.start_execution("ok", json!({}), Some("timed-1")).await;
+    let started = api.finished("timed-1").await["started_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let listed = |query: String| {
+        let api = &api;
+        async move {
+            let page = api
+                .get(&format!("/v1/executions?{query}"))
+                .await
+                .expect(StatusCode::OK);
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let at = started.replace(':', "%3A");
+    assert_eq!(listed(format!("started_after={at}")).await, ["timed-1"]);
+    assert!(listed(format!("started_before={at}")).await.is_empty());
+    assert!(listed("started_after=2999-01-01T00%3A00%3A00Z".into())
+        .await
+        .is_empty());
+    assert_eq!(
+        listed("started_after=&started_before=2999-01-01T00%3A00%3A00Z".into()).await,
+        ["timed-1"]
+    );
+    let r = api.get("/v1/executions?started_after=yesterday").await;
+    let message = r.body["error"]["message"].to_string();
+    assert!(message.contains("`started_after`"), "{message}");
+    api.expect_error(r, StatusCode::BAD_REQUEST, "invalid_parameter")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_is_served_from_the_binary_without_a_token_while_the_api_still_needs_one() {
     if skip() {
         return;

@@ -94,6 +94,7 @@ fn filter(status: Option<Status>, definition: Option<&str>, cursor: Option<Strin
         definition: definition.map(str::to_string),
         limit: 50,
         cursor,
+        ..ListFilter::default()
     }
 }
 

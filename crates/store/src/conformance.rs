@@ -68,6 +68,7 @@ macro_rules! conformance_tests {
             every_kind_of_event_round_trips,
             numbers_beyond_64_bits_and_long_decimals_read_back_digit_for_digit,
             listing_filters_by_status_and_definition,
+            listing_filters_by_start_time,
             paging_returns_each_execution_once_newest_first,
             a_malformed_cursor_is_rejected,
             a_timer_not_yet_due_is_not_claimed,
@@ -860,6 +861,7 @@ pub async fn listing_filters_by_status_and_definition(store: &dyn Store) {
         definition: definition.map(str::to_string),
         limit: 10,
         cursor: None,
+        ..ListFilter::default()
     };
 
     let page = store.list_executions(&list(None, None)).await.expect("all");
@@ -886,6 +888,61 @@ pub async fn listing_filters_by_status_and_definition(store: &dyn Store) {
         .expect("none")
         .items
         .is_empty());
+}
+
+pub async fn listing_filters_by_start_time(store: &dyn Store) {
+    for (i, id) in ["t0", "t1", "t2", "t3"].into_iter().enumerate() {
+        let mut rec = record(id, "timed", json!({}));
+        rec.started_at = T0 + 1_000 * i as u64;
+        rec.updated_at = rec.started_at;
+        store
+            .create_execution(Create::new(
+                rec,
+                vec![started(id, "timed", json!({}))],
+                Vec::new(),
+            ))
+            .await
+            .expect("create");
+    }
+    let range = |after: Option<u64>, before: Option<u64>| ListFilter {
+        started_after: after,
+        started_before: before,
+        limit: 10,
+        ..ListFilter::default()
+    };
+    let listed = |f: ListFilter| async move {
+        let page = store.list_executions(&f).await.expect("list");
+        ids(&page.items)
+            .into_iter()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    // From (inclusive) … to (exclusive), newest first.
+    assert_eq!(
+        listed(range(Some(T0 + 1_000), Some(T0 + 3_000))).await,
+        ["t2", "t1"]
+    );
+    assert_eq!(listed(range(Some(T0 + 2_500), None)).await, ["t3"]);
+    assert_eq!(listed(range(None, Some(T0 + 1))).await, ["t0"]);
+    assert!(listed(range(Some(T0 + 5_000), None)).await.is_empty());
+    // With paging: the range holds across pages.
+    let first = store
+        .list_executions(&ListFilter {
+            limit: 1,
+            ..range(Some(T0 + 1_000), None)
+        })
+        .await
+        .expect("page 1");
+    assert_eq!(ids(&first.items), ["t3"]);
+    let second = store
+        .list_executions(&ListFilter {
+            limit: 5,
+            cursor: first.next_cursor,
+            ..range(Some(T0 + 1_000), None)
+        })
+        .await
+        .expect("page 2");
+    assert_eq!(ids(&second.items), ["t2", "t1"]);
 }
 
 pub async fn paging_returns_each_execution_once_newest_first(store: &dyn Store) {

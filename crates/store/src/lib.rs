@@ -238,6 +238,10 @@ pub struct HistoryEntry {
 pub struct ListFilter {
     pub status: Option<Status>,
     pub definition: Option<String>,
+    /// Only executions started at or after this time (ms since the epoch).
+    pub started_after: Option<Millis>,
+    /// Only executions started before this time.
+    pub started_before: Option<Millis>,
     pub limit: usize,
     /// Opaque, from [`Page::next_cursor`].
     pub cursor: Option<String>,

@@ -528,6 +528,8 @@ impl Query for MemoryStore {
                 *s < before
                     && f.status.is_none_or(|st| r.status == st)
                     && f.definition.as_ref().is_none_or(|d| &r.definition == d)
+                    && f.started_after.is_none_or(|t| r.started_at >= t)
+                    && f.started_before.is_none_or(|t| r.started_at < t)
             })
             .map(|(s, r, _)| (*s, r.clone()))
             .collect();

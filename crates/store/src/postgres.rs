@@ -1376,6 +1376,18 @@ impl Query for PostgresStore {
             args.push(definition);
             sql.push_str(&format!(" AND definition = ${}", args.len()));
         }
+        // A time range checks rows along the seq order, which follows the
+        // start order: recent ranges (what people look at) stop early.
+        let after = f.started_after.map(|ms| ms.min(i64::MAX as u64) as i64);
+        let until = f.started_before.map(|ms| ms.min(i64::MAX as u64) as i64);
+        if let Some(after) = &after {
+            args.push(after);
+            sql.push_str(&format!(" AND started_at >= ${}", args.len()));
+        }
+        if let Some(until) = &until {
+            args.push(until);
+            sql.push_str(&format!(" AND started_at < ${}", args.len()));
+        }
         let fetch = sql_limit(limit.saturating_add(1));
         args.push(&fetch);
         sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", args.len()));

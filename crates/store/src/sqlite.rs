@@ -1381,6 +1381,7 @@ impl Query for SqliteStore {
         let limit = f.limit.max(1);
         let status = f.status.map(|s| s.as_str());
         let definition = f.definition.clone();
+        let range = (f.started_after, f.started_before);
         self.read(move |c| {
             // Only the filters in use go into the SQL, so the planner can use
             // the (status, seq) or (definition, seq) index.
@@ -1393,6 +1394,16 @@ impl Query for SqliteStore {
             if let Some(definition) = definition {
                 sql.push_str(" AND definition = ?");
                 args.push(SqlValue::Text(definition));
+            }
+            // A time range checks rows along the seq order, which follows
+            // the start order: recent ranges stop early.
+            if let Some(after) = range.0 {
+                sql.push_str(" AND started_at >= ?");
+                args.push(SqlValue::Integer(after.min(i64::MAX as u64) as i64));
+            }
+            if let Some(until) = range.1 {
+                sql.push_str(" AND started_at < ?");
+                args.push(SqlValue::Integer(until.min(i64::MAX as u64) as i64));
             }
             sql.push_str(" ORDER BY seq DESC LIMIT ?");
             args.push(SqlValue::Integer(

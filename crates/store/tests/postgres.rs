@@ -1157,6 +1157,8 @@ async fn random_op(rng: &mut StdRng, reference: &dyn Store) -> Op {
                 definition: rng
                     .gen_bool(0.4)
                     .then(|| pick(rng, &DEFINITIONS).to_string()),
+                started_after: rng.gen_bool(0.2).then(|| random_time(rng)),
+                started_before: rng.gen_bool(0.2).then(|| random_time(rng)),
                 limit: rng.gen_range(0..5),
                 cursor: match rng.gen_range(0..10) {
                     0 => Some(rng.gen_range(0..12u64).to_string()),
