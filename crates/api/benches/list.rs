@@ -1,15 +1,17 @@
 //! The executions list with 100,000 executions in the store: how long one
-//! page of `list_executions` takes (what `GET /v1/executions` and the
-//! console's list view read), on SQLite (a temporary directory, the
-//! durability it ships with) and, when `DATABASE_URL` is set, PostgreSQL
-//! (in a schema of its own, dropped afterwards).
+//! page takes, read from the store (`list_executions`) and through the API
+//! (`GET /v1/executions` over loopback HTTP, what the console's list view
+//! asks: the page read, rendered as JSON, sent and parsed by the client),
+//! on SQLite (a temporary directory, the durability it ships with) and,
+//! when `DATABASE_URL` is set, PostgreSQL (in a schema of its own, dropped
+//! afterwards).
 //!
 //! Each shape of query — the newest page, a status filter, a definition
-//! filter, both, and the 100th page through cursors — is asked `ROUNDS`
-//! times; the latency percentiles are printed. A benchmark, not a test:
-//! nothing is asserted about the times.
+//! filter, both, a start-time range, and the 100th page through cursors —
+//! is asked `ROUNDS` times; the latency percentiles are printed. A
+//! benchmark, not a test: nothing is asserted about the times.
 //!
-//! `cargo bench -p sagaflow-store --bench list` (`EXECUTIONS=N` for another
+//! `cargo bench -p sagaflow-api --bench list` (`EXECUTIONS=N` for another
 //! count).
 
 use std::sync::Arc;
@@ -17,9 +19,10 @@ use std::time::{Duration, Instant};
 
 use sagaflow_core::event::Millis;
 use sagaflow_core::{Event, EventKind, Status};
+use sagaflow_runtime::Engine;
 use sagaflow_store::postgres::PostgresStore;
 use sagaflow_store::sqlite::SqliteStore;
-use sagaflow_store::{Create, ExecutionRecord, Executor, ListFilter, Query};
+use sagaflow_store::{Create, ExecutionRecord, Executor, ListFilter, Query, Store};
 use serde_json::json;
 
 const AT: Millis = 1_700_000_000_000;
@@ -115,19 +118,71 @@ fn pick(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-async fn measure(backend: &str, store: &dyn Query) {
-    let deep = deep_cursor(store).await;
-    let shapes: [(&str, ListFilter); 5] = [
-        ("newest page", filter(None, None, None)),
-        ("status=running", filter(Some(Status::Running), None, None)),
-        ("definition=def-3", filter(None, Some("def-3"), None)),
+/// The query shapes: a name, the store's filter, the API's query string.
+fn shapes(deep: Option<String>, count: usize) -> Vec<(&'static str, ListFilter, String)> {
+    // The newest tenth of the executions, by start time.
+    let recent = AT + (count - count / 10) as Millis;
+    let recent_rfc = time::OffsetDateTime::from_unix_timestamp_nanos(recent as i128 * 1_000_000)
+        .expect("a time")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339")
+        .replace(':', "%3A");
+    vec![
+        ("newest page", filter(None, None, None), String::new()),
+        (
+            "status=running",
+            filter(Some(Status::Running), None, None),
+            "status=running".into(),
+        ),
+        (
+            "definition=def-3",
+            filter(None, Some("def-3"), None),
+            "definition=def-3".into(),
+        ),
         (
             "status=compensated&definition=def-3",
             filter(Some(Status::Compensated), Some("def-3"), None),
+            "status=compensated&definition=def-3".into(),
         ),
-        ("100th page (cursor)", filter(None, None, deep)),
-    ];
-    for (name, f) in shapes {
+        (
+            "started_after (newest tenth)",
+            ListFilter {
+                started_after: Some(recent),
+                ..filter(None, None, None)
+            },
+            format!("started_after={recent_rfc}"),
+        ),
+        (
+            "100th page (cursor)",
+            filter(None, None, deep.clone()),
+            format!("cursor={}", deep.unwrap_or_default()),
+        ),
+    ]
+}
+
+fn report(backend: &str, via: &str, name: &str, mut times: Vec<Duration>) {
+    times.sort();
+    println!(
+        "{backend:<10} {via:<5} {name:<38} p50 {:>8.2?}  p99 {:>8.2?}  max {:>8.2?}",
+        pick(&times, 0.50),
+        pick(&times, 0.99),
+        times[times.len() - 1]
+    );
+}
+
+async fn measure(backend: &str, store: Arc<dyn Store>, count: usize) {
+    let deep = deep_cursor(store.as_ref()).await;
+    // The API over the same store: the router alone (no engine started,
+    // so nothing else runs), served on a loopback port.
+    let engine = Engine::builder(store.clone()).build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let base = format!("http://{}", listener.local_addr().expect("its address"));
+    let app = sagaflow_api::router(engine, sagaflow_api::ApiConfig::default());
+    let served = tokio::spawn(async move { axum::serve(listener, app).await });
+    let http = reqwest::Client::new();
+    for (name, f, query) in shapes(deep, count) {
         let mut times = Vec::with_capacity(ROUNDS);
         for _ in 0..ROUNDS {
             let t = Instant::now();
@@ -135,14 +190,29 @@ async fn measure(backend: &str, store: &dyn Query) {
             times.push(t.elapsed());
             assert!(!page.items.is_empty(), "{backend} {name}: an empty page");
         }
-        times.sort();
-        println!(
-            "{backend:<10} {name:<38} p50 {:>8.2?}  p99 {:>8.2?}  max {:>8.2?}",
-            pick(&times, 0.50),
-            pick(&times, 0.99),
-            times[times.len() - 1]
-        );
+        report(backend, "store", name, times);
+        let url = format!("{base}/v1/executions?{query}");
+        let mut times = Vec::with_capacity(ROUNDS);
+        for _ in 0..ROUNDS {
+            let t = Instant::now();
+            let page: serde_json::Value = http
+                .get(&url)
+                .send()
+                .await
+                .and_then(|r| r.error_for_status())
+                .expect("GET /v1/executions")
+                .json()
+                .await
+                .expect("a JSON page");
+            times.push(t.elapsed());
+            assert!(
+                page["items"].as_array().is_some_and(|i| !i.is_empty()),
+                "{backend} {name}: an empty page over HTTP"
+            );
+        }
+        report(backend, "http", name, times);
     }
+    served.abort();
 }
 
 fn main() {
@@ -163,7 +233,7 @@ fn main() {
         eprintln!("sqlite:");
         let sqlite = Arc::new(SqliteStore::open(dir.path().join("list.db")).expect("opening"));
         fill(sqlite.clone(), count).await;
-        measure("sqlite", sqlite.as_ref()).await;
+        measure("sqlite", sqlite, count).await;
         match std::env::var("DATABASE_URL") {
             Ok(url) if !url.is_empty() => {
                 let schema = format!("bench_list_{}", std::process::id());
@@ -174,8 +244,7 @@ fn main() {
                         .expect("connecting to DATABASE_URL"),
                 );
                 fill(pg.clone(), count).await;
-                measure("postgres", pg.as_ref()).await;
-                drop(pg);
+                measure("postgres", pg, count).await;
                 let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
                     .await
                     .expect("connecting to drop the schema");
