@@ -626,6 +626,56 @@ fn the_fail_book_car_loop_takes_six_invocations_and_fails_with_the_functions_err
 }
 
 #[test]
+fn the_fail_book_car_execution_is_drawn_as_its_operations_with_six_invocations() {
+    let (trip, _) = fail_book_car();
+    let drawn = sagaflow_core::graph::of_execution(
+        &trip.plan,
+        &trip.history,
+        &sagaflow_core::StuckPolicy::default(),
+    )
+    .expect("the history draws");
+    let g = &drawn.graph;
+    assert_eq!(g.kind, "durable");
+    let state = |id: &str| {
+        g.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .unwrap_or_else(|| panic!("no node {id}"))
+            .state
+    };
+    use sagaflow_core::graph::NodeState as N;
+    assert_eq!(state("saga-durable-function"), Some(N::Failed));
+    assert_eq!(state("generate-ids"), Some(N::Succeeded));
+    assert_eq!(state("reserve_flight_invocation"), Some(N::Succeeded));
+    assert_eq!(state("reserve_car_invocation"), Some(N::Failed));
+    let car = g
+        .nodes
+        .iter()
+        .find(|n| n.id == "reserve_car_invocation")
+        .unwrap();
+    assert_eq!(car.node_type, "CHAINED_INVOKE");
+    assert_eq!(
+        car.error.as_ref().map(|e| e.cause.as_str()),
+        Some("Simulated car rental failure")
+    );
+    // Siblings in the order they started.
+    assert!(g
+        .edges
+        .iter()
+        .any(|e| e.from == "reserve_car_invocation" && e.to == "cancel_hotel_invocation"));
+    assert_eq!(drawn.invocations.len(), 6);
+    assert!(drawn.invocations[..5]
+        .iter()
+        .all(|i| i.outcome == "pending"));
+    assert_eq!(drawn.invocations[5].outcome, "failed");
+    let why = drawn.why.expect("a failed execution says why");
+    assert!(
+        why.contains("Saga transaction failed and compensated."),
+        "{why}"
+    );
+}
+
+#[test]
 fn a_succeeded_answer_ends_the_execution_with_its_result_as_json_output() {
     let (mut trip, _) = pending_on_flight();
     trip.at(300).invoke_ended("flight", succeeded("{}"));
