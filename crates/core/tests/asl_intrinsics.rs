@@ -97,6 +97,58 @@ fn format_refuses_to_format_an_object() {
     assert!(err.cause.contains("an object"), "{}", err.cause);
 }
 
+/// Developer guide, "Intrinsic functions", States.Format: the values are
+/// "string, boolean, number, or null"; an object or an array is a
+/// `States.IntrinsicFailure`, never a Java-style `{a=1}` / `[1, 2]` text.
+#[test]
+fn format_refuses_objects_and_arrays_with_an_intrinsic_failure() {
+    for v in [json!({ "a": 1 }), json!([1, 2]), json!([]), json!({})] {
+        let err = failure("States.Format('x {}', $.v)", json!({ "v": v }));
+        assert!(!err.cause.contains("a=1"), "{}", err.cause);
+    }
+    failure("States.Format('{}', States.Array(1, 2))", json!({}));
+}
+
+/// Developer guide, "Intrinsic functions": the characters `' { } \` are
+/// escaped with a backslash in string literals; `\\{}` is a backslash
+/// followed by a placeholder, `\{}` a literal `{}`.
+#[test]
+fn string_literal_escapes_follow_the_developer_guide() {
+    assert_eq!(ok(r"States.Format('it\'s')", json!({})), json!("it's"));
+    assert_eq!(
+        ok(r"States.Format('\\{}', $.x)", json!({ "x": 1 })),
+        json!(r"\1")
+    );
+    assert_eq!(ok(r"States.Format('\{\}')", json!({})), json!("{}"));
+    assert_eq!(
+        ok(r"States.StringSplit('a\'b', '\'')", json!({})),
+        json!(["a", "b"])
+    );
+    assert!(check(r"States.Format('\n')").is_err(), "not an escape");
+}
+
+/// A path argument that selects nothing fails the state with
+/// `States.Runtime`, the cause naming the whole expression — AWS's recorded
+/// text: "The function 'States.Format('{}', States.Format('{}', $.nope))' had
+/// the following error: The JsonPath argument for the field '$.nope' could
+/// not be found in the input '{"other":1}'".
+#[test]
+fn a_missing_path_argument_is_a_runtime_error_naming_the_whole_call() {
+    let text = "States.Format('{}', States.Format('{}', $.nope))";
+    let err = evaluate(text, &json!({ "other": 1 }), &json!({}), &mut counter()).unwrap_err();
+    assert_eq!(err.error, "States.Runtime");
+    assert_eq!(
+        err.cause,
+        "The function 'States.Format('{}', States.Format('{}', $.nope))' had the following error: \
+         The JsonPath argument for the field '$.nope' could not be found in the input '{\"other\":1}'"
+    );
+    // Present but null is a value, not a miss.
+    assert_eq!(
+        ok("States.Format('{}', $.n)", json!({ "n": null })),
+        json!("null")
+    );
+}
+
 // --- JSON --------------------------------------------------------------------
 
 #[test]
@@ -118,6 +170,16 @@ fn string_to_json_of_invalid_json_fails() {
     let err = failure("States.StringToJson($.s)", json!({ "s": "{not json" }));
     assert!(err.cause.contains("not valid JSON"), "{}", err.cause);
     failure("States.StringToJson($.n)", json!({ "n": 5 }));
+}
+
+/// An empty or blank string is not JSON: AWS fails `States.StringToJson`
+/// of it (`States.IntrinsicFailure`) instead of returning null.
+#[test]
+fn string_to_json_of_an_empty_or_blank_string_fails() {
+    for s in ["", " ", "\n\t "] {
+        failure("States.StringToJson($.s)", json!({ "s": s }));
+    }
+    failure("States.StringToJson('')", json!({}));
 }
 
 #[test]
@@ -429,6 +491,23 @@ fn math_add_adds_two_integers() {
     assert_eq!(ok("States.MathAdd($.value1, $.step)", input), json!(110));
     assert_eq!(ok("States.MathAdd(1.6, 1)", json!({})), json!(3), "rounded");
     failure("States.MathAdd($.s, 1)", json!({ "s": "1" }));
+}
+
+/// AWS's recorded results for non-integers: `States.MathAdd(-1.5, 0)` is
+/// -1 and `States.MathAdd(-0.5, 0.5)` is 1, although the developer guide
+/// ("Intrinsic functions", States.MathAdd) says the arguments must be
+/// integers. Each operand is rounded on its own, halves toward positive
+/// infinity (Java's `Math.round`, `floor(x + 0.5)`), then added.
+#[test]
+fn math_add_rounds_each_operand_half_up_as_aws_recorded() {
+    let add = |a: Value, b: Value| ok("States.MathAdd($.a, $.b)", json!({ "a": a, "b": b }));
+    assert_eq!(add(json!(-1.5), json!(0)), json!(-1), "recorded by AWS");
+    assert_eq!(add(json!(-0.5), json!(0.5)), json!(1), "recorded by AWS");
+    assert_eq!(add(json!(0.5), json!(0)), json!(1));
+    assert_eq!(add(json!(-2.5), json!(-2.5)), json!(-4));
+    assert_eq!(add(json!(2.4), json!(-0.6)), json!(1));
+    assert_eq!(add(json!(1.5), json!(1.5)), json!(4));
+    assert_eq!(ok("States.MathAdd(-1.5, 0)", json!({})), json!(-1));
 }
 
 // --- Strings and UUIDs -------------------------------------------------------

@@ -15,7 +15,7 @@ use serde_json::{Map, Number, Value};
 
 use crate::asl::data;
 use crate::document::{hex, type_name};
-use crate::error_name::INTRINSIC_FAILURE;
+use crate::error_name::{INTRINSIC_FAILURE, RUNTIME};
 use crate::event::ErrorInfo;
 
 /// How deep calls may nest inside one field (AWS's limit).
@@ -485,7 +485,26 @@ pub fn evaluate(
     random: &mut dyn FnMut() -> u64,
 ) -> Result<Value, ErrorInfo> {
     let call = parse(text).map_err(|why| ErrorInfo::new(INTRINSIC_FAILURE, why))?;
-    eval_call(&call, input, context, random)
+    eval_call(&call, text, input, context, random)
+}
+
+/// A path argument that selects nothing: `States.Runtime`, naming the whole
+/// expression (not the inner call), as AWS words it — recorded:
+/// `The function 'States.Format('{}', $.nope)' had the following error: The
+/// JsonPath argument for the field '$.nope' could not be found in the input '{"other":1}'`.
+fn missing_argument(text: &str, path: &str, input: &Value, context: &Value) -> ErrorInfo {
+    let (what, data) = if path.starts_with("$$") {
+        ("context object", context)
+    } else {
+        ("input", input)
+    };
+    ErrorInfo::new(
+        RUNTIME,
+        format!(
+            "The function '{text}' had the following error: The JsonPath argument for the field '{path}' could not be found in the {what} '{}'",
+            data::excerpt(data)
+        ),
+    )
 }
 
 fn fail(func: Func, why: impl std::fmt::Display) -> ErrorInfo {
@@ -494,6 +513,7 @@ fn fail(func: Func, why: impl std::fmt::Display) -> ErrorInfo {
 
 fn eval_call(
     call: &Call,
+    text: &str,
     input: &Value,
     context: &Value,
     random: &mut dyn FnMut() -> u64,
@@ -505,8 +525,9 @@ fn eval_call(
             Arg::Num(n) => Value::Number(n.clone()),
             Arg::Bool(b) => Value::Bool(*b),
             Arg::Null => Value::Null,
-            Arg::Path(p) => data::select(p, input, context)?,
-            Arg::Call(inner) => eval_call(inner, input, context, random)?,
+            Arg::Path(p) => data::lookup(p, input, context)?
+                .ok_or_else(|| missing_argument(text, p, input, context))?,
+            Arg::Call(inner) => eval_call(inner, text, input, context, random)?,
         });
     }
     let f = call.func;
@@ -717,8 +738,8 @@ fn eval_call(
                 .map_err(|_| fail(f, "the result is out of range"))
         }
         Func::MathAdd => {
-            let a = args.rounded(0)?;
-            let b = args.rounded(1)?;
+            let a = args.rounded_half_up(0)?;
+            let b = args.rounded_half_up(1)?;
             a.checked_add(b)
                 .map(Value::from)
                 .ok_or_else(|| fail(f, format!("{a} + {b} overflows")))
@@ -808,8 +829,24 @@ impl Args {
         integral(self.number(i)?).ok_or_else(|| self.wrong(i, "an integer"))
     }
 
-    /// A number rounded to the nearest integer, as AWS does for the
-    /// arithmetic functions.
+    /// A number rounded to the nearest integer, halves toward positive
+    /// infinity (Java's `Math.round`: `floor(x + 0.5)`), as AWS rounds each
+    /// operand of `States.MathAdd`: its recorded results are
+    /// `MathAdd(-1.5, 0) = -1` and `MathAdd(-0.5, 0.5) = 1`.
+    fn rounded_half_up(&self, i: usize) -> Result<i64, ErrorInfo> {
+        let n = self.number(i)?;
+        if let Some(v) = n.as_i64() {
+            return Ok(v);
+        }
+        n.as_f64()
+            .map(|x| (x + 0.5).floor())
+            .filter(|r| r.is_finite() && r.abs() < 9.2e18)
+            .map(|r| r as i64)
+            .ok_or_else(|| self.wrong(i, "an integer in range"))
+    }
+
+    /// A number rounded to the nearest integer (halves away from zero), for
+    /// `States.ArrayRange` and `States.MathRandom`.
     fn rounded(&self, i: usize) -> Result<i64, ErrorInfo> {
         let n = self.number(i)?;
         if let Some(v) = n.as_i64() {
