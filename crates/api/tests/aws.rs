@@ -555,6 +555,277 @@ async fn an_invalid_definition_is_refused_with_every_violation_and_its_location(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_state_machine_definition_reports_the_parsers_violations_as_diagnostics() {
+    let aws = Aws::start().await;
+    let ok = aws
+        .ok(
+            "ValidateStateMachineDefinition",
+            json!({"definition": PASS, "type": "STANDARD"}),
+        )
+        .await;
+    assert_eq!(
+        ok,
+        json!({"result": "OK", "diagnostics": [], "truncated": false})
+    );
+
+    let broken = r#"{
+      "StartAt": "First",
+      "States": {
+        "First": { "Type": "Pass", "Next": "Nowhere" },
+        "Second": { "Type": "Teleport", "End": true }
+      }
+    }"#;
+    let fail = aws
+        .ok(
+            "ValidateStateMachineDefinition",
+            json!({"definition": broken, "severity": "WARNING"}),
+        )
+        .await;
+    assert_eq!(fail["result"], "FAIL", "{fail}");
+    assert_eq!(fail["truncated"], false);
+    let diagnostics = fail["diagnostics"].as_array().unwrap();
+    let locations: Vec<_> = diagnostics
+        .iter()
+        .map(|d| d["location"].as_str().unwrap())
+        .collect();
+    for location in ["/States/First/Next", "/States/Second/Type"] {
+        assert!(locations.contains(&location), "{location}: {fail}");
+    }
+    for d in diagnostics {
+        assert_eq!(d["severity"], "ERROR", "{d}");
+        let code = d["code"].as_str().unwrap();
+        assert!(
+            !code.is_empty() && code == code.to_uppercase(),
+            "an AWS-style code: {d}"
+        );
+        assert!(!d["message"].as_str().unwrap().is_empty(), "{d}");
+    }
+    // The same problems CreateStateMachine refuses the document with.
+    let message = aws
+        .error(
+            "CreateStateMachine",
+            json!({"name": "broken", "definition": broken, "roleArn": "r"}),
+            "InvalidDefinition",
+        )
+        .await;
+    for d in diagnostics {
+        let problem = format!(
+            "{} at {}",
+            d["code"].as_str().unwrap(),
+            d["location"].as_str().unwrap()
+        );
+        assert!(message.contains(&problem), "{problem}: {message}");
+    }
+
+    // At most maxResults diagnostics, and `truncated` says some were left out.
+    let one = aws
+        .ok(
+            "ValidateStateMachineDefinition",
+            json!({"definition": broken, "maxResults": 1}),
+        )
+        .await;
+    assert_eq!(one["diagnostics"].as_array().unwrap().len(), 1);
+    assert_eq!(one["truncated"], true);
+    assert_eq!(one["result"], "FAIL");
+
+    for (definition, code) in [
+        ("{not json", "INVALID_JSON_DESCRIPTION"),
+        (r#"{"Comment": "no states"}"#, "SCHEMA_VALIDATION_FAILED"),
+        ("name: saga\nsteps: []", "INVALID_JSON_DESCRIPTION"),
+    ] {
+        let r = aws
+            .ok(
+                "ValidateStateMachineDefinition",
+                json!({"definition": definition}),
+            )
+            .await;
+        assert_eq!(r["result"], "FAIL", "{definition}: {r}");
+        assert_eq!(r["diagnostics"][0]["code"], code, "{definition}: {r}");
+        assert_eq!(r["diagnostics"][0]["location"], "/", "{r}");
+    }
+
+    for body in [
+        json!({}),
+        json!({"definition": PASS, "severity": "FATAL"}),
+        json!({"definition": PASS, "type": "FAST"}),
+        json!({"definition": PASS, "maxResults": 101}),
+        json!({"definition": PASS, "maxResults": "ten"}),
+        json!({"definition": 7}),
+    ] {
+        aws.error(
+            "ValidateStateMachineDefinition",
+            body,
+            "ValidationException",
+        )
+        .await;
+    }
+    // Validating stores nothing.
+    let list = aws.ok("ListStateMachines", json!({})).await;
+    assert_eq!(list["stateMachines"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_state_machine_stores_a_new_version_and_executions_keep_theirs() {
+    let aws = Aws::start().await;
+    let arn = aws.create("hello", PASS).await;
+    let d = aws
+        .ok("DescribeStateMachine", json!({"stateMachineArn": arn}))
+        .await;
+    assert_eq!(d["revisionId"], "1");
+    let first = aws.start_execution("hello", "before", json!({})).await;
+    aws.finished(&first).await;
+
+    let u = aws
+        .ok(
+            "UpdateStateMachine",
+            json!({"stateMachineArn": arn, "definition": CHOOSE}),
+        )
+        .await;
+    assert!(u["updateDate"].is_f64(), "{u}");
+    assert_eq!(u["revisionId"], "2");
+    assert!(u.get("stateMachineVersionArn").is_none(), "{u}");
+    let d = aws
+        .ok("DescribeStateMachine", json!({"stateMachineArn": arn}))
+        .await;
+    assert_eq!(d["definition"], CHOOSE);
+    assert_eq!(d["revisionId"], "2");
+    // As a PUT of a changed definition: version 2 in the native API too.
+    let native: Value = aws
+        .http
+        .get(format!("{}/v1/definitions/hello", aws.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(native["version"], 2, "{native}");
+
+    // The execution before ran on version 1, the one after on version 2.
+    let second = aws
+        .start_execution("hello", "after", json!({"ok": true}))
+        .await;
+    assert_eq!(aws.finished(&second).await["status"], "SUCCEEDED");
+    for (execution, definition, revision) in [(&first, PASS, "1"), (&second, CHOOSE, "2")] {
+        let f = aws
+            .ok(
+                "DescribeStateMachineForExecution",
+                json!({"executionArn": execution, "includedData": "ALL_DATA"}),
+            )
+            .await;
+        assert_eq!(f["definition"], definition, "{execution}");
+        assert_eq!(f["revisionId"], revision, "{execution}");
+        assert_eq!(f["stateMachineArn"], arn);
+        assert_eq!(f["name"], "hello");
+        assert!(f["updateDate"].is_f64());
+        assert!(f["roleArn"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("arn:aws:iam::")));
+        assert_eq!(f["loggingConfiguration"]["level"], "OFF");
+        assert_eq!(f["tracingConfiguration"]["enabled"], false);
+    }
+
+    // The same definition again: no new version. Publishing names the version.
+    let same = aws
+        .ok(
+            "UpdateStateMachine",
+            json!({"stateMachineArn": arn, "definition": CHOOSE, "publish": true, "versionDescription": "v2"}),
+        )
+        .await;
+    assert_eq!(same["revisionId"], "2");
+    assert_eq!(same["stateMachineVersionArn"], format!("{arn}:2"));
+    // A role alone is accepted (and not kept): the revision stays.
+    let role = aws
+        .ok(
+            "UpdateStateMachine",
+            json!({"stateMachineArn": arn, "roleArn": "arn:aws:iam::123456789012:role/other"}),
+        )
+        .await;
+    assert_eq!(role["revisionId"], "2");
+
+    // Refusals.
+    aws.error(
+        "UpdateStateMachine",
+        json!({"stateMachineArn": arn}),
+        "MissingRequiredParameter",
+    )
+    .await;
+    aws.error(
+        "UpdateStateMachine",
+        json!({"stateMachineArn": state_machine_arn("nobody"), "definition": PASS}),
+        "StateMachineDoesNotExist",
+    )
+    .await;
+    aws.error(
+        "UpdateStateMachine",
+        json!({"stateMachineArn": "hello", "definition": PASS}),
+        "InvalidArn",
+    )
+    .await;
+    let message = aws
+        .error(
+            "UpdateStateMachine",
+            json!({"stateMachineArn": arn, "definition": r#"{"StartAt": "X", "States": {}}"#}),
+            "InvalidDefinition",
+        )
+        .await;
+    assert!(message.contains("at /States"), "{message}");
+    for body in [
+        json!({"stateMachineArn": arn, "definition": PASS, "versionDescription": "no publish"}),
+        json!({"stateMachineArn": arn, "definition": PASS, "publish": true, "versionDescription": "x".repeat(257)}),
+        json!({"stateMachineArn": arn, "definition": PASS, "publish": "yes"}),
+        json!({"stateMachineArn": arn, "loggingConfiguration": "OFF"}),
+        json!({"definition": PASS}),
+    ] {
+        aws.error("UpdateStateMachine", body, "ValidationException")
+            .await;
+    }
+    // Nothing refused changed the machine.
+    let d = aws
+        .ok("DescribeStateMachine", json!({"stateMachineArn": arn}))
+        .await;
+    assert_eq!(
+        (d["definition"].as_str(), d["revisionId"].as_str()),
+        (Some(CHOOSE), Some("2"))
+    );
+
+    // A deleted machine's executions still describe the version they ran.
+    aws.ok("DeleteStateMachine", json!({"stateMachineArn": arn}))
+        .await;
+    let f = aws
+        .ok(
+            "DescribeStateMachineForExecution",
+            json!({"executionArn": first}),
+        )
+        .await;
+    assert_eq!(f["definition"], PASS);
+    aws.error(
+        "UpdateStateMachine",
+        json!({"stateMachineArn": arn, "definition": PASS}),
+        "StateMachineDoesNotExist",
+    )
+    .await;
+    aws.error(
+        "DescribeStateMachineForExecution",
+        json!({"executionArn": execution_arn("hello", "never")}),
+        "ExecutionDoesNotExist",
+    )
+    .await;
+    aws.error(
+        "DescribeStateMachineForExecution",
+        json!({"executionArn": arn}),
+        "InvalidArn",
+    )
+    .await;
+    aws.error(
+        "DescribeStateMachineForExecution",
+        json!({"executionArn": first, "includedData": "SOME"}),
+        "ValidationException",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_names_arns_and_types_are_refused() {
     let aws = Aws::start().await;
     aws.create("hello", PASS).await;
@@ -1425,13 +1696,20 @@ async fn protocol_errors_have_the_aws_json_shape_and_never_a_500() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn root_without_an_amz_target_is_no_route() {
     let aws = Aws::start().await;
-    for method in [reqwest::Method::GET, reqwest::Method::POST] {
+    for method in [reqwest::Method::POST, reqwest::Method::PUT] {
         let r = aws
             .send(aws.http.request(method.clone(), format!("{}/", aws.base)))
             .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{method}");
         assert_eq!(r.body["error"]["code"], "route_not_found", "{method}");
     }
+    // A browser's `GET /` is sent to the console.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = browser.get(format!("{}/", aws.base)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1496,7 +1774,7 @@ async fn the_openapi_document_points_at_the_endpoint_and_lists_every_action_serv
     let sfn = &doc["x-step-functions"];
     assert_eq!(sfn["endpoint"], "POST /");
     let actions = sfn["actions"].as_array().expect("actions");
-    assert_eq!(actions.len(), 14);
+    assert_eq!(actions.len(), 17);
     for action in actions {
         let action = action.as_str().unwrap();
         // Served: whatever an empty request gets, it is not an unknown operation.

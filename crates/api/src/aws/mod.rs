@@ -48,6 +48,8 @@ use serde_json::{json, Map, Value};
 
 use crate::AppState;
 
+mod machines;
+
 /// The header that selects this protocol (and its action).
 pub const TARGET: &str = "x-amz-target";
 const TARGET_PREFIX: &str = "AWSStepFunctions.";
@@ -56,7 +58,7 @@ const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/sagaflow";
 
 /// The actions served.
-pub const ACTIONS: [&str; 14] = [
+pub const ACTIONS: [&str; 17] = [
     "CreateStateMachine",
     "DescribeStateMachine",
     "ListStateMachines",
@@ -71,6 +73,9 @@ pub const ACTIONS: [&str; 14] = [
     "SendTaskSuccess",
     "SendTaskFailure",
     "SendTaskHeartbeat",
+    "ValidateStateMachineDefinition",
+    "UpdateStateMachine",
+    "DescribeStateMachineForExecution",
 ];
 
 // ---------------------------------------------------------------------------
@@ -155,19 +160,7 @@ impl IntoResponse for AwsError {
 /// engine error falls back to a `ValidationException` with its message).
 fn from_engine(e: EngineError) -> AwsError {
     if let EngineError::Invalid(sagaflow_core::Error::InvalidDefinition(violations)) = &e {
-        return invalid_definition(
-            violations
-                .iter()
-                .map(|v| {
-                    format!(
-                        "{} at {}: {}",
-                        v.code.to_uppercase(),
-                        location(&v.location),
-                        v.message
-                    )
-                })
-                .collect(),
-        );
+        return invalid_definition(&problems(violations));
     }
     let message = e.to_string();
     match &e {
@@ -194,7 +187,9 @@ fn from_engine(e: EngineError) -> AwsError {
     }
     match e.code() {
         "execution_not_found" => AwsError::new("ExecutionDoesNotExist", message),
-        "invalid_definition" => invalid_definition(vec![message]),
+        "invalid_definition" => {
+            invalid_definition(&[Problem::new("SCHEMA_VALIDATION_FAILED", "/", message)])
+        }
         "execution_conflict" => AwsError::new("ExecutionAlreadyExists", message),
         "not_redrivable" => AwsError::new("ExecutionNotRedrivable", message),
         "invalid_execution_id" => AwsError::new("InvalidName", message),
@@ -222,13 +217,42 @@ fn location(l: &str) -> &str {
     }
 }
 
-fn invalid_definition(problems: Vec<String>) -> AwsError {
+/// One thing wrong with a definition, as AWS names it: an upper-case code
+/// (`INVALID_JSON_DESCRIPTION`, `SCHEMA_VALIDATION_FAILED`, or the
+/// parser's violation code upper-cased), a JSON pointer and a message.
+#[derive(Debug, Clone, PartialEq)]
+struct Problem {
+    code: String,
+    location: String,
+    message: String,
+}
+
+impl Problem {
+    fn new(code: &str, location: &str, message: impl Into<String>) -> Self {
+        Problem {
+            code: code.to_string(),
+            location: location.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The parser's violations as problems.
+fn problems(violations: &[sagaflow_core::Violation]) -> Vec<Problem> {
+    violations
+        .iter()
+        .map(|v| Problem::new(&v.code.to_uppercase(), location(&v.location), &v.message))
+        .collect()
+}
+
+fn invalid_definition(problems: &[Problem]) -> AwsError {
+    let listed: Vec<String> = problems
+        .iter()
+        .map(|p| format!("{} at {}: {}", p.code, p.location, p.message))
+        .collect();
     AwsError::new(
         "InvalidDefinition",
-        format!(
-            "Invalid State Machine Definition: '{}'",
-            problems.join(", ")
-        ),
+        format!("Invalid State Machine Definition: '{}'", listed.join(", ")),
     )
 }
 
@@ -322,6 +346,13 @@ async fn dispatch(
         "RedriveExecution" => redrive_execution(st, &input).await,
         "SendTaskSuccess" => send_task_success(st, &input).await,
         "SendTaskFailure" => send_task_failure(st, &input).await,
+        "ValidateStateMachineDefinition" => {
+            machines::validate_state_machine_definition(st, &input).await
+        }
+        "UpdateStateMachine" => machines::update_state_machine(st, &input).await,
+        "DescribeStateMachineForExecution" => {
+            machines::describe_state_machine_for_execution(st, &input).await
+        }
         _ => send_task_heartbeat(st, &input).await,
     }
 }
@@ -381,6 +412,48 @@ impl Input {
                 "1 validation error detected: '{field}' must be a boolean, not {}",
                 type_name(other)
             ))),
+        }
+    }
+
+    /// A string member that must be one of `allowed` when present.
+    fn one_of(&self, field: &str, allowed: &[&str]) -> Result<Option<&str>, AwsError> {
+        match self.string(field)? {
+            Some(v) if !allowed.contains(&v) => Err(AwsError::validation(format!(
+                "1 validation error detected: Value '{v}' at '{field}' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+                allowed.join(", ")
+            ))),
+            v => Ok(v),
+        }
+    }
+
+    /// An object member (a configuration), when present.
+    fn object(&self, field: &str) -> Result<Option<&Map<String, Value>>, AwsError> {
+        match self.0.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(m)) => Ok(Some(m)),
+            Some(other) => Err(AwsError::validation(format!(
+                "1 validation error detected: '{field}' must be an object, not {}",
+                type_name(other)
+            ))),
+        }
+    }
+
+    /// A whole-number member between `min` and `max`, when present.
+    fn whole(&self, field: &str, min: i64, max: i64) -> Result<Option<i64>, AwsError> {
+        let n = match self.0.get(field) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(v) => v.as_i64().ok_or_else(|| {
+                AwsError::validation(format!(
+                    "1 validation error detected: '{field}' must be a whole number, not {v}"
+                ))
+            })?,
+        };
+        if (min..=max).contains(&n) {
+            Ok(Some(n))
+        } else {
+            Err(AwsError::validation(format!(
+                "1 validation error detected: Value '{n}' at '{field}' failed to satisfy constraint: Member must have value between {min} and {max}"
+            )))
         }
     }
 
@@ -563,25 +636,50 @@ async fn get_machine(st: &AppState, name: &str) -> Result<DefinitionRecord, AwsE
         .map_err(|e| from_engine(e.into()))
 }
 
-/// Reads a definition as strict JSON (no duplicate key, bounded nesting;
-/// see `sagaflow_core::document`) on the blocking pool.
-async fn read_definition(definition: &str) -> Result<Value, AwsError> {
+/// Reads an Amazon States Language document as strict JSON (no duplicate
+/// key, bounded nesting; see `sagaflow_core::document`) on the blocking
+/// pool: the document, or what makes it no ASL document (`Err` only when
+/// the request cannot be answered).
+async fn read_asl(definition: &str) -> Result<Result<Value, Vec<Problem>>, AwsError> {
     let text = definition.to_string();
     let read = tokio::task::spawn_blocking(move || sagaflow_core::document::parse_json_only(&text))
         .await
         .map_err(|_| AwsError::unavailable("the server is shutting down"))?;
-    read.map_err(|e| match e {
-        sagaflow_core::Error::InvalidDefinition(vs)
+    let doc = match read {
+        Ok(doc) => doc,
+        Err(sagaflow_core::Error::InvalidDefinition(vs))
             if vs.iter().all(|v| v.code == "parse_error") =>
         {
-            invalid_definition(
-                vs.iter()
-                    .map(|v| format!("INVALID_JSON_DESCRIPTION at /: {}", v.message))
-                    .collect(),
-            )
+            return Ok(Err(vs
+                .iter()
+                .map(|v| Problem::new("INVALID_JSON_DESCRIPTION", "/", &v.message))
+                .collect()))
         }
-        other => from_engine(EngineError::Invalid(other)),
-    })
+        Err(sagaflow_core::Error::InvalidDefinition(vs)) => return Ok(Err(problems(&vs))),
+        Err(other) => return Err(from_engine(EngineError::Invalid(other))),
+    };
+    if !sagaflow_core::asl::is_asl(&doc) {
+        let missing: Vec<_> = ["StartAt", "States"]
+            .into_iter()
+            .filter(|f| doc.get(f).is_none())
+            .collect();
+        return Ok(Err(vec![Problem::new(
+            "SCHEMA_VALIDATION_FAILED",
+            "/",
+            format!(
+                "an Amazon States Language document needs {}",
+                missing.join(" and ")
+            ),
+        )]));
+    }
+    Ok(Ok(doc))
+}
+
+/// [`read_asl`] for an action that refuses a bad document.
+async fn read_definition(definition: &str) -> Result<Value, AwsError> {
+    read_asl(definition)
+        .await?
+        .map_err(|problems| invalid_definition(&problems))
 }
 
 async fn create_state_machine(st: &AppState, input: &Input) -> Result<Value, AwsError> {
@@ -597,16 +695,6 @@ async fn create_state_machine(st: &AppState, input: &Input) -> Result<Value, Aws
     }
     check_machine_name(name)?;
     let doc = read_definition(definition).await?;
-    if !sagaflow_core::asl::is_asl(&doc) {
-        let missing: Vec<_> = ["StartAt", "States"]
-            .into_iter()
-            .filter(|f| doc.get(f).is_none())
-            .collect();
-        return Err(invalid_definition(vec![format!(
-            "SCHEMA_VALIDATION_FAILED at /: an Amazon States Language document needs {}",
-            missing.join(" and ")
-        )]));
-    }
     // AWS semantics: the same name with the same definition is the existing
     // machine; with another definition it is a conflict.
     match st.engine.store().get_definition(name, None).await {
@@ -653,6 +741,7 @@ async fn describe_state_machine(st: &AppState, input: &Input) -> Result<Value, A
         "roleArn": ROLE_ARN,
         "type": "STANDARD",
         "creationDate": epoch(d.created_at),
+        "revisionId": machines::revision_id(d.version),
         "loggingConfiguration": { "level": "OFF", "includeExecutionData": false },
         "tracingConfiguration": { "enabled": false },
     }))

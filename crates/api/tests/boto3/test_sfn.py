@@ -347,5 +347,73 @@ class Errors(unittest.TestCase):
             SFN.redrive_execution(executionArn=done["executionArn"])
 
 
+
+class Definitions(unittest.TestCase):
+    def test_validate_state_machine_definition_answers_ok_or_fail_with_diagnostics(self):
+        ok = SFN.validate_state_machine_definition(definition=json.dumps(PASS))
+        self.assertEqual(ok["result"], "OK")
+        self.assertEqual(ok["diagnostics"], [])
+        broken = {
+            "StartAt": "First",
+            "States": {
+                "First": {"Type": "Pass", "Next": "Nowhere"},
+                "Second": {"Type": "Teleport", "End": True},
+            },
+        }
+        fail = SFN.validate_state_machine_definition(
+            definition=json.dumps(broken), type="STANDARD", severity="ERROR"
+        )
+        self.assertEqual(fail["result"], "FAIL")
+        self.assertFalse(fail["truncated"])
+        locations = [d["location"] for d in fail["diagnostics"]]
+        self.assertIn("/States/First/Next", locations)
+        self.assertIn("/States/Second/Type", locations)
+        self.assertEqual({d["severity"] for d in fail["diagnostics"]}, {"ERROR"})
+        one = SFN.validate_state_machine_definition(
+            definition=json.dumps(broken), maxResults=1
+        )
+        self.assertEqual(len(one["diagnostics"]), 1)
+        self.assertTrue(one["truncated"])
+        bad_json = SFN.validate_state_machine_definition(definition="{not json")
+        self.assertEqual(bad_json["diagnostics"][0]["code"], "INVALID_JSON_DESCRIPTION")
+
+    def test_update_state_machine_makes_a_new_revision_and_executions_keep_theirs(self):
+        arn = create("updated", PASS)
+        before = SFN.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+        finished(before)
+        u = SFN.update_state_machine(stateMachineArn=arn, definition=json.dumps(CHOOSE))
+        self.assertIsInstance(u["updateDate"], datetime.datetime)
+        self.assertEqual(u["revisionId"], "2")
+        d = SFN.describe_state_machine(stateMachineArn=arn)
+        self.assertEqual(json.loads(d["definition"]), CHOOSE)
+        self.assertEqual(d["revisionId"], "2")
+        after = SFN.start_execution(stateMachineArn=arn, input='{"ok": true}')["executionArn"]
+        self.assertEqual(finished(after)["status"], "SUCCEEDED")
+        old = SFN.describe_state_machine_for_execution(executionArn=before)
+        self.assertEqual(json.loads(old["definition"]), PASS)
+        self.assertEqual(old["revisionId"], "1")
+        self.assertEqual(old["stateMachineArn"], arn)
+        self.assertIsInstance(old["updateDate"], datetime.datetime)
+        new = SFN.describe_state_machine_for_execution(executionArn=after)
+        self.assertEqual(json.loads(new["definition"]), CHOOSE)
+        published = SFN.update_state_machine(
+            stateMachineArn=arn, roleArn=ROLE, publish=True, versionDescription="two"
+        )
+        self.assertEqual(published["stateMachineVersionArn"], arn + ":2")
+        with self.assertRaises(SFN.exceptions.MissingRequiredParameter):
+            SFN.update_state_machine(stateMachineArn=arn)
+        with self.assertRaises(SFN.exceptions.InvalidDefinition):
+            SFN.update_state_machine(
+                stateMachineArn=arn, definition=json.dumps({"StartAt": "X", "States": {}})
+            )
+        with self.assertRaises(SFN.exceptions.StateMachineDoesNotExist):
+            SFN.update_state_machine(
+                stateMachineArn=arn.replace(":updated", ":nobody"), definition=json.dumps(PASS)
+            )
+        with self.assertRaises(SFN.exceptions.ExecutionDoesNotExist):
+            SFN.describe_state_machine_for_execution(
+                executionArn="arn:aws:states:us-east-1:123456789012:execution:updated:none"
+            )
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
