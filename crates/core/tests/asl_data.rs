@@ -62,13 +62,29 @@ fn input_path_null_gives_an_empty_object() {
     );
 }
 
+/// AWS's recorded cause for an InputPath/OutputPath that selects nothing
+/// (a failed execution's `ExecutionFailed`: "… Invalid path '$.Payload' :
+/// No results for path: $['Payload']"): Jayway's message, no input quoted.
+/// The state's prefix is added by the interpreter (see asl_run.rs).
 #[test]
 fn a_path_that_matches_nothing_is_a_runtime_error_naming_the_path() {
-    let input = json!({ "a": 1 });
+    let input = json!({ "a": 1, "l": [1] });
     let err = filter(&path("$.x"), &input, &no_context()).unwrap_err();
     assert_eq!(err.error, "States.Runtime");
-    assert!(err.cause.contains("'$.x'"), "{}", err.cause);
-    assert!(err.cause.contains(r#"{"a":1}"#), "{}", err.cause);
+    assert_eq!(
+        err.cause,
+        "Invalid path '$.x' : No results for path: $['x']"
+    );
+    let err = filter(&path("$.a.b"), &input, &no_context()).unwrap_err();
+    assert_eq!(
+        err.cause,
+        "Invalid path '$.a.b' : No results for path: $['a']['b']"
+    );
+    let err = filter(&path("$.l[3]"), &input, &no_context()).unwrap_err();
+    assert_eq!(
+        err.cause,
+        "Invalid path '$.l[3]' : No results for path: $['l'][3]"
+    );
 }
 
 // --- Paths -----------------------------------------------------------------

@@ -80,9 +80,9 @@ fn compare(
         return Ok(test(value.as_ref()) == expected);
     }
     let Some(value) = value else {
+        // AWS's cause, as recorded in failed executions.
         return Err(runtime(format!(
-            "Invalid path '{variable}': The choice state's condition path references an invalid value. The input was '{}'",
-            data::excerpt(input)
+            "Invalid path '{variable}': The choice state's condition path references an invalid value."
         )));
     };
     let other = match operand {

@@ -406,11 +406,43 @@ pub fn select(path: &str, input: &Value, context: &Value) -> Result<Value, Error
     lookup(path, input, context)?.ok_or_else(|| not_found(path, None, input, context))
 }
 
-/// InputPath / OutputPath: `Null` gives `{}`.
+/// InputPath / OutputPath: `Null` gives `{}`. A path that selects nothing
+/// is `States.Runtime` with AWS's cause, Jayway's message after the path:
+/// `Invalid path '$.x' : No results for path: $['x']`.
 pub fn filter(path: &PathField, input: &Value, context: &Value) -> Result<Value, ErrorInfo> {
     match path {
         PathField::Null => Ok(Value::Object(Map::new())),
-        PathField::Path(p) => select(p, input, context),
+        PathField::Path(p) => lookup(p, input, context)?.ok_or_else(|| {
+            ErrorInfo::new(
+                RUNTIME,
+                format!(
+                    "Invalid path '{p}' : No results for path: {}",
+                    jayway_path(p)
+                ),
+            )
+        }),
+    }
+}
+
+/// A definite path as Jayway prints it in its errors: every member in
+/// brackets and single quotes (`$.a.b[0]` → `$['a']['b'][0]`).
+fn jayway_path(path: &str) -> String {
+    let plain = match path.strip_prefix("$$") {
+        Some(rest) => format!("${rest}"),
+        None => path.to_string(),
+    };
+    match reference_segments(&plain) {
+        Ok(segments) => {
+            let mut out = String::from("$");
+            for s in segments {
+                match s {
+                    Segment::Key(k) => out.push_str(&format!("['{k}']")),
+                    Segment::Index(i) => out.push_str(&format!("[{i}]")),
+                }
+            }
+            out
+        }
+        Err(_) => path.to_string(),
     }
 }
 

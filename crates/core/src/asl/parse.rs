@@ -1785,15 +1785,16 @@ impl Compiler<'_> {
             let fixed = c.string(m, key, loc, false);
             let path = m.get(&path_key).and_then(|v| {
                 let ploc = at(loc, &path_key);
-                if v.as_str().is_some_and(intrinsic::is_call) {
-                    c.err(
-                        "unsupported",
-                        &ploc,
-                        format!(
-                            "intrinsic functions in `{path_key}` are not supported; use a path"
-                        ),
-                    );
-                    return None;
+                // A path or, as the developer guide's Fail state allows,
+                // an intrinsic function.
+                if let Some(text) = v.as_str().filter(|t| intrinsic::is_call(t)) {
+                    return match intrinsic::check(text) {
+                        Ok(()) => Some(text.to_string()),
+                        Err(why) => {
+                            c.err("invalid_intrinsic", &ploc, format!("`{path_key}`: {why}"));
+                            None
+                        }
+                    };
                 }
                 c.path(v, &ploc, &path_key, PathKind::Single)
             });

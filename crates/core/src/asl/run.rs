@@ -146,8 +146,10 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde_json::json;
 
-use crate::asl::machine::{error_matches, Graph, Integration, Kind, Machine, Seconds, State, Wait};
-use crate::asl::{choice, data};
+use crate::asl::machine::{
+    error_matches, Graph, Integration, Kind, Machine, PathField, Seconds, State, Wait,
+};
+use crate::asl::{choice, data, intrinsic};
 use crate::envelope::illegal;
 use crate::error_name::{
     EXCEED_TOLERATED, FAIL, HEARTBEAT_TIMEOUT, NO_CHOICE_MATCHED, RUNTIME, TIMEOUT,
@@ -188,6 +190,10 @@ pub struct Run {
     head: Head,
     #[serde(skip)]
     trace: Option<Vec<Trace>>,
+    /// Events of the Step Functions history so far (the trace's length when
+    /// tracing): `States.Runtime` causes name the id of the failing state's
+    /// `…StateEntered` event, as AWS does.
+    events: u64,
     /// Fan-out slots whose branches are being started right now (empty
     /// between events).
     #[serde(skip)]
@@ -251,6 +257,8 @@ struct Slot {
     /// After InputPath (and, for Parallel, Parameters).
     effective: Value,
     entered_at: Millis,
+    /// Id of its `…StateEntered` event in the Step Functions history.
+    entered_event: u64,
     attempt: u32,
     /// Retries used per retrier.
     retries: Vec<u32>,
@@ -259,14 +267,16 @@ struct Slot {
 }
 
 impl Slot {
-    /// A state of thread `t` entered at `at`, waiting in `phase`.
+    /// A state of thread `t` entered at `at` (history event `entered`),
+    /// waiting in `phase`.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         t: usize,
         state: &State,
         s: usize,
         raw: Value,
         effective: Value,
-        at: Millis,
+        (at, entered): (Millis, u64),
         phase: Phase,
     ) -> Slot {
         Slot {
@@ -275,6 +285,7 @@ impl Slot {
             raw,
             effective,
             entered_at: at,
+            entered_event: entered,
             attempt: 1,
             retries: vec![0; state.retry.len()],
             phase,
@@ -346,6 +357,26 @@ fn runtime(cause: impl Into<String>) -> ErrorInfo {
     ErrorInfo::new(RUNTIME, cause)
 }
 
+/// A `States.Runtime` error raised while executing a state, with the prefix
+/// AWS gives its cause: `An error occurred while executing the state 'NAME'
+/// (entered at the event id #N). …`, N being the id of the state's
+/// `…StateEntered` event. Other errors are returned unchanged.
+fn in_state(error: ErrorInfo, name: &str, entered: u64) -> ErrorInfo {
+    if error.error != RUNTIME || error.cause.starts_with("An error occurred while executing") {
+        return error;
+    }
+    ErrorInfo {
+        cause: format!(
+            "An error occurred while executing the state '{name}' (entered at the event id #{entered}). {}",
+            error.cause
+        ),
+        ..error
+    }
+}
+
+/// The most seconds a Wait may wait (AWS's limit on `Seconds`).
+pub const MAX_WAIT_SECONDS: u64 = 99_999_999;
+
 /// RFC 3339 text of a time in milliseconds (UTC, millisecond precision).
 pub fn iso8601(ms: Millis) -> String {
     let secs = (ms / 1000) as i64;
@@ -394,28 +425,56 @@ fn seeded(seed: &str) -> impl FnMut() -> u64 {
     }
 }
 
+/// A value as AWS quotes it after `PATH == `: strings without quotes.
+fn quoted(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The seconds a `…SecondsPath` selects. AWS's `States.Runtime` causes: `The
+/// SecondsPath parameter does not reference an input value: $.x` (nothing
+/// selected), `… cannot be parsed as a long value: $.x == 1.5` (not an
+/// integer: a fraction, a string, a number beyond a long), `… references a
+/// negative value: $.x == -1`.
 fn seconds(s: &Seconds, input: &Value, ctx: &Value, field: &str) -> Result<u64, ErrorInfo> {
     match s {
         Seconds::Fixed(n) => Ok(*n),
         Seconds::Path(p) => {
-            let v = data::select(p, input, ctx)?;
-            v.as_u64().ok_or_else(|| {
-                runtime(format!(
-                    "{field} path `{p}` must select a non-negative integer, not {v}"
-                ))
-            })
+            let Some(v) = data::lookup(p, input, ctx)? else {
+                return Err(runtime(format!(
+                    "The {field} parameter does not reference an input value: {p}"
+                )));
+            };
+            match (v.as_u64(), v.as_i64()) {
+                (Some(n), _) if i64::try_from(n).is_ok() => Ok(n),
+                (None, Some(n)) if n < 0 => Err(runtime(format!(
+                    "The {field} parameter references a negative value: {p} == {n}"
+                ))),
+                _ => Err(runtime(format!(
+                    "The {field} parameter cannot be parsed as a long value: {p} == {}",
+                    quoted(&v)
+                ))),
+            }
         }
     }
 }
 
 impl Run {
+    /// Adds an entry to the trace, if tracing. Every call is preceded by
+    /// one [`Run::traced`], which counts it.
     fn record(&mut self, at: Millis, kind: TraceKind) {
         if let Some(t) = &mut self.trace {
             t.push(Trace { at, kind });
         }
     }
 
-    fn tracing(&self) -> bool {
+    /// One event of the Step Functions history happens here: counts it
+    /// (tracing or not, so a state knows the id of its `…StateEntered`
+    /// event) and says whether to build it for the trace.
+    fn traced(&mut self) -> bool {
+        self.events += 1;
         self.trace.is_some()
     }
 
@@ -428,12 +487,14 @@ impl Run {
         }
     }
 
-    /// The context object (`$$`) of a state.
+    /// The context object (`$$`) of a state. `retry_count` is `None` for
+    /// the states that cannot retry: as in AWS, `$$.State` of a Pass,
+    /// Choice, Wait, Succeed or Fail state has only `EnteredTime` and `Name`.
     fn context(
         &self,
         state: &str,
         entered_at: Millis,
-        retry_count: u32,
+        retry_count: Option<u32>,
         token: Option<&str>,
     ) -> Value {
         if !self.head.uses_context && token.is_none() {
@@ -455,9 +516,11 @@ impl Run {
             "State": {
                 "Name": state,
                 "EnteredTime": iso8601(entered_at),
-                "RetryCount": retry_count,
             },
         });
+        if let Some(n) = retry_count {
+            ctx["State"]["RetryCount"] = json!(n);
+        }
         if let Some(token) = token {
             ctx["Task"] = json!({ "Token": token });
         }
@@ -502,7 +565,7 @@ impl Run {
             }
             let st = self.state(m, t, s);
             let key = self.key(t, &st.name, s);
-            if self.tracing() {
+            if self.traced() {
                 self.record(
                     at,
                     TraceKind::StateEntered {
@@ -512,7 +575,13 @@ impl Run {
                     },
                 );
             }
-            let ctx = self.context(&st.name, at, 0, None);
+            let entered = self.events;
+            let retries = matches!(
+                st.kind,
+                Kind::Task(_) | Kind::Parallel { .. } | Kind::Map(_)
+            )
+            .then_some(0);
+            let ctx = self.context(&st.name, at, retries, None);
             let flow = match &st.kind {
                 Kind::Pass { result } => (|| {
                     let eff = data::filter(&st.input_path, &input, &ctx)?;
@@ -552,22 +621,32 @@ impl Run {
                     Ok(Some(data::filter(&st.output_path, &eff, &ctx)?))
                 })(),
                 Kind::Fail(f) => {
-                    let pick = |fixed: &Option<String>, path: &Option<String>| -> Option<String> {
+                    // ErrorPath and CausePath: a path or an intrinsic
+                    // function; one that selects nothing fails the state
+                    // with `States.Runtime` (the Fail's own error is lost).
+                    let pick = |fixed: &Option<String>,
+                                path: &Option<String>|
+                     -> Result<Option<String>, ErrorInfo> {
                         match (fixed, path) {
-                            (Some(v), _) => Some(v.clone()),
+                            (Some(v), _) => Ok(Some(v.clone())),
                             (None, Some(p)) => {
-                                data::select(p, &input, &ctx).ok().map(|v| match v {
-                                    Value::String(s) => s,
-                                    other => other.to_string(),
-                                })
+                                let v = if intrinsic::is_call(p) {
+                                    intrinsic::evaluate(p, &input, &ctx, &mut seeded(&key))?
+                                } else {
+                                    data::filter(&PathField::Path(p.clone()), &input, &ctx)?
+                                };
+                                Ok(Some(quoted(&v)))
                             }
-                            (None, None) => None,
+                            (None, None) => Ok(None),
                         }
                     };
-                    let error = ErrorInfo::new(
-                        pick(&f.error, &f.error_path).unwrap_or_else(|| FAIL.into()),
-                        pick(&f.cause, &f.cause_path).unwrap_or_default(),
-                    );
+                    let error = match (pick(&f.error, &f.error_path), pick(&f.cause, &f.cause_path))
+                    {
+                        (Ok(e), Ok(c)) => {
+                            ErrorInfo::new(e.unwrap_or_else(|| FAIL.into()), c.unwrap_or_default())
+                        }
+                        (Err(e), _) | (_, Err(e)) => in_state(e, &st.name, entered),
+                    };
                     // A Fail state ends its thread; its Catch-less failure
                     // is not redrivable by retrying it.
                     if t == 0 {
@@ -581,16 +660,28 @@ impl Run {
                         let fire_at = match w {
                             Wait::Seconds(n) => at + n * 1000,
                             Wait::SecondsPath(p) => {
-                                at + seconds(&Seconds::Path(p.clone()), &eff, &ctx, "SecondsPath")?
-                                    * 1000
+                                let n =
+                                    seconds(&Seconds::Path(p.clone()), &eff, &ctx, "SecondsPath")?;
+                                // Past AWS's limit the machine's own timeout
+                                // (at most a year) ends it first.
+                                at.saturating_add(n.min(MAX_WAIT_SECONDS) * 1000)
                             }
                             Wait::Timestamp(ts) => parse_timestamp(ts)
                                 .ok_or_else(|| runtime(format!("bad Timestamp `{ts}`")))?,
+                            // AWS's causes: `The TimestampPath parameter does
+                            // not reference an input value: $.t` and `… does
+                            // not reference a valid ISO-8601 extended offset
+                            // date-time format string: $.t == VALUE`.
                             Wait::TimestampPath(p) => {
-                                let v = data::select(p, &eff, &ctx)?;
+                                let Some(v) = data::lookup(p, &eff, &ctx)? else {
+                                    return Err(runtime(format!(
+                                        "The TimestampPath parameter does not reference an input value: {p}"
+                                    )));
+                                };
                                 v.as_str().and_then(parse_timestamp).ok_or_else(|| {
                                     runtime(format!(
-                                        "TimestampPath `{p}` must select an RFC 3339 timestamp, not {v}"
+                                        "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {p} == {}",
+                                        quoted(&v)
                                     ))
                                 })?
                             }
@@ -601,7 +692,15 @@ impl Run {
                         Ok((eff, fire_at)) => {
                             self.slots.insert(
                                 key.clone(),
-                                Slot::new(t, st, s, input, eff, at, Phase::Waiting { fire_at }),
+                                Slot::new(
+                                    t,
+                                    st,
+                                    s,
+                                    input,
+                                    eff,
+                                    (at, entered),
+                                    Phase::Waiting { fire_at },
+                                ),
                             );
                             fx.push(Effect::StartTimer {
                                 step: key,
@@ -618,7 +717,7 @@ impl Run {
                     Ok(eff) => {
                         self.slots.insert(
                             key.clone(),
-                            Slot::new(t, st, s, input, eff, at, Phase::Ready),
+                            Slot::new(t, st, s, input, eff, (at, entered), Phase::Ready),
                         );
                         self.pending.push_back(Pending::Schedule(key));
                         return;
@@ -630,7 +729,7 @@ impl Run {
                         Ok((eff, inputs)) => {
                             self.slots.insert(
                                 key.clone(),
-                                Slot::new(t, st, s, input, eff, at, Phase::Fanout),
+                                Slot::new(t, st, s, input, eff, (at, entered), Phase::Fanout),
                             );
                             self.start_fan(m, at, fx, &key, inputs);
                             return;
@@ -655,6 +754,7 @@ impl Run {
                 Err(error) => {
                     // A state that failed before it could wait: only its
                     // Catch can help (nothing ran, so there is nothing to retry).
+                    let error = in_state(error, &st.name, entered);
                     match self.catch(m, t, s, &input, &error) {
                         Some((next, out)) => {
                             s = next;
@@ -673,7 +773,7 @@ impl Run {
     }
 
     fn exited(&mut self, at: Millis, st: &State, out: &Value) {
-        if self.tracing() {
+        if self.traced() {
             self.record(
                 at,
                 TraceKind::StateExited {
@@ -777,7 +877,7 @@ impl Run {
         });
         let (t, s) = (slot.thread, slot.state);
         let st = self.state(m, t, s);
-        if self.tracing() {
+        if self.traced() {
             let name = st.name.clone();
             let kind = match st.kind {
                 Kind::Map(_) => TraceKind::MapStateStarted { name, length: n },
@@ -847,7 +947,7 @@ impl Run {
                         fan.started = i + 1;
                         fan.running += 1;
                     }
-                    if self.tracing() && matches!(st.kind, Kind::Map(_)) {
+                    if matches!(st.kind, Kind::Map(_)) && self.traced() {
                         self.record(
                             at,
                             TraceKind::MapIterationStarted {
@@ -869,7 +969,7 @@ impl Run {
                         .iter()
                         .map(|r| r.clone().unwrap_or(Value::Null))
                         .collect();
-                    if self.tracing() {
+                    if self.traced() {
                         let name = st.name.clone();
                         let kind = match st.kind {
                             Kind::Map(_) => TraceKind::MapStateSucceeded { name },
@@ -925,7 +1025,7 @@ impl Run {
         match result {
             Ok(out) => {
                 fan.results[i] = Some(out);
-                if is_map && self.tracing() {
+                if is_map && self.traced() {
                     self.record(at, TraceKind::MapIterationSucceeded { name, index: i });
                 }
                 self.fill_fan(m, at, fx, &key);
@@ -945,7 +1045,7 @@ impl Run {
                 if tolerated {
                     fan.results[i] = Some(json!({ "Error": error.error, "Cause": error.cause }));
                 }
-                if is_map && self.tracing() {
+                if is_map && self.traced() {
                     self.record(
                         at,
                         TraceKind::MapIterationFailed {
@@ -968,7 +1068,7 @@ impl Run {
                     } else {
                         error
                     };
-                    if self.tracing() {
+                    if self.traced() {
                         let kind = if is_map {
                             TraceKind::MapStateFailed {
                                 name,
@@ -1041,7 +1141,8 @@ impl Run {
             return;
         };
         let st = self.state(m, slot.thread, slot.state);
-        let ctx = self.context(&st.name, slot.entered_at, slot.attempt - 1, None);
+        let retries = (!matches!(st.kind, Kind::Wait(_))).then_some(slot.attempt - 1);
+        let ctx = self.context(&st.name, slot.entered_at, retries, None);
         let out = (|| {
             let selected = match &st.result_selector {
                 Some(sel) => data::render(sel, &result, &ctx, &mut seeded(key))?,
@@ -1063,6 +1164,7 @@ impl Run {
                 }
             }
             Err(e) => {
+                let e = in_state(e, &st.name, slot.entered_event);
                 // Put it back so `failed` sees the state (its Catch may handle it).
                 self.slots.insert(key.to_string(), slot);
                 self.failed(m, at, fx, key, e);
@@ -1115,10 +1217,8 @@ impl Run {
         };
         match self.catch(m, t, s, &slot.raw, &error) {
             Some((next, out)) => {
-                if self.tracing() {
-                    let st = self.state(m, t, s);
-                    self.exited(at, st, &out);
-                }
+                let st = self.state(m, t, s);
+                self.exited(at, st, &out);
                 self.enter(m, at, fx, t, next, out)
             }
             None => {
@@ -1172,12 +1272,14 @@ impl Run {
                     input: input.clone(),
                     started_at: at,
                 };
-                self.record(
-                    at,
-                    TraceKind::ExecutionStarted {
-                        input: input.clone(),
-                    },
-                );
+                if self.traced() {
+                    self.record(
+                        at,
+                        TraceKind::ExecutionStarted {
+                            input: input.clone(),
+                        },
+                    );
+                }
                 self.threads.push(Thread {
                     scope: Vec::new(),
                     prefix: String::new(),
@@ -1217,7 +1319,9 @@ impl Run {
                     attempt: *attempt,
                     deadline: *deadline,
                 });
-                if self.tracing() {
+                // TaskScheduled and TaskStarted.
+                self.events += 1;
+                if self.traced() {
                     let (resource, name) = self.resource_of(m, step);
                     let parameters = self.task_parameters(m, step);
                     self.record(
@@ -1250,7 +1354,7 @@ impl Run {
                     }
                     other => return Err(illegal(kind, format!("{other:?}"))),
                 }
-                if self.tracing() {
+                if self.traced() {
                     let (resource, name) = self.resource_of(m, step);
                     self.record(at, TraceKind::TaskSubmitted { name, resource });
                 }
@@ -1285,7 +1389,7 @@ impl Run {
                     }
                     _ => output.clone(),
                 };
-                if self.tracing() {
+                if self.traced() {
                     let (resource, name) = self.resource_of(m, step);
                     self.record(
                         at,
@@ -1315,7 +1419,7 @@ impl Run {
                         format!("{:?} attempt {}", slot.phase, slot.attempt),
                     ));
                 }
-                if self.tracing() {
+                if self.traced() {
                     let (resource, name) = self.resource_of(m, step);
                     let kind = if error.error == TIMEOUT || error.error == HEARTBEAT_TIMEOUT {
                         TraceKind::TaskTimedOut {
@@ -1374,11 +1478,14 @@ impl Run {
                     }
                     Phase::RetryWaiting { .. } if self.is_fan(m, step) => {
                         let st = self.state(m, slot.thread, slot.state);
-                        let ctx = self.context(&st.name, at, slot.attempt - 1, None);
+                        let ctx = self.context(&st.name, at, Some(slot.attempt - 1), None);
                         let raw = slot.raw.clone();
                         match self.fan_inputs(st, &raw, &ctx, step) {
                             Ok((_, inputs)) => self.start_fan(m, at, fx, step, inputs),
-                            Err(e) => self.failed(m, at, fx, step, e),
+                            Err(e) => {
+                                let e = in_state(e, &st.name, slot.entered_event);
+                                self.failed(m, at, fx, step, e)
+                            }
                         }
                     }
                     ref other => return Err(illegal(kind, format!("{other:?}"))),
@@ -1390,7 +1497,9 @@ impl Run {
                 let Some((s, raw)) = self.redrivable.take() else {
                     return Err(illegal(kind, "nothing to redrive"));
                 };
-                self.record(at, TraceKind::ExecutionRedriven {});
+                if self.traced() {
+                    self.record(at, TraceKind::ExecutionRedriven {});
+                }
                 self.pending.clear();
                 self.threads[0].live = true;
                 self.enter(m, at, fx, 0, s, raw);
@@ -1403,6 +1512,9 @@ impl Run {
                 self.pending
                     .retain(|p| !matches!(p, Pending::Finish { .. }));
                 self.abort_all(at);
+                if !self.traced() {
+                    return Ok(());
+                }
                 let kind = match status {
                     Status::Succeeded => TraceKind::ExecutionSucceeded {
                         output: output.clone().unwrap_or(Value::Null),
@@ -1512,7 +1624,7 @@ impl Run {
         let Kind::Task(task) = &st.kind else {
             return None;
         };
-        let ctx = self.context(&st.name, slot.entered_at, slot.attempt - 1, None);
+        let ctx = self.context(&st.name, slot.entered_at, Some(slot.attempt - 1), None);
         let default = if task.wait_for_token {
             DEFAULT_TOKEN_TIMEOUT_S
         } else {
@@ -1634,7 +1746,7 @@ impl Run {
                 let ctx = self.context(
                     &st.name,
                     slot.entered_at,
-                    slot.attempt - 1,
+                    Some(slot.attempt - 1),
                     req.task_token.as_deref(),
                 );
                 st.parameters
@@ -1683,7 +1795,7 @@ impl Run {
         let ctx = self.context(
             &st.name,
             slot.entered_at,
-            slot.attempt - 1,
+            Some(slot.attempt - 1),
             token.as_deref(),
         );
         let body = match &st.parameters {
@@ -1692,7 +1804,8 @@ impl Run {
                 &slot.effective,
                 &ctx,
                 &mut seeded(&format!("{step}#{}", slot.attempt)),
-            )?,
+            )
+            .map_err(|e| in_state(e, &st.name, slot.entered_event))?,
             None => slot.effective.clone(),
         };
         let (participant, input) = match &task.integration {
@@ -1715,7 +1828,11 @@ impl Run {
             }
         };
         let heartbeat_ms = match &task.heartbeat {
-            Some(h) => Some(seconds(h, &slot.effective, &ctx, "HeartbeatSecondsPath")? * 1000),
+            Some(h) => Some(
+                seconds(h, &slot.effective, &ctx, "HeartbeatSecondsPath")
+                    .map_err(|e| in_state(e, &st.name, slot.entered_event))?
+                    * 1000,
+            ),
             None => None,
         };
         Ok(Request {
