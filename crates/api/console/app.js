@@ -97,6 +97,13 @@ async function sse(path, onEvent, signal, { onState } = {}) {
       if (lastId !== null) headers["Last-Event-ID"] = lastId;
       const resp = await fetch(path, { headers, signal });
       if (resp.status === 401) { needSignIn(""); return; }
+      if (resp.status >= 400 && resp.status < 500) {
+        // A refused request (a bad filter): say why once, do not retry it.
+        const body = await resp.json().catch(() => null);
+        showError(`${body?.error?.code || `http_${resp.status}`}: ${body?.error?.message || resp.statusText}`);
+        onState?.(false);
+        return;
+      }
       if (!resp.ok) throw new Error(`${resp.status}`);
       onState?.(true);
       backoff = 500;
@@ -228,15 +235,36 @@ async function route() {
 }
 
 // ---------- executions list ----------
+const PAGE_SIZES = ["20", "50", "100"];
+// A `datetime-local` value (the browser's local time) as an RFC 3339 UTC time, and back.
+function localToUtc(v) {
+  if (!v) return "";
+  const d = new Date(v); // no offset in the text: local time
+  return Number.isNaN(d.getTime()) ? "" : d.toISOString();
+}
+function utcToLocal(v) {
+  const d = v ? new Date(v) : null;
+  if (!d || Number.isNaN(d.getTime())) return "";
+  const p = (n, w = 2) => String(n).padStart(w, "0");
+  const secs = d.getSeconds() || d.getMilliseconds() ? `:${p(d.getSeconds())}` : "";
+  return `${p(d.getFullYear(), 4)}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}${secs}`;
+}
+
 async function executionsView(main, signal) {
   const q = new URLSearchParams(location.hash.split("?")[1] || "");
   const status = h("select", { testid: "filter-status" }, h("option", { value: "" }, "any status"), STATUSES.map((s) => h("option", { value: s }, s)));
   const definition = h("select", { testid: "filter-definition" }, h("option", { value: "" }, "any definition"));
+  const from = h("input", { type: "datetime-local", step: "1", testid: "filter-from", title: "started at or after (your local time)" });
+  const to = h("input", { type: "datetime-local", step: "1", testid: "filter-to", title: "started before (your local time)" });
+  const clearTime = h("button", { type: "button", testid: "filter-clear-time", title: "any start time" }, "×");
+  const pageSize = h("select", { testid: "page-size", title: "executions per page" }, PAGE_SIZES.map((n) => h("option", { value: n }, `${n} per page`)));
   const search = h("input", { placeholder: "execution id", testid: "search", size: 28 });
   const searchErr = h("span", { class: "error", testid: "search-error" });
   const tbody = h("tbody", { testid: "executions" });
-  const next = h("button", { type: "button", testid: "next-page", hidden: true }, "Next page");
-  const first = h("button", { type: "button", testid: "first-page", hidden: true }, "First page");
+  const next = h("button", { type: "button", testid: "next-page", hidden: true }, "Next page ›");
+  const prev = h("button", { type: "button", testid: "prev-page", hidden: true }, "‹ Previous page");
+  const first = h("button", { type: "button", testid: "first-page", hidden: true }, "« First page");
+  const pageNo = h("span", { class: "muted", testid: "page-number" });
   const go = async () => {
     searchErr.textContent = "";
     const id = search.value.trim();
@@ -252,25 +280,34 @@ async function executionsView(main, signal) {
   main.replaceChildren(
     h("h1", {}, "Executions"),
     h("div", { class: "row filters" }, "Status", status, "Definition", definition,
+      h("span", { class: "range" }, "Started from", from, "to", to, clearTime),
       h("span", { class: "spacer" }), search, h("button", { type: "button", onclick: go, testid: "search-go" }, "Go"), searchErr),
     h("table", {}, h("thead", {}, h("tr", {}, ["Id", "Definition", "Version", "Status", "Started", "Updated"].map((t) => h("th", {}, t)))), tbody),
-    h("div", { class: "row pager" }, first, next),
+    h("div", { class: "row pager" }, first, prev, pageNo, next, h("span", { class: "spacer" }), pageSize),
   );
   status.value = q.get("status") || "";
+  from.value = utcToLocal(q.get("started_after"));
+  to.value = utcToLocal(q.get("started_before"));
+  const limit = PAGE_SIZES.includes(q.get("limit")) ? q.get("limit") : "50";
+  pageSize.value = limit;
+  // The filtered definition at once (a durable function has no deployed definition to list).
+  if (q.get("definition")) definition.append(h("option", { value: q.get("definition") }, q.get("definition")));
+  definition.value = q.get("definition") || "";
   api("GET", "/v1/definitions").then((d) => {
     const names = [...new Set((d.items || []).map((i) => i.name))].sort();
-    for (const n of names) definition.append(h("option", { value: n }, n));
-    definition.value = q.get("definition") || "";
+    for (const n of names) if (n !== q.get("definition")) definition.append(h("option", { value: n }, n));
   }).catch(() => {});
-  definition.value = q.get("definition") || "";
   const filterChanged = () => {
     const p = new URLSearchParams();
     if (status.value) p.set("status", status.value);
     if (definition.value) p.set("definition", definition.value);
+    if (localToUtc(from.value)) p.set("started_after", localToUtc(from.value));
+    if (localToUtc(to.value)) p.set("started_before", localToUtc(to.value));
+    if (pageSize.value !== "50") p.set("limit", pageSize.value);
     location.hash = `#/executions${p.toString() ? "?" + p : ""}`;
   };
-  status.addEventListener("change", filterChanged);
-  definition.addEventListener("change", filterChanged);
+  for (const c of [status, definition, from, to, pageSize]) c.addEventListener("change", filterChanged);
+  clearTime.addEventListener("click", () => { from.value = ""; to.value = ""; filterChanged(); });
 
   const rows = new Map();
   const row = (x) => h("tr", { testid: `exec-row-${x.id}`, "data-id": x.id, "data-status": x.status },
@@ -278,36 +315,44 @@ async function executionsView(main, signal) {
     h("td", {}, h("a", { href: `#/definitions/${enc(x.definition)}` }, x.definition)),
     h("td", {}, x.version), h("td", {}, badge(x.status, `status-${x.id}`)),
     h("td", {}, fmtTime(x.started_at)), h("td", {}, fmtTime(x.updated_at)));
+  // The filter as the hash has it (a hand-written bad time goes to the server, which names it).
   const filterParams = () => {
     const p = new URLSearchParams();
-    if (q.get("status")) p.set("status", q.get("status"));
-    if (q.get("definition")) p.set("definition", q.get("definition"));
+    for (const k of ["status", "definition", "started_after", "started_before"]) if (q.get(k)) p.set(k, q.get(k));
+    p.set("limit", limit);
     return p;
   };
-  let onFirstPage = true;
-  const load = async (cursor) => {
+  // Cursors of the pages before this one (for "Previous page").
+  const cursors = [];
+  let current = null;
+  const load = async (cursor, back = false) => {
     const p = filterParams();
-    p.set("limit", "50");
     if (cursor) p.set("cursor", cursor);
     const page = await api("GET", `/v1/executions?${p}`);
     if (signal.aborted) return;
-    onFirstPage = !cursor;
+    if (back) cursors.pop();
+    else if (cursor) cursors.push(current);
+    else cursors.length = 0;
+    current = cursor;
     rows.clear();
     tbody.replaceChildren();
     for (const x of page.items || []) { const r = row(x); rows.set(x.id, r); tbody.append(r); }
-    if (!page.items?.length) tbody.append(h("tr", { class: "empty" }, h("td", { colspan: 6, class: "muted" }, "No executions.")));
+    if (!page.items?.length) tbody.append(h("tr", { class: "empty", testid: "no-executions" }, h("td", { colspan: 6, class: "muted" }, "No executions.")));
     next.hidden = !page.next_cursor;
-    next.onclick = () => load(page.next_cursor);
-    first.hidden = onFirstPage;
-    first.onclick = () => load(null);
+    next.onclick = () => load(page.next_cursor).catch(() => {});
+    first.hidden = !cursor;
+    first.onclick = () => load(null).catch(() => {});
+    prev.hidden = cursors.length < 2;
+    prev.onclick = () => load(cursors[cursors.length - 1], true).catch(() => {});
+    pageNo.textContent = cursor || page.next_cursor ? `page ${cursors.length + 1}` : "";
+    pageNo.dataset.page = String(cursors.length + 1);
   };
   await load(null);
   // Live updates: insert or update rows (new ones only on the first page).
-  const p = filterParams();
-  sse(`/v1/events?${p}`, (event, x) => {
+  sse(`/v1/events?${filterParams()}`, (event, x) => {
     if (event !== "execution" || !x?.id) return;
     const old = rows.get(x.id);
-    if (!old && !onFirstPage) return;
+    if (!old && current) return;
     const r = row(x);
     r.classList.add("flash");
     if (old) old.replaceWith(r);
@@ -389,13 +434,18 @@ async function executionView(main, id, signal) {
       h("dt", {}, "Ended"), h("dd", {}, fmtTime(n.ended_at) || "—"),
       n.location ? [h("dt", {}, "Location"), h("dd", {}, h("code", {}, n.location))] : "",
       n.pivot ? [h("dt", {}, "Pivot"), h("dd", {}, "yes: nothing after it is undone")] : "",
-      n.iterations?.length ? [h("dt", {}, "Iterations"), h("dd", {}, n.iterations.map((it) => h("span", { title: `#${it.index}` }, badge(it.state), " ")))] : "");
+      n.iterations?.length ? [h("dt", {}, "Iterations"), h("dd", {}, `${n.iterations.length}`)] : "");
+    const iterations = n.iterations?.length
+      ? h("div", { class: "kv" }, h("b", {}, "Map iterations"),
+        h("ol", { class: "iterations", start: 0, testid: "panel-iterations" }, n.iterations.map((it) =>
+          h("li", { testid: `iteration-${it.index}`, "data-index": it.index, "data-state": it.state }, badge(it.state)))))
+      : "";
     const err = n.error ? h("div", { class: "error", testid: "panel-error" }, h("b", {}, n.error.error), ": ", n.error.cause ?? "") : "";
     const callback = n.task_token && n.state === "parked" ? callbackForm(n) : "";
     panel.replaceChildren(
       h("div", { class: "row" }, h("h3", {}, n.label ?? n.id), h("span", { class: "spacer" }),
         h("button", { type: "button", onclick: () => { selected = null; panel.hidden = true; layout.classList.add("nopanel"); draw(); } }, "×")),
-      dl, err, callback,
+      dl, err, callback, iterations,
       n.input !== undefined && n.input !== null ? collapsible("Input", n.input, "panel-input", true) : "",
       n.output !== undefined && n.output !== null ? collapsible("Output", n.output, "panel-output", true) : "");
   };
@@ -438,6 +488,20 @@ async function executionView(main, id, signal) {
 
   // History timeline.
   let lastSeq = 0;
+  // What an event is about: a step or state, or a durable operation (by its name) or invocation.
+  const what = (e) => {
+    if (e.step ?? e.state ?? e.name) return e.step ?? e.state ?? e.name;
+    const f = e.fact;
+    if (!f || typeof f !== "object") return "";
+    const type = String(f.type ?? "").replaceAll("_", " ");
+    if (f.op?.id) opNames.set(f.op.id, f.op.name ?? f.op.id);
+    const id = f.op?.id ?? f.id;
+    let subject = "";
+    if (id) subject = type.startsWith("execution") ? "" : opNames.get(id) ?? graph?.nodes?.find((n) => n.id === id)?.label ?? id;
+    else if (f.number !== undefined) subject = `invocation ${f.number}`;
+    return [subject, type].filter(Boolean).join(": ");
+  };
+  const opNames = new Map();
   const addEvent = (e) => {
     if (e.seq <= lastSeq) return;
     lastSeq = e.seq;
@@ -445,7 +509,7 @@ async function executionView(main, id, signal) {
     const err = e.error ? `${e.error.error ?? ""}${e.error.cause ? ": " + e.error.cause : ""}` : "";
     const tr = h("tr", { class: "ev", testid: `event-${e.seq}`, "data-type": e.type, onclick: () => { detail.hidden = !detail.hidden; } },
       h("td", {}, e.seq), h("td", {}, fmtTime(e.at)), h("td", {}, h("code", {}, e.type)),
-      h("td", {}, e.step ?? e.state ?? e.name ?? ""), h("td", {}, e.attempt ?? ""), h("td", { class: "error" }, err));
+      h("td", {}, what(e)), h("td", {}, e.attempt ?? ""), h("td", { class: "error" }, err));
     tbody.append(tr, detail);
   };
   const loadHistory = async () => {

@@ -169,6 +169,11 @@ function anchor(p, q, dir) {
 function edgePath(a, b, dir) {
   const s = anchor(a, b, dir), t = anchor(b, a, dir);
   const k = 0.45;
+  if (dir === "TB" && s.side === "v" && t.side === "v" && t.y - s.y > 3 * NODE_H && Math.abs(t.x - s.x) > 40) {
+    // A long edge down (to the end, past other ranks): straight down beside them, then into its target.
+    const turn = t.y - 2 * NODE_H;
+    return { d: `M${s.x},${s.y} L${s.x},${turn} C${s.x},${t.y - NODE_H / 2} ${t.x},${turn} ${t.x},${t.y}`, mid: { x: s.x, y: (s.y + turn) / 2 } };
+  }
   const c1 = s.side === "h" ? { x: s.x + (t.x - s.x) * k, y: s.y } : { x: s.x, y: s.y + (t.y - s.y) * k };
   const c2 = t.side === "h" ? { x: t.x + (s.x - t.x) * k, y: t.y } : { x: t.x, y: t.y + (s.y - t.y) * k };
   return { d: `M${s.x},${s.y} C${c1.x},${c1.y} ${c2.x},${c2.y} ${t.x},${t.y}`, mid: { x: (s.x + t.x) / 2, y: (s.y + t.y) / 2 } };
@@ -217,7 +222,7 @@ export function renderGraph(container, graph, opts = {}) {
   }
   const invocations = graph.kind === "durable" ? graph.invocations || [] : [];
   const timelineH = invocations.length ? 56 : 0;
-  const W = Math.max(size.w + 2 * PAD + 10, 200);
+  const W = Math.max(size.w + 2 * PAD + 10, invocations.length ? 760 : 200);
   const H = size.h + 2 * PAD + 14 + timelineH;
   const svg = el("svg", { class: "graph", width: W, height: H, viewBox: `0 0 ${W} ${H}`, "data-testid": "graph", "data-kind": graph.kind });
   const defs = el("defs", {}, svg);
@@ -237,7 +242,7 @@ export function renderGraph(container, graph, opts = {}) {
   for (const n of nodes) {
     const p = ctx.pos.get(n.id);
     if (!p || !p.group) continue;
-    const g = el("g", { class: "group", "data-testid": `node-${n.id}`, "data-state": hl[n.id]?.state ?? n.state ?? "", "data-type": n.type }, groupsG);
+    const g = el("g", { class: "group", "data-testid": `node-${n.id}`, "data-state": hl[n.id]?.state ?? n.state ?? "", "data-type": n.type, "data-parent": n.parent ?? "" }, groupsG);
     el("rect", { x: p.x, y: p.y, width: p.w, height: p.h, rx: 10 }, g);
     const t = el("text", { x: p.x + 8, y: p.y + 14 }, g);
     t.textContent = `${n.label ?? n.id}${n.type ? " · " + (n.sub_type || n.type) : ""}${n.state ? " · " + n.state : ""}`;
@@ -270,7 +275,7 @@ export function renderGraph(container, graph, opts = {}) {
     const cls = ["node", n.pivot ? "pivot" : "", light ? "light" : "", problem ? "problem" : "", opts.selected === n.id ? "selected" : ""].join(" ");
     const g = el("g", {
       class: cls, "data-testid": `node-${n.id}`, "data-state": state ?? "", "data-type": n.type ?? "",
-      "data-pivot": n.pivot ? "true" : "false", "data-problem": problem ? "true" : null, tabindex: 0,
+      "data-pivot": n.pivot ? "true" : "false", "data-problem": problem ? "true" : null, "data-parent": n.parent ?? "", tabindex: 0,
     }, nodesG);
     const title = el("title", {}, g);
     title.textContent = [n.label ?? n.id, n.type, state, ...(problem || []), h?.title].filter(Boolean).join(" — ");
@@ -313,11 +318,13 @@ export function renderGraph(container, graph, opts = {}) {
       const num = i.number ?? i.n;
       const x = ((a - t0) / (t1 - t0)) * span;
       const w = Math.max(6, ((b - a) / (t1 - t0)) * span);
-      const r = el("rect", { x, y: y0 + 6, width: w, height: 14, rx: 3 }, g);
+      const ig = el("g", { "data-testid": `invocation-${num}`, "data-outcome": i.outcome ?? "" }, g);
+      const r = el("rect", { x, y: y0 + 6, width: w, height: 14, rx: 3 }, ig);
       const tt = el("title", {}, r);
       tt.textContent = `invocation ${num}: ${i.outcome ?? "running"} (${i.started_at} → ${i.ended_at ?? "…"})`;
-      const t = el("text", { x, y: y0 + 32 }, g);
-      t.textContent = `#${num} ${i.outcome ?? ""}`;
+      const t = el("text", { x, y: y0 + 32 }, ig);
+      const took = i.ended_at ? ` · ${fmtDur(ts(i.ended_at) - a)}` : "";
+      t.textContent = `#${num} ${i.outcome ?? "running"}${took}`;
     }
   }
   container.appendChild(svg);

@@ -1,15 +1,24 @@
 //! The web console in a real headless Chromium: `sagaflow server` (with an
 //! auth token, so the console's sign-in is exercised) and `travel-services`
 //! as real processes, the travel saga and two sagas with a callback step
-//! deployed, and `console/console_e2e.py` (Playwright for Python) clicking
-//! through the console: starting executions with its Start form, reading a
-//! compensated saga's graph, watching an execution finish live, answering a
-//! callback, cancelling, redriving, and the failure explorer's prediction.
+//! deployed, an ASL machine (a Task bound to the travel services' Lambda
+//! functions, a Choice, a Parallel, a Map) and a durable function
+//! (`console/durable_trip`, hosted by the server), and
+//! `console/console_e2e.py` (Playwright for Python) clicking through the
+//! console: starting executions with its Start form, reading a compensated
+//! saga's graph, watching an execution finish live, answering a callback
+//! (success and failure), cancelling, redriving, filtering the list by start
+//! time and paging it, the failure explorer's prediction, the ASL machine's
+//! frames and Map iterations, the durable function's operation tree and
+//! invocations.
 //!
 //! It needs `SAGAFLOW_PYTHON` (an interpreter with `playwright`) and
 //! `SAGAFLOW_CHROMIUM` (a Chromium executable; Playwright's own browsers
 //! are never downloaded). Without them the test says why and passes,
-//! unless `CI` is set: then it fails. Screenshots go to
+//! unless `CI` is set: then it fails. The durable function needs
+//! `aws-durable-execution-sdk-python` and `awslambdaric` in the same
+//! interpreter (as `.ci/run` installs); without them only its check is
+//! skipped, unless `CI` is set. Screenshots go to
 //! `target/console-screenshots`.
 
 mod common;
@@ -56,6 +65,115 @@ steps:
     retry: { max_attempts: 1 }
     action: { http: { url: "${TRAVEL_URL}/payment/charge" } }
 "#;
+
+/// A Step Functions machine drawn as the AWS console does: a Task (the
+/// cdk-patterns sample's hotel reservation, through the resource map), a
+/// Choice on its answer, a Parallel of two branches and a Map over the
+/// trip's three nights.
+const ASL_MACHINE: &str = r#"{
+  "Comment": "Reserve a hotel, then prepare the trip in parallel and price each night",
+  "StartAt": "ReserveHotel",
+  "States": {
+    "ReserveHotel": {
+      "Type": "Task",
+      "Resource": "arn:aws:lambda:us-east-1:123456789012:function:reserveHotelLambdaHandler020AE24A",
+      "ResultPath": "$.ReserveHotelResult",
+      "Next": "IsReserved"
+    },
+    "IsReserved": {
+      "Type": "Choice",
+      "Choices": [
+        { "Variable": "$.ReserveHotelResult.status", "StringEquals": "ok", "Next": "Prepare" }
+      ],
+      "Default": "NotReserved"
+    },
+    "NotReserved": { "Type": "Fail", "Error": "NotReserved", "Cause": "the hotel was not reserved" },
+    "Prepare": {
+      "Type": "Parallel",
+      "ResultPath": "$.prepared",
+      "Next": "PriceNights",
+      "Branches": [
+        { "StartAt": "Invoice", "States": { "Invoice": { "Type": "Pass", "Result": { "invoice": "INV-1" }, "End": true } } },
+        { "StartAt": "Notify", "States": {
+            "Notify": { "Type": "Pass", "Result": { "notified": true }, "Next": "Remind" },
+            "Remind": { "Type": "Pass", "Result": { "reminder": "the day before" }, "End": true } } }
+      ]
+    },
+    "PriceNights": {
+      "Type": "Map",
+      "ItemsPath": "$.nights",
+      "ResultPath": "$.prices",
+      "ItemProcessor": {
+        "ProcessorConfig": { "Mode": "INLINE" },
+        "StartAt": "PriceNight",
+        "States": { "PriceNight": { "Type": "Pass", "Parameters": { "night.$": "$", "price": 150 }, "End": true } }
+      },
+      "Next": "Booked"
+    },
+    "Booked": { "Type": "Succeed" }
+  }
+}"#;
+
+/// The cheapest machine there is: the list's paging is checked on its executions.
+const TICK_MACHINE: &str =
+    r#"{"StartAt": "Tick", "States": {"Tick": {"Type": "Pass", "End": true}}}"#;
+
+/// The server's config hosting `console/durable_trip` as the durable
+/// function `console-trip`.
+fn durable_config(dir: &std::path::Path, python: &std::path::Path) -> PathBuf {
+    let code = workspace().join("crates/cli/tests/console/durable_trip");
+    let config = format!(
+        r#"[lambda]
+python = {python}
+region = "us-east-1"
+account_id = "123456789012"
+
+[[lambda.functions]]
+name = "console-trip"
+runtime = "python"
+code = {code}
+handler = "index.lambda_handler"
+timeout_seconds = 60
+[lambda.functions.durable]
+execution_timeout_seconds = 600
+retention_days = 1
+"#,
+        python = common::toml_str(&python.to_string_lossy()),
+        code = common::toml_str(&code.to_string_lossy()),
+    );
+    let path = dir.join("sagaflow.toml");
+    std::fs::write(&path, config).expect("the config can be written");
+    path
+}
+
+/// Whether `python` can host a Python durable function (the durable
+/// execution SDK and the runtime interface client); if not, says why (and
+/// under `CI` fails).
+fn hosts_durable_functions(python: &std::path::Path) -> bool {
+    let probe = run(
+        {
+            let mut cmd = common::clean_command(python);
+            cmd.args([
+                "-c",
+                "import aws_durable_execution_sdk_python, awslambdaric",
+            ]);
+            cmd
+        },
+        Duration::from_secs(60),
+    );
+    if probe.status.success() {
+        return true;
+    }
+    let why = format!(
+        "{} cannot host a durable function ({}): pip install aws-durable-execution-sdk-python \
+         awslambdaric (see .ci/run); the console's durable function check is skipped",
+        python.display(),
+        String::from_utf8_lossy(&probe.stderr).trim()
+    );
+    assert!(std::env::var_os("CI").is_none(), "{why}");
+    eprintln!("skipped: {why}");
+    false
+}
 
 /// What the browser suite needs, or `None` after saying why it is skipped
 /// (under `CI` a missing piece fails the test instead).
@@ -133,14 +251,22 @@ fn the_console_shows_starts_explains_and_repairs_executions_in_a_real_browser() 
     };
     let dir = KeptOnFailure::new();
     let travel = Travel::start(dir.path(), 0.0, 0);
-    let server = start_server(
-        &dir.path().join("data"),
-        travel.url(),
-        &["--auth-token", TOKEN],
+    let resource = format!(
+        "arn:aws:lambda:*:*:function:{{name}}={}/lambda/{{name}}",
+        travel.url()
     );
+    let durable = hosts_durable_functions(&python);
+    let config = durable.then(|| durable_config(dir.path(), &python));
+    let mut args = vec!["--auth-token", TOKEN, "--resource", &resource];
+    if let Some(config) = &config {
+        args.extend(["--config", config.to_str().expect("a UTF-8 path")]);
+    }
+    let server = start_server(&dir.path().join("data"), travel.url(), &args);
     deploy(&server.url, "trip-booking", TRAVEL_SAGA);
     deploy(&server.url, "trip-approval", APPROVAL_SAGA);
     deploy(&server.url, "charge-by-callback", PIVOT_CALLBACK_SAGA);
+    deploy(&server.url, "hotel-nights", ASL_MACHINE);
+    deploy(&server.url, "tick", TICK_MACHINE);
 
     let screenshots = workspace().join("target/console-screenshots");
     std::fs::create_dir_all(&screenshots).expect("the screenshot folder can be created");
@@ -155,6 +281,7 @@ fn the_console_shows_starts_explains_and_repairs_executions_in_a_real_browser() 
         .env("CONSOLE_URL", format!("{}/console/", server.url))
         .env("CONSOLE_TOKEN", TOKEN)
         .env("CONSOLE_CHROMIUM", &chromium)
+        .env("CONSOLE_DURABLE", if durable { "console-trip" } else { "" })
         .env("CONSOLE_SCREENSHOTS", &screenshots)
         .env(
             "CONSOLE_TRIP",

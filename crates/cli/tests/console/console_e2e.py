@@ -5,10 +5,18 @@ with an auth token, with the travel saga (`trip-booking`), a saga waiting for
 an approval callback (`trip-approval`) and one whose pivot is a callback that
 times out (`charge-by-callback`) deployed. Everything is done through the
 console, as a person would: sign in, start executions with the Start form,
-read graphs, answer a callback, cancel, redrive, ask the failure explorer.
+read graphs, answer a callback, cancel, redrive, filter and page the list,
+ask the failure explorer; then an ASL machine (`hotel-nights`: a Task, a
+Choice, a Parallel, a Map) and a durable function (`console-trip`).
+
+The browser runs in New York's time zone, so that the list's start-time
+filter (the browser's local time, sent as UTC) is checked converting.
 
 Environment: CONSOLE_URL (…/console/), CONSOLE_TOKEN, CONSOLE_CHROMIUM,
-CONSOLE_SCREENSHOTS (a folder), CONSOLE_TRIP (examples/trip-success.json).
+CONSOLE_SCREENSHOTS (a folder), CONSOLE_TRIP (examples/trip-success.json),
+CONSOLE_DURABLE (the durable function's name, empty: its check is skipped),
+CONSOLE_ONLY (optional, while working on it: only the checks whose name
+contains it, after signing in).
 Prints `ok: …` / `FAIL: …` per check and exits 1 if any failed.
 """
 
@@ -17,6 +25,7 @@ import os
 import sys
 import traceback
 import uuid
+from urllib.parse import parse_qs
 
 from playwright.sync_api import expect, sync_playwright
 
@@ -30,6 +39,9 @@ with open(os.environ["CONSOLE_TRIP"], encoding="utf-8") as f:
 # Generous: the server and the browser share a small machine.
 WAIT = 60_000
 RUN = uuid.uuid4().hex[:6]
+DURABLE = os.environ.get("CONSOLE_DURABLE", "")
+ONLY = os.environ.get("CONSOLE_ONLY", "")
+TIMEZONE = "America/New_York"
 failures = []
 
 
@@ -50,6 +62,8 @@ def status(page):
 
 def check(page, name, fn):
     """Runs one check; on failure prints why and keeps a screenshot of the page."""
+    if ONLY and ONLY not in name and not name.startswith("signing in"):
+        return
     try:
         fn()
         print(f"ok: {name}", flush=True)
@@ -76,6 +90,53 @@ def start_with_form(page, definition, execution_id, payload):
     expect(page.get_by_test_id("exec-status")).to_be_visible(timeout=WAIT)
 
 
+def api_fetch(page, method, path, body=None, headers=None):
+    """A request from the page with the token (what another client would do): (status, text)."""
+    return page.evaluate(
+        """async ([method, path, body, headers, token]) => {
+             const r = await fetch(path, {method, headers: {Authorization: `Bearer ${token}`,
+               'Content-Type': 'application/json', ...headers}, body: body === null ? undefined : body});
+             return [r.status, await r.text()]; }""",
+        [method, path, None if body is None else json.dumps(body), headers or {}, TOKEN],
+    )
+
+
+def start_via_api(page, definition, execution_id, payload):
+    status, text = api_fetch(page, "POST", "/v1/executions",
+                             {"definition": definition, "input": payload, "execution_id": execution_id})
+    assert status in (200, 201), f"starting {execution_id}: {status} {text}"
+
+
+def row_ids(page):
+    return page.get_by_test_id("executions").locator("tr[data-id]").evaluate_all(
+        "rows => rows.map(r => r.dataset.id)")
+
+
+def hash_query(page):
+    return {k: v[0] for k, v in parse_qs(page.url.split("#", 1)[1].split("?", 1)[1] if "?" in page.url else "").items()}
+
+
+def bbox(page, locator, what):
+    """Where `locator` is drawn; again if a live refresh redrew the graph while it was measured."""
+    for _ in range(50):
+        b = locator.bounding_box()
+        if b:
+            return b
+        page.wait_for_timeout(100)
+    raise AssertionError(f"{what} is drawn")
+
+
+def box(page, node_id):
+    return bbox(page, node(page, node_id), node_id)
+
+
+def inside(inner, outer, what):
+    ok = (inner["x"] >= outer["x"] - 0.5 and inner["y"] >= outer["y"] - 0.5
+          and inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 0.5
+          and inner["y"] + inner["height"] <= outer["y"] + outer["height"] + 0.5)
+    assert ok, f"{what}: {inner} is inside {outer}"
+
+
 def confirm(page):
     dialog = page.get_by_test_id("confirm-dialog")
     expect(dialog).to_be_visible(timeout=WAIT)
@@ -86,7 +147,7 @@ def confirm(page):
 def main():
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
-        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        page = browser.new_page(viewport={"width": 1500, "height": 950}, timezone_id=TIMEZONE)
         assets = os.environ.get("CONSOLE_ASSETS")
         if assets:
             # Working on the console: its files from this folder, not the ones built into the binary.
@@ -109,6 +170,8 @@ def run_checks(page):
         "cancelled": f"ui-{RUN}-cancelled",
         "watched": f"ui-{RUN}-watched",
         "redriven": f"ui-{RUN}-redriven",
+        "refused": f"ui-{RUN}-refused",
+        "asl": f"ui-{RUN}-asl",
     }
 
     def signs_in():
@@ -201,6 +264,77 @@ def run_checks(page):
     check(page, "the list shows the executions, filters by status and the search jumps to one (or says it is not there)",
           list_and_search)
 
+    def paging():
+        ticks = [f"tick-{RUN}-{i:02}" for i in range(25)]
+        page.goto(f"{URL}#/executions")
+        expect(page.locator("h1")).to_contain_text("Executions", timeout=WAIT)
+        for t in ticks:
+            start_via_api(page, "tick", t, {"tick": t})
+        page.get_by_test_id("filter-definition").select_option("tick")
+        expect(page.get_by_test_id("executions").locator("tr[data-id]")).to_have_count(25, timeout=WAIT)
+        expect(page.get_by_test_id("next-page")).to_be_hidden()
+        page.get_by_test_id("page-size").select_option("20")
+        page.wait_for_url("**limit=20**", timeout=WAIT)
+        rows = page.get_by_test_id("executions").locator("tr[data-id]")
+        expect(rows).to_have_count(20, timeout=WAIT)
+        expect(page.get_by_test_id("page-size")).to_have_value("20")
+        first = row_ids(page)
+        assert first == sorted(ticks, reverse=True)[:20], f"newest first: {first}"
+        page.get_by_test_id("next-page").click()
+        expect(rows).to_have_count(5, timeout=WAIT)
+        expect(page.get_by_test_id("page-number")).to_have_attribute("data-page", "2")
+        second = row_ids(page)
+        assert not set(first) & set(second), f"the pages do not overlap: {first} / {second}"
+        assert sorted(first + second) == sorted(ticks), f"the two pages hold every tick: {second}"
+        expect(page.get_by_test_id("next-page")).to_be_hidden()
+        page.screenshot(path=os.path.join(SHOTS, "executions-page-2.png"), full_page=True)
+        page.get_by_test_id("first-page").click()
+        expect(rows).to_have_count(20, timeout=WAIT)
+        assert row_ids(page) == first, "the first page again"
+
+    check(page, "the list pages by cursor with Next page (20 per page: 20 then 5, no overlap)", paging)
+
+    def time_range():
+        rows = page.get_by_test_id("executions").locator("tr[data-id]")
+        page.goto(f"{URL}#/executions?definition=tick")
+        expect(rows).to_have_count(25, timeout=WAIT)
+        # A range in the future (New York's midnight is 05:00 UTC): nothing.
+        page.get_by_test_id("filter-from").fill("2099-01-01T00:00")
+        page.wait_for_url("**started_after=**", timeout=WAIT)
+        assert hash_query(page).get("started_after") == "2099-01-01T05:00:00.000Z", \
+            f"the local time is sent as UTC: {page.url}"
+        expect(page.get_by_test_id("no-executions")).to_be_visible(timeout=WAIT)
+        expect(rows).to_have_count(0)
+        expect(page.get_by_test_id("filter-from")).to_have_value("2099-01-01T00:00")
+        page.screenshot(path=os.path.join(SHOTS, "executions-future-range.png"), full_page=True)
+        # Cleared: every one again.
+        page.get_by_test_id("filter-clear-time").click()
+        expect(rows).to_have_count(25, timeout=WAIT)
+        assert "started_after" not in page.url, page.url
+        # Before 2000: nothing; 2000 to 2099: all, and a new one appears live.
+        page.get_by_test_id("filter-to").fill("2000-01-01T00:00")
+        expect(page.get_by_test_id("no-executions")).to_be_visible(timeout=WAIT)
+        assert hash_query(page).get("started_before") == "2000-01-01T05:00:00.000Z", page.url
+        page.get_by_test_id("filter-from").fill("1999-12-31T00:00")
+        page.get_by_test_id("filter-to").fill("2099-01-01T00:00")
+        expect(rows).to_have_count(25, timeout=WAIT)
+        q = hash_query(page)
+        assert q.get("started_after") == "1999-12-31T05:00:00.000Z" and q.get("definition") == "tick", page.url
+        page.evaluate("window.__same_page = true")
+        late = f"tick-{RUN}-late"
+        start_via_api(page, "tick", late, {"tick": late})
+        expect(page.get_by_test_id(f"exec-row-{late}")).to_be_visible(timeout=WAIT)
+        assert page.evaluate("window.__same_page === true"), "the list was not reloaded"
+        # A time the server cannot read: its answer, naming the parameter, in the banner.
+        page.goto(f"{URL}#/executions?started_after=yesterday")
+        banner = page.get_by_test_id("error-banner")
+        expect(banner).to_be_visible(timeout=WAIT)
+        expect(banner).to_contain_text("invalid_parameter")
+        expect(banner).to_contain_text("started_after")
+
+    check(page, "the start-time range filters the list (local time sent as UTC), live too; a bad time is named",
+          time_range)
+
     def callback_answered_live():
         start_with_form(page, "trip-approval", ids["approved"], trip("success", ids["approved"]))
         expect(node(page, "approve")).to_have_attribute("data-state", "parked", timeout=WAIT)
@@ -219,6 +353,24 @@ def run_checks(page):
 
     check(page, "a parked approval answered with Send success makes the open execution succeed live",
           callback_answered_live)
+
+    def callback_refused():
+        start_with_form(page, "trip-approval", ids["refused"], trip("success", ids["refused"]))
+        expect(node(page, "approve")).to_have_attribute("data-state", "parked", timeout=WAIT)
+        node(page, "approve").click()
+        panel = page.get_by_test_id("node-panel")
+        expect(panel.get_by_test_id("callback-failure")).to_be_visible(timeout=WAIT)
+        panel.get_by_test_id("callback-error").fill("NotApproved")
+        panel.get_by_test_id("callback-cause").fill("the manager said no")
+        panel.get_by_test_id("callback-failure").click()
+        expect(status(page)).to_have_attribute("data-status", "compensated", timeout=WAIT)
+        expect(node(page, "approve")).to_have_attribute("data-state", "failed", timeout=WAIT)
+        expect(node(page, "reserve_hotel/compensation")).to_have_attribute("data-state", "compensated", timeout=WAIT)
+        expect(node(page, "take_payment")).to_have_attribute("data-state", "pending")
+        node(page, "approve").click()
+        expect(panel.get_by_test_id("panel-error")).to_contain_text("NotApproved", timeout=WAIT)
+
+    check(page, "a parked approval answered with Send failure makes the saga compensate", callback_refused)
 
     def cancel_with_dialog():
         start_with_form(page, "trip-approval", ids["cancelled"], trip("success", ids["cancelled"]))
@@ -332,6 +484,97 @@ def run_checks(page):
         expect(page.get_by_test_id("valid")).to_be_visible(timeout=WAIT)
 
     check(page, "Validate lists a new source's problems and marks the node they name", validation)
+
+    def asl_machine():
+        payload = trip("success", ids["asl"])
+        payload["nights"] = ["2017-07-10", "2017-07-11", "2017-07-12"]
+        start_with_form(page, "hotel-nights", ids["asl"], payload)
+        expect(status(page)).to_have_attribute("data-status", "succeeded", timeout=WAIT)
+        expect(page.get_by_test_id("graph")).to_have_attribute("data-kind", "asl")
+        for state in ["ReserveHotel", "IsReserved", "Prepare", "Invoice", "Notify", "Remind",
+                      "PriceNights", "PriceNight", "Booked"]:
+            expect(node(page, state)).to_have_attribute("data-state", "succeeded", timeout=WAIT)
+        expect(node(page, "NotReserved")).to_have_attribute("data-state", "pending")
+        # The Parallel and the Map are frames around their branches / processor.
+        expect(node(page, "Prepare")).to_have_attribute("data-type", "Parallel")
+        expect(node(page, "Prepare")).to_have_class("group")
+        expect(node(page, "PriceNights")).to_have_attribute("data-type", "Map")
+        expect(node(page, "PriceNights")).to_have_class("group")
+        prepare, b0, b1 = box(page, "Prepare"), box(page, "Prepare/branch0"), box(page, "Prepare/branch1")
+        inside(b0, prepare, "branch 1 in the Parallel")
+        inside(b1, prepare, "branch 2 in the Parallel")
+        inside(box(page, "Invoice"), b0, "Invoice in branch 1")
+        inside(box(page, "Notify"), b1, "Notify in branch 2")
+        inside(box(page, "Remind"), b1, "Remind in branch 2")
+        assert b0["x"] + b0["width"] <= b1["x"] or b1["x"] + b1["width"] <= b0["x"], \
+            f"the branches side by side: {b0} {b1}"
+        mapbox, proc = box(page, "PriceNights"), box(page, "PriceNights/processor")
+        inside(proc, mapbox, "the processor in the Map")
+        inside(box(page, "PriceNight"), proc, "PriceNight in the processor")
+        # Top to bottom, in the order they run.
+        ys = [box(page, s)["y"] for s in ["ReserveHotel", "IsReserved", "Prepare", "PriceNights", "Booked"]]
+        assert ys == sorted(ys) and len(set(ys)) == len(ys), f"drawn top to bottom: {ys}"
+        assert box(page, "Notify")["y"] < box(page, "Remind")["y"], "Remind under Notify"
+        # The Map's iterations, in its panel.
+        node(page, "PriceNights").click(position={"x": 40, "y": 8})
+        panel = page.get_by_test_id("node-panel")
+        expect(panel).to_be_visible(timeout=WAIT)
+        items = panel.get_by_test_id("panel-iterations").locator("li")
+        expect(items).to_have_count(3, timeout=WAIT)
+        for i in range(3):
+            expect(panel.get_by_test_id(f"iteration-{i}")).to_have_attribute("data-state", "succeeded")
+        page.screenshot(path=os.path.join(SHOTS, "asl-machine.png"), full_page=True)
+
+    check(page, "an ASL machine is drawn top to bottom, its Parallel and Map framed, the Map's 3 iterations listed",
+          asl_machine)
+
+    def durable_function():
+        if not DURABLE:
+            print("skipped: the durable function check (the interpreter cannot host one)", flush=True)
+            return
+        name = f"console-{RUN}"
+        status_code, text = api_fetch(
+            page, "POST", f"/2015-03-31/functions/{DURABLE}/invocations", {"trip_id": RUN},
+            {"X-Amz-Invocation-Type": "Event", "X-Amz-Durable-Execution-Name": name})
+        assert status_code == 202, f"the durable function starts: {status_code} {text}"
+        page.goto(f"{URL}#/executions?definition={DURABLE}")
+        link = page.get_by_test_id("executions").locator("tr[data-id] a").first
+        expect(link).to_be_visible(timeout=WAIT)
+        link.click()
+        page.wait_for_url("**#/executions/**", timeout=WAIT)
+        expect(status(page)).to_have_attribute("data-status", "succeeded", timeout=3 * WAIT)
+        graph = page.get_by_test_id("graph")
+        expect(graph).to_have_attribute("data-kind", "durable")
+        expect(graph.locator("[data-type=function]")).to_have_attribute("data-state", "succeeded", timeout=WAIT)
+        expect(graph.locator("[data-type=STEP]")).to_have_count(4, timeout=WAIT)
+        expect(graph.locator("[data-type=WAIT]")).to_have_count(1)
+        context = graph.locator("[data-type=CONTEXT]")
+        expect(context).to_have_count(1)
+        ctx_id = context.get_attribute("data-testid").removeprefix("node-")
+        children = graph.locator(f'[data-parent="{ctx_id}"]')
+        expect(children).to_have_count(2)
+        ctx = bbox(page, context, "the child context")
+        for i in range(2):
+            c = children.nth(i)
+            expect(c).to_have_attribute("data-type", "STEP")
+            expect(c).to_have_attribute("data-state", "succeeded")
+            b = bbox(page, c, f"the context's child {i}")
+            assert b["x"] > ctx["x"] and b["y"] > ctx["y"], f"a child is drawn under its context, indented: {b} {ctx}"
+        for n in range(graph.locator("[data-type=STEP]").count()):
+            expect(graph.locator("[data-type=STEP]").nth(n)).to_have_attribute("data-state", "succeeded")
+        invocations = page.get_by_test_id("invocations")
+        expect(invocations).to_be_visible(timeout=WAIT)
+        expect(invocations.locator("[data-testid^=invocation-]").first).to_be_visible()
+        count = invocations.locator("[data-testid^=invocation-]").count()
+        assert count >= 1, f"at least one invocation on the timeline, not {count}"
+        expect(invocations.locator(f"[data-testid=invocation-{count}]")).to_have_attribute(
+            "data-outcome", "succeeded", timeout=WAIT)
+        history = page.get_by_test_id("history")
+        expect(history.locator("tr[data-type=durable_operation]", has_text="book-hotel").first).to_be_visible()
+        page.screenshot(path=os.path.join(SHOTS, "durable-function.png"))
+
+    check(page, "a durable function's operation tree (steps under their context) and its invocations are drawn",
+          durable_function)
 
     def signs_out():
         page.get_by_test_id("sign-out").click()
