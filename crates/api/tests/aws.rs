@@ -826,6 +826,184 @@ async fn update_state_machine_stores_a_new_version_and_executions_keep_theirs() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machines_tags_are_kept_listed_removed_bounded_and_deleted_with_it() {
+    let aws = Aws::start().await;
+    let arn = state_machine_arn("tagged");
+    aws.ok(
+        "CreateStateMachine",
+        json!({"name": "tagged", "definition": PASS, "roleArn": "r", "tags": [{"key": "team", "value": "payments"}]}),
+    )
+    .await;
+    let list = |v: Value| v["tags"].clone();
+    assert_eq!(
+        list(
+            aws.ok("ListTagsForResource", json!({"resourceArn": arn}))
+                .await
+        ),
+        json!([{"key": "team", "value": "payments"}])
+    );
+    aws.ok(
+        "TagResource",
+        json!({"resourceArn": arn, "tags": [{"key": "env", "value": "dev"}, {"key": "team", "value": "travel"}, {"key": "empty"}]}),
+    )
+    .await;
+    assert_eq!(
+        list(
+            aws.ok("ListTagsForResource", json!({"resourceArn": arn}))
+                .await
+        ),
+        json!([{"key": "empty", "value": ""}, {"key": "env", "value": "dev"}, {"key": "team", "value": "travel"}])
+    );
+    aws.ok(
+        "UntagResource",
+        json!({"resourceArn": arn, "tagKeys": ["env", "not-there"]}),
+    )
+    .await;
+    // A new version keeps the machine's tags; they are stored, not cached.
+    aws.ok(
+        "UpdateStateMachine",
+        json!({"stateMachineArn": arn, "definition": CHOOSE}),
+    )
+    .await;
+    let tags = aws
+        .engine
+        .store()
+        .definition_tags("tagged")
+        .await
+        .expect("stored tags");
+    assert_eq!(
+        tags.into_iter().collect::<Vec<_>>(),
+        [
+            ("empty".to_string(), String::new()),
+            ("team".to_string(), "travel".to_string())
+        ]
+    );
+
+    // The longest key and value AWS allows.
+    let answer = aws
+        .ok(
+            "TagResource",
+            json!({"resourceArn": arn, "tags": [{"key": "k".repeat(128), "value": "v".repeat(256)}]}),
+        )
+        .await;
+    assert_eq!(answer, json!({}));
+
+    // At most 50: 47 more fit, one more does not and changes nothing.
+    let more: Vec<Value> = (0..47)
+        .map(|i| json!({"key": format!("k{i}"), "value": "v"}))
+        .collect();
+    aws.ok("TagResource", json!({"resourceArn": arn, "tags": more}))
+        .await;
+    let message = aws
+        .error(
+            "TagResource",
+            json!({"resourceArn": arn, "tags": [{"key": "one-too-many", "value": "v"}]}),
+            "TooManyTags",
+        )
+        .await;
+    assert!(message.contains(&arn), "{message}");
+    let listed = aws
+        .ok("ListTagsForResource", json!({"resourceArn": arn}))
+        .await;
+    assert_eq!(listed["tags"].as_array().unwrap().len(), 50);
+    // Replacing a value at the limit is fine.
+    aws.ok(
+        "TagResource",
+        json!({"resourceArn": arn, "tags": [{"key": "team", "value": "ops"}]}),
+    )
+    .await;
+    let too_many: Vec<Value> = (0..51)
+        .map(|i| json!({"key": format!("n{i}"), "value": "v"}))
+        .collect();
+    aws.error(
+        "CreateStateMachine",
+        json!({"name": "crowded", "definition": PASS, "roleArn": "r", "tags": too_many}),
+        "TooManyTags",
+    )
+    .await;
+
+    // AWS's constraints on keys and values.
+    for tags in [
+        json!([{"key": "", "value": "v"}]),
+        json!([{"key": "k".repeat(129), "value": "v"}]),
+        json!([{"key": "k", "value": "v".repeat(257)}]),
+        json!([{"value": "v"}]),
+        json!(["k"]),
+        json!({"k": "v"}),
+    ] {
+        aws.error(
+            "TagResource",
+            json!({"resourceArn": arn, "tags": tags}),
+            "ValidationException",
+        )
+        .await;
+    }
+    for body in [
+        json!({"resourceArn": arn}),
+        json!({"resourceArn": arn, "tagKeys": [""]}),
+        json!({"resourceArn": arn, "tagKeys": "team"}),
+    ] {
+        aws.error("UntagResource", body, "ValidationException")
+            .await;
+    }
+    aws.error("TagResource", json!({"tags": []}), "ValidationException")
+        .await;
+
+    // Unknown resources and ARNs that name no taggable resource.
+    let nobody = state_machine_arn("nobody");
+    let activity = "arn:aws:states:us-east-1:123456789012:activity:review";
+    for resource in [nobody.as_str(), activity] {
+        aws.error(
+            "ListTagsForResource",
+            json!({"resourceArn": resource}),
+            "ResourceNotFound",
+        )
+        .await;
+        aws.error(
+            "TagResource",
+            json!({"resourceArn": resource, "tags": [{"key": "a", "value": "b"}]}),
+            "ResourceNotFound",
+        )
+        .await;
+        aws.error(
+            "UntagResource",
+            json!({"resourceArn": resource, "tagKeys": ["a"]}),
+            "ResourceNotFound",
+        )
+        .await;
+    }
+    for bad in [
+        "tagged",
+        "arn:aws:states:us-east-1:123456789012:execution:tagged:x",
+    ] {
+        aws.error(
+            "ListTagsForResource",
+            json!({"resourceArn": bad}),
+            "InvalidArn",
+        )
+        .await;
+    }
+
+    // Deleting the machine deletes its tags: created again, it has none.
+    aws.ok("DeleteStateMachine", json!({"stateMachineArn": arn}))
+        .await;
+    aws.error(
+        "ListTagsForResource",
+        json!({"resourceArn": arn}),
+        "ResourceNotFound",
+    )
+    .await;
+    aws.create("tagged", PASS).await;
+    assert_eq!(
+        list(
+            aws.ok("ListTagsForResource", json!({"resourceArn": arn}))
+                .await
+        ),
+        json!([])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_names_arns_and_types_are_refused() {
     let aws = Aws::start().await;
     aws.create("hello", PASS).await;
@@ -1638,7 +1816,7 @@ async fn protocol_errors_have_the_aws_json_shape_and_never_a_500() {
     let aws = Aws::start().await;
 
     for target in [
-        "AWSStepFunctions.TagResource",
+        "AWSStepFunctions.CreateActivity",
         "AWSStepFunctions.",
         "DynamoDB_20120810.ListTables",
         "",
@@ -1774,7 +1952,7 @@ async fn the_openapi_document_points_at_the_endpoint_and_lists_every_action_serv
     let sfn = &doc["x-step-functions"];
     assert_eq!(sfn["endpoint"], "POST /");
     let actions = sfn["actions"].as_array().expect("actions");
-    assert_eq!(actions.len(), 17);
+    assert_eq!(actions.len(), 20);
     for action in actions {
         let action = action.as_str().unwrap();
         // Served: whatever an empty request gets, it is not an unknown operation.

@@ -356,6 +356,22 @@ impl Executor for CrashingStore {
         self.inner.delete_definition(name).await
     }
 
+    async fn definition_tags(&self, name: &str) -> StoreResult<sagaflow_store::Tags> {
+        self.alive()?;
+        self.inner.definition_tags(name).await
+    }
+
+    async fn tag_definition(
+        &self,
+        name: &str,
+        set: &sagaflow_store::Tags,
+        remove: &[String],
+        max: usize,
+    ) -> StoreResult<Option<sagaflow_store::Tags>> {
+        self.alive()?;
+        self.inner.tag_definition(name, set, remove, max).await
+    }
+
     async fn create_execution(&self, create: Create) -> StoreResult<Created> {
         self.alive()?;
         self.inner.create_execution(create).await

@@ -57,6 +57,8 @@ macro_rules! conformance_tests {
             a_deleted_definition_has_no_latest_and_is_not_listed_but_its_versions_stay_readable,
             deleting_is_idempotent_and_deleting_an_unknown_definition_deletes_nothing,
             registering_a_deleted_name_again_creates_the_next_version_even_with_the_same_digest,
+            a_live_definitions_tags_are_set_replaced_removed_and_bounded,
+            deleting_a_definition_deletes_its_tags_and_only_a_live_one_is_tagged,
             a_new_execution_reads_back_as_created,
             creating_an_execution_again_returns_the_existing_one_untouched,
             an_append_at_the_current_version_extends_the_history,
@@ -468,6 +470,109 @@ pub async fn registering_a_deleted_name_again_creates_the_next_version_even_with
         .expect("put a third time");
     assert!(!new);
     assert_eq!(same, again);
+}
+
+fn tags(pairs: &[(&str, &str)]) -> crate::Tags {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+pub async fn a_live_definitions_tags_are_set_replaced_removed_and_bounded(store: &dyn Store) {
+    store
+        .put_definition("order", "asl", "src", "d1", T0)
+        .await
+        .expect("put");
+    assert_eq!(
+        store.definition_tags("order").await.expect("tags"),
+        tags(&[])
+    );
+    let set = store
+        .tag_definition("order", &tags(&[("team", "pay"), ("env", "dev")]), &[], 3)
+        .await
+        .expect("tag");
+    assert_eq!(set, Some(tags(&[("env", "dev"), ("team", "pay")])));
+    // A key again takes the new value; removing an unknown key is no error.
+    let set = store
+        .tag_definition(
+            "order",
+            &tags(&[("env", "prod")]),
+            &["team".to_string(), "none".to_string()],
+            3,
+        )
+        .await
+        .expect("tag again");
+    assert_eq!(set, Some(tags(&[("env", "prod")])));
+    // Past the bound nothing is written.
+    let over = store
+        .tag_definition(
+            "order",
+            &tags(&[("a", "1"), ("b", "2"), ("c", "3")]),
+            &[],
+            3,
+        )
+        .await
+        .expect("tag past the bound");
+    assert_eq!(over, None);
+    assert_eq!(
+        store.definition_tags("order").await.expect("tags"),
+        tags(&[("env", "prod")])
+    );
+    // A new version keeps the definition's tags.
+    store
+        .put_definition("order", "asl", "src2", "d2", T0 + 1)
+        .await
+        .expect("put a new version");
+    assert_eq!(
+        store.definition_tags("order").await.expect("tags"),
+        tags(&[("env", "prod")])
+    );
+}
+
+pub async fn deleting_a_definition_deletes_its_tags_and_only_a_live_one_is_tagged(
+    store: &dyn Store,
+) {
+    for unknown in [
+        store.definition_tags("none").await.err(),
+        store
+            .tag_definition("none", &tags(&[("a", "1")]), &[], 50)
+            .await
+            .err(),
+    ] {
+        assert!(
+            matches!(unknown, Some(Error::NotFound { .. })),
+            "{unknown:?}"
+        );
+    }
+    store
+        .put_definition("order", "asl", "src", "d1", T0)
+        .await
+        .expect("put");
+    store
+        .tag_definition("order", &tags(&[("a", "1")]), &[], 50)
+        .await
+        .expect("tag");
+    store.delete_definition("order").await.expect("delete");
+    assert!(matches!(
+        store.definition_tags("order").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .tag_definition("order", &tags(&[("b", "2")]), &[], 50)
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    // Created again, it starts without the old tags.
+    store
+        .put_definition("order", "asl", "src", "d1", T0 + 1)
+        .await
+        .expect("put again");
+    assert_eq!(
+        store.definition_tags("order").await.expect("tags"),
+        tags(&[])
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -71,6 +71,9 @@ pub struct DefinitionRecord {
     pub created_at: Millis,
 }
 
+/// A definition's tags: value by key.
+pub type Tags = std::collections::BTreeMap<String, String>;
+
 /// The summary row of an execution, kept in step with its history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecutionRecord {
@@ -277,6 +280,22 @@ pub trait Executor: Send + Sync {
     /// version, even with the deleted one's digest. Idempotent: `false` when
     /// there was no live definition of that name.
     async fn delete_definition(&self, name: &str) -> Result<bool>;
+    /// The tags of a live definition (Step Functions' tags of a state
+    /// machine), by key; `NotFound` when `name` has no live definition.
+    /// Deleting a definition deletes its tags.
+    async fn definition_tags(&self, name: &str) -> Result<Tags>;
+    /// Sets the tags of `set` (a key already there takes the new value) and
+    /// removes the keys of `remove` (unknown ones are ignored) on a live
+    /// definition, in one write, and returns its tags then. When they would
+    /// be more than `max`, nothing is written: `Ok(None)`. `NotFound` when
+    /// `name` has no live definition.
+    async fn tag_definition(
+        &self,
+        name: &str,
+        set: &Tags,
+        remove: &[String],
+        max: usize,
+    ) -> Result<Option<Tags>>;
     /// Creates an execution with its first events and the durable timers
     /// they arm (in one write, as [`Executor::append`] does), or returns the
     /// existing one with the same id (the caller decides whether that is a

@@ -17,7 +17,7 @@ use sagaflow_core::{Event, Status};
 use crate::{
     Append, Create, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor,
     HistoryEntry, Lease, Leases, ListFilter, Notification, NotificationKind, Page, Query, Result,
-    Timer,
+    Tags, Timer,
 };
 
 #[derive(Default)]
@@ -26,6 +26,8 @@ struct Inner {
     /// Deleted definitions: every version they had is deleted (a new
     /// registration takes the name out again).
     deleted: HashSet<String>,
+    /// Tags of live definitions, by name.
+    tags: HashMap<String, Tags>,
     executions: HashMap<String, (u64, ExecutionRecord, Vec<Event>)>,
     next_seq: u64,
     timers: Vec<Timer>,
@@ -46,6 +48,18 @@ struct Inner {
 }
 
 impl Inner {
+    /// `NotFound` unless `name` has a live definition.
+    fn live(&self, name: &str) -> Result<()> {
+        if self.definitions.contains_key(name) && !self.deleted.contains(name) {
+            Ok(())
+        } else {
+            Err(Error::NotFound {
+                what: "definition",
+                id: name.to_string(),
+            })
+        }
+    }
+
     /// Whether `id` exists and is running or compensating.
     fn unfinished(&self, id: &str) -> bool {
         self.executions
@@ -251,7 +265,35 @@ impl Executor for MemoryStore {
         if !g.definitions.contains_key(name) {
             return Ok(false);
         }
+        g.tags.remove(name);
         Ok(g.deleted.insert(name.to_string()))
+    }
+
+    async fn definition_tags(&self, name: &str) -> Result<Tags> {
+        let g = self.lock();
+        g.live(name)?;
+        Ok(g.tags.get(name).cloned().unwrap_or_default())
+    }
+
+    async fn tag_definition(
+        &self,
+        name: &str,
+        set: &Tags,
+        remove: &[String],
+        max: usize,
+    ) -> Result<Option<Tags>> {
+        let mut g = self.lock();
+        g.live(name)?;
+        let mut tags = g.tags.get(name).cloned().unwrap_or_default();
+        tags.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for k in remove {
+            tags.remove(k);
+        }
+        if tags.len() > max {
+            return Ok(None);
+        }
+        g.tags.insert(name.to_string(), tags.clone());
+        Ok(Some(tags))
     }
 
     async fn create_execution(&self, create: Create) -> Result<Created> {

@@ -61,6 +61,7 @@ pub const SQLITE: &[Migration] = migrations!("sqlite":
     5 "0005_leases_and_nodes",
     6 "0006_outbox_claims",
     7 "0007_list_by_definition_and_status",
+    8 "0008_definition_tags",
 );
 
 /// PostgreSQL's migrations, in order: the same numbers and names as SQLite's.
@@ -72,6 +73,7 @@ pub const POSTGRES: &[Migration] = migrations!("postgres":
     5 "0005_leases_and_nodes",
     6 "0006_outbox_claims",
     7 "0007_list_by_definition_and_status",
+    8 "0008_definition_tags",
 );
 
 /// The last migration written before the numbering was shared: every one
@@ -231,7 +233,7 @@ mod tests {
         let missing = pending(POSTGRES, &BTreeSet::from([1, 2, 3, 5])).expect("pending");
         assert_eq!(
             missing.iter().map(|m| m.version).collect::<Vec<_>>(),
-            [4, 6, 7]
+            [4, 6, 7, 8]
         );
     }
 }

@@ -83,7 +83,7 @@ use crate::migrations::{self, Migration};
 use crate::{
     Append, Create, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor,
     HistoryEntry, Lease, Leases, ListFilter, Notification, NotificationKind, Page, Query, Result,
-    Timer,
+    Tags, Timer,
 };
 
 /// PostgreSQL's schema migrations, in order (see [`crate::migrations`]).
@@ -985,15 +985,111 @@ impl Executor for PostgresStore {
 
     async fn delete_definition(&self, name: &str) -> Result<bool> {
         let client = self.client().await?;
+        // One statement: the definition and its tags go together.
         let stmt = client
-            .prepare_cached("UPDATE definitions SET deleted = TRUE WHERE name = $1 AND NOT deleted")
+            .prepare_cached(
+                "WITH d AS (UPDATE definitions SET deleted = TRUE
+                            WHERE name = $1 AND NOT deleted RETURNING 1),
+                      t AS (DELETE FROM definition_tags WHERE name = $1)
+                 SELECT COUNT(*) FROM d",
+            )
             .await
             .map_err(pg("preparing to delete a definition"))?;
-        let changed = client
-            .execute(&stmt, &[&name])
+        let changed: i64 = client
+            .query_one(&stmt, &[&name])
             .await
-            .map_err(pg("deleting a definition"))?;
+            .map_err(pg("deleting a definition"))?
+            .get(0);
         Ok(changed > 0)
+    }
+
+    async fn definition_tags(&self, name: &str) -> Result<Tags> {
+        let client = self.client().await?;
+        let live = client
+            .query_opt(
+                "SELECT 1 FROM definitions WHERE name = $1 AND NOT deleted LIMIT 1",
+                &[&name],
+            )
+            .await
+            .map_err(pg("reading a definition"))?;
+        if live.is_none() {
+            return Err(Error::NotFound {
+                what: "definition",
+                id: name.to_string(),
+            });
+        }
+        let rows = client
+            .query(
+                "SELECT key, value FROM definition_tags WHERE name = $1",
+                &[&name],
+            )
+            .await
+            .map_err(pg("reading a definition's tags"))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn tag_definition(
+        &self,
+        name: &str,
+        set: &Tags,
+        remove: &[String],
+        max: usize,
+    ) -> Result<Option<Tags>> {
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(pg("starting to tag a definition"))?;
+        // The live version's row, locked: taggers of one definition take
+        // turns (so `max` holds), and a delete waits for the tagging.
+        let live = tx
+            .query_opt(
+                "SELECT version FROM definitions WHERE name = $1 AND NOT deleted
+                 ORDER BY version DESC LIMIT 1 FOR UPDATE",
+                &[&name],
+            )
+            .await
+            .map_err(pg("locking a definition"))?;
+        if live.is_none() {
+            return Err(Error::NotFound {
+                what: "definition",
+                id: name.to_string(),
+            });
+        }
+        let mut tags: Tags = tx
+            .query(
+                "SELECT key, value FROM definition_tags WHERE name = $1",
+                &[&name],
+            )
+            .await
+            .map_err(pg("reading a definition's tags"))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        tags.extend(set.clone());
+        for k in remove {
+            tags.remove(k);
+        }
+        if tags.len() > max {
+            return Ok(None);
+        }
+        tx.execute(
+            "DELETE FROM definition_tags WHERE name = $1 AND key = ANY($2)",
+            &[&name, &remove],
+        )
+        .await
+        .map_err(pg("removing tags"))?;
+        for (k, v) in set {
+            tx.execute(
+                "INSERT INTO definition_tags (name, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (name, key) DO UPDATE SET value = EXCLUDED.value",
+                &[&name, k, v],
+            )
+            .await
+            .map_err(pg("setting a tag"))?;
+        }
+        tx.commit().await.map_err(pg("tagging a definition"))?;
+        Ok(Some(tags))
     }
 
     async fn create_execution(&self, create: Create) -> Result<Created> {

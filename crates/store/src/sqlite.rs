@@ -49,7 +49,7 @@ use crate::encode::{from_json, not_found, parse_task, to_json};
 use crate::migrations::{self, Migration};
 use crate::{
     Append, Create, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor,
-    HistoryEntry, ListFilter, Notification, NotificationKind, Page, Query, Result, Timer,
+    HistoryEntry, ListFilter, Notification, NotificationKind, Page, Query, Result, Tags, Timer,
 };
 
 /// A storage fault to simulate with [`SqliteStore::inject_fault`].
@@ -722,6 +722,31 @@ fn read_history(
 // ---------------------------------------------------------------------------
 // Writes (run on the writer, inside a batch's transaction)
 
+/// `NotFound` unless `name` has a live (not deleted) definition.
+fn live_definition(conn: &Connection, name: &str) -> Result<()> {
+    let live: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM definitions WHERE name = ?1 AND deleted = 0)")
+        .and_then(|mut s| s.query_row([name], |r| r.get(0)))
+        .map_err(backend("reading a definition"))?;
+    if live {
+        Ok(())
+    } else {
+        Err(Error::NotFound {
+            what: "definition",
+            id: name.to_string(),
+        })
+    }
+}
+
+fn read_tags(conn: &Connection, name: &str) -> Result<Tags> {
+    conn.prepare_cached("SELECT key, value FROM definition_tags WHERE name = ?1")
+        .and_then(|mut s| {
+            s.query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Tags>>()
+        })
+        .map_err(backend("reading a definition's tags"))
+}
+
 fn put_definition(
     conn: &Connection,
     name: &str,
@@ -1194,10 +1219,63 @@ impl Executor for SqliteStore {
     async fn delete_definition(&self, name: &str) -> Result<bool> {
         let name = name.to_string();
         self.write(move |c| {
-            c.prepare_cached("UPDATE definitions SET deleted = 1 WHERE name = ?1 AND deleted = 0")
-                .and_then(|mut s| s.execute([name]))
-                .map(|changed| changed > 0)
-                .map_err(backend("deleting a definition"))
+            let changed = c
+                .prepare_cached(
+                    "UPDATE definitions SET deleted = 1 WHERE name = ?1 AND deleted = 0",
+                )
+                .and_then(|mut s| s.execute([&name]))
+                .map_err(backend("deleting a definition"))?;
+            c.prepare_cached("DELETE FROM definition_tags WHERE name = ?1")
+                .and_then(|mut s| s.execute([&name]))
+                .map_err(backend("deleting a definition's tags"))?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    async fn definition_tags(&self, name: &str) -> Result<Tags> {
+        let name = name.to_string();
+        self.read(move |c| {
+            live_definition(c, &name)?;
+            read_tags(c, &name)
+        })
+        .await
+    }
+
+    async fn tag_definition(
+        &self,
+        name: &str,
+        set: &Tags,
+        remove: &[String],
+        max: usize,
+    ) -> Result<Option<Tags>> {
+        let (name, set, remove) = (name.to_string(), set.clone(), remove.to_vec());
+        // Checked before anything is written: a batch has no savepoint per
+        // request, so a refusal must leave nothing behind.
+        self.write(move |c| {
+            live_definition(c, &name)?;
+            let mut tags = read_tags(c, &name)?;
+            tags.extend(set.clone());
+            for k in &remove {
+                tags.remove(k);
+            }
+            if tags.len() > max {
+                return Ok(None);
+            }
+            for k in &remove {
+                c.prepare_cached("DELETE FROM definition_tags WHERE name = ?1 AND key = ?2")
+                    .and_then(|mut s| s.execute(params![name, k]))
+                    .map_err(backend("removing a tag"))?;
+            }
+            for (k, v) in &set {
+                c.prepare_cached(
+                    "INSERT INTO definition_tags (name, key, value) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (name, key) DO UPDATE SET value = excluded.value",
+                )
+                .and_then(|mut s| s.execute(params![name, k, v]))
+                .map_err(backend("setting a tag"))?;
+            }
+            Ok(Some(tags))
         })
         .await
     }

@@ -49,6 +49,7 @@ use serde_json::{json, Map, Value};
 use crate::AppState;
 
 mod machines;
+mod tags;
 
 /// The header that selects this protocol (and its action).
 pub const TARGET: &str = "x-amz-target";
@@ -58,7 +59,7 @@ const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/sagaflow";
 
 /// The actions served.
-pub const ACTIONS: [&str; 17] = [
+pub const ACTIONS: [&str; 20] = [
     "CreateStateMachine",
     "DescribeStateMachine",
     "ListStateMachines",
@@ -76,6 +77,9 @@ pub const ACTIONS: [&str; 17] = [
     "ValidateStateMachineDefinition",
     "UpdateStateMachine",
     "DescribeStateMachineForExecution",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
 ];
 
 // ---------------------------------------------------------------------------
@@ -353,6 +357,9 @@ async fn dispatch(
         "DescribeStateMachineForExecution" => {
             machines::describe_state_machine_for_execution(st, &input).await
         }
+        "TagResource" => tags::tag_resource(st, &input).await,
+        "UntagResource" => tags::untag_resource(st, &input).await,
+        "ListTagsForResource" => tags::list_tags_for_resource(st, &input).await,
         _ => send_task_heartbeat(st, &input).await,
     }
 }
@@ -693,6 +700,19 @@ async fn create_state_machine(st: &AppState, input: &Input) -> Result<Value, Aws
             )));
         }
     }
+    let tags = match input.0.get("tags") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(tags::tag_list(input)?),
+    };
+    if tags.as_ref().is_some_and(|t| t.len() > tags::MAX_TAGS) {
+        return Err(AwsError::new(
+            "TooManyTags",
+            format!(
+                "Too many tags: a state machine has at most {} tags",
+                tags::MAX_TAGS
+            ),
+        ));
+    }
     check_machine_name(name)?;
     let doc = read_definition(definition).await?;
     // AWS semantics: the same name with the same definition is the existing
@@ -724,6 +744,10 @@ async fn create_state_machine(st: &AppState, input: &Input) -> Result<Value, Aws
         .deploy(Some(name), definition)
         .await
         .map_err(from_engine)?;
+    if let Some(tags) = tags.filter(|t| !t.is_empty()) {
+        let arn = state_machine_arn(&deployed.record.name);
+        tags::change(st, &arn, &deployed.record.name, &tags, &[]).await?;
+    }
     Ok(json!({
         "stateMachineArn": state_machine_arn(&deployed.record.name),
         "creationDate": epoch(deployed.record.created_at),

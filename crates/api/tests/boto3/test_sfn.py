@@ -415,5 +415,38 @@ class Definitions(unittest.TestCase):
                 executionArn="arn:aws:states:us-east-1:123456789012:execution:updated:none"
             )
 
+
+class Tags(unittest.TestCase):
+    def test_tags_are_kept_listed_removed_and_bounded(self):
+        arn = SFN.create_state_machine(
+            name="tags",
+            definition=json.dumps(PASS),
+            roleArn=ROLE,
+            tags=[{"key": "team", "value": "payments"}],
+        )["stateMachineArn"]
+        SFN.tag_resource(resourceArn=arn, tags=[{"key": "env", "value": "dev"}])
+        listed = SFN.list_tags_for_resource(resourceArn=arn)["tags"]
+        self.assertEqual(
+            listed, [{"key": "env", "value": "dev"}, {"key": "team", "value": "payments"}]
+        )
+        SFN.untag_resource(resourceArn=arn, tagKeys=["team"])
+        self.assertEqual(
+            SFN.list_tags_for_resource(resourceArn=arn)["tags"],
+            [{"key": "env", "value": "dev"}],
+        )
+        with self.assertRaises(SFN.exceptions.TooManyTags):
+            SFN.tag_resource(
+                resourceArn=arn,
+                tags=[{"key": f"k{i}", "value": "v"} for i in range(50)],
+            )
+        missing = arn.replace(":tags", ":no-such-machine")
+        with self.assertRaises(SFN.exceptions.ResourceNotFound):
+            SFN.list_tags_for_resource(resourceArn=missing)
+        with self.assertRaises(SFN.exceptions.InvalidArn):
+            SFN.tag_resource(resourceArn="not-an-arn", tags=[{"key": "a", "value": "b"}])
+        SFN.delete_state_machine(stateMachineArn=arn)
+        with self.assertRaises(SFN.exceptions.ResourceNotFound):
+            SFN.list_tags_for_resource(resourceArn=arn)
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
