@@ -619,3 +619,31 @@ proptest::proptest! {
         let _ = place(&path(&text), input, json!(1));
     }
 }
+
+/// Jayway (AWS's JSONPath) accepts escaped quotes in a bracketed member
+/// name: `$['a\"b']` selects the member `a"b`, `$["it\'s"]` the member
+/// `it's`; RFC 9535 alone would refuse `\"` inside single quotes.
+#[test]
+fn member_names_with_escaped_quotes_select_the_member() {
+    let input = json!({ "a\"b": 1, "it's": 2, "x\ny": 3, "c\\d": 4 });
+    for (p, want) in [
+        (r#"$['a\"b']"#, json!(1)),
+        (r#"$["a\"b"]"#, json!(1)),
+        (r#"$["it\'s"]"#, json!(2)),
+        (r#"$['it\'s']"#, json!(2)),
+        (r#"$['x\ny']"#, json!(3)),
+        (r#"$['c\\d']"#, json!(4)),
+    ] {
+        assert_eq!(check_path(p), Ok(()), "{p}");
+        assert_eq!(
+            filter(&path(p), &input, &no_context()).unwrap(),
+            want,
+            "{p}"
+        );
+    }
+    let nested = json!({ "o": { "q\"r": [10, 20] } });
+    assert_eq!(
+        filter(&path(r#"$.o['q\"r'][1]"#), &nested, &no_context()).unwrap(),
+        json!(20)
+    );
+}

@@ -1570,3 +1570,25 @@ proptest! {
         }
     }
 }
+
+/// AWS accepts a `ProcessorConfig` in a Map's legacy `Iterator` as in its
+/// `ItemProcessor` (`{"Mode": "INLINE"}` runs here; a distributed one is
+/// refused the same way).
+#[test]
+fn a_legacy_iterator_may_carry_a_processor_config() {
+    let m = compiles(single(json!({"Type": "Map", "End": true,
+        "Iterator": {"ProcessorConfig": {"Mode": "INLINE"},
+                     "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}})));
+    assert!(matches!(state(&m, "S").kind, Kind::Map(_)));
+    let doc = single(json!({"Type": "Map", "End": true,
+        "Iterator": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                     "StartAt": "P", "States": {"P": {"Type": "Succeed"}}}}));
+    let Err(Error::InvalidDefinition(vs)) = compile(&doc, &lambdas()) else {
+        panic!("{doc} compiled")
+    };
+    let v = vs
+        .iter()
+        .find(|v| v.location == "/States/S/Iterator/ProcessorConfig/Mode")
+        .unwrap_or_else(|| panic!("{vs:?}"));
+    assert_eq!(v.code, "unsupported");
+}

@@ -102,9 +102,17 @@ fn normalize(rest: &str) -> Result<(String, bool), String> {
                 if !is_definite_selector(&inner) {
                     definite = false;
                 }
-                out.push('[');
-                out.push_str(&inner);
-                out.push(']');
+                // One quoted member name is re-quoted for RFC 9535, which
+                // refuses Jayway's `\"` inside single quotes (`$['a\"b']`
+                // selects the member `a"b`).
+                match quoted_name(&inner) {
+                    Some(name) => push_quoted(&mut out, &name),
+                    None => {
+                        out.push('[');
+                        out.push_str(&inner);
+                        out.push(']');
+                    }
+                }
                 i = end + 1;
             }
             c => return Err(format!("unexpected `{c}`")),
@@ -173,6 +181,36 @@ fn is_definite_selector(inner: &str) -> bool {
         }
     }
     true
+}
+
+/// The member name of a bracket holding one quoted name (`'a b'`, `"a"`),
+/// with JSON's escapes and a backslash before any other character standing
+/// for that character (`\"`, `\'`), as in Jayway; `None` for
+/// anything else (an index, a union, a filter …).
+fn quoted_name(inner: &str) -> Option<String> {
+    let t = inner.trim();
+    let mut chars = t.chars();
+    let q = chars.next().filter(|c| *c == '\'' || *c == '"')?;
+    let mut name = String::new();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next()? {
+                'n' => name.push('\n'),
+                't' => name.push('\t'),
+                'r' => name.push('\r'),
+                'b' => name.push('\u{8}'),
+                'f' => name.push('\u{c}'),
+                'u' => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    name.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                e => name.push(e),
+            },
+            c if c == q => return chars.as_str().is_empty().then_some(name),
+            c => name.push(c),
+        }
+    }
+    None
 }
 
 fn push_quoted(out: &mut String, name: &str) {

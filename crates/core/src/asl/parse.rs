@@ -1898,14 +1898,16 @@ impl Compiler<'_> {
             (None, Some(p)) => {
                 let ploc = at(loc, "Iterator");
                 self.object(p, &ploc).and_then(|p| {
+                    // AWS accepts a ProcessorConfig in the legacy name too.
                     self.check_fields(
                         p,
                         &ploc,
-                        &["StartAt", "States", "Comment"],
+                        &["StartAt", "States", "Comment", "ProcessorConfig"],
                         &[],
                         "an Iterator",
                     );
                     self.string(p, "Comment", &ploc, false);
+                    self.processor_config(p, &ploc);
                     self.graph(p, &ploc, depth + 1)
                 })
             }
