@@ -25,8 +25,12 @@
 //!   [`sagaflow_core::trace`]; a saga-format execution is refused
 //!   with `ValidationException` naming its native history route (its events,
 //!   steps and compensations, have no faithful Step Functions shape);
+//! - UpdateStateMachine, ValidateStateMachineDefinition and
+//!   DescribeStateMachineForExecution are in [`machines`] (a machine's
+//!   `revisionId` is its latest definition version), the tag actions in
+//!   [`tags`] (stored with the definition);
 //! - not kept: `roleArn` (a fixed role is described), `type` (accepted,
-//!   described as `STANDARD`), logging, tracing and tags;
+//!   described as `STANDARD`), logging and tracing;
 //! - several nodes: a request about an execution another node owns (stop,
 //!   redrive, task tokens) is forwarded there like a native one
 //!   (`crate::forward`), or answered `ServiceUnavailable` to retry.
