@@ -1392,11 +1392,6 @@ fn valid_asl_that_sagaflow_does_not_run_is_unsupported() {
         "INLINE",
     );
     refuse(
-        single(json!({"Type": "Pass", "Assign": {"x": 1}, "End": true})),
-        "/States/S/Assign",
-        "variables",
-    );
-    refuse(
         single(json!({"Type": "Task", "Resource": lambda("a"), "Credentials": {}, "End": true})),
         "/States/S/Credentials",
         "Credentials",

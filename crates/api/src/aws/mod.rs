@@ -1190,11 +1190,20 @@ fn event_shape(kind: &TraceKind) -> (String, Option<(&'static str, Value)>) {
             name,
             type_name,
             output,
-        } => with(
-            &format!("{type_name}StateExited"),
-            "stateExitedEventDetails",
-            json!({ "name": name, "output": text(output), "outputDetails": { "truncated": false } }),
-        ),
+            assigned,
+        } => {
+            let mut details = json!({ "name": name, "output": text(output), "outputDetails": { "truncated": false } });
+            // A state with an `Assign`: what it set, each value as JSON text.
+            if let Some(assigned) = assigned {
+                details["assignedVariables"] = json!(assigned);
+                details["assignedVariablesDetails"] = json!({ "truncated": false });
+            }
+            with(
+                &format!("{type_name}StateExited"),
+                "stateExitedEventDetails",
+                details,
+            )
+        }
         TraceKind::TaskScheduled {
             resource,
             parameters,

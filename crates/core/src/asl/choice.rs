@@ -14,16 +14,25 @@ use time::OffsetDateTime;
 
 use crate::asl::data;
 use crate::asl::machine::{Comparison, Operand, Rule};
+use crate::asl::vars::Env;
 use crate::document::type_name;
 use crate::event::ErrorInfo;
 
 /// Whether `rule` holds for `input`. A non-`Is*` comparison whose variable is
 /// missing is a `States.Runtime` error, as in AWS.
-pub fn evaluate(rule: &Rule, input: &Value, context: &Value) -> Result<bool, ErrorInfo> {
+pub fn evaluate<'a>(
+    rule: &Rule,
+    input: &Value,
+    env: impl Into<Env<'a>>,
+) -> Result<bool, ErrorInfo> {
+    eval(rule, input, env.into())
+}
+
+fn eval(rule: &Rule, input: &Value, context: Env<'_>) -> Result<bool, ErrorInfo> {
     match rule {
         Rule::And(rules) => {
             for r in rules {
-                if !evaluate(r, input, context)? {
+                if !eval(r, input, context)? {
                     return Ok(false);
                 }
             }
@@ -31,13 +40,13 @@ pub fn evaluate(rule: &Rule, input: &Value, context: &Value) -> Result<bool, Err
         }
         Rule::Or(rules) => {
             for r in rules {
-                if evaluate(r, input, context)? {
+                if eval(r, input, context)? {
                     return Ok(true);
                 }
             }
             Ok(false)
         }
-        Rule::Not(r) => Ok(!evaluate(r, input, context)?),
+        Rule::Not(r) => Ok(!eval(r, input, context)?),
         Rule::Compare {
             variable,
             op,
@@ -55,7 +64,7 @@ fn compare(
     op: Comparison,
     operand: &Operand,
     input: &Value,
-    context: &Value,
+    context: Env<'_>,
 ) -> Result<bool, ErrorInfo> {
     let value = data::lookup(variable, input, context)?;
     if let Some(test) = type_test(op) {

@@ -16,6 +16,7 @@ use serde_json_path::JsonPath;
 
 use crate::asl::intrinsic;
 use crate::asl::machine::PathField;
+use crate::asl::vars::{self, Env};
 use crate::document::type_name;
 use crate::event::ErrorInfo;
 
@@ -25,20 +26,32 @@ use crate::error_name::{RESULT_PATH_MATCH_FAILURE, RUNTIME};
 /// bounded so a large payload does not bloat the history.
 const EXCERPT_CHARS: usize = 256;
 
+/// What a path starts from.
+enum Root {
+    /// `$…`: the input.
+    Input,
+    /// `$$…`: the context object.
+    Context,
+    /// `$name…`: a variable.
+    Var(String),
+}
+
 /// A parsed selection path.
 struct Compiled {
-    /// `$$…`: reads the context object.
-    context: bool,
+    root: Root,
     query: JsonPath,
     /// Whether the path can match at most one node.
     definite: bool,
 }
 
 fn compile(path: &str) -> Result<Compiled, String> {
-    let (context, rest) = if let Some(rest) = path.strip_prefix("$$") {
-        (true, rest)
+    let (root, rest) = if let Some(rest) = path.strip_prefix("$$") {
+        (Root::Context, rest)
+    } else if let Some((name, rest)) = vars::split(path) {
+        vars::check_name(name).map_err(|why| format!("the path `{path}` is invalid: {why}"))?;
+        (Root::Var(name.to_string()), rest)
     } else if let Some(rest) = path.strip_prefix('$') {
-        (false, rest)
+        (Root::Input, rest)
     } else if path.is_empty() {
         return Err("a path must not be empty".into());
     } else {
@@ -49,7 +62,7 @@ fn compile(path: &str) -> Result<Compiled, String> {
     let query =
         JsonPath::parse(&normalized).map_err(|e| format!("the path `{path}` is invalid: {e}"))?;
     Ok(Compiled {
-        context,
+        root,
         query,
         definite,
     })
@@ -337,6 +350,20 @@ pub fn check_reference_path(path: &str) -> Result<(), String> {
     reference_segments(path).map(|_| ())
 }
 
+/// Checks a path that must select one value (ItemsPath, SecondsPath …):
+/// a reference path into the input, a variable or a variable's member
+/// (`$name.a[0]`), or any path into the context object.
+pub fn check_single_path(path: &str) -> Result<(), String> {
+    if path.starts_with("$$") {
+        return check_path(path);
+    }
+    if let Some((name, rest)) = vars::split(path) {
+        vars::check_name(name).map_err(|why| format!("the path `{path}` is invalid: {why}"))?;
+        return reference_segments(&format!("${rest}")).map(|_| ());
+    }
+    check_reference_path(path)
+}
+
 /// Checks a payload template (Parameters, ResultSelector, ItemSelector):
 /// every `.$` key's value must be a string holding a valid path or intrinsic
 /// call. Returns `(location, message)` pairs, the location relative to the
@@ -404,12 +431,22 @@ pub fn excerpt(v: &Value) -> String {
     }
 }
 
-/// Follows `path` in `input` (or in `context` for `$$…`): `None` when a
-/// definite path matches nothing. An indefinite path always gives an array,
-/// empty when nothing matched.
-pub fn lookup(path: &str, input: &Value, context: &Value) -> Result<Option<Value>, ErrorInfo> {
+/// Follows `path` in `input` (in the context object for `$$…`, in a
+/// variable for `$name…`): `None` when a definite path matches nothing. An
+/// indefinite path always gives an array, empty when nothing matched. A
+/// variable that is not defined is `States.Runtime`.
+pub fn lookup<'a>(
+    path: &str,
+    input: &Value,
+    env: impl Into<Env<'a>>,
+) -> Result<Option<Value>, ErrorInfo> {
+    let env = env.into();
     let compiled = compile(path).map_err(|why| ErrorInfo::new(RUNTIME, why))?;
-    let root = if compiled.context { context } else { input };
+    let root = match &compiled.root {
+        Root::Input => input,
+        Root::Context => env.context,
+        Root::Var(name) => env.vars.get(name).ok_or_else(|| undefined(path, name))?,
+    };
     let nodes = compiled.query.query(root);
     if compiled.definite {
         Ok(nodes.first().cloned())
@@ -420,14 +457,27 @@ pub fn lookup(path: &str, input: &Value, context: &Value) -> Result<Option<Value
     }
 }
 
-fn not_found(path: &str, field: Option<&str>, input: &Value, context: &Value) -> ErrorInfo {
+/// A path that reads a variable no state has assigned (yet) in this scope.
+fn undefined(path: &str, name: &str) -> ErrorInfo {
+    ErrorInfo::new(
+        RUNTIME,
+        format!("Invalid path '{path}': The variable '${name}' is not defined"),
+    )
+}
+
+fn not_found(path: &str, field: Option<&str>, input: &Value, env: Env<'_>) -> ErrorInfo {
     let field = field
         .map(|f| format!(" specified for the field '{f}'"))
         .unwrap_or_default();
     let cause = if path.starts_with("$$") {
         format!(
             "The JSONPath '{path}'{field} could not be found in the context object '{}'",
-            excerpt(context)
+            excerpt(env.context)
+        )
+    } else if let Some((name, _)) = vars::split(path) {
+        format!(
+            "The JSONPath '{path}'{field} could not be found in the variable '${name}' '{}'",
+            env.vars.get(name).map(excerpt).unwrap_or_default()
         )
     } else {
         format!(
@@ -438,19 +488,24 @@ fn not_found(path: &str, field: Option<&str>, input: &Value, context: &Value) ->
     ErrorInfo::new(RUNTIME, cause)
 }
 
-/// Selects `path` from `input` (or from `context` for `$$…`). A path that
-/// matches nothing is a `States.Runtime` error.
-pub fn select(path: &str, input: &Value, context: &Value) -> Result<Value, ErrorInfo> {
-    lookup(path, input, context)?.ok_or_else(|| not_found(path, None, input, context))
+/// Selects `path` from `input` (or from the context object or a
+/// variable). A path that matches nothing is a `States.Runtime` error.
+pub fn select<'a>(path: &str, input: &Value, env: impl Into<Env<'a>>) -> Result<Value, ErrorInfo> {
+    let env = env.into();
+    lookup(path, input, env)?.ok_or_else(|| not_found(path, None, input, env))
 }
 
 /// InputPath / OutputPath: `Null` gives `{}`. A path that selects nothing
 /// is `States.Runtime` with AWS's cause, Jayway's message after the path:
 /// `Invalid path '$.x' : No results for path: $['x']`.
-pub fn filter(path: &PathField, input: &Value, context: &Value) -> Result<Value, ErrorInfo> {
+pub fn filter<'a>(
+    path: &PathField,
+    input: &Value,
+    env: impl Into<Env<'a>>,
+) -> Result<Value, ErrorInfo> {
     match path {
         PathField::Null => Ok(Value::Object(Map::new())),
-        PathField::Path(p) => lookup(p, input, context)?.ok_or_else(|| {
+        PathField::Path(p) => lookup(p, input, env)?.ok_or_else(|| {
             ErrorInfo::new(
                 RUNTIME,
                 format!(
@@ -465,9 +520,9 @@ pub fn filter(path: &PathField, input: &Value, context: &Value) -> Result<Value,
 /// A definite path as Jayway prints it in its errors: every member in
 /// brackets and single quotes (`$.a.b[0]` → `$['a']['b'][0]`).
 fn jayway_path(path: &str) -> String {
-    let plain = match path.strip_prefix("$$") {
-        Some(rest) => format!("${rest}"),
-        None => path.to_string(),
+    let plain = match (path.strip_prefix("$$"), vars::split(path)) {
+        (Some(rest), _) | (None, Some((_, rest))) => format!("${rest}"),
+        (None, None) => path.to_string(),
     };
     match reference_segments(&plain) {
         Ok(segments) => {
@@ -484,12 +539,22 @@ fn jayway_path(path: &str) -> String {
     }
 }
 
-/// Renders a payload template against the input and context.
-/// `random` supplies randomness for `States.UUID` and `States.MathRandom`.
-pub fn render(
+/// Renders a payload template against the input, the context object and
+/// the variables. `random` supplies randomness for `States.UUID` and
+/// `States.MathRandom`.
+pub fn render<'a>(
     template: &Value,
     input: &Value,
-    context: &Value,
+    env: impl Into<Env<'a>>,
+    random: &mut dyn FnMut() -> u64,
+) -> Result<Value, ErrorInfo> {
+    render_in(template, input, env.into(), random)
+}
+
+fn render_in(
+    template: &Value,
+    input: &Value,
+    context: Env<'_>,
     random: &mut dyn FnMut() -> u64,
 ) -> Result<Value, ErrorInfo> {
     match template {
@@ -497,7 +562,7 @@ pub fn render(
             let mut out = Map::new();
             for (key, value) in map {
                 let Some(base) = key.strip_suffix(".$") else {
-                    out.insert(key.clone(), render(value, input, context, random)?);
+                    out.insert(key.clone(), render_in(value, input, context, random)?);
                     continue;
                 };
                 let Value::String(text) = value else {
@@ -521,7 +586,7 @@ pub fn render(
         }
         Value::Array(items) => items
             .iter()
-            .map(|item| render(item, input, context, random))
+            .map(|item| render_in(item, input, context, random))
             .collect::<Result<Vec<_>, _>>()
             .map(Value::Array),
         other => Ok(other.clone()),

@@ -14,6 +14,7 @@ use base64::Engine as _;
 use serde_json::{Map, Number, Value};
 
 use crate::asl::data;
+use crate::asl::vars::{self, Env};
 use crate::document::{hex, type_name};
 use crate::error_name::{INTRINSIC_FAILURE, RUNTIME};
 use crate::event::ErrorInfo;
@@ -478,25 +479,30 @@ fn integral(n: &Number) -> Option<i64> {
 }
 
 /// Evaluates an intrinsic call. Errors are `States.IntrinsicFailure` (or `States.Runtime`).
-pub fn evaluate(
+pub fn evaluate<'a>(
     text: &str,
     input: &Value,
-    context: &Value,
+    env: impl Into<Env<'a>>,
     random: &mut dyn FnMut() -> u64,
 ) -> Result<Value, ErrorInfo> {
     let call = parse(text).map_err(|why| ErrorInfo::new(INTRINSIC_FAILURE, why))?;
-    eval_call(&call, text, input, context, random)
+    eval_call(&call, text, input, env.into(), random)
 }
 
 /// A path argument that selects nothing: `States.Runtime`, naming the whole
 /// expression (not the inner call), as AWS words it — recorded:
 /// `The function 'States.Format('{}', $.nope)' had the following error: The
 /// JsonPath argument for the field '$.nope' could not be found in the input '{"other":1}'`.
-fn missing_argument(text: &str, path: &str, input: &Value, context: &Value) -> ErrorInfo {
+fn missing_argument(text: &str, path: &str, input: &Value, env: Env<'_>) -> ErrorInfo {
     let (what, data) = if path.starts_with("$$") {
-        ("context object", context)
+        ("context object".to_string(), env.context)
+    } else if let Some((name, _)) = vars::split(path) {
+        (
+            format!("variable '${name}'"),
+            env.vars.get(name).unwrap_or(&Value::Null),
+        )
     } else {
-        ("input", input)
+        ("input".to_string(), input)
     };
     ErrorInfo::new(
         RUNTIME,
@@ -515,7 +521,7 @@ fn eval_call(
     call: &Call,
     text: &str,
     input: &Value,
-    context: &Value,
+    context: Env<'_>,
     random: &mut dyn FnMut() -> u64,
 ) -> Result<Value, ErrorInfo> {
     let mut values = Vec::with_capacity(call.args.len());

@@ -92,6 +92,9 @@ pub struct State {
     pub next: Option<usize>,
     pub retry: Vec<Retrier>,
     pub catch: Vec<Catcher>,
+    /// `Assign`: a payload template over the state's result (see
+    /// [`crate::asl::vars`]); for a Choice, applied when `Default` is taken.
+    pub assign: Option<Value>,
     pub kind: Kind,
 }
 
@@ -164,6 +167,8 @@ pub struct Task {
 pub struct Branch {
     pub rule: Rule,
     pub next: usize,
+    /// The rule's `Assign`, applied (over the state input) when it matches.
+    pub assign: Option<Value>,
 }
 
 /// A Choice rule.
@@ -271,6 +276,8 @@ pub struct Catcher {
     /// Where the error output `{"Error", "Cause"}` goes in the state input.
     pub result_path: PathField,
     pub next: usize,
+    /// The catcher's `Assign`, over the error output `{"Error", "Cause"}`.
+    pub assign: Option<Value>,
 }
 
 /// Whether an error name matches an `ErrorEquals` list: `States.ALL` matches

@@ -8,6 +8,7 @@
 //! - [`data`]: InputPath, Parameters, ResultSelector, ResultPath, OutputPath;
 //! - [`intrinsic`]: `States.Format`, `States.Array`, … ;
 //! - [`choice`]: Choice rule evaluation;
+//! - [`vars`]: workflow variables (`Assign`), their names and limits;
 //! - [`run`]: the interpreter, a pure `(state, event) -> (state, effects)`;
 //! - `decide`: the interpreter behind the execution envelope.
 
@@ -18,6 +19,7 @@ pub mod intrinsic;
 pub mod machine;
 pub mod parse;
 pub mod run;
+pub mod vars;
 
 pub use machine::{Machine, ResourceMap, ResourceRule};
 pub use parse::{compile, is_asl};

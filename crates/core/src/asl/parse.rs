@@ -32,7 +32,7 @@ use crate::asl::machine::{
     Branch, Catcher, Comparison, Fail, Graph, Integration, Kind, Machine, Map, Operand, PathField,
     ResourceMap, Retrier, Rule, Seconds, State, Task, Wait,
 };
-use crate::asl::{data, intrinsic};
+use crate::asl::{data, intrinsic, vars};
 use crate::document::type_name;
 use crate::error_name as name;
 use crate::exchange::Participant;
@@ -70,6 +70,8 @@ pub fn compile(doc: &Value, resources: &ResourceMap) -> Result<Machine, Error> {
         resources,
         violations: Vec::new(),
         everywhere,
+        var_scopes: Vec::new(),
+        var_scope: None,
     };
     let machine = c.machine(doc);
     match machine {
@@ -249,7 +251,8 @@ enum PathKind {
     /// Any path (InputPath, OutputPath, `Variable`, comparison `…Path`s).
     Any,
     /// A path that must name one node (`SecondsPath`, `ItemsPath`, …): a
-    /// reference path, or any path into the context object (`$$…`).
+    /// reference path into the input or a variable (`$name.a`), or any
+    /// path into the context object (`$$…`).
     Single,
     /// ResultPath: a reference path into the input.
     Reference,
@@ -330,8 +333,9 @@ fn state_fields(ty: &str) -> (&'static [&'static str], &'static [&'static str]) 
                 "TimeoutSecondsPath",
                 "HeartbeatSeconds",
                 "HeartbeatSecondsPath",
+                "Assign",
             ],
-            &["Credentials", "Assign", "Arguments", "Output"],
+            &["Credentials", "Arguments", "Output"],
         ),
         "Pass" => (
             &[
@@ -345,8 +349,9 @@ fn state_fields(ty: &str) -> (&'static [&'static str], &'static [&'static str]) 
                 "Next",
                 "End",
                 "Result",
+                "Assign",
             ],
-            &["Assign", "Output"],
+            &["Output"],
         ),
         "Choice" => (
             &[
@@ -357,8 +362,9 @@ fn state_fields(ty: &str) -> (&'static [&'static str], &'static [&'static str]) 
                 "OutputPath",
                 "Choices",
                 "Default",
+                "Assign",
             ],
-            &["Assign", "Output"],
+            &["Output"],
         ),
         "Wait" => (
             &[
@@ -373,8 +379,9 @@ fn state_fields(ty: &str) -> (&'static [&'static str], &'static [&'static str]) 
                 "Timestamp",
                 "SecondsPath",
                 "TimestampPath",
+                "Assign",
             ],
-            &["Assign", "Output"],
+            &["Output"],
         ),
         "Succeed" => (
             &[
@@ -413,8 +420,9 @@ fn state_fields(ty: &str) -> (&'static [&'static str], &'static [&'static str]) 
                 "Next",
                 "End",
                 "Branches",
+                "Assign",
             ],
-            &["Assign", "Arguments", "Output"],
+            &["Arguments", "Output"],
         ),
         "Map" => (
             &[
@@ -438,9 +446,9 @@ fn state_fields(ty: &str) -> (&'static [&'static str], &'static [&'static str]) 
                 "ToleratedFailureCount",
                 "ToleratedFailurePercentage",
                 "Label",
+                "Assign",
             ],
             &[
-                "Assign",
                 "Arguments",
                 "Output",
                 "Items",
@@ -468,7 +476,6 @@ fn known_state_field(field: &str) -> bool {
 /// Why a field AWS accepts is refused here.
 fn unsupported_reason(field: &str) -> &'static str {
     match field {
-        "Assign" => "workflow variables (`Assign`) are not supported",
         "Arguments" | "Output" => "JSONata fields are not supported; use JSONPath",
         "Credentials" => "cross-account `Credentials` are not supported",
         "MaxConcurrencyPath" => "`MaxConcurrencyPath` is not supported; use `MaxConcurrency`",
@@ -499,6 +506,19 @@ struct Compiler<'r> {
     resources: &'r ResourceMap,
     violations: Vec<Violation>,
     everywhere: HashMap<String, Vec<String>>,
+    /// The variables each scope assigns and reads, checked once the whole
+    /// machine is read ([`Compiler::check_variables`]).
+    var_scopes: Vec<VarScope>,
+    /// Index in `var_scopes` of the scope being read.
+    var_scope: Option<usize>,
+}
+
+/// Variables of one scope (the machine, a Parallel branch, a Map
+/// processor): (name, location) of each `Assign` key and each reference.
+struct VarScope {
+    parent: Option<usize>,
+    assigned: Vec<(String, String)>,
+    refs: Vec<(String, String)>,
 }
 
 impl Compiler<'_> {
@@ -691,12 +711,14 @@ impl Compiler<'_> {
         };
         let (checked, code) = match kind {
             PathKind::Any => (data::check_path(p), "invalid_path"),
-            PathKind::Single if p.starts_with("$$") => (data::check_path(p), "invalid_path"),
-            PathKind::Single => (data::check_reference_path(p), "invalid_path"),
+            PathKind::Single => (data::check_single_path(p), "invalid_path"),
             PathKind::Reference => (data::check_reference_path(p), "invalid_reference_path"),
         };
         match checked {
-            Ok(()) => Some(p.clone()),
+            Ok(()) => {
+                self.var_refs(p, loc);
+                Some(p.clone())
+            }
             Err(why) => {
                 self.err(code, loc, format!("`{field}`: {why}"));
                 None
@@ -767,7 +789,9 @@ impl Compiler<'_> {
         }
         self.query_language(m, "");
         let timeout_seconds = self.opt_integer(m, "TimeoutSeconds", "", 1, MAX_SECONDS);
-        let graph = self.graph(m, "", 0)?;
+        let graph = self.graph(m, "", 0);
+        self.check_variables();
+        let graph = graph?;
         Some(Machine {
             comment,
             graph,
@@ -780,8 +804,114 @@ impl Compiler<'_> {
     }
 
     /// One scope: `StartAt` and `States` of the machine, a branch or a Map
-    /// processor (the caller checks the scope's other fields).
+    /// processor (the caller checks the scope's other fields); its
+    /// variables are a scope of their own.
     fn graph(&mut self, m: &Object<String, Value>, loc: &str, depth: usize) -> Option<Graph> {
+        let outer = self.var_scope;
+        self.var_scopes.push(VarScope {
+            parent: outer,
+            assigned: Vec::new(),
+            refs: Vec::new(),
+        });
+        self.var_scope = Some(self.var_scopes.len() - 1);
+        let graph = self.graph_states(m, loc, depth);
+        self.var_scope = outer;
+        graph
+    }
+
+    /// Records the variables a path or intrinsic call reads.
+    fn var_refs(&mut self, text: &str, loc: &str) {
+        let names = vars::references(text);
+        if let Some(scope) = self.var_scope.and_then(|i| self.var_scopes.get_mut(i)) {
+            scope
+                .refs
+                .extend(names.into_iter().map(|n| (n, loc.to_string())));
+        }
+    }
+
+    /// `Assign` (of a state, a Catch entry or a Choice rule): an object
+    /// whose keys are variable names (`name` or `name.$`), checked as a
+    /// payload template.
+    fn assign(&mut self, m: &Object<String, Value>, loc: &str) -> Option<Value> {
+        let v = m.get("Assign")?;
+        let aloc = at(loc, "Assign");
+        let fields = self.object(v, &aloc)?;
+        for key in fields.keys() {
+            let name = key.strip_suffix(".$").unwrap_or(key);
+            let kloc = at(&aloc, key);
+            if let Err(why) = vars::check_name(name) {
+                self.err("invalid_variable_name", &kloc, why);
+                continue;
+            }
+            if let Some(scope) = self.var_scope.and_then(|i| self.var_scopes.get_mut(i)) {
+                scope.assigned.push((name.to_string(), kloc));
+            }
+        }
+        self.template(v, &aloc, 0);
+        Some(v.clone())
+    }
+
+    /// Once the machine is read: every variable a path reads must be
+    /// assigned somewhere in its scope or an enclosing one
+    /// (`unknown_variable`), and a Parallel branch or Map processor cannot
+    /// assign a variable of an enclosing scope (`invalid_assign`).
+    fn check_variables(&mut self) {
+        let ancestors = |scopes: &[VarScope], i: usize| {
+            let mut chain = Vec::new();
+            let mut at = scopes[i].parent;
+            while let Some(p) = at {
+                chain.push(p);
+                at = scopes[p].parent;
+            }
+            chain
+        };
+        let mut problems = Vec::new();
+        for (i, scope) in self.var_scopes.iter().enumerate() {
+            let outer = ancestors(&self.var_scopes, i);
+            let assigned_in = |j: usize, name: &str| {
+                self.var_scopes[j]
+                    .assigned
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, l)| l.clone())
+            };
+            for (name, loc) in &scope.refs {
+                let known = std::iter::once(i)
+                    .chain(outer.iter().copied())
+                    .any(|j| assigned_in(j, name).is_some());
+                if !known {
+                    problems.push((
+                        "unknown_variable",
+                        loc.clone(),
+                        format!(
+                            "the variable `${name}` is not assigned by any state of this scope or of an enclosing one"
+                        ),
+                    ));
+                }
+            }
+            for (name, loc) in &scope.assigned {
+                if let Some(first) = outer.iter().find_map(|&j| assigned_in(j, name)) {
+                    problems.push((
+                        "invalid_assign",
+                        loc.clone(),
+                        format!(
+                            "`{name}` is a variable of an enclosing scope (assigned at {first}): a Parallel branch or Map iteration can read it but not assign it"
+                        ),
+                    ));
+                }
+            }
+        }
+        for (code, loc, message) in problems {
+            self.err(code, loc, message);
+        }
+    }
+
+    fn graph_states(
+        &mut self,
+        m: &Object<String, Value>,
+        loc: &str,
+        depth: usize,
+    ) -> Option<Graph> {
         if depth > MAX_DEPTH {
             self.err("invalid_value", loc, "states are nested too deeply");
             return None;
@@ -1013,6 +1143,11 @@ impl Compiler<'_> {
         } else {
             Vec::new()
         };
+        let assign = if has("Assign") {
+            self.assign(m, loc)
+        } else {
+            None
+        };
 
         let kind = match ty {
             "Task" => self.task(m, loc).map(|t| Kind::Task(Box::new(t))),
@@ -1039,6 +1174,7 @@ impl Compiler<'_> {
             next,
             retry,
             catch,
+            assign,
             kind: kind?,
         })
     }
@@ -1150,6 +1286,7 @@ impl Compiler<'_> {
                     } else if let Err(why) = data::check_path(text) {
                         self.err("invalid_path", &kloc, format!("`{key}`: {why}"));
                     }
+                    self.var_refs(text, &kloc);
                 }
             }
             Value::Array(items) => {
@@ -1353,10 +1490,11 @@ impl Compiler<'_> {
             self.check_fields(
                 c,
                 &cloc,
-                &["ErrorEquals", "Next", "ResultPath", "Comment"],
-                &["Assign", "Output"],
+                &["ErrorEquals", "Next", "ResultPath", "Comment", "Assign"],
+                &["Output"],
                 "a catcher",
             );
+            let assign = self.assign(c, &cloc);
             self.string(c, "Comment", &cloc, false);
             let error_equals = self.error_equals(c, &cloc);
             let result_path = self.path_field(c, "ResultPath", &cloc, PathKind::Reference);
@@ -1368,6 +1506,7 @@ impl Compiler<'_> {
                     error_equals,
                     result_path,
                     next,
+                    assign,
                 });
             }
         }
@@ -1550,11 +1689,12 @@ impl Compiler<'_> {
                 continue;
             };
             let rule = self.rule(rule_obj, &iloc, true, depth);
+            let assign = self.assign(rule_obj, &iloc);
             let next = self
                 .string(rule_obj, "Next", &iloc, true)
                 .and_then(|n| self.target(&n, &at(&iloc, "Next"), scope, Some(&mut *flow)));
             match (rule, next, choices.as_mut()) {
-                (Some(rule), Some(next), Some(list)) => list.push(Branch { rule, next }),
+                (Some(rule), Some(next), Some(list)) => list.push(Branch { rule, next, assign }),
                 _ => choices = None,
             }
         }
@@ -1585,15 +1725,16 @@ impl Compiler<'_> {
             let k = key.as_str();
             if matches!(k, "And" | "Or" | "Not") || comparison(k).is_some() {
                 operators.push(k);
-            } else if matches!(k, "Variable" | "Comment") || (top && k == "Next") {
-                // Read below (Variable, Comment) or by the caller (Next).
-            } else if top && k == "Assign" {
-                self.err("unsupported", at(loc, k), unsupported_reason(k));
-            } else if k == "Next" {
+            } else if matches!(k, "Variable" | "Comment") || (top && matches!(k, "Next" | "Assign"))
+            {
+                // Read below (Variable, Comment) or by the caller (Next, Assign).
+            } else if k == "Next" || k == "Assign" {
                 self.err(
                     "unknown_field",
                     at(loc, k),
-                    "`Next` is only allowed on a top-level Choice rule, not inside And/Or/Not",
+                    format!(
+                        "`{k}` is only allowed on a top-level Choice rule, not inside And/Or/Not"
+                    ),
                 );
             } else {
                 self.err(
@@ -1788,6 +1929,7 @@ impl Compiler<'_> {
                 // A path or, as the developer guide's Fail state allows,
                 // an intrinsic function.
                 if let Some(text) = v.as_str().filter(|t| intrinsic::is_call(t)) {
+                    c.var_refs(text, &ploc);
                     return match intrinsic::check(text) {
                         Ok(()) => Some(text.to_string()),
                         Err(why) => {

@@ -63,6 +63,10 @@ pub enum TraceKind {
         name: String,
         type_name: &'static str,
         output: Value,
+        /// AWS's `assignedVariables` (name → value as JSON text) of a
+        /// state with an `Assign`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        assigned: Option<BTreeMap<String, String>>,
     },
     /// A Task attempt was scheduled; `parameters` is the rendered request body.
     TaskScheduled {
@@ -149,6 +153,7 @@ use serde_json::json;
 use crate::asl::machine::{
     error_matches, Graph, Integration, Kind, Machine, PathField, Seconds, State, Wait,
 };
+use crate::asl::vars::{self, Env, SharedVars, Vars};
 use crate::asl::{choice, data, intrinsic};
 use crate::envelope::illegal;
 use crate::error_name::{
@@ -221,6 +226,40 @@ struct Thread {
     /// How often each state was entered: later entries get distinct keys.
     visits: BTreeMap<usize, u32>,
     live: bool,
+    /// The variables it sees: for a branch or iteration, its parent's as
+    /// they were when it started, then its own assignments (emptied when it
+    /// ends; the machine's own thread keeps them for a redrive).
+    #[serde(serialize_with = "shared_vars")]
+    vars: SharedVars,
+}
+
+fn shared_vars<S: serde::Serializer>(v: &SharedVars, s: S) -> Result<S::Ok, S::Error> {
+    v.as_ref().serialize(s)
+}
+
+/// A caught error: the catcher's Next, the state's output (the input with
+/// the error output placed) and what the catcher's `Assign` sets.
+type Caught = (usize, Value, Option<Vars>);
+
+/// What a state's `Assign` (or a catcher's, or a Choice rule's) sets,
+/// rendered over `over` with the variables as they were before the state
+/// assigned anything (every expression sees the same values); `None`
+/// without an `Assign`. AWS's limits apply (`States.Runtime` past them).
+fn assigned(
+    template: Option<&Value>,
+    over: &Value,
+    env: Env<'_>,
+    seed: &str,
+) -> Result<Option<Vars>, ErrorInfo> {
+    let Some(template) = template else {
+        return Ok(None);
+    };
+    let out: Vars = match data::render(template, over, env, &mut seeded(seed))? {
+        Value::Object(map) => map.into_iter().collect(),
+        _ => Vars::new(),
+    };
+    vars::check_limits(&out, env.vars)?;
+    Ok(Some(out))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -438,7 +477,12 @@ fn quoted(v: &Value) -> String {
 /// selected), `… cannot be parsed as a long value: $.x == 1.5` (not an
 /// integer: a fraction, a string, a number beyond a long), `… references a
 /// negative value: $.x == -1`.
-fn seconds(s: &Seconds, input: &Value, ctx: &Value, field: &str) -> Result<u64, ErrorInfo> {
+fn seconds<'a>(
+    s: &Seconds,
+    input: &Value,
+    ctx: impl Into<Env<'a>>,
+    field: &str,
+) -> Result<u64, ErrorInfo> {
     match s {
         Seconds::Fixed(n) => Ok(*n),
         Seconds::Path(p) => {
@@ -582,43 +626,52 @@ impl Run {
             )
             .then_some(0);
             let ctx = self.context(&st.name, at, retries, None);
+            let vars = self.threads[t].vars.clone();
+            let ctx = Env::new(&ctx, &vars);
             let flow = match &st.kind {
                 Kind::Pass { result } => (|| {
-                    let eff = data::filter(&st.input_path, &input, &ctx)?;
+                    let eff = data::filter(&st.input_path, &input, ctx)?;
                     let r = match (result, &st.parameters) {
                         (Some(r), _) => r.clone(),
-                        (None, Some(p)) => data::render(p, &eff, &ctx, &mut seeded(&key))?,
+                        (None, Some(p)) => data::render(p, &eff, ctx, &mut seeded(&key))?,
                         (None, None) => eff,
                     };
+                    let a = assigned(st.assign.as_ref(), &r, ctx, &format!("{key}@assign"))?;
                     let placed = data::place(&st.result_path, input.clone(), r)?;
-                    Ok(Some(data::filter(&st.output_path, &placed, &ctx)?))
+                    Ok(Some((data::filter(&st.output_path, &placed, ctx)?, a)))
                 })(),
                 Kind::Choice { choices, default } => (|| {
-                    let eff = data::filter(&st.input_path, &input, &ctx)?;
+                    let eff = data::filter(&st.input_path, &input, ctx)?;
                     let mut next = None;
                     for b in choices {
-                        if choice::evaluate(&b.rule, &eff, &ctx)? {
-                            next = Some(b.next);
+                        if choice::evaluate(&b.rule, &eff, ctx)? {
+                            next = Some((b.next, b.assign.as_ref()));
                             break;
                         }
                     }
-                    let next = next.or(*default).ok_or_else(|| {
-                        ErrorInfo::new(
-                            NO_CHOICE_MATCHED,
-                            format!("no Choice rule of `{}` matched", st.name),
-                        )
-                    })?;
-                    Ok((next, data::filter(&st.output_path, &eff, &ctx)?))
+                    // A matching rule's Assign, or the state's own when
+                    // Default is taken; either over the state input.
+                    let (next, assign) = next
+                        .or(default.map(|d| (d, st.assign.as_ref())))
+                        .ok_or_else(|| {
+                            ErrorInfo::new(
+                                NO_CHOICE_MATCHED,
+                                format!("no Choice rule of `{}` matched", st.name),
+                            )
+                        })?;
+                    let a = assigned(assign, &input, ctx, &format!("{key}@assign"))?;
+                    Ok((next, data::filter(&st.output_path, &eff, ctx)?, a))
                 })()
-                .map(|(next, out)| {
-                    self.exited(at, st, &out);
+                .map(|(next, out, a)| {
+                    self.set_vars(t, &a);
+                    self.exited(at, st, &out, a.as_ref());
                     s = next;
                     input = out;
                     None
                 }),
                 Kind::Succeed => (|| {
-                    let eff = data::filter(&st.input_path, &input, &ctx)?;
-                    Ok(Some(data::filter(&st.output_path, &eff, &ctx)?))
+                    let eff = data::filter(&st.input_path, &input, ctx)?;
+                    Ok(Some((data::filter(&st.output_path, &eff, ctx)?, None)))
                 })(),
                 Kind::Fail(f) => {
                     // ErrorPath and CausePath: a path or an intrinsic
@@ -631,9 +684,9 @@ impl Run {
                             (Some(v), _) => Ok(Some(v.clone())),
                             (None, Some(p)) => {
                                 let v = if intrinsic::is_call(p) {
-                                    intrinsic::evaluate(p, &input, &ctx, &mut seeded(&key))?
+                                    intrinsic::evaluate(p, &input, ctx, &mut seeded(&key))?
                                 } else {
-                                    data::filter(&PathField::Path(p.clone()), &input, &ctx)?
+                                    data::filter(&PathField::Path(p.clone()), &input, ctx)?
                                 };
                                 Ok(Some(quoted(&v)))
                             }
@@ -656,12 +709,12 @@ impl Run {
                 }
                 Kind::Wait(w) => {
                     let fire_at = (|| {
-                        let eff = data::filter(&st.input_path, &input, &ctx)?;
+                        let eff = data::filter(&st.input_path, &input, ctx)?;
                         let fire_at = match w {
                             Wait::Seconds(n) => at + n * 1000,
                             Wait::SecondsPath(p) => {
                                 let n =
-                                    seconds(&Seconds::Path(p.clone()), &eff, &ctx, "SecondsPath")?;
+                                    seconds(&Seconds::Path(p.clone()), &eff, ctx, "SecondsPath")?;
                                 // Past AWS's limit the machine's own timeout
                                 // (at most a year) ends it first.
                                 at.saturating_add(n.min(MAX_WAIT_SECONDS) * 1000)
@@ -673,7 +726,7 @@ impl Run {
                             // not reference a valid ISO-8601 extended offset
                             // date-time format string: $.t == VALUE`.
                             Wait::TimestampPath(p) => {
-                                let Some(v) = data::lookup(p, &eff, &ctx)? else {
+                                let Some(v) = data::lookup(p, &eff, ctx)? else {
                                     return Err(runtime(format!(
                                         "The TimestampPath parameter does not reference an input value: {p}"
                                     )));
@@ -713,7 +766,7 @@ impl Run {
                         Err(e) => Err(e),
                     }
                 }
-                Kind::Task(_) => match data::filter(&st.input_path, &input, &ctx) {
+                Kind::Task(_) => match data::filter(&st.input_path, &input, ctx) {
                     Ok(eff) => {
                         self.slots.insert(
                             key.clone(),
@@ -725,7 +778,7 @@ impl Run {
                     Err(e) => Err(e),
                 },
                 Kind::Parallel { .. } | Kind::Map(_) => {
-                    match self.fan_inputs(st, &input, &ctx, &key) {
+                    match self.fan_inputs(st, &input, ctx, &key) {
                         Ok((eff, inputs)) => {
                             self.slots.insert(
                                 key.clone(),
@@ -741,8 +794,9 @@ impl Run {
             match flow {
                 // Choice: continue with the chosen state.
                 Ok(None) => continue,
-                Ok(Some(out)) => {
-                    self.exited(at, st, &out);
+                Ok(Some((out, a))) => {
+                    self.set_vars(t, &a);
+                    self.exited(at, st, &out, a.as_ref());
                     match st.next {
                         Some(n) if !matches!(st.kind, Kind::Succeed) => {
                             s = n;
@@ -755,10 +809,15 @@ impl Run {
                     // A state that failed before it could wait: only its
                     // Catch can help (nothing ran, so there is nothing to retry).
                     let error = in_state(error, &st.name, entered);
-                    match self.catch(m, t, s, &input, &error) {
-                        Some((next, out)) => {
+                    match self.catch(m, t, s, &input, &error, ctx, &key) {
+                        Some(Ok((next, out, a))) => {
+                            self.set_vars(t, &a);
                             s = next;
                             input = out;
+                        }
+                        Some(Err(e)) => {
+                            let e = in_state(e, &st.name, entered);
+                            return self.thread_done(m, at, fx, t, Err(e));
                         }
                         None => {
                             if t == 0 {
@@ -772,7 +831,9 @@ impl Run {
         }
     }
 
-    fn exited(&mut self, at: Millis, st: &State, out: &Value) {
+    /// A state exited with `out`, having assigned `assigned` (if it has an
+    /// `Assign`): AWS's `assignedVariables`, each value as JSON text.
+    fn exited(&mut self, at: Millis, st: &State, out: &Value, assigned: Option<&Vars>) {
         if self.traced() {
             self.record(
                 at,
@@ -780,13 +841,24 @@ impl Run {
                     name: st.name.clone(),
                     type_name: st.kind.type_name(),
                     output: out.clone(),
+                    assigned: assigned.map(vars::as_json_text),
                 },
             );
         }
     }
 
-    /// The first Catch of state `s` matching `error`: its Next and the state input
-    /// with the error placed at its ResultPath.
+    /// A state's assignments take effect (all at once, as it exits).
+    fn set_vars(&mut self, t: usize, assigned: &Option<Vars>) {
+        if let Some(a) = assigned.as_ref().filter(|a| !a.is_empty()) {
+            let vars = std::sync::Arc::make_mut(&mut self.threads[t].vars);
+            vars.extend(a.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+    }
+
+    /// The first Catch of state `s` matching `error`: its Next, the state
+    /// input with the error placed at its ResultPath and what its `Assign`
+    /// sets (over the error output); an `Err` when that Assign fails.
+    #[allow(clippy::too_many_arguments)]
     fn catch(
         &self,
         m: &Machine,
@@ -794,15 +866,21 @@ impl Run {
         s: usize,
         raw: &Value,
         error: &ErrorInfo,
-    ) -> Option<(usize, Value)> {
+        env: Env<'_>,
+        key: &str,
+    ) -> Option<Result<Caught, ErrorInfo>> {
         let st = self.state(m, t, s);
         let c = st
             .catch
             .iter()
             .find(|c| error_matches(&c.error_equals, &error.error))?;
         let out = json!({ "Error": error.error, "Cause": error.cause });
+        let a = match assigned(c.assign.as_ref(), &out, env, &format!("{key}@catch")) {
+            Ok(a) => a,
+            Err(e) => return Some(Err(e)),
+        };
         match data::place(&c.result_path, raw.clone(), out) {
-            Ok(v) => Some((c.next, v)),
+            Ok(v) => Some(Ok((c.next, v, a))),
             Err(_) => None,
         }
     }
@@ -812,7 +890,7 @@ impl Run {
         &self,
         st: &State,
         input: &Value,
-        ctx: &Value,
+        ctx: Env<'_>,
         key: &str,
     ) -> Result<(Value, Vec<Value>), ErrorInfo> {
         let eff = data::filter(&st.input_path, input, ctx)?;
@@ -836,12 +914,12 @@ impl Run {
                 for (i, item) in items.into_iter().enumerate() {
                     match &map.item_selector {
                         Some(sel) => {
-                            let mut c = ctx.clone();
+                            let mut c = ctx.context.clone();
                             c["Map"] = json!({ "Item": { "Index": i, "Value": item } });
                             inputs.push(data::render(
                                 sel,
                                 &eff,
-                                &c,
+                                Env::new(&c, ctx.vars),
                                 &mut seeded(&format!("{key}[{i}]")),
                             )?);
                         }
@@ -935,12 +1013,14 @@ impl Run {
                         format!("{key}@{attempt}[{i}]/")
                     };
                     let child = self.threads.len();
+                    let vars = self.threads[t].vars.clone();
                     self.threads.push(Thread {
                         scope,
                         prefix,
                         parent: Some((key.to_string(), i)),
                         visits: BTreeMap::new(),
                         live: true,
+                        vars,
                     });
                     if let Some(fan) = self.slots.get_mut(key).and_then(|s| s.fan.as_mut()) {
                         fan.threads[i] = Some(child);
@@ -993,6 +1073,10 @@ impl Run {
         result: Result<Value, ErrorInfo>,
     ) {
         self.threads[t].live = false;
+        if self.threads[t].parent.is_some() {
+            // A branch's or iteration's variables end with it.
+            self.threads[t].vars = SharedVars::default();
+        }
         let Some((key, i)) = self.threads[t].parent.clone() else {
             let (status, output, error) = match result {
                 Ok(out) => (Status::Succeeded, Some(out), None),
@@ -1106,6 +1190,9 @@ impl Run {
             return;
         }
         self.threads[t].live = false;
+        if self.threads[t].parent.is_some() {
+            self.threads[t].vars = SharedVars::default();
+        }
         // A thread's slot keys start with its prefix: look only there (a
         // scan of every slot per aborted iteration would be O(N²)).
         let prefix = self.threads[t].prefix.clone();
@@ -1143,21 +1230,31 @@ impl Run {
         let st = self.state(m, slot.thread, slot.state);
         let retries = (!matches!(st.kind, Kind::Wait(_))).then_some(slot.attempt - 1);
         let ctx = self.context(&st.name, slot.entered_at, retries, None);
+        let vars = self.threads[slot.thread].vars.clone();
+        let ctx = Env::new(&ctx, &vars);
         let out = (|| {
             let selected = match &st.result_selector {
-                Some(sel) => data::render(sel, &result, &ctx, &mut seeded(key))?,
+                Some(sel) => data::render(sel, &result, ctx, &mut seeded(key))?,
                 None => result,
             };
+            // Assign reads the result after ResultSelector (a Wait's: its
+            // input), before ResultPath and OutputPath.
+            let over = match st.kind {
+                Kind::Wait(_) => &slot.raw,
+                _ => &selected,
+            };
+            let a = assigned(st.assign.as_ref(), over, ctx, &format!("{key}@assign"))?;
             let placed = match st.kind {
                 // A Wait has no ResultPath: its output is its effective input.
                 Kind::Wait(_) => selected,
                 _ => data::place(&st.result_path, slot.raw.clone(), selected)?,
             };
-            data::filter(&st.output_path, &placed, &ctx)
+            Ok((data::filter(&st.output_path, &placed, ctx)?, a))
         })();
         match out {
-            Ok(out) => {
-                self.exited(at, st, &out);
+            Ok((out, a)) => {
+                self.set_vars(slot.thread, &a);
+                self.exited(at, st, &out, a.as_ref());
                 match st.next {
                     Some(n) => self.enter(m, at, fx, slot.thread, n, out),
                     None => self.thread_done(m, at, fx, slot.thread, Ok(out)),
@@ -1215,11 +1312,20 @@ impl Run {
         let Some(slot) = self.slots.remove(key) else {
             return;
         };
-        match self.catch(m, t, s, &slot.raw, &error) {
-            Some((next, out)) => {
-                let st = self.state(m, t, s);
-                self.exited(at, st, &out);
+        let st = self.state(m, t, s);
+        let retries = (!matches!(st.kind, Kind::Wait(_))).then_some(slot.attempt - 1);
+        let ctx = self.context(&st.name, slot.entered_at, retries, None);
+        let vars = self.threads[t].vars.clone();
+        let caught = self.catch(m, t, s, &slot.raw, &error, Env::new(&ctx, &vars), key);
+        match caught {
+            Some(Ok((next, out, a))) => {
+                self.set_vars(t, &a);
+                self.exited(at, st, &out, a.as_ref());
                 self.enter(m, at, fx, t, next, out)
+            }
+            Some(Err(e)) => {
+                let e = in_state(e, &st.name, slot.entered_event);
+                self.thread_done(m, at, fx, t, Err(e))
             }
             None => {
                 if t == 0 {
@@ -1286,6 +1392,7 @@ impl Run {
                     parent: None,
                     visits: BTreeMap::new(),
                     live: true,
+                    vars: SharedVars::default(),
                 });
                 self.enter(m, at, fx, 0, m.graph.start_at, input.clone());
             }
@@ -1479,8 +1586,10 @@ impl Run {
                     Phase::RetryWaiting { .. } if self.is_fan(m, step) => {
                         let st = self.state(m, slot.thread, slot.state);
                         let ctx = self.context(&st.name, at, Some(slot.attempt - 1), None);
+                        let vars = self.threads[slot.thread].vars.clone();
+                        let ctx = Env::new(&ctx, &vars);
                         let raw = slot.raw.clone();
-                        match self.fan_inputs(st, &raw, &ctx, step) {
+                        match self.fan_inputs(st, &raw, ctx, step) {
                             Ok((_, inputs)) => self.start_fan(m, at, fx, step, inputs),
                             Err(e) => {
                                 let e = in_state(e, &st.name, slot.entered_event);
@@ -1625,6 +1734,8 @@ impl Run {
             return None;
         };
         let ctx = self.context(&st.name, slot.entered_at, Some(slot.attempt - 1), None);
+        let vars = self.threads[slot.thread].vars.clone();
+        let ctx = Env::new(&ctx, &vars);
         let default = if task.wait_for_token {
             DEFAULT_TOKEN_TIMEOUT_S
         } else {
@@ -1635,7 +1746,7 @@ impl Run {
         let timeout = task
             .timeout
             .as_ref()
-            .and_then(|t| seconds(t, &slot.effective, &ctx, "TimeoutSecondsPath").ok())
+            .and_then(|t| seconds(t, &slot.effective, ctx, "TimeoutSecondsPath").ok())
             .unwrap_or(default);
         Some((timeout.saturating_mul(1000), task.wait_for_token))
     }
@@ -1749,13 +1860,15 @@ impl Run {
                     Some(slot.attempt - 1),
                     req.task_token.as_deref(),
                 );
+                let vars = self.threads[slot.thread].vars.clone();
+                let ctx = Env::new(&ctx, &vars);
                 st.parameters
                     .as_ref()
                     .and_then(|p| {
                         data::render(
                             p,
                             &slot.effective,
-                            &ctx,
+                            ctx,
                             &mut seeded(&format!("{step}#{}", slot.attempt)),
                         )
                         .ok()
@@ -1798,11 +1911,13 @@ impl Run {
             Some(slot.attempt - 1),
             token.as_deref(),
         );
+        let vars = self.threads[slot.thread].vars.clone();
+        let ctx = Env::new(&ctx, &vars);
         let body = match &st.parameters {
             Some(p) => data::render(
                 p,
                 &slot.effective,
-                &ctx,
+                ctx,
                 &mut seeded(&format!("{step}#{}", slot.attempt)),
             )
             .map_err(|e| in_state(e, &st.name, slot.entered_event))?,
@@ -1829,7 +1944,7 @@ impl Run {
         };
         let heartbeat_ms = match &task.heartbeat {
             Some(h) => Some(
-                seconds(h, &slot.effective, &ctx, "HeartbeatSecondsPath")
+                seconds(h, &slot.effective, ctx, "HeartbeatSecondsPath")
                     .map_err(|e| in_state(e, &st.name, slot.entered_event))?
                     * 1000,
             ),
