@@ -1039,7 +1039,7 @@ async fn bad_names_arns_and_types_are_refused() {
         (
             "StartExecution",
             "stateMachineArn",
-            "arn:aws:states:us-east-1:123456789012:stateMachine:hello:3",
+            "arn:aws:states:us-east-1:123456789012:stateMachine:hello:0",
         ),
         ("DeleteStateMachine", "stateMachineArn", "arn:aws:sqs:x"),
         ("ListExecutions", "stateMachineArn", ""),
@@ -1952,7 +1952,7 @@ async fn the_openapi_document_points_at_the_endpoint_and_lists_every_action_serv
     let sfn = &doc["x-step-functions"];
     assert_eq!(sfn["endpoint"], "POST /");
     let actions = sfn["actions"].as_array().expect("actions");
-    assert_eq!(actions.len(), 20);
+    assert_eq!(actions.len(), 28);
     for action in actions {
         let action = action.as_str().unwrap();
         // Served: whatever an empty request gets, it is not an unknown operation.
@@ -2092,4 +2092,489 @@ async fn the_native_api_deploys_runs_and_refuses_asl_machines() {
         .collect();
     assert!(locations.contains(&"/StartAt"), "{locations:?}");
     assert!(locations.contains(&"/States/A/Next"), "{locations:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Versions and aliases
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_are_published_listed_described_started_and_deleted() {
+    let aws = Aws::start().await;
+    let created = aws
+        .ok(
+            "CreateStateMachine",
+            json!({"name": "ver", "definition": PASS, "roleArn": "arn:aws:iam::123456789012:role/x", "publish": true, "versionDescription": "first"}),
+        )
+        .await;
+    let arn = state_machine_arn("ver");
+    let (v1, v2) = (format!("{arn}:1"), format!("{arn}:2"));
+    assert_eq!(created["stateMachineVersionArn"], v1);
+    aws.ok(
+        "UpdateStateMachine",
+        json!({"stateMachineArn": arn, "definition": CHOOSE}),
+    )
+    .await;
+    let listed = aws
+        .ok("ListStateMachineVersions", json!({"stateMachineArn": arn}))
+        .await;
+    assert_eq!(listed["stateMachineVersions"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        listed["stateMachineVersions"][0]["stateMachineVersionArn"],
+        v1
+    );
+
+    // revisionId must be the current revision.
+    let message = aws
+        .error(
+            "PublishStateMachineVersion",
+            json!({"stateMachineArn": arn, "revisionId": "1"}),
+            "ConflictException",
+        )
+        .await;
+    assert!(message.contains("revision is 2"), "{message}");
+    let p = aws
+        .ok(
+            "PublishStateMachineVersion",
+            json!({"stateMachineArn": arn, "revisionId": "2", "description": "second"}),
+        )
+        .await;
+    assert_eq!(p["stateMachineVersionArn"], v2);
+    assert!(p["creationDate"].is_f64(), "{p}");
+    // Again: the same version, as published.
+    let again = aws
+        .ok(
+            "PublishStateMachineVersion",
+            json!({"stateMachineArn": arn}),
+        )
+        .await;
+    assert_eq!(again, p);
+
+    // Newest first, paged.
+    let first = aws
+        .ok(
+            "ListStateMachineVersions",
+            json!({"stateMachineArn": arn, "maxResults": 1}),
+        )
+        .await;
+    assert_eq!(
+        first["stateMachineVersions"][0]["stateMachineVersionArn"],
+        v2
+    );
+    let token = first["nextToken"]
+        .as_str()
+        .expect("a next page")
+        .to_string();
+    let second = aws
+        .ok(
+            "ListStateMachineVersions",
+            json!({"stateMachineArn": arn, "maxResults": 1, "nextToken": token}),
+        )
+        .await;
+    assert_eq!(
+        second["stateMachineVersions"][0]["stateMachineVersionArn"],
+        v1
+    );
+    assert!(second.get("nextToken").is_none(), "{second}");
+    aws.error(
+        "ListStateMachineVersions",
+        json!({"stateMachineArn": arn, "nextToken": "nope"}),
+        "InvalidToken",
+    )
+    .await;
+
+    // A version describes its own definition, revision and description.
+    for (version, definition, revision, description) in
+        [(&v1, PASS, "1", "first"), (&v2, CHOOSE, "2", "second")]
+    {
+        let d = aws
+            .ok("DescribeStateMachine", json!({"stateMachineArn": version}))
+            .await;
+        assert_eq!(d["stateMachineArn"], *version);
+        assert_eq!(d["name"], "ver");
+        assert_eq!(d["definition"], definition);
+        assert_eq!(d["revisionId"], revision);
+        assert_eq!(d["description"], description);
+        assert_eq!(d["status"], "ACTIVE");
+    }
+    aws.error(
+        "DescribeStateMachine",
+        json!({"stateMachineArn": format!("{arn}:3")}),
+        "StateMachineDoesNotExist",
+    )
+    .await;
+
+    // Started by its ARN, an execution runs that version and says so.
+    let run = aws
+        .ok(
+            "StartExecution",
+            json!({"stateMachineArn": v1, "name": "on-v1", "input": "{\"ok\": false}"}),
+        )
+        .await;
+    let run = run["executionArn"].as_str().unwrap().to_string();
+    assert_eq!(run, execution_arn("ver", "on-v1"));
+    let d = aws.finished(&run).await;
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    assert_eq!(d["stateMachineArn"], arn);
+    assert_eq!(d["stateMachineVersionArn"], v1);
+    assert!(d.get("stateMachineAliasArn").is_none(), "{d}");
+    let f = aws
+        .ok(
+            "DescribeStateMachineForExecution",
+            json!({"executionArn": run}),
+        )
+        .await;
+    assert_eq!(f["revisionId"], "1");
+    // Unqualified: the latest revision (CHOOSE refuses `ok: false`), no version.
+    let latest = aws
+        .start_execution("ver", "on-latest", json!({"ok": false}))
+        .await;
+    let d = aws.finished(&latest).await;
+    assert_eq!(d["status"], "FAILED", "{d}");
+    assert!(d.get("stateMachineVersionArn").is_none(), "{d}");
+    aws.error(
+        "StartExecution",
+        json!({"stateMachineArn": format!("{arn}:3")}),
+        "StateMachineDoesNotExist",
+    )
+    .await;
+
+    // Deleting a version unpublishes it (idempotent); its executions stay.
+    for _ in 0..2 {
+        aws.ok(
+            "DeleteStateMachineVersion",
+            json!({"stateMachineVersionArn": v1}),
+        )
+        .await;
+    }
+    let listed = aws
+        .ok("ListStateMachineVersions", json!({"stateMachineArn": arn}))
+        .await;
+    assert_eq!(listed["stateMachineVersions"].as_array().unwrap().len(), 1);
+    aws.error(
+        "StartExecution",
+        json!({"stateMachineArn": v1}),
+        "StateMachineDoesNotExist",
+    )
+    .await;
+    aws.error(
+        "DescribeStateMachine",
+        json!({"stateMachineArn": v1}),
+        "StateMachineDoesNotExist",
+    )
+    .await;
+    assert_eq!(aws.finished(&run).await["stateMachineVersionArn"], v1);
+
+    // Refusals.
+    aws.error(
+        "DeleteStateMachineVersion",
+        json!({"stateMachineVersionArn": arn}),
+        "InvalidArn",
+    )
+    .await;
+    aws.error(
+        "PublishStateMachineVersion",
+        json!({"stateMachineArn": state_machine_arn("nobody")}),
+        "StateMachineDoesNotExist",
+    )
+    .await;
+    aws.error(
+        "PublishStateMachineVersion",
+        json!({"stateMachineArn": arn, "description": "x".repeat(257)}),
+        "ValidationException",
+    )
+    .await;
+    aws.error(
+        "ListStateMachineVersions",
+        json!({"stateMachineArn": state_machine_arn("nobody")}),
+        "StateMachineDoesNotExist",
+    )
+    .await;
+    aws.error(
+        "CreateStateMachine",
+        json!({"name": "unpublished", "definition": PASS, "roleArn": "arn:aws:iam::1:role/x", "versionDescription": "d"}),
+        "ValidationException",
+    )
+    .await;
+
+    // Deleting the machine deletes its versions.
+    aws.ok("DeleteStateMachine", json!({"stateMachineArn": arn}))
+        .await;
+    aws.error(
+        "DescribeStateMachine",
+        json!({"stateMachineArn": v2}),
+        "StateMachineDoesNotExist",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliases_route_executions_to_their_versions_by_weight() {
+    let aws = Aws::start().await;
+    let arn = state_machine_arn("routed");
+    aws.ok(
+        "CreateStateMachine",
+        json!({"name": "routed", "definition": PASS, "roleArn": "arn:aws:iam::1:role/x", "publish": true}),
+    )
+    .await;
+    aws.ok(
+        "UpdateStateMachine",
+        json!({"stateMachineArn": arn, "definition": CHOOSE, "publish": true}),
+    )
+    .await;
+    let (v1, v2) = (format!("{arn}:1"), format!("{arn}:2"));
+    let half = json!([
+        {"stateMachineVersionArn": v1, "weight": 50},
+        {"stateMachineVersionArn": v2, "weight": 50},
+    ]);
+    let created = aws
+        .ok(
+            "CreateStateMachineAlias",
+            json!({"name": "prod", "description": "live", "routingConfiguration": half}),
+        )
+        .await;
+    let prod = format!("{arn}:prod");
+    assert_eq!(created["stateMachineAliasArn"], prod);
+    // The same alias again is the existing one; another is a conflict.
+    let again = aws
+        .ok(
+            "CreateStateMachineAlias",
+            json!({"name": "prod", "description": "live", "routingConfiguration": half}),
+        )
+        .await;
+    assert_eq!(again, created);
+    aws.error(
+        "CreateStateMachineAlias",
+        json!({"name": "prod", "routingConfiguration": [{"stateMachineVersionArn": v1, "weight": 100}]}),
+        "ConflictException",
+    )
+    .await;
+    let d = aws
+        .ok(
+            "DescribeStateMachineAlias",
+            json!({"stateMachineAliasArn": prod}),
+        )
+        .await;
+    assert_eq!(d["name"], "prod");
+    assert_eq!(d["description"], "live");
+    assert_eq!(d["routingConfiguration"], half);
+    assert_eq!(d["creationDate"], created["creationDate"]);
+    assert!(d["updateDate"].is_f64(), "{d}");
+
+    // Each execution runs the version drawn for it, and records it: with
+    // 40 draws at 50/50 both versions run (all alike: 2^-39).
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..40 {
+        let r = aws
+            .ok(
+                "StartExecution",
+                json!({"stateMachineArn": prod, "name": format!("a{i}"), "input": "{\"ok\": true}"}),
+            )
+            .await;
+        let e = r["executionArn"].as_str().unwrap().to_string();
+        let d = aws.finished(&e).await;
+        assert_eq!(d["status"], "SUCCEEDED", "{d}");
+        assert_eq!(d["stateMachineAliasArn"], prod);
+        let version = d["stateMachineVersionArn"].as_str().unwrap().to_string();
+        let f = aws
+            .ok(
+                "DescribeStateMachineForExecution",
+                json!({"executionArn": e}),
+            )
+            .await;
+        // PASS (version 1) adds a greeting, CHOOSE (version 2) does not.
+        let output: Value = serde_json::from_str(d["output"].as_str().unwrap()).unwrap();
+        if version == v1 {
+            assert_eq!(
+                (f["revisionId"].as_str(), f["definition"].as_str()),
+                (Some("1"), Some(PASS))
+            );
+            assert!(output.get("greeting").is_some(), "{output}");
+        } else {
+            assert_eq!(version, v2);
+            assert_eq!(
+                (f["revisionId"].as_str(), f["definition"].as_str()),
+                (Some("2"), Some(CHOOSE))
+            );
+            assert!(output.get("greeting").is_none(), "{output}");
+        }
+        seen.insert(version);
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+
+    // A routed version cannot be deleted.
+    let message = aws
+        .error(
+            "DeleteStateMachineVersion",
+            json!({"stateMachineVersionArn": v2}),
+            "ConflictException",
+        )
+        .await;
+    assert!(message.contains(&prod), "{message}");
+
+    // Updated to version 2 alone, every execution runs version 2.
+    let u = aws
+        .ok(
+            "UpdateStateMachineAlias",
+            json!({"stateMachineAliasArn": prod, "routingConfiguration": [{"stateMachineVersionArn": v2, "weight": 100}]}),
+        )
+        .await;
+    assert!(u["updateDate"].is_f64(), "{u}");
+    let d = aws
+        .ok(
+            "DescribeStateMachineAlias",
+            json!({"stateMachineAliasArn": prod}),
+        )
+        .await;
+    assert_eq!(d["description"], "live");
+    assert_eq!(d["routingConfiguration"][0]["stateMachineVersionArn"], v2);
+    for i in 0..3 {
+        let r = aws
+            .ok(
+                "StartExecution",
+                json!({"stateMachineArn": prod, "name": format!("b{i}"), "input": "{\"ok\": true}"}),
+            )
+            .await;
+        let d = aws.finished(r["executionArn"].as_str().unwrap()).await;
+        assert_eq!(d["stateMachineVersionArn"], v2);
+    }
+
+    // Listed by name, paged.
+    aws.ok(
+        "CreateStateMachineAlias",
+        json!({"name": "beta", "routingConfiguration": [{"stateMachineVersionArn": v1, "weight": 100}]}),
+    )
+    .await;
+    let page = aws
+        .ok(
+            "ListStateMachineAliases",
+            json!({"stateMachineArn": arn, "maxResults": 1}),
+        )
+        .await;
+    assert_eq!(
+        page["stateMachineAliases"][0]["stateMachineAliasArn"],
+        format!("{arn}:beta")
+    );
+    let next = aws
+        .ok(
+            "ListStateMachineAliases",
+            json!({"stateMachineArn": arn, "nextToken": page["nextToken"]}),
+        )
+        .await;
+    assert_eq!(next["stateMachineAliases"][0]["stateMachineAliasArn"], prod);
+    assert!(next.get("nextToken").is_none(), "{next}");
+
+    // Refusals.
+    for (body, name) in [
+        (
+            json!({"name": "x", "routingConfiguration": [{"stateMachineVersionArn": v1, "weight": 60}]}),
+            "ValidationException",
+        ),
+        (
+            json!({"name": "x", "routingConfiguration": []}),
+            "ValidationException",
+        ),
+        (
+            json!({"name": "x", "routingConfiguration": [
+            {"stateMachineVersionArn": v1, "weight": 50}, {"stateMachineVersionArn": v1, "weight": 50}]}),
+            "ValidationException",
+        ),
+        (
+            json!({"name": "x", "routingConfiguration": [{"stateMachineVersionArn": v1, "weight": 101}]}),
+            "ValidationException",
+        ),
+        (json!({"name": "x"}), "ValidationException"),
+        (
+            json!({"name": "x", "routingConfiguration": [{"stateMachineVersionArn": arn, "weight": 100}]}),
+            "InvalidArn",
+        ),
+        (
+            json!({"name": "123", "routingConfiguration": [{"stateMachineVersionArn": v1, "weight": 100}]}),
+            "InvalidName",
+        ),
+        (
+            json!({"name": "x", "routingConfiguration": [{"stateMachineVersionArn": format!("{arn}:7"), "weight": 100}]}),
+            "ResourceNotFound",
+        ),
+    ] {
+        aws.error("CreateStateMachineAlias", body, name).await;
+    }
+    aws.error(
+        "UpdateStateMachineAlias",
+        json!({"stateMachineAliasArn": prod}),
+        "ValidationException",
+    )
+    .await;
+    aws.error(
+        "UpdateStateMachineAlias",
+        json!({"stateMachineAliasArn": prod, "routingConfiguration": [{"stateMachineVersionArn": format!("{}:1", state_machine_arn("other")), "weight": 100}]}),
+        "ValidationException",
+    )
+    .await;
+    aws.error(
+        "UpdateStateMachineAlias",
+        json!({"stateMachineAliasArn": format!("{arn}:nope"), "description": "d"}),
+        "ResourceNotFound",
+    )
+    .await;
+    aws.error(
+        "DescribeStateMachineAlias",
+        json!({"stateMachineAliasArn": v1}),
+        "InvalidArn",
+    )
+    .await;
+
+    // Deleted, an alias starts nothing; its versions can be deleted then.
+    aws.ok(
+        "DeleteStateMachineAlias",
+        json!({"stateMachineAliasArn": prod}),
+    )
+    .await;
+    aws.error(
+        "DeleteStateMachineAlias",
+        json!({"stateMachineAliasArn": prod}),
+        "ResourceNotFound",
+    )
+    .await;
+    aws.error(
+        "DescribeStateMachineAlias",
+        json!({"stateMachineAliasArn": prod}),
+        "ResourceNotFound",
+    )
+    .await;
+    aws.error(
+        "StartExecution",
+        json!({"stateMachineArn": prod}),
+        "StateMachineDoesNotExist",
+    )
+    .await;
+    aws.ok(
+        "DeleteStateMachineVersion",
+        json!({"stateMachineVersionArn": v2}),
+    )
+    .await;
+    // Executions started through it still describe it.
+    let d = aws
+        .ok(
+            "DescribeExecution",
+            json!({"executionArn": execution_arn("routed", "b0")}),
+        )
+        .await;
+    assert_eq!(d["stateMachineAliasArn"], prod);
+
+    // Deleting the machine deletes its aliases.
+    aws.ok("DeleteStateMachine", json!({"stateMachineArn": arn}))
+        .await;
+    aws.error(
+        "ListStateMachineAliases",
+        json!({"stateMachineArn": arn}),
+        "StateMachineDoesNotExist",
+    )
+    .await;
+    aws.error(
+        "DescribeStateMachineAlias",
+        json!({"stateMachineAliasArn": format!("{arn}:beta")}),
+        "ResourceNotFound",
+    )
+    .await;
 }

@@ -548,6 +548,19 @@ impl Engine {
         input: Value,
         id: Option<String>,
     ) -> Result<(ExecutionRecord, bool)> {
+        self.start_execution_at(definition, None, input, id).await
+    }
+
+    /// [`Engine::start_execution`] on version `version` of the definition
+    /// (`None`: the latest). A repeated start with the caller's id answers
+    /// the existing execution, whatever version it runs.
+    pub async fn start_execution_at(
+        &self,
+        definition: &str,
+        version: Option<u32>,
+        input: Value,
+        id: Option<String>,
+    ) -> Result<(ExecutionRecord, bool)> {
         if self.is_shutting_down() {
             return Err(Error::ShuttingDown);
         }
@@ -563,7 +576,7 @@ impl Engine {
             // Fresh: nothing to look up (the create stays idempotent anyway).
             None => uuid::Uuid::now_v7().to_string(),
         };
-        let (version, plan) = self.plan(definition, None).await?;
+        let (version, plan) = self.plan(definition, version).await?;
         // The start is decided like every later input (one decision applied
         // once).
         let mut state = Execution::empty(&plan);

@@ -372,6 +372,65 @@ impl Executor for CrashingStore {
         self.inner.tag_definition(name, set, remove, max).await
     }
 
+    async fn publish_version(
+        &self,
+        name: &str,
+        version: u32,
+        description: &str,
+        now: Millis,
+    ) -> StoreResult<(sagaflow_store::PublishedVersion, bool)> {
+        self.alive()?;
+        self.inner
+            .publish_version(name, version, description, now)
+            .await
+    }
+
+    async fn published_versions(
+        &self,
+        name: &str,
+    ) -> StoreResult<Vec<sagaflow_store::PublishedVersion>> {
+        self.inner.published_versions(name).await
+    }
+
+    async fn unpublish_version(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> StoreResult<sagaflow_store::Unpublish> {
+        self.alive()?;
+        self.inner.unpublish_version(name, version).await
+    }
+
+    async fn put_alias(
+        &self,
+        alias: &sagaflow_store::AliasRecord,
+        create: bool,
+    ) -> StoreResult<sagaflow_store::AliasWrite> {
+        self.alive()?;
+        self.inner.put_alias(alias, create).await
+    }
+
+    async fn definition_aliases(
+        &self,
+        name: &str,
+    ) -> StoreResult<Vec<sagaflow_store::AliasRecord>> {
+        self.inner.definition_aliases(name).await
+    }
+
+    async fn delete_alias(&self, name: &str, alias: &str) -> StoreResult<bool> {
+        self.alive()?;
+        self.inner.delete_alias(name, alias).await
+    }
+
+    async fn record_execution_origin(&self, id: &str, qualifier: &str) -> StoreResult<()> {
+        self.alive()?;
+        self.inner.record_execution_origin(id, qualifier).await
+    }
+
+    async fn execution_origin(&self, id: &str) -> StoreResult<Option<String>> {
+        self.inner.execution_origin(id).await
+    }
+
     async fn create_execution(&self, create: Create) -> StoreResult<Created> {
         self.alive()?;
         self.inner.create_execution(create).await

@@ -59,6 +59,10 @@ macro_rules! conformance_tests {
             registering_a_deleted_name_again_creates_the_next_version_even_with_the_same_digest,
             a_live_definitions_tags_are_set_replaced_removed_and_bounded,
             deleting_a_definition_deletes_its_tags_and_only_a_live_one_is_tagged,
+            a_version_is_published_once_and_listed_newest_first,
+            an_alias_routes_only_to_published_versions_which_stay_published_while_routed,
+            deleting_a_definition_deletes_its_versions_and_aliases,
+            an_executions_origin_is_recorded_once,
             a_new_execution_reads_back_as_created,
             creating_an_execution_again_returns_the_existing_one_untouched,
             an_append_at_the_current_version_extends_the_history,
@@ -572,6 +576,229 @@ pub async fn deleting_a_definition_deletes_its_tags_and_only_a_live_one_is_tagge
     assert_eq!(
         store.definition_tags("order").await.expect("tags"),
         tags(&[])
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Published versions, aliases, execution origins
+
+fn alias(name: &str, alias: &str, routing: &[(u32, u32)], at: Millis) -> crate::AliasRecord {
+    crate::AliasRecord {
+        name: name.to_string(),
+        alias: alias.to_string(),
+        description: format!("{alias} of {name}"),
+        routing: routing.to_vec(),
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+pub async fn a_version_is_published_once_and_listed_newest_first(store: &dyn Store) {
+    assert!(matches!(
+        store.publish_version("order", 1, "", T0).await,
+        Err(Error::NotFound { .. })
+    ));
+    for (i, digest) in ["d1", "d2", "d3"].into_iter().enumerate() {
+        store
+            .put_definition("order", "asl", digest, digest, T0 + i as Millis)
+            .await
+            .expect("put");
+    }
+    assert_eq!(store.published_versions("order").await.expect("list"), []);
+    let (v1, new) = store
+        .publish_version("order", 1, "first", T0 + 10)
+        .await
+        .expect("publish 1");
+    assert!(new);
+    assert_eq!(
+        (v1.version, v1.description.as_str(), v1.published_at),
+        (1, "first", T0 + 10)
+    );
+    // Again: the version as it was published, description unchanged.
+    assert_eq!(
+        store
+            .publish_version("order", 1, "other", T0 + 11)
+            .await
+            .expect("publish 1 again"),
+        (v1.clone(), false)
+    );
+    let (v3, _) = store
+        .publish_version("order", 3, "", T0 + 12)
+        .await
+        .expect("publish 3");
+    assert!(matches!(
+        store.publish_version("order", 4, "", T0).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(
+        store.published_versions("order").await.expect("list"),
+        [v3.clone(), v1.clone()]
+    );
+    assert_eq!(
+        store
+            .unpublish_version("order", 1)
+            .await
+            .expect("unpublish"),
+        crate::Unpublish::Done
+    );
+    assert_eq!(
+        store.unpublish_version("order", 1).await.expect("again"),
+        crate::Unpublish::Absent
+    );
+    assert_eq!(store.published_versions("order").await.expect("list"), [v3]);
+    // The definition version itself stays.
+    assert_eq!(
+        store
+            .get_definition("order", Some(1))
+            .await
+            .expect("v1")
+            .version,
+        1
+    );
+}
+
+pub async fn an_alias_routes_only_to_published_versions_which_stay_published_while_routed(
+    store: &dyn Store,
+) {
+    use crate::AliasWrite;
+    assert!(matches!(
+        store
+            .put_alias(&alias("order", "prod", &[(1, 100)], T0), true)
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    for digest in ["d1", "d2"] {
+        store
+            .put_definition("order", "asl", digest, digest, T0)
+            .await
+            .expect("put");
+    }
+    store
+        .publish_version("order", 1, "", T0)
+        .await
+        .expect("publish");
+    let prod = alias("order", "prod", &[(1, 60), (2, 40)], T0 + 1);
+    assert_eq!(
+        store.put_alias(&prod, true).await.expect("unpublished"),
+        AliasWrite::Unpublished(2)
+    );
+    assert_eq!(
+        store.definition_aliases("order").await.expect("aliases"),
+        []
+    );
+    store
+        .publish_version("order", 2, "", T0)
+        .await
+        .expect("publish");
+    assert_eq!(
+        store.put_alias(&prod, true).await.expect("create"),
+        AliasWrite::Stored(prod.clone())
+    );
+    // A create again answers the stored alias and writes nothing.
+    let other = alias("order", "prod", &[(1, 100)], T0 + 2);
+    assert_eq!(
+        store.put_alias(&other, true).await.expect("create again"),
+        AliasWrite::Exists(prod.clone())
+    );
+    assert_eq!(
+        store.unpublish_version("order", 2).await.expect("routed"),
+        crate::Unpublish::Routed("prod".into())
+    );
+    // A replace keeps the creation time.
+    let updated = crate::AliasRecord {
+        created_at: T0 + 1,
+        ..other.clone()
+    };
+    assert_eq!(
+        store.put_alias(&other, false).await.expect("update"),
+        AliasWrite::Stored(updated.clone())
+    );
+    assert!(matches!(
+        store
+            .put_alias(&alias("order", "beta", &[(1, 100)], T0), false)
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    let beta = alias("order", "beta", &[(1, 100)], T0 + 3);
+    store.put_alias(&beta, true).await.expect("beta");
+    assert_eq!(
+        store.definition_aliases("order").await.expect("aliases"),
+        [beta, updated]
+    );
+    // No longer routed: version 2 can be unpublished.
+    assert_eq!(
+        store
+            .unpublish_version("order", 2)
+            .await
+            .expect("unpublish"),
+        crate::Unpublish::Done
+    );
+    assert!(store.delete_alias("order", "beta").await.expect("delete"));
+    assert!(!store.delete_alias("order", "beta").await.expect("again"));
+    assert_eq!(
+        store
+            .definition_aliases("order")
+            .await
+            .expect("aliases")
+            .len(),
+        1
+    );
+}
+
+pub async fn deleting_a_definition_deletes_its_versions_and_aliases(store: &dyn Store) {
+    store
+        .put_definition("order", "asl", "src", "d1", T0)
+        .await
+        .expect("put");
+    store
+        .publish_version("order", 1, "", T0)
+        .await
+        .expect("publish");
+    store
+        .put_alias(&alias("order", "prod", &[(1, 100)], T0), true)
+        .await
+        .expect("alias");
+    store.delete_definition("order").await.expect("delete");
+    assert!(matches!(
+        store.published_versions("order").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.definition_aliases("order").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(
+        store
+            .unpublish_version("order", 1)
+            .await
+            .expect("unpublish"),
+        crate::Unpublish::Absent
+    );
+    // Created again, it has neither.
+    store
+        .put_definition("order", "asl", "src", "d1", T0 + 1)
+        .await
+        .expect("put again");
+    assert_eq!(store.published_versions("order").await.expect("list"), []);
+    assert_eq!(
+        store.definition_aliases("order").await.expect("aliases"),
+        []
+    );
+}
+
+pub async fn an_executions_origin_is_recorded_once(store: &dyn Store) {
+    assert_eq!(store.execution_origin("e1").await.expect("none"), None);
+    store
+        .record_execution_origin("e1", "prod")
+        .await
+        .expect("record");
+    store
+        .record_execution_origin("e1", "3")
+        .await
+        .expect("record again");
+    assert_eq!(
+        store.execution_origin("e1").await.expect("origin"),
+        Some("prod".to_string())
     );
 }
 

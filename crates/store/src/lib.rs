@@ -74,6 +74,54 @@ pub struct DefinitionRecord {
 /// A definition's tags: value by key.
 pub type Tags = std::collections::BTreeMap<String, String>;
 
+/// A published version of a definition (Step Functions'
+/// PublishStateMachineVersion): every stored definition version is a
+/// revision, and publishing one marks it, with a description, as a version
+/// that can be listed, described, started and routed to by an alias.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishedVersion {
+    pub name: String,
+    pub version: u32,
+    pub description: String,
+    pub published_at: Millis,
+}
+
+/// An alias of a definition (Step Functions' state machine alias): a name
+/// routing executions to one or two published versions by weight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AliasRecord {
+    /// The definition's name.
+    pub name: String,
+    pub alias: String,
+    pub description: String,
+    /// `(version, weight)`, in the order given.
+    pub routing: Vec<(u32, u32)>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// The outcome of [`Executor::put_alias`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum AliasWrite {
+    /// Stored as given.
+    Stored(AliasRecord),
+    /// A create found the alias already there: the stored one, unchanged.
+    Exists(AliasRecord),
+    /// A routed version is not published: nothing was written.
+    Unpublished(u32),
+}
+
+/// The outcome of [`Executor::unpublish_version`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unpublish {
+    /// The version is no longer published.
+    Done,
+    /// It was not published (or the definition is not live): nothing to do.
+    Absent,
+    /// An alias routes to it (this one): nothing was written.
+    Routed(String),
+}
+
 /// The summary row of an execution, kept in step with its history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecutionRecord {
@@ -296,6 +344,42 @@ pub trait Executor: Send + Sync {
         remove: &[String],
         max: usize,
     ) -> Result<Option<Tags>>;
+    /// Publishes version `version` of the live definition `name` with
+    /// `description`, or returns it as published before (then `false`, and
+    /// its description unchanged). `NotFound` when `name` is not live or has
+    /// no such version. Deleting the definition unpublishes its versions.
+    async fn publish_version(
+        &self,
+        name: &str,
+        version: u32,
+        description: &str,
+        now: Millis,
+    ) -> Result<(PublishedVersion, bool)>;
+    /// The published versions of the live definition `name`, newest first
+    /// (`NotFound` when it is not live).
+    async fn published_versions(&self, name: &str) -> Result<Vec<PublishedVersion>>;
+    /// Unpublishes a version, unless an alias routes to it (checked in the
+    /// same write). The definition version itself stays (executions use it).
+    async fn unpublish_version(&self, name: &str, version: u32) -> Result<Unpublish>;
+    /// Creates (`create`) or replaces an alias of the live definition
+    /// `alias.name`, in one write that checks every routed version is
+    /// published. A create of an existing alias writes nothing and answers
+    /// [`AliasWrite::Exists`]; a replace of a missing one is `NotFound`, and
+    /// keeps the stored `created_at`. `NotFound` when the definition is not
+    /// live. Deleting the definition deletes its aliases.
+    async fn put_alias(&self, alias: &AliasRecord, create: bool) -> Result<AliasWrite>;
+    /// The aliases of the live definition `name`, by alias name (`NotFound`
+    /// when it is not live).
+    async fn definition_aliases(&self, name: &str) -> Result<Vec<AliasRecord>>;
+    /// Deletes an alias; `false` when there was none.
+    async fn delete_alias(&self, name: &str, alias: &str) -> Result<bool>;
+    /// Records how execution `id` was started when that was not the
+    /// definition's latest version: `qualifier` is the version number it was
+    /// started with or the alias it was started through. The first record
+    /// of an id stays (a repeated start changes nothing).
+    async fn record_execution_origin(&self, id: &str, qualifier: &str) -> Result<()>;
+    /// What [`Executor::record_execution_origin`] recorded for `id`.
+    async fn execution_origin(&self, id: &str) -> Result<Option<String>>;
     /// Creates an execution with its first events and the durable timers
     /// they arm (in one write, as [`Executor::append`] does), or returns the
     /// existing one with the same id (the caller decides whether that is a

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use sagaflow_core::event::Millis;
 use sagaflow_core::{Event, Status};
 
+use crate::{AliasRecord, AliasWrite, PublishedVersion, Unpublish};
 use crate::{
     Append, Create, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor,
     HistoryEntry, Lease, Leases, ListFilter, Notification, NotificationKind, Page, Query, Result,
@@ -28,6 +29,12 @@ struct Inner {
     deleted: HashSet<String>,
     /// Tags of live definitions, by name.
     tags: HashMap<String, Tags>,
+    /// Published versions of live definitions, by name and version.
+    published: HashMap<String, BTreeMap<u32, PublishedVersion>>,
+    /// Aliases of live definitions, by name and alias.
+    aliases: HashMap<String, BTreeMap<String, AliasRecord>>,
+    /// How executions were started (version or alias), by id.
+    origins: HashMap<String, String>,
     executions: HashMap<String, (u64, ExecutionRecord, Vec<Event>)>,
     next_seq: u64,
     timers: Vec<Timer>,
@@ -266,7 +273,131 @@ impl Executor for MemoryStore {
             return Ok(false);
         }
         g.tags.remove(name);
+        g.published.remove(name);
+        g.aliases.remove(name);
         Ok(g.deleted.insert(name.to_string()))
+    }
+
+    async fn publish_version(
+        &self,
+        name: &str,
+        version: u32,
+        description: &str,
+        now: Millis,
+    ) -> Result<(PublishedVersion, bool)> {
+        let mut g = self.lock();
+        g.live(name)?;
+        if !g.definitions[name].iter().any(|d| d.version == version) {
+            return Err(Error::NotFound {
+                what: "definition",
+                id: format!("{name}@{version}"),
+            });
+        }
+        let versions = g.published.entry(name.to_string()).or_default();
+        if let Some(v) = versions.get(&version) {
+            return Ok((v.clone(), false));
+        }
+        let v = PublishedVersion {
+            name: name.to_string(),
+            version,
+            description: description.to_string(),
+            published_at: now,
+        };
+        versions.insert(version, v.clone());
+        Ok((v, true))
+    }
+
+    async fn published_versions(&self, name: &str) -> Result<Vec<PublishedVersion>> {
+        let g = self.lock();
+        g.live(name)?;
+        Ok(g.published
+            .get(name)
+            .map(|vs| vs.values().rev().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn unpublish_version(&self, name: &str, version: u32) -> Result<Unpublish> {
+        let mut g = self.lock();
+        if let Some(a) = g.aliases.get(name).and_then(|a| {
+            a.values()
+                .find(|a| a.routing.iter().any(|r| r.0 == version))
+        }) {
+            return Ok(Unpublish::Routed(a.alias.clone()));
+        }
+        let removed = g
+            .published
+            .get_mut(name)
+            .and_then(|vs| vs.remove(&version))
+            .is_some();
+        Ok(if removed {
+            Unpublish::Done
+        } else {
+            Unpublish::Absent
+        })
+    }
+
+    async fn put_alias(&self, alias: &AliasRecord, create: bool) -> Result<AliasWrite> {
+        let mut g = self.lock();
+        g.live(&alias.name)?;
+        let existing = g
+            .aliases
+            .get(&alias.name)
+            .and_then(|a| a.get(&alias.alias))
+            .cloned();
+        let mut stored = alias.clone();
+        match (create, existing) {
+            (true, Some(e)) => return Ok(AliasWrite::Exists(e)),
+            (false, None) => {
+                return Err(Error::NotFound {
+                    what: "alias",
+                    id: format!("{}:{}", alias.name, alias.alias),
+                })
+            }
+            (false, Some(e)) => stored.created_at = e.created_at,
+            (true, None) => {}
+        }
+        let published = g.published.get(&alias.name);
+        if let Some((v, _)) = alias
+            .routing
+            .iter()
+            .find(|(v, _)| !published.is_some_and(|p| p.contains_key(v)))
+        {
+            return Ok(AliasWrite::Unpublished(*v));
+        }
+        g.aliases
+            .entry(alias.name.clone())
+            .or_default()
+            .insert(alias.alias.clone(), stored.clone());
+        Ok(AliasWrite::Stored(stored))
+    }
+
+    async fn definition_aliases(&self, name: &str) -> Result<Vec<AliasRecord>> {
+        let g = self.lock();
+        g.live(name)?;
+        Ok(g.aliases
+            .get(name)
+            .map(|a| a.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn delete_alias(&self, name: &str, alias: &str) -> Result<bool> {
+        let mut g = self.lock();
+        Ok(g.aliases
+            .get_mut(name)
+            .and_then(|a| a.remove(alias))
+            .is_some())
+    }
+
+    async fn record_execution_origin(&self, id: &str, qualifier: &str) -> Result<()> {
+        self.lock()
+            .origins
+            .entry(id.to_string())
+            .or_insert_with(|| qualifier.to_string());
+        Ok(())
+    }
+
+    async fn execution_origin(&self, id: &str) -> Result<Option<String>> {
+        Ok(self.lock().origins.get(id).cloned())
     }
 
     async fn definition_tags(&self, name: &str) -> Result<Tags> {

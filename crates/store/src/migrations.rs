@@ -62,6 +62,7 @@ pub const SQLITE: &[Migration] = migrations!("sqlite":
     6 "0006_outbox_claims",
     7 "0007_list_by_definition_and_status",
     8 "0008_definition_tags",
+    9 "0009_versions_and_aliases",
 );
 
 /// PostgreSQL's migrations, in order: the same numbers and names as SQLite's.
@@ -74,6 +75,7 @@ pub const POSTGRES: &[Migration] = migrations!("postgres":
     6 "0006_outbox_claims",
     7 "0007_list_by_definition_and_status",
     8 "0008_definition_tags",
+    9 "0009_versions_and_aliases",
 );
 
 /// The last migration written before the numbering was shared: every one
@@ -233,7 +235,7 @@ mod tests {
         let missing = pending(POSTGRES, &BTreeSet::from([1, 2, 3, 5])).expect("pending");
         assert_eq!(
             missing.iter().map(|m| m.version).collect::<Vec<_>>(),
-            [4, 6, 7, 8]
+            [4, 6, 7, 8, 9]
         );
     }
 }

@@ -80,6 +80,7 @@ use tokio_postgres::{NoTls, Row};
 
 use crate::encode::{from_json, not_found, parse_task, to_json};
 use crate::migrations::{self, Migration};
+use crate::{AliasRecord, AliasWrite, PublishedVersion, Unpublish};
 use crate::{
     Append, Create, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor,
     HistoryEntry, Lease, Leases, ListFilter, Notification, NotificationKind, Page, Query, Result,
@@ -518,6 +519,91 @@ fn describe(e: &tokio_postgres::Error) -> String {
 
 fn pg(context: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
     move |e| Error::Backend(format!("{context}: {}", describe(&e)))
+}
+
+/// Locks the latest row of the live definition `name` for the transaction
+/// (writers of its versions and aliases take turns, and a delete waits for
+/// them); `false` when it is not live.
+async fn lock_live(tx: &tokio_postgres::Transaction<'_>, name: &str) -> Result<bool> {
+    Ok(tx
+        .query_opt(
+            "SELECT version FROM definitions WHERE name = $1 AND NOT deleted
+             ORDER BY version DESC LIMIT 1 FOR UPDATE",
+            &[&name],
+        )
+        .await
+        .map_err(pg("locking a definition"))?
+        .is_some())
+}
+
+async fn read_published(
+    client: &impl tokio_postgres::GenericClient,
+    name: &str,
+) -> Result<Vec<PublishedVersion>> {
+    client
+        .query(
+            "SELECT version, description, published_at FROM definition_versions
+             WHERE name = $1 ORDER BY version DESC",
+            &[&name],
+        )
+        .await
+        .map_err(pg("reading a definition's versions"))?
+        .iter()
+        .map(|r| {
+            Ok(PublishedVersion {
+                name: name.to_string(),
+                version: to_u32(&format!("version of `{name}`"), r.get(0))?,
+                description: r.get(1),
+                published_at: to_u64(&format!("publication of `{name}`"), r.get(2))?,
+            })
+        })
+        .collect()
+}
+
+async fn read_aliases(
+    client: &impl tokio_postgres::GenericClient,
+    name: &str,
+) -> Result<Vec<AliasRecord>> {
+    client
+        .query(
+            "SELECT alias, description, routing, created_at, updated_at
+             FROM definition_aliases WHERE name = $1 ORDER BY alias",
+            &[&name],
+        )
+        .await
+        .map_err(pg("reading a definition's aliases"))?
+        .iter()
+        .map(|r| {
+            let alias: String = r.get(0);
+            let what = format!("alias `{name}:{alias}`");
+            Ok(AliasRecord {
+                name: name.to_string(),
+                description: r.get(1),
+                routing: from_json(&what, r.get::<_, &str>(2))?,
+                created_at: to_u64(&what, r.get(3))?,
+                updated_at: to_u64(&what, r.get(4))?,
+                alias,
+            })
+        })
+        .collect()
+}
+
+async fn is_live(client: &impl tokio_postgres::GenericClient, name: &str) -> Result<bool> {
+    Ok(client
+        .query_opt(
+            "SELECT 1 FROM definitions WHERE name = $1 AND NOT deleted LIMIT 1",
+            &[&name],
+        )
+        .await
+        .map_err(pg("reading a definition"))?
+        .is_some())
+}
+
+fn not_live(name: &str) -> Error {
+    Error::NotFound {
+        what: "definition",
+        id: name.to_string(),
+    }
 }
 
 fn to_i64(what: &str, v: u64) -> Result<i64> {
@@ -990,7 +1076,9 @@ impl Executor for PostgresStore {
             .prepare_cached(
                 "WITH d AS (UPDATE definitions SET deleted = TRUE
                             WHERE name = $1 AND NOT deleted RETURNING 1),
-                      t AS (DELETE FROM definition_tags WHERE name = $1)
+                      t AS (DELETE FROM definition_tags WHERE name = $1),
+                      v AS (DELETE FROM definition_versions WHERE name = $1),
+                      a AS (DELETE FROM definition_aliases WHERE name = $1)
                  SELECT COUNT(*) FROM d",
             )
             .await
@@ -1090,6 +1178,213 @@ impl Executor for PostgresStore {
         }
         tx.commit().await.map_err(pg("tagging a definition"))?;
         Ok(Some(tags))
+    }
+
+    async fn publish_version(
+        &self,
+        name: &str,
+        version: u32,
+        description: &str,
+        now: Millis,
+    ) -> Result<(PublishedVersion, bool)> {
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(pg("starting to publish a version"))?;
+        if !lock_live(&tx, name).await? {
+            return Err(not_live(name));
+        }
+        let exists = tx
+            .query_opt(
+                "SELECT 1 FROM definitions WHERE name = $1 AND version = $2",
+                &[&name, &i64::from(version)],
+            )
+            .await
+            .map_err(pg("reading a definition"))?
+            .is_some();
+        if !exists {
+            return Err(Error::NotFound {
+                what: "definition",
+                id: format!("{name}@{version}"),
+            });
+        }
+        if let Some(v) = read_published(&*tx, name)
+            .await?
+            .into_iter()
+            .find(|v| v.version == version)
+        {
+            return Ok((v, false));
+        }
+        tx.execute(
+            "INSERT INTO definition_versions (name, version, description, published_at)
+             VALUES ($1, $2, $3, $4)",
+            &[
+                &name,
+                &i64::from(version),
+                &description,
+                &to_i64("a publication time", now)?,
+            ],
+        )
+        .await
+        .map_err(pg("publishing a version"))?;
+        tx.commit().await.map_err(pg("publishing a version"))?;
+        Ok((
+            PublishedVersion {
+                name: name.to_string(),
+                version,
+                description: description.to_string(),
+                published_at: now,
+            },
+            true,
+        ))
+    }
+
+    async fn published_versions(&self, name: &str) -> Result<Vec<PublishedVersion>> {
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(pg("starting to read versions"))?;
+        if !is_live(&*tx, name).await? {
+            return Err(not_live(name));
+        }
+        read_published(&*tx, name).await
+    }
+
+    async fn unpublish_version(&self, name: &str, version: u32) -> Result<Unpublish> {
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(pg("starting to unpublish a version"))?;
+        if !lock_live(&tx, name).await? {
+            return Ok(Unpublish::Absent);
+        }
+        if let Some(a) = read_aliases(&*tx, name)
+            .await?
+            .into_iter()
+            .find(|a| a.routing.iter().any(|r| r.0 == version))
+        {
+            return Ok(Unpublish::Routed(a.alias));
+        }
+        let n = tx
+            .execute(
+                "DELETE FROM definition_versions WHERE name = $1 AND version = $2",
+                &[&name, &i64::from(version)],
+            )
+            .await
+            .map_err(pg("unpublishing a version"))?;
+        tx.commit().await.map_err(pg("unpublishing a version"))?;
+        Ok(if n > 0 {
+            Unpublish::Done
+        } else {
+            Unpublish::Absent
+        })
+    }
+
+    async fn put_alias(&self, alias: &AliasRecord, create: bool) -> Result<AliasWrite> {
+        let routing = to_json("an alias's routing", &alias.routing)?;
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(pg("starting to store an alias"))?;
+        if !lock_live(&tx, &alias.name).await? {
+            return Err(not_live(&alias.name));
+        }
+        let existing = read_aliases(&*tx, &alias.name)
+            .await?
+            .into_iter()
+            .find(|a| a.alias == alias.alias);
+        let mut stored = alias.clone();
+        match (create, existing) {
+            (true, Some(e)) => return Ok(AliasWrite::Exists(e)),
+            (false, None) => {
+                return Err(Error::NotFound {
+                    what: "alias",
+                    id: format!("{}:{}", alias.name, alias.alias),
+                })
+            }
+            (false, Some(e)) => stored.created_at = e.created_at,
+            (true, None) => {}
+        }
+        let published = read_published(&*tx, &alias.name).await?;
+        if let Some((v, _)) = alias
+            .routing
+            .iter()
+            .find(|(v, _)| !published.iter().any(|p| p.version == *v))
+        {
+            return Ok(AliasWrite::Unpublished(*v));
+        }
+        tx.execute(
+            "INSERT INTO definition_aliases
+                 (name, alias, description, routing, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (name, alias) DO UPDATE SET description = EXCLUDED.description,
+                 routing = EXCLUDED.routing, updated_at = EXCLUDED.updated_at",
+            &[
+                &stored.name,
+                &stored.alias,
+                &stored.description,
+                &routing,
+                &to_i64("an alias's creation time", stored.created_at)?,
+                &to_i64("an alias's update time", stored.updated_at)?,
+            ],
+        )
+        .await
+        .map_err(pg("storing an alias"))?;
+        tx.commit().await.map_err(pg("storing an alias"))?;
+        Ok(AliasWrite::Stored(stored))
+    }
+
+    async fn definition_aliases(&self, name: &str) -> Result<Vec<AliasRecord>> {
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(pg("starting to read aliases"))?;
+        if !is_live(&*tx, name).await? {
+            return Err(not_live(name));
+        }
+        read_aliases(&*tx, name).await
+    }
+
+    async fn delete_alias(&self, name: &str, alias: &str) -> Result<bool> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "DELETE FROM definition_aliases WHERE name = $1 AND alias = $2",
+                &[&name, &alias],
+            )
+            .await
+            .map_err(pg("deleting an alias"))?;
+        Ok(n > 0)
+    }
+
+    async fn record_execution_origin(&self, id: &str, qualifier: &str) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO execution_origins (id, qualifier) VALUES ($1, $2)
+                 ON CONFLICT (id) DO NOTHING",
+                &[&id, &qualifier],
+            )
+            .await
+            .map_err(pg("recording an execution's origin"))?;
+        Ok(())
+    }
+
+    async fn execution_origin(&self, id: &str) -> Result<Option<String>> {
+        let client = self.client().await?;
+        Ok(client
+            .query_opt(
+                "SELECT qualifier FROM execution_origins WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .map_err(pg("reading an execution's origin"))?
+            .map(|r| r.get(0)))
     }
 
     async fn create_execution(&self, create: Create) -> Result<Created> {

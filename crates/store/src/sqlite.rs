@@ -47,6 +47,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::encode::{from_json, not_found, parse_task, to_json};
 use crate::migrations::{self, Migration};
+use crate::{AliasRecord, AliasWrite, PublishedVersion, Unpublish};
 use crate::{
     Append, Create, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor,
     HistoryEntry, ListFilter, Notification, NotificationKind, Page, Query, Result, Tags, Timer,
@@ -738,6 +739,58 @@ fn live_definition(conn: &Connection, name: &str) -> Result<()> {
     }
 }
 
+fn read_published(conn: &Connection, name: &str) -> Result<Vec<PublishedVersion>> {
+    conn.prepare_cached(
+        "SELECT version, description, published_at FROM definition_versions
+         WHERE name = ?1 ORDER BY version DESC",
+    )
+    .and_then(|mut s| {
+        s.query_map([name], |r| {
+            Ok(PublishedVersion {
+                name: name.to_string(),
+                version: r.get(0)?,
+                description: r.get(1)?,
+                published_at: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()
+    })
+    .map_err(backend("reading a definition's versions"))
+}
+
+fn read_aliases(conn: &Connection, name: &str) -> Result<Vec<AliasRecord>> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT alias, description, routing, created_at, updated_at
+             FROM definition_aliases WHERE name = ?1 ORDER BY alias",
+        )
+        .and_then(|mut s| {
+            s.query_map([name], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Millis>(3)?,
+                    r.get::<_, Millis>(4)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(backend("reading a definition's aliases"))?;
+    rows.into_iter()
+        .map(|(alias, description, routing, created_at, updated_at)| {
+            Ok(AliasRecord {
+                name: name.to_string(),
+                routing: from_json(&format!("alias `{name}:{alias}` routing"), &routing)?,
+                alias,
+                description,
+                created_at,
+                updated_at,
+            })
+        })
+        .collect()
+}
+
 fn read_tags(conn: &Connection, name: &str) -> Result<Tags> {
     conn.prepare_cached("SELECT key, value FROM definition_tags WHERE name = ?1")
         .and_then(|mut s| {
@@ -1228,7 +1281,186 @@ impl Executor for SqliteStore {
             c.prepare_cached("DELETE FROM definition_tags WHERE name = ?1")
                 .and_then(|mut s| s.execute([&name]))
                 .map_err(backend("deleting a definition's tags"))?;
+            for table in ["definition_versions", "definition_aliases"] {
+                c.prepare_cached(&format!("DELETE FROM {table} WHERE name = ?1"))
+                    .and_then(|mut s| s.execute([&name]))
+                    .map_err(backend("deleting a definition's versions and aliases"))?;
+            }
             Ok(changed > 0)
+        })
+        .await
+    }
+
+    async fn publish_version(
+        &self,
+        name: &str,
+        version: u32,
+        description: &str,
+        now: Millis,
+    ) -> Result<(PublishedVersion, bool)> {
+        let (name, description) = (name.to_string(), description.to_string());
+        self.write(move |c| {
+            live_definition(c, &name)?;
+            let exists: bool = c
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM definitions WHERE name = ?1 AND version = ?2)",
+                )
+                .and_then(|mut s| s.query_row(params![name, version], |r| r.get(0)))
+                .map_err(backend("reading a definition"))?;
+            if !exists {
+                return Err(Error::NotFound {
+                    what: "definition",
+                    id: format!("{name}@{version}"),
+                });
+            }
+            if let Some(v) = read_published(c, &name)?
+                .into_iter()
+                .find(|v| v.version == version)
+            {
+                return Ok((v, false));
+            }
+            c.prepare_cached(
+                "INSERT INTO definition_versions (name, version, description, published_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| s.execute(params![name, version, description, now]))
+            .map_err(backend("publishing a version"))?;
+            Ok((
+                PublishedVersion {
+                    name,
+                    version,
+                    description,
+                    published_at: now,
+                },
+                true,
+            ))
+        })
+        .await
+    }
+
+    async fn published_versions(&self, name: &str) -> Result<Vec<PublishedVersion>> {
+        let name = name.to_string();
+        self.read(move |c| {
+            live_definition(c, &name)?;
+            read_published(c, &name)
+        })
+        .await
+    }
+
+    async fn unpublish_version(&self, name: &str, version: u32) -> Result<Unpublish> {
+        let name = name.to_string();
+        self.write(move |c| {
+            if let Some(a) = read_aliases(c, &name)?
+                .into_iter()
+                .find(|a| a.routing.iter().any(|r| r.0 == version))
+            {
+                return Ok(Unpublish::Routed(a.alias));
+            }
+            let n = c
+                .prepare_cached("DELETE FROM definition_versions WHERE name = ?1 AND version = ?2")
+                .and_then(|mut s| s.execute(params![name, version]))
+                .map_err(backend("unpublishing a version"))?;
+            Ok(if n > 0 {
+                Unpublish::Done
+            } else {
+                Unpublish::Absent
+            })
+        })
+        .await
+    }
+
+    async fn put_alias(&self, alias: &AliasRecord, create: bool) -> Result<AliasWrite> {
+        let alias = alias.clone();
+        let routing = to_json("an alias's routing", &alias.routing)?;
+        self.write(move |c| {
+            live_definition(c, &alias.name)?;
+            let existing = read_aliases(c, &alias.name)?
+                .into_iter()
+                .find(|a| a.alias == alias.alias);
+            let mut stored = alias.clone();
+            match (create, existing) {
+                (true, Some(e)) => return Ok(AliasWrite::Exists(e)),
+                (false, None) => {
+                    return Err(Error::NotFound {
+                        what: "alias",
+                        id: format!("{}:{}", alias.name, alias.alias),
+                    })
+                }
+                (false, Some(e)) => stored.created_at = e.created_at,
+                (true, None) => {}
+            }
+            let published = read_published(c, &alias.name)?;
+            if let Some((v, _)) = alias
+                .routing
+                .iter()
+                .find(|(v, _)| !published.iter().any(|p| p.version == *v))
+            {
+                return Ok(AliasWrite::Unpublished(*v));
+            }
+            c.prepare_cached(
+                "INSERT INTO definition_aliases
+                     (name, alias, description, routing, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (name, alias) DO UPDATE SET description = excluded.description,
+                     routing = excluded.routing, updated_at = excluded.updated_at",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    stored.name,
+                    stored.alias,
+                    stored.description,
+                    routing,
+                    stored.created_at,
+                    stored.updated_at
+                ])
+            })
+            .map_err(backend("storing an alias"))?;
+            Ok(AliasWrite::Stored(stored))
+        })
+        .await
+    }
+
+    async fn definition_aliases(&self, name: &str) -> Result<Vec<AliasRecord>> {
+        let name = name.to_string();
+        self.read(move |c| {
+            live_definition(c, &name)?;
+            read_aliases(c, &name)
+        })
+        .await
+    }
+
+    async fn delete_alias(&self, name: &str, alias: &str) -> Result<bool> {
+        let (name, alias) = (name.to_string(), alias.to_string());
+        self.write(move |c| {
+            let n = c
+                .prepare_cached("DELETE FROM definition_aliases WHERE name = ?1 AND alias = ?2")
+                .and_then(|mut s| s.execute(params![name, alias]))
+                .map_err(backend("deleting an alias"))?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn record_execution_origin(&self, id: &str, qualifier: &str) -> Result<()> {
+        let (id, qualifier) = (id.to_string(), qualifier.to_string());
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO execution_origins (id, qualifier) VALUES (?1, ?2)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .and_then(|mut s| s.execute(params![id, qualifier]))
+            .map_err(backend("recording an execution's origin"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn execution_origin(&self, id: &str) -> Result<Option<String>> {
+        let id = id.to_string();
+        self.read(move |c| {
+            c.prepare_cached("SELECT qualifier FROM execution_origins WHERE id = ?1")
+                .and_then(|mut s| s.query_row([&id], |r| r.get(0)).optional())
+                .map_err(backend("reading an execution's origin"))
         })
         .await
     }

@@ -94,18 +94,11 @@ pub(super) async fn update_state_machine(st: &AppState, input: &Input) -> Result
         configured |= input.object(member)?.is_some();
     }
     let publish = input.boolean("publish")?.unwrap_or(false);
-    let description = input.string("versionDescription")?;
-    if let Some(d) = description {
-        if d.chars().count() > 256 {
-            return Err(AwsError::validation(
-                "1 validation error detected: Value at 'versionDescription' failed to satisfy constraint: Member must have length less than or equal to 256",
-            ));
-        }
-        if !publish {
-            return Err(AwsError::validation(
-                "Version description can only be set when publish is true",
-            ));
-        }
+    let description = super::versions::description(input, "versionDescription")?;
+    if description.is_some() && !publish {
+        return Err(AwsError::validation(
+            "Version description can only be set when publish is true",
+        ));
     }
     if definition.is_none() && role.is_none() && !configured {
         return Err(AwsError::new(
@@ -132,7 +125,9 @@ pub(super) async fn update_state_machine(st: &AppState, input: &Input) -> Result
         "revisionId": revision_id(record.version),
     });
     if publish {
-        out["stateMachineVersionArn"] = json!(version_arn(&record.name, record.version));
+        let d = description.unwrap_or_default();
+        let v = super::versions::publish(st, &record.name, record.version, d).await?;
+        out["stateMachineVersionArn"] = json!(version_arn(&record.name, v.version));
     }
     Ok(out)
 }

@@ -28,7 +28,8 @@
 //! - UpdateStateMachine, ValidateStateMachineDefinition and
 //!   DescribeStateMachineForExecution are in [`machines`] (a machine's
 //!   `revisionId` is its latest definition version), the tag actions in
-//!   [`tags`] (stored with the definition);
+//!   [`tags`] (stored with the definition), published versions and aliases
+//!   (and starting an execution through them) in [`versions`];
 //! - not kept: `roleArn` (a fixed role is described), `type` (accepted,
 //!   described as `STANDARD`), logging and tracing;
 //! - several nodes: a request about an execution another node owns (stop,
@@ -54,6 +55,7 @@ use crate::AppState;
 
 mod machines;
 mod tags;
+mod versions;
 
 /// The header that selects this protocol (and its action).
 pub const TARGET: &str = "x-amz-target";
@@ -63,7 +65,7 @@ const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/sagaflow";
 
 /// The actions served.
-pub const ACTIONS: [&str; 20] = [
+pub const ACTIONS: [&str; 28] = [
     "CreateStateMachine",
     "DescribeStateMachine",
     "ListStateMachines",
@@ -84,6 +86,14 @@ pub const ACTIONS: [&str; 20] = [
     "TagResource",
     "UntagResource",
     "ListTagsForResource",
+    "PublishStateMachineVersion",
+    "ListStateMachineVersions",
+    "DeleteStateMachineVersion",
+    "CreateStateMachineAlias",
+    "DescribeStateMachineAlias",
+    "UpdateStateMachineAlias",
+    "DeleteStateMachineAlias",
+    "ListStateMachineAliases",
 ];
 
 // ---------------------------------------------------------------------------
@@ -364,6 +374,14 @@ async fn dispatch(
         "TagResource" => tags::tag_resource(st, &input).await,
         "UntagResource" => tags::untag_resource(st, &input).await,
         "ListTagsForResource" => tags::list_tags_for_resource(st, &input).await,
+        "PublishStateMachineVersion" => versions::publish_state_machine_version(st, &input).await,
+        "ListStateMachineVersions" => versions::list_state_machine_versions(st, &input).await,
+        "DeleteStateMachineVersion" => versions::delete_state_machine_version(st, &input).await,
+        "CreateStateMachineAlias" => versions::create_state_machine_alias(st, &input).await,
+        "DescribeStateMachineAlias" => versions::describe_state_machine_alias(st, &input).await,
+        "UpdateStateMachineAlias" => versions::update_state_machine_alias(st, &input).await,
+        "DeleteStateMachineAlias" => versions::delete_state_machine_alias(st, &input).await,
+        "ListStateMachineAliases" => versions::list_state_machine_aliases(st, &input).await,
         _ => send_task_heartbeat(st, &input).await,
     }
 }
@@ -612,8 +630,13 @@ fn execution_item(r: &ExecutionRecord) -> Value {
     v
 }
 
-fn execution_description(r: &ExecutionRecord) -> Value {
+/// DescribeExecution's answer; `origin`: how it was started, as recorded
+/// (see [`versions::origin_arns`]).
+fn execution_description(r: &ExecutionRecord, origin: Option<&str>) -> Value {
     let mut v = execution_item(r);
+    for (member, arn) in versions::origin_arns(&r.definition, r.version, origin) {
+        v[member] = json!(arn);
+    }
     v["input"] = json!(text(&r.input));
     v["inputDetails"] = json!({ "included": true });
     if r.status == Status::Succeeded {
@@ -717,6 +740,13 @@ async fn create_state_machine(st: &AppState, input: &Input) -> Result<Value, Aws
             ),
         ));
     }
+    let publish = input.boolean("publish")?.unwrap_or(false);
+    let version_description = versions::description(input, "versionDescription")?;
+    if version_description.is_some() && !publish {
+        return Err(AwsError::validation(
+            "Version description can only be set when publish is true",
+        ));
+    }
     check_machine_name(name)?;
     let doc = read_definition(definition).await?;
     // AWS semantics: the same name with the same definition is the existing
@@ -726,10 +756,16 @@ async fn create_state_machine(st: &AppState, input: &Input) -> Result<Value, Aws
             let same = existing.format == "asl"
                 && serde_json::from_str::<Value>(&existing.source).is_ok_and(|v| v == doc);
             return if same {
-                Ok(json!({
+                let mut out = json!({
                     "stateMachineArn": state_machine_arn(&existing.name),
                     "creationDate": epoch(existing.created_at),
-                }))
+                });
+                if publish {
+                    let d = version_description.unwrap_or_default();
+                    let v = versions::publish(st, name, existing.version, d).await?;
+                    out["stateMachineVersionArn"] = json!(machines::version_arn(name, v.version));
+                }
+                Ok(out)
             } else {
                 Err(AwsError::new(
                     "StateMachineAlreadyExists",
@@ -752,16 +788,40 @@ async fn create_state_machine(st: &AppState, input: &Input) -> Result<Value, Aws
         let arn = state_machine_arn(&deployed.record.name);
         tags::change(st, &arn, &deployed.record.name, &tags, &[]).await?;
     }
-    Ok(json!({
+    let mut out = json!({
         "stateMachineArn": state_machine_arn(&deployed.record.name),
         "creationDate": epoch(deployed.record.created_at),
-    }))
+    });
+    if publish {
+        let (name, version) = (&deployed.record.name, deployed.record.version);
+        let v =
+            versions::publish(st, name, version, version_description.unwrap_or_default()).await?;
+        out["stateMachineVersionArn"] = json!(machines::version_arn(name, v.version));
+    }
+    Ok(out)
 }
 
+/// DescribeStateMachine of a machine, or of one of its versions
+/// (`…:stateMachine:NAME:VERSION`, see [`versions`]).
 async fn describe_state_machine(st: &AppState, input: &Input) -> Result<Value, AwsError> {
-    let name = machine_of(input.required("stateMachineArn")?)?;
-    let d = get_machine(st, &name).await?;
-    Ok(json!({
+    input.one_of("includedData", &["ALL_DATA", "METADATA_ONLY"])?;
+    let arn = input.required("stateMachineArn")?;
+    let d = match versions::qualified_of(arn)? {
+        (name, None) => get_machine(st, &name).await?,
+        (name, Some(versions::Qualifier::Version(v))) => {
+            return versions::describe_version(st, &name, v).await
+        }
+        (_, Some(versions::Qualifier::Alias(_))) => return Err(invalid_arn(
+            arn,
+            "a state machine or version ARN (an alias is described by DescribeStateMachineAlias)",
+        )),
+    };
+    Ok(machine_description(&d))
+}
+
+/// A definition version described as a state machine.
+fn machine_description(d: &DefinitionRecord) -> Value {
+    json!({
         "stateMachineArn": state_machine_arn(&d.name),
         "name": d.name,
         "status": "ACTIVE",
@@ -772,7 +832,7 @@ async fn describe_state_machine(st: &AppState, input: &Input) -> Result<Value, A
         "revisionId": machines::revision_id(d.version),
         "loggingConfiguration": { "level": "OFF", "includeExecutionData": false },
         "tracingConfiguration": { "enabled": false },
-    }))
+    })
 }
 
 async fn list_state_machines(st: &AppState, input: &Input) -> Result<Value, AwsError> {
@@ -848,7 +908,8 @@ async fn wait_for(st: &AppState, id: &str, wait: Duration) -> Result<ExecutionRe
 }
 
 async fn start_execution(st: &AppState, input: &Input, sync: bool) -> Result<Value, AwsError> {
-    let machine = machine_of(input.required("stateMachineArn")?)?;
+    // A version or alias ARN: that version, or one the alias routes to.
+    let (machine, qualifier) = versions::qualified_of(input.required("stateMachineArn")?)?;
     let name = input.string("name")?;
     if let Some(n) = name {
         check_execution_name(n)?;
@@ -860,9 +921,13 @@ async fn start_execution(st: &AppState, input: &Input, sync: bool) -> Result<Val
             format!("Invalid State Machine Execution Input: '{e}'"),
         )
     })?;
-    let (rec, _) = st
+    let version = match &qualifier {
+        Some(q) => Some(versions::version_to_start(st, &machine, q).await?),
+        None => None,
+    };
+    let (rec, created) = st
         .engine
-        .start_execution(&machine, value, name.map(String::from))
+        .start_execution_at(&machine, version, value, name.map(String::from))
         .await
         .map_err(|e| match e {
             EngineError::ExecutionConflict { id, what } => AwsError::new(
@@ -874,6 +939,18 @@ async fn start_execution(st: &AppState, input: &Input, sync: bool) -> Result<Val
             ),
             e => from_engine(e),
         })?;
+    if let (true, Some(q)) = (created, &qualifier) {
+        // Only describes the execution (it runs the version it recorded):
+        // a failure to record it does not undo the start.
+        if let Err(e) = st
+            .engine
+            .store()
+            .record_execution_origin(&rec.id, &q.recorded())
+            .await
+        {
+            tracing::warn!(execution = %rec.id, error = %e, "could not record how an execution was started");
+        }
+    }
     let arn = execution_arn(&rec.definition, &rec.id);
     if !sync {
         return Ok(json!({ "executionArn": arn, "startDate": epoch(rec.started_at) }));
@@ -916,7 +993,14 @@ async fn start_execution(st: &AppState, input: &Input, sync: bool) -> Result<Val
 }
 
 async fn describe_execution(st: &AppState, input: &Input) -> Result<Value, AwsError> {
-    Ok(execution_description(&execution(st, input).await?))
+    let rec = execution(st, input).await?;
+    let origin = st
+        .engine
+        .store()
+        .execution_origin(&rec.id)
+        .await
+        .map_err(|e| from_engine(e.into()))?;
+    Ok(execution_description(&rec, origin.as_deref()))
 }
 
 /// How many store pages one ListExecutions reads at most when its status

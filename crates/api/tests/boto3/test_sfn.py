@@ -448,5 +448,112 @@ class Tags(unittest.TestCase):
         with self.assertRaises(SFN.exceptions.ResourceNotFound):
             SFN.list_tags_for_resource(resourceArn=arn)
 
+
+class Versions(unittest.TestCase):
+    def test_versions_are_published_listed_described_started_and_deleted(self):
+        created = SFN.create_state_machine(
+            name="versions",
+            definition=json.dumps(PASS),
+            roleArn=ROLE,
+            publish=True,
+            versionDescription="first",
+        )
+        arn = created["stateMachineArn"]
+        v1, v2 = arn + ":1", arn + ":2"
+        self.assertEqual(created["stateMachineVersionArn"], v1)
+        SFN.update_state_machine(stateMachineArn=arn, definition=json.dumps(CHOOSE))
+        with self.assertRaises(SFN.exceptions.ConflictException):
+            SFN.publish_state_machine_version(stateMachineArn=arn, revisionId="1")
+        p = SFN.publish_state_machine_version(
+            stateMachineArn=arn, revisionId="2", description="second"
+        )
+        self.assertEqual(p["stateMachineVersionArn"], v2)
+        self.assertIsInstance(p["creationDate"], datetime.datetime)
+        listed = SFN.list_state_machine_versions(stateMachineArn=arn)["stateMachineVersions"]
+        self.assertEqual([v["stateMachineVersionArn"] for v in listed], [v2, v1])
+        first = SFN.list_state_machine_versions(stateMachineArn=arn, maxResults=1)
+        second = SFN.list_state_machine_versions(
+            stateMachineArn=arn, maxResults=1, nextToken=first["nextToken"]
+        )
+        paged = first["stateMachineVersions"] + second["stateMachineVersions"]
+        self.assertEqual([v["stateMachineVersionArn"] for v in paged], [v2, v1])
+        self.assertNotIn("nextToken", second)
+        d = SFN.describe_state_machine(stateMachineArn=v1)
+        self.assertEqual(
+            (d["stateMachineArn"], json.loads(d["definition"]), d["revisionId"], d["description"]),
+            (v1, PASS, "1", "first"),
+        )
+        run = SFN.start_execution(stateMachineArn=v1, input='{"ok": false}')["executionArn"]
+        d = finished(run)
+        self.assertEqual(d["status"], "SUCCEEDED")
+        self.assertEqual(d["stateMachineVersionArn"], v1)
+        self.assertNotIn("stateMachineAliasArn", d)
+        self.assertEqual(SFN.describe_state_machine_for_execution(executionArn=run)["revisionId"], "1")
+        SFN.delete_state_machine_version(stateMachineVersionArn=v1)
+        SFN.delete_state_machine_version(stateMachineVersionArn=v1)
+        with self.assertRaises(SFN.exceptions.StateMachineDoesNotExist):
+            SFN.start_execution(stateMachineArn=v1)
+        with self.assertRaises(SFN.exceptions.InvalidArn):
+            SFN.delete_state_machine_version(stateMachineVersionArn=arn)
+
+    def test_aliases_route_executions_by_weight(self):
+        arn = SFN.create_state_machine(
+            name="aliased", definition=json.dumps(PASS), roleArn=ROLE, publish=True
+        )["stateMachineArn"]
+        SFN.update_state_machine(stateMachineArn=arn, definition=json.dumps(CHOOSE), publish=True)
+        v1, v2 = arn + ":1", arn + ":2"
+        routing = [
+            {"stateMachineVersionArn": v1, "weight": 50},
+            {"stateMachineVersionArn": v2, "weight": 50},
+        ]
+        alias = SFN.create_state_machine_alias(
+            name="live", description="d", routingConfiguration=routing
+        )["stateMachineAliasArn"]
+        self.assertEqual(alias, arn + ":live")
+        d = SFN.describe_state_machine_alias(stateMachineAliasArn=alias)
+        self.assertEqual((d["name"], d["description"], d["routingConfiguration"]), ("live", "d", routing))
+        with self.assertRaises(SFN.exceptions.ConflictException):
+            SFN.create_state_machine_alias(
+                name="live", routingConfiguration=[{"stateMachineVersionArn": v1, "weight": 100}]
+            )
+        with self.assertRaises(SFN.exceptions.ValidationException):
+            SFN.create_state_machine_alias(
+                name="other", routingConfiguration=[{"stateMachineVersionArn": v1, "weight": 60}]
+            )
+        with self.assertRaises(SFN.exceptions.ResourceNotFound):
+            SFN.create_state_machine_alias(
+                name="other", routingConfiguration=[{"stateMachineVersionArn": arn + ":9", "weight": 100}]
+            )
+        # 40 draws at 50/50 run both versions (all alike: 2^-39).
+        seen = set()
+        for _ in range(40):
+            run = SFN.start_execution(stateMachineArn=alias, input='{"ok": true}')["executionArn"]
+            d = finished(run)
+            self.assertEqual(d["status"], "SUCCEEDED")
+            self.assertEqual(d["stateMachineAliasArn"], alias)
+            revision = SFN.describe_state_machine_for_execution(executionArn=run)["revisionId"]
+            self.assertEqual(d["stateMachineVersionArn"], f"{arn}:{revision}")
+            seen.add(revision)
+        self.assertEqual(seen, {"1", "2"})
+        with self.assertRaises(SFN.exceptions.ConflictException):
+            SFN.delete_state_machine_version(stateMachineVersionArn=v1)
+        SFN.update_state_machine_alias(
+            stateMachineAliasArn=alias,
+            routingConfiguration=[{"stateMachineVersionArn": v2, "weight": 100}],
+        )
+        run = SFN.start_execution(stateMachineArn=alias, input='{"ok": true}')["executionArn"]
+        self.assertEqual(finished(run)["stateMachineVersionArn"], v2)
+        listed = SFN.list_state_machine_aliases(stateMachineArn=arn)["stateMachineAliases"]
+        self.assertEqual([a["stateMachineAliasArn"] for a in listed], [alias])
+        SFN.delete_state_machine_alias(stateMachineAliasArn=alias)
+        with self.assertRaises(SFN.exceptions.ResourceNotFound):
+            SFN.describe_state_machine_alias(stateMachineAliasArn=alias)
+        SFN.delete_state_machine_version(stateMachineVersionArn=v1)
+        self.assertEqual(
+            [v["stateMachineVersionArn"] for v in SFN.list_state_machine_versions(stateMachineArn=arn)["stateMachineVersions"]],
+            [v2],
+        )
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
