@@ -225,7 +225,7 @@ fn explain_names_the_catch_that_handles_a_machines_failure() {
     let ran = sagaflow_cmd(&["explain", path(&cdk), "--fail", "TakePayment"]).succeeds();
     assert!(
         ran.stdout
-            .contains("Catch: {\"ErrorEquals\":[\"States.ALL\"],\"Next\":\"RefundPayment\"")
+            .contains("Catch: {\"ErrorEquals\":[\"States.ALL\"],\"ResultPath\":\"$.TakePaymentError\",\"Next\":\"RefundPayment\"")
             && ran.stdout.contains(
                 "Then runs: RefundPayment → CancelFlightReservation → CancelHotelReservation."
             ),

@@ -181,10 +181,51 @@ fn parse_yaml(text: &str, rules: Rules) -> Result<Value, Refusal> {
 
 /// A document's identity: the SHA-256 of its canonical JSON, in hex. A
 /// changed digest is a new version of a definition, whatever its format.
+///
+/// Canonical: compact, every object's keys sorted by their bytes, whatever
+/// order the document wrote them in. The workspace's `serde_json` keeps
+/// objects in insertion order (`preserve_order`, which the JSONata engine
+/// turns on); the digest must not depend on it, and must stay the digest
+/// earlier releases computed with sorted maps, or every deployment of an
+/// unchanged definition would become a new version.
 pub fn digest(doc: &Value) -> String {
     use sha2::Digest as _;
-    let canonical = serde_json::to_string(doc).unwrap_or_default();
-    hex(&sha2::Sha256::digest(canonical.as_bytes()))
+    hex(&sha2::Sha256::digest(canonical_json(doc).as_bytes()))
+}
+
+/// `value` as compact JSON text with every object's keys in sorted (byte)
+/// order, at any depth: the same text for the same value, whatever the
+/// order of its keys.
+pub fn canonical_json(value: &Value) -> String {
+    serde_json::to_string(&Sorted(value)).unwrap_or_default()
+}
+
+/// Serializes a value with its objects' keys sorted.
+struct Sorted<'a>(&'a Value);
+
+impl serde::Serialize for Sorted<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap as _, SerializeSeq as _};
+        match self.0 {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                let mut out = serializer.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    out.serialize_entry(k, &Sorted(v))?;
+                }
+                out.end()
+            }
+            Value::Array(items) => {
+                let mut out = serializer.serialize_seq(Some(items.len()))?;
+                for v in items {
+                    out.serialize_element(&Sorted(v))?;
+                }
+                out.end()
+            }
+            other => other.serialize(serializer),
+        }
+    }
 }
 
 /// Lowercase hex of `bytes`.

@@ -283,3 +283,24 @@ fn numbers_as_floats(v: Value) -> Value {
         other => other,
     }
 }
+
+/// A definition's identity must not depend on the order of its keys (the
+/// workspace's serde_json keeps objects in insertion order since the JSONata
+/// engine turned `preserve_order` on), and must stay what earlier releases
+/// computed with sorted maps: the SHA-256 of the compact JSON with every
+/// object's keys sorted. Otherwise every unchanged definition deployed again
+/// would become a new version.
+#[test]
+fn the_digest_is_of_the_sorted_compact_json_whatever_the_key_order() {
+    use sagaflow_core::document::{canonical_json, digest};
+    let written = parse(r#"{"z": null, "b": [{"d": "é", "c": 1}], "a": 2}"#).unwrap();
+    let sorted = parse(r#"{"a": 2, "b": [{"c": 1, "d": "é"}], "z": null}"#).unwrap();
+    assert_eq!(
+        canonical_json(&written),
+        r#"{"a":2,"b":[{"c":1,"d":"é"}],"z":null}"#
+    );
+    // sha256 of the text above, as the releases before preserve_order computed it.
+    let pinned = "d0d0e4a5ad54527c404c12f55be86fbe128c86226a9c7c409aa3f8b99dcd47dd";
+    assert_eq!(digest(&written), pinned);
+    assert_eq!(digest(&sorted), pinned);
+}
