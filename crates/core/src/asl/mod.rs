@@ -7,8 +7,9 @@
 //!   `InvalidDefinition`; also the resource map that binds ARNs to participants;
 //! - [`data`]: InputPath, Parameters, ResultSelector, ResultPath, OutputPath;
 //! - [`intrinsic`]: `States.Format`, `States.Array`, … ;
+//! - [`jsonata`]: JSONata templates (`{% … %}`) and AWS's added functions,
+//!   not wired into the interpreter yet;
 //! - [`choice`]: Choice rule evaluation;
-//! - [`vars`]: workflow variables (`Assign`), their names and limits;
 //! - [`run`]: the interpreter, a pure `(state, event) -> (state, effects)`;
 //! - `decide`: the interpreter behind the execution envelope.
 
@@ -16,10 +17,10 @@ pub mod choice;
 pub mod data;
 mod decide;
 pub mod intrinsic;
+pub mod jsonata;
 pub mod machine;
 pub mod parse;
 pub mod run;
-pub mod vars;
 
 pub use machine::{Machine, ResourceMap, ResourceRule};
 pub use parse::{compile, is_asl};
