@@ -10,6 +10,7 @@
 //! - [`jsonata`]: JSONata templates (`{% … %}`) and AWS's added functions,
 //!   not wired into the interpreter yet;
 //! - [`choice`]: Choice rule evaluation;
+//! - [`vars`]: workflow variables (`Assign`), their names and limits;
 //! - [`run`]: the interpreter, a pure `(state, event) -> (state, effects)`;
 //! - `decide`: the interpreter behind the execution envelope.
 
@@ -21,6 +22,7 @@ pub mod jsonata;
 pub mod machine;
 pub mod parse;
 pub mod run;
+pub mod vars;
 
 pub use machine::{Machine, ResourceMap, ResourceRule};
 pub use parse::{compile, is_asl};
