@@ -13,7 +13,10 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: String,
     pub message: String,
-    pub details: Value,
+    /// Boxed: most errors have none, and an error is moved through every
+    /// `Result` of a handler (kept small, as clippy's `result_large_err`
+    /// asks).
+    pub details: Box<Value>,
     /// Several nodes: the execution's owner, where `crate::forward`
     /// sends the request instead.
     pub owner: Option<String>,
@@ -28,7 +31,7 @@ impl ApiError {
             status,
             code: code.into(),
             message: message.into(),
-            details: Value::Null,
+            details: Box::new(Value::Null),
             owner: None,
             retry_after: None,
         }
@@ -84,7 +87,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "invalid_request"
         };
         let mut err = ApiError::bad_request(code, format!("request body: {e}"));
-        err.details = json!({ "line": e.line(), "column": e.column() });
+        err.details = Box::new(json!({ "line": e.line(), "column": e.column() }));
         err
     })
 }

@@ -513,7 +513,7 @@ async fn explain_definition(
                         unknown.steps.join(", ")
                     ),
                 );
-                err.details = json!({ "names": unknown.names, "steps": unknown.steps });
+                err.details = Box::new(json!({ "names": unknown.names, "steps": unknown.steps }));
                 Err(err)
             }
         }
