@@ -148,7 +148,7 @@ impl From<sagaflow_runtime::Error> for ApiError {
             status,
             code: e.code().to_string(),
             message: e.to_string(),
-            details,
+            details: Box::new(details),
             owner,
             retry_after,
         }
