@@ -185,6 +185,15 @@ impl Aws {
         Aws::with_config(ApiConfig::default()).await
     }
 
+    /// GetActivityTask waits at most a second for a task.
+    async fn start_with_short_polls() -> Aws {
+        Aws::with_config(ApiConfig {
+            max_wait_secs: 1,
+            ..ApiConfig::default()
+        })
+        .await
+    }
+
     async fn with_config(config: ApiConfig) -> Aws {
         // Unbounded: a participant never waits for the test to read what
         // it reports (a test reads only what it needs).
@@ -1816,7 +1825,7 @@ async fn protocol_errors_have_the_aws_json_shape_and_never_a_500() {
     let aws = Aws::start().await;
 
     for target in [
-        "AWSStepFunctions.CreateActivity",
+        "AWSStepFunctions.ListMapRuns",
         "AWSStepFunctions.",
         "DynamoDB_20120810.ListTables",
         "",
@@ -1952,7 +1961,7 @@ async fn the_openapi_document_points_at_the_endpoint_and_lists_every_action_serv
     let sfn = &doc["x-step-functions"];
     assert_eq!(sfn["endpoint"], "POST /");
     let actions = sfn["actions"].as_array().expect("actions");
-    assert_eq!(actions.len(), 28);
+    assert_eq!(actions.len(), 33);
     for action in actions {
         let action = action.as_str().unwrap();
         // Served: whatever an empty request gets, it is not an unknown operation.
@@ -2575,6 +2584,299 @@ async fn aliases_route_executions_to_their_versions_by_weight() {
         "DescribeStateMachineAlias",
         json!({"stateMachineAliasArn": format!("{arn}:beta")}),
         "ResourceNotFound",
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Activities
+// ---------------------------------------------------------------------------
+
+const ACTIVITY_ARN: &str = "arn:aws:states:us-east-1:123456789012:activity:review";
+
+/// Sends its Parameters to the `review` activity; a `Refused` failure is
+/// caught.
+const REVIEW: &str = r#"{
+  "StartAt": "Review",
+  "States": {
+    "Review": {
+      "Type": "Task",
+      "Resource": "arn:aws:states:us-east-1:123456789012:activity:review",
+      "InputPath": "$.doc",
+      "Parameters": { "title.$": "$.title", "pages": 3 },
+      "TimeoutSeconds": 300,
+      "Catch": [ { "ErrorEquals": ["Refused"], "ResultPath": "$.refusal", "Next": "Rejected" } ],
+      "ResultPath": "$.review",
+      "End": true
+    },
+    "Rejected": { "Type": "Pass", "Result": "rejected", "ResultPath": "$.outcome", "End": true }
+  }
+}"#;
+
+/// A review that must hear a heartbeat every second.
+const HEARTBEAT_REVIEW: &str = r#"{
+  "StartAt": "Review",
+  "States": {
+    "Review": {
+      "Type": "Task",
+      "Resource": "arn:aws:states:us-east-1:123456789012:activity:review",
+      "HeartbeatSeconds": 1,
+      "TimeoutSeconds": 300,
+      "End": true
+    }
+  }
+}"#;
+
+impl Aws {
+    /// GetActivityTask for `review` until it hands a task out.
+    async fn poll_review(&self, worker: &str) -> Value {
+        let until = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let task = self
+                .ok(
+                    "GetActivityTask",
+                    json!({"activityArn": ACTIVITY_ARN, "workerName": worker}),
+                )
+                .await;
+            if task.get("taskToken").is_some() {
+                return task;
+            }
+            assert!(tokio::time::Instant::now() < until, "no task handed out");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activities_are_created_described_listed_tagged_and_deleted() {
+    let aws = Aws::start().await;
+    let created = aws
+        .ok(
+            "CreateActivity",
+            json!({"name": "review", "tags": [{"key": "team", "value": "legal"}]}),
+        )
+        .await;
+    assert_eq!(created["activityArn"], ACTIVITY_ARN);
+    assert!(created["creationDate"].is_f64(), "{created}");
+    // Idempotent: the same activity again.
+    assert_eq!(
+        aws.ok("CreateActivity", json!({"name": "review"})).await,
+        created
+    );
+    let d = aws
+        .ok("DescribeActivity", json!({"activityArn": ACTIVITY_ARN}))
+        .await;
+    assert_eq!(
+        (&d["activityArn"], &d["name"], &d["creationDate"]),
+        (
+            &json!(ACTIVITY_ARN),
+            &json!("review"),
+            &created["creationDate"]
+        )
+    );
+    for name in ["approve", "audit"] {
+        aws.ok("CreateActivity", json!({"name": name})).await;
+    }
+    // Listed by name, paged.
+    let first = aws.ok("ListActivities", json!({"maxResults": 2})).await;
+    let names = |page: &Value| -> Vec<String> {
+        page["activities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&first), ["approve", "audit"]);
+    let rest = aws
+        .ok(
+            "ListActivities",
+            json!({"maxResults": 2, "nextToken": first["nextToken"]}),
+        )
+        .await;
+    assert_eq!(names(&rest), ["review"]);
+    assert!(rest.get("nextToken").is_none(), "{rest}");
+    aws.error(
+        "ListActivities",
+        json!({"nextToken": "not ours"}),
+        "InvalidToken",
+    )
+    .await;
+
+    // Tags through the tag actions.
+    let tags = aws
+        .ok("ListTagsForResource", json!({"resourceArn": ACTIVITY_ARN}))
+        .await;
+    assert_eq!(tags["tags"], json!([{"key": "team", "value": "legal"}]));
+    aws.ok(
+        "TagResource",
+        json!({"resourceArn": ACTIVITY_ARN, "tags": [{"key": "env", "value": "prod"}]}),
+    )
+    .await;
+    aws.ok(
+        "UntagResource",
+        json!({"resourceArn": ACTIVITY_ARN, "tagKeys": ["team"]}),
+    )
+    .await;
+    let tags = aws
+        .ok("ListTagsForResource", json!({"resourceArn": ACTIVITY_ARN}))
+        .await;
+    assert_eq!(tags["tags"], json!([{"key": "env", "value": "prod"}]));
+
+    // Refusals.
+    for name in ["with space", "a:b", "", &"x".repeat(81)] {
+        aws.error("CreateActivity", json!({"name": name}), "InvalidName")
+            .await;
+    }
+    let many: Vec<Value> = (0..51)
+        .map(|i| json!({"key": format!("k{i}"), "value": ""}))
+        .collect();
+    aws.error(
+        "CreateActivity",
+        json!({"name": "crowded", "tags": many}),
+        "TooManyTags",
+    )
+    .await;
+    for action in ["DescribeActivity", "DeleteActivity", "GetActivityTask"] {
+        aws.error(
+            action,
+            json!({"activityArn": state_machine_arn("review")}),
+            "InvalidArn",
+        )
+        .await;
+    }
+    let nobody = "arn:aws:states:us-east-1:123456789012:activity:nobody";
+    for action in ["DescribeActivity", "GetActivityTask"] {
+        aws.error(
+            action,
+            json!({"activityArn": nobody}),
+            "ActivityDoesNotExist",
+        )
+        .await;
+    }
+
+    // Deleting is idempotent; a deleted activity is gone.
+    aws.ok("DeleteActivity", json!({"activityArn": ACTIVITY_ARN}))
+        .await;
+    aws.ok("DeleteActivity", json!({"activityArn": ACTIVITY_ARN}))
+        .await;
+    aws.error(
+        "DescribeActivity",
+        json!({"activityArn": ACTIVITY_ARN}),
+        "ActivityDoesNotExist",
+    )
+    .await;
+    assert_eq!(
+        names(&aws.ok("ListActivities", json!({})).await),
+        ["approve", "audit"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_activity_task_is_polled_once_and_answered_end_to_end() {
+    let aws = Aws::start_with_short_polls().await;
+    aws.ok("CreateActivity", json!({"name": "review"})).await;
+    // Nothing waits: the poll answers empty once its wait is over.
+    assert_eq!(
+        aws.ok("GetActivityTask", json!({"activityArn": ACTIVITY_ARN}))
+            .await,
+        json!({})
+    );
+    aws.create("reviews", REVIEW).await;
+    let arn = aws
+        .start_execution(
+            "reviews",
+            "good",
+            json!({"doc": {"title": "Terms"}, "id": 7}),
+        )
+        .await;
+    let task = aws.poll_review("w1").await;
+    // The state's effective input, after InputPath and Parameters.
+    assert_eq!(
+        parsed(&task["input"]),
+        json!({"title": "Terms", "pages": 3})
+    );
+    let token = task["taskToken"].as_str().unwrap().to_string();
+    // Handed to one worker only.
+    assert_eq!(
+        aws.ok("GetActivityTask", json!({"activityArn": ACTIVITY_ARN}))
+            .await,
+        json!({})
+    );
+    assert_eq!(
+        aws.ok("SendTaskHeartbeat", json!({"taskToken": token}))
+            .await,
+        json!({})
+    );
+    aws.ok(
+        "SendTaskSuccess",
+        json!({"taskToken": token, "output": "{\"approved\": true}"}),
+    )
+    .await;
+    let d = aws.finished(&arn).await;
+    assert_eq!(d["status"], "SUCCEEDED");
+    assert_eq!(
+        parsed(&d["output"]),
+        json!({"doc": {"title": "Terms"}, "id": 7, "review": {"approved": true}})
+    );
+    aws.error(
+        "SendTaskSuccess",
+        json!({"taskToken": token, "output": "{}"}),
+        "TaskTimedOut",
+    )
+    .await;
+
+    // A failure sent by the worker goes to the Catch.
+    let arn = aws
+        .start_execution("reviews", "bad", json!({"doc": {"title": "Spam"}}))
+        .await;
+    let token = aws.poll_review("w2").await["taskToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    aws.ok(
+        "SendTaskFailure",
+        json!({"taskToken": token, "error": "Refused", "cause": "spam"}),
+    )
+    .await;
+    let d = aws.finished(&arn).await;
+    assert_eq!(d["status"], "SUCCEEDED");
+    assert_eq!(parsed(&d["output"])["outcome"], "rejected");
+    assert_eq!(
+        parsed(&d["output"])["refusal"],
+        json!({"Error": "Refused", "Cause": "spam"})
+    );
+
+    // A task of an activity that does not exist fails (States.TaskFailed).
+    aws.ok("DeleteActivity", json!({"activityArn": ACTIVITY_ARN}))
+        .await;
+    let arn = aws
+        .start_execution("reviews", "orphan", json!({"doc": {"title": "x"}}))
+        .await;
+    let d = aws.finished(&arn).await;
+    assert_eq!(d["status"], "FAILED");
+    assert_eq!(d["error"], "States.TaskFailed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_activity_task_without_heartbeats_times_out_with_states_heartbeat_timeout() {
+    let aws = Aws::start_with_short_polls().await;
+    aws.ok("CreateActivity", json!({"name": "review"})).await;
+    aws.create("beats", HEARTBEAT_REVIEW).await;
+    let arn = aws
+        .start_execution("beats", "silent", json!({"n": 1}))
+        .await;
+    let token = aws.poll_review("quiet").await["taskToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The worker never beats: the task fails.
+    let d = aws.finished(&arn).await;
+    assert_eq!(d["status"], "FAILED");
+    assert_eq!(d["error"], "States.HeartbeatTimeout");
+    aws.error(
+        "SendTaskSuccess",
+        json!({"taskToken": token, "output": "{}"}),
+        "TaskTimedOut",
     )
     .await;
 }

@@ -24,6 +24,36 @@ pub enum Participant {
     },
     /// An in-process Rust handler registered with the runtime under this name.
     Handler { name: String },
+    /// A Step Functions activity (`arn:aws:states:REGION:ACCOUNT:activity:NAME`):
+    /// the call puts the task on the activity's queue, where a worker takes
+    /// it (GetActivityTask) and answers its token. Always a callback task.
+    Activity { arn: String },
+}
+
+/// The activity an activity ARN names (`arn:aws:states:REGION:ACCOUNT:activity:NAME`),
+/// `None` when it is not one. Names use AWS's rules (1 to 80 characters, no
+/// white space, brackets, wildcards, control characters or any of ``"#%\^|~`$&,;:/``).
+pub fn activity_name(arn: &str) -> Option<&str> {
+    match arn.split(':').collect::<Vec<_>>().as_slice() {
+        ["arn", partition, "states", _, _, "activity", name]
+            if !partition.is_empty() && activity_name_ok(name) =>
+        {
+            Some(name)
+        }
+        _ => None,
+    }
+}
+
+/// Whether `name` is a valid activity name.
+pub fn activity_name_ok(name: &str) -> bool {
+    (1..=80).contains(&name.chars().count())
+        && !name.chars().any(|c| {
+            c.is_whitespace()
+                || c.is_control()
+                || ('\u{7f}'..='\u{9f}').contains(&c)
+                || ('\u{fffe}'..='\u{ffff}').contains(&c)
+                || "<>{}[]?*\"#%\\^|~`$&,;:/".contains(c)
+        })
 }
 
 /// What the outside world supplies to a decision: the time and one random number.

@@ -31,8 +31,8 @@ pub mod saga;
 pub use envelope::{Envelope, Stop};
 pub use event::{ErrorInfo, Event, EventKind, Status, TaskKind};
 pub use exchange::{
-    parse_task_token, task_token, Applied, CallbackRefused, Ctx, Effect, Input, Participant,
-    Request, TaskToken,
+    activity_name, activity_name_ok, parse_task_token, task_token, Applied, CallbackRefused, Ctx,
+    Effect, Input, Participant, Request, TaskToken,
 };
 pub use execution::{trace, Body, Decision, Execution};
 pub use keys::KeyScheme;

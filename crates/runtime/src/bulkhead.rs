@@ -105,6 +105,8 @@ pub(crate) fn participant_key(
 ) -> Result<String, ErrorInfo> {
     match participant {
         Participant::Handler { name } => Ok(format!("handler:{name}")),
+        // Queuing an activity task calls no one: one key per activity.
+        Participant::Activity { arn } => Ok(arn.clone()),
         Participant::Http { url, .. } => {
             // The real URL (a secret, if any, is in its path or query, not
             // in the scheme and authority the key keeps).

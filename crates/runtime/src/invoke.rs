@@ -89,6 +89,7 @@ pub(crate) async fn call(
                     format!("no in-process handler named `{name}` is registered"),
                 )),
             },
+            Participant::Activity { arn } => crate::activities::schedule(shared, &req, arn).await,
             // Causes are stored, returned and logged: no secret in them.
             Participant::Http { url, headers } => http(shared, &req, url, headers)
                 .await

@@ -17,6 +17,7 @@ use sagaflow_store::{Created, DefinitionRecord, ExecutionRecord, SharedStore, St
 use serde_json::Value;
 use tokio::sync::{broadcast, oneshot};
 
+mod activities;
 pub mod actor;
 mod bulkhead;
 pub mod durable;
@@ -30,6 +31,7 @@ pub mod tls;
 pub mod vars;
 mod waiters;
 
+pub use activities::ActivityTask;
 pub use durable::{DurableStart, DurableStarted, FunctionAnswer, Functions, LambdaConfig};
 pub use invoke::{handler_fn, Handler};
 pub use ownership::Cluster;
@@ -249,6 +251,8 @@ pub(crate) struct Shared {
     pub ownership: Ownership,
     /// The functions this server hosts (durable executions' code).
     pub functions: Option<Arc<dyn Functions>>,
+    /// The queues of activity tasks waiting for a worker.
+    pub activities: activities::Activities,
 }
 
 /// The engine: cheap to clone, one per process.
@@ -323,6 +327,7 @@ impl Builder {
                 waiters: Default::default(),
                 ownership: self.ownership,
                 functions: self.functions,
+                activities: Default::default(),
             }),
         })
     }
@@ -679,6 +684,8 @@ impl Engine {
     /// bring it back when needed).
     pub(crate) async fn resume(&self, rec: ExecutionRecord) -> Result<()> {
         let (plan, state) = self.load(&rec).await?;
+        // Its activity tasks waiting for a worker go back on their queues.
+        activities::requeue(&self.shared, &plan, &state);
         if state.is_parked(&plan) {
             self.release(&rec.id).await;
             return Ok(());
@@ -794,6 +801,9 @@ impl Engine {
                 reply,
             })
             .await;
+        if answer.is_ok() && input.is_some() {
+            self.forget_activity_task(token).await;
+        }
         match answer {
             // A token of an execution that does not exist is none of ours.
             Err(Error::ExecutionNotFound(_)) => {

@@ -431,6 +431,56 @@ impl Executor for CrashingStore {
         self.inner.execution_origin(id).await
     }
 
+    async fn create_activity(
+        &self,
+        name: &str,
+        tags: &sagaflow_store::Tags,
+        now: Millis,
+    ) -> StoreResult<(sagaflow_store::ActivityRecord, bool)> {
+        self.alive()?;
+        self.inner.create_activity(name, tags, now).await
+    }
+
+    async fn get_activity(
+        &self,
+        name: &str,
+    ) -> StoreResult<Option<sagaflow_store::ActivityRecord>> {
+        self.inner.get_activity(name).await
+    }
+
+    async fn list_activities(&self) -> StoreResult<Vec<sagaflow_store::ActivityRecord>> {
+        self.inner.list_activities().await
+    }
+
+    async fn delete_activity(&self, name: &str) -> StoreResult<bool> {
+        self.alive()?;
+        self.inner.delete_activity(name).await
+    }
+
+    async fn tag_activity(
+        &self,
+        name: &str,
+        set: &sagaflow_store::Tags,
+        remove: &[String],
+        max: usize,
+    ) -> StoreResult<Option<sagaflow_store::Tags>> {
+        self.alive()?;
+        self.inner.tag_activity(name, set, remove, max).await
+    }
+
+    async fn claim_activity_task(
+        &self,
+        claim: &sagaflow_store::ActivityTaskClaim,
+    ) -> StoreResult<bool> {
+        self.alive()?;
+        self.inner.claim_activity_task(claim).await
+    }
+
+    async fn forget_activity_task(&self, token: &str) -> StoreResult<()> {
+        self.alive()?;
+        self.inner.forget_activity_task(token).await
+    }
+
     async fn create_execution(&self, create: Create) -> StoreResult<Created> {
         self.alive()?;
         self.inner.create_execution(create).await

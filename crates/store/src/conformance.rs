@@ -63,6 +63,8 @@ macro_rules! conformance_tests {
             an_alias_routes_only_to_published_versions_which_stay_published_while_routed,
             deleting_a_definition_deletes_its_versions_and_aliases,
             an_executions_origin_is_recorded_once,
+            an_activity_is_created_once_listed_by_name_tagged_and_deleted,
+            an_activity_task_is_taken_once_until_forgotten_or_expired,
             a_new_execution_reads_back_as_created,
             creating_an_execution_again_returns_the_existing_one_untouched,
             an_append_at_the_current_version_extends_the_history,
@@ -800,6 +802,117 @@ pub async fn an_executions_origin_is_recorded_once(store: &dyn Store) {
         store.execution_origin("e1").await.expect("origin"),
         Some("prod".to_string())
     );
+}
+
+pub async fn an_activity_is_created_once_listed_by_name_tagged_and_deleted(store: &dyn Store) {
+    use crate::Tags;
+    assert_eq!(store.get_activity("work").await.expect("none"), None);
+    let tags: Tags = [("team".to_string(), "a".to_string())].into();
+    let (created, new) = store
+        .create_activity("work", &tags, 1_000)
+        .await
+        .expect("create");
+    assert!(new);
+    assert_eq!(
+        (created.name.as_str(), created.created_at, &created.tags),
+        ("work", 1_000, &tags)
+    );
+    // Again: the existing one, unchanged.
+    let (again, new) = store
+        .create_activity("work", &Tags::new(), 2_000)
+        .await
+        .expect("create again");
+    assert!(!new);
+    assert_eq!(again, created);
+    store
+        .create_activity("another", &Tags::new(), 3_000)
+        .await
+        .expect("create another");
+    let names: Vec<String> = store
+        .list_activities()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["another", "work"]);
+
+    let set: Tags = [("env".to_string(), "prod".to_string())].into();
+    let tagged = store
+        .tag_activity("work", &set, &["team".to_string()], 50)
+        .await
+        .expect("tag")
+        .expect("within the limit");
+    assert_eq!(tagged, set);
+    let too_many: Tags = [("x".to_string(), String::new())].into();
+    assert_eq!(
+        store
+            .tag_activity("work", &too_many, &[], 1)
+            .await
+            .expect("over the limit"),
+        None
+    );
+    assert_eq!(
+        store
+            .get_activity("work")
+            .await
+            .expect("get")
+            .expect("there")
+            .tags,
+        set
+    );
+    assert!(matches!(
+        store.tag_activity("nothing", &set, &[], 50).await,
+        Err(crate::Error::NotFound { .. })
+    ));
+
+    assert!(store.delete_activity("work").await.expect("delete"));
+    assert!(!store.delete_activity("work").await.expect("delete again"));
+    assert_eq!(store.get_activity("work").await.expect("gone"), None);
+    // A new one of the same name starts afresh.
+    let (fresh, new) = store
+        .create_activity("work", &Tags::new(), 4_000)
+        .await
+        .expect("create anew");
+    assert!(new);
+    assert_eq!((fresh.created_at, fresh.tags.len()), (4_000, 0));
+}
+
+pub async fn an_activity_task_is_taken_once_until_forgotten_or_expired(store: &dyn Store) {
+    use crate::ActivityTaskClaim;
+    let claim = |token: &str, worker: &str, at: Millis, until: Millis| ActivityTaskClaim {
+        token: token.to_string(),
+        execution_id: "e1".to_string(),
+        worker: worker.to_string(),
+        claimed_at: at,
+        expires_at: until,
+    };
+    assert!(store
+        .claim_activity_task(&claim("t1", "w1", 1_000, 10_000))
+        .await
+        .expect("take"));
+    assert!(!store
+        .claim_activity_task(&claim("t1", "w2", 2_000, 10_000))
+        .await
+        .expect("taken before"));
+    assert!(store
+        .claim_activity_task(&claim("t2", "w2", 2_000, 5_000))
+        .await
+        .expect("another token"));
+    store.forget_activity_task("t1").await.expect("forget");
+    store
+        .forget_activity_task("t1")
+        .await
+        .expect("forget again");
+    assert!(store
+        .claim_activity_task(&claim("t1", "w3", 3_000, 10_000))
+        .await
+        .expect("forgotten, so free"));
+    // Past t2's deadline its record goes.
+    assert!(store
+        .claim_activity_task(&claim("t2", "w4", 6_000, 20_000))
+        .await
+        .expect("expired, so free"));
 }
 
 // ---------------------------------------------------------------------------

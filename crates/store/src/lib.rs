@@ -86,6 +86,28 @@ pub struct PublishedVersion {
     pub published_at: Millis,
 }
 
+/// A Step Functions activity: a named queue of tasks that workers poll.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityRecord {
+    pub name: String,
+    pub created_at: Millis,
+    pub tags: Tags,
+}
+
+/// An activity task handed to a worker (GetActivityTask): the record that
+/// makes it handed to one worker only, after a restart too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityTaskClaim {
+    /// The task token handed out.
+    pub token: String,
+    pub execution_id: String,
+    /// The poller's `workerName` (empty when it gave none).
+    pub worker: String,
+    pub claimed_at: Millis,
+    /// The task's deadline: after it the record is useless and may go.
+    pub expires_at: Millis,
+}
+
 /// An alias of a definition (Step Functions' state machine alias): a name
 /// routing executions to one or two published versions by weight.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -380,6 +402,38 @@ pub trait Executor: Send + Sync {
     async fn record_execution_origin(&self, id: &str, qualifier: &str) -> Result<()>;
     /// What [`Executor::record_execution_origin`] recorded for `id`.
     async fn execution_origin(&self, id: &str) -> Result<Option<String>>;
+    /// Creates activity `name` with `tags` at `now`, or returns the existing
+    /// one unchanged (then `false`; its tags are not touched).
+    async fn create_activity(
+        &self,
+        name: &str,
+        tags: &Tags,
+        now: Millis,
+    ) -> Result<(ActivityRecord, bool)>;
+    /// An activity, `None` when there is none of that name.
+    async fn get_activity(&self, name: &str) -> Result<Option<ActivityRecord>>;
+    /// Every activity, by name.
+    async fn list_activities(&self) -> Result<Vec<ActivityRecord>>;
+    /// Deletes an activity and its tags; `false` when there was none.
+    async fn delete_activity(&self, name: &str) -> Result<bool>;
+    /// [`Executor::tag_definition`] for an activity: sets `set`, removes
+    /// `remove`, in one write; `Ok(None)` (nothing written) past `max`;
+    /// `NotFound` when there is no such activity.
+    async fn tag_activity(
+        &self,
+        name: &str,
+        set: &Tags,
+        remove: &[String],
+        max: usize,
+    ) -> Result<Option<Tags>>;
+    /// Records that a worker took the activity task of `claim.token`:
+    /// `false` (nothing written) when it was taken before. Records whose
+    /// `expires_at` is before `claim.claimed_at` are removed in the same
+    /// write.
+    async fn claim_activity_task(&self, claim: &ActivityTaskClaim) -> Result<bool>;
+    /// Removes the record of a taken activity task (it was answered).
+    /// Idempotent.
+    async fn forget_activity_task(&self, token: &str) -> Result<()>;
     /// Creates an execution with its first events and the durable timers
     /// they arm (in one write, as [`Executor::append`] does), or returns the
     /// existing one with the same id (the caller decides whether that is a

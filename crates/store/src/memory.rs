@@ -14,7 +14,9 @@ use async_trait::async_trait;
 use sagaflow_core::event::Millis;
 use sagaflow_core::{Event, Status};
 
-use crate::{AliasRecord, AliasWrite, PublishedVersion, Unpublish};
+use crate::{
+    ActivityRecord, ActivityTaskClaim, AliasRecord, AliasWrite, PublishedVersion, Unpublish,
+};
 use crate::{
     Append, Create, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor,
     HistoryEntry, Lease, Leases, ListFilter, Notification, NotificationKind, Page, Query, Result,
@@ -35,6 +37,10 @@ struct Inner {
     aliases: HashMap<String, BTreeMap<String, AliasRecord>>,
     /// How executions were started (version or alias), by id.
     origins: HashMap<String, String>,
+    /// Activities, by name.
+    activities: BTreeMap<String, ActivityRecord>,
+    /// Activity tasks taken by workers, by token.
+    activity_tasks: HashMap<String, ActivityTaskClaim>,
     executions: HashMap<String, (u64, ExecutionRecord, Vec<Event>)>,
     next_seq: u64,
     timers: Vec<Timer>,
@@ -398,6 +404,79 @@ impl Executor for MemoryStore {
 
     async fn execution_origin(&self, id: &str) -> Result<Option<String>> {
         Ok(self.lock().origins.get(id).cloned())
+    }
+
+    async fn create_activity(
+        &self,
+        name: &str,
+        tags: &Tags,
+        now: Millis,
+    ) -> Result<(ActivityRecord, bool)> {
+        let mut g = self.lock();
+        if let Some(existing) = g.activities.get(name) {
+            return Ok((existing.clone(), false));
+        }
+        let rec = ActivityRecord {
+            name: name.to_string(),
+            created_at: now,
+            tags: tags.clone(),
+        };
+        g.activities.insert(name.to_string(), rec.clone());
+        Ok((rec, true))
+    }
+
+    async fn get_activity(&self, name: &str) -> Result<Option<ActivityRecord>> {
+        Ok(self.lock().activities.get(name).cloned())
+    }
+
+    async fn list_activities(&self) -> Result<Vec<ActivityRecord>> {
+        Ok(self.lock().activities.values().cloned().collect())
+    }
+
+    async fn delete_activity(&self, name: &str) -> Result<bool> {
+        Ok(self.lock().activities.remove(name).is_some())
+    }
+
+    async fn tag_activity(
+        &self,
+        name: &str,
+        set: &Tags,
+        remove: &[String],
+        max: usize,
+    ) -> Result<Option<Tags>> {
+        let mut g = self.lock();
+        let Some(activity) = g.activities.get_mut(name) else {
+            return Err(Error::NotFound {
+                what: "activity",
+                id: name.to_string(),
+            });
+        };
+        let mut tags = activity.tags.clone();
+        tags.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for k in remove {
+            tags.remove(k);
+        }
+        if tags.len() > max {
+            return Ok(None);
+        }
+        activity.tags = tags.clone();
+        Ok(Some(tags))
+    }
+
+    async fn claim_activity_task(&self, claim: &ActivityTaskClaim) -> Result<bool> {
+        let mut g = self.lock();
+        g.activity_tasks
+            .retain(|_, c| c.expires_at >= claim.claimed_at);
+        if g.activity_tasks.contains_key(&claim.token) {
+            return Ok(false);
+        }
+        g.activity_tasks.insert(claim.token.clone(), claim.clone());
+        Ok(true)
+    }
+
+    async fn forget_activity_task(&self, token: &str) -> Result<()> {
+        self.lock().activity_tasks.remove(token);
+        Ok(())
     }
 
     async fn definition_tags(&self, name: &str) -> Result<Tags> {

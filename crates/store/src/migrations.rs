@@ -63,6 +63,7 @@ pub const SQLITE: &[Migration] = migrations!("sqlite":
     7 "0007_list_by_definition_and_status",
     8 "0008_definition_tags",
     9 "0009_versions_and_aliases",
+    10 "0010_activities",
 );
 
 /// PostgreSQL's migrations, in order: the same numbers and names as SQLite's.
@@ -76,6 +77,7 @@ pub const POSTGRES: &[Migration] = migrations!("postgres":
     7 "0007_list_by_definition_and_status",
     8 "0008_definition_tags",
     9 "0009_versions_and_aliases",
+    10 "0010_activities",
 );
 
 /// The last migration written before the numbering was shared: every one
@@ -235,7 +237,7 @@ mod tests {
         let missing = pending(POSTGRES, &BTreeSet::from([1, 2, 3, 5])).expect("pending");
         assert_eq!(
             missing.iter().map(|m| m.version).collect::<Vec<_>>(),
-            [4, 6, 7, 8, 9]
+            [4, 6, 7, 8, 9, 10]
         );
     }
 }

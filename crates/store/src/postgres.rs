@@ -80,7 +80,9 @@ use tokio_postgres::{NoTls, Row};
 
 use crate::encode::{from_json, not_found, parse_task, to_json};
 use crate::migrations::{self, Migration};
-use crate::{AliasRecord, AliasWrite, PublishedVersion, Unpublish};
+use crate::{
+    ActivityRecord, ActivityTaskClaim, AliasRecord, AliasWrite, PublishedVersion, Unpublish,
+};
 use crate::{
     Append, Create, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor,
     HistoryEntry, Lease, Leases, ListFilter, Notification, NotificationKind, Page, Query, Result,
@@ -515,6 +517,36 @@ fn describe(e: &tokio_postgres::Error) -> String {
             None => e.to_string(),
         },
     }
+}
+
+/// Milliseconds as a BIGINT (clamped: no time is past `i64::MAX`).
+fn pg_millis(ms: Millis) -> i64 {
+    ms.min(i64::MAX as u64) as i64
+}
+
+fn activity_from_row(r: &Row) -> Result<ActivityRecord> {
+    let tags: String = r.get(2);
+    Ok(ActivityRecord {
+        name: r.get(0),
+        created_at: r.get::<_, i64>(1).max(0) as Millis,
+        tags: from_json("an activity's tags", &tags)?,
+    })
+}
+
+async fn read_activity(
+    client: &deadpool_postgres::Client,
+    name: &str,
+) -> Result<Option<ActivityRecord>> {
+    client
+        .query_opt(
+            "SELECT name, created_at, tags FROM activities WHERE name = $1",
+            &[&name],
+        )
+        .await
+        .map_err(pg("reading an activity"))?
+        .as_ref()
+        .map(activity_from_row)
+        .transpose()
 }
 
 fn pg(context: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
@@ -1360,6 +1392,139 @@ impl Executor for PostgresStore {
             .await
             .map_err(pg("deleting an alias"))?;
         Ok(n > 0)
+    }
+
+    async fn create_activity(
+        &self,
+        name: &str,
+        tags: &Tags,
+        now: Millis,
+    ) -> Result<(ActivityRecord, bool)> {
+        let text = to_json("an activity's tags", tags)?;
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "INSERT INTO activities (name, created_at, tags) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO NOTHING",
+                &[&name, &pg_millis(now), &text],
+            )
+            .await
+            .map_err(pg("creating an activity"))?;
+        let rec = read_activity(&client, name)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "activity",
+                id: name.to_string(),
+            })?;
+        Ok((rec, n > 0))
+    }
+
+    async fn get_activity(&self, name: &str) -> Result<Option<ActivityRecord>> {
+        let client = self.client().await?;
+        read_activity(&client, name).await
+    }
+
+    async fn list_activities(&self) -> Result<Vec<ActivityRecord>> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT name, created_at, tags FROM activities ORDER BY name",
+                &[],
+            )
+            .await
+            .map_err(pg("listing activities"))?
+            .iter()
+            .map(activity_from_row)
+            .collect()
+    }
+
+    async fn delete_activity(&self, name: &str) -> Result<bool> {
+        let client = self.client().await?;
+        let n = client
+            .execute("DELETE FROM activities WHERE name = $1", &[&name])
+            .await
+            .map_err(pg("deleting an activity"))?;
+        Ok(n > 0)
+    }
+
+    async fn tag_activity(
+        &self,
+        name: &str,
+        set: &Tags,
+        remove: &[String],
+        max: usize,
+    ) -> Result<Option<Tags>> {
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(pg("starting to tag an activity"))?;
+        // Locked: taggers of one activity take turns (so `max` holds).
+        let row = tx
+            .query_opt(
+                "SELECT name, created_at, tags FROM activities WHERE name = $1 FOR UPDATE",
+                &[&name],
+            )
+            .await
+            .map_err(pg("locking an activity"))?;
+        let Some(row) = row else {
+            return Err(Error::NotFound {
+                what: "activity",
+                id: name.to_string(),
+            });
+        };
+        let mut tags = activity_from_row(&row)?.tags;
+        tags.extend(set.clone());
+        for k in remove {
+            tags.remove(k);
+        }
+        if tags.len() > max {
+            return Ok(None);
+        }
+        let text = to_json("an activity's tags", &tags)?;
+        tx.execute(
+            "UPDATE activities SET tags = $2 WHERE name = $1",
+            &[&name, &text],
+        )
+        .await
+        .map_err(pg("tagging an activity"))?;
+        tx.commit().await.map_err(pg("tagging an activity"))?;
+        Ok(Some(tags))
+    }
+
+    async fn claim_activity_task(&self, claim: &ActivityTaskClaim) -> Result<bool> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM activity_tasks WHERE expires_at < $1",
+                &[&pg_millis(claim.claimed_at)],
+            )
+            .await
+            .map_err(pg("removing expired activity tasks"))?;
+        let n = client
+            .execute(
+                "INSERT INTO activity_tasks (token, execution_id, worker, claimed_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (token) DO NOTHING",
+                &[
+                    &claim.token,
+                    &claim.execution_id,
+                    &claim.worker,
+                    &pg_millis(claim.claimed_at),
+                    &pg_millis(claim.expires_at),
+                ],
+            )
+            .await
+            .map_err(pg("taking an activity task"))?;
+        Ok(n > 0)
+    }
+
+    async fn forget_activity_task(&self, token: &str) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM activity_tasks WHERE token = $1", &[&token])
+            .await
+            .map_err(pg("forgetting an activity task"))?;
+        Ok(())
     }
 
     async fn record_execution_origin(&self, id: &str, qualifier: &str) -> Result<()> {

@@ -47,7 +47,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::encode::{from_json, not_found, parse_task, to_json};
 use crate::migrations::{self, Migration};
-use crate::{AliasRecord, AliasWrite, PublishedVersion, Unpublish};
+use crate::{
+    ActivityRecord, ActivityTaskClaim, AliasRecord, AliasWrite, PublishedVersion, Unpublish,
+};
 use crate::{
     Append, Create, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor,
     HistoryEntry, ListFilter, Notification, NotificationKind, Page, Query, Result, Tags, Timer,
@@ -791,6 +793,30 @@ fn read_aliases(conn: &Connection, name: &str) -> Result<Vec<AliasRecord>> {
         .collect()
 }
 
+/// Milliseconds as an SQL integer (clamped: no time is past `i64::MAX`).
+fn millis_sql(ms: Millis) -> i64 {
+    ms.min(i64::MAX as u64) as i64
+}
+
+fn activity_from((name, created_at, tags): (String, i64, String)) -> Result<ActivityRecord> {
+    Ok(ActivityRecord {
+        tags: from_json("an activity's tags", &tags)?,
+        name,
+        created_at: created_at.max(0) as Millis,
+    })
+}
+
+fn read_activity(conn: &Connection, name: &str) -> Result<Option<ActivityRecord>> {
+    conn.prepare_cached("SELECT name, created_at, tags FROM activities WHERE name = ?1")
+        .and_then(|mut s| {
+            s.query_row([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+        })
+        .map_err(backend("reading an activity"))?
+        .map(activity_from)
+        .transpose()
+}
+
 fn read_tags(conn: &Connection, name: &str) -> Result<Tags> {
     conn.prepare_cached("SELECT key, value FROM definition_tags WHERE name = ?1")
         .and_then(|mut s| {
@@ -1461,6 +1487,140 @@ impl Executor for SqliteStore {
             c.prepare_cached("SELECT qualifier FROM execution_origins WHERE id = ?1")
                 .and_then(|mut s| s.query_row([&id], |r| r.get(0)).optional())
                 .map_err(backend("reading an execution's origin"))
+        })
+        .await
+    }
+
+    async fn create_activity(
+        &self,
+        name: &str,
+        tags: &Tags,
+        now: Millis,
+    ) -> Result<(ActivityRecord, bool)> {
+        let (name, tags) = (name.to_string(), tags.clone());
+        let text = to_json("an activity's tags", &tags)?;
+        self.write(move |c| {
+            if let Some(existing) = read_activity(c, &name)? {
+                return Ok((existing, false));
+            }
+            c.prepare_cached("INSERT INTO activities (name, created_at, tags) VALUES (?1, ?2, ?3)")
+                .and_then(|mut s| s.execute(params![name, millis_sql(now), text]))
+                .map_err(backend("creating an activity"))?;
+            Ok((
+                ActivityRecord {
+                    name,
+                    created_at: now,
+                    tags,
+                },
+                true,
+            ))
+        })
+        .await
+    }
+
+    async fn get_activity(&self, name: &str) -> Result<Option<ActivityRecord>> {
+        let name = name.to_string();
+        self.read(move |c| read_activity(c, &name)).await
+    }
+
+    async fn list_activities(&self) -> Result<Vec<ActivityRecord>> {
+        self.read(move |c| {
+            let rows = c
+                .prepare_cached("SELECT name, created_at, tags FROM activities ORDER BY name")
+                .and_then(|mut s| {
+                    s.query_map([], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, String>(2)?,
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(backend("listing activities"))?;
+            rows.into_iter().map(activity_from).collect()
+        })
+        .await
+    }
+
+    async fn delete_activity(&self, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        self.write(move |c| {
+            let n = c
+                .prepare_cached("DELETE FROM activities WHERE name = ?1")
+                .and_then(|mut s| s.execute([&name]))
+                .map_err(backend("deleting an activity"))?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn tag_activity(
+        &self,
+        name: &str,
+        set: &Tags,
+        remove: &[String],
+        max: usize,
+    ) -> Result<Option<Tags>> {
+        let (name, set, remove) = (name.to_string(), set.clone(), remove.to_vec());
+        // Checked before anything is written (no savepoint per request).
+        self.write(move |c| {
+            let Some(activity) = read_activity(c, &name)? else {
+                return Err(Error::NotFound {
+                    what: "activity",
+                    id: name.clone(),
+                });
+            };
+            let mut tags = activity.tags;
+            tags.extend(set.clone());
+            for k in &remove {
+                tags.remove(k);
+            }
+            if tags.len() > max {
+                return Ok(None);
+            }
+            let text = to_json("an activity's tags", &tags)?;
+            c.prepare_cached("UPDATE activities SET tags = ?2 WHERE name = ?1")
+                .and_then(|mut s| s.execute(params![name, text]))
+                .map_err(backend("tagging an activity"))?;
+            Ok(Some(tags))
+        })
+        .await
+    }
+
+    async fn claim_activity_task(&self, claim: &ActivityTaskClaim) -> Result<bool> {
+        let claim = claim.clone();
+        self.write(move |c| {
+            c.prepare_cached("DELETE FROM activity_tasks WHERE expires_at < ?1")
+                .and_then(|mut s| s.execute([millis_sql(claim.claimed_at)]))
+                .map_err(backend("removing expired activity tasks"))?;
+            let n = c
+                .prepare_cached(
+                    "INSERT INTO activity_tasks (token, execution_id, worker, claimed_at, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (token) DO NOTHING",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        claim.token,
+                        claim.execution_id,
+                        claim.worker,
+                        millis_sql(claim.claimed_at),
+                        millis_sql(claim.expires_at)
+                    ])
+                })
+                .map_err(backend("taking an activity task"))?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn forget_activity_task(&self, token: &str) -> Result<()> {
+        let token = token.to_string();
+        self.write(move |c| {
+            c.prepare_cached("DELETE FROM activity_tasks WHERE token = ?1")
+                .and_then(|mut s| s.execute([&token]))
+                .map_err(backend("forgetting an activity task"))?;
+            Ok(())
         })
         .await
     }

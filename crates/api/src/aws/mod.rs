@@ -29,7 +29,9 @@
 //!   DescribeStateMachineForExecution are in [`machines`] (a machine's
 //!   `revisionId` is its latest definition version), the tag actions in
 //!   [`tags`] (stored with the definition), published versions and aliases
-//!   (and starting an execution through them) in [`versions`];
+//!   (and starting an execution through them) in [`versions`], activities
+//!   and GetActivityTask in [`activities`] (their tasks are answered with
+//!   the task-token actions, as every callback task);
 //! - not kept: `roleArn` (a fixed role is described), `type` (accepted,
 //!   described as `STANDARD`), logging and tracing;
 //! - several nodes: a request about an execution another node owns (stop,
@@ -53,6 +55,7 @@ use serde_json::{json, Map, Value};
 
 use crate::AppState;
 
+mod activities;
 mod machines;
 mod tags;
 mod versions;
@@ -65,7 +68,7 @@ const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/sagaflow";
 
 /// The actions served.
-pub const ACTIONS: [&str; 28] = [
+pub const ACTIONS: &[&str] = &[
     "CreateStateMachine",
     "DescribeStateMachine",
     "ListStateMachines",
@@ -94,6 +97,11 @@ pub const ACTIONS: [&str; 28] = [
     "UpdateStateMachineAlias",
     "DeleteStateMachineAlias",
     "ListStateMachineAliases",
+    "CreateActivity",
+    "DescribeActivity",
+    "ListActivities",
+    "DeleteActivity",
+    "GetActivityTask",
 ];
 
 // ---------------------------------------------------------------------------
@@ -382,6 +390,11 @@ async fn dispatch(
         "UpdateStateMachineAlias" => versions::update_state_machine_alias(st, &input).await,
         "DeleteStateMachineAlias" => versions::delete_state_machine_alias(st, &input).await,
         "ListStateMachineAliases" => versions::list_state_machine_aliases(st, &input).await,
+        "CreateActivity" => activities::create_activity(st, &input).await,
+        "DescribeActivity" => activities::describe_activity(st, &input).await,
+        "ListActivities" => activities::list_activities(st, &input).await,
+        "DeleteActivity" => activities::delete_activity(st, &input).await,
+        "GetActivityTask" => activities::get_activity_task(st, &input).await,
         _ => send_task_heartbeat(st, &input).await,
     }
 }

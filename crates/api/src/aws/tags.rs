@@ -1,9 +1,11 @@
 //! TagResource, UntagResource and ListTagsForResource: the tags of a state
 //! machine, kept durably with its definition
 //! ([`Executor::tag_definition`](sagaflow_store::Executor::tag_definition)):
-//! a new version keeps them, deleting the machine deletes them. AWS's
-//! limits: at most 50 tags, keys of 1 to 128 characters, values of at most
-//! 256. Sagaflow has no activities, so an activity ARN is not found.
+//! a new version keeps them, deleting the machine deletes them; and those
+//! of an activity, kept with it
+//! ([`Executor::tag_activity`](sagaflow_store::Executor::tag_activity)).
+//! AWS's limits: at most 50 tags, keys of 1 to 128 characters, values of at
+//! most 256.
 
 use sagaflow_core::document::type_name;
 use sagaflow_store::Tags;
@@ -19,11 +21,19 @@ fn not_found(arn: &str) -> AwsError {
     AwsError::new("ResourceNotFound", format!("Resource not found: '{arn}'"))
 }
 
-/// The machine a taggable ARN names.
-fn resource(arn: &str) -> Result<String, AwsError> {
+/// What can be tagged.
+enum Resource {
+    Machine(String),
+    Activity(String),
+}
+
+/// The machine or activity a taggable ARN names.
+fn resource(arn: &str) -> Result<Resource, AwsError> {
     match arn.split(':').collect::<Vec<_>>().as_slice() {
-        ["arn", _, "states", _, _, "activity", name] if !name.is_empty() => Err(not_found(arn)),
-        ["arn", _, "states", _, _, "stateMachine", _] => machine_of(arn),
+        ["arn", _, "states", _, _, "activity", _] => {
+            super::activities::activity_of(arn).map(Resource::Activity)
+        }
+        ["arn", _, "states", _, _, "stateMachine", _] => machine_of(arn).map(Resource::Machine),
         _ => Err(invalid_arn(
             arn,
             "the ARN of a state machine (arn:aws:states:REGION:ACCOUNT:stateMachine:NAME) or an activity",
@@ -113,12 +123,12 @@ pub(super) async fn change(
     set: &Tags,
     remove: &[String],
 ) -> Result<Tags, AwsError> {
-    match st
-        .engine
-        .store()
-        .tag_definition(name, set, remove, MAX_TAGS)
-        .await
-    {
+    let store = st.engine.store();
+    let changed = match resource(arn) {
+        Ok(Resource::Activity(_)) => store.tag_activity(name, set, remove, MAX_TAGS).await,
+        _ => store.tag_definition(name, set, remove, MAX_TAGS).await,
+    };
+    match changed {
         Ok(Some(tags)) => Ok(tags),
         Ok(None) => Err(AwsError::new(
             "TooManyTags",
@@ -132,7 +142,7 @@ pub(super) async fn change(
 pub(super) async fn tag_resource(st: &AppState, input: &Input) -> Result<Value, AwsError> {
     let arn = input.required("resourceArn")?;
     let set = tag_list(input)?;
-    let name = resource(arn)?;
+    let (Resource::Machine(name) | Resource::Activity(name)) = resource(arn)?;
     change(st, arn, &name, &set, &[]).await?;
     Ok(json!({}))
 }
@@ -144,7 +154,7 @@ pub(super) async fn untag_resource(st: &AppState, input: &Input) -> Result<Value
         .enumerate()
         .map(|(i, k)| key(&format!("tagKeys.{}.member", i + 1), k))
         .collect::<Result<Vec<_>, _>>()?;
-    let name = resource(arn)?;
+    let (Resource::Machine(name) | Resource::Activity(name)) = resource(arn)?;
     change(st, arn, &name, &Tags::new(), &keys).await?;
     Ok(json!({}))
 }
@@ -154,8 +164,15 @@ pub(super) async fn list_tags_for_resource(
     input: &Input,
 ) -> Result<Value, AwsError> {
     let arn = input.required("resourceArn")?;
-    let name = resource(arn)?;
-    let tags = match st.engine.store().definition_tags(&name).await {
+    let tags = match resource(arn)? {
+        Resource::Machine(name) => st.engine.store().definition_tags(&name).await,
+        Resource::Activity(name) => match st.engine.store().get_activity(&name).await {
+            Ok(Some(a)) => Ok(a.tags),
+            Ok(None) => return Err(not_found(arn)),
+            Err(e) => Err(e),
+        },
+    };
+    let tags = match tags {
         Ok(tags) => tags,
         Err(sagaflow_store::Error::NotFound { .. }) => return Err(not_found(arn)),
         Err(e) => return Err(from_engine(e.into())),

@@ -190,7 +190,7 @@ pub(super) async fn publish(
 
 /// A page of `items` after the token `after` (`InvalidToken` when it is
 /// not one this action gave), at most `max`; the next token, if more.
-fn page<T: Clone>(
+pub(super) fn page<T: Clone>(
     items: &[T],
     key: impl Fn(&T) -> String,
     after: Option<&str>,

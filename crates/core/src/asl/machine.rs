@@ -154,7 +154,8 @@ pub struct Task {
     pub resource: String,
     pub integration: Integration,
     /// `.waitForTaskToken`: the call only hands out `$$.Task.Token`; the
-    /// task completes through SendTaskSuccess / SendTaskFailure.
+    /// task completes through SendTaskSuccess / SendTaskFailure. Also set
+    /// for an activity resource, whose worker answers the token.
     pub wait_for_token: bool,
     /// `TimeoutSeconds` / `TimeoutSecondsPath`; AWS's default is 99999999.
     pub timeout: Option<Seconds>,

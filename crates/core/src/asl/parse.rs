@@ -1559,7 +1559,18 @@ impl Compiler<'_> {
         let parameters = m.get("Parameters");
         let ploc = at(loc, "Parameters");
 
-        let (integration, wait_for_token) = if resource == LAMBDA_INVOKE
+        // An activity: its worker takes the task and answers the token, so
+        // it is a callback task that hands out no `$$.Task.Token` itself.
+        let activity = crate::exchange::activity_name(&resource).is_some();
+        let (integration, wait_for_token) = if activity {
+            let arn = resource.clone();
+            (
+                Some(Integration::Function {
+                    participant: Participant::Activity { arn },
+                }),
+                true,
+            )
+        } else if resource == LAMBDA_INVOKE
             || resource == format!("{LAMBDA_INVOKE}{WAIT_FOR_TASK_TOKEN}")
         {
             self.lambda_invoke(parameters, &ploc, loc);
@@ -1585,7 +1596,7 @@ impl Compiler<'_> {
                 wait,
             )
         };
-        if wait_for_token && !parameters.is_some_and(|p| mentions_task_token(p, 0)) {
+        if wait_for_token && !activity && !parameters.is_some_and(|p| mentions_task_token(p, 0)) {
             // As in AWS: without the token in the request nobody can ever
             // complete the task.
             self.err(
