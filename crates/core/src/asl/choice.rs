@@ -30,6 +30,15 @@ pub fn evaluate<'a>(
 
 fn eval(rule: &Rule, input: &Value, context: Env<'_>) -> Result<bool, ErrorInfo> {
     match rule {
+        // A JSONata rule: the interpreter evaluates it with `$states`
+        // (see `asl::run`), never through here.
+        Rule::Condition(t) => Err(ErrorInfo::new(
+            crate::error_name::RUNTIME,
+            format!(
+                "the JSONata Condition at {} needs a JSONata state",
+                t.location()
+            ),
+        )),
         Rule::And(rules) => {
             for r in rules {
                 if !eval(r, input, context)? {

@@ -1,8 +1,9 @@
 //! JSONata, ASL's second query language (`QueryLanguage: "JSONata"`): the
 //! expression layer, pure (no I/O, no clock, no randomness of its own).
 //!
-//! Not wired into the interpreter yet: a machine with `QueryLanguage:
-//! "JSONata"` is still refused as `unsupported`. What is here:
+//! [`crate::asl::parse`] parses every JSONata field of a JSONata state into
+//! a [`Template`] when the definition is compiled, and
+//! [`crate::asl::run`] evaluates them. What is here:
 //!
 //! - [`Template`]: the value of a JSONata field (`Arguments`, `Output`,
 //!   `Assign`, `Condition`, `Items`, …). Either a string `{% expr %}` (the
@@ -68,12 +69,27 @@ pub fn is_expression(s: &str) -> bool {
     s.len() >= 4 && s.starts_with("{%") && s.ends_with("%}")
 }
 
-/// A parsed JSONata field value. Cheap to clone; `Send + Sync`.
+/// A parsed JSONata field value. Cheap to clone; `Send + Sync`. Two
+/// templates are equal when they were parsed from the same value at the same
+/// location; one serializes as the value it was parsed from.
 #[derive(Debug, Clone)]
 pub struct Template {
     root: Node,
     location: String,
     field: String,
+    source: Arc<Value>,
+}
+
+impl PartialEq for Template {
+    fn eq(&self, other: &Template) -> bool {
+        self.location == other.location && self.source == other.source
+    }
+}
+
+impl serde::Serialize for Template {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.source.serialize(s)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +125,7 @@ impl Template {
                 root,
                 location: location.to_string(),
                 field,
+                source: Arc::new(value.clone()),
             })
         } else {
             Err(violations)
@@ -124,6 +141,11 @@ impl Template {
     /// inside its state (`Output`, `Arguments/Input/pushLocation`).
     pub fn field(&self) -> &str {
         &self.field
+    }
+
+    /// The value the template was parsed from, as written.
+    pub fn source(&self) -> &Value {
+        &self.source
     }
 
     /// Whether any string of the value is an expression (a template without

@@ -10,8 +10,38 @@
 use serde::Serialize;
 use serde_json::Value;
 
+pub use crate::asl::jsonata::Template;
 use crate::error_name as name;
 use crate::exchange::Participant;
+
+/// An `Assign` (of a state, a Catch entry or a Choice rule), in its state's
+/// query language.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Assign {
+    /// A JSONPath state's: a payload template (`"x.$": "$.a"`) over the
+    /// state's result.
+    Paths(Value),
+    /// A JSONata state's: an object whose values may be `{% … %}`
+    /// expressions, evaluated with `$states`.
+    Jsonata(Template),
+}
+
+/// The fields of a JSONata state (`QueryLanguage: JSONata`, its own or the
+/// machine's) that every type may have; the type-specific ones are in
+/// [`Kind`]. A JSONata state has none of the JSONPath fields: its
+/// `input_path`, `parameters`, `result_selector`, `result_path` and
+/// `output_path` stay at their defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct Jsonata {
+    /// `Arguments` (Task, Parallel): the task's request or each branch's
+    /// input, over `$states.input`. Without it, the state input.
+    pub arguments: Option<Template>,
+    /// `Output`: the state's output, over `$states.input` and (Task,
+    /// Parallel, Map) `$states.result`. Without it, the result (Task,
+    /// Parallel, Map) or the input (the others).
+    pub output: Option<Template>,
+}
 
 /// A whole state machine.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -92,9 +122,11 @@ pub struct State {
     pub next: Option<usize>,
     pub retry: Vec<Retrier>,
     pub catch: Vec<Catcher>,
-    /// `Assign`: a payload template over the state's result (see
-    /// [`crate::asl::vars`]); for a Choice, applied when `Default` is taken.
-    pub assign: Option<Value>,
+    /// `Assign` (see [`crate::asl::vars`]); for a Choice, applied when
+    /// `Default` is taken.
+    pub assign: Option<Assign>,
+    /// `Some` for a JSONata state: its `Arguments` and `Output`.
+    pub jsonata: Option<Box<Jsonata>>,
     pub kind: Kind,
 }
 
@@ -113,7 +145,7 @@ pub enum Kind {
     },
     Wait(Wait),
     Succeed,
-    Fail(Fail),
+    Fail(Box<Fail>),
     Parallel {
         branches: Vec<Graph>,
     },
@@ -169,7 +201,9 @@ pub struct Branch {
     pub rule: Rule,
     pub next: usize,
     /// The rule's `Assign`, applied (over the state input) when it matches.
-    pub assign: Option<Value>,
+    pub assign: Option<Assign>,
+    /// A JSONata rule's `Output`: the state's output when it matches.
+    pub output: Option<Template>,
 }
 
 /// A Choice rule.
@@ -185,6 +219,9 @@ pub enum Rule {
         op: Comparison,
         operand: Operand,
     },
+    /// A JSONata rule's `Condition`: an expression (or a literal) that
+    /// must give a boolean.
+    Condition(Template),
 }
 
 /// The comparison operators, without their `Path` suffix (that is
@@ -233,6 +270,10 @@ pub enum Wait {
     Timestamp(String),
     SecondsPath(String),
     TimestampPath(String),
+    /// A JSONata state's `Seconds` given by an expression.
+    SecondsExpression(Template),
+    /// A JSONata state's `Timestamp` given by an expression.
+    TimestampExpression(Template),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -241,6 +282,10 @@ pub struct Fail {
     pub cause: Option<String>,
     pub error_path: Option<String>,
     pub cause_path: Option<String>,
+    /// A JSONata state's `Error` given by an expression.
+    pub error_expression: Option<Template>,
+    /// A JSONata state's `Cause` given by an expression.
+    pub cause_expression: Option<Template>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -256,6 +301,13 @@ pub struct Map {
     pub max_concurrency: u32,
     pub tolerated_failure_count: Option<u64>,
     pub tolerated_failure_percentage: Option<f64>,
+    /// A JSONata Map's `Items`: an array, or an expression giving one,
+    /// over `$states.input` (without it, the input must be an array).
+    pub items: Option<Template>,
+    /// A JSONata Map's `ItemSelector`, with `$states.context.Map.Item`.
+    pub item_selector_jsonata: Option<Template>,
+    /// A JSONata Map's `MaxConcurrency` given by an expression.
+    pub max_concurrency_expression: Option<Template>,
 }
 
 /// One `Retry` entry. Defaults as in AWS: 1 s, 3 attempts, rate 2.0.
@@ -277,8 +329,11 @@ pub struct Catcher {
     /// Where the error output `{"Error", "Cause"}` goes in the state input.
     pub result_path: PathField,
     pub next: usize,
-    /// The catcher's `Assign`, over the error output `{"Error", "Cause"}`.
-    pub assign: Option<Value>,
+    /// The catcher's `Assign`, over the error output `{"Error", "Cause"}`
+    /// (`$states.errorOutput` in JSONata).
+    pub assign: Option<Assign>,
+    /// A JSONata catcher's `Output` (without it, the error output).
+    pub output: Option<Template>,
 }
 
 /// Whether an error name matches an `ErrorEquals` list: `States.ALL` matches

@@ -8,7 +8,7 @@
 //! - [`data`]: InputPath, Parameters, ResultSelector, ResultPath, OutputPath;
 //! - [`intrinsic`]: `States.Format`, `States.Array`, … ;
 //! - [`jsonata`]: JSONata templates (`{% … %}`) and AWS's added functions,
-//!   not wired into the interpreter yet;
+//!   the fields of JSONata states (`QueryLanguage: JSONata`);
 //! - [`choice`]: Choice rule evaluation;
 //! - [`vars`]: workflow variables (`Assign`), their names and limits;
 //! - [`run`]: the interpreter, a pure `(state, event) -> (state, effects)`;

@@ -13,8 +13,14 @@
 //!   `1.5` is given counts too);
 //! - `missing_field`, `unknown_field` (a field the state type does not allow),
 //!   `conflicting_fields` (two fields that exclude each other, such as `Next`
-//!   and `End`), `unsupported` (valid ASL that Sagaflow does not run: JSONata,
-//!   variables, distributed Map, …);
+//!   and `End`), `unsupported` (valid ASL that Sagaflow does not run:
+//!   distributed Map, …);
+//! - `wrong_query_language`: a JSONPath field (`Parameters`, `ResultPath`,
+//!   `…Path`) in a JSONata state, a JSONata field (`Arguments`, `Output`,
+//!   `Items`, `Condition`) in a JSONPath state, or a JSONPath state in a
+//!   JSONata machine;
+//! - `invalid_jsonata`: a `{% … %}` expression with a syntax error (the
+//!   location is its string's);
 //! - `invalid_value`: a value of the right type outside what is allowed;
 //! - `unknown_state` (a `StartAt`/`Next`/`Default` naming no state of its
 //!   scope), `unreachable_state`, `no_terminal_state`, `duplicate_state`;
@@ -29,10 +35,10 @@ use std::collections::{HashMap, VecDeque};
 use serde_json::{Map as Object, Value};
 
 use crate::asl::machine::{
-    Branch, Catcher, Comparison, Fail, Graph, Integration, Kind, Machine, Map, Operand, PathField,
-    ResourceMap, Retrier, Rule, Seconds, State, Task, Wait,
+    Assign, Branch, Catcher, Comparison, Fail, Graph, Integration, Jsonata, Kind, Machine, Map,
+    Operand, PathField, ResourceMap, Retrier, Rule, Seconds, State, Task, Template, Wait,
 };
-use crate::asl::{data, intrinsic, vars};
+use crate::asl::{data, intrinsic, jsonata, vars};
 use crate::document::type_name;
 use crate::error_name as name;
 use crate::exchange::Participant;
@@ -72,6 +78,7 @@ pub fn compile(doc: &Value, resources: &ResourceMap) -> Result<Machine, Error> {
         everywhere,
         var_scopes: Vec::new(),
         var_scope: None,
+        jsonata_machine: false,
     };
     let machine = c.machine(doc);
     match machine {
@@ -334,8 +341,10 @@ fn state_fields(ty: &str) -> (&'static [&'static str], &'static [&'static str]) 
                 "HeartbeatSeconds",
                 "HeartbeatSecondsPath",
                 "Assign",
+                "Arguments",
+                "Output",
             ],
-            &["Credentials", "Arguments", "Output"],
+            &["Credentials"],
         ),
         "Pass" => (
             &[
@@ -350,8 +359,9 @@ fn state_fields(ty: &str) -> (&'static [&'static str], &'static [&'static str]) 
                 "End",
                 "Result",
                 "Assign",
+                "Output",
             ],
-            &["Output"],
+            &[],
         ),
         "Choice" => (
             &[
@@ -363,8 +373,9 @@ fn state_fields(ty: &str) -> (&'static [&'static str], &'static [&'static str]) 
                 "Choices",
                 "Default",
                 "Assign",
+                "Output",
             ],
-            &["Output"],
+            &[],
         ),
         "Wait" => (
             &[
@@ -380,8 +391,9 @@ fn state_fields(ty: &str) -> (&'static [&'static str], &'static [&'static str]) 
                 "SecondsPath",
                 "TimestampPath",
                 "Assign",
+                "Output",
             ],
-            &["Output"],
+            &[],
         ),
         "Succeed" => (
             &[
@@ -390,8 +402,9 @@ fn state_fields(ty: &str) -> (&'static [&'static str], &'static [&'static str]) 
                 "QueryLanguage",
                 "InputPath",
                 "OutputPath",
+                "Output",
             ],
-            &["Output"],
+            &[],
         ),
         "Fail" => (
             &[
@@ -421,8 +434,10 @@ fn state_fields(ty: &str) -> (&'static [&'static str], &'static [&'static str]) 
                 "End",
                 "Branches",
                 "Assign",
+                "Arguments",
+                "Output",
             ],
-            &["Arguments", "Output"],
+            &[],
         ),
         "Map" => (
             &[
@@ -447,11 +462,10 @@ fn state_fields(ty: &str) -> (&'static [&'static str], &'static [&'static str]) 
                 "ToleratedFailurePercentage",
                 "Label",
                 "Assign",
-            ],
-            &[
-                "Arguments",
                 "Output",
                 "Items",
+            ],
+            &[
                 "ItemReader",
                 "ItemBatcher",
                 "ResultWriter",
@@ -476,15 +490,38 @@ fn known_state_field(field: &str) -> bool {
 /// Why a field AWS accepts is refused here.
 fn unsupported_reason(field: &str) -> &'static str {
     match field {
-        "Arguments" | "Output" => "JSONata fields are not supported; use JSONPath",
         "Credentials" => "cross-account `Credentials` are not supported",
         "MaxConcurrencyPath" => "`MaxConcurrencyPath` is not supported; use `MaxConcurrency`",
         "ToleratedFailureCountPath" | "ToleratedFailurePercentagePath" => {
             "tolerated failures given by a path are not supported; use a number"
         }
-        _ => "the distributed Map (`ItemReader`, `ItemBatcher`, `ResultWriter`, `Items`) is not supported",
+        _ => "the distributed Map (`ItemReader`, `ItemBatcher`, `ResultWriter`) is not supported",
     }
 }
+
+/// The fields only a JSONPath state may have, with what a JSONata state
+/// uses instead.
+const JSONPATH_ONLY: &[(&str, &str)] = &[
+    (
+        "InputPath",
+        "read `$states.input` in `Arguments` or `Output`",
+    ),
+    ("Parameters", "use `Arguments`"),
+    ("ResultSelector", "use `Output` with `$states.result`"),
+    ("ResultPath", "use `Output` or `Assign`"),
+    ("OutputPath", "use `Output`"),
+    ("Result", "use `Output`"),
+    ("ItemsPath", "use `Items`"),
+    ("TimeoutSecondsPath", "use `TimeoutSeconds`"),
+    ("HeartbeatSecondsPath", "use `HeartbeatSeconds`"),
+    ("SecondsPath", "use `Seconds` with an expression"),
+    ("TimestampPath", "use `Timestamp` with an expression"),
+    ("ErrorPath", "use `Error` with an expression"),
+    ("CausePath", "use `Cause` with an expression"),
+];
+
+/// The fields only a JSONata state may have.
+const JSONATA_ONLY: &[&str] = &["Arguments", "Output", "Items"];
 
 /// Where a state's transitions lead and whether it can end its scope, for
 /// the reachability and terminal-state checks of its graph.
@@ -511,6 +548,8 @@ struct Compiler<'r> {
     var_scopes: Vec<VarScope>,
     /// Index in `var_scopes` of the scope being read.
     var_scope: Option<usize>,
+    /// The machine's `QueryLanguage` is JSONata: every state is.
+    jsonata_machine: bool,
 }
 
 /// Variables of one scope (the machine, a Parallel branch, a Map
@@ -744,21 +783,92 @@ impl Compiler<'_> {
         }
     }
 
-    /// `QueryLanguage`, at the top or on a state: only JSONPath is run.
-    fn query_language(&mut self, m: &Object<String, Value>, loc: &str) {
+    /// `QueryLanguage`, at the top or on a state: `Some(true)` for
+    /// JSONata, `Some(false)` for JSONPath, `None` when absent or invalid.
+    fn query_language(&mut self, m: &Object<String, Value>, loc: &str) -> Option<bool> {
         match self.string(m, "QueryLanguage", loc, false).as_deref() {
-            None | Some("JSONPath") => {}
-            Some("JSONata") => self.err(
-                "unsupported",
-                at(loc, "QueryLanguage"),
-                "JSONata is not supported; only `JSONPath` is",
-            ),
-            Some(other) => self.err(
-                "invalid_value",
-                at(loc, "QueryLanguage"),
-                format!("`QueryLanguage` must be `JSONPath` or `JSONata`, not `{other}`"),
-            ),
+            None => None,
+            Some("JSONPath") => Some(false),
+            Some("JSONata") => Some(true),
+            Some(other) => {
+                self.err(
+                    "invalid_value",
+                    at(loc, "QueryLanguage"),
+                    format!("`QueryLanguage` must be `JSONPath` or `JSONata`, not `{other}`"),
+                );
+                None
+            }
         }
+    }
+
+    /// Whether a state is a JSONata state: its own `QueryLanguage`, else
+    /// the machine's. As in AWS, a JSONPath machine may have JSONata
+    /// states, not the other way round.
+    fn state_language(&mut self, m: &Object<String, Value>, loc: &str) -> bool {
+        match self.query_language(m, loc) {
+            Some(true) => true,
+            Some(false) if self.jsonata_machine => {
+                self.err(
+                    "wrong_query_language",
+                    at(loc, "QueryLanguage"),
+                    "a JSONata state machine (top-level `QueryLanguage: JSONata`) cannot have \
+                     JSONPath states; set the machine's `QueryLanguage` to `JSONPath` to mix them",
+                );
+                true
+            }
+            Some(false) => false,
+            None => self.jsonata_machine,
+        }
+    }
+
+    /// Reports the fields of the other query language among `keys` (those
+    /// the type allows; others are reported as unknown).
+    fn check_language(
+        &mut self,
+        m: &Object<String, Value>,
+        loc: &str,
+        allowed: &[&str],
+        jsonata: bool,
+    ) {
+        for key in m.keys().filter(|k| allowed.contains(&k.as_str())) {
+            if jsonata {
+                if let Some((_, instead)) = JSONPATH_ONLY.iter().find(|(f, _)| f == key) {
+                    self.err(
+                        "wrong_query_language",
+                        at(loc, key),
+                        format!(
+                            "The field '{key}' is not supported for the JSONata query language; {instead}"
+                        ),
+                    );
+                }
+            } else if JSONATA_ONLY.contains(&key.as_str()) {
+                self.err(
+                    "wrong_query_language",
+                    at(loc, key),
+                    format!(
+                        "The field '{key}' is only supported for the JSONata query language; \
+                         set `QueryLanguage: JSONata` on the state or the machine"
+                    ),
+                );
+            }
+        }
+    }
+
+    /// A JSONata field's value, its expressions parsed (each syntax error
+    /// is an `invalid_jsonata` violation at its string's location).
+    fn jsonata(&mut self, v: &Value, loc: &str) -> Option<Template> {
+        match Template::parse(v, loc) {
+            Ok(t) => Some(t),
+            Err(vs) => {
+                self.violations.extend(vs);
+                None
+            }
+        }
+    }
+
+    fn opt_jsonata(&mut self, m: &Object<String, Value>, key: &str, loc: &str) -> Option<Template> {
+        let v = m.get(key)?;
+        self.jsonata(v, &at(loc, key))
     }
 
     fn machine(&mut self, doc: &Value) -> Option<Machine> {
@@ -787,7 +897,7 @@ impl Compiler<'_> {
                 );
             }
         }
-        self.query_language(m, "");
+        self.jsonata_machine = self.query_language(m, "") == Some(true);
         let timeout_seconds = self.opt_integer(m, "TimeoutSeconds", "", 1, MAX_SECONDS);
         let graph = self.graph(m, "", 0);
         self.check_variables();
@@ -797,8 +907,10 @@ impl Compiler<'_> {
             graph,
             timeout_seconds,
             resources: self.resources.clone(),
-            // Only a machine that mentions `$$` reads the context object.
-            uses_context: serde_json::to_string(m).map_or(true, |t| t.contains("$$")),
+            // Only a machine that mentions `$$` (or JSONata's `$states`)
+            // reads the context object.
+            uses_context: serde_json::to_string(m)
+                .map_or(true, |t| t.contains("$$") || t.contains("$states")),
             max_history_events: crate::asl::run::MAX_HISTORY_EVENTS,
         })
     }
@@ -832,12 +944,19 @@ impl Compiler<'_> {
     /// `Assign` (of a state, a Catch entry or a Choice rule): an object
     /// whose keys are variable names (`name` or `name.$`), checked as a
     /// payload template.
-    fn assign(&mut self, m: &Object<String, Value>, loc: &str) -> Option<Value> {
+    ///
+    /// In a JSONata state the keys are plain names and the values JSONata
+    /// templates (`{"total": "{% $states.result.sum %}"}`).
+    fn assign(&mut self, m: &Object<String, Value>, loc: &str, jsonata: bool) -> Option<Assign> {
         let v = m.get("Assign")?;
         let aloc = at(loc, "Assign");
         let fields = self.object(v, &aloc)?;
         for key in fields.keys() {
-            let name = key.strip_suffix(".$").unwrap_or(key);
+            let name = if jsonata {
+                key.as_str()
+            } else {
+                key.strip_suffix(".$").unwrap_or(key)
+            };
             let kloc = at(&aloc, key);
             if let Err(why) = vars::check_name(name) {
                 self.err("invalid_variable_name", &kloc, why);
@@ -847,8 +966,11 @@ impl Compiler<'_> {
                 scope.assigned.push((name.to_string(), kloc));
             }
         }
+        if jsonata {
+            return self.jsonata(v, &aloc).map(Assign::Jsonata);
+        }
         self.template(v, &aloc, 0);
-        Some(v.clone())
+        Some(Assign::Paths(v.clone()))
     }
 
     /// Once the machine is read: every variable a path reads must be
@@ -1104,12 +1226,30 @@ impl Compiler<'_> {
         let (allowed, refused) = state_fields(ty);
         let what = format!("a {ty} state");
         self.check_fields(m, loc, allowed, refused, &what);
-        let has = |f: &str| allowed.contains(&f);
+        let jsonata = self.state_language(m, loc);
+        self.check_language(m, loc, allowed, jsonata);
+        // In a JSONata state the JSONPath fields are refused above and
+        // read no further (and the other way round).
+        let has = |f: &str| {
+            allowed.contains(&f)
+                && if jsonata {
+                    !JSONPATH_ONLY.iter().any(|(j, _)| *j == f)
+                } else {
+                    !JSONATA_ONLY.contains(&f)
+                }
+        };
 
         let comment = self.string(m, "Comment", loc, false);
-        self.query_language(m, loc);
-        let input_path = self.path_field(m, "InputPath", loc, PathKind::Any);
-        let output_path = self.path_field(m, "OutputPath", loc, PathKind::Any);
+        let input_path = if has("InputPath") {
+            self.path_field(m, "InputPath", loc, PathKind::Any)
+        } else {
+            PathField::default()
+        };
+        let output_path = if has("OutputPath") {
+            self.path_field(m, "OutputPath", loc, PathKind::Any)
+        } else {
+            PathField::default()
+        };
         let result_path = if has("ResultPath") {
             self.path_field(m, "ResultPath", loc, PathKind::Reference)
         } else {
@@ -1139,27 +1279,47 @@ impl Compiler<'_> {
             Vec::new()
         };
         let catch = if has("Catch") {
-            self.catchers(m, loc, scope, flow)
+            self.catchers(m, loc, scope, flow, jsonata)
         } else {
             Vec::new()
         };
         let assign = if has("Assign") {
-            self.assign(m, loc)
+            self.assign(m, loc, jsonata)
         } else {
             None
         };
+        let js = jsonata.then(|| {
+            Box::new(Jsonata {
+                arguments: if has("Arguments") {
+                    self.opt_jsonata(m, "Arguments", loc)
+                } else {
+                    None
+                },
+                output: if has("Output") {
+                    self.opt_jsonata(m, "Output", loc)
+                } else {
+                    None
+                },
+            })
+        });
 
         let kind = match ty {
-            "Task" => self.task(m, loc).map(|t| Kind::Task(Box::new(t))),
+            "Task" => self.task(m, loc, jsonata).map(|t| Kind::Task(Box::new(t))),
             "Pass" => Some(Kind::Pass {
-                result: m.get("Result").cloned(),
+                result: if has("Result") {
+                    m.get("Result").cloned()
+                } else {
+                    None
+                },
             }),
-            "Choice" => self.choice(m, loc, scope, flow, depth),
-            "Wait" => self.wait(m, loc).map(Kind::Wait),
+            "Choice" => self.choice(m, loc, scope, flow, depth, jsonata),
+            "Wait" => self.wait(m, loc, jsonata).map(Kind::Wait),
             "Succeed" => Some(Kind::Succeed),
-            "Fail" => self.fail(m, loc).map(Kind::Fail),
+            "Fail" => self.fail(m, loc, jsonata).map(|f| Kind::Fail(Box::new(f))),
             "Parallel" => self.parallel(m, loc, depth),
-            _ => self.map(m, loc, depth).map(|m| Kind::Map(Box::new(m))),
+            _ => self
+                .map(m, loc, depth, jsonata)
+                .map(|m| Kind::Map(Box::new(m))),
         };
         // `next` is `None` both for End and for a bad target: the latter has
         // been reported, and the violation list decides.
@@ -1175,6 +1335,7 @@ impl Compiler<'_> {
             retry,
             catch,
             assign,
+            jsonata: js,
             kind: kind?,
         })
     }
@@ -1484,20 +1645,31 @@ impl Compiler<'_> {
         loc: &str,
         scope: &Scope<'_>,
         flow: &mut Flow,
+        jsonata: bool,
     ) -> Vec<Catcher> {
         let mut out = Vec::new();
         for (cloc, c) in self.entries(m, "Catch", loc) {
-            self.check_fields(
-                c,
-                &cloc,
-                &["ErrorEquals", "Next", "ResultPath", "Comment", "Assign"],
-                &["Output"],
-                "a catcher",
-            );
-            let assign = self.assign(c, &cloc);
+            let fields = [
+                "ErrorEquals",
+                "Next",
+                "ResultPath",
+                "Comment",
+                "Assign",
+                "Output",
+            ];
+            self.check_fields(c, &cloc, &fields, &[], "a catcher");
+            self.check_language(c, &cloc, &fields, jsonata);
+            let assign = self.assign(c, &cloc, jsonata);
             self.string(c, "Comment", &cloc, false);
             let error_equals = self.error_equals(c, &cloc);
-            let result_path = self.path_field(c, "ResultPath", &cloc, PathKind::Reference);
+            let (result_path, output) = if jsonata {
+                (PathField::default(), self.opt_jsonata(c, "Output", &cloc))
+            } else {
+                (
+                    self.path_field(c, "ResultPath", &cloc, PathKind::Reference),
+                    None,
+                )
+            };
             let next = self
                 .string(c, "Next", &cloc, true)
                 .and_then(|n| self.target(&n, &at(&cloc, "Next"), scope, Some(&mut *flow)));
@@ -1507,6 +1679,7 @@ impl Compiler<'_> {
                     result_path,
                     next,
                     assign,
+                    output,
                 });
             }
         }
@@ -1519,9 +1692,12 @@ impl Compiler<'_> {
         m: &Object<String, Value>,
         key: &str,
         loc: &str,
+        jsonata: bool,
     ) -> Result<Option<Seconds>, ()> {
         let path_key = format!("{key}Path");
-        match (m.get(key), m.get(&path_key)) {
+        // A JSONata state's `…Path` is refused by `check_language`.
+        let path = m.get(&path_key).filter(|_| !jsonata);
+        match (m.get(key), path) {
             (Some(_), Some(_)) => {
                 self.err(
                     "conflicting_fields",
@@ -1542,9 +1718,9 @@ impl Compiler<'_> {
         }
     }
 
-    fn task(&mut self, m: &Object<String, Value>, loc: &str) -> Option<Task> {
-        let timeout = self.seconds(m, "TimeoutSeconds", loc);
-        let heartbeat = self.seconds(m, "HeartbeatSeconds", loc);
+    fn task(&mut self, m: &Object<String, Value>, loc: &str, jsonata: bool) -> Option<Task> {
+        let timeout = self.seconds(m, "TimeoutSeconds", loc, jsonata);
+        let heartbeat = self.seconds(m, "HeartbeatSeconds", loc, jsonata);
         if let (Ok(Some(Seconds::Fixed(t))), Ok(Some(Seconds::Fixed(h)))) = (&timeout, &heartbeat) {
             if h >= t {
                 self.err(
@@ -1556,8 +1732,9 @@ impl Compiler<'_> {
         }
         let resource = self.string(m, "Resource", loc, true)?;
         let rloc = at(loc, "Resource");
-        let parameters = m.get("Parameters");
-        let ploc = at(loc, "Parameters");
+        // A JSONata state's request is its `Arguments`.
+        let parameters = m.get(if jsonata { "Arguments" } else { "Parameters" });
+        let ploc = at(loc, if jsonata { "Arguments" } else { "Parameters" });
 
         // An activity: its worker takes the task and answers the token, so
         // it is a callback task that hands out no `$$.Task.Token` itself.
@@ -1607,7 +1784,8 @@ impl Compiler<'_> {
                     loc
                 },
                 "a `.waitForTaskToken` task must pass `$$.Task.Token` in its Parameters \
-                 (e.g. `\"token.$\": \"$$.Task.Token\"`)",
+                 (e.g. `\"token.$\": \"$$.Task.Token\"`), or a JSONata state \
+                 `$states.context.Task.Token` in its Arguments",
             );
         }
         Some(Task {
@@ -1621,13 +1799,16 @@ impl Compiler<'_> {
 
     /// `lambda:invoke` needs `FunctionName`; a literal one is resolved now
     /// so that a missing binding is found at deploy time, not at run time.
+    /// `ploc` is the location of the request's field: `Parameters`, or a
+    /// JSONata state's `Arguments`.
     fn lambda_invoke(&mut self, parameters: Option<&Value>, ploc: &str, loc: &str) {
+        let field = ploc.rsplit('/').next().unwrap_or("Parameters");
         let Some(params) = parameters.and_then(Value::as_object) else {
             if parameters.is_none() {
                 self.err(
                     "missing_field",
-                    at(loc, "Parameters"),
-                    "`arn:aws:states:::lambda:invoke` needs Parameters with `FunctionName`",
+                    at(loc, field),
+                    format!("`arn:aws:states:::lambda:invoke` needs {field} with `FunctionName`"),
                 );
             }
             return;
@@ -1636,8 +1817,12 @@ impl Compiler<'_> {
             (None, None) => self.err(
                 "missing_field",
                 at(ploc, "FunctionName"),
-                "`lambda:invoke` needs `FunctionName` (or `FunctionName.$`) in its Parameters",
+                format!(
+                    "`lambda:invoke` needs `FunctionName` (or `FunctionName.$`) in its {field}"
+                ),
             ),
+            // A JSONata expression: known only once evaluated.
+            (Some(Value::String(name)), _) if jsonata::is_expression(name) => {}
             (Some(Value::String(name)), _) => {
                 if self.resources.resolve(name).is_none() {
                     self.err(
@@ -1667,6 +1852,7 @@ impl Compiler<'_> {
         scope: &Scope<'_>,
         flow: &mut Flow,
         depth: usize,
+        jsonata: bool,
     ) -> Option<Kind> {
         let cloc = at(loc, "Choices");
         let items = match m.get("Choices") {
@@ -1699,13 +1885,25 @@ impl Compiler<'_> {
                 choices = None;
                 continue;
             };
-            let rule = self.rule(rule_obj, &iloc, true, depth);
-            let assign = self.assign(rule_obj, &iloc);
+            let (rule, output) = if jsonata {
+                (
+                    self.condition(rule_obj, &iloc),
+                    self.opt_jsonata(rule_obj, "Output", &iloc),
+                )
+            } else {
+                (self.rule(rule_obj, &iloc, true, depth), None)
+            };
+            let assign = self.assign(rule_obj, &iloc, jsonata);
             let next = self
                 .string(rule_obj, "Next", &iloc, true)
                 .and_then(|n| self.target(&n, &at(&iloc, "Next"), scope, Some(&mut *flow)));
             match (rule, next, choices.as_mut()) {
-                (Some(rule), Some(next), Some(list)) => list.push(Branch { rule, next, assign }),
+                (Some(rule), Some(next), Some(list)) => list.push(Branch {
+                    rule,
+                    next,
+                    assign,
+                    output,
+                }),
                 _ => choices = None,
             }
         }
@@ -1717,6 +1915,72 @@ impl Compiler<'_> {
             choices: choices.filter(|_| items.is_some())?,
             default,
         })
+    }
+
+    /// A JSONata Choice rule: `Condition` (a boolean, or an expression that
+    /// gives one), `Next`, and optionally `Assign`, `Output` and `Comment`.
+    fn condition(&mut self, m: &Object<String, Value>, loc: &str) -> Option<Rule> {
+        for key in m.keys() {
+            let k = key.as_str();
+            if matches!(k, "Condition" | "Next" | "Assign" | "Output" | "Comment") {
+                continue;
+            }
+            if matches!(k, "Variable" | "And" | "Or" | "Not") || comparison(k).is_some() {
+                self.err(
+                    "wrong_query_language",
+                    at(loc, k),
+                    format!(
+                        "The field '{k}' is not supported for the JSONata query language; \
+                         use `Condition`"
+                    ),
+                );
+            } else {
+                self.err(
+                    "unknown_field",
+                    at(loc, k),
+                    format!(
+                        "unknown field `{k}` in a JSONata Choice rule; expected Condition, Next, \
+                         Assign, Output or Comment"
+                    ),
+                );
+            }
+        }
+        self.string(m, "Comment", loc, false);
+        let cloc = at(loc, "Condition");
+        match m.get("Condition") {
+            None => {
+                self.err(
+                    "missing_field",
+                    &cloc,
+                    "a JSONata Choice rule needs a `Condition`",
+                );
+                None
+            }
+            Some(v @ (Value::Bool(_) | Value::String(_))) => {
+                if let Value::String(text) = v {
+                    if !jsonata::is_expression(text) {
+                        self.err(
+                            "invalid_value",
+                            &cloc,
+                            "`Condition` must be a boolean or a JSONata expression `{% … %}`",
+                        );
+                        return None;
+                    }
+                }
+                self.jsonata(v, &cloc).map(Rule::Condition)
+            }
+            Some(other) => {
+                self.err(
+                    "wrong_type",
+                    &cloc,
+                    format!(
+                        "`Condition` must be a boolean or a JSONata expression, found {}",
+                        type_name(other)
+                    ),
+                );
+                None
+            }
+        }
     }
 
     /// A Choice rule: exactly one of And, Or, Not or a comparison operator.
@@ -1885,9 +2149,18 @@ impl Compiler<'_> {
     }
 
     /// Exactly one of Seconds, Timestamp, SecondsPath, TimestampPath.
-    fn wait(&mut self, m: &Object<String, Value>, loc: &str) -> Option<Wait> {
-        let given: Vec<&str> = ["Seconds", "Timestamp", "SecondsPath", "TimestampPath"]
-            .into_iter()
+    ///
+    /// In a JSONata state, `Seconds` and `Timestamp` may be expressions (the
+    /// `…Path` forms are refused by `check_language`).
+    fn wait(&mut self, m: &Object<String, Value>, loc: &str, jsonata: bool) -> Option<Wait> {
+        let keys: &[&str] = if jsonata {
+            &["Seconds", "Timestamp"]
+        } else {
+            &["Seconds", "Timestamp", "SecondsPath", "TimestampPath"]
+        };
+        let given: Vec<&str> = keys
+            .iter()
+            .copied()
             .filter(|k| m.contains_key(*k))
             .collect();
         let key = self.exactly_one(
@@ -1898,6 +2171,14 @@ impl Compiler<'_> {
         )?;
         let kloc = at(loc, key);
         let v = m.get(key)?;
+        if let Some(text) = v.as_str().filter(|t| jsonata && jsonata::is_expression(t)) {
+            let t = self.jsonata(&Value::String(text.to_string()), &kloc)?;
+            return Some(if key == "Seconds" {
+                Wait::SecondsExpression(t)
+            } else {
+                Wait::TimestampExpression(t)
+            });
+        }
         match key {
             "Seconds" => self
                 .integer(v, &kloc, key, 0, MAX_SECONDS)
@@ -1930,7 +2211,28 @@ impl Compiler<'_> {
         }
     }
 
-    fn fail(&mut self, m: &Object<String, Value>, loc: &str) -> Option<Fail> {
+    fn fail(&mut self, m: &Object<String, Value>, loc: &str, jsonata: bool) -> Option<Fail> {
+        if jsonata {
+            // `Error` and `Cause`: a string or an expression giving one.
+            let field = |c: &mut Self, key: &str| -> (Option<String>, Option<Template>) {
+                match m.get(key) {
+                    Some(Value::String(text)) if jsonata::is_expression(text) => {
+                        (None, c.opt_jsonata(m, key, loc))
+                    }
+                    _ => (c.string(m, key, loc, false), None),
+                }
+            };
+            let (error, error_expression) = field(self, "Error");
+            let (cause, cause_expression) = field(self, "Cause");
+            return Some(Fail {
+                error,
+                cause,
+                error_path: None,
+                cause_path: None,
+                error_expression,
+                cause_expression,
+            });
+        }
         let mut ok = true;
         let mut pair = |c: &mut Self, key: &str| -> (Option<String>, Option<String>) {
             let path_key = format!("{key}Path");
@@ -1968,6 +2270,8 @@ impl Compiler<'_> {
             cause,
             error_path,
             cause_path,
+            error_expression: None,
+            cause_expression: None,
         })
     }
 
@@ -2014,7 +2318,13 @@ impl Compiler<'_> {
         })
     }
 
-    fn map(&mut self, m: &Object<String, Value>, loc: &str, depth: usize) -> Option<Map> {
+    fn map(
+        &mut self,
+        m: &Object<String, Value>,
+        loc: &str,
+        depth: usize,
+        jsonata: bool,
+    ) -> Option<Map> {
         // The processor: `ItemProcessor`, or its legacy name `Iterator`.
         let processor = match (m.get("ItemProcessor"), m.get("Iterator")) {
             (Some(_), Some(_)) => {
@@ -2065,8 +2375,41 @@ impl Compiler<'_> {
                 })
             }
         };
+        // JSONata: `Items`, `ItemSelector` and `MaxConcurrency` may hold
+        // expressions; `ItemsPath` and `Parameters` are refused by
+        // `check_language`.
+        let (mut items, mut item_selector_jsonata, mut max_concurrency_expression) =
+            (None, None, None);
+        if jsonata {
+            items = self.opt_jsonata(m, "Items", loc);
+            if let Some(v) = m.get("Items") {
+                let is_array_or_expression = match v {
+                    Value::Array(_) => true,
+                    Value::String(t) => jsonata::is_expression(t),
+                    _ => false,
+                };
+                if !is_array_or_expression {
+                    self.err(
+                        "wrong_type",
+                        at(loc, "Items"),
+                        format!(
+                            "`Items` must be an array or a JSONata expression, found {}",
+                            type_name(v)
+                        ),
+                    );
+                }
+            }
+            item_selector_jsonata = self.opt_jsonata(m, "ItemSelector", loc);
+            if let Some(Value::String(t)) = m.get("MaxConcurrency") {
+                if jsonata::is_expression(t) {
+                    max_concurrency_expression = self.opt_jsonata(m, "MaxConcurrency", loc);
+                }
+            }
+        }
         // Each item's input: `ItemSelector`, or its legacy name `Parameters`.
-        let item_selector = if m.contains_key("ItemSelector") && m.contains_key("Parameters") {
+        let item_selector = if jsonata {
+            None
+        } else if m.contains_key("ItemSelector") && m.contains_key("Parameters") {
             self.err(
                 "conflicting_fields",
                 at(loc, "Parameters"),
@@ -2077,12 +2420,13 @@ impl Compiler<'_> {
             self.payload(m, "ItemSelector", loc)
                 .or_else(|| self.payload(m, "Parameters", loc))
         };
-        let items_path = match m.get("ItemsPath") {
+        let items_path = match m.get("ItemsPath").filter(|_| !jsonata) {
             None => Some("$".to_string()),
             Some(v) => self.path(v, &at(loc, "ItemsPath"), "ItemsPath", PathKind::Single),
         };
         let max_concurrency = match m.get("MaxConcurrency") {
             None => Some(0),
+            Some(_) if max_concurrency_expression.is_some() => Some(0),
             Some(v) => self
                 .integer(
                     v,
@@ -2117,6 +2461,9 @@ impl Compiler<'_> {
             max_concurrency: max_concurrency?,
             tolerated_failure_count,
             tolerated_failure_percentage,
+            items,
+            item_selector_jsonata,
+            max_concurrency_expression,
         })
     }
 
@@ -2164,12 +2511,14 @@ impl Compiler<'_> {
 }
 
 /// Whether a template hands out the task token somewhere (a `.$` value
-/// naming `$$.Task.Token`, as a path or inside an intrinsic call).
+/// naming `$$.Task.Token`, as a path or inside an intrinsic call; in a
+/// JSONata template, an expression reading `$states.context.Task.Token`).
 fn mentions_task_token(v: &Value, depth: usize) -> bool {
     if depth > MAX_DEPTH {
         return false;
     }
     match v {
+        Value::String(s) => jsonata::is_expression(s) && s.contains("$states.context.Task.Token"),
         Value::Object(m) => m.iter().any(|(k, v)| {
             (k.ends_with(".$") && v.as_str().is_some_and(|s| s.contains("$$.Task.Token")))
                 || mentions_task_token(v, depth + 1)

@@ -150,8 +150,10 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde_json::json;
 
+use crate::asl::jsonata::{self, Entropy, QUERY_EVALUATION_ERROR};
 use crate::asl::machine::{
-    error_matches, Graph, Integration, Kind, Machine, PathField, Seconds, State, Wait,
+    error_matches, Assign, Graph, Integration, Jsonata, Kind, Machine, PathField, Rule, Seconds,
+    State, Template, Wait,
 };
 use crate::asl::vars::{self, Env, SharedVars, Vars};
 use crate::asl::{choice, data, intrinsic};
@@ -242,19 +244,31 @@ fn shared_vars<S: serde::Serializer>(v: &SharedVars, s: S) -> Result<S::Ok, S::E
 type Caught = (usize, Value, Option<Vars>);
 
 /// What a state's `Assign` (or a catcher's, or a Choice rule's) sets,
-/// rendered over `over` with the variables as they were before the state
-/// assigned anything (every expression sees the same values); `None`
+/// rendered over `over` (JSONPath) or evaluated in `js` (JSONata, whose
+/// `$states` the caller fills), with the variables as they were before the
+/// state assigned anything (every expression sees the same values); `None`
 /// without an `Assign`. AWS's limits apply (`States.Runtime` past them).
 fn assigned(
-    template: Option<&Value>,
+    template: Option<&Assign>,
     over: &Value,
     env: Env<'_>,
     seed: &str,
+    js: Option<&jsonata::Scope<'_>>,
 ) -> Result<Option<Vars>, ErrorInfo> {
     let Some(template) = template else {
         return Ok(None);
     };
-    let out: Vars = match data::render(template, over, env, &mut seeded(seed))? {
+    let value = match (template, js) {
+        (Assign::Paths(t), _) => data::render(t, over, env, &mut seeded(seed))?,
+        (Assign::Jsonata(t), Some(scope)) => t.evaluate(scope)?,
+        (Assign::Jsonata(t), None) => {
+            return Err(runtime(format!(
+                "the JSONata Assign at {} was evaluated outside its state",
+                t.location()
+            )))
+        }
+    };
+    let out: Vars = match value {
         Value::Object(map) => map.into_iter().collect(),
         _ => Vars::new(),
     };
@@ -335,6 +349,9 @@ impl Slot {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 struct Fan {
+    /// Most branches or items running at once (0: no limit): a Map's
+    /// `MaxConcurrency`, evaluated when the state started.
+    limit: usize,
     /// Each branch or item's input.
     inputs: Vec<Value>,
     /// Thread of each started branch or item.
@@ -401,7 +418,9 @@ fn runtime(cause: impl Into<String>) -> ErrorInfo {
 /// (entered at the event id #N). …`, N being the id of the state's
 /// `…StateEntered` event. Other errors are returned unchanged.
 fn in_state(error: ErrorInfo, name: &str, entered: u64) -> ErrorInfo {
-    if error.error != RUNTIME || error.cause.starts_with("An error occurred while executing") {
+    if (error.error != RUNTIME && error.error != QUERY_EVALUATION_ERROR)
+        || error.cause.starts_with("An error occurred while executing")
+    {
         return error;
     }
     ErrorInfo {
@@ -461,6 +480,58 @@ fn seeded(seed: &str) -> impl FnMut() -> u64 {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
+    }
+}
+
+/// A JSONata state's `Output` in `scope`, or `default` without one.
+fn js_output(js: &Jsonata, scope: &jsonata::Scope<'_>, default: Value) -> Result<Value, ErrorInfo> {
+    match &js.output {
+        Some(t) => t.evaluate(scope),
+        None => Ok(default),
+    }
+}
+
+/// The expression text of a template (`$x > 1` of `{% $x > 1 %}`), as the
+/// causes quote it.
+fn expression_text(t: &Template) -> String {
+    match t.source() {
+        Value::String(s) if jsonata::is_expression(s) => s[2..s.len() - 2].trim().to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// `States.QueryEvaluationError` for an expression whose value does not fit
+/// its field (a Condition that is not a boolean, …).
+fn wrong_value(t: &Template, value: &Value, expected: &str) -> ErrorInfo {
+    ErrorInfo::new(
+        QUERY_EVALUATION_ERROR,
+        format!(
+            "The JSONata expression '{}' specified for the field '{}' returned {}, where {expected} is required.",
+            expression_text(t),
+            t.field(),
+            value
+        ),
+    )
+}
+
+/// A JSONata Choice rule's `Condition`.
+fn condition(rule: &Rule, scope: &jsonata::Scope<'_>) -> Result<bool, ErrorInfo> {
+    match rule {
+        Rule::Condition(t) => match t.evaluate(scope)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(wrong_value(t, &other, "a boolean")),
+        },
+        _ => Err(runtime("a JSONPath Choice rule in a JSONata state")),
+    }
+}
+
+/// A non-negative integer a JSONata expression gave (`Seconds`,
+/// `MaxConcurrency`).
+fn js_count(t: &Template, scope: &jsonata::Scope<'_>) -> Result<u64, ErrorInfo> {
+    let v = t.evaluate(scope)?;
+    match v.as_f64() {
+        Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= MAX_WAIT_SECONDS as f64 => Ok(n as u64),
+        _ => Err(wrong_value(t, &v, "a non-negative integer")),
     }
 }
 
@@ -528,6 +599,31 @@ impl Run {
     fn consume(&mut self, recorded: impl Fn(&Pending) -> bool) {
         if let Some(i) = self.pending.iter().position(recorded) {
             self.pending.remove(i);
+        }
+    }
+
+    /// What a JSONata field of a state sees: `$states.input` (the state's
+    /// raw input), `$states.context`, the variables, and the entropy of
+    /// `$random()`/`$uuid()`: derived from the execution id and `seed` (the
+    /// state's instance key, which counts its visits and names its Map
+    /// iteration or Parallel branch, and the attempt), all recorded, so a
+    /// replay draws the same values. `$now()` is `at`, the recorded time the
+    /// state was entered. Callers add `result` and `errorOutput`.
+    fn js_scope<'a>(
+        &self,
+        input: &'a Value,
+        env: Env<'a>,
+        seed: &str,
+        at: Millis,
+    ) -> jsonata::Scope<'a> {
+        jsonata::Scope {
+            input,
+            result: None,
+            error_output: None,
+            context: env.context,
+            variables: env.vars,
+            entropy: Entropy::from_seed(format!("{}\n{seed}", self.head.id)),
+            now_ms: i64::try_from(at).unwrap_or(i64::MAX),
         }
     }
 
@@ -630,17 +726,48 @@ impl Run {
             let ctx = Env::new(&ctx, &vars);
             let flow = match &st.kind {
                 Kind::Pass { result } => (|| {
+                    if let Some(js) = &st.jsonata {
+                        // `Output` and `Assign` both over `$states.input`.
+                        let scope = self.js_scope(&input, ctx, &key, at);
+                        let a = assigned(st.assign.as_ref(), &input, ctx, "", Some(&scope))?;
+                        return Ok(Some((js_output(js, &scope, input.clone())?, a)));
+                    }
                     let eff = data::filter(&st.input_path, &input, ctx)?;
                     let r = match (result, &st.parameters) {
                         (Some(r), _) => r.clone(),
                         (None, Some(p)) => data::render(p, &eff, ctx, &mut seeded(&key))?,
                         (None, None) => eff,
                     };
-                    let a = assigned(st.assign.as_ref(), &r, ctx, &format!("{key}@assign"))?;
+                    let a = assigned(st.assign.as_ref(), &r, ctx, &format!("{key}@assign"), None)?;
                     let placed = data::place(&st.result_path, input.clone(), r)?;
                     Ok(Some((data::filter(&st.output_path, &placed, ctx)?, a)))
                 })(),
                 Kind::Choice { choices, default } => (|| {
+                    let no_match = || {
+                        ErrorInfo::new(
+                            NO_CHOICE_MATCHED,
+                            format!("no Choice rule of `{}` matched", st.name),
+                        )
+                    };
+                    if let Some(js) = &st.jsonata {
+                        // The first rule whose Condition holds: its Assign
+                        // and its Output (else the state's); for Default,
+                        // the state's own.
+                        let scope = self.js_scope(&input, ctx, &key, at);
+                        for b in choices {
+                            if condition(&b.rule, &scope)? {
+                                let a = assigned(b.assign.as_ref(), &input, ctx, "", Some(&scope))?;
+                                let out = match &b.output {
+                                    Some(t) => t.evaluate(&scope)?,
+                                    None => js_output(js, &scope, input.clone())?,
+                                };
+                                return Ok((b.next, out, a));
+                            }
+                        }
+                        let next = default.ok_or_else(no_match)?;
+                        let a = assigned(st.assign.as_ref(), &input, ctx, "", Some(&scope))?;
+                        return Ok((next, js_output(js, &scope, input.clone())?, a));
+                    }
                     let eff = data::filter(&st.input_path, &input, ctx)?;
                     let mut next = None;
                     for b in choices {
@@ -653,13 +780,8 @@ impl Run {
                     // Default is taken; either over the state input.
                     let (next, assign) = next
                         .or(default.map(|d| (d, st.assign.as_ref())))
-                        .ok_or_else(|| {
-                            ErrorInfo::new(
-                                NO_CHOICE_MATCHED,
-                                format!("no Choice rule of `{}` matched", st.name),
-                            )
-                        })?;
-                    let a = assigned(assign, &input, ctx, &format!("{key}@assign"))?;
+                        .ok_or_else(no_match)?;
+                    let a = assigned(assign, &input, ctx, &format!("{key}@assign"), None)?;
                     Ok((next, data::filter(&st.output_path, &eff, ctx)?, a))
                 })()
                 .map(|(next, out, a)| {
@@ -670,6 +792,10 @@ impl Run {
                     None
                 }),
                 Kind::Succeed => (|| {
+                    if let Some(js) = &st.jsonata {
+                        let scope = self.js_scope(&input, ctx, &key, at);
+                        return Ok(Some((js_output(js, &scope, input.clone())?, None)));
+                    }
                     let eff = data::filter(&st.input_path, &input, ctx)?;
                     Ok(Some((data::filter(&st.output_path, &eff, ctx)?, None)))
                 })(),
@@ -693,8 +819,25 @@ impl Run {
                             (None, None) => Ok(None),
                         }
                     };
-                    let error = match (pick(&f.error, &f.error_path), pick(&f.cause, &f.cause_path))
-                    {
+                    // A JSONata state's `Error`/`Cause` expressions.
+                    let scope = self.js_scope(&input, ctx, &key, at);
+                    let pick_js = |fixed: &Option<String>,
+                                   expr: &Option<Template>|
+                     -> Result<Option<String>, ErrorInfo> {
+                        match expr {
+                            Some(t) => Ok(Some(quoted(&t.evaluate(&scope)?))),
+                            None => Ok(fixed.clone()),
+                        }
+                    };
+                    let (error, cause) = if st.jsonata.is_some() {
+                        (
+                            pick_js(&f.error, &f.error_expression),
+                            pick_js(&f.cause, &f.cause_expression),
+                        )
+                    } else {
+                        (pick(&f.error, &f.error_path), pick(&f.cause, &f.cause_path))
+                    };
+                    let error = match (error, cause) {
                         (Ok(e), Ok(c)) => {
                             ErrorInfo::new(e.unwrap_or_else(|| FAIL.into()), c.unwrap_or_default())
                         }
@@ -721,6 +864,17 @@ impl Run {
                             }
                             Wait::Timestamp(ts) => parse_timestamp(ts)
                                 .ok_or_else(|| runtime(format!("bad Timestamp `{ts}`")))?,
+                            Wait::SecondsExpression(t) => {
+                                let scope = self.js_scope(&input, ctx, &key, at);
+                                at.saturating_add(js_count(t, &scope)? * 1000)
+                            }
+                            Wait::TimestampExpression(t) => {
+                                let scope = self.js_scope(&input, ctx, &key, at);
+                                let v = t.evaluate(&scope)?;
+                                v.as_str()
+                                    .and_then(parse_timestamp)
+                                    .ok_or_else(|| wrong_value(t, &v, "an ISO-8601 timestamp"))?
+                            }
                             // AWS's causes: `The TimestampPath parameter does
                             // not reference an input value: $.t` and `… does
                             // not reference a valid ISO-8601 extended offset
@@ -778,13 +932,13 @@ impl Run {
                     Err(e) => Err(e),
                 },
                 Kind::Parallel { .. } | Kind::Map(_) => {
-                    match self.fan_inputs(st, &input, ctx, &key) {
-                        Ok((eff, inputs)) => {
+                    match self.fan_inputs(st, &input, ctx, &key, at) {
+                        Ok((eff, inputs, limit)) => {
                             self.slots.insert(
                                 key.clone(),
                                 Slot::new(t, st, s, input, eff, (at, entered), Phase::Fanout),
                             );
-                            self.start_fan(m, at, fx, &key, inputs);
+                            self.start_fan(m, at, fx, &key, inputs, limit);
                             return;
                         }
                         Err(e) => Err(e),
@@ -809,7 +963,7 @@ impl Run {
                     // A state that failed before it could wait: only its
                     // Catch can help (nothing ran, so there is nothing to retry).
                     let error = in_state(error, &st.name, entered);
-                    match self.catch(m, t, s, &input, &error, ctx, &key) {
+                    match self.catch(m, t, s, &input, &error, ctx, &key, at) {
                         Some(Ok((next, out, a))) => {
                             self.set_vars(t, &a);
                             s = next;
@@ -868,6 +1022,7 @@ impl Run {
         error: &ErrorInfo,
         env: Env<'_>,
         key: &str,
+        at: Millis,
     ) -> Option<Result<Caught, ErrorInfo>> {
         let st = self.state(m, t, s);
         let c = st
@@ -875,7 +1030,24 @@ impl Run {
             .iter()
             .find(|c| error_matches(&c.error_equals, &error.error))?;
         let out = json!({ "Error": error.error, "Cause": error.cause });
-        let a = match assigned(c.assign.as_ref(), &out, env, &format!("{key}@catch")) {
+        if st.jsonata.is_some() {
+            // `Output` (default: the error output) and `Assign` over
+            // `$states.errorOutput`; no ResultPath.
+            let scope = jsonata::Scope {
+                error_output: Some(&out),
+                ..self.js_scope(raw, env, &format!("{key}@catch"), at)
+            };
+            let caught = (|| {
+                let a = assigned(c.assign.as_ref(), &out, env, "", Some(&scope))?;
+                let output = match &c.output {
+                    Some(t) => t.evaluate(&scope)?,
+                    None => out.clone(),
+                };
+                Ok((c.next, output, a))
+            })();
+            return Some(caught);
+        }
+        let a = match assigned(c.assign.as_ref(), &out, env, &format!("{key}@catch"), None) {
             Ok(a) => a,
             Err(e) => return Some(Err(e)),
         };
@@ -885,14 +1057,19 @@ impl Run {
         }
     }
 
-    /// The effective input of a Parallel or Map and each branch's or item's input.
+    /// The effective input of a Parallel or Map, each branch's or item's
+    /// input and the most branches to run at once (0: no limit).
     fn fan_inputs(
         &self,
         st: &State,
         input: &Value,
         ctx: Env<'_>,
         key: &str,
-    ) -> Result<(Value, Vec<Value>), ErrorInfo> {
+        at: Millis,
+    ) -> Result<(Value, Vec<Value>, usize), ErrorInfo> {
+        if let Some(js) = &st.jsonata {
+            return self.fan_inputs_jsonata(st, js, input, ctx, key, at);
+        }
         let eff = data::filter(&st.input_path, input, ctx)?;
         match &st.kind {
             Kind::Parallel { branches } => {
@@ -900,7 +1077,7 @@ impl Run {
                     Some(p) => data::render(p, &eff, ctx, &mut seeded(key))?,
                     None => eff,
                 };
-                Ok((eff.clone(), vec![eff; branches.len()]))
+                Ok((eff.clone(), vec![eff; branches.len()], 0))
             }
             Kind::Map(map) => {
                 let items = data::select(&map.items_path, &eff, ctx)?;
@@ -926,7 +1103,69 @@ impl Run {
                         None => inputs.push(item),
                     }
                 }
-                Ok((eff, inputs))
+                Ok((eff, inputs, map.max_concurrency as usize))
+            }
+            _ => Err(runtime("not a Parallel or Map state")),
+        }
+    }
+
+    /// [`Run::fan_inputs`] of a JSONata state: a Parallel's `Arguments`
+    /// (each branch's input), a Map's `Items` (or its input), each item's
+    /// `ItemSelector` (with `$states.context.Map.Item`) and `MaxConcurrency`.
+    fn fan_inputs_jsonata(
+        &self,
+        st: &State,
+        js: &Jsonata,
+        input: &Value,
+        ctx: Env<'_>,
+        key: &str,
+        at: Millis,
+    ) -> Result<(Value, Vec<Value>, usize), ErrorInfo> {
+        let scope = self.js_scope(input, ctx, key, at);
+        match &st.kind {
+            Kind::Parallel { branches } => {
+                let eff = match &js.arguments {
+                    Some(t) => t.evaluate(&scope)?,
+                    None => input.clone(),
+                };
+                Ok((eff.clone(), vec![eff; branches.len()], 0))
+            }
+            Kind::Map(map) => {
+                let items = match &map.items {
+                    Some(t) => match t.evaluate(&scope)? {
+                        Value::Array(items) => items,
+                        other => return Err(wrong_value(t, &other, "an array")),
+                    },
+                    None => match input {
+                        Value::Array(items) => items.clone(),
+                        _ => {
+                            return Err(runtime(format!(
+                                "the input of `{}` must be an array (or give `Items`)",
+                                st.name
+                            )))
+                        }
+                    },
+                };
+                let limit = match &map.max_concurrency_expression {
+                    Some(t) => usize::try_from(js_count(t, &scope)?).unwrap_or(usize::MAX),
+                    None => map.max_concurrency as usize,
+                };
+                let mut inputs = Vec::with_capacity(items.len());
+                for (i, item) in items.into_iter().enumerate() {
+                    match &map.item_selector_jsonata {
+                        Some(sel) => {
+                            let mut c = ctx.context.clone();
+                            c["Map"] = json!({ "Item": { "Index": i, "Value": item } });
+                            let item_scope = jsonata::Scope {
+                                context: &c,
+                                ..self.js_scope(input, ctx, &format!("{key}[{i}]"), at)
+                            };
+                            inputs.push(sel.evaluate(&item_scope)?);
+                        }
+                        None => inputs.push(item),
+                    }
+                }
+                Ok((input.clone(), inputs, limit))
             }
             _ => Err(runtime("not a Parallel or Map state")),
         }
@@ -939,6 +1178,7 @@ impl Run {
         fx: &mut Vec<Effect>,
         key: &str,
         inputs: Vec<Value>,
+        limit: usize,
     ) {
         let Some(slot) = self.slots.get_mut(key) else {
             return;
@@ -946,6 +1186,7 @@ impl Run {
         let n = inputs.len();
         slot.phase = Phase::Fanout;
         slot.fan = Some(Fan {
+            limit,
             inputs,
             threads: vec![None; n],
             results: vec![None; n],
@@ -992,9 +1233,9 @@ impl Run {
             let (t, s, attempt) = (slot.thread, slot.state, slot.attempt);
             let Some(fan) = &slot.fan else { return };
             let st = self.state(m, t, s);
-            let limit = match &st.kind {
-                Kind::Map(map) if map.max_concurrency > 0 => map.max_concurrency as usize,
-                _ => usize::MAX,
+            let limit = match fan.limit {
+                0 => usize::MAX,
+                n => n,
             };
             let next = (fan.started < fan.threads.len()).then_some(fan.started);
             match next {
@@ -1232,7 +1473,31 @@ impl Run {
         let ctx = self.context(&st.name, slot.entered_at, retries, None);
         let vars = self.threads[slot.thread].vars.clone();
         let ctx = Env::new(&ctx, &vars);
-        let out = (|| {
+        let jsonata_out = st.jsonata.as_ref().map(|js| {
+            // `Output` and `Assign` see `$states.result` (a Wait has none:
+            // its output defaults to its input), both with the variables
+            // from before the state.
+            let is_wait = matches!(st.kind, Kind::Wait(_));
+            let scope = jsonata::Scope {
+                result: (!is_wait).then_some(&result),
+                ..self.js_scope(
+                    &slot.raw,
+                    ctx,
+                    &format!("{key}#{}", slot.attempt),
+                    slot.entered_at,
+                )
+            };
+            (|| {
+                let a = assigned(st.assign.as_ref(), &result, ctx, "", Some(&scope))?;
+                let default = if is_wait {
+                    slot.raw.clone()
+                } else {
+                    result.clone()
+                };
+                Ok((js_output(js, &scope, default)?, a))
+            })()
+        });
+        let out = jsonata_out.unwrap_or_else(|| {
             let selected = match &st.result_selector {
                 Some(sel) => data::render(sel, &result, ctx, &mut seeded(key))?,
                 None => result,
@@ -1243,14 +1508,20 @@ impl Run {
                 Kind::Wait(_) => &slot.raw,
                 _ => &selected,
             };
-            let a = assigned(st.assign.as_ref(), over, ctx, &format!("{key}@assign"))?;
+            let a = assigned(
+                st.assign.as_ref(),
+                over,
+                ctx,
+                &format!("{key}@assign"),
+                None,
+            )?;
             let placed = match st.kind {
                 // A Wait has no ResultPath: its output is its effective input.
                 Kind::Wait(_) => selected,
                 _ => data::place(&st.result_path, slot.raw.clone(), selected)?,
             };
             Ok((data::filter(&st.output_path, &placed, ctx)?, a))
-        })();
+        });
         match out {
             Ok((out, a)) => {
                 self.set_vars(slot.thread, &a);
@@ -1316,7 +1587,16 @@ impl Run {
         let retries = (!matches!(st.kind, Kind::Wait(_))).then_some(slot.attempt - 1);
         let ctx = self.context(&st.name, slot.entered_at, retries, None);
         let vars = self.threads[t].vars.clone();
-        let caught = self.catch(m, t, s, &slot.raw, &error, Env::new(&ctx, &vars), key);
+        let caught = self.catch(
+            m,
+            t,
+            s,
+            &slot.raw,
+            &error,
+            Env::new(&ctx, &vars),
+            key,
+            slot.entered_at,
+        );
         match caught {
             Some(Ok((next, out, a))) => {
                 self.set_vars(t, &a);
@@ -1589,8 +1869,11 @@ impl Run {
                         let vars = self.threads[slot.thread].vars.clone();
                         let ctx = Env::new(&ctx, &vars);
                         let raw = slot.raw.clone();
-                        match self.fan_inputs(st, &raw, ctx, step) {
-                            Ok((_, inputs)) => self.start_fan(m, at, fx, step, inputs),
+                        let seed = format!("{step}#{}", slot.attempt);
+                        match self.fan_inputs(st, &raw, ctx, &seed, at) {
+                            Ok((_, inputs, limit)) => {
+                                self.start_fan(m, at, fx, step, inputs, limit)
+                            }
                             Err(e) => {
                                 let e = in_state(e, &st.name, slot.entered_event);
                                 self.failed(m, at, fx, step, e)
@@ -1862,20 +2145,37 @@ impl Run {
                 );
                 let vars = self.threads[slot.thread].vars.clone();
                 let ctx = Env::new(&ctx, &vars);
-                st.parameters
-                    .as_ref()
-                    .and_then(|p| {
-                        data::render(
-                            p,
-                            &slot.effective,
-                            ctx,
-                            &mut seeded(&format!("{step}#{}", slot.attempt)),
-                        )
-                        .ok()
-                    })
+                self.request_body(st, slot, step, ctx)
+                    .ok()
+                    .flatten()
                     .unwrap_or(req.input)
             }
             _ => req.input,
+        }
+    }
+
+    /// A Task's rendered request: its Parameters over the effective input,
+    /// or a JSONata state's Arguments (evaluated here, at each attempt, with
+    /// `$states.context.Task.Token`; an error is the attempt's failure, for
+    /// Retry and Catch). `None` without either: the effective input is sent.
+    fn request_body(
+        &self,
+        st: &State,
+        slot: &Slot,
+        step: &str,
+        ctx: Env<'_>,
+    ) -> Result<Option<Value>, ErrorInfo> {
+        let seed = format!("{step}#{}", slot.attempt);
+        if let Some(js) = &st.jsonata {
+            let Some(t) = &js.arguments else {
+                return Ok(None);
+            };
+            let scope = self.js_scope(&slot.raw, ctx, &seed, slot.entered_at);
+            return t.evaluate(&scope).map(Some);
+        }
+        match &st.parameters {
+            Some(p) => data::render(p, &slot.effective, ctx, &mut seeded(&seed)).map(Some),
+            None => Ok(None),
         }
     }
 
@@ -1913,16 +2213,10 @@ impl Run {
         );
         let vars = self.threads[slot.thread].vars.clone();
         let ctx = Env::new(&ctx, &vars);
-        let body = match &st.parameters {
-            Some(p) => data::render(
-                p,
-                &slot.effective,
-                ctx,
-                &mut seeded(&format!("{step}#{}", slot.attempt)),
-            )
-            .map_err(|e| in_state(e, &st.name, slot.entered_event))?,
-            None => slot.effective.clone(),
-        };
+        let body = self
+            .request_body(st, slot, step, ctx)
+            .map_err(|e| in_state(e, &st.name, slot.entered_event))?
+            .unwrap_or_else(|| slot.effective.clone());
         let (participant, input) = match &task.integration {
             Integration::Function { participant } => (participant.clone(), body),
             Integration::LambdaInvoke => {

@@ -127,6 +127,10 @@ fn rule_label(rule: &Rule) -> String {
                 .join(" or ")
         ),
         Rule::Not(r) => format!("not {}", rule_label(r)),
+        Rule::Condition(t) => match t.source() {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        },
         Rule::Compare {
             variable,
             op,
