@@ -185,7 +185,8 @@ fn parse_node(value: &Value, location: &str, field: &str, out: &mut Vec<Violatio
                 })),
                 Err(e) => {
                     out.push(Violation {
-                        code: INVALID_JSONATA.into(),
+                        // Written out (not `INVALID_JSONATA`) so the error catalogue's scan sees it.
+                        code: "invalid_jsonata".into(),
                         location: if location.is_empty() {
                             "/".into()
                         } else {
