@@ -10,7 +10,9 @@
 //! (`arn:aws:lambda:*:*:function:{name}` → `/fn/{name}`): `park` records its
 //! body (which holds the task token of a `.waitForTaskToken` task) and
 //! `GET /tokens` lists the recorded bodies for the script; any other function
-//! echoes its input.
+//! echoes its input. Its activity workers are boto3 threads of the script;
+//! the server holds an empty GetActivityTask for `POLL_SECS`
+//! (`SAGAFLOW_POLL_SECS`), not AWS's 60 s.
 //!
 //! Without `SAGAFLOW_PYTHON` the test is skipped with a notice, except when
 //! `CI` is set: there it fails, since CI (`.ci/run`) provides a python with
@@ -31,6 +33,12 @@ use serde_json::{json, Value};
 
 /// How long the whole script may take (a deadline, not a timing assertion).
 const DEADLINE: Duration = Duration::from_secs(300);
+
+/// The server's `max_wait_secs`: how long a GetActivityTask that finds no
+/// task is held (60 s on AWS), short so that the activity worker's last poll
+/// and the empty poll end soon. StartSyncExecution waits as long, more than
+/// its short machines need.
+const POLL_SECS: u64 = 5;
 
 /// Bodies received by `park`.
 type Parked = Arc<Mutex<Vec<Value>>>;
@@ -105,7 +113,10 @@ async fn the_boto3_suite_passes_against_a_live_server() {
     let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(sagaflow_api::serve(
         engine,
-        ApiConfig::default(),
+        ApiConfig {
+            max_wait_secs: POLL_SECS,
+            ..ApiConfig::default()
+        },
         listener,
         async move {
             let _ = stopped.await;
@@ -117,6 +128,7 @@ async fn the_boto3_suite_passes_against_a_live_server() {
         .arg(script)
         .env("SAGAFLOW_ENDPOINT", &endpoint)
         .env("SAGAFLOW_PARTICIPANT", &svc_url)
+        .env("SAGAFLOW_POLL_SECS", POLL_SECS.to_string())
         // No credentials or settings of the machine's user leak in.
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")

@@ -8,7 +8,9 @@ pytest needed):
 - SAGAFLOW_PARTICIPANT: the test participant's URL. Its Lambda functions are
   bound by the server's resource map: `park` records the body it receives
   (with the task token of a `.waitForTaskToken` task), `GET /tokens` lists
-  the recorded bodies, and any other function echoes its input.
+  the recorded bodies, and any other function echoes its input;
+- SAGAFLOW_POLL_SECS: how long the server holds a GetActivityTask that finds
+  no task (its `max_wait_secs`, short so that the suite stays fast).
 
 Each test uses state machines of its own, so the order does not matter.
 """
@@ -16,6 +18,7 @@ Each test uses state machines of its own, so the order does not matter.
 import datetime
 import json
 import os
+import threading
 import time
 import unittest
 import urllib.request
@@ -42,6 +45,8 @@ def client(**config):
 
 
 SFN = client()
+# How long an empty GetActivityTask is held by the server.
+POLL_SECS = int(os.environ.get("SAGAFLOW_POLL_SECS", "60"))
 # StartSyncExecution's endpoint carries the host prefix `sync-`, which a
 # local endpoint has no name for: this client leaves it out.
 SYNC = client(inject_host_prefix=False)
@@ -553,6 +558,177 @@ class Versions(unittest.TestCase):
             [v["stateMachineVersionArn"] for v in SFN.list_state_machine_versions(stateMachineArn=arn)["stateMachineVersions"]],
             [v2],
         )
+
+
+def activity_machine(activity_arn, heartbeat_seconds):
+    """A Task on the activity whose `Declined` failure is caught."""
+    return {
+        "StartAt": "Work",
+        "States": {
+            "Work": {
+                "Type": "Task",
+                "Resource": activity_arn,
+                "Parameters": {"n.$": "$.n", "mode.$": "$.mode"},
+                "ResultPath": "$.result",
+                "HeartbeatSeconds": heartbeat_seconds,
+                "TimeoutSeconds": 300,
+                "Catch": [
+                    {"ErrorEquals": ["Declined"], "ResultPath": "$.declined", "Next": "Declined"}
+                ],
+                "End": True,
+            },
+            "Declined": {
+                "Type": "Pass",
+                "Result": "compensated",
+                "ResultPath": "$.outcome",
+                "End": True,
+            },
+        },
+    }
+
+
+class Worker(threading.Thread):
+    """An activity worker as one would write it with boto3: it long-polls
+    GetActivityTask, sends a heartbeat, then answers with SendTaskSuccess
+    (`mode` "ok") or SendTaskFailure (any other mode), until stopped."""
+
+    def __init__(self, activity_arn, name):
+        super().__init__(daemon=True)
+        self.activity_arn = activity_arn
+        self.name_ = name
+        self.stop = threading.Event()
+        self.tokens = []
+        self.empty_polls = 0
+        self.error = None
+        # Its own client, with a read timeout above the long poll (60 s on AWS).
+        self.sfn = client(read_timeout=POLL_SECS + 30)
+
+    def run(self):
+        try:
+            while not self.stop.is_set():
+                task = self.sfn.get_activity_task(
+                    activityArn=self.activity_arn, workerName=self.name_
+                )
+                token = task.get("taskToken")
+                if not token:
+                    self.empty_polls += 1
+                    continue
+                self.tokens.append(token)
+                work = json.loads(task["input"])
+                self.sfn.send_task_heartbeat(taskToken=token)
+                if work["mode"] == "ok":
+                    self.sfn.send_task_success(
+                        taskToken=token,
+                        output=json.dumps({"doubled": work["n"] * 2, "by": self.name_}),
+                    )
+                else:
+                    self.sfn.send_task_failure(
+                        taskToken=token, error="Declined", cause=f"n={work['n']}"
+                    )
+        except Exception as e:  # reported by the test that waits for it
+            self.error = e
+
+    def finish(self, test):
+        self.stop.set()
+        self.join(POLL_SECS + DEADLINE)
+        test.assertFalse(self.is_alive(), "the worker stops after its last poll")
+        test.assertIsNone(self.error)
+
+
+class Activities(unittest.TestCase):
+    def test_a_boto3_worker_polls_heartbeats_and_answers_activity_tasks(self):
+        created = SFN.create_activity(name="boto3-work", tags=[{"key": "team", "value": "ops"}])
+        activity = created["activityArn"]
+        self.assertEqual(activity, "arn:aws:states:us-east-1:123456789012:activity:boto3-work")
+        self.assertIsInstance(created["creationDate"], datetime.datetime)
+        # Idempotent: the same name answers the same activity.
+        self.assertEqual(SFN.create_activity(name="boto3-work")["activityArn"], activity)
+        self.assertEqual(SFN.describe_activity(activityArn=activity)["name"], "boto3-work")
+        listed = [a["activityArn"] for a in SFN.list_activities()["activities"]]
+        self.assertIn(activity, listed)
+        self.assertEqual(
+            SFN.list_tags_for_resource(resourceArn=activity)["tags"],
+            [{"key": "team", "value": "ops"}],
+        )
+
+        arn = create("activity-work", activity_machine(activity, 30))
+        runs = {
+            mode_n: SFN.start_execution(
+                stateMachineArn=arn,
+                input=json.dumps({"n": mode_n[1], "mode": mode_n[0]}),
+            )["executionArn"]
+            for mode_n in [("ok", 1), ("ok", 2), ("no", 3)]
+        }
+        worker = Worker(activity, "boto3-worker")
+        worker.start()
+        try:
+            outcomes = {key: finished(run) for key, run in runs.items()}
+        finally:
+            worker.finish(self)
+
+        for n in (1, 2):
+            d = outcomes[("ok", n)]
+            self.assertEqual(d["status"], "SUCCEEDED")
+            self.assertEqual(
+                json.loads(d["output"]),
+                {"n": n, "mode": "ok", "result": {"doubled": n * 2, "by": "boto3-worker"}},
+            )
+        d = outcomes[("no", 3)]
+        self.assertEqual(d["status"], "SUCCEEDED")
+        self.assertEqual(
+            json.loads(d["output"]),
+            {
+                "n": 3,
+                "mode": "no",
+                "declined": {"Error": "Declined", "Cause": "n=3"},
+                "outcome": "compensated",
+            },
+        )
+        # Each task went to the worker once.
+        self.assertEqual(len(worker.tokens), 3)
+        self.assertEqual(len(set(worker.tokens)), 3)
+        # An answered task is answered for good.
+        with self.assertRaises(SFN.exceptions.TaskTimedOut):
+            SFN.send_task_success(taskToken=worker.tokens[0], output="{}")
+        events = SFN.get_execution_history(executionArn=runs[("no", 3)])["events"]
+        failed = [e for e in events if e["type"] == "TaskFailed"]
+        self.assertEqual(len(failed), 1)
+        self.assertEqual(failed[0]["taskFailedEventDetails"]["error"], "Declined")
+
+    def test_a_poll_with_nothing_queued_answers_without_a_task_token(self):
+        activity = SFN.create_activity(name="boto3-idle")["activityArn"]
+        worker_client = client(read_timeout=POLL_SECS + 30)
+        # Held by the server for its wait, then answered `{}`.
+        task = worker_client.get_activity_task(activityArn=activity, workerName="idle")
+        self.assertNotIn("taskToken", task)
+        self.assertNotIn("input", task)
+
+    def test_a_task_without_heartbeats_ends_by_its_heartbeat_timeout(self):
+        activity = SFN.create_activity(name="boto3-silent")["activityArn"]
+        arn = create("activity-silent", activity_machine(activity, 3))
+        run = SFN.start_execution(stateMachineArn=arn, input='{"n": 4, "mode": "ok"}')
+        task = client(read_timeout=POLL_SECS + 30).get_activity_task(
+            activityArn=activity, workerName="silent"
+        )
+        self.assertEqual(json.loads(task["input"]), {"n": 4, "mode": "ok"})
+        # The worker never heartbeats nor answers.
+        d = finished(run["executionArn"])
+        self.assertEqual(d["status"], "FAILED")
+        self.assertEqual(d["error"], "States.HeartbeatTimeout")
+        with self.assertRaises(SFN.exceptions.TaskTimedOut):
+            SFN.send_task_success(taskToken=task["taskToken"], output="{}")
+
+    def test_an_activity_that_does_not_exist_is_activity_does_not_exist(self):
+        missing = "arn:aws:states:us-east-1:123456789012:activity:boto3-missing"
+        with self.assertRaises(SFN.exceptions.ActivityDoesNotExist):
+            SFN.describe_activity(activityArn=missing)
+        with self.assertRaises(SFN.exceptions.ActivityDoesNotExist):
+            SFN.get_activity_task(activityArn=missing, workerName="nobody")
+        gone = SFN.create_activity(name="boto3-gone")["activityArn"]
+        SFN.delete_activity(activityArn=gone)
+        SFN.delete_activity(activityArn=gone)
+        with self.assertRaises(SFN.exceptions.ActivityDoesNotExist):
+            SFN.describe_activity(activityArn=gone)
 
 
 if __name__ == "__main__":
