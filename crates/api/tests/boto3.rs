@@ -14,6 +14,10 @@
 //! the server holds an empty GetActivityTask for `POLL_SECS`
 //! (`SAGAFLOW_POLL_SECS`), not AWS's 60 s.
 //!
+//! The script also runs the README's `aws stepfunctions` example with the
+//! AWS CLI (`python -m awscli`) when that python has awscli (CI's has; the
+//! check is skipped elsewhere without it, and fails under `CI`).
+//!
 //! Without `SAGAFLOW_PYTHON` the test is skipped with a notice, except when
 //! `CI` is set: there it fails, since CI (`.ci/run`) provides a python with
 //! boto3.
@@ -71,7 +75,7 @@ fn python() -> Option<String> {
         _ => {
             eprintln!(
                 "skipping the boto3 suite: set SAGAFLOW_PYTHON to a python that has boto3 \
-                 (e.g. `python3 -m venv target/ci-venv && target/ci-venv/bin/pip install boto3`)"
+                 (e.g. `python3 -m venv target/ci-venv && target/ci-venv/bin/pip install boto3 awscli`)"
             );
             None
         }

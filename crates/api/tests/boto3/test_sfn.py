@@ -13,11 +13,17 @@ pytest needed):
   no task (its `max_wait_secs`, short so that the suite stays fast).
 
 Each test uses state machines of its own, so the order does not matter.
+The AWS CLI test runs the README's `aws stepfunctions` example as written
+there (its machine `hello` and execution `first` are its own).
 """
 
 import datetime
+import importlib.util
 import json
 import os
+import shlex
+import subprocess
+import sys
 import threading
 import time
 import unittest
@@ -172,18 +178,18 @@ class Lifecycle(unittest.TestCase):
         self.assertIsInstance(machine["creationDate"], datetime.datetime)
 
         started = SFN.start_execution(
-            stateMachineArn=arn, name="first", input=json.dumps({"who": "boto3"})
+            stateMachineArn=arn, name="lifecycle-1", input=json.dumps({"who": "boto3"})
         )
         execution_arn = started["executionArn"]
         self.assertEqual(
             execution_arn,
-            "arn:aws:states:us-east-1:123456789012:execution:lifecycle:first",
+            "arn:aws:states:us-east-1:123456789012:execution:lifecycle:lifecycle-1",
         )
         self.assertIsInstance(started["startDate"], datetime.datetime)
 
         d = finished(execution_arn)
         self.assertEqual(d["status"], "SUCCEEDED")
-        self.assertEqual(d["name"], "first")
+        self.assertEqual(d["name"], "lifecycle-1")
         self.assertEqual(d["stateMachineArn"], arn)
         self.assertEqual(json.loads(d["input"]), {"who": "boto3"})
         self.assertEqual(
@@ -214,7 +220,7 @@ class Lifecycle(unittest.TestCase):
         )
 
         listed = SFN.list_executions(stateMachineArn=arn)["executions"]
-        self.assertEqual([e["name"] for e in listed], ["first"])
+        self.assertEqual([e["name"] for e in listed], ["lifecycle-1"])
         self.assertEqual(listed[0]["status"], "SUCCEEDED")
         names = [m["name"] for m in SFN.list_state_machines()["stateMachines"]]
         self.assertIn("lifecycle", names)
@@ -729,6 +735,80 @@ class Activities(unittest.TestCase):
         SFN.delete_activity(activityArn=gone)
         with self.assertRaises(SFN.exceptions.ActivityDoesNotExist):
             SFN.describe_activity(activityArn=gone)
+
+
+README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../../README.md")
+# The endpoint the README's examples name.
+README_ENDPOINT = "http://127.0.0.1:8080"
+
+
+def readme_cli_commands():
+    """The `aws` commands of the README's first `sh` example of the Step
+    Functions API section, each as its argument list (without `aws`)."""
+    with open(README) as f:
+        text = f.read()
+    section = text[text.index("## Step Functions API") :]
+    block = section[section.index("```sh\n") + len("```sh\n") :]
+    block = block[: block.index("```")]
+    commands = []
+    for line in block.replace("\\\n", " ").splitlines():
+        words = shlex.split(line)
+        if words and words[0] == "aws":
+            commands.append(words[1:])
+    return commands
+
+
+class AwsCli(unittest.TestCase):
+    def test_the_readme_aws_cli_example_runs(self):
+        if importlib.util.find_spec("awscli") is None:
+            # CI installs it (.ci/run); elsewhere say why this check is skipped.
+            self.assertFalse(os.environ.get("CI"), f"awscli is not installed for {sys.executable}")
+            self.skipTest(f"awscli is not installed for {sys.executable}")
+        commands = readme_cli_commands()
+        self.assertEqual(
+            [c[:3] for c in commands],
+            [
+                ["stepfunctions", "--endpoint-url", README_ENDPOINT],
+                ["stepfunctions", "--endpoint-url", README_ENDPOINT],
+                ["stepfunctions", "--endpoint-url", README_ENDPOINT],
+            ],
+        )
+        self.assertEqual(
+            [c[3] for c in commands],
+            ["create-state-machine", "start-execution", "describe-execution"],
+        )
+        env = dict(
+            os.environ,
+            AWS_ACCESS_KEY_ID="x",
+            AWS_SECRET_ACCESS_KEY="x",
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_PAGER="",
+        )
+
+        def aws(args):
+            args = [ENDPOINT if a == README_ENDPOINT else a for a in args]
+            out = subprocess.run(
+                [sys.executable, "-m", "awscli", *args],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=DEADLINE,
+            )
+            self.assertEqual(out.returncode, 0, f"aws {args}: {out.stdout}\n{out.stderr}")
+            return json.loads(out.stdout)
+
+        created, started, described = [aws(c) for c in commands]
+        machine = "arn:aws:states:us-east-1:123456789012:stateMachine:hello"
+        execution = "arn:aws:states:us-east-1:123456789012:execution:hello:first"
+        self.assertEqual(created["stateMachineArn"], machine)
+        self.assertEqual(started["executionArn"], execution)
+        self.assertIn(described["status"], ["RUNNING", "SUCCEEDED"])
+        self.assertEqual(described["stateMachineArn"], machine)
+        # The same describe-execution, once the execution is over.
+        d = finished(execution)
+        self.assertEqual(d["status"], "SUCCEEDED")
+        self.assertEqual(aws(commands[2])["status"], "SUCCEEDED")
+        self.assertEqual(json.loads(aws(commands[2])["output"]), {"n": 1})
 
 
 if __name__ == "__main__":
