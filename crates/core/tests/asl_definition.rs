@@ -1368,12 +1368,10 @@ fn valid_asl_that_sagaflow_does_not_run_is_unsupported() {
     };
     // JSONata machines and states are run: see asl_jsonata_machines.rs.
     refuse(
-        single(
-            json!({"Type": "Map", "MaxConcurrencyPath": "$.n", "End": true,
-                      "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Succeed"}}}}),
-        ),
-        "/States/S/MaxConcurrencyPath",
-        "MaxConcurrency",
+        single(json!({"Type": "Map", "ItemReader": {}, "End": true,
+                      "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Succeed"}}}})),
+        "/States/S/ItemReader",
+        "S3",
     );
     refuse(
         single(json!({"Type": "Map", "End": true,

@@ -308,6 +308,40 @@ pub struct Map {
     pub item_selector_jsonata: Option<Template>,
     /// A JSONata Map's `MaxConcurrency` given by an expression.
     pub max_concurrency_expression: Option<Template>,
+    /// `MaxConcurrencyPath`: a reference path to a non-negative integer,
+    /// read from the effective input when the state starts.
+    pub max_concurrency_path: Option<String>,
+    /// `ToleratedFailureCountPath` / `ToleratedFailurePercentagePath`.
+    pub tolerated_failure_count_path: Option<String>,
+    pub tolerated_failure_percentage_path: Option<String>,
+    /// `ItemBatcher`: items grouped into `{"Items": [...]}` per iteration.
+    pub item_batcher: Option<ItemBatcher>,
+    /// `Label`: accepted and validated (it names map runs in AWS).
+    pub label: Option<String>,
+}
+
+/// A count given as a number, a reference path (JSONPath) or an
+/// expression (JSONata).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Count {
+    Fixed(u64),
+    Path(String),
+    Jsonata(Template),
+}
+
+/// A Map's `ItemBatcher`: at least one of the two limits.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemBatcher {
+    /// `MaxItemsPerBatch` (or `…Path`): a positive integer.
+    pub max_items: Option<Count>,
+    /// `MaxInputBytesPerBatch` (or `…Path`): 1 to 262,144 bytes, the size
+    /// of a batch's JSON text with its `BatchInput`.
+    pub max_bytes: Option<Count>,
+    /// `BatchInput`: a payload template (JSONPath) put under `BatchInput`
+    /// in each batch.
+    pub batch_input: Option<Value>,
+    /// `BatchInput` of a JSONata Map.
+    pub batch_input_jsonata: Option<Template>,
 }
 
 /// One `Retry` entry. Defaults as in AWS: 1 s, 3 attempts, rate 2.0.

@@ -35,8 +35,9 @@ use std::collections::{HashMap, VecDeque};
 use serde_json::{Map as Object, Value};
 
 use crate::asl::machine::{
-    Assign, Branch, Catcher, Comparison, Fail, Graph, Integration, Jsonata, Kind, Machine, Map,
-    Operand, PathField, ResourceMap, Retrier, Rule, Seconds, State, Task, Template, Wait,
+    Assign, Branch, Catcher, Comparison, Count, Fail, Graph, Integration, ItemBatcher, Jsonata,
+    Kind, Machine, Map, Operand, PathField, ResourceMap, Retrier, Rule, Seconds, State, Task,
+    Template, Wait,
 };
 use crate::asl::{data, intrinsic, jsonata, vars};
 use crate::document::type_name;
@@ -464,15 +465,12 @@ fn state_fields(ty: &str) -> (&'static [&'static str], &'static [&'static str]) 
                 "Assign",
                 "Output",
                 "Items",
-            ],
-            &[
-                "ItemReader",
-                "ItemBatcher",
-                "ResultWriter",
                 "MaxConcurrencyPath",
                 "ToleratedFailureCountPath",
                 "ToleratedFailurePercentagePath",
+                "ItemBatcher",
             ],
+            &["ItemReader", "ResultWriter"],
         ),
         _ => (&["Type", "Comment"], &[]),
     }
@@ -491,11 +489,7 @@ fn known_state_field(field: &str) -> bool {
 fn unsupported_reason(field: &str) -> &'static str {
     match field {
         "Credentials" => "cross-account `Credentials` are not supported",
-        "MaxConcurrencyPath" => "`MaxConcurrencyPath` is not supported; use `MaxConcurrency`",
-        "ToleratedFailureCountPath" | "ToleratedFailurePercentagePath" => {
-            "tolerated failures given by a path are not supported; use a number"
-        }
-        _ => "the distributed Map (`ItemReader`, `ItemBatcher`, `ResultWriter`) is not supported",
+        _ => "the distributed Map (`ItemReader`, `ResultWriter`: items read from and results written to S3) is not supported",
     }
 }
 
@@ -518,6 +512,15 @@ const JSONPATH_ONLY: &[(&str, &str)] = &[
     ("TimestampPath", "use `Timestamp` with an expression"),
     ("ErrorPath", "use `Error` with an expression"),
     ("CausePath", "use `Cause` with an expression"),
+    (
+        "MaxConcurrencyPath",
+        "use `MaxConcurrency` with an expression",
+    ),
+    ("ToleratedFailureCountPath", "use `ToleratedFailureCount`"),
+    (
+        "ToleratedFailurePercentagePath",
+        "use `ToleratedFailurePercentage`",
+    ),
 ];
 
 /// The fields only a JSONata state may have.
@@ -2424,6 +2427,35 @@ impl Compiler<'_> {
             None => Some("$".to_string()),
             Some(v) => self.path(v, &at(loc, "ItemsPath"), "ItemsPath", PathKind::Single),
         };
+        for base in [
+            "MaxConcurrency",
+            "ToleratedFailureCount",
+            "ToleratedFailurePercentage",
+        ] {
+            let path_key = format!("{base}Path");
+            if m.contains_key(base) && m.contains_key(&path_key) {
+                self.err(
+                    "conflicting_fields",
+                    at(loc, &path_key),
+                    format!("give either `{base}` or `{path_key}`, not both"),
+                );
+            }
+        }
+        let mut reference = |key: &str| match m.get(key).filter(|_| !jsonata) {
+            Some(v) => self.path(v, &at(loc, key), key, PathKind::Single),
+            None => None,
+        };
+        let max_concurrency_path = reference("MaxConcurrencyPath");
+        let tolerated_failure_count_path = reference("ToleratedFailureCountPath");
+        let tolerated_failure_percentage_path = reference("ToleratedFailurePercentagePath");
+        let item_batcher = match m.get("ItemBatcher") {
+            Some(v) => self.item_batcher(v, &at(loc, "ItemBatcher"), jsonata),
+            None => None,
+        };
+        let label = self.string(m, "Label", loc, false);
+        if let Some(label) = &label {
+            self.label(label, &at(loc, "Label"));
+        }
         let max_concurrency = match m.get("MaxConcurrency") {
             None => Some(0),
             Some(_) if max_concurrency_expression.is_some() => Some(0),
@@ -2453,7 +2485,6 @@ impl Compiler<'_> {
                 None
             }
         });
-        self.string(m, "Label", loc, false);
         Some(Map {
             items_path: items_path?,
             item_selector,
@@ -2464,7 +2495,130 @@ impl Compiler<'_> {
             items,
             item_selector_jsonata,
             max_concurrency_expression,
+            max_concurrency_path,
+            tolerated_failure_count_path,
+            tolerated_failure_percentage_path,
+            item_batcher,
+            label,
         })
+    }
+
+    /// A Map's `Label`: AWS allows up to 40 characters, none of them
+    /// whitespace, `< > { } [ ] ? * " # % \ ^ | ~ ` $ & , ; : /` or a
+    /// control character.
+    fn label(&mut self, label: &str, loc: &str) {
+        const SPECIAL: &str = "<>{}[]?*\"#%\\^|~`$&,;:/";
+        if label.is_empty() || label.chars().count() > 40 {
+            self.err(
+                "invalid_value",
+                loc,
+                format!(
+                    "`Label` must have 1 to 40 characters, not {}",
+                    label.chars().count()
+                ),
+            );
+        }
+        if let Some(c) = label
+            .chars()
+            .find(|&c| c.is_whitespace() || c.is_control() || SPECIAL.contains(c))
+        {
+            self.err(
+                "invalid_value",
+                loc,
+                format!(
+                    "`Label` must not contain whitespace, control characters or any of {SPECIAL}; found {c:?}"
+                ),
+            );
+        }
+    }
+
+    /// A Map's `ItemBatcher`.
+    fn item_batcher(&mut self, v: &Value, loc: &str, jsonata: bool) -> Option<ItemBatcher> {
+        let b = self.object(v, loc)?;
+        self.check_fields(
+            b,
+            loc,
+            &[
+                "MaxItemsPerBatch",
+                "MaxItemsPerBatchPath",
+                "MaxInputBytesPerBatch",
+                "MaxInputBytesPerBatchPath",
+                "BatchInput",
+            ],
+            &[],
+            "an ItemBatcher",
+        );
+        let max_items = self.batch_count(b, "MaxItemsPerBatch", loc, u64::from(u32::MAX), jsonata);
+        let max_bytes = self.batch_count(b, "MaxInputBytesPerBatch", loc, 262_144, jsonata);
+        let limited = [
+            "MaxItemsPerBatch",
+            "MaxItemsPerBatchPath",
+            "MaxInputBytesPerBatch",
+            "MaxInputBytesPerBatchPath",
+        ]
+        .iter()
+        .any(|k| b.contains_key(*k));
+        if !limited {
+            self.err(
+                "missing_field",
+                at(loc, "MaxItemsPerBatch"),
+                "an `ItemBatcher` needs `MaxItemsPerBatch` or `MaxInputBytesPerBatch` (or their `…Path`)",
+            );
+        }
+        let (batch_input, batch_input_jsonata) = if jsonata {
+            (None, self.opt_jsonata(b, "BatchInput", loc))
+        } else {
+            (self.payload(b, "BatchInput", loc), None)
+        };
+        Some(ItemBatcher {
+            max_items,
+            max_bytes,
+            batch_input,
+            batch_input_jsonata,
+        })
+    }
+
+    /// `MaxItemsPerBatch` or `MaxInputBytesPerBatch` (1 to `max`), its
+    /// `…Path` (JSONPath) or an expression (JSONata).
+    fn batch_count(
+        &mut self,
+        b: &Object<String, Value>,
+        key: &str,
+        loc: &str,
+        max: u64,
+        jsonata: bool,
+    ) -> Option<Count> {
+        let path_key = format!("{key}Path");
+        match (b.get(key), b.get(&path_key)) {
+            (Some(_), Some(_)) => {
+                self.err(
+                    "conflicting_fields",
+                    at(loc, &path_key),
+                    format!("give either `{key}` or `{path_key}`, not both"),
+                );
+                None
+            }
+            (Some(v @ Value::String(t)), None) if jsonata && jsonata::is_expression(t) => {
+                self.jsonata(v, &at(loc, key)).map(Count::Jsonata)
+            }
+            (Some(v), None) => self
+                .integer(v, &at(loc, key), key, 1, max)
+                .map(Count::Fixed),
+            (None, Some(_)) if jsonata => {
+                self.err(
+                    "wrong_query_language",
+                    at(loc, &path_key),
+                    format!(
+                        "The field '{path_key}' is not supported for the JSONata query language; use `{key}` with an expression"
+                    ),
+                );
+                None
+            }
+            (None, Some(v)) => self
+                .path(v, &at(loc, &path_key), &path_key, PathKind::Single)
+                .map(Count::Path),
+            (None, None) => None,
+        }
     }
 
     /// `ProcessorConfig`: only the inline mode runs here.

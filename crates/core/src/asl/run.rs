@@ -152,8 +152,8 @@ use serde_json::json;
 
 use crate::asl::jsonata::{self, Entropy, QUERY_EVALUATION_ERROR};
 use crate::asl::machine::{
-    error_matches, Assign, Graph, Integration, Jsonata, Kind, Machine, PathField, Rule, Seconds,
-    State, Template, Wait,
+    error_matches, Assign, Count, Graph, Integration, Jsonata, Kind, Machine, PathField, Rule,
+    Seconds, State, Template, Wait,
 };
 use crate::asl::vars::{self, Env, SharedVars, Vars};
 use crate::asl::{choice, data, intrinsic};
@@ -361,6 +361,22 @@ struct Fan {
     started: usize,
     running: usize,
     failures: usize,
+    /// A Map's `ToleratedFailureCount` and `ToleratedFailurePercentage`
+    /// (or their `…Path`), evaluated when the state started.
+    tolerance: Tolerance,
+}
+
+/// Failures a Map tolerates: a count, a percentage, either or neither.
+type Tolerance = (Option<u64>, Option<f64>);
+
+/// What a Parallel or Map starts with: its effective input, each branch's
+/// or iteration's input, the most to run at once (0: no limit) and the
+/// failures it tolerates.
+struct FanPlan {
+    effective: Value,
+    inputs: Vec<Value>,
+    limit: usize,
+    tolerance: Tolerance,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -574,6 +590,144 @@ fn seconds<'a>(
             }
         }
     }
+}
+
+/// A value as AWS quotes it in `The …Path field refers to value "…"`:
+/// strings without quotes, anything else as JSON text.
+fn refers_to(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The non-negative integer (at least `min`) a `{field}Path` selects.
+/// AWS's `States.Runtime` causes: `The MaxConcurrencyPath field refers to
+/// value "x" which is not a valid integer: $.max`, `Expected non-negative
+/// integer for MaxConcurrency, got '-1' instead.`; for
+/// `ToleratedFailureCount`: `ToleratedFailureCount cannot be negative.`. A
+/// path that selects nothing fails as in [`data::select`].
+fn path_count<'a>(
+    path: &str,
+    input: &Value,
+    ctx: impl Into<Env<'a>>,
+    field: &str,
+    min: u64,
+) -> Result<u64, ErrorInfo> {
+    let v = data::select(path, input, ctx)?;
+    let n = match (v.as_u64(), v.as_i64()) {
+        (Some(n), _) => i128::from(n),
+        (None, Some(n)) => i128::from(n),
+        _ => {
+            return Err(runtime(format!(
+                "The {field}Path field refers to value \"{}\" which is not a valid integer: {path}",
+                refers_to(&v)
+            )))
+        }
+    };
+    if n < i128::from(min) {
+        return Err(runtime(match (field, min) {
+            ("ToleratedFailureCount", _) => "ToleratedFailureCount cannot be negative.".to_string(),
+            (_, 0) => format!("Expected non-negative integer for {field}, got '{n}' instead."),
+            _ => format!("Expected positive integer for {field}, got '{n}' instead."),
+        }));
+    }
+    Ok(u64::try_from(n).unwrap_or(u64::MAX))
+}
+
+/// The percentage a `ToleratedFailurePercentagePath` selects: AWS's causes
+/// `The ToleratedFailurePercentagePath field refers to value "x" which is
+/// not a valid float: $.p` and `ToleratedFailurePercentage must be between
+/// 0 and 100.`
+fn path_percentage<'a>(
+    path: &str,
+    input: &Value,
+    ctx: impl Into<Env<'a>>,
+) -> Result<f64, ErrorInfo> {
+    let v = data::select(path, input, ctx)?;
+    match v.as_f64() {
+        Some(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        Some(_) => Err(runtime(
+            "ToleratedFailurePercentage must be between 0 and 100.",
+        )),
+        None => Err(runtime(format!(
+            "The ToleratedFailurePercentagePath field refers to value \"{}\" which is not a valid float: {path}",
+            refers_to(&v)
+        ))),
+    }
+}
+
+/// An `ItemBatcher` limit (at least 1): a number, a path into the
+/// effective input or a JSONata expression over `scope`.
+fn count<'a>(
+    c: &Count,
+    input: &Value,
+    ctx: impl Into<Env<'a>>,
+    scope: Option<&jsonata::Scope<'_>>,
+    field: &str,
+) -> Result<u64, ErrorInfo> {
+    match c {
+        Count::Fixed(n) => Ok(*n),
+        Count::Path(p) => path_count(p, input, ctx, field, 1),
+        Count::Jsonata(t) => {
+            let Some(scope) = scope else {
+                return Err(runtime(format!("{field}: no JSONata scope")));
+            };
+            match js_count(t, scope)? {
+                0 => Err(wrong_value(t, &Value::from(0), "a positive integer")),
+                n => Ok(n),
+            }
+        }
+    }
+}
+
+/// The `ItemBatcher`'s batches, in order: `{"BatchInput": …, "Items":
+/// [...]}` (no `BatchInput` key without one), each with at most
+/// `max_items` items and, as JSON text, at most `max_bytes` bytes. An item
+/// too large for a batch of its own fails the state (`States.Runtime`).
+fn batches(
+    items: Vec<Value>,
+    max_items: Option<u64>,
+    max_bytes: Option<u64>,
+    batch_input: Option<Value>,
+    state: &str,
+) -> Result<Vec<Value>, ErrorInfo> {
+    let wrap = |items: Vec<Value>| {
+        let mut b = serde_json::Map::new();
+        if let Some(bi) = &batch_input {
+            b.insert("BatchInput".to_string(), bi.clone());
+        }
+        b.insert("Items".to_string(), Value::Array(items));
+        Value::Object(b)
+    };
+    // The text of an empty batch, then each item adds its own text and a
+    // comma after the first.
+    let base = wrap(Vec::new()).to_string().len() as u64;
+    let max_items = max_items.unwrap_or(u64::MAX);
+    let max_bytes = max_bytes.unwrap_or(u64::MAX);
+    let mut out = Vec::new();
+    let mut current: Vec<Value> = Vec::new();
+    let mut size = base;
+    for (i, item) in items.into_iter().enumerate() {
+        let len = item.to_string().len() as u64;
+        if base + len > max_bytes {
+            return Err(runtime(format!(
+                "The item at index {i} of `{state}` does not fit in a batch of MaxInputBytesPerBatch {max_bytes} bytes ({} bytes with it)",
+                base + len
+            )));
+        }
+        let grown = size + len + u64::from(!current.is_empty());
+        if !current.is_empty() && (current.len() as u64 >= max_items || grown > max_bytes) {
+            out.push(wrap(std::mem::take(&mut current)));
+            size = base;
+        }
+        size += len + u64::from(!current.is_empty());
+        current.push(item);
+    }
+    if !current.is_empty() {
+        out.push(wrap(current));
+    }
+    Ok(out)
 }
 
 impl Run {
@@ -933,12 +1087,13 @@ impl Run {
                 },
                 Kind::Parallel { .. } | Kind::Map(_) => {
                     match self.fan_inputs(st, &input, ctx, &key, at) {
-                        Ok((eff, inputs, limit)) => {
+                        Ok(plan) => {
+                            let eff = plan.effective.clone();
                             self.slots.insert(
                                 key.clone(),
                                 Slot::new(t, st, s, input, eff, (at, entered), Phase::Fanout),
                             );
-                            self.start_fan(m, at, fx, &key, inputs, limit);
+                            self.start_fan(m, at, fx, &key, plan);
                             return;
                         }
                         Err(e) => Err(e),
@@ -1066,7 +1221,7 @@ impl Run {
         ctx: Env<'_>,
         key: &str,
         at: Millis,
-    ) -> Result<(Value, Vec<Value>, usize), ErrorInfo> {
+    ) -> Result<FanPlan, ErrorInfo> {
         if let Some(js) = &st.jsonata {
             return self.fan_inputs_jsonata(st, js, input, ctx, key, at);
         }
@@ -1077,9 +1232,28 @@ impl Run {
                     Some(p) => data::render(p, &eff, ctx, &mut seeded(key))?,
                     None => eff,
                 };
-                Ok((eff.clone(), vec![eff; branches.len()], 0))
+                Ok(FanPlan {
+                    effective: eff.clone(),
+                    inputs: vec![eff; branches.len()],
+                    limit: 0,
+                    tolerance: (None, None),
+                })
             }
             Kind::Map(map) => {
+                let limit = match &map.max_concurrency_path {
+                    Some(p) => path_count(p, &eff, ctx, "MaxConcurrency", 0)?,
+                    None => u64::from(map.max_concurrency),
+                };
+                let tolerance = (
+                    match &map.tolerated_failure_count_path {
+                        Some(p) => Some(path_count(p, &eff, ctx, "ToleratedFailureCount", 0)?),
+                        None => map.tolerated_failure_count,
+                    },
+                    match &map.tolerated_failure_percentage_path {
+                        Some(p) => Some(path_percentage(p, &eff, ctx)?),
+                        None => map.tolerated_failure_percentage,
+                    },
+                );
                 let items = data::select(&map.items_path, &eff, ctx)?;
                 let Value::Array(items) = items else {
                     return Err(runtime(format!(
@@ -1103,7 +1277,32 @@ impl Run {
                         None => inputs.push(item),
                     }
                 }
-                Ok((eff, inputs, map.max_concurrency as usize))
+                if let Some(b) = &map.item_batcher {
+                    let max_items = match &b.max_items {
+                        Some(c) => Some(count(c, &eff, ctx, None, "MaxItemsPerBatch")?),
+                        None => None,
+                    };
+                    let max_bytes = match &b.max_bytes {
+                        Some(c) => Some(count(c, &eff, ctx, None, "MaxInputBytesPerBatch")?),
+                        None => None,
+                    };
+                    let batch_input = match &b.batch_input {
+                        Some(t) => Some(data::render(
+                            t,
+                            &eff,
+                            ctx,
+                            &mut seeded(&format!("{key}/BatchInput")),
+                        )?),
+                        None => None,
+                    };
+                    inputs = batches(inputs, max_items, max_bytes, batch_input, &st.name)?;
+                }
+                Ok(FanPlan {
+                    effective: eff,
+                    inputs,
+                    limit: usize::try_from(limit).unwrap_or(usize::MAX),
+                    tolerance,
+                })
             }
             _ => Err(runtime("not a Parallel or Map state")),
         }
@@ -1120,7 +1319,7 @@ impl Run {
         ctx: Env<'_>,
         key: &str,
         at: Millis,
-    ) -> Result<(Value, Vec<Value>, usize), ErrorInfo> {
+    ) -> Result<FanPlan, ErrorInfo> {
         let scope = self.js_scope(input, ctx, key, at);
         match &st.kind {
             Kind::Parallel { branches } => {
@@ -1128,7 +1327,12 @@ impl Run {
                     Some(t) => t.evaluate(&scope)?,
                     None => input.clone(),
                 };
-                Ok((eff.clone(), vec![eff; branches.len()], 0))
+                Ok(FanPlan {
+                    effective: eff.clone(),
+                    inputs: vec![eff; branches.len()],
+                    limit: 0,
+                    tolerance: (None, None),
+                })
             }
             Kind::Map(map) => {
                 let items = match &map.items {
@@ -1165,7 +1369,32 @@ impl Run {
                         None => inputs.push(item),
                     }
                 }
-                Ok((input.clone(), inputs, limit))
+                if let Some(b) = &map.item_batcher {
+                    let max_items = match &b.max_items {
+                        Some(c) => Some(count(c, input, ctx, Some(&scope), "MaxItemsPerBatch")?),
+                        None => None,
+                    };
+                    let max_bytes = match &b.max_bytes {
+                        Some(c) => {
+                            Some(count(c, input, ctx, Some(&scope), "MaxInputBytesPerBatch")?)
+                        }
+                        None => None,
+                    };
+                    let batch_input = match &b.batch_input_jsonata {
+                        Some(t) => Some(t.evaluate(&scope)?),
+                        None => None,
+                    };
+                    inputs = batches(inputs, max_items, max_bytes, batch_input, &st.name)?;
+                }
+                Ok(FanPlan {
+                    effective: input.clone(),
+                    inputs,
+                    limit,
+                    tolerance: (
+                        map.tolerated_failure_count,
+                        map.tolerated_failure_percentage,
+                    ),
+                })
             }
             _ => Err(runtime("not a Parallel or Map state")),
         }
@@ -1177,16 +1406,22 @@ impl Run {
         at: Millis,
         fx: &mut Vec<Effect>,
         key: &str,
-        inputs: Vec<Value>,
-        limit: usize,
+        plan: FanPlan,
     ) {
         let Some(slot) = self.slots.get_mut(key) else {
             return;
         };
+        let FanPlan {
+            inputs,
+            limit,
+            tolerance,
+            ..
+        } = plan;
         let n = inputs.len();
         slot.phase = Phase::Fanout;
         slot.fan = Some(Fan {
             limit,
+            tolerance,
             inputs,
             threads: vec![None; n],
             results: vec![None; n],
@@ -1336,16 +1571,10 @@ impl Run {
         let st = self.state(m, slot.thread, slot.state);
         let name = st.name.clone();
         let is_map = matches!(st.kind, Kind::Map(_));
-        let tolerance = match &st.kind {
-            Kind::Map(map) => Some((
-                map.tolerated_failure_count,
-                map.tolerated_failure_percentage,
-            )),
-            _ => None,
-        };
         let Some(fan) = self.slots.get_mut(&key).and_then(|s| s.fan.as_mut()) else {
             return;
         };
+        let tolerance = is_map.then_some(fan.tolerance);
         fan.running = fan.running.saturating_sub(1);
         match result {
             Ok(out) => {
@@ -1871,9 +2100,7 @@ impl Run {
                         let raw = slot.raw.clone();
                         let seed = format!("{step}#{}", slot.attempt);
                         match self.fan_inputs(st, &raw, ctx, &seed, at) {
-                            Ok((_, inputs, limit)) => {
-                                self.start_fan(m, at, fx, step, inputs, limit)
-                            }
+                            Ok(plan) => self.start_fan(m, at, fx, step, plan),
                             Err(e) => {
                                 let e = in_state(e, &st.name, slot.entered_event);
                                 self.failed(m, at, fx, step, e)
