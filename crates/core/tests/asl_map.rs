@@ -359,6 +359,29 @@ fn a_bad_tolerated_failure_path_value_fails_with_states_runtime() {
 }
 
 #[test]
+fn tolerated_failures_as_jsonata_expressions() {
+    // maprun-fail-threshold.html, transforming-data.html: the thresholds of
+    // a JSONata Map may be expressions
+    let machine = jsonata(task_map(json!({
+        "ToleratedFailureCount": "{% $states.input.tol %}",
+        "ToleratedFailurePercentage": "{% $states.input.pct %}",
+        "Items": "{% $states.input.items %}"
+    })));
+    let (mut sim, _) = Sim::start(
+        machine.clone(),
+        json!({"tol": 1, "pct": 0, "items": [1, 2]}),
+    );
+    sim.fail("M[0]/Do", "Boom");
+    sim.succeed("M[1]/Do", json!("b"));
+    assert_eq!(sim.ex.status, Status::Succeeded);
+
+    let (sim, _) = Sim::start(machine, json!({"tol": 1, "pct": 101, "items": [1]}));
+    let (error, cause) = sim.error();
+    assert_eq!(error, "States.QueryEvaluationError");
+    assert!(cause.contains("ToleratedFailurePercentage"), "{cause}");
+}
+
+#[test]
 fn tolerated_failure_fields_are_checked_at_deploy() {
     // maprun-fail-threshold.html: a number or a path, not both
     let both = task_map(json!({"ToleratedFailureCount": 1, "ToleratedFailureCountPath": "$.t"}));

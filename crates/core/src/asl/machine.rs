@@ -314,6 +314,10 @@ pub struct Map {
     /// `ToleratedFailureCountPath` / `ToleratedFailurePercentagePath`.
     pub tolerated_failure_count_path: Option<String>,
     pub tolerated_failure_percentage_path: Option<String>,
+    /// A JSONata Map's `ToleratedFailureCount` / `…Percentage` given by an
+    /// expression.
+    pub tolerated_failure_count_expression: Option<Template>,
+    pub tolerated_failure_percentage_expression: Option<Template>,
     /// `ItemBatcher`: items grouped into `{"Items": [...]}` per iteration.
     pub item_batcher: Option<ItemBatcher>,
     /// `Label`: accepted and validated (it names map runs in AWS).

@@ -2409,6 +2409,14 @@ impl Compiler<'_> {
                 }
             }
         }
+        let mut expression = |key: &str| match m.get(key) {
+            Some(Value::String(t)) if jsonata && jsonata::is_expression(t) => {
+                Some(self.opt_jsonata(m, key, loc))
+            }
+            _ => None,
+        };
+        let tolerated_failure_count_expression = expression("ToleratedFailureCount");
+        let tolerated_failure_percentage_expression = expression("ToleratedFailurePercentage");
         // Each item's input: `ItemSelector`, or its legacy name `Parameters`.
         let item_selector = if jsonata {
             None
@@ -2469,9 +2477,15 @@ impl Compiler<'_> {
                 )
                 .and_then(|n| u32::try_from(n).ok()),
         };
-        let tolerated_failure_count =
-            self.opt_integer(m, "ToleratedFailureCount", loc, 0, u64::MAX);
-        let tolerated_failure_percentage = m.get("ToleratedFailurePercentage").and_then(|v| {
+        let tolerated_failure_count = match tolerated_failure_count_expression {
+            Some(_) => None,
+            None => self.opt_integer(m, "ToleratedFailureCount", loc, 0, u64::MAX),
+        };
+        let percentage = match tolerated_failure_percentage_expression {
+            Some(_) => None,
+            None => m.get("ToleratedFailurePercentage"),
+        };
+        let tolerated_failure_percentage = percentage.and_then(|v| {
             let ploc = at(loc, "ToleratedFailurePercentage");
             let p = self.number(v, &ploc, "ToleratedFailurePercentage")?;
             if (0.0..=100.0).contains(&p) {
@@ -2498,6 +2512,9 @@ impl Compiler<'_> {
             max_concurrency_path,
             tolerated_failure_count_path,
             tolerated_failure_percentage_path,
+            tolerated_failure_count_expression: tolerated_failure_count_expression.flatten(),
+            tolerated_failure_percentage_expression: tolerated_failure_percentage_expression
+                .flatten(),
             item_batcher,
             label,
         })

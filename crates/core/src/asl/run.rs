@@ -1354,6 +1354,21 @@ impl Run {
                     Some(t) => usize::try_from(js_count(t, &scope)?).unwrap_or(usize::MAX),
                     None => map.max_concurrency as usize,
                 };
+                let tolerance = (
+                    match &map.tolerated_failure_count_expression {
+                        Some(t) => Some(js_count(t, &scope)?),
+                        None => map.tolerated_failure_count,
+                    },
+                    match &map.tolerated_failure_percentage_expression {
+                        Some(t) => match t.evaluate(&scope)? {
+                            v if v.as_f64().is_some_and(|p| (0.0..=100.0).contains(&p)) => {
+                                v.as_f64()
+                            }
+                            v => return Err(wrong_value(t, &v, "a number from 0 to 100")),
+                        },
+                        None => map.tolerated_failure_percentage,
+                    },
+                );
                 let mut inputs = Vec::with_capacity(items.len());
                 for (i, item) in items.into_iter().enumerate() {
                     match &map.item_selector_jsonata {
@@ -1390,10 +1405,7 @@ impl Run {
                     effective: input.clone(),
                     inputs,
                     limit,
-                    tolerance: (
-                        map.tolerated_failure_count,
-                        map.tolerated_failure_percentage,
-                    ),
+                    tolerance,
                 })
             }
             _ => Err(runtime("not a Parallel or Map state")),
