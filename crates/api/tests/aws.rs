@@ -1961,7 +1961,7 @@ async fn the_openapi_document_points_at_the_endpoint_and_lists_every_action_serv
     let sfn = &doc["x-step-functions"];
     assert_eq!(sfn["endpoint"], "POST /");
     let actions = sfn["actions"].as_array().expect("actions");
-    assert_eq!(actions.len(), 33);
+    assert_eq!(actions.len(), 34);
     for action in actions {
         let action = action.as_str().unwrap();
         // Served: whatever an empty request gets, it is not an unknown operation.
@@ -2877,6 +2877,324 @@ async fn an_activity_task_without_heartbeats_times_out_with_states_heartbeat_tim
         "SendTaskSuccess",
         json!({"taskToken": token, "output": "{}"}),
         "TaskTimedOut",
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// TestState
+// ---------------------------------------------------------------------------
+
+impl Aws {
+    async fn test_state(&self, body: Value) -> Value {
+        self.ok("TestState", body).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_state_runs_pass_wait_succeed_and_fail_states_in_both_languages() {
+    let aws = Aws::start().await;
+    // JSONPath Pass, DEBUG: every step of the data flow.
+    let pass = json!({"Type": "Pass", "InputPath": "$.a", "Parameters": {"x.$": "$.b"},
+                      "ResultPath": "$.out", "Next": "After"});
+    let r = aws
+        .test_state(
+            json!({"definition": pass.to_string(), "input": r#"{"a": {"b": 7}}"#,
+                           "inspectionLevel": "DEBUG"}),
+        )
+        .await;
+    assert_eq!(r["status"], "SUCCEEDED", "{r}");
+    assert_eq!(r["nextState"], "After");
+    assert_eq!(
+        parsed(&r["output"]),
+        json!({"a": {"b": 7}, "out": {"x": 7}})
+    );
+    let d = &r["inspectionData"];
+    assert_eq!(parsed(&d["input"]), json!({"a": {"b": 7}}));
+    assert_eq!(parsed(&d["afterInputPath"]), json!({"b": 7}));
+    assert_eq!(parsed(&d["afterParameters"]), json!({"x": 7}));
+    assert_eq!(parsed(&d["result"]), json!({"x": 7}));
+    assert_eq!(
+        parsed(&d["afterResultPath"]),
+        json!({"a": {"b": 7}, "out": {"x": 7}})
+    );
+    // INFO: no inspection data; End: no next state.
+    let r = aws
+        .test_state(json!({"definition": r#"{"Type": "Pass", "Result": 1, "End": true}"#}))
+        .await;
+    assert_eq!(r["status"], "SUCCEEDED");
+    assert_eq!(parsed(&r["output"]), json!(1));
+    assert!(
+        r.get("nextState").is_none() && r.get("inspectionData").is_none(),
+        "{r}"
+    );
+
+    // JSONata Pass with variables in and Assign out.
+    let jsonata = json!({"Type": "Pass", "QueryLanguage": "JSONata",
+        "Output": "{% $states.input.n + $base %}", "Assign": {"seen": "{% $base * 2 %}"}, "Next": "N"});
+    let r = aws
+        .test_state(
+            json!({"definition": jsonata.to_string(), "input": r#"{"n": 1}"#,
+                           "variables": r#"{"base": 10}"#, "inspectionLevel": "DEBUG"}),
+        )
+        .await;
+    assert_eq!(r["status"], "SUCCEEDED", "{r}");
+    assert_eq!(parsed(&r["output"]), json!(11));
+    assert_eq!(r["nextState"], "N");
+    assert_eq!(
+        parsed(&r["inspectionData"]["variables"]),
+        json!({"base": 10, "seen": 20})
+    );
+    // A JSONata state of a JSONata machine, by stateName.
+    let machine = json!({"QueryLanguage": "JSONata", "StartAt": "A", "States": {
+        "A": {"Type": "Pass", "Output": "{% $states.input.v & '!' %}", "Next": "B"},
+        "B": {"Type": "Succeed"}}});
+    let r = aws
+        .test_state(json!({"definition": machine.to_string(), "stateName": "A",
+                           "input": r#"{"v": "hi"}"#}))
+        .await;
+    assert_eq!(parsed(&r["output"]), json!("hi!"), "{r}");
+    assert_eq!(r["nextState"], "B");
+
+    // Wait does not wait.
+    let started = std::time::Instant::now();
+    let r = aws
+        .test_state(
+            json!({"definition": r#"{"Type": "Wait", "Seconds": 3600, "Next": "Later"}"#,
+                           "input": "{\"k\": 1}"}),
+        )
+        .await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(r["status"], "SUCCEEDED");
+    assert_eq!(r["nextState"], "Later");
+    assert_eq!(parsed(&r["output"]), json!({"k": 1}));
+
+    let r = aws
+        .test_state(
+            json!({"definition": r#"{"Type": "Succeed", "OutputPath": "$.k"}"#,
+                           "input": "{\"k\": 2}"}),
+        )
+        .await;
+    assert_eq!(
+        (r["status"].as_str(), parsed(&r["output"])),
+        (Some("SUCCEEDED"), json!(2))
+    );
+
+    let r = aws
+        .test_state(
+            json!({"definition": r#"{"Type": "Fail", "Error": "Bad", "Cause": "because"}"#}),
+        )
+        .await;
+    assert_eq!(r["status"], "FAILED");
+    assert_eq!(
+        (r["error"].as_str(), r["cause"].as_str()),
+        (Some("Bad"), Some("because"))
+    );
+    assert!(
+        r.get("output").is_none() && r.get("nextState").is_none(),
+        "{r}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_state_choice_goes_to_the_matching_rule_or_fails() {
+    let aws = Aws::start().await;
+    let choice = json!({"Type": "Choice", "Choices": [
+        {"Variable": "$.n", "NumericGreaterThan": 10, "Next": "Big"},
+        {"Variable": "$.n", "NumericLessThan": 0, "Next": "Negative"}],
+        "Default": "Small"});
+    for (n, next) in [(50, "Big"), (-1, "Negative"), (3, "Small")] {
+        let r = aws
+            .test_state(
+                json!({"definition": choice.to_string(), "input": json!({"n": n}).to_string()}),
+            )
+            .await;
+        assert_eq!(r["status"], "SUCCEEDED", "{r}");
+        assert_eq!(r["nextState"], next, "{n}");
+    }
+    // JSONata Condition; a Choice that loops back to itself.
+    let loop_choice = json!({"Type": "Choice", "QueryLanguage": "JSONata", "Choices": [
+        {"Condition": "{% $states.input.again %}", "Next": "TestState"}], "Default": "Done"});
+    let r = aws
+        .test_state(json!({"definition": loop_choice.to_string(), "input": r#"{"again": true}"#}))
+        .await;
+    assert_eq!(r["nextState"], "TestState", "{r}");
+    // No rule and no Default.
+    let strict = json!({"Type": "Choice", "Choices": [
+        {"Variable": "$.n", "NumericEquals": 1, "Next": "One"}]});
+    let r = aws
+        .test_state(json!({"definition": strict.to_string(), "input": r#"{"n": 2}"#}))
+        .await;
+    assert_eq!(r["status"], "FAILED");
+    assert_eq!(r["error"], "States.NoChoiceMatched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_state_calls_a_task_or_its_mock_and_reports_retry_and_catch() {
+    let aws = Aws::start().await;
+    let echo = json!({"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:echo",
+        "Parameters": {"v.$": "$.v"}, "ResultSelector": {"got.$": "$.echoed.v"},
+        "ResultPath": "$.r", "Next": "After"});
+    let r = aws
+        .test_state(
+            json!({"definition": echo.to_string(), "input": r#"{"v": 5}"#,
+                           "inspectionLevel": "DEBUG"}),
+        )
+        .await;
+    assert_eq!(r["status"], "SUCCEEDED", "{r}");
+    assert_eq!(parsed(&r["output"]), json!({"v": 5, "r": {"got": 5}}));
+    let d = &r["inspectionData"];
+    assert_eq!(parsed(&d["afterParameters"]), json!({"v": 5}));
+    assert_eq!(parsed(&d["result"]), json!({"echoed": {"v": 5}}));
+    assert_eq!(parsed(&d["afterResultSelector"]), json!({"got": 5}));
+    assert_eq!(
+        parsed(&d["afterResultPath"]),
+        json!({"v": 5, "r": {"got": 5}})
+    );
+    assert_eq!(
+        aws.svc.calls.lock().unwrap().clone(),
+        vec!["echo".to_string()]
+    );
+
+    // A JSONata task with Arguments.
+    let args = json!({"Type": "Task", "QueryLanguage": "JSONata",
+        "Resource": "arn:aws:lambda:us-east-1:123456789012:function:echo",
+        "Arguments": {"w": "{% $states.input.v * 2 %}"}, "Output": "{% $states.result.echoed.w %}", "End": true});
+    let r = aws
+        .test_state(
+            json!({"definition": args.to_string(), "input": r#"{"v": 4}"#,
+                           "inspectionLevel": "DEBUG"}),
+        )
+        .await;
+    assert_eq!(parsed(&r["output"]), json!(8), "{r}");
+    assert_eq!(
+        parsed(&r["inspectionData"]["afterArguments"]),
+        json!({"w": 8})
+    );
+
+    // A participant's error with a matching retrier: RETRIABLE, not retried.
+    let reject = json!({"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:reject",
+        "Retry": [{"ErrorEquals": ["Other"]}, {"ErrorEquals": ["Rejected"], "IntervalSeconds": 2, "MaxAttempts": 2}],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Handle"}], "End": true});
+    let r = aws
+        .test_state(json!({"definition": reject.to_string(), "inspectionLevel": "DEBUG"}))
+        .await;
+    assert_eq!(r["status"], "RETRIABLE", "{r}");
+    assert_eq!(r["error"], "Rejected");
+    assert_eq!(r["cause"], "the participant said no");
+    assert_eq!(
+        r["inspectionData"]["errorDetails"],
+        json!({"retryIndex": 1, "retryBackoffIntervalSeconds": 2})
+    );
+    let rejects = || {
+        aws.svc
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| *c == "reject")
+            .count()
+    };
+    assert_eq!(rejects(), 1);
+    // Its retries spent: the catcher.
+    let r = aws
+        .test_state(
+            json!({"definition": reject.to_string(), "inspectionLevel": "DEBUG",
+                           "stateConfiguration": {"retrierRetryCount": 2}}),
+        )
+        .await;
+    assert_eq!(r["status"], "CAUGHT_ERROR", "{r}");
+    assert_eq!(r["nextState"], "Handle");
+    assert_eq!(r["error"], "Rejected");
+    assert_eq!(
+        r["inspectionData"]["errorDetails"],
+        json!({"catchIndex": 0})
+    );
+    assert_eq!(parsed(&r["output"])["Error"], "Rejected");
+    assert_eq!(rejects(), 2, "one call per test");
+
+    // A mocked task calls nobody, whatever its resource.
+    let mocked = json!({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Parameters": {"FunctionName": "nowhere", "Payload": {"token.$": "$$.Task.Token"}},
+        "Catch": [{"ErrorEquals": ["Boom"], "ResultPath": "$.err", "Next": "Recover"}], "Next": "Go"});
+    let r = aws
+        .test_state(json!({"definition": mocked.to_string(), "input": "{}",
+                           "mock": {"result": r#"{"ok": true}"#}}))
+        .await;
+    assert_eq!(
+        (r["status"].as_str(), r["nextState"].as_str()),
+        (Some("SUCCEEDED"), Some("Go")),
+        "{r}"
+    );
+    assert_eq!(parsed(&r["output"]), json!({"ok": true}));
+    let r = aws
+        .test_state(json!({"definition": mocked.to_string(), "input": "{}",
+                           "mock": {"errorOutput": {"error": "Boom", "cause": "mocked"}}}))
+        .await;
+    assert_eq!(r["status"], "CAUGHT_ERROR", "{r}");
+    assert_eq!(r["nextState"], "Recover");
+    assert_eq!(
+        parsed(&r["output"])["err"],
+        json!({"Error": "Boom", "Cause": "mocked"})
+    );
+    // Uncaught: FAILED.
+    let r = aws
+        .test_state(json!({"definition": mocked.to_string(),
+                           "mock": {"errorOutput": {"error": "Other", "cause": "c"}}}))
+        .await;
+    assert_eq!(
+        (r["status"].as_str(), r["error"].as_str()),
+        (Some("FAILED"), Some("Other")),
+        "{r}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_state_refuses_invalid_definitions_and_parameters() {
+    let aws = Aws::start().await;
+    let m = aws
+        .expect_error(
+            aws.call(
+                "TestState",
+                json!({"definition": r#"{"Type": "Pass", "Next": "X", "End": true}"#}),
+            )
+            .await,
+            "InvalidDefinition",
+        )
+        .await;
+    assert!(m.contains("End"), "{m}");
+    let m = aws
+        .expect_error(
+            aws.call("TestState", json!({"definition": "{not json"}))
+                .await,
+            "InvalidDefinition",
+        )
+        .await;
+    assert!(m.contains("JSON"), "{m}");
+    let cases = [
+        json!({"definition": r#"{"Type": "Pass", "End": true}"#, "inspectionLevel": "LOUD"}),
+        json!({"definition": r#"{"Type": "Pass", "End": true}"#, "variables": "[1]"}),
+        json!({"definition": r#"{"Type": "Pass", "End": true}"#, "mock": {"result": "1"}}),
+        json!({"definition": r#"{"Type": "Pass", "End": true}"#, "stateName": "A"}),
+        json!({"definition": PASS}),
+        json!({"definition": PASS, "stateName": "Nope"}),
+        json!({"definition": r#"{"Type": "Parallel", "Branches": [], "End": true}"#}),
+        json!({"definition": r#"{"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken", "End": true}"#}),
+    ];
+    for body in cases {
+        aws.expect_error(
+            aws.call("TestState", body.clone()).await,
+            "ValidationException",
+        )
+        .await;
+    }
+    aws.expect_error(
+        aws.call(
+            "TestState",
+            json!({"definition": r#"{"Type": "Pass", "End": true}"#, "input": "{"}),
+        )
+        .await,
+        "InvalidExecutionInput",
     )
     .await;
 }

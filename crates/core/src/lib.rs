@@ -27,6 +27,7 @@ pub mod path;
 pub mod plan;
 pub mod retry;
 pub mod saga;
+pub mod test_state;
 
 pub use envelope::{Envelope, Stop};
 pub use event::{ErrorInfo, Event, EventKind, Status, TaskKind};

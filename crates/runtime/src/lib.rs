@@ -397,6 +397,17 @@ impl Engine {
         &self.shared.http
     }
 
+    /// Calls a participant once, outside any execution (Step Functions'
+    /// `TestState`): an HTTP participant or an in-process handler as a task
+    /// attempt calls it, within `timeout`; no retry, no bulkhead.
+    pub async fn call_participant(
+        &self,
+        request: sagaflow_core::Request,
+        timeout: Duration,
+    ) -> std::result::Result<Value, sagaflow_core::ErrorInfo> {
+        invoke::call(&self.shared, request, timeout).await
+    }
+
     /// Resumes every unfinished execution from its history and starts the
     /// timer poller. Call once, before serving.
     pub async fn start(&self) -> Result<usize> {

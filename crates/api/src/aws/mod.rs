@@ -58,6 +58,7 @@ use crate::AppState;
 mod activities;
 mod machines;
 mod tags;
+mod test_state;
 mod versions;
 
 /// The header that selects this protocol (and its action).
@@ -102,6 +103,7 @@ pub const ACTIONS: &[&str] = &[
     "ListActivities",
     "DeleteActivity",
     "GetActivityTask",
+    "TestState",
 ];
 
 // ---------------------------------------------------------------------------
@@ -395,6 +397,7 @@ async fn dispatch(
         "ListActivities" => activities::list_activities(st, &input).await,
         "DeleteActivity" => activities::delete_activity(st, &input).await,
         "GetActivityTask" => activities::get_activity_task(st, &input).await,
+        "TestState" => test_state::test_state(st, &input).await,
         _ => send_task_heartbeat(st, &input).await,
     }
 }

@@ -388,6 +388,32 @@ class Definitions(unittest.TestCase):
         bad_json = SFN.validate_state_machine_definition(definition="{not json")
         self.assertEqual(bad_json["diagnostics"][0]["code"], "INVALID_JSON_DESCRIPTION")
 
+    def test_test_state_runs_one_state_with_its_inspection_data(self):
+        # TestState has the host prefix "sync-": the client without it.
+        choice = {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.n", "NumericGreaterThan": 1, "Next": "Big"}],
+            "Default": "Small",
+        }
+        r = SYNC.test_state(definition=json.dumps(choice), input=json.dumps({"n": 5}))
+        self.assertEqual((r["status"], r["nextState"]), ("SUCCEEDED", "Big"))
+        self.assertEqual(json.loads(r["output"]), {"n": 5})
+        p = SYNC.test_state(
+            definition=json.dumps(
+                {"Type": "Pass", "QueryLanguage": "JSONata",
+                 "Output": "{% $states.input.n * $k %}", "End": True}
+            ),
+            roleArn="arn:aws:iam::123456789012:role/any",
+            input=json.dumps({"n": 5}),
+            variables=json.dumps({"k": 3}),
+            inspectionLevel="DEBUG",
+        )
+        self.assertEqual(json.loads(p["output"]), 15)
+        self.assertEqual(json.loads(p["inspectionData"]["variables"]), {"k": 3})
+        self.assertNotIn("nextState", p)
+        with self.assertRaises(SYNC.exceptions.InvalidDefinition):
+            SYNC.test_state(definition=json.dumps({"Type": "Teleport", "End": True}))
+
     def test_update_state_machine_makes_a_new_revision_and_executions_keep_theirs(self):
         arn = create("updated", PASS)
         before = SFN.start_execution(stateMachineArn=arn, input="{}")["executionArn"]

@@ -1,0 +1,218 @@
+//! `TestState`: one state run on its own ([`sagaflow_core::test_state`]).
+//!
+//! The state becomes a machine of its own, compiled as CreateStateMachine
+//! compiles it (a Task's resource through the server's resource map) and
+//! run on the pure core with a simulated clock: a Wait does not wait, a
+//! Task calls its participant once (or answers with the request's `mock`),
+//! a matching retrier ends the test `RETRIABLE` and a catcher
+//! `CAUGHT_ERROR`. Parallel and Map states are refused, as are Task
+//! states whose participant answers later (`.waitForTaskToken`,
+//! activities) unless they are mocked.
+
+use std::time::Duration;
+
+use sagaflow_core::error_name::TIMEOUT;
+use sagaflow_core::test_state::{self, Outcome, Wrapped};
+use sagaflow_core::ErrorInfo;
+use serde_json::{json, Map, Value};
+
+use super::{from_engine, invalid_definition, now_ms, problems, AwsError, Input, Problem};
+use crate::AppState;
+
+/// AWS's TestState runs for up to five minutes.
+const MAX_CALL: Duration = Duration::from_secs(300);
+
+/// A JSON text member (`input`, `variables`, `mock.result`).
+fn json_text(field: &str, text: &str, name: &'static str) -> Result<Value, AwsError> {
+    serde_json::from_str(text)
+        .map_err(|e| AwsError::new(name, format!("'{field}' is not valid JSON: {e}")))
+}
+
+/// What answers the state's task: the mock, or the participant.
+#[derive(Clone)]
+enum Answer {
+    Result(Value),
+    Error(ErrorInfo),
+    Participant,
+}
+
+pub(super) async fn test_state(st: &AppState, input: &Input) -> Result<Value, AwsError> {
+    let definition = input.required("definition")?;
+    input.string("roleArn")?;
+    let level = input
+        .one_of("inspectionLevel", &["INFO", "DEBUG", "TRACE"])?
+        .unwrap_or("INFO");
+    input.boolean("revealSecrets")?;
+    let state_input = match input.string("input")? {
+        Some(text) => json_text("input", text, "InvalidExecutionInput")?,
+        None => json!({}),
+    };
+    let variables = match input.string("variables")? {
+        None => Map::new(),
+        Some(text) => match json_text("variables", text, "ValidationException")? {
+            Value::Object(m) => m,
+            _ => {
+                return Err(AwsError::validation(
+                    "'variables' must be a JSON object of variable names and values",
+                ))
+            }
+        },
+    };
+    for name in variables.keys() {
+        sagaflow_core::asl::vars::check_name(name).map_err(|why| {
+            AwsError::validation(format!(
+                "'variables': invalid variable name '{name}': {why}"
+            ))
+        })?;
+    }
+    let mock = input.object("mock")?;
+    if input.string("context")?.is_some() && mock.is_none() {
+        return Err(AwsError::validation(
+            "'context' may only be specified together with a mock",
+        ));
+    }
+    let retries_done = match input.object("stateConfiguration")? {
+        Some(c) => match c.get("retrierRetryCount") {
+            None | Some(Value::Null) => 0,
+            Some(v) => v.as_u64().filter(|n| *n <= 99_999_999).ok_or_else(|| {
+                AwsError::validation(
+                    "'stateConfiguration.retrierRetryCount' must be a whole number from 0",
+                )
+            })? as u32,
+        },
+        None => 0,
+    };
+    let answer = match mock {
+        None => Answer::Participant,
+        Some(m) => {
+            let result = m.get("result").and_then(Value::as_str);
+            let error = m.get("errorOutput").and_then(Value::as_object);
+            match (result, error) {
+                (Some(text), None) => {
+                    Answer::Result(json_text("mock.result", text, "ValidationException")?)
+                }
+                (None, Some(e)) => Answer::Error(ErrorInfo::new(
+                    e.get("error").and_then(Value::as_str).unwrap_or(""),
+                    e.get("cause").and_then(Value::as_str).unwrap_or(""),
+                )),
+                _ => {
+                    return Err(AwsError::validation(
+                        "a mock has either 'result' (a JSON text) or 'errorOutput', not both",
+                    ))
+                }
+            }
+        }
+    };
+    let doc: Value = serde_json::from_str(definition).map_err(|e| {
+        invalid_definition(&[Problem::new(
+            "INVALID_JSON_DESCRIPTION",
+            "/",
+            format!("the definition is not valid JSON: {e}"),
+        )])
+    })?;
+    let wrapped = test_state::wrap(&doc, input.string("stateName")?, variables)
+        .map_err(AwsError::validation)?;
+    let kind = wrapped
+        .state
+        .get("Type")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let mocked = !matches!(answer, Answer::Participant);
+    match kind {
+        "Parallel" | "Map" => {
+            return Err(AwsError::validation(format!(
+                "TestState does not run {kind} states here (test the states inside it one by one)"
+            )))
+        }
+        "Task" => {}
+        _ if mocked => {
+            return Err(AwsError::validation(
+                "a mock can only be specified for a Task, Map or Parallel state",
+            ))
+        }
+        _ => {}
+    }
+    let resource = wrapped
+        .state
+        .get("Resource")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if kind == "Task"
+        && !mocked
+        && (resource.ends_with(".waitForTaskToken") || resource.contains(":activity:"))
+    {
+        return Err(AwsError::validation(format!(
+            "TestState needs a mock for the Task resource '{resource}' (a callback task or an activity answers later)"
+        )));
+    }
+    let source = wrapped.machine.to_string();
+    let compiled = if mocked {
+        // A mocked task calls nobody: its resource needs no binding.
+        let any = sagaflow_core::explain::any_resource();
+        sagaflow_core::compile_definition(&source, Some(test_state::DEFAULT_NAME), &any)
+            .map_err(sagaflow_runtime::Error::Invalid)
+    } else {
+        st.engine
+            .validate(Some(test_state::DEFAULT_NAME), &source)
+            .await
+    };
+    let plan = match compiled {
+        Ok(plan) => plan,
+        Err(sagaflow_runtime::Error::Invalid(sagaflow_core::Error::InvalidDefinition(vs))) => {
+            return Err(invalid_definition(&problems(&vs)))
+        }
+        Err(e) => return Err(from_engine(e)),
+    };
+    let engine = st.engine.clone();
+    let handle = tokio::runtime::Handle::current();
+    let run_input = state_input.clone();
+    let w = wrapped.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut call = |mut req: sagaflow_core::Request| match &answer {
+            Answer::Result(v) => Ok(v.clone()),
+            Answer::Error(e) => Err(e.clone()),
+            Answer::Participant => {
+                let budget = Duration::from_millis(req.deadline).min(MAX_CALL);
+                req.deadline = now_ms() + budget.as_millis() as u64;
+                match handle.block_on(engine.call_participant(req, budget)) {
+                    Err(e) if e.error == TIMEOUT => Err(e),
+                    r => r,
+                }
+            }
+        };
+        test_state::run(&plan, &w, run_input, retries_done, &mut call)
+    })
+    .await
+    .map_err(|_| AwsError::unavailable("the server is shutting down"))?
+    .map_err(|e| AwsError::internal(format!("TestState: {e}")))?;
+    Ok(response(&wrapped, &state_input, &outcome, level != "INFO"))
+}
+
+fn response(wrapped: &Wrapped, input: &Value, outcome: &Outcome, debug: bool) -> Value {
+    let mut out = Map::new();
+    out.insert("status".into(), json!(outcome.status));
+    if let Some(o) = &outcome.output {
+        out.insert("output".into(), json!(o.to_string()));
+    }
+    if let Some(e) = &outcome.error {
+        out.insert("error".into(), json!(e.error));
+        out.insert("cause".into(), json!(e.cause));
+    }
+    if let Some(n) = &outcome.next_state {
+        out.insert("nextState".into(), json!(n));
+    }
+    if debug {
+        let mut data = test_state::inspection(wrapped, input, outcome);
+        if let Some((index, delay)) = outcome.retry {
+            data.insert(
+                "errorDetails".into(),
+                json!({"retryIndex": index, "retryBackoffIntervalSeconds": delay.round() as i64}),
+            );
+        }
+        if let Some(index) = outcome.catch_index {
+            data.insert("errorDetails".into(), json!({"catchIndex": index}));
+        }
+        out.insert("inspectionData".into(), Value::Object(data));
+    }
+    Value::Object(out)
+}
