@@ -16,147 +16,17 @@
 //! reporter ran on AWS. Every step checks that replaying the history
 //! rebuilds the live state.
 
-use sagaflow_core::asl::{compile, ResourceMap, ResourceRule};
-use sagaflow_core::{
-    compile_definition, Ctx, Effect, Error, ErrorInfo, Event, Execution, Input, Plan, Status,
-    TaskKind,
-};
+mod support;
+
+use sagaflow_core::{Effect, Status, TaskKind};
 use serde_json::{json, Value};
-
-fn resources() -> ResourceMap {
-    ResourceMap {
-        rules: vec![ResourceRule {
-            pattern: "arn:aws:lambda:*:*:function:{name}".into(),
-            target: "handler:{name}".into(),
-        }],
-    }
-}
-
-fn lambda(name: &str) -> String {
-    format!("arn:aws:lambda:us-east-1:123456789012:function:{name}")
-}
-
-struct Sim {
-    plan: Plan,
-    ex: Execution,
-    history: Vec<Event>,
-    now: u64,
-}
-
-impl Sim {
-    fn start(machine: Value, input: Value) -> Sim {
-        Sim::start_as("ex-1", machine, input)
-    }
-
-    fn start_as(id: &str, machine: Value, input: Value) -> Sim {
-        let plan = compile_definition(&machine.to_string(), Some("m"), &resources())
-            .unwrap_or_else(|e| panic!("the machine compiles: {e}"));
-        let ex = Execution::empty(&plan);
-        let mut sim = Sim {
-            plan,
-            ex,
-            history: Vec::new(),
-            now: 1_000_000,
-        };
-        sim.feed(Input::Start {
-            execution_id: id.into(),
-            definition: "m".into(),
-            version: 1,
-            input,
-        });
-        sim
-    }
-
-    fn feed(&mut self, input: Input) -> Vec<Effect> {
-        self.now += 10;
-        let ctx = Ctx {
-            now: self.now,
-            random: 0.5,
-            entropy: 42,
-        };
-        let d = self
-            .ex
-            .decide_and_preview(&self.plan, input, ctx)
-            .unwrap_or_else(|e| panic!("the input is allowed: {e}"));
-        self.history.extend(d.events);
-        self.ex = d.state;
-        let replayed = Execution::replay(&self.plan, &self.history).expect("history replays");
-        assert_eq!(replayed, self.ex, "replay diverged from the live state");
-        d.effects
-    }
-
-    fn succeed(&mut self, step: &str, output: Value) -> Vec<Effect> {
-        let attempt = self.ex.attempts(&self.plan, step, TaskKind::Action);
-        self.feed(Input::TaskSucceeded {
-            step: step.into(),
-            task: TaskKind::Action,
-            attempt,
-            output,
-        })
-    }
-
-    fn fail(&mut self, step: &str, error: &str, cause: &str) -> Vec<Effect> {
-        let attempt = self.ex.attempts(&self.plan, step, TaskKind::Action);
-        self.feed(Input::TaskFailed {
-            step: step.into(),
-            task: TaskKind::Action,
-            attempt,
-            error: ErrorInfo::new(error, cause),
-        })
-    }
-
-    fn fire(&mut self, step: &str) -> Vec<Effect> {
-        let attempt = self.ex.attempts(&self.plan, step, TaskKind::Action).max(1);
-        self.now += 1_000_000;
-        self.feed(Input::TimerFired {
-            step: step.into(),
-            task: TaskKind::Action,
-            attempt,
-        })
-    }
-
-    /// What the runtime does when a request cannot be built: the attempt
-    /// fails with the request's error.
-    fn invoke(&mut self, step: &str) -> Result<Value, ErrorInfo> {
-        match self.ex.request(&self.plan, step, TaskKind::Action) {
-            Ok(req) => Ok(req.input),
-            Err(e) => {
-                self.fail(step, &e.error, &e.cause);
-                Err(e)
-            }
-        }
-    }
-
-    fn request_input(&self, step: &str) -> Value {
-        self.ex
-            .request(&self.plan, step, TaskKind::Action)
-            .unwrap_or_else(|e| panic!("request for {step}: {e:?}"))
-            .input
-    }
-
-    /// The Step Functions view, each entry as JSON.
-    fn trace(&self) -> Vec<Value> {
-        sagaflow_core::trace(&self.plan, &self.history)
-            .expect("a trace")
-            .iter()
-            .map(|t| serde_json::to_value(&t.kind).unwrap())
-            .collect()
-    }
-
-    fn error(&self) -> ErrorInfo {
-        self.ex.error.clone().expect("an error")
-    }
-}
+use support::{lambda, violations, Sim};
 
 fn problems(doc: Value) -> Vec<(String, String, String)> {
-    match compile(&doc, &resources()) {
-        Ok(_) => Vec::new(),
-        Err(Error::InvalidDefinition(vs)) => vs
-            .into_iter()
-            .map(|v| (v.code, v.location, v.message))
-            .collect(),
-        Err(other) => panic!("unexpected error {other}"),
-    }
+    violations(doc)
+        .into_iter()
+        .map(|v| (v.code, v.location, v.message))
+        .collect()
 }
 
 fn has_problem(doc: Value, code: &str, location: &str) -> String {
@@ -193,7 +63,7 @@ fn the_developer_guides_arguments_example_in_a_jsonpath_machine() {
             "Done": {"Type": "Pass", "Parameters": {"g.$": "$.greeting"}, "End": true}
         }
     });
-    let mut sim = Sim::start(machine, json!({"title": "Doctor"}));
+    let mut sim = Sim::started(machine, json!({"title": "Doctor"}));
     let expected = json!({"static": "Hello", "title": "Doctor", "name": "María", "not-evaluated": "$customerName"});
     assert_eq!(sim.request_input("Greet"), expected);
     sim.succeed("Greet", json!({"text": "Hello, Doctor María"}));
@@ -235,7 +105,7 @@ fn a_jsonata_machine_runs_the_map_of_asl_validator_issue_173() {
             }
         }
     });
-    let sim = Sim::start(machine, json!({}));
+    let sim = Sim::started(machine, json!({}));
     assert_eq!(sim.ex.status, Status::Succeeded);
     assert_eq!(
         sim.ex.output,
@@ -265,7 +135,7 @@ fn map_items_may_be_a_literal_array_and_max_concurrency_an_expression() {
             }
         }
     });
-    let mut sim = Sim::start(machine, json!({"third": 3, "width": 1}));
+    let mut sim = Sim::started(machine, json!({"third": 3, "width": 1}));
     // One at a time: only the first item's task runs.
     assert_eq!(sim.request_input("M[0]/Call"), json!(1));
     assert!(sim
@@ -302,12 +172,12 @@ fn choice_conditions_pick_a_rule_with_its_output_and_assign() {
             "Show": {"Type": "Pass", "Output": {"in": "{% $states.input %}", "tier": "{% $tier %}"}, "End": true}
         }
     });
-    let sim = Sim::start(machine.clone(), json!({"total": 250}));
+    let sim = Sim::started(machine.clone(), json!({"total": 250}));
     assert_eq!(
         sim.ex.output,
         Some(json!({"in": {"big": 250}, "tier": "gold"}))
     );
-    let sim = Sim::start(machine, json!({"total": 5}));
+    let sim = Sim::started(machine, json!({"total": 5}));
     assert_eq!(
         sim.ex.output,
         Some(json!({"in": {"total": 5}, "tier": "plain"}))
@@ -328,7 +198,7 @@ fn a_condition_that_is_not_a_boolean_is_a_query_evaluation_error() {
             "Done": {"Type": "Succeed"}
         }
     });
-    let sim = Sim::start(machine, json!({"total": 3}));
+    let sim = Sim::started(machine, json!({"total": 3}));
     let e = sim.error();
     assert_eq!(e.error, "States.QueryEvaluationError");
     assert!(
@@ -360,8 +230,8 @@ fn a_catch_reads_the_error_output_and_assigns_from_it() {
             "Report": {"Type": "Pass", "Output": "{% $merge([$states.input, {'why': $why}]) %}", "End": true}
         }
     });
-    let mut sim = Sim::start(machine, json!({"order": 7}));
-    sim.fail("Charge", "Card.Declined", "insufficient funds");
+    let mut sim = Sim::started(machine, json!({"order": 7}));
+    sim.fail_with("Charge", "Card.Declined", "insufficient funds");
     assert_eq!(sim.ex.status, Status::Succeeded);
     assert_eq!(
         sim.ex.output,
@@ -384,8 +254,8 @@ fn a_catch_without_output_passes_the_error_output_on() {
             "Done": {"Type": "Succeed"}
         }
     });
-    let mut sim = Sim::start(machine, json!({"order": 7}));
-    sim.fail("Charge", "Boom", "it broke");
+    let mut sim = Sim::started(machine, json!({"order": 7}));
+    sim.fail_with("Charge", "Boom", "it broke");
     assert_eq!(
         sim.ex.output,
         Some(json!({"Error": "Boom", "Cause": "it broke"}))
@@ -409,7 +279,7 @@ fn a_query_evaluation_error_in_output_is_retried_then_caught() {
             "Failed": {"Type": "Pass", "End": true}
         }
     });
-    let mut sim = Sim::start(machine, json!({}));
+    let mut sim = Sim::started(machine, json!({}));
     sim.succeed("Fetch", json!({"other": 1}));
     // Retried: a second attempt is due.
     assert_eq!(sim.ex.attempts(&sim.plan, "Fetch", TaskKind::Action), 2);
@@ -441,7 +311,7 @@ fn an_arguments_error_fails_the_attempt_for_catch() {
             "Caught": {"Type": "Pass", "Output": "{% $states.input.Error %}", "End": true}
         }
     });
-    let mut sim = Sim::start(machine, json!({"n": "1"}));
+    let mut sim = Sim::started(machine, json!({"n": "1"}));
     let e = sim.invoke("Call").expect_err("the Arguments fail");
     assert_eq!(e.error, "States.QueryEvaluationError");
     // The first failing field is reported.
@@ -462,7 +332,7 @@ fn a_query_evaluation_error_without_a_catch_fails_the_execution() {
         "StartAt": "P",
         "States": {"P": {"Type": "Pass", "Output": "{% $states.input.nothing %}", "End": true}}
     });
-    let sim = Sim::start(machine, json!({}));
+    let sim = Sim::started(machine, json!({}));
     assert_eq!(sim.ex.status, Status::Failed);
     assert_eq!(sim.error().error, "States.QueryEvaluationError");
 }
@@ -477,7 +347,7 @@ fn wait_seconds_and_fail_error_may_be_expressions() {
             "Stop": {"Type": "Fail", "Error": "{% 'Custom.' & $states.input.kind %}", "Cause": "{% $string($states.input) %}"}
         }
     });
-    let mut sim = Sim::start(machine, json!({"delay": 3, "kind": "Stop"}));
+    let mut sim = Sim::started(machine, json!({"delay": 3, "kind": "Stop"}));
     let waiting = sim
         .ex
         .outstanding(&sim.plan)
@@ -516,7 +386,7 @@ fn parallel_arguments_feed_every_branch_and_output_reads_the_results() {
             "Show": {"Type": "Pass", "Output": {"sum": "{% $sum %}", "r": "{% $states.input.results %}"}, "End": true}
         }
     });
-    let sim = Sim::start(machine, json!({"n": 1}));
+    let sim = Sim::started(machine, json!({"n": 1}));
     assert_eq!(sim.ex.output, Some(json!({"sum": 40, "r": [20, 20]})));
 }
 
@@ -531,7 +401,7 @@ fn every_assign_expression_sees_the_variables_from_before_the_state() {
             "Show": {"Type": "Pass", "Output": {"before": "{% $states.input.x %}", "x": "{% $x %}", "y": "{% $y %}"}, "End": true}
         }
     });
-    let sim = Sim::start(machine, json!({}));
+    let sim = Sim::started(machine, json!({}));
     // Swap's Output still saw x = 1.
     assert_eq!(sim.ex.output, Some(json!({"before": 1, "x": 10, "y": 1})));
 }
@@ -564,7 +434,7 @@ fn random_machine() -> Value {
 }
 
 fn run_random(id: &str) -> (Value, Value, Vec<Value>) {
-    let mut sim = Sim::start_as(id, random_machine(), json!({}));
+    let mut sim = Sim::started_as(id, random_machine(), json!({}));
     let sent = sim.request_input("Call");
     let scheduled = sim
         .trace()
@@ -703,7 +573,7 @@ fn a_wait_for_task_token_jsonata_task_hands_out_the_token_in_its_arguments() {
             }
         }
     });
-    let sim = Sim::start(machine.clone(), json!({"who": "ada"}));
+    let sim = Sim::started(machine.clone(), json!({"who": "ada"}));
     let sent = sim.request_input("Approve");
     assert_eq!(sent["who"], "ada");
     assert!(sent["token"].as_str().is_some_and(|t| !t.is_empty()));

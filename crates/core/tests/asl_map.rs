@@ -8,123 +8,11 @@
 //! `tolerated_failure.py`). Every test checks that replaying the history
 //! rebuilds the live state (`Sim::feed`).
 
-use sagaflow_core::asl::{compile, ResourceMap, ResourceRule};
-use sagaflow_core::{
-    compile_definition, Ctx, Effect, Error, ErrorInfo, Event, Execution, Input, Plan, Status,
-    TaskKind,
-};
+mod support;
+
+use sagaflow_core::Status;
 use serde_json::{json, Value};
-
-fn resources() -> ResourceMap {
-    ResourceMap {
-        rules: vec![ResourceRule {
-            pattern: "arn:aws:lambda:*:*:function:{name}".into(),
-            target: "handler:{name}".into(),
-        }],
-    }
-}
-
-fn lambda(name: &str) -> String {
-    format!("arn:aws:lambda:us-east-1:123456789012:function:{name}")
-}
-
-struct Sim {
-    plan: Plan,
-    ex: Execution,
-    history: Vec<Event>,
-    now: u64,
-}
-
-impl Sim {
-    fn start(machine: Value, input: Value) -> (Sim, Vec<Effect>) {
-        let plan = compile_definition(&machine.to_string(), Some("m"), &resources())
-            .unwrap_or_else(|e| panic!("the machine compiles: {e}"));
-        let ex = Execution::empty(&plan);
-        let mut sim = Sim {
-            plan,
-            ex,
-            history: Vec::new(),
-            now: 1_000_000,
-        };
-        let fx = sim.feed(Input::Start {
-            execution_id: "ex-1".into(),
-            definition: "m".into(),
-            version: 1,
-            input,
-        });
-        (sim, fx)
-    }
-
-    /// Decides one input, then checks that a replay of the whole history
-    /// equals the live state.
-    fn feed(&mut self, input: Input) -> Vec<Effect> {
-        self.now += 10;
-        let ctx = Ctx {
-            now: self.now,
-            random: 0.5,
-            entropy: 42,
-        };
-        let d = self
-            .ex
-            .decide_and_preview(&self.plan, input, ctx)
-            .unwrap_or_else(|e| panic!("the input is allowed: {e}"));
-        self.history.extend(d.events);
-        self.ex = d.state;
-        let replayed = Execution::replay(&self.plan, &self.history).expect("history replays");
-        assert_eq!(replayed, self.ex, "replay diverged from the live state");
-        d.effects
-    }
-
-    fn succeed(&mut self, step: &str, output: Value) -> Vec<Effect> {
-        let attempt = self.ex.attempts(&self.plan, step, TaskKind::Action);
-        self.feed(Input::TaskSucceeded {
-            step: step.into(),
-            task: TaskKind::Action,
-            attempt,
-            output,
-        })
-    }
-
-    fn fail(&mut self, step: &str, error: &str) -> Vec<Effect> {
-        let attempt = self.ex.attempts(&self.plan, step, TaskKind::Action);
-        self.feed(Input::TaskFailed {
-            step: step.into(),
-            task: TaskKind::Action,
-            attempt,
-            error: ErrorInfo::new(error, "it broke"),
-        })
-    }
-
-    fn request_input(&self, step: &str) -> Value {
-        self.ex
-            .request(&self.plan, step, TaskKind::Action)
-            .unwrap_or_else(|e| panic!("request for {step}: {e:?}"))
-            .input
-    }
-
-    fn error(&self) -> (String, String) {
-        assert_eq!(self.ex.status, Status::Failed);
-        let e = self.ex.error.clone().expect("an error");
-        (e.error, e.cause)
-    }
-}
-
-fn invoked(fx: &[Effect]) -> Vec<String> {
-    fx.iter()
-        .filter_map(|e| match e {
-            Effect::Invoke { step, .. } => Some(step.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn problems(doc: Value) -> Vec<(String, String)> {
-    match compile(&doc, &resources()) {
-        Ok(_) => Vec::new(),
-        Err(Error::InvalidDefinition(vs)) => vs.into_iter().map(|v| (v.code, v.location)).collect(),
-        Err(other) => panic!("unexpected error {other}"),
-    }
-}
+use support::{invoked, lambda, problems, Sim};
 
 /// A machine of one Map `M` (its fields `fields`) over Task items `Do`.
 fn task_map(fields: Value) -> Value {
@@ -228,7 +116,7 @@ fn a_bad_max_concurrency_path_value_fails_with_states_runtime() {
     for (input, cause) in cases {
         let (sim, fx) = Sim::start(machine(), input.clone());
         assert!(invoked(&fx).is_empty());
-        let (error, got) = sim.error();
+        let (error, got) = sim.failure();
         assert_eq!(error, "States.Runtime", "{input}");
         assert!(got.ends_with(cause), "{input}: {got}");
         assert!(
@@ -299,7 +187,7 @@ fn tolerated_failure_count_path_exceeded_fails_with_exceed_tolerated_failure_thr
     sim.fail("M[0]/Do", "Boom");
     assert_eq!(sim.ex.status, Status::Running);
     sim.fail("M[1]/Do", "Boom");
-    let (error, cause) = sim.error();
+    let (error, cause) = sim.failure();
     assert_eq!(error, "States.ExceedToleratedFailureThreshold");
     assert!(cause.contains("Boom"), "{cause}");
 }
@@ -320,7 +208,7 @@ fn tolerated_failure_percentage_path_counts_against_all_items() {
     sim.fail("M[0]/Do", "Boom");
     sim.fail("M[1]/Do", "Boom");
     sim.fail("M[2]/Do", "Boom");
-    assert_eq!(sim.error().0, "States.ExceedToleratedFailureThreshold");
+    assert_eq!(sim.failure().0, "States.ExceedToleratedFailureThreshold");
 }
 
 #[test]
@@ -352,7 +240,7 @@ fn a_bad_tolerated_failure_path_value_fails_with_states_runtime() {
         let mut fields = fields;
         fields["ItemsPath"] = json!("$.items");
         let (sim, _) = Sim::start(task_map(fields), input.clone());
-        let (error, got) = sim.error();
+        let (error, got) = sim.failure();
         assert_eq!(error, "States.Runtime");
         assert!(got.ends_with(cause), "{input}: {got}");
     }
@@ -376,7 +264,7 @@ fn tolerated_failures_as_jsonata_expressions() {
     assert_eq!(sim.ex.status, Status::Succeeded);
 
     let (sim, _) = Sim::start(machine, json!({"tol": 1, "pct": 101, "items": [1]}));
-    let (error, cause) = sim.error();
+    let (error, cause) = sim.failure();
     assert_eq!(error, "States.QueryEvaluationError");
     assert!(cause.contains("ToleratedFailurePercentage"), "{cause}");
 }
@@ -479,7 +367,7 @@ fn an_item_larger_than_max_input_bytes_per_batch_fails_the_map() {
     // input-output-itembatcher.html: MaxInputBytesPerBatch
     let machine = pass_map(json!({"ItemBatcher": {"MaxInputBytesPerBatch": 20}}));
     let (sim, _) = Sim::start(machine, json!(["a", "this item is far too long"]));
-    let (error, cause) = sim.error();
+    let (error, cause) = sim.failure();
     assert_eq!(error, "States.Runtime");
     assert!(cause.contains("index 1"), "{cause}");
 }
@@ -507,11 +395,11 @@ fn a_bad_max_items_per_batch_path_value_fails_with_states_runtime() {
     }));
     let (sim, _) = Sim::start(machine.clone(), json!({"n": 0, "items": [1]}));
     assert!(sim
-        .error()
+        .failure()
         .1
         .ends_with("Expected positive integer for MaxItemsPerBatch, got '0' instead."));
     let (sim, _) = Sim::start(machine, json!({"n": "two", "items": [1]}));
-    assert!(sim.error().1.ends_with(
+    assert!(sim.failure().1.ends_with(
         "The MaxItemsPerBatchPath field refers to value \"two\" which is not a valid integer: $.n"
     ));
 }

@@ -2,117 +2,15 @@
 //! sagas: every test feeds inputs, keeps the recorded events, and checks
 //! that replaying them rebuilds exactly the live state.
 
-use sagaflow_core::asl::{ResourceMap, ResourceRule};
+mod support;
+
 use sagaflow_core::{
-    compile_definition, Ctx, Effect, ErrorInfo, Event, Execution, Input, Participant, Plan, Status,
-    TaskKind,
+    compile_definition, Ctx, Effect, Event, Execution, Input, Participant, Plan, Status, TaskKind,
 };
 use serde_json::{json, Value};
-
-struct Sim {
-    plan: Plan,
-    ex: Execution,
-    history: Vec<Event>,
-    now: u64,
-}
-
-fn resources() -> ResourceMap {
-    ResourceMap {
-        rules: vec![ResourceRule {
-            pattern: "arn:aws:lambda:*:*:function:{name}".into(),
-            target: "handler:{name}".into(),
-        }],
-    }
-}
-
-fn lambda(name: &str) -> String {
-    format!("arn:aws:lambda:us-east-1:123456789012:function:{name}")
-}
+use support::{invoked, lambda, resources, timers, Sim};
 
 impl Sim {
-    fn new(machine: Value) -> Sim {
-        let plan = compile_definition(&machine.to_string(), Some("m"), &resources())
-            .unwrap_or_else(|e| panic!("the machine compiles: {e}"));
-        let ex = Execution::empty(&plan);
-        Sim {
-            plan,
-            ex,
-            history: Vec::new(),
-            now: 1_000_000,
-        }
-    }
-
-    fn start(machine: Value, input: Value) -> (Sim, Vec<Effect>) {
-        let mut sim = Sim::new(machine);
-        let fx = sim.feed(Input::Start {
-            execution_id: "ex-1".into(),
-            definition: "m".into(),
-            version: 1,
-            input,
-        });
-        (sim, fx)
-    }
-
-    fn feed(&mut self, input: Input) -> Vec<Effect> {
-        self.now += 10;
-        let ctx = Ctx {
-            now: self.now,
-            random: 0.5,
-            entropy: 42,
-        };
-        let d = self
-            .ex
-            .decide_and_preview(&self.plan, input, ctx)
-            .unwrap_or_else(|e| panic!("the input is allowed: {e}"));
-        self.history.extend(d.events);
-        self.ex = d.state;
-        // Replaying the history must rebuild the same state.
-        let replayed = Execution::replay(&self.plan, &self.history).expect("history replays");
-        assert_eq!(replayed, self.ex, "replay diverged from the live state");
-        d.effects
-    }
-
-    fn attempt(&self, step: &str) -> u32 {
-        self.ex.attempts(&self.plan, step, TaskKind::Action)
-    }
-
-    fn succeed(&mut self, step: &str, output: Value) -> Vec<Effect> {
-        let attempt = self.attempt(step);
-        self.feed(Input::TaskSucceeded {
-            step: step.into(),
-            task: TaskKind::Action,
-            attempt,
-            output,
-        })
-    }
-
-    fn fail(&mut self, step: &str, error: &str) -> Vec<Effect> {
-        let attempt = self.attempt(step);
-        self.feed(Input::TaskFailed {
-            step: step.into(),
-            task: TaskKind::Action,
-            attempt,
-            error: ErrorInfo::new(error, "it broke"),
-        })
-    }
-
-    fn fire(&mut self, step: &str) -> Vec<Effect> {
-        let attempt = self.attempt(step).max(1);
-        self.now += 1_000_000;
-        self.feed(Input::TimerFired {
-            step: step.into(),
-            task: TaskKind::Action,
-            attempt,
-        })
-    }
-
-    fn request_input(&self, step: &str) -> Value {
-        self.ex
-            .request(&self.plan, step, TaskKind::Action)
-            .unwrap_or_else(|e| panic!("request for {step}: {e:?}"))
-            .input
-    }
-
     fn event_names(&self) -> Vec<String> {
         self.history
             .iter()
@@ -122,24 +20,6 @@ impl Sim {
             })
             .collect()
     }
-}
-
-fn invoked(fx: &[Effect]) -> Vec<String> {
-    fx.iter()
-        .filter_map(|e| match e {
-            Effect::Invoke { step, .. } => Some(step.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn timers(fx: &[Effect]) -> Vec<(String, u64)> {
-    fx.iter()
-        .filter_map(|e| match e {
-            Effect::StartTimer { step, fire_at, .. } => Some((step.clone(), *fire_at)),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]

@@ -6,101 +6,21 @@
 //! Functions history (`GetExecutionHistory`, numbered from 1, rendered by
 //! `sagaflow_core::trace`).
 
-use sagaflow_core::asl::{ResourceMap, ResourceRule};
-use sagaflow_core::{
-    compile_definition, Ctx, ErrorInfo, Event, Execution, Input, Plan, Status, TaskKind,
-};
+mod support;
+
+use sagaflow_core::asl::ResourceMap;
+use sagaflow_core::{compile_definition, ErrorInfo, Status};
 use serde_json::{json, Value};
-
-struct Sim {
-    plan: Plan,
-    ex: Execution,
-    history: Vec<Event>,
-    now: u64,
-}
-
-fn lambda(name: &str) -> String {
-    format!("arn:aws:lambda:us-east-1:123456789012:function:{name}")
-}
+use support::{lambda, Sim};
 
 impl Sim {
-    fn start(machine: Value, input: Value) -> Sim {
-        let resources = ResourceMap {
-            rules: vec![ResourceRule {
-                pattern: "arn:aws:lambda:*:*:function:{name}".into(),
-                target: "handler:{name}".into(),
-            }],
-        };
-        let plan = compile_definition(&machine.to_string(), Some("m"), &resources)
-            .unwrap_or_else(|e| panic!("the machine compiles: {e}"));
-        let ex = Execution::empty(&plan);
-        let mut sim = Sim {
-            plan,
-            ex,
-            history: Vec::new(),
-            now: 1_000_000,
-        };
-        sim.feed(Input::Start {
-            execution_id: "ex-1".into(),
-            definition: "m".into(),
-            version: 1,
-            input,
-        });
-        sim
-    }
-
-    fn feed(&mut self, input: Input) {
-        self.now += 10;
-        let ctx = Ctx {
-            now: self.now,
-            random: 0.5,
-            entropy: 42,
-        };
-        let d = self
-            .ex
-            .decide_and_preview(&self.plan, input, ctx)
-            .unwrap_or_else(|e| panic!("the input is allowed: {e}"));
-        self.history.extend(d.events);
-        self.ex = d.state;
-        let replayed = Execution::replay(&self.plan, &self.history).expect("history replays");
-        assert_eq!(replayed, self.ex, "replay diverged from the live state");
-    }
-
-    fn succeed(&mut self, step: &str, output: Value) {
-        let attempt = self.ex.attempts(&self.plan, step, TaskKind::Action);
-        self.feed(Input::TaskSucceeded {
-            step: step.into(),
-            task: TaskKind::Action,
-            attempt,
-            output,
-        });
-    }
-
-    fn request(&self, step: &str) -> Result<Value, ErrorInfo> {
-        self.ex
-            .request(&self.plan, step, TaskKind::Action)
-            .map(|r| r.input)
-    }
-
-    fn error(&self) -> ErrorInfo {
-        assert_eq!(self.ex.status, Status::Failed, "{:?}", self.ex.output);
-        self.ex
-            .error
-            .clone()
-            .expect("a failed execution has an error")
-    }
-
     /// The id (position from 1) of the last `…StateEntered` event of
     /// `state` in the rendered Step Functions history.
     fn entered_id(&self, state: &str) -> usize {
-        let trace = sagaflow_core::trace(&self.plan, &self.history).expect("a trace");
-        trace
+        self.trace()
             .iter()
             .enumerate()
-            .filter(|(_, t)| {
-                let v = serde_json::to_value(&t.kind).unwrap();
-                v["type"] == "StateEntered" && v["name"] == state
-            })
+            .filter(|(_, v)| v["type"] == "StateEntered" && v["name"] == state)
             .map(|(i, _)| i + 1)
             .next_back()
             .unwrap_or_else(|| panic!("`{state}` was entered"))
@@ -137,7 +57,7 @@ fn pass_then(state: Value) -> Value {
 /// (ExecutionStarted is #1, its PassStateEntered #2).
 #[test]
 fn an_input_path_that_selects_nothing_names_the_state_and_event_2() {
-    let sim = Sim::start(
+    let sim = Sim::started(
         json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "InputPath": "$.x", "End": true}}}),
         json!({"a": 1}),
     );
@@ -154,7 +74,7 @@ fn an_input_path_that_selects_nothing_names_the_state_and_event_2() {
 /// PassStateEntered, #3 PassStateExited, #4 ChoiceStateEntered.
 #[test]
 fn a_choice_variable_that_selects_nothing_has_aws_cause_and_event_id() {
-    let sim = Sim::start(
+    let sim = Sim::started(
         pass_then(json!({
             "Type": "Choice",
             "Choices": [{ "Variable": "$.missing", "BooleanEquals": true, "Next": "Done" }],
@@ -180,7 +100,7 @@ fn a_choice_variable_that_selects_nothing_has_aws_cause_and_event_id() {
 /// TaskScheduled, TaskStarted, TaskSucceeded); the failure names #2.
 #[test]
 fn an_output_path_that_selects_nothing_after_a_task_names_its_entered_event() {
-    let mut sim = Sim::start(
+    let mut sim = Sim::started(
         json!({"StartAt": "T", "States": {"T": {
             "Type": "Task", "Resource": lambda("t"), "OutputPath": "$.Payload", "End": true
         }}}),
@@ -198,7 +118,7 @@ fn an_output_path_that_selects_nothing_after_a_task_names_its_entered_event() {
 /// its exit) then a Pass entered at #7.
 #[test]
 fn the_event_id_of_a_later_state_counts_the_events_before_it() {
-    let mut sim = Sim::start(
+    let mut sim = Sim::started(
         json!({"StartAt": "T", "States": {
             "T": { "Type": "Task", "Resource": lambda("t"), "Next": "P" },
             "P": { "Type": "Pass", "OutputPath": "$.nope.deep", "End": true }
@@ -217,7 +137,7 @@ fn the_event_id_of_a_later_state_counts_the_events_before_it() {
 /// state's own entered event (AWS numbers one history for all of them).
 #[test]
 fn states_inside_a_map_or_a_parallel_name_their_own_entered_event() {
-    let sim = Sim::start(
+    let sim = Sim::started(
         json!({"StartAt": "M", "States": {"M": {
             "Type": "Map", "ItemsPath": "$.items",
             "ItemProcessor": { "StartAt": "In", "States": {
@@ -231,7 +151,7 @@ fn states_inside_a_map_or_a_parallel_name_their_own_entered_event() {
         sim.runtime_cause("In"),
         "Invalid path '$.v' : No results for path: $['v']"
     );
-    let sim = Sim::start(
+    let sim = Sim::started(
         json!({"StartAt": "Par", "States": {"Par": {
             "Type": "Parallel",
             "Branches": [
@@ -253,7 +173,7 @@ fn states_inside_a_map_or_a_parallel_name_their_own_entered_event() {
 /// 'address.$' could not be found in the input '{"flagged":false}'`.
 #[test]
 fn a_parameters_path_that_selects_nothing_has_aws_cause() {
-    let sim = Sim::start(
+    let sim = Sim::started(
         pass_then(json!({
             "Type": "Pass", "Parameters": { "address.$": "$.application.address" }, "End": true
         })),
@@ -264,7 +184,7 @@ fn a_parameters_path_that_selects_nothing_has_aws_cause() {
         "The JSONPath '$.application.address' specified for the field 'address.$' could not be found in the input '{\"flagged\":false}'"
     );
     // A Task's Parameters are rendered for its request: the same cause.
-    let sim = Sim::start(
+    let sim = Sim::started(
         json!({"StartAt": "T", "States": {"T": {
             "Type": "Task", "Resource": lambda("t"),
             "Parameters": { "address.$": "$.application.address" }, "End": true
@@ -284,7 +204,7 @@ fn a_parameters_path_that_selects_nothing_has_aws_cause() {
 /// the same cause.
 #[test]
 fn a_result_selector_path_that_selects_nothing_has_aws_cause() {
-    let mut sim = Sim::start(
+    let mut sim = Sim::started(
         json!({"StartAt": "T", "States": {"T": {
             "Type": "Task", "Resource": lambda("t"),
             "ResultSelector": { "missing.$": "$.nope" }, "End": true
@@ -303,7 +223,7 @@ fn a_result_selector_path_that_selects_nothing_has_aws_cause() {
 /// applied to the input the state received"), not `States.Runtime`.
 #[test]
 fn a_result_path_through_a_non_object_is_a_result_path_match_failure() {
-    let sim = Sim::start(
+    let sim = Sim::started(
         pass_then(json!({ "Type": "Pass", "Result": 1, "ResultPath": "$.a.b", "End": true })),
         json!({ "a": "text" }),
     );
@@ -311,7 +231,7 @@ fn a_result_path_through_a_non_object_is_a_result_path_match_failure() {
 }
 
 fn wait(field: &str, path: &str, input: Value) -> Sim {
-    Sim::start(
+    Sim::started(
         json!({"StartAt": "W", "States": {"W": { "Type": "Wait", field: path, "End": true }}}),
         input,
     )
@@ -378,7 +298,7 @@ fn timestamp_path_values_that_are_not_timestamps_fail_as_aws_does() {
 /// `States.Runtime` failure instead of the default error.
 #[test]
 fn fail_error_path_and_cause_path_take_paths_and_intrinsics() {
-    let sim = Sim::start(
+    let sim = Sim::started(
         json!({"StartAt": "F", "States": {"F": {
             "Type": "Fail",
             "ErrorPath": "States.Format('{}.Error', $.kind)",
@@ -388,7 +308,7 @@ fn fail_error_path_and_cause_path_take_paths_and_intrinsics() {
     );
     assert_eq!(sim.error(), ErrorInfo::new("Hotel.Error", "full"));
 
-    let sim = Sim::start(
+    let sim = Sim::started(
         json!({"StartAt": "F", "States": {"F": { "Type": "Fail", "ErrorPath": "$.nope", "Cause": "c" }}}),
         json!({}),
     );
@@ -396,7 +316,7 @@ fn fail_error_path_and_cause_path_take_paths_and_intrinsics() {
         sim.runtime_cause("F"),
         "Invalid path '$.nope' : No results for path: $['nope']"
     );
-    let sim = Sim::start(
+    let sim = Sim::started(
         json!({"StartAt": "F", "States": {"F": { "Type": "Fail", "Error": "E", "CausePath": "States.Format('{}', $.nope)" }}}),
         json!({}),
     );
@@ -412,7 +332,7 @@ fn fail_error_path_and_cause_path_take_paths_and_intrinsics() {
 /// Context object").
 #[test]
 fn state_retry_count_is_only_in_the_context_of_states_that_retry() {
-    let sim = Sim::start(
+    let sim = Sim::started(
         json!({"StartAt": "P", "States": {"P": {
             "Type": "Pass", "Parameters": { "s.$": "$$.State" }, "End": true
         }}}),
@@ -423,7 +343,7 @@ fn state_retry_count_is_only_in_the_context_of_states_that_retry() {
     keys.sort();
     assert_eq!(keys, ["EnteredTime", "Name"]);
 
-    let sim = Sim::start(
+    let sim = Sim::started(
         json!({"StartAt": "T", "States": {"T": {
             "Type": "Task", "Resource": lambda("t"),
             "Parameters": { "s.$": "$$.State" }, "End": true

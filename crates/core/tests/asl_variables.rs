@@ -11,115 +11,18 @@
 //! holds each value as JSON text, with `assignedVariablesDetails`).
 //! Every test checks that replaying the history rebuilds the live state.
 
-use sagaflow_core::asl::{compile, ResourceMap, ResourceRule};
-use sagaflow_core::{
-    compile_definition, Ctx, Effect, Error, ErrorInfo, Event, Execution, Input, Plan, Status,
-    TaskKind,
-};
+mod support;
+
+use sagaflow_core::{Effect, Input, Status};
 use serde_json::{json, Value};
-
-fn resources() -> ResourceMap {
-    ResourceMap {
-        rules: vec![ResourceRule {
-            pattern: "arn:aws:lambda:*:*:function:{name}".into(),
-            target: "handler:{name}".into(),
-        }],
-    }
-}
-
-fn lambda(name: &str) -> String {
-    format!("arn:aws:lambda:us-east-1:123456789012:function:{name}")
-}
-
-struct Sim {
-    plan: Plan,
-    ex: Execution,
-    history: Vec<Event>,
-    now: u64,
-}
+use support::{lambda, problems, Sim};
 
 impl Sim {
-    fn start(machine: Value, input: Value) -> (Sim, Vec<Effect>) {
-        let plan = compile_definition(&machine.to_string(), Some("m"), &resources())
-            .unwrap_or_else(|e| panic!("the machine compiles: {e}"));
-        let ex = Execution::empty(&plan);
-        let mut sim = Sim {
-            plan,
-            ex,
-            history: Vec::new(),
-            now: 1_000_000,
-        };
-        let fx = sim.feed(Input::Start {
-            execution_id: "ex-1".into(),
-            definition: "m".into(),
-            version: 1,
-            input,
-        });
-        (sim, fx)
-    }
-
-    fn feed(&mut self, input: Input) -> Vec<Effect> {
-        self.now += 10;
-        let ctx = Ctx {
-            now: self.now,
-            random: 0.5,
-            entropy: 42,
-        };
-        let d = self
-            .ex
-            .decide_and_preview(&self.plan, input, ctx)
-            .unwrap_or_else(|e| panic!("the input is allowed: {e}"));
-        self.history.extend(d.events);
-        self.ex = d.state;
-        let replayed = Execution::replay(&self.plan, &self.history).expect("history replays");
-        assert_eq!(replayed, self.ex, "replay diverged from the live state");
-        d.effects
-    }
-
-    fn succeed(&mut self, step: &str, output: Value) -> Vec<Effect> {
-        let attempt = self.ex.attempts(&self.plan, step, TaskKind::Action);
-        self.feed(Input::TaskSucceeded {
-            step: step.into(),
-            task: TaskKind::Action,
-            attempt,
-            output,
-        })
-    }
-
-    fn fail(&mut self, step: &str, error: &str) -> Vec<Effect> {
-        let attempt = self.ex.attempts(&self.plan, step, TaskKind::Action);
-        self.feed(Input::TaskFailed {
-            step: step.into(),
-            task: TaskKind::Action,
-            attempt,
-            error: ErrorInfo::new(error, "it broke"),
-        })
-    }
-
-    fn fire(&mut self, step: &str) -> Vec<Effect> {
-        let attempt = self.ex.attempts(&self.plan, step, TaskKind::Action).max(1);
-        self.now += 1_000_000;
-        self.feed(Input::TimerFired {
-            step: step.into(),
-            task: TaskKind::Action,
-            attempt,
-        })
-    }
-
-    fn request_input(&self, step: &str) -> Value {
-        self.ex
-            .request(&self.plan, step, TaskKind::Action)
-            .unwrap_or_else(|e| panic!("request for {step}: {e:?}"))
-            .input
-    }
-
     /// `assignedVariables` of each `…StateExited` entry that has them.
     fn assigned(&self) -> Vec<(String, Value)> {
-        sagaflow_core::trace(&self.plan, &self.history)
-            .expect("a trace")
-            .iter()
-            .filter_map(|t| {
-                let v = serde_json::to_value(&t.kind).unwrap();
+        self.trace()
+            .into_iter()
+            .filter_map(|v| {
                 (v["type"] == "StateExited" && v.get("assigned").is_some()).then(|| {
                     (
                         v["name"].as_str().unwrap().to_string(),
@@ -128,14 +31,6 @@ impl Sim {
                 })
             })
             .collect()
-    }
-}
-
-fn problems(doc: Value) -> Vec<(String, String)> {
-    match compile(&doc, &resources()) {
-        Ok(_) => Vec::new(),
-        Err(Error::InvalidDefinition(vs)) => vs.into_iter().map(|v| (v.code, v.location)).collect(),
-        Err(other) => panic!("unexpected error {other}"),
     }
 }
 
