@@ -336,6 +336,14 @@ impl Aws {
         self.expect_error(r, name).await
     }
 
+    /// Each `(body, name)`: `action` with `body` is refused with the AWS
+    /// error `name`.
+    async fn refuses(&self, action: &str, cases: impl IntoIterator<Item = (Value, &str)>) {
+        for (body, name) in cases {
+            self.error(action, body, name).await;
+        }
+    }
+
     /// Creates a state machine that must be valid; returns its ARN.
     async fn create(&self, name: &str, definition: &str) -> String {
         let r = self
@@ -753,22 +761,19 @@ async fn update_state_machine_stores_a_new_version_and_executions_keep_theirs() 
     assert_eq!(role["revisionId"], "2");
 
     // Refusals.
-    aws.error(
+    aws.refuses(
         "UpdateStateMachine",
-        json!({"stateMachineArn": arn}),
-        "MissingRequiredParameter",
-    )
-    .await;
-    aws.error(
-        "UpdateStateMachine",
-        json!({"stateMachineArn": state_machine_arn("nobody"), "definition": PASS}),
-        "StateMachineDoesNotExist",
-    )
-    .await;
-    aws.error(
-        "UpdateStateMachine",
-        json!({"stateMachineArn": "hello", "definition": PASS}),
-        "InvalidArn",
+        [
+            (json!({"stateMachineArn": arn}), "MissingRequiredParameter"),
+            (
+                json!({"stateMachineArn": state_machine_arn("nobody"), "definition": PASS}),
+                "StateMachineDoesNotExist",
+            ),
+            (
+                json!({"stateMachineArn": "hello", "definition": PASS}),
+                "InvalidArn",
+            ),
+        ],
     )
     .await;
     let message = aws
@@ -814,22 +819,19 @@ async fn update_state_machine_stores_a_new_version_and_executions_keep_theirs() 
         "StateMachineDoesNotExist",
     )
     .await;
-    aws.error(
+    aws.refuses(
         "DescribeStateMachineForExecution",
-        json!({"executionArn": execution_arn("hello", "never")}),
-        "ExecutionDoesNotExist",
-    )
-    .await;
-    aws.error(
-        "DescribeStateMachineForExecution",
-        json!({"executionArn": arn}),
-        "InvalidArn",
-    )
-    .await;
-    aws.error(
-        "DescribeStateMachineForExecution",
-        json!({"executionArn": first, "includedData": "SOME"}),
-        "ValidationException",
+        [
+            (
+                json!({"executionArn": execution_arn("hello", "never")}),
+                "ExecutionDoesNotExist",
+            ),
+            (json!({"executionArn": arn}), "InvalidArn"),
+            (
+                json!({"executionArn": first, "includedData": "SOME"}),
+                "ValidationException",
+            ),
+        ],
     )
     .await;
 }
@@ -1348,16 +1350,18 @@ async fn executions_are_listed_newest_first_filtered_by_status_and_paged() {
     }
     assert_eq!(seen, ["d", "c", "a"]);
 
-    aws.error(
+    aws.refuses(
         "ListExecutions",
-        json!({"stateMachineArn": state_machine_arn("choose"), "statusFilter": "DONE"}),
-        "ValidationException",
-    )
-    .await;
-    aws.error(
-        "ListExecutions",
-        json!({"stateMachineArn": state_machine_arn("choose"), "nextToken": "garbage!"}),
-        "InvalidToken",
+        [
+            (
+                json!({"stateMachineArn": state_machine_arn("choose"), "statusFilter": "DONE"}),
+                "ValidationException",
+            ),
+            (
+                json!({"stateMachineArn": state_machine_arn("choose"), "nextToken": "garbage!"}),
+                "InvalidToken",
+            ),
+        ],
     )
     .await;
     for max in [json!(1001), json!(-1), json!("ten")] {
@@ -1502,16 +1506,18 @@ async fn the_history_pages_reverses_and_leaves_out_data_on_request() {
         .get("parameters")
         .is_none());
 
-    aws.error(
+    aws.refuses(
         "GetExecutionHistory",
-        json!({"executionArn": arn, "nextToken": "x"}),
-        "InvalidToken",
-    )
-    .await;
-    aws.error(
-        "GetExecutionHistory",
-        json!({"executionArn": arn, "reverseOrder": "yes"}),
-        "ValidationException",
+        [
+            (
+                json!({"executionArn": arn, "nextToken": "x"}),
+                "InvalidToken",
+            ),
+            (
+                json!({"executionArn": arn, "reverseOrder": "yes"}),
+                "ValidationException",
+            ),
+        ],
     )
     .await;
 }
@@ -1711,16 +1717,15 @@ async fn task_token_errors_have_their_aws_names() {
         )
         .await;
     }
-    aws.error(
+    aws.refuses(
         "SendTaskSuccess",
-        json!({"taskToken": token, "output": "{not json"}),
-        "InvalidOutput",
-    )
-    .await;
-    aws.error(
-        "SendTaskSuccess",
-        json!({"taskToken": token}),
-        "ValidationException",
+        [
+            (
+                json!({"taskToken": token, "output": "{not json"}),
+                "InvalidOutput",
+            ),
+            (json!({"taskToken": token}), "ValidationException"),
+        ],
     )
     .await;
     // None of these touched the task: it still completes.
@@ -2281,16 +2286,18 @@ async fn versions_are_published_listed_described_started_and_deleted() {
         "InvalidArn",
     )
     .await;
-    aws.error(
+    aws.refuses(
         "PublishStateMachineVersion",
-        json!({"stateMachineArn": state_machine_arn("nobody")}),
-        "StateMachineDoesNotExist",
-    )
-    .await;
-    aws.error(
-        "PublishStateMachineVersion",
-        json!({"stateMachineArn": arn, "description": "x".repeat(257)}),
-        "ValidationException",
+        [
+            (
+                json!({"stateMachineArn": state_machine_arn("nobody")}),
+                "StateMachineDoesNotExist",
+            ),
+            (
+                json!({"stateMachineArn": arn, "description": "x".repeat(257)}),
+                "ValidationException",
+            ),
+        ],
     )
     .await;
     aws.error(
@@ -2514,16 +2521,12 @@ async fn aliases_route_executions_to_their_versions_by_weight() {
         "ValidationException",
     )
     .await;
-    aws.error(
+    aws.refuses(
         "UpdateStateMachineAlias",
-        json!({"stateMachineAliasArn": prod, "routingConfiguration": [{"stateMachineVersionArn": format!("{}:1", state_machine_arn("other")), "weight": 100}]}),
-        "ValidationException",
-    )
-    .await;
-    aws.error(
-        "UpdateStateMachineAlias",
-        json!({"stateMachineAliasArn": format!("{arn}:nope"), "description": "d"}),
-        "ResourceNotFound",
+        [
+            (json!({"stateMachineAliasArn": prod, "routingConfiguration": [{"stateMachineVersionArn": format!("{}:1", state_machine_arn("other")), "weight": 100}]}), "ValidationException"),
+            (json!({"stateMachineAliasArn": format!("{arn}:nope"), "description": "d"}), "ResourceNotFound"),
+        ],
     )
     .await;
     aws.error(
