@@ -26,11 +26,11 @@
 //!   with `ValidationException` naming its native history route (its events,
 //!   steps and compensations, have no faithful Step Functions shape);
 //! - UpdateStateMachine, ValidateStateMachineDefinition and
-//!   DescribeStateMachineForExecution are in [`machines`] (a machine's
+//!   DescribeStateMachineForExecution are in `machines.rs` (a machine's
 //!   `revisionId` is its latest definition version), the tag actions in
-//!   [`tags`] (stored with the definition), published versions and aliases
-//!   (and starting an execution through them) in [`versions`], activities
-//!   and GetActivityTask in [`activities`] (their tasks are answered with
+//!   `tags.rs` (stored with the definition), published versions and aliases
+//!   (and starting an execution through them) in `versions.rs`, activities
+//!   and GetActivityTask in `activities.rs` (their tasks are answered with
 //!   the task-token actions, as every callback task);
 //! - not kept: `roleArn` (a fixed role is described), `type` (accepted,
 //!   described as `STANDARD`), logging and tracing;
