@@ -74,6 +74,17 @@ pub struct DefinitionRecord {
 /// A definition's tags: value by key.
 pub type Tags = std::collections::BTreeMap<String, String>;
 
+/// `tags` after a tagging: `set` added or replaced, then `remove` taken
+/// away; `None` when that leaves more than `max` (nothing is written then).
+/// Every backend tags definitions and activities through it.
+pub(crate) fn retagged(mut tags: Tags, set: &Tags, remove: &[String], max: usize) -> Option<Tags> {
+    tags.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+    for k in remove {
+        tags.remove(k);
+    }
+    (tags.len() <= max).then_some(tags)
+}
+
 /// A published version of a definition (Step Functions'
 /// PublishStateMachineVersion): every stored definition version is a
 /// revision, and publishing one marks it, with a description, as a version
@@ -131,6 +142,37 @@ pub enum AliasWrite {
     Exists(AliasRecord),
     /// A routed version is not published: nothing was written.
     Unpublished(u32),
+}
+
+impl AliasWrite {
+    /// What a put of `alias` stores, decided alike by every backend from
+    /// what it read in the same transaction (the alias as stored, if any;
+    /// whether a version is published): `Ok(record)` to write, or the
+    /// answer to give without writing (`Exists`, `Unpublished`). Updating
+    /// an alias that does not exist is `NotFound`.
+    pub(crate) fn plan(
+        alias: &AliasRecord,
+        create: bool,
+        existing: Option<AliasRecord>,
+        published: impl Fn(u32) -> bool,
+    ) -> Result<std::result::Result<AliasRecord, AliasWrite>> {
+        let mut stored = alias.clone();
+        match (create, existing) {
+            (true, Some(e)) => return Ok(Err(AliasWrite::Exists(e))),
+            (false, None) => {
+                return Err(Error::NotFound {
+                    what: "alias",
+                    id: format!("{}:{}", alias.name, alias.alias),
+                })
+            }
+            (false, Some(e)) => stored.created_at = e.created_at,
+            (true, None) => {}
+        }
+        if let Some((v, _)) = alias.routing.iter().find(|(v, _)| !published(*v)) {
+            return Ok(Err(AliasWrite::Unpublished(*v)));
+        }
+        Ok(Ok(stored))
+    }
 }
 
 /// The outcome of [`Executor::unpublish_version`].

@@ -350,26 +350,12 @@ impl Executor for MemoryStore {
             .get(&alias.name)
             .and_then(|a| a.get(&alias.alias))
             .cloned();
-        let mut stored = alias.clone();
-        match (create, existing) {
-            (true, Some(e)) => return Ok(AliasWrite::Exists(e)),
-            (false, None) => {
-                return Err(Error::NotFound {
-                    what: "alias",
-                    id: format!("{}:{}", alias.name, alias.alias),
-                })
-            }
-            (false, Some(e)) => stored.created_at = e.created_at,
-            (true, None) => {}
-        }
         let published = g.published.get(&alias.name);
-        if let Some((v, _)) = alias
-            .routing
-            .iter()
-            .find(|(v, _)| !published.is_some_and(|p| p.contains_key(v)))
-        {
-            return Ok(AliasWrite::Unpublished(*v));
-        }
+        let is_published = |v| published.is_some_and(|p| p.contains_key(&v));
+        let stored = match AliasWrite::plan(alias, create, existing, is_published)? {
+            Ok(stored) => stored,
+            Err(answer) => return Ok(answer),
+        };
         g.aliases
             .entry(alias.name.clone())
             .or_default()
@@ -451,14 +437,10 @@ impl Executor for MemoryStore {
                 id: name.to_string(),
             });
         };
-        let mut tags = activity.tags.clone();
-        tags.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
-        for k in remove {
-            tags.remove(k);
-        }
-        if tags.len() > max {
+        let tags = activity.tags.clone();
+        let Some(tags) = crate::retagged(tags, set, remove, max) else {
             return Ok(None);
-        }
+        };
         activity.tags = tags.clone();
         Ok(Some(tags))
     }
@@ -494,14 +476,10 @@ impl Executor for MemoryStore {
     ) -> Result<Option<Tags>> {
         let mut g = self.lock();
         g.live(name)?;
-        let mut tags = g.tags.get(name).cloned().unwrap_or_default();
-        tags.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
-        for k in remove {
-            tags.remove(k);
-        }
-        if tags.len() > max {
+        let tags = g.tags.get(name).cloned().unwrap_or_default();
+        let Some(tags) = crate::retagged(tags, set, remove, max) else {
             return Ok(None);
-        }
+        };
         g.tags.insert(name.to_string(), tags.clone());
         Ok(Some(tags))
     }

@@ -1176,7 +1176,7 @@ impl Executor for PostgresStore {
                 id: name.to_string(),
             });
         }
-        let mut tags: Tags = tx
+        let tags: Tags = tx
             .query(
                 "SELECT key, value FROM definition_tags WHERE name = $1",
                 &[&name],
@@ -1186,13 +1186,9 @@ impl Executor for PostgresStore {
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
-        tags.extend(set.clone());
-        for k in remove {
-            tags.remove(k);
-        }
-        if tags.len() > max {
+        let Some(tags) = crate::retagged(tags, set, remove, max) else {
             return Ok(None);
-        }
+        };
         tx.execute(
             "DELETE FROM definition_tags WHERE name = $1 AND key = ANY($2)",
             &[&name, &remove],
@@ -1329,26 +1325,12 @@ impl Executor for PostgresStore {
             .await?
             .into_iter()
             .find(|a| a.alias == alias.alias);
-        let mut stored = alias.clone();
-        match (create, existing) {
-            (true, Some(e)) => return Ok(AliasWrite::Exists(e)),
-            (false, None) => {
-                return Err(Error::NotFound {
-                    what: "alias",
-                    id: format!("{}:{}", alias.name, alias.alias),
-                })
-            }
-            (false, Some(e)) => stored.created_at = e.created_at,
-            (true, None) => {}
-        }
         let published = read_published(&*tx, &alias.name).await?;
-        if let Some((v, _)) = alias
-            .routing
-            .iter()
-            .find(|(v, _)| !published.iter().any(|p| p.version == *v))
-        {
-            return Ok(AliasWrite::Unpublished(*v));
-        }
+        let is_published = |v| published.iter().any(|p| p.version == v);
+        let stored = match AliasWrite::plan(alias, create, existing, is_published)? {
+            Ok(stored) => stored,
+            Err(answer) => return Ok(answer),
+        };
         tx.execute(
             "INSERT INTO definition_aliases
                  (name, alias, description, routing, created_at, updated_at)
@@ -1473,14 +1455,10 @@ impl Executor for PostgresStore {
                 id: name.to_string(),
             });
         };
-        let mut tags = activity_from_row(&row)?.tags;
-        tags.extend(set.clone());
-        for k in remove {
-            tags.remove(k);
-        }
-        if tags.len() > max {
+        let tags = activity_from_row(&row)?.tags;
+        let Some(tags) = crate::retagged(tags, set, remove, max) else {
             return Ok(None);
-        }
+        };
         let text = to_json("an activity's tags", &tags)?;
         tx.execute(
             "UPDATE activities SET tags = $2 WHERE name = $1",

@@ -1403,26 +1403,12 @@ impl Executor for SqliteStore {
             let existing = read_aliases(c, &alias.name)?
                 .into_iter()
                 .find(|a| a.alias == alias.alias);
-            let mut stored = alias.clone();
-            match (create, existing) {
-                (true, Some(e)) => return Ok(AliasWrite::Exists(e)),
-                (false, None) => {
-                    return Err(Error::NotFound {
-                        what: "alias",
-                        id: format!("{}:{}", alias.name, alias.alias),
-                    })
-                }
-                (false, Some(e)) => stored.created_at = e.created_at,
-                (true, None) => {}
-            }
             let published = read_published(c, &alias.name)?;
-            if let Some((v, _)) = alias
-                .routing
-                .iter()
-                .find(|(v, _)| !published.iter().any(|p| p.version == *v))
-            {
-                return Ok(AliasWrite::Unpublished(*v));
-            }
+            let is_published = |v| published.iter().any(|p| p.version == v);
+            let stored = match AliasWrite::plan(&alias, create, existing, is_published)? {
+                Ok(stored) => stored,
+                Err(answer) => return Ok(answer),
+            };
             c.prepare_cached(
                 "INSERT INTO definition_aliases
                      (name, alias, description, routing, created_at, updated_at)
@@ -1571,14 +1557,10 @@ impl Executor for SqliteStore {
                     id: name.clone(),
                 });
             };
-            let mut tags = activity.tags;
-            tags.extend(set.clone());
-            for k in &remove {
-                tags.remove(k);
-            }
-            if tags.len() > max {
+            let tags = activity.tags;
+            let Some(tags) = crate::retagged(tags, &set, &remove, max) else {
                 return Ok(None);
-            }
+            };
             let text = to_json("an activity's tags", &tags)?;
             c.prepare_cached("UPDATE activities SET tags = ?2 WHERE name = ?1")
                 .and_then(|mut s| s.execute(params![name, text]))
@@ -1646,14 +1628,10 @@ impl Executor for SqliteStore {
         // request, so a refusal must leave nothing behind.
         self.write(move |c| {
             live_definition(c, &name)?;
-            let mut tags = read_tags(c, &name)?;
-            tags.extend(set.clone());
-            for k in &remove {
-                tags.remove(k);
-            }
-            if tags.len() > max {
+            let tags = read_tags(c, &name)?;
+            let Some(tags) = crate::retagged(tags, &set, &remove, max) else {
                 return Ok(None);
-            }
+            };
             for k in &remove {
                 c.prepare_cached("DELETE FROM definition_tags WHERE name = ?1 AND key = ?2")
                     .and_then(|mut s| s.execute(params![name, k]))
