@@ -10,9 +10,12 @@ use crate::exchange::task_token;
 use crate::saga::{Role, Saga, StuckPolicy, TaskProgress, TaskState};
 use crate::{Execution, Plan, TaskKind};
 
+/// What a step's name is followed by in its compensation node's id.
+const COMPENSATION_SUFFIX: &str = "/compensation";
+
 /// The id of a step's compensation node.
 fn compensation_id(step: &str) -> String {
-    format!("{step}/compensation")
+    format!("{step}{COMPENSATION_SUFFIX}")
 }
 
 fn stage_id(stage: &str) -> String {
@@ -122,10 +125,10 @@ pub(super) fn execution(
     for n in &mut graph.nodes {
         let (name, task) = match n.node_type.as_str() {
             "step" => (n.id.clone(), TaskKind::Action),
-            "compensation" => (
-                n.label.trim_start_matches("undo ").to_string(),
-                TaskKind::Compensation,
-            ),
+            "compensation" => match n.id.strip_suffix(COMPENSATION_SUFFIX) {
+                Some(step) => (step.to_string(), TaskKind::Compensation),
+                None => continue,
+            },
             _ => continue,
         };
         let Some(i) = saga.step_index(&name) else {
