@@ -1787,6 +1787,8 @@ async fn a_failed_execution_is_redriven_to_success() {
     let d = aws.finished(&arn).await;
     assert_eq!(d["status"], "FAILED", "{d}");
     assert_eq!(d["redriveStatus"], "REDRIVABLE");
+    assert_eq!(d["redriveCount"], 0);
+    assert!(d.get("redriveDate").is_none(), "{d}");
 
     aws.svc.healthy.store(true, Ordering::SeqCst);
     let r = aws
@@ -1812,7 +1814,71 @@ async fn a_failed_execution_is_redriven_to_success() {
         .find(|e| e["type"] == "ExecutionRedriven")
         .expect("an ExecutionRedriven event");
     assert_eq!(redriven["executionRedrivenEventDetails"]["redriveCount"], 1);
+    let d = aws
+        .ok("DescribeExecution", json!({"executionArn": arn}))
+        .await;
+    assert_eq!(d["redriveCount"], 1);
+    assert!(d["redriveDate"].is_f64(), "{d}");
+    assert_eq!(d["redriveStatus"], "NOT_REDRIVABLE");
+    assert_eq!(
+        d["redriveStatusReason"],
+        "Execution is SUCCEEDED and cannot be redriven."
+    );
 
+    aws.error(
+        "RedriveExecution",
+        json!({"executionArn": arn}),
+        "ExecutionNotRedrivable",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_execution_is_redriven_as_step_functions_allows() {
+    let aws = Aws::start().await;
+    aws.create("wait", WAIT).await;
+    let arn = aws.start_execution("wait", "stopped", json!({})).await;
+    aws.ok("StopExecution", json!({"executionArn": arn})).await;
+    let d = aws.finished(&arn).await;
+    assert_eq!(d["status"], "ABORTED");
+    assert_eq!(d["redriveStatus"], "REDRIVABLE", "{d}");
+
+    aws.ok("RedriveExecution", json!({"executionArn": arn}))
+        .await;
+    let d = aws
+        .ok("DescribeExecution", json!({"executionArn": arn}))
+        .await;
+    assert_eq!(d["status"], "RUNNING", "{d}");
+    assert_eq!(d["redriveCount"], 1);
+    assert_eq!(
+        d["redriveStatusReason"],
+        "Execution is RUNNING and cannot be redriven."
+    );
+    let history = aws.history(&arn).await;
+    let types: Vec<&str> = history.iter().filter_map(|e| e["type"].as_str()).collect();
+    let at = types
+        .iter()
+        .position(|t| *t == "ExecutionRedriven")
+        .expect("an ExecutionRedriven event");
+    assert_eq!(types[at - 1], "ExecutionAborted", "{types:?}");
+    assert_eq!(types[at + 1], "WaitStateEntered", "{types:?}");
+    aws.ok("StopExecution", json!({"executionArn": arn})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_that_failed_in_a_fail_state_is_described_as_not_redrivable() {
+    let aws = Aws::start().await;
+    aws.create(
+        "fails",
+        r#"{"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "No", "Cause": "never"}}}"#,
+    )
+    .await;
+    let arn = aws.start_execution("fails", "f", json!({})).await;
+    let d = aws.finished(&arn).await;
+    assert_eq!(d["status"], "FAILED");
+    assert_eq!(d["redriveStatus"], "NOT_REDRIVABLE");
+    let reason = d["redriveStatusReason"].as_str().unwrap_or_default();
+    assert!(reason.contains("Fail state"), "{d}");
     aws.error(
         "RedriveExecution",
         json!({"executionArn": arn}),

@@ -86,7 +86,8 @@ impl Envelope {
     }
 
     /// Checks every program shares, before the program folds the event in.
-    fn admit(&self, kind: &EventKind) -> Result<(), Error> {
+    /// `redrives`: whether the program redrives an execution of a status.
+    fn admit(&self, kind: &EventKind, redrives: impl Fn(Status) -> bool) -> Result<(), Error> {
         if !self.started && !matches!(kind, EventKind::ExecutionStarted { .. }) {
             return Err(illegal(kind, "not started"));
         }
@@ -100,7 +101,7 @@ impl Envelope {
             EventKind::ExecutionStarted { .. } if self.started => {
                 Err(illegal(kind, "already started"))
             }
-            EventKind::ExecutionRedriven {} if self.status != Status::Failed => {
+            EventKind::ExecutionRedriven {} if !self.finished || !redrives(self.status) => {
                 Err(illegal(kind, format!("status {}", self.status.as_str())))
             }
             EventKind::ExecutionFinished { status, .. } if !status.is_terminal() => {
@@ -139,9 +140,13 @@ impl Envelope {
                 self.finished = false;
                 self.error = None;
                 self.timeout_from = event.at;
+                self.stop = None;
                 // A program that resumes elsewhere than forward (a saga
                 // still rolling back) has set its status already.
-                if self.status == Status::Failed {
+                if matches!(
+                    self.status,
+                    Status::Failed | Status::Cancelled | Status::TimedOut
+                ) {
                     self.status = Status::Running;
                 }
             }
@@ -193,6 +198,18 @@ pub(crate) trait Interpreter: Sized {
     /// The most events one history may hold, if the program has a quota.
     fn history_limit(&self) -> Option<u64>;
 
+    /// Whether a finished execution of `status` may be redriven: a failed
+    /// one, unless the program says more (Step Functions also redrives
+    /// aborted and timed-out executions).
+    fn redrives(&self, status: Status) -> bool {
+        status == Status::Failed
+    }
+
+    /// Says which executions [`Interpreter::redrives`], for a refusal.
+    fn redrivable_statuses(&self) -> &'static str {
+        "only a failed execution can be redriven"
+    }
+
     /// Whether the execution's deadline still matters (a saga past its
     /// turning back, for one, no longer times out).
     fn watches_deadline(&self, state: &Self::State) -> bool;
@@ -234,7 +251,7 @@ pub(crate) fn apply<I: Interpreter>(
     state: &mut I::State,
     event: &Event,
 ) -> Result<Vec<Effect>, Error> {
-    env.admit(&event.kind)?;
+    env.admit(&event.kind, |s| program.redrives(s))?;
     let mut fx = Vec::new();
     if let (EventKind::ExecutionStarted { .. }, Some(t)) = (&event.kind, env.timeout_ms) {
         fx.push(Effect::Deadline {
@@ -383,14 +400,17 @@ impl<I: Interpreter> Decider<'_, I> {
             // A deadline armed before the last redrive (which restarted the
             // time limit) is stale, and so is one without a time limit.
             Input::DeadlinePassed if env.deadline().is_none_or(|at| self.ctx.now < at) => Ok(()),
-            Input::Redrive if env.status != Status::Failed => Err(Error::NotAllowed {
-                code: "not_redrivable",
-                message: format!(
-                    "only a failed execution can be redriven; `{}` is {}",
-                    env.id,
-                    env.status.as_str()
-                ),
-            }),
+            Input::Redrive if !env.finished || !self.program.redrives(env.status) => {
+                Err(Error::NotAllowed {
+                    code: "not_redrivable",
+                    message: format!(
+                        "{}; `{}` is {}",
+                        self.program.redrivable_statuses(),
+                        env.id,
+                        env.status.as_str()
+                    ),
+                })
+            }
             Input::Redrive => {
                 let program = self.program;
                 program.decide(self, Input::Redrive)

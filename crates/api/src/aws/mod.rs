@@ -57,6 +57,7 @@ use crate::AppState;
 
 mod activities;
 mod machines;
+mod redrive;
 mod tags;
 mod test_state;
 mod versions;
@@ -371,7 +372,7 @@ async fn dispatch(
         "ListExecutions" => list_executions(st, &input).await,
         "GetExecutionHistory" => get_execution_history(st, &input).await,
         "StopExecution" => stop_execution(st, &input).await,
-        "RedriveExecution" => redrive_execution(st, &input).await,
+        "RedriveExecution" => redrive::redrive_execution(st, &input).await,
         "SendTaskSuccess" => send_task_success(st, &input).await,
         "SendTaskFailure" => send_task_failure(st, &input).await,
         "ValidateStateMachineDefinition" => {
@@ -667,11 +668,6 @@ fn execution_description(r: &ExecutionRecord, origin: Option<&str>) -> Value {
             v["cause"] = json!(e.cause);
         }
     }
-    v["redriveStatus"] = json!(if r.status == Status::Failed {
-        "REDRIVABLE"
-    } else {
-        "NOT_REDRIVABLE"
-    });
     v
 }
 
@@ -1016,7 +1012,9 @@ async fn describe_execution(st: &AppState, input: &Input) -> Result<Value, AwsEr
         .execution_origin(&rec.id)
         .await
         .map_err(|e| from_engine(e.into()))?;
-    Ok(execution_description(&rec, origin.as_deref()))
+    let mut v = execution_description(&rec, origin.as_deref());
+    redrive::describe(st, &rec, &mut v).await?;
+    Ok(v)
 }
 
 /// How many store pages one ListExecutions reads at most when its status
@@ -1148,13 +1146,6 @@ async fn stop_execution(st: &AppState, input: &Input) -> Result<Value, AwsError>
         .await
         .map_err(from_engine)?;
     Ok(json!({ "stopDate": epoch(now_ms()) }))
-}
-
-async fn redrive_execution(st: &AppState, input: &Input) -> Result<Value, AwsError> {
-    input.string("clientToken")?;
-    let rec = execution(st, input).await?;
-    st.engine.redrive(&rec.id).await.map_err(from_engine)?;
-    Ok(json!({ "redriveDate": epoch(now_ms()) }))
 }
 
 // ---------------------------------------------------------------------------

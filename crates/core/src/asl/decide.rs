@@ -148,6 +148,18 @@ impl Interpreter for Machine {
         Some(self.max_history_events)
     }
 
+    /// As Step Functions: failed, aborted and timed-out executions.
+    fn redrives(&self, status: Status) -> bool {
+        matches!(
+            status,
+            Status::Failed | Status::Cancelled | Status::TimedOut
+        )
+    }
+
+    fn redrivable_statuses(&self) -> &'static str {
+        "only a failed, aborted or timed-out execution can be redriven"
+    }
+
     fn watches_deadline(&self, _run: &Run) -> bool {
         true
     }
@@ -201,7 +213,7 @@ fn refuse_redrive(d: &Decider<'_, Machine>) -> Result<(), Error> {
         return Err(Error::NotAllowed {
             code: "not_redrivable",
             message: format!(
-                "only an execution that failed in a state other than Fail can be redriven; `{}` is {}",
+                "an execution that failed in a Fail state (or whose failure's own handling failed) cannot be redriven; `{}` is {}",
                 d.env.id,
                 d.env.status.as_str()
             ),

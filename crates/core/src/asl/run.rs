@@ -11,6 +11,9 @@ use serde_json::Value;
 
 use crate::event::{ErrorInfo, Millis};
 
+mod redrive;
+use redrive::{Resume, Stopped};
+
 /// Region and account shown in the ARNs of the Step Functions API.
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "123456789012";
@@ -192,8 +195,6 @@ pub struct Run {
     /// What the decider must still record, oldest first. Consumed by the
     /// events that record it, so a replay ends with it empty.
     pending: VecDeque<Pending>,
-    /// The root thread's failure that a redrive may retry: (state index, raw input).
-    redrivable: Option<(usize, Value)>,
     head: Head,
     #[serde(skip)]
     trace: Option<Vec<Trace>>,
@@ -233,6 +234,8 @@ struct Thread {
     /// ends; the machine's own thread keeps them for a redrive).
     #[serde(serialize_with = "shared_vars")]
     vars: SharedVars,
+    /// How it ended without succeeding, kept for a redrive.
+    stopped: Option<Stopped>,
 }
 
 fn shared_vars<S: serde::Serializer>(v: &SharedVars, s: S) -> Result<S::Ok, S::Error> {
@@ -364,6 +367,9 @@ struct Fan {
     /// A Map's `ToleratedFailureCount` and `ToleratedFailurePercentage`
     /// (or their `…Path`), evaluated when the state started.
     tolerance: Tolerance,
+    /// After a redrive: where each branch or item that runs again
+    /// continues (empty otherwise: all start at their start).
+    resume: Vec<Option<Resume>>,
 }
 
 /// Failures a Map tolerates: a count, a percentage, either or neither.
@@ -999,9 +1005,7 @@ impl Run {
                     };
                     // A Fail state ends its thread; its Catch-less failure
                     // is not redrivable by retrying it.
-                    if t == 0 {
-                        self.redrivable = None;
-                    }
+                    self.threads[t].stopped = Some(Stopped::Anew);
                     return self.thread_done(m, at, fx, t, Err(error));
                 }
                 Kind::Wait(w) => {
@@ -1129,9 +1133,7 @@ impl Run {
                             return self.thread_done(m, at, fx, t, Err(e));
                         }
                         None => {
-                            if t == 0 {
-                                self.redrivable = Some((s, input));
-                            }
+                            self.stop_at(t, s, input, None);
                             return self.thread_done(m, at, fx, t, Err(error));
                         }
                     }
@@ -1440,9 +1442,19 @@ impl Run {
             started: 0,
             running: 0,
             failures: 0,
+            resume: Vec::new(),
         });
-        let (t, s) = (slot.thread, slot.state);
-        let st = self.state(m, t, s);
+        self.fan_started(m, at, fx, key);
+    }
+
+    /// The fan-out of slot `key` is set: records its start and starts its
+    /// branches or items.
+    fn fan_started(&mut self, m: &Machine, at: Millis, fx: &mut Vec<Effect>, key: &str) {
+        let Some(slot) = self.slots.get(key) else {
+            return;
+        };
+        let n = slot.fan.as_ref().map_or(0, |f| f.inputs.len());
+        let st = self.state(m, slot.thread, slot.state);
         if self.traced() {
             let name = st.name.clone();
             let kind = match st.kind {
@@ -1484,7 +1496,13 @@ impl Run {
                 0 => usize::MAX,
                 n => n,
             };
-            let next = (fan.started < fan.threads.len()).then_some(fan.started);
+            // After a redrive, the branches or items that succeeded are
+            // done already: skip them.
+            let mut next = fan.started;
+            while fan.results.get(next).is_some_and(Option::is_some) {
+                next += 1;
+            }
+            let next = (next < fan.threads.len()).then_some(next);
             match next {
                 Some(i) if fan.running < limit => {
                     let input = fan.inputs[i].clone();
@@ -1509,6 +1527,7 @@ impl Run {
                         visits: BTreeMap::new(),
                         live: true,
                         vars,
+                        stopped: None,
                     });
                     if let Some(fan) = self.slots.get_mut(key).and_then(|s| s.fan.as_mut()) {
                         fan.threads[i] = Some(child);
@@ -1524,8 +1543,19 @@ impl Run {
                             },
                         );
                     }
-                    let start = graph(m, &self.threads[child].scope).start_at;
-                    self.enter(m, at, fx, child, start, input);
+                    let resume = self
+                        .slots
+                        .get_mut(key)
+                        .and_then(|s| s.fan.as_mut())
+                        .and_then(|f| f.resume.get_mut(i))
+                        .and_then(Option::take);
+                    match resume {
+                        Some(r) => self.resume(m, at, fx, child, r),
+                        None => {
+                            let start = graph(m, &self.threads[child].scope).start_at;
+                            self.enter(m, at, fx, child, start, input);
+                        }
+                    }
                 }
                 Some(_) => return,
                 None => {
@@ -1672,9 +1702,6 @@ impl Run {
             return;
         }
         self.threads[t].live = false;
-        if self.threads[t].parent.is_some() {
-            self.threads[t].vars = SharedVars::default();
-        }
         // A thread's slot keys start with its prefix: look only there (a
         // scan of every slot per aborted iteration would be O(N²)).
         let prefix = self.threads[t].prefix.clone();
@@ -1690,9 +1717,16 @@ impl Run {
             .collect();
         for k in keys {
             self.abort_children(at, &k);
-            self.slots.remove(&k);
+            // The state it was in is where a redrive continues it.
+            if let Some(slot) = self.slots.remove(&k) {
+                let fan = slot.fan.map(|f| (f, slot.effective));
+                self.stop_at(t, slot.state, slot.raw, fan);
+            }
             self.pending
                 .retain(|p| !matches!(p, Pending::Schedule(x) | Pending::Retry(x) if *x == k));
+        }
+        if self.threads[t].parent.is_some() {
+            self.threads[t].vars = SharedVars::default();
         }
     }
 
@@ -1849,9 +1883,8 @@ impl Run {
                 self.thread_done(m, at, fx, t, Err(e))
             }
             None => {
-                if t == 0 {
-                    self.redrivable = Some((s, slot.raw));
-                }
+                let fan = slot.fan.map(|f| (f, slot.effective));
+                self.stop_at(t, s, slot.raw, fan);
                 self.thread_done(m, at, fx, t, Err(error))
             }
         }
@@ -1914,6 +1947,7 @@ impl Run {
                     visits: BTreeMap::new(),
                     live: true,
                     vars: SharedVars::default(),
+                    stopped: None,
                 });
                 self.enter(m, at, fx, 0, m.graph.start_at, input.clone());
             }
@@ -2125,15 +2159,9 @@ impl Run {
             EventKind::CancelRequested { .. } => self.abort_all(at),
             EventKind::ExecutionTimedOut {} => self.abort_all(at),
             EventKind::ExecutionRedriven {} => {
-                let Some((s, raw)) = self.redrivable.take() else {
+                if !self.redrive(m, at, fx) {
                     return Err(illegal(kind, "nothing to redrive"));
-                };
-                if self.traced() {
-                    self.record(at, TraceKind::ExecutionRedriven {});
                 }
-                self.pending.clear();
-                self.threads[0].live = true;
-                self.enter(m, at, fx, 0, s, raw);
             }
             EventKind::ExecutionFinished {
                 status,
@@ -2503,11 +2531,6 @@ impl Run {
 
     pub(crate) fn take_trace(&mut self) -> Vec<Trace> {
         self.trace.take().unwrap_or_default()
-    }
-
-    /// Whether a redrive would have something to retry.
-    pub(crate) fn can_redrive(&self) -> bool {
-        self.redrivable.is_some()
     }
 }
 
