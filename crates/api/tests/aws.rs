@@ -1896,7 +1896,7 @@ async fn protocol_errors_have_the_aws_json_shape_and_never_a_500() {
     let aws = Aws::start().await;
 
     for target in [
-        "AWSStepFunctions.ListMapRuns",
+        "AWSStepFunctions.ListMapRunz",
         "AWSStepFunctions.",
         "DynamoDB_20120810.ListTables",
         "",
@@ -2032,7 +2032,7 @@ async fn the_openapi_document_points_at_the_endpoint_and_lists_every_action_serv
     let sfn = &doc["x-step-functions"];
     assert_eq!(sfn["endpoint"], "POST /");
     let actions = sfn["actions"].as_array().expect("actions");
-    assert_eq!(actions.len(), 34);
+    assert_eq!(actions.len(), 37);
     for action in actions {
         let action = action.as_str().unwrap();
         // Served: whatever an empty request gets, it is not an unknown operation.

@@ -421,6 +421,11 @@ impl<I: Interpreter> Decider<'_, I> {
                 Some(refusal) => Err(refusal),
                 None => Ok(()),
             },
+            // A user's update is answered too: the program says why not.
+            Input::UpdateMapRun(_) if env.finished => {
+                let program = self.program;
+                program.decide(self, input)
+            }
             // Late or duplicate answers, timers of a finished execution.
             _ if env.finished => Ok(()),
             input => {

@@ -190,6 +190,11 @@ pub enum EventKind {
         error: Option<ErrorInfo>,
         output: Option<Value>,
     },
+    /// A user changed a running map run's concurrency or tolerated
+    /// failures (Step Functions' `UpdateMapRun`).
+    MapRunUpdated {
+        update: crate::asl::run::MapRunUpdate,
+    },
     /// A durable function's operation changed (see [`crate::durable`]).
     DurableOperation {
         fact: crate::durable::OperationEvent,
@@ -219,6 +224,7 @@ impl EventKind {
             EventKind::TimerFired { .. } => "timer_fired",
             EventKind::ExecutionTimedOut {} => "execution_timed_out",
             EventKind::ExecutionRedriven {} => "execution_redriven",
+            EventKind::MapRunUpdated { .. } => "map_run_updated",
             EventKind::ExecutionFinished { .. } => "execution_finished",
             EventKind::DurableOperation { .. } => "durable_operation",
             EventKind::DurableInvocation { .. } => "durable_invocation",
@@ -339,6 +345,14 @@ mod tests {
             },
             EventKind::ExecutionTimedOut {},
             EventKind::ExecutionRedriven {},
+            EventKind::MapRunUpdated {
+                update: crate::asl::run::MapRunUpdate {
+                    map_run: "arn:aws:states:us-east-1:123456789012:mapRun:m/M:ex_0".into(),
+                    max_concurrency: Some(2),
+                    tolerated_failure_count: None,
+                    tolerated_failure_percentage: Some(12.5),
+                },
+            },
             EventKind::ExecutionFinished {
                 status: Status::Succeeded,
                 error: None,

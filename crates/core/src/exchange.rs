@@ -116,6 +116,8 @@ pub enum Input {
     /// What only a durable function's execution takes: a checkpoint, an
     /// invocation's or a chained invoke's end, a callback.
     Durable(crate::durable::Input),
+    /// What only an ASL execution takes: `UpdateMapRun` of one of its map runs.
+    UpdateMapRun(crate::asl::run::MapRunUpdate),
 }
 
 /// What applying an event asks the runtime to do.

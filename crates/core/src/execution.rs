@@ -268,6 +268,15 @@ impl Execution {
         }
     }
 
+    /// An ASL execution's map runs (distributed Map states), oldest first;
+    /// none for the other programs.
+    pub fn map_runs(&self) -> &[crate::asl::run::MapRun] {
+        match &self.body {
+            Body::Asl(r) => r.map_runs(),
+            _ => &[],
+        }
+    }
+
     /// A durable execution's operations and invocation loop.
     pub fn durable(&self) -> Option<&crate::durable::Run> {
         match &self.body {

@@ -222,6 +222,7 @@ fn brief(events: &[EventKind]) -> Vec<String> {
             EventKind::TaskParked { step, attempt, .. } => format!("{step}#{attempt} parked"),
             EventKind::ExecutionTimedOut {} => "timed out".to_string(),
             EventKind::ExecutionRedriven {} => "redriven".to_string(),
+            EventKind::MapRunUpdated { update } => format!("map run {} updated", update.map_run),
             EventKind::ExecutionFinished { status, .. } => format!("finished {}", status.as_str()),
             EventKind::DurableOperation { fact } => format!("durable {fact:?}"),
             EventKind::DurableInvocation { fact } => format!("durable {fact:?}"),

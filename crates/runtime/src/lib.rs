@@ -840,6 +840,16 @@ impl Engine {
         self.command(id, Input::Redrive).await
     }
 
+    /// Changes a running map run of an ASL execution (Step Functions'
+    /// `UpdateMapRun`): its concurrency or tolerated failures.
+    pub async fn update_map_run(
+        &self,
+        id: &str,
+        update: sagaflow_core::asl::run::MapRunUpdate,
+    ) -> Result<ExecutionRecord> {
+        self.command(id, Input::UpdateMapRun(update)).await
+    }
+
     /// Waits until the execution is terminal or `timeout` passes; returns its record either way.
     pub async fn wait(&self, id: &str, timeout: Duration) -> Result<ExecutionRecord> {
         // Register before reading, so a finish in between is not missed. Each

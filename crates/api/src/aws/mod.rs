@@ -57,6 +57,7 @@ use crate::AppState;
 
 mod activities;
 mod machines;
+mod map_runs;
 mod redrive;
 mod tags;
 mod test_state;
@@ -105,6 +106,9 @@ pub const ACTIONS: &[&str] = &[
     "DeleteActivity",
     "GetActivityTask",
     "TestState",
+    "DescribeMapRun",
+    "ListMapRuns",
+    "UpdateMapRun",
 ];
 
 // ---------------------------------------------------------------------------
@@ -399,6 +403,9 @@ async fn dispatch(
         "DeleteActivity" => activities::delete_activity(st, &input).await,
         "GetActivityTask" => activities::get_activity_task(st, &input).await,
         "TestState" => test_state::test_state(st, &input).await,
+        "DescribeMapRun" => map_runs::describe_map_run(st, &input).await,
+        "ListMapRuns" => map_runs::list_map_runs(st, &input).await,
+        "UpdateMapRun" => map_runs::update_map_run(st, &input).await,
         _ => send_task_heartbeat(st, &input).await,
     }
 }
@@ -1023,10 +1030,15 @@ async fn describe_execution(st: &AppState, input: &Input) -> Result<Value, AwsEr
 const MAX_PAGES: usize = 20;
 
 async fn list_executions(st: &AppState, input: &Input) -> Result<Value, AwsError> {
-    let machine = machine_of(input.required("stateMachineArn")?)?;
-    if input.string("mapRunArn")?.is_some() {
-        return Err(AwsError::validation("Map Runs are not supported"));
+    if let Some(arn) = input.string("mapRunArn")? {
+        if input.string("stateMachineArn")?.is_some() {
+            return Err(AwsError::validation(
+                "give either stateMachineArn or mapRunArn, not both",
+            ));
+        }
+        return map_runs::list_children(st, input, arn).await;
     }
+    let machine = machine_of(input.required("stateMachineArn")?)?;
     let statuses = match input.string("statusFilter")? {
         None => None,
         Some(f) => Some(statuses_of(f).ok_or_else(|| {
@@ -1407,6 +1419,23 @@ fn event_shape(kind: &TraceKind) -> (String, Option<(&'static str, Value)>) {
         TraceKind::MapStateSucceeded { .. } => simple("MapStateSucceeded"),
         TraceKind::MapStateFailed { .. } => simple("MapStateFailed"),
         TraceKind::MapStateAborted { .. } => simple("MapStateAborted"),
+        TraceKind::MapRunStarted { arn } => with(
+            "MapRunStarted",
+            "mapRunStartedEventDetails",
+            json!({ "mapRunArn": arn }),
+        ),
+        TraceKind::MapRunSucceeded {} => simple("MapRunSucceeded"),
+        TraceKind::MapRunFailed { error } => with(
+            "MapRunFailed",
+            "mapRunFailedEventDetails",
+            json!({ "error": error.error, "cause": error.cause }),
+        ),
+        TraceKind::MapRunAborted {} => simple("MapRunAborted"),
+        TraceKind::MapRunRedriven { arn } => with(
+            "MapRunRedriven",
+            "mapRunRedrivenEventDetails",
+            json!({ "mapRunArn": arn }),
+        ),
     }
 }
 

@@ -784,6 +784,102 @@ def readme_cli_commands():
     return commands
 
 
+# A distributed Map whose items park on `park` until their token is sent.
+DISTRIBUTED = {
+    "StartAt": "Orders",
+    "States": {
+        "Orders": {
+            "Type": "Map",
+            "Label": "Orders",
+            "MaxConcurrency": 1,
+            "ItemsPath": "$.orders",
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                "StartAt": "Approve",
+                "States": {
+                    "Approve": {
+                        "Type": "Task",
+                        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                        "Parameters": {
+                            "FunctionName": "park",
+                            "Payload": {"token.$": "$$.Task.Token", "order.$": "$.order"},
+                        },
+                        "End": True,
+                    }
+                },
+            },
+            "End": True,
+        }
+    },
+}
+
+
+def until(check, what):
+    """Polls `check` until it answers something true; returns that."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        answer = check()
+        if answer:
+            return answer
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never: {what}")
+        time.sleep(0.05)
+
+
+class MapRuns(unittest.TestCase):
+    def test_a_distributed_map_run_is_listed_described_updated_and_its_children_listed(self):
+        arn = create("distributed", DISTRIBUTED)
+        orders = [{"order": f"dm-{i}"} for i in range(3)]
+        ex = SFN.start_execution(
+            stateMachineArn=arn, name="dm", input=json.dumps({"orders": orders})
+        )["executionArn"]
+        runs = until(lambda: SFN.list_map_runs(executionArn=ex)["mapRuns"], "a map run")
+        self.assertEqual(len(runs), 1)
+        run_arn = runs[0]["mapRunArn"]
+        self.assertIn(":mapRun:distributed/Orders:", run_arn)
+        self.assertEqual(runs[0]["executionArn"], ex)
+
+        described = SFN.describe_map_run(mapRunArn=run_arn)
+        self.assertEqual(described["status"], "RUNNING")
+        self.assertEqual(described["maxConcurrency"], 1)
+        self.assertEqual(described["itemCounts"]["total"], 3)
+        self.assertEqual(described["itemCounts"]["running"], 1)
+        self.assertEqual(described["itemCounts"]["pending"], 2)
+
+        # One at a time, then all three at once.
+        parked_token("dm-0")
+        SFN.update_map_run(mapRunArn=run_arn, maxConcurrency=3, toleratedFailureCount=1)
+        described = SFN.describe_map_run(mapRunArn=run_arn)
+        self.assertEqual(described["maxConcurrency"], 3)
+        self.assertEqual(described["toleratedFailureCount"], 1)
+        self.assertEqual(described["itemCounts"]["running"], 3)
+        children = SFN.list_executions(mapRunArn=run_arn)["executions"]
+        self.assertEqual([c["status"] for c in children], ["RUNNING"] * 3)
+        self.assertTrue(all(c["mapRunArn"] == run_arn for c in children))
+
+        for order in orders:
+            SFN.send_task_success(taskToken=parked_token(order["order"]), output=json.dumps(order))
+        d = finished(ex)
+        self.assertEqual(d["status"], "SUCCEEDED", d)
+        self.assertEqual(json.loads(d["output"]), orders)
+        described = SFN.describe_map_run(mapRunArn=run_arn)
+        self.assertEqual(described["status"], "SUCCEEDED")
+        self.assertEqual(described["itemCounts"]["succeeded"], 3)
+        self.assertIn("stopDate", described)
+        events = types(SFN.get_execution_history(executionArn=ex)["events"])
+        self.assertIn("MapRunStarted", events)
+        self.assertIn("MapRunSucceeded", events)
+        with self.assertRaises(SFN.exceptions.ValidationException):
+            SFN.update_map_run(mapRunArn=run_arn, maxConcurrency=5)
+
+    def test_a_map_run_that_does_not_exist_is_resource_not_found(self):
+        missing = "arn:aws:states:us-east-1:123456789012:mapRun:nope/Orders:none_0"
+        with self.assertRaises(SFN.exceptions.ResourceNotFound):
+            SFN.describe_map_run(mapRunArn=missing)
+        with self.assertRaises(SFN.exceptions.InvalidArn):
+            SFN.describe_map_run(mapRunArn="not-a-map-run")
+
+
 class AwsCli(unittest.TestCase):
     def test_the_readme_aws_cli_example_runs(self):
         if importlib.util.find_spec("awscli") is None:

@@ -131,6 +131,12 @@ impl Interpreter for Machine {
                     None,
                 )?;
             }
+            Input::UpdateMapRun(update) => {
+                if let Some((code, message)) = d.state.refuse_map_run_update(&update) {
+                    return Err(Error::NotAllowed { code, message });
+                }
+                d.emit(EventKind::MapRunUpdated { update })?;
+            }
             Input::Redrive => {
                 refuse_redrive(d)?;
                 d.emit(EventKind::ExecutionRedriven {})?;

@@ -320,8 +320,19 @@ pub struct Map {
     pub tolerated_failure_percentage_expression: Option<Template>,
     /// `ItemBatcher`: items grouped into `{"Items": [...]}` per iteration.
     pub item_batcher: Option<ItemBatcher>,
-    /// `Label`: accepted and validated (it names map runs in AWS).
+    /// `Label`: names the map run of a distributed Map (AWS's rules).
     pub label: Option<String>,
+    /// `ProcessorConfig.Mode: DISTRIBUTED`: the items run as the child
+    /// executions of a map run (see `run::MapRun`); `None` for INLINE.
+    pub distributed: Option<Distributed>,
+}
+
+/// A distributed Map's processor settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Distributed {
+    /// `ExecutionType`: `STANDARD` (the default) or `EXPRESS`; recorded
+    /// and shown, both run the same way here.
+    pub execution_type: String,
 }
 
 /// A count given as a number, a reference path (JSONPath) or an

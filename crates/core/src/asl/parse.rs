@@ -35,9 +35,9 @@ use std::collections::{HashMap, VecDeque};
 use serde_json::{Map as Object, Value};
 
 use crate::asl::machine::{
-    Assign, Branch, Catcher, Comparison, Count, Fail, Graph, Integration, ItemBatcher, Jsonata,
-    Kind, Machine, Map, Operand, PathField, ResourceMap, Retrier, Rule, Seconds, State, Task,
-    Template, Wait,
+    Assign, Branch, Catcher, Comparison, Count, Distributed, Fail, Graph, Integration, ItemBatcher,
+    Jsonata, Kind, Machine, Map, Operand, PathField, ResourceMap, Retrier, Rule, Seconds, State,
+    Task, Template, Wait,
 };
 use crate::asl::{data, intrinsic, jsonata, vars};
 use crate::document::type_name;
@@ -489,7 +489,7 @@ fn known_state_field(field: &str) -> bool {
 fn unsupported_reason(field: &str) -> &'static str {
     match field {
         "Credentials" => "cross-account `Credentials` are not supported",
-        _ => "the distributed Map (`ItemReader`, `ResultWriter`: items read from and results written to S3) is not supported",
+        _ => "a distributed Map's `ItemReader` and `ResultWriter` (items read from and results written to S3) are not supported: give the items in the state input (`ItemsPath`/`Items`)",
     }
 }
 
@@ -2329,6 +2329,7 @@ impl Compiler<'_> {
         jsonata: bool,
     ) -> Option<Map> {
         // The processor: `ItemProcessor`, or its legacy name `Iterator`.
+        let mut distributed = None;
         let processor = match (m.get("ItemProcessor"), m.get("Iterator")) {
             (Some(_), Some(_)) => {
                 self.err(
@@ -2357,7 +2358,7 @@ impl Compiler<'_> {
                         "an ItemProcessor",
                     );
                     self.string(p, "Comment", &ploc, false);
-                    self.processor_config(p, &ploc);
+                    distributed = self.processor_config(p, &ploc);
                     self.graph(p, &ploc, depth + 1)
                 })
             }
@@ -2373,7 +2374,7 @@ impl Compiler<'_> {
                         "an Iterator",
                     );
                     self.string(p, "Comment", &ploc, false);
-                    self.processor_config(p, &ploc);
+                    distributed = self.processor_config(p, &ploc);
                     self.graph(p, &ploc, depth + 1)
                 })
             }
@@ -2517,6 +2518,7 @@ impl Compiler<'_> {
                 .flatten(),
             item_batcher,
             label,
+            distributed,
         })
     }
 
@@ -2638,15 +2640,11 @@ impl Compiler<'_> {
         }
     }
 
-    /// `ProcessorConfig`: only the inline mode runs here.
-    fn processor_config(&mut self, p: &Object<String, Value>, ploc: &str) {
-        let Some(v) = p.get("ProcessorConfig") else {
-            return;
-        };
+    /// `ProcessorConfig`: the mode, and for DISTRIBUTED its settings.
+    fn processor_config(&mut self, p: &Object<String, Value>, ploc: &str) -> Option<Distributed> {
+        let v = p.get("ProcessorConfig")?;
         let cloc = at(ploc, "ProcessorConfig");
-        let Some(config) = self.object(v, &cloc) else {
-            return;
-        };
+        let config = self.object(v, &cloc)?;
         self.check_fields(
             config,
             &cloc,
@@ -2654,30 +2652,34 @@ impl Compiler<'_> {
             &[],
             "a ProcessorConfig",
         );
-        match self.string(config, "Mode", &cloc, false).as_deref() {
-            None | Some("INLINE") => {}
-            Some("DISTRIBUTED") => self.err(
-                "unsupported",
-                at(&cloc, "Mode"),
-                "the distributed Map is not supported; use `Mode: INLINE`",
-            ),
-            Some(other) => self.err(
-                "invalid_value",
-                at(&cloc, "Mode"),
-                format!("`Mode` must be `INLINE` or `DISTRIBUTED`, not `{other}`"),
-            ),
-        }
-        match self
+        let distributed = match self.string(config, "Mode", &cloc, false).as_deref() {
+            None | Some("INLINE") => false,
+            Some("DISTRIBUTED") => true,
+            Some(other) => {
+                self.err(
+                    "invalid_value",
+                    at(&cloc, "Mode"),
+                    format!("`Mode` must be `INLINE` or `DISTRIBUTED`, not `{other}`"),
+                );
+                false
+            }
+        };
+        let execution_type = match self
             .string(config, "ExecutionType", &cloc, false)
             .as_deref()
         {
-            None | Some("STANDARD") | Some("EXPRESS") => {}
-            Some(other) => self.err(
-                "invalid_value",
-                at(&cloc, "ExecutionType"),
-                format!("`ExecutionType` must be `STANDARD` or `EXPRESS`, not `{other}`"),
-            ),
-        }
+            None | Some("STANDARD") => "STANDARD".to_string(),
+            Some("EXPRESS") => "EXPRESS".to_string(),
+            Some(other) => {
+                self.err(
+                    "invalid_value",
+                    at(&cloc, "ExecutionType"),
+                    format!("`ExecutionType` must be `STANDARD` or `EXPRESS`, not `{other}`"),
+                );
+                return None;
+            }
+        };
+        distributed.then_some(Distributed { execution_type })
     }
 }
 

@@ -11,7 +11,10 @@ use serde_json::Value;
 
 use crate::event::{ErrorInfo, Millis};
 
+mod map_run;
 mod redrive;
+pub(crate) use map_run::no_map_runs;
+pub use map_run::{map_run_owner, ItemRun, ItemStatus, MapRun, MapRunStatus, MapRunUpdate};
 use redrive::{Resume, Stopped};
 
 /// Region and account shown in the ARNs of the Step Functions API.
@@ -147,6 +150,18 @@ pub enum TraceKind {
     MapStateAborted {
         name: String,
     },
+    /// A distributed Map's map run (see [`MapRun`]).
+    MapRunStarted {
+        arn: String,
+    },
+    MapRunSucceeded {},
+    MapRunFailed {
+        error: ErrorInfo,
+    },
+    MapRunAborted {},
+    MapRunRedriven {
+        arn: String,
+    },
 }
 
 use std::collections::{BTreeMap, VecDeque};
@@ -202,6 +217,8 @@ pub struct Run {
     /// tracing): `States.Runtime` causes name the id of the failing state's
     /// `…StateEntered` event, as AWS does.
     events: u64,
+    /// The map runs of distributed Map states, oldest first.
+    map_runs: Vec<MapRun>,
     /// Fan-out slots whose branches are being started right now (empty
     /// between events).
     #[serde(skip)]
@@ -370,6 +387,8 @@ struct Fan {
     /// After a redrive: where each branch or item that runs again
     /// continues (empty otherwise: all start at their start).
     resume: Vec<Option<Resume>>,
+    /// A distributed Map's run (index in `Run::map_runs`).
+    map_run: Option<usize>,
 }
 
 /// Failures a Map tolerates: a count, a percentage, either or neither.
@@ -1443,18 +1462,31 @@ impl Run {
             running: 0,
             failures: 0,
             resume: Vec::new(),
+            map_run: None,
         });
-        self.fan_started(m, at, fx, key);
+        let (t, s) = (slot.thread, slot.state);
+        let st = self.state(m, t, s);
+        self.fan_started(at, key, st);
+        if let Kind::Map(map) = &st.kind {
+            if let Some(d) = &map.distributed {
+                let label = map.label.as_deref().unwrap_or(&st.name);
+                let names = (st.name.as_str(), label, d.execution_type.as_str());
+                let r = self.open_map_run(at, names, n, limit, tolerance);
+                if let Some(fan) = self.slots.get_mut(key).and_then(|s| s.fan.as_mut()) {
+                    fan.map_run = Some(r);
+                }
+            }
+        }
+        self.fill_fan(m, at, fx, key);
     }
 
-    /// The fan-out of slot `key` is set: records its start and starts its
-    /// branches or items.
-    fn fan_started(&mut self, m: &Machine, at: Millis, fx: &mut Vec<Effect>, key: &str) {
-        let Some(slot) = self.slots.get(key) else {
-            return;
-        };
-        let n = slot.fan.as_ref().map_or(0, |f| f.inputs.len());
-        let st = self.state(m, slot.thread, slot.state);
+    /// Records the start of the fan-out of slot `key` (state `st`).
+    fn fan_started(&mut self, at: Millis, key: &str, st: &State) {
+        let n = self
+            .slots
+            .get(key)
+            .and_then(|s| s.fan.as_ref())
+            .map_or(0, |f| f.inputs.len());
         if self.traced() {
             let name = st.name.clone();
             let kind = match st.kind {
@@ -1463,7 +1495,6 @@ impl Run {
             };
             self.record(at, kind);
         }
-        self.fill_fan(m, at, fx, key);
     }
 
     /// Starts branches or items up to the concurrency limit, then finishes
@@ -1506,6 +1537,7 @@ impl Run {
             match next {
                 Some(i) if fan.running < limit => {
                     let input = fan.inputs[i].clone();
+                    let map_run = fan.map_run;
                     let scope_b = if matches!(st.kind, Kind::Map(_)) {
                         0
                     } else {
@@ -1534,7 +1566,9 @@ impl Run {
                         fan.started = i + 1;
                         fan.running += 1;
                     }
-                    if matches!(st.kind, Kind::Map(_)) && self.traced() {
+                    if let Some(r) = map_run {
+                        self.map_item(r, i, ItemStatus::Running, at);
+                    } else if matches!(st.kind, Kind::Map(_)) && self.traced() {
                         self.record(
                             at,
                             TraceKind::MapIterationStarted {
@@ -1567,6 +1601,9 @@ impl Run {
                         .iter()
                         .map(|r| r.clone().unwrap_or(Value::Null))
                         .collect();
+                    if let Some(r) = fan.map_run {
+                        self.close_map_run(r, at, MapRunStatus::Succeeded, None);
+                    }
                     if self.traced() {
                         let name = st.name.clone();
                         let kind = match st.kind {
@@ -1617,11 +1654,14 @@ impl Run {
             return;
         };
         let tolerance = is_map.then_some(fan.tolerance);
+        let map_run = fan.map_run;
         fan.running = fan.running.saturating_sub(1);
         match result {
             Ok(out) => {
                 fan.results[i] = Some(out);
-                if is_map && self.traced() {
+                if let Some(r) = map_run {
+                    self.map_item(r, i, ItemStatus::Succeeded, at);
+                } else if is_map && self.traced() {
                     self.record(at, TraceKind::MapIterationSucceeded { name, index: i });
                 }
                 self.fill_fan(m, at, fx, &key);
@@ -1641,7 +1681,9 @@ impl Run {
                 if tolerated {
                     fan.results[i] = Some(json!({ "Error": error.error, "Cause": error.cause }));
                 }
-                if is_map && self.traced() {
+                if let Some(r) = map_run {
+                    self.map_item(r, i, ItemStatus::Failed, at);
+                } else if is_map && self.traced() {
                     self.record(
                         at,
                         TraceKind::MapIterationFailed {
@@ -1664,6 +1706,9 @@ impl Run {
                     } else {
                         error
                     };
+                    if let Some(r) = map_run {
+                        self.close_map_run(r, at, MapRunStatus::Failed, Some(&error));
+                    }
                     if self.traced() {
                         let kind = if is_map {
                             TraceKind::MapStateFailed {
@@ -2158,6 +2203,13 @@ impl Run {
             }
             EventKind::CancelRequested { .. } => self.abort_all(at),
             EventKind::ExecutionTimedOut {} => self.abort_all(at),
+            EventKind::MapRunUpdated { update } => {
+                let Some(key) = self.update_map_run(update) else {
+                    return Err(illegal(kind, "no such map run running"));
+                };
+                // A higher limit may start more items at once.
+                self.fill_fan(m, at, fx, &key);
+            }
             EventKind::ExecutionRedriven {} => {
                 if !self.redrive(m, at, fx) {
                     return Err(illegal(kind, "nothing to redrive"));
@@ -2210,6 +2262,7 @@ impl Run {
     }
 
     fn abort_all(&mut self, at: Millis) {
+        self.abort_map_runs(at);
         let live: Vec<usize> = (0..self.threads.len())
             .filter(|&t| self.threads[t].live)
             .collect();

@@ -424,6 +424,7 @@ impl Interpreter for DurableFunction {
                 code: "not_redrivable",
                 message: "a durable execution cannot be redriven: invoke the function again".into(),
             }),
+            AnyInput::UpdateMapRun(u) => Err(crate::asl::run::no_map_runs(&u)),
             // Participant answers and parked tasks are the other programs'.
             _ => Ok(()),
         }

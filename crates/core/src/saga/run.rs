@@ -398,6 +398,9 @@ impl Interpreter for Saga {
         let kind = &event.kind;
         match kind {
             EventKind::ExecutionStarted { .. } | EventKind::ExecutionFinished { .. } => {}
+            EventKind::MapRunUpdated { .. } => {
+                return Err(crate::envelope::illegal(kind, "not an ASL execution"));
+            }
             EventKind::DurableOperation { .. } | EventKind::DurableInvocation { .. } => {
                 return Err(crate::envelope::illegal(kind, "not a durable execution"));
             }
@@ -573,6 +576,7 @@ impl Interpreter for Saga {
         match input {
             // The envelope decides a start; durable inputs are not ours.
             Input::Start { .. } | Input::Durable(_) => return Ok(()),
+            Input::UpdateMapRun(u) => return Err(crate::asl::run::no_map_runs(&u)),
             Input::TaskSucceeded {
                 step,
                 task,

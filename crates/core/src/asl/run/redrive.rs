@@ -59,6 +59,8 @@ pub(super) struct FanMemo {
     /// Where each branch or iteration that runs again continues (`None`:
     /// from its start).
     resume: Vec<Option<Resume>>,
+    /// A distributed Map's run, continued by the redrive.
+    map_run: Option<usize>,
 }
 
 impl Run {
@@ -102,6 +104,7 @@ impl Run {
             inputs: fan.inputs,
             results,
             resume,
+            map_run: fan.map_run,
         }
     }
 
@@ -177,8 +180,17 @@ impl Run {
             running: 0,
             failures: 0,
             resume: memo.resume,
+            map_run: memo.map_run,
         });
         self.slots.insert(key.clone(), slot);
-        self.fan_started(m, at, fx, &key);
+        self.fan_started(at, &key, st);
+        if let (Some(r), Some(fan)) = (
+            memo.map_run,
+            self.slots.get(&key).and_then(|s| s.fan.as_ref()),
+        ) {
+            let kept = fan.results.clone();
+            self.redrive_map_run(at, r, &kept);
+        }
+        self.fill_fan(m, at, fx, &key);
     }
 }

@@ -1,0 +1,268 @@
+//! Map runs — the distributed Map's side of the API: `DescribeMapRun`,
+//! `ListMapRuns`, `UpdateMapRun`, and `ListExecutions` by `mapRunArn` (the
+//! run's child executions, one per item or batch).
+//!
+//! A map run lives in its parent execution's log (see
+//! `sagaflow_core::asl::run::MapRun`): its ARN names the parent, whose
+//! history is replayed to answer; an update is a command to the parent,
+//! decided and recorded by the core like a redrive.
+
+use sagaflow_core::asl::run::{
+    execution_arn, map_run_owner, ItemStatus, MapRun, MapRunStatus, MapRunUpdate, ACCOUNT, REGION,
+};
+use sagaflow_core::Execution;
+use sagaflow_runtime::Error as EngineError;
+use sagaflow_store::ExecutionRecord;
+use serde_json::{json, Value};
+
+use super::{epoch, execution, from_engine, invalid_arn, AwsError, Input};
+use crate::AppState;
+
+/// The parent execution's record and its map runs, replayed from its history.
+async fn runs_of(st: &AppState, rec: &ExecutionRecord) -> Result<Vec<MapRun>, AwsError> {
+    let (_, plan) = st
+        .engine
+        .plan(&rec.definition, Some(rec.version))
+        .await
+        .map_err(from_engine)?;
+    let events = st
+        .engine
+        .store()
+        .load_history(&rec.id)
+        .await
+        .map_err(|e| from_engine(e.into()))?;
+    // A replay is CPU work proportional to the history: off the workers
+    // that answer requests.
+    tokio::task::spawn_blocking(move || {
+        Execution::replay(&plan, &events).map(|ex| ex.map_runs().to_vec())
+    })
+    .await
+    .map_err(|_| AwsError::unavailable("the server is shutting down"))?
+    .map_err(|e| AwsError::internal(format!("the history of '{}' does not replay: {e}", rec.id)))
+}
+
+/// The parent's record and the map run `arn` names.
+async fn map_run(st: &AppState, arn: &str) -> Result<(ExecutionRecord, MapRun), AwsError> {
+    let Some((machine, id)) = map_run_owner(arn) else {
+        return Err(invalid_arn(
+            arn,
+            "a map run ARN (arn:aws:states:REGION:ACCOUNT:mapRun:MACHINE/LABEL:ID)",
+        ));
+    };
+    let missing = || {
+        AwsError::new(
+            "ResourceNotFound",
+            format!("Map Run Does Not Exist: '{arn}'"),
+        )
+    };
+    let rec = match st.engine.get(id).await {
+        Ok(rec) if rec.definition == machine => rec,
+        Ok(_) | Err(EngineError::ExecutionNotFound(_)) => return Err(missing()),
+        Err(e) => return Err(from_engine(e)),
+    };
+    let runs = runs_of(st, &rec).await?;
+    let run = runs
+        .into_iter()
+        .find(|r| r.arn == arn)
+        .ok_or_else(missing)?;
+    Ok((rec, run))
+}
+
+fn run_status(s: MapRunStatus) -> &'static str {
+    match s {
+        MapRunStatus::Running => "RUNNING",
+        MapRunStatus::Succeeded => "SUCCEEDED",
+        MapRunStatus::Failed => "FAILED",
+        MapRunStatus::Aborted => "ABORTED",
+    }
+}
+
+fn item_status(s: ItemStatus) -> Option<&'static str> {
+    match s {
+        ItemStatus::Pending => None,
+        ItemStatus::Running => Some("RUNNING"),
+        ItemStatus::Succeeded => Some("SUCCEEDED"),
+        ItemStatus::Failed => Some("FAILED"),
+        ItemStatus::Aborted => Some("ABORTED"),
+    }
+}
+
+/// `itemCounts` / `executionCounts`: one child execution per item or batch.
+fn counts(run: &MapRun) -> Value {
+    let redrivable = run.status != MapRunStatus::Running && run.status != MapRunStatus::Succeeded;
+    let failed = run.count(ItemStatus::Failed);
+    let aborted = run.count(ItemStatus::Aborted);
+    json!({
+        "pending": run.count(ItemStatus::Pending),
+        "running": run.count(ItemStatus::Running),
+        "succeeded": run.count(ItemStatus::Succeeded),
+        "failed": failed,
+        "timedOut": 0,
+        "aborted": aborted,
+        "total": run.items.len(),
+        "resultsWritten": 0,
+        "failuresNotRedrivable": 0,
+        "pendingRedrive": if redrivable { failed + aborted } else { 0 },
+    })
+}
+
+pub(super) async fn describe_map_run(st: &AppState, input: &Input) -> Result<Value, AwsError> {
+    let arn = input.required("mapRunArn")?;
+    let (rec, run) = map_run(st, arn).await?;
+    let mut v = json!({
+        "mapRunArn": run.arn,
+        "executionArn": execution_arn(&rec.definition, &rec.id),
+        "status": run_status(run.status),
+        "startDate": epoch(run.started_at),
+        "maxConcurrency": run.max_concurrency,
+        "toleratedFailurePercentage": run.tolerated_failure_percentage.unwrap_or(0.0),
+        "toleratedFailureCount": run.tolerated_failure_count.unwrap_or(0),
+        "itemCounts": counts(&run),
+        "executionCounts": counts(&run),
+        "redriveCount": run.redrive_count,
+    });
+    if let Some(at) = run.stopped_at {
+        v["stopDate"] = epoch(at);
+    }
+    if let Some(at) = run.redriven_at {
+        v["redriveDate"] = epoch(at);
+    }
+    Ok(v)
+}
+
+pub(super) async fn list_map_runs(st: &AppState, input: &Input) -> Result<Value, AwsError> {
+    let rec = execution(st, input).await?;
+    let max = input.max_results()?;
+    let from: usize = match input.string("nextToken")? {
+        None => 0,
+        Some(t) => t
+            .parse()
+            .map_err(|_| AwsError::new("InvalidToken", format!("Invalid Token: '{t}'")))?,
+    };
+    let runs = runs_of(st, &rec).await?;
+    let page: Vec<Value> = runs
+        .iter()
+        .skip(from)
+        .take(max)
+        .map(|r| {
+            let mut v = json!({
+                "executionArn": execution_arn(&rec.definition, &rec.id),
+                "mapRunArn": r.arn,
+                "stateMachineArn": child_machine_arn(&rec.definition, r),
+                "startDate": epoch(r.started_at),
+            });
+            if let Some(at) = r.stopped_at {
+                v["stopDate"] = epoch(at);
+            }
+            v
+        })
+        .collect();
+    let mut out = json!({ "mapRuns": page });
+    if from + max < runs.len() {
+        out["nextToken"] = json!((from + max).to_string());
+    }
+    Ok(out)
+}
+
+pub(super) async fn update_map_run(st: &AppState, input: &Input) -> Result<Value, AwsError> {
+    let arn = input.required("mapRunArn")?;
+    let max_concurrency = input.whole("maxConcurrency", 0, 10_000)?;
+    let count = input.whole("toleratedFailureCount", 0, i64::MAX)?;
+    let percentage = match input.0.get("toleratedFailurePercentage") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_f64() {
+            Some(p) if (0.0..=100.0).contains(&p) => Some(p),
+            _ => {
+                return Err(AwsError::validation(format!(
+                    "1 validation error detected: Value '{v}' at 'toleratedFailurePercentage' failed to satisfy constraint: Member must have value between 0 and 100"
+                )))
+            }
+        },
+    };
+    if max_concurrency.is_none() && count.is_none() && percentage.is_none() {
+        return Err(AwsError::validation(
+            "at least one of maxConcurrency, toleratedFailurePercentage and toleratedFailureCount must be given",
+        ));
+    }
+    let (rec, run) = map_run(st, arn).await?;
+    if run.status != MapRunStatus::Running {
+        return Err(AwsError::validation(format!(
+            "Map Run '{arn}' is {} and can no longer be updated",
+            run_status(run.status)
+        )));
+    }
+    let update = MapRunUpdate {
+        map_run: run.arn,
+        max_concurrency: max_concurrency.map(|n| n as u32),
+        tolerated_failure_count: count.map(|n| n as u64),
+        tolerated_failure_percentage: percentage,
+    };
+    st.engine
+        .update_map_run(&rec.id, update)
+        .await
+        .map_err(|e| match &e {
+            EngineError::NotAllowed(core) if core.code().starts_with("map_run_") => {
+                AwsError::validation(core.to_string())
+            }
+            _ => from_engine(e),
+        })?;
+    Ok(json!({}))
+}
+
+/// The machine ARN a map run's child executions run:
+/// `…:stateMachine:{machine}/{label}`, as AWS names it.
+fn child_machine_arn(machine: &str, run: &MapRun) -> String {
+    format!(
+        "arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{machine}/{}",
+        run.label
+    )
+}
+
+/// `ListExecutions` with a `mapRunArn`: the run's child executions that
+/// have started (a pending item has no execution yet), in item order.
+pub(super) async fn list_children(
+    st: &AppState,
+    input: &Input,
+    arn: &str,
+) -> Result<Value, AwsError> {
+    let (rec, run) = map_run(st, arn).await?;
+    let filter = input.string("statusFilter")?;
+    let max = input.max_results()?;
+    let from: usize = match input.string("nextToken")? {
+        None => 0,
+        Some(t) => t
+            .parse()
+            .map_err(|_| AwsError::new("InvalidToken", format!("Invalid Token: '{t}'")))?,
+    };
+    let machine_arn = child_machine_arn(&rec.definition, &run);
+    let children: Vec<Value> = run
+        .items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| {
+            let status = item_status(item.status)?;
+            if filter.is_some_and(|f| f != status) {
+                return None;
+            }
+            let mut v = json!({
+                "executionArn": run.child_arn(i),
+                "stateMachineArn": machine_arn,
+                "mapRunArn": run.arn,
+                "name": run.child_arn(i).rsplit(':').next().unwrap_or_default(),
+                "status": status,
+                "startDate": epoch(item.started_at.unwrap_or(run.started_at)),
+            });
+            if let Some(at) = item.stopped_at {
+                v["stopDate"] = epoch(at);
+            }
+            Some(v)
+        })
+        .collect();
+    let total = children.len();
+    let page: Vec<Value> = children.into_iter().skip(from).take(max).collect();
+    let mut out = json!({ "executions": page });
+    if from + max < total {
+        out["nextToken"] = json!((from + max).to_string());
+    }
+    Ok(out)
+}

@@ -1,0 +1,227 @@
+//! The distributed Map (`ProcessorConfig.Mode: DISTRIBUTED`, the Step
+//! Functions developer guide's "Using Map state in Distributed mode") over
+//! items from the state input: a map run with an ARN, its child executions'
+//! counts, `UpdateMapRun`, and the `MapRun…` history events. Every decision
+//! is replayed and checked against the live state by the harness.
+
+mod support;
+
+use sagaflow_core::asl::run::{map_run_owner, ItemStatus, MapRunStatus, MapRunUpdate};
+use sagaflow_core::{Ctx, Input, Status};
+use serde_json::{json, Value};
+use support::{invoked, lambda, Sim};
+
+fn distributed(extra: Value) -> Value {
+    let mut map = json!({
+        "Type": "Map",
+        "Label": "Bookings",
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "Book",
+            "States": {"Book": {"Type": "Task", "Resource": lambda("book"), "End": true}}
+        },
+        "End": true
+    });
+    for (k, v) in extra.as_object().expect("an object") {
+        map[k] = v.clone();
+    }
+    json!({"StartAt": "Fan", "States": {"Fan": map}})
+}
+
+fn trace_types(sim: &Sim) -> Vec<String> {
+    sagaflow_core::trace(&sim.plan, &sim.history)
+        .expect("a trace")
+        .iter()
+        .map(|t| {
+            serde_json::to_value(&t.kind).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+fn update(arn: &str, max_concurrency: Option<u32>, count: Option<u64>) -> Input {
+    Input::UpdateMapRun(MapRunUpdate {
+        map_run: arn.into(),
+        max_concurrency,
+        tolerated_failure_count: count,
+        tolerated_failure_percentage: None,
+    })
+}
+
+#[test]
+fn a_distributed_map_runs_its_items_as_a_map_run_named_by_its_label() {
+    let (mut sim, fx) = Sim::start(distributed(json!({})), json!(["a", "b"]));
+    assert_eq!(invoked(&fx), ["Fan[0]/Book", "Fan[1]/Book"]);
+    let run = sim.ex.map_runs()[0].clone();
+    assert_eq!(
+        run.arn,
+        "arn:aws:states:us-east-1:123456789012:mapRun:m/Bookings:ex-1_0"
+    );
+    assert_eq!(map_run_owner(&run.arn), Some(("m", "ex-1")));
+    assert_eq!(run.status, MapRunStatus::Running);
+    assert_eq!(run.count(ItemStatus::Running), 2);
+    assert_eq!(
+        run.child_arn(1),
+        "arn:aws:states:us-east-1:123456789012:execution:m/Bookings:ex-1_0_1"
+    );
+
+    sim.succeed("Fan[0]/Book", json!(1));
+    sim.succeed("Fan[1]/Book", json!(2));
+    assert_eq!(sim.ex.output, Some(json!([1, 2])));
+    let run = &sim.ex.map_runs()[0];
+    assert_eq!(run.status, MapRunStatus::Succeeded);
+    assert_eq!(run.count(ItemStatus::Succeeded), 2);
+    assert!(run.stopped_at.is_some());
+
+    let types = trace_types(&sim);
+    assert!(
+        !types.iter().any(|t| t.starts_with("MapIteration")),
+        "{types:?}"
+    );
+    let at = |name: &str| {
+        types
+            .iter()
+            .position(|t| t == name)
+            .unwrap_or_else(|| panic!("{name} in {types:?}"))
+    };
+    assert!(at("MapStateStarted") < at("MapRunStarted"));
+    assert!(at("MapRunStarted") < at("TaskScheduled"));
+    assert!(at("MapRunSucceeded") < at("MapStateSucceeded"));
+}
+
+#[test]
+fn update_map_run_raises_the_concurrency_of_a_running_map_run_at_once() {
+    let (mut sim, fx) = Sim::start(distributed(json!({"MaxConcurrency": 1})), json!([1, 2, 3]));
+    assert_eq!(invoked(&fx), ["Fan[0]/Book"]);
+    let arn = sim.ex.map_runs()[0].arn.clone();
+
+    let fx = sim.feed(update(&arn, Some(3), None));
+    assert_eq!(invoked(&fx), ["Fan[1]/Book", "Fan[2]/Book"]);
+    assert_eq!(sim.ex.map_runs()[0].max_concurrency, 3);
+    assert!(sim
+        .history
+        .iter()
+        .any(|e| e.kind.name() == "map_run_updated"));
+}
+
+#[test]
+fn update_map_run_can_tolerate_the_failures_that_would_fail_the_run() {
+    let (mut sim, _) = Sim::start(
+        distributed(json!({"ToleratedFailureCount": 0})),
+        json!([1, 2]),
+    );
+    let arn = sim.ex.map_runs()[0].arn.clone();
+    sim.feed(update(&arn, None, Some(1)));
+    sim.fail("Fan[0]/Book", "Full");
+    sim.succeed("Fan[1]/Book", json!("ok"));
+    assert_eq!(sim.ex.status, Status::Succeeded);
+    assert_eq!(sim.ex.map_runs()[0].count(ItemStatus::Failed), 1);
+    assert_eq!(sim.ex.map_runs()[0].tolerated_failure_count, Some(1));
+}
+
+#[test]
+fn an_update_of_an_unknown_or_finished_map_run_is_refused_and_records_nothing() {
+    let (mut sim, _) = Sim::start(distributed(json!({})), json!([1]));
+    let ctx = Ctx {
+        now: sim.now + 1,
+        random: 0.5,
+        entropy: 1,
+    };
+    let unknown = sim
+        .ex
+        .decide(
+            &sim.plan,
+            update(
+                "arn:aws:states:us-east-1:123456789012:mapRun:m/X:nope_9",
+                Some(2),
+                None,
+            ),
+            ctx,
+        )
+        .unwrap_err();
+    assert_eq!(unknown.code(), "map_run_not_found");
+
+    let arn = sim.ex.map_runs()[0].arn.clone();
+    sim.succeed("Fan[0]/Book", json!(1));
+    let finished = sim
+        .ex
+        .decide(&sim.plan, update(&arn, Some(2), None), ctx)
+        .unwrap_err();
+    assert_eq!(finished.code(), "map_run_not_running");
+}
+
+#[test]
+fn a_failed_map_run_aborts_its_running_children_and_a_redrive_continues_the_same_run() {
+    let (mut sim, _) = Sim::start(distributed(json!({})), json!([1, 2, 3]));
+    sim.succeed("Fan[0]/Book", json!("one"));
+    sim.fail("Fan[1]/Book", "Full");
+    assert_eq!(sim.ex.status, Status::Failed);
+    let run = sim.ex.map_runs()[0].clone();
+    assert_eq!(run.status, MapRunStatus::Failed);
+    assert_eq!(
+        run.items.iter().map(|i| i.status).collect::<Vec<_>>(),
+        [
+            ItemStatus::Succeeded,
+            ItemStatus::Failed,
+            ItemStatus::Aborted
+        ]
+    );
+    assert!(trace_types(&sim).contains(&"MapRunFailed".to_string()));
+
+    let fx = sim.feed(Input::Redrive);
+    assert_eq!(invoked(&fx), ["Fan#2[1]/Book", "Fan#2[2]/Book"]);
+    assert_eq!(sim.ex.map_runs().len(), 1, "the same map run is redriven");
+    let run = &sim.ex.map_runs()[0];
+    assert_eq!(run.redrive_count, 1);
+    assert_eq!(run.status, MapRunStatus::Running);
+    assert_eq!(run.count(ItemStatus::Succeeded), 1);
+    assert!(trace_types(&sim).contains(&"MapRunRedriven".to_string()));
+
+    sim.succeed("Fan#2[1]/Book", json!("two"));
+    sim.succeed("Fan#2[2]/Book", json!("three"));
+    assert_eq!(sim.ex.output, Some(json!(["one", "two", "three"])));
+    assert_eq!(sim.ex.map_runs()[0].status, MapRunStatus::Succeeded);
+}
+
+#[test]
+fn a_cancelled_execution_aborts_its_map_run() {
+    let (mut sim, _) = Sim::start(distributed(json!({})), json!([1, 2]));
+    sim.succeed("Fan[0]/Book", json!(1));
+    sim.feed(Input::Cancel {
+        reason: "no".into(),
+    });
+    let run = &sim.ex.map_runs()[0];
+    assert_eq!(run.status, MapRunStatus::Aborted);
+    assert_eq!(run.count(ItemStatus::Aborted), 1);
+    assert_eq!(run.count(ItemStatus::Succeeded), 1);
+    assert!(trace_types(&sim).contains(&"MapRunAborted".to_string()));
+}
+
+#[test]
+fn an_inline_map_has_no_map_run() {
+    let sim = Sim::started(
+        json!({"StartAt": "M", "States": {"M": {"Type": "Map", "End": true,
+            "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}}}),
+        json!([1]),
+    );
+    assert_eq!(sim.ex.status, Status::Succeeded);
+    assert!(sim.ex.map_runs().is_empty());
+}
+
+#[test]
+fn a_map_run_arn_names_its_execution_even_when_the_id_has_underscores() {
+    assert_eq!(
+        map_run_owner("arn:aws:states:us-east-1:123456789012:mapRun:trip/Fan:run_2026_12_3"),
+        Some(("trip", "run_2026_12"))
+    );
+    assert_eq!(
+        map_run_owner("arn:aws:states:us-east-1:123456789012:execution:trip:x"),
+        None
+    );
+    assert_eq!(
+        map_run_owner("arn:aws:states:us-east-1:123456789012:mapRun:trip/Fan:x_y"),
+        None
+    );
+}
