@@ -248,18 +248,25 @@ type Caught = (usize, Value, Option<Vars>);
 /// `$states` the caller fills), with the variables as they were before the
 /// state assigned anything (every expression sees the same values); `None`
 /// without an `Assign`. AWS's limits apply (`States.Runtime` past them).
+/// A JSONPath Assign's randomness is seeded by `seed`'s two parts joined
+/// (the state's key and `@assign` or `@catch`), only joined when there is
+/// such an Assign: most states have none, and this runs once per state and
+/// Map item.
 fn assigned(
     template: Option<&Assign>,
     over: &Value,
     env: Env<'_>,
-    seed: &str,
+    seed: (&str, &str),
     js: Option<&jsonata::Scope<'_>>,
 ) -> Result<Option<Vars>, ErrorInfo> {
     let Some(template) = template else {
         return Ok(None);
     };
     let value = match (template, js) {
-        (Assign::Paths(t), _) => data::render(t, over, env, &mut seeded(seed))?,
+        (Assign::Paths(t), _) => {
+            let seed = format!("{}{}", seed.0, seed.1);
+            data::render(t, over, env, &mut seeded(&seed))?
+        }
         (Assign::Jsonata(t), Some(scope)) => t.evaluate(scope)?,
         (Assign::Jsonata(t), None) => {
             return Err(runtime(format!(
@@ -883,7 +890,7 @@ impl Run {
                     if let Some(js) = &st.jsonata {
                         // `Output` and `Assign` both over `$states.input`.
                         let scope = self.js_scope(&input, ctx, &key, at);
-                        let a = assigned(st.assign.as_ref(), &input, ctx, "", Some(&scope))?;
+                        let a = assigned(st.assign.as_ref(), &input, ctx, ("", ""), Some(&scope))?;
                         return Ok(Some((js_output(js, &scope, input.clone())?, a)));
                     }
                     let eff = data::filter(&st.input_path, &input, ctx)?;
@@ -892,9 +899,9 @@ impl Run {
                         (None, Some(p)) => data::render(p, &eff, ctx, &mut seeded(&key))?,
                         (None, None) => eff,
                     };
-                    let a = assigned(st.assign.as_ref(), &r, ctx, &format!("{key}@assign"), None)?;
-                    let placed = data::place(&st.result_path, input.clone(), r)?;
-                    Ok(Some((data::filter(&st.output_path, &placed, ctx)?, a)))
+                    let a = assigned(st.assign.as_ref(), &r, ctx, (&key, "@assign"), None)?;
+                    let placed = data::place_into(&st.result_path, &input, r)?;
+                    Ok(Some((data::filter_owned(&st.output_path, placed, ctx)?, a)))
                 })(),
                 Kind::Choice { choices, default } => (|| {
                     let no_match = || {
@@ -910,7 +917,13 @@ impl Run {
                         let scope = self.js_scope(&input, ctx, &key, at);
                         for b in choices {
                             if condition(&b.rule, &scope)? {
-                                let a = assigned(b.assign.as_ref(), &input, ctx, "", Some(&scope))?;
+                                let a = assigned(
+                                    b.assign.as_ref(),
+                                    &input,
+                                    ctx,
+                                    ("", ""),
+                                    Some(&scope),
+                                )?;
                                 let out = match &b.output {
                                     Some(t) => t.evaluate(&scope)?,
                                     None => js_output(js, &scope, input.clone())?,
@@ -919,7 +932,7 @@ impl Run {
                             }
                         }
                         let next = default.ok_or_else(no_match)?;
-                        let a = assigned(st.assign.as_ref(), &input, ctx, "", Some(&scope))?;
+                        let a = assigned(st.assign.as_ref(), &input, ctx, ("", ""), Some(&scope))?;
                         return Ok((next, js_output(js, &scope, input.clone())?, a));
                     }
                     let eff = data::filter(&st.input_path, &input, ctx)?;
@@ -935,7 +948,7 @@ impl Run {
                     let (next, assign) = next
                         .or(default.map(|d| (d, st.assign.as_ref())))
                         .ok_or_else(no_match)?;
-                    let a = assigned(assign, &input, ctx, &format!("{key}@assign"), None)?;
+                    let a = assigned(assign, &input, ctx, (&key, "@assign"), None)?;
                     Ok((next, data::filter(&st.output_path, &eff, ctx)?, a))
                 })()
                 .map(|(next, out, a)| {
@@ -1087,8 +1100,10 @@ impl Run {
                 },
                 Kind::Parallel { .. } | Kind::Map(_) => {
                     match self.fan_inputs(st, &input, ctx, &key, at) {
-                        Ok(plan) => {
-                            let eff = plan.effective.clone();
+                        Ok(mut plan) => {
+                            // The slot keeps the effective input; the fan
+                            // only needs each branch's or item's.
+                            let eff = std::mem::take(&mut plan.effective);
                             self.slots.insert(
                                 key.clone(),
                                 Slot::new(t, st, s, input, eff, (at, entered), Phase::Fanout),
@@ -1156,6 +1171,16 @@ impl Run {
         }
     }
 
+    /// A branch's or iteration's variables end with it. One that sees none
+    /// keeps its empty scope: a new empty one would be an allocation per
+    /// Map item.
+    fn end_vars(&mut self, t: usize) {
+        let th = &mut self.threads[t];
+        if th.parent.is_some() && !th.vars.is_empty() {
+            th.vars = SharedVars::default();
+        }
+    }
+
     /// A state's assignments take effect (all at once, as it exits).
     fn set_vars(&mut self, t: usize, assigned: &Option<Vars>) {
         if let Some(a) = assigned.as_ref().filter(|a| !a.is_empty()) {
@@ -1193,7 +1218,7 @@ impl Run {
                 ..self.js_scope(raw, env, &format!("{key}@catch"), at)
             };
             let caught = (|| {
-                let a = assigned(c.assign.as_ref(), &out, env, "", Some(&scope))?;
+                let a = assigned(c.assign.as_ref(), &out, env, ("", ""), Some(&scope))?;
                 let output = match &c.output {
                     Some(t) => t.evaluate(&scope)?,
                     None => out.clone(),
@@ -1202,11 +1227,11 @@ impl Run {
             })();
             return Some(caught);
         }
-        let a = match assigned(c.assign.as_ref(), &out, env, &format!("{key}@catch"), None) {
+        let a = match assigned(c.assign.as_ref(), &out, env, (key, "@catch"), None) {
             Ok(a) => a,
             Err(e) => return Some(Err(e)),
         };
-        match data::place(&c.result_path, raw.clone(), out) {
+        match data::place_into(&c.result_path, raw, out) {
             Ok(v) => Some(Ok((c.next, v, a))),
             Err(_) => None,
         }
@@ -1487,7 +1512,6 @@ impl Run {
             let next = (fan.started < fan.threads.len()).then_some(fan.started);
             match next {
                 Some(i) if fan.running < limit => {
-                    let input = fan.inputs[i].clone();
                     let scope_b = if matches!(st.kind, Kind::Map(_)) {
                         0
                     } else {
@@ -1510,10 +1534,15 @@ impl Run {
                         live: true,
                         vars,
                     });
+                    // The item's input moves to its thread: a retry of the
+                    // state computes every input again, and a copy per item
+                    // would cost as much as the item.
+                    let mut input = Value::Null;
                     if let Some(fan) = self.slots.get_mut(key).and_then(|s| s.fan.as_mut()) {
                         fan.threads[i] = Some(child);
                         fan.started = i + 1;
                         fan.running += 1;
+                        input = std::mem::take(&mut fan.inputs[i]);
                     }
                     if matches!(st.kind, Kind::Map(_)) && self.traced() {
                         self.record(
@@ -1532,10 +1561,17 @@ impl Run {
                     if fan.running > 0 || fan.results.iter().any(Option::is_none) {
                         return;
                     }
-                    let results: Vec<Value> = fan
-                        .results
-                        .iter()
-                        .map(|r| r.clone().unwrap_or(Value::Null))
+                    // The results move into the state's result: `complete`
+                    // ends the slot (or, if the state then fails, a retry
+                    // starts a new fan), so nothing reads them again.
+                    let results: Vec<Value> = self
+                        .slots
+                        .get_mut(key)
+                        .and_then(|s| s.fan.as_mut())
+                        .map(|f| std::mem::take(&mut f.results))
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|r| r.unwrap_or(Value::Null))
                         .collect();
                     if self.traced() {
                         let name = st.name.clone();
@@ -1561,10 +1597,7 @@ impl Run {
         result: Result<Value, ErrorInfo>,
     ) {
         self.threads[t].live = false;
-        if self.threads[t].parent.is_some() {
-            // A branch's or iteration's variables end with it.
-            self.threads[t].vars = SharedVars::default();
-        }
+        self.end_vars(t);
         let Some((key, i)) = self.threads[t].parent.clone() else {
             let (status, output, error) = match result {
                 Ok(out) => (Status::Succeeded, Some(out), None),
@@ -1672,9 +1705,7 @@ impl Run {
             return;
         }
         self.threads[t].live = false;
-        if self.threads[t].parent.is_some() {
-            self.threads[t].vars = SharedVars::default();
-        }
+        self.end_vars(t);
         // A thread's slot keys start with its prefix: look only there (a
         // scan of every slot per aborted iteration would be O(N²)).
         let prefix = self.threads[t].prefix.clone();
@@ -1729,7 +1760,7 @@ impl Run {
                 )
             };
             (|| {
-                let a = assigned(st.assign.as_ref(), &result, ctx, "", Some(&scope))?;
+                let a = assigned(st.assign.as_ref(), &result, ctx, ("", ""), Some(&scope))?;
                 let default = if is_wait {
                     slot.raw.clone()
                 } else {
@@ -1749,19 +1780,13 @@ impl Run {
                 Kind::Wait(_) => &slot.raw,
                 _ => &selected,
             };
-            let a = assigned(
-                st.assign.as_ref(),
-                over,
-                ctx,
-                &format!("{key}@assign"),
-                None,
-            )?;
+            let a = assigned(st.assign.as_ref(), over, ctx, (key, "@assign"), None)?;
             let placed = match st.kind {
                 // A Wait has no ResultPath: its output is its effective input.
                 Kind::Wait(_) => selected,
-                _ => data::place(&st.result_path, slot.raw.clone(), selected)?,
+                _ => data::place_into(&st.result_path, &slot.raw, selected)?,
             };
-            Ok((data::filter(&st.output_path, &placed, ctx)?, a))
+            Ok((data::filter_owned(&st.output_path, placed, ctx)?, a))
         });
         match out {
             Ok((out, a)) => {
