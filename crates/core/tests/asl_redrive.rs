@@ -322,3 +322,29 @@ fn a_timed_out_execution_is_redriven_with_a_fresh_time_limit() {
     sim.succeed("B#2", json!("done"));
     assert_eq!(sim.ex.status, Status::Succeeded);
 }
+
+#[test]
+fn a_map_item_that_ended_in_a_fail_state_runs_again_from_its_start_with_its_own_input() {
+    let (mut sim, _) = Sim::start(
+        json!({"StartAt": "M", "States": {
+            "M": {
+                "Type": "Map",
+                "ItemProcessor": {"StartAt": "Check", "States": {
+                    "Check": {"Type": "Task", "Resource": lambda("check"), "ResultPath": "$.verdict", "Next": "Ok?"},
+                    "Ok?": {"Type": "Choice", "Choices": [{"Variable": "$.verdict", "BooleanEquals": true, "Next": "Done"}], "Default": "No"},
+                    "No": {"Type": "Fail", "Error": "NotOk"},
+                    "Done": {"Type": "Succeed"}
+                }},
+                "End": true
+            }
+        }}),
+        json!([{"id": "a"}, {"id": "b"}]),
+    );
+    sim.succeed("M[0]/Check", json!(true));
+    sim.succeed("M[1]/Check", json!(false));
+    assert_eq!(sim.ex.status, Status::Failed);
+
+    let fx = sim.feed(Input::Redrive);
+    assert_eq!(invoked(&fx), ["M#2[1]/Check"]);
+    assert_eq!(sim.request_input("M#2[1]/Check"), json!({"id": "b"}));
+}

@@ -441,6 +441,11 @@ pub fn lookup<'a>(
     env: impl Into<Env<'a>>,
 ) -> Result<Option<Value>, ErrorInfo> {
     let env = env.into();
+    if path == "$" {
+        // The default InputPath and OutputPath of every state: the whole
+        // input, without parsing a path per state and item.
+        return Ok(Some(input.clone()));
+    }
     let compiled = compile(path).map_err(|why| ErrorInfo::new(RUNTIME, why))?;
     let root = match &compiled.root {
         Root::Input => input,
@@ -517,6 +522,20 @@ pub fn filter<'a>(
     }
 }
 
+/// [`filter`] of an input the caller no longer needs: the default path
+/// `$` gives it back as it is instead of a copy (an OutputPath after
+/// ResultPath, once per state and Map item).
+pub fn filter_owned<'a>(
+    path: &PathField,
+    input: Value,
+    env: impl Into<Env<'a>>,
+) -> Result<Value, ErrorInfo> {
+    match path {
+        PathField::Path(p) if p == "$" => Ok(input),
+        _ => filter(path, &input, env),
+    }
+}
+
 /// A definite path as Jayway prints it in its errors: every member in
 /// brackets and single quotes (`$.a.b[0]` → `$['a']['b'][0]`).
 fn jayway_path(path: &str) -> String {
@@ -590,6 +609,19 @@ fn render_in(
             .collect::<Result<Vec<_>, _>>()
             .map(Value::Array),
         other => Ok(other.clone()),
+    }
+}
+
+/// [`place`] into a borrowed input, copied only when the result goes
+/// into it: the default ResultPath `$` replaces it and needs no copy.
+pub fn place_into(
+    result_path: &PathField,
+    input: &Value,
+    result: Value,
+) -> Result<Value, ErrorInfo> {
+    match result_path {
+        PathField::Path(p) if p == "$" => Ok(result),
+        _ => place(result_path, input.clone(), result),
     }
 }
 

@@ -268,18 +268,25 @@ type Caught = (usize, Value, Option<Vars>);
 /// `$states` the caller fills), with the variables as they were before the
 /// state assigned anything (every expression sees the same values); `None`
 /// without an `Assign`. AWS's limits apply (`States.Runtime` past them).
+/// A JSONPath Assign's randomness is seeded by `seed`'s two parts joined
+/// (the state's key and `@assign` or `@catch`), only joined when there is
+/// such an Assign: most states have none, and this runs once per state and
+/// Map item.
 fn assigned(
     template: Option<&Assign>,
     over: &Value,
     env: Env<'_>,
-    seed: &str,
+    seed: (&str, &str),
     js: Option<&jsonata::Scope<'_>>,
 ) -> Result<Option<Vars>, ErrorInfo> {
     let Some(template) = template else {
         return Ok(None);
     };
     let value = match (template, js) {
-        (Assign::Paths(t), _) => data::render(t, over, env, &mut seeded(seed))?,
+        (Assign::Paths(t), _) => {
+            let seed = format!("{}{}", seed.0, seed.1);
+            data::render(t, over, env, &mut seeded(&seed))?
+        }
         (Assign::Jsonata(t), Some(scope)) => t.evaluate(scope)?,
         (Assign::Jsonata(t), None) => {
             return Err(runtime(format!(
@@ -908,7 +915,7 @@ impl Run {
                     if let Some(js) = &st.jsonata {
                         // `Output` and `Assign` both over `$states.input`.
                         let scope = self.js_scope(&input, ctx, &key, at);
-                        let a = assigned(st.assign.as_ref(), &input, ctx, "", Some(&scope))?;
+                        let a = assigned(st.assign.as_ref(), &input, ctx, ("", ""), Some(&scope))?;
                         return Ok(Some((js_output(js, &scope, input.clone())?, a)));
                     }
                     let eff = data::filter(&st.input_path, &input, ctx)?;
@@ -917,9 +924,9 @@ impl Run {
                         (None, Some(p)) => data::render(p, &eff, ctx, &mut seeded(&key))?,
                         (None, None) => eff,
                     };
-                    let a = assigned(st.assign.as_ref(), &r, ctx, &format!("{key}@assign"), None)?;
-                    let placed = data::place(&st.result_path, input.clone(), r)?;
-                    Ok(Some((data::filter(&st.output_path, &placed, ctx)?, a)))
+                    let a = assigned(st.assign.as_ref(), &r, ctx, (&key, "@assign"), None)?;
+                    let placed = data::place_into(&st.result_path, &input, r)?;
+                    Ok(Some((data::filter_owned(&st.output_path, placed, ctx)?, a)))
                 })(),
                 Kind::Choice { choices, default } => (|| {
                     let no_match = || {
@@ -935,7 +942,13 @@ impl Run {
                         let scope = self.js_scope(&input, ctx, &key, at);
                         for b in choices {
                             if condition(&b.rule, &scope)? {
-                                let a = assigned(b.assign.as_ref(), &input, ctx, "", Some(&scope))?;
+                                let a = assigned(
+                                    b.assign.as_ref(),
+                                    &input,
+                                    ctx,
+                                    ("", ""),
+                                    Some(&scope),
+                                )?;
                                 let out = match &b.output {
                                     Some(t) => t.evaluate(&scope)?,
                                     None => js_output(js, &scope, input.clone())?,
@@ -944,7 +957,7 @@ impl Run {
                             }
                         }
                         let next = default.ok_or_else(no_match)?;
-                        let a = assigned(st.assign.as_ref(), &input, ctx, "", Some(&scope))?;
+                        let a = assigned(st.assign.as_ref(), &input, ctx, ("", ""), Some(&scope))?;
                         return Ok((next, js_output(js, &scope, input.clone())?, a));
                     }
                     let eff = data::filter(&st.input_path, &input, ctx)?;
@@ -960,7 +973,7 @@ impl Run {
                     let (next, assign) = next
                         .or(default.map(|d| (d, st.assign.as_ref())))
                         .ok_or_else(no_match)?;
-                    let a = assigned(assign, &input, ctx, &format!("{key}@assign"), None)?;
+                    let a = assigned(assign, &input, ctx, (&key, "@assign"), None)?;
                     Ok((next, data::filter(&st.output_path, &eff, ctx)?, a))
                 })()
                 .map(|(next, out, a)| {
@@ -1110,8 +1123,10 @@ impl Run {
                 },
                 Kind::Parallel { .. } | Kind::Map(_) => {
                     match self.fan_inputs(st, &input, ctx, &key, at) {
-                        Ok(plan) => {
-                            let eff = plan.effective.clone();
+                        Ok(mut plan) => {
+                            // The slot keeps the effective input; the fan
+                            // only needs each branch's or item's.
+                            let eff = std::mem::take(&mut plan.effective);
                             self.slots.insert(
                                 key.clone(),
                                 Slot::new(t, st, s, input, eff, (at, entered), Phase::Fanout),
@@ -1177,6 +1192,16 @@ impl Run {
         }
     }
 
+    /// A branch's or iteration's variables end with it. One that sees none
+    /// keeps its empty scope: a new empty one would be an allocation per
+    /// Map item.
+    fn end_vars(&mut self, t: usize) {
+        let th = &mut self.threads[t];
+        if th.parent.is_some() && !th.vars.is_empty() {
+            th.vars = SharedVars::default();
+        }
+    }
+
     /// A state's assignments take effect (all at once, as it exits).
     fn set_vars(&mut self, t: usize, assigned: &Option<Vars>) {
         if let Some(a) = assigned.as_ref().filter(|a| !a.is_empty()) {
@@ -1214,7 +1239,7 @@ impl Run {
                 ..self.js_scope(raw, env, &format!("{key}@catch"), at)
             };
             let caught = (|| {
-                let a = assigned(c.assign.as_ref(), &out, env, "", Some(&scope))?;
+                let a = assigned(c.assign.as_ref(), &out, env, ("", ""), Some(&scope))?;
                 let output = match &c.output {
                     Some(t) => t.evaluate(&scope)?,
                     None => out.clone(),
@@ -1223,11 +1248,11 @@ impl Run {
             })();
             return Some(caught);
         }
-        let a = match assigned(c.assign.as_ref(), &out, env, &format!("{key}@catch"), None) {
+        let a = match assigned(c.assign.as_ref(), &out, env, (key, "@catch"), None) {
             Ok(a) => a,
             Err(e) => return Some(Err(e)),
         };
-        match data::place(&c.result_path, raw.clone(), out) {
+        match data::place_into(&c.result_path, raw, out) {
             Ok(v) => Some(Ok((c.next, v, a))),
             Err(_) => None,
         }
@@ -1536,6 +1561,8 @@ impl Run {
             let next = (next < fan.threads.len()).then_some(next);
             match next {
                 Some(i) if fan.running < limit => {
+                    // Copied, not moved: a redrive restarts an item that
+                    // failed in a Fail state from this input.
                     let input = fan.inputs[i].clone();
                     let map_run = fan.map_run;
                     let scope_b = if matches!(st.kind, Kind::Map(_)) {
@@ -1596,12 +1623,21 @@ impl Run {
                     if fan.running > 0 || fan.results.iter().any(Option::is_none) {
                         return;
                     }
-                    let results: Vec<Value> = fan
-                        .results
-                        .iter()
-                        .map(|r| r.clone().unwrap_or(Value::Null))
+                    let map_run = fan.map_run;
+                    // The results move into the state's result: `complete`
+                    // ends the slot (or, if the state then fails, a retry
+                    // starts a new fan and a redrive runs them all again),
+                    // so nothing reads them again.
+                    let results: Vec<Value> = self
+                        .slots
+                        .get_mut(key)
+                        .and_then(|s| s.fan.as_mut())
+                        .map(|f| std::mem::take(&mut f.results))
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|r| r.unwrap_or(Value::Null))
                         .collect();
-                    if let Some(r) = fan.map_run {
+                    if let Some(r) = map_run {
                         self.close_map_run(r, at, MapRunStatus::Succeeded, None);
                     }
                     if self.traced() {
@@ -1628,10 +1664,7 @@ impl Run {
         result: Result<Value, ErrorInfo>,
     ) {
         self.threads[t].live = false;
-        if self.threads[t].parent.is_some() {
-            // A branch's or iteration's variables end with it.
-            self.threads[t].vars = SharedVars::default();
-        }
+        self.end_vars(t);
         let Some((key, i)) = self.threads[t].parent.clone() else {
             let (status, output, error) = match result {
                 Ok(out) => (Status::Succeeded, Some(out), None),
@@ -1770,9 +1803,7 @@ impl Run {
             self.pending
                 .retain(|p| !matches!(p, Pending::Schedule(x) | Pending::Retry(x) if *x == k));
         }
-        if self.threads[t].parent.is_some() {
-            self.threads[t].vars = SharedVars::default();
-        }
+        self.end_vars(t);
     }
 
     /// A state that waited finished with `result`: ResultSelector,
@@ -1808,7 +1839,7 @@ impl Run {
                 )
             };
             (|| {
-                let a = assigned(st.assign.as_ref(), &result, ctx, "", Some(&scope))?;
+                let a = assigned(st.assign.as_ref(), &result, ctx, ("", ""), Some(&scope))?;
                 let default = if is_wait {
                     slot.raw.clone()
                 } else {
@@ -1828,19 +1859,13 @@ impl Run {
                 Kind::Wait(_) => &slot.raw,
                 _ => &selected,
             };
-            let a = assigned(
-                st.assign.as_ref(),
-                over,
-                ctx,
-                &format!("{key}@assign"),
-                None,
-            )?;
+            let a = assigned(st.assign.as_ref(), over, ctx, (key, "@assign"), None)?;
             let placed = match st.kind {
                 // A Wait has no ResultPath: its output is its effective input.
                 Kind::Wait(_) => selected,
-                _ => data::place(&st.result_path, slot.raw.clone(), selected)?,
+                _ => data::place_into(&st.result_path, &slot.raw, selected)?,
             };
-            Ok((data::filter(&st.output_path, &placed, ctx)?, a))
+            Ok((data::filter_owned(&st.output_path, placed, ctx)?, a))
         });
         match out {
             Ok((out, a)) => {

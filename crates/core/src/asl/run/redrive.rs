@@ -81,6 +81,12 @@ impl Run {
     /// were stopped, so each one that did not succeed has its [`Stopped`].
     fn memo(&mut self, fan: Fan, effective: Value) -> FanMemo {
         let mut results = fan.results;
+        // The results moved into the state's output when all had
+        // succeeded: a state that failed after that (its ResultSelector,
+        // say) runs every branch or item again.
+        if results.len() != fan.inputs.len() {
+            results = vec![None; fan.inputs.len()];
+        }
         let mut resume = Vec::with_capacity(results.len());
         for (i, thread) in fan.threads.iter().enumerate() {
             let stopped = thread.and_then(|c| self.threads[c].stopped.take());
