@@ -581,3 +581,54 @@ fn a_wait_for_task_token_jsonata_task_hands_out_the_token_in_its_arguments() {
     without["States"]["Approve"]["Arguments"] = json!({"who": "{% $states.input.who %}"});
     has_problem(without, "missing_task_token", "/States/Approve/Arguments");
 }
+
+/// "Transforming data with JSONata": in a JSONata state, `TimeoutSeconds`
+/// and `HeartbeatSeconds` may be expressions (there is no `…Path` form).
+#[test]
+fn a_jsonata_tasks_timeout_and_heartbeat_may_be_expressions() {
+    let (sim, fx) = Sim::start(
+        json!({"QueryLanguage": "JSONata", "StartAt": "Ask", "States": {
+            "Ask": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                "Arguments": {"FunctionName": "ask", "Payload": {"token": "{% $states.context.Task.Token %}"}},
+                "TimeoutSeconds": "{% $states.input.limit %}",
+                "HeartbeatSeconds": "{% $states.input.limit / 10 %}",
+                "End": true
+            }
+        }}),
+        json!({"limit": 300}),
+    );
+    let deadline = fx
+        .iter()
+        .find_map(|e| match e {
+            Effect::Invoke { deadline, .. } => Some(*deadline),
+            _ => None,
+        })
+        .expect("the task is called");
+    assert_eq!(deadline, sim.now + 300_000);
+    let req = sim
+        .ex
+        .request(&sim.plan, "Ask", TaskKind::Action)
+        .expect("a request");
+    assert_eq!(req.heartbeat_ms, Some(30_000));
+
+    // One that is not a whole number fails the state with AWS's error.
+    let (sim, _) = Sim::start(
+        json!({"QueryLanguage": "JSONata", "StartAt": "Ask", "States": {
+            "Ask": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                "Arguments": {"FunctionName": "ask", "Payload": {"token": "{% $states.context.Task.Token %}"}},
+                "HeartbeatSeconds": "{% 'soon' %}",
+                "End": true
+            }
+        }}),
+        json!({}),
+    );
+    let refused = sim
+        .ex
+        .request(&sim.plan, "Ask", TaskKind::Action)
+        .unwrap_err();
+    assert_eq!(refused.error, "States.QueryEvaluationError", "{refused:?}");
+}

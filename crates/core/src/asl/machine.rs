@@ -101,6 +101,9 @@ impl Default for PathField {
 pub enum Seconds {
     Fixed(u64),
     Path(String),
+    /// A JSONata state's `TimeoutSeconds`/`HeartbeatSeconds` given by an
+    /// expression over `$states.input` and the variables.
+    Expression(Template),
 }
 
 /// One state with the fields shared by all types (defaults where a type

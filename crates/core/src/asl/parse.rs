@@ -1709,10 +1709,16 @@ impl Compiler<'_> {
                 );
                 Err(())
             }
-            (Some(v), None) => self
-                .integer(v, &at(loc, key), key, 1, MAX_SECONDS)
-                .map(|n| Some(Seconds::Fixed(n)))
-                .ok_or(()),
+            (Some(v), None) => match v.as_str().filter(|t| jsonata && jsonata::is_expression(t)) {
+                Some(_) => self
+                    .jsonata(v, &at(loc, key))
+                    .map(|t| Some(Seconds::Expression(t)))
+                    .ok_or(()),
+                None => self
+                    .integer(v, &at(loc, key), key, 1, MAX_SECONDS)
+                    .map(|n| Some(Seconds::Fixed(n)))
+                    .ok_or(()),
+            },
             (None, Some(v)) => self
                 .path(v, &at(loc, &path_key), &path_key, PathKind::Single)
                 .map(|p| Some(Seconds::Path(p)))

@@ -604,6 +604,10 @@ fn seconds<'a>(
 ) -> Result<u64, ErrorInfo> {
     match s {
         Seconds::Fixed(n) => Ok(*n),
+        Seconds::Expression(t) => Err(runtime(format!(
+            "the JSONata {field} at {} was evaluated outside its state",
+            t.location()
+        ))),
         Seconds::Path(p) => {
             let Some(v) = data::lookup(p, input, ctx)? else {
                 return Err(runtime(format!(
@@ -862,6 +866,27 @@ impl Run {
             format!("{}{name}", th.prefix)
         } else {
             format!("{}{name}#{n}", th.prefix)
+        }
+    }
+
+    /// A Task's timeout or heartbeat in seconds: fixed, from a path over
+    /// its effective input, or (JSONata) an expression over its raw input,
+    /// with the entropy of attempt `slot.attempt` of `step`.
+    fn task_seconds(
+        &self,
+        s: &Seconds,
+        step: &str,
+        slot: &Slot,
+        ctx: Env<'_>,
+        field: &str,
+    ) -> Result<u64, ErrorInfo> {
+        match s {
+            Seconds::Expression(t) => {
+                let seed = format!("{step}#{}", slot.attempt);
+                let scope = self.js_scope(&slot.raw, ctx, &seed, slot.entered_at);
+                js_count(t, &scope)
+            }
+            _ => seconds(s, &slot.effective, ctx, field),
         }
     }
 
@@ -2374,7 +2399,10 @@ impl Run {
         let timeout = task
             .timeout
             .as_ref()
-            .and_then(|t| seconds(t, &slot.effective, ctx, "TimeoutSecondsPath").ok())
+            .and_then(|t| {
+                self.task_seconds(t, key, slot, ctx, "TimeoutSecondsPath")
+                    .ok()
+            })
             .unwrap_or(default);
         Some((timeout.saturating_mul(1000), task.wait_for_token))
     }
@@ -2583,7 +2611,7 @@ impl Run {
         };
         let heartbeat_ms = match &task.heartbeat {
             Some(h) => Some(
-                seconds(h, &slot.effective, ctx, "HeartbeatSecondsPath")
+                self.task_seconds(h, step, slot, ctx, "HeartbeatSecondsPath")
                     .map_err(|e| in_state(e, &st.name, slot.entered_event))?
                     * 1000,
             ),
