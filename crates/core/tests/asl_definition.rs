@@ -1368,12 +1368,6 @@ fn valid_asl_that_sagaflow_does_not_run_is_unsupported() {
     };
     // JSONata machines and states are run: see asl_jsonata_machines.rs.
     refuse(
-        single(json!({"Type": "Map", "ItemReader": {}, "End": true,
-                      "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Succeed"}}}})),
-        "/States/S/ItemReader",
-        "S3",
-    );
-    refuse(
         single(json!({"Type": "Task", "Resource": lambda("a"), "Credentials": {}, "End": true})),
         "/States/S/Credentials",
         "Credentials",

@@ -498,14 +498,15 @@ fn label_is_accepted_and_validated() {
 }
 
 #[test]
-fn the_distributed_map_fields_are_still_refused() {
-    // state-map-distributed.html: ItemReader and ResultWriter need S3
+fn an_inline_map_may_not_have_a_reader_or_a_writer() {
+    // state-map-distributed.html: ItemReader and ResultWriter are fields
+    // of the distributed Map.
     for field in ["ItemReader", "ResultWriter"] {
         let mut fields = json!({});
-        fields[field] = json!({});
+        fields[field] = json!({"Resource": "arn:aws:lambda:us-east-1:123456789012:function:io"});
         assert_eq!(
             problems(pass_map(fields)),
-            [("unsupported".to_string(), format!("/States/M/{field}"))]
+            [("invalid_value".to_string(), format!("/States/M/{field}"))]
         );
     }
 }

@@ -225,3 +225,169 @@ fn a_map_run_arn_names_its_execution_even_when_the_id_has_underscores() {
         None
     );
 }
+
+/// A distributed Map reading its items and writing its results through
+/// participants bound to S3's ARNs (`arn:aws:states:::s3:getObject` →
+/// handler `store`, as a resource map rule would bind them).
+fn reading(reader: Value, writer: Option<Value>) -> Value {
+    let mut m = distributed(json!({"ItemReader": reader}));
+    if let Some(w) = writer {
+        m["States"]["Fan"]["ResultWriter"] = w;
+    }
+    m
+}
+
+fn s3(action: &str) -> String {
+    // Lambda-shaped so that the harness's resource map binds it to
+    // `handler:{action}`: the resource map decides, not the ARN's service.
+    lambda(action)
+}
+
+#[test]
+fn an_item_reader_call_gives_the_items_as_csv_rows_with_their_headers() {
+    let (mut sim, fx) = Sim::start(
+        reading(
+            json!({
+                "Resource": s3("getObject"),
+                "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW", "MaxItems": 2},
+                "Parameters": {"Bucket": "trips", "Key.$": "$.file"}
+            }),
+            None,
+        ),
+        json!({"file": "today.csv"}),
+    );
+    assert_eq!(invoked(&fx), ["Fan"], "the reader is called first");
+    assert_eq!(
+        sim.request_input("Fan"),
+        json!({"Bucket": "trips", "Key": "today.csv"})
+    );
+    let fx = sim.succeed(
+        "Fan",
+        json!({"Body": "city,nights\nDublin,2\n\"Paris, FR\",3\nRome,1\n"}),
+    );
+    assert_eq!(invoked(&fx), ["Fan[0]/Book", "Fan[1]/Book"], "MaxItems: 2");
+    assert_eq!(
+        sim.request_input("Fan[1]/Book"),
+        json!({"city": "Paris, FR", "nights": "3"})
+    );
+    sim.succeed("Fan[0]/Book", json!("b0"));
+    sim.succeed("Fan[1]/Book", json!("b1"));
+    assert_eq!(sim.ex.output, Some(json!(["b0", "b1"])));
+    assert_eq!(sim.ex.map_runs()[0].items.len(), 2);
+    let types = trace_types(&sim);
+    assert_eq!(
+        types.iter().filter(|t| *t == "TaskScheduled").count(),
+        2,
+        "the reader's call is no Task event: {types:?}"
+    );
+}
+
+#[test]
+fn json_lines_and_json_arrays_are_read_too() {
+    for (config, answer) in [
+        (
+            json!({"InputType": "JSONL"}),
+            json!("{\"n\":1}\n\n{\"n\":2}\n"),
+        ),
+        (json!({"InputType": "JSON"}), json!([{"n": 1}, {"n": 2}])),
+        (json!({}), json!({"Body": "[{\"n\":1},{\"n\":2}]"})),
+    ] {
+        let (mut sim, _) = Sim::start(
+            reading(
+                json!({"Resource": s3("getObject"), "ReaderConfig": config}),
+                None,
+            ),
+            json!({}),
+        );
+        let fx = sim.succeed("Fan", answer.clone());
+        assert_eq!(invoked(&fx).len(), 2, "{answer}");
+        assert_eq!(
+            sim.request_input("Fan[1]/Book"),
+            json!({"n": 2}),
+            "{answer}"
+        );
+    }
+}
+
+#[test]
+fn a_result_writer_gets_the_results_and_the_map_outputs_its_answer() {
+    let (mut sim, _) = Sim::start(
+        reading(
+            json!({"Resource": s3("getObject")}),
+            Some(
+                json!({"Resource": s3("putObject"), "Parameters": {"Bucket": "out", "Prefix": "runs"}}),
+            ),
+        ),
+        json!({}),
+    );
+    sim.succeed("Fan", json!(["a", "b"]));
+    sim.succeed("Fan[0]/Book", json!("A"));
+    let fx = sim.succeed("Fan[1]/Book", json!("B"));
+    assert_eq!(invoked(&fx), ["Fan"], "then the writer is called");
+    let arn = sim.ex.map_runs()[0].arn.clone();
+    assert_eq!(
+        sim.request_input("Fan"),
+        json!({"Bucket": "out", "Prefix": "runs", "MapRunArn": arn, "Results": ["A", "B"]})
+    );
+    sim.succeed("Fan", json!({"Bucket": "out", "Key": "runs/manifest.json"}));
+    assert_eq!(
+        sim.ex.output,
+        Some(
+            json!({"MapRunArn": arn, "ResultWriterDetails": {"Bucket": "out", "Key": "runs/manifest.json"}})
+        )
+    );
+}
+
+#[test]
+fn a_reader_that_fails_or_answers_no_items_fails_the_map_with_item_reader_failed_for_its_catch() {
+    let machine = |catch: bool| {
+        let mut m = reading(
+            json!({"Resource": s3("getObject"), "ReaderConfig": {"InputType": "JSON"}}),
+            None,
+        );
+        m["States"]["Fan"]["Retry"] = json!([{"ErrorEquals": ["States.ALL"], "MaxAttempts": 3}]);
+        if catch {
+            m["States"]["Fan"]["Catch"] =
+                json!([{"ErrorEquals": ["States.ItemReaderFailed"], "Next": "Sorry"}]);
+            m["States"]["Sorry"] = json!({"Type": "Pass", "End": true});
+        }
+        m
+    };
+    let (mut sim, _) = Sim::start(machine(true), json!({}));
+    sim.fail_with("Fan", "NoSuchKey", "today.json is missing");
+    assert_eq!(sim.ex.status, Status::Succeeded, "caught, not retried");
+    assert_eq!(
+        sim.ex.output,
+        Some(
+            json!({"Error": "States.ItemReaderFailed", "Cause": "NoSuchKey: today.json is missing"})
+        )
+    );
+
+    let (mut sim, _) = Sim::start(machine(false), json!({}));
+    sim.succeed("Fan", json!({"Body": "not json"}));
+    assert_eq!(sim.ex.status, Status::Failed);
+    let error = sim.ex.error.clone().expect("an error");
+    assert_eq!(error.error, "States.ItemReaderFailed");
+    assert!(error.cause.contains("not JSON"), "{error:?}");
+}
+
+#[test]
+fn a_reader_must_be_bound_and_its_config_well_formed() {
+    let compile = |reader: Value| {
+        sagaflow_core::compile_definition(
+            &reading(reader, None).to_string(),
+            Some("m"),
+            &support::resources(),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    };
+    let unbound = compile(json!({"Resource": "arn:aws:states:::s3:getObject"})).unwrap_err();
+    assert!(unbound.contains("no rule of the resource map"), "{unbound}");
+    let given = compile(json!({"Resource": s3("g"), "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "GIVEN"}}))
+        .unwrap_err();
+    assert!(given.contains("CSVHeaders"), "{given}");
+    let manifest = compile(json!({"Resource": s3("g"), "ReaderConfig": {"InputType": "MANIFEST"}}))
+        .unwrap_err();
+    assert!(manifest.contains("InputType"), "{manifest}");
+}

@@ -330,12 +330,54 @@ pub struct Map {
     pub distributed: Option<Distributed>,
 }
 
-/// A distributed Map's processor settings.
+/// A distributed Map's processor settings, and where its items come from
+/// and its results go.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Distributed {
     /// `ExecutionType`: `STANDARD` (the default) or `EXPRESS`; recorded
     /// and shown, both run the same way here.
     pub execution_type: String,
+    /// `ItemReader`: the items are read by a call to a participant.
+    pub reader: Option<ItemReader>,
+    /// `ResultWriter`: the results are handed to a participant.
+    pub writer: Option<Io>,
+}
+
+/// A call a distributed Map makes besides its items: the `Resource` (an
+/// ARN such as `arn:aws:states:::s3:getObject`) is bound through the
+/// resource map like a Task's, and the request body is the rendered
+/// `Parameters` (JSONPath) or `Arguments` (JSONata).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Io {
+    pub resource: String,
+    pub participant: Participant,
+    pub parameters: Option<Value>,
+    pub arguments: Option<Template>,
+}
+
+/// `ItemReader`: the call, and how its answer becomes items.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemReader {
+    pub io: Io,
+    /// `ReaderConfig.InputType`.
+    pub input_type: InputType,
+    /// `CSVHeaders` when `CSVHeaderLocation` is `GIVEN` (else the first row).
+    pub csv_headers: Option<Vec<String>>,
+    /// `CSVDelimiter`: `COMMA` (the default), `PIPE`, `SEMICOLON`, `SPACE`, `TAB`.
+    pub csv_delimiter: u8,
+    /// `MaxItems` / `MaxItemsPath`: at most this many items are read.
+    pub max_items: Option<Count>,
+}
+
+/// What a reader's answer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum InputType {
+    /// A JSON array (the answer itself, or its text).
+    Json,
+    /// JSON Lines: one value per line.
+    Jsonl,
+    /// CSV rows, each an object keyed by the headers (values are strings).
+    Csv,
 }
 
 /// A count given as a number, a reference path (JSONPath) or an

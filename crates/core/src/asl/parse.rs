@@ -35,9 +35,9 @@ use std::collections::{HashMap, VecDeque};
 use serde_json::{Map as Object, Value};
 
 use crate::asl::machine::{
-    Assign, Branch, Catcher, Comparison, Count, Distributed, Fail, Graph, Integration, ItemBatcher,
-    Jsonata, Kind, Machine, Map, Operand, PathField, ResourceMap, Retrier, Rule, Seconds, State,
-    Task, Template, Wait,
+    Assign, Branch, Catcher, Comparison, Count, Distributed, Fail, Graph, InputType, Integration,
+    Io, ItemBatcher, ItemReader, Jsonata, Kind, Machine, Map, Operand, PathField, ResourceMap,
+    Retrier, Rule, Seconds, State, Task, Template, Wait,
 };
 use crate::asl::{data, intrinsic, jsonata, vars};
 use crate::document::type_name;
@@ -469,8 +469,10 @@ fn state_fields(ty: &str) -> (&'static [&'static str], &'static [&'static str]) 
                 "ToleratedFailureCountPath",
                 "ToleratedFailurePercentagePath",
                 "ItemBatcher",
+                "ItemReader",
+                "ResultWriter",
             ],
-            &["ItemReader", "ResultWriter"],
+            &[],
         ),
         _ => (&["Type", "Comment"], &[]),
     }
@@ -2506,6 +2508,29 @@ impl Compiler<'_> {
                 None
             }
         });
+        let reader = m
+            .get("ItemReader")
+            .and_then(|v| self.item_reader(v, &at(loc, "ItemReader"), jsonata));
+        let writer = m
+            .get("ResultWriter")
+            .and_then(|v| self.io(v, &at(loc, "ResultWriter"), jsonata, &["WriterConfig"]));
+        match &mut distributed {
+            Some(d) => {
+                d.reader = reader;
+                d.writer = writer;
+            }
+            None => {
+                for field in ["ItemReader", "ResultWriter"] {
+                    if m.contains_key(field) {
+                        self.err(
+                            "invalid_value",
+                            at(loc, field),
+                            format!("`{field}` needs a distributed Map (`ItemProcessor.ProcessorConfig.Mode: DISTRIBUTED`)"),
+                        );
+                    }
+                }
+            }
+        }
         Some(Map {
             items_path: items_path?,
             item_selector,
@@ -2646,6 +2671,131 @@ impl Compiler<'_> {
         }
     }
 
+    /// A distributed Map's `ItemReader` or `ResultWriter` call: `Resource`
+    /// bound through the resource map, `Parameters` (JSONPath) or
+    /// `Arguments` (JSONata); `more`: the other fields it may have.
+    fn io(&mut self, v: &Value, loc: &str, jsonata: bool, more: &[&str]) -> Option<Io> {
+        let o = self.object(v, loc)?;
+        let args = if jsonata { "Arguments" } else { "Parameters" };
+        let mut fields = vec!["Resource", args];
+        fields.extend_from_slice(more);
+        self.check_fields(o, loc, &fields, &[], "this field");
+        let resource = self.string(o, "Resource", loc, true)?;
+        let participant = self.resources.resolve(&resource);
+        if participant.is_none() {
+            self.err(
+                "unknown_resource",
+                at(loc, "Resource"),
+                format!("no rule of the resource map matches `{resource}`; add one that binds it to a URL or handler (there is no S3 here)"),
+            );
+        }
+        let (mut parameters, mut arguments) = (None, None);
+        if let Some(p) = o.get(args) {
+            if jsonata {
+                arguments = self.jsonata(p, &at(loc, args));
+            } else {
+                self.template(p, &at(loc, args), 0);
+                parameters = Some(p.clone());
+            }
+        }
+        Some(Io {
+            resource,
+            participant: participant?,
+            parameters,
+            arguments,
+        })
+    }
+
+    /// `ItemReader`: the call and its `ReaderConfig`.
+    fn item_reader(&mut self, v: &Value, loc: &str, jsonata: bool) -> Option<ItemReader> {
+        let io = self.io(v, loc, jsonata, &["ReaderConfig"]);
+        let cloc = at(loc, "ReaderConfig");
+        let empty = Object::new();
+        let config = match v.get("ReaderConfig") {
+            Some(c) => self.object(c, &cloc)?,
+            None => &empty,
+        };
+        self.check_fields(
+            config,
+            &cloc,
+            &[
+                "InputType",
+                "CSVHeaderLocation",
+                "CSVHeaders",
+                "CSVDelimiter",
+                "MaxItems",
+                "MaxItemsPath",
+            ],
+            &[],
+            "a ReaderConfig",
+        );
+        let input_type = match self.string(config, "InputType", &cloc, false).as_deref() {
+            None | Some("JSON") => InputType::Json,
+            Some("JSONL") => InputType::Jsonl,
+            Some("CSV") => InputType::Csv,
+            Some(other) => {
+                self.err(
+                    "invalid_value",
+                    at(&cloc, "InputType"),
+                    format!("`InputType` must be `JSON`, `JSONL` or `CSV` here (manifests and Parquet need S3), not `{other}`"),
+                );
+                return None;
+            }
+        };
+        let csv_headers = match self
+            .string(config, "CSVHeaderLocation", &cloc, false)
+            .as_deref()
+        {
+            None | Some("FIRST_ROW") => None,
+            Some("GIVEN") => {
+                let headers: Option<Vec<String>> = config
+                    .get("CSVHeaders")
+                    .and_then(Value::as_array)
+                    .and_then(|a| a.iter().map(|h| h.as_str().map(String::from)).collect());
+                if headers.as_ref().is_none_or(Vec::is_empty) {
+                    self.err(
+                        "invalid_value",
+                        at(&cloc, "CSVHeaders"),
+                        "`CSVHeaderLocation: GIVEN` needs `CSVHeaders`, a non-empty array of strings",
+                    );
+                    return None;
+                }
+                headers
+            }
+            Some(other) => {
+                self.err(
+                    "invalid_value",
+                    at(&cloc, "CSVHeaderLocation"),
+                    format!("`CSVHeaderLocation` must be `FIRST_ROW` or `GIVEN`, not `{other}`"),
+                );
+                return None;
+            }
+        };
+        let csv_delimiter = match self.string(config, "CSVDelimiter", &cloc, false).as_deref() {
+            None | Some("COMMA") => b',',
+            Some("PIPE") => b'|',
+            Some("SEMICOLON") => b';',
+            Some("SPACE") => b' ',
+            Some("TAB") => b'\t',
+            Some(other) => {
+                self.err(
+                    "invalid_value",
+                    at(&cloc, "CSVDelimiter"),
+                    format!("`CSVDelimiter` must be COMMA, PIPE, SEMICOLON, SPACE or TAB, not `{other}`"),
+                );
+                return None;
+            }
+        };
+        let max_items = self.batch_count(config, "MaxItems", &cloc, 100_000_000, jsonata);
+        Some(ItemReader {
+            io: io?,
+            input_type,
+            csv_headers,
+            csv_delimiter,
+            max_items,
+        })
+    }
+
     /// `ProcessorConfig`: the mode, and for DISTRIBUTED its settings.
     fn processor_config(&mut self, p: &Object<String, Value>, ploc: &str) -> Option<Distributed> {
         let v = p.get("ProcessorConfig")?;
@@ -2685,7 +2835,11 @@ impl Compiler<'_> {
                 return None;
             }
         };
-        distributed.then_some(Distributed { execution_type })
+        distributed.then_some(Distributed {
+            execution_type,
+            reader: None,
+            writer: None,
+        })
     }
 }
 

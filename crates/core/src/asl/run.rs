@@ -11,8 +11,11 @@ use serde_json::Value;
 
 use crate::event::{ErrorInfo, Millis};
 
+mod io;
 mod map_run;
 mod redrive;
+pub use io::{parse_items, ITEM_READER_FAILED, RESULT_WRITER_FAILED};
+use io::{reader_of, writer_of, IoCall};
 pub(crate) use map_run::no_map_runs;
 pub use map_run::{map_run_owner, ItemRun, ItemStatus, MapRun, MapRunStatus, MapRunUpdate};
 use redrive::{Resume, Stopped};
@@ -344,6 +347,8 @@ struct Slot {
     retries: Vec<u32>,
     phase: Phase,
     fan: Option<Fan>,
+    /// A distributed Map's reader or writer call in progress (see `io.rs`).
+    io: Option<IoCall>,
 }
 
 impl Slot {
@@ -370,6 +375,7 @@ impl Slot {
             retries: vec![0; state.retry.len()],
             phase,
             fan: None,
+            io: None,
         }
     }
 }
@@ -1146,8 +1152,26 @@ impl Run {
                     }
                     Err(e) => Err(e),
                 },
+                Kind::Map(_) if reader_of(st).is_some() => {
+                    // The items come from the reader's call first.
+                    let eff = match &st.jsonata {
+                        Some(_) => Ok(input.clone()),
+                        None => data::filter(&st.input_path, &input, ctx),
+                    };
+                    match eff {
+                        Ok(eff) => {
+                            let mut slot =
+                                Slot::new(t, st, s, input, eff, (at, entered), Phase::Ready);
+                            slot.io = Some(IoCall::Reader);
+                            self.slots.insert(key.clone(), slot);
+                            self.pending.push_back(Pending::Schedule(key));
+                            return;
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
                 Kind::Parallel { .. } | Kind::Map(_) => {
-                    match self.fan_inputs(st, &input, ctx, &key, at) {
+                    match self.fan_inputs(st, &input, ctx, &key, at, None) {
                         Ok(mut plan) => {
                             // The slot keeps the effective input; the fan
                             // only needs each branch's or item's.
@@ -1285,6 +1309,8 @@ impl Run {
 
     /// The effective input of a Parallel or Map, each branch's or item's
     /// input and the most branches to run at once (0: no limit).
+    /// `read`: a distributed Map's items from its ItemReader (instead of
+    /// `ItemsPath` or `Items`).
     fn fan_inputs(
         &self,
         st: &State,
@@ -1292,9 +1318,10 @@ impl Run {
         ctx: Env<'_>,
         key: &str,
         at: Millis,
+        read: Option<Vec<Value>>,
     ) -> Result<FanPlan, ErrorInfo> {
         if let Some(js) = &st.jsonata {
-            return self.fan_inputs_jsonata(st, js, input, ctx, key, at);
+            return self.fan_inputs_jsonata(st, js, input, ctx, (key, at), read);
         }
         let eff = data::filter(&st.input_path, input, ctx)?;
         match &st.kind {
@@ -1325,7 +1352,10 @@ impl Run {
                         None => map.tolerated_failure_percentage,
                     },
                 );
-                let items = data::select(&map.items_path, &eff, ctx)?;
+                let items = match read {
+                    Some(items) => Value::Array(items),
+                    None => data::select(&map.items_path, &eff, ctx)?,
+                };
                 let Value::Array(items) = items else {
                     return Err(runtime(format!(
                         "ItemsPath `{}` of `{}` must select an array",
@@ -1388,8 +1418,8 @@ impl Run {
         js: &Jsonata,
         input: &Value,
         ctx: Env<'_>,
-        key: &str,
-        at: Millis,
+        (key, at): (&str, Millis),
+        read: Option<Vec<Value>>,
     ) -> Result<FanPlan, ErrorInfo> {
         let scope = self.js_scope(input, ctx, key, at);
         match &st.kind {
@@ -1406,12 +1436,13 @@ impl Run {
                 })
             }
             Kind::Map(map) => {
-                let items = match &map.items {
-                    Some(t) => match t.evaluate(&scope)? {
+                let items = match (read, &map.items) {
+                    (Some(items), _) => items,
+                    (None, Some(t)) => match t.evaluate(&scope)? {
                         Value::Array(items) => items,
                         other => return Err(wrong_value(t, &other, "an array")),
                     },
-                    None => match input {
+                    (None, None) => match input {
                         Value::Array(items) => items.clone(),
                         _ => {
                             return Err(runtime(format!(
@@ -1649,6 +1680,15 @@ impl Run {
                         return;
                     }
                     let map_run = fan.map_run;
+                    if writer_of(st).is_some() {
+                        // The results go to the writer first (see io.rs).
+                        if let Some(slot) = self.slots.get_mut(key) {
+                            slot.phase = Phase::Ready;
+                            slot.io = Some(IoCall::Writer);
+                        }
+                        self.pending.push_back(Pending::Schedule(key.to_string()));
+                        return;
+                    }
                     // The results move into the state's result: `complete`
                     // ends the slot (or, if the state then fails, a retry
                     // starts a new fan and a redrive runs them all again),
@@ -1925,10 +1965,14 @@ impl Run {
         let (t, s) = (slot.thread, slot.state);
         let st = graph(m, &self.threads[t].scope).states.get(s);
         let Some(st) = st else { return };
+        // A reader's or writer's failure goes to the Catch: a Retry of the
+        // Map would restart its items, not the call.
+        let retriable = slot.io.take().is_none();
         if let Some(r) = st
             .retry
             .iter()
             .position(|r| error_matches(&r.error_equals, &error.error))
+            .filter(|_| retriable)
         {
             let rt = &st.retry[r];
             let used = slot.retries.get(r).copied().unwrap_or(0);
@@ -2058,7 +2102,8 @@ impl Run {
                     .ok_or_else(|| illegal(kind, "no such state waiting"))?;
                 let ok = slot.attempt == *attempt
                     && matches!(slot.phase, Phase::Ready | Phase::RetryWaiting { .. });
-                if !ok || slot.fan.is_some() {
+                let io = slot.io;
+                if !ok || (slot.fan.is_some() && io.is_none()) {
                     return Err(illegal(
                         kind,
                         format!("{:?} attempt {}", slot.phase, slot.attempt),
@@ -2076,7 +2121,11 @@ impl Run {
                     attempt: *attempt,
                     deadline: *deadline,
                 });
-                // TaskScheduled and TaskStarted.
+                // TaskScheduled and TaskStarted (a Map's reader or writer
+                // call has no Task events, as in AWS's history).
+                if io.is_some() {
+                    return Ok(());
+                }
                 self.events += 1;
                 if self.traced() {
                     let (resource, name) = self.resource_of(m, step);
@@ -2131,6 +2180,10 @@ impl Run {
                         format!("{:?} attempt {}", slot.phase, slot.attempt),
                     ));
                 }
+                if let Some(call) = slot.io {
+                    self.io_answered(m, at, fx, step, call, output.clone());
+                    return Ok(());
+                }
                 let st = self.state(m, slot.thread, slot.state);
                 let result = match &st.kind {
                     Kind::Task(task)
@@ -2175,6 +2228,11 @@ impl Run {
                         kind,
                         format!("{:?} attempt {}", slot.phase, slot.attempt),
                     ));
+                }
+                if let Some(call) = slot.io {
+                    let error = call.failure(error);
+                    self.failed(m, at, fx, step, error);
+                    return Ok(());
                 }
                 if self.traced() {
                     let (resource, name) = self.resource_of(m, step);
@@ -2240,7 +2298,7 @@ impl Run {
                         let ctx = Env::new(&ctx, &vars);
                         let raw = slot.raw.clone();
                         let seed = format!("{step}#{}", slot.attempt);
-                        match self.fan_inputs(st, &raw, ctx, &seed, at) {
+                        match self.fan_inputs(st, &raw, ctx, &seed, at, None) {
                             Ok(plan) => self.start_fan(m, at, fx, step, plan),
                             Err(e) => {
                                 let e = in_state(e, &st.name, slot.entered_event);
@@ -2382,6 +2440,9 @@ impl Run {
     /// The attempt timeout of a Task slot and whether it takes a callback.
     pub(crate) fn schedule_spec(&self, m: &Machine, key: &str) -> Option<(u64, bool)> {
         let slot = self.slots.get(key)?;
+        if slot.io.is_some() {
+            return Some((DEFAULT_TASK_TIMEOUT_S * 1000, false));
+        }
         let st = self.state(m, slot.thread, slot.state);
         let Kind::Task(task) = &st.kind else {
             return None;
@@ -2565,6 +2626,13 @@ impl Run {
             return Err(runtime(format!("`{step}` is not running")));
         };
         let st = self.state(m, slot.thread, slot.state);
+        if let Some(call) = slot.io {
+            let ctx = self.context(&st.name, slot.entered_at, Some(slot.attempt - 1), None);
+            let vars = self.threads[slot.thread].vars.clone();
+            return self
+                .io_request(st, slot, step, call, Env::new(&ctx, &vars), *deadline)
+                .map_err(|e| in_state(e, &st.name, slot.entered_event));
+        }
         let Kind::Task(task) = &st.kind else {
             return Err(runtime(format!("`{step}` is not a Task")));
         };
