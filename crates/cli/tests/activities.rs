@@ -120,14 +120,14 @@ impl Sfn {
         }
     }
 
-    /// Waits until the execution's history has a `TaskScheduled` event (its
-    /// activity task is queued).
+    /// Waits until the execution's history has an `ActivityScheduled` event
+    /// (its activity task is queued).
     fn scheduled(&self, execution: &str) {
         let deadline = Instant::now() + DEADLINE;
         loop {
             let h = self.ok("GetExecutionHistory", json!({ "executionArn": execution }));
             let events = h["events"].as_array().unwrap();
-            if events.iter().any(|e| e["type"] == "TaskScheduled") {
+            if events.iter().any(|e| e["type"] == "ActivityScheduled") {
                 return;
             }
             assert!(

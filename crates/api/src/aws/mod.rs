@@ -1038,7 +1038,8 @@ async fn list_executions(st: &AppState, input: &Input) -> Result<Value, AwsError
         }
         return map_runs::list_children(st, input, arn).await;
     }
-    let machine = machine_of(input.required("stateMachineArn")?)?;
+    // A version's or an alias's ARN lists the executions started through it.
+    let (machine, qualifier) = versions::qualified_of(input.required("stateMachineArn")?)?;
     let statuses = match input.string("statusFilter")? {
         None => None,
         Some(f) => Some(statuses_of(f).ok_or_else(|| {
@@ -1070,11 +1071,17 @@ async fn list_executions(st: &AppState, input: &Input) -> Result<Value, AwsError
                 .list_executions(&filter)
                 .await
                 .map_err(|e| from_engine(e.into()))?;
-            items.extend(
-                page.items
-                    .into_iter()
-                    .filter(|r| statuses.is_none_or(|s| s.contains(&r.status))),
-            );
+            for r in page.items {
+                if statuses.is_some_and(|s| !s.contains(&r.status)) {
+                    continue;
+                }
+                if let Some(q) = &qualifier {
+                    if !versions::started_through(st, &r, q).await? {
+                        continue;
+                    }
+                }
+                items.push(r);
+            }
             cursor = page.next_cursor;
             if cursor.is_none() || items.len() >= max {
                 break;
@@ -1230,6 +1237,11 @@ fn resource_parts(arn: &str) -> (String, String) {
 
 /// A Lambda function ARN given directly as a Task's `Resource`: AWS shows
 /// its calls as `LambdaFunction…` events rather than `Task…` ones.
+/// An activity's ARN: its Task's events are `Activity…` ones, as in AWS.
+fn is_activity(resource: &str) -> bool {
+    sagaflow_core::exchange::activity_name(resource).is_some()
+}
+
 fn is_lambda_function(resource: &str) -> bool {
     resource.starts_with("arn:aws:lambda:") && resource.contains(":function:")
 }
@@ -1307,6 +1319,39 @@ fn event_shape(kind: &TraceKind) -> (String, Option<(&'static str, Value)>) {
                 details,
             )
         }
+        TraceKind::TaskScheduled {
+            resource,
+            parameters,
+            ..
+        } if is_activity(resource) => with(
+            "ActivityScheduled",
+            "activityScheduledEventDetails",
+            json!({ "resource": resource, "input": text(parameters), "inputDetails": { "truncated": false } }),
+        ),
+        TraceKind::TaskStarted { resource, .. } if is_activity(resource) => {
+            with("ActivityStarted", "activityStartedEventDetails", json!({}))
+        }
+        TraceKind::TaskSucceeded {
+            resource, output, ..
+        } if is_activity(resource) => with(
+            "ActivitySucceeded",
+            "activitySucceededEventDetails",
+            json!({ "output": text(output), "outputDetails": { "truncated": false } }),
+        ),
+        TraceKind::TaskFailed {
+            resource, error, ..
+        } if is_activity(resource) => with(
+            "ActivityFailed",
+            "activityFailedEventDetails",
+            error_details(error),
+        ),
+        TraceKind::TaskTimedOut {
+            resource, error, ..
+        } if is_activity(resource) => with(
+            "ActivityTimedOut",
+            "activityTimedOutEventDetails",
+            error_details(error),
+        ),
         TraceKind::TaskScheduled {
             resource,
             parameters,

@@ -580,6 +580,17 @@ class Versions(unittest.TestCase):
         )
         run = SFN.start_execution(stateMachineArn=alias, input='{"ok": true}')["executionArn"]
         self.assertEqual(finished(run)["stateMachineVersionArn"], v2)
+        # ListExecutions by the alias lists the 41 it started; by a version,
+        # those that ran it; an unqualified start is listed by neither.
+        plain = SFN.start_execution(stateMachineArn=arn, input='{"ok": true}')["executionArn"]
+        finished(plain)
+        by_alias = SFN.list_executions(stateMachineArn=alias, maxResults=1000)["executions"]
+        self.assertEqual(len(by_alias), 41)
+        self.assertNotIn(plain, [e["executionArn"] for e in by_alias])
+        by_v1 = SFN.list_executions(stateMachineArn=v1, maxResults=1000)["executions"]
+        by_v2 = SFN.list_executions(stateMachineArn=v2, maxResults=1000)["executions"]
+        self.assertEqual(len(by_v1) + len(by_v2), 41)
+        self.assertIn(run, [e["executionArn"] for e in by_v2])
         listed = SFN.list_state_machine_aliases(stateMachineArn=arn)["stateMachineAliases"]
         self.assertEqual([a["stateMachineAliasArn"] for a in listed], [alias])
         SFN.delete_state_machine_alias(stateMachineAliasArn=alias)
@@ -722,10 +733,16 @@ class Activities(unittest.TestCase):
         # An answered task is answered for good.
         with self.assertRaises(SFN.exceptions.TaskTimedOut):
             SFN.send_task_success(taskToken=worker.tokens[0], output="{}")
+        # The history names them as AWS's does: Activity… events.
         events = SFN.get_execution_history(executionArn=runs[("no", 3)])["events"]
-        failed = [e for e in events if e["type"] == "TaskFailed"]
+        self.assertIn("ActivityScheduled", types(events))
+        self.assertIn("ActivityStarted", types(events))
+        self.assertNotIn("TaskScheduled", types(events))
+        failed = [e for e in events if e["type"] == "ActivityFailed"]
         self.assertEqual(len(failed), 1)
-        self.assertEqual(failed[0]["taskFailedEventDetails"]["error"], "Declined")
+        self.assertEqual(failed[0]["activityFailedEventDetails"]["error"], "Declined")
+        scheduled = [e for e in events if e["type"] == "ActivityScheduled"][0]
+        self.assertEqual(scheduled["activityScheduledEventDetails"]["resource"], activity)
 
     def test_a_poll_with_nothing_queued_answers_without_a_task_token(self):
         activity = SFN.create_activity(name="boto3-idle")["activityArn"]

@@ -2160,8 +2160,10 @@ impl Run {
                     }
                     other => return Err(illegal(kind, format!("{other:?}"))),
                 }
-                if self.traced() {
-                    let (resource, name) = self.resource_of(m, step);
+                // An activity's task is queued for a worker: AWS's history
+                // has ActivityScheduled and ActivityStarted, no TaskSubmitted.
+                let (resource, name) = self.resource_of(m, step);
+                if crate::exchange::activity_name(&resource).is_none() && self.traced() {
                     self.record(at, TraceKind::TaskSubmitted { name, resource });
                 }
             }
