@@ -632,3 +632,32 @@ fn a_jsonata_tasks_timeout_and_heartbeat_may_be_expressions() {
         .unwrap_err();
     assert_eq!(refused.error, "States.QueryEvaluationError", "{refused:?}");
 }
+
+/// As for JSONPath, a variable an expression reads must be assigned by some
+/// state of its scope or an enclosing one; names the expression binds
+/// itself, `$states`, AWS's functions and JSONata's are not variables.
+#[test]
+fn an_expression_reading_a_variable_nobody_assigns_is_refused_at_deploy() {
+    let machine = |output: &str| {
+        json!({"QueryLanguage": "JSONata", "StartAt": "A", "States": {
+            "A": {"Type": "Pass", "Assign": {"rate": 2}, "Next": "B"},
+            "B": {"Type": "Pass", "Output": output, "End": true}
+        }})
+    };
+    assert_eq!(
+        violations(machine("{% $states.input.n * $rat %}"))
+            .iter()
+            .map(|v| (v.code.as_str(), v.location.as_str()))
+            .collect::<Vec<_>>(),
+        [("unknown_variable", "/States/B/Output")]
+    );
+    for fine in [
+        "{% $states.input.n * $rate %}",
+        "{% ($x := 3; $x * $rate) %}",
+        "{% $map([1, 2], function($v) { $v * $rate }) %}",
+        "{% $sum($range(1, 3, 1)) & $uuid() & $partition([1,2], 1) & $hash('a', 'SHA-256') %}",
+    ] {
+        let vs = violations(machine(fine));
+        assert!(vs.is_empty(), "{fine}: {vs:?}");
+    }
+}

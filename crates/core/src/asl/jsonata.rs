@@ -148,6 +148,35 @@ impl Template {
         &self.source
     }
 
+    /// The workflow variables the expressions read (`$name`), found by
+    /// the engine's analysis of each expression without evaluating it: not
+    /// `$states`, AWS's functions, JSONata's own or names an expression
+    /// binds itself (`$x := …`, function parameters). `None` when an
+    /// expression may read any binding (the analysis cannot tell).
+    pub fn variables(&self) -> Option<std::collections::BTreeSet<String>> {
+        fn walk(node: &Node, out: &mut std::collections::BTreeSet<String>) -> bool {
+            match node {
+                Node::Literal(_) => true,
+                Node::Expression(e) => {
+                    let reads = e.compiled.reads();
+                    if reads.every_binding() {
+                        return false;
+                    }
+                    let ours = |n: &str| {
+                        matches!(n, "states" | "eval" | "random" | "uuid")
+                            || stateless_functions().iter().any(|(f, _)| *f == n)
+                    };
+                    out.extend(reads.bindings().keys().filter(|n| !ours(n)).cloned());
+                    true
+                }
+                Node::Object(fields) => fields.iter().all(|(_, n)| walk(n, out)),
+                Node::Array(items) => items.iter().all(|n| walk(n, out)),
+            }
+        }
+        let mut out = std::collections::BTreeSet::new();
+        walk(&self.root, &mut out).then_some(out)
+    }
+
     /// Whether any string of the value is an expression (a template without
     /// one evaluates to itself).
     pub fn has_expressions(&self) -> bool {

@@ -863,7 +863,17 @@ impl Compiler<'_> {
     /// is an `invalid_jsonata` violation at its string's location).
     fn jsonata(&mut self, v: &Value, loc: &str) -> Option<Template> {
         match Template::parse(v, loc) {
-            Ok(t) => Some(t),
+            Ok(t) => {
+                // Every `$name` read must be assigned somewhere in scope,
+                // as for JSONPath (checked once the machine is read).
+                let names = t.variables().unwrap_or_default();
+                if let Some(scope) = self.var_scope.and_then(|i| self.var_scopes.get_mut(i)) {
+                    scope
+                        .refs
+                        .extend(names.into_iter().map(|n| (n, loc.to_string())));
+                }
+                Some(t)
+            }
             Err(vs) => {
                 self.violations.extend(vs);
                 None
