@@ -391,3 +391,30 @@ fn a_reader_must_be_bound_and_its_config_well_formed() {
         .unwrap_err();
     assert!(manifest.contains("InputType"), "{manifest}");
 }
+
+#[test]
+fn a_writer_that_fails_fails_the_map_run_and_the_map_with_result_writer_failed() {
+    let (mut sim, _) = Sim::start(
+        reading(
+            json!({"Resource": s3("getObject")}),
+            Some(json!({"Resource": s3("putObject")})),
+        ),
+        json!({}),
+    );
+    sim.succeed("Fan", json!(["a"]));
+    sim.succeed("Fan[0]/Book", json!("A"));
+    sim.fail_with("Fan", "AccessDenied", "no write access");
+    assert_eq!(sim.ex.status, Status::Failed);
+    assert_eq!(
+        sim.ex.error.as_ref().map(|e| e.error.as_str()),
+        Some("States.ResultWriterFailed")
+    );
+    assert_eq!(sim.ex.map_runs()[0].status, MapRunStatus::Failed);
+
+    // A redrive writes again, without running the item again.
+    let fx = sim.feed(Input::Redrive);
+    assert_eq!(invoked(&fx), ["Fan#2"]);
+    sim.succeed("Fan#2", json!({"Key": "k"}));
+    assert_eq!(sim.ex.status, Status::Succeeded);
+    assert_eq!(sim.ex.map_runs()[0].status, MapRunStatus::Succeeded);
+}

@@ -2233,6 +2233,10 @@ impl Run {
                 }
                 if let Some(call) = slot.io {
                     let error = call.failure(error);
+                    // The writer's failure fails the map run it wrote for.
+                    if let Some(r) = slot.fan.as_ref().and_then(|f| f.map_run) {
+                        self.close_map_run(r, at, MapRunStatus::Failed, Some(&error));
+                    }
                     self.failed(m, at, fx, step, error);
                     return Ok(());
                 }
