@@ -3218,6 +3218,44 @@ async fn test_state_calls_a_task_or_its_mock_and_reports_retry_and_catch() {
     );
 }
 
+/// AWS's TestState runs a Parallel or Map only with a mock: its result
+/// stands for the branches' or items', and the state's data flow, Retry
+/// and Catch apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_state_runs_a_mocked_map_or_parallel_through_its_data_flow_and_catch() {
+    let aws = Aws::start().await;
+    let map = json!({"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 2,
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+        "ResultSelector": {"count.$": "States.ArrayLength($)"}, "ResultPath": "$.done", "End": true});
+    let r = aws
+        .test_state(
+            json!({"definition": map.to_string(), "input": r#"{"items": [1, 2, 3]}"#,
+            "mock": {"result": "[10, 20, 30]"}}),
+        )
+        .await;
+    assert_eq!(r["status"], "SUCCEEDED", "{r}");
+    assert_eq!(
+        parsed(&r["output"]),
+        json!({"items": [1, 2, 3], "done": {"count": 3}})
+    );
+
+    let parallel = json!({"Type": "Parallel",
+        "Branches": [{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}],
+        "Catch": [{"ErrorEquals": ["Branch.Failed"], "ResultPath": "$.error", "Next": "Undo"}],
+        "Next": "Done"});
+    let r = aws
+        .test_state(json!({"definition": parallel.to_string(), "input": "{}",
+            "mock": {"errorOutput": {"error": "Branch.Failed", "cause": "the car"}}}))
+        .await;
+    assert_eq!(r["status"], "CAUGHT_ERROR", "{r}");
+    assert_eq!(r["nextState"], "Undo", "{r}");
+    assert_eq!(
+        parsed(&r["output"]),
+        json!({"error": {"Error": "Branch.Failed", "Cause": "the car"}})
+    );
+    assert!(aws.svc.calls.lock().unwrap().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_state_refuses_invalid_definitions_and_parameters() {
     let aws = Aws::start().await;

@@ -144,6 +144,61 @@ pub fn wrap(
     })
 }
 
+/// The resource of the Task that stands for a mocked Parallel or Map.
+pub const MOCKED_FAN_RESOURCE: &str = "arn:aws:states:::sagaflow:mock";
+
+/// A Parallel or Map under test with a mock (AWS tests them only so): its
+/// branches or items do not run, the mock's result (or error) is the
+/// state's result, and its data flow (InputPath, `Parameters` of a
+/// Parallel, `Arguments`, ResultSelector, ResultPath, OutputPath, `Output`,
+/// `Assign`) and its Retry and Catch apply. Run as a Task on a mocked
+/// resource; `false` if the state is neither.
+pub fn mock_fan(wrapped: &mut Wrapped) -> bool {
+    let Some(fields) = wrapped.state.as_object() else {
+        return false;
+    };
+    let kind = fields.get("Type").and_then(Value::as_str).unwrap_or("");
+    if kind != "Parallel" && kind != "Map" {
+        return false;
+    }
+    // What a Task state may have; a Map's `Parameters` is its legacy
+    // ItemSelector, which runs per item, so it goes too.
+    const KEPT: &[&str] = &[
+        "Comment",
+        "QueryLanguage",
+        "InputPath",
+        "OutputPath",
+        "ResultPath",
+        "ResultSelector",
+        "Arguments",
+        "Output",
+        "Assign",
+        "Retry",
+        "Catch",
+        "Next",
+        "End",
+    ];
+    let mut task: Map<String, Value> = fields
+        .iter()
+        .filter(|(k, _)| KEPT.contains(&k.as_str()) || (kind == "Parallel" && *k == "Parameters"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if kind == "Map" {
+        task.remove("Arguments");
+    }
+    task.insert("Type".into(), json!("Task"));
+    task.insert("Resource".into(), json!(MOCKED_FAN_RESOURCE));
+    let task = Value::Object(task);
+    if let Some(states) = wrapped
+        .machine
+        .get_mut("States")
+        .and_then(Value::as_object_mut)
+    {
+        states.insert(wrapped.name.clone(), task);
+    }
+    true
+}
+
 /// How the test ended, as `TestState` reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {

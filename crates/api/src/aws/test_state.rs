@@ -5,9 +5,10 @@
 //! run on the pure core with a simulated clock: a Wait does not wait, a
 //! Task calls its participant once (or answers with the request's `mock`),
 //! a matching retrier ends the test `RETRIABLE` and a catcher
-//! `CAUGHT_ERROR`. Parallel and Map states are refused, as are Task
-//! states whose participant answers later (`.waitForTaskToken`,
-//! activities) unless they are mocked.
+//! `CAUGHT_ERROR`. A Parallel or Map runs only with a mock (as on AWS),
+//! as a Task answered by it ([`sagaflow_core::test_state::mock_fan`]); a
+//! Task whose participant answers later (`.waitForTaskToken`, activities)
+//! needs one too.
 
 use std::time::Duration;
 
@@ -110,19 +111,24 @@ pub(super) async fn test_state(st: &AppState, input: &Input) -> Result<Value, Aw
             format!("the definition is not valid JSON: {e}"),
         )])
     })?;
-    let wrapped = test_state::wrap(&doc, input.string("stateName")?, variables)
+    let mut wrapped = test_state::wrap(&doc, input.string("stateName")?, variables)
         .map_err(AwsError::validation)?;
     let kind = wrapped
         .state
         .get("Type")
         .and_then(Value::as_str)
-        .unwrap_or("");
+        .unwrap_or("")
+        .to_string();
+    let kind = kind.as_str();
     let mocked = !matches!(answer, Answer::Participant);
     match kind {
-        "Parallel" | "Map" => {
+        "Parallel" | "Map" if !mocked => {
             return Err(AwsError::validation(format!(
-                "TestState does not run {kind} states here (test the states inside it one by one)"
+                "TestState runs a {kind} state only with a mock (its result stands for the branches' or items'), as AWS does"
             )))
+        }
+        "Parallel" | "Map" => {
+            test_state::mock_fan(&mut wrapped);
         }
         "Task" => {}
         _ if mocked => {
