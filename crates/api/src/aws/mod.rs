@@ -1476,10 +1476,10 @@ fn event_shape(kind: &TraceKind) -> (String, Option<(&'static str, Value)>) {
             json!({ "error": error.error, "cause": error.cause }),
         ),
         TraceKind::MapRunAborted {} => simple("MapRunAborted"),
-        TraceKind::MapRunRedriven { arn } => with(
+        TraceKind::MapRunRedriven { arn, redrive_count } => with(
             "MapRunRedriven",
             "mapRunRedrivenEventDetails",
-            json!({ "mapRunArn": arn }),
+            json!({ "mapRunArn": arn, "redriveCount": redrive_count }),
         ),
     }
 }

@@ -164,6 +164,7 @@ pub enum TraceKind {
     MapRunAborted {},
     MapRunRedriven {
         arn: String,
+        redrive_count: u32,
     },
 }
 

@@ -191,9 +191,9 @@ impl Run {
                 };
             }
         }
-        let arn = run.arn.clone();
+        let (arn, redrive_count) = (run.arn.clone(), run.redrive_count);
         if self.traced() {
-            self.record(at, TraceKind::MapRunRedriven { arn });
+            self.record(at, TraceKind::MapRunRedriven { arn, redrive_count });
         }
     }
 
