@@ -132,8 +132,8 @@ impl Interpreter for Machine {
                 )?;
             }
             Input::UpdateMapRun(update) => {
-                if let Some((code, message)) = d.state.refuse_map_run_update(&update) {
-                    return Err(Error::NotAllowed { code, message });
+                if let Some(refusal) = d.state.refuse_map_run_update(&update) {
+                    return Err(refusal);
                 }
                 d.emit(EventKind::MapRunUpdated { update })?;
             }

@@ -254,33 +254,30 @@ impl Run {
     }
 
     /// Why `update` cannot be applied now, if it cannot.
-    pub(crate) fn refuse_map_run_update(
-        &self,
-        update: &MapRunUpdate,
-    ) -> Option<(&'static str, String)> {
+    pub(crate) fn refuse_map_run_update(&self, update: &MapRunUpdate) -> Option<crate::Error> {
         let Some(run) = self.map_runs.iter().find(|r| r.arn == update.map_run) else {
-            return Some((
-                "map_run_not_found",
-                format!("this execution has no map run `{}`", update.map_run),
-            ));
+            return Some(crate::Error::NotAllowed {
+                code: "map_run_not_found",
+                message: format!("this execution has no map run `{}`", update.map_run),
+            });
         };
         if run.status != MapRunStatus::Running {
-            return Some((
-                "map_run_not_running",
-                format!(
+            return Some(crate::Error::NotAllowed {
+                code: "map_run_not_running",
+                message: format!(
                     "map run `{}` is not running: it can no longer be updated",
                     run.arn
                 ),
-            ));
+            });
         }
         if update
             .tolerated_failure_percentage
             .is_some_and(|p| !(0.0..=100.0).contains(&p))
         {
-            return Some((
-                "invalid_map_run_update",
-                "toleratedFailurePercentage must be between 0 and 100".to_string(),
-            ));
+            return Some(crate::Error::NotAllowed {
+                code: "invalid_map_run_update",
+                message: "toleratedFailurePercentage must be between 0 and 100".to_string(),
+            });
         }
         None
     }
