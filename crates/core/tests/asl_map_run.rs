@@ -28,19 +28,6 @@ fn distributed(extra: Value) -> Value {
     json!({"StartAt": "Fan", "States": {"Fan": map}})
 }
 
-fn trace_types(sim: &Sim) -> Vec<String> {
-    sagaflow_core::trace(&sim.plan, &sim.history)
-        .expect("a trace")
-        .iter()
-        .map(|t| {
-            serde_json::to_value(&t.kind).unwrap()["type"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
-}
-
 fn update(arn: &str, max_concurrency: Option<u32>, count: Option<u64>) -> Input {
     Input::UpdateMapRun(MapRunUpdate {
         map_run: arn.into(),
@@ -75,7 +62,7 @@ fn a_distributed_map_runs_its_items_as_a_map_run_named_by_its_label() {
     assert_eq!(run.count(ItemStatus::Succeeded), 2);
     assert!(run.stopped_at.is_some());
 
-    let types = trace_types(&sim);
+    let types = sim.trace_types();
     assert!(
         !types.iter().any(|t| t.starts_with("MapIteration")),
         "{types:?}"
@@ -168,7 +155,7 @@ fn a_failed_map_run_aborts_its_running_children_and_a_redrive_continues_the_same
             ItemStatus::Aborted
         ]
     );
-    assert!(trace_types(&sim).contains(&"MapRunFailed".to_string()));
+    assert!(sim.trace_types().contains(&"MapRunFailed".to_string()));
 
     let fx = sim.feed(Input::Redrive);
     assert_eq!(invoked(&fx), ["Fan#2[1]/Book", "Fan#2[2]/Book"]);
@@ -177,7 +164,7 @@ fn a_failed_map_run_aborts_its_running_children_and_a_redrive_continues_the_same
     assert_eq!(run.redrive_count, 1);
     assert_eq!(run.status, MapRunStatus::Running);
     assert_eq!(run.count(ItemStatus::Succeeded), 1);
-    assert!(trace_types(&sim).contains(&"MapRunRedriven".to_string()));
+    assert!(sim.trace_types().contains(&"MapRunRedriven".to_string()));
 
     sim.succeed("Fan#2[1]/Book", json!("two"));
     sim.succeed("Fan#2[2]/Book", json!("three"));
@@ -196,7 +183,7 @@ fn a_cancelled_execution_aborts_its_map_run() {
     assert_eq!(run.status, MapRunStatus::Aborted);
     assert_eq!(run.count(ItemStatus::Aborted), 1);
     assert_eq!(run.count(ItemStatus::Succeeded), 1);
-    assert!(trace_types(&sim).contains(&"MapRunAborted".to_string()));
+    assert!(sim.trace_types().contains(&"MapRunAborted".to_string()));
 }
 
 #[test]
@@ -274,7 +261,7 @@ fn an_item_reader_call_gives_the_items_as_csv_rows_with_their_headers() {
     sim.succeed("Fan[1]/Book", json!("b1"));
     assert_eq!(sim.ex.output, Some(json!(["b0", "b1"])));
     assert_eq!(sim.ex.map_runs()[0].items.len(), 2);
-    let types = trace_types(&sim);
+    let types = sim.trace_types();
     assert_eq!(
         types.iter().filter(|t| *t == "TaskScheduled").count(),
         2,

@@ -20,19 +20,6 @@ fn branch(name: &str) -> Value {
     json!({"StartAt": name, "States": {name: task(name)}})
 }
 
-fn trace_types(sim: &Sim) -> Vec<String> {
-    sagaflow_core::trace(&sim.plan, &sim.history)
-        .expect("a trace")
-        .iter()
-        .map(|t| {
-            serde_json::to_value(&t.kind).unwrap()["type"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
-}
-
 #[test]
 fn a_redriven_parallel_runs_only_the_branch_that_failed_and_keeps_the_others_output() {
     let (mut sim, _) = Sim::start(
@@ -232,10 +219,10 @@ fn the_history_shows_the_redrive_and_only_the_iterations_that_ran_again() {
     );
     sim.succeed("M[0]/Do", json!(1));
     sim.fail("M[1]/Do", "Bad");
-    let before = trace_types(&sim).len();
+    let before = sim.trace_types().len();
     sim.feed(Input::Redrive);
     sim.succeed("M#2[1]/Do", json!(2));
-    let after: Vec<String> = trace_types(&sim)[before..].to_vec();
+    let after: Vec<String> = sim.trace_types()[before..].to_vec();
     assert_eq!(
         after,
         [

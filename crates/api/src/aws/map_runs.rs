@@ -15,22 +15,13 @@ use sagaflow_runtime::Error as EngineError;
 use sagaflow_store::ExecutionRecord;
 use serde_json::{json, Value};
 
-use super::{epoch, execution, from_engine, invalid_arn, AwsError, Input};
+use super::{epoch, execution, from_engine, history_of, invalid_arn, plan_of, AwsError, Input};
 use crate::AppState;
 
 /// The parent execution's record and its map runs, replayed from its history.
 async fn runs_of(st: &AppState, rec: &ExecutionRecord) -> Result<Vec<MapRun>, AwsError> {
-    let (_, plan) = st
-        .engine
-        .plan(&rec.definition, Some(rec.version))
-        .await
-        .map_err(from_engine)?;
-    let events = st
-        .engine
-        .store()
-        .load_history(&rec.id)
-        .await
-        .map_err(|e| from_engine(e.into()))?;
+    let plan = plan_of(st, rec).await?;
+    let events = history_of(st, rec).await?;
     // A replay is CPU work proportional to the history: off the workers
     // that answer requests.
     tokio::task::spawn_blocking(move || {

@@ -1097,23 +1097,39 @@ async fn list_executions(st: &AppState, input: &Input) -> Result<Value, AwsError
     Ok(out)
 }
 
+/// The plan execution `rec` runs (its definition at its version).
+async fn plan_of(
+    st: &AppState,
+    rec: &ExecutionRecord,
+) -> Result<std::sync::Arc<sagaflow_core::Plan>, AwsError> {
+    let (_, plan) = st
+        .engine
+        .plan(&rec.definition, Some(rec.version))
+        .await
+        .map_err(from_engine)?;
+    Ok(plan)
+}
+
+/// Execution `rec`'s stored history, whole.
+async fn history_of(
+    st: &AppState,
+    rec: &ExecutionRecord,
+) -> Result<Vec<sagaflow_core::Event>, AwsError> {
+    st.engine
+        .store()
+        .load_history(&rec.id)
+        .await
+        .map_err(|e| from_engine(e.into()))
+}
+
 async fn get_execution_history(st: &AppState, input: &Input) -> Result<Value, AwsError> {
     let max = input.max_results()?;
     let reverse = input.boolean("reverseOrder")?.unwrap_or(false);
     let include_data = input.boolean("includeExecutionData")?.unwrap_or(true);
     let token = input.string("nextToken")?;
     let rec = execution(st, input).await?;
-    let (_, plan) = st
-        .engine
-        .plan(&rec.definition, Some(rec.version))
-        .await
-        .map_err(from_engine)?;
-    let events = st
-        .engine
-        .store()
-        .load_history(&rec.id)
-        .await
-        .map_err(|e| from_engine(e.into()))?;
+    let plan = plan_of(st, &rec).await?;
+    let events = history_of(st, &rec).await?;
     let traces = match sagaflow_core::trace(&plan, &events) {
         Ok(t) => t,
         Err(e) if e.code() == "not_asl" => {

@@ -10,7 +10,7 @@ use sagaflow_core::event::{EventKind, Millis};
 use sagaflow_core::{Ctx, Execution, Input as CoreInput, Status};
 use serde_json::{json, Value};
 
-use super::{epoch, execution, from_engine, now_ms, AwsError, Input};
+use super::{epoch, execution, from_engine, history_of, now_ms, plan_of, AwsError, Input};
 use crate::AppState;
 use sagaflow_store::ExecutionRecord;
 
@@ -27,12 +27,7 @@ pub(super) async fn describe(
     rec: &ExecutionRecord,
     v: &mut Value,
 ) -> Result<(), AwsError> {
-    let events = st
-        .engine
-        .store()
-        .load_history(&rec.id)
-        .await
-        .map_err(|e| from_engine(e.into()))?;
+    let events = history_of(st, rec).await?;
     let redrives: Vec<Millis> = events
         .iter()
         .filter(|e| matches!(e.kind, EventKind::ExecutionRedriven {}))
@@ -48,11 +43,7 @@ pub(super) async fn describe(
         }
         Status::Succeeded => Some("Execution is SUCCEEDED and cannot be redriven.".to_string()),
         _ => {
-            let (_, plan) = st
-                .engine
-                .plan(&rec.definition, Some(rec.version))
-                .await
-                .map_err(from_engine)?;
+            let plan = plan_of(st, rec).await?;
             // A replay is CPU work proportional to the history: off the
             // workers that answer requests.
             tokio::task::spawn_blocking(move || refusal(&plan, &events))

@@ -104,6 +104,21 @@ impl Sim {
         d.effects
     }
 
+    /// The types of the Step Functions history so far, in order
+    /// (`ExecutionStarted`, `StateEntered`, …).
+    pub fn trace_types(&self) -> Vec<String> {
+        sagaflow_core::trace(&self.plan, &self.history)
+            .expect("a trace")
+            .iter()
+            .map(|t| {
+                serde_json::to_value(&t.kind).unwrap()["type"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+
     /// The current attempt of `step`'s action.
     pub fn attempt(&self, step: &str) -> u32 {
         self.ex.attempts(&self.plan, step, TaskKind::Action)
