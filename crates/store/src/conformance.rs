@@ -65,6 +65,7 @@ macro_rules! conformance_tests {
             an_executions_origin_is_recorded_once,
             an_activity_is_created_once_listed_by_name_tagged_and_deleted,
             an_activity_task_is_taken_once_until_forgotten_or_expired,
+            an_offered_activity_task_is_seen_oldest_first_until_taken_answered_or_expired,
             a_new_execution_reads_back_as_created,
             creating_an_execution_again_returns_the_existing_one_untouched,
             an_append_at_the_current_version_extends_the_history,
@@ -913,6 +914,84 @@ pub async fn an_activity_task_is_taken_once_until_forgotten_or_expired(store: &d
         .claim_activity_task(&claim("t2", "w4", 6_000, 20_000))
         .await
         .expect("expired, so free"));
+}
+
+pub async fn an_offered_activity_task_is_seen_oldest_first_until_taken_answered_or_expired(
+    store: &dyn Store,
+) {
+    use crate::{ActivityOffer, ActivityTaskClaim};
+    let offer = |token: &str, activity: &str, at: Millis, until: Millis| ActivityOffer {
+        token: token.to_string(),
+        activity: activity.to_string(),
+        execution_id: format!("e-{token}"),
+        input: json!({ "job": token, "amount": 12.50 }),
+        offered_at: at,
+        expires_at: until,
+    };
+    let tokens = |offers: Vec<ActivityOffer>| -> Vec<String> {
+        offers.into_iter().map(|o| o.token).collect()
+    };
+    assert!(store
+        .offer_activity_task(&offer("t2", "work", 2_000, 10_000))
+        .await
+        .expect("offer t2"));
+    assert!(store
+        .offer_activity_task(&offer("t1", "work", 1_000, 10_000))
+        .await
+        .expect("offer t1"));
+    assert!(store
+        .offer_activity_task(&offer("t3", "other", 1_500, 10_000))
+        .await
+        .expect("offer t3"));
+    // Offered again (a recovery): nothing changes.
+    assert!(!store
+        .offer_activity_task(&offer("t1", "work", 3_000, 10_000))
+        .await
+        .expect("offer t1 again"));
+    let seen = store
+        .activity_offers("work", 3_000, 10)
+        .await
+        .expect("offers");
+    assert_eq!(seen[0], offer("t1", "work", 1_000, 10_000), "kept exactly");
+    assert_eq!(tokens(seen), ["t1", "t2"]);
+    assert_eq!(
+        tokens(store.activity_offers("work", 3_000, 1).await.expect("one")),
+        ["t1"]
+    );
+    // Taken: no longer offered, and not offered again.
+    let claim = ActivityTaskClaim {
+        token: "t1".to_string(),
+        execution_id: "e-t1".to_string(),
+        worker: "w1".to_string(),
+        claimed_at: 4_000,
+        expires_at: 10_000,
+    };
+    assert!(store.claim_activity_task(&claim).await.expect("take t1"));
+    assert!(!store
+        .offer_activity_task(&offer("t1", "work", 4_000, 10_000))
+        .await
+        .expect("a taken task is not offered again"));
+    assert_eq!(
+        tokens(store.activity_offers("work", 4_000, 10).await.expect("offers")),
+        ["t2"]
+    );
+    // Answered: gone.
+    store.forget_activity_task("t2").await.expect("forget t2");
+    assert!(store
+        .activity_offers("work", 4_000, 10)
+        .await
+        .expect("offers")
+        .is_empty());
+    // Past its deadline an offer is not seen.
+    assert!(store
+        .activity_offers("other", 10_001, 10)
+        .await
+        .expect("offers")
+        .is_empty());
+    assert_eq!(
+        tokens(store.activity_offers("other", 10_000, 10).await.expect("offers")),
+        ["t3"]
+    );
 }
 
 // ---------------------------------------------------------------------------

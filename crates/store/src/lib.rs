@@ -119,6 +119,24 @@ pub struct ActivityTaskClaim {
     pub expires_at: Millis,
 }
 
+/// An activity task waiting for a worker: offered when its execution parks
+/// on the activity Task, gone when a worker takes it (see
+/// [`Executor::claim_activity_task`]), when it is answered, or past its
+/// deadline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityOffer {
+    /// The task token the worker answers with.
+    pub token: String,
+    /// The activity's name.
+    pub activity: String,
+    pub execution_id: String,
+    /// The task's effective input, handed to the worker.
+    pub input: Value,
+    pub offered_at: Millis,
+    /// The task's deadline: after it the offer is useless and may go.
+    pub expires_at: Millis,
+}
+
 /// An alias of a definition (Step Functions' state machine alias): a name
 /// routing executions to one or two published versions by weight.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -468,13 +486,26 @@ pub trait Executor: Send + Sync {
         remove: &[String],
         max: usize,
     ) -> Result<Option<Tags>>;
-    /// Records that a worker took the activity task of `claim.token`:
-    /// `false` (nothing written) when it was taken before. Records whose
-    /// `expires_at` is before `claim.claimed_at` are removed in the same
-    /// write.
+    /// Offers an activity task to the workers of its activity (every node
+    /// sees it): `false` (nothing written) when its token is offered or was
+    /// taken already. Offers whose `expires_at` is before
+    /// `offer.offered_at` are removed in the same write.
+    async fn offer_activity_task(&self, offer: &ActivityOffer) -> Result<bool>;
+    /// Up to `limit` offers of activity `activity` whose deadline is not
+    /// before `now`, oldest first (by `offered_at`, then token).
+    async fn activity_offers(
+        &self,
+        activity: &str,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Vec<ActivityOffer>>;
+    /// Records that a worker took the activity task of `claim.token`, and
+    /// withdraws its offer, in one write: `false` (nothing written) when it
+    /// was taken before. Records whose `expires_at` is before
+    /// `claim.claimed_at` are removed in the same write.
     async fn claim_activity_task(&self, claim: &ActivityTaskClaim) -> Result<bool>;
-    /// Removes the record of a taken activity task (it was answered).
-    /// Idempotent.
+    /// Removes an activity task's offer and the record of its taking (it
+    /// was answered, or no longer waits). Idempotent.
     async fn forget_activity_task(&self, token: &str) -> Result<()>;
     /// Creates an execution with its first events and the durable timers
     /// they arm (in one write, as [`Executor::append`] does), or returns the

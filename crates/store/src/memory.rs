@@ -15,7 +15,7 @@ use sagaflow_core::event::Millis;
 use sagaflow_core::{Event, Status};
 
 use crate::{
-    ActivityRecord, ActivityTaskClaim, AliasRecord, AliasWrite, PublishedVersion, Unpublish,
+    ActivityOffer, ActivityRecord, ActivityTaskClaim, AliasRecord, AliasWrite, PublishedVersion, Unpublish,
 };
 use crate::{
     Append, Create, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor,
@@ -41,6 +41,8 @@ struct Inner {
     activities: BTreeMap<String, ActivityRecord>,
     /// Activity tasks taken by workers, by token.
     activity_tasks: HashMap<String, ActivityTaskClaim>,
+    /// Activity tasks waiting for a worker, by token.
+    activity_offers: HashMap<String, ActivityOffer>,
     executions: HashMap<String, (u64, ExecutionRecord, Vec<Event>)>,
     next_seq: u64,
     timers: Vec<Timer>,
@@ -445,6 +447,37 @@ impl Executor for MemoryStore {
         Ok(Some(tags))
     }
 
+    async fn offer_activity_task(&self, offer: &ActivityOffer) -> Result<bool> {
+        let mut g = self.lock();
+        g.activity_offers
+            .retain(|_, o| o.expires_at >= offer.offered_at);
+        if g.activity_offers.contains_key(&offer.token)
+            || g.activity_tasks.contains_key(&offer.token)
+        {
+            return Ok(false);
+        }
+        g.activity_offers.insert(offer.token.clone(), offer.clone());
+        Ok(true)
+    }
+
+    async fn activity_offers(
+        &self,
+        activity: &str,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Vec<ActivityOffer>> {
+        let g = self.lock();
+        let mut offers: Vec<ActivityOffer> = g
+            .activity_offers
+            .values()
+            .filter(|o| o.activity == activity && o.expires_at >= now)
+            .cloned()
+            .collect();
+        offers.sort_by(|a, b| (a.offered_at, &a.token).cmp(&(b.offered_at, &b.token)));
+        offers.truncate(limit);
+        Ok(offers)
+    }
+
     async fn claim_activity_task(&self, claim: &ActivityTaskClaim) -> Result<bool> {
         let mut g = self.lock();
         g.activity_tasks
@@ -452,12 +485,15 @@ impl Executor for MemoryStore {
         if g.activity_tasks.contains_key(&claim.token) {
             return Ok(false);
         }
+        g.activity_offers.remove(&claim.token);
         g.activity_tasks.insert(claim.token.clone(), claim.clone());
         Ok(true)
     }
 
     async fn forget_activity_task(&self, token: &str) -> Result<()> {
-        self.lock().activity_tasks.remove(token);
+        let mut g = self.lock();
+        g.activity_offers.remove(token);
+        g.activity_tasks.remove(token);
         Ok(())
     }
 

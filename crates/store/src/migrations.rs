@@ -64,6 +64,7 @@ pub const SQLITE: &[Migration] = migrations!("sqlite":
     8 "0008_definition_tags",
     9 "0009_versions_and_aliases",
     10 "0010_activities",
+    11 "0011_activity_offers",
 );
 
 /// PostgreSQL's migrations, in order: the same numbers and names as SQLite's.
@@ -78,6 +79,7 @@ pub const POSTGRES: &[Migration] = migrations!("postgres":
     8 "0008_definition_tags",
     9 "0009_versions_and_aliases",
     10 "0010_activities",
+    11 "0011_activity_offers",
 );
 
 /// The last migration written before the numbering was shared: every one
@@ -237,7 +239,7 @@ mod tests {
         let missing = pending(POSTGRES, &BTreeSet::from([1, 2, 3, 5])).expect("pending");
         assert_eq!(
             missing.iter().map(|m| m.version).collect::<Vec<_>>(),
-            [4, 6, 7, 8, 9, 10]
+            [4, 6, 7, 8, 9, 10, 11]
         );
     }
 }

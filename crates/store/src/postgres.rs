@@ -81,7 +81,7 @@ use tokio_postgres::{NoTls, Row};
 use crate::encode::{from_json, not_found, parse_task, to_json};
 use crate::migrations::{self, Migration};
 use crate::{
-    ActivityRecord, ActivityTaskClaim, AliasRecord, AliasWrite, PublishedVersion, Unpublish,
+    ActivityOffer, ActivityRecord, ActivityTaskClaim, AliasRecord, AliasWrite, PublishedVersion, Unpublish,
 };
 use crate::{
     Append, Create, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor,
@@ -1470,16 +1470,85 @@ impl Executor for PostgresStore {
         Ok(Some(tags))
     }
 
-    async fn claim_activity_task(&self, claim: &ActivityTaskClaim) -> Result<bool> {
+    async fn offer_activity_task(&self, offer: &ActivityOffer) -> Result<bool> {
+        let input = to_json("an activity task's input", &offer.input)?;
         let client = self.client().await?;
         client
             .execute(
-                "DELETE FROM activity_tasks WHERE expires_at < $1",
-                &[&pg_millis(claim.claimed_at)],
+                "DELETE FROM activity_offers WHERE expires_at < $1",
+                &[&pg_millis(offer.offered_at)],
             )
             .await
-            .map_err(pg("removing expired activity tasks"))?;
+            .map_err(pg("removing expired activity offers"))?;
         let n = client
+            .execute(
+                "INSERT INTO activity_offers
+                     (token, activity, execution_id, input, offered_at, expires_at)
+                 SELECT $1, $2, $3, $4, $5, $6
+                 WHERE NOT EXISTS (SELECT 1 FROM activity_tasks WHERE token = $1)
+                 ON CONFLICT (token) DO NOTHING",
+                &[
+                    &offer.token,
+                    &offer.activity,
+                    &offer.execution_id,
+                    &input,
+                    &pg_millis(offer.offered_at),
+                    &pg_millis(offer.expires_at),
+                ],
+            )
+            .await
+            .map_err(pg("offering an activity task"))?;
+        Ok(n > 0)
+    }
+
+    async fn activity_offers(
+        &self,
+        activity: &str,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Vec<ActivityOffer>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT token, execution_id, input, offered_at, expires_at
+                 FROM activity_offers WHERE activity = $1 AND expires_at >= $2
+                 ORDER BY offered_at, token LIMIT $3",
+                &[
+                    &activity,
+                    &pg_millis(now),
+                    &(limit.min(i64::MAX as usize) as i64),
+                ],
+            )
+            .await
+            .map_err(pg("reading activity offers"))?;
+        rows.iter()
+            .map(|r| {
+                let input: String = r.get(2);
+                Ok(ActivityOffer {
+                    token: r.get(0),
+                    activity: activity.to_string(),
+                    execution_id: r.get(1),
+                    input: from_json("an activity task's input", &input)?,
+                    offered_at: r.get::<_, i64>(3).max(0) as Millis,
+                    expires_at: r.get::<_, i64>(4).max(0) as Millis,
+                })
+            })
+            .collect()
+    }
+
+    async fn claim_activity_task(&self, claim: &ActivityTaskClaim) -> Result<bool> {
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(pg("starting to take an activity task"))?;
+        tx.execute(
+            "DELETE FROM activity_tasks WHERE expires_at < $1",
+            &[&pg_millis(claim.claimed_at)],
+        )
+        .await
+        .map_err(pg("removing expired activity tasks"))?;
+        let n = tx
             .execute(
                 "INSERT INTO activity_tasks (token, execution_id, worker, claimed_at, expires_at)
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (token) DO NOTHING",
@@ -1493,13 +1562,27 @@ impl Executor for PostgresStore {
             )
             .await
             .map_err(pg("taking an activity task"))?;
+        if n > 0 {
+            tx.execute(
+                "DELETE FROM activity_offers WHERE token = $1",
+                &[&claim.token],
+            )
+            .await
+            .map_err(pg("withdrawing a taken activity task's offer"))?;
+        }
+        tx.commit().await.map_err(pg("taking an activity task"))?;
         Ok(n > 0)
     }
 
     async fn forget_activity_task(&self, token: &str) -> Result<()> {
         let client = self.client().await?;
+        // One statement: the offer and the record go together.
         client
-            .execute("DELETE FROM activity_tasks WHERE token = $1", &[&token])
+            .execute(
+                "WITH offer AS (DELETE FROM activity_offers WHERE token = $1)
+                 DELETE FROM activity_tasks WHERE token = $1",
+                &[&token],
+            )
             .await
             .map_err(pg("forgetting an activity task"))?;
         Ok(())

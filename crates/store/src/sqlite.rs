@@ -48,7 +48,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::encode::{from_json, not_found, parse_task, to_json};
 use crate::migrations::{self, Migration};
 use crate::{
-    ActivityRecord, ActivityTaskClaim, AliasRecord, AliasWrite, PublishedVersion, Unpublish,
+    ActivityOffer, ActivityRecord, ActivityTaskClaim, AliasRecord, AliasWrite, PublishedVersion, Unpublish,
 };
 use crate::{
     Append, Create, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor,
@@ -1570,6 +1570,83 @@ impl Executor for SqliteStore {
         .await
     }
 
+    async fn offer_activity_task(&self, offer: &ActivityOffer) -> Result<bool> {
+        let offer = offer.clone();
+        let input = to_json("an activity task's input", &offer.input)?;
+        self.write(move |c| {
+            c.prepare_cached("DELETE FROM activity_offers WHERE expires_at < ?1")
+                .and_then(|mut s| s.execute([millis_sql(offer.offered_at)]))
+                .map_err(backend("removing expired activity offers"))?;
+            let n = c
+                .prepare_cached(
+                    "INSERT INTO activity_offers
+                         (token, activity, execution_id, input, offered_at, expires_at)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6
+                     WHERE NOT EXISTS (SELECT 1 FROM activity_tasks WHERE token = ?1)
+                     ON CONFLICT (token) DO NOTHING",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        offer.token,
+                        offer.activity,
+                        offer.execution_id,
+                        input,
+                        millis_sql(offer.offered_at),
+                        millis_sql(offer.expires_at)
+                    ])
+                })
+                .map_err(backend("offering an activity task"))?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn activity_offers(
+        &self,
+        activity: &str,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Vec<ActivityOffer>> {
+        let activity = activity.to_string();
+        self.read(move |c| {
+            let rows = c
+                .prepare_cached(
+                    "SELECT token, execution_id, input, offered_at, expires_at
+                     FROM activity_offers WHERE activity = ?1 AND expires_at >= ?2
+                     ORDER BY offered_at, token LIMIT ?3",
+                )
+                .and_then(|mut s| {
+                    s.query_map(
+                        params![activity, millis_sql(now), limit.min(i64::MAX as usize) as i64],
+                        |r| {
+                            Ok((
+                                r.get::<_, String>(0)?,
+                                r.get::<_, String>(1)?,
+                                r.get::<_, String>(2)?,
+                                r.get::<_, i64>(3)?,
+                                r.get::<_, i64>(4)?,
+                            ))
+                        },
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(backend("reading activity offers"))?;
+            rows.into_iter()
+                .map(|(token, execution_id, input, offered_at, expires_at)| {
+                    Ok(ActivityOffer {
+                        token,
+                        activity: activity.clone(),
+                        execution_id,
+                        input: from_json("an activity task's input", &input)?,
+                        offered_at: offered_at.max(0) as Millis,
+                        expires_at: expires_at.max(0) as Millis,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn claim_activity_task(&self, claim: &ActivityTaskClaim) -> Result<bool> {
         let claim = claim.clone();
         self.write(move |c| {
@@ -1591,6 +1668,11 @@ impl Executor for SqliteStore {
                     ])
                 })
                 .map_err(backend("taking an activity task"))?;
+            if n > 0 {
+                c.prepare_cached("DELETE FROM activity_offers WHERE token = ?1")
+                    .and_then(|mut s| s.execute([&claim.token]))
+                    .map_err(backend("withdrawing a taken activity task's offer"))?;
+            }
             Ok(n > 0)
         })
         .await
@@ -1599,6 +1681,9 @@ impl Executor for SqliteStore {
     async fn forget_activity_task(&self, token: &str) -> Result<()> {
         let token = token.to_string();
         self.write(move |c| {
+            c.prepare_cached("DELETE FROM activity_offers WHERE token = ?1")
+                .and_then(|mut s| s.execute([&token]))
+                .map_err(backend("withdrawing an activity task's offer"))?;
             c.prepare_cached("DELETE FROM activity_tasks WHERE token = ?1")
                 .and_then(|mut s| s.execute([&token]))
                 .map_err(backend("forgetting an activity task"))?;
