@@ -3305,3 +3305,261 @@ async fn test_state_refuses_invalid_definitions_and_parameters() {
     )
     .await;
 }
+
+// ---------------------------------------------------------------------------
+// Map run child executions
+// ---------------------------------------------------------------------------
+
+/// A distributed Map, one item at a time: an item that is `ok` is echoed,
+/// another fails in `No` (one failure is tolerated).
+const DISTRIBUTED: &str = r#"{
+  "StartAt": "Orders",
+  "States": {
+    "Orders": {
+      "Type": "Map", "Label": "Orders", "MaxConcurrency": 1, "ToleratedFailureCount": 1,
+      "ItemsPath": "$.orders",
+      "ItemProcessor": {
+        "ProcessorConfig": { "Mode": "DISTRIBUTED", "ExecutionType": "STANDARD" },
+        "StartAt": "Check",
+        "States": {
+          "Check": { "Type": "Choice", "Choices": [ { "Variable": "$.ok", "BooleanEquals": true, "Next": "Echo" } ], "Default": "No" },
+          "Echo": { "Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:echo", "End": true },
+          "No": { "Type": "Fail", "Error": "Refused", "Cause": "not ok" }
+        }
+      },
+      "End": true
+    }
+  }
+}"#;
+
+/// A distributed Map whose items wait for their task token, one at a time.
+const PARKED_ITEMS: &str = r#"{
+  "StartAt": "Orders",
+  "States": {
+    "Orders": {
+      "Type": "Map", "Label": "Orders", "MaxConcurrency": 1, "ItemsPath": "$.orders",
+      "ItemProcessor": {
+        "ProcessorConfig": { "Mode": "DISTRIBUTED", "ExecutionType": "STANDARD" },
+        "StartAt": "Approve",
+        "States": {
+          "Approve": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "Parameters": { "FunctionName": "park", "Payload": { "token.$": "$$.Task.Token", "order.$": "$.order" } },
+            "End": true
+          }
+        }
+      },
+      "End": true
+    }
+  }
+}"#;
+
+impl Aws {
+    /// The ARN of execution `arn`'s first map run.
+    async fn first_map_run(&self, arn: &str) -> String {
+        let runs = self.ok("ListMapRuns", json!({"executionArn": arn})).await;
+        runs["mapRuns"][0]["mapRunArn"]
+            .as_str()
+            .expect("a map run")
+            .to_string()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_map_run_child_execution_is_described_with_its_item_and_its_output_or_error() {
+    let aws = Aws::start().await;
+    aws.create("dmap", DISTRIBUTED).await;
+    // Read, not built: `json!` would shorten `1.10` to `1.1`.
+    let input: Value =
+        serde_json::from_str(r#"{"orders": [{"ok": true, "n": 1.10}, {"ok": false, "n": 2}]}"#)
+            .unwrap();
+    let arn = aws.start_execution("dmap", "d", input).await;
+    assert_eq!(aws.finished(&arn).await["status"], "SUCCEEDED");
+    let run = aws.first_map_run(&arn).await;
+    let listed = aws.ok("ListExecutions", json!({"mapRunArn": run})).await;
+    let children: Vec<&str> = listed["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["executionArn"].as_str().unwrap())
+        .collect();
+    assert_eq!(children.len(), 2);
+
+    let ok = aws
+        .ok("DescribeExecution", json!({"executionArn": children[0]}))
+        .await;
+    assert_eq!(ok["executionArn"], children[0]);
+    assert_eq!(ok["mapRunArn"], run);
+    assert_eq!(
+        ok["stateMachineArn"],
+        format!("{}/Orders", state_machine_arn("dmap"))
+    );
+    assert_eq!(ok["name"], "d_0_0");
+    assert_eq!(ok["status"], "SUCCEEDED");
+    assert!(ok["startDate"].is_f64() && ok["stopDate"].is_f64(), "{ok}");
+    // The item as written: its number keeps its digits.
+    assert_eq!(ok["input"], r#"{"ok":true,"n":1.10}"#);
+    assert_eq!(ok["output"], r#"{"echoed":{"ok":true,"n":1.10}}"#);
+    assert!(ok.get("error").is_none(), "{ok}");
+
+    let refused = aws
+        .ok("DescribeExecution", json!({"executionArn": children[1]}))
+        .await;
+    assert_eq!(refused["status"], "FAILED");
+    assert_eq!(parsed(&refused["input"]), json!({"ok": false, "n": 2}));
+    assert_eq!(refused["error"], "Refused");
+    assert_eq!(refused["cause"], "not ok");
+    assert!(refused.get("output").is_none(), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_map_run_child_execution_has_its_own_history_and_the_parents_is_unchanged() {
+    let aws = Aws::start().await;
+    aws.create("dmap", DISTRIBUTED).await;
+    let orders = json!([{"ok": true}, {"ok": false}]);
+    let arn = aws
+        .start_execution("dmap", "d", json!({"orders": orders}))
+        .await;
+    aws.finished(&arn).await;
+    let run = aws.first_map_run(&arn).await;
+    let child = |i: usize| format!("{}_{i}", run.replace(":mapRun:", ":execution:"));
+
+    let events = aws.history(&child(0)).await;
+    assert_eq!(
+        types(&events),
+        [
+            "ExecutionStarted",
+            "ChoiceStateEntered",
+            "ChoiceStateExited",
+            "TaskStateEntered",
+            "LambdaFunctionScheduled",
+            "LambdaFunctionStarted",
+            "LambdaFunctionSucceeded",
+            "TaskStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["id"], json!(i + 1));
+        assert_eq!(e["previousEventId"], json!(i));
+    }
+    let started = &events[0]["executionStartedEventDetails"];
+    assert_eq!(parsed(&started["input"]), json!({"ok": true}));
+    assert_eq!(
+        parsed(&events[8]["executionSucceededEventDetails"]["output"]),
+        json!({"echoed": {"ok": true}})
+    );
+
+    let failed = aws.history(&child(1)).await;
+    assert_eq!(
+        types(&failed),
+        [
+            "ExecutionStarted",
+            "ChoiceStateEntered",
+            "ChoiceStateExited",
+            "FailStateEntered",
+            "ExecutionFailed"
+        ]
+    );
+    assert_eq!(
+        failed[4]["executionFailedEventDetails"],
+        json!({"error": "Refused", "cause": "not ok"})
+    );
+
+    // Paged, reversed and without data, as an execution's history is.
+    let page = aws
+        .ok(
+            "GetExecutionHistory",
+            json!({"executionArn": child(0), "maxResults": 2, "reverseOrder": true, "includeExecutionData": false}),
+        )
+        .await;
+    assert_eq!(
+        types(page["events"].as_array().unwrap()),
+        ["ExecutionSucceeded", "TaskStateExited"]
+    );
+    assert_eq!(page["events"][0]["id"], 9);
+    assert!(page["events"][0]["executionSucceededEventDetails"]
+        .get("output")
+        .is_none());
+    let next = aws
+        .ok(
+            "GetExecutionHistory",
+            json!({"executionArn": child(0), "maxResults": 2, "reverseOrder": true, "nextToken": page["nextToken"]}),
+        )
+        .await;
+    assert_eq!(
+        types(next["events"].as_array().unwrap()),
+        ["LambdaFunctionSucceeded", "LambdaFunctionStarted"]
+    );
+
+    // The parent has one start and one end: its children's are theirs.
+    let parent = aws.history(&arn).await;
+    let kinds = types(&parent);
+    assert_eq!(
+        kinds.iter().filter(|k| k.starts_with("Execution")).count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.first(), Some(&"ExecutionStarted"));
+    assert_eq!(kinds.last(), Some(&"ExecutionSucceeded"));
+    assert!(kinds.contains(&"MapRunStarted") && kinds.contains(&"MapRunSucceeded"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_arn_that_names_no_started_child_is_execution_does_not_exist() {
+    let aws = Aws::start().await;
+    aws.create("parked", PARKED_ITEMS).await;
+    let orders = json!([{"order": "a"}, {"order": "b"}]);
+    let arn = aws
+        .start_execution("parked", "p", json!({"orders": orders}))
+        .await;
+    let parked = aws.next_parked().await;
+    let run = aws.first_map_run(&arn).await;
+    let child = |i: usize| format!("{}_{i}", run.replace(":mapRun:", ":execution:"));
+
+    let running = aws
+        .ok("DescribeExecution", json!({"executionArn": child(0)}))
+        .await;
+    assert_eq!(running["status"], "RUNNING");
+    assert_eq!(parsed(&running["input"]), json!({"order": "a"}));
+    assert!(running.get("stopDate").is_none() && running.get("output").is_none());
+
+    let missing = [
+        // Pending behind MaxConcurrency: no execution yet.
+        child(1),
+        child(2),
+        // No map run 7 in `p`, no execution `none`.
+        child(0).replace(":p_0_", ":p_7_"),
+        "arn:aws:states:us-east-1:123456789012:execution:nope/Orders:none_0_0".to_string(),
+    ];
+    for missing in missing {
+        for action in ["DescribeExecution", "GetExecutionHistory"] {
+            let message = aws
+                .error(
+                    action,
+                    json!({"executionArn": missing}),
+                    "ExecutionDoesNotExist",
+                )
+                .await;
+            assert_eq!(
+                message,
+                format!("Execution Does Not Exist: '{missing}'"),
+                "{action}"
+            );
+        }
+    }
+
+    let token = parked["token"].as_str().unwrap();
+    aws.ok(
+        "SendTaskSuccess",
+        json!({"taskToken": token, "output": "{}"}),
+    )
+    .await;
+    let parked = aws.next_parked().await;
+    assert_eq!(parked["order"], "b");
+    let next = aws
+        .ok("DescribeExecution", json!({"executionArn": child(1)}))
+        .await;
+    assert_eq!(next["status"], "RUNNING");
+}

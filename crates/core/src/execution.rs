@@ -299,8 +299,43 @@ impl Execution {
 }
 
 /// Renders the Step-Functions-shaped history of an ASL execution from its
-/// stored events, by replaying them with tracing on.
+/// stored events, by replaying them with tracing on. Its distributed Maps'
+/// items are its threads: their state events are in it, their own
+/// lifecycles (a child's `ExecutionStarted`, …) are not.
 pub fn trace(plan: &Plan, events: &[Event]) -> Result<Vec<Trace>, Error> {
+    let (_, mut trace) = traced(plan, events)?;
+    trace.retain(|t| !t.is_child_lifecycle());
+    Ok(trace)
+}
+
+/// The Step-Functions-shaped history of child execution `item` of the
+/// map run `map_run` (its ARN) of an ASL execution, from the execution's
+/// stored events: `ExecutionStarted`, the events of the item's thread,
+/// then how it ended. `None`: no such map run, item, or the item has not
+/// started (a pending item is no execution yet).
+pub fn child_trace(
+    plan: &Plan,
+    events: &[Event],
+    map_run: &str,
+    item: usize,
+) -> Result<Option<Vec<Trace>>, Error> {
+    let (run, mut trace) = traced(plan, events)?;
+    let Some(r) = run.map_runs().iter().position(|r| r.arn == map_run) else {
+        return Ok(None);
+    };
+    let started = run.map_runs()[r]
+        .items
+        .get(item)
+        .is_some_and(|i| i.status != crate::asl::run::ItemStatus::Pending);
+    if !started {
+        return Ok(None);
+    }
+    trace.retain(|t| t.child == Some((r, item)));
+    Ok(Some(trace))
+}
+
+/// The interpreter after replaying `events` with tracing on, and its trace.
+fn traced(plan: &Plan, events: &[Event]) -> Result<(Run, Vec<Trace>), Error> {
     let Program::Asl(m) = &plan.program else {
         return Err(Error::NotAllowed {
             code: "not_asl",
@@ -313,5 +348,6 @@ pub fn trace(plan: &Plan, events: &[Event]) -> Result<Vec<Trace>, Error> {
     for e in events {
         envelope::apply(&**m, &mut env, &mut run, e)?;
     }
-    Ok(run.take_trace())
+    let trace = run.take_trace();
+    Ok((run, trace))
 }

@@ -35,7 +35,7 @@ pub use exchange::{
     activity_name, activity_name_ok, parse_task_token, task_token, Applied, CallbackRefused, Ctx,
     Effect, Input, Participant, Request, TaskToken,
 };
-pub use execution::{trace, Body, Decision, Execution};
+pub use execution::{child_trace, trace, Body, Decision, Execution};
 pub use keys::KeyScheme;
 pub use plan::{Limits, Plan, Program};
 pub use retry::RetryPolicy;

@@ -6,7 +6,7 @@
 
 mod support;
 
-use sagaflow_core::asl::run::{map_run_owner, ItemStatus, MapRunStatus, MapRunUpdate};
+use sagaflow_core::asl::run::{child_owner, map_run_owner, ItemStatus, MapRunStatus, MapRunUpdate};
 use sagaflow_core::{Ctx, Input, Status};
 use serde_json::{json, Value};
 use support::{invoked, lambda, Sim};
@@ -211,6 +211,155 @@ fn a_map_run_arn_names_its_execution_even_when_the_id_has_underscores() {
         map_run_owner("arn:aws:states:us-east-1:123456789012:mapRun:trip/Fan:x_y"),
         None
     );
+}
+
+#[test]
+fn a_child_execution_arn_names_its_map_run_and_its_item() {
+    assert_eq!(
+        child_owner("arn:aws:states:us-east-1:123456789012:execution:trip/Fan:run_2026_12_3_7"),
+        Some((
+            "arn:aws:states:us-east-1:123456789012:mapRun:trip/Fan:run_2026_12_3".to_string(),
+            7
+        ))
+    );
+    for not_a_child in [
+        "arn:aws:states:us-east-1:123456789012:execution:trip:run_1_2",
+        "arn:aws:states:us-east-1:123456789012:execution:trip/Fan:run_1",
+        "arn:aws:states:us-east-1:123456789012:execution:trip/Fan:run_1_x",
+        "arn:aws:states:us-east-1:123456789012:mapRun:trip/Fan:run_1_2",
+    ] {
+        assert_eq!(child_owner(not_a_child), None, "{not_a_child}");
+    }
+}
+
+/// The types of child `item`'s history in map run `arn`, or `None`.
+fn child_types(sim: &Sim, arn: &str, item: usize) -> Option<Vec<String>> {
+    let trace = sagaflow_core::child_trace(&sim.plan, &sim.history, arn, item).expect("a trace")?;
+    Some(
+        trace
+            .iter()
+            .map(|t| {
+                serde_json::to_value(&t.kind).unwrap()["type"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn a_child_execution_keeps_its_input_and_its_output_or_error() {
+    let m = distributed(json!({"ItemSelector": {"order.$": "$$.Map.Item.Value"}}));
+    let (mut sim, _) = Sim::start(m, json!(["a", "b", "c"]));
+    // Its number as written (the workspace keeps arbitrary precision).
+    let answer = r#"{"booked":"a","price":1.10}"#;
+    sim.succeed("Fan[0]/Book", serde_json::from_str(answer).unwrap());
+    sim.fail_with("Fan[1]/Book", "Full", "no room for b");
+    let items = &sim.ex.map_runs()[0].items;
+    assert_eq!(items[0].input, Some(json!({"order": "a"})));
+    assert_eq!(items[0].output.as_ref().unwrap().to_string(), answer);
+    assert_eq!(items[1].input, Some(json!({"order": "b"})));
+    let error = items[1].error.as_ref().expect("the failure is kept");
+    assert_eq!(
+        (error.error.as_str(), error.cause.as_str()),
+        ("Full", "no room for b")
+    );
+    assert_eq!(items[1].output, None);
+    assert_eq!(items[2].status, ItemStatus::Aborted, "the run failed");
+    assert_eq!(items[2].input, Some(json!({"order": "c"})));
+}
+
+#[test]
+fn a_child_history_is_its_item_thread_between_its_own_start_and_end() {
+    let (mut sim, _) = Sim::start(distributed(json!({})), json!(["a", "b"]));
+    let arn = sim.ex.map_runs()[0].arn.clone();
+    let before = sim.trace_types();
+    assert_eq!(
+        child_types(&sim, &arn, 1).unwrap(),
+        [
+            "ExecutionStarted",
+            "StateEntered",
+            "TaskScheduled",
+            "TaskStarted"
+        ]
+    );
+    sim.succeed("Fan[1]/Book", json!("B"));
+    assert_eq!(
+        child_types(&sim, &arn, 1).unwrap(),
+        [
+            "ExecutionStarted",
+            "StateEntered",
+            "TaskScheduled",
+            "TaskStarted",
+            "TaskSucceeded",
+            "StateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+    let trace = sagaflow_core::child_trace(&sim.plan, &sim.history, &arn, 1)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&trace[0].kind).unwrap()["input"],
+        json!("b")
+    );
+    assert_eq!(
+        serde_json::to_value(&trace[6].kind).unwrap()["output"],
+        json!("B")
+    );
+
+    // The parent's history gains the item's events, not its lifecycle.
+    let after = sim.trace_types();
+    assert_eq!(after.len(), before.len() + 2, "{after:?}");
+    assert_eq!(after.iter().filter(|t| *t == "ExecutionStarted").count(), 1);
+    assert!(!after.iter().any(|t| t == "ExecutionSucceeded"));
+}
+
+#[test]
+fn a_child_that_has_not_started_or_does_not_exist_has_no_history() {
+    let (sim, _) = Sim::start(distributed(json!({"MaxConcurrency": 1})), json!([1, 2]));
+    let arn = sim.ex.map_runs()[0].arn.clone();
+    assert!(child_types(&sim, &arn, 0).is_some());
+    assert_eq!(child_types(&sim, &arn, 1), None, "pending");
+    assert_eq!(child_types(&sim, &arn, 2), None, "no such item");
+    assert_eq!(
+        child_types(&sim, &format!("{arn}9"), 0),
+        None,
+        "no such map run"
+    );
+}
+
+#[test]
+fn a_redriven_child_goes_on_in_the_same_history_and_counts_its_redrive() {
+    let (mut sim, _) = Sim::start(distributed(json!({})), json!([1, 2]));
+    let arn = sim.ex.map_runs()[0].arn.clone();
+    sim.fail("Fan[0]/Book", "Full");
+    assert_eq!(
+        child_types(&sim, &arn, 1)
+            .unwrap()
+            .last()
+            .map(String::as_str),
+        Some("ExecutionAborted"),
+        "the failed run aborts its running children"
+    );
+    sim.feed(Input::Redrive);
+    sim.succeed("Fan#2[0]/Book", json!("one"));
+    let item = &sim.ex.map_runs()[0].items[0];
+    assert_eq!(
+        (item.status, item.redrive_count),
+        (ItemStatus::Succeeded, 1)
+    );
+    assert!(item.error.is_none() && item.redriven_at.is_some());
+    let types = child_types(&sim, &arn, 0).unwrap();
+    let redriven = types
+        .iter()
+        .position(|t| t == "ExecutionRedriven")
+        .expect("redriven");
+    assert_eq!(types[redriven - 1], "ExecutionFailed");
+    assert_eq!(types[0], "ExecutionStarted");
+    assert_eq!(types.last().map(String::as_str), Some("ExecutionSucceeded"));
+    assert_eq!(types.iter().filter(|t| *t == "TaskScheduled").count(), 2);
 }
 
 /// A distributed Map reading its items and writing its results through

@@ -1,21 +1,27 @@
 //! Map runs — the distributed Map's side of the API: `DescribeMapRun`,
-//! `ListMapRuns`, `UpdateMapRun`, and `ListExecutions` by `mapRunArn` (the
-//! run's child executions, one per item or batch).
+//! `ListMapRuns`, `UpdateMapRun`, `ListExecutions` by `mapRunArn` (the
+//! run's child executions, one per item or batch), and `DescribeExecution`
+//! and `GetExecutionHistory` of a child execution's ARN.
 //!
 //! A map run lives in its parent execution's log (see
-//! `sagaflow_core::asl::run::MapRun`): its ARN names the parent, whose
-//! history is replayed to answer; an update is a command to the parent,
-//! decided and recorded by the core like a redrive.
+//! `sagaflow_core::asl::run::MapRun`): its ARN, and its children's, name
+//! the parent, whose history is replayed to answer; an update is a command
+//! to the parent, decided and recorded by the core like a redrive. A child
+//! that has not started (pending) is no execution yet, as in
+//! `ListExecutions`.
 
 use sagaflow_core::asl::run::{
-    execution_arn, map_run_owner, ItemStatus, MapRun, MapRunStatus, MapRunUpdate, ACCOUNT, REGION,
+    execution_arn, map_run_owner, ItemStatus, MapRun, MapRunStatus, MapRunUpdate, Trace, ACCOUNT,
+    REGION,
 };
 use sagaflow_core::Execution;
 use sagaflow_runtime::Error as EngineError;
 use sagaflow_store::ExecutionRecord;
 use serde_json::{json, Value};
 
-use super::{epoch, execution, from_engine, history_of, invalid_arn, plan_of, AwsError, Input};
+use super::{
+    epoch, execution, from_engine, history_of, invalid_arn, plan_of, text, AwsError, Input,
+};
 use crate::AppState;
 
 /// The parent execution's record and its map runs, replayed from its history.
@@ -32,31 +38,49 @@ async fn runs_of(st: &AppState, rec: &ExecutionRecord) -> Result<Vec<MapRun>, Aw
     .map_err(|e| AwsError::internal(format!("the history of '{}' does not replay: {e}", rec.id)))
 }
 
-/// The parent's record and the map run `arn` names.
-async fn map_run(st: &AppState, arn: &str) -> Result<(ExecutionRecord, MapRun), AwsError> {
+/// The record of the execution that map run `arn` (a well-formed ARN)
+/// belongs to, if it exists.
+async fn parent_of(st: &AppState, arn: &str) -> Result<Option<ExecutionRecord>, AwsError> {
     let Some((machine, id)) = map_run_owner(arn) else {
+        return Ok(None);
+    };
+    match st.engine.get(id).await {
+        Ok(rec) if rec.definition == machine => Ok(Some(rec)),
+        Ok(_) | Err(EngineError::ExecutionNotFound(_)) => Ok(None),
+        Err(e) => Err(from_engine(e)),
+    }
+}
+
+/// The parent's record and the map run `arn` names, if it exists.
+async fn find_map_run(
+    st: &AppState,
+    arn: &str,
+) -> Result<Option<(ExecutionRecord, MapRun)>, AwsError> {
+    let Some(rec) = parent_of(st, arn).await? else {
+        return Ok(None);
+    };
+    let runs = runs_of(st, &rec).await?;
+    Ok(runs
+        .into_iter()
+        .find(|r| r.arn == arn)
+        .map(|run| (rec, run)))
+}
+
+/// [`find_map_run`] for the map run actions: an ARN of another shape is
+/// `InvalidArn`, an unknown map run `ResourceNotFound`.
+async fn map_run(st: &AppState, arn: &str) -> Result<(ExecutionRecord, MapRun), AwsError> {
+    if map_run_owner(arn).is_none() {
         return Err(invalid_arn(
             arn,
             "a map run ARN (arn:aws:states:REGION:ACCOUNT:mapRun:MACHINE/LABEL:ID)",
         ));
-    };
-    let missing = || {
+    }
+    find_map_run(st, arn).await?.ok_or_else(|| {
         AwsError::new(
             "ResourceNotFound",
             format!("Map Run Does Not Exist: '{arn}'"),
         )
-    };
-    let rec = match st.engine.get(id).await {
-        Ok(rec) if rec.definition == machine => rec,
-        Ok(_) | Err(EngineError::ExecutionNotFound(_)) => return Err(missing()),
-        Err(e) => return Err(from_engine(e)),
-    };
-    let runs = runs_of(st, &rec).await?;
-    let run = runs
-        .into_iter()
-        .find(|r| r.arn == arn)
-        .ok_or_else(missing)?;
-    Ok((rec, run))
+    })
 }
 
 fn run_status(s: MapRunStatus) -> &'static str {
@@ -225,29 +249,9 @@ pub(super) async fn list_children(
             .parse()
             .map_err(|_| AwsError::new("InvalidToken", format!("Invalid Token: '{t}'")))?,
     };
-    let machine_arn = child_machine_arn(&rec.definition, &run);
-    let children: Vec<Value> = run
-        .items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, item)| {
-            let status = item_status(item.status)?;
-            if filter.is_some_and(|f| f != status) {
-                return None;
-            }
-            let mut v = json!({
-                "executionArn": run.child_arn(i),
-                "stateMachineArn": machine_arn,
-                "mapRunArn": run.arn,
-                "name": run.child_arn(i).rsplit(':').next().unwrap_or_default(),
-                "status": status,
-                "startDate": epoch(item.started_at.unwrap_or(run.started_at)),
-            });
-            if let Some(at) = item.stopped_at {
-                v["stopDate"] = epoch(at);
-            }
-            Some(v)
-        })
+    let children: Vec<Value> = (0..run.items.len())
+        .filter_map(|i| child_item(&rec.definition, &run, i))
+        .filter(|v| filter.is_none_or(|f| v["status"] == f))
         .collect();
     let total = children.len();
     let page: Vec<Value> = children.into_iter().skip(from).take(max).collect();
@@ -256,4 +260,79 @@ pub(super) async fn list_children(
         out["nextToken"] = json!((from + max).to_string());
     }
     Ok(out)
+}
+
+/// Child `i` of `run` as `ListExecutions` lists it; `None` while it is
+/// pending (no execution yet) or if there is no such item.
+fn child_item(machine: &str, run: &MapRun, i: usize) -> Option<Value> {
+    let item = run.items.get(i)?;
+    let status = item_status(item.status)?;
+    let arn = run.child_arn(i);
+    let mut v = json!({
+        "executionArn": arn,
+        "stateMachineArn": child_machine_arn(machine, run),
+        "mapRunArn": run.arn,
+        "name": arn.rsplit(':').next().unwrap_or_default(),
+        "status": status,
+        "startDate": epoch(item.started_at.unwrap_or(run.started_at)),
+    });
+    if let Some(at) = item.stopped_at {
+        v["stopDate"] = epoch(at);
+    }
+    Some(v)
+}
+
+/// `DescribeExecution` of child execution `arn` (item `i` of map run
+/// `run_arn`): what the replayed parent keeps of it — its input, and its
+/// output or error as it stands now.
+pub(super) async fn describe_child(
+    st: &AppState,
+    arn: &str,
+    (run_arn, i): (String, usize),
+) -> Result<Value, AwsError> {
+    let missing = || AwsError::execution_missing(arn);
+    let (rec, run) = find_map_run(st, &run_arn).await?.ok_or_else(missing)?;
+    let mut v = child_item(&rec.definition, &run, i).ok_or_else(missing)?;
+    let item = &run.items[i];
+    if let Some(input) = &item.input {
+        v["input"] = json!(text(input));
+        v["inputDetails"] = json!({ "included": true });
+    }
+    match (item.status, &item.output, &item.error) {
+        (ItemStatus::Succeeded, Some(output), _) => {
+            v["output"] = json!(text(output));
+            v["outputDetails"] = json!({ "included": true });
+        }
+        (ItemStatus::Failed, _, Some(e)) => {
+            v["error"] = json!(e.error);
+            v["cause"] = json!(e.cause);
+        }
+        _ => {}
+    }
+    v["redriveCount"] = json!(item.redrive_count);
+    if let Some(at) = item.redriven_at {
+        v["redriveDate"] = epoch(at);
+    }
+    Ok(v)
+}
+
+/// The trace of child execution `arn` (item `i` of map run `run_arn`),
+/// for `GetExecutionHistory`: replayed from the parent's history.
+pub(super) async fn child_trace(
+    st: &AppState,
+    arn: &str,
+    (run_arn, i): (String, usize),
+) -> Result<Vec<Trace>, AwsError> {
+    let missing = || AwsError::execution_missing(arn);
+    let rec = parent_of(st, &run_arn).await?.ok_or_else(missing)?;
+    let plan = plan_of(st, &rec).await?;
+    let events = history_of(st, &rec).await?;
+    // A replay is CPU work proportional to the history (see `runs_of`).
+    tokio::task::spawn_blocking(move || sagaflow_core::child_trace(&plan, &events, &run_arn, i))
+        .await
+        .map_err(|_| AwsError::unavailable("the server is shutting down"))?
+        .map_err(|e| {
+            AwsError::internal(format!("the history of '{}' does not replay: {e}", rec.id))
+        })?
+        .ok_or_else(missing)
 }

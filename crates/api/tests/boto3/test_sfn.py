@@ -844,7 +844,7 @@ def until(check, what):
 
 
 class MapRuns(unittest.TestCase):
-    def test_a_distributed_map_run_is_listed_described_updated_and_its_children_listed(self):
+    def test_a_distributed_map_run_is_listed_described_updated_and_its_children_described_with_their_history(self):
         arn = create("distributed", DISTRIBUTED)
         orders = [{"order": f"dm-{i}"} for i in range(3)]
         ex = SFN.start_execution(
@@ -888,6 +888,37 @@ class MapRuns(unittest.TestCase):
         self.assertIn("MapRunSucceeded", events)
         with self.assertRaises(SFN.exceptions.ValidationException):
             SFN.update_map_run(mapRunArn=run_arn, maxConcurrency=5)
+
+        # A child is an execution of its own: described, with its history.
+        first = children[0]["executionArn"]
+        child = SFN.describe_execution(executionArn=first)
+        self.assertEqual(child["status"], "SUCCEEDED")
+        self.assertEqual(child["mapRunArn"], run_arn)
+        self.assertEqual(child["stateMachineArn"], arn + "/Orders")
+        self.assertEqual(json.loads(child["input"]), orders[0])
+        self.assertEqual(json.loads(child["output"]), orders[0])
+        history = SFN.get_execution_history(executionArn=first)["events"]
+        # TaskSubmitted only if the participant's acknowledgement was
+        # recorded before the token came back.
+        self.assertEqual(
+            [t for t in types(history) if t != "TaskSubmitted"],
+            [
+                "ExecutionStarted",
+                "TaskStateEntered",
+                "TaskScheduled",
+                "TaskStarted",
+                "TaskSucceeded",
+                "TaskStateExited",
+                "ExecutionSucceeded",
+            ],
+        )
+        self.assertEqual([e["id"] for e in history], list(range(1, len(history) + 1)))
+        started = history[0]["executionStartedEventDetails"]
+        self.assertEqual(json.loads(started["input"]), orders[0])
+        with self.assertRaises(SFN.exceptions.ExecutionDoesNotExist):
+            SFN.describe_execution(executionArn=first[: -len("_0")] + "_9")
+        with self.assertRaises(SFN.exceptions.ExecutionDoesNotExist):
+            SFN.get_execution_history(executionArn=first[: -len("_0")] + "_9")
 
     def test_a_map_run_that_does_not_exist_is_resource_not_found(self):
         missing = "arn:aws:states:us-east-1:123456789012:mapRun:nope/Orders:none_0"

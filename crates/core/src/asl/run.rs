@@ -17,7 +17,10 @@ mod redrive;
 pub use io::{parse_items, ITEM_READER_FAILED, RESULT_WRITER_FAILED};
 use io::{reader_of, writer_of, IoCall};
 pub(crate) use map_run::no_map_runs;
-pub use map_run::{map_run_owner, ItemRun, ItemStatus, MapRun, MapRunStatus, MapRunUpdate};
+use map_run::ItemChange;
+pub use map_run::{
+    child_owner, map_run_owner, ItemRun, ItemStatus, MapRun, MapRunStatus, MapRunUpdate,
+};
 use redrive::{Resume, Stopped};
 
 /// Region and account shown in the ARNs of the Step Functions API.
@@ -40,6 +43,34 @@ pub fn execution_arn(machine: &str, id: &str) -> String {
 pub struct Trace {
     pub at: Millis,
     pub kind: TraceKind,
+    /// The map run child execution (map run index, item index) whose
+    /// thread recorded it: AWS shows it in that child's own history.
+    /// `None`: the execution's own. Not serialized: the native trace is
+    /// unchanged by it.
+    #[serde(skip)]
+    pub child: Child,
+}
+
+/// A map run child execution: the index of its map run in
+/// [`Run::map_runs`] and its item's (or batch's) index there.
+pub type Child = Option<(usize, usize)>;
+
+impl Trace {
+    /// An entry of a child execution's own lifecycle (its
+    /// `ExecutionStarted`, `ExecutionSucceeded`, …): the child's history
+    /// shows it, the parent's does not (the parent has its own).
+    pub fn is_child_lifecycle(&self) -> bool {
+        self.child.is_some()
+            && matches!(
+                self.kind,
+                TraceKind::ExecutionStarted { .. }
+                    | TraceKind::ExecutionSucceeded { .. }
+                    | TraceKind::ExecutionFailed { .. }
+                    | TraceKind::ExecutionAborted { .. }
+                    | TraceKind::ExecutionTimedOut { .. }
+                    | TraceKind::ExecutionRedriven {}
+            )
+    }
 }
 
 /// What the Step Functions history would show. `name` is the state name;
@@ -257,6 +288,9 @@ struct Thread {
     vars: SharedVars,
     /// How it ended without succeeding, kept for a redrive.
     stopped: Option<Stopped>,
+    /// The map run child execution it runs in (a distributed Map's item,
+    /// or a branch or iteration inside one): labels its trace entries.
+    child: Child,
 }
 
 fn shared_vars<S: serde::Serializer>(v: &SharedVars, s: S) -> Result<S::Ok, S::Error> {
@@ -776,10 +810,22 @@ fn batches(
 impl Run {
     /// Adds an entry to the trace, if tracing. Every call is preceded by
     /// one [`Run::traced`], which counts it.
-    fn record(&mut self, at: Millis, kind: TraceKind) {
+    /// `child`: whose history shows it (see [`Trace::child`]).
+    fn record(&mut self, at: Millis, child: Child, kind: TraceKind) {
         if let Some(t) = &mut self.trace {
-            t.push(Trace { at, kind });
+            t.push(Trace { at, kind, child });
         }
+    }
+
+    /// The child execution thread `t` runs in (none for the machine's own,
+    /// which does not exist yet when `ExecutionStarted` is recorded).
+    fn child_of(&self, t: usize) -> Child {
+        self.threads.get(t).and_then(|th| th.child)
+    }
+
+    /// The child execution the state waiting as `step` runs in.
+    fn step_child(&self, step: &str) -> Child {
+        self.slots.get(step).and_then(|s| self.child_of(s.thread))
     }
 
     /// One event of the Step Functions history happens here: counts it
@@ -926,6 +972,7 @@ impl Run {
             if self.traced() {
                 self.record(
                     at,
+                    self.child_of(t),
                     TraceKind::StateEntered {
                         name: st.name.clone(),
                         type_name: st.kind.type_name(),
@@ -1010,7 +1057,7 @@ impl Run {
                 })()
                 .map(|(next, out, a)| {
                     self.set_vars(t, &a);
-                    self.exited(at, st, &out, a.as_ref());
+                    self.exited(at, t, st, &out, a.as_ref());
                     s = next;
                     input = out;
                     None
@@ -1193,7 +1240,7 @@ impl Run {
                 Ok(None) => continue,
                 Ok(Some((out, a))) => {
                     self.set_vars(t, &a);
-                    self.exited(at, st, &out, a.as_ref());
+                    self.exited(at, t, st, &out, a.as_ref());
                     match st.next {
                         Some(n) if !matches!(st.kind, Kind::Succeed) => {
                             s = n;
@@ -1228,10 +1275,12 @@ impl Run {
 
     /// A state exited with `out`, having assigned `assigned` (if it has an
     /// `Assign`): AWS's `assignedVariables`, each value as JSON text.
-    fn exited(&mut self, at: Millis, st: &State, out: &Value, assigned: Option<&Vars>) {
+    /// `t`: the thread it ran in.
+    fn exited(&mut self, at: Millis, t: usize, st: &State, out: &Value, assigned: Option<&Vars>) {
         if self.traced() {
             self.record(
                 at,
+                self.child_of(t),
                 TraceKind::StateExited {
                     name: st.name.clone(),
                     type_name: st.kind.type_name(),
@@ -1553,7 +1602,8 @@ impl Run {
             if let Some(d) = &map.distributed {
                 let label = map.label.as_deref().unwrap_or(&st.name);
                 let names = (st.name.as_str(), label, d.execution_type.as_str());
-                let r = self.open_map_run(at, names, n, limit, tolerance);
+                let within = self.child_of(t);
+                let r = self.open_map_run(at, names, n, limit, tolerance, within);
                 if let Some(fan) = self.slots.get_mut(key).and_then(|s| s.fan.as_mut()) {
                     fan.map_run = Some(r);
                 }
@@ -1569,13 +1619,14 @@ impl Run {
             .get(key)
             .and_then(|s| s.fan.as_ref())
             .map_or(0, |f| f.inputs.len());
+        let child = self.step_child(key);
         if self.traced() {
             let name = st.name.clone();
             let kind = match st.kind {
                 Kind::Map(_) => TraceKind::MapStateStarted { name, length: n },
                 _ => TraceKind::ParallelStateStarted { name },
             };
-            self.record(at, kind);
+            self.record(at, child, kind);
         }
     }
 
@@ -1636,6 +1687,9 @@ impl Run {
                     };
                     let child = self.threads.len();
                     let vars = self.threads[t].vars.clone();
+                    // A distributed Map's item is a child execution of its
+                    // own; anything else runs in its parent thread's.
+                    let label = map_run.map(|r| (r, i)).or(self.child_of(t));
                     self.threads.push(Thread {
                         scope,
                         prefix,
@@ -1644,6 +1698,7 @@ impl Run {
                         live: true,
                         vars,
                         stopped: None,
+                        child: label,
                     });
                     if let Some(fan) = self.slots.get_mut(key).and_then(|s| s.fan.as_mut()) {
                         fan.threads[i] = Some(child);
@@ -1651,10 +1706,11 @@ impl Run {
                         fan.running += 1;
                     }
                     if let Some(r) = map_run {
-                        self.map_item(r, i, ItemStatus::Running, at);
+                        self.map_item(r, i, ItemChange::Started(input.clone()), at);
                     } else if matches!(st.kind, Kind::Map(_)) && self.traced() {
                         self.record(
                             at,
+                            self.child_of(t),
                             TraceKind::MapIterationStarted {
                                 name: st.name.clone(),
                                 index: i,
@@ -1712,7 +1768,7 @@ impl Run {
                             Kind::Map(_) => TraceKind::MapStateSucceeded { name },
                             _ => TraceKind::ParallelStateSucceeded { name },
                         };
-                        self.record(at, kind);
+                        self.record(at, self.child_of(t), kind);
                     }
                     return self.complete(m, at, fx, key, Value::Array(results));
                 }
@@ -1747,6 +1803,7 @@ impl Run {
             return;
         };
         let st = self.state(m, slot.thread, slot.state);
+        let owner = self.child_of(slot.thread);
         let name = st.name.clone();
         let is_map = matches!(st.kind, Kind::Map(_));
         let Some(fan) = self.slots.get_mut(&key).and_then(|s| s.fan.as_mut()) else {
@@ -1757,11 +1814,14 @@ impl Run {
         fan.running = fan.running.saturating_sub(1);
         match result {
             Ok(out) => {
+                // A child execution keeps its output (DescribeExecution).
+                let kept = map_run.is_some().then(|| out.clone());
                 fan.results[i] = Some(out);
-                if let Some(r) = map_run {
-                    self.map_item(r, i, ItemStatus::Succeeded, at);
+                if let (Some(r), Some(out)) = (map_run, kept) {
+                    self.map_item(r, i, ItemChange::Succeeded(out), at);
                 } else if is_map && self.traced() {
-                    self.record(at, TraceKind::MapIterationSucceeded { name, index: i });
+                    let kind = TraceKind::MapIterationSucceeded { name, index: i };
+                    self.record(at, owner, kind);
                 }
                 self.fill_fan(m, at, fx, &key);
             }
@@ -1781,10 +1841,11 @@ impl Run {
                     fan.results[i] = Some(json!({ "Error": error.error, "Cause": error.cause }));
                 }
                 if let Some(r) = map_run {
-                    self.map_item(r, i, ItemStatus::Failed, at);
+                    self.map_item(r, i, ItemChange::Failed(error.clone()), at);
                 } else if is_map && self.traced() {
                     self.record(
                         at,
+                        owner,
                         TraceKind::MapIterationFailed {
                             name: name.clone(),
                             index: i,
@@ -1820,7 +1881,7 @@ impl Run {
                                 error: error.clone(),
                             }
                         };
-                        self.record(at, kind);
+                        self.record(at, owner, kind);
                     }
                     self.abort_children(at, &key);
                     self.failed(m, at, fx, &key, error);
@@ -1936,7 +1997,7 @@ impl Run {
         match out {
             Ok((out, a)) => {
                 self.set_vars(slot.thread, &a);
-                self.exited(at, st, &out, a.as_ref());
+                self.exited(at, slot.thread, st, &out, a.as_ref());
                 match st.next {
                     Some(n) => self.enter(m, at, fx, slot.thread, n, out),
                     None => self.thread_done(m, at, fx, slot.thread, Ok(out)),
@@ -2015,7 +2076,7 @@ impl Run {
         match caught {
             Some(Ok((next, out, a))) => {
                 self.set_vars(t, &a);
-                self.exited(at, st, &out, a.as_ref());
+                self.exited(at, t, st, &out, a.as_ref());
                 self.enter(m, at, fx, t, next, out)
             }
             Some(Err(e)) => {
@@ -2075,6 +2136,7 @@ impl Run {
                 if self.traced() {
                     self.record(
                         at,
+                        None,
                         TraceKind::ExecutionStarted {
                             input: input.clone(),
                         },
@@ -2088,6 +2150,7 @@ impl Run {
                     live: true,
                     vars: SharedVars::default(),
                     stopped: None,
+                    child: None,
                 });
                 self.enter(m, at, fx, 0, m.graph.start_at, input.clone());
             }
@@ -2131,15 +2194,17 @@ impl Run {
                 if self.traced() {
                     let (resource, name) = self.resource_of(m, step);
                     let parameters = self.task_parameters(m, step);
+                    let child = self.step_child(step);
                     self.record(
                         at,
+                        child,
                         TraceKind::TaskScheduled {
                             name: name.clone(),
                             resource: resource.clone(),
                             parameters,
                         },
                     );
-                    self.record(at, TraceKind::TaskStarted { name, resource });
+                    self.record(at, child, TraceKind::TaskStarted { name, resource });
                 }
             }
             EventKind::TaskParked { step, attempt, .. } => {
@@ -2165,7 +2230,11 @@ impl Run {
                 // has ActivityScheduled and ActivityStarted, no TaskSubmitted.
                 let (resource, name) = self.resource_of(m, step);
                 if crate::exchange::activity_name(&resource).is_none() && self.traced() {
-                    self.record(at, TraceKind::TaskSubmitted { name, resource });
+                    self.record(
+                        at,
+                        self.step_child(step),
+                        TraceKind::TaskSubmitted { name, resource },
+                    );
                 }
             }
             EventKind::StepSucceeded {
@@ -2206,6 +2275,7 @@ impl Run {
                     let (resource, name) = self.resource_of(m, step);
                     self.record(
                         at,
+                        self.step_child(step),
                         TraceKind::TaskSucceeded {
                             name,
                             resource,
@@ -2256,7 +2326,7 @@ impl Run {
                             error: error.clone(),
                         }
                     };
-                    self.record(at, kind);
+                    self.record(at, self.step_child(step), kind);
                 }
                 self.failed(m, at, fx, step, error.clone());
             }
@@ -2355,7 +2425,7 @@ impl Run {
                         error: error.clone().unwrap_or_else(|| ErrorInfo::new(FAIL, "")),
                     },
                 };
-                self.record(at, kind);
+                self.record(at, None, kind);
             }
             EventKind::RollbackStarted { .. }
             | EventKind::CompensationScheduled { .. }

@@ -183,7 +183,8 @@ impl Run {
                 }
                 if self.traced() {
                     let name = st.name.clone();
-                    self.record(at, TraceKind::MapStateSucceeded { name });
+                    let child = self.step_child(key);
+                    self.record(at, child, TraceKind::MapStateSucceeded { name });
                 }
                 let result = json!({ "MapRunArn": arn, "ResultWriterDetails": answer });
                 self.complete(m, at, fx, key, result);

@@ -8,12 +8,15 @@
 //! the parent execution's log: a child execution here is an item's thread,
 //! named and counted like AWS's. Every [`MapRun`] is derived from recorded
 //! events (an update is the recorded `map_run_updated`), so a replay
-//! rebuilds them.
+//! rebuilds them. Each child keeps its input, output or error, and the
+//! trace labels its thread's entries (see `Trace::child`) and its own
+//! lifecycle, so that a child is described and has a history of its own,
+//! as AWS's child executions do.
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Run, TraceKind, ACCOUNT, REGION};
+use super::{Child, Run, Trace, TraceKind, ACCOUNT, REGION};
 use crate::event::{ErrorInfo, Millis};
 
 /// Where a map run stands.
@@ -39,8 +42,41 @@ pub enum ItemStatus {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ItemRun {
     pub status: ItemStatus,
+    /// When it first started (a redrive keeps it, as AWS's `startDate`).
     pub started_at: Option<Millis>,
     pub stopped_at: Option<Millis>,
+    /// What it got: its item (after `ItemSelector`) or its batch.
+    pub input: Option<Value>,
+    /// Its result, while it stands succeeded.
+    pub output: Option<Value>,
+    /// Why it failed, while it stands failed.
+    pub error: Option<ErrorInfo>,
+    /// How often a redrive of its map run ran it again.
+    pub redrive_count: u32,
+    pub redriven_at: Option<Millis>,
+}
+
+impl ItemRun {
+    fn pending() -> ItemRun {
+        ItemRun {
+            status: ItemStatus::Pending,
+            started_at: None,
+            stopped_at: None,
+            input: None,
+            output: None,
+            error: None,
+            redrive_count: 0,
+            redriven_at: None,
+        }
+    }
+}
+
+/// What happens to a child execution (see [`Run::map_item`]).
+pub(super) enum ItemChange {
+    /// It starts (or, after a redrive, runs again) with this input.
+    Started(Value),
+    Succeeded(Value),
+    Failed(ErrorInfo),
 }
 
 /// One run of a distributed Map state.
@@ -63,6 +99,10 @@ pub struct MapRun {
     pub items: Vec<ItemRun>,
     pub redrive_count: u32,
     pub redriven_at: Option<Millis>,
+    /// The child execution whose thread runs the Map state (a distributed
+    /// Map inside another's item): its history shows the `MapRun…` events.
+    #[serde(skip)]
+    pub within: Child,
 }
 
 /// What `UpdateMapRun` changes in a running map run (`None`: unchanged).
@@ -113,6 +153,21 @@ impl MapRun {
     }
 }
 
+/// The map run ARN and the item index a child execution ARN names
+/// (`…:execution:{machine}/{label}:{execution id}_{n}_{i}`, see
+/// [`MapRun::child_arn`]): `None` if `arn` is not one.
+pub fn child_owner(arn: &str) -> Option<(String, usize)> {
+    let (head, tail) = arn.split_once(":execution:")?;
+    let (run, i) = tail.rsplit_once('_')?;
+    let i = i
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| i.parse().ok())??;
+    let map_run = format!("{head}:mapRun:{run}");
+    map_run_owner(&map_run)?;
+    Some((map_run, i))
+}
+
 /// The execution id a map run ARN names (see [`MapRun::arn`]), and its
 /// machine: `None` if `arn` is not a map run ARN.
 pub fn map_run_owner(arn: &str) -> Option<(&str, &str)> {
@@ -139,6 +194,7 @@ impl Run {
         n: usize,
         limit: usize,
         tolerance: (Option<u64>, Option<f64>),
+        within: Child,
     ) -> usize {
         let index = self.map_runs.len();
         let arn = format!(
@@ -146,7 +202,7 @@ impl Run {
             self.head.name, self.head.id
         );
         if self.traced() {
-            self.record(at, TraceKind::MapRunStarted { arn: arn.clone() });
+            self.record(at, within, TraceKind::MapRunStarted { arn: arn.clone() });
         }
         self.map_runs.push(MapRun {
             arn,
@@ -159,16 +215,10 @@ impl Run {
             max_concurrency: limit,
             tolerated_failure_count: tolerance.0,
             tolerated_failure_percentage: tolerance.1,
-            items: vec![
-                ItemRun {
-                    status: ItemStatus::Pending,
-                    started_at: None,
-                    stopped_at: None,
-                };
-                n
-            ],
+            items: vec![ItemRun::pending(); n],
             redrive_count: 0,
             redriven_at: None,
+            within,
         });
         index
     }
@@ -184,29 +234,83 @@ impl Run {
         run.redriven_at = Some(at);
         for (item, kept) in run.items.iter_mut().zip(kept) {
             if kept.is_none() {
-                *item = ItemRun {
-                    status: ItemStatus::Pending,
-                    started_at: None,
-                    stopped_at: None,
+                // One that ran is the same child run again (its history
+                // goes on); one that never started starts afresh.
+                *item = match item.started_at {
+                    Some(_) => ItemRun {
+                        status: ItemStatus::Pending,
+                        stopped_at: None,
+                        output: None,
+                        error: None,
+                        redrive_count: item.redrive_count + 1,
+                        ..item.clone()
+                    },
+                    None => ItemRun::pending(),
                 };
             }
         }
-        let (arn, redrive_count) = (run.arn.clone(), run.redrive_count);
+        let (arn, redrive_count, within) = (run.arn.clone(), run.redrive_count, run.within);
         if self.traced() {
-            self.record(at, TraceKind::MapRunRedriven { arn, redrive_count });
+            self.record(at, within, TraceKind::MapRunRedriven { arn, redrive_count });
         }
     }
 
-    /// Child `i` of map run `r` changes to `status` at `at`.
-    pub(super) fn map_item(&mut self, r: usize, i: usize, status: ItemStatus, at: Millis) {
+    /// Child `i` of map run `r` starts, succeeds or fails at `at`.
+    pub(super) fn map_item(&mut self, r: usize, i: usize, change: ItemChange, at: Millis) {
         let Some(item) = self.map_runs.get_mut(r).and_then(|m| m.items.get_mut(i)) else {
             return;
         };
-        item.status = status;
-        match status {
-            ItemStatus::Running => item.started_at = Some(at),
-            ItemStatus::Pending => {}
-            _ => item.stopped_at = Some(at),
+        let tracing = self.trace.is_some();
+        let kind = match change {
+            ItemChange::Started(input) => {
+                item.status = ItemStatus::Running;
+                if item.started_at.is_some() {
+                    item.redriven_at = Some(at);
+                    TraceKind::ExecutionRedriven {}
+                } else {
+                    item.started_at = Some(at);
+                    let kind = tracing.then(|| TraceKind::ExecutionStarted {
+                        input: input.clone(),
+                    });
+                    item.input = Some(input);
+                    match kind {
+                        Some(kind) => kind,
+                        None => return,
+                    }
+                }
+            }
+            ItemChange::Succeeded(output) => {
+                item.status = ItemStatus::Succeeded;
+                item.stopped_at = Some(at);
+                let kind = tracing.then(|| TraceKind::ExecutionSucceeded {
+                    output: output.clone(),
+                });
+                item.output = Some(output);
+                match kind {
+                    Some(kind) => kind,
+                    None => return,
+                }
+            }
+            ItemChange::Failed(error) => {
+                item.status = ItemStatus::Failed;
+                item.stopped_at = Some(at);
+                item.error = Some(error.clone());
+                TraceKind::ExecutionFailed { error }
+            }
+        };
+        self.child_lifecycle(at, (r, i), kind);
+    }
+
+    /// An entry of child `child`'s own lifecycle: not an event of the
+    /// parent's history, so not counted in its event ids (see
+    /// [`Trace::is_child_lifecycle`]).
+    fn child_lifecycle(&mut self, at: Millis, child: (usize, usize), kind: TraceKind) {
+        if let Some(t) = &mut self.trace {
+            t.push(Trace {
+                at,
+                kind,
+                child: Some(child),
+            });
         }
     }
 
@@ -226,11 +330,18 @@ impl Run {
         }
         run.status = status;
         run.stopped_at = Some(at);
-        for item in &mut run.items {
+        let mut aborted = Vec::new();
+        for (i, item) in run.items.iter_mut().enumerate() {
             if item.status == ItemStatus::Running {
                 item.status = ItemStatus::Aborted;
                 item.stopped_at = Some(at);
+                aborted.push(i);
             }
+        }
+        let within = run.within;
+        for i in aborted {
+            let reason = "its map run ended".to_string();
+            self.child_lifecycle(at, (r, i), TraceKind::ExecutionAborted { reason });
         }
         if self.traced() {
             let kind = match (status, error) {
@@ -241,7 +352,7 @@ impl Run {
                 },
                 _ => TraceKind::MapRunAborted {},
             };
-            self.record(at, kind);
+            self.record(at, within, kind);
         }
     }
 

@@ -130,7 +130,7 @@ impl Run {
             return false;
         };
         if self.traced() {
-            self.record(at, TraceKind::ExecutionRedriven {});
+            self.record(at, None, TraceKind::ExecutionRedriven {});
         }
         self.pending.clear();
         self.threads[0].live = true;
@@ -158,6 +158,7 @@ impl Run {
         if self.traced() {
             self.record(
                 at,
+                self.child_of(t),
                 TraceKind::StateEntered {
                     name: st.name.clone(),
                     type_name: st.kind.type_name(),
