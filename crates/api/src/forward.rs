@@ -20,7 +20,7 @@ use crate::AppState;
 /// Internal response header: the owner's base URL. Never sent to clients.
 const OWNER: HeaderName = HeaderName::from_static("x-sagaflow-owner");
 /// Request header marking a request one node forwarded to another.
-const FORWARDED: HeaderName = HeaderName::from_static("sagaflow-forwarded");
+pub(crate) const FORWARDED: HeaderName = HeaderName::from_static("sagaflow-forwarded");
 
 /// Puts the owner's address on an error response, for [`forward_to_owner`].
 pub(crate) fn mark_owner(response: &mut Response, owner: Option<&str>) {

@@ -1,91 +1,68 @@
-//! Step Functions activities: the queues of activity tasks that workers
-//! poll (GetActivityTask).
+//! Step Functions activities: the activity tasks that workers poll
+//! (GetActivityTask), on one node or across a cluster.
 //!
-//! An activity task is a callback task whose "participant call" puts the
-//! task on its activity's queue instead of calling anyone: the call answers
-//! at once, the attempt parks on its token (recorded like any
+//! An activity task is a callback task whose "participant call" offers the
+//! task to its activity's workers instead of calling anyone: the call
+//! answers at once, the attempt parks on its token (recorded like any
 //! `.waitForTaskToken` task), and the worker that takes the task answers
 //! the token with SendTaskSuccess/SendTaskFailure/SendTaskHeartbeat, down
 //! the same path as every callback. The attempt's deadline
 //! (`TimeoutSeconds`), its heartbeat (`HeartbeatSeconds`) and the state's
 //! Retry/Catch apply as for any task.
 //!
-//! The queues live in memory only: what waits is already durable as the
-//! parked Tasks of running executions, so recovery rebuilds them from the
-//! replayed histories ([`requeue`], called for every execution resumed at
-//! start). Handing a task out is recorded in the store first
+//! The offers are store rows ([`sagaflow_store::Executor::offer_activity_task`]),
+//! so a worker polling any node of a cluster gets the tasks of executions
+//! that other nodes run, and a restart loses none. Recovery offers again the
+//! parked activity Tasks of each resumed execution ([`offer_again`]): an
+//! offer that a crash kept from being written is written then, and one that
+//! exists or was taken is left as it is. Handing a task out is a claim
+//! recorded in the store first, which withdraws the offer in the same write
 //! ([`sagaflow_store::Executor::claim_activity_task`], keyed by the token),
-//! so a task goes to one worker only, after a restart too; a task whose
-//! worker dies is not handed out again, only its timeouts or its Retry end
-//! it, as on AWS. Activities themselves (name, creation date, tags) are
-//! store rows.
+//! so a task goes to one worker only, across nodes and restarts; a task
+//! whose worker dies is not handed out again, only its timeouts or its Retry
+//! end it, as on AWS. Before the claim, the poller's node checks that the
+//! task still waits and restarts its heartbeat silence — at the node that
+//! owns the execution, through a [`Relay`], when that is another one.
+//!
+//! Waking: a poller waits on its node's per-activity [`Notify`], which the
+//! node's own offers ring; in a cluster it also looks at the store every
+//! [`CLUSTER_POLL`], for the offers other nodes write. Activities
+//! themselves (name, creation date, tags) are store rows.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sagaflow_core::error_name::TASK_FAILED;
-use sagaflow_core::event::Millis;
 use sagaflow_core::{Effect, ErrorInfo, Execution, Participant, Plan, Request, TaskKind};
-use sagaflow_store::ActivityTaskClaim;
+use sagaflow_store::{ActivityOffer, ActivityTaskClaim};
 use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::{now_ms, Engine, Error, Result, Shared};
 
-/// A task waiting for a worker.
-#[derive(Debug, Clone)]
-struct Queued {
-    token: String,
-    input: Value,
-    execution_id: String,
-    deadline: Millis,
-}
+/// In a cluster, how often a waiting poller also looks at the store for
+/// offers written by other nodes (its own node's offers wake it at once).
+pub const CLUSTER_POLL: Duration = Duration::from_secs(1);
 
-#[derive(Default)]
-struct Queue {
-    tasks: VecDeque<Queued>,
-    /// Wakes the pollers waiting on this activity.
-    arrived: Arc<Notify>,
-}
+/// How many offers a poller looks at in one read of the store.
+const BATCH: usize = 16;
 
-/// Every activity's queue, by activity name.
+/// The wake-ups of this node's pollers, by activity name.
 #[derive(Default)]
 pub(crate) struct Activities {
-    queues: Mutex<HashMap<String, Queue>>,
-    /// Tokens handed out (this process knows of): their claim records go
-    /// when they are answered.
-    handed: Mutex<HashSet<String>>,
+    arrivals: Mutex<HashMap<String, Arc<Notify>>>,
 }
 
 impl Activities {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Queue>> {
-        self.queues.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Queues a task (once: a token already queued is not queued again).
-    fn push(&self, name: &str, task: Queued) {
-        let mut queues = self.lock();
-        let queue = queues.entry(name.to_string()).or_default();
-        if queue.tasks.iter().all(|t| t.token != task.token) {
-            queue.tasks.push_back(task);
-        }
-        queue.arrived.notify_waiters();
-    }
-
-    fn pop(&self, name: &str) -> Option<Queued> {
-        self.lock().get_mut(name)?.tasks.pop_front()
-    }
-
-    fn handed(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.handed.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn arrivals(&self, name: &str) -> Arc<Notify> {
-        self.lock()
+        self.arrivals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             .entry(name.to_string())
             .or_default()
-            .arrived
             .clone()
     }
 }
@@ -97,10 +74,59 @@ pub struct ActivityTask {
     pub input: Value,
 }
 
-/// The "participant call" of an activity task: queues it for its
-/// activity's workers. An activity that does not exist fails the attempt
-/// (`States.TaskFailed`, so its Retry applies: the activity may be created
-/// meanwhile).
+/// Several nodes: how a poller's node reaches the node that owns an
+/// execution, to record there that one of its activity tasks is being
+/// handed out (a heartbeat: SendTaskHeartbeat, which the API sends to the
+/// owner's address). `Ok(true)`: the task still waits; `Ok(false)`: it does
+/// not (answered, timed out, or its execution ended); `Err`: the owner did
+/// not answer (the task stays offered for a later poll).
+pub trait Relay: Send + Sync {
+    fn heartbeat<'a>(
+        &'a self,
+        address: &'a str,
+        token: &'a str,
+    ) -> Pin<Box<dyn Future<Output = std::result::Result<bool, String>> + Send + 'a>>;
+}
+
+/// A relay for a node alone: every execution is its own.
+pub struct NoRelay;
+
+impl Relay for NoRelay {
+    fn heartbeat<'a>(
+        &'a self,
+        address: &'a str,
+        _token: &'a str,
+    ) -> Pin<Box<dyn Future<Output = std::result::Result<bool, String>> + Send + 'a>> {
+        Box::pin(async move { Err(format!("no relay to the node at {address}")) })
+    }
+}
+
+/// The offer of the activity task `req` parks on.
+fn offer_of(name: &str, req: &Request, token: String) -> ActivityOffer {
+    ActivityOffer {
+        token,
+        activity: name.to_string(),
+        execution_id: req.execution_id.clone(),
+        input: req.input.clone(),
+        offered_at: now_ms(),
+        expires_at: req.deadline,
+    }
+}
+
+/// Writes an offer and wakes this node's pollers of its activity.
+async fn offer(shared: &Shared, offer: ActivityOffer) -> sagaflow_store::Result<()> {
+    let written = shared.store.offer_activity_task(&offer).await;
+    shared.health.observe_storage(&written);
+    if written? {
+        shared.activities.arrivals(&offer.activity).notify_waiters();
+    }
+    Ok(())
+}
+
+/// The "participant call" of an activity task: offers it to its
+/// activity's workers. An activity that does not exist, or an offer the
+/// store refuses, fails the attempt (`States.TaskFailed`, so its Retry
+/// applies: the activity may be created meanwhile).
 pub(crate) async fn schedule(
     shared: &Shared,
     req: &Request,
@@ -129,22 +155,39 @@ pub(crate) async fn schedule(
             ))
         }
     }
-    shared.activities.push(
-        name,
-        Queued {
-            token,
-            input: req.input.clone(),
-            execution_id: req.execution_id.clone(),
-            deadline: req.deadline,
-        },
-    );
+    offer(shared, offer_of(name, req, token))
+        .await
+        .map_err(|e| {
+            ErrorInfo::new(
+                TASK_FAILED,
+                format!("could not offer the task to the workers of activity `{name}`: {e}"),
+            )
+        })?;
     Ok(Value::Null)
 }
 
-/// Recovery: queues again the activity tasks an execution's history shows
-/// parked (scheduled, its token not answered). Those a worker took before
-/// are skipped when polled (their claim is recorded).
-pub(crate) fn requeue(shared: &Shared, plan: &Plan, state: &Execution) {
+/// The token of the activity task that attempt `task` of `step` parks on,
+/// `None` when it is no activity task.
+pub(crate) fn activity_token(
+    plan: &Plan,
+    state: &Execution,
+    step: &str,
+    task: TaskKind,
+) -> Option<String> {
+    match state.request(plan, step, task) {
+        Ok(Request {
+            participant: Participant::Activity { .. },
+            task_token,
+            ..
+        }) => task_token,
+        _ => None,
+    }
+}
+
+/// Recovery: offers again the activity tasks an execution's history shows
+/// parked (scheduled, its token not answered). An offer that exists, or a
+/// task a worker took, stays as it is.
+pub(crate) async fn offer_again(shared: &Shared, plan: &Plan, state: &Execution) {
     for effect in state.outstanding(plan) {
         // A running attempt with a timer (not an invoke) is a parked one.
         let Effect::StartTimer { step, task, .. } = effect else {
@@ -158,15 +201,9 @@ pub(crate) fn requeue(shared: &Shared, plan: &Plan, state: &Execution) {
         };
         if let (Participant::Activity { arn }, Some(token)) = (&req.participant, &req.task_token) {
             if let Some(name) = sagaflow_core::activity_name(arn) {
-                shared.activities.push(
-                    name,
-                    Queued {
-                        token: token.clone(),
-                        input: req.input.clone(),
-                        execution_id: req.execution_id.clone(),
-                        deadline: req.deadline,
-                    },
-                );
+                if let Err(e) = offer(shared, offer_of(name, &req, token.clone())).await {
+                    tracing::warn!(execution = %req.execution_id, activity = %name, error = %e, "an activity task could not be offered again; its timeouts or Retry end it");
+                }
             }
         }
     }
@@ -176,100 +213,110 @@ impl Engine {
     /// GetActivityTask: the next task of activity `name` for `worker`,
     /// waiting up to `wait` for one (`None` then). A task is handed out
     /// once: its claim is recorded before it is returned. Handing it out
-    /// counts as a heartbeat (its `HeartbeatSeconds` start again). Stops
-    /// waiting (`None`) when `stop` completes or the engine shuts down;
-    /// only the waiting is cut short, never a task being handed out.
+    /// counts as a heartbeat (its `HeartbeatSeconds` start again), recorded
+    /// at the execution's owner through `relay` when another node owns it.
+    /// Stops waiting (`None`) when `stop` completes or the engine shuts
+    /// down; only the waiting is cut short, never a task being handed out.
     pub async fn poll_activity(
         &self,
         name: &str,
         worker: &str,
         wait: Duration,
-        stop: impl std::future::Future<Output = ()>,
+        stop: impl Future<Output = ()>,
+        relay: &dyn Relay,
     ) -> Result<Option<ActivityTask>> {
         let until = tokio::time::Instant::now() + wait;
         tokio::pin!(stop);
-        let activities = &self.shared.activities;
-        let arrivals = activities.arrivals(name);
+        let arrivals = self.shared.activities.arrivals(name);
+        let clustered = self.node_id().is_some();
         loop {
-            // Registered before the queue is looked at: a task queued in
+            // Registered before the store is read: a task offered in
             // between still wakes this poller.
             let arrived = arrivals.notified();
             tokio::pin!(arrived);
             arrived.as_mut().enable();
-            while let Some(task) = activities.pop(name) {
-                match self.hand_out(name, worker, &task).await {
-                    Ok(true) => {
-                        return Ok(Some(ActivityTask {
-                            token: task.token,
-                            input: task.input,
-                        }))
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        // Not handed out: back in front for the next poller.
-                        activities
-                            .lock()
-                            .entry(name.to_string())
-                            .or_default()
-                            .tasks
-                            .push_front(task);
-                        return Err(e);
-                    }
+            let offers = self
+                .shared
+                .store
+                .activity_offers(name, now_ms(), BATCH)
+                .await;
+            self.shared.health.observe_storage(&offers);
+            for offer in offers? {
+                if self.hand_out(worker, &offer, relay).await? {
+                    return Ok(Some(ActivityTask {
+                        token: offer.token,
+                        input: offer.input,
+                    }));
                 }
             }
             if self.is_shutting_down() {
                 return Ok(None);
             }
+            let look_again = async {
+                if clustered {
+                    tokio::time::sleep(CLUSTER_POLL).await
+                } else {
+                    std::future::pending().await
+                }
+            };
             tokio::select! {
                 _ = &mut arrived => {}
+                _ = look_again => {}
                 _ = tokio::time::sleep_until(until) => return Ok(None),
                 _ = &mut stop => return Ok(None),
             }
         }
     }
 
-    /// Hands `task` to `worker` if it still waits and nobody took it:
-    /// `Ok(false)` drops it (answered, timed out, ended, or taken before).
-    async fn hand_out(&self, name: &str, worker: &str, task: &Queued) -> Result<bool> {
-        let now = now_ms();
-        if now >= task.deadline {
-            return Ok(false);
-        }
+    /// Hands the task of `offer` to `worker` if it still waits and nobody
+    /// took it: `Ok(false)` passes it by (taken by another poller, or not
+    /// waiting any more — then its offer goes — or its owner unreachable).
+    async fn hand_out(&self, worker: &str, offer: &ActivityOffer, relay: &dyn Relay) -> Result<bool> {
         // Still waiting? (A heartbeat: it also starts the task's allowed
         // silence again, now that a worker has it.)
-        match self.callback(&task.token, None).await {
-            Ok(_) => {}
-            Err(Error::InvalidTaskToken(_) | Error::CallbackNotWaiting(_)) => return Ok(false),
-            Err(Error::ExecutionNotFound(_)) => return Ok(false),
+        let waits = match self.callback(&offer.token, None).await {
+            Ok(_) => true,
+            Err(Error::InvalidTaskToken(_) | Error::CallbackNotWaiting(_)) => false,
+            Err(Error::ExecutionNotFound(_)) => false,
+            Err(Error::OwnedElsewhere {
+                address: Some(address),
+                node,
+                ..
+            }) => match relay.heartbeat(&address, &offer.token).await {
+                Ok(waits) => waits,
+                Err(why) => {
+                    tracing::warn!(node = %node, execution = %offer.execution_id, error = %why, "the owner of an activity task's execution did not answer; the task stays offered");
+                    return Ok(false);
+                }
+            },
+            Err(Error::OwnedElsewhere { .. } | Error::Busy(_) | Error::Fenced) => return Ok(false),
             Err(e) => return Err(e),
+        };
+        if !waits {
+            self.forget_activity_task(&offer.token).await;
+            return Ok(false);
         }
         let claim = ActivityTaskClaim {
-            token: task.token.clone(),
-            execution_id: task.execution_id.clone(),
+            token: offer.token.clone(),
+            execution_id: offer.execution_id.clone(),
             worker: worker.to_string(),
-            claimed_at: now,
-            expires_at: task.deadline,
+            claimed_at: now_ms(),
+            expires_at: offer.expires_at,
         };
         let taken = self.shared.store.claim_activity_task(&claim).await;
         self.shared.health.observe_storage(&taken);
         let taken = taken?;
-        // Taken now, or before (then by another worker, perhaps before a
-        // restart): either way its record goes when it is answered.
-        self.shared.activities.handed().insert(task.token.clone());
         if taken {
-            tracing::debug!(activity = %name, worker = %worker, execution = %task.execution_id, "activity task handed out");
+            tracing::debug!(activity = %offer.activity, worker = %worker, execution = %offer.execution_id, "activity task handed out");
         }
         Ok(taken)
     }
 
-    /// After a token was answered: the claim record of an activity task
-    /// handed out is no longer needed.
+    /// After an activity task was answered, or found not waiting: its offer
+    /// and the record of its taking are no longer needed.
     pub(crate) async fn forget_activity_task(&self, token: &str) {
-        if !self.shared.activities.handed().remove(token) {
-            return;
-        }
         if let Err(e) = self.shared.store.forget_activity_task(token).await {
-            tracing::debug!(error = %e, "an answered activity task's claim stays until it expires");
+            tracing::debug!(error = %e, "an answered activity task's records stay until its deadline");
         }
     }
 }

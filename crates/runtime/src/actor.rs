@@ -314,6 +314,7 @@ impl Actor {
     }
 
     async fn handle(&mut self, msg: Msg) {
+        let mut answered_activity = None;
         let (input, reply, call) = match msg {
             Msg::Stop => return,
             Msg::WatchHeartbeat(watch) => {
@@ -362,7 +363,18 @@ impl Actor {
                     return;
                 }
                 match input {
-                    Some(input) => (input, Some(reply), None),
+                    Some(input) => {
+                        // An activity task's answer: its offer and claim
+                        // records go once it is recorded.
+                        let activity = crate::activities::activity_token(
+                            &self.plan,
+                            &self.state,
+                            &token.step,
+                            token.task,
+                        );
+                        answered_activity = activity;
+                        (input, Some(reply), None)
+                    }
                     None => {
                         // A heartbeat: the task's silence starts again.
                         self.heartbeats.beat(&token, now_ms());
@@ -385,6 +397,11 @@ impl Actor {
                 let (state, plan) = (&self.state, &self.plan);
                 self.heartbeats
                     .retain(|token| state.check_callback(plan, token).is_ok());
+                if let Some(token) = answered_activity {
+                    // Off the actor: a store write it need not wait for.
+                    let engine = self.engine.clone();
+                    tokio::spawn(async move { engine.forget_activity_task(&token).await });
+                }
                 self.perform(effects);
             }
             (Err(e), Some(r)) => {

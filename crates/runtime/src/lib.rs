@@ -31,7 +31,7 @@ pub mod tls;
 pub mod vars;
 mod waiters;
 
-pub use activities::ActivityTask;
+pub use activities::{ActivityTask, NoRelay, Relay, CLUSTER_POLL};
 pub use durable::{DurableStart, DurableStarted, FunctionAnswer, Functions, LambdaConfig};
 pub use invoke::{handler_fn, Handler};
 pub use ownership::Cluster;
@@ -251,7 +251,7 @@ pub(crate) struct Shared {
     pub ownership: Ownership,
     /// The functions this server hosts (durable executions' code).
     pub functions: Option<Arc<dyn Functions>>,
-    /// The queues of activity tasks waiting for a worker.
+    /// The wake-ups of this node's activity pollers.
     pub activities: activities::Activities,
 }
 
@@ -695,8 +695,9 @@ impl Engine {
     /// bring it back when needed).
     pub(crate) async fn resume(&self, rec: ExecutionRecord) -> Result<()> {
         let (plan, state) = self.load(&rec).await?;
-        // Its activity tasks waiting for a worker go back on their queues.
-        activities::requeue(&self.shared, &plan, &state);
+        // Its activity tasks waiting for a worker are offered again (those
+        // a crash kept from being offered).
+        activities::offer_again(&self.shared, &plan, &state).await;
         if state.is_parked(&plan) {
             self.release(&rec.id).await;
             return Ok(());
@@ -812,9 +813,6 @@ impl Engine {
                 reply,
             })
             .await;
-        if answer.is_ok() && input.is_some() {
-            self.forget_activity_task(token).await;
-        }
         match answer {
             // A token of an execution that does not exist is none of ours.
             Err(Error::ExecutionNotFound(_)) => {

@@ -468,6 +468,24 @@ impl Executor for CrashingStore {
         self.inner.tag_activity(name, set, remove, max).await
     }
 
+    async fn offer_activity_task(
+        &self,
+        offer: &sagaflow_store::ActivityOffer,
+    ) -> StoreResult<bool> {
+        self.alive()?;
+        self.inner.offer_activity_task(offer).await
+    }
+
+    async fn activity_offers(
+        &self,
+        activity: &str,
+        now: sagaflow_core::event::Millis,
+        limit: usize,
+    ) -> StoreResult<Vec<sagaflow_store::ActivityOffer>> {
+        self.alive()?;
+        self.inner.activity_offers(activity, now, limit).await
+    }
+
     async fn claim_activity_task(
         &self,
         claim: &sagaflow_store::ActivityTaskClaim,

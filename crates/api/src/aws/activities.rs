@@ -1,13 +1,19 @@
 //! Activities: CreateActivity, DescribeActivity, ListActivities,
 //! DeleteActivity and GetActivityTask. An activity is a store row (name,
 //! creation date, tags); its tasks are the parked activity Tasks of running
-//! executions, queued in memory by the engine
+//! executions, offered in the store by the engine
 //! ([`Engine::poll_activity`](sagaflow_runtime::Engine::poll_activity)) and
-//! answered with the task-token actions like any callback task.
+//! answered with the task-token actions like any callback task. In a
+//! cluster a worker may poll any node: the hand-out's heartbeat goes to the
+//! node that owns the execution ([`OwnerRelay`]).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
+use axum::http::{header, StatusCode};
 use sagaflow_core::asl::run::{ACCOUNT, REGION};
+use sagaflow_runtime::Relay;
 use sagaflow_store::{ActivityRecord, Tags};
 use serde_json::{json, Value};
 
@@ -148,11 +154,59 @@ pub(super) async fn get_activity_task(st: &AppState, input: &Input) -> Result<Va
     };
     let task = st
         .engine
-        .poll_activity(&activity.name, worker, wait, stopped)
+        .poll_activity(&activity.name, worker, wait, stopped, &OwnerRelay(st))
         .await
         .map_err(from_engine)?;
     Ok(match task {
         Some(task) => json!({ "taskToken": task.token, "input": task.input.to_string() }),
         None => json!({}),
     })
+}
+
+/// Several nodes: records the hand-out of an activity task at the node
+/// that owns its execution, as a SendTaskHeartbeat sent there (marked
+/// forwarded, so that node never passes it on; with the server's first
+/// token when authentication is on, which every node shares).
+struct OwnerRelay<'a>(&'a AppState);
+
+/// How long the owner may take to answer a relayed heartbeat.
+const RELAY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Relay for OwnerRelay<'_> {
+    fn heartbeat<'a>(
+        &'a self,
+        address: &'a str,
+        token: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let st = self.0;
+            let mut request = st
+                .forwarder
+                .post(format!("{}/", address.trim_end_matches('/')))
+                .timeout(RELAY_TIMEOUT)
+                .header(header::CONTENT_TYPE, "application/x-amz-json-1.0")
+                .header(super::TARGET, "AWSStepFunctions.SendTaskHeartbeat")
+                .header(crate::forward::FORWARDED, "1")
+                .body(json!({ "taskToken": token }).to_string());
+            if let Some(t) = st.config.auth_tokens.iter().next() {
+                request = request.bearer_auth(t);
+            }
+            let answer = request.send().await.map_err(|e| e.to_string())?;
+            let status = answer.status();
+            if status == StatusCode::OK {
+                return Ok(true);
+            }
+            let body: Value = answer.json().await.unwrap_or(Value::Null);
+            let kind = body["__type"].as_str().unwrap_or_default();
+            // The task no longer waits: answered, timed out, or gone.
+            if status == StatusCode::BAD_REQUEST
+                && ["#TaskTimedOut", "#InvalidToken", "#TaskDoesNotExist"]
+                    .iter()
+                    .any(|k| kind.ends_with(k))
+            {
+                return Ok(false);
+            }
+            Err(format!("{status}: {body}"))
+        })
+    }
 }
