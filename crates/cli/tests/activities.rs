@@ -11,6 +11,12 @@
 //! - A task handed out before the crash is not handed out again after it
 //!   (the hand-out is recorded before it is answered): it is handed out
 //!   exactly once and ends by its `TimeoutSeconds` (`States.Timeout`).
+//!
+//! And with two `sagaflow server --cluster` nodes on one PostgreSQL schema
+//! (skipped with a notice when `DATABASE_URL` is unset; CI sets it): a worker
+//! that polls one node gets the tasks of executions the other node runs,
+//! whether that node holds the execution in memory or it parked, and its
+//! heartbeat and answer through the node it polls complete them.
 
 mod common;
 
@@ -18,7 +24,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{start_server, KeptOnFailure, Proc};
+use common::{database_url, start_node, start_server, KeptOnFailure, PgSchema, Proc};
 use serde_json::{json, Value};
 
 /// How long an execution may take to reach a state (a deadline, not a
@@ -167,6 +173,18 @@ fn machine(timeout_secs: u64) -> Value {
     })
 }
 
+/// Creates state machine `name` (through `sfn`) from `definition`.
+fn create_machine(sfn: &Sfn, name: &str, definition: &Value) {
+    sfn.ok(
+        "CreateStateMachine",
+        json!({
+            "name": name,
+            "definition": definition.to_string(),
+            "roleArn": "arn:aws:iam::123456789012:role/any",
+        }),
+    );
+}
+
 fn server(data: &Path) -> Proc {
     start_server(data, "http://127.0.0.1:9", &[])
 }
@@ -180,14 +198,7 @@ fn activity_tasks_survive_a_server_crash_and_a_handed_out_task_is_not_handed_out
 
     sfn.ok("CreateActivity", json!({"name": "crash-work"}));
     for (name, timeout) in [("held", HELD_TIMEOUT_SECS), ("work", 600)] {
-        sfn.ok(
-            "CreateStateMachine",
-            json!({
-                "name": name,
-                "definition": machine(timeout).to_string(),
-                "roleArn": "arn:aws:iam::123456789012:role/any",
-            }),
-        );
+        create_machine(&sfn, name, &machine(timeout));
     }
 
     // A task handed out before the crash: its worker dies with it.
@@ -260,4 +271,76 @@ fn activity_tasks_survive_a_server_crash_and_a_handed_out_task_is_not_handed_out
     );
     assert!(after.iter().all(|(token, _)| *token != held_token));
     drop(proc);
+}
+
+#[test]
+fn a_worker_polling_one_node_of_a_cluster_gets_and_answers_the_tasks_of_executions_the_other_node_runs(
+) {
+    let Some(url) = database_url() else {
+        return;
+    };
+    let schema = PgSchema::create(&url);
+    let dir = KeptOnFailure::new();
+    let db = schema.server_url();
+    let a = start_node(&db, dir.path(), "http://127.0.0.1:9", "node-a", "5s");
+    let b = start_node(&db, dir.path(), "http://127.0.0.1:9", "node-b", "5s");
+    let (on_a, on_b) = (Sfn::new(&a.url), Sfn::new(&b.url));
+
+    on_a.ok("CreateActivity", json!({"name": "crash-work"}));
+    // With a heartbeat the execution stays in node A's memory (its actor
+    // watches the silence); without one it parks and gives up its lease.
+    let mut resident = machine(600);
+    resident["States"]["Work"]["HeartbeatSeconds"] = json!(120);
+    create_machine(&on_a, "resident", &resident);
+    create_machine(&on_a, "parked", &machine(600));
+
+    let held = on_a.start("resident", "held-by-a", json!({"job": "resident"}));
+    on_a.scheduled(&held);
+    assert_eq!(
+        schema.lease_owner("held-by-a").as_deref(),
+        Some("node-a"),
+        "node A runs the execution"
+    );
+    let (token, input) = on_b.poll("far").expect("node B hands out node A's task");
+    assert_eq!(input, json!({"job": "resident"}));
+    on_b.ok("SendTaskHeartbeat", json!({ "taskToken": token }));
+    on_b.ok(
+        "SendTaskSuccess",
+        json!({"taskToken": token, "output": json!({"done": 1}).to_string()}),
+    );
+    let d = on_b.finished(&held);
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    assert_eq!(
+        serde_json::from_str::<Value>(d["output"].as_str().unwrap()).unwrap(),
+        json!({"job": "resident", "result": {"done": 1}})
+    );
+    let history = on_a.ok("GetExecutionHistory", json!({ "executionArn": held }));
+    let types: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .filter(|t| t.starts_with("Activity"))
+        .collect();
+    assert_eq!(
+        types,
+        ["ActivityScheduled", "ActivityStarted", "ActivitySucceeded"]
+    );
+
+    let parked = on_a.start("parked", "parked-on-a", json!({"job": "parked"}));
+    on_a.scheduled(&parked);
+    let (token, input) = on_b.poll("far").expect("node B hands out the parked task");
+    assert_eq!(input, json!({"job": "parked"}));
+    on_b.ok(
+        "SendTaskSuccess",
+        json!({"taskToken": token, "output": "2"}),
+    );
+    let d = on_a.finished(&parked);
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    // Answered, so no longer a task to hand out: node A's worker gets none
+    // of them again (a new one only).
+    on_b.start("parked", "last", json!({"job": "last"}));
+    let (_, input) = on_a.poll("near").expect("node A hands out node B's task");
+    assert_eq!(input, json!({"job": "last"}));
+    drop((a, b));
 }

@@ -271,7 +271,12 @@ impl Engine {
     /// Hands the task of `offer` to `worker` if it still waits and nobody
     /// took it: `Ok(false)` passes it by (taken by another poller, or not
     /// waiting any more — then its offer goes — or its owner unreachable).
-    async fn hand_out(&self, worker: &str, offer: &ActivityOffer, relay: &dyn Relay) -> Result<bool> {
+    async fn hand_out(
+        &self,
+        worker: &str,
+        offer: &ActivityOffer,
+        relay: &dyn Relay,
+    ) -> Result<bool> {
         // Still waiting? (A heartbeat: it also starts the task's allowed
         // silence again, now that a worker has it.)
         let waits = match self.callback(&offer.token, None).await {

@@ -972,7 +972,12 @@ pub async fn an_offered_activity_task_is_seen_oldest_first_until_taken_answered_
         .await
         .expect("a taken task is not offered again"));
     assert_eq!(
-        tokens(store.activity_offers("work", 4_000, 10).await.expect("offers")),
+        tokens(
+            store
+                .activity_offers("work", 4_000, 10)
+                .await
+                .expect("offers")
+        ),
         ["t2"]
     );
     // Answered: gone.
@@ -989,7 +994,12 @@ pub async fn an_offered_activity_task_is_seen_oldest_first_until_taken_answered_
         .expect("offers")
         .is_empty());
     assert_eq!(
-        tokens(store.activity_offers("other", 10_000, 10).await.expect("offers")),
+        tokens(
+            store
+                .activity_offers("other", 10_000, 10)
+                .await
+                .expect("offers")
+        ),
         ["t3"]
     );
 }

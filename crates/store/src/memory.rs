@@ -15,7 +15,8 @@ use sagaflow_core::event::Millis;
 use sagaflow_core::{Event, Status};
 
 use crate::{
-    ActivityOffer, ActivityRecord, ActivityTaskClaim, AliasRecord, AliasWrite, PublishedVersion, Unpublish,
+    ActivityOffer, ActivityRecord, ActivityTaskClaim, AliasRecord, AliasWrite, PublishedVersion,
+    Unpublish,
 };
 use crate::{
     Append, Create, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor,

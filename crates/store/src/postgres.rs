@@ -81,7 +81,8 @@ use tokio_postgres::{NoTls, Row};
 use crate::encode::{from_json, not_found, parse_task, to_json};
 use crate::migrations::{self, Migration};
 use crate::{
-    ActivityOffer, ActivityRecord, ActivityTaskClaim, AliasRecord, AliasWrite, PublishedVersion, Unpublish,
+    ActivityOffer, ActivityRecord, ActivityTaskClaim, AliasRecord, AliasWrite, PublishedVersion,
+    Unpublish,
 };
 use crate::{
     Append, Create, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor,

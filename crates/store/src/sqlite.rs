@@ -48,7 +48,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::encode::{from_json, not_found, parse_task, to_json};
 use crate::migrations::{self, Migration};
 use crate::{
-    ActivityOffer, ActivityRecord, ActivityTaskClaim, AliasRecord, AliasWrite, PublishedVersion, Unpublish,
+    ActivityOffer, ActivityRecord, ActivityTaskClaim, AliasRecord, AliasWrite, PublishedVersion,
+    Unpublish,
 };
 use crate::{
     Append, Create, Created, DeadLetter, DefinitionRecord, Error, ExecutionRecord, Executor,
@@ -1617,7 +1618,11 @@ impl Executor for SqliteStore {
                 )
                 .and_then(|mut s| {
                     s.query_map(
-                        params![activity, millis_sql(now), limit.min(i64::MAX as usize) as i64],
+                        params![
+                            activity,
+                            millis_sql(now),
+                            limit.min(i64::MAX as usize) as i64
+                        ],
                         |r| {
                             Ok((
                                 r.get::<_, String>(0)?,
