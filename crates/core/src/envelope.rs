@@ -198,6 +198,14 @@ pub(crate) trait Interpreter: Sized {
     /// The most events one history may hold, if the program has a quota.
     fn history_limit(&self) -> Option<u64>;
 
+    /// How many of the stored events count against [`Interpreter::history_limit`]:
+    /// all of them, unless the program keeps other executions' events in
+    /// the same log (a distributed Map's child executions, each with a
+    /// history of its own on AWS).
+    fn history_size(&self, _state: &Self::State, env: &Envelope) -> u64 {
+        env.events
+    }
+
     /// Whether a finished execution of `status` may be redriven: a failed
     /// one, unless the program says more (Step Functions also redrives
     /// aborted and timed-out executions).
@@ -440,7 +448,8 @@ impl<I: Interpreter> Decider<'_, I> {
     pub(crate) fn emit(&mut self, kind: EventKind) -> Result<(), Error> {
         if let Some(limit) = self.program.history_limit() {
             let finishing = matches!(kind, EventKind::ExecutionFinished { .. });
-            if self.env.events.saturating_add(1) >= limit && !finishing && !self.env.finished {
+            let size = self.program.history_size(self.state, self.env);
+            if size.saturating_add(1) >= limit && !finishing && !self.env.finished {
                 return self.fail_at_history_limit(limit);
             }
         }

@@ -300,11 +300,11 @@ impl Execution {
 
 /// Renders the Step-Functions-shaped history of an ASL execution from its
 /// stored events, by replaying them with tracing on. Its distributed Maps'
-/// items are its threads: their state events are in it, their own
-/// lifecycles (a child's `ExecutionStarted`, …) are not.
+/// items are its threads, but each is a child execution with a history of
+/// its own ([`child_trace`]): their events are not in it, as on AWS.
 pub fn trace(plan: &Plan, events: &[Event]) -> Result<Vec<Trace>, Error> {
     let (_, mut trace) = traced(plan, events)?;
-    trace.retain(|t| !t.is_child_lifecycle());
+    trace.retain(Trace::is_own);
     Ok(trace)
 }
 

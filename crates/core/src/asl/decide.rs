@@ -154,6 +154,13 @@ impl Interpreter for Machine {
         Some(self.max_history_events)
     }
 
+    /// A distributed Map's children are threads of this log, but each is an
+    /// execution of its own on AWS, with its own quota: their events do not
+    /// count against the parent's.
+    fn history_size(&self, run: &Run, env: &Envelope) -> u64 {
+        env.events.saturating_sub(run.child_events())
+    }
+
     /// As Step Functions: failed, aborted and timed-out executions.
     fn redrives(&self, status: Status) -> bool {
         matches!(
@@ -206,12 +213,13 @@ impl Interpreter for Machine {
 /// history at (or next to) its quota, or a failure in a `Fail` state.
 fn refuse_redrive(d: &Decider<'_, Machine>) -> Result<(), Error> {
     let m = d.program;
-    if d.env.events.saturating_add(2) >= m.max_history_events {
+    let size = m.history_size(d.state, d.env);
+    if size.saturating_add(2) >= m.max_history_events {
         return Err(Error::NotAllowed {
             code: "not_redrivable",
             message: format!(
                 "`{}` has {} history events, the limit is {}: it cannot be redriven",
-                d.env.id, d.env.events, m.max_history_events
+                d.env.id, size, m.max_history_events
             ),
         });
     }

@@ -56,20 +56,11 @@ pub struct Trace {
 pub type Child = Option<(usize, usize)>;
 
 impl Trace {
-    /// An entry of a child execution's own lifecycle (its
-    /// `ExecutionStarted`, `ExecutionSucceeded`, …): the child's history
-    /// shows it, the parent's does not (the parent has its own).
-    pub fn is_child_lifecycle(&self) -> bool {
-        self.child.is_some()
-            && matches!(
-                self.kind,
-                TraceKind::ExecutionStarted { .. }
-                    | TraceKind::ExecutionSucceeded { .. }
-                    | TraceKind::ExecutionFailed { .. }
-                    | TraceKind::ExecutionAborted { .. }
-                    | TraceKind::ExecutionTimedOut { .. }
-                    | TraceKind::ExecutionRedriven {}
-            )
+    /// Whether the execution's own history shows it: not an entry of a map
+    /// run child execution, which has a history of its own (as on AWS,
+    /// where the parent shows only the `MapRun…` events).
+    pub fn is_own(&self) -> bool {
+        self.child.is_none()
     }
 }
 
@@ -254,6 +245,9 @@ pub struct Run {
     events: u64,
     /// The map runs of distributed Map states, oldest first.
     map_runs: Vec<MapRun>,
+    /// Stored events of map run child executions' threads: they do not
+    /// count against this execution's history quota.
+    child_events: u64,
     /// Fan-out slots whose branches are being started right now (empty
     /// between events).
     #[serde(skip)]
@@ -823,6 +817,11 @@ impl Run {
         self.threads.get(t).and_then(|th| th.child)
     }
 
+    /// How many stored events belong to map run child executions.
+    pub(crate) fn child_events(&self) -> u64 {
+        self.child_events
+    }
+
     /// The child execution the state waiting as `step` runs in.
     fn step_child(&self, step: &str) -> Child {
         self.slots.get(step).and_then(|s| self.child_of(s.thread))
@@ -831,9 +830,26 @@ impl Run {
     /// One event of the Step Functions history happens here: counts it
     /// (tracing or not, so a state knows the id of its `…StateEntered`
     /// event) and says whether to build it for the trace.
-    fn traced(&mut self) -> bool {
-        self.events += 1;
+    fn traced(&mut self, child: Child) -> bool {
+        match self.child_item(child) {
+            Some(item) => item.events += 1,
+            None => self.events += 1,
+        }
         self.trace.is_some()
+    }
+
+    /// The id of the last event counted in `child`'s history (the
+    /// execution's own for `None`).
+    fn event_id(&self, child: Child) -> u64 {
+        child
+            .and_then(|(r, i)| self.map_runs.get(r)?.items.get(i))
+            .map_or(self.events, |item| item.events)
+    }
+
+    /// The record of map run child `child`, if it is one.
+    fn child_item(&mut self, child: Child) -> Option<&mut ItemRun> {
+        let (r, i) = child?;
+        self.map_runs.get_mut(r)?.items.get_mut(i)
     }
 
     /// Removes the pending entry that an event just recorded. The decider
@@ -969,7 +985,7 @@ impl Run {
             }
             let st = self.state(m, t, s);
             let key = self.key(t, &st.name, s);
-            if self.traced() {
+            if self.traced(self.child_of(t)) {
                 self.record(
                     at,
                     self.child_of(t),
@@ -980,7 +996,7 @@ impl Run {
                     },
                 );
             }
-            let entered = self.events;
+            let entered = self.event_id(self.child_of(t));
             let retries = matches!(
                 st.kind,
                 Kind::Task(_) | Kind::Parallel { .. } | Kind::Map(_)
@@ -1277,7 +1293,7 @@ impl Run {
     /// `Assign`): AWS's `assignedVariables`, each value as JSON text.
     /// `t`: the thread it ran in.
     fn exited(&mut self, at: Millis, t: usize, st: &State, out: &Value, assigned: Option<&Vars>) {
-        if self.traced() {
+        if self.traced(self.child_of(t)) {
             self.record(
                 at,
                 self.child_of(t),
@@ -1620,7 +1636,7 @@ impl Run {
             .and_then(|s| s.fan.as_ref())
             .map_or(0, |f| f.inputs.len());
         let child = self.step_child(key);
-        if self.traced() {
+        if self.traced(child) {
             let name = st.name.clone();
             let kind = match st.kind {
                 Kind::Map(_) => TraceKind::MapStateStarted { name, length: n },
@@ -1707,7 +1723,7 @@ impl Run {
                     }
                     if let Some(r) = map_run {
                         self.map_item(r, i, ItemChange::Started(input.clone()), at);
-                    } else if matches!(st.kind, Kind::Map(_)) && self.traced() {
+                    } else if matches!(st.kind, Kind::Map(_)) && self.traced(self.child_of(t)) {
                         self.record(
                             at,
                             self.child_of(t),
@@ -1762,7 +1778,7 @@ impl Run {
                     if let Some(r) = map_run {
                         self.close_map_run(r, at, MapRunStatus::Succeeded, None);
                     }
-                    if self.traced() {
+                    if self.traced(self.child_of(t)) {
                         let name = st.name.clone();
                         let kind = match st.kind {
                             Kind::Map(_) => TraceKind::MapStateSucceeded { name },
@@ -1819,7 +1835,7 @@ impl Run {
                 fan.results[i] = Some(out);
                 if let (Some(r), Some(out)) = (map_run, kept) {
                     self.map_item(r, i, ItemChange::Succeeded(out), at);
-                } else if is_map && self.traced() {
+                } else if is_map && self.traced(owner) {
                     let kind = TraceKind::MapIterationSucceeded { name, index: i };
                     self.record(at, owner, kind);
                 }
@@ -1842,7 +1858,7 @@ impl Run {
                 }
                 if let Some(r) = map_run {
                     self.map_item(r, i, ItemChange::Failed(error.clone()), at);
-                } else if is_map && self.traced() {
+                } else if is_map && self.traced(owner) {
                     self.record(
                         at,
                         owner,
@@ -1869,7 +1885,7 @@ impl Run {
                     if let Some(r) = map_run {
                         self.close_map_run(r, at, MapRunStatus::Failed, Some(&error));
                     }
-                    if self.traced() {
+                    if self.traced(owner) {
                         let kind = if is_map {
                             TraceKind::MapStateFailed {
                                 name,
@@ -2111,6 +2127,13 @@ impl Run {
     ) -> Result<(), Error> {
         let at = event.at;
         let kind = &event.kind;
+        if !self.map_runs.is_empty()
+            && kind
+                .step()
+                .is_some_and(|step| self.step_child(step).is_some())
+        {
+            self.child_events += 1;
+        }
         match kind {
             EventKind::DurableOperation { .. } | EventKind::DurableInvocation { .. } => {
                 return Err(crate::envelope::illegal(kind, "not a durable execution"));
@@ -2133,7 +2156,7 @@ impl Run {
                     input: input.clone(),
                     started_at: at,
                 };
-                if self.traced() {
+                if self.traced(None) {
                     self.record(
                         at,
                         None,
@@ -2190,8 +2213,9 @@ impl Run {
                 if io.is_some() {
                     return Ok(());
                 }
-                self.events += 1;
-                if self.traced() {
+                let child = self.step_child(step);
+                self.traced(child);
+                if self.traced(child) {
                     let (resource, name) = self.resource_of(m, step);
                     let parameters = self.task_parameters(m, step);
                     let child = self.step_child(step);
@@ -2229,7 +2253,9 @@ impl Run {
                 // An activity's task is queued for a worker: AWS's history
                 // has ActivityScheduled and ActivityStarted, no TaskSubmitted.
                 let (resource, name) = self.resource_of(m, step);
-                if crate::exchange::activity_name(&resource).is_none() && self.traced() {
+                if crate::exchange::activity_name(&resource).is_none()
+                    && self.traced(self.step_child(step))
+                {
                     self.record(
                         at,
                         self.step_child(step),
@@ -2271,7 +2297,7 @@ impl Run {
                     }
                     _ => output.clone(),
                 };
-                if self.traced() {
+                if self.traced(self.step_child(step)) {
                     let (resource, name) = self.resource_of(m, step);
                     self.record(
                         at,
@@ -2311,7 +2337,7 @@ impl Run {
                     self.failed(m, at, fx, step, error);
                     return Ok(());
                 }
-                if self.traced() {
+                if self.traced(self.step_child(step)) {
                     let (resource, name) = self.resource_of(m, step);
                     let kind = if error.error == TIMEOUT || error.error == HEARTBEAT_TIMEOUT {
                         TraceKind::TaskTimedOut {
@@ -2408,7 +2434,7 @@ impl Run {
                 self.pending
                     .retain(|p| !matches!(p, Pending::Finish { .. }));
                 self.abort_all(at);
-                if !self.traced() {
+                if !self.traced(None) {
                     return Ok(());
                 }
                 let kind = match status {

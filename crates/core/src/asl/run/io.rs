@@ -181,9 +181,9 @@ impl Run {
                 if let Some(r) = run {
                     self.close_map_run(r, at, MapRunStatus::Succeeded, None);
                 }
-                if self.traced() {
+                let child = self.step_child(key);
+                if self.traced(child) {
                     let name = st.name.clone();
-                    let child = self.step_child(key);
                     self.record(at, child, TraceKind::MapStateSucceeded { name });
                 }
                 let result = json!({ "MapRunArn": arn, "ResultWriterDetails": answer });

@@ -16,7 +16,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Child, Run, Trace, TraceKind, ACCOUNT, REGION};
+use super::{Child, Run, TraceKind, ACCOUNT, REGION};
 use crate::event::{ErrorInfo, Millis};
 
 /// Where a map run stands.
@@ -54,6 +54,9 @@ pub struct ItemRun {
     /// How often a redrive of its map run ran it again.
     pub redrive_count: u32,
     pub redriven_at: Option<Millis>,
+    /// Events of its own history so far (its `States.Runtime` causes name
+    /// the ids of its events, not its parent's).
+    pub events: u64,
 }
 
 impl ItemRun {
@@ -62,6 +65,7 @@ impl ItemRun {
             status: ItemStatus::Pending,
             started_at: None,
             stopped_at: None,
+            events: 0,
             input: None,
             output: None,
             error: None,
@@ -201,7 +205,7 @@ impl Run {
             "arn:aws:states:{REGION}:{ACCOUNT}:mapRun:{}/{label}:{}_{index}",
             self.head.name, self.head.id
         );
-        if self.traced() {
+        if self.traced(within) {
             self.record(at, within, TraceKind::MapRunStarted { arn: arn.clone() });
         }
         self.map_runs.push(MapRun {
@@ -250,7 +254,7 @@ impl Run {
             }
         }
         let (arn, redrive_count, within) = (run.arn.clone(), run.redrive_count, run.within);
-        if self.traced() {
+        if self.traced(within) {
             self.record(at, within, TraceKind::MapRunRedriven { arn, redrive_count });
         }
     }
@@ -261,6 +265,9 @@ impl Run {
             return;
         };
         let tracing = self.trace.is_some();
+        // Counted whether traced or not: the child's later events know
+        // their ids (a `States.Runtime` cause names one).
+        item.events += 1;
         let kind = match change {
             ItemChange::Started(input) => {
                 item.status = ItemStatus::Running;
@@ -298,19 +305,14 @@ impl Run {
                 TraceKind::ExecutionFailed { error }
             }
         };
-        self.child_lifecycle(at, (r, i), kind);
+        self.record(at, Some((r, i)), kind);
     }
 
-    /// An entry of child `child`'s own lifecycle: not an event of the
-    /// parent's history, so not counted in its event ids (see
-    /// [`Trace::is_child_lifecycle`]).
+    /// An entry of child `child`'s own lifecycle, in its history only (see
+    /// [`Trace::is_own`]).
     fn child_lifecycle(&mut self, at: Millis, child: (usize, usize), kind: TraceKind) {
-        if let Some(t) = &mut self.trace {
-            t.push(Trace {
-                at,
-                kind,
-                child: Some(child),
-            });
+        if self.traced(Some(child)) {
+            self.record(at, Some(child), kind);
         }
     }
 
@@ -343,7 +345,7 @@ impl Run {
             let reason = "its map run ended".to_string();
             self.child_lifecycle(at, (r, i), TraceKind::ExecutionAborted { reason });
         }
-        if self.traced() {
+        if self.traced(within) {
             let kind = match (status, error) {
                 (MapRunStatus::Succeeded, _) => TraceKind::MapRunSucceeded {},
                 (MapRunStatus::Failed, Some(e)) => TraceKind::MapRunFailed { error: e.clone() },

@@ -129,7 +129,7 @@ impl Run {
         else {
             return false;
         };
-        if self.traced() {
+        if self.traced(None) {
             self.record(at, None, TraceKind::ExecutionRedriven {});
         }
         self.pending.clear();
@@ -155,7 +155,7 @@ impl Run {
         let memo = *memo;
         let st = self.state(m, t, r.state);
         let key = self.key(t, &st.name, r.state);
-        if self.traced() {
+        if self.traced(self.child_of(t)) {
             self.record(
                 at,
                 self.child_of(t),
@@ -166,7 +166,7 @@ impl Run {
                 },
             );
         }
-        let entered = self.events;
+        let entered = self.event_id(self.child_of(t));
         let mut slot = Slot::new(
             t,
             st,
