@@ -472,10 +472,27 @@ fn a_result_writer_gets_the_results_and_the_map_outputs_its_answer() {
     let fx = sim.succeed("Fan[1]/Book", json!("B"));
     assert_eq!(invoked(&fx), ["Fan"], "then the writer is called");
     let arn = sim.ex.map_runs()[0].arn.clone();
+    // Without a WriterConfig, as AWS writes them: each child's record.
+    let body = sim.request_input("Fan");
     assert_eq!(
-        sim.request_input("Fan"),
-        json!({"Bucket": "out", "Prefix": "runs", "MapRunArn": arn, "Results": ["A", "B"]})
+        (&body["Bucket"], &body["Prefix"], &body["MapRunArn"]),
+        (&json!("out"), &json!("runs"), &json!(arn))
     );
+    let second = &body["Results"][1];
+    assert_eq!(
+        second["ExecutionArn"],
+        json!(sim.ex.map_runs()[0].child_arn(1))
+    );
+    assert_eq!(
+        second["StateMachineArn"],
+        "arn:aws:states:us-east-1:123456789012:stateMachine:m/Bookings"
+    );
+    assert_eq!(
+        (&second["Input"], &second["Output"], &second["Status"]),
+        (&json!("\"b\""), &json!("\"B\""), &json!("SUCCEEDED"))
+    );
+    assert_eq!(second["InputDetails"], json!({"Included": true}));
+    assert!(second["StartDate"].as_str().unwrap().ends_with('Z'));
     sim.succeed("Fan", json!({"Bucket": "out", "Key": "runs/manifest.json"}));
     assert_eq!(
         sim.ex.output,
@@ -617,4 +634,74 @@ fn a_runtime_error_in_a_child_names_the_event_id_in_the_childs_own_history() {
     );
     let arn = sim.ex.map_runs()[0].arn.clone();
     assert_eq!(child_types(&sim, &arn, 0).unwrap()[6], "StateEntered");
+}
+
+#[test]
+fn a_writer_config_sends_the_outputs_compact_as_json_lines() {
+    let (mut sim, _) = Sim::start(
+        reading(
+            json!({"Resource": s3("getObject")}),
+            Some(json!({
+                "Resource": s3("putObject"),
+                "WriterConfig": {"OutputType": "JSONL", "Transformation": "COMPACT"}
+            })),
+        ),
+        json!({}),
+    );
+    sim.succeed("Fan", json!(["a", "b"]));
+    sim.succeed("Fan[0]/Book", json!({"n": 1}));
+    sim.succeed("Fan[1]/Book", json!([2, 3]));
+    assert_eq!(
+        sim.request_input("Fan")["Results"],
+        json!("{\"n\":1}\n[2,3]\n")
+    );
+}
+
+#[test]
+fn a_writer_config_without_a_resource_makes_the_flattened_outputs_the_maps_result() {
+    let (mut sim, _) = Sim::start(
+        distributed(json!({"ResultWriter": {"WriterConfig": {"Transformation": "FLATTEN"}}})),
+        json!(["a", "b", "c"]),
+    );
+    sim.succeed("Fan[0]/Book", json!([1, 2]));
+    sim.succeed("Fan[1]/Book", json!(3));
+    let fx = sim.succeed("Fan[2]/Book", json!([]));
+    assert!(invoked(&fx).is_empty(), "no writer call");
+    assert_eq!(sim.ex.output, Some(json!([1, 2, 3])));
+}
+
+#[test]
+fn a_writer_config_is_checked_at_deploy_time() {
+    for (writer, wrong) in [
+        (
+            json!({"WriterConfig": {"Transformation": "SQUASH"}}),
+            "Transformation",
+        ),
+        (
+            json!({"WriterConfig": {"OutputType": "XML", "Transformation": "NONE"}}),
+            "OutputType",
+        ),
+        (
+            json!({"WriterConfig": {"OutputType": "JSONL"}}),
+            "OutputType",
+        ),
+        (
+            json!({"WriterConfig": {"Compression": "GZIP"}}),
+            "Compression",
+        ),
+        (
+            json!({"WriterConfig": {}, "Parameters": {"Bucket": "b"}}),
+            "Parameters",
+        ),
+    ] {
+        let machine = distributed(json!({ "ResultWriter": writer }));
+        let e = sagaflow_core::compile_definition(
+            &machine.to_string(),
+            Some("m"),
+            &support::resources(),
+        )
+        .expect_err("refused");
+        let text = format!("{e}");
+        assert!(text.contains(wrong), "{writer}: {text}");
+    }
 }

@@ -339,8 +339,45 @@ pub struct Distributed {
     pub execution_type: String,
     /// `ItemReader`: the items are read by a call to a participant.
     pub reader: Option<ItemReader>,
-    /// `ResultWriter`: the results are handed to a participant.
-    pub writer: Option<Io>,
+    /// `ResultWriter`: how the results are shaped, and the participant
+    /// they are handed to.
+    pub writer: Option<ResultWriter>,
+}
+
+/// `ResultWriter`: a call that receives the results (`Resource`), and/or
+/// how they are shaped (`WriterConfig`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResultWriter {
+    /// The call; `None` when only `WriterConfig` is given (the shaped
+    /// results are then the Map's result, as on AWS).
+    pub call: Option<Io>,
+    /// `WriterConfig.OutputType`: how the call receives the results.
+    pub output_type: OutputType,
+    /// `WriterConfig.Transformation`.
+    pub transformation: Transformation,
+}
+
+/// How a `ResultWriter` call receives the results (`WriterConfig.OutputType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum OutputType {
+    /// `Results` is a JSON array.
+    Json,
+    /// `Results` is JSON Lines text: one result per line.
+    Jsonl,
+}
+
+/// What each child execution contributes to the results
+/// (`WriterConfig.Transformation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Transformation {
+    /// Its record: ARN, name, status, input and output (as JSON text),
+    /// dates, redrives — what AWS writes when a Resource has no
+    /// `WriterConfig`.
+    None,
+    /// Its output only — what a Map without a `ResultWriter` gives.
+    Compact,
+    /// Its output, an array output spliced in element by element.
+    Flatten,
 }
 
 /// A call a distributed Map makes besides its items: the `Resource` (an

@@ -36,8 +36,8 @@ use serde_json::{Map as Object, Value};
 
 use crate::asl::machine::{
     Assign, Branch, Catcher, Comparison, Count, Distributed, Fail, Graph, InputType, Integration,
-    Io, ItemBatcher, ItemReader, Jsonata, Kind, Machine, Map, Operand, PathField, ResourceMap,
-    Retrier, Rule, Seconds, State, Task, Template, Wait,
+    Io, ItemBatcher, ItemReader, Jsonata, Kind, Machine, Map, Operand, OutputType, PathField,
+    ResourceMap, ResultWriter, Retrier, Rule, Seconds, State, Task, Template, Transformation, Wait,
 };
 use crate::asl::{data, intrinsic, jsonata, vars};
 use crate::document::type_name;
@@ -2523,7 +2523,7 @@ impl Compiler<'_> {
             .and_then(|v| self.item_reader(v, &at(loc, "ItemReader"), jsonata));
         let writer = m
             .get("ResultWriter")
-            .and_then(|v| self.io(v, &at(loc, "ResultWriter"), jsonata, &["WriterConfig"]));
+            .and_then(|v| self.result_writer(v, &at(loc, "ResultWriter"), jsonata));
         match &mut distributed {
             Some(d) => {
                 d.reader = reader;
@@ -2713,6 +2713,84 @@ impl Compiler<'_> {
             participant: participant?,
             parameters,
             arguments,
+        })
+    }
+
+    /// `ResultWriter`: its call (if it has a `Resource`) and `WriterConfig`.
+    fn result_writer(&mut self, v: &Value, loc: &str, jsonata: bool) -> Option<ResultWriter> {
+        let o = self.object(v, loc)?;
+        let cloc = at(loc, "WriterConfig");
+        let config = match o.get("WriterConfig") {
+            Some(c) => Some(self.object(c, &cloc)?),
+            None => None,
+        };
+        let call = if o.contains_key("Resource") || config.is_none() {
+            Some(self.io(v, loc, jsonata, &["WriterConfig"])?)
+        } else {
+            let args = if jsonata { "Arguments" } else { "Parameters" };
+            self.check_fields(o, loc, &["WriterConfig"], &[], "this field");
+            if o.contains_key(args) {
+                self.err(
+                    "invalid_value",
+                    at(loc, args),
+                    format!("`{args}` is the body of the writer's call: it needs a `Resource`"),
+                );
+            }
+            None
+        };
+        let Some(config) = config else {
+            return Some(ResultWriter {
+                call,
+                output_type: OutputType::Json,
+                transformation: Transformation::None,
+            });
+        };
+        self.check_fields(
+            config,
+            &cloc,
+            &["OutputType", "Transformation"],
+            &[],
+            "a WriterConfig",
+        );
+        let output_type = match self.string(config, "OutputType", &cloc, false).as_deref() {
+            None | Some("JSON") => OutputType::Json,
+            Some("JSONL") => OutputType::Jsonl,
+            Some(other) => {
+                self.err(
+                    "invalid_value",
+                    at(&cloc, "OutputType"),
+                    format!("`OutputType` must be JSON or JSONL, not `{other}`"),
+                );
+                return None;
+            }
+        };
+        if call.is_none() && config.contains_key("OutputType") {
+            self.err(
+                "invalid_value",
+                at(&cloc, "OutputType"),
+                "`OutputType` says how the writer's `Resource` receives the results: without a `Resource` there is none",
+            );
+        }
+        let transformation = match self
+            .string(config, "Transformation", &cloc, false)
+            .as_deref()
+        {
+            None | Some("NONE") => Transformation::None,
+            Some("COMPACT") => Transformation::Compact,
+            Some("FLATTEN") => Transformation::Flatten,
+            Some(other) => {
+                self.err(
+                    "invalid_value",
+                    at(&cloc, "Transformation"),
+                    format!("`Transformation` must be NONE, COMPACT or FLATTEN, not `{other}`"),
+                );
+                return None;
+            }
+        };
+        Some(ResultWriter {
+            call,
+            output_type,
+            transformation,
         })
     }
 

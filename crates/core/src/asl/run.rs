@@ -15,7 +15,7 @@ mod io;
 mod map_run;
 mod redrive;
 pub use io::{parse_items, ITEM_READER_FAILED, RESULT_WRITER_FAILED};
-use io::{reader_of, writer_of, IoCall};
+use io::{reader_of, result_writer, writer_of, IoCall};
 pub(crate) use map_run::no_map_runs;
 use map_run::ItemChange;
 pub use map_run::{
@@ -1775,6 +1775,11 @@ impl Run {
                         .into_iter()
                         .map(|r| r.unwrap_or(Value::Null))
                         .collect();
+                    // A `WriterConfig` without a `Resource` shapes them.
+                    let results = match result_writer(st) {
+                        Some(w) => self.shaped_results(results, map_run, w.transformation),
+                        None => results,
+                    };
                     if let Some(r) = map_run {
                         self.close_map_run(r, at, MapRunStatus::Succeeded, None);
                     }

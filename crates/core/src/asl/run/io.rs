@@ -16,13 +16,23 @@
 //! `InputType` says: a JSON array, JSON Lines, or CSV rows as objects keyed
 //! by the headers. The writer's request is its rendered `Parameters` (or
 //! `Arguments`) with `MapRunArn` and `Results` added; the Map's result is
-//! `{"MapRunArn", "ResultWriterDetails": <the answer>}`.
+//! `{"MapRunArn", "ResultWriterDetails": <the answer>}`. `WriterConfig`
+//! shapes the results ([`Run::shaped_results`]): each child's record
+//! (`NONE`, the default), its output (`COMPACT`) or its output with arrays
+//! spliced in (`FLATTEN`), sent as a JSON array or as JSON Lines text; a
+//! `ResultWriter` with a `WriterConfig` and no `Resource` makes no call:
+//! the shaped results are the Map's result.
 
 use serde::Serialize;
 use serde_json::{json, Map as Object, Value};
 
-use super::{count, data, in_state, runtime, seeded, Env, MapRunStatus, Run, Slot, TraceKind};
-use crate::asl::machine::{InputType, Io, ItemReader, Kind, Machine, State};
+use super::{
+    count, data, in_state, iso8601, runtime, seeded, Env, ItemStatus, MapRunStatus, Run, Slot,
+    TraceKind, ACCOUNT, REGION,
+};
+use crate::asl::machine::{
+    InputType, Io, ItemReader, Kind, Machine, OutputType, ResultWriter, State, Transformation,
+};
 use crate::event::{ErrorInfo, Millis};
 use crate::exchange::{Effect, Request};
 use crate::keys::idempotency_key;
@@ -62,15 +72,90 @@ pub(super) fn reader_of(st: &State) -> Option<&ItemReader> {
     }
 }
 
-/// The distributed Map's writer, if it has one.
-pub(super) fn writer_of(st: &State) -> Option<&Io> {
+/// The distributed Map's `ResultWriter`, if it has one.
+pub(super) fn result_writer(st: &State) -> Option<&ResultWriter> {
     match &st.kind {
         Kind::Map(m) => m.distributed.as_ref()?.writer.as_ref(),
         _ => None,
     }
 }
 
+/// The distributed Map's writer call, if it has one.
+pub(super) fn writer_of(st: &State) -> Option<&Io> {
+    result_writer(st)?.call.as_ref()
+}
+
 impl Run {
+    /// The results of a distributed Map's children (in item order) as
+    /// `WriterConfig.Transformation` shapes them; `run`: their map run.
+    pub(super) fn shaped_results(
+        &self,
+        results: Vec<Value>,
+        run: Option<usize>,
+        transformation: Transformation,
+    ) -> Vec<Value> {
+        match transformation {
+            Transformation::Compact => results,
+            Transformation::Flatten => results
+                .into_iter()
+                .flat_map(|r| match r {
+                    Value::Array(a) => a,
+                    other => vec![other],
+                })
+                .collect(),
+            Transformation::None => {
+                let Some(run) = run.and_then(|r| self.map_runs.get(r)) else {
+                    return results;
+                };
+                let machine = format!(
+                    "arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{}/{}",
+                    self.head.name, run.label
+                );
+                results
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, result)| {
+                        let arn = run.child_arn(i);
+                        let mut record = Object::new();
+                        record.insert("ExecutionArn".into(), json!(arn));
+                        let name = arn.rsplit(':').next().unwrap_or_default();
+                        record.insert("Name".into(), json!(name));
+                        record.insert("StateMachineArn".into(), json!(machine));
+                        let Some(item) = run.items.get(i) else {
+                            return Value::Object(record);
+                        };
+                        let input = item.input.as_ref().unwrap_or(&Value::Null);
+                        record.insert("Input".into(), json!(input.to_string()));
+                        record.insert("InputDetails".into(), json!({"Included": true}));
+                        let status = match item.status {
+                            ItemStatus::Succeeded => "SUCCEEDED",
+                            ItemStatus::Failed => "FAILED",
+                            ItemStatus::Aborted => "ABORTED",
+                            ItemStatus::Running | ItemStatus::Pending => "RUNNING",
+                        };
+                        if item.status == ItemStatus::Succeeded {
+                            record.insert("Output".into(), json!(result.to_string()));
+                            record.insert("OutputDetails".into(), json!({"Included": true}));
+                        }
+                        if let Some(e) = &item.error {
+                            record.insert("Error".into(), json!(e.error));
+                            record.insert("Cause".into(), json!(e.cause));
+                        }
+                        record.insert("RedriveCount".into(), json!(item.redrive_count));
+                        if let Some(at) = item.started_at {
+                            record.insert("StartDate".into(), json!(iso8601(at)));
+                        }
+                        if let Some(at) = item.stopped_at {
+                            record.insert("StopDate".into(), json!(iso8601(at)));
+                        }
+                        record.insert("Status".into(), json!(status));
+                        Value::Object(record)
+                    })
+                    .collect()
+            }
+        }
+    }
+
     /// The request of the reader or writer call `call` of slot `step`.
     pub(super) fn io_request(
         &self,
@@ -117,7 +202,19 @@ impl Run {
                 )));
             };
             o.insert("MapRunArn".into(), json!(arn));
-            o.insert("Results".into(), Value::Array(results));
+            let results = match result_writer(st) {
+                Some(w) => {
+                    let shaped = self.shaped_results(results, run, w.transformation);
+                    match w.output_type {
+                        OutputType::Json => Value::Array(shaped),
+                        OutputType::Jsonl => Value::String(
+                            shaped.iter().map(|r| format!("{r}\n")).collect::<String>(),
+                        ),
+                    }
+                }
+                None => Value::Array(results),
+            };
+            o.insert("Results".into(), results);
         }
         Ok(Request {
             execution_id: self.head.id.clone(),
