@@ -74,6 +74,7 @@ macro_rules! conformance_tests {
             an_append_updates_status_output_and_error,
             history_after_a_seq_returns_only_later_events,
             history_pages_return_every_event_exactly_once_in_order,
+            event_times_are_those_of_the_events_of_one_type_in_order,
             every_kind_of_event_round_trips,
             numbers_beyond_64_bits_and_long_decimals_read_back_digit_for_digit,
             listing_filters_by_status_and_definition,
@@ -1179,6 +1180,44 @@ pub async fn history_after_a_seq_returns_only_later_events(store: &dyn Store) {
     assert_eq!(later[0].event, events[2]);
     assert!(store.history("e1", 5).await.expect("history").is_empty());
     assert!(store.history("e1", 50).await.expect("history").is_empty());
+}
+
+pub async fn event_times_are_those_of_the_events_of_one_type_in_order(store: &dyn Store) {
+    start(store, "e1", "order").await;
+    start(store, "e2", "order").await;
+    let events = vec![
+        step_succeeded("a", T0 + 5),
+        Event {
+            at: T0 + 6,
+            kind: EventKind::ExecutionRedriven {},
+        },
+        step_succeeded("b", T0 + 7),
+        Event {
+            at: T0 + 9,
+            kind: EventKind::ExecutionRedriven {},
+        },
+    ];
+    store
+        .append(append("e1", 1, events, Status::Running))
+        .await
+        .expect("append");
+    let kind = EventKind::ExecutionRedriven {}.name();
+    assert_eq!(
+        store.event_times("e1", kind).await.expect("times"),
+        [T0 + 6, T0 + 9]
+    );
+    assert_eq!(
+        store
+            .event_times("e1", "step_succeeded")
+            .await
+            .expect("times"),
+        [T0 + 5, T0 + 7]
+    );
+    assert!(store
+        .event_times("e2", kind)
+        .await
+        .expect("none")
+        .is_empty());
 }
 
 pub async fn history_pages_return_every_event_exactly_once_in_order(store: &dyn Store) {

@@ -625,6 +625,19 @@ pub trait Query: Send + Sync {
     /// History entries with `seq > after`, oldest first, at most `limit`
     /// of them: one page of a history that may be long (the API pages it).
     async fn history_page(&self, id: &str, after: u64, limit: usize) -> Result<Vec<HistoryEntry>>;
+    /// When execution `id` recorded events of type `kind` (an
+    /// [`EventKind::name`](sagaflow_core::EventKind::name)), oldest first:
+    /// a count read without decoding the history (the SQL stores read the
+    /// `type` column only).
+    async fn event_times(&self, id: &str, kind: &str) -> Result<Vec<Millis>> {
+        Ok(self
+            .history(id, 0)
+            .await?
+            .into_iter()
+            .filter(|h| h.event.kind.name() == kind)
+            .map(|h| h.event.at)
+            .collect())
+    }
     /// Every history entry with `seq > after`.
     async fn history(&self, id: &str, after: u64) -> Result<Vec<HistoryEntry>> {
         self.history_page(id, after, usize::MAX).await

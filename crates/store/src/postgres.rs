@@ -2035,6 +2035,21 @@ impl Query for PostgresStore {
         })
     }
 
+    async fn event_times(&self, id: &str, kind: &str) -> Result<Vec<Millis>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT at FROM events WHERE execution_id = $1 AND type = $2 ORDER BY seq",
+                &[&id, &kind],
+            )
+            .await
+            .map_err(pg("reading the times of an execution's events"))?;
+        Ok(rows
+            .iter()
+            .map(|r| r.get::<_, i64>(0).max(0) as Millis)
+            .collect())
+    }
+
     async fn history_page(&self, id: &str, after: u64, limit: usize) -> Result<Vec<HistoryEntry>> {
         let client = self.client().await?;
         read_history(&client, id, after, limit).await

@@ -1972,6 +1972,22 @@ impl Query for SqliteStore {
         .await
     }
 
+    async fn event_times(&self, id: &str, kind: &str) -> Result<Vec<Millis>> {
+        let (id, kind) = (id.to_string(), kind.to_string());
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT at FROM events WHERE execution_id = ?1 AND type = ?2 ORDER BY seq",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![id, kind], |r| r.get::<_, i64>(0))?
+                    .map(|at| at.map(|at| at.max(0) as Millis))
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(backend("reading the times of an execution's events"))
+        })
+        .await
+    }
+
     async fn history_page(&self, id: &str, after: u64, limit: usize) -> Result<Vec<HistoryEntry>> {
         let id = id.to_string();
         self.read(move |c| read_history(c, &id, after, limit)).await

@@ -27,12 +27,14 @@ pub(super) async fn describe(
     rec: &ExecutionRecord,
     v: &mut Value,
 ) -> Result<(), AwsError> {
-    let events = history_of(st, rec).await?;
-    let redrives: Vec<Millis> = events
-        .iter()
-        .filter(|e| matches!(e.kind, EventKind::ExecutionRedriven {}))
-        .map(|e| e.at)
-        .collect();
+    // Only the times of the redrives: a poller's DescribeExecution of a
+    // running execution does not read (or decode) its history.
+    let redrives: Vec<Millis> = st
+        .engine
+        .store()
+        .event_times(&rec.id, EventKind::ExecutionRedriven {}.name())
+        .await
+        .map_err(|e| from_engine(e.into()))?;
     v["redriveCount"] = json!(redrives.len());
     if let Some(last) = redrives.last() {
         v["redriveDate"] = epoch(*last);
@@ -44,6 +46,7 @@ pub(super) async fn describe(
         Status::Succeeded => Some("Execution is SUCCEEDED and cannot be redriven.".to_string()),
         _ => {
             let plan = plan_of(st, rec).await?;
+            let events = history_of(st, rec).await?;
             // A replay is CPU work proportional to the history: off the
             // workers that answer requests.
             tokio::task::spawn_blocking(move || refusal(&plan, &events))

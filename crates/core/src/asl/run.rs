@@ -823,7 +823,12 @@ impl Run {
     }
 
     /// The child execution the state waiting as `step` runs in.
+    /// Without map runs there are no children: no lookup (this runs for
+    /// every Task event, traced or not).
     fn step_child(&self, step: &str) -> Child {
+        if self.map_runs.is_empty() {
+            return None;
+        }
         self.slots.get(step).and_then(|s| self.child_of(s.thread))
     }
 
