@@ -3256,6 +3256,105 @@ async fn test_state_runs_a_mocked_map_or_parallel_through_its_data_flow_and_catc
     assert!(aws.svc.calls.lock().unwrap().is_empty());
 }
 
+/// A mocked Map at DEBUG shows what it would start, as AWS's TestState
+/// does: the items its `ItemsPath` selects, each one's `ItemSelector`
+/// input, the batches and its limits; `mapIterationFailureCount` beyond its
+/// tolerance fails it with `States.ExceedToleratedFailureThreshold`, and
+/// `mapItemReaderData` stands for what its ItemReader reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_state_shows_a_mocked_maps_items_batches_and_limits_and_applies_its_configuration() {
+    let aws = Aws::start().await;
+    let map = json!({"Type": "Map", "ItemsPath": "$.trips", "MaxConcurrency": 4,
+        "ToleratedFailureCount": 1,
+        "ItemSelector": {"city.$": "$$.Map.Item.Value", "n.$": "$$.Map.Item.Index"},
+        "ItemBatcher": {"MaxItemsPerBatch": 2},
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+        "Catch": [{"ErrorEquals": ["States.ExceedToleratedFailureThreshold"], "Next": "TooMany"}],
+        "Next": "Done"});
+    let body = |extra: Value| {
+        let mut b = json!({"definition": map.to_string(), "inspectionLevel": "DEBUG",
+            "input": r#"{"trips": ["Oslo", "Rome", "Lima"]}"#, "mock": {"result": "[]"}});
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        b
+    };
+    let r = aws.test_state(body(json!({}))).await;
+    assert_eq!(r["status"], "SUCCEEDED", "{r}");
+    let data = &r["inspectionData"];
+    assert_eq!(
+        parsed(&data["afterItemsPath"]),
+        json!(["Oslo", "Rome", "Lima"])
+    );
+    assert_eq!(
+        parsed(&data["afterItemSelector"]),
+        json!([{"city": "Oslo", "n": 0}, {"city": "Rome", "n": 1}, {"city": "Lima", "n": 2}])
+    );
+    assert_eq!(
+        parsed(&data["afterItemBatcher"]),
+        json!([{"Items": [{"city": "Oslo", "n": 0}, {"city": "Rome", "n": 1}]},
+               {"Items": [{"city": "Lima", "n": 2}]}])
+    );
+    assert_eq!(
+        (&data["maxConcurrency"], &data["toleratedFailureCount"]),
+        (&json!(4), &json!(1))
+    );
+
+    // One of two batches failing is tolerated; two are not.
+    let r = aws
+        .test_state(body(
+            json!({"stateConfiguration": {"mapIterationFailureCount": 1}}),
+        ))
+        .await;
+    assert_eq!(r["status"], "SUCCEEDED", "{r}");
+    let r = aws
+        .test_state(body(
+            json!({"stateConfiguration": {"mapIterationFailureCount": 2}}),
+        ))
+        .await;
+    assert_eq!(r["status"], "CAUGHT_ERROR", "{r}");
+    assert_eq!(r["nextState"], "TooMany", "{r}");
+    assert_eq!(r["error"], "States.ExceedToleratedFailureThreshold", "{r}");
+    let message = aws
+        .error(
+            "TestState",
+            body(json!({"stateConfiguration": {"mapIterationFailureCount": 3}})),
+            "ValidationException",
+        )
+        .await;
+    assert!(message.contains("mapIterationFailureCount"), "{message}");
+    let message = aws
+        .error(
+            "TestState",
+            body(json!({"stateConfiguration": {"errorCausedByState": "Nowhere"}})),
+            "ValidationException",
+        )
+        .await;
+    assert!(message.contains("Nowhere"), "{message}");
+
+    // A distributed Map's reader data, read as its ReaderConfig says.
+    let reading = json!({"Type": "Map",
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW", "MaxItems": 2},
+            "Parameters": {"Bucket": "trips", "Key": "today.csv"}},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+        "End": true});
+    let r = aws
+        .test_state(
+            json!({"definition": reading.to_string(), "inspectionLevel": "DEBUG",
+            "input": "{}", "mock": {"result": "{}"},
+            "stateConfiguration": {"mapItemReaderData": "city,nights\nOslo,2\nRome,1\nLima,4\n"}}),
+        )
+        .await;
+    assert_eq!(r["status"], "SUCCEEDED", "{r}");
+    assert_eq!(
+        parsed(&r["inspectionData"]["afterItemSelector"]),
+        json!([{"city": "Oslo", "nights": "2"}, {"city": "Rome", "nights": "1"}])
+    );
+    assert!(aws.svc.calls.lock().unwrap().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_state_refuses_invalid_definitions_and_parameters() {
     let aws = Aws::start().await;

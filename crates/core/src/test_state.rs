@@ -199,6 +199,22 @@ pub fn mock_fan(wrapped: &mut Wrapped) -> bool {
     true
 }
 
+/// Whether state `name` is among the states of `fan`'s branches or item
+/// processor (a Parallel's or Map's, at any depth).
+pub fn contains_state(fan: &Value, name: &str) -> bool {
+    let graphs = fan
+        .get("Branches")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .chain(fan.get("ItemProcessor").cloned())
+        .chain(fan.get("Iterator").cloned());
+    graphs
+        .filter_map(|g| g.get("States").and_then(Value::as_object).cloned())
+        .any(|states| states.contains_key(name) || states.values().any(|s| contains_state(s, name)))
+}
+
 /// How the test ended, as `TestState` reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
@@ -474,9 +490,15 @@ pub fn inspection(wrapped: &Wrapped, input: &Value, outcome: &Outcome) -> Map<St
     out.insert("input".into(), text(input));
     let state = &wrapped.state;
     let kind = state.get("Type").and_then(Value::as_str).unwrap_or("");
-    let is_task = kind == "Task";
+    // A mocked Parallel or Map ran as a Task answered by the mock.
+    let fan = matches!(kind, "Parallel" | "Map");
+    let is_task = kind == "Task" || fan;
     if wrapped.jsonata {
-        if let Some(args) = outcome.task_input.as_ref().filter(|_| is_task) {
+        if let Some(args) = outcome
+            .task_input
+            .as_ref()
+            .filter(|_| is_task && kind != "Map")
+        {
             out.insert("afterArguments".into(), text(args));
         }
         if let Some(result) = outcome.task_result.as_ref() {
@@ -496,7 +518,7 @@ pub fn inspection(wrapped: &Wrapped, input: &Value, outcome: &Outcome) -> Map<St
             return with_variables(out, wrapped, outcome);
         };
         out.insert("afterInputPath".into(), text(&after_input));
-        if !matches!(kind, "Pass" | "Task") {
+        if !matches!(kind, "Pass" | "Task") && !fan {
             return with_variables(out, wrapped, outcome);
         }
         let after_parameters = if is_task {
@@ -510,7 +532,9 @@ pub fn inspection(wrapped: &Wrapped, input: &Value, outcome: &Outcome) -> Map<St
         let Some(after_parameters) = after_parameters else {
             return with_variables(out, wrapped, outcome);
         };
-        out.insert("afterParameters".into(), text(&after_parameters));
+        if kind != "Map" {
+            out.insert("afterParameters".into(), text(&after_parameters));
+        }
         let result = if is_task {
             outcome.task_result.clone()
         } else {

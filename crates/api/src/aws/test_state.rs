@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+use sagaflow_core::asl::run::preview_map;
 use sagaflow_core::error_name::TIMEOUT;
 use sagaflow_core::test_state::{self, Outcome, Wrapped};
 use sagaflow_core::ErrorInfo;
@@ -72,18 +73,8 @@ pub(super) async fn test_state(st: &AppState, input: &Input) -> Result<Value, Aw
             "'context' may only be specified together with a mock",
         ));
     }
-    let retries_done = match input.object("stateConfiguration")? {
-        Some(c) => match c.get("retrierRetryCount") {
-            None | Some(Value::Null) => 0,
-            Some(v) => v.as_u64().filter(|n| *n <= 99_999_999).ok_or_else(|| {
-                AwsError::validation(
-                    "'stateConfiguration.retrierRetryCount' must be a whole number from 0",
-                )
-            })? as u32,
-        },
-        None => 0,
-    };
-    let answer = match mock {
+    let config = StateConfiguration::read(input)?;
+    let mut answer = match mock {
         None => Answer::Participant,
         Some(m) => {
             let result = m.get("result").and_then(Value::as_str);
@@ -121,6 +112,7 @@ pub(super) async fn test_state(st: &AppState, input: &Input) -> Result<Value, Aw
         .to_string();
     let kind = kind.as_str();
     let mocked = !matches!(answer, Answer::Participant);
+    let mut map_inspection = Map::new();
     match kind {
         "Parallel" | "Map" if !mocked => {
             return Err(AwsError::validation(format!(
@@ -128,6 +120,16 @@ pub(super) async fn test_state(st: &AppState, input: &Input) -> Result<Value, Aw
             )))
         }
         "Parallel" | "Map" => {
+            config.check_fan(&wrapped, kind)?;
+            if kind == "Map" {
+                let (data, failure) = map_data(&wrapped, &state_input, &config)?;
+                // The Map's start fails, or its items fail beyond its
+                // tolerance: that is the state's error, for its Catch.
+                if let Some(e) = failure {
+                    answer = Answer::Error(e);
+                }
+                map_inspection = data;
+            }
             test_state::mock_fan(&mut wrapped);
         }
         "Task" => {}
@@ -186,12 +188,149 @@ pub(super) async fn test_state(st: &AppState, input: &Input) -> Result<Value, Aw
                 }
             }
         };
-        test_state::run(&plan, &w, run_input, retries_done, &mut call)
+        test_state::run(&plan, &w, run_input, config.retries_done, &mut call)
     })
     .await
     .map_err(|_| AwsError::unavailable("the server is shutting down"))?
     .map_err(|e| AwsError::internal(format!("TestState: {e}")))?;
-    Ok(response(&wrapped, &state_input, &outcome, level != "INFO"))
+    let mut out = response(&wrapped, &state_input, &outcome, level != "INFO");
+    if let Some(data) = out.get_mut("inspectionData").and_then(Value::as_object_mut) {
+        data.extend(map_inspection);
+    }
+    Ok(out)
+}
+
+/// `stateConfiguration`: how far the state got before the test.
+struct StateConfiguration {
+    /// `retrierRetryCount`: retries of the matching retrier already done.
+    retries_done: u32,
+    /// `mapIterationFailureCount`: how many of a Map's iterations failed.
+    map_failures: Option<u64>,
+    /// `mapItemReaderData`: what a distributed Map's ItemReader reads.
+    reader_data: Option<String>,
+    /// `errorCausedByState`: the state inside a Parallel or Map that the
+    /// mocked error comes from.
+    error_state: Option<String>,
+}
+
+impl StateConfiguration {
+    fn read(input: &Input) -> Result<StateConfiguration, AwsError> {
+        let c = input
+            .object("stateConfiguration")?
+            .cloned()
+            .unwrap_or_default();
+        let whole = |field: &str, max: u64| -> Result<Option<u64>, AwsError> {
+            match c.get(field) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => v.as_u64().filter(|n| *n <= max).map(Some).ok_or_else(|| {
+                    AwsError::validation(format!(
+                        "'stateConfiguration.{field}' must be a whole number from 0 to {max}"
+                    ))
+                }),
+            }
+        };
+        let text = |field: &str| -> Result<Option<String>, AwsError> {
+            match c.get(field) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(AwsError::validation(format!(
+                    "'stateConfiguration.{field}' must be a string"
+                ))),
+            }
+        };
+        Ok(StateConfiguration {
+            retries_done: whole("retrierRetryCount", 99_999_999)?.unwrap_or(0) as u32,
+            map_failures: whole("mapIterationFailureCount", u64::from(u32::MAX))?,
+            reader_data: text("mapItemReaderData")?,
+            error_state: text("errorCausedByState")?,
+        })
+    }
+
+    /// Refuses what does not fit the mocked Parallel or Map `kind`.
+    fn check_fan(&self, wrapped: &Wrapped, kind: &str) -> Result<(), AwsError> {
+        if kind != "Map" && (self.map_failures.is_some() || self.reader_data.is_some()) {
+            return Err(AwsError::validation(
+                "'mapIterationFailureCount' and 'mapItemReaderData' are for a Map state",
+            ));
+        }
+        if let Some(name) = &self.error_state {
+            if !test_state::contains_state(&wrapped.state, name) {
+                return Err(AwsError::validation(format!(
+                    "'stateConfiguration.errorCausedByState': '{name}' is not a state of the {kind}'s branches or item processor"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A mocked Map's DEBUG data (`afterItemsPath`, `afterItemSelector`,
+/// `afterItemBatcher`, its limits), computed by the core as the Map would
+/// start its items; and its failure, if it would fail to start them or if
+/// `mapIterationFailureCount` is beyond its tolerance.
+fn map_data(
+    wrapped: &Wrapped,
+    input: &Value,
+    config: &StateConfiguration,
+) -> Result<(Map<String, Value>, Option<ErrorInfo>), AwsError> {
+    let any = sagaflow_core::explain::any_resource();
+    let source = wrapped.machine.to_string();
+    let plan = sagaflow_core::compile_definition(&source, Some(test_state::DEFAULT_NAME), &any)
+        .map_err(|e| match e {
+            sagaflow_core::Error::InvalidDefinition(vs) => invalid_definition(&problems(&vs)),
+            e => AwsError::internal(format!("TestState: {e}")),
+        })?;
+    let sagaflow_core::Program::Asl(machine) = &plan.program else {
+        return Err(AwsError::internal(
+            "TestState: a Map state compiled to no ASL machine",
+        ));
+    };
+    let vars = wrapped
+        .variables
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let preview = preview_map(
+        machine,
+        &wrapped.name,
+        input,
+        &vars,
+        config.reader_data.as_deref(),
+    );
+    let preview = match preview {
+        Ok(Some(p)) => p,
+        Ok(None) => return Ok((Map::new(), None)),
+        Err(e) => return Ok((Map::new(), Some(e))),
+    };
+    if let Some(n) = config.map_failures {
+        if n > preview.iterations() as u64 {
+            return Err(AwsError::validation(format!(
+                "'stateConfiguration.mapIterationFailureCount' is {n}, but the Map runs {} iterations",
+                preview.iterations()
+            )));
+        }
+    }
+    let text = |v: &Value| Value::String(v.to_string());
+    let mut data = Map::new();
+    if let Some(items) = &preview.items {
+        data.insert("afterItemsPath".into(), text(items));
+    }
+    data.insert(
+        "afterItemSelector".into(),
+        text(&Value::Array(preview.selected.clone())),
+    );
+    if let Some(b) = &preview.batches {
+        data.insert("afterItemBatcher".into(), text(&Value::Array(b.clone())));
+    }
+    data.insert("maxConcurrency".into(), json!(preview.max_concurrency));
+    if let Some(c) = preview.tolerated_failure_count {
+        data.insert("toleratedFailureCount".into(), json!(c));
+    }
+    if let Some(p) = preview.tolerated_failure_percentage {
+        data.insert("toleratedFailurePercentage".into(), json!(p));
+    }
+    let failure = config.map_failures.and_then(|n| preview.failure(n));
+    Ok((data, failure))
 }
 
 fn response(wrapped: &Wrapped, input: &Value, outcome: &Outcome, debug: bool) -> Value {

@@ -13,6 +13,7 @@ use crate::event::{ErrorInfo, Millis};
 
 mod io;
 mod map_run;
+mod preview;
 mod redrive;
 pub use io::{parse_items, ITEM_READER_FAILED, RESULT_WRITER_FAILED};
 use io::{reader_of, result_writer, writer_of, IoCall};
@@ -21,6 +22,7 @@ use map_run::ItemChange;
 pub use map_run::{
     child_owner, map_run_owner, ItemRun, ItemStatus, MapRun, MapRunStatus, MapRunUpdate,
 };
+pub use preview::{preview_map, MapPreview};
 use redrive::{Resume, Stopped};
 
 /// Region and account shown in the ARNs of the Step Functions API.
@@ -435,6 +437,15 @@ struct Fan {
 
 /// Failures a Map tolerates: a count, a percentage, either or neither.
 type Tolerance = (Option<u64>, Option<f64>);
+
+/// Whether a Map whose tolerance is `(count, percentage)` tolerates
+/// `failures` failed iterations of `total`: within either limit given
+/// (none given: none tolerated).
+fn tolerates((count, pct): Tolerance, failures: u64, total: usize) -> bool {
+    let by_count = count.is_some_and(|c| failures <= c);
+    let by_pct = pct.is_some_and(|p| (failures as f64) * 100.0 <= p * total as f64);
+    by_count || by_pct
+}
 
 /// What a Parallel or Map starts with: its effective input, each branch's
 /// or iteration's input, the most to run at once (0: no limit) and the
@@ -1854,15 +1865,7 @@ impl Run {
             Err(error) => {
                 fan.failures += 1;
                 let total = fan.results.len();
-                let tolerated = match tolerance {
-                    Some((count, pct)) if count.is_some() || pct.is_some() => {
-                        let by_count = count.is_some_and(|c| fan.failures as u64 <= c);
-                        let by_pct =
-                            pct.is_some_and(|p| (fan.failures as f64) * 100.0 <= p * total as f64);
-                        by_count || by_pct
-                    }
-                    _ => false,
-                };
+                let tolerated = tolerance.is_some_and(|t| tolerates(t, fan.failures as u64, total));
                 if tolerated {
                     fan.results[i] = Some(json!({ "Error": error.error, "Cause": error.cause }));
                 }
