@@ -1467,6 +1467,41 @@ async fn the_history_of_a_task_execution_has_aws_event_types_and_details() {
     );
 }
 
+/// A JSONata expression that fails shows in the history as AWS shows it:
+/// an `EvaluationFailed` event naming the state and the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_jsonata_expression_is_an_evaluation_failed_event() {
+    let aws = Aws::start().await;
+    let machine = json!({"QueryLanguage": "JSONata", "StartAt": "Shape", "States": {
+        "Shape": {"Type": "Pass", "Output": {"total": "{% $sum($states.input.prices) + 'x' %}"}, "End": true}}});
+    aws.create("shape", &machine.to_string()).await;
+    let arn = aws
+        .start_execution("shape", "bad", json!({"prices": [1, 2]}))
+        .await;
+    assert_eq!(aws.finished(&arn).await["status"], "FAILED");
+    let events = aws.history(&arn).await;
+    assert_eq!(
+        types(&events),
+        [
+            "ExecutionStarted",
+            "PassStateEntered",
+            "EvaluationFailed",
+            "ExecutionFailed"
+        ]
+    );
+    let details = &events[2]["evaluationFailedEventDetails"];
+    assert_eq!(details["state"], "Shape", "{details}");
+    assert_eq!(details["error"], "States.QueryEvaluationError", "{details}");
+    assert_eq!(details["location"], "Output/total", "{details}");
+    assert!(
+        details["cause"]
+            .as_str()
+            .unwrap()
+            .contains("threw an error"),
+        "{details}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_history_pages_reverses_and_leaves_out_data_on_request() {
     let aws = Aws::start().await;

@@ -208,6 +208,22 @@ fn a_condition_that_is_not_a_boolean_is_a_query_evaluation_error() {
         e.cause
     );
     assert!(e.cause.contains("'Choices/0/Condition'"), "{}", e.cause);
+    // AWS's history shows the failure as an EvaluationFailed event.
+    let types = sim.trace_types();
+    let n = types.len();
+    assert_eq!(
+        types[n - 2..],
+        [
+            "EvaluationFailed".to_string(),
+            "ExecutionFailed".to_string()
+        ],
+        "{types:?}"
+    );
+    let trace = sagaflow_core::trace(&sim.plan, &sim.history).unwrap();
+    let failed = serde_json::to_value(&trace[n - 2].kind).unwrap();
+    assert_eq!(failed["state"], "Route");
+    assert_eq!(failed["location"], "Choices/0/Condition");
+    assert_eq!(failed["error"]["error"], "States.QueryEvaluationError");
 }
 
 #[test]
@@ -323,6 +339,12 @@ fn an_arguments_error_fails_the_attempt_for_catch() {
     );
     assert_eq!(sim.ex.status, Status::Succeeded);
     assert_eq!(sim.ex.output, Some(json!("States.QueryEvaluationError")));
+    let types = sim.trace_types();
+    let at = types.iter().position(|t| t == "EvaluationFailed");
+    assert!(
+        at.is_some_and(|i| types[i + 1] == "StateExited"),
+        "recorded before the Catch leaves the state: {types:?}"
+    );
 }
 
 #[test]

@@ -323,6 +323,17 @@ fn event_shape(kind: &TraceKind) -> (String, Option<(&'static str, Value)>) {
             "mapRunRedrivenEventDetails",
             json!({ "mapRunArn": arn, "redriveCount": redrive_count }),
         ),
+        TraceKind::EvaluationFailed {
+            state,
+            error,
+            location,
+        } => {
+            let mut details = json!({ "state": state, "error": error.error, "cause": error.cause });
+            if let Some(l) = location {
+                details["location"] = json!(l);
+            }
+            with("EvaluationFailed", "evaluationFailedEventDetails", details)
+        }
     }
 }
 

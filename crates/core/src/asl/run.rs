@@ -190,6 +190,13 @@ pub enum TraceKind {
         arn: String,
         redrive_count: u32,
     },
+    /// A JSONata expression of state `state` failed (AWS's
+    /// `EvaluationFailed`): `location` is the field that held it.
+    EvaluationFailed {
+        state: String,
+        error: ErrorInfo,
+        location: Option<String>,
+    },
 }
 
 use std::collections::{BTreeMap, VecDeque};
@@ -1285,6 +1292,7 @@ impl Run {
                     // A state that failed before it could wait: only its
                     // Catch can help (nothing ran, so there is nothing to retry).
                     let error = in_state(error, &st.name, entered);
+                    self.evaluation_failed(at, t, &st.name, &error);
                     match self.catch(m, t, s, &input, &error, ctx, &key, at) {
                         Some(Ok((next, out, a))) => {
                             self.set_vars(t, &a);
@@ -1302,6 +1310,31 @@ impl Run {
                     }
                 }
             }
+        }
+    }
+
+    /// Records AWS's `EvaluationFailed` event when `error` is a JSONata
+    /// evaluation's failure in state `name` (thread `t`).
+    fn evaluation_failed(&mut self, at: Millis, t: usize, name: &str, error: &ErrorInfo) {
+        if error.error != QUERY_EVALUATION_ERROR {
+            return;
+        }
+        let child = self.child_of(t);
+        if self.traced(child) {
+            let location = error
+                .cause
+                .split_once("specified for the field '")
+                .and_then(|(_, rest)| rest.split_once('\''))
+                .map(|(field, _)| field.to_string());
+            self.record(
+                at,
+                child,
+                TraceKind::EvaluationFailed {
+                    state: name.to_string(),
+                    error: error.clone(),
+                    location,
+                },
+            );
         }
     }
 
@@ -2056,6 +2089,10 @@ impl Run {
         let (t, s) = (slot.thread, slot.state);
         let st = graph(m, &self.threads[t].scope).states.get(s);
         let Some(st) = st else { return };
+        self.evaluation_failed(at, t, &st.name, &error);
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
         // A reader's or writer's failure goes to the Catch: a Retry of the
         // Map would restart its items, not the call.
         let retriable = slot.io.take().is_none();
