@@ -1866,6 +1866,56 @@ async fn a_failed_execution_is_redriven_to_success() {
         "ExecutionNotRedrivable",
     )
     .await;
+
+    // ListExecutions counts the redrives and filters by them.
+    aws.svc.healthy.store(true, Ordering::SeqCst);
+    let plain = aws.start_execution("flaky", "plain", json!({"n": 2})).await;
+    assert_eq!(aws.finished(&plain).await["status"], "SUCCEEDED");
+    let listed = |filter: Option<&str>| {
+        let mut body = json!({"stateMachineArn": state_machine_arn("flaky")});
+        if let Some(f) = filter {
+            body["redriveFilter"] = json!(f);
+        }
+        body
+    };
+    let all = aws.ok("ListExecutions", listed(None)).await;
+    let counts: Vec<(String, Value)> = all["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["redriveCount"].clone(),
+            )
+        })
+        .collect();
+    assert!(counts.contains(&("r".into(), json!(1))), "{all}");
+    assert!(counts.contains(&("plain".into(), json!(0))), "{all}");
+    let names = |v: &Value| -> Vec<String> {
+        v["executions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let redriven = aws.ok("ListExecutions", listed(Some("REDRIVEN"))).await;
+    assert_eq!(names(&redriven), ["r"]);
+    assert!(
+        redriven["executions"][0]["redriveDate"].is_f64(),
+        "{redriven}"
+    );
+    assert_eq!(
+        names(&aws.ok("ListExecutions", listed(Some("NOT_REDRIVEN"))).await),
+        ["plain"]
+    );
+    aws.error(
+        "ListExecutions",
+        listed(Some("SOMETIMES")),
+        "ValidationException",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,7 +50,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sagaflow_core::asl::run::{child_owner, execution_arn, state_machine_arn};
 use sagaflow_core::document::type_name;
-use sagaflow_core::event::Millis;
+use sagaflow_core::event::{EventKind, Millis};
 use sagaflow_core::{ErrorInfo, Status};
 use sagaflow_runtime::Error as EngineError;
 use sagaflow_store::{DefinitionRecord, ExecutionRecord, ListFilter};
@@ -1056,10 +1056,20 @@ async fn list_executions(st: &AppState, input: &Input) -> Result<Value, AwsError
             ))
         })?),
     };
+    let redriven = match input.string("redriveFilter")? {
+        None => None,
+        Some("REDRIVEN") => Some(true),
+        Some("NOT_REDRIVEN") => Some(false),
+        Some(f) => {
+            return Err(AwsError::validation(format!(
+                "1 validation error detected: Value '{f}' at 'redriveFilter' failed to satisfy constraint: Member must satisfy enum value set: [REDRIVEN, NOT_REDRIVEN]"
+            )))
+        }
+    };
     let max = input.max_results()?;
     get_machine(st, &machine).await?;
     let mut cursor = input.string("nextToken")?.map(String::from);
-    let mut items: Vec<ExecutionRecord> = Vec::new();
+    let mut items: Vec<Value> = Vec::new();
     if !statuses.is_some_and(|s| s.is_empty()) {
         let store_status = match statuses {
             Some([one]) => Some(*one),
@@ -1083,12 +1093,9 @@ async fn list_executions(st: &AppState, input: &Input) -> Result<Value, AwsError
                 if statuses.is_some_and(|s| !s.contains(&r.status)) {
                     continue;
                 }
-                if let Some(q) = &qualifier {
-                    if !versions::started_through(st, &r, q).await? {
-                        continue;
-                    }
+                if let Some(item) = list_item(st, &r, qualifier.as_ref(), redriven).await? {
+                    items.push(item);
                 }
-                items.push(r);
             }
             cursor = page.next_cursor;
             if cursor.is_none() || items.len() >= max {
@@ -1098,11 +1105,47 @@ async fn list_executions(st: &AppState, input: &Input) -> Result<Value, AwsError
     } else {
         cursor = None;
     }
-    let mut out = json!({ "executions": items.iter().map(execution_item).collect::<Vec<_>>() });
+    let mut out = json!({ "executions": items });
     if let Some(c) = cursor {
         out["nextToken"] = json!(c);
     }
     Ok(out)
+}
+
+/// ListExecutions' item for `r` with how it was started (its version and
+/// alias ARNs) and its redrives; `None` when it was not started through
+/// `qualifier` or its redrives do not match `redriven`. Two small reads per
+/// execution (its origin, the times of its redrives: not its history).
+async fn list_item(
+    st: &AppState,
+    r: &ExecutionRecord,
+    qualifier: Option<&versions::Qualifier>,
+    redriven: Option<bool>,
+) -> Result<Option<Value>, AwsError> {
+    let store = st.engine.store();
+    let origin = store
+        .execution_origin(&r.id)
+        .await
+        .map_err(|e| from_engine(e.into()))?;
+    if qualifier.is_some_and(|q| !versions::started_through(origin.as_deref(), r.version, q)) {
+        return Ok(None);
+    }
+    let redrives = store
+        .event_times(&r.id, EventKind::ExecutionRedriven {}.name())
+        .await
+        .map_err(|e| from_engine(e.into()))?;
+    if redriven.is_some_and(|want| want == redrives.is_empty()) {
+        return Ok(None);
+    }
+    let mut v = execution_item(r);
+    for (member, arn) in versions::origin_arns(&r.definition, r.version, origin.as_deref()) {
+        v[member] = json!(arn);
+    }
+    v["redriveCount"] = json!(redrives.len());
+    if let Some(at) = redrives.last() {
+        v["redriveDate"] = epoch(*at);
+    }
+    Ok(Some(v))
 }
 
 /// The plan execution `rec` runs (its definition at its version).

@@ -21,7 +21,7 @@
 
 use sagaflow_core::asl::run::state_machine_arn;
 use sagaflow_core::document::type_name;
-use sagaflow_store::{AliasRecord, AliasWrite, ExecutionRecord, PublishedVersion, Unpublish};
+use sagaflow_store::{AliasRecord, AliasWrite, PublishedVersion, Unpublish};
 use serde_json::{json, Value};
 
 use super::machines::{revision_id, version_arn};
@@ -587,26 +587,15 @@ fn pick(routes: &[(u32, u32)], draw: u32) -> u32 {
     routes.last().map_or(0, |(v, _)| *v)
 }
 
-/// Whether execution `r` was started through the version or alias `q`
-/// (its recorded origin): what ListExecutions by a qualified ARN lists. A
-/// version also lists the executions an alias routed to it.
-pub(super) async fn started_through(
-    st: &AppState,
-    r: &ExecutionRecord,
-    q: &Qualifier,
-) -> Result<bool, AwsError> {
-    let origin = st
-        .engine
-        .store()
-        .execution_origin(&r.id)
-        .await
-        .map_err(|e| from_engine(e.into()))?;
-    Ok(match (origin.as_deref().and_then(Qualifier::parse), q) {
+/// Whether an execution at `version`, started as `origin` recorded, was
+/// started through the version or alias `q`.
+pub(super) fn started_through(origin: Option<&str>, version: u32, q: &Qualifier) -> bool {
+    match (origin.and_then(Qualifier::parse), q) {
         (None, _) => false,
-        (Some(_), Qualifier::Version(v)) => r.version == *v,
+        (Some(_), Qualifier::Version(v)) => version == *v,
         (Some(Qualifier::Alias(a)), Qualifier::Alias(b)) => a == *b,
         (Some(Qualifier::Version(_)), Qualifier::Alias(_)) => false,
-    })
+    }
 }
 
 /// The version and alias ARNs DescribeExecution answers for an execution

@@ -587,6 +587,9 @@ class Versions(unittest.TestCase):
         by_alias = SFN.list_executions(stateMachineArn=alias, maxResults=1000)["executions"]
         self.assertEqual(len(by_alias), 41)
         self.assertNotIn(plain, [e["executionArn"] for e in by_alias])
+        # Each item says how it was started, as AWS's ExecutionListItem does.
+        self.assertTrue(all(e["stateMachineAliasArn"] == alias for e in by_alias))
+        self.assertTrue(all(e["redriveCount"] == 0 for e in by_alias))
         by_v1 = SFN.list_executions(stateMachineArn=v1, maxResults=1000)["executions"]
         by_v2 = SFN.list_executions(stateMachineArn=v2, maxResults=1000)["executions"]
         self.assertEqual(len(by_v1) + len(by_v2), 41)
