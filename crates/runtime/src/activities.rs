@@ -88,19 +88,6 @@ pub trait Relay: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = std::result::Result<bool, String>> + Send + 'a>>;
 }
 
-/// A relay for a node alone: every execution is its own.
-pub struct NoRelay;
-
-impl Relay for NoRelay {
-    fn heartbeat<'a>(
-        &'a self,
-        address: &'a str,
-        _token: &'a str,
-    ) -> Pin<Box<dyn Future<Output = std::result::Result<bool, String>> + Send + 'a>> {
-        Box::pin(async move { Err(format!("no relay to the node at {address}")) })
-    }
-}
-
 /// The offer of the activity task `req` parks on.
 fn offer_of(name: &str, req: &Request, token: String) -> ActivityOffer {
     ActivityOffer {

@@ -31,7 +31,7 @@ pub mod tls;
 pub mod vars;
 mod waiters;
 
-pub use activities::{ActivityTask, NoRelay, Relay, CLUSTER_POLL};
+pub use activities::{ActivityTask, Relay};
 pub use durable::{DurableStart, DurableStarted, FunctionAnswer, Functions, LambdaConfig};
 pub use invoke::{handler_fn, Handler};
 pub use ownership::Cluster;
