@@ -28,7 +28,7 @@ use axum::{Json, Router};
 use sagaflow_api::ApiConfig;
 use sagaflow_core::asl::run::{execution_arn, state_machine_arn};
 use sagaflow_core::asl::{ResourceMap, ResourceRule};
-use sagaflow_runtime::{Config, Engine};
+use sagaflow_runtime::{Config, Engine, Secret};
 use sagaflow_store::sqlite::SqliteStore;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -215,10 +215,13 @@ impl Aws {
         let engine = Engine::builder(Arc::new(store))
             .config(Config {
                 variables: HashMap::from([("SVC".to_string(), svc_url.clone())]),
+                // A secret in the participants' URL: TestState's TRACE
+                // shows it as `${SVC_KEY}` unless asked to reveal it.
+                secrets: HashMap::from([("SVC_KEY".to_string(), Secret::new("s3cr3t-key"))]),
                 resources: ResourceMap {
                     rules: vec![ResourceRule {
                         pattern: "arn:aws:lambda:*:*:function:{name}".into(),
-                        target: format!("{svc_url}/fn/{{name}}"),
+                        target: format!("{svc_url}/fn/{{name}}?key=${{SVC_KEY}}"),
                     }],
                 },
                 ..Config::default()
@@ -3209,6 +3212,52 @@ async fn test_state_calls_a_task_or_its_mock_and_reports_retry_and_catch() {
         aws.svc.calls.lock().unwrap().clone(),
         vec!["echo".to_string()]
     );
+
+    // TRACE: the participant's HTTP exchange, its secret shown by name
+    // unless revealed.
+    let traced = |reveal: bool| {
+        json!({"definition": echo.to_string(), "input": r#"{"v": 5}"#,
+            "inspectionLevel": "TRACE", "revealSecrets": reveal})
+    };
+    let r = aws.test_state(traced(false)).await;
+    let request = &r["inspectionData"]["request"];
+    assert_eq!(
+        (&request["protocol"], &request["method"]),
+        (&json!("http"), &json!("POST")),
+        "{r}"
+    );
+    let url = request["url"].as_str().unwrap();
+    assert!(url.ends_with("/fn/echo?key=${SVC_KEY}"), "{url}");
+    assert_eq!(parsed(&request["body"]), json!({"v": 5}));
+    assert!(
+        request["headers"]
+            .as_str()
+            .unwrap()
+            .contains("idempotency-key: "),
+        "{request}"
+    );
+    let response = &r["inspectionData"]["response"];
+    assert_eq!(
+        (&response["statusCode"], &response["statusMessage"]),
+        (&json!("200"), &json!("OK")),
+        "{r}"
+    );
+    assert_eq!(parsed(&response["body"]), json!({"echoed": {"v": 5}}));
+    assert_eq!(
+        parsed(&r["inspectionData"]["afterResultSelector"]),
+        json!({"got": 5}),
+        "TRACE has DEBUG's data too"
+    );
+    let r = aws.test_state(traced(true)).await;
+    let url = r["inspectionData"]["request"]["url"].as_str().unwrap();
+    assert!(url.ends_with("/fn/echo?key=s3cr3t-key"), "{url}");
+    let r = aws
+        .test_state(
+            json!({"definition": echo.to_string(), "input": r#"{"v": 5}"#,
+            "inspectionLevel": "DEBUG"}),
+        )
+        .await;
+    assert!(r["inspectionData"].get("request").is_none(), "DEBUG: {r}");
 
     // A JSONata task with Arguments.
     let args = json!({"Type": "Task", "QueryLanguage": "JSONata",

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use reqwest::header::HeaderMap;
 use sagaflow_core::error_name::{OUTPUT_INVALID, RESPONSE_LOST, RUNTIME, TASK_FAILED, TIMEOUT};
 use sagaflow_core::retry::participant_error;
 use sagaflow_core::{ErrorInfo, Participant, Request};
@@ -73,11 +74,91 @@ pub(crate) async fn enter(
     Ok((slot, Duration::from_millis(remaining)))
 }
 
+/// One HTTP participant call as it went over the wire, for TestState's
+/// `TRACE` inspection: what was sent and, if an answer came, what came
+/// back. Secret values are in it as sent (see [`Exchange::redacted`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Exchange {
+    /// `https` or `http`.
+    pub protocol: String,
+    pub method: String,
+    pub url: String,
+    pub request_headers: Vec<(String, String)>,
+    pub request_body: String,
+    /// `None`: no answer came (refused, unreachable, cut off).
+    pub status: Option<u16>,
+    pub status_message: String,
+    pub response_headers: Vec<(String, String)>,
+    pub response_body: String,
+}
+
+impl Exchange {
+    fn sent(&mut self, request: &reqwest::Request) {
+        self.protocol = request.url().scheme().to_string();
+        self.method = request.method().to_string();
+        self.url = request.url().to_string();
+        self.request_headers = header_pairs(request.headers());
+        self.request_body = request
+            .body()
+            .and_then(reqwest::Body::as_bytes)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+    }
+
+    fn received(&mut self, status: reqwest::StatusCode, headers: &HeaderMap, body: &[u8]) {
+        self.status = Some(status.as_u16());
+        self.status_message = status.canonical_reason().unwrap_or_default().to_string();
+        self.response_headers = header_pairs(headers);
+        self.response_body = String::from_utf8_lossy(body).into_owned();
+    }
+
+    /// Every secret value replaced by `${NAME}`, as in causes and logs.
+    pub fn redacted(
+        mut self,
+        secrets: &std::collections::HashMap<String, crate::Secret>,
+    ) -> Exchange {
+        let r = |t: &mut String| *t = crate::vars::redact(t, secrets);
+        r(&mut self.url);
+        r(&mut self.request_body);
+        r(&mut self.response_body);
+        for (_, v) in self
+            .request_headers
+            .iter_mut()
+            .chain(self.response_headers.iter_mut())
+        {
+            r(v);
+        }
+        self
+    }
+}
+
+fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
 /// Performs one participant call, bounded by `timeout` from now.
 pub(crate) async fn call(
     shared: &Shared,
     req: Request,
     timeout: Duration,
+) -> Result<Value, ErrorInfo> {
+    call_recorded(shared, req, timeout, None).await
+}
+
+/// [`call`], recording an HTTP participant's exchange in `record`.
+pub(crate) async fn call_recorded(
+    shared: &Shared,
+    req: Request,
+    timeout: Duration,
+    record: Option<&mut Exchange>,
 ) -> Result<Value, ErrorInfo> {
     let step = req.step.clone();
     let fut = async {
@@ -91,7 +172,7 @@ pub(crate) async fn call(
             },
             Participant::Activity { arn } => crate::activities::schedule(shared, &req, arn).await,
             // Causes are stored, returned and logged: no secret in them.
-            Participant::Http { url, headers } => http(shared, &req, url, headers)
+            Participant::Http { url, headers } => http(shared, &req, url, headers, record)
                 .await
                 .map_err(|e| crate::vars::redact_error(e, &shared.config.secrets)),
         }
@@ -110,6 +191,7 @@ async fn http(
     req: &Request,
     url: &str,
     headers: &std::collections::BTreeMap<String, String>,
+    mut record: Option<&mut Exchange>,
 ) -> Result<Value, ErrorInfo> {
     // `url` is what causes show: secrets stay `${NAME}` in it.
     let target = crate::vars::fill(url, &shared.config, true)?;
@@ -130,7 +212,13 @@ async fn http(
         rb = rb.header("Sagaflow-Node", node);
     }
     rb = rb.headers(crate::vars::headers(headers, &shared.config)?);
-    let resp = rb.send().await.map_err(|e| {
+    let request = rb
+        .build()
+        .map_err(|e| ErrorInfo::new(TASK_FAILED, format!("POST {url}: {}", describe(&e))))?;
+    if let Some(r) = record.as_deref_mut() {
+        r.sent(&request);
+    }
+    let resp = shared.http.execute(request).await.map_err(|e| {
         // Refused, unreachable, or a failed TLS handshake: nothing was
         // delivered, a plain failure. Otherwise the request may have arrived
         // and done its work before the connection dropped: the outcome is
@@ -146,6 +234,7 @@ async fn http(
         ErrorInfo::new(name, format!("POST {url}: {}", describe(&e)))
     })?;
     let status = resp.status();
+    let answer_headers = record.is_some().then(|| resp.headers().clone());
     // Outputs are stored in the history: a runaway answer must not exhaust
     // memory or the database, so it is cut off and reported. The call may
     // have done its work: the core treats the error as ambiguous.
@@ -179,6 +268,9 @@ async fn http(
                 ))
             }
         }
+    }
+    if let (Some(r), Some(h)) = (record, &answer_headers) {
+        r.received(status, h, &bytes);
     }
     if status.is_success() {
         return success_output(&url, bytes);

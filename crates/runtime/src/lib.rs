@@ -33,7 +33,7 @@ mod waiters;
 
 pub use activities::{ActivityTask, Relay};
 pub use durable::{DurableStart, DurableStarted, FunctionAnswer, Functions, LambdaConfig};
-pub use invoke::{handler_fn, Handler};
+pub use invoke::{handler_fn, Exchange, Handler};
 pub use ownership::Cluster;
 use ownership::Ownership;
 pub use tls::{TlsConfig, TlsError};
@@ -406,6 +406,31 @@ impl Engine {
         timeout: Duration,
     ) -> std::result::Result<Value, sagaflow_core::ErrorInfo> {
         invoke::call(&self.shared, request, timeout).await
+    }
+
+    /// [`Engine::call_participant`], with the HTTP exchange as it went over
+    /// the wire (none for an in-process handler): TestState's `TRACE`.
+    /// Secret values are shown as `${NAME}` unless `reveal_secrets`.
+    pub async fn call_participant_traced(
+        &self,
+        request: sagaflow_core::Request,
+        timeout: Duration,
+        reveal_secrets: bool,
+    ) -> (
+        std::result::Result<Value, sagaflow_core::ErrorInfo>,
+        Option<invoke::Exchange>,
+    ) {
+        let mut exchange = invoke::Exchange::default();
+        let result =
+            invoke::call_recorded(&self.shared, request, timeout, Some(&mut exchange)).await;
+        let exchange = (!exchange.method.is_empty()).then(|| {
+            if reveal_secrets {
+                exchange
+            } else {
+                exchange.redacted(&self.shared.config.secrets)
+            }
+        });
+        (result, exchange)
     }
 
     /// Resumes every unfinished execution from its history and starts the

@@ -13,9 +13,9 @@
 use std::time::Duration;
 
 use sagaflow_core::asl::run::preview_map;
-use sagaflow_core::error_name::TIMEOUT;
 use sagaflow_core::test_state::{self, Outcome, Wrapped};
 use sagaflow_core::ErrorInfo;
+use sagaflow_runtime::Exchange;
 use serde_json::{json, Map, Value};
 
 use super::{from_engine, invalid_definition, now_ms, problems, AwsError, Input, Problem};
@@ -44,7 +44,7 @@ pub(super) async fn test_state(st: &AppState, input: &Input) -> Result<Value, Aw
     let level = input
         .one_of("inspectionLevel", &["INFO", "DEBUG", "TRACE"])?
         .unwrap_or("INFO");
-    input.boolean("revealSecrets")?;
+    let reveal = input.boolean("revealSecrets")?.unwrap_or(false);
     let state_input = match input.string("input")? {
         Some(text) => json_text("input", text, "InvalidExecutionInput")?,
         None => json!({}),
@@ -175,20 +175,24 @@ pub(super) async fn test_state(st: &AppState, input: &Input) -> Result<Value, Aw
     let handle = tokio::runtime::Handle::current();
     let run_input = state_input.clone();
     let w = wrapped.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
+    let retries_done = config.retries_done;
+    let (outcome, exchange) = tokio::task::spawn_blocking(move || {
+        // The last HTTP exchange of the state's participant (TRACE).
+        let mut exchange = None;
         let mut call = |mut req: sagaflow_core::Request| match &answer {
             Answer::Result(v) => Ok(v.clone()),
             Answer::Error(e) => Err(e.clone()),
             Answer::Participant => {
                 let budget = Duration::from_millis(req.deadline).min(MAX_CALL);
                 req.deadline = now_ms() + budget.as_millis() as u64;
-                match handle.block_on(engine.call_participant(req, budget)) {
-                    Err(e) if e.error == TIMEOUT => Err(e),
-                    r => r,
-                }
+                let (result, sent) =
+                    handle.block_on(engine.call_participant_traced(req, budget, reveal));
+                exchange = sent.or(exchange.take());
+                result
             }
         };
-        test_state::run(&plan, &w, run_input, config.retries_done, &mut call)
+        let outcome = test_state::run(&plan, &w, run_input, retries_done, &mut call);
+        outcome.map(|o| (o, exchange))
     })
     .await
     .map_err(|_| AwsError::unavailable("the server is shutting down"))?
@@ -196,8 +200,42 @@ pub(super) async fn test_state(st: &AppState, input: &Input) -> Result<Value, Aw
     let mut out = response(&wrapped, &state_input, &outcome, level != "INFO");
     if let Some(data) = out.get_mut("inspectionData").and_then(Value::as_object_mut) {
         data.extend(map_inspection);
+        if let (Some(x), "TRACE") = (&exchange, level) {
+            trace_exchange(data, x);
+        }
     }
     Ok(out)
+}
+
+/// TRACE's `request` and `response`: the participant's HTTP exchange as it
+/// went over the wire (headers as `[Name: value, …]`, as AWS shows them).
+fn trace_exchange(data: &mut Map<String, Value>, x: &Exchange) {
+    let headers = |h: &[(String, String)]| {
+        let pairs: Vec<String> = h.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        format!("[{}]", pairs.join(", "))
+    };
+    data.insert(
+        "request".into(),
+        json!({
+            "protocol": x.protocol,
+            "method": x.method,
+            "url": x.url,
+            "headers": headers(&x.request_headers),
+            "body": x.request_body,
+        }),
+    );
+    if let Some(status) = x.status {
+        data.insert(
+            "response".into(),
+            json!({
+                "protocol": x.protocol,
+                "statusCode": status.to_string(),
+                "statusMessage": x.status_message,
+                "headers": headers(&x.response_headers),
+                "body": x.response_body,
+            }),
+        );
+    }
 }
 
 /// `stateConfiguration`: how far the state got before the test.
