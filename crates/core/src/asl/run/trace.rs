@@ -26,7 +26,7 @@ pub struct Trace {
 }
 
 /// A map run child execution: the index of its map run in
-/// [`Run::map_runs`] and its item's (or batch's) index there.
+/// [`Run::map_runs`](super::Run::map_runs) and its item's (or batch's) index there.
 pub type Child = Option<(usize, usize)>;
 
 impl Trace {
@@ -149,7 +149,7 @@ pub enum TraceKind {
     MapStateAborted {
         name: String,
     },
-    /// A distributed Map's map run (see [`MapRun`]).
+    /// A distributed Map's map run (see [`MapRun`](super::MapRun)).
     MapRunStarted {
         arn: String,
     },
