@@ -3644,6 +3644,36 @@ async fn a_map_run_child_execution_is_described_with_its_item_and_its_output_or_
     assert_eq!(refused["error"], "Refused");
     assert_eq!(refused["cause"], "not ok");
     assert!(refused.get("output").is_none(), "{refused}");
+
+    // Its machine is the Map's item processor, as AWS describes it.
+    let machine = aws
+        .ok(
+            "DescribeStateMachineForExecution",
+            json!({"executionArn": children[0]}),
+        )
+        .await;
+    assert_eq!(
+        machine["stateMachineArn"],
+        format!("{}/Orders", state_machine_arn("dmap"))
+    );
+    assert_eq!(machine["name"], "dmap/Orders");
+    assert_eq!(
+        (&machine["mapRunArn"], &machine["label"]),
+        (&json!(run), &json!("Orders"))
+    );
+    let processor = parsed(&machine["definition"]);
+    let whole: Value = serde_json::from_str(DISTRIBUTED).unwrap();
+    let expected = whole["States"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find_map(|s| s.get("ItemProcessor"))
+        .unwrap();
+    assert_eq!(&processor, expected);
+    assert!(
+        machine["roleArn"].is_string() && machine["updateDate"].is_f64(),
+        "{machine}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -3767,7 +3797,11 @@ async fn a_child_arn_that_names_no_started_child_is_execution_does_not_exist() {
         "arn:aws:states:us-east-1:123456789012:execution:nope/Orders:none_0_0".to_string(),
     ];
     for missing in missing {
-        for action in ["DescribeExecution", "GetExecutionHistory"] {
+        for action in [
+            "DescribeExecution",
+            "GetExecutionHistory",
+            "DescribeStateMachineForExecution",
+        ] {
             let message = aws
                 .error(
                     action,

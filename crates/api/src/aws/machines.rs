@@ -1,6 +1,7 @@
 //! The state machine actions beyond create, describe, list and delete:
 //! ValidateStateMachineDefinition, UpdateStateMachine and
-//! DescribeStateMachineForExecution.
+//! DescribeStateMachineForExecution (of a map run's child execution too:
+//! its machine is the Map's item processor).
 //!
 //! A machine's revision is its latest definition version: `revisionId` is
 //! that version's number, and an update that changes the definition stores a
@@ -8,7 +9,7 @@
 //! ([`Engine::deploy`](sagaflow_runtime::Engine::deploy)); executions keep
 //! the version they started on.
 
-use sagaflow_core::asl::run::state_machine_arn;
+use sagaflow_core::asl::run::{child_owner, state_machine_arn};
 use serde_json::{json, Value};
 
 use super::{
@@ -137,6 +138,17 @@ pub(super) async fn describe_state_machine_for_execution(
     input: &Input,
 ) -> Result<Value, AwsError> {
     input.one_of("includedData", &["ALL_DATA", "METADATA_ONLY"])?;
+    let arn = input.required("executionArn")?;
+    if let Some(child) = child_owner(arn) {
+        let (machine, mut v) = super::map_runs::child_machine(st, arn, child).await?;
+        let (logging, tracing) = configurations();
+        v["roleArn"] = json!(ROLE_ARN);
+        v["updateDate"] = epoch(machine.created_at);
+        v["revisionId"] = json!(revision_id(machine.version));
+        v["loggingConfiguration"] = logging;
+        v["tracingConfiguration"] = tracing;
+        return Ok(v);
+    }
     let rec = execution(st, input).await?;
     // Every version stays readable, even once its machine is deleted.
     let d = st

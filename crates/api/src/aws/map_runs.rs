@@ -336,3 +336,64 @@ pub(super) async fn child_trace(
         })?
         .ok_or_else(missing)
 }
+
+/// DescribeStateMachineForExecution of child execution `arn` (child `i` of
+/// map run `run_arn`): the parent's definition record, and the child's
+/// machine — the distributed Map's `ItemProcessor` (or legacy `Iterator`),
+/// named `MACHINE/LABEL` — with `mapRunArn` and `label`, as AWS answers.
+pub(super) async fn child_machine(
+    st: &AppState,
+    arn: &str,
+    (run_arn, i): (String, usize),
+) -> Result<(sagaflow_store::DefinitionRecord, Value), AwsError> {
+    let missing = || AwsError::execution_missing(arn);
+    let (rec, run) = find_map_run(st, &run_arn).await?.ok_or_else(missing)?;
+    child_item(&rec.definition, &run, i).ok_or_else(missing)?;
+    let d = st
+        .engine
+        .store()
+        .get_definition(&rec.definition, Some(rec.version))
+        .await
+        .map_err(|e| from_engine(e.into()))?;
+    let doc: Value = serde_json::from_str(&d.source).map_err(|e| {
+        AwsError::internal(format!("the definition of '{}' is not JSON: {e}", d.name))
+    })?;
+    let processor = item_processor(&doc, &run.state).ok_or_else(|| {
+        AwsError::internal(format!(
+            "the definition of '{}' has no Map state '{}'",
+            d.name, run.state
+        ))
+    })?;
+    let v = json!({
+        "stateMachineArn": child_machine_arn(&rec.definition, &run),
+        "name": format!("{}/{}", rec.definition, run.label),
+        "definition": processor.to_string(),
+        "mapRunArn": run.arn,
+        "label": run.label,
+    });
+    Ok((d, v))
+}
+
+/// The `ItemProcessor` (or `Iterator`) of the distributed Map state `name`,
+/// searched through the machine's states, branches and item processors.
+fn item_processor<'a>(graph: &'a Value, name: &str) -> Option<&'a Value> {
+    let states = graph.get("States")?.as_object()?;
+    if let Some(state) = states.get(name) {
+        let processor = state.get("ItemProcessor").or(state.get("Iterator"));
+        let distributed = processor
+            .and_then(|p| p.pointer("/ProcessorConfig/Mode"))
+            .is_some_and(|m| m == "DISTRIBUTED");
+        if distributed {
+            return processor;
+        }
+    }
+    states.values().find_map(|s| {
+        let nested = s.get("Branches").and_then(Value::as_array);
+        nested
+            .into_iter()
+            .flatten()
+            .chain(s.get("ItemProcessor"))
+            .chain(s.get("Iterator"))
+            .find_map(|g| item_processor(g, name))
+    })
+}
