@@ -493,7 +493,13 @@ fn a_result_writer_gets_the_results_and_the_map_outputs_its_answer() {
     );
     assert_eq!(second["InputDetails"], json!({"Included": true}));
     assert!(second["StartDate"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(sim.ex.map_runs()[0].results_written, 0, "not yet written");
     sim.succeed("Fan", json!({"Bucket": "out", "Key": "runs/manifest.json"}));
+    assert_eq!(
+        sim.ex.map_runs()[0].results_written,
+        2,
+        "DescribeMapRun's resultsWritten"
+    );
     assert_eq!(
         sim.ex.output,
         Some(

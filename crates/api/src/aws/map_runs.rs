@@ -115,7 +115,7 @@ fn counts(run: &MapRun) -> Value {
         "timedOut": 0,
         "aborted": aborted,
         "total": run.items.len(),
-        "resultsWritten": 0,
+        "resultsWritten": run.results_written,
         "failuresNotRedrivable": 0,
         "pendingRedrive": if redrivable { failed + aborted } else { 0 },
     })

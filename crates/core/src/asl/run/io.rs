@@ -276,6 +276,10 @@ impl Run {
                     slot.io = None;
                 }
                 if let Some(r) = run {
+                    // The writer took every child's result.
+                    if let Some(m) = self.map_runs.get_mut(r) {
+                        m.results_written = m.items.len();
+                    }
                     self.close_map_run(r, at, MapRunStatus::Succeeded, None);
                 }
                 let child = self.step_child(key);

@@ -103,6 +103,9 @@ pub struct MapRun {
     pub items: Vec<ItemRun>,
     pub redrive_count: u32,
     pub redriven_at: Option<Millis>,
+    /// How many children's results its `ResultWriter` wrote (all, once the
+    /// writer's call succeeded).
+    pub results_written: usize,
     /// The child execution whose thread runs the Map state (a distributed
     /// Map inside another's item): its history shows the `MapRun…` events.
     #[serde(skip)]
@@ -222,6 +225,7 @@ impl Run {
             items: vec![ItemRun::pending(); n],
             redrive_count: 0,
             redriven_at: None,
+            results_written: 0,
             within,
         });
         index
