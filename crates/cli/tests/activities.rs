@@ -6,7 +6,8 @@
 //! does.
 //!
 //! - A task scheduled before the crash and not yet handed out is handed out
-//!   after the restart (the queues are rebuilt from the parked Tasks), and
+//!   after the restart (its offer is stored, and offered again when the
+//!   server recovers the execution), and
 //!   the worker's answer completes its execution.
 //! - A task handed out before the crash is not handed out again after it
 //!   (the hand-out is recorded before it is answered): it is handed out
