@@ -18,6 +18,7 @@ mod map_run;
 mod preview;
 mod redrive;
 mod requests;
+mod states;
 mod trace;
 pub use io::{parse_items, ITEM_READER_FAILED, RESULT_WRITER_FAILED};
 use io::{reader_of, result_writer, writer_of, IoCall};
@@ -815,180 +816,26 @@ impl Run {
             let vars = self.threads[t].vars.clone();
             let ctx = Env::new(&ctx, &vars);
             let flow = match &st.kind {
-                Kind::Pass { result } => (|| {
-                    if let Some(js) = &st.jsonata {
-                        // `Output` and `Assign` both over `$states.input`.
-                        let scope = self.js_scope(&input, ctx, &key, at);
-                        let a = assigned(st.assign.as_ref(), &input, ctx, ("", ""), Some(&scope))?;
-                        return Ok(Some((js_output(js, &scope, input.clone())?, a)));
-                    }
-                    let eff = data::filter(&st.input_path, &input, ctx)?;
-                    let r = match (result, &st.parameters) {
-                        (Some(r), _) => r.clone(),
-                        (None, Some(p)) => data::render(p, &eff, ctx, &mut seeded(&key))?,
-                        (None, None) => eff,
-                    };
-                    let a = assigned(st.assign.as_ref(), &r, ctx, (&key, "@assign"), None)?;
-                    let placed = data::place_into(&st.result_path, &input, r)?;
-                    Ok(Some((data::filter_owned(&st.output_path, placed, ctx)?, a)))
-                })(),
-                Kind::Choice { choices, default } => (|| {
-                    let no_match = || {
-                        ErrorInfo::new(
-                            NO_CHOICE_MATCHED,
-                            format!("no Choice rule of `{}` matched", st.name),
-                        )
-                    };
-                    if let Some(js) = &st.jsonata {
-                        // The first rule whose Condition holds: its Assign
-                        // and its Output (else the state's); for Default,
-                        // the state's own.
-                        let scope = self.js_scope(&input, ctx, &key, at);
-                        for b in choices {
-                            if condition(&b.rule, &scope)? {
-                                let a = assigned(
-                                    b.assign.as_ref(),
-                                    &input,
-                                    ctx,
-                                    ("", ""),
-                                    Some(&scope),
-                                )?;
-                                let out = match &b.output {
-                                    Some(t) => t.evaluate(&scope)?,
-                                    None => js_output(js, &scope, input.clone())?,
-                                };
-                                return Ok((b.next, out, a));
-                            }
-                        }
-                        let next = default.ok_or_else(no_match)?;
-                        let a = assigned(st.assign.as_ref(), &input, ctx, ("", ""), Some(&scope))?;
-                        return Ok((next, js_output(js, &scope, input.clone())?, a));
-                    }
-                    let eff = data::filter(&st.input_path, &input, ctx)?;
-                    let mut next = None;
-                    for b in choices {
-                        if choice::evaluate(&b.rule, &eff, ctx)? {
-                            next = Some((b.next, b.assign.as_ref()));
-                            break;
-                        }
-                    }
-                    // A matching rule's Assign, or the state's own when
-                    // Default is taken; either over the state input.
-                    let (next, assign) = next
-                        .or(default.map(|d| (d, st.assign.as_ref())))
-                        .ok_or_else(no_match)?;
-                    let a = assigned(assign, &input, ctx, (&key, "@assign"), None)?;
-                    Ok((next, data::filter(&st.output_path, &eff, ctx)?, a))
-                })()
-                .map(|(next, out, a)| {
-                    self.set_vars(t, &a);
-                    self.exited(at, t, st, &out, a.as_ref());
-                    s = next;
-                    input = out;
-                    None
-                }),
-                Kind::Succeed => (|| {
-                    if let Some(js) = &st.jsonata {
-                        let scope = self.js_scope(&input, ctx, &key, at);
-                        return Ok(Some((js_output(js, &scope, input.clone())?, None)));
-                    }
-                    let eff = data::filter(&st.input_path, &input, ctx)?;
-                    Ok(Some((data::filter(&st.output_path, &eff, ctx)?, None)))
-                })(),
+                Kind::Pass { result } => self.pass(st, result, &input, ctx, &key, at),
+                Kind::Choice { choices, default } => self
+                    .choose(st, choices, *default, &input, ctx, &key, at)
+                    .map(|(next, out, a)| {
+                        self.set_vars(t, &a);
+                        self.exited(at, t, st, &out, a.as_ref());
+                        s = next;
+                        input = out;
+                        None
+                    }),
+                Kind::Succeed => self.succeed(st, &input, ctx, &key, at),
                 Kind::Fail(f) => {
-                    // ErrorPath and CausePath: a path or an intrinsic
-                    // function; one that selects nothing fails the state
-                    // with `States.Runtime` (the Fail's own error is lost).
-                    let pick = |fixed: &Option<String>,
-                                path: &Option<String>|
-                     -> Result<Option<String>, ErrorInfo> {
-                        match (fixed, path) {
-                            (Some(v), _) => Ok(Some(v.clone())),
-                            (None, Some(p)) => {
-                                let v = if intrinsic::is_call(p) {
-                                    intrinsic::evaluate(p, &input, ctx, &mut seeded(&key))?
-                                } else {
-                                    data::filter(&PathField::Path(p.clone()), &input, ctx)?
-                                };
-                                Ok(Some(quoted(&v)))
-                            }
-                            (None, None) => Ok(None),
-                        }
-                    };
-                    // A JSONata state's `Error`/`Cause` expressions.
-                    let scope = self.js_scope(&input, ctx, &key, at);
-                    let pick_js = |fixed: &Option<String>,
-                                   expr: &Option<Template>|
-                     -> Result<Option<String>, ErrorInfo> {
-                        match expr {
-                            Some(t) => Ok(Some(quoted(&t.evaluate(&scope)?))),
-                            None => Ok(fixed.clone()),
-                        }
-                    };
-                    let (error, cause) = if st.jsonata.is_some() {
-                        (
-                            pick_js(&f.error, &f.error_expression),
-                            pick_js(&f.cause, &f.cause_expression),
-                        )
-                    } else {
-                        (pick(&f.error, &f.error_path), pick(&f.cause, &f.cause_path))
-                    };
-                    let error = match (error, cause) {
-                        (Ok(e), Ok(c)) => {
-                            ErrorInfo::new(e.unwrap_or_else(|| FAIL.into()), c.unwrap_or_default())
-                        }
-                        (Err(e), _) | (_, Err(e)) => in_state(e, &st.name, entered),
-                    };
+                    let error = self.fail_error(st, f, &input, ctx, &key, at, entered);
                     // A Fail state ends its thread; its Catch-less failure
                     // is not redrivable by retrying it.
                     self.threads[t].stopped = Some(Stopped::Anew);
                     return self.thread_done(m, at, fx, t, Err(error));
                 }
                 Kind::Wait(w) => {
-                    let fire_at = (|| {
-                        let eff = data::filter(&st.input_path, &input, ctx)?;
-                        let fire_at = match w {
-                            Wait::Seconds(n) => at + n * 1000,
-                            Wait::SecondsPath(p) => {
-                                let n =
-                                    seconds(&Seconds::Path(p.clone()), &eff, ctx, "SecondsPath")?;
-                                // Past AWS's limit the machine's own timeout
-                                // (at most a year) ends it first.
-                                at.saturating_add(n.min(MAX_WAIT_SECONDS) * 1000)
-                            }
-                            Wait::Timestamp(ts) => parse_timestamp(ts)
-                                .ok_or_else(|| runtime(format!("bad Timestamp `{ts}`")))?,
-                            Wait::SecondsExpression(t) => {
-                                let scope = self.js_scope(&input, ctx, &key, at);
-                                at.saturating_add(js_count(t, &scope)? * 1000)
-                            }
-                            Wait::TimestampExpression(t) => {
-                                let scope = self.js_scope(&input, ctx, &key, at);
-                                let v = t.evaluate(&scope)?;
-                                v.as_str()
-                                    .and_then(parse_timestamp)
-                                    .ok_or_else(|| wrong_value(t, &v, "an ISO-8601 timestamp"))?
-                            }
-                            // AWS's causes: `The TimestampPath parameter does
-                            // not reference an input value: $.t` and `… does
-                            // not reference a valid ISO-8601 extended offset
-                            // date-time format string: $.t == VALUE`.
-                            Wait::TimestampPath(p) => {
-                                let Some(v) = data::lookup(p, &eff, ctx)? else {
-                                    return Err(runtime(format!(
-                                        "The TimestampPath parameter does not reference an input value: {p}"
-                                    )));
-                                };
-                                v.as_str().and_then(parse_timestamp).ok_or_else(|| {
-                                    runtime(format!(
-                                        "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {p} == {}",
-                                        quoted(&v)
-                                    ))
-                                })?
-                            }
-                        };
-                        Ok((eff, fire_at))
-                    })();
+                    let fire_at = self.wait_until(st, w, &input, ctx, &key, at);
                     match fire_at {
                         Ok((eff, fire_at)) => {
                             self.slots.insert(
