@@ -2981,6 +2981,26 @@ async fn an_activity_task_is_polled_once_and_answered_end_to_end() {
         "TaskTimedOut",
     )
     .await;
+    // Answered, its record of being taken goes (the actor drops it after
+    // recording the answer): the store takes a claim of that token again.
+    let claim = sagaflow_store::ActivityTaskClaim {
+        token: token.clone(),
+        execution_id: "good".into(),
+        worker: "check".into(),
+        claimed_at: 1,
+        expires_at: u64::MAX,
+    };
+    let until = tokio::time::Instant::now() + DEADLINE;
+    while !aws
+        .engine
+        .store()
+        .claim_activity_task(&claim)
+        .await
+        .expect("claim")
+    {
+        assert!(tokio::time::Instant::now() < until, "the claim stays");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // A failure sent by the worker goes to the Catch.
     let arn = aws

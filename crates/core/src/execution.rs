@@ -268,6 +268,15 @@ impl Execution {
         }
     }
 
+    /// Whether the task of `step` is a Step Functions activity task (only
+    /// an ASL execution has them).
+    pub fn is_activity_task(&self, plan: &Plan, step: &str) -> bool {
+        match (&plan.program, &self.body) {
+            (Program::Asl(m), Body::Asl(r)) => r.is_activity_task(m, step),
+            _ => false,
+        }
+    }
+
     /// An ASL execution's map runs (distributed Map states), oldest first;
     /// none for the other programs.
     pub fn map_runs(&self) -> &[crate::asl::run::MapRun] {

@@ -250,17 +250,7 @@ fn a_child_execution_arn_names_its_map_run_and_its_item() {
 /// The types of child `item`'s history in map run `arn`, or `None`.
 fn child_types(sim: &Sim, arn: &str, item: usize) -> Option<Vec<String>> {
     let trace = sagaflow_core::child_trace(&sim.plan, &sim.history, arn, item).expect("a trace")?;
-    Some(
-        trace
-            .iter()
-            .map(|t| {
-                serde_json::to_value(&t.kind).unwrap()["type"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect(),
-    )
+    Some(support::types(&trace))
 }
 
 #[test]

@@ -448,15 +448,7 @@ fn the_step_functions_history_is_rendered_from_the_stored_events() {
     );
     sim.succeed("T", json!({"b": 2}));
     let trace = sagaflow_core::trace(&sim.plan, &sim.history).expect("a trace");
-    let names: Vec<String> = trace
-        .iter()
-        .map(|t| {
-            serde_json::to_value(&t.kind).unwrap()["type"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let names = support::types(&trace);
     assert_eq!(
         names,
         [

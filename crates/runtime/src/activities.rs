@@ -153,37 +153,26 @@ pub(crate) async fn schedule(
     Ok(Value::Null)
 }
 
-/// The token of the activity task that attempt `task` of `step` parks on,
-/// `None` when it is no activity task.
-pub(crate) fn activity_token(
-    plan: &Plan,
-    state: &Execution,
-    step: &str,
-    task: TaskKind,
-) -> Option<String> {
-    match state.request(plan, step, task) {
-        Ok(Request {
-            participant: Participant::Activity { .. },
-            task_token,
-            ..
-        }) => task_token,
-        _ => None,
-    }
-}
-
 /// Recovery: offers again the activity tasks an execution's history shows
 /// parked (scheduled, its token not answered). An offer that exists, or a
 /// task a worker took, stays as it is.
-pub(crate) async fn offer_again(shared: &Shared, plan: &Plan, state: &Execution) {
-    for effect in state.outstanding(plan) {
+/// `outstanding`: the execution's effects in flight.
+pub(crate) async fn offer_again(
+    shared: &Shared,
+    plan: &Plan,
+    state: &Execution,
+    outstanding: &[Effect],
+) {
+    for effect in outstanding {
         // A running attempt with a timer (not an invoke) is a parked one.
         let Effect::StartTimer { step, task, .. } = effect else {
             continue;
         };
-        if task != TaskKind::Action {
+        // Only an activity's request is rendered (to offer its input).
+        if *task != TaskKind::Action || !state.is_activity_task(plan, step) {
             continue;
         }
-        let Ok(req) = state.request(plan, &step, task) else {
+        let Ok(req) = state.request(plan, step, *task) else {
             continue;
         };
         if let (Participant::Activity { arn }, Some(token)) = (&req.participant, &req.task_token) {

@@ -366,12 +366,18 @@ impl Actor {
                     Some(input) => {
                         // An activity task's answer: its offer and claim
                         // records go once it is recorded.
-                        let activity = crate::activities::activity_token(
-                            &self.plan,
-                            &self.state,
-                            &token.step,
-                            token.task,
-                        );
+                        let activity =
+                            self.state
+                                .is_activity_task(&self.plan, &token.step)
+                                .then(|| {
+                                    sagaflow_core::task_token(
+                                        &token.execution_id,
+                                        &token.step,
+                                        token.task,
+                                        token.attempt,
+                                        &token.nonce,
+                                    )
+                                });
                         answered_activity = activity;
                         (input, Some(reply), None)
                     }

@@ -722,12 +722,12 @@ impl Engine {
         let (plan, state) = self.load(&rec).await?;
         // Its activity tasks waiting for a worker are offered again (those
         // a crash kept from being offered).
-        activities::offer_again(&self.shared, &plan, &state).await;
+        let effects = state.outstanding(&plan);
+        activities::offer_again(&self.shared, &plan, &state, &effects).await;
         if state.is_parked(&plan) {
             self.release(&rec.id).await;
             return Ok(());
         }
-        let effects = state.outstanding(&plan);
         actor::spawn(self.clone(), plan, state, effects);
         Ok(())
     }

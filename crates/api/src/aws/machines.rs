@@ -139,17 +139,14 @@ pub(super) async fn describe_state_machine_for_execution(
 ) -> Result<Value, AwsError> {
     input.one_of("includedData", &["ALL_DATA", "METADATA_ONLY"])?;
     let arn = input.required("executionArn")?;
-    if let Some(child) = child_owner(arn) {
-        let (machine, mut v) = super::map_runs::child_machine(st, arn, child).await?;
-        let (logging, tracing) = configurations();
-        v["roleArn"] = json!(ROLE_ARN);
-        v["updateDate"] = epoch(machine.created_at);
-        v["revisionId"] = json!(revision_id(machine.version));
-        v["loggingConfiguration"] = logging;
-        v["tracingConfiguration"] = tracing;
-        return Ok(v);
-    }
-    let rec = execution(st, input).await?;
+    // A map run's child: its machine is described from its parent's.
+    let (rec, run) = match child_owner(arn) {
+        Some(child) => {
+            let (rec, run) = super::map_runs::started_child(st, arn, child).await?;
+            (rec, Some(run))
+        }
+        None => (execution(st, input).await?, None),
+    };
     // Every version stays readable, even once its machine is deleted.
     let d = st
         .engine
@@ -158,7 +155,7 @@ pub(super) async fn describe_state_machine_for_execution(
         .await
         .map_err(|e| from_engine(e.into()))?;
     let (logging, tracing) = configurations();
-    Ok(json!({
+    let mut v = json!({
         "stateMachineArn": state_machine_arn(&d.name),
         "name": d.name,
         "definition": d.source,
@@ -167,5 +164,9 @@ pub(super) async fn describe_state_machine_for_execution(
         "revisionId": revision_id(d.version),
         "loggingConfiguration": logging,
         "tracingConfiguration": tracing,
-    }))
+    });
+    if let Some(run) = run {
+        super::map_runs::as_child_machine(&mut v, &d, &run)?;
+    }
+    Ok(v)
 }

@@ -290,9 +290,9 @@ pub(super) async fn describe_child(
     arn: &str,
     (run_arn, i): (String, usize),
 ) -> Result<Value, AwsError> {
-    let missing = || AwsError::execution_missing(arn);
-    let (rec, run) = find_map_run(st, &run_arn).await?.ok_or_else(missing)?;
-    let mut v = child_item(&rec.definition, &run, i).ok_or_else(missing)?;
+    let (rec, run) = started_child(st, arn, (run_arn, i)).await?;
+    let mut v =
+        child_item(&rec.definition, &run, i).ok_or_else(|| AwsError::execution_missing(arn))?;
     let item = &run.items[i];
     if let Some(input) = &item.input {
         v["input"] = json!(text(input));
@@ -337,24 +337,29 @@ pub(super) async fn child_trace(
         .ok_or_else(missing)
 }
 
-/// DescribeStateMachineForExecution of child execution `arn` (child `i` of
-/// map run `run_arn`): the parent's definition record, and the child's
-/// machine — the distributed Map's `ItemProcessor` (or legacy `Iterator`),
-/// named `MACHINE/LABEL` — with `mapRunArn` and `label`, as AWS answers.
-pub(super) async fn child_machine(
+/// The parent's record and the map run of child execution `arn` (child
+/// `i` of map run `run_arn`); `ExecutionDoesNotExist` unless that child
+/// has started.
+pub(super) async fn started_child(
     st: &AppState,
     arn: &str,
     (run_arn, i): (String, usize),
-) -> Result<(sagaflow_store::DefinitionRecord, Value), AwsError> {
+) -> Result<(ExecutionRecord, MapRun), AwsError> {
     let missing = || AwsError::execution_missing(arn);
     let (rec, run) = find_map_run(st, &run_arn).await?.ok_or_else(missing)?;
     child_item(&rec.definition, &run, i).ok_or_else(missing)?;
-    let d = st
-        .engine
-        .store()
-        .get_definition(&rec.definition, Some(rec.version))
-        .await
-        .map_err(|e| from_engine(e.into()))?;
+    Ok((rec, run))
+}
+
+/// DescribeStateMachineForExecution of a child of map run `run`, given the
+/// parent's answer `v` (for its definition `d`): the child's machine is the
+/// distributed Map's `ItemProcessor` (or legacy `Iterator`), named
+/// `MACHINE/LABEL`, with `mapRunArn` and `label`, as AWS answers.
+pub(super) fn as_child_machine(
+    v: &mut Value,
+    d: &sagaflow_store::DefinitionRecord,
+    run: &MapRun,
+) -> Result<(), AwsError> {
     let doc: Value = serde_json::from_str(&d.source).map_err(|e| {
         AwsError::internal(format!("the definition of '{}' is not JSON: {e}", d.name))
     })?;
@@ -364,14 +369,12 @@ pub(super) async fn child_machine(
             d.name, run.state
         ))
     })?;
-    let v = json!({
-        "stateMachineArn": child_machine_arn(&rec.definition, &run),
-        "name": format!("{}/{}", rec.definition, run.label),
-        "definition": processor.to_string(),
-        "mapRunArn": run.arn,
-        "label": run.label,
-    });
-    Ok((d, v))
+    v["stateMachineArn"] = json!(child_machine_arn(&d.name, run));
+    v["name"] = json!(format!("{}/{}", d.name, run.label));
+    v["definition"] = json!(processor.to_string());
+    v["mapRunArn"] = json!(run.arn);
+    v["label"] = json!(run.label);
+    Ok(())
 }
 
 /// The `ItemProcessor` (or `Iterator`) of the distributed Map state `name`,

@@ -604,6 +604,18 @@ fn parse(args: &[Option<Value>]) -> jlens_core::Result<Option<Value>> {
         .map_err(|e| host_error(format!("$parse: the string is not JSON ({e})")))
 }
 
+/// What precedes the field's name in the causes [`eval_node`] gives.
+const FIELD_PREFIX: &str = "specified for the field '";
+
+/// The field (`Arguments/n`, `Output`, …) named by the cause of a
+/// `States.QueryEvaluationError` this module raised: the `location` of
+/// AWS's `EvaluationFailed` event. Read back from the cause, which is
+/// written next door, rather than carried in every error.
+pub(crate) fn failed_field(cause: &str) -> Option<&str> {
+    let (_, rest) = cause.split_once(FIELD_PREFIX)?;
+    rest.split_once('\'').map(|(field, _)| field)
+}
+
 fn eval_node(node: &Node, bindings: &Bindings, options: &Options) -> Result<Value, ErrorInfo> {
     match node {
         Node::Literal(v) => Ok(v.clone()),
@@ -612,7 +624,7 @@ fn eval_node(node: &Node, bindings: &Bindings, options: &Options) -> Result<Valu
             Ok(None) => Err(ErrorInfo::new(
                 QUERY_EVALUATION_ERROR,
                 format!(
-                    "The JSONata expression '{}' specified for the field '{}' returned nothing (undefined).",
+                    "The JSONata expression '{}' {FIELD_PREFIX}{}' returned nothing (undefined).",
                     e.text, e.field
                 ),
             )),
@@ -625,7 +637,7 @@ fn eval_node(node: &Node, bindings: &Bindings, options: &Options) -> Result<Valu
                 Err(ErrorInfo::new(
                     QUERY_EVALUATION_ERROR,
                     format!(
-                        "The JSONata expression '{}' specified for the field '{}' threw an error during evaluation. {what}",
+                        "The JSONata expression '{}' {FIELD_PREFIX}{}' threw an error during evaluation. {what}",
                         e.text, e.field
                     ),
                 ))

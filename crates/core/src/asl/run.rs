@@ -954,11 +954,7 @@ impl Run {
         }
         let child = self.child_of(t);
         if self.traced(child) {
-            let location = error
-                .cause
-                .split_once("specified for the field '")
-                .and_then(|(_, rest)| rest.split_once('\''))
-                .map(|(field, _)| field.to_string());
+            let location = jsonata::failed_field(&error.cause).map(str::to_string);
             self.record(
                 at,
                 child,

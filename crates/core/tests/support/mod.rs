@@ -107,16 +107,7 @@ impl Sim {
     /// The types of the Step Functions history so far, in order
     /// (`ExecutionStarted`, `StateEntered`, …).
     pub fn trace_types(&self) -> Vec<String> {
-        sagaflow_core::trace(&self.plan, &self.history)
-            .expect("a trace")
-            .iter()
-            .map(|t| {
-                serde_json::to_value(&t.kind).unwrap()["type"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect()
+        types(&sagaflow_core::trace(&self.plan, &self.history).expect("a trace"))
     }
 
     /// The current attempt of `step`'s action.
@@ -246,5 +237,19 @@ pub fn problems(doc: Value) -> Vec<(String, String)> {
     violations(doc)
         .into_iter()
         .map(|v| (v.code, v.location))
+        .collect()
+}
+
+/// The Step Functions event types of `trace`, in order.
+#[allow(dead_code)] // Not every test binary that uses `support` needs it.
+pub fn types(trace: &[sagaflow_core::asl::run::Trace]) -> Vec<String> {
+    trace
+        .iter()
+        .map(|t| {
+            serde_json::to_value(&t.kind).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect()
 }

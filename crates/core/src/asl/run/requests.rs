@@ -224,6 +224,22 @@ impl Run {
         }
     }
 
+    /// Whether `step` waits in an activity Task: its participant is fixed by
+    /// its `Resource`, so nothing is rendered to tell (this runs for every
+    /// callback answered).
+    pub(crate) fn is_activity_task(&self, m: &Machine, step: &str) -> bool {
+        let Some(slot) = self.slots.get(step).filter(|s| s.io.is_none()) else {
+            return false;
+        };
+        matches!(
+            &self.state(m, slot.thread, slot.state).kind,
+            Kind::Task(t) if matches!(
+                t.integration,
+                Integration::Function { participant: Participant::Activity { .. } }
+            )
+        )
+    }
+
     /// The participant call for the running attempt of `step`.
     pub(crate) fn request(&self, m: &Machine, step: &str) -> Result<Request, ErrorInfo> {
         let slot = self
